@@ -1,0 +1,127 @@
+# Tide - build, test, benchmark, install.
+# Every tool and path is an overridable variable (make CC=clang PREFIX=...).
+
+PREFIX     ?= /usr/local
+DESTDIR    ?=
+BINDIR     ?= $(PREFIX)/bin
+LIBDIR     ?= $(PREFIX)/lib
+LUA_LDIR   ?= $(PREFIX)/share/lua/5.4
+LUA_CDIR   ?= $(PREFIX)/lib/lua/5.4
+
+CC         ?= cc
+LUA        ?= lua5.4
+LUAJIT     ?= luajit
+BUSTED     ?= busted
+LUA_INCDIR ?= /usr/include/lua5.4
+LUA_LIB    ?= -llua5.4
+SHARED     ?= ../shared
+DATA       ?= $(SHARED)/data
+BUILD      ?= build
+
+OPT        ?= -O2
+CFLAGS     ?= $(OPT) -g
+TD_CFLAGS   = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter \
+              -fPIC -pthread -I. -Icore -Istate -I$(LUA_INCDIR)
+LDLIBS     ?= $(LUA_LIB) -lz -lxxhash -lm -ldl -pthread
+SAN        ?=
+
+DEBIAN_PKGS = lua5.4 liblua5.4-dev luajit libluajit-5.1-dev librocksdb-dev \
+              libev-dev lua-busted luarocks pkg-config zlib1g-dev \
+              libxxhash-dev python3 gzip
+
+CORE_SRC   = $(filter-out core/main.c core/lua_module.c,$(wildcard core/*.c)) \
+             $(wildcard state/*.c)
+CORE_OBJ   = $(CORE_SRC:%.c=$(BUILD)/%.o)
+TEST_SRC   = $(wildcard tests/core/test_*.c)
+TEST_BIN   = $(TEST_SRC:tests/core/%.c=$(BUILD)/tests/%)
+HEADERS    = $(wildcard core/*.h state/*.h)
+
+.PHONY: all deps test check test-c test-lua test-e2e test-asan valgrind \
+        bench demo install uninstall clean lint
+
+all: $(BUILD)/tide $(BUILD)/libtide.so $(BUILD)/lua/tide/core.so
+
+# Install whatever Debian package is missing (as root, or through sudo).
+deps:
+	@missing=""; for p in $(DEBIAN_PKGS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" \
+	    || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "deps: installing$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+$(BUILD)/%.o: %.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(TD_CFLAGS) $(CFLAGS) $(SAN) -c $< -o $@
+
+$(BUILD)/libtide.a: $(CORE_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/libtide.so: $(CORE_OBJ)
+	$(CC) -shared $(SAN) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tide: $(BUILD)/core/main.o $(BUILD)/libtide.a
+	$(CC) $(SAN) -rdynamic -o $@ $^ $(LDLIBS)
+
+# The Lua C module for plain lua5.4 scripts: require "tide" finds tide.core.
+$(BUILD)/lua/tide/core.so: $(BUILD)/core/lua_module.o $(BUILD)/libtide.a
+	@mkdir -p $(dir $@)
+	$(CC) -shared $(SAN) -o $@ $^ -lz -lxxhash -lm -pthread
+
+$(BUILD)/tests/%: tests/core/%.c $(BUILD)/libtide.a tests/core/testlib.h
+	@mkdir -p $(dir $@)
+	$(CC) $(TD_CFLAGS) $(CFLAGS) $(SAN) -Itests/core -o $@ $< $(BUILD)/libtide.a $(LDLIBS)
+
+test check: deps all $(TEST_BIN)
+	@BUILD=$(BUILD) LUA=$(LUA) BUSTED=$(BUSTED) DATA=$(DATA) sh tests/run.sh
+
+test-c: all $(TEST_BIN)
+	@BUILD=$(BUILD) sh tests/run.sh c
+
+test-lua: all
+	@BUILD=$(BUILD) LUA=$(LUA) BUSTED=$(BUSTED) sh tests/run.sh lua
+
+test-e2e: all
+	@BUILD=$(BUILD) DATA=$(DATA) sh tests/run.sh e2e
+
+# Everything built with AddressSanitizer and UBSan, in its own build dir.
+test-asan: deps
+	$(MAKE) BUILD=build-asan OPT=-O1 \
+	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+	  all $(patsubst $(BUILD)/%,build-asan/%,$(TEST_BIN))
+	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	  BUILD=build-asan LUA=$(LUA) BUSTED=$(BUSTED) DATA=$(DATA) TIDE_ASAN=1 sh tests/run.sh
+
+valgrind: all $(TEST_BIN)
+	@for t in $(TEST_BIN); do valgrind -q --error-exitcode=1 --leak-check=full $$t >/dev/null || exit 1; done
+	@echo "valgrind: clean"
+
+bench: deps all
+	@BUILD=$(BUILD) DATA=$(DATA) sh scripts/bench/run.sh
+
+demo: deps all
+	@mkdir -p out
+	$(BUILD)/tide run scripts/wordcount.lua -- $(DATA)/git-messages.txt.gz out/wordcount
+
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(LUA_LDIR)/tide $(DESTDIR)$(LUA_CDIR)/tide
+	install -m 755 $(BUILD)/tide $(DESTDIR)$(BINDIR)/tide
+	install -m 644 $(BUILD)/libtide.so $(DESTDIR)$(LIBDIR)/libtide.so
+	install -m 644 $(BUILD)/libtide.a $(DESTDIR)$(LIBDIR)/libtide.a
+	install -m 644 lua/tide.lua $(DESTDIR)$(LUA_LDIR)/tide.lua
+	install -m 644 lua/tide/*.lua $(DESTDIR)$(LUA_LDIR)/tide/
+	install -m 755 $(BUILD)/lua/tide/core.so $(DESTDIR)$(LUA_CDIR)/tide/core.so
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/tide $(DESTDIR)$(LIBDIR)/libtide.so $(DESTDIR)$(LIBDIR)/libtide.a
+	rm -rf $(DESTDIR)$(LUA_LDIR)/tide $(DESTDIR)$(LUA_LDIR)/tide.lua $(DESTDIR)$(LUA_CDIR)/tide
+
+lint:
+	cppcheck --quiet --error-exitcode=1 --enable=warning -Icore -Istate core state
+
+clean:
+	rm -rf build build-asan out

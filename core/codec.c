@@ -1,0 +1,763 @@
+/*
+ * codec.c - MessagePack encoding and decoding of Lua values (see codec.h).
+ *
+ * Hand-written for the record path: the encoder appends straight into a
+ * td_wbuf (one reserve per scalar, memcpy for strings, big-endian stores
+ * through byte swaps) and allocates nothing per value; the decoder reads
+ * through a pointer pair and pushes values straight on the Lua stack.
+ *
+ * Maps are written with a one-byte (fixmap) header placeholder and their
+ * entries counted on the way; a map of 16 entries or more moves its body
+ * once to make room for the map16/map32 header. Tables with a positive
+ * length are first tried as arrays in lua_next order (which visits the
+ * array part in index order); if that fails an exact check decides between
+ * array and map. Canonical maps are encoded entry by entry into the output,
+ * then sorted by key bytes through scratch space past the buffer's length.
+ *
+ * Decoding: uint64 values above INT64_MAX have no Lua integer and come back
+ * as floats (lua_Number). bin8/16/32 decode to Lua strings. ext types and
+ * the never-used byte 0xc1 are rejected as corrupt, as are map keys that
+ * decode to nil or NaN.
+ */
+#include "codec.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+
+#include "error.h"
+
+_Static_assert(sizeof(lua_Integer) == 8, "lua_Integer must be 64 bits");
+_Static_assert(sizeof(lua_Number) == 8, "lua_Number must be a double");
+
+#define WBUF_MIN_CAP 256
+#define MAP_SORT_INLINE 16 /* canonical map entries indexed on the C stack */
+
+#if defined(__GNUC__) || defined(__clang__)
+#define LIKELY(x) __builtin_expect(!!(x), 1)
+#define UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define NOINLINE __attribute__((noinline))
+#else
+#define LIKELY(x) (x)
+#define UNLIKELY(x) (x)
+#define NOINLINE
+#endif
+
+/* ---- big-endian loads and stores ---------------------------------------- */
+
+#if (defined(__GNUC__) || defined(__clang__)) && \
+    defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define BE16(x) __builtin_bswap16(x)
+#define BE32(x) __builtin_bswap32(x)
+#define BE64(x) __builtin_bswap64(x)
+#elif defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+#define BE16(x) (x)
+#define BE32(x) (x)
+#define BE64(x) (x)
+#endif
+
+#ifdef BE16
+static inline void put16(unsigned char *p, uint16_t v) {
+  v = BE16(v);
+  memcpy(p, &v, 2);
+}
+static inline void put32(unsigned char *p, uint32_t v) {
+  v = BE32(v);
+  memcpy(p, &v, 4);
+}
+static inline void put64(unsigned char *p, uint64_t v) {
+  v = BE64(v);
+  memcpy(p, &v, 8);
+}
+static inline uint16_t get16(const unsigned char *p) {
+  uint16_t v;
+  memcpy(&v, p, 2);
+  return BE16(v);
+}
+static inline uint32_t get32(const unsigned char *p) {
+  uint32_t v;
+  memcpy(&v, p, 4);
+  return BE32(v);
+}
+static inline uint64_t get64(const unsigned char *p) {
+  uint64_t v;
+  memcpy(&v, p, 8);
+  return BE64(v);
+}
+#else
+static inline void put16(unsigned char *p, uint16_t v) {
+  p[0] = (unsigned char)(v >> 8);
+  p[1] = (unsigned char)v;
+}
+static inline void put32(unsigned char *p, uint32_t v) {
+  p[0] = (unsigned char)(v >> 24);
+  p[1] = (unsigned char)(v >> 16);
+  p[2] = (unsigned char)(v >> 8);
+  p[3] = (unsigned char)v;
+}
+static inline void put64(unsigned char *p, uint64_t v) {
+  put32(p, (uint32_t)(v >> 32));
+  put32(p + 4, (uint32_t)v);
+}
+static inline uint16_t get16(const unsigned char *p) {
+  return (uint16_t)((p[0] << 8) | p[1]);
+}
+static inline uint32_t get32(const unsigned char *p) {
+  return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) |
+         ((uint32_t)p[2] << 8) | p[3];
+}
+static inline uint64_t get64(const unsigned char *p) {
+  return ((uint64_t)get32(p) << 32) | get32(p + 4);
+}
+#endif
+
+/* ---- td_wbuf ------------------------------------------------------------ */
+
+int td_wbuf_reserve(td_wbuf_t *b, size_t extra) {
+  if (b->cap - b->len >= extra) return 0;
+  size_t need = b->len + extra;
+  if (need < b->len) return TD_ENOMEM; /* overflow */
+  size_t cap = b->cap ? b->cap : WBUF_MIN_CAP;
+  while (cap < need) {
+    if (cap > SIZE_MAX / 2) {
+      cap = need;
+      break;
+    }
+    cap *= 2;
+  }
+  char *d = realloc(b->data, cap);
+  if (!d) return TD_ENOMEM;
+  b->data = d;
+  b->cap = cap;
+  return 0;
+}
+
+void td_wbuf_destroy(td_wbuf_t *b) {
+  free(b->data);
+  b->data = NULL;
+  b->len = 0;
+  b->cap = 0;
+}
+
+/* reserve - td_wbuf_reserve with the common case inline. */
+static inline int reserve(td_wbuf_t *b, size_t extra) {
+  if (LIKELY(b->cap - b->len >= extra)) return 0;
+  return td_wbuf_reserve(b, extra);
+}
+
+/* ---- encoding ----------------------------------------------------------- */
+
+typedef struct enc {
+  lua_State *L;
+  td_wbuf_t *out;
+  int canonical;
+  char *err;
+  size_t errlen;
+} enc_t;
+
+/* One canonical map entry: key then value bytes at out offset `off`. */
+typedef struct map_entry {
+  size_t off;  /* offset of the key in out->data while encoding */
+  size_t klen; /* key bytes */
+  size_t elen; /* key + value bytes */
+  const unsigned char *k; /* the entry's copy in scratch space, for sorting */
+} map_entry_t;
+
+static int enc_value(enc_t *e, int idx, int depth);
+
+static int enc_error(enc_t *e, const char *msg, const char *arg) {
+  if (e->err && e->errlen) {
+    if (arg) snprintf(e->err, e->errlen, msg, arg);
+    else snprintf(e->err, e->errlen, "%s", msg);
+  }
+  return TD_ECODEC;
+}
+
+/* put_int - write v in the smallest msgpack int format (at most 9 bytes);
+ * returns the byte count. */
+static inline size_t put_int(unsigned char *p, int64_t v) {
+  if (v >= 0) {
+    if (v < 128) {
+      p[0] = (unsigned char)v;
+      return 1;
+    }
+    if (v < 256) {
+      p[0] = 0xcc;
+      p[1] = (unsigned char)v;
+      return 2;
+    }
+    if (v < 65536) {
+      p[0] = 0xcd;
+      put16(p + 1, (uint16_t)v);
+      return 3;
+    }
+    if (v <= (int64_t)UINT32_MAX) {
+      p[0] = 0xce;
+      put32(p + 1, (uint32_t)v);
+      return 5;
+    }
+    p[0] = 0xcf;
+    put64(p + 1, (uint64_t)v);
+    return 9;
+  }
+  if (v >= -32) {
+    p[0] = (unsigned char)(0xe0 | (v & 0x1f));
+    return 1;
+  }
+  if (v >= -128) {
+    p[0] = 0xd0;
+    p[1] = (unsigned char)(uint8_t)v;
+    return 2;
+  }
+  if (v >= -32768) {
+    p[0] = 0xd1;
+    put16(p + 1, (uint16_t)(int16_t)v);
+    return 3;
+  }
+  if (v >= INT32_MIN) {
+    p[0] = 0xd2;
+    put32(p + 1, (uint32_t)(int32_t)v);
+    return 5;
+  }
+  p[0] = 0xd3;
+  put64(p + 1, (uint64_t)v);
+  return 9;
+}
+
+/* float_to_int - does d hold an integral value in int64 range? */
+static inline int float_to_int(double d, int64_t *i) {
+  /* -2^63 <= d < 2^63; NaN fails both comparisons */
+  if (d >= -9223372036854775808.0 && d < 9223372036854775808.0) {
+    int64_t v = (int64_t)d;
+    if ((double)v == d) {
+      *i = v;
+      return 1;
+    }
+  }
+  return 0;
+}
+
+/* put_header - a str/array/map header: fix form (fix | n, for n < fixmax),
+ * then the 8 (str only, op8 != 0), 16 and 32-bit forms. */
+static inline size_t put_header(unsigned char *p, size_t n, unsigned fix,
+                                size_t fixmax, unsigned op8, unsigned op16,
+                                unsigned op32) {
+  if (n < fixmax) {
+    p[0] = (unsigned char)(fix | n);
+    return 1;
+  }
+  if (op8 && n < 256) {
+    p[0] = (unsigned char)op8;
+    p[1] = (unsigned char)n;
+    return 2;
+  }
+  if (n < 65536) {
+    p[0] = (unsigned char)op16;
+    put16(p + 1, (uint16_t)n);
+    return 3;
+  }
+  p[0] = (unsigned char)op32;
+  put32(p + 1, (uint32_t)n);
+  return 5;
+}
+
+static size_t map_header_len(size_t n) {
+  return n < 16 ? 1 : n < 65536 ? 3 : 5;
+}
+
+static int cmp_entries(const void *a, const void *b) {
+  const map_entry_t *x = a, *y = b;
+  size_t n = x->klen < y->klen ? x->klen : y->klen;
+  int c = memcmp(x->k, y->k, n);
+  if (c) return c;
+  return (x->klen > y->klen) - (x->klen < y->klen);
+}
+
+/* enc_map_canonical - the table at idx as a map with entries sorted by
+ * encoded key bytes. */
+static NOINLINE int enc_map_canonical(enc_t *e, int idx, int depth) {
+  lua_State *L = e->L;
+  td_wbuf_t *out = e->out;
+  map_entry_t inline_ents[MAP_SORT_INLINE];
+  map_entry_t *ents = inline_ents;
+  size_t cap = MAP_SORT_INLINE, n = 0;
+  int rc;
+
+  if ((rc = reserve(out, 1))) return rc;
+  size_t hpos = out->len++; /* header placeholder */
+  size_t body = out->len;
+  int top = lua_gettop(L);
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    if (n == cap) {
+      map_entry_t *ne;
+      if (ents == inline_ents) {
+        ne = malloc(2 * cap * sizeof *ne);
+        if (ne) memcpy(ne, inline_ents, sizeof inline_ents);
+      } else {
+        ne = realloc(ents, 2 * cap * sizeof *ne);
+      }
+      if (!ne) {
+        rc = TD_ENOMEM;
+        goto fail;
+      }
+      ents = ne;
+      cap *= 2;
+    }
+    map_entry_t *en = &ents[n++];
+    en->off = out->len;
+    if ((rc = enc_value(e, top + 1, depth))) goto fail;
+    en->klen = out->len - en->off;
+    if ((rc = enc_value(e, top + 2, depth))) goto fail;
+    en->elen = out->len - en->off;
+    lua_pop(L, 1);
+  }
+  if (n == 0) {
+    out->data[hpos] = (char)0x90; /* the empty table is an empty array */
+    return 0;
+  }
+
+  /* Copy the body to scratch space past the (possibly grown) header, then
+   * write the entries back in key order after the final header. */
+  size_t blen = out->len - body;
+  if ((rc = reserve(out, blen + 4))) goto fail;
+  unsigned char *scratch = (unsigned char *)out->data + out->len + 4;
+  memcpy(scratch, out->data + body, blen);
+  for (size_t i = 0; i < n; i++) ents[i].k = scratch + (ents[i].off - body);
+  if (n <= MAP_SORT_INLINE) {
+    for (size_t i = 1; i < n; i++) { /* insertion sort */
+      map_entry_t t = ents[i];
+      size_t j = i;
+      while (j > 0 && cmp_entries(&ents[j - 1], &t) > 0) {
+        ents[j] = ents[j - 1];
+        j--;
+      }
+      ents[j] = t;
+    }
+  } else {
+    qsort(ents, n, sizeof *ents, cmp_entries);
+  }
+  unsigned char *p = (unsigned char *)out->data + hpos;
+  p += put_header(p, n, 0x80, 16, 0, 0xde, 0xdf);
+  for (size_t i = 0; i < n; i++) {
+    memcpy(p, ents[i].k, ents[i].elen);
+    p += ents[i].elen;
+  }
+  out->len = (size_t)(p - (unsigned char *)out->data);
+  if (ents != inline_ents) free(ents);
+  return 0;
+
+fail:
+  if (ents != inline_ents) free(ents);
+  return rc; /* the caller restores the stack and out->len */
+}
+
+/* enc_map - the table at idx as a map, in lua_next order. */
+static int enc_map(enc_t *e, int idx, int depth) {
+  lua_State *L = e->L;
+  td_wbuf_t *out = e->out;
+  size_t n = 0;
+  int rc;
+
+  if ((rc = reserve(out, 1))) return rc;
+  size_t hpos = out->len++; /* header placeholder, fixmap assumed */
+  int top = lua_gettop(L);
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    if ((rc = enc_value(e, top + 1, depth))) return rc;
+    if ((rc = enc_value(e, top + 2, depth))) return rc;
+    lua_pop(L, 1);
+    n++;
+  }
+  if (LIKELY(n < 16)) {
+    out->data[hpos] = (char)(n ? 0x80 | n : 0x90); /* {} is an array */
+    return 0;
+  }
+  size_t hlen = map_header_len(n);
+  if ((rc = reserve(out, hlen - 1))) return rc;
+  unsigned char *p = (unsigned char *)out->data + hpos;
+  memmove(p + hlen, p + 1, out->len - hpos - 1);
+  put_header(p, n, 0x80, 16, 0, 0xde, 0xdf);
+  out->len += hlen - 1;
+  return 0;
+}
+
+/* is_array - are the keys of the table at idx exactly 1..n? */
+static int is_array(lua_State *L, int idx, lua_Unsigned n) {
+  lua_Unsigned count = 0;
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    if (!lua_isinteger(L, -2) || (lua_Unsigned)lua_tointeger(L, -2) - 1 >= n ||
+        ++count > n) {
+      lua_pop(L, 2);
+      return 0;
+    }
+    lua_pop(L, 1);
+  }
+  return count == n;
+}
+
+static int enc_table(enc_t *e, int idx, int depth) {
+  lua_State *L = e->L;
+  td_wbuf_t *out = e->out;
+  int rc;
+
+  if (UNLIKELY(depth >= TD_CODEC_MAX_DEPTH))
+    return enc_error(e, "table nesting too deep (or a cycle)", NULL);
+  if (UNLIKELY(!lua_checkstack(L, 3))) return TD_ENOMEM;
+  depth++;
+
+  lua_Unsigned n = lua_rawlen(L, idx);
+  if (n == 0) /* an empty table or a map */
+    return e->canonical ? enc_map_canonical(e, idx, depth)
+                        : enc_map(e, idx, depth);
+  if (n > UINT32_MAX) goto map;
+
+  /* Try the keys in lua_next order as 1, 2, ..., n: one pass for arrays
+   * held in the table's array part. */
+  size_t start = out->len;
+  if ((rc = reserve(out, 5))) return rc;
+  out->len += put_header((unsigned char *)out->data + out->len, n, 0x90, 16,
+                         0, 0xdc, 0xdd);
+  int top = lua_gettop(L);
+  lua_Integer i = 0;
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    if (!lua_isinteger(L, -2) || lua_tointeger(L, -2) != i + 1 ||
+        (lua_Unsigned)i >= n) {
+      lua_settop(L, top);
+      out->len = start;
+      goto slow;
+    }
+    if ((rc = enc_value(e, top + 2, depth))) return rc;
+    lua_pop(L, 1);
+    i++;
+  }
+  if ((lua_Unsigned)i == n) return 0;
+  out->len = start;
+
+slow:
+  /* Out of order (keys in the hash part) or not an array. */
+  if (is_array(L, idx, n)) {
+    if ((rc = reserve(out, 5))) return rc;
+    out->len += put_header((unsigned char *)out->data + out->len, n, 0x90,
+                           16, 0, 0xdc, 0xdd);
+    for (lua_Integer k = 1; (lua_Unsigned)k <= n; k++) {
+      lua_rawgeti(L, idx, k);
+      if ((rc = enc_value(e, lua_gettop(L), depth))) return rc;
+      lua_pop(L, 1);
+    }
+    return 0;
+  }
+map:
+  return e->canonical ? enc_map_canonical(e, idx, depth)
+                      : enc_map(e, idx, depth);
+}
+
+/* enc_value - append the value at absolute index idx; depth counts the
+ * tables it is nested in. On error the caller restores the stack top and
+ * out->len. */
+static int enc_value(enc_t *e, int idx, int depth) {
+  lua_State *L = e->L;
+  td_wbuf_t *out = e->out;
+  unsigned char *p;
+  int rc;
+
+  switch (lua_type(L, idx)) {
+  case LUA_TSTRING: {
+    size_t n;
+    const char *s = lua_tolstring(L, idx, &n);
+    if (UNLIKELY(n > UINT32_MAX))
+      return enc_error(e, "cannot encode a string longer than 4 GiB", NULL);
+    if ((rc = reserve(out, n + 5))) return rc;
+    p = (unsigned char *)out->data + out->len;
+    p += put_header(p, n, 0xa0, 32, 0xd9, 0xda, 0xdb);
+    memcpy(p, s, n);
+    out->len = (size_t)(p - (unsigned char *)out->data) + n;
+    return 0;
+  }
+  case LUA_TNUMBER: {
+    int64_t i;
+    if ((rc = reserve(out, 9))) return rc;
+    p = (unsigned char *)out->data + out->len;
+    if (lua_isinteger(L, idx)) {
+      out->len += put_int(p, (int64_t)lua_tointeger(L, idx));
+      return 0;
+    }
+    double d = (double)lua_tonumber(L, idx);
+    if (e->canonical && float_to_int(d, &i)) {
+      out->len += put_int(p, i);
+      return 0;
+    }
+    uint64_t bits;
+    memcpy(&bits, &d, 8);
+    p[0] = 0xcb;
+    put64(p + 1, bits);
+    out->len += 9;
+    return 0;
+  }
+  case LUA_TTABLE:
+    return enc_table(e, idx, depth);
+  case LUA_TBOOLEAN:
+  case LUA_TNIL:
+    if ((rc = reserve(out, 1))) return rc;
+    out->data[out->len++] =
+        (char)(lua_isnil(L, idx) ? 0xc0 : lua_toboolean(L, idx) ? 0xc3 : 0xc2);
+    return 0;
+  default:
+    return enc_error(e, "cannot encode a %s value",
+                     lua_typename(L, lua_type(L, idx)));
+  }
+}
+
+int td_codec_encode(lua_State *L, int idx, td_wbuf_t *out, int canonical,
+                    char *err, size_t errlen) {
+  enc_t e = {L, out, canonical, err, errlen};
+  size_t len0 = out->len;
+  int top = lua_gettop(L);
+  if (idx < 0 && idx > LUA_REGISTRYINDEX) idx = top + idx + 1; /* absolute */
+  int rc = enc_value(&e, idx, 0);
+  if (UNLIKELY(rc)) {
+    lua_settop(L, top);
+    out->len = len0;
+    if (rc == TD_ENOMEM && err && errlen) snprintf(err, errlen, "out of memory");
+  }
+  return rc;
+}
+
+/* ---- decoding ----------------------------------------------------------- */
+
+static int dec_value(lua_State *L, const unsigned char **ps,
+                     const unsigned char *end, int depth);
+
+static int dec_array(lua_State *L, const unsigned char **ps,
+                     const unsigned char *end, size_t n, int depth) {
+  /* every element takes at least one byte: rejects absurd counts before
+   * the table is allocated */
+  if (n > (size_t)(end - *ps) || depth >= TD_CODEC_MAX_DEPTH)
+    return TD_ECORRUPT;
+  luaL_checkstack(L, 3, "decoding nested tables");
+  lua_createtable(L, n > INT32_MAX ? 0 : (int)n, 0);
+  for (size_t i = 1; i <= n; i++) {
+    int rc = dec_value(L, ps, end, depth + 1);
+    if (rc) return rc;
+    lua_rawseti(L, -2, (lua_Integer)i);
+  }
+  return 0;
+}
+
+static int dec_map(lua_State *L, const unsigned char **ps,
+                   const unsigned char *end, size_t n, int depth) {
+  if (n > (size_t)(end - *ps) / 2 || depth >= TD_CODEC_MAX_DEPTH)
+    return TD_ECORRUPT;
+  luaL_checkstack(L, 3, "decoding nested tables");
+  lua_createtable(L, 0, n > INT32_MAX ? 0 : (int)n);
+  for (size_t i = 0; i < n; i++) {
+    /* only nil (0xc0) and floats (0xca, 0xcb) can be bad keys */
+    unsigned c = *ps < end ? **ps : 0;
+    int rc = dec_value(L, ps, end, depth + 1);
+    if (rc) return rc;
+    if (UNLIKELY(c == 0xc0)) return TD_ECORRUPT;
+    if (UNLIKELY(c == 0xca || c == 0xcb)) {
+      lua_Number k = lua_tonumber(L, -1);
+      if (k != k) return TD_ECORRUPT; /* NaN */
+    }
+    if ((rc = dec_value(L, ps, end, depth + 1))) return rc;
+    lua_rawset(L, -3);
+  }
+  return 0;
+}
+
+/* dec_value - decode one value at *ps (before end) and push it; advances
+ * *ps. On error the caller restores the stack top. */
+static int dec_value(lua_State *L, const unsigned char **ps,
+                     const unsigned char *end, int depth) {
+  const unsigned char *s = *ps;
+  size_t n;
+
+  if (UNLIKELY(s >= end)) return TD_ECORRUPT;
+  unsigned c = *s++;
+  size_t avail = (size_t)(end - s);
+
+  if (c <= 0x7f) { /* positive fixint */
+    lua_pushinteger(L, (lua_Integer)c);
+    *ps = s;
+    return 0;
+  }
+  if (c >= 0xe0) { /* negative fixint */
+    lua_pushinteger(L, (lua_Integer)c - 256);
+    *ps = s;
+    return 0;
+  }
+  if (c >= 0xa0 && c <= 0xbf) { /* fixstr */
+    n = c & 0x1f;
+    goto str;
+  }
+  if (c <= 0x8f) { /* fixmap */
+    *ps = s;
+    return dec_map(L, ps, end, c & 0x0f, depth);
+  }
+  if (c <= 0x9f) { /* fixarray */
+    *ps = s;
+    return dec_array(L, ps, end, c & 0x0f, depth);
+  }
+
+#define NEED(k)                                                            \
+  do {                                                                     \
+    if (UNLIKELY(avail < (k))) return TD_ECORRUPT;                         \
+  } while (0)
+
+  switch (c) {
+  case 0xc0:
+    lua_pushnil(L);
+    break;
+  case 0xc2:
+    lua_pushboolean(L, 0);
+    break;
+  case 0xc3:
+    lua_pushboolean(L, 1);
+    break;
+  case 0xcc:
+    NEED(1);
+    lua_pushinteger(L, (lua_Integer)s[0]);
+    s += 1;
+    break;
+  case 0xcd:
+    NEED(2);
+    lua_pushinteger(L, (lua_Integer)get16(s));
+    s += 2;
+    break;
+  case 0xce:
+    NEED(4);
+    lua_pushinteger(L, (lua_Integer)get32(s));
+    s += 4;
+    break;
+  case 0xcf: {
+    NEED(8);
+    uint64_t u = get64(s);
+    if (u <= (uint64_t)INT64_MAX) lua_pushinteger(L, (lua_Integer)u);
+    else lua_pushnumber(L, (lua_Number)u); /* no uint64 in Lua */
+    s += 8;
+    break;
+  }
+  case 0xd0:
+    NEED(1);
+    lua_pushinteger(L, (lua_Integer)(int8_t)s[0]);
+    s += 1;
+    break;
+  case 0xd1:
+    NEED(2);
+    lua_pushinteger(L, (lua_Integer)(int16_t)get16(s));
+    s += 2;
+    break;
+  case 0xd2:
+    NEED(4);
+    lua_pushinteger(L, (lua_Integer)(int32_t)get32(s));
+    s += 4;
+    break;
+  case 0xd3:
+    NEED(8);
+    lua_pushinteger(L, (lua_Integer)(int64_t)get64(s));
+    s += 8;
+    break;
+  case 0xca: {
+    NEED(4);
+    uint32_t bits = get32(s);
+    float f;
+    memcpy(&f, &bits, 4);
+    lua_pushnumber(L, (lua_Number)f);
+    s += 4;
+    break;
+  }
+  case 0xcb: {
+    NEED(8);
+    uint64_t bits = get64(s);
+    double d;
+    memcpy(&d, &bits, 8);
+    lua_pushnumber(L, (lua_Number)d);
+    s += 8;
+    break;
+  }
+  case 0xd9: /* str8 */
+  case 0xc4: /* bin8 */
+    NEED(1);
+    n = s[0];
+    s += 1;
+    avail -= 1;
+    goto str;
+  case 0xda: /* str16 */
+  case 0xc5: /* bin16 */
+    NEED(2);
+    n = get16(s);
+    s += 2;
+    avail -= 2;
+    goto str;
+  case 0xdb: /* str32 */
+  case 0xc6: /* bin32 */
+    NEED(4);
+    n = get32(s);
+    s += 4;
+    avail -= 4;
+    goto str;
+  case 0xdc:
+    NEED(2);
+    *ps = s + 2;
+    return dec_array(L, ps, end, get16(s), depth);
+  case 0xdd:
+    NEED(4);
+    *ps = s + 4;
+    return dec_array(L, ps, end, get32(s), depth);
+  case 0xde:
+    NEED(2);
+    *ps = s + 2;
+    return dec_map(L, ps, end, get16(s), depth);
+  case 0xdf:
+    NEED(4);
+    *ps = s + 4;
+    return dec_map(L, ps, end, get32(s), depth);
+  default: /* 0xc1, ext 0xc7-0xc9, fixext 0xd4-0xd8 */
+    return TD_ECORRUPT;
+  }
+  *ps = s;
+  return 0;
+
+str:
+  NEED(n);
+  lua_pushlstring(L, (const char *)s, n);
+  *ps = s + n;
+  return 0;
+#undef NEED
+}
+
+int td_codec_decode(lua_State *L, const char *p, size_t len, size_t *off) {
+  if (UNLIKELY(*off >= len)) return TD_ECORRUPT;
+  const unsigned char *s = (const unsigned char *)p + *off;
+  int top = lua_gettop(L);
+  int rc = dec_value(L, &s, (const unsigned char *)p + len, 0);
+  if (UNLIKELY(rc)) {
+    lua_settop(L, top);
+    return rc;
+  }
+  *off = (size_t)(s - (const unsigned char *)p);
+  return 0;
+}
+
+int td_codec_decode_into(lua_State *L, int tidx, const char *p, size_t len) {
+  if (len == 0) return 0;
+  tidx = lua_absindex(L, tidx);
+  const unsigned char *s = (const unsigned char *)p;
+  const unsigned char *end = s + len;
+  int top = lua_gettop(L);
+  lua_Integer n = 0;
+  while (s < end) {
+    if (UNLIKELY(dec_value(L, &s, end, 0))) {
+      lua_settop(L, top);
+      return TD_ECORRUPT;
+    }
+    lua_rawseti(L, tidx, ++n);
+  }
+  return n > INT32_MAX ? TD_ECORRUPT : (int)n;
+}

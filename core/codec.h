@@ -1,0 +1,71 @@
+/*
+ * codec.h - the record encoding: MessagePack for Lua values.
+ *
+ * Records cross task boundaries as MessagePack (https://msgpack.org/) in
+ * exchange buffers; key bytes for key groups are the canonical encoding of
+ * the key. Supported Lua values: nil, booleans, integers (kept as integers:
+ * Lua 5.4 integer subtype <-> msgpack int), floats (always float64),
+ * strings (binary-safe, written as msgpack str; bin is accepted on decode),
+ * and tables, nested. A table whose keys are exactly 1..n (n >= 1) is an
+ * array; any other table is a map (the empty table is written as an empty
+ * array). Functions, userdata, threads and light userdata cannot be
+ * encoded, nor tables nested deeper than TD_CODEC_MAX_DEPTH (which also
+ * catches cycles).
+ */
+#ifndef TD_CODEC_H
+#define TD_CODEC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <lua.h>
+
+#define TD_CODEC_MAX_DEPTH 64
+
+/* A growable byte buffer. Owned by the caller: zero it, then
+ * td_wbuf_destroy() it when done. */
+typedef struct td_wbuf {
+  char *data;
+  size_t len;
+  size_t cap;
+} td_wbuf_t;
+
+/* td_wbuf_reserve - make room for `extra` more bytes after len.
+ * Returns 0 or TD_ENOMEM. */
+int td_wbuf_reserve(td_wbuf_t *b, size_t extra);
+
+/* td_wbuf_destroy - free the buffer's memory and zero it. */
+void td_wbuf_destroy(td_wbuf_t *b);
+
+/*
+ * td_codec_encode - append the MessagePack encoding of the Lua value at
+ * stack index `idx` to `out`.
+ * canonical: non-zero sorts map entries (by encoded key bytes) and writes
+ *   floats that hold an integral value in int64 range as integers, so that
+ *   equal keys always give equal bytes (used for key bytes / key groups);
+ *   zero writes maps in lua_next order (records).
+ * Returns 0; TD_ECODEC for a value that cannot be encoded (on error `out`
+ * is left at its original length and, if `err` is non-NULL, a message such
+ * as "cannot encode a function value" is written to err, errlen bytes at
+ * most); TD_ENOMEM. Uses at most a few Lua stack slots; does not raise
+ * Lua errors except on Lua memory errors.
+ */
+int td_codec_encode(lua_State *L, int idx, td_wbuf_t *out, int canonical,
+                    char *err, size_t errlen);
+
+/*
+ * td_codec_decode - decode one value from p[*off .. len) and push it on the
+ * Lua stack; *off advances past it.
+ * Returns 0, or TD_ECORRUPT for malformed or truncated input (nothing is
+ * pushed and *off is unchanged). Raises only on Lua memory errors.
+ */
+int td_codec_decode(lua_State *L, const char *p, size_t len, size_t *off);
+
+/*
+ * td_codec_decode_into - decode every value in p[0 .. len) into the table at
+ * stack index `tidx`, at positions 1..n, and return n (>= 0), or
+ * TD_ECORRUPT. Entries of the table after n are left as they were.
+ */
+int td_codec_decode_into(lua_State *L, int tidx, const char *p, size_t len);
+
+#endif

@@ -1,0 +1,94 @@
+/* exchange.c - partitioners and the output writer (see exchange.h). */
+#include "exchange.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "keygroup.h"
+
+int td_output_init(td_output_t *o, td_partition_t partition,
+                   td_channel_t *const *targets, int n, int max_parallelism,
+                   int start) {
+  memset(o, 0, sizeof *o);
+  if (n < 1 || max_parallelism < 1) return TD_EINVAL;
+  o->targets = malloc((size_t)n * sizeof *o->targets);
+  o->cur = calloc((size_t)n, sizeof *o->cur);
+  if (!o->targets || !o->cur) {
+    td_output_destroy(o);
+    return TD_ENOMEM;
+  }
+  memcpy(o->targets, targets, (size_t)n * sizeof *targets);
+  o->partition = partition;
+  o->n = n;
+  o->rr = start % n;
+  o->target_parallelism = n;
+  o->max_parallelism = max_parallelism;
+  return 0;
+}
+
+void td_output_destroy(td_output_t *o) {
+  if (o->cur) {
+    for (int i = 0; i < o->n; i++) {
+      td_buffer_t *b = o->cur[i];
+      if (b) {
+        b->data.len = 0;
+        b->count = 0;
+        b->kind = TD_BUF_DATA;
+        /* hand the credit back without delivering anything */
+        td_gate_recycle(NULL, b);
+      }
+    }
+  }
+  free(o->targets);
+  free(o->cur);
+  memset(o, 0, sizeof *o);
+}
+
+int td_output_hash_target(const td_output_t *o, const void *key, size_t len) {
+  int kg = td_keygroup_of(td_keygroup_hash(key, len), o->max_parallelism);
+  return td_keygroup_subtask(kg, o->target_parallelism, o->max_parallelism);
+}
+
+int td_output_buffer(td_output_t *o, int target, td_buffer_t **out) {
+  td_buffer_t *b = o->cur[target];
+  if (!b) {
+    int rc = td_channel_acquire(o->targets[target], &b);
+    if (rc) return rc;
+    o->cur[target] = b;
+  }
+  *out = b;
+  return 0;
+}
+
+void td_output_commit(td_output_t *o, int target) {
+  td_buffer_t *b = o->cur[target];
+  b->count++;
+  if (b->data.len >= TD_BUFFER_SIZE) {
+    o->cur[target] = NULL;
+    td_channel_send(o->targets[target], b);
+  }
+}
+
+void td_output_flush(td_output_t *o) {
+  for (int i = 0; i < o->n; i++) {
+    td_buffer_t *b = o->cur[i];
+    if (b && b->count) {
+      o->cur[i] = NULL;
+      td_channel_send(o->targets[i], b);
+    }
+  }
+}
+
+int td_output_finish(td_output_t *o) {
+  td_output_flush(o);
+  for (int i = 0; i < o->n; i++) {
+    td_buffer_t *b;
+    int rc = td_output_buffer(o, i, &b);
+    if (rc) return rc;
+    o->cur[i] = NULL;
+    b->kind = TD_BUF_END;
+    td_channel_send(o->targets[i], b);
+  }
+  return 0;
+}

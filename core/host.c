@@ -1,0 +1,801 @@
+/*
+ * host.c - the Lua 5.4 host and the `tide.core` module (see host.h).
+ *
+ * The planning VM calls core.execute(plan); td_job_run starts one thread per
+ * subtask, and each thread runs subtask_body: a fresh VM that loads the same
+ * script in task mode. There lua/tide/runtime.lua drives the task loop and
+ * calls back here for whole batches: core.poll decodes one exchange buffer
+ * into a Lua array, core.emit encodes an array of records into the output
+ * buffers of one edge. No call crosses the boundary per record.
+ */
+#include "host.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <lauxlib.h>
+#include <lualib.h>
+
+#include "codec.h"
+#include "error.h"
+#include "exchange.h"
+#include "job.h"
+#include "keygroup.h"
+#include "source_file.h"
+
+/* Buffer timeout: partially filled output buffers are sent at least this
+ * often (Flink's execution.buffer-timeout, 100 ms by default). */
+#define FLUSH_INTERVAL_MS 100
+
+static int g_default_parallelism = 1;
+static int g_default_max_parallelism = 0;
+static pthread_mutex_t g_stdout_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* Sentinels raised as light userdata: the task loop ended normally, or the
+ * job was cancelled under this subtask (not a failure of its own). */
+static char TASK_DONE;
+static char CANCELLED;
+
+typedef struct host_data {
+  td_wbuf_t scratch;       /* canonical key bytes */
+  double last_flush_ms;
+} host_data_t;
+
+void td_host_set_defaults(int parallelism, int max_parallelism) {
+  g_default_parallelism = parallelism > 0 ? parallelism : 1;
+  g_default_max_parallelism = max_parallelism;
+}
+
+static double monotonic_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static td_subtask_t *subtask_of(lua_State *L) {
+  td_subtask_t *st = lua_touserdata(L, lua_upvalueindex(1));
+  if (!st) luaL_error(L, "tide.core: only available inside a running task");
+  return st;
+}
+
+static void raise_cancelled(lua_State *L) {
+  lua_pushlightuserdata(L, &CANCELLED);
+  lua_error(L);
+}
+
+/* ---- script running ---------------------------------------------------- */
+
+static int msghandler(lua_State *L) {
+  if (lua_type(L, 1) == LUA_TLIGHTUSERDATA) return 1;
+  const char *msg = lua_tostring(L, 1);
+  if (msg == NULL) {
+    if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
+      return 1; /* a job failure object: its message is complete */
+    msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+  }
+  luaL_traceback(L, L, msg, 1);
+  return 1;
+}
+
+int td_host_run_script(lua_State *L, const char *path,
+                       const char *const *args, int n_args, char *errbuf,
+                       size_t errlen) {
+  int base = lua_gettop(L);
+  lua_pushcfunction(L, msghandler);
+  int rc = luaL_loadfile(L, path);
+  if (rc != LUA_OK) {
+    snprintf(errbuf, errlen, "%s", lua_tostring(L, -1));
+    lua_settop(L, base);
+    return TD_RUN_SYNTAX;
+  }
+  lua_createtable(L, n_args, 1);
+  for (int i = 0; i < n_args; i++) {
+    lua_pushstring(L, args[i]);
+    lua_rawseti(L, -2, i);
+  }
+  lua_setglobal(L, "arg");
+  for (int i = 1; i < n_args; i++) lua_pushstring(L, args[i]);
+  rc = lua_pcall(L, n_args > 0 ? n_args - 1 : 0, 0, base + 1);
+  int out = TD_RUN_OK;
+  if (rc != LUA_OK) {
+    if (lua_type(L, -1) == LUA_TLIGHTUSERDATA) {
+      if (lua_touserdata(L, -1) == &CANCELLED) {
+        snprintf(errbuf, errlen, "cancelled");
+        out = TD_RUN_ERROR;
+      } else {
+        errbuf[0] = 0; /* TASK_DONE */
+      }
+    } else {
+      const char *m = lua_tostring(L, -1);
+      snprintf(errbuf, errlen, "%s", m ? m : "unknown error");
+      out = TD_RUN_ERROR;
+    }
+  }
+  lua_settop(L, base);
+  return out;
+}
+
+lua_State *td_host_new_state(void) {
+  lua_State *L = luaL_newstate();
+  if (!L) return NULL;
+  luaL_openlibs(L);
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+  lua_pushcfunction(L, td_host_openlib);
+  lua_setfield(L, -2, "tide.core");
+  lua_pop(L, 1);
+  return L;
+}
+
+static void set_package_field(lua_State *L, const char *field, const char *v) {
+  if (!v) return;
+  lua_getglobal(L, "package");
+  lua_pushstring(L, v);
+  lua_setfield(L, -2, field);
+  lua_pop(L, 1);
+}
+
+/* The body of a subtask's thread: a VM that runs the script in task mode. */
+static void subtask_body(td_subtask_t *st) {
+  td_job_t *job = st->job;
+  const td_job_spec_t *spec = td_job_spec_of(job);
+  host_data_t hd;
+  memset(&hd, 0, sizeof hd);
+  hd.last_flush_ms = monotonic_ms();
+  st->host = &hd;
+  char err[4096];
+  lua_State *L = td_host_new_state();
+  if (!L) {
+    td_job_fail(job, "out of memory creating a subtask's Lua VM");
+    return;
+  }
+  lua_pushlightuserdata(L, st);
+  lua_setfield(L, LUA_REGISTRYINDEX, "tide.subtask");
+  set_package_field(L, "path", spec->lua_path);
+  set_package_field(L, "cpath", spec->lua_cpath);
+  int rc = td_host_run_script(L, spec->script, spec->args, spec->n_args, err,
+                              sizeof err);
+  if (rc == TD_RUN_OK && !st->ran) {
+    snprintf(err, sizeof err,
+             "%s: the script ended without running task %d in a task VM "
+             "(graph construction must be deterministic: every VM must "
+             "reach the same env:execute() call)",
+             spec->script, st->task + 1);
+    rc = TD_RUN_ERROR;
+  }
+  if (rc != TD_RUN_OK && strcmp(err, "cancelled") != 0) td_job_fail(job, err);
+  lua_close(L);
+  td_wbuf_destroy(&hd.scratch);
+  st->host = NULL;
+}
+
+/* ---- planning: core.execute(plan) ------------------------------------- */
+
+static const char *field_str(lua_State *L, int t, const char *k, int opt) {
+  lua_getfield(L, t, k);
+  const char *s = lua_tostring(L, -1);
+  lua_pop(L, 1); /* the string stays alive: it is referenced by the plan */
+  if (!s && !opt) luaL_error(L, "plan: missing field '%s'", k);
+  return s;
+}
+
+static int field_int(lua_State *L, int t, const char *k) {
+  lua_getfield(L, t, k);
+  int isnum;
+  lua_Integer v = lua_tointegerx(L, -1, &isnum);
+  lua_pop(L, 1);
+  if (!isnum) luaL_error(L, "plan: missing integer field '%s'", k);
+  return (int)v;
+}
+
+static td_partition_t partition_of(lua_State *L, const char *s) {
+  if (strcmp(s, "forward") == 0) return TD_PART_FORWARD;
+  if (strcmp(s, "hash") == 0) return TD_PART_HASH;
+  if (strcmp(s, "rebalance") == 0) return TD_PART_REBALANCE;
+  if (strcmp(s, "broadcast") == 0) return TD_PART_BROADCAST;
+  return (td_partition_t)luaL_error(L, "plan: unknown partitioner '%s'", s);
+}
+
+/* core.execute(plan) -> true | nil, message */
+static int l_execute(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  td_job_spec_t spec;
+  memset(&spec, 0, sizeof spec);
+  spec.name = field_str(L, 1, "name", 0);
+  spec.script = field_str(L, 1, "script", 0);
+  spec.lua_path = field_str(L, 1, "path", 1);
+  spec.lua_cpath = field_str(L, 1, "cpath", 1);
+  spec.fingerprint = field_str(L, 1, "fingerprint", 0);
+  spec.job_id = field_str(L, 1, "job_id", 0);
+  spec.job_index = field_int(L, 1, "job_index");
+  spec.default_parallelism = field_int(L, 1, "default_parallelism");
+  spec.max_parallelism = field_int(L, 1, "max_parallelism");
+
+  lua_getfield(L, 1, "args");
+  luaL_checktype(L, -1, LUA_TTABLE);
+  int n_args = (int)luaL_len(L, -1) + 1;
+  const char **args = lua_newuserdatauv(L, sizeof(char *) * (size_t)n_args, 0);
+  for (int i = 0; i < n_args; i++) {
+    lua_rawgeti(L, -2, i);
+    args[i] = lua_tostring(L, -1);
+    if (!args[i]) luaL_error(L, "plan: argument %d is not a string", i);
+    lua_pop(L, 1);
+  }
+  spec.args = args;
+  spec.n_args = n_args;
+
+  lua_getfield(L, 1, "tasks");
+  luaL_checktype(L, -1, LUA_TTABLE);
+  int tasks = lua_gettop(L);
+  spec.n_tasks = (int)luaL_len(L, tasks);
+  int *par = lua_newuserdatauv(L, sizeof(int) * (size_t)(spec.n_tasks + 1), 0);
+  for (int t = 0; t < spec.n_tasks; t++) {
+    lua_rawgeti(L, tasks, t + 1);
+    par[t] = field_int(L, -1, "parallelism");
+    if (par[t] < 1) luaL_error(L, "plan: task %d has parallelism %d", t + 1, par[t]);
+    lua_pop(L, 1);
+  }
+  spec.parallelism = par;
+
+  lua_getfield(L, 1, "edges");
+  luaL_checktype(L, -1, LUA_TTABLE);
+  int edges = lua_gettop(L);
+  spec.n_edges = (int)luaL_len(L, edges);
+  td_job_edge_t *ed =
+      lua_newuserdatauv(L, sizeof(td_job_edge_t) * (size_t)(spec.n_edges + 1), 0);
+  for (int e = 0; e < spec.n_edges; e++) {
+    lua_rawgeti(L, edges, e + 1);
+    ed[e].from = field_int(L, -1, "from") - 1;
+    ed[e].to = field_int(L, -1, "to") - 1;
+    ed[e].partition = partition_of(L, field_str(L, -1, "partition", 0));
+    if (ed[e].from < 0 || ed[e].from >= spec.n_tasks || ed[e].to < 0 ||
+        ed[e].to >= spec.n_tasks)
+      luaL_error(L, "plan: edge %d names a task that does not exist", e + 1);
+    lua_pop(L, 1);
+  }
+  spec.edges = ed;
+
+  char err[8192];
+  int rc = td_job_run(&spec, subtask_body, err, sizeof err);
+  pthread_mutex_lock(&g_stdout_mu);
+  fflush(stdout);
+  pthread_mutex_unlock(&g_stdout_mu);
+  if (rc) {
+    lua_pushnil(L);
+    lua_pushstring(L, err);
+    return 2;
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* core.defaults() -> {parallelism=, max_parallelism=} for graph building */
+static int l_defaults(lua_State *L) {
+  td_subtask_t *st = lua_touserdata(L, lua_upvalueindex(1));
+  lua_createtable(L, 0, 2);
+  if (st) {
+    const td_job_spec_t *spec = td_job_spec_of(st->job);
+    lua_pushinteger(L, spec->default_parallelism);
+    lua_setfield(L, -2, "parallelism");
+    lua_pushinteger(L, spec->max_parallelism);
+    lua_setfield(L, -2, "max_parallelism");
+  } else {
+    lua_pushinteger(L, g_default_parallelism);
+    lua_setfield(L, -2, "parallelism");
+    lua_pushinteger(L, g_default_max_parallelism);
+    lua_setfield(L, -2, "max_parallelism");
+  }
+  return 1;
+}
+
+/* core.context() -> nil in a planning VM; in a task VM {task=, subtask=,
+ * parallelism=, max_parallelism=, fingerprint=, job_index=, name=} */
+static int l_context(lua_State *L) {
+  td_subtask_t *st = lua_touserdata(L, lua_upvalueindex(1));
+  if (!st) {
+    lua_pushnil(L);
+    return 1;
+  }
+  const td_job_spec_t *spec = td_job_spec_of(st->job);
+  lua_createtable(L, 0, 8);
+  lua_pushinteger(L, st->task + 1);
+  lua_setfield(L, -2, "task");
+  lua_pushinteger(L, st->index);
+  lua_setfield(L, -2, "subtask");
+  lua_pushinteger(L, st->parallelism);
+  lua_setfield(L, -2, "parallelism");
+  lua_pushinteger(L, spec->max_parallelism);
+  lua_setfield(L, -2, "max_parallelism");
+  lua_pushstring(L, spec->fingerprint);
+  lua_setfield(L, -2, "fingerprint");
+  lua_pushinteger(L, spec->job_index);
+  lua_setfield(L, -2, "job_index");
+  lua_pushstring(L, spec->name);
+  lua_setfield(L, -2, "name");
+  lua_pushstring(L, spec->job_id);
+  lua_setfield(L, -2, "job_id");
+  return 1;
+}
+
+/* ---- the task side: batches in and out --------------------------------- */
+
+static void flush_outputs(td_subtask_t *st) {
+  const td_job_spec_t *spec = td_job_spec_of(st->job);
+  for (int e = 0; e < spec->n_edges; e++)
+    if (st->outputs[e].n) td_output_flush(&st->outputs[e]);
+  ((host_data_t *)st->host)->last_flush_ms = monotonic_ms();
+}
+
+static void maybe_flush(td_subtask_t *st) {
+  host_data_t *hd = st->host;
+  if (monotonic_ms() - hd->last_flush_ms >= FLUSH_INTERVAL_MS) flush_outputs(st);
+}
+
+/* core.begin() marks that this subtask's VM runs its task loop. */
+static int l_begin(lua_State *L) {
+  subtask_of(L)->ran = 1;
+  return 0;
+}
+
+/* core.poll(buf) -> n, edge | nil at the end of every input.
+ * Decodes the next input buffer into buf[1..n]; edge is 1-based. */
+static int l_poll(lua_State *L) {
+  td_subtask_t *st = subtask_of(L);
+  luaL_checktype(L, 1, LUA_TTABLE);
+  if (!st->gate) {
+    lua_pushnil(L);
+    return 1;
+  }
+  td_buffer_t *b;
+  if (!td_gate_available(st->gate)) flush_outputs(st);
+  else maybe_flush(st);
+  int rc = td_gate_poll(st->gate, &b, -1);
+  if (rc == TD_ECANCELED) raise_cancelled(L);
+  if (rc == 0) {
+    lua_pushnil(L);
+    return 1;
+  }
+  int n = td_codec_decode_into(L, 1, b->data.data, b->data.len);
+  int tag = td_channel_tag(b->channel);
+  td_gate_recycle(st->gate, b);
+  if (n < 0) return luaL_error(L, "corrupt exchange buffer: %s", td_strerror(n));
+  lua_pushinteger(L, n);
+  lua_pushinteger(L, tag + 1);
+  return 2;
+}
+
+static int encode_error(lua_State *L, const char *err) {
+  return luaL_error(L, "cannot send a record: %s", err);
+}
+
+/* core.emit(edge, buf, n [, keys]) sends buf[1..n] over edge (1-based);
+ * keys[1..n] are the records' keys for a hash edge. */
+static int l_emit(lua_State *L) {
+  td_subtask_t *st = subtask_of(L);
+  const td_job_spec_t *spec = td_job_spec_of(st->job);
+  int e = (int)luaL_checkinteger(L, 1) - 1;
+  luaL_argcheck(L, e >= 0 && e < spec->n_edges && st->outputs[e].n, 1,
+                "not an output edge of this task");
+  luaL_checktype(L, 2, LUA_TTABLE);
+  int n = (int)luaL_checkinteger(L, 3);
+  td_output_t *o = &st->outputs[e];
+  host_data_t *hd = st->host;
+  char err[256];
+  int rc;
+  if (o->partition == TD_PART_HASH) luaL_checktype(L, 4, LUA_TTABLE);
+  for (int i = 1; i <= n; i++) {
+    int target = 0;
+    switch (o->partition) {
+    case TD_PART_FORWARD:
+      target = 0;
+      break;
+    case TD_PART_REBALANCE:
+      target = td_output_next_target(o);
+      break;
+    case TD_PART_HASH:
+      lua_rawgeti(L, 4, i);
+      hd->scratch.len = 0;
+      rc = td_codec_encode(L, -1, &hd->scratch, 1, err, sizeof err);
+      lua_pop(L, 1);
+      if (rc) return luaL_error(L, "cannot hash a key: %s", err);
+      target = td_output_hash_target(o, hd->scratch.data, hd->scratch.len);
+      break;
+    case TD_PART_BROADCAST: {
+      lua_rawgeti(L, 2, i);
+      hd->scratch.len = 0;
+      rc = td_codec_encode(L, -1, &hd->scratch, 0, err, sizeof err);
+      lua_pop(L, 1);
+      if (rc) return encode_error(L, err);
+      for (int t = 0; t < o->n; t++) {
+        td_buffer_t *b;
+        rc = td_output_buffer(o, t, &b);
+        if (rc == TD_ECANCELED) raise_cancelled(L);
+        if (rc || td_wbuf_reserve(&b->data, hd->scratch.len))
+          return luaL_error(L, "out of memory");
+        memcpy(b->data.data + b->data.len, hd->scratch.data, hd->scratch.len);
+        b->data.len += hd->scratch.len;
+        td_output_commit(o, t);
+      }
+      continue;
+    }
+    }
+    td_buffer_t *b;
+    rc = td_output_buffer(o, target, &b);
+    if (rc == TD_ECANCELED) raise_cancelled(L);
+    if (rc) return luaL_error(L, "cannot send: %s", td_strerror(rc));
+    lua_rawgeti(L, 2, i);
+    rc = td_codec_encode(L, -1, &b->data, 0, err, sizeof err);
+    lua_pop(L, 1);
+    if (rc) return encode_error(L, err);
+    td_output_commit(o, target);
+  }
+  maybe_flush(st);
+  return 0;
+}
+
+/* core.tick() sends partially filled buffers once the buffer timeout
+ * passed, and raises if the job was cancelled (sources call it per batch). */
+static int l_tick(lua_State *L) {
+  td_subtask_t *st = subtask_of(L);
+  if (td_job_cancelled(st->job)) raise_cancelled(L);
+  maybe_flush(st);
+  return 0;
+}
+
+/* core.finish() flushes every output and sends end-of-partition. */
+static int l_finish(lua_State *L) {
+  td_subtask_t *st = subtask_of(L);
+  const td_job_spec_t *spec = td_job_spec_of(st->job);
+  for (int e = 0; e < spec->n_edges; e++) {
+    if (!st->outputs[e].n) continue;
+    int rc = td_output_finish(&st->outputs[e]);
+    if (rc == TD_ECANCELED) raise_cancelled(L);
+    if (rc) return luaL_error(L, "cannot finish: %s", td_strerror(rc));
+  }
+  return 0;
+}
+
+/* core.fail(message) fails the job with this message (the first failure
+ * wins) and cancels every subtask; then raises the cancel sentinel. */
+static int l_fail(lua_State *L) {
+  td_subtask_t *st = subtask_of(L);
+  td_job_fail(st->job, luaL_checkstring(L, 1));
+  raise_cancelled(L);
+  return 0;
+}
+
+/* core.done() ends the script in a task VM once its task loop finished. */
+static int l_done(lua_State *L) {
+  lua_pushlightuserdata(L, &TASK_DONE);
+  return lua_error(L);
+}
+
+/* core.cancelled() -> boolean */
+static int l_cancelled(lua_State *L) {
+  td_subtask_t *st = lua_touserdata(L, lua_upvalueindex(1));
+  lua_pushboolean(L, st && td_job_cancelled(st->job));
+  return 1;
+}
+
+/* core.write_stdout(s): writes s whole, never interleaved with another
+ * subtask's write. */
+static int l_write_stdout(lua_State *L) {
+  size_t len;
+  const char *s = luaL_checklstring(L, 1, &len);
+  pthread_mutex_lock(&g_stdout_mu);
+  size_t w = fwrite(s, 1, len, stdout);
+  pthread_mutex_unlock(&g_stdout_mu);
+  if (w != len) return luaL_error(L, "cannot write to stdout: %s", strerror(errno));
+  return 0;
+}
+
+/* ---- values: encoding, keys ------------------------------------------- */
+
+/* core.encode(v [, canonical]) -> string */
+static int l_encode(lua_State *L) {
+  luaL_checkany(L, 1);
+  td_wbuf_t b = {0};
+  char err[256];
+  int rc = td_codec_encode(L, 1, &b, lua_toboolean(L, 2), err, sizeof err);
+  if (rc) {
+    td_wbuf_destroy(&b);
+    return luaL_error(L, "%s", rc == TD_ECODEC ? err : td_strerror(rc));
+  }
+  lua_pushlstring(L, b.data ? b.data : "", b.len);
+  td_wbuf_destroy(&b);
+  return 1;
+}
+
+/* core.decode(s) -> v (exactly one value) */
+static int l_decode(lua_State *L) {
+  size_t len, off = 0;
+  const char *s = luaL_checklstring(L, 1, &len);
+  int rc = td_codec_decode(L, s, len, &off);
+  if (rc || off != len) return luaL_error(L, "malformed encoded value");
+  return 1;
+}
+
+/* core.key_group(key, max_parallelism) -> key group (0-based) */
+static int l_key_group(lua_State *L) {
+  luaL_checkany(L, 1);
+  lua_Integer maxp = luaL_checkinteger(L, 2);
+  luaL_argcheck(L, maxp >= 1 && maxp <= TD_MAX_PARALLELISM_LIMIT, 2,
+                "max parallelism out of range");
+  td_wbuf_t b = {0};
+  char err[256];
+  int rc = td_codec_encode(L, 1, &b, 1, err, sizeof err);
+  if (rc) {
+    td_wbuf_destroy(&b);
+    return luaL_error(L, "%s", err);
+  }
+  int kg = td_keygroup_of(td_keygroup_hash(b.data, b.len), (int)maxp);
+  td_wbuf_destroy(&b);
+  lua_pushinteger(L, kg);
+  return 1;
+}
+
+/* core.subtask_of_key_group(kg, parallelism, max_parallelism) -> index */
+static int l_subtask_of_kg(lua_State *L) {
+  lua_pushinteger(L, td_keygroup_subtask((int)luaL_checkinteger(L, 1),
+                                         (int)luaL_checkinteger(L, 2),
+                                         (int)luaL_checkinteger(L, 3)));
+  return 1;
+}
+
+/* core.default_max_parallelism(parallelism) -> Flink's default */
+static int l_default_maxp(lua_State *L) {
+  lua_pushinteger(L, td_keygroup_default_max_parallelism(
+                         (int)luaL_checkinteger(L, 1)));
+  return 1;
+}
+
+/* core.now_ms() -> wall-clock time, int64 ms since the epoch */
+static int l_now_ms(lua_State *L) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  lua_pushinteger(L, (lua_Integer)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+  return 1;
+}
+
+/* core.mkdir_p(path) -> true | nil, message: create a directory and its
+ * parents (mode 0777 before umask); an existing directory is fine. */
+static int l_mkdir_p(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  char buf[4096];
+  size_t len = strlen(path);
+  if (len == 0 || len >= sizeof buf) return luaL_argerror(L, 1, "bad path");
+  memcpy(buf, path, len + 1);
+  for (char *p = buf + 1;; p++) {
+    if (*p == '/' || *p == 0) {
+      char c = *p;
+      *p = 0;
+      if (mkdir(buf, 0777) != 0 && errno != EEXIST) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "cannot create directory '%s': %s", buf, strerror(errno));
+        return 2;
+      }
+      *p = c;
+      if (c == 0) break;
+    }
+  }
+  struct stat sb;
+  if (stat(path, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "'%s' is not a directory", path);
+    return 2;
+  }
+  if (access(path, W_OK | X_OK) != 0) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "cannot write to directory '%s': %s", path, strerror(errno));
+    return 2;
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* ---- file readers ------------------------------------------------------ */
+
+#define READER_MT "tide.reader"
+
+typedef struct lreader {
+  td_reader_t *r;
+  char path[1024];
+} lreader_t;
+
+static lreader_t *check_reader(lua_State *L) {
+  lreader_t *lr = luaL_checkudata(L, 1, READER_MT);
+  if (!lr->r) luaL_error(L, "reader is closed");
+  return lr;
+}
+
+static int reader_gc(lua_State *L) {
+  lreader_t *lr = luaL_checkudata(L, 1, READER_MT);
+  td_reader_free(lr->r);
+  lr->r = NULL;
+  return 0;
+}
+
+/* reader:read(buf, max) -> n (0 at the end); raises with "path:line: ..." */
+static int reader_read(lua_State *L) {
+  lreader_t *lr = check_reader(L);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  int max = (int)luaL_checkinteger(L, 3);
+  int n = td_reader_read(lr->r, L, 2, max);
+  if (n < 0) return luaL_error(L, "%s", td_reader_error(lr->r));
+  lua_pushinteger(L, n);
+  return 1;
+}
+
+/* reader:skipped() -> rows skipped under on_error = "skip" */
+static int reader_skipped(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)td_reader_skipped(check_reader(L)->r));
+  return 1;
+}
+
+static lreader_t *new_reader(lua_State *L) {
+  lreader_t *lr = lua_newuserdatauv(L, sizeof *lr, 0);
+  lr->r = NULL;
+  if (luaL_newmetatable(L, READER_MT)) {
+    lua_pushcfunction(L, reader_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, reader_gc);
+    lua_setfield(L, -2, "__close");
+    lua_createtable(L, 0, 3);
+    lua_pushcfunction(L, reader_read);
+    lua_setfield(L, -2, "read");
+    lua_pushcfunction(L, reader_skipped);
+    lua_setfield(L, -2, "skipped");
+    lua_pushcfunction(L, reader_gc);
+    lua_setfield(L, -2, "close");
+    lua_setfield(L, -2, "__index");
+  }
+  lua_setmetatable(L, -2);
+  return lr;
+}
+
+/* core.open_text(path, split, n_splits) -> reader | nil, message */
+static int l_open_text(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  int split = (int)luaL_checkinteger(L, 2);
+  int n = (int)luaL_checkinteger(L, 3);
+  luaL_argcheck(L, n >= 1 && split >= 0 && split < n, 2, "bad split");
+  lreader_t *lr = new_reader(L);
+  char err[1024];
+  int rc = td_reader_open_text(&lr->r, path, split, n, err, sizeof err);
+  if (rc) {
+    lua_pushnil(L);
+    lua_pushstring(L, err);
+    return 2;
+  }
+  return 1;
+}
+
+static td_col_type_t col_type(lua_State *L, const char *s, const char *col) {
+  if (strcmp(s, "string") == 0) return TD_COL_STRING;
+  if (strcmp(s, "int") == 0 || strcmp(s, "integer") == 0) return TD_COL_INT;
+  if (strcmp(s, "float") == 0) return TD_COL_FLOAT;
+  if (strcmp(s, "number") == 0) return TD_COL_NUMBER;
+  if (strcmp(s, "bool") == 0 || strcmp(s, "boolean") == 0) return TD_COL_BOOL;
+  return (td_col_type_t)luaL_error(
+      L, "read_csv: column '%s' has unknown type '%s' (expected string, int, "
+         "float, number or bool)", col, s);
+}
+
+/* core.open_csv(path, opts, split, n_splits) -> reader | nil, message
+ * opts: delimiter (1 char), header (bool), columns (array of names),
+ * types ({name = "int"|...}), skip_errors (bool) */
+static int l_open_csv(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  int split = (int)luaL_checkinteger(L, 3);
+  int n = (int)luaL_checkinteger(L, 4);
+  td_csv_opts_t o;
+  memset(&o, 0, sizeof o);
+  lua_getfield(L, 2, "delimiter");
+  const char *d = luaL_optstring(L, -1, ",");
+  if (strlen(d) != 1) return luaL_error(L, "read_csv: delimiter must be one character");
+  o.delimiter = d[0];
+  lua_pop(L, 1);
+  lua_getfield(L, 2, "header");
+  o.header = lua_isnil(L, -1) ? 1 : lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  lua_getfield(L, 2, "skip_errors");
+  o.skip_errors = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  /* name and type arrays live in userdata kept on the stack for the call */
+  lua_getfield(L, 2, "columns");
+  if (lua_istable(L, -1)) {
+    int t = lua_gettop(L);
+    o.n_names = (size_t)luaL_len(L, t);
+    const char **names = lua_newuserdatauv(L, sizeof(char *) * (o.n_names + 1), 0);
+    for (size_t i = 0; i < o.n_names; i++) {
+      lua_rawgeti(L, t, (lua_Integer)i + 1);
+      names[i] = lua_tostring(L, -1);
+      if (!names[i]) return luaL_error(L, "read_csv: column names must be strings");
+      lua_pop(L, 1);
+    }
+    o.names = names;
+  }
+  lua_getfield(L, 2, "types");
+  if (lua_istable(L, -1)) {
+    int t = lua_gettop(L);
+    size_t cnt = 0;
+    lua_pushnil(L);
+    while (lua_next(L, t)) {
+      cnt++;
+      lua_pop(L, 1);
+    }
+    const char **tn = lua_newuserdatauv(L, sizeof(char *) * (cnt + 1), 0);
+    td_col_type_t *ty = lua_newuserdatauv(L, sizeof(td_col_type_t) * (cnt + 1), 0);
+    size_t i = 0;
+    lua_pushnil(L);
+    while (lua_next(L, t)) {
+      if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
+        return luaL_error(L, "read_csv: types must map column names to type names");
+      tn[i] = lua_tostring(L, -2);
+      ty[i] = col_type(L, lua_tostring(L, -1), tn[i]);
+      i++;
+      lua_pop(L, 1);
+    }
+    o.type_names = tn;
+    o.types = ty;
+    o.n_types = cnt;
+  }
+  lreader_t *lr = new_reader(L);
+  char err[1024];
+  int rc = td_reader_open_csv(&lr->r, path, &o, split, n, err, sizeof err);
+  if (rc) {
+    lua_pushnil(L);
+    lua_pushstring(L, err);
+    return 2;
+  }
+  return 1;
+}
+
+/* ---- the module -------------------------------------------------------- */
+
+static const luaL_Reg core_funcs[] = {
+    {"execute", l_execute},
+    {"defaults", l_defaults},
+    {"context", l_context},
+    {"begin", l_begin},
+    {"poll", l_poll},
+    {"emit", l_emit},
+    {"tick", l_tick},
+    {"finish", l_finish},
+    {"fail", l_fail},
+    {"done", l_done},
+    {"cancelled", l_cancelled},
+    {"write_stdout", l_write_stdout},
+    {"encode", l_encode},
+    {"decode", l_decode},
+    {"key_group", l_key_group},
+    {"subtask_of_key_group", l_subtask_of_kg},
+    {"default_max_parallelism", l_default_maxp},
+    {"now_ms", l_now_ms},
+    {"mkdir_p", l_mkdir_p},
+    {"open_text", l_open_text},
+    {"open_csv", l_open_csv},
+    {NULL, NULL}};
+
+int td_host_openlib(lua_State *L) {
+  lua_createtable(L, 0, sizeof core_funcs / sizeof core_funcs[0] + 4);
+  lua_getfield(L, LUA_REGISTRYINDEX, "tide.subtask");
+  if (lua_type(L, -1) != LUA_TLIGHTUSERDATA) {
+    lua_pop(L, 1);
+    lua_pushlightuserdata(L, NULL);
+  }
+  luaL_setfuncs(L, core_funcs, 1);
+  lua_pushliteral(L, TD_VERSION);
+  lua_setfield(L, -2, "version");
+  lua_pushlightuserdata(L, &CANCELLED);
+  lua_setfield(L, -2, "CANCELLED");
+  lua_pushlightuserdata(L, &TASK_DONE);
+  lua_setfield(L, -2, "TASK_DONE");
+  return 1;
+}

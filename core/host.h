@@ -1,0 +1,51 @@
+/*
+ * host.h - the Lua host: how the core runs Lua.
+ *
+ * One small interface between the runtime and a Lua implementation: create
+ * a VM for a subtask, load and run the job script in it (planning mode in
+ * the CLI's VM, task mode in each subtask's VM), and the `tide.core` module
+ * through which lua/tide.lua builds jobs and lua/tide/runtime.lua moves
+ * batches of records in and out of the exchanges.
+ */
+#ifndef TD_HOST_H
+#define TD_HOST_H
+
+#include <stddef.h>
+
+#include <lua.h>
+
+/* Version of the core; lua/tide.lua refuses to run on another one. */
+#define TD_VERSION "0.1.0"
+
+/*
+ * td_host_openlib - the `tide.core` module's opener (lua_CFunction): pushes
+ * the module table. In a subtask's VM it is bound to that subtask.
+ */
+int td_host_openlib(lua_State *L);
+
+/* td_host_set_defaults - job defaults the CLI passes to the planning VM:
+ * default parallelism (>= 1) and max parallelism (0: Flink's default). */
+void td_host_set_defaults(int parallelism, int max_parallelism);
+
+/* Outcome of td_host_run_script. */
+enum {
+  TD_RUN_OK = 0,
+  TD_RUN_SYNTAX = 2,  /* the script does not load: syntax error, missing */
+  TD_RUN_ERROR = 1    /* the script raised, or a job it ran failed */
+};
+
+/*
+ * td_host_run_script - load the script at `path` and run it with
+ * arg = {[0] = path, args...} and `...` = args, through lua_pcall with a
+ * traceback handler. Returns TD_RUN_OK, TD_RUN_SYNTAX or TD_RUN_ERROR, with
+ * the message (file:line, and a traceback for runtime errors) in errbuf.
+ */
+int td_host_run_script(lua_State *L, const char *path,
+                       const char *const *args, int n_args, char *errbuf,
+                       size_t errlen);
+
+/* td_host_new_state - a fresh Lua VM with the standard libraries and
+ * tide.core preloaded. Returns NULL when out of memory. */
+lua_State *td_host_new_state(void);
+
+#endif

@@ -1,0 +1,181 @@
+/* job.c - wiring, running and cancelling a job's subtasks (see job.h). */
+#include "job.h"
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+
+struct td_job {
+  const td_job_spec_t *spec;
+  void (*body)(td_subtask_t *);
+  int n_subtasks;
+  td_subtask_t *subtasks;     /* all subtasks, task by task */
+  int *first_subtask;         /* per task: index into subtasks */
+  pthread_mutex_t mu;
+  atomic_int cancelled;
+  char *error;                /* first failure */
+};
+
+/* Channels of the gate of (task, subtask) that belong to edge e start at
+ * this offset: edges in order, each with 1 (forward) or p(from) channels. */
+static int gate_offset(const td_job_spec_t *s, int task, int edge) {
+  int off = 0;
+  for (int e = 0; e < edge; e++) {
+    if (s->edges[e].to != task) continue;
+    off += s->edges[e].partition == TD_PART_FORWARD
+               ? 1
+               : s->parallelism[s->edges[e].from];
+  }
+  return off;
+}
+
+static int wire(td_job_t *job) {
+  const td_job_spec_t *s = job->spec;
+  int rc = 0;
+  for (int t = 0; t < s->n_tasks; t++) {
+    int n_ch = gate_offset(s, t, s->n_edges);
+    int *tags = n_ch ? malloc((size_t)n_ch * sizeof *tags) : NULL;
+    if (n_ch && !tags) return TD_ENOMEM;
+    for (int e = 0, k = 0; e < s->n_edges; e++) {
+      if (s->edges[e].to != t) continue;
+      int m = s->edges[e].partition == TD_PART_FORWARD
+                  ? 1
+                  : s->parallelism[s->edges[e].from];
+      for (int j = 0; j < m; j++) tags[k++] = e;
+    }
+    for (int i = 0; i < s->parallelism[t] && rc == 0; i++) {
+      td_subtask_t *st = &job->subtasks[job->first_subtask[t] + i];
+      if (n_ch) rc = td_gate_new(&st->gate, n_ch, TD_CHANNEL_CREDITS, tags);
+    }
+    free(tags);
+    if (rc) return rc;
+  }
+  td_channel_t **targets = NULL;
+  int max_targets = 1;
+  for (int t = 0; t < s->n_tasks; t++)
+    if (s->parallelism[t] > max_targets) max_targets = s->parallelism[t];
+  targets = malloc((size_t)max_targets * sizeof *targets);
+  if (!targets) return TD_ENOMEM;
+  for (int e = 0; e < s->n_edges && rc == 0; e++) {
+    const td_job_edge_t *ed = &s->edges[e];
+    int pf = s->parallelism[ed->from], pt = s->parallelism[ed->to];
+    int off = gate_offset(s, ed->to, e);
+    for (int j = 0; j < pf && rc == 0; j++) {
+      td_subtask_t *st = &job->subtasks[job->first_subtask[ed->from] + j];
+      int n;
+      if (ed->partition == TD_PART_FORWARD) {
+        if (pf != pt) {
+          rc = TD_EINVAL;
+          break;
+        }
+        targets[0] =
+            td_gate_channel(job->subtasks[job->first_subtask[ed->to] + j].gate, off);
+        n = 1;
+      } else {
+        for (int i = 0; i < pt; i++)
+          targets[i] = td_gate_channel(
+              job->subtasks[job->first_subtask[ed->to] + i].gate, off + j);
+        n = pt;
+      }
+      rc = td_output_init(&st->outputs[e], ed->partition, targets, n,
+                          s->max_parallelism, j);
+    }
+  }
+  free(targets);
+  return rc;
+}
+
+static void *thread_main(void *arg) {
+  td_subtask_t *st = arg;
+  st->job->body(st);
+  return NULL;
+}
+
+static void job_free(td_job_t *job) {
+  for (int i = 0; i < job->n_subtasks; i++) {
+    td_subtask_t *st = &job->subtasks[i];
+    if (st->outputs) {
+      for (int e = 0; e < job->spec->n_edges; e++)
+        if (st->outputs[e].n) td_output_destroy(&st->outputs[e]);
+      free(st->outputs);
+    }
+  }
+  /* gates last: outputs return their buffers to the gates' channels */
+  for (int i = 0; i < job->n_subtasks; i++) td_gate_free(job->subtasks[i].gate);
+  free(job->subtasks);
+  free(job->first_subtask);
+  free(job->error);
+  pthread_mutex_destroy(&job->mu);
+  free(job);
+}
+
+int td_job_run(const td_job_spec_t *spec, void (*body)(td_subtask_t *),
+               char *errbuf, size_t errlen) {
+  td_job_t *job = calloc(1, sizeof *job);
+  if (!job) return TD_ENOMEM;
+  job->spec = spec;
+  job->body = body;
+  pthread_mutex_init(&job->mu, NULL);
+  atomic_init(&job->cancelled, 0);
+  job->first_subtask = calloc((size_t)spec->n_tasks + 1, sizeof(int));
+  int total = 0;
+  for (int t = 0; job->first_subtask && t < spec->n_tasks; t++) {
+    job->first_subtask[t] = total;
+    total += spec->parallelism[t];
+  }
+  job->n_subtasks = total;
+  job->subtasks = calloc(total ? (size_t)total : 1, sizeof *job->subtasks);
+  int rc = (job->first_subtask && job->subtasks) ? 0 : TD_ENOMEM;
+  for (int t = 0; rc == 0 && t < spec->n_tasks; t++) {
+    for (int i = 0; i < spec->parallelism[t]; i++) {
+      td_subtask_t *st = &job->subtasks[job->first_subtask[t] + i];
+      st->job = job;
+      st->task = t;
+      st->index = i;
+      st->parallelism = spec->parallelism[t];
+      st->outputs = calloc(spec->n_edges ? (size_t)spec->n_edges : 1,
+                           sizeof *st->outputs);
+      if (!st->outputs) rc = TD_ENOMEM;
+    }
+  }
+  if (rc == 0) rc = wire(job);
+  if (rc) {
+    snprintf(errbuf, errlen, "cannot set up the job: %s", td_strerror(rc));
+    job_free(job);
+    return rc;
+  }
+  int started = 0;
+  for (; started < total; started++) {
+    if (pthread_create(&job->subtasks[started].thread, NULL, thread_main,
+                       &job->subtasks[started]) != 0) {
+      td_job_fail(job, "cannot start a subtask thread");
+      break;
+    }
+  }
+  for (int i = 0; i < started; i++) pthread_join(job->subtasks[i].thread, NULL);
+  rc = 0;
+  if (job->error) {
+    snprintf(errbuf, errlen, "%s", job->error);
+    rc = TD_ESCRIPT;
+  }
+  job_free(job);
+  return rc;
+}
+
+const td_job_spec_t *td_job_spec_of(const td_job_t *job) { return job->spec; }
+
+void td_job_fail(td_job_t *job, const char *message) {
+  pthread_mutex_lock(&job->mu);
+  if (!job->error) job->error = strdup(message ? message : "unknown failure");
+  pthread_mutex_unlock(&job->mu);
+  atomic_store(&job->cancelled, 1);
+  for (int i = 0; i < job->n_subtasks; i++)
+    if (job->subtasks[i].gate) td_gate_cancel(job->subtasks[i].gate);
+}
+
+int td_job_cancelled(const td_job_t *job) {
+  return atomic_load(&((td_job_t *)job)->cancelled);
+}

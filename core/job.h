@@ -1,0 +1,79 @@
+/*
+ * job.h - a running job: its tasks, their subtasks (one thread and one Lua
+ * VM each), the channels between them, cancellation and failure.
+ *
+ * The planning VM hands over the job as a plan (built by lua/tide.lua):
+ * tasks (chains of operators) with their parallelism and the network edges
+ * between tasks with their partitioner. td_job_run wires one input gate per
+ * subtask and one output per (subtask, outgoing edge), starts a thread per
+ * subtask, waits for all of them, and reports the first failure. A failing
+ * subtask cancels every gate, so the others stop at their next wait.
+ */
+#ifndef TD_JOB_H
+#define TD_JOB_H
+
+#include <pthread.h>
+
+#include "channel.h"
+#include "exchange.h"
+
+typedef struct td_job td_job_t;
+typedef struct td_subtask td_subtask_t;
+
+typedef struct td_job_edge {
+  int from, to;           /* task indexes, 0-based */
+  td_partition_t partition;
+} td_job_edge_t;
+
+/* Everything the subtask threads need to rebuild the job in their VMs. */
+typedef struct td_job_spec {
+  const char *name;
+  const char *script;         /* path of the job script */
+  const char *const *args;    /* args[0] = script, args[1..n_args-1] */
+  int n_args;
+  const char *lua_path;       /* package.path and package.cpath to use */
+  const char *lua_cpath;
+  const char *fingerprint;    /* the planning VM's graph fingerprint */
+  const char *job_id;         /* unique per run: names part files */
+  int job_index;              /* which env:execute() call of the script */
+  int default_parallelism;
+  int max_parallelism;
+  int n_tasks;
+  const int *parallelism;     /* per task */
+  int n_edges;
+  const td_job_edge_t *edges;
+} td_job_spec_t;
+
+struct td_subtask {
+  td_job_t *job;
+  int task;                   /* task index, 0-based */
+  int index;                  /* subtask index, 0-based */
+  int parallelism;
+  td_gate_t *gate;            /* NULL for tasks without inputs */
+  td_output_t *outputs;       /* per job edge; .n == 0 if not ours */
+  int ran;                    /* the task loop ran in this subtask's VM */
+  void *host;                 /* the Lua host's per-subtask data */
+  pthread_t thread;
+};
+
+/*
+ * td_job_run - run the job described by spec to its end, on one thread per
+ * subtask; each thread calls body(subtask). Returns 0 when every subtask
+ * finished, or a negative code with the first failure's message in errbuf.
+ */
+int td_job_run(const td_job_spec_t *spec, void (*body)(td_subtask_t *),
+               char *errbuf, size_t errlen);
+
+/* td_job_spec_of - the spec the job was started with. */
+const td_job_spec_t *td_job_spec_of(const td_job_t *job);
+
+/*
+ * td_job_fail - record a failure (the first one wins) and cancel the job:
+ * every gate is woken and every later wait returns TD_ECANCELED.
+ */
+void td_job_fail(td_job_t *job, const char *message);
+
+/* td_job_cancelled - whether the job has failed or been cancelled. */
+int td_job_cancelled(const td_job_t *job);
+
+#endif

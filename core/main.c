@@ -1,0 +1,153 @@
+/*
+ * main.c - the `tide` command line.
+ *
+ *   tide run JOB.lua [--parallelism N] [--max-parallelism M] [-- ARGS...]
+ *   tide version
+ *   tide help
+ *
+ * Exit status: 0 success; 1 the job or the script failed at run time;
+ * 2 wrong usage, or a job script that does not load (syntax error).
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <lauxlib.h>
+#include <lualib.h>
+
+#include "host.h"
+#include "keygroup.h"
+
+static const char USAGE[] =
+    "usage: tide run JOB.lua [--parallelism N] [--max-parallelism M] [-- ARGS...]\n"
+    "       tide version\n"
+    "       tide help\n"
+    "\n"
+    "  run                    run the job script JOB.lua until its sources end\n"
+    "  -p, --parallelism N    default parallelism of the job's operators (1)\n"
+    "      --max-parallelism M  number of key groups (default: Flink's rule,\n"
+    "                         1.5 x parallelism rounded up to a power of two,\n"
+    "                         128 .. 32768)\n"
+    "  -- ARGS...             passed to the script as arg[1..] and ...\n";
+
+static int usage_error(const char *fmt, const char *what) {
+  fprintf(stderr, "tide: ");
+  fprintf(stderr, fmt, what);
+  fprintf(stderr, "\n%s", USAGE);
+  return 2;
+}
+
+static int parse_positive(const char *s, long max, int *out) {
+  char *end;
+  long v = strtol(s, &end, 10);
+  if (*s == 0 || *end != 0 || v < 1 || v > max) return -1;
+  *out = (int)v;
+  return 0;
+}
+
+/* Let the job find the `tide` Lua modules: next to the binary in a build
+ * tree (build/../lua) or in an installed tree (bin/../share/lua/5.4), ahead
+ * of LUA_PATH and the default path. */
+static void add_lua_path(lua_State *L) {
+  char exe[4096];
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (n <= 0) return;
+  exe[n] = 0;
+  char *slash = strrchr(exe, '/');
+  if (!slash) return;
+  *slash = 0;
+  lua_getglobal(L, "package");
+  lua_getfield(L, -1, "path");
+  lua_pushfstring(L, "%s/../lua/?.lua;%s/../share/lua/5.4/?.lua;%s", exe, exe,
+                  lua_tostring(L, -1));
+  lua_setfield(L, -3, "path");
+  lua_pop(L, 2);
+}
+
+static int cmd_run(int argc, char **argv) {
+  static const struct option opts[] = {
+      {"parallelism", required_argument, NULL, 'p'},
+      {"max-parallelism", required_argument, NULL, 'm'},
+      {"help", no_argument, NULL, 'h'},
+      {NULL, 0, NULL, 0}};
+  int parallelism = 1, max_parallelism = 0, c;
+  const char *script = NULL;
+  optind = 1;
+  opterr = 0;
+  /* options may come before or after JOB.lua; "--" ends them */
+  while (optind < argc) {
+    if (strcmp(argv[optind], "--") == 0) {
+      optind++;
+      break;
+    }
+    if (argv[optind][0] != '-') {
+      if (script) return usage_error("unexpected argument '%s' (job arguments go after --)", argv[optind]);
+      script = argv[optind++];
+      continue;
+    }
+    int prev = optind;
+    c = getopt_long(argc, argv, "+p:h", opts, NULL);
+    if (c == -1) break;
+    switch (c) {
+    case 'p':
+      if (parse_positive(optarg, 32768, &parallelism))
+        return usage_error("--parallelism needs a whole number from 1 to 32768, not '%s'", optarg);
+      break;
+    case 'm':
+      if (parse_positive(optarg, TD_MAX_PARALLELISM_LIMIT, &max_parallelism))
+        return usage_error("--max-parallelism needs a whole number from 1 to 32768, not '%s'", optarg);
+      break;
+    case 'h':
+      fputs(USAGE, stdout);
+      return 0;
+    default:
+      return usage_error("unknown or incomplete option '%s'", argv[prev]);
+    }
+  }
+  if (!script) return usage_error("%s", "run needs a job script");
+  if (max_parallelism && max_parallelism < parallelism)
+    return usage_error("%s", "--max-parallelism must be at least --parallelism");
+
+  int n_args = 1 + (argc - optind);
+  const char **args = malloc(sizeof(char *) * (size_t)n_args);
+  if (!args) return 1;
+  args[0] = script;
+  for (int i = optind; i < argc; i++) args[1 + i - optind] = argv[i];
+
+  td_host_set_defaults(parallelism, max_parallelism);
+  lua_State *L = td_host_new_state();
+  if (!L) {
+    fprintf(stderr, "tide: out of memory\n");
+    free(args);
+    return 1;
+  }
+  add_lua_path(L);
+  static char err[16384];
+  int rc = td_host_run_script(L, script, args, n_args, err, sizeof err);
+  fflush(stdout);
+  if (rc != TD_RUN_OK) fprintf(stderr, "tide: %s\n", err);
+  lua_close(L);
+  free(args);
+  return rc;
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    fputs(USAGE, stderr);
+    return 2;
+  }
+  const char *cmd = argv[1];
+  if (strcmp(cmd, "run") == 0) return cmd_run(argc - 1, argv + 1);
+  if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+    printf("tide %s (%s)\n", TD_VERSION, LUA_RELEASE);
+    return 0;
+  }
+  if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 ||
+      strcmp(cmd, "-h") == 0) {
+    fputs(USAGE, stdout);
+    return 0;
+  }
+  return usage_error("unknown command '%s'", cmd);
+}

@@ -1,0 +1,958 @@
+/*
+ * source_file.c - line and CSV readers over plain and gzip files (see
+ * source_file.h).
+ *
+ * Every file goes through zlib (gzdopen/gzread), which reads plain files
+ * transparently. Data is read in large blocks into the reader's own buffer
+ * [rpos, wpos); lines are found with memchr and CSV records with a small
+ * state machine over the same buffer. A record that runs past the end of
+ * the buffered data is parsed again from its start once more data is in
+ * (the buffer grows when one record does not fit).
+ */
+#include "source_file.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <lauxlib.h>
+#include <zlib.h>
+
+#include "error.h"
+
+#define TD_RD_GZBUF (256u * 1024u)   /* zlib's internal buffer */
+#define TD_RD_BUF (1024u * 1024u)    /* our block buffer, grows as needed */
+#define TD_RD_MAXREAD (1u << 30)     /* largest single gzread request */
+#define TD_RD_SHOWLEN 60             /* bad values shown in messages */
+
+typedef struct {
+  size_t off;    /* offset in buf (from the record start) or in scratch */
+  size_t len;
+  int scratch;   /* 1: the bytes are in r->scratch (unescaped quoted) */
+} td_field_t;
+
+/* results of csv_parse */
+enum { P_REC, P_EMPTY, P_NEED, P_END, P_ERR, P_NOMEM };
+
+struct td_reader {
+  char *path;
+  gzFile gz;
+  int is_csv;
+  int done;          /* no more records */
+  int eof;           /* gzread reported end of input */
+  int err;           /* sticky error code (0: none) */
+  char errmsg[1024];
+  uint64_t skipped;
+
+  char *buf;
+  size_t cap, rpos, wpos;
+  size_t scan;       /* text: bytes after rpos known to hold no '\n' */
+  uint64_t base;     /* file offset of buf[0] (uncompressed offset) */
+  uint64_t end;      /* text: lines must start before this offset */
+  int skip_partial;  /* text: discard through the first '\n' */
+
+  /* CSV */
+  char delim;
+  int skip_errors;   /* count and skip bad rows */
+  int named;         /* rows are tables keyed by name (else arrays) */
+  int ncols_fixed;   /* ncols is known */
+  size_t ncols;
+  char **names;
+  td_col_type_t *types;
+  /* array mode: types by column number, checked against the first row */
+  size_t n_idx_types;
+  size_t *idx_cols;
+  td_col_type_t *idx_types;
+  uint64_t line;     /* physical line where the next record starts */
+  td_field_t *fields;
+  size_t nf, fcap;
+  char *scratch;
+  size_t slen, scap;
+  size_t consumed;   /* bytes of the last parsed record (or to resync) */
+  uint64_t rec_nl;   /* '\n' in those bytes */
+  const char *perr;  /* syntax error message */
+};
+
+/* ------------------------------------------------------------------ */
+
+static void set_errbuf(char *errbuf, size_t errlen, const char *fmt, ...) {
+  if (!errbuf || errlen == 0) return;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(errbuf, errlen, fmt, ap);
+  va_end(ap);
+}
+
+static int reader_fail(td_reader_t *r, int code, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(r->errmsg, sizeof r->errmsg, fmt, ap);
+  va_end(ap);
+  r->err = code;
+  return code;
+}
+
+static int has_gz_ext(const char *path) {
+  size_t n = strlen(path);
+  return n >= 3 && strcmp(path + n - 3, ".gz") == 0;
+}
+
+/* floor(size * k / n) without overflow (n small). */
+static uint64_t split_point(uint64_t size, int k, int n) {
+  uint64_t q = size / (uint64_t)n, rem = size % (uint64_t)n;
+  return q * (uint64_t)k + rem * (uint64_t)k / (uint64_t)n;
+}
+
+/* Opens path into a fresh reader: r->path, r->gz, r->buf. *st gets the
+ * file's status. */
+static int reader_new(td_reader_t **out, const char *path, struct stat *st,
+                      char *errbuf, size_t errlen) {
+  *out = NULL;
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    int e = errno;
+    set_errbuf(errbuf, errlen, "cannot open '%s': %s", path, strerror(e));
+    return -e;
+  }
+  if (fstat(fd, st) != 0) {
+    int e = errno;
+    close(fd);
+    set_errbuf(errbuf, errlen, "cannot open '%s': %s", path, strerror(e));
+    return -e;
+  }
+  if (S_ISDIR(st->st_mode)) {
+    close(fd);
+    set_errbuf(errbuf, errlen, "cannot open '%s': %s", path,
+               strerror(EISDIR));
+    return -EISDIR;
+  }
+  td_reader_t *r = calloc(1, sizeof *r);
+  if (r) r->path = strdup(path);
+  if (r) r->buf = malloc(TD_RD_BUF);
+  if (!r || !r->path || !r->buf) {
+    close(fd);
+    if (r) {
+      free(r->path);
+      free(r->buf);
+      free(r);
+    }
+    set_errbuf(errbuf, errlen, "cannot open '%s': %s", path,
+               td_strerror(TD_ENOMEM));
+    return TD_ENOMEM;
+  }
+  r->cap = TD_RD_BUF;
+  r->end = UINT64_MAX;
+  r->gz = gzdopen(fd, "rb");
+  if (!r->gz) {
+    close(fd);
+    td_reader_free(r);
+    set_errbuf(errbuf, errlen, "cannot open '%s': %s", path,
+               td_strerror(TD_ENOMEM));
+    return TD_ENOMEM;
+  }
+  gzbuffer(r->gz, TD_RD_GZBUF);
+  *out = r;
+  return 0;
+}
+
+/* Reads more input after r->wpos, first moving [rpos, wpos) to the front
+ * of the buffer (growing it when it is full). Sets r->eof at the end.
+ * Returns 0 or a negative code (the reader's error is set). */
+static int refill(td_reader_t *r) {
+  if (r->rpos > 0) {
+    size_t keep = r->wpos - r->rpos;
+    if (keep) memmove(r->buf, r->buf + r->rpos, keep);
+    r->base += r->rpos;
+    r->rpos = 0;
+    r->wpos = keep;
+  }
+  if (r->wpos == r->cap) {
+    size_t ncap = r->cap * 2;
+    char *nb = ncap > r->cap ? realloc(r->buf, ncap) : NULL;
+    if (!nb)
+      return reader_fail(r, TD_ENOMEM, "%s: %s", r->path,
+                         td_strerror(TD_ENOMEM));
+    r->buf = nb;
+    r->cap = ncap;
+  }
+  size_t want = r->cap - r->wpos;
+  if (want > TD_RD_MAXREAD) want = TD_RD_MAXREAD;
+  int got = gzread(r->gz, r->buf + r->wpos, (unsigned)want);
+  if (got > 0) {
+    r->wpos += (size_t)got;
+    return 0;
+  }
+  int zerr = Z_OK;
+  const char *zmsg = gzerror(r->gz, &zerr);
+  if (got < 0 || zerr != Z_OK) {
+    if (zerr == Z_ERRNO) {
+      int e = errno ? errno : EIO;
+      return reader_fail(r, -e, "cannot read '%s': %s", r->path,
+                         strerror(e));
+    }
+    if (zerr == Z_MEM_ERROR)
+      return reader_fail(r, TD_ENOMEM, "%s: %s", r->path,
+                         td_strerror(TD_ENOMEM));
+    return reader_fail(r, TD_ECORRUPT, "cannot read '%s': %s", r->path,
+                       zmsg && *zmsg ? zmsg : td_strerror(TD_ECORRUPT));
+  }
+  r->eof = 1;
+  return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Text */
+
+int td_reader_open_text(td_reader_t **out, const char *path, int split,
+                        int n_splits, char *errbuf, size_t errlen) {
+  if (errbuf && errlen) errbuf[0] = '\0';
+  if (out) *out = NULL;
+  if (!out || !path || n_splits < 1 || split < 0 || split >= n_splits) {
+    if (out) *out = NULL;
+    set_errbuf(errbuf, errlen, "read_text: bad arguments (split %d of %d)",
+               split, n_splits);
+    return TD_EINVAL;
+  }
+  struct stat st;
+  td_reader_t *r;
+  int rc = reader_new(&r, path, &st, errbuf, errlen);
+  if (rc) return rc;
+  /* Splittable: a regular file not named .gz that is not gzip inside
+   * (gzdirect reads the file's start to tell). */
+  int splittable = S_ISREG(st.st_mode) && !has_gz_ext(path) &&
+                   gzdirect(r->gz) == 1;
+  if (!splittable) {
+    if (split != 0) r->done = 1;
+  } else if (n_splits > 1) {
+    uint64_t size = (uint64_t)st.st_size;
+    uint64_t start = split_point(size, split, n_splits);
+    r->end = split_point(size, split + 1, n_splits);
+    if (start >= r->end) {
+      r->done = 1;
+    } else if (start > 0) {
+      z_off_t pos = gzseek(r->gz, (z_off_t)(start - 1), SEEK_SET);
+      if (pos < 0 || (uint64_t)pos != start - 1) {
+        int e = errno ? errno : EIO;
+        set_errbuf(errbuf, errlen, "cannot seek in '%s': %s", path,
+                   strerror(e));
+        td_reader_free(r);
+        return -e;
+      }
+      r->base = start - 1;
+      r->skip_partial = 1;
+    }
+  }
+  *out = r;
+  return 0;
+}
+
+static int read_text(td_reader_t *r, lua_State *L, int tidx, int max) {
+  int n = 0;
+  while (n < max && !r->done) {
+    char *p = r->buf + r->rpos;
+    size_t avail = r->wpos - r->rpos;
+    char *nl = avail > r->scan
+                   ? memchr(p + r->scan, '\n', avail - r->scan) : NULL;
+    if (!nl) {
+      if (r->eof) {
+        r->done = 1;
+        if (avail && !r->skip_partial && r->base + r->rpos < r->end) {
+          size_t len = avail;
+          if (p[len - 1] == '\r') len--;
+          lua_pushlstring(L, p, len);
+          lua_rawseti(L, tidx, ++n);
+        }
+        r->rpos = r->wpos;
+        r->scan = 0;
+        break;
+      }
+      r->scan = avail;
+      if (r->skip_partial) { /* drop what is already known to be skipped */
+        r->rpos = r->wpos;
+        r->scan = 0;
+      }
+      int rc = refill(r);
+      if (rc) return n ? n : rc;
+      continue;
+    }
+    size_t len = (size_t)(nl - p);
+    size_t next = r->rpos + len + 1;
+    if (r->skip_partial) {
+      r->skip_partial = 0;
+    } else {
+      if (r->base + r->rpos >= r->end) {
+        r->done = 1;
+        break;
+      }
+      if (len && p[len - 1] == '\r') len--;
+      lua_pushlstring(L, p, len);
+      lua_rawseti(L, tidx, ++n);
+    }
+    r->rpos = next;
+    r->scan = 0;
+  }
+  return n;
+}
+
+/* ------------------------------------------------------------------ */
+/* CSV parsing */
+
+static int field_add(td_reader_t *r, size_t off, size_t len, int scratch) {
+  if (r->nf == r->fcap) {
+    size_t ncap = r->fcap ? r->fcap * 2 : 32;
+    td_field_t *nfp = realloc(r->fields, ncap * sizeof *nfp);
+    if (!nfp) return -1;
+    r->fields = nfp;
+    r->fcap = ncap;
+  }
+  r->fields[r->nf].off = off;
+  r->fields[r->nf].len = len;
+  r->fields[r->nf].scratch = scratch;
+  r->nf++;
+  return 0;
+}
+
+static int scratch_add(td_reader_t *r, const char *p, size_t len) {
+  if (!r->scratch || r->scap - r->slen < len) {
+    size_t ncap = r->scap ? r->scap : 256;
+    while (ncap - r->slen < len) ncap *= 2;
+    char *ns = realloc(r->scratch, ncap);
+    if (!ns) return -1;
+    r->scratch = ns;
+    r->scap = ncap;
+  }
+  memcpy(r->scratch + r->slen, p, len);
+  r->slen += len;
+  return 0;
+}
+
+static uint64_t count_nl(const char *p, size_t len) {
+  uint64_t c = 0;
+  const char *e = p + len;
+  while (p < e && (p = memchr(p, '\n', (size_t)(e - p))) != NULL) {
+    c++;
+    p++;
+  }
+  return c;
+}
+
+/* Syntax error at q: resync after the next '\n' (or at the end of input).
+ * nl counts the newlines in [rec, q). */
+static int parse_error(td_reader_t *r, const char *rec, const char *q,
+                       const char *e, uint64_t nl, const char *msg) {
+  const char *x = q < e ? memchr(q, '\n', (size_t)(e - q)) : NULL;
+  if (!x) {
+    if (!r->eof) return P_NEED;
+    r->consumed = (size_t)(e - rec);
+  } else {
+    r->consumed = (size_t)(x + 1 - rec);
+    nl++;
+  }
+  r->rec_nl = nl;
+  r->perr = msg;
+  return P_ERR;
+}
+
+/* Parses one record at buf[rpos, wpos): fields into r->fields (offsets
+ * from the record start), r->consumed and r->rec_nl. */
+static int csv_parse(td_reader_t *r) {
+  const char *rec = r->buf + r->rpos, *e = r->buf + r->wpos, *q = rec;
+  const char delim = r->delim;
+  uint64_t nl = 0;
+  r->nf = 0;
+  r->slen = 0;
+  if (q == e) return r->eof ? P_END : P_NEED;
+  if (*q == '\n' || (*q == '\r' && q + 1 < e && q[1] == '\n')) {
+    r->consumed = *q == '\n' ? 1 : 2;
+    r->rec_nl = 1;
+    return P_EMPTY;
+  }
+  if (*q == '\r' && q + 1 == e) {
+    if (!r->eof) return P_NEED;
+    r->consumed = 1;
+    r->rec_nl = 0;
+    return P_EMPTY;
+  }
+  for (;;) {
+    if (q < e && *q == '"') {
+      /* quoted field: unescaped into scratch */
+      size_t soff = r->slen;
+      q++;
+      for (;;) {
+        const char *qq = memchr(q, '"', (size_t)(e - q));
+        if (!qq) {
+          if (!r->eof) return P_NEED;
+          r->consumed = (size_t)(e - rec);
+          r->rec_nl = nl + count_nl(q, (size_t)(e - q));
+          r->perr = "unterminated quoted field";
+          return P_ERR;
+        }
+        nl += count_nl(q, (size_t)(qq - q));
+        if (scratch_add(r, q, (size_t)(qq - q)))
+          return P_NOMEM;
+        q = qq + 1;
+        if (q == e && !r->eof) return P_NEED;
+        if (q < e && *q == '"') { /* "" inside quotes */
+          if (scratch_add(r, "\"", 1))
+            return P_NOMEM;
+          q++;
+          continue;
+        }
+        break;
+      }
+      if (field_add(r, soff, r->slen - soff, 1))
+        return P_NOMEM;
+      if (q == e) break; /* end of input */
+      if (*q == delim) {
+        q++;
+        continue;
+      }
+      if (*q == '\n') {
+        q++;
+        nl++;
+        break;
+      }
+      if (*q == '\r') {
+        if (q + 1 == e) {
+          if (!r->eof) return P_NEED;
+          q++;
+          break;
+        }
+        if (q[1] == '\n') {
+          q += 2;
+          nl++;
+          break;
+        }
+      }
+      return parse_error(r, rec, q, e, nl,
+                         "unexpected character after closing quote");
+    } else {
+      const char *s = q;
+      while (q < e) {
+        char c = *q;
+        if (c == delim || c == '\n' || c == '"') break;
+        q++;
+      }
+      if (q == e) {
+        if (!r->eof) return P_NEED;
+        size_t len = (size_t)(q - s);
+        if (len && s[len - 1] == '\r') len--;
+        if (field_add(r, (size_t)(s - rec), len, 0))
+          return P_NOMEM;
+        break;
+      }
+      if (*q == '"')
+        return parse_error(r, rec, q, e, nl,
+                           "unexpected '\"' in unquoted field");
+      size_t len = (size_t)(q - s);
+      if (*q == '\n' && len && s[len - 1] == '\r') len--;
+      if (field_add(r, (size_t)(s - rec), len, 0))
+        return P_NOMEM;
+      if (*q == '\n') {
+        q++;
+        nl++;
+        break;
+      }
+      q++; /* delimiter */
+      if (q == e && !r->eof) return P_NEED;
+    }
+  }
+  r->consumed = (size_t)(q - rec);
+  r->rec_nl = nl;
+  return P_REC;
+}
+
+static const char *field_ptr(const td_reader_t *r, const td_field_t *f) {
+  return f->scratch ? r->scratch + f->off : r->buf + r->rpos + f->off;
+}
+
+/* Parses the next non-empty record, refilling as needed. Returns P_REC,
+ * P_END, P_ERR (r->perr set, r->line at the record start; the caller
+ * consumes), or a negative code (read error, reader error set). */
+static int csv_next(td_reader_t *r) {
+  for (;;) {
+    int pr = csv_parse(r);
+    if (pr == P_NOMEM)
+      return reader_fail(r, TD_ENOMEM, "%s: %s", r->path,
+                         td_strerror(TD_ENOMEM));
+    if (pr == P_NEED) {
+      int rc = refill(r);
+      if (rc) return rc;
+      continue;
+    }
+    if (pr == P_EMPTY) {
+      r->rpos += r->consumed;
+      r->line += r->rec_nl;
+      continue;
+    }
+    return pr;
+  }
+}
+
+static void csv_consume(td_reader_t *r) {
+  r->rpos += r->consumed;
+  r->line += r->rec_nl;
+  r->consumed = 0;
+  r->rec_nl = 0;
+}
+
+static void free_names(char **names, size_t n) {
+  if (!names) return;
+  for (size_t i = 0; i < n; i++) free(names[i]);
+  free(names);
+}
+
+static char **dup_names(const char *const *src, size_t n) {
+  char **names = calloc(n ? n : 1, sizeof *names);
+  if (!names) return NULL;
+  for (size_t i = 0; i < n; i++) {
+    names[i] = strdup(src[i] ? src[i] : "");
+    if (!names[i]) {
+      free_names(names, i);
+      return NULL;
+    }
+  }
+  return names;
+}
+
+/* "12" -> 12; 0 for anything but a positive decimal column number. */
+static size_t parse_colno(const char *s) {
+  size_t v = 0;
+  if (!*s) return 0;
+  for (; *s; s++) {
+    if (*s < '0' || *s > '9') return 0;
+    if (v > (SIZE_MAX - 9) / 10) return 0;
+    v = v * 10 + (size_t)(*s - '0');
+  }
+  return v;
+}
+
+/* Sets r->types for r->names from opts (named mode). */
+static int apply_named_types(td_reader_t *r, const td_csv_opts_t *o,
+                             char *errbuf, size_t errlen) {
+  r->types = calloc(r->ncols ? r->ncols : 1, sizeof *r->types);
+  if (!r->types) {
+    set_errbuf(errbuf, errlen, "%s: %s", r->path, td_strerror(TD_ENOMEM));
+    return TD_ENOMEM;
+  }
+  for (size_t t = 0; t < o->n_types; t++) {
+    const char *tn = o->type_names[t] ? o->type_names[t] : "";
+    size_t i;
+    for (i = 0; i < r->ncols; i++)
+      if (strcmp(r->names[i], tn) == 0) break;
+    if (i == r->ncols) {
+      set_errbuf(errbuf, errlen, "%s: types name column '%s', which the "
+                 "file does not have", r->path, tn);
+      return TD_EINVAL;
+    }
+    r->types[i] = o->types[t];
+  }
+  return 0;
+}
+
+int td_reader_open_csv(td_reader_t **out, const char *path,
+                       const td_csv_opts_t *opts, int split, int n_splits,
+                       char *errbuf, size_t errlen) {
+  static const td_csv_opts_t defaults = {',', 1, 0, NULL, 0, NULL, NULL, 0};
+  const td_csv_opts_t *o = opts ? opts : &defaults;
+  if (errbuf && errlen) errbuf[0] = '\0';
+  if (out) *out = NULL;
+  if (!out || !path || n_splits < 1 || split < 0 || split >= n_splits) {
+    set_errbuf(errbuf, errlen, "read_csv: bad arguments (split %d of %d)",
+               split, n_splits);
+    return TD_EINVAL;
+  }
+  char delim = o->delimiter ? o->delimiter : ',';
+  if (delim == '"' || delim == '\n' || delim == '\r') {
+    set_errbuf(errbuf, errlen, "read_csv '%s': bad delimiter", path);
+    return TD_EINVAL;
+  }
+  if ((o->n_names && !o->names) || (o->n_types && (!o->type_names ||
+                                                   !o->types))) {
+    set_errbuf(errbuf, errlen, "read_csv '%s': bad arguments", path);
+    return TD_EINVAL;
+  }
+  for (size_t t = 0; t < o->n_types; t++) {
+    if ((int)o->types[t] < TD_COL_STRING || o->types[t] > TD_COL_BOOL) {
+      set_errbuf(errbuf, errlen, "read_csv '%s': bad type for column '%s'",
+                 path, o->type_names[t] ? o->type_names[t] : "");
+      return TD_EINVAL;
+    }
+  }
+  struct stat st;
+  td_reader_t *r;
+  int rc = reader_new(&r, path, &st, errbuf, errlen);
+  if (rc) return rc;
+  r->is_csv = 1;
+  r->delim = delim;
+  r->skip_errors = o->skip_errors != 0;
+  r->line = 1;
+
+  /* a UTF-8 byte order mark at the start of the file */
+  while (r->wpos < 3 && !r->eof) {
+    rc = refill(r);
+    if (rc) goto fail_read;
+  }
+  if (r->wpos >= 3 && memcmp(r->buf, "\xEF\xBB\xBF", 3) == 0) r->rpos = 3;
+
+  const char *const *names = o->names;
+  size_t n_names = o->names ? o->n_names : 0;
+  if (o->header) {
+    int pr = csv_next(r);
+    if (pr < 0) {
+      rc = pr;
+      goto fail_read;
+    }
+    if (pr == P_ERR) {
+      set_errbuf(errbuf, errlen, "%s:%llu: %s", path,
+                 (unsigned long long)r->line, r->perr);
+      rc = TD_EPARSE;
+      goto fail;
+    }
+    if (pr == P_END) {
+      /* an empty file: no header, no rows */
+      if (names) {
+        r->names = dup_names(names, n_names);
+        r->ncols = n_names;
+      } else {
+        r->names = dup_names(NULL, 0);
+        r->ncols = 0;
+      }
+      r->named = 1;
+      r->ncols_fixed = 1;
+      r->done = 1;
+      if (!r->names) goto fail_nomem;
+      r->types = calloc(r->ncols ? r->ncols : 1, sizeof *r->types);
+      if (!r->types) goto fail_nomem;
+      *out = r;
+      return 0;
+    }
+    if (names) {
+      if (n_names != r->nf) {
+        set_errbuf(errbuf, errlen, "%s: %zu names given, but the header "
+                   "has %zu columns", path, n_names, r->nf);
+        rc = TD_EINVAL;
+        goto fail;
+      }
+      r->names = dup_names(names, n_names);
+      if (!r->names) goto fail_nomem;
+    } else {
+      r->names = calloc(r->nf ? r->nf : 1, sizeof *r->names);
+      if (!r->names) goto fail_nomem;
+      for (size_t i = 0; i < r->nf; i++) {
+        const td_field_t *f = &r->fields[i];
+        r->names[i] = strndup(field_ptr(r, f), f->len);
+        if (!r->names[i]) {
+          free_names(r->names, i);
+          r->names = NULL;
+          goto fail_nomem;
+        }
+      }
+    }
+    r->ncols = r->nf;
+    r->named = 1;
+    r->ncols_fixed = 1;
+    csv_consume(r);
+  } else if (names) {
+    r->names = dup_names(names, n_names);
+    if (!r->names) goto fail_nomem;
+    r->ncols = n_names;
+    r->named = 1;
+    r->ncols_fixed = 1;
+  }
+
+  if (r->named) {
+    rc = apply_named_types(r, o, errbuf, errlen);
+    if (rc) goto fail;
+  } else if (o->n_types) {
+    /* rows are arrays: types name columns by number, "1".."n" */
+    r->idx_cols = calloc(o->n_types, sizeof *r->idx_cols);
+    r->idx_types = calloc(o->n_types, sizeof *r->idx_types);
+    if (!r->idx_cols || !r->idx_types) goto fail_nomem;
+    for (size_t t = 0; t < o->n_types; t++) {
+      const char *tn = o->type_names[t] ? o->type_names[t] : "";
+      size_t c = parse_colno(tn);
+      if (!c) {
+        set_errbuf(errbuf, errlen, "%s: types name column '%s', but the "
+                   "columns have no names (use numbers 1..n)", path, tn);
+        rc = TD_EINVAL;
+        goto fail;
+      }
+      r->idx_cols[t] = c;
+      r->idx_types[t] = o->types[t];
+    }
+    r->n_idx_types = o->n_types;
+  }
+  if (split != 0) r->done = 1;
+  *out = r;
+  return 0;
+
+fail_nomem:
+  set_errbuf(errbuf, errlen, "%s: %s", path, td_strerror(TD_ENOMEM));
+  rc = TD_ENOMEM;
+  goto fail;
+fail_read:
+  set_errbuf(errbuf, errlen, "%s", r->errmsg);
+fail:
+  td_reader_free(r);
+  return rc;
+}
+
+/* Fixes the column count from the first row (array mode). */
+static int csv_fix_ncols(td_reader_t *r, size_t n) {
+  r->types = calloc(n ? n : 1, sizeof *r->types);
+  if (!r->types)
+    return reader_fail(r, TD_ENOMEM, "%s: %s", r->path,
+                       td_strerror(TD_ENOMEM));
+  for (size_t t = 0; t < r->n_idx_types; t++) {
+    if (r->idx_cols[t] > n)
+      return reader_fail(r, TD_EINVAL, "%s:%llu: types name column '%zu', "
+                         "but the rows have %zu fields", r->path,
+                         (unsigned long long)r->line, r->idx_cols[t], n);
+    r->types[r->idx_cols[t] - 1] = r->idx_types[t];
+  }
+  r->ncols = n;
+  r->ncols_fixed = 1;
+  return 0;
+}
+
+static int parse_int(const char *p, size_t len, lua_Integer *out) {
+  const char *e = p + len;
+  int neg = 0;
+  if (p < e && (*p == '+' || *p == '-')) neg = *p++ == '-';
+  if (p == e) return -1;
+  uint64_t v = 0, lim = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
+  for (; p < e; p++) {
+    unsigned d = (unsigned)(unsigned char)*p - '0';
+    if (d > 9) return -1;
+    if (v > (lim - d) / 10) return -1;
+    v = v * 10 + d;
+  }
+  *out = neg ? (lua_Integer)(0 - v) : (lua_Integer)v;
+  return 0;
+}
+
+static int parse_float(const char *p, size_t len, double *out) {
+  char small[64];
+  char *s = small;
+  if (len == 0 || isspace((unsigned char)p[0])) return -1;
+  if (len >= sizeof small) {
+    s = malloc(len + 1);
+    if (!s) return -1;
+  }
+  memcpy(s, p, len);
+  s[len] = '\0';
+  char *end;
+  double d = strtod(s, &end);
+  int ok = end == s + len;
+  if (s != small) free(s);
+  if (!ok) return -1;
+  *out = d;
+  return 0;
+}
+
+static int parse_bool(const char *p, size_t len, int *out) {
+  if (len == 1 && (*p == '1' || *p == '0')) {
+    *out = *p == '1';
+    return 0;
+  }
+  if (len == 4 && strncasecmp(p, "true", 4) == 0) {
+    *out = 1;
+    return 0;
+  }
+  if (len == 5 && strncasecmp(p, "false", 5) == 0) {
+    *out = 0;
+    return 0;
+  }
+  return -1;
+}
+
+/* Pushes field i converted to its column's type; returns 0, 1 when there
+ * is nothing to push (empty non-string field), or -1 on a bad value. */
+static int push_field(td_reader_t *r, lua_State *L, size_t i) {
+  const td_field_t *f = &r->fields[i];
+  const char *p = field_ptr(r, f);
+  td_col_type_t ty = r->types[i];
+  if (ty == TD_COL_STRING) {
+    lua_pushlstring(L, p, f->len);
+    return 0;
+  }
+  if (f->len == 0) return 1;
+  switch (ty) {
+  case TD_COL_INT: {
+    lua_Integer v;
+    if (parse_int(p, f->len, &v)) return -1;
+    lua_pushinteger(L, v);
+    return 0;
+  }
+  case TD_COL_FLOAT: {
+    double d;
+    if (parse_float(p, f->len, &d)) return -1;
+    lua_pushnumber(L, (lua_Number)d);
+    return 0;
+  }
+  case TD_COL_NUMBER: {
+    lua_Integer v;
+    double d;
+    if (parse_int(p, f->len, &v) == 0) {
+      lua_pushinteger(L, v);
+      return 0;
+    }
+    if (parse_float(p, f->len, &d)) return -1;
+    lua_pushnumber(L, (lua_Number)d);
+    return 0;
+  }
+  case TD_COL_BOOL: {
+    int b;
+    if (parse_bool(p, f->len, &b)) return -1;
+    lua_pushboolean(L, b);
+    return 0;
+  }
+  default:
+    lua_pushlstring(L, p, f->len);
+    return 0;
+  }
+}
+
+static const char *type_name(td_col_type_t t) {
+  switch (t) {
+  case TD_COL_INT: return "int";
+  case TD_COL_FLOAT: return "float";
+  case TD_COL_NUMBER: return "number";
+  case TD_COL_BOOL: return "bool";
+  default: return "string";
+  }
+}
+
+/* Records a bad row: skipped (returns 0) or a sticky error (returns the
+ * code). The row's bytes are consumed either way. */
+static int bad_row(td_reader_t *r, const char *fmt, ...) {
+  char msg[600];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  snprintf(r->errmsg, sizeof r->errmsg, "%s:%llu: %s", r->path,
+           (unsigned long long)r->line, msg);
+  csv_consume(r);
+  if (r->skip_errors) {
+    r->skipped++;
+    return 0;
+  }
+  r->err = TD_EPARSE;
+  return TD_EPARSE;
+}
+
+static int read_csv(td_reader_t *r, lua_State *L, int tidx, int max) {
+  int n = 0;
+  int keybase = 0;
+  if (r->named) {
+    if (!lua_checkstack(L, (int)(r->ncols > INT_MAX - 16 ? INT_MAX - 16
+                                                          : r->ncols) + 8))
+      return reader_fail(r, TD_ENOMEM, "%s: too many columns", r->path);
+    keybase = lua_gettop(L) + 1;
+    for (size_t i = 0; i < r->ncols; i++) lua_pushstring(L, r->names[i]);
+  }
+  while (n < max && !r->done) {
+    int pr = csv_next(r);
+    if (pr < 0) break; /* read error: r->err is set */
+    if (pr == P_END) {
+      r->done = 1;
+      break;
+    }
+    if (pr == P_ERR) {
+      if (bad_row(r, "%s", r->perr)) break;
+      continue;
+    }
+    if (!r->ncols_fixed && csv_fix_ncols(r, r->nf)) break;
+    if (r->nf != r->ncols) {
+      if (bad_row(r, "expected %zu fields, got %zu", r->ncols, r->nf))
+        break;
+      continue;
+    }
+    if (r->named)
+      lua_createtable(L, 0, (int)r->ncols);
+    else
+      lua_createtable(L, (int)r->ncols, 0);
+    size_t i;
+    for (i = 0; i < r->ncols; i++) {
+      if (r->named) lua_pushvalue(L, keybase + (int)i);
+      int fr = push_field(r, L, i);
+      if (fr < 0) break;
+      if (fr > 0) {
+        if (r->named) lua_pop(L, 1);
+        continue;
+      }
+      if (r->named)
+        lua_rawset(L, -3);
+      else
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    if (i < r->ncols) {
+      const td_field_t *f = &r->fields[i];
+      const char *p = field_ptr(r, f);
+      int show = f->len > TD_RD_SHOWLEN ? TD_RD_SHOWLEN : (int)f->len;
+      const char *more = f->len > TD_RD_SHOWLEN ? "..." : "";
+      lua_pop(L, r->named ? 2 : 1); /* key, row */
+      int brc;
+      if (r->named)
+        brc = bad_row(r, "column '%s': bad %s '%.*s%s'", r->names[i],
+                      type_name(r->types[i]), show, p, more);
+      else
+        brc = bad_row(r, "column %zu: bad %s '%.*s%s'", i + 1,
+                      type_name(r->types[i]), show, p, more);
+      if (brc) break;
+      continue;
+    }
+    lua_rawseti(L, tidx, ++n);
+    csv_consume(r);
+  }
+  if (r->named) lua_settop(L, keybase - 1);
+  if (r->err && n == 0) return r->err;
+  return n;
+}
+
+/* ------------------------------------------------------------------ */
+
+int td_reader_read(td_reader_t *r, lua_State *L, int tidx, int max) {
+  if (!r || !L) return TD_EINVAL;
+  if (r->err) return r->err;
+  if (max <= 0 || r->done) return 0;
+  tidx = lua_absindex(L, tidx);
+  if (!lua_checkstack(L, 8))
+    return reader_fail(r, TD_ENOMEM, "%s: Lua stack overflow", r->path);
+  if (r->is_csv) return read_csv(r, L, tidx, max);
+  int n = read_text(r, L, tidx, max);
+  if (r->err && n == 0) return r->err;
+  return n;
+}
+
+const char *td_reader_error(const td_reader_t *r) {
+  return r ? r->errmsg : "";
+}
+
+uint64_t td_reader_skipped(const td_reader_t *r) {
+  return r ? r->skipped : 0;
+}
+
+void td_reader_free(td_reader_t *r) {
+  if (!r) return;
+  if (r->gz) gzclose(r->gz);
+  free(r->path);
+  free(r->buf);
+  free_names(r->names, r->ncols);
+  free(r->types);
+  free(r->idx_cols);
+  free(r->idx_types);
+  free(r->fields);
+  free(r->scratch);
+  free(r);
+}

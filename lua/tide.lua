@@ -1,0 +1,548 @@
+--- tide: the DataStream API.
+--
+-- A job script builds a dataflow graph with an environment and streams,
+-- then runs it with env:execute(). The same script runs once in a planning
+-- VM, which builds the graph and hands it to the C core, and once in each
+-- subtask's VM, where the same builder calls give the runtime its operator
+-- functions (so graph construction must be deterministic).
+--
+--   local tide = require "tide"
+--   local env = tide.env{ parallelism = 2 }
+--   env:read_text(arg[1])
+--      :flat_map(function(line, out) for w in line:gmatch("%S+") do out:collect(w) end end)
+--      :map(function(w) return { word = w, n = 1 } end)
+--      :key_by("word"):sum("n")
+--      :write_csv(arg[2], { columns = { "word", "n" } })
+--   env:execute("wordcount")
+--
+-- Names and semantics mirror Flink's DataStream API (snake_case).
+local core = require "tide.core"
+local util = require "tide.util"
+
+local VERSION = "0.1.0"
+if core.version ~= VERSION then
+  error(string.format("tide: Lua module %s does not match the core %s", VERSION, core.version))
+end
+
+local tide = { _VERSION = VERSION, duration = util.duration, format = util.format }
+
+local DataStream = {}
+DataStream.__index = DataStream
+local KeyedStream = setmetatable({}, { __index = DataStream })
+KeyedStream.__index = KeyedStream
+local Env = {}
+Env.__index = Env
+
+local executions = 0 -- env:execute() calls so far in this VM
+
+-- "file:line" of the user's call that defined an operator.
+local function call_site(level)
+  local info = debug.getinfo(level + 1, "Sl")
+  if not info then return "?" end
+  return string.format("%s:%d", info.short_src, info.currentline or 0)
+end
+
+local function check_fn(v, n, fname, what)
+  if type(v) ~= "function" then
+    error(string.format("bad argument #%d to '%s' (%s expected, got %s)", n, fname,
+      what or "function", type(v)), 3)
+  end
+  return v
+end
+
+local function check_positive_int(v, n, fname)
+  if math.type(v) ~= "integer" or v < 1 then
+    error(string.format("bad argument #%d to '%s' (positive integer expected, got %s)",
+      n, fname, tostring(v)), 3)
+  end
+  return v
+end
+
+local function field_getter(f, fname)
+  local tf = type(f)
+  if tf == "function" then return f end
+  if tf == "string" or math.type(f) == "integer" then
+    return function(v) return v[f] end
+  end
+  error(string.format("bad argument #1 to '%s' (field name, index or function expected, got %s)",
+    fname, tf), 3)
+end
+
+--- Create an execution environment (Flink's StreamExecutionEnvironment).
+-- @param cfg table, all optional:
+--   parallelism (integer >= 1): default parallelism of operators; default
+--     the CLI's --parallelism (1)
+--   max_parallelism (integer): key groups; default the CLI's
+--     --max-parallelism or Flink's rule (1.5 x parallelism, power of two,
+--     128..32768)
+--   runtime_mode ("streaming" | "batch"): as Flink's RuntimeExecutionMode;
+--     in "batch", keyed reduce/sum/min/max emit only their final result per
+--     key at the end of input (all sources must be bounded)
+--   chaining (boolean, default true): false runs every operator as its
+--     own task (Flink's disableOperatorChaining)
+--   name (string): the default job name
+-- @return Env
+function tide.env(cfg)
+  cfg = cfg or {}
+  if type(cfg) ~= "table" then
+    error("bad argument #1 to 'env' (table expected, got " .. type(cfg) .. ")", 2)
+  end
+  local d = core.defaults()
+  local env = setmetatable({
+    nodes = {},
+    parallelism = d.parallelism,
+    max_parallelism = d.max_parallelism,
+    runtime_mode = "streaming",
+    chaining = true,
+    name = "job",
+  }, Env)
+  if cfg.parallelism ~= nil then env.parallelism = check_positive_int(cfg.parallelism, 1, "env") end
+  if cfg.max_parallelism ~= nil then
+    env.max_parallelism = check_positive_int(cfg.max_parallelism, 1, "env")
+  end
+  if cfg.runtime_mode ~= nil then
+    if cfg.runtime_mode ~= "streaming" and cfg.runtime_mode ~= "batch" then
+      error("bad runtime_mode '" .. tostring(cfg.runtime_mode) .. "' (expected 'streaming' or 'batch')", 2)
+    end
+    env.runtime_mode = cfg.runtime_mode
+  end
+  if cfg.chaining ~= nil then env.chaining = not not cfg.chaining end
+  if cfg.name ~= nil then env.name = tostring(cfg.name) end
+  return env
+end
+
+-- Add a node; inputs are {stream, ...}. Returns the new DataStream.
+local function add_node(env, kind, inputs, props, level)
+  local id = #env.nodes + 1
+  local node = props or {}
+  node.id = id
+  node.kind = kind
+  node.site = call_site(level + 1)
+  node.inputs = {}
+  for i, s in ipairs(inputs) do
+    if s.env ~= env then error("cannot combine streams of different environments", level + 1) end
+    node.inputs[i] = { node = s.id, partition = s.partition, key = s.key, key_field = s.key_field,
+      key_site = s.key_site }
+  end
+  env.nodes[id] = node
+  return setmetatable({ env = env, id = id }, DataStream)
+end
+
+-- ---- sources ------------------------------------------------------------
+
+local function check_readable(path, fname)
+  if type(path) ~= "string" then
+    error(string.format("bad argument #1 to '%s' (path expected, got %s)", fname, type(path)), 3)
+  end
+  local f, err = io.open(path, "rb")
+  if not f then error(fname .. ": cannot open '" .. path .. "': " .. (err:match(": (.*)$") or err), 3) end
+  local ok, rerr, code = f:read(0)
+  f:close()
+  if ok == nil and code then
+    error(fname .. ": cannot read '" .. path .. "': " .. tostring(rerr):gsub("^.-: ", ""), 3)
+  end
+end
+
+--- A bounded source of the lines of a text file (Flink's FileSource with a
+-- text line format). A ".gz" file is decompressed transparently. A plain
+-- file is split into byte ranges read by the source's subtasks in
+-- parallel; a gzip file is read by subtask 0.
+-- @param path string
+-- @return DataStream of strings (lines without their line end)
+function Env:read_text(path)
+  check_readable(path, "read_text")
+  return add_node(self, "source", {}, { source = { type = "text", path = path }, name = "read_text" }, 2)
+end
+
+local CSV_TYPES = { string = true, int = true, integer = true, float = true, number = true,
+  bool = true, boolean = true }
+
+--- A bounded source of the rows of a CSV file (RFC 4180 quoting; ".gz"
+-- decompressed transparently; read by subtask 0, since quoted fields may
+-- span lines).
+-- @param path string
+-- @param opts table, optional:
+--   header (boolean, default true): the first row names the columns
+--   columns (array of strings): column names (required order when there is
+--     no header; overrides the header's names otherwise)
+--   types ({column = "string"|"int"|"float"|"number"|"bool"}): typed
+--     columns; others are strings; an empty field of a typed column is nil
+--   delimiter (one-character string, default ",")
+--   on_error ("fail" | "skip", default "fail"): a row with the wrong number
+--     of fields or a bad value fails the job naming file and line, or is
+--     counted and skipped
+-- @return DataStream of tables keyed by column name (arrays without names)
+function Env:read_csv(path, opts)
+  check_readable(path, "read_csv")
+  opts = opts or {}
+  if type(opts) ~= "table" then
+    error("bad argument #2 to 'read_csv' (table expected, got " .. type(opts) .. ")", 2)
+  end
+  local on_error = opts.on_error or "fail"
+  if on_error ~= "fail" and on_error ~= "skip" then
+    error("read_csv: on_error must be 'fail' or 'skip', not '" .. tostring(on_error) .. "'", 2)
+  end
+  for col, ty in pairs(opts.types or {}) do
+    if not CSV_TYPES[ty] then
+      error(string.format("read_csv: column '%s' has unknown type '%s' (expected string, int, float, number or bool)",
+        tostring(col), tostring(ty)), 2)
+    end
+  end
+  local copts = {
+    header = opts.header == nil and true or not not opts.header,
+    columns = opts.columns, types = opts.types, delimiter = opts.delimiter,
+    skip_errors = on_error == "skip",
+  }
+  return add_node(self, "source", {}, { source = { type = "csv", path = path, opts = copts }, name = "read_csv" }, 2)
+end
+
+--- A bounded source of the values of a Lua array, in order (Flink's
+-- fromCollection: not parallel, its parallelism is 1).
+-- @param t array of records (no nil holes)
+-- @return DataStream
+function Env:from_list(t)
+  if type(t) ~= "table" then
+    error("bad argument #1 to 'from_list' (table expected, got " .. type(t) .. ")", 2)
+  end
+  local s = add_node(self, "source", {}, { source = { type = "list", list = t }, name = "from_list", parallelism = 1,
+    max_source_parallelism = 1 }, 2)
+  return s
+end
+
+--- A source of generated records (Flink's DataGeneratorSource): fn(i) is
+-- called for i = 1 .. count and its result emitted. Subtasks each take a
+-- contiguous range of the sequence.
+-- @param fn function(i) -> record (non-nil)
+-- @param count integer >= 0, or nil for an unbounded source
+-- @param opts table, optional: parallelism (integer)
+-- @return DataStream
+function Env:generate(fn, count, opts)
+  check_fn(fn, 1, "generate")
+  if count ~= nil and (math.type(count) ~= "integer" or count < 0) then
+    error("bad argument #2 to 'generate' (non-negative integer or nil expected, got " .. tostring(count) .. ")", 2)
+  end
+  opts = opts or {}
+  local s = add_node(self, "source", {}, { source = { type = "generate", fn = fn, count = count }, name = "generate" }, 2)
+  if opts.parallelism then s:set_parallelism(opts.parallelism) end
+  return s
+end
+
+-- ---- transformations ----------------------------------------------------
+
+--- Apply fn to every record (Flink's map). fn(value) -> new value (non-nil).
+function DataStream:map(fn)
+  check_fn(fn, 1, "map")
+  return add_node(self.env, "map", { self }, { fn = fn, name = "map" }, 2)
+end
+
+--- Keep the records for which fn(value) is true (Flink's filter).
+function DataStream:filter(fn)
+  check_fn(fn, 1, "filter")
+  return add_node(self.env, "filter", { self }, { fn = fn, name = "filter" }, 2)
+end
+
+--- fn(value, out) emits zero or more records with out:collect(v) (Flink's
+-- flatMap with a Collector).
+function DataStream:flat_map(fn)
+  check_fn(fn, 1, "flat_map")
+  return add_node(self.env, "flat_map", { self }, { fn = fn, name = "flat_map" }, 2)
+end
+
+--- A stateful process function (Flink's ProcessFunction; on a keyed stream,
+-- KeyedProcessFunction).
+-- @param spec table: on_record = function(value, ctx, out) (required);
+--   open = function(ctx) and close = function(ctx) (optional, called once
+--   per subtask before the first and after the last record).
+--   ctx has: key (keyed streams), state (keyed state: ctx.state:value(name),
+--   :list(name), :map(name), :reducing(name, fn), :aggregating(name, agg)),
+--   subtask (0-based), parallelism. out:collect(v) emits.
+function DataStream:process(spec)
+  if type(spec) == "function" then spec = { on_record = spec } end
+  if type(spec) ~= "table" then
+    error("bad argument #1 to 'process' (table expected, got " .. type(spec) .. ")", 2)
+  end
+  check_fn(spec.on_record, 1, "process", "on_record function")
+  for _, hook in ipairs { "open", "close" } do
+    if spec[hook] ~= nil then check_fn(spec[hook], 1, "process", hook .. " function") end
+  end
+  return add_node(self.env, "process", { self }, { spec = spec, name = "process", keyed = self.key ~= nil }, 2)
+end
+
+--- Partition by key (Flink's keyBy): records with equal keys go to the same
+-- subtask, through key groups. key: a field name or index of the records,
+-- or function(value) -> key. Keys are strings, numbers, booleans or tables
+-- (compared by value); nil is an error.
+-- @return KeyedStream
+function DataStream:key_by(key)
+  local f = field_getter(key, "key_by")
+  local key_field = (type(key) == "string" or math.type(key) == "integer") and key or nil
+  return setmetatable({ env = self.env, id = self.id, partition = "hash", key = f, key_field = key_field,
+    key_site = call_site(2), key_desc = type(key) == "function" and "key function" or ("field " .. tostring(key)) },
+    KeyedStream)
+end
+
+--- Merge this stream with others of the same type (Flink's union).
+function DataStream:union(...)
+  local inputs = { self, ... }
+  if #inputs < 2 then error("bad argument #1 to 'union' (stream expected)", 2) end
+  for i = 2, #inputs do
+    if getmetatable(inputs[i]) ~= DataStream and getmetatable(inputs[i]) ~= KeyedStream then
+      error("bad argument #" .. (i - 1) .. " to 'union' (stream expected)", 2)
+    end
+  end
+  local plain = {}
+  for i, s in ipairs(inputs) do plain[i] = { env = s.env, id = s.id, partition = s.partition } end
+  return add_node(self.env, "union", plain, { name = "union" }, 2)
+end
+
+local function repartition(self, how)
+  return setmetatable({ env = self.env, id = self.id, partition = how }, DataStream)
+end
+
+--- Distribute records round-robin over the next operator's subtasks.
+function DataStream:rebalance() return repartition(self, "rebalance") end
+
+--- Send every record to every subtask of the next operator.
+function DataStream:broadcast() return repartition(self, "broadcast") end
+
+--- Set the parallelism of the operator that produced this stream.
+function DataStream:set_parallelism(n)
+  check_positive_int(n, 1, "set_parallelism")
+  local node = self.env.nodes[self.id]
+  if node.max_source_parallelism and n > node.max_source_parallelism then
+    error(string.format("%s is not a parallel source: its parallelism must be 1", node.name), 2)
+  end
+  node.parallelism = n
+  return self
+end
+
+--- Set the operator's stable unique id (used for its state).
+function DataStream:uid(s)
+  if type(s) ~= "string" or s == "" then error("bad argument #1 to 'uid' (non-empty string expected)", 2) end
+  for _, n in ipairs(self.env.nodes) do
+    if n.uid == s and n.id ~= self.id then error("uid '" .. s .. "' is used twice", 2) end
+  end
+  self.env.nodes[self.id].uid = s
+  return self
+end
+
+--- Set the operator's display name (used in messages).
+function DataStream:name(s)
+  if type(s) ~= "string" then error("bad argument #1 to 'name' (string expected)", 2) end
+  self.env.nodes[self.id].name = s
+  return self
+end
+
+-- ---- keyed aggregations -------------------------------------------------
+
+local function keyed_node(self, kind, props)
+  props.keyed = true
+  return add_node(self.env, kind, { self }, props, 3)
+end
+
+--- Rolling reduce per key (Flink's KeyedStream.reduce): fn(acc, value) ->
+-- new acc; the first record of a key is its initial acc. Emits the new acc
+-- for every record (streaming) or the final acc per key (batch mode).
+function KeyedStream:reduce(fn)
+  check_fn(fn, 1, "reduce")
+  return keyed_node(self, "reduce", { fn = fn, name = "reduce" })
+end
+
+local function aggregation(self, agg, field)
+  if field ~= nil and type(field) ~= "string" and math.type(field) ~= "integer" then
+    error(string.format("bad argument #1 to '%s' (field name or index expected, got %s)", agg, type(field)), 3)
+  end
+  return keyed_node(self, "aggregate", { agg = agg, field = field, name = agg })
+end
+
+--- Rolling sum of a numeric field per key (Flink's sum(field)): emits the
+-- key's first record with the field replaced by the running sum. With no
+-- field, records are numbers and the sum itself is emitted.
+function KeyedStream:sum(field) return aggregation(self, "sum", field) end
+
+--- Rolling minimum of a field per key (Flink's min: the other fields come
+-- from the key's first record).
+function KeyedStream:min(field) return aggregation(self, "min", field) end
+
+--- Rolling maximum of a field per key (Flink's max).
+function KeyedStream:max(field) return aggregation(self, "max", field) end
+
+--- Rolling count of records per key: emits {key = k, count = n} (n an
+-- integer) for every record, or once per key at the end in batch mode.
+-- Not in Flink's KeyedStream (whose users map to (key, 1) and sum); it
+-- saves building a table per record, the main cost of a Lua word count.
+function KeyedStream:count()
+  return keyed_node(self, "aggregate", { agg = "count", name = "count" })
+end
+
+-- ---- sinks --------------------------------------------------------------
+
+local function sink(self, props)
+  add_node(self.env, "sink", { self }, props, 3)
+  return setmetatable({ env = self.env, id = #self.env.nodes }, DataStream)
+end
+
+--- Print every record to stdout, one per line (Flink's print(): with
+-- parallelism > 1 each line starts with "<subtask+1>> ").
+function DataStream:print()
+  return sink(self, { sink = { type = "print" }, name = "print" })
+end
+
+--- Drop every record (Flink's DiscardingSink).
+function DataStream:discard()
+  return sink(self, { sink = { type = "discard" }, name = "discard" })
+end
+
+local function check_dir(dir, fname)
+  if type(dir) ~= "string" or dir == "" then
+    error(string.format("bad argument #1 to '%s' (directory expected, got %s)", fname, type(dir)), 3)
+  end
+  local ok, err = core.mkdir_p(dir)
+  if not ok then error(fname .. ": " .. err, 3) end
+end
+
+--- Write records as text lines into part files in dir (Flink's FileSink
+-- with a row format). Each subtask writes ".part-<job>-<subtask>-<n>.inprogress"
+-- files and commits them as "part-<job>-<subtask>-<n>" when the job ends
+-- (or rolls a file at 128 MiB); files starting with "." or "_" are not
+-- committed output.
+-- @param dir string: created if missing
+-- @param opts table, optional: rolling_size (bytes)
+function DataStream:write_text(dir, opts)
+  check_dir(dir, "write_text")
+  opts = opts or {}
+  return sink(self, { sink = { type = "text", dir = dir, rolling_size = opts.rolling_size }, name = "write_text" })
+end
+
+--- Write records as CSV rows (RFC 4180 quoting) into part files in dir,
+-- committed as write_text's are.
+-- @param dir string
+-- @param opts table, optional: columns (array of field names: the column
+--   order for table records; default: array records in order, map records
+--   by sorted field names), header (boolean, default false: write the
+--   column names first in each part file), delimiter (default ","),
+--   rolling_size (bytes)
+function DataStream:write_csv(dir, opts)
+  check_dir(dir, "write_csv")
+  opts = opts or {}
+  if opts.header and not opts.columns then
+    error("write_csv: header = true needs columns", 2)
+  end
+  return sink(self, { sink = { type = "csv", dir = dir, columns = opts.columns, header = opts.header,
+    delimiter = opts.delimiter or ",", rolling_size = opts.rolling_size }, name = "write_csv" })
+end
+
+-- ---- planning -----------------------------------------------------------
+
+local function random_id()
+  local f = io.open("/dev/urandom", "rb")
+  local bytes = f and f:read(4) or tostring(os.time())
+  if f then f:close() end
+  return (bytes:gsub(".", function(c) return string.format("%02x", c:byte()) end)):sub(1, 8)
+end
+
+-- Resolve parallelism, partitioners and chains; returns the plan: tasks
+-- (chains), their network edges, and a fingerprint of the graph.
+local function build_plan(env, name)
+  local nodes = env.nodes
+  if #nodes == 0 then error("the job has no operators", 3) end
+  local maxp = env.max_parallelism
+  if maxp == 0 then
+    local p = env.parallelism
+    for _, n in ipairs(nodes) do p = math.max(p, n.parallelism or 0) end
+    maxp = core.default_max_parallelism(p)
+  end
+  local has_sink = false
+  for _, n in ipairs(nodes) do
+    n.p = n.parallelism or env.parallelism
+    if n.kind == "source" and n.max_source_parallelism then n.p = 1 end
+    if n.keyed and n.p > maxp then
+      error(string.format("operator %s (%s) has parallelism %d above max parallelism %d", n.name, n.site, n.p, maxp), 3)
+    end
+    n.uid = n.uid or (n.kind .. "-" .. n.id)
+    n.chained, n.net_out = {}, {}
+    if n.kind == "sink" then has_sink = true end
+    if env.runtime_mode == "batch" and n.kind == "source" and n.source.type == "generate"
+      and n.source.count == nil then
+      error("runtime_mode 'batch' needs bounded sources: generate at " .. n.site .. " has no count", 3)
+    end
+  end
+  if not has_sink then error("the job has no sink (print, write_text, write_csv, discard)", 3) end
+  local tasks, edges, fp = {}, {}, {}
+  for _, n in ipairs(nodes) do
+    for _, inp in ipairs(n.inputs) do
+      local up = nodes[inp.node]
+      local part = inp.partition
+      if part == nil then part = (up.p == n.p) and "forward" or "rebalance" end
+      if part == "forward" and up.p ~= n.p then
+        error(string.format("forward edge between parallelism %d and %d", up.p, n.p), 3)
+      end
+      inp.resolved = part
+    end
+    local inp = n.inputs[1]
+    local up = inp and nodes[inp.node]
+    if env.chaining and #n.inputs == 1 and up.p == n.p and (inp.resolved == "forward" or n.p == 1) then
+      n.task = up.task
+      up.chained[#up.chained + 1] = n.id
+      local t = tasks[n.task]
+      t.nodes[#t.nodes + 1] = n.id
+    else
+      tasks[#tasks + 1] = { parallelism = n.p, nodes = { n.id }, head = n.id }
+      n.task = #tasks
+      for _, i in ipairs(n.inputs) do
+        local from = nodes[i.node]
+        edges[#edges + 1] = { from = from.task, to = n.task, partition = i.resolved,
+          from_node = from.id, to_node = n.id, key = i.key, key_field = i.key_field, key_site = i.key_site }
+        from.net_out[#from.net_out + 1] = #edges
+      end
+    end
+    local ins = {}
+    for i, x in ipairs(n.inputs) do ins[i] = x.node .. ":" .. x.resolved end
+    fp[#fp + 1] = string.format("%d:%s:%s:%d:%s", n.id, n.kind, n.uid, n.p, table.concat(ins, ","))
+  end
+  local args = {}
+  for i = 0, #(arg or {}) do args[i] = arg[i] end
+  if not args[0] then error("cannot find the job script's path (arg[0])", 3) end
+  return {
+    name = name, script = args[0], args = args, path = package.path, cpath = package.cpath,
+    fingerprint = table.concat(fp, ";"), default_parallelism = env.parallelism,
+    max_parallelism = maxp, tasks = tasks, edges = edges,
+  }
+end
+
+local JobFailure = {
+  __tostring = function(e) return "job '" .. e.job .. "' failed: " .. e.message end,
+}
+
+--- Run the job and wait until it ends (Flink's execute): every bounded
+-- source read to its end, every record through, every sink committed.
+-- @param name string, optional: the job name
+-- @return table {job_name = string, runtime_ms = integer}
+-- Raises an error object (tostring gives "job 'NAME' failed: ...", with
+-- fields job and message) when a subtask fails: a UDF error names the
+-- operator, its uid, the place it was defined and the error's file:line.
+function Env:execute(name)
+  name = name or self.name
+  executions = executions + 1
+  local plan = build_plan(self, name)
+  plan.job_index = executions
+  local ctx = core.context()
+  if ctx then
+    if ctx.job_index ~= executions then return { job_name = name, runtime_ms = 0 } end
+    if ctx.fingerprint ~= plan.fingerprint then
+      error("the job graph built in a task VM differs from the planning VM's " ..
+        "(graph construction must be deterministic)", 2)
+    end
+    core.begin()
+    require("tide.runtime").run(self, plan, ctx)
+    core.done() -- ends the script in this task VM
+  end
+  plan.job_id = random_id()
+  local t0 = core.now_ms()
+  local ok, err = core.execute(plan)
+  if not ok then error(setmetatable({ job = name, message = err }, JobFailure), 2) end
+  return { job_name = name, runtime_ms = core.now_ms() - t0 }
+end
+
+tide.DataStream, tide.KeyedStream, tide.Env = DataStream, KeyedStream, Env
+return tide

@@ -1,0 +1,247 @@
+--- tide.state: keyed state on the heap backend.
+--
+-- The heap backend keeps state as live Lua values in the subtask's VM, one
+-- table per state name mapping the current key to its value (as Flink's
+-- heap backend keeps Java objects), and serializes only for snapshots.
+-- Handles are bound to the operator's current key: ctx.state:value("n")
+-- returns the same handle for every record; its value() reads the entry of
+-- whatever key the record being processed has. Semantics follow Flink's
+-- ValueState, ListState, MapState, ReducingState and AggregatingState.
+local M = {}
+
+local KeyedState = {}
+KeyedState.__index = KeyedState
+
+--- A keyed state store for one operator.
+-- @param current table whose field `key` the runtime sets to the current
+--   (normalized) key before each record
+function M.new(current)
+  return setmetatable({ current = current, tables = {}, kinds = {}, handles = {} }, KeyedState)
+end
+
+--- The raw table of a state name (key -> value), for built-in operators.
+function KeyedState:table(name)
+  local t = self.tables[name]
+  if not t then
+    t = {}
+    self.tables[name] = t
+  end
+  return t
+end
+
+local function register(self, name, kind, level)
+  if type(name) ~= "string" then
+    error("bad argument #1 to '" .. kind .. "' (state name expected, got " .. type(name) .. ")", level + 1)
+  end
+  local have = self.kinds[name]
+  if have and have ~= kind then
+    error(string.format("state '%s' is already registered as %s state, not %s state", name, have, kind), level + 1)
+  end
+  self.kinds[name] = kind
+  return self.handles[name], self:table(name)
+end
+
+--- ValueState: value() -> v or nil; update(v) (nil clears); clear().
+function KeyedState:value(name)
+  local h, t = register(self, name, "value", 2)
+  if h then return h end
+  local cur = self.current
+  h = {
+    value = function() return t[cur.key] end,
+    update = function(_, v) t[cur.key] = v end,
+    clear = function() t[cur.key] = nil end,
+  }
+  self.handles[name] = h
+  return h
+end
+
+local function check_not_nil(v, what)
+  if v == nil then error(what .. ": nil cannot be added to state", 3) end
+end
+
+--- ListState: get() -> array (empty when unset; the live list: copy it
+-- before keeping it), add(v), add_all(array), update(array), clear().
+function KeyedState:list(name)
+  local h, t = register(self, name, "list", 2)
+  if h then return h end
+  local cur = self.current
+  h = {
+    get = function()
+      return t[cur.key] or {}
+    end,
+    add = function(_, v)
+      check_not_nil(v, "add")
+      local k = cur.key
+      local l = t[k]
+      if not l then
+        t[k] = { v }
+      else
+        l[#l + 1] = v
+      end
+    end,
+    add_all = function(_, vs)
+      if type(vs) ~= "table" then error("add_all: array expected", 2) end
+      if #vs == 0 then return end
+      local k = cur.key
+      local l = t[k]
+      if not l then
+        l = {}
+        t[k] = l
+      end
+      for i = 1, #vs do l[#l + 1] = vs[i] end
+    end,
+    update = function(_, vs)
+      if type(vs) ~= "table" then error("update: array expected", 2) end
+      local l = {}
+      for i = 1, #vs do l[i] = vs[i] end
+      t[cur.key] = #l > 0 and l or nil
+    end,
+    clear = function() t[cur.key] = nil end,
+  }
+  self.handles[name] = h
+  return h
+end
+
+--- MapState: get(k), put(k, v), put_all(t), remove(k), contains(k),
+-- entries() (iterator of k, v), keys(), values(), is_empty(), clear().
+function KeyedState:map(name)
+  local h, t = register(self, name, "map", 2)
+  if h then return h end
+  local cur = self.current
+  local function user_map(create)
+    local k = cur.key
+    local m = t[k]
+    if not m and create then
+      m = {}
+      t[k] = m
+    end
+    return m
+  end
+  local EMPTY = {}
+  h = {
+    get = function(_, mk)
+      local m = t[cur.key]
+      return m and m[mk]
+    end,
+    put = function(_, mk, v)
+      if mk == nil then error("put: map state keys cannot be nil", 2) end
+      if v == nil then
+        local m = t[cur.key]
+        if m then
+          m[mk] = nil
+          if next(m) == nil then t[cur.key] = nil end
+        end
+        return
+      end
+      user_map(true)[mk] = v
+    end,
+    put_all = function(_, kv)
+      if type(kv) ~= "table" then error("put_all: table expected", 2) end
+      if next(kv) == nil then return end
+      local m = user_map(true)
+      for mk, v in pairs(kv) do m[mk] = v end
+    end,
+    remove = function(_, mk)
+      local m = t[cur.key]
+      if m then
+        m[mk] = nil
+        if next(m) == nil then t[cur.key] = nil end
+      end
+    end,
+    contains = function(_, mk)
+      local m = t[cur.key]
+      return m ~= nil and m[mk] ~= nil
+    end,
+    entries = function() return next, t[cur.key] or EMPTY, nil end,
+    keys = function()
+      local m = t[cur.key] or EMPTY
+      local k
+      return function()
+        k = next(m, k)
+        return k
+      end
+    end,
+    values = function()
+      local m = t[cur.key] or EMPTY
+      local k, v
+      return function()
+        k, v = next(m, k)
+        return v
+      end
+    end,
+    is_empty = function() return t[cur.key] == nil end,
+    clear = function() t[cur.key] = nil end,
+  }
+  self.handles[name] = h
+  return h
+end
+
+--- ReducingState: add(v) folds v into the value with fn(acc, v) (the first
+-- value is kept as is), get() -> acc or nil, clear().
+function KeyedState:reducing(name, fn)
+  if type(fn) ~= "function" then error("bad argument #2 to 'reducing' (function expected)", 2) end
+  local h, t = register(self, name, "reducing", 2)
+  if h then return h end
+  local cur = self.current
+  h = {
+    get = function() return t[cur.key] end,
+    add = function(_, v)
+      check_not_nil(v, "add")
+      local k = cur.key
+      local acc = t[k]
+      if acc == nil then
+        t[k] = v
+      else
+        acc = fn(acc, v)
+        if acc == nil then error("reducing state '" .. name .. "': the reduce function returned nil", 2) end
+        t[k] = acc
+      end
+    end,
+    clear = function() t[cur.key] = nil end,
+  }
+  self.handles[name] = h
+  return h
+end
+
+--- AggregatingState (Flink's AggregateFunction): agg = {create = fn() ->
+-- acc, add = fn(acc, v) -> acc, result = fn(acc) -> out}; add(v), get() ->
+-- result or nil when empty, clear().
+function KeyedState:aggregating(name, agg)
+  if type(agg) ~= "table" or type(agg.create) ~= "function" or type(agg.add) ~= "function"
+    or type(agg.result) ~= "function" then
+    error("bad argument #2 to 'aggregating' (table with create, add and result functions expected)", 2)
+  end
+  local h, t = register(self, name, "aggregating", 2)
+  if h then return h end
+  local cur = self.current
+  h = {
+    get = function()
+      local acc = t[cur.key]
+      if acc == nil then return nil end
+      return agg.result(acc)
+    end,
+    add = function(_, v)
+      check_not_nil(v, "add")
+      local k = cur.key
+      local acc = t[k]
+      if acc == nil then acc = agg.create() end
+      acc = agg.add(acc, v)
+      if acc == nil then error("aggregating state '" .. name .. "': add returned nil", 2) end
+      t[k] = acc
+    end,
+    clear = function() t[cur.key] = nil end,
+  }
+  self.handles[name] = h
+  return h
+end
+
+--- Stand-in for ctx.state on a non-keyed stream: every use is an error.
+M.unkeyed = setmetatable({}, {
+  __index = function(_, k)
+    return function()
+      error("keyed state ('" .. tostring(k) .. "') is only available on a keyed stream (use key_by)", 2)
+    end
+  end,
+})
+
+return M

@@ -1,0 +1,121 @@
+--- tide.util: durations, argument checks and value formatting shared by
+-- the builder (tide.lua) and the runtime (tide/runtime.lua).
+local M = {}
+
+local UNITS = { ms = 1, s = 1000, m = 60000, h = 3600000, d = 86400000 }
+
+--- Parse a duration into integer milliseconds.
+-- @param v number (ms) or string such as "500ms", "10s", "5m", "1h", "1d"
+-- @param what string naming the argument, for the error message
+-- @return integer milliseconds (>= 0)
+-- Raises "bad <what>: ..." for anything else (negative, unknown unit).
+function M.duration(v, what, level)
+  local ms
+  if math.type(v) == "integer" then
+    ms = v
+  elseif type(v) == "number" and v == math.floor(v) then
+    ms = math.tointeger(v)
+  elseif type(v) == "string" then
+    local num, unit = v:match("^%s*(%d+%.?%d*)%s*(%a+)%s*$")
+    if num and UNITS[unit] then
+      ms = math.tointeger(math.floor(tonumber(num) * UNITS[unit] + 0.5))
+    end
+  end
+  if not ms or ms < 0 then
+    error(string.format("bad %s: expected a duration (ms, or a string like '500ms', '10s', '5m', '1h', '1d'), got %s",
+      what or "duration", type(v) == "string" and ("'" .. v .. "'") or tostring(v)), (level or 1) + 1)
+  end
+  return ms
+end
+
+--- Format a float so that it reads back as the same number, shortest first.
+local function fmt_float(v)
+  if v ~= v then return "nan" end
+  if v == math.huge then return "inf" end
+  if v == -math.huge then return "-inf" end
+  for p = 15, 17 do
+    local s = string.format("%." .. p .. "g", v)
+    if tonumber(s) == v then
+      if not s:find("[%.eEn]") then s = s .. ".0" end
+      return s
+    end
+  end
+end
+M.fmt_float = fmt_float
+
+local fmt_value
+
+local function fmt_key(k)
+  if type(k) == "string" and k:match("^[%a_][%w_]*$") then return k end
+  return "[" .. fmt_value(k, true) .. "]"
+end
+
+local function key_order(a, b)
+  local ta, tb = type(a), type(b)
+  if ta ~= tb then return ta < tb end
+  if ta == "number" or ta == "string" then return a < b end
+  return tostring(a) < tostring(b)
+end
+
+--- Render a record as text: strings as they are (quoted inside tables),
+-- numbers (integers without a decimal point, floats that read back
+-- exactly), booleans, nil, and tables as {1, 2} or {a=1, b="x"} with keys
+-- in sorted order, so output does not depend on hash order.
+function fmt_value(v, nested)
+  local t = type(v)
+  if t == "string" then
+    return nested and string.format("%q", v) or v
+  elseif t == "number" then
+    if math.type(v) == "integer" then return tostring(v) end
+    return fmt_float(v)
+  elseif t == "table" then
+    local n = #v
+    local count = 0
+    for _ in pairs(v) do count = count + 1 end
+    local parts = {}
+    if count == n then
+      for i = 1, n do parts[i] = fmt_value(v[i], true) end
+    else
+      local keys = {}
+      for k in pairs(v) do keys[#keys + 1] = k end
+      table.sort(keys, key_order)
+      for i, k in ipairs(keys) do parts[i] = fmt_key(k) .. "=" .. fmt_value(v[k], true) end
+    end
+    return "{" .. table.concat(parts, ", ") .. "}"
+  else
+    return tostring(v)
+  end
+end
+M.format = fmt_value
+
+--- One CSV field per RFC 4180: quoted when it holds the delimiter, a quote,
+-- CR or LF; quotes doubled.
+function M.csv_field(v, delim)
+  local t = type(v)
+  local s
+  if t == "string" then
+    s = v
+  elseif t == "number" then
+    s = math.type(v) == "integer" and tostring(v) or fmt_float(v)
+  elseif t == "boolean" then
+    s = tostring(v)
+  elseif v == nil then
+    return ""
+  else
+    error("write_csv: cannot write a " .. t .. " value in a CSV field", 0)
+  end
+  if s:find('[\r\n"]', 1) or s:find(delim, 1, true) then
+    s = '"' .. s:gsub('"', '""') .. '"'
+  end
+  return s
+end
+
+--- Sorted keys of a table (used for CSV columns of map records).
+function M.sorted_keys(t)
+  local keys = {}
+  for k in pairs(t) do keys[#keys + 1] = k end
+  table.sort(keys, key_order)
+  return keys
+end
+
+return M

@@ -1,0 +1,1278 @@
+/* test_source_file.c - tests for the read_text / read_csv file readers. */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+#include <zlib.h>
+
+#include "error.h"
+#include "source_file.h"
+#include "testlib.h"
+
+/* ------------------------------------------------------------------ */
+/* temporary files */
+
+#define MAX_TMP 16
+
+typedef struct {
+  char dir[64];
+  char paths[MAX_TMP][160];
+  int n;
+} tmpdir_t;
+
+static void tmp_init(tmpdir_t *t) {
+  memset(t, 0, sizeof *t);
+  strcpy(t->dir, "/tmp/td_test_sf_XXXXXX");
+  if (!mkdtemp(t->dir)) {
+    perror("mkdtemp");
+    exit(2);
+  }
+}
+
+static const char *tmp_path(tmpdir_t *t, const char *name) {
+  if (t->n == MAX_TMP) {
+    fprintf(stderr, "too many temporary files\n");
+    exit(2);
+  }
+  char *dst = t->paths[t->n++];
+  size_t dl = strlen(t->dir), nl = strlen(name);
+  if (dl + 1 + nl + 1 > sizeof t->paths[0]) exit(2);
+  memcpy(dst, t->dir, dl); /* (snprintf here trips gcc's -Wrestrict) */
+  dst[dl] = '/';
+  memcpy(dst + dl + 1, name, nl + 1);
+  return dst;
+}
+
+static const char *tmp_write(tmpdir_t *t, const char *name, const char *data,
+                             size_t len) {
+  const char *path = tmp_path(t, name);
+  FILE *f = fopen(path, "wb");
+  if (!f || (len && fwrite(data, 1, len, f) != len) || fclose(f) != 0) {
+    perror(path);
+    exit(2);
+  }
+  return path;
+}
+
+static const char *tmp_write_str(tmpdir_t *t, const char *name,
+                                 const char *data) {
+  return tmp_write(t, name, data, strlen(data));
+}
+
+static const char *tmp_write_gz(tmpdir_t *t, const char *name,
+                                const char *data, size_t len) {
+  const char *path = tmp_path(t, name);
+  gzFile gz = gzopen(path, "wb");
+  if (!gz) {
+    perror(path);
+    exit(2);
+  }
+  size_t off = 0;
+  while (off < len) {
+    size_t chunk = len - off > 65536 ? 65536 : len - off;
+    if (gzwrite(gz, data + off, (unsigned)chunk) != (int)chunk) exit(2);
+    off += chunk;
+  }
+  if (gzclose(gz) != Z_OK) exit(2);
+  return path;
+}
+
+static void tmp_cleanup(tmpdir_t *t) {
+  for (int i = 0; i < t->n; i++) unlink(t->paths[i]);
+  if (rmdir(t->dir) != 0) perror(t->dir);
+}
+
+/* A growable string for generated inputs. */
+typedef struct {
+  char *p;
+  size_t len, cap;
+} sbuf_t;
+
+static void sb_add(sbuf_t *b, const char *s, size_t n) {
+  if (b->cap - b->len < n + 1) {
+    size_t cap = b->cap ? b->cap : 4096;
+    while (cap - b->len < n + 1) cap *= 2;
+    b->p = realloc(b->p, cap);
+    if (!b->p) exit(2);
+    b->cap = cap;
+  }
+  memcpy(b->p + b->len, s, n);
+  b->len += n;
+  b->p[b->len] = '\0';
+}
+
+static void sb_str(sbuf_t *b, const char *s) { sb_add(b, s, strlen(s)); }
+
+static uint32_t rng_state = 12345;
+static uint32_t rng(void) {
+  rng_state = rng_state * 1103515245u + 12345u;
+  return rng_state >> 8;
+}
+
+/* ------------------------------------------------------------------ */
+/* reading helpers */
+
+/* Reads every record of r in batches of `batch`, pushing a table of them
+ * all. Returns the count, or the error code (the table is pushed anyway,
+ * holding the records read before the error). */
+static int read_all(lua_State *L, td_reader_t *r, int batch) {
+  lua_newtable(L);
+  int all = lua_gettop(L), total = 0;
+  lua_newtable(L);
+  int bt = lua_gettop(L);
+  int rc;
+  for (;;) {
+    /* clear the batch table, so stale entries cannot pass for new ones */
+    for (int i = 1; i <= batch; i++) {
+      lua_pushnil(L);
+      lua_rawseti(L, bt, i);
+    }
+    rc = td_reader_read(r, L, bt, batch);
+    if (rc <= 0) break;
+    if (rc > batch) {
+      rc = TD_EINVAL;
+      break;
+    }
+    for (int i = 1; i <= rc; i++) {
+      lua_rawgeti(L, bt, i);
+      lua_rawseti(L, all, ++total);
+    }
+  }
+  lua_pop(L, 1);
+  return rc < 0 ? rc : total;
+}
+
+/* Opens path as text split `split` of `n` and reads it all (table
+ * pushed); returns the count or an error code. */
+static int read_text_all(lua_State *L, const char *path, int split, int n,
+                         int batch) {
+  td_reader_t *r = NULL;
+  char err[256];
+  int rc = td_reader_open_text(&r, path, split, n, err, sizeof err);
+  if (rc) {
+    fprintf(stderr, "  open %s: %s\n", path, err);
+    lua_newtable(L);
+    return rc;
+  }
+  rc = read_all(L, r, batch);
+  if (rc >= 0) TD_CHECK_INT(td_reader_read(r, L, -1, 10), 0);
+  td_reader_free(r);
+  return rc;
+}
+
+/* Checks the strings t[1..n] at idx against expected[0..n-1]. */
+static void check_lines(lua_State *L, int idx, const char *const *expected,
+                        int n) {
+  idx = lua_absindex(L, idx);
+  TD_CHECK_INT(lua_rawlen(L, idx), n);
+  for (int i = 0; i < n; i++) {
+    lua_rawgeti(L, idx, i + 1);
+    TD_CHECK_INT(lua_type(L, -1), LUA_TSTRING);
+    if (lua_type(L, -1) == LUA_TSTRING) TD_CHECK_STR(lua_tostring(L, -1),
+                                                     expected[i]);
+    lua_pop(L, 1);
+  }
+}
+
+static lua_State *new_state(void) {
+  lua_State *L = luaL_newstate();
+  if (!L) exit(2);
+  return L;
+}
+
+/* field `key` of the table at idx: string value or NULL */
+static const char *get_str(lua_State *L, int idx, const char *key) {
+  lua_getfield(L, idx, key);
+  const char *s = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+  lua_pop(L, 1); /* the string stays alive in the table */
+  return s;
+}
+
+static int get_type(lua_State *L, int idx, const char *key) {
+  int t = lua_getfield(L, idx, key);
+  lua_pop(L, 1);
+  return t;
+}
+
+static long long get_int(lua_State *L, int idx, const char *key, int *isint) {
+  lua_getfield(L, idx, key);
+  *isint = lua_isinteger(L, -1);
+  long long v = (long long)lua_tointeger(L, -1);
+  lua_pop(L, 1);
+  return v;
+}
+
+static double get_float(lua_State *L, int idx, const char *key,
+                        int *isfloat) {
+  lua_getfield(L, idx, key);
+  *isfloat = lua_type(L, -1) == LUA_TNUMBER && !lua_isinteger(L, -1);
+  double v = (double)lua_tonumber(L, -1);
+  lua_pop(L, 1);
+  return v;
+}
+
+/* pushes row i (1-based) of the table at idx */
+static void push_row(lua_State *L, int idx, int i) {
+  lua_rawgeti(L, idx, i);
+  if (!lua_istable(L, -1)) {
+    fprintf(stderr, "  row %d is not a table\n", i);
+    td_test_failed_ = 1;
+    lua_pop(L, 1);
+    lua_newtable(L);
+  }
+}
+
+static td_csv_opts_t csv_defaults(void) {
+  td_csv_opts_t o;
+  memset(&o, 0, sizeof o);
+  o.delimiter = ',';
+  o.header = 1;
+  return o;
+}
+
+/* Opens a CSV reader; on failure prints the message. */
+static int open_csv(td_reader_t **r, const char *path,
+                    const td_csv_opts_t *o, char *err, size_t errlen) {
+  int rc = td_reader_open_csv(r, path, o, 0, 1, err, errlen);
+  if (rc) fprintf(stderr, "  open_csv: %s\n", err);
+  return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* text */
+
+TD_TEST(test_source_file_lines_lf) {
+  tmpdir_t t;
+  tmp_init(&t);
+  const char *p = tmp_write_str(&t, "a.txt", "alpha\nbeta\n\ngamma delta\n");
+  lua_State *L = new_state();
+  const char *exp[] = {"alpha", "beta", "", "gamma delta"};
+  TD_CHECK_INT(read_text_all(L, p, 0, 1, 100), 4);
+  check_lines(L, -1, exp, 4);
+  lua_close(L);
+  tmp_cleanup(&t);
+}
+
+TD_TEST(test_source_file_lines_crlf) {
+  tmpdir_t t;
+  tmp_init(&t);
+  /* "\r\n" and "\n" are line ends; a lone '\r' inside a line stays */
+  const char *p = tmp_write_str(&t, "a.txt", "one\r\ntwo\r\n\r\nth\rree\nfour\r\n");
+  lua_State *L = new_state();
+  const char *exp[] = {"one", "two", "", "th\rree", "four"};
+  TD_CHECK_INT(read_text_all(L, p, 0, 1, 100), 5);
+  check_lines(L, -1, exp, 5);
+  lua_close(L);
+  tmp_cleanup(&t);
+}
+
+TD_TEST(test_source_file_lines_no_final_newline) {
+  tmpdir_t t;
+  tmp_init(&t);
+  const char *p1 = tmp_write_str(&t, "a.txt", "first\nlast");
+  const char *p2 = tmp_write_str(&t, "b.txt", "only\r");
+  const char *p3 = tmp_write_str(&t, "c.txt", "x");
+  lua_State *L = new_state();
+  const char *exp1[] = {"first", "last"};
+  TD_CHECK_INT(read_text_all(L, p1, 0, 1, 100), 2);
+  check_lines(L, -1, exp1, 2);
+  const char *exp2[] = {"only"};
+  TD_CHECK_INT(read_text_all(L, p2, 0, 1, 100), 1);
+  check_lines(L, -1, exp2, 1);
+  const char *exp3[] = {"x"};
+  TD_CHECK_INT(read_text_all(L, p3, 0, 1, 100), 1);
+  check_lines(L, -1, exp3, 1);
+  lua_close(L);
+  tmp_cleanup(&t);
+}
+
+TD_TEST(test_source_file_lines_empty_lines_kept) {
+  tmpdir_t t;
+  tmp_init(&t);
+  const char *p = tmp_write_str(&t, "a.txt", "\n\na\n\n\nb\n\n");
+  lua_State *L = new_state();
+  const char *exp[] = {"", "", "a", "", "", "b", ""};
+  TD_CHECK_INT(read_text_all(L, p, 0, 1, 3), 7);
+  check_lines(L, -1, exp, 7);
+  lua_close(L);
+  tmp_cleanup(&t);
+}
+
+TD_TEST(test_source_file_lines_empty_file) {
+  tmpdir_t t;
+  tmp_init(&t);
+  const char *p = tmp_write(&t, "empty.txt", "", 0);
+  lua_State *L = new_state();
+  for (int n = 1; n <= 3; n++)
+    for (int s = 0; s < n; s++) {
+      TD_CHECK_INT(read_text_all(L, p, s, n, 10), 0);
+      lua_pop(L, 1);
+    }
+  lua_close(L);
+  tmp_cleanup(&t);
+}
+
+TD_TEST(test_source_file_lines_batches_respect_max) {
+  tmpdir_t t;
+  tmp_init(&t);
+  const char *p = tmp_write_str(&t, "a.txt", "1\n2\n3\n4\n5\n6\n7\n8\n9\n10\n");
+  lua_State *L = new_state();
+  td_reader_t *r;
+  char err[256];
+  TD_CHECK_INT(td_reader_open_text(&r, p, 0, 1, err, sizeof err), 0);
+  lua_newtable(L);
+  TD_CHECK_INT(td_reader_read(r, L, -1, 3), 3);
+  TD_CHECK_INT(td_reader_read(r, L, -1, 3), 3);
+  TD_CHECK_INT(td_reader_read(r, L, -1, 3), 3);
+  lua_rawgeti(L, -1, 3);
+  TD_CHECK_STR(lua_tostring(L, -1), "9");
+  lua_pop(L, 1);
+  TD_CHECK_INT(td_reader_read(r, L, -1, 3), 1);
+  lua_rawgeti(L, -1, 1);
+  TD_CHECK_STR(lua_tostring(L, -1), "10");
+  lua_pop(L, 1);
+  TD_CHECK_INT(td_reader_read(r, L, -1, 3), 0);
+  TD_CHECK_INT(td_reader_read(r, L, -1, 3), 0);
+  TD_CHECK_INT(lua_gettop(L), 1); /* the reader leaves the stack as it was */
+  TD_CHECK_STR(td_reader_error(r), "");
+  TD_CHECK_INT(td_reader_skipped(r), 0);
+  td_reader_free(r);
+  td_reader_free(NULL);
+  lua_close(L);
+  tmp_cleanup(&t);
+}
+
+/* Generates `nlines` lines of varying length (some empty, some CRLF);
+ * fills text and the expected lines (pointers into *store). */
+static void gen_lines(sbuf_t *text, sbuf_t *store, size_t *offs, int nlines,
+                      int final_newline) {
+  for (int i = 0; i < nlines; i++) {
+    uint32_t x = rng();
+    int len = (x % 7 == 0) ? 0 : (int)(rng() % 180);
+    char line[256];
+    int k = snprintf(line, sizeof line, "%d:", i);
+    if (len < k) len = (x % 7 == 0) ? 0 : k;
+    for (int j = k; j < len; j++) line[j] = (char)('a' + rng() % 26);
+    if (len == 0) k = 0;
+    line[len] = '\0';
+    offs[i] = store->len;
+    sb_add(store, line, (size_t)len + 1); /* with the NUL */
+    sb_add(text, line, (size_t)len);
+    if (i < nlines - 1 || final_newline)
+      sb_str(text, (x % 5 == 0) ? "\r\n" : "\n");
+  }
+}
+
+/* Reads every split of n and checks the concatenation is exactly lines. */
+static void check_splits(const char *path, const char *const *lines,
+                         int nlines, int n, int batch) {
+  lua_State *L = new_state();
+  lua_newtable(L);
+  int total = 0;
+  for (int s = 0; s < n; s++) {
+    int c = read_text_all(L, path, s, n, batch);
+    TD_CHECK(c >= 0);
+    for (int i = 1; i <= c; i++) {
+      lua_rawgeti(L, -1, i);
+      lua_rawseti(L, 1, ++total);
+    }
+    lua_pop(L, 1);
+  }
+  if (total != nlines)
+    fprintf(stderr, "  %s: %d splits gave %d lines, expected %d\n", path, n,
+            total, nlines);
+  check_lines(L, 1, lines, nlines);
+  lua_close(L);
+}
+
+TD_TEST(test_source_file_splits_cover_every_line_once) {
+  tmpdir_t t;
+  tmp_init(&t);
+  for (int fin = 0; fin <= 1; fin++) {
+    enum { NL = 4000 };
+    sbuf_t text = {0}, store = {0};
+    static size_t offs[NL];
+    static const char *lines[NL];
+    gen_lines(&text, &store, offs, NL, fin);
+    for (int i = 0; i < NL; i++) lines[i] = store.p + offs[i];
+    const char *p = tmp_write(&t, fin ? "fin.txt" : "nofin.txt", text.p,
+                              text.len);
+    for (int n = 1; n <= 7; n++) check_splits(p, lines, NL, n, 1000);
+    check_splits(p, lines, NL, 3, 1);
+    check_splits(p, lines, NL, 4, 7);
+    free(text.p);
+    free(store.p);
+  }
+  tmp_cleanup(&t);
+}
+
+TD_TEST(test_source_file_splits_small_files) {
+  /* every split boundary position over tiny files */
+  static const char *files[] = {"a\nb\n", "\n\n\n", "x", "ab\ncd", "\n",
+                                "abc\r\n\r\nd\r\n", "a\n\nbb\n\nccc\n"};
+  tmpdir_t t;
+  tmp_init(&t);
+  for (size_t f = 0; f < sizeof files / sizeof files[0]; f++) {
+    char name[32];
+    snprintf(name, sizeof name, "s%zu.txt", f);
+    const char *p = tmp_write_str(&t, name, files[f]);
+    /* expected: split the content by hand */
+    const char *lines[16];
+    char copy[64];
+    strcpy(copy, files[f]);
+    int nl = 0;
+    char *s = copy;
+    while (*s) {
+      char *e = strchr(s, '\n');
+      if (e) *e = '\0';
+      size_t len = strlen(s);
+      if (len && s[len - 1] == '\r') s[len - 1] = '\0';
+      lines[nl++] = s;
+      if (!e) break;
+      s = e + 1;
+    }
+    for (int n = 1; n <= 12; n++) check_splits(p, lines, nl, n, 2);
+  }
+  tmp_cleanup(&t);
+}
+
+TD_TEST(test_source_file_long_lines) {
+  /* lines longer than the reader's block buffer */
+  tmpdir_t t;
+  tmp_init(&t);
+  sbuf_t text = {0};
+  size_t big = 3u * 1024 * 1024 + 17;
+  char *line = malloc(big + 1);
+  memset(line, 'q', big);
+  line[big] = '\0';
+  sb_str(&text, "head\n");
+  sb_add(&text, line, big);
+  sb_str(&text, "\nmid\n");
+  sb_add(&text, line, big);
+  sb_str(&text, "\r\ntail\n");
+  const char *p = tmp_write(&t, "long.txt", text.p, text.len);
+  const char *lines[] = {"head", line, "mid", line, "tail"};
+  for (int n = 1; n <= 5; n++) check_splits(p, lines, 5, n, 2);
+  const char *pz = tmp_write_gz(&t, "long.txt.gz", text.p, text.len);
+  check_splits(pz, lines, 5, 1, 2);
+  free(line);
+  free(text.p);
+  tmp_cleanup(&t);
+}
+
+TD_TEST(test_source_file_gz_reads_lines) {
+  tmpdir_t t;
+  tmp_init(&t);
+  enum { NL = 3000 };
+  sbuf_t text = {0}, store = {0};
+  static size_t offs[NL];
+  static const char *lines[NL];
+  gen_lines(&text, &store, offs, NL, 1);
+  for (int i = 0; i < NL; i++) lines[i] = store.p + offs[i];
+  const char *p = tmp_write_gz(&t, "lines.txt.gz", text.p, text.len);
+  lua_State *L = new_state();
+  TD_CHECK_INT(read_text_all(L, p, 0, 1, 1024), NL);
+  check_lines(L, -1, lines, NL);
+  lua_pop(L, 1);
+  /* not splittable: split 0 reads everything, the others nothing */
+  TD_CHECK_INT(read_text_all(L, p, 0, 4, 100), NL);
+  check_lines(L, -1, lines, NL);
+  lua_pop(L, 1);
+  for (int s = 1; s < 4; s++) {
+    TD_CHECK_INT(read_text_all(L, p, s, 4, 100), 0);
+    lua_pop(L, 1);
+  }
+  lua_close(L);
+  /* the same through check_splits for n = 1..3 */
+  for (int n = 1; n <= 3; n++) check_splits(p, lines, NL, n, 500);
+  free(text.p);
+  free(store.p);
+  tmp_cleanup(&t);
+}
+
+TD_TEST(test_source_file_gz_truncated_is_an_error) {
+  tmpdir_t t;
+  tmp_init(&t);
+  sbuf_t text = {0};
+  for (int i = 0; i < 200000; i++) {
+    char line[64];
+    snprintf(line, sizeof line, "line %d %u\n", i, rng());
+    sb_str(&text, line);
+  }
+  const char *p = tmp_write_gz(&t, "t.txt.gz", text.p, text.len);
+  struct stat st;
+  TD_CHECK_INT(stat(p, &st), 0);
+  TD_CHECK_INT(truncate(p, st.st_size / 2), 0);
+  lua_State *L = new_state();
+  td_reader_t *r;
+  char err[256];
+  TD_CHECK_INT(td_reader_open_text(&r, p, 0, 1, err, sizeof err), 0);
+  int rc = read_all(L, r, 1000);
+  TD_CHECK_INT(rc, TD_ECORRUPT);
+  TD_CHECK(lua_rawlen(L, -1) > 1000); /* the lines before the cut came */
+  TD_CHECK(strstr(td_reader_error(r), p) != NULL);
+  TD_CHECK_INT(td_reader_read(r, L, -1, 10), TD_ECORRUPT); /* sticky */
+  td_reader_free(r);
+  lua_close(L);
+  free(text.p);
+  tmp_cleanup(&t);
+}
+
+TD_TEST(test_source_file_open_errors) {
+  tmpdir_t t;
+  tmp_init(&t);
+  char missing[200], expect[400], err[400];
+  snprintf(missing, sizeof missing, "%s/nope.txt", t.dir);
+  td_reader_t *r = (td_reader_t *)1;
+  TD_CHECK_INT(td_reader_open_text(&r, missing, 0, 1, err, sizeof err),
+               -ENOENT);
+  TD_CHECK(r == NULL);
+  snprintf(expect, sizeof expect,
+           "cannot open '%s': No such file or directory", missing);
+  TD_CHECK_STR(err, expect);
+  td_csv_opts_t o = csv_defaults();
+  TD_CHECK_INT(td_reader_open_csv(&r, missing, &o, 0, 1, err, sizeof err),
+               -ENOENT);
+  TD_CHECK_STR(err, expect);
+  /* a directory */
+  TD_CHECK_INT(td_reader_open_text(&r, t.dir, 0, 1, err, sizeof err),
+               -EISDIR);
+  snprintf(expect, sizeof expect, "cannot open '%s': Is a directory", t.dir);
+  TD_CHECK_STR(err, expect);
+  TD_CHECK_INT(td_reader_open_csv(&r, t.dir, &o, 0, 1, err, sizeof err),
+               -EISDIR);
+  /* NULL errbuf is allowed */
+  TD_CHECK_INT(td_reader_open_text(&r, missing, 0, 1, NULL, 0), -ENOENT);
+  /* bad split arguments */
+  const char *p = tmp_write_str(&t, "a.txt", "a\n");
+  TD_CHECK_INT(td_reader_open_text(&r, p, 2, 2, err, sizeof err), TD_EINVAL);
+  TD_CHECK_INT(td_reader_open_text(&r, p, 0, 0, err, sizeof err), TD_EINVAL);
+  /* unreadable (root reads everything, so only checked as non-root) */
+  if (geteuid() != 0) {
+    const char *q = tmp_write_str(&t, "secret.txt", "x\n");
+    chmod(q, 0);
+    TD_CHECK_INT(td_reader_open_text(&r, q, 0, 1, err, sizeof err),
+                 -EACCES);
+    snprintf(expect, sizeof expect, "cannot open '%s': Permission denied",
+             q);
+    TD_CHECK_STR(err, expect);
+  }
+  tmp_cleanup(&t);
+}
+
+/* ------------------------------------------------------------------ */
+/* CSV */
+
+TD_TEST(test_source_file_csv_header_rows_by_name) {
+  tmpdir_t t;
+  tmp_init(&t);
+  const char *p = tmp_write_str(&t, "a.csv", "name,city\nann,paris\nbob,\n");
+  lua_State *L = new_state();
+  td_reader_t *r;
+  char err[256];
+  td_csv_opts_t o = csv_defaults();
+  TD_CHECK_INT(open_csv(&r, p, &o, err, sizeof err), 0);
+  TD_CHECK_INT(read_all(L, r, 10), 2);
+  push_row(L, -1, 1);
+  TD_CHECK_STR(get_str(L, -1, "name"), "ann");
+  TD_CHECK_STR(get_str(L, -1, "city"), "paris");
+  lua_pop(L, 1);
+  push_row(L, -1, 2);
+  TD_CHECK_STR(get_str(L, -1, "name"), "bob");
+  TD_CHECK_STR(get_str(L, -1, "city"), ""); /* a string column keeps "" */
+  lua_pop(L, 1);
+  TD_CHECK_INT(td_reader_read(r, L, -1, 10), 0);
+  td_reader_free(r);
+  /* opts == NULL: ',' and a header */
+  TD_CHECK_INT(td_reader_open_csv(&r, p, NULL, 0, 1, err, sizeof err), 0);
+  TD_CHECK_INT(read_all(L, r, 1), 2);
+  td_reader_free(r);
+  lua_close(L);
+  tmp_cleanup(&t);
+}
+
+static const char *const TYPED_NAMES[] = {"i", "f", "n", "b"};
+static const td_col_type_t TYPED_TYPES[] = {TD_COL_INT, TD_COL_FLOAT,
+                                            TD_COL_NUMBER, TD_COL_BOOL};
+
+TD_TEST(test_source_file_csv_typed_columns) {
+  tmpdir_t t;
+  tmp_init(&t);
+  const char *p = tmp_write_str(&t, "a.csv",
+                                "i,f,n,b,s\n"
+                                "42,1.5,7,true,x\n"
+                                "-9223372036854775808,-2,1.25,FALSE,y\n"
+                                "+9223372036854775807,1e3,1e2,1,z\n"
+                                ",,,,\n"
+                                "0,inf,99999999999999999999,0,\"\"\n"
+                                "\"12\",nan,-0x10,True,w\n");
+  lua_State *L = new_state();
+  td_reader_t *r;
+  char err[256];
+  td_csv_opts_t o = csv_defaults();
+  o.type_names = TYPED_NAMES;
+  o.types = TYPED_TYPES;
+  o.n_types = 4;
+  TD_CHECK_INT(open_csv(&r, p, &o, err, sizeof err), 0);
+  TD_CHECK_INT(read_all(L, r, 4), 6);
+  int is;
+  push_row(L, -1, 1);
+  TD_CHECK_INT(get_int(L, -1, "i", &is), 42);
+  TD_CHECK(is);
+  TD_CHECK(get_float(L, -1, "f", &is) == 1.5);
+  TD_CHECK(is);
+  TD_CHECK_INT(get_int(L, -1, "n", &is), 7);
+  TD_CHECK(is);
+  TD_CHECK_INT(get_type(L, -1, "b"), LUA_TBOOLEAN);
+  lua_getfield(L, -1, "b");
+  TD_CHECK(lua_toboolean(L, -1));
+  lua_pop(L, 1);
+  TD_CHECK_STR(get_str(L, -1, "s"), "x");
+  lua_pop(L, 1);
+
+  push_row(L, -1, 2);
+  TD_CHECK(get_int(L, -1, "i", &is) == INT64_MIN);
+  TD_CHECK(is);
+  TD_CHECK(get_float(L, -1, "f", &is) == -2.0);
+  TD_CHECK(is); /* a float column gives floats even for "-2" */
+  TD_CHECK(get_float(L, -1, "n", &is) == 1.25);
+  TD_CHECK(is);
+  TD_CHECK_INT(get_type(L, -1, "b"), LUA_TBOOLEAN);
+  lua_getfield(L, -1, "b");
+  TD_CHECK(!lua_toboolean(L, -1));
+  lua_pop(L, 1);
+  lua_pop(L, 1);
+
+  push_row(L, -1, 3);
+  TD_CHECK(get_int(L, -1, "i", &is) == INT64_MAX);
+  TD_CHECK(get_float(L, -1, "f", &is) == 1000.0);
+  TD_CHECK(get_float(L, -1, "n", &is) == 100.0);
+  TD_CHECK(is); /* "1e2" is a float */
+  lua_getfield(L, -1, "b");
+  TD_CHECK(lua_isboolean(L, -1) && lua_toboolean(L, -1));
+  lua_pop(L, 1);
+  lua_pop(L, 1);
+
+  push_row(L, -1, 4); /* empty fields: nil except in the string column */
+  TD_CHECK_INT(get_type(L, -1, "i"), LUA_TNIL);
+  TD_CHECK_INT(get_type(L, -1, "f"), LUA_TNIL);
+  TD_CHECK_INT(get_type(L, -1, "n"), LUA_TNIL);
+  TD_CHECK_INT(get_type(L, -1, "b"), LUA_TNIL);
+  TD_CHECK_STR(get_str(L, -1, "s"), "");
+  lua_pop(L, 1);
+
+  push_row(L, -1, 5);
+  TD_CHECK_INT(get_int(L, -1, "i", &is), 0);
+  TD_CHECK(get_float(L, -1, "f", &is) > 1e308);
+  TD_CHECK(get_float(L, -1, "n", &is) == 1e20); /* too big for an int */
+  TD_CHECK(is);
+  lua_getfield(L, -1, "b");
+  TD_CHECK(lua_isboolean(L, -1) && !lua_toboolean(L, -1));
+  lua_pop(L, 1);
+  TD_CHECK_STR(get_str(L, -1, "s"), "");
+  lua_pop(L, 1);
+
+  push_row(L, -1, 6);
+  TD_CHECK_INT(get_int(L, -1, "i", &is), 12); /* quoted, still an int */
+  TD_CHECK(is);
+  double nanv = get_float(L, -1, "f", &is);
+  TD_CHECK(is && nanv != nanv);
+  TD_CHECK(get_float(L, -1, "n", &is) == -16.0); /* strtod hex */
+  TD_CHECK(is);
+  lua_pop(L, 1);
+  td_reader_free(r);
+  lua_close(L);
+  tmp_cleanup(&t);
+}
+
+/* Reads the single data row of "i,f,n,b\n<row>\n" and returns the error
+ * code, with the message in msg. */
+static int bad_value(tmpdir_t *t, const char *row, char *path_out,
+                     char *msg, size_t msglen) {
+  static int k;
+  char name[32], content[256];
+  snprintf(name, sizeof name, "bad%d.csv", k++);
+  snprintf(content, sizeof content, "i,f,n,b\n%s\n", row);
+  const char *p = tmp_write_str(t, name, content);
+  strcpy(path_out, p);
+  lua_State *L = new_state();
+  td_reader_t *r;
+  char err[256];
+  td_csv_opts_t o = csv_defaults();
+  o.type_names = TYPED_NAMES;
+  o.types = TYPED_TYPES;
+  o.n_types = 4;
+  int rc = open_csv(&r, p, &o, err, sizeof err);
+  if (rc == 0) {
+    lua_newtable(L);
+    rc = td_reader_read(r, L, -1, 10);
+    snprintf(msg, msglen, "%s", td_reader_error(r));
+    td_reader_free(r);
+  }
+  lua_close(L);
+  return rc;
+}
+
+TD_TEST(test_source_file_csv_bad_values) {
+  static const struct {
+    const char *row, *msg;
+  } cases[] = {
+      {" 1,1,1,1", "column 'i': bad int ' 1'"},
+      {"1 ,1,1,1", "column 'i': bad int '1 '"},
+      {"9223372036854775808,1,1,1", "column 'i': bad int "
+                                    "'9223372036854775808'"},
+      {"-9223372036854775809,1,1,1", "column 'i': bad int "
+                                     "'-9223372036854775809'"},
+      {"1.0,1,1,1", "column 'i': bad int '1.0'"},
+      {"-,1,1,1", "column 'i': bad int '-'"},
+      {"1,1.5x,1,1", "column 'f': bad float '1.5x'"},
+      {"1, 1.5,1,1", "column 'f': bad float ' 1.5'"},
+      {"1,1,abc,1", "column 'n': bad number 'abc'"},
+      {"1,1,1,yes", "column 'b': bad bool 'yes'"},
+      {"1,1,1,2", "column 'b': bad bool '2'"},
+  };
+  tmpdir_t t;
+  tmp_init(&t);
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char path[200], msg[512], expect[512];
+    TD_CHECK_INT(bad_value(&t, cases[i].row, path, msg, sizeof msg),
+                 TD_EPARSE);
+    snprintf(expect, sizeof expect, "%s:2: %s", path, cases[i].msg);
+    TD_CHECK_STR(msg, expect);
+  }
+  tmp_cleanup(&t);
+}
+
+static const char *const COMMIT_NAMES[] = {
+    "author_time_ms", "commit_time_ms", "files_changed", "insertions",
+    "deletions"};
+static const td_col_type_t COMMIT_TYPES[] = {TD_COL_INT, TD_COL_INT,
+                                             TD_COL_INT, TD_COL_INT,
+                                             TD_COL_INT};
+#define COMMIT_HEADER                                                     \
+  "repo,commit,author_time_ms,commit_time_ms,author,files_changed,"      \
+  "insertions,deletions\n"
+
+TD_TEST(test_source_file_csv_wrong_field_count_message) {
+  tmpdir_t t;
+  tmp_init(&t);
+  const char *p = tmp_write_str(
+      &t, "commits.csv",
+      COMMIT_HEADER
+      "git/git,e83c5163316f,1112911993000,1112911993000,8ef72c9561,11,1244,0\n"
+      "git/git,8bc9a0c769ac,1112912170000,1112912170000,8ef72c9561,8,40\n"
+      "git/git,8bc9a0c769ad,1112912170000,1112912170000,8ef72c9561,8,40,1\n");
+  lua_State *L = new_state();
+  td_reader_t *r;
+  char err[256], expect[400];
+  td_csv_opts_t o = csv_defaults();
+  o.type_names = COMMIT_NAMES;
+  o.types = COMMIT_TYPES;
+  o.n_types = 5;
+  TD_CHECK_INT(open_csv(&r, p, &o, err, sizeof err), 0);
+  lua_newtable(L);
+  /* the good row first, the error on the next call, and from then on */
+  TD_CHECK_INT(td_reader_read(r, L, 1, 100), 1);
+  push_row(L, 1, 1);
+  int is;
+  TD_CHECK_INT(get_int(L, -1, "insertions", &is), 1244);
+  TD_CHECK_INT(get_int(L, -1, "author_time_ms", &is), 1112911993000LL);
+  TD_CHECK_STR(get_str(L, -1, "commit"), "e83c5163316f");
+  lua_pop(L, 1);
+  TD_CHECK_INT(td_reader_read(r, L, 1, 100), TD_EPARSE);
+  snprintf(expect, sizeof expect, "%s:3: expected 8 fields, got 7", p);
+  TD_CHECK_STR(td_reader_error(r), expect);
+  TD_CHECK_INT(td_reader_read(r, L, 1, 100), TD_EPARSE);
+  TD_CHECK_STR(td_reader_error(r), expect);
+  TD_CHECK_INT(lua_gettop(L), 1);
+  td_reader_free(r);
+  lua_close(L);
+  tmp_cleanup(&t);
+}
+
+TD_TEST(test_source_file_csv_bad_int_message) {
+  tmpdir_t t;
+  tmp_init(&t);
+  const char *p = tmp_write_str(
+      &t, "commits.csv",
+      COMMIT_HEADER
+      "git/git,e83c5163316f,1112911993000,1112911993000,8ef72c9561,11,x1,0\n");
+  lua_State *L = new_state();
+  td_reader_t *r;
+  char err[256], expect[400];
+  td_csv_opts_t o = csv_defaults();
+  o.type_names = COMMIT_NAMES;
+  o.types = COMMIT_TYPES;
+  o.n_types = 5;
+  TD_CHECK_INT(open_csv(&r, p, &o, err, sizeof err), 0);
+  lua_newtable(L);
+  TD_CHECK_INT(td_reader_read(r, L, 1, 100), TD_EPARSE);
+  snprintf(expect, sizeof expect, "%s:2: column 'insertions': bad int 'x1'",
+           p);
+  TD_CHECK_STR(td_reader_error(r), expect);
+  TD_CHECK_INT(lua_gettop(L), 1);
+  td_reader_free(r);
+  lua_close(L);
+  tmp_cleanup(&t);
+}
+
+TD_TEST(test_source_file_csv_quoted_fields) {
+  tmpdir_t t;
+  tmp_init(&t);
+  const char *p = tmp_write_str(&t, "q.csv",
+                                "a,b\n"
+                                "\"x,y\",\"he said \"\"hi\"\"\"\n"
+                                "\"line1\nline2\",plain\n"
+                                "\"\",\"\"\"\"\n"
+                                "\"a\"\"\",\"\n\"\n"
+                                "\"z\",\"end\""); /* no final newline */
+  lua_State *L = new_state();
+  td_reader_t *r;
+  char err[256];
+  td_csv_opts_t o = csv_defaults();
+  TD_CHECK_INT(open_csv(&r, p, &o, err, sizeof err), 0);
+  TD_CHECK_INT(read_all(L, r, 100), 5);
+  push_row(L, -1, 1);
+  TD_CHECK_STR(get_str(L, -1, "a"), "x,y");
+  TD_CHECK_STR(get_str(L, -1, "b"), "he said \"hi\"");
+  lua_pop(L, 1);
+  push_row(L, -1, 2);
+  TD_CHECK_STR(get_str(L, -1, "a"), "line1\nline2");
+  TD_CHECK_STR(get_str(L, -1, "b"), "plain");
+  lua_pop(L, 1);
+  push_row(L, -1, 3);
+  TD_CHECK_STR(get_str(L, -1, "a"), "");
+  TD_CHECK_STR(get_str(L, -1, "b"), "\"");
+  lua_pop(L, 1);
+  push_row(L, -1, 4);
+  TD_CHECK_STR(get_str(L, -1, "a"), "a\"");
+  TD_CHECK_STR(get_str(L, -1, "b"), "\n");
+  lua_pop(L, 1);
+  push_row(L, -1, 5);
+  TD_CHECK_STR(get_str(L, -1, "a"), "z");
+  TD_CHECK_STR(get_str(L, -1, "b"), "end");
+  lua_pop(L, 1);
+  td_reader_free(r);
+  lua_close(L);
+  tmp_cleanup(&t);
+}
+
+TD_TEST(test_source_file_csv_line_number_after_multiline_field) {
+  tmpdir_t t;
+  tmp_init(&t);
+  /* line 1 header, row 1 on lines 2-4, row 2 on 5-6, the bad row on 7 */
+  const char *p = tmp_write_str(&t, "m.csv",
+                                "a,b\n"
+                                "\"1\n2\n3\",x\n"
+                                "y,\"p\r\nq\"\n"
+                                "4,5,6\n");
+  lua_State *L = new_state();
+  td_reader_t *r;
+  char err[256], expect[400];
+  td_csv_opts_t o = csv_defaults();
+  TD_CHECK_INT(open_csv(&r, p, &o, err, sizeof err), 0);
+  int rc = read_all(L, r, 100);
+  TD_CHECK_INT(rc, TD_EPARSE);
+  TD_CHECK_INT(lua_rawlen(L, -1), 2);
+  push_row(L, -1, 2);
+  TD_CHECK_STR(get_str(L, -1, "b"), "p\r\nq"); /* kept verbatim */
+  lua_pop(L, 1);
+  snprintf(expect, sizeof expect, "%s:7: expected 2 fields, got 3", p);
+  TD_CHECK_STR(td_reader_error(r), expect);
+  td_reader_free(r);
+  lua_close(L);
+  tmp_cleanup(&t);
+}
+
+TD_TEST(test_source_file_csv_syntax_errors) {
+  static const struct {
+    const char *content, *msg;
+  } cases[] = {
+      {"a,b\n1,2\n3,\"abc\n4,5\n", "3: unterminated quoted field"},
+      {"a,b\n1,ab\"c\n", "2: unexpected '\"' in unquoted field"},
+      {"a,b\n1,2\n\"ab\"c,d\n", "3: unexpected character after closing "
+                                "quote"},
+      {"a,\"b\n", "1: unterminated quoted field"}, /* in the header */
+  };
+  tmpdir_t t;
+  tmp_init(&t);
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char name[32], expect[400], err[400];
+    snprintf(name, sizeof name, "s%zu.csv", i);
+    const char *p = tmp_write_str(&t, name, cases[i].content);
+    snprintf(expect, sizeof expect, "%s:%s", p, cases[i].msg);
+    td_reader_t *r;
+    td_csv_opts_t o = csv_defaults();
+    int rc = td_reader_open_csv(&r, p, &o, 0, 1, err, sizeof err);
+    if (rc) { /* the header's error comes at open */
+      TD_CHECK_INT(rc, TD_EPARSE);
+      TD_CHECK_STR(err, expect);
+      continue;
+    }
+    lua_State *L = new_state();
+    TD_CHECK_INT(read_all(L, r, 100), TD_EPARSE);
+    TD_CHECK_STR(td_reader_error(r), expect);
+    td_reader_free(r);
+    lua_close(L);
+  }
+  tmp_cleanup(&t);
+}
+
+TD_TEST(test_source_file_csv_skip_errors) {
+  tmpdir_t t;
+  tmp_init(&t);
+  const char *p = tmp_write_str(&t, "s.csv",
+                                "k,v\n"
+                                "a,1\n"
+                                "b,2,extra\n"   /* field count */
+                                "c,3\n"
+                                "d,x\n"         /* bad int */
+                                "e,\"4\n"       /* multi-line, then ok */
+                                "\"\n"
+                                "f,ab\"c\n"     /* stray quote */
+                                "g,7\n"
+                                "h\n"           /* field count */
+                                "i,9");
+  lua_State *L = new_state();
+  td_reader_t *r;
+  char err[256];
+  td_csv_opts_t o = csv_defaults();
+  static const char *const tn[] = {"v"};
+  static const td_col_type_t ty[] = {TD_COL_STRING};
+  o.type_names = tn;
+  o.types = ty;
+  o.n_types = 1;
+  o.skip_errors = 1;
+  /* "v" as a string column: "4\n" is fine; make "d,x" bad through a
+   * second reader with v as int below */
+  TD_CHECK_INT(open_csv(&r, p, &o, err, sizeof err), 0);
+  TD_CHECK_INT(read_all(L, r, 2), 6);
+  TD_CHECK_INT(td_reader_skipped(r), 3);
+  td_reader_free(r);
+  lua_pop(L, 1);
+
+  static const td_col_type_t ty_int[] = {TD_COL_INT};
+  o.types = ty_int;
+  TD_CHECK_INT(open_csv(&r, p, &o, err, sizeof err), 0);
+  TD_CHECK_INT(read_all(L, r, 2), 4); /* a c g i */
+  TD_CHECK_INT(td_reader_skipped(r), 5);
+  static const char *const keys[] = {"a", "c", "g", "i"};
+  static const long long vals[] = {1, 3, 7, 9};
+  for (int i = 0; i < 4; i++) {
+    int is;
+    push_row(L, -1, i + 1);
+    TD_CHECK_STR(get_str(L, -1, "k"), keys[i]);
+    TD_CHECK_INT(get_int(L, -1, "v", &is), vals[i]);
+    TD_CHECK(is);
+    lua_pop(L, 1);
+  }
+  /* the last skipped row's message stays available */
+  char expect[400];
+  snprintf(expect, sizeof expect, "%s:10: expected 2 fields, got 1", p);
+  TD_CHECK_STR(td_reader_error(r), expect);
+  td_reader_free(r);
+  lua_close(L);
+  tmp_cleanup(&t);
+}
+
+TD_TEST(test_source_file_csv_no_header_arrays) {
+  tmpdir_t t;
+  tmp_init(&t);
+  const char *p = tmp_write_str(&t, "n.csv", "1,x,\n2,y,3\n");
+  lua_State *L = new_state();
+  td_reader_t *r;
+  char err[256];
+  td_csv_opts_t o = csv_defaults();
+  o.header = 0;
+  TD_CHECK_INT(open_csv(&r, p, &o, err, sizeof err), 0);
+  TD_CHECK_INT(read_all(L, r, 10), 2);
+  push_row(L, -1, 1);
+  TD_CHECK_INT(lua_rawlen(L, -1), 3);
+  lua_rawgeti(L, -1, 1);
+  TD_CHECK_STR(lua_tostring(L, -1), "1");
+  lua_rawgeti(L, -2, 3);
+  TD_CHECK_STR(lua_tostring(L, -1), "");
+  lua_pop(L, 3);
+  td_reader_free(r);
+  lua_pop(L, 1);
+
+  /* types by column number in array mode */
+  static const char *const tn[] = {"1", "3"};
+  static const td_col_type_t ty[] = {TD_COL_INT, TD_COL_INT};
+  o.type_names = tn;
+  o.types = ty;
+  o.n_types = 2;
+  TD_CHECK_INT(open_csv(&r, p, &o, err, sizeof err), 0);
+  TD_CHECK_INT(read_all(L, r, 10), 2);
+  push_row(L, -1, 1);
+  lua_rawgeti(L, -1, 1);
+  TD_CHECK(lua_isinteger(L, -1) && lua_tointeger(L, -1) == 1);
+  lua_rawgeti(L, -2, 3);
+  TD_CHECK(lua_isnil(L, -1)); /* empty int field */
+  lua_pop(L, 3);
+  push_row(L, -1, 2);
+  lua_rawgeti(L, -1, 3);
+  TD_CHECK(lua_isinteger(L, -1) && lua_tointeger(L, -1) == 3);
+  lua_pop(L, 2);
+  td_reader_free(r);
+  lua_pop(L, 1);
+
+  /* names without a header: rows keyed by them */
+  static const char *const names[] = {"id", "tag", "n"};
+  o.names = names;
+  o.n_names = 3;
+  static const char *const tn2[] = {"n"};
+  o.type_names = tn2;
+  o.n_types = 1;
+  TD_CHECK_INT(open_csv(&r, p, &o, err, sizeof err), 0);
+  TD_CHECK_INT(read_all(L, r, 10), 2);
+  push_row(L, -1, 2);
+  TD_CHECK_STR(get_str(L, -1, "id"), "2");
+  TD_CHECK_STR(get_str(L, -1, "tag"), "y");
+  int is;
+  TD_CHECK_INT(get_int(L, -1, "n", &is), 3);
+  TD_CHECK(is);
+  lua_pop(L, 1);
+  td_reader_free(r);
+  lua_close(L);
+  tmp_cleanup(&t);
+}
+
+TD_TEST(test_source_file_csv_names_override_header) {
+  tmpdir_t t;
+  tmp_init(&t);
+  const char *p = tmp_write_str(&t, "h.csv", "A,B\n1,2\n");
+  lua_State *L = new_state();
+  td_reader_t *r;
+  char err[256];
+  td_csv_opts_t o = csv_defaults();
+  static const char *const names[] = {"x", "y"};
+  o.names = names;
+  o.n_names = 2;
+  TD_CHECK_INT(open_csv(&r, p, &o, err, sizeof err), 0);
+  TD_CHECK_INT(read_all(L, r, 10), 1);
+  push_row(L, -1, 1);
+  TD_CHECK_STR(get_str(L, -1, "x"), "1");
+  TD_CHECK_STR(get_str(L, -1, "y"), "2");
+  TD_CHECK_INT(get_type(L, -1, "A"), LUA_TNIL);
+  lua_pop(L, 1);
+  td_reader_free(r);
+  /* a count that differs from the header's is an error at open */
+  o.n_names = 1;
+  TD_CHECK_INT(td_reader_open_csv(&r, p, &o, 0, 1, err, sizeof err),
+               TD_EINVAL);
+  TD_CHECK(strstr(err, p) != NULL);
+  lua_close(L);
+  tmp_cleanup(&t);
+}
+
+TD_TEST(test_source_file_csv_unknown_type_column) {
+  tmpdir_t t;
+  tmp_init(&t);
+  const char *p = tmp_write_str(&t, "u.csv", "a,b\n1,2\n");
+  td_reader_t *r = NULL;
+  char err[256];
+  td_csv_opts_t o = csv_defaults();
+  static const char *const tn[] = {"a", "nope"};
+  static const td_col_type_t ty[] = {TD_COL_INT, TD_COL_INT};
+  o.type_names = tn;
+  o.types = ty;
+  o.n_types = 2;
+  TD_CHECK_INT(td_reader_open_csv(&r, p, &o, 0, 1, err, sizeof err),
+               TD_EINVAL);
+  TD_CHECK(r == NULL);
+  TD_CHECK(strstr(err, "'nope'") != NULL);
+  TD_CHECK(strstr(err, p) != NULL);
+  tmp_cleanup(&t);
+}
+
+TD_TEST(test_source_file_csv_bom_and_crlf) {
+  tmpdir_t t;
+  tmp_init(&t);
+  const char *p = tmp_write_str(&t, "b.csv",
+                                "\xEF\xBB\xBFid,v\r\n"
+                                "1,a\r\n"
+                                "2,\"x\r\ny\"\r\n"
+                                "\r\n"
+                                "3,c\r\n"
+                                "4,bad,\r\n");
+  lua_State *L = new_state();
+  td_reader_t *r;
+  char err[256], expect[400];
+  td_csv_opts_t o = csv_defaults();
+  static const char *const tn[] = {"id"};
+  static const td_col_type_t ty[] = {TD_COL_INT};
+  o.type_names = tn; /* "id" exists only once the BOM is stripped */
+  o.types = ty;
+  o.n_types = 1;
+  TD_CHECK_INT(open_csv(&r, p, &o, err, sizeof err), 0);
+  TD_CHECK_INT(read_all(L, r, 10), TD_EPARSE);
+  TD_CHECK_INT(lua_rawlen(L, -1), 3);
+  int is;
+  push_row(L, -1, 1);
+  TD_CHECK_INT(get_int(L, -1, "id", &is), 1);
+  TD_CHECK_STR(get_str(L, -1, "v"), "a");
+  lua_pop(L, 1);
+  push_row(L, -1, 2);
+  TD_CHECK_STR(get_str(L, -1, "v"), "x\r\ny");
+  lua_pop(L, 1);
+  push_row(L, -1, 3);
+  TD_CHECK_INT(get_int(L, -1, "id", &is), 3);
+  TD_CHECK_STR(get_str(L, -1, "v"), "c");
+  lua_pop(L, 1);
+  snprintf(expect, sizeof expect, "%s:7: expected 2 fields, got 3", p);
+  TD_CHECK_STR(td_reader_error(r), expect);
+  td_reader_free(r);
+  lua_close(L);
+  tmp_cleanup(&t);
+}
+
+TD_TEST(test_source_file_csv_blank_lines_delimiter_and_splits) {
+  tmpdir_t t;
+  tmp_init(&t);
+  const char *p = tmp_write_str(&t, "d.tsv", "a\tb\n1\t2,3\n\n4\t\"5\t6\"\n\n");
+  lua_State *L = new_state();
+  td_reader_t *r;
+  char err[256];
+  td_csv_opts_t o = csv_defaults();
+  o.delimiter = '\t';
+  TD_CHECK_INT(open_csv(&r, p, &o, err, sizeof err), 0);
+  TD_CHECK_INT(read_all(L, r, 10), 2);
+  push_row(L, -1, 1);
+  TD_CHECK_STR(get_str(L, -1, "b"), "2,3");
+  lua_pop(L, 1);
+  push_row(L, -1, 2);
+  TD_CHECK_STR(get_str(L, -1, "b"), "5\t6");
+  lua_pop(L, 1);
+  td_reader_free(r);
+  lua_pop(L, 1);
+  /* only split 0 reads a CSV file */
+  TD_CHECK_INT(td_reader_open_csv(&r, p, &o, 1, 3, err, sizeof err), 0);
+  TD_CHECK_INT(read_all(L, r, 10), 0);
+  td_reader_free(r);
+  TD_CHECK_INT(td_reader_open_csv(&r, p, &o, 0, 3, err, sizeof err), 0);
+  TD_CHECK_INT(read_all(L, r, 10), 2);
+  td_reader_free(r);
+  /* an empty file and a header-only file give no rows */
+  const char *pe = tmp_write(&t, "e.csv", "", 0);
+  const char *ph = tmp_write_str(&t, "h.csv", "a,b\n");
+  o.delimiter = ',';
+  TD_CHECK_INT(open_csv(&r, pe, &o, err, sizeof err), 0);
+  TD_CHECK_INT(read_all(L, r, 10), 0);
+  td_reader_free(r);
+  TD_CHECK_INT(open_csv(&r, ph, &o, err, sizeof err), 0);
+  TD_CHECK_INT(read_all(L, r, 10), 0);
+  td_reader_free(r);
+  lua_close(L);
+  tmp_cleanup(&t);
+}
+
+TD_TEST(test_source_file_csv_large_file_across_buffers) {
+  /* several MB, quoted multi-line fields landing on block boundaries,
+   * plain and gzip, then an error far down with the right line number */
+  tmpdir_t t;
+  tmp_init(&t);
+  enum { ROWS = 60000 };
+  sbuf_t b = {0};
+  sb_str(&b, "id,text,n\n");
+  uint64_t line = 2;
+  for (int i = 0; i < ROWS; i++) {
+    char row[256];
+    if (i % 97 == 0) {
+      snprintf(row, sizeof row, "%d,\"multi\nline \"\"%d\"\",\n\",%d\n", i,
+               i, i * 3);
+      line += 3;
+    } else {
+      int pad = (int)(rng() % 60);
+      snprintf(row, sizeof row, "%d,%.*s,%d\n", i, pad,
+               "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+               i * 3);
+      line += 1;
+    }
+    sb_str(&b, row);
+  }
+  size_t good_len = b.len;
+  sb_str(&b, "oops,1\n");
+  const char *p = tmp_write(&t, "big.csv", b.p, b.len);
+  const char *pz = tmp_write_gz(&t, "big.csv.gz", b.p, b.len);
+  const char *pok = tmp_write(&t, "ok.csv", b.p, good_len);
+  const char *paths[] = {p, pz};
+  static const char *const tn[] = {"id", "n"};
+  static const td_col_type_t ty[] = {TD_COL_INT, TD_COL_NUMBER};
+  for (int k = 0; k < 2; k++) {
+    lua_State *L = new_state();
+    td_reader_t *r;
+    char err[256], expect[400];
+    td_csv_opts_t o = csv_defaults();
+    o.type_names = tn;
+    o.types = ty;
+    o.n_types = 2;
+    TD_CHECK_INT(open_csv(&r, paths[k], &o, err, sizeof err), 0);
+    TD_CHECK_INT(read_all(L, r, 1024), TD_EPARSE);
+    TD_CHECK_INT(lua_rawlen(L, -1), ROWS);
+    int bad = 0;
+    for (int i = 0; i < ROWS && !bad; i++) {
+      int is;
+      push_row(L, -1, i + 1);
+      if (get_int(L, -1, "id", &is) != i || !is) bad = 1;
+      if (get_int(L, -1, "n", &is) != i * 3 || !is) bad = 1;
+      if (i % 97 == 0) {
+        char expect_text[64];
+        snprintf(expect_text, sizeof expect_text, "multi\nline \"%d\",\n", i);
+        const char *s = get_str(L, -1, "text");
+        if (!s || strcmp(s, expect_text) != 0) bad = 1;
+      }
+      lua_pop(L, 1);
+      if (bad) fprintf(stderr, "  %s: row %d differs\n", paths[k], i + 1);
+    }
+    TD_CHECK(!bad);
+    snprintf(expect, sizeof expect, "%s:%llu: expected 3 fields, got 2",
+             paths[k], (unsigned long long)line);
+    TD_CHECK_STR(td_reader_error(r), expect);
+    td_reader_free(r);
+    lua_close(L);
+  }
+  lua_State *L = new_state();
+  td_reader_t *r;
+  char err[256];
+  td_csv_opts_t o = csv_defaults();
+  TD_CHECK_INT(open_csv(&r, pok, &o, err, sizeof err), 0);
+  TD_CHECK_INT(read_all(L, r, 1), ROWS); /* batches of one */
+  td_reader_free(r);
+  lua_close(L);
+  free(b.p);
+  tmp_cleanup(&t);
+}
+
+TD_TEST_MAIN(test_source_file_lines_lf, test_source_file_lines_crlf,
+             test_source_file_lines_no_final_newline,
+             test_source_file_lines_empty_lines_kept,
+             test_source_file_lines_empty_file,
+             test_source_file_lines_batches_respect_max,
+             test_source_file_splits_cover_every_line_once,
+             test_source_file_splits_small_files,
+             test_source_file_long_lines, test_source_file_gz_reads_lines,
+             test_source_file_gz_truncated_is_an_error,
+             test_source_file_open_errors,
+             test_source_file_csv_header_rows_by_name,
+             test_source_file_csv_typed_columns,
+             test_source_file_csv_bad_values,
+             test_source_file_csv_wrong_field_count_message,
+             test_source_file_csv_bad_int_message,
+             test_source_file_csv_quoted_fields,
+             test_source_file_csv_line_number_after_multiline_field,
+             test_source_file_csv_syntax_errors,
+             test_source_file_csv_skip_errors,
+             test_source_file_csv_no_header_arrays,
+             test_source_file_csv_names_override_header,
+             test_source_file_csv_unknown_type_column,
+             test_source_file_csv_bom_and_crlf,
+             test_source_file_csv_blank_lines_delimiter_and_splits,
+             test_source_file_csv_large_file_across_buffers)

@@ -1,0 +1,74 @@
+#!/bin/sh
+# tests/run.sh [c|lua|e2e]... - run Tide's test suites and sum them up.
+#
+# Each suite prints its own results; this script adds up every suite's
+# counts and ends with one line "N passed, N failed". Exit status is
+# non-zero if anything failed (or a suite ran no test at all).
+#   C unit tests:   $BUILD/tests/test_*  (each ends "N passed, N failed")
+#   busted specs:   tests/lua/*_spec.lua (TAP output, counted here)
+#   end-to-end:     tests/e2e/test_*.sh  (each ends "N passed, N failed")
+set -u
+BUILD=${BUILD:-build}
+LUA=${LUA:-lua5.4}
+BUSTED=${BUSTED:-busted}
+DATA=${DATA:-../shared/data}
+export BUILD LUA DATA
+suites=${*:-c lua e2e}
+passed=0
+failed=0
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+
+count_line() { # add the "N passed, N failed" line of $log
+  line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
+  if [ -z "$line" ]; then
+    echo "  (no result line: counted as 1 failure)"
+    failed=$((failed + 1))
+    return
+  fi
+  p=$(echo "$line" | sed -E 's/^([0-9]+) passed.*/\1/')
+  f=$(echo "$line" | sed -E 's/^[0-9]+ passed, ([0-9]+) failed.*/\1/')
+  passed=$((passed + p))
+  failed=$((failed + f))
+}
+
+for suite in $suites; do
+  case $suite in
+  c)
+    for t in "$BUILD"/tests/test_*; do
+      [ -x "$t" ] || continue
+      echo "== $t"
+      "$t" >"$log" 2>&1
+      rc=$?
+      grep -v '^ok ' "$log"
+      count_line
+      if [ $rc -ne 0 ] && ! grep -qE '^[0-9]+ passed, [1-9]' "$log"; then
+        echo "  exited $rc"; failed=$((failed + 1))
+      fi
+    done
+    ;;
+  lua)
+    echo "== busted (tests/lua)"
+    LUA_PATH="lua/?.lua;;" LUA_CPATH="$BUILD/lua/?.so;;" TIDE="$BUILD/tide" \
+      "$LUA" "$(command -v "$BUSTED")" --output=TAP tests/lua >"$log" 2>&1
+    grep -v '^ok ' "$log"
+    p=$(grep -c '^ok ' "$log")
+    f=$(grep -c '^not ok ' "$log")
+    if [ "$p" -eq 0 ] && [ "$f" -eq 0 ]; then f=1; echo "  busted ran no test"; fi
+    echo "$p passed, $f failed"
+    passed=$((passed + p))
+    failed=$((failed + f))
+    ;;
+  e2e)
+    for t in tests/e2e/test_*.sh; do
+      [ -f "$t" ] || continue
+      echo "== $t"
+      TIDE="$BUILD/tide" sh "$t" >"$log" 2>&1
+      grep -v '^ok ' "$log"
+      count_line
+    done
+    ;;
+  esac
+done
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
