@@ -104,8 +104,8 @@ bench: deps all
 	@BUILD=$(BUILD) DATA=$(DATA) sh scripts/bench/run.sh
 
 demo: deps all
-	@mkdir -p out
-	$(BUILD)/tide run scripts/wordcount.lua -- $(DATA)/git-messages.txt.gz out/wordcount
+	@rm -rf out/wordcount
+	$(BUILD)/tide run scripts/wordcount.lua --parallelism 2 -- $(DATA)/git-messages.txt.gz out/wordcount 20
 
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(LUA_LDIR)/tide $(DESTDIR)$(LUA_CDIR)/tide

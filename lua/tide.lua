@@ -35,11 +35,18 @@ Env.__index = Env
 
 local executions = 0 -- env:execute() calls so far in this VM
 
--- "file:line" of the user's call that defined an operator.
-local function call_site(level)
-  local info = debug.getinfo(level + 1, "Sl")
-  if not info then return "?" end
-  return string.format("%s:%d", info.short_src, info.currentline or 0)
+-- "file:line" of the user's call that defined an operator: the first
+-- frame outside this module (levels are unreliable across tail calls).
+local THIS_SOURCE = debug.getinfo(1, "S").source
+local function call_site()
+  for level = 2, 50 do
+    local info = debug.getinfo(level, "Sl")
+    if not info then break end
+    if info.source ~= THIS_SOURCE and info.what ~= "C" then
+      return string.format("%s:%d", info.short_src, info.currentline or 0)
+    end
+  end
+  return "?"
 end
 
 local function check_fn(v, n, fname, what)
@@ -117,7 +124,7 @@ local function add_node(env, kind, inputs, props, level)
   local node = props or {}
   node.id = id
   node.kind = kind
-  node.site = call_site(level + 1)
+  node.site = call_site()
   node.inputs = {}
   for i, s in ipairs(inputs) do
     if s.env ~= env then error("cannot combine streams of different environments", level + 1) end
@@ -277,7 +284,7 @@ function DataStream:key_by(key)
   local f = field_getter(key, "key_by")
   local key_field = (type(key) == "string" or math.type(key) == "integer") and key or nil
   return setmetatable({ env = self.env, id = self.id, partition = "hash", key = f, key_field = key_field,
-    key_site = call_site(2), key_desc = type(key) == "function" and "key function" or ("field " .. tostring(key)) },
+    key_site = call_site(), key_desc = type(key) == "function" and "key function" or ("field " .. tostring(key)) },
     KeyedStream)
 end
 
@@ -517,7 +524,8 @@ local JobFailure = {
 --- Run the job and wait until it ends (Flink's execute): every bounded
 -- source read to its end, every record through, every sink committed.
 -- @param name string, optional: the job name
--- @return table {job_name = string, runtime_ms = integer}
+-- @return table {job_name = string, job_id = string (names the part files
+--   this run committed: part-<job_id>-...), runtime_ms = integer}
 -- Raises an error object (tostring gives "job 'NAME' failed: ...", with
 -- fields job and message) when a subtask fails: a UDF error names the
 -- operator, its uid, the place it was defined and the error's file:line.
@@ -541,7 +549,7 @@ function Env:execute(name)
   local t0 = core.now_ms()
   local ok, err = core.execute(plan)
   if not ok then error(setmetatable({ job = name, message = err }, JobFailure), 2) end
-  return { job_name = name, runtime_ms = core.now_ms() - t0 }
+  return { job_name = name, job_id = plan.job_id, runtime_ms = core.now_ms() - t0 }
 end
 
 tide.DataStream, tide.KeyedStream, tide.Env = DataStream, KeyedStream, Env
