@@ -144,16 +144,16 @@ static void set_package_field(lua_State *L, const char *field, const char *v) {
 static void subtask_body(td_subtask_t *st) {
   td_job_t *job = st->job;
   const td_job_spec_t *spec = td_job_spec_of(job);
-  host_data_t hd;
-  memset(&hd, 0, sizeof hd);
-  hd.last_flush_ms = monotonic_ms();
-  st->host = &hd;
+  host_data_t *hd = calloc(1, sizeof *hd);
   char err[4096];
-  lua_State *L = td_host_new_state();
+  lua_State *L = hd ? td_host_new_state() : NULL;
   if (!L) {
+    free(hd);
     td_job_fail(job, "out of memory creating a subtask's Lua VM");
     return;
   }
+  hd->last_flush_ms = monotonic_ms();
+  st->host = hd;
   lua_pushlightuserdata(L, st);
   lua_setfield(L, LUA_REGISTRYINDEX, "tide.subtask");
   set_package_field(L, "path", spec->lua_path);
@@ -170,7 +170,8 @@ static void subtask_body(td_subtask_t *st) {
   }
   if (rc != TD_RUN_OK && strcmp(err, "cancelled") != 0) td_job_fail(job, err);
   lua_close(L);
-  td_wbuf_destroy(&hd.scratch);
+  td_wbuf_destroy(&hd->scratch);
+  free(hd);
   st->host = NULL;
 }
 

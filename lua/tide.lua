@@ -430,11 +430,11 @@ end
 --   column names first in each part file), delimiter (default ","),
 --   rolling_size (bytes)
 function DataStream:write_csv(dir, opts)
-  check_dir(dir, "write_csv")
   opts = opts or {}
   if opts.header and not opts.columns then
     error("write_csv: header = true needs columns", 2)
   end
+  check_dir(dir, "write_csv")
   return sink(self, { sink = { type = "csv", dir = dir, columns = opts.columns, header = opts.header,
     delimiter = opts.delimiter or ",", rolling_size = opts.rolling_size }, name = "write_csv" })
 end

@@ -467,7 +467,9 @@ function M.run(env, plan, ctx)
     for _, e in ipairs(node.net_out) do outs[#outs + 1] = make_emitter(plan.edges[e], env) end
     local push, finish = ops[node.kind](node, fanout(outs), ctx, env)
     push_of[node.id], finish_of[node.id] = push, finish
-    op_of_fn[push] = node
+    -- sources and unions pass their batches straight on: their push is the
+    -- next operator's, which keeps its own name
+    if not op_of_fn[push] then op_of_fn[push] = node end
     if finish then op_of_fn[finish] = node end
   end
   local head = nodes[task.head]

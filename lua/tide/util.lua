@@ -64,7 +64,8 @@ end
 function fmt_value(v, nested)
   local t = type(v)
   if t == "string" then
-    return nested and string.format("%q", v) or v
+    if not nested then return v end
+    return (string.format("%q", v):gsub("\\\n", "\\n"))
   elseif t == "number" then
     if math.type(v) == "integer" then return tostring(v) end
     return fmt_float(v)

@@ -1,0 +1,203 @@
+-- A few small jobs run through the tide binary ($TIDE, default build/tide):
+-- exact outputs, keyed routing, keyed state, integers across an exchange
+-- and a UDF failure. The large end-to-end suite is tests/e2e.
+local core = require "tide.core"
+
+local TIDE = os.getenv("TIDE") or "build/tide"
+
+local function shell_quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+
+local scripts = {}
+
+-- Write a job script to a temporary file and return its path.
+local function job_file(src)
+  local path = os.tmpname()
+  local f = assert(io.open(path, "wb"))
+  f:write('local tide = require "tide"\n', src)
+  f:close()
+  scripts[#scripts + 1] = path
+  return path
+end
+
+-- Run a job script; returns its stdout (and stderr when merged), the exit
+-- code and the script's path.
+local function run(src, opts)
+  opts = opts or {}
+  local path = job_file(src)
+  local cmd = shell_quote(TIDE) .. " run " .. shell_quote(path) .. " " .. (opts.flags or "")
+  cmd = cmd .. (opts.stderr and " 2>&1" or " 2>/dev/null")
+  local p = assert(io.popen(cmd, "r"))
+  local out = p:read("a")
+  local ok, how, code = p:close()
+  assert.are.equal("exit", how, "the tide process was killed by a signal")
+  return out, code, path, ok
+end
+
+local function lines(s)
+  local t = {}
+  for l in s:gmatch("([^\n]*)\n") do t[#t + 1] = l end
+  return t
+end
+
+-- "3> x" -> 3, "x"
+local function split_prefix(l)
+  local n, rest = l:match("^(%d+)> (.*)$")
+  assert.truthy(n, "no subtask prefix in '" .. l .. "'")
+  return tonumber(n), rest
+end
+
+describe("tide jobs #e2e", function()
+  teardown(function()
+    for _, p in ipairs(scripts) do os.remove(p) end
+  end)
+
+  it("runs map, filter and flat_map in order", function()
+    local out, code = run [[
+      local env = tide.env{}
+      env:from_list{ "a b", "c", "", "d e f" }
+        :flat_map(function(line, out) for w in line:gmatch("%S+") do out:collect(w) end end)
+        :map(function(w) return w:upper() .. #w end)
+        :filter(function(w) return w ~= "C1" end)
+        :print()
+      env:execute()
+    ]]
+    assert.are.equal(0, code, out)
+    assert.are.equal("A1\nB1\nD1\nE1\nF1\n", out)
+  end)
+
+  it("reduces per key at parallelism 2, each key on its key group's subtask", function()
+    local out, code = run [[
+      local env = tide.env{ parallelism = 2 }
+      local input = {}
+      for i = 1, 20 do input[i] = { k = ({ "a", "b", "c", "d" })[i % 4 + 1], n = i } end
+      env:from_list(input)
+        :key_by("k")
+        :reduce(function(acc, r) return { k = acc.k, n = acc.n + r.n } end)
+        :map(function(r) return r.k .. "=" .. r.n end)
+        :print()
+      env:execute()
+    ]]
+    assert.are.equal(0, code, out)
+    -- running sums per key, computed here from the same input
+    local want, sums = {}, {}
+    for i = 1, 20 do
+      local k = ({ "a", "b", "c", "d" })[i % 4 + 1]
+      sums[k] = (sums[k] or 0) + i
+      want[#want + 1] = k .. "=" .. sums[k]
+    end
+    local got, per_key, subtask_of = {}, {}, {}
+    local maxp = core.default_max_parallelism(2)
+    for _, l in ipairs(lines(out)) do
+      local sub, rec = split_prefix(l)
+      got[#got + 1] = rec
+      local k, n = rec:match("^(%a)=(%d+)$")
+      per_key[k] = per_key[k] or {}
+      table.insert(per_key[k], tonumber(n))
+      subtask_of[k] = subtask_of[k] or sub
+      assert.are.equal(subtask_of[k], sub, "key " .. k .. " printed by two subtasks")
+    end
+    table.sort(want)
+    table.sort(got)
+    assert.are.same(want, got)
+    for k, ns in pairs(per_key) do -- a key's running sums arrive in order
+      for i = 2, #ns do assert.is_true(ns[i] > ns[i - 1], k) end
+      local kg = core.key_group(k, maxp)
+      assert.are.equal(core.subtask_of_key_group(kg, 2, maxp) + 1, subtask_of[k], "subtask of key " .. k)
+    end
+  end)
+
+  it("keeps a running count per key in ValueState", function()
+    local out, code = run([[
+      local env = tide.env{}
+      env:from_list{ "x", "y", "x", "z", "x", "y" }
+        :key_by(function(w) return w end)
+        :process{ on_record = function(w, ctx, out)
+          local count = ctx.state:value("count")
+          local n = (count:value() or 0) + 1
+          count:update(n)
+          out:collect(ctx.key .. ":" .. n)
+        end }
+        :print()
+      env:execute()
+    ]], { flags = "--parallelism 2" })
+    assert.are.equal(0, code, out)
+    local by_key = {}
+    for _, l in ipairs(lines(out)) do
+      local _, rec = split_prefix(l)
+      local k = rec:match("^(%a):")
+      by_key[k] = (by_key[k] and by_key[k] .. " " or "") .. rec
+    end
+    assert.are.same({ x = "x:1 x:2 x:3", y = "y:1 y:2", z = "z:1" }, by_key)
+  end)
+
+  it("keeps integers integers and floats floats across an exchange", function()
+    local out, code = run [[
+      local env = tide.env{ parallelism = 2 }
+      env:from_list{ 1, 2.0, -7, 1 << 53, math.maxinteger, 0.5, { n = 3, f = 3.0 } }
+        :rebalance()
+        :map(function(v)
+          if type(v) == "table" then return "t " .. math.type(v.n) .. " " .. math.type(v.f) end
+          return math.type(v) .. " " .. tostring(v)
+        end)
+        :print()
+      env:execute()
+    ]]
+    assert.are.equal(0, code, out)
+    local got, subtasks = {}, {}
+    for _, l in ipairs(lines(out)) do
+      local sub, rec = split_prefix(l)
+      subtasks[sub] = true
+      got[#got + 1] = rec
+    end
+    table.sort(got)
+    local want = {
+      "float 2.0", "float 0.5", "integer -7", "integer 1", "integer 9007199254740992",
+      "integer 9223372036854775807", "t integer float",
+    }
+    table.sort(want)
+    assert.are.same(want, got)
+    assert.are.same({ true, true }, subtasks) -- rebalance used both subtasks
+  end)
+
+  -- A job whose map (uid "exploder") raises on its second record; the map
+  -- is chained right after the source, or after a filter when `filter`.
+  local function failing_job(filter)
+    return run([[
+      local env = tide.env{}
+      local s = env:from_list{ 1, 2, 3 }
+      ]] .. (filter and 's = s:filter(function() return true end):uid("pass")' or "") .. [[
+
+      s:map(function(x)
+          if x == 2 then error("boom on " .. x) end
+          return x
+        end):uid("exploder")
+        :print()
+      env:execute("failing")
+    ]], { stderr = true })
+  end
+
+  it("fails with exit status 1 and the function's error when a function raises", function()
+    local out, code, path = failing_job(false)
+    assert.are.equal(1, code, out)
+    assert.truthy(out:find("^tide: job 'failing' failed: "), out)
+    assert.truthy(out:find(path .. ":6: boom on 2", 1, true), out)
+  end)
+
+  it("names the failing operator's uid and line (operator further down a chain)", function()
+    local out, code, path = failing_job(true)
+    assert.are.equal(1, code, out)
+    assert.truthy(out:find("operator 'exploder' (map, defined at " .. path .. ":5)", 1, true), out)
+  end)
+
+  it("names the failing operator's uid and line (operator chained right after the source)", function()
+    local out, code, path = failing_job(false)
+    assert.are.equal(1, code, out)
+    assert.truthy(out:find("operator 'exploder' (map, defined at " .. path .. ":5)", 1, true), out)
+  end)
+
+  it("exits 2 for a script that does not load", function()
+    local out, code = run("this is not lua", { stderr = true })
+    assert.are.equal(2, code, out)
+    assert.truthy(out:find("tide: ", 1, true), out)
+  end)
+end)

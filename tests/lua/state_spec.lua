@@ -1,0 +1,380 @@
+-- tide.state: keyed state on the heap backend, driven directly the way the
+-- runtime drives it (set cur.key before each record). Expected behaviour is
+-- Flink's ValueState, ListState, MapState, ReducingState and
+-- AggregatingState.
+local state = require "tide.state"
+
+local function error_of(fn, ...)
+  local ok, err = pcall(fn, ...)
+  assert.is_false(ok, "expected an error")
+  return tostring(err)
+end
+
+local function sorted(t)
+  table.sort(t, function(a, b) return tostring(a) < tostring(b) end)
+  return t
+end
+
+local function collect(iter, s, c)
+  local out = {}
+  for v in iter, s, c do out[#out + 1] = v end
+  return out
+end
+
+describe("tide.state ValueState #unit", function()
+  local cur, st, v
+  before_each(function()
+    cur = {}
+    st = state.new(cur)
+    v = st:value("count")
+    cur.key = "a"
+  end)
+
+  it("is nil when unset", function()
+    assert.is_nil(v:value())
+  end)
+
+  it("returns what was last stored", function()
+    v:update(1)
+    assert.are.equal(1, v:value())
+    v:update("two")
+    assert.are.equal("two", v:value())
+    local t = { x = 1 }
+    v:update(t)
+    assert.are.equal(t, v:value())
+  end)
+
+  it("keeps false (a value, not an absence)", function()
+    v:update(false)
+    assert.are.equal(false, v:value())
+  end)
+
+  it("is cleared by update(nil) and by clear()", function()
+    v:update(5)
+    v:update(nil)
+    assert.is_nil(v:value())
+    v:update(6)
+    v:clear()
+    assert.is_nil(v:value())
+  end)
+
+  it("keeps one value per key", function()
+    v:update(10)
+    cur.key = "b"
+    assert.is_nil(v:value())
+    v:update(20)
+    cur.key = "a"
+    assert.are.equal(10, v:value())
+    v:clear()
+    cur.key = "b"
+    assert.are.equal(20, v:value())
+  end)
+
+  it("keeps states of different names apart", function()
+    local other = st:value("sum")
+    v:update(1)
+    other:update(2)
+    assert.are.equal(1, v:value())
+    assert.are.equal(2, other:value())
+  end)
+end)
+
+describe("tide.state ListState #unit", function()
+  local cur, st, l
+  before_each(function()
+    cur = {}
+    st = state.new(cur)
+    l = st:list("seen")
+    cur.key = "a"
+  end)
+
+  it("is an empty array when unset", function()
+    local got = l:get()
+    assert.are.same({}, got)
+    assert.are.equal(0, #got)
+  end)
+
+  it("appends with add and add_all, in order", function()
+    l:add(1)
+    l:add("x")
+    l:add_all { 2, 3 }
+    l:add_all {}
+    l:add(4)
+    assert.are.same({ 1, "x", 2, 3, 4 }, l:get())
+  end)
+
+  it("is replaced by update and emptied by update{} and clear", function()
+    l:add_all { 1, 2, 3 }
+    l:update { 9, 8 }
+    assert.are.same({ 9, 8 }, l:get())
+    l:update {}
+    assert.are.same({}, l:get())
+    l:add(1)
+    l:clear()
+    assert.are.same({}, l:get())
+  end)
+
+  it("does not keep the array passed to update", function()
+    local src = { 1, 2 }
+    l:update(src)
+    src[3] = 3
+    assert.are.same({ 1, 2 }, l:get())
+  end)
+
+  it("refuses nil", function()
+    local err = error_of(l.add, l, nil)
+    assert.truthy(err:find("nil cannot be added", 1, true), err)
+    assert.are.same({}, l:get())
+  end)
+
+  it("refuses non-tables in add_all and update", function()
+    assert.truthy(error_of(l.add_all, l, 5):find("array expected", 1, true))
+    assert.truthy(error_of(l.update, l, "x"):find("array expected", 1, true))
+  end)
+
+  it("keeps one list per key", function()
+    l:add(1)
+    cur.key = "b"
+    assert.are.same({}, l:get())
+    l:add(2)
+    l:add(3)
+    cur.key = "a"
+    assert.are.same({ 1 }, l:get())
+    cur.key = "b"
+    assert.are.same({ 2, 3 }, l:get())
+  end)
+end)
+
+describe("tide.state MapState #unit", function()
+  local cur, st, m
+  before_each(function()
+    cur = {}
+    st = state.new(cur)
+    m = st:map("m")
+    cur.key = "a"
+  end)
+
+  it("is empty when unset", function()
+    assert.is_true(m:is_empty())
+    assert.is_nil(m:get("x"))
+    assert.is_false(m:contains("x"))
+    assert.are.same({}, collect(m:keys()))
+    assert.are.same({}, collect(m:values()))
+    local n = 0
+    for _ in m:entries() do n = n + 1 end
+    assert.are.equal(0, n)
+  end)
+
+  it("stores with put and put_all and reads with get and contains", function()
+    m:put("x", 1)
+    m:put_all { y = 2, z = 3 }
+    m:put(7, "seven")
+    assert.are.equal(1, m:get("x"))
+    assert.are.equal(2, m:get("y"))
+    assert.are.equal("seven", m:get(7))
+    assert.is_true(m:contains("z"))
+    assert.is_false(m:contains("w"))
+    assert.is_false(m:is_empty())
+    m:put("x", 10)
+    assert.are.equal(10, m:get("x"))
+  end)
+
+  it("lists keys, values and entries", function()
+    m:put_all { x = 1, y = 2, z = 3 }
+    assert.are.same({ "x", "y", "z" }, sorted(collect(m:keys())))
+    assert.are.same({ 1, 2, 3 }, sorted(collect(m:values())))
+    local seen = {}
+    for k, v in m:entries() do seen[k] = v end
+    assert.are.same({ x = 1, y = 2, z = 3 }, seen)
+  end)
+
+  it("removes entries, and is empty again once the last one is gone", function()
+    m:put("x", 1)
+    m:put("y", 2)
+    m:remove("x")
+    assert.is_nil(m:get("x"))
+    assert.is_false(m:contains("x"))
+    assert.is_false(m:is_empty())
+    m:remove("y")
+    assert.is_true(m:is_empty())
+    m:remove("never there")
+    assert.is_true(m:is_empty())
+  end)
+
+  it("is emptied by clear", function()
+    m:put_all { x = 1, y = 2 }
+    m:clear()
+    assert.is_true(m:is_empty())
+    assert.are.same({}, collect(m:keys()))
+  end)
+
+  it("refuses a nil map key", function()
+    local err = error_of(m.put, m, nil, 1)
+    assert.truthy(err:find("cannot be nil", 1, true), err)
+    assert.is_true(m:is_empty())
+  end)
+
+  it("keeps one map per key", function()
+    m:put("x", 1)
+    cur.key = "b"
+    assert.is_true(m:is_empty())
+    assert.is_nil(m:get("x"))
+    m:put("x", 2)
+    cur.key = "a"
+    assert.are.equal(1, m:get("x"))
+    m:clear()
+    cur.key = "b"
+    assert.are.equal(2, m:get("x"))
+  end)
+end)
+
+describe("tide.state ReducingState #unit", function()
+  local cur, st
+  before_each(function()
+    cur = { key = "a" }
+    st = state.new(cur)
+  end)
+
+  it("keeps the first value as it is and folds later ones with fn", function()
+    local calls = 0
+    local r = st:reducing("sum", function(acc, v)
+      calls = calls + 1
+      return acc + v
+    end)
+    assert.is_nil(r:get())
+    r:add(5)
+    assert.are.equal(5, r:get())
+    assert.are.equal(0, calls)
+    r:add(3)
+    r:add(10)
+    assert.are.equal(18, r:get())
+    assert.are.equal(2, calls)
+  end)
+
+  it("passes the accumulator first", function()
+    local r = st:reducing("concat", function(acc, v) return acc .. v end)
+    r:add("a")
+    r:add("b")
+    r:add("c")
+    assert.are.equal("abc", r:get())
+  end)
+
+  it("keeps one accumulator per key, and clear empties it", function()
+    local r = st:reducing("max", math.max)
+    r:add(3)
+    r:add(1)
+    cur.key = "b"
+    assert.is_nil(r:get())
+    r:add(7)
+    cur.key = "a"
+    assert.are.equal(3, r:get())
+    r:clear()
+    assert.is_nil(r:get())
+    cur.key = "b"
+    assert.are.equal(7, r:get())
+  end)
+
+  it("refuses nil values, a nil result and a missing function", function()
+    local r = st:reducing("bad", function() return nil end)
+    assert.truthy(error_of(r.add, r, nil):find("nil cannot be added", 1, true))
+    r:add(1)
+    assert.truthy(error_of(r.add, r, 2):find("returned nil", 1, true))
+    assert.truthy(error_of(st.reducing, st, "nofn", 42):find("bad argument #2 to 'reducing'", 1, true))
+  end)
+end)
+
+describe("tide.state AggregatingState #unit", function()
+  local cur, st, creates
+  local avg
+  before_each(function()
+    cur = { key = "a" }
+    st = state.new(cur)
+    creates = 0
+    avg = {
+      create = function()
+        creates = creates + 1
+        return { sum = 0, n = 0 }
+      end,
+      add = function(acc, v)
+        acc.sum = acc.sum + v
+        acc.n = acc.n + 1
+        return acc
+      end,
+      result = function(acc) return acc.sum / acc.n end,
+    }
+  end)
+
+  it("creates an accumulator on the first add and gives result() of it", function()
+    local a = st:aggregating("avg", avg)
+    assert.is_nil(a:get())
+    a:add(2)
+    a:add(4)
+    a:add(9)
+    assert.are.equal(5.0, a:get())
+    assert.are.equal(1, creates)
+  end)
+
+  it("keeps one accumulator per key, and clear empties it", function()
+    local a = st:aggregating("avg", avg)
+    a:add(1)
+    cur.key = "b"
+    assert.is_nil(a:get())
+    a:add(10)
+    a:add(20)
+    assert.are.equal(15.0, a:get())
+    cur.key = "a"
+    assert.are.equal(1.0, a:get())
+    assert.are.equal(2, creates)
+    a:clear()
+    assert.is_nil(a:get())
+    a:add(4)
+    assert.are.equal(4.0, a:get())
+    assert.are.equal(3, creates)
+  end)
+
+  it("refuses an incomplete aggregate function table and nil values", function()
+    local err = error_of(st.aggregating, st, "x", { create = avg.create, add = avg.add })
+    assert.truthy(err:find("bad argument #2 to 'aggregating'", 1, true), err)
+    local a = st:aggregating("avg", avg)
+    assert.truthy(error_of(a.add, a, nil):find("nil cannot be added", 1, true))
+  end)
+end)
+
+describe("tide.state registration #unit", function()
+  local cur, st
+  before_each(function()
+    cur = { key = "a" }
+    st = state.new(cur)
+  end)
+
+  it("returns the same handle for the same name", function()
+    assert.are.equal(st:value("v"), st:value("v"))
+    assert.are.equal(st:list("l"), st:list("l"))
+    assert.are.equal(st:map("m"), st:map("m"))
+    local f = function(a, b) return a + b end
+    assert.are.equal(st:reducing("r", f), st:reducing("r", f))
+    assert.are_not.equal(st:value("v"), st:value("w"))
+  end)
+
+  it("refuses one name registered as two kinds", function()
+    st:value("n")
+    local err = error_of(st.list, st, "n")
+    assert.truthy(err:find("state 'n' is already registered as value state, not list state", 1, true), err)
+    assert.truthy(error_of(st.map, st, "n"):find("already registered", 1, true))
+    st:map("mm")
+    assert.truthy(error_of(st.value, st, "mm"):find("as map state, not value state", 1, true))
+  end)
+
+  it("refuses a name that is not a string", function()
+    local err = error_of(st.value, st, 42)
+    assert.truthy(err:find("bad argument #1 to 'value' (state name expected, got number)", 1, true), err)
+  end)
+
+  it("is unavailable on a non-keyed stream", function()
+    for _, kind in ipairs { "value", "list", "map", "reducing", "aggregating" } do
+      local err = error_of(function() return state.unkeyed[kind](state.unkeyed, "n") end)
+      assert.truthy(err:find("only available on a keyed stream", 1, true), kind .. ": " .. err)
+      assert.truthy(err:find("'" .. kind .. "'", 1, true), kind .. ": " .. err)
+    end
+  end)
+end)
