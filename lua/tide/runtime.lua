@@ -302,12 +302,25 @@ local function part_writer(dir, ctx, rolling_size, header)
     if not ok then error("cannot commit part file: " .. tostring(err), 0) end
     counter = counter + 1
   end
-  function w.write(s)
-    if not fh then open() end
+  local function write(s)
     local ok, err = fh:write(s)
     if not ok then error("cannot write part file '" .. tmp .. "': " .. tostring(err), 0) end
     size = size + #s
-    if size >= rolling_size then commit() end
+  end
+  -- Write lines[1..n], each followed by "\n". As Flink's DefaultRollingPolicy,
+  -- a part file is rolled before a record once it holds rolling_size bytes.
+  function w.write_lines(lines, n)
+    if not fh then open() end
+    lines[n + 1] = ""
+    local s = table.concat(lines, "\n", 1, n + 1)
+    if size + #s < rolling_size then return write(s) end
+    for i = 1, n do
+      if size >= rolling_size then
+        commit()
+        open()
+      end
+      write(lines[i] .. "\n")
+    end
   end
   function w.finish()
     if fh then commit() end
@@ -337,8 +350,7 @@ function sinks.text(node, ctx)
   local lines = {}
   return function(b, n)
     for i = 1, n do lines[i] = fmt(b[i]) end
-    lines[n + 1] = ""
-    w.write(table.concat(lines, "\n", 1, n + 1))
+    w.write_lines(lines, n)
   end, w.finish
 end
 
@@ -372,8 +384,7 @@ function sinks.csv(node, ctx)
   end
   return function(b, n)
     for i = 1, n do lines[i] = row(b[i]) end
-    lines[n + 1] = ""
-    w.write(table.concat(lines, "\n", 1, n + 1))
+    w.write_lines(lines, n)
   end, w.finish
 end
 

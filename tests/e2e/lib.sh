@@ -1,0 +1,213 @@
+# tests/e2e/lib.sh - shared helpers for Tide's end-to-end tests (POSIX sh).
+#
+# Source it from a test script run from the repository root:
+#
+#   . tests/e2e/lib.sh
+#   run_tide "$TMP/job" run "$TMP/job.lua" --parallelism 2 -- "$TMP/out"
+#   check_rc "job exits 0" 0
+#   check_eq "output" "$TMP/expected" "$TMP/actual"
+#   finish
+#
+# Environment:
+#   TIDE    the tide binary (default build/tide)
+#   DATA    the shared data directory (default ../shared/data)
+#   PYTHON  python3, used by some oracles (default python3)
+#
+# Every check prints one TAP-style line, "ok N - name" or "not ok N - name"
+# followed by "#"-prefixed diagnostics; finish prints exactly one final line
+# "N passed, N failed" and exits non-zero when anything failed.
+# TMP is a fresh directory from mktemp -d, removed when the script exits.
+
+TIDE=${TIDE:-build/tide}
+DATA=${DATA:-../shared/data}
+PYTHON=${PYTHON:-python3}
+# Every tide run gets this many seconds before it counts as a hang.
+TIDE_TIMEOUT=${TIDE_TIMEOUT:-120}
+export LC_ALL=C
+
+_e2e_n=0
+_e2e_pass=0
+_e2e_fail=0
+RC=
+LAST=
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/tide-e2e.XXXXXX") || {
+  echo "cannot create a temporary directory" >&2
+  echo "0 passed, 1 failed"
+  exit 1
+}
+trap 'rm -rf "$TMP"' EXIT
+if [ ! -x "$TIDE" ]; then
+  echo "not ok 1 - tide binary '$TIDE' is missing (make all, or set TIDE)"
+  echo "0 passed, 1 failed"
+  exit 1
+fi
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# Indent a file (or stdin) as "#" diagnostics, at most $2 lines (default 15).
+diag() {
+  if [ -n "${1:-}" ] && [ "$1" != - ]; then
+    [ -f "$1" ] || { echo "#   ($1: no such file)"; return 0; }
+    head -n "${2:-15}" "$1" | sed 's/^/#   /'
+  else
+    head -n "${2:-15}" | sed 's/^/#   /'
+  fi
+}
+
+ok() {
+  _e2e_n=$((_e2e_n + 1))
+  _e2e_pass=$((_e2e_pass + 1))
+  echo "ok $_e2e_n - $1"
+}
+
+not_ok() {
+  _e2e_n=$((_e2e_n + 1))
+  _e2e_fail=$((_e2e_fail + 1))
+  echo "not ok $_e2e_n - $1"
+}
+
+# check NAME COMMAND [ARG...]: passes when COMMAND exits 0; on failure
+# shows what it printed.
+check() {
+  _e2e_name=$1
+  shift
+  if "$@" >"$TMP/.check.out" 2>&1; then
+    ok "$_e2e_name"
+  else
+    not_ok "$_e2e_name"
+    echo "#   command failed: $*"
+    diag "$TMP/.check.out"
+  fi
+}
+
+# check_eq NAME EXPECTED_FILE ACTUAL_FILE: byte-identical files; on failure
+# shows line counts and the start of a unified diff.
+check_eq() {
+  if cmp -s "$2" "$3"; then
+    ok "$1"
+  else
+    not_ok "$1"
+    echo "#   expected $2 ($(wc -l <"$2" 2>/dev/null || echo '?') lines), got $3 ($(wc -l <"$3" 2>/dev/null || echo '?') lines)"
+    diff -u "$2" "$3" 2>&1 | diag - 25
+  fi
+}
+
+# check_str NAME EXPECTED ACTUAL: two strings are equal.
+check_str() {
+  if [ "$2" = "$3" ]; then
+    ok "$1"
+  else
+    not_ok "$1"
+    echo "#   expected: '$2'"
+    echo "#   got:      '$3'"
+  fi
+}
+
+# check_contains NAME FILE STRING: FILE contains STRING (a fixed string).
+check_contains() {
+  if grep -qF -e "$3" "$2" 2>/dev/null; then
+    ok "$1"
+  else
+    not_ok "$1"
+    echo "#   '$2' does not contain: $3"
+    diag "$2"
+  fi
+}
+
+# check_not_contains NAME FILE STRING
+check_not_contains() {
+  if grep -qF -e "$3" "$2" 2>/dev/null; then
+    not_ok "$1"
+    echo "#   '$2' contains: $3"
+    grep -nF -e "$3" "$2" | diag -
+  else
+    ok "$1"
+  fi
+}
+
+# check_match NAME FILE ERE: some line of FILE matches the extended regex.
+check_match() {
+  if grep -qE -e "$3" "$2" 2>/dev/null; then
+    ok "$1"
+  else
+    not_ok "$1"
+    echo "#   no line of '$2' matches: $3"
+    diag "$2"
+  fi
+}
+
+# check_empty NAME FILE: FILE exists and is empty.
+check_empty() {
+  if [ -f "$2" ] && [ ! -s "$2" ]; then
+    ok "$1"
+  else
+    not_ok "$1"
+    echo "#   '$2' is not empty:"
+    diag "$2"
+  fi
+}
+
+# run_tide BASE ARG...: runs "$TIDE" ARG... under a timeout; stdout goes to
+# BASE.out, stderr to BASE.err, the exit status to RC (124 or 137: it hung).
+run_tide() {
+  LAST=$1
+  shift
+  timeout -k 10 "$TIDE_TIMEOUT" "$TIDE" "$@" >"$LAST.out" 2>"$LAST.err"
+  RC=$?
+}
+
+# check_rc NAME WANT: the last run_tide exited with status WANT; on failure
+# shows its stderr.
+check_rc() {
+  if [ "$RC" = "$2" ]; then
+    ok "$1"
+  else
+    not_ok "$1"
+    case $RC in
+    124 | 137) echo "#   exit status $RC (timed out after ${TIDE_TIMEOUT}s: a hang?), expected $2" ;;
+    *) echo "#   exit status $RC, expected $2" ;;
+    esac
+    echo "#   stderr of $LAST:"
+    diag "$LAST.err"
+  fi
+}
+
+# committed_parts DIR: the committed part files of a file sink's output
+# directory (names not starting with "." or "_"), one path a line.
+committed_parts() {
+  for _e2e_f in "$1"/*; do
+    [ -f "$_e2e_f" ] || continue
+    case ${_e2e_f##*/} in
+    .* | _*) ;;
+    *) echo "$_e2e_f" ;;
+    esac
+  done
+}
+
+# cat_parts DIR: the committed part files of DIR concatenated (nothing when
+# there are none).
+cat_parts() {
+  committed_parts "$1" >"$TMP/.parts"
+  while IFS= read -r _e2e_f; do cat "$_e2e_f"; done <"$TMP/.parts"
+}
+
+# hidden_files DIR: names in DIR starting with "." (in-progress/pending).
+hidden_files() {
+  for _e2e_f in "$1"/.[!.]* "$1"/..?*; do
+    [ -e "$_e2e_f" ] && echo "${_e2e_f##*/}"
+  done
+  return 0
+}
+
+# strip_prefix: drop print()'s "N> " subtask prefixes.
+strip_prefix() {
+  sed -E 's/^[0-9]+> //'
+}
+
+# finish: the final line "N passed, N failed"; exit status 1 on failures
+# (or when no check ran at all).
+finish() {
+  echo "$_e2e_pass passed, $_e2e_fail failed"
+  [ "$_e2e_fail" -eq 0 ] && [ "$_e2e_n" -gt 0 ]
+}
