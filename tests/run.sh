@@ -49,6 +49,13 @@ for suite in $suites; do
     ;;
   lua)
     echo "== busted (tests/lua)"
+    # an ASan-built tide/core.so needs the sanitizer runtimes loaded first
+    # into the lua5.4 process that runs busted
+    preload=""
+    if [ -n "${TIDE_ASAN:-}" ]; then
+      preload="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so)"
+    fi
+    LD_PRELOAD="$preload" ASAN_OPTIONS="${ASAN_OPTIONS:-}:detect_leaks=0" \
     LUA_PATH="lua/?.lua;;" LUA_CPATH="$BUILD/lua/?.so;;" TIDE="$BUILD/tide" \
       "$LUA" "$(command -v "$BUSTED")" --output=TAP tests/lua >"$log" 2>&1
     grep -v '^ok ' "$log"
