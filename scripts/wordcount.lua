@@ -16,9 +16,12 @@ end
 
 local env = tide.env{ runtime_mode = "batch" }
 
-env:read_text(input):uid("lines")
-   :rebalance()
-   :flat_map(function(line, out)
+local lines = env:read_text(input):uid("lines")
+-- A plain file is split over the source's subtasks; a .gz file is read by
+-- one of them, so spread its lines over the subtasks that split them.
+if input:match("%.gz$") then lines = lines:rebalance() end
+
+lines:flat_map(function(line, out)
      for word in line:lower():gmatch("%w+") do out:collect(word) end
    end):uid("split")
    :key_by(function(word) return word end)

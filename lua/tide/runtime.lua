@@ -176,10 +176,17 @@ return function(b, n)
   for i = 1, n do
     local v = b[i]
     local k = $KEY
-    if k == nil then fail("key") elseif type(k) == "table" then k = encode(k, true) end
     local x = $VALUE
     $CHECK
     local a = vals[k]
+    if a == nil then
+      -- a miss: the key may be nil (an error) or a table (compared by
+      -- value, through its canonical encoding); hits need no check
+      if k == nil then fail("key") elseif type(k) == "table" then
+        k = encode(k, true)
+        a = vals[k]
+      end
+    end
     if a == nil then
       vals[k] = x
       $FIRST
