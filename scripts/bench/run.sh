@@ -1,0 +1,231 @@
+#!/bin/sh
+# scripts/bench/run.sh - Tide's benchmarks (make bench).
+#
+#   BUILD=build DATA=../shared/data sh scripts/bench/run.sh
+#
+# Builds the C baselines into $BUILD/bench/, runs every contender RUNS times
+# (default 3; rounds interleave the contenders so that a noisy moment does
+# not hit one contender only), and prints one markdown table of the best
+# wall time (whole process, startup included, /usr/bin/time), the CPU time
+# of that run and the highest peak RSS over the runs, then a PASS/MISS
+# verdict per goal and how busy the machine was with other work.
+# docs/BENCHMARKS.md explains the rows.
+# Exit status: 0 when every job ran and gave the expected result, whatever
+# the verdicts (benchmarks never fail the build); 1 when a job failed or
+# produced a wrong result; 2 on a setup error.
+#
+# Environment: BUILD, DATA, RUNS, LUA (lua5.4), BENCH_CC (gcc),
+# FLOW_SPIN (busy-loop iterations per record in goal 3's slow operator).
+set -u
+
+BUILD=${BUILD:-build}
+DATA=${DATA:-../shared/data}
+RUNS=${RUNS:-3}
+LUA=${LUA:-lua5.4}
+BENCH_CC=${BENCH_CC:-gcc}
+FLOW_N=3000000
+FLOW_SPIN=${FLOW_SPIN:-500}
+MF_N=10000000
+EXPECTED_WORDS=7015351
+TIDE=$BUILD/tide
+HERE=$(dirname "$0")
+GZ=$DATA/git-messages.txt.gz
+
+die() { echo "bench: $*" >&2; exit 2; }
+case $RUNS in '' | *[!0-9]* | 0) die "RUNS must be a positive integer" ;; esac
+case $FLOW_SPIN in '' | *[!0-9]*) die "FLOW_SPIN must be a non-negative integer" ;; esac
+[ -x "$TIDE" ] || die "$TIDE not found (run make all, or make bench)"
+[ -r "$GZ" ] || die "$GZ not found (set DATA)"
+[ -x /usr/bin/time ] || die "/usr/bin/time not found (apt-get install time)"
+command -v "$LUA" >/dev/null || die "$LUA not found"
+command -v python3 >/dev/null || die "python3 not found"
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/tide-bench.XXXXXX") || die "mktemp failed"
+trap 'rm -rf "$TMP"' EXIT
+trap 'exit 130' INT TERM
+
+T0=$(date +%s)
+
+# ---- C baselines ----------------------------------------------------------
+mkdir -p "$BUILD/bench" || die "cannot create $BUILD/bench"
+for prog in wordcount mapfilter; do
+  "$BENCH_CC" -O2 -Wall -Wextra -o "$BUILD/bench/$prog" "$HERE/$prog.c" ||
+    die "cannot compile $HERE/$prog.c"
+done
+
+# ---- input: decompressed once, so every contender reads the same plain file
+TXT=$TMP/git-messages.txt
+gzip -dc "$GZ" >"$TXT" || die "cannot decompress $GZ"
+
+# timed NAME CMD...: run CMD once under /usr/bin/time; its stdout goes to
+# $TMP/NAME.out and "NAME WALL_S RSS_KB USER_S SYS_S" is appended to
+# $TMP/times. A failing command stops the benchmark with status 1.
+timed() {
+  name=$1
+  shift
+  if ! /usr/bin/time -f '%e %M %U %S' -o "$TMP/time" "$@" >"$TMP/$name.out" 2>"$TMP/$name.err"; then
+    echo "bench: $name failed: $*" >&2
+    tail -n 20 "$TMP/$name.err" >&2
+    exit 1
+  fi
+  printf '%s %s\n' "$name" "$(tail -n 1 "$TMP/time")" >>"$TMP/times"
+}
+
+# fail NAME MESSAGE: a job ran but gave a wrong result.
+fail() {
+  echo "bench: $1 gave a wrong result: $2" >&2
+  exit 1
+}
+
+# "DISTINCT TOTAL" of a Tide word count's committed part files.
+tide_counts() {
+  cat "$1"/part-* | awk -F, '{ d++; t += $NF } END { printf "%d %d\n", d, t }'
+}
+
+: >"$TMP/times"
+head -n 1 /proc/stat >"$TMP/stat0" 2>/dev/null || : >"$TMP/stat0"
+r=1
+while [ "$r" -le "$RUNS" ]; do
+  echo "bench: round $r of $RUNS" >&2
+  # goal 1: word count
+  timed wc_c "$BUILD/bench/wordcount" "$TXT"
+  timed wc_lua "$LUA" "$HERE/wordcount_bare.lua" "$TXT"
+  rm -rf "$TMP/wc_p1" "$TMP/wc_p2" "$TMP/wc_gz"
+  timed wc_tide_p1 "$TIDE" run "$HERE/../wordcount.lua" --parallelism 1 -- "$TXT" "$TMP/wc_p1" 0
+  timed wc_tide_p2 "$TIDE" run "$HERE/../wordcount.lua" --parallelism 2 -- "$TXT" "$TMP/wc_p2" 0
+  timed wc_tide_gz "$TIDE" run "$HERE/../wordcount.lua" --parallelism 1 -- "$GZ" "$TMP/wc_gz" 0
+  # goal 2: map + filter
+  timed mf_c "$BUILD/bench/mapfilter" "$MF_N"
+  timed mf_lua "$LUA" "$HERE/mapfilter_bare.lua" "$MF_N"
+  timed mf_tide "$TIDE" run "$HERE/mapfilter.lua" --parallelism 1 -- "$MF_N"
+  # goal 3: flow control
+  timed flow_slow "$TIDE" run "$HERE/flow.lua" --parallelism 1 -- "$FLOW_N" "$FLOW_SPIN"
+  timed flow_fast "$TIDE" run "$HERE/flow.lua" --parallelism 1 -- "$FLOW_N" 0
+
+  # check the results of this round
+  read -r c_distinct c_total <"$TMP/wc_c.out"
+  [ "$c_total" = "$EXPECTED_WORDS" ] ||
+    echo "bench: note: the C baseline counts $c_total words, the issue says $EXPECTED_WORDS" >&2
+  lua_res=$(tr '\t' ' ' <"$TMP/wc_lua.out")
+  [ "$lua_res" = "$c_distinct $c_total" ] || fail wc_lua "'$lua_res', C says '$c_distinct $c_total'"
+  for v in p1 p2 gz; do
+    res=$(tide_counts "$TMP/wc_$v")
+    [ "$res" = "$c_distinct $c_total" ] || fail "wc_tide_$v" "'$res', C says '$c_distinct $c_total'"
+  done
+  for v in c lua; do
+    kept=$(cut -d' ' -f1 <"$TMP/mf_$v.out")
+    [ "$kept" = "$((MF_N / 2))" ] || fail "mf_$v" "kept $kept records, expected $((MF_N / 2))"
+  done
+  r=$((r + 1))
+done
+
+T1=$(date +%s)
+head -n 1 /proc/stat >"$TMP/stat1" 2>/dev/null || : >"$TMP/stat1"
+
+# ---- report -----------------------------------------------------------------
+python3 - "$TMP/times" "$RUNS" "$c_distinct" "$c_total" "$MF_N" "$FLOW_N" "$FLOW_SPIN" \
+  "$((T1 - T0))" "$TMP/stat0" "$TMP/stat1" "$(getconf CLK_TCK 2>/dev/null || echo 100)" <<'EOF'
+import os
+import sys
+
+times_file, runs, distinct, words, mf_n, flow_n, spin, elapsed, stat0, stat1, hz = sys.argv[1:]
+runs, distinct, words = int(runs), int(distinct), int(words)
+mf_n, flow_n, spin, elapsed = int(mf_n), int(flow_n), int(spin), int(elapsed)
+
+walls, rss = {}, {}
+for line in open(times_file):
+    name, wall, kb, user, sys_ = line.split()
+    walls.setdefault(name, []).append((float(wall), float(user) + float(sys_)))
+    rss[name] = max(rss.get(name, 0), int(kb))
+best = {k: min(v)[0] for k, v in walls.items()}
+cpu = {k: min(v)[1] for k, v in walls.items()}  # CPU seconds of the fastest run
+mib = {k: v / 1024 for k, v in rss.items()}
+
+def rate(name, n):
+    # /usr/bin/time resolves 0.01 s: a faster run counts as 0.01 s (a lower bound)
+    return n / max(best[name], 0.01)
+
+def fmt_rate(name, r, unit):
+    return "%s%.2f M %s/s" % (">" if best[name] < 0.01 else "", r / 1e6, unit)
+
+wps = {k: rate(k, words) for k in ("wc_c", "wc_lua", "wc_tide_p1", "wc_tide_p2", "wc_tide_gz")}
+rps = {k: rate(k, mf_n) for k in ("mf_c", "mf_lua", "mf_tide")}
+fps = {k: rate(k, flow_n) for k in ("flow_slow", "flow_fast")}
+pct = lambda a, b: "%.0f%% of bare Lua" % (100 * a / b)
+
+rows = [
+    ("1 word count", "C (hand-written, -O2)", "wc_c", fmt_rate("wc_c", wps["wc_c"], "words"),
+     "%.1fx bare Lua" % (wps["wc_c"] / wps["wc_lua"])),
+    ("1 word count", "bare Lua 5.4 loop, one VM", "wc_lua", fmt_rate("wc_lua", wps["wc_lua"], "words"), "100% (reference)"),
+    ("1 word count", "Tide --parallelism 1", "wc_tide_p1", fmt_rate("wc_tide_p1", wps["wc_tide_p1"], "words"),
+     pct(wps["wc_tide_p1"], wps["wc_lua"])),
+    ("1 word count", "Tide --parallelism 2", "wc_tide_p2", fmt_rate("wc_tide_p2", wps["wc_tide_p2"], "words"),
+     "%.2fx Tide p1" % (best["wc_tide_p1"] / best["wc_tide_p2"])),
+    ("1 word count (extra)", "Tide --parallelism 1, reading the .gz", "wc_tide_gz",
+     fmt_rate("wc_tide_gz", wps["wc_tide_gz"], "words"), pct(wps["wc_tide_gz"], wps["wc_lua"])),
+    ("2 map+filter 10M", "C loop (calls through pointers)", "mf_c", fmt_rate("mf_c", rps["mf_c"], "records"),
+     "%.0fx bare Lua" % (rps["mf_c"] / rps["mf_lua"])),
+    ("2 map+filter 10M", "bare Lua 5.4 loop", "mf_lua", fmt_rate("mf_lua", rps["mf_lua"], "records"), "100% (reference)"),
+    ("2 map+filter 10M", "Tide --parallelism 1", "mf_tide", fmt_rate("mf_tide", rps["mf_tide"], "records"),
+     pct(rps["mf_tide"], rps["mf_lua"])),
+    ("3 flow control", "Tide p1, slow operator after exchange", "flow_slow",
+     fmt_rate("flow_slow", fps["flow_slow"], "records"), "%.2f us/record" % (1e6 * best["flow_slow"] / flow_n)),
+    ("3 flow control", "Tide p1, same job without the slow part", "flow_fast",
+     fmt_rate("flow_fast", fps["flow_fast"], "records"), "%.2f us/record" % (1e6 * best["flow_fast"] / flow_n)),
+]
+
+print()
+print("Best of %d runs per row: wall clock of the whole process, startup included, and the "
+      "CPU time (user+sys) of that run; peak RSS is the highest of the %d runs." % (runs, runs))
+print("Word count: %d words, %d distinct (C baseline; Lua and Tide results checked equal). "
+      "Map+filter: %d records. Flow: %d records of 100 bytes, slow operator spins %d loop "
+      "iterations per record." % (words, distinct, mf_n, flow_n, spin))
+print()
+print("| goal | contender | best wall s | CPU s | peak RSS MiB | throughput | relative |")
+print("|---|---|---:|---:|---:|---:|---|")
+for goal, who, key, thr, rel in rows:
+    print("| %s | %s | %.2f | %.2f | %.1f | %s | %s |" % (goal, who, best[key], cpu[key], mib[key], thr, rel))
+print()
+
+def verdict(ok):
+    return "PASS" if ok else "MISS"
+
+p1_pct = 100 * wps["wc_tide_p1"] / wps["wc_lua"]
+speedup = best["wc_tide_p1"] / best["wc_tide_p2"]
+mf = rps["mf_tide"]
+slow_rss, fast_rss = mib["flow_slow"], mib["flow_fast"]
+input_mib = flow_n * 100 / 2**20
+print("Verdicts:")
+print("- goal 1a, Tide p1 word count >= 60%% of bare Lua: %.0f%% -> %s" % (p1_pct, verdict(p1_pct >= 60)))
+ncpu = min(2, os.cpu_count() or 1)
+print("- goal 1b, Tide p2/p1 speedup >= 1.6x: %.2fx -> %s (CPU s p1 %.2f, p2 %.2f; with %d cores "
+      "the ideal is about %d x %.2f / %.2f = %.2fx)" % (speedup, verdict(speedup >= 1.6),
+      cpu["wc_tide_p1"], cpu["wc_tide_p2"], ncpu, ncpu, cpu["wc_tide_p1"], cpu["wc_tide_p2"],
+      ncpu * cpu["wc_tide_p1"] / cpu["wc_tide_p2"]))
+print("- goal 2, Tide map+filter >= 5M records/s on one core: %.2f M/s -> %s" % (mf / 1e6, verdict(mf >= 5e6)))
+print("- goal 3, peak RSS with a slow operator < 200 MB: %.1f MiB (without the slow part %.1f MiB; "
+      "the records total %.0f MiB) -> %s" % (slow_rss, fast_rss, input_mib, verdict(slow_rss * 2**20 < 200e6)))
+print()
+print("Benchmark wall time: %d s." % elapsed)
+
+# CPU time the whole machine spent during the rounds, minus the measured
+# processes' own: how much other work competed with the benchmark.
+def cpu_busy(path):
+    f = open(path).read().split()
+    if len(f) < 5 or f[0] != "cpu":
+        return None
+    v = [int(x) for x in f[1:]]
+    idle = v[3] + (v[4] if len(v) > 4 else 0)
+    return sum(v[:8]) - idle, sum(v[:8])
+
+b0, b1 = cpu_busy(stat0), cpu_busy(stat1)
+if b0 and b1:
+    hz = int(hz)
+    ours = sum(c for v in walls.values() for _, c in v)
+    busy, total = (b1[0] - b0[0]) / hz, (b1[1] - b0[1]) / hz
+    other = max(0.0, busy - ours)
+    print("Other load during the runs: about %.0f CPU s of %.0f available (%.0f%%)%s" % (
+        other, total, 100 * other / total if total else 0,
+        "; the machine was busy, so the figures are pessimistic: rerun on a quiet machine"
+        if total and other / total > 0.1 else "."))
+EOF
