@@ -80,6 +80,12 @@ td_channel_t *td_gate_channel(td_gate_t *g, int i) { return &g->channels[i]; }
 
 int td_channel_tag(const td_channel_t *c) { return c->tag; }
 
+int td_channel_index(const td_channel_t *c) {
+  return (int)(c - c->gate->channels);
+}
+
+int td_gate_size(const td_gate_t *g) { return g->n_channels; }
+
 int td_channel_acquire(td_channel_t *c, td_buffer_t **out) {
   td_gate_t *g = c->gate;
   td_buffer_t *b = NULL;

@@ -66,6 +66,12 @@ td_channel_t *td_gate_channel(td_gate_t *g, int i);
 /* td_channel_tag - the tag given to this channel at td_gate_new. */
 int td_channel_tag(const td_channel_t *c);
 
+/* td_channel_index - the channel's index in its gate (0 .. size-1). */
+int td_channel_index(const td_channel_t *c);
+
+/* td_gate_size - the number of channels of the gate. */
+int td_gate_size(const td_gate_t *g);
+
 /*
  * td_channel_acquire - take an empty buffer (a credit) of channel c for
  * writing, waiting while none is free. Returns 0 and *out (kind DATA, len

@@ -42,9 +42,34 @@ static pthread_mutex_t g_stdout_mu = PTHREAD_MUTEX_INITIALIZER;
 static char TASK_DONE;
 static char CANCELLED;
 
+/*
+ * In-band entries of an exchange buffer, besides plain MessagePack values
+ * (records without a timestamp). Each is a MessagePack ext value, which
+ * the record codec never produces:
+ *   d7 01 <int64 BE>   the timestamp of the record that follows
+ *   d7 02 <int64 BE>   a watermark
+ *   d4 03 <0|1>        watermark status: 1 idle, 0 active
+ *   d4 04 00           end of this channel (sent before END)
+ */
+enum { EXT_TIMESTAMP = 1, EXT_WATERMARK = 2, EXT_STATUS = 3, EXT_END = 4 };
+
+/* The receiving side's watermark valve (Flink's StatusWatermarkValve): the
+ * task's watermark is the minimum over channels that are active, aligned
+ * (caught up with the last emitted watermark) and not ended. */
+typedef struct valve {
+  int n;
+  int64_t *wm;
+  unsigned char *idle, *ended, *aligned;
+  int64_t last;      /* last watermark emitted downstream */
+  int idle_out;      /* the task's input is idle */
+} valve_t;
+
 typedef struct host_data {
-  td_wbuf_t scratch;       /* canonical key bytes */
+  td_wbuf_t scratch;       /* canonical key bytes, broadcast records */
   double last_flush_ms;
+  td_buffer_t *cur;        /* input buffer being decoded */
+  size_t off;              /* position in cur */
+  valve_t valve;
 } host_data_t;
 
 void td_host_set_defaults(int parallelism, int max_parallelism) {
@@ -153,6 +178,27 @@ static void subtask_body(td_subtask_t *st) {
     return;
   }
   hd->last_flush_ms = monotonic_ms();
+  hd->valve.last = INT64_MIN;
+  if (st->gate) {
+    int n = td_gate_size(st->gate);
+    hd->valve.n = n;
+    hd->valve.wm = malloc(sizeof(int64_t) * (size_t)n);
+    hd->valve.idle = calloc((size_t)n, 3);
+    if (!hd->valve.wm || !hd->valve.idle) {
+      free(hd->valve.wm);
+      free(hd->valve.idle);
+      free(hd);
+      lua_close(L);
+      td_job_fail(job, "out of memory setting up a subtask");
+      return;
+    }
+    hd->valve.ended = hd->valve.idle + n;
+    hd->valve.aligned = hd->valve.idle + 2 * n;
+    for (int i = 0; i < n; i++) {
+      hd->valve.wm[i] = INT64_MIN;
+      hd->valve.aligned[i] = 1;
+    }
+  }
   st->host = hd;
   lua_pushlightuserdata(L, st);
   lua_setfield(L, LUA_REGISTRYINDEX, "tide.subtask");
@@ -170,7 +216,10 @@ static void subtask_body(td_subtask_t *st) {
   }
   if (rc != TD_RUN_OK && strcmp(err, "cancelled") != 0) td_job_fail(job, err);
   lua_close(L);
+  if (hd->cur) td_gate_recycle(st->gate, hd->cur);
   td_wbuf_destroy(&hd->scratch);
+  free(hd->valve.wm);
+  free(hd->valve.idle);
   free(hd);
   st->host = NULL;
 }
@@ -343,39 +392,189 @@ static int l_begin(lua_State *L) {
   return 0;
 }
 
-/* core.poll(buf) -> n, edge | nil at the end of every input.
- * Decodes the next input buffer into buf[1..n]; edge is 1-based. */
+static int64_t get_be64(const unsigned char *p) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; i++) v = (v << 8) | p[i];
+  return (int64_t)v;
+}
+
+static void put_be64(unsigned char *p, int64_t x) {
+  uint64_t v = (uint64_t)x;
+  for (int i = 7; i >= 0; i--) {
+    p[i] = (unsigned char)v;
+    v >>= 8;
+  }
+}
+
+/* Recompute the valve's output after a change. Returns the event to
+ * report: 0 none, 1 watermark (*wm), 2 idle, 3 active. */
+static int valve_update(valve_t *v, int64_t *wm) {
+  int any_active = 0, any_open = 0;
+  int64_t min = INT64_MAX;
+  for (int i = 0; i < v->n; i++) {
+    if (v->ended[i]) continue;
+    any_open = 1;
+    if (v->idle[i]) continue;
+    any_active = 1;
+    if (v->aligned[i] && v->wm[i] < min) min = v->wm[i];
+  }
+  if (any_open && !any_active) {
+    if (!v->idle_out) {
+      v->idle_out = 1;
+      return 2;
+    }
+    return 0;
+  }
+  if (v->idle_out && any_active) {
+    v->idle_out = 0;
+    return 3;
+  }
+  if (!any_open) min = INT64_MIN; /* every channel ended: nothing to add */
+  if (min != INT64_MAX && min > v->last) {
+    v->last = min;
+    *wm = min;
+    return 1;
+  }
+  return 0;
+}
+
+/* core.poll(buf, ts [, timeout_ms]) -> n, edge, event, value, has_ts
+ * Decodes the records of the next input buffer into buf[1..n] (and their
+ * timestamps into ts[1..n], nil where a record has none), up to the first
+ * in-band event that changes the task's input watermark or status; edge is
+ * the 1-based edge the records came over; event is nil, "watermark" (value:
+ * the new input watermark), "idle" or "active"; has_ts tells whether any
+ * record had a timestamp. Returns nil at the end of every input, and 0 when
+ * timeout_ms passed with nothing to deliver. */
 static int l_poll(lua_State *L) {
   td_subtask_t *st = subtask_of(L);
+  host_data_t *hd = st->host;
   luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  int timeout = (int)luaL_optinteger(L, 3, -1);
   if (!st->gate) {
     lua_pushnil(L);
     return 1;
   }
-  td_buffer_t *b;
-  if (!td_gate_available(st->gate)) flush_outputs(st);
-  else maybe_flush(st);
-  int rc = td_gate_poll(st->gate, &b, -1);
-  if (rc == TD_ECANCELED) raise_cancelled(L);
-  if (rc == 0) {
-    lua_pushnil(L);
-    return 1;
+  if (!hd->cur) {
+    td_buffer_t *b;
+    if (!td_gate_available(st->gate)) flush_outputs(st);
+    else maybe_flush(st);
+    int rc = td_gate_poll(st->gate, &b, timeout);
+    if (rc == TD_ECANCELED) raise_cancelled(L);
+    if (rc == -EAGAIN) {
+      lua_pushinteger(L, 0);
+      return 1;
+    }
+    if (rc == 0) {
+      lua_pushnil(L);
+      return 1;
+    }
+    hd->cur = b;
+    hd->off = 0;
   }
-  int n = td_codec_decode_into(L, 1, b->data.data, b->data.len);
-  int tag = td_channel_tag(b->channel);
-  td_gate_recycle(st->gate, b);
-  if (n < 0) return luaL_error(L, "corrupt exchange buffer: %s", td_strerror(n));
+  td_buffer_t *b = hd->cur;
+  int ch = td_channel_index(b->channel);
+  valve_t *v = &hd->valve;
+  const unsigned char *p = (const unsigned char *)b->data.data;
+  size_t len = b->data.len;
+  int n = 0, has_ts = 0, event = 0;
+  int64_t value = 0;
+  while (hd->off < len && !event) {
+    const unsigned char *e = p + hd->off;
+    if (e[0] == 0xd7 && hd->off + 10 <= len && e[1] == EXT_WATERMARK) {
+      int64_t wm = get_be64(e + 2);
+      hd->off += 10;
+      if (wm > v->wm[ch]) {
+        v->wm[ch] = wm;
+        if (!v->aligned[ch] && wm >= v->last) v->aligned[ch] = 1;
+        if (!v->idle[ch]) event = valve_update(v, &value);
+      }
+      continue;
+    }
+    if (e[0] == 0xd4 && hd->off + 3 <= len &&
+        (e[1] == EXT_STATUS || e[1] == EXT_END)) {
+      hd->off += 3;
+      if (e[1] == EXT_END) {
+        v->ended[ch] = 1;
+      } else {
+        v->idle[ch] = e[2] != 0;
+        if (!v->idle[ch]) v->aligned[ch] = v->wm[ch] >= v->last;
+      }
+      event = valve_update(v, &value);
+      continue;
+    }
+    int have_ts = 0;
+    int64_t tsv = 0;
+    size_t off = hd->off;
+    if (e[0] == 0xd7 && off + 10 <= len && e[1] == EXT_TIMESTAMP) {
+      tsv = get_be64(e + 2);
+      have_ts = 1;
+      off += 10;
+    }
+    if (td_codec_decode(L, b->data.data, len, &off) != 0)
+      return luaL_error(L, "corrupt exchange buffer");
+    hd->off = off;
+    n++;
+    lua_rawseti(L, 1, n);
+    if (have_ts) {
+      has_ts = 1;
+      lua_pushinteger(L, tsv);
+    } else {
+      lua_pushnil(L);
+    }
+    lua_rawseti(L, 2, n);
+  }
+  int edge = td_channel_tag(b->channel) + 1;
+  if (hd->off >= len) {
+    hd->cur = NULL;
+    td_gate_recycle(st->gate, b);
+  }
   lua_pushinteger(L, n);
-  lua_pushinteger(L, tag + 1);
-  return 2;
+  lua_pushinteger(L, edge);
+  switch (event) {
+  case 1:
+    lua_pushliteral(L, "watermark");
+    lua_pushinteger(L, value);
+    break;
+  case 2:
+    lua_pushliteral(L, "idle");
+    lua_pushnil(L);
+    break;
+  case 3:
+    lua_pushliteral(L, "active");
+    lua_pushnil(L);
+    break;
+  default:
+    lua_pushnil(L);
+    lua_pushnil(L);
+  }
+  lua_pushboolean(L, has_ts);
+  return 5;
+}
+
+/* Append raw bytes to every channel of an output. */
+static int append_all(lua_State *L, td_output_t *o, const void *bytes,
+                      size_t len) {
+  for (int t = 0; t < o->n; t++) {
+    td_buffer_t *b;
+    int rc = td_output_buffer(o, t, &b);
+    if (rc == TD_ECANCELED) raise_cancelled(L);
+    if (rc || td_wbuf_reserve(&b->data, len)) return luaL_error(L, "out of memory");
+    memcpy(b->data.data + b->data.len, bytes, len);
+    b->data.len += len;
+    td_output_commit(o, t);
+  }
+  return 0;
 }
 
 static int encode_error(lua_State *L, const char *err) {
   return luaL_error(L, "cannot send a record: %s", err);
 }
 
-/* core.emit(edge, buf, n [, keys]) sends buf[1..n] over edge (1-based);
- * keys[1..n] are the records' keys for a hash edge. */
+/* core.emit(edge, buf, n [, keys [, ts]]) sends buf[1..n] over edge
+ * (1-based); keys[1..n] are the records' keys for a hash edge (nil
+ * otherwise), ts[1..n] their timestamps (integer ms or nil), if any. */
 static int l_emit(lua_State *L) {
   td_subtask_t *st = subtask_of(L);
   const td_job_spec_t *spec = td_job_spec_of(st->job);
@@ -389,8 +588,25 @@ static int l_emit(lua_State *L) {
   char err[256];
   int rc;
   if (o->partition == TD_PART_HASH) luaL_checktype(L, 4, LUA_TTABLE);
+  int with_ts = lua_istable(L, 5);
   for (int i = 1; i <= n; i++) {
     int target = 0;
+    unsigned char tsbytes[10];
+    size_t tslen = 0;
+    if (with_ts) {
+      lua_rawgeti(L, 5, i);
+      int isint;
+      lua_Integer tv = lua_tointegerx(L, -1, &isint);
+      if (isint) {
+        tsbytes[0] = 0xd7;
+        tsbytes[1] = EXT_TIMESTAMP;
+        put_be64(tsbytes + 2, tv);
+        tslen = 10;
+      } else if (!lua_isnil(L, -1)) {
+        return luaL_error(L, "a record's timestamp is not an integer (ms)");
+      }
+      lua_pop(L, 1);
+    }
     switch (o->partition) {
     case TD_PART_FORWARD:
       target = 0;
@@ -409,6 +625,11 @@ static int l_emit(lua_State *L) {
     case TD_PART_BROADCAST: {
       lua_rawgeti(L, 2, i);
       hd->scratch.len = 0;
+      if (tslen) {
+        td_wbuf_reserve(&hd->scratch, tslen);
+        memcpy(hd->scratch.data, tsbytes, tslen);
+        hd->scratch.len = tslen;
+      }
       rc = td_codec_encode(L, -1, &hd->scratch, 0, err, sizeof err);
       lua_pop(L, 1);
       if (rc) return encode_error(L, err);
@@ -429,10 +650,19 @@ static int l_emit(lua_State *L) {
     rc = td_output_buffer(o, target, &b);
     if (rc == TD_ECANCELED) raise_cancelled(L);
     if (rc) return luaL_error(L, "cannot send: %s", td_strerror(rc));
+    size_t before = b->data.len;
+    if (tslen) {
+      if (td_wbuf_reserve(&b->data, tslen)) return luaL_error(L, "out of memory");
+      memcpy(b->data.data + b->data.len, tsbytes, tslen);
+      b->data.len += tslen;
+    }
     lua_rawgeti(L, 2, i);
     rc = td_codec_encode(L, -1, &b->data, 0, err, sizeof err);
     lua_pop(L, 1);
-    if (rc) return encode_error(L, err);
+    if (rc) {
+      b->data.len = before;
+      return encode_error(L, err);
+    }
     td_output_commit(o, target);
   }
   maybe_flush(st);
@@ -448,12 +678,42 @@ static int l_tick(lua_State *L) {
   return 0;
 }
 
+/* core.emit_event(edge, "watermark", ms | "idle" | "active") sends an
+ * in-band event on every channel of the edge, ordered with its records. */
+static int l_emit_event(lua_State *L) {
+  td_subtask_t *st = subtask_of(L);
+  const td_job_spec_t *spec = td_job_spec_of(st->job);
+  int e = (int)luaL_checkinteger(L, 1) - 1;
+  luaL_argcheck(L, e >= 0 && e < spec->n_edges && st->outputs[e].n, 1,
+                "not an output edge of this task");
+  const char *kind = luaL_checkstring(L, 2);
+  unsigned char ev[10];
+  size_t len;
+  if (strcmp(kind, "watermark") == 0) {
+    ev[0] = 0xd7;
+    ev[1] = EXT_WATERMARK;
+    put_be64(ev + 2, luaL_checkinteger(L, 3));
+    len = 10;
+  } else if (strcmp(kind, "idle") == 0 || strcmp(kind, "active") == 0) {
+    ev[0] = 0xd4;
+    ev[1] = EXT_STATUS;
+    ev[2] = kind[0] == 'i';
+    len = 3;
+  } else {
+    return luaL_argerror(L, 2, "'watermark', 'idle' or 'active' expected");
+  }
+  append_all(L, &st->outputs[e], ev, len);
+  return 0;
+}
+
 /* core.finish() flushes every output and sends end-of-partition. */
 static int l_finish(lua_State *L) {
   td_subtask_t *st = subtask_of(L);
   const td_job_spec_t *spec = td_job_spec_of(st->job);
+  static const unsigned char end_marker[3] = {0xd4, EXT_END, 0};
   for (int e = 0; e < spec->n_edges; e++) {
     if (!st->outputs[e].n) continue;
+    append_all(L, &st->outputs[e], end_marker, sizeof end_marker);
     int rc = td_output_finish(&st->outputs[e]);
     if (rc == TD_ECANCELED) raise_cancelled(L);
     if (rc) return luaL_error(L, "cannot finish: %s", td_strerror(rc));
@@ -767,6 +1027,7 @@ static const luaL_Reg core_funcs[] = {
     {"begin", l_begin},
     {"poll", l_poll},
     {"emit", l_emit},
+    {"emit_event", l_emit_event},
     {"tick", l_tick},
     {"finish", l_finish},
     {"fail", l_fail},

@@ -26,6 +26,11 @@ end
 
 local tide = { _VERSION = VERSION, duration = util.duration, format = util.format }
 
+-- tide.windows, tide.triggers and tide.evictors live in tide.window
+setmetatable(tide, { __index = function(_, k)
+  if k == "windows" or k == "triggers" or k == "evictors" then return require("tide.window")[k] end
+end })
+
 local DataStream = {}
 DataStream.__index = DataStream
 local KeyedStream = setmetatable({}, { __index = DataStream })
@@ -87,6 +92,9 @@ end
 --     key at the end of input (all sources must be bounded)
 --   chaining (boolean, default true): false runs every operator as its
 --     own task (Flink's disableOperatorChaining)
+--   auto_watermark_interval (duration, default "200ms"): how often periodic
+--     watermark generators emit (Flink's pipeline.auto-watermark-interval);
+--     0 disables periodic emission
 --   name (string): the default job name
 -- @return Env
 function tide.env(cfg)
@@ -114,6 +122,7 @@ function tide.env(cfg)
     env.runtime_mode = cfg.runtime_mode
   end
   if cfg.chaining ~= nil then env.chaining = not not cfg.chaining end
+  env.auto_watermark_interval = util.duration(cfg.auto_watermark_interval or 200, "auto_watermark_interval", 2)
   if cfg.name ~= nil then env.name = tostring(cfg.name) end
   return env
 end
@@ -129,10 +138,17 @@ local function add_node(env, kind, inputs, props, level)
   for i, s in ipairs(inputs) do
     if s.env ~= env then error("cannot combine streams of different environments", level + 1) end
     node.inputs[i] = { node = s.id, partition = s.partition, key = s.key, key_field = s.key_field,
-      key_site = s.key_site }
+      key_site = s.key_site, tag = s.tag }
   end
   env.nodes[id] = node
   return setmetatable({ env = env, id = id }, DataStream)
+end
+
+--- Add an operator node to the graph (for modules that extend the API,
+-- such as tide.window): kind names the runtime operator, inputs are
+-- streams, props become the node's fields. Returns the new DataStream.
+function Env:_add_node(kind, inputs, props)
+  return add_node(self, kind, inputs, props, 2)
 end
 
 -- ---- sources ------------------------------------------------------------
@@ -212,7 +228,7 @@ function Env:from_list(t)
     error("bad argument #1 to 'from_list' (table expected, got " .. type(t) .. ")", 2)
   end
   local s = add_node(self, "source", {}, { source = { type = "list", list = t }, name = "from_list", parallelism = 1,
-    max_source_parallelism = 1 }, 2)
+    non_parallel = true }, 2)
   return s
 end
 
@@ -259,7 +275,14 @@ end
 -- KeyedProcessFunction).
 -- @param spec table: on_record = function(value, ctx, out) (required);
 --   open = function(ctx) and close = function(ctx) (optional, called once
---   per subtask before the first and after the last record).
+--   per subtask before the first and after the last record);
+--   on_timer = function(ts, ctx, out) (keyed streams: a timer fired).
+--   ctx.timers (keyed streams): register_event_time(ts),
+--   register_processing_time(ts), delete_event_time(ts),
+--   delete_processing_time(ts), current_watermark(),
+--   current_processing_time(); ctx.timestamp, ctx.time_domain (in
+--   on_timer: "event" or "processing"); ctx:output(tag, v) sends v to the
+--   side output tag (see side_output).
 --   ctx has: key (keyed streams), state (keyed state: ctx.state:value(name),
 --   :list(name), :map(name), :reducing(name, fn), :aggregating(name, agg)),
 --   subtask (0-based), parallelism. out:collect(v) emits.
@@ -269,7 +292,7 @@ function DataStream:process(spec)
     error("bad argument #1 to 'process' (table expected, got " .. type(spec) .. ")", 2)
   end
   check_fn(spec.on_record, 1, "process", "on_record function")
-  for _, hook in ipairs { "open", "close" } do
+  for _, hook in ipairs { "open", "close", "on_timer" } do
     if spec[hook] ~= nil then check_fn(spec[hook], 1, "process", hook .. " function") end
   end
   return add_node(self.env, "process", { self }, { spec = spec, name = "process", keyed = self.key ~= nil }, 2)
@@ -316,8 +339,8 @@ function DataStream:broadcast() return repartition(self, "broadcast") end
 function DataStream:set_parallelism(n)
   check_positive_int(n, 1, "set_parallelism")
   local node = self.env.nodes[self.id]
-  if node.max_source_parallelism and n > node.max_source_parallelism then
-    error(string.format("%s is not a parallel source: its parallelism must be 1", node.name), 2)
+  if node.non_parallel and n > 1 then
+    error(string.format("%s is not a parallel operator: its parallelism must be 1", node.name), 2)
   end
   node.parallelism = n
   return self
@@ -338,6 +361,65 @@ function DataStream:name(s)
   if type(s) ~= "string" then error("bad argument #1 to 'name' (string expected)", 2) end
   self.env.nodes[self.id].name = s
   return self
+end
+
+-- ---- event time -----------------------------------------------------------
+
+local Strategy = {}
+Strategy.__index = Strategy
+
+--- Mark the stream idle after d of processing time without records, so
+-- downstream watermarks do not wait for it (Flink's withIdleness).
+function Strategy:with_idleness(d)
+  local c = setmetatable({}, Strategy)
+  for k, v in pairs(self) do c[k] = v end
+  c.idleness = util.duration(d, "idleness", 2)
+  if c.idleness <= 0 then error("bad argument #1 to 'with_idleness' (positive duration expected)", 2) end
+  return c
+end
+
+tide.watermarks = {}
+
+--- Watermarks for records out of order by at most max_out_of_orderness
+-- (Flink's forBoundedOutOfOrderness): watermark = max timestamp seen -
+-- bound - 1. opts.per_record: emit after every record that advances it (the
+-- record first), instead of every auto_watermark_interval.
+function tide.watermarks.bounded(max_out_of_orderness, opts)
+  local bound = util.duration(max_out_of_orderness, "max_out_of_orderness", 2)
+  opts = opts or {}
+  return setmetatable({ bound = bound, per_record = not not opts.per_record }, Strategy)
+end
+
+--- Watermarks for ascending timestamps (Flink's forMonotonousTimestamps):
+-- watermark = max timestamp seen - 1.
+function tide.watermarks.monotonous(opts)
+  opts = opts or {}
+  return setmetatable({ bound = 0, per_record = not not opts.per_record }, Strategy)
+end
+
+--- Give records event timestamps and generate watermarks (Flink's
+-- assignTimestampsAndWatermarks).
+-- @param fn function(value, previous_ts) -> timestamp (integer ms)
+-- @param strategy from tide.watermarks
+function DataStream:assign_timestamps(fn, strategy)
+  check_fn(fn, 1, "assign_timestamps")
+  if getmetatable(strategy) ~= Strategy then
+    error("bad argument #2 to 'assign_timestamps' (watermark strategy from tide.watermarks expected)", 2)
+  end
+  return add_node(self.env, "assign_timestamps", { self }, { fn = fn, strategy = strategy,
+    interval = not strategy.per_record and self.env.auto_watermark_interval or nil,
+    name = "assign_timestamps" }, 2)
+end
+
+--- The side output `tag` (a string) of the operator that produced this
+-- stream: what its process function sent with ctx:output(tag, v), or what
+-- a window operator sent to side_output_late(tag) (Flink's getSideOutput).
+function DataStream:side_output(tag)
+  if type(tag) ~= "string" or tag == "" then
+    error("bad argument #1 to 'side_output' (non-empty string tag expected)", 2)
+  end
+  local src = { env = self.env, id = self.id, tag = tag }
+  return add_node(self.env, "side_output", { src }, { name = "side_output:" .. tag, tag = tag }, 2)
 end
 
 -- ---- keyed aggregations -------------------------------------------------
@@ -380,6 +462,28 @@ function KeyedStream:max(field) return aggregation(self, "max", field) end
 -- saves building a table per record, the main cost of a Lua word count.
 function KeyedStream:count()
   return keyed_node(self, "aggregate", { agg = "count", name = "count" })
+end
+
+-- ---- windows (lua/tide/window.lua) -------------------------------------
+
+--- Window a keyed stream (Flink's KeyedStream.window).
+-- @param assigner from tide.windows (tumbling, sliding, session, global)
+-- @return WindowedStream
+function KeyedStream:window(assigner)
+  return require("tide.window").windowed(self, assigner, { keyed = true })
+end
+
+--- Count windows of n records per key, sliding by slide records if given
+-- (Flink's countWindow: a global window with a count trigger, and a count
+-- evictor when sliding).
+function KeyedStream:count_window(n, slide)
+  return require("tide.window").count_windowed(self, n, slide)
+end
+
+--- Window a non-keyed stream (Flink's windowAll): one window operator with
+-- parallelism 1 sees every record.
+function DataStream:window_all(assigner)
+  return require("tide.window").windowed(self, assigner, { keyed = false })
 end
 
 -- ---- sinks --------------------------------------------------------------
@@ -462,7 +566,7 @@ local function build_plan(env, name)
   local has_sink = false
   for _, n in ipairs(nodes) do
     n.p = n.parallelism or env.parallelism
-    if n.kind == "source" and n.max_source_parallelism then n.p = 1 end
+    if n.non_parallel then n.p = 1 end
     if n.keyed and n.p > maxp then
       error(string.format("operator %s (%s) has parallelism %d above max parallelism %d", n.name, n.site, n.p, maxp), 3)
     end
@@ -499,12 +603,13 @@ local function build_plan(env, name)
       for _, i in ipairs(n.inputs) do
         local from = nodes[i.node]
         edges[#edges + 1] = { from = from.task, to = n.task, partition = i.resolved,
-          from_node = from.id, to_node = n.id, key = i.key, key_field = i.key_field, key_site = i.key_site }
+          from_node = from.id, to_node = n.id, key = i.key, key_field = i.key_field, key_site = i.key_site,
+          tag = i.tag }
         from.net_out[#from.net_out + 1] = #edges
       end
     end
     local ins = {}
-    for i, x in ipairs(n.inputs) do ins[i] = x.node .. ":" .. x.resolved end
+    for i, x in ipairs(n.inputs) do ins[i] = x.node .. ":" .. x.resolved .. (x.tag and (":" .. x.tag) or "") end
     fp[#fp + 1] = string.format("%d:%s:%s:%d:%s", n.id, n.kind, n.uid, n.p, table.concat(ins, ","))
   end
   local args = {}

@@ -1,0 +1,642 @@
+--- tide.operators: the operators of a chain, as the runtime and the test
+-- harness build them.
+--
+-- Contract: ops[kind](node, out, rt) -> op, where
+--   node  the graph node (lua/tide.lua): kind, uid, name, site, inputs
+--         (inputs[1].key / .key_field for keyed operators) and its props;
+--   out   push(b, ts, n) sends records b[1..n] with timestamps ts[1..n]
+--         (ts nil: none) downstream; watermark(wm) and status(s) forward
+--         events; side(tag) -> push function of a side output;
+--   rt    subtask, parallelism, job_id, batch (runtime mode), now() ->
+--         processing time (ms), norm_key(k, node);
+-- and op has push(b, ts, n), and optionally watermark(wm) (fire what is
+-- due, then forward), processing_time(now), next_timer(), finish(),
+-- snapshot() -> plain data, restore(data). An operator owns the arrays it
+-- passes downstream and never keeps the ones it receives.
+local core = require "tide.core"
+local util = require "tide.util"
+local state = require "tide.state"
+local timers = require "tide.timers"
+
+local encode = core.encode
+local M = {}
+local ops = {}
+M.ops = ops
+
+local BATCH = 1024            -- records per batch emitted by an operator
+local FLUSH_AT = 4096         -- collector size that forces a push downstream
+local ROLLING_SIZE = 128 * 1024 * 1024
+M.BATCH = BATCH
+
+local function describe(node)
+  return string.format("operator '%s' (%s, defined at %s)", node.uid, node.name, node.site)
+end
+M.describe = describe
+
+-- Keys: tables are compared by value, so they are replaced by their
+-- canonical encoding for state lookups; other keys are used as they are.
+local function norm_key(k, node)
+  if k == nil then
+    error("key_by: the key of a record is nil (" .. describe(node) .. ")", 0)
+  end
+  if type(k) == "table" then return encode(k, true) end
+  return k
+end
+M.norm_key = norm_key
+
+-- A collector: out:collect(v) appends v with the current timestamp (set
+-- with set_ts) and pushes downstream once FLUSH_AT records wait; flush()
+-- pushes the rest.
+local function collector(push)
+  local buf, tsb, n, cur_ts, any_ts = {}, {}, 0, nil, false
+  local out = {}
+  local function flush()
+    if n > 0 then
+      local m = n
+      n = 0
+      push(buf, any_ts and tsb or nil, m)
+      any_ts = false
+    end
+  end
+  function out.collect(_, v)
+    if v == nil then error("collect: a record cannot be nil", 2) end
+    n = n + 1
+    buf[n] = v
+    tsb[n] = cur_ts
+    if cur_ts ~= nil then any_ts = true end
+    if n >= FLUSH_AT then flush() end
+  end
+  local function set_ts(t) cur_ts = t end
+  return out, flush, set_ts
+end
+M.collector = collector
+
+-- ---- stateless ----------------------------------------------------------
+
+function ops.map(node, out)
+  local f, o, nxt = node.fn, {}, out.push
+  return { push = function(b, ts, n)
+    for i = 1, n do
+      local v = f(b[i])
+      if v == nil then error("map: the function returned nil (records cannot be nil)", 0) end
+      o[i] = v
+    end
+    nxt(o, ts, n)
+  end }
+end
+
+function ops.filter(node, out)
+  local f, o, ot, nxt = node.fn, {}, {}, out.push
+  return { push = function(b, ts, n)
+    local m = 0
+    if ts then
+      for i = 1, n do
+        local v = b[i]
+        if f(v) then
+          m = m + 1
+          o[m] = v
+          ot[m] = ts[i]
+        end
+      end
+      if m > 0 then nxt(o, ot, m) end
+    else
+      for i = 1, n do
+        local v = b[i]
+        if f(v) then
+          m = m + 1
+          o[m] = v
+        end
+      end
+      if m > 0 then nxt(o, nil, m) end
+    end
+  end }
+end
+
+function ops.flat_map(node, out)
+  local f = node.fn
+  local col, flush, set_ts = collector(out.push)
+  return { push = function(b, ts, n)
+    if ts then
+      for i = 1, n do
+        set_ts(ts[i])
+        f(b[i], col)
+      end
+      set_ts(nil)
+    else
+      for i = 1, n do f(b[i], col) end
+    end
+    flush()
+  end }
+end
+
+-- Sources, unions and side-output selections pass batches straight on.
+local function pass(_, out) return { push = out.push } end
+ops.source, ops.union, ops.side_output = pass, pass, pass
+
+-- ---- timestamps and watermarks ------------------------------------------
+
+-- assign_timestamps(fn, strategy): Flink's TimestampsAndWatermarksOperator
+-- with a bounded-out-of-orderness generator (watermark = max timestamp -
+-- bound - 1), emitted after every record that advances it (per_record, a
+-- punctuated generator: the record first, then the watermark) or every
+-- auto_watermark_interval of processing time (periodic); with idleness,
+-- the output is marked idle after that long without records. Watermarks
+-- from upstream are not forwarded, except the final one at end of input.
+function ops.assign_timestamps(node, out, rt)
+  local fn, strat = node.fn, node.strategy
+  local bound, per_record, idleness = strat.bound, strat.per_record, strat.idleness
+  local interval = node.interval
+  local push_out, wm_out = out.push, out.watermark
+  local max_ts = math.mininteger + bound + 1
+  local last_wm = math.mininteger
+  local o, ot = {}, {}
+  local next_emit = interval and interval > 0 and (rt.now() + interval) or nil
+  local last_record_time = rt.now()
+  local idle = false
+  local function stamp(v, prev)
+    local t = fn(v, prev)
+    if math.type(t) ~= "integer" then
+      if type(t) == "number" and t == math.floor(t) and t == t then
+        t = math.tointeger(t)
+      else
+        error(string.format("assign_timestamps: the timestamp function returned %s for a record (integer ms expected)",
+          t == nil and "nil" or (type(t) .. " " .. tostring(t))), 0)
+      end
+    end
+    return t
+  end
+  local function advance()
+    local wm = max_ts - bound - 1
+    if wm > last_wm then
+      last_wm = wm
+      wm_out(wm)
+    end
+  end
+  local op = {}
+  function op.push(b, ts, n)
+    if idle then
+      idle = false
+      out.status("active")
+    end
+    if idleness then last_record_time = rt.now() end
+    local start = 1
+    for i = 1, n do
+      local t = stamp(b[i], ts and ts[i])
+      o[i - start + 1] = b[i]
+      ot[i - start + 1] = t
+      if t > max_ts then
+        max_ts = t
+        if per_record and t - bound - 1 > last_wm then
+          push_out(o, ot, i - start + 1)
+          start = i + 1
+          advance()
+        end
+      end
+    end
+    if start <= n then push_out(o, ot, n - start + 1) end
+  end
+  function op.watermark(wm)
+    if wm == math.maxinteger then
+      last_wm = wm
+      wm_out(wm)
+    end
+  end
+  if next_emit or idleness then
+    function op.next_timer()
+      local t = next_emit
+      if idleness and not idle then
+        local it = last_record_time + idleness
+        if not t or it < t then t = it end
+      end
+      return t
+    end
+    function op.processing_time(now)
+      if next_emit and now >= next_emit then
+        advance()
+        next_emit = now + interval
+      end
+      if idleness and not idle and now >= last_record_time + idleness then
+        idle = true
+        out.status("idle")
+      end
+    end
+  end
+  function op.snapshot() return { max_ts = max_ts, last_wm = last_wm } end
+  function op.restore(s) max_ts, last_wm = s.max_ts, s.last_wm end
+  return op
+end
+
+-- ---- process functions ---------------------------------------------------
+
+local NO_TIMERS = setmetatable({}, {
+  __index = function(_, k)
+    return function()
+      error("timers ('" .. tostring(k) .. "') are only available on a keyed stream (use key_by)", 2)
+    end
+  end,
+})
+
+-- Flink's ProcessFunction / KeyedProcessFunction: on_record(value, ctx,
+-- out) per record, on_timer(ts, ctx, out) per due timer (keyed streams),
+-- ctx:output(tag, v) for side outputs. Records collected in on_record take
+-- the input's timestamp; in on_timer, the timer's for event time and none
+-- for processing time.
+function ops.process(node, out, rt)
+  local spec = node.spec
+  local on_record, on_timer = spec.on_record, spec.on_timer
+  local col, flush, set_ts = collector(out.push)
+  local sides = {}
+  local function side_flush()
+    for _, s in pairs(sides) do s.flush() end
+  end
+  local ctx = { subtask = rt.subtask, parallelism = rt.parallelism, state = state.unkeyed, timers = NO_TIMERS }
+  function ctx.output(_, tag, v)
+    local s = sides[tag]
+    if not s then
+      local c, f, st = collector(out.side(tag))
+      s = { c = c, flush = f, set_ts = st }
+      sides[tag] = s
+    end
+    s.set_ts(ctx.timestamp)
+    s.c:collect(v)
+  end
+  local op = {}
+  local watermark = math.mininteger
+  if node.keyed then
+    local cur = {}
+    local keyf = node.inputs[1].key
+    ctx.state = state.new(cur)
+    local service = timers.new(function(domain, t, k, _, raw)
+      cur.key = k
+      ctx.key = raw
+      ctx.timestamp = domain == "event" and t or nil
+      ctx.time_domain = domain
+      set_ts(ctx.timestamp)
+      if on_timer then on_timer(t, ctx, col) end
+    end)
+    ctx.timers = {
+      register_event_time = function(_, t) service:register("event", t, cur.key, false, ctx.key) end,
+      register_processing_time = function(_, t) service:register("processing", t, cur.key, false, ctx.key) end,
+      delete_event_time = function(_, t) service:delete("event", t, cur.key, false) end,
+      delete_processing_time = function(_, t) service:delete("processing", t, cur.key, false) end,
+      current_watermark = function() return watermark end,
+      current_processing_time = function() return rt.now() end,
+    }
+    function op.push(b, ts, n)
+      for i = 1, n do
+        local v = b[i]
+        local k = keyf(v)
+        cur.key = norm_key(k, node)
+        ctx.key = k
+        local t = ts and ts[i]
+        ctx.timestamp = t
+        set_ts(t)
+        on_record(v, ctx, col)
+      end
+      ctx.time_domain = nil
+      flush()
+      side_flush()
+    end
+    function op.watermark(wm)
+      watermark = wm
+      service:advance_watermark(wm)
+      flush()
+      side_flush()
+      out.watermark(wm)
+    end
+    function op.processing_time(now)
+      service:advance_processing_time(now)
+      flush()
+      side_flush()
+    end
+    function op.next_timer() return service:next_processing_time() end
+    function op.snapshot() return { state = ctx.state.tables, timers = service:snapshot() } end
+    function op.restore(s)
+      for name, t in pairs(s.state) do
+        local mine = ctx.state:table(name)
+        for k, v in pairs(t) do mine[k] = v end
+      end
+      service:restore(s.timers)
+    end
+  else
+    function op.push(b, ts, n)
+      for i = 1, n do
+        local t = ts and ts[i]
+        ctx.timestamp = t
+        set_ts(t)
+        on_record(b[i], ctx, col)
+      end
+      flush()
+      side_flush()
+    end
+    function op.watermark(wm)
+      watermark = wm
+      out.watermark(wm)
+    end
+  end
+  if spec.close then
+    function op.finish()
+      ctx.key, ctx.timestamp = nil, nil
+      set_ts(nil)
+      spec.close(ctx)
+      flush()
+      side_flush()
+    end
+  end
+  if spec.open then spec.open(ctx) end
+  return op
+end
+
+-- ---- keyed rolling aggregations ---------------------------------------------
+
+local AGG_TEMPLATE = [[
+local keyf, kfield, field, fn, vals, firsts, nxt, encode, fail, result = ...
+local o = {}
+return function(b, ts, n)
+  local m = 0
+  for i = 1, n do
+    local v = b[i]
+    local k = $KEY
+    local x = $VALUE
+    $CHECK
+    local a = vals[k]
+    if a == nil then
+      -- a miss: the key may be nil (an error) or a table (compared by
+      -- value, through its canonical encoding); hits need no check
+      if k == nil then fail("key") elseif type(k) == "table" then
+        k = encode(k, true)
+        a = vals[k]
+      end
+    end
+    if a == nil then
+      vals[k] = x
+      $FIRST
+    else
+      $COMBINE
+    end
+    $EMIT
+  end
+  $AFTER
+end
+]]
+
+local COMBINE = {
+  sum = "vals[k] = a + x",
+  min = "if x < a then vals[k] = x end",
+  max = "if x > a then vals[k] = x end",
+  reduce = "a = fn(a, x); if a == nil then fail('reduce') end; vals[k] = a",
+  count = "vals[k] = a + 1",
+}
+
+local function aggregation_loop(node, out, rt, agg, st)
+  local nxt = out.push
+  local inp = node.inputs[1]
+  local field = node.field
+  local batch = rt.batch
+  local vals, firsts = st:table(agg), st:table(agg .. ".first")
+  local with_first = agg ~= "reduce" and field ~= nil
+  local keys = agg == "count" and st:table("count.key") or nil
+  local function result(k)
+    if keys then return { key = keys[k], count = vals[k] } end
+    if not with_first then return vals[k] end
+    local c = {}
+    for f, v in pairs(firsts[k]) do c[f] = v end
+    c[field] = vals[k]
+    return c
+  end
+  local function fail(what, x)
+    if what == "key" then
+      error("key_by: the key of a record is nil (" .. describe(node) .. ")", 0)
+    elseif what == "reduce" then
+      error("reduce: the function returned nil", 0)
+    elseif field == nil then
+      error(string.format("%s: the record is not a number (got %s)", agg, type(x)), 0)
+    else
+      error(string.format("%s: field '%s' is not a number (got %s)", agg, tostring(field), type(x)), 0)
+    end
+  end
+  local check = ""
+  if agg == "sum" then
+    check = "if type(x) ~= 'number' then fail('value', x) end"
+  elseif agg ~= "reduce" then
+    check = "if x == nil then fail('value', x) end"
+  end
+  local src = AGG_TEMPLATE
+    :gsub("%$KEY", inp.key_field ~= nil and "v[kfield]" or "keyf(v)")
+    :gsub("%$VALUE", agg == "count" and "1" or (agg == "reduce" or field == nil) and "v" or "v[field]")
+    :gsub("%$CHECK", check)
+    :gsub("%$FIRST", with_first and "firsts[k] = v" or keys and "firsts[k] = $KEY" or "")
+    :gsub("%$KEY", inp.key_field ~= nil and "v[kfield]" or "keyf(v)")
+    :gsub("%$COMBINE", COMBINE[agg])
+    :gsub("%$EMIT", batch and "" or "m = m + 1; o[m] = result(k)")
+    :gsub("%$AFTER", batch and "" or "nxt(o, ts, m)")
+  local push = assert(load(src, "=[tide " .. agg .. "]", "t"))(inp.key, inp.key_field, field, node.fn,
+    vals, keys or firsts, nxt, encode, fail, result)
+  local finish
+  if batch then
+    finish = function()
+      local o, m = {}, 0
+      for k in pairs(vals) do
+        m = m + 1
+        o[m] = result(k)
+        if m == BATCH then
+          nxt(o, nil, m)
+          m = 0
+        end
+      end
+      if m > 0 then nxt(o, nil, m) end
+    end
+  end
+  return { push = push, finish = finish,
+    snapshot = function() return { vals = vals, firsts = firsts } end,
+    restore = function(s)
+      for k, v in pairs(s.vals) do vals[k] = v end
+      for k, v in pairs(s.firsts) do firsts[k] = v end
+    end }
+end
+
+function ops.reduce(node, out, rt)
+  return aggregation_loop(node, out, rt, "reduce", state.new({}))
+end
+
+-- sum/min/max(field): Flink's aggregations keep the key's first record and
+-- replace the field by the aggregate; with no field, records are numbers.
+-- count(): records per key, emitted as {key = k, count = n}.
+function ops.aggregate(node, out, rt)
+  return aggregation_loop(node, out, rt, node.agg, state.new({}))
+end
+
+-- ---- sinks ---------------------------------------------------------------
+
+local function part_writer(dir, rt, rolling_size, header)
+  local counter, fh, size = 0, nil, 0
+  local base = string.format("part-%s-%d-", rt.job_id, rt.subtask)
+  local tmp, final
+  local w = {}
+  local function open()
+    final = dir .. "/" .. base .. counter
+    tmp = dir .. "/." .. base .. counter .. ".inprogress"
+    local err
+    fh, err = io.open(tmp, "wb")
+    if not fh then error("cannot open part file: " .. err, 0) end
+    fh:setvbuf("full", 1 << 20)
+    size = 0
+    if header then
+      fh:write(header)
+      size = #header
+    end
+  end
+  local function commit()
+    local ok, err = fh:close()
+    if not ok then error("cannot write part file '" .. tmp .. "': " .. tostring(err), 0) end
+    fh = nil
+    ok, err = os.rename(tmp, final)
+    if not ok then error("cannot commit part file: " .. tostring(err), 0) end
+    counter = counter + 1
+  end
+  local function write(s)
+    local ok, err = fh:write(s)
+    if not ok then error("cannot write part file '" .. tmp .. "': " .. tostring(err), 0) end
+    size = size + #s
+  end
+  -- Write lines[1..n], each followed by "\n". As Flink's DefaultRollingPolicy,
+  -- a part file is rolled before a record once it holds rolling_size bytes.
+  function w.write_lines(lines, n)
+    if not fh then open() end
+    lines[n + 1] = ""
+    local s = table.concat(lines, "\n", 1, n + 1)
+    if size + #s < rolling_size then return write(s) end
+    for i = 1, n do
+      if size >= rolling_size then
+        commit()
+        open()
+      end
+      write(lines[i] .. "\n")
+    end
+  end
+  function w.finish()
+    if fh then commit() end
+  end
+  return w
+end
+
+local sinks = {}
+
+function sinks.discard() return function() end end
+
+function sinks.print(node, rt)
+  local write = core.write_stdout
+  local fmt = util.format
+  local prefix = rt.parallelism > 1 and (rt.subtask + 1) .. "> " or ""
+  local lines = {}
+  return function(b, _, n)
+    for i = 1, n do lines[i] = prefix .. fmt(b[i]) end
+    write(table.concat(lines, "\n", 1, n) .. "\n")
+  end
+end
+
+function sinks.text(node, rt)
+  local cfg = node.sink
+  local w = part_writer(cfg.dir, rt, cfg.rolling_size or ROLLING_SIZE)
+  local fmt = util.format
+  local lines = {}
+  return function(b, _, n)
+    for i = 1, n do lines[i] = fmt(b[i]) end
+    w.write_lines(lines, n)
+  end, w.finish
+end
+
+function sinks.csv(node, rt)
+  local cfg = node.sink
+  local delim, columns = cfg.delimiter, cfg.columns
+  local field = util.csv_field
+  local header
+  if cfg.header then
+    local h = {}
+    for i, c in ipairs(columns) do h[i] = field(tostring(c), delim) end
+    header = table.concat(h, delim) .. "\n"
+  end
+  local w = part_writer(cfg.dir, rt, cfg.rolling_size or ROLLING_SIZE, header)
+  local lines, fields = {}, {}
+  local function row(v)
+    if type(v) ~= "table" then return field(v, delim) end
+    local cols = columns
+    if not cols then
+      local n = #v
+      local count = 0
+      for _ in pairs(v) do count = count + 1 end
+      if count == n then
+        for i = 1, n do fields[i] = field(v[i], delim) end
+        return table.concat(fields, delim, 1, n)
+      end
+      cols = util.sorted_keys(v)
+    end
+    for i = 1, #cols do fields[i] = field(v[cols[i]], delim) end
+    return table.concat(fields, delim, 1, #cols)
+  end
+  return function(b, _, n)
+    for i = 1, n do lines[i] = row(b[i]) end
+    w.write_lines(lines, n)
+  end, w.finish
+end
+
+function ops.sink(node, _, rt)
+  local push, finish = sinks[node.sink.type](node, rt)
+  return { push = push, finish = finish }
+end
+
+function ops.window(node, out, rt)
+  return require("tide.window").operator(node, out, rt)
+end
+
+-- ---- sources ------------------------------------------------------------
+
+-- Returns read(buf) -> n (0 at the end) for this subtask's split.
+function M.open_source(node, rt)
+  local src = node.source
+  local split, n_splits = rt.subtask, rt.parallelism
+  if src.type == "text" or src.type == "csv" then
+    local r, err
+    if src.type == "text" then
+      r, err = core.open_text(src.path, split, n_splits)
+    else
+      r, err = core.open_csv(src.path, src.opts, split, n_splits)
+    end
+    if not r then error(node.name .. ": " .. err, 0) end
+    return function(buf) return r:read(buf, BATCH) end
+  elseif src.type == "list" then
+    local list, pos = src.list, 0
+    if split ~= 0 then return function() return 0 end end
+    return function(buf)
+      local n = 0
+      while n < BATCH and pos < #list do
+        pos = pos + 1
+        n = n + 1
+        buf[n] = list[pos]
+      end
+      return n
+    end
+  elseif src.type == "generate" then
+    local fn, count = src.fn, src.count
+    local seq, last, step
+    if count then
+      seq, last, step = count * split // n_splits + 1, count * (split + 1) // n_splits, 1
+    else
+      seq, last, step = split + 1, math.maxinteger, n_splits
+    end
+    return function(buf)
+      local n = 0
+      while n < BATCH and seq <= last do
+        local v = fn(seq)
+        if v == nil then error("generate: the function returned nil for " .. seq, 0) end
+        n = n + 1
+        buf[n] = v
+        seq = seq + step
+      end
+      return n
+    end
+  end
+  error("unknown source type " .. tostring(src.type))
+end
+
+return M
