@@ -55,7 +55,9 @@ function M.build(env, ids, rt, local_consumers, remote_outputs, unconsumed_side)
     end
     for _, c in ipairs(local_consumers(node)) do
       local cop = built[c]
-      add(env.nodes[c].inputs[1].tag, cop.push, cop.watermark, cop.status)
+      for _, inp in ipairs(env.nodes[c].inputs) do
+        if inp.node == node.id then add(inp.tag, cop.push, cop.watermark, cop.status) end
+      end
     end
     for _, r in ipairs(remote_outputs(node)) do add(r.tag, r.push, r.watermark, r.status) end
     local out = { push = fanout(main), watermark = fanout(wms), status = fanout(statuses) }

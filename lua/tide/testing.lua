@@ -1,0 +1,180 @@
+--- tide.testing: a test harness for operators, like Flink's
+-- OneInputStreamOperatorTestHarness / KeyedOneInputStreamOperatorTestHarness.
+--
+--   local testing = require "tide.testing"
+--   local h = testing.harness(function(s)
+--     return s:key_by("key"):window(tide.windows.tumbling(10)):reduce(add)
+--   end)
+--   h:process({ key = "a", n = 1 }, 3)   -- a record with timestamp 3 ms
+--   h:watermark(9)                        -- fires the window [0, 10)
+--   h:output()  --> { {value = {...}, ts = 9}, {watermark = 9} }
+--
+-- The harness runs the real operator code of the pipeline that build()
+-- makes from its input stream, in this VM, with no threads and no clock of
+-- its own: processing time only moves with h:processing_time(t). Every
+-- operator of the pipeline runs with parallelism 1, chained.
+local tide = require "tide"
+local core = require "tide.core"
+local runtime = require "tide.runtime"
+local operators = require "tide.operators"
+
+local M = {}
+
+-- The harness's capture operator: records what reaches the end of the
+-- pipeline, in order, with the watermarks between the records.
+operators.ops.harness_capture = function(node)
+  local list = node.capture
+  return {
+    push = function(b, ts, n)
+      for i = 1, n do list[#list + 1] = { value = b[i], ts = ts and ts[i] } end
+    end,
+    watermark = function(wm) list[#list + 1] = { watermark = wm } end,
+    status = function() end,
+  }
+end
+
+local Harness = {}
+Harness.__index = Harness
+
+--- Create a harness.
+-- @param build function(stream) -> stream: the pipeline under test, built
+--   on the harness's input stream (key_by, window, process ...)
+-- @param opts table, optional: restore = a snapshot from h:snapshot(), to
+--   start from that state (operators are matched by uid); runtime_mode
+-- @return Harness
+function M.harness(build, opts)
+  opts = opts or {}
+  if type(build) ~= "function" then error("bad argument #1 to 'harness' (function expected)", 2) end
+  local env = tide.env{ parallelism = 1, runtime_mode = opts.runtime_mode }
+  local input = env:_add_node("source", {}, { name = "harness_input", source = { type = "harness" } })
+  local result = build(input)
+  if type(result) ~= "table" or result.env ~= env then
+    error("harness: the build function must return the stream to test", 2)
+  end
+  local h = setmetatable({ out = {}, sides = {}, clock = 0, env = env }, Harness)
+  env:_add_node("harness_capture", { result }, { name = "harness_output", capture = h.out })
+  local ids, consumers = {}, {}
+  for id, node in ipairs(env.nodes) do
+    ids[id] = id
+    node.uid = node.uid or (node.kind .. "-" .. node.id)
+    consumers[id] = {}
+  end
+  for id, node in ipairs(env.nodes) do
+    local seen = {}
+    for _, inp in ipairs(node.inputs) do
+      if not seen[inp.node] then
+        table.insert(consumers[inp.node], id)
+        seen[inp.node] = true
+      end
+    end
+  end
+  local rt = {
+    subtask = 0, parallelism = 1, job_id = "harness", batch = env.runtime_mode == "batch",
+    now = function() return h.clock end,
+  }
+  local sides = h.sides
+  h.ops, h.op_of_fn = runtime.build(env, ids, rt,
+    function(node) return consumers[node.id] end,
+    function() return {} end,
+    function(_, tag)
+      return function(b, ts, n)
+        local list = sides[tag] or {}
+        sides[tag] = list
+        for i = 1, n do list[#list + 1] = { value = b[i], ts = ts and ts[i] } end
+      end
+    end)
+  h.head = h.ops[1]
+  h.handler = runtime.handler(h.op_of_fn)
+  if opts.restore then h:_restore(opts.restore) end
+  return h
+end
+
+function Harness:_call(f, ...)
+  local ok, err = xpcall(f, self.handler, ...)
+  if not ok then error(err, 0) end
+end
+
+--- Feed one record, with an event timestamp (integer ms) or none.
+function Harness:process(value, ts)
+  if value == nil then error("bad argument #1 to 'process' (record expected)", 2) end
+  if ts ~= nil and math.type(ts) ~= "integer" then
+    error("bad argument #2 to 'process' (integer timestamp in ms expected)", 2)
+  end
+  self:_call(self.head.push, { value }, ts ~= nil and { ts } or nil, 1)
+end
+
+--- Feed a watermark (integer ms).
+function Harness:watermark(ts)
+  if math.type(ts) ~= "integer" then error("bad argument #1 to 'watermark' (integer ms expected)", 2) end
+  self:_call(self.head.watermark, ts)
+end
+
+--- Advance processing time to t (ms) and fire what is due.
+function Harness:processing_time(t)
+  if math.type(t) ~= "integer" then error("bad argument #1 to 'processing_time' (integer ms expected)", 2) end
+  self.clock = t
+  for id = 1, #self.env.nodes do
+    local op = self.ops[id]
+    if op.next_timer then
+      local d = op.next_timer()
+      if d and d <= t then self:_call(op.processing_time, t) end
+    end
+  end
+end
+
+--- End of input: the final watermark, then every operator's finish.
+function Harness:finish()
+  self:_call(self.head.watermark, math.maxinteger)
+  for id = 1, #self.env.nodes do
+    local f = self.ops[id].finish
+    if f then self:_call(f) end
+  end
+end
+Harness.close = Harness.finish
+
+--- What the pipeline emitted so far, in order: {value = v, ts = t} for
+-- records (ts nil when the record has no timestamp) and {watermark = t}.
+function Harness:output()
+  local copy = {}
+  for i, e in ipairs(self.out) do copy[i] = e end
+  return copy
+end
+
+--- The records sent to side output `tag` (e.g. late records), in order,
+-- as {value = v, ts = t}.
+function Harness:side_output(tag)
+  local copy = {}
+  for i, e in ipairs(self.sides[tag] or {}) do copy[i] = e end
+  return copy
+end
+
+--- Forget the output and side outputs collected so far.
+function Harness:clear_output()
+  for i = #self.out, 1, -1 do self.out[i] = nil end
+  for tag in pairs(self.sides) do self.sides[tag] = nil end
+end
+
+--- An opaque snapshot of every operator's state (keyed state, timers,
+-- window contents), for testing.harness(build, {restore = snap}).
+function Harness:snapshot()
+  local data = {}
+  for id, node in ipairs(self.env.nodes) do
+    local op = self.ops[id]
+    if op.snapshot then data[node.uid] = op.snapshot() end
+  end
+  return core.encode(data)
+end
+
+function Harness:_restore(snap)
+  local data = core.decode(snap)
+  for id, node in ipairs(self.env.nodes) do
+    local s = data[node.uid]
+    if s ~= nil then
+      local op = self.ops[id]
+      if not op.restore then error("harness: operator '" .. node.uid .. "' cannot restore state", 3) end
+      op.restore(s)
+    end
+  end
+end
+
+return M
