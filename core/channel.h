@@ -25,8 +25,9 @@
 #include "codec.h"
 
 /* Soft size of an exchange buffer: a buffer is sent once it holds at least
- * this many bytes (a single record larger than this gets a buffer of its
- * own, which grows to fit). */
+ * this many bytes; the record that crosses the limit is still appended
+ * whole, growing the buffer if it must (a grown buffer keeps its size when
+ * recycled, so memory per channel is credits x the largest buffer). */
 #define TD_BUFFER_SIZE (32 * 1024)
 
 /* Buffers granted per channel (Flink: 2 exclusive + floating buffers). */
