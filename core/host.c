@@ -407,30 +407,32 @@ static void put_be64(unsigned char *p, int64_t x) {
 }
 
 /* Recompute the valve's output after a change. Returns the event to
- * report: 0 none, 1 watermark (*wm), 2 idle, 3 active. */
+ * report: 0 none, 1 watermark (*wm), 2 idle, 3 active. A channel that has
+ * ended counts as active at +inf (its sender ended with the final
+ * watermark), as in Flink. */
 static int valve_update(valve_t *v, int64_t *wm) {
-  int any_active = 0, any_open = 0;
+  int any_active = 0, any_aligned = 0;
   int64_t min = INT64_MAX;
   for (int i = 0; i < v->n; i++) {
-    if (v->ended[i]) continue;
-    any_open = 1;
-    if (v->idle[i]) continue;
+    if (v->idle[i] && !v->ended[i]) continue;
     any_active = 1;
-    if (v->aligned[i] && v->wm[i] < min) min = v->wm[i];
+    if (!v->aligned[i] && !v->ended[i]) continue;
+    int64_t w = v->ended[i] ? INT64_MAX : v->wm[i];
+    any_aligned = 1;
+    if (w < min) min = w;
   }
-  if (any_open && !any_active) {
+  if (!any_active) {
     if (!v->idle_out) {
       v->idle_out = 1;
       return 2;
     }
     return 0;
   }
-  if (v->idle_out && any_active) {
+  if (v->idle_out) {
     v->idle_out = 0;
     return 3;
   }
-  if (!any_open) min = INT64_MIN; /* every channel ended: nothing to add */
-  if (min != INT64_MAX && min > v->last) {
+  if (any_aligned && min > v->last) {
     v->last = min;
     *wm = min;
     return 1;

@@ -43,11 +43,13 @@ local executions = 0 -- env:execute() calls so far in this VM
 -- "file:line" of the user's call that defined an operator: the first
 -- frame outside this module (levels are unreliable across tail calls).
 local THIS_SOURCE = debug.getinfo(1, "S").source
+local THIS_DIR = THIS_SOURCE:gsub("%.lua$", "/")
 local function call_site()
   for level = 2, 50 do
     local info = debug.getinfo(level, "Sl")
     if not info then break end
-    if info.source ~= THIS_SOURCE and info.what ~= "C" then
+    local src = info.source
+    if src ~= THIS_SOURCE and src:sub(1, #THIS_DIR) ~= THIS_DIR and info.what ~= "C" then
       return string.format("%s:%d", info.short_src, info.currentline or 0)
     end
   end

@@ -156,12 +156,12 @@ function ops.assign_timestamps(node, out, rt)
   local function stamp(v, prev)
     local t = fn(v, prev)
     if math.type(t) ~= "integer" then
-      if type(t) == "number" and t == math.floor(t) and t == t then
-        t = math.tointeger(t)
-      else
+      local ti = type(t) == "number" and math.tointeger(t)
+      if not ti then
         error(string.format("assign_timestamps: the timestamp function returned %s for a record (integer ms expected)",
           t == nil and "nil" or (type(t) .. " " .. tostring(t))), 0)
       end
+      t = ti
     end
     return t
   end
@@ -228,7 +228,9 @@ end
 
 -- ---- process functions ---------------------------------------------------
 
-local NO_TIMERS = setmetatable({}, {
+local NO_TIMERS = setmetatable({
+  current_watermark = function() return math.mininteger end,
+}, {
   __index = function(_, k)
     return function()
       error("timers ('" .. tostring(k) .. "') are only available on a keyed stream (use key_by)", 2)
@@ -262,6 +264,12 @@ function ops.process(node, out, rt)
   end
   local op = {}
   local watermark = math.mininteger
+  if not node.keyed then
+    ctx.timers = setmetatable({
+      current_watermark = function() return watermark end,
+      current_processing_time = function() return rt.now() end,
+    }, getmetatable(NO_TIMERS))
+  end
   if node.keyed then
     local cur = {}
     local keyf = node.inputs[1].key
@@ -283,6 +291,7 @@ function ops.process(node, out, rt)
       current_processing_time = function() return rt.now() end,
     }
     function op.push(b, ts, n)
+      ctx.time_domain = nil
       for i = 1, n do
         local v = b[i]
         local k = keyf(v)
@@ -293,19 +302,20 @@ function ops.process(node, out, rt)
         set_ts(t)
         on_record(v, ctx, col)
       end
-      ctx.time_domain = nil
       flush()
       side_flush()
     end
     function op.watermark(wm)
       watermark = wm
       service:advance_watermark(wm)
+      ctx.time_domain = nil
       flush()
       side_flush()
       out.watermark(wm)
     end
     function op.processing_time(now)
       service:advance_processing_time(now)
+      ctx.time_domain = nil
       flush()
       side_flush()
     end

@@ -67,10 +67,12 @@ end
 function Heap:push(ts, key, ns, raw)
   local s = set_get(self, key, ns, true)
   if s[ts] then return false end
-  s[ts] = true
+  self.next_seq = self.next_seq + 1
+  -- the set holds the live entry's sequence number: an entry left in the
+  -- heap by a delete never matches a later registration of the same timer
+  s[ts] = self.next_seq
   local n = self.n + 1
   self.n = n
-  self.next_seq = self.next_seq + 1
   self.ts[n], self.seq[n], self.key[n], self.ns[n], self.raw[n] = ts, self.next_seq, key, ns, raw
   local i = n
   while i > 1 do
@@ -101,11 +103,16 @@ local function pop_top(h)
   return ts, key, ns, raw
 end
 
+-- Whether heap entry i is a live timer (not deleted, not re-registered).
+local function live(h, i)
+  local s = set_get(h, h.key[i], h.ns[i], false)
+  return s ~= nil and s[h.ts[i]] == h.seq[i]
+end
+
 -- Drop heap tops whose timer was deleted (lazy deletion).
 local function clean_top(h)
   while h.n > 0 do
-    local s = set_get(h, h.key[1], h.ns[1], false)
-    if s and s[h.ts[1]] then return end
+    if live(h, 1) then return end
     pop_top(h)
   end
 end
@@ -130,12 +137,14 @@ end
 
 --- Register a timer; a second one for the same (key, ns, ts) is a no-op.
 function Timers:register(domain, ts, key, ns, raw)
-  self[domain]:push(ts, key, ns == nil and false or ns, raw)
+  if ns == nil then ns = false end
+  self[domain]:push(ts, key, ns, raw)
 end
 
 --- Delete a timer (no-op if there is none).
 function Timers:delete(domain, ts, key, ns)
-  set_remove(self[domain], key, ns == nil and false or ns, ts)
+  if ns == nil then ns = false end
+  set_remove(self[domain], key, ns, ts)
 end
 
 local function fire_until(self, domain, limit)
@@ -183,8 +192,7 @@ function Timers:snapshot()
   for _, domain in ipairs { "event", "processing" } do
     local h, list = self[domain], {}
     for i = 1, h.n do
-      local s = set_get(h, h.key[i], h.ns[i], false)
-      if s and s[h.ts[i]] then
+      if live(h, i) then
         list[#list + 1] = { h.ts[i], h.key[i], h.ns[i], h.raw[i], h.seq[i] }
       end
     end
