@@ -22,12 +22,12 @@ OPT        ?= -O2
 CFLAGS     ?= $(OPT) -g
 TD_CFLAGS   = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter \
               -fPIC -pthread -I. -Icore -Istate -I$(LUA_INCDIR)
-LDLIBS     ?= $(LUA_LIB) -lz -lxxhash -lm -ldl -pthread
+LDLIBS     ?= $(LUA_LIB) -lz -lxxhash -lisal -lm -ldl -pthread
 SAN        ?=
 
 DEBIAN_PKGS = lua5.4 liblua5.4-dev luajit libluajit-5.1-dev librocksdb-dev \
               libev-dev lua-busted luarocks pkg-config zlib1g-dev \
-              libxxhash-dev python3 gzip time
+              libxxhash-dev libisal-dev python3 gzip time
 
 CORE_SRC   = $(filter-out core/main.c core/lua_module.c,$(wildcard core/*.c)) \
              $(wildcard state/*.c)
@@ -70,7 +70,7 @@ $(BUILD)/tide: $(BUILD)/core/main.o $(BUILD)/libtide.a
 # The Lua C module for plain lua5.4 scripts: require "tide" finds tide.core.
 $(BUILD)/lua/tide/core.so: $(BUILD)/core/lua_module.o $(BUILD)/libtide.a
 	@mkdir -p $(dir $@)
-	$(CC) -shared $(SAN) -o $@ $^ -lz -lxxhash -lm -pthread
+	$(CC) -shared $(SAN) -o $@ $^ -lz -lxxhash -lisal -lm -pthread
 
 $(BUILD)/tests/%: tests/core/%.c $(BUILD)/libtide.a tests/core/testlib.h
 	@mkdir -p $(dir $@)
