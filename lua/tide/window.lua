@@ -1,0 +1,2352 @@
+--- tide.window: Flink's window API and window operator.
+--
+--   stream:key_by("user")
+--     :window(tide.windows.tumbling("10s"))
+--     :allowed_lateness("1m"):side_output_late("late")
+--     :sum("amount")
+--
+-- Semantics are Flink's (WindowOperator, EvictingWindowOperator,
+-- MergingWindowSet, the assigners, triggers and evictors of
+-- org.apache.flink.streaming.api.windowing), rewritten for Lua:
+--
+-- * an element is assigned to windows; a window that is late
+--   (event time, max_timestamp + allowed_lateness <= watermark) is skipped;
+--   an element all of whose windows are late, and that is itself late
+--   (timestamp + allowed_lateness <= watermark), goes to the late side
+--   output or is dropped (Flink's isSkippedElement / isElementLate);
+-- * per (key, window) a trigger decides: continue, fire, purge,
+--   fire_and_purge; a fire emits the window's contents through the window
+--   function with timestamp window.max_timestamp;
+-- * a cleanup timer at max_timestamp + allowed_lateness (event time) or at
+--   max_timestamp (processing time) drops the window's state and calls the
+--   trigger's clear; none is set for the global window (its
+--   max_timestamp is math.maxinteger);
+-- * session windows merge as Flink's MergingWindowSet: the state of a
+--   merged window stays in one of the merged windows' state windows, the
+--   trigger's on_merge is called with the merged window, merged windows'
+--   triggers are cleared and their cleanup timers deleted.
+--
+-- The operator (M.operator) has three implementations: the general window
+-- operator (any assigner, trigger, evictor, function), and two fast paths
+-- for the common cases that give the same output: event-time tumbling and
+-- sliding windows with the default trigger, no evictor and an incremental
+-- function (per-slice accumulators shared by overlapping windows), and
+-- event-time session windows with the default trigger, no allowed lateness
+-- and no evictor.
+--
+-- Where this differs from Flink, on purpose:
+-- * the operator's watermark is part of its snapshot and comes back with
+--   it (Flink restarts from Long.MIN_VALUE, which lets elements that were
+--   late before a failure into windows that had fired, and makes replays
+--   differ from the first run);
+-- * continuous_event_time stops re-arming a window that never ends (the
+--   global window) at the final watermark, where Flink would loop forever;
+-- * when windows merge, the earliest merged window's state window keeps the
+--   state (Flink: any of them), so a process function sees the elements of
+--   earlier windows first; an element whose window equals an in-flight
+--   merged window joins it (Flink's MergingWindowSet would replace that
+--   window's state window; possible with dynamic gaps only);
+-- * trigger state that a trigger leaves behind is dropped with its window
+--   at cleanup, and reducing trigger state is merged automatically when
+--   windows merge (before on_merge), as Flink's built-in triggers do with
+--   mergePartitionedState;
+-- * results that stay in the window state after a firing (a reduce's
+--   accumulator, with allowed lateness or a trigger that does not purge)
+--   are emitted as copies, so later elements cannot change what was emitted;
+-- * sliding windows on the fast path combine per-slice partial results:
+--   exact for count, min, max and integer sums; a reduce or an aggregate's
+--   merge must be associative (as for Flink's sliced Table API windows), and
+--   a sum of floats may differ from Flink's element-by-element sum in the
+--   last bits.
+local util = require "tide.util"
+local timers = require "tide.timers"
+
+local M = {}
+
+local MAXINT, MININT = math.maxinteger, math.mininteger
+local fmod = math.fmod
+local type, pairs, ipairs, error, setmetatable, getmetatable =
+  type, pairs, ipairs, error, setmetatable, getmetatable
+
+-- ---- helpers -------------------------------------------------------------
+
+local function show(v)
+  if type(v) == "string" then return "'" .. v .. "'" end
+  return tostring(v)
+end
+
+local function argerr(n, fname, msg, level)
+  error(string.format("bad argument #%d to '%s' (%s)", n, fname, msg), (level or 2) + 1)
+end
+
+-- A duration in ms: an integer or a string such as "10s" (tide.util);
+-- a leading "-" is allowed when negative is true (offsets).
+local function duration(v, n, fname, what, negative, level)
+  local ms
+  if math.type(v) == "integer" then
+    ms = v
+  elseif type(v) == "number" and v == math.floor(v) and v == v and v > -2^63 and v < 2^63 then
+    ms = math.tointeger(v)
+  elseif type(v) == "string" then
+    local neg, rest = v:match("^%s*(%-?)(.*)$")
+    local ok, d = pcall(util.duration, rest)
+    if ok then ms = neg == "-" and -d or d end
+  end
+  if ms == nil or (ms < 0 and not negative) then
+    argerr(n, fname, string.format("%s expected, got %s", what, show(v)), (level or 2) + 1)
+  end
+  return ms
+end
+
+--- Flink's TimeWindow.getWindowStartWithOffset, with Java's remainder
+-- (math.fmod on integers truncates toward zero as Java's % does).
+function M.window_start(timestamp, offset, size)
+  local remainder = fmod(timestamp - offset, size)
+  if remainder < 0 then return timestamp - (remainder + size) end
+  return timestamp - remainder
+end
+local window_start = M.window_start
+-- The fast paths use t - (t - offset) % size: Lua's floored % gives the
+-- same start (the remainder, made non-negative by adding size).
+
+local function gcd(a, b)
+  while b ~= 0 do a, b = b, a % b end
+  return a
+end
+
+local function deep_copy(v)
+  if type(v) ~= "table" then return v end
+  local c = {}
+  for k, x in pairs(v) do c[k] = deep_copy(x) end
+  return c
+end
+M._deep_copy = deep_copy
+
+local function shallow_copy(t)
+  local c = {}
+  for k, x in pairs(t) do c[k] = x end
+  return c
+end
+
+--- The global window (Flink's GlobalWindow): max_timestamp is
+-- math.maxinteger, so it never has a cleanup timer.
+M.GLOBAL_WINDOW = { start = MININT, stop = MAXINT, max_timestamp = MAXINT, global = true }
+
+-- ---- assigners (tide.windows) ---------------------------------------------
+
+local Assigner = {}
+Assigner.__index = Assigner
+
+local function time_opt(opts, n, fname)
+  if opts == nil then return "event" end
+  if type(opts) ~= "table" then argerr(n, fname, "table of options expected, got " .. type(opts), 3) end
+  local t = opts.time
+  if t == nil then return "event" end
+  if t ~= "event" and t ~= "processing" then
+    argerr(n, fname, "option time must be 'event' or 'processing', got " .. show(t), 3)
+  end
+  return t
+end
+
+local windows = {}
+
+--- Tumbling windows of a fixed size (Flink's TumblingEventTimeWindows /
+-- TumblingProcessingTimeWindows).
+-- @param size duration > 0
+-- @param opts optional: offset (duration, |offset| < size, may be
+--   negative), time ("event" default, or "processing")
+function windows.tumbling(size, opts)
+  local s = duration(size, 1, "tumbling", "positive duration")
+  if s <= 0 then argerr(1, "tumbling", "positive duration expected, got " .. show(size)) end
+  local time = time_opt(opts, 2, "tumbling")
+  local off = 0
+  if opts and opts.offset ~= nil then off = duration(opts.offset, 2, "tumbling", "duration for offset", true) end
+  if math.abs(off) >= s then
+    argerr(2, "tumbling", string.format("offset must satisfy abs(offset) < size, got offset %d and size %d", off, s))
+  end
+  return setmetatable({ kind = "tumbling", time = time, size = s, slide = s, offset = off,
+    event_time = time == "event", merging = false }, Assigner)
+end
+
+--- Sliding windows (Flink's SlidingEventTimeWindows /
+-- SlidingProcessingTimeWindows): windows of size starting every slide.
+-- @param opts optional: offset (|offset| < slide), time
+function windows.sliding(size, slide, opts)
+  local s = duration(size, 1, "sliding", "positive duration")
+  if s <= 0 then argerr(1, "sliding", "positive duration expected, got " .. show(size)) end
+  local sl = duration(slide, 2, "sliding", "positive duration")
+  if sl <= 0 then argerr(2, "sliding", "positive duration expected, got " .. show(slide)) end
+  local time = time_opt(opts, 3, "sliding")
+  local off = 0
+  if opts and opts.offset ~= nil then off = duration(opts.offset, 3, "sliding", "duration for offset", true) end
+  if math.abs(off) >= sl then
+    argerr(3, "sliding", string.format("offset must satisfy abs(offset) < slide, got offset %d and slide %d", off, sl))
+  end
+  return setmetatable({ kind = "sliding", time = time, size = s, slide = sl, offset = off,
+    event_time = time == "event", merging = false }, Assigner)
+end
+
+--- Session windows (Flink's EventTimeSessionWindows,
+-- ProcessingTimeSessionWindows and their Dynamic variants): an element
+-- opens [t, t + gap); overlapping (or touching) windows merge.
+-- @param gap duration > 0, or function(element) -> duration > 0
+-- @param opts optional: time
+function windows.session(gap, opts)
+  local time = time_opt(opts, 2, "session")
+  local g, gap_fn
+  if type(gap) == "function" then
+    gap_fn = gap
+  else
+    g = duration(gap, 1, "session", "positive duration or function")
+    if g <= 0 then argerr(1, "session", "positive duration or function expected, got " .. show(gap)) end
+  end
+  return setmetatable({ kind = "session", time = time, gap = g, gap_fn = gap_fn,
+    event_time = time == "event", merging = true }, Assigner)
+end
+
+--- One global window for all elements of a key (Flink's GlobalWindows):
+-- its default trigger never fires; set one with :trigger().
+function windows.global()
+  return setmetatable({ kind = "global", time = "none", event_time = false, merging = false }, Assigner)
+end
+
+M.windows = windows
+
+-- The dynamic gap of an element (Flink: "Dynamic session time gap must
+-- satisfy 0 < gap").
+local function dynamic_gap(fn, v)
+  local g = fn(v)
+  if math.type(g) ~= "integer" then
+    if type(g) == "string" or type(g) == "number" then
+      local ok, d = pcall(util.duration, g)
+      g = ok and d or nil
+    else
+      g = nil
+    end
+    if g == nil then error("session: the gap function must return a duration", 0) end
+  end
+  if g <= 0 then error("session: dynamic session time gap must satisfy 0 < gap, got " .. tostring(g), 0) end
+  return g
+end
+
+-- ---- triggers (tide.triggers) -----------------------------------------------
+
+local Trigger = {}
+Trigger.__index = Trigger
+
+local function continue_fn() return "continue" end
+local function noop() end
+
+local triggers = {}
+
+-- Flink's EventTimeTrigger.
+function triggers.event_time()
+  return setmetatable({
+    kind = "event_time", can_merge = true,
+    on_element = function(_, _, w, ctx)
+      if w.max_timestamp <= ctx:current_watermark() then
+        return "fire" -- the watermark is past the window: a late firing
+      end
+      ctx:register_event_time_timer(w.max_timestamp)
+      return "continue"
+    end,
+    on_event_time = function(time, w) return time == w.max_timestamp and "fire" or "continue" end,
+    on_processing_time = continue_fn,
+    on_merge = function(w, ctx)
+      if w.max_timestamp > ctx:current_watermark() then ctx:register_event_time_timer(w.max_timestamp) end
+    end,
+    clear = function(w, ctx) ctx:delete_event_time_timer(w.max_timestamp) end,
+  }, Trigger)
+end
+
+-- Flink's ProcessingTimeTrigger.
+function triggers.processing_time()
+  return setmetatable({
+    kind = "processing_time", can_merge = true,
+    on_element = function(_, _, w, ctx)
+      ctx:register_processing_time_timer(w.max_timestamp)
+      return "continue"
+    end,
+    on_event_time = continue_fn,
+    on_processing_time = function() return "fire" end,
+    on_merge = function(w, ctx)
+      if w.max_timestamp > ctx:current_processing_time() then
+        ctx:register_processing_time_timer(w.max_timestamp)
+      end
+    end,
+    clear = function(w, ctx) ctx:delete_processing_time_timer(w.max_timestamp) end,
+  }, Trigger)
+end
+
+local function add_int(a, b) return a + b end
+local function min_int(a, b) return a < b and a or b end
+
+-- Flink's CountTrigger: fires when the window holds n elements since the
+-- last firing (a reducing state "count", merged when windows merge).
+function triggers.count(n)
+  if math.type(n) ~= "integer" or n < 1 then
+    argerr(1, "count", "positive integer expected, got " .. show(n))
+  end
+  return setmetatable({
+    kind = "count", can_merge = true, max_count = n,
+    on_element = function(_, _, _, ctx)
+      local c = ctx.state:reducing("count", add_int)
+      c:add(1)
+      if c:get() >= n then
+        c:clear()
+        return "fire"
+      end
+      return "continue"
+    end,
+    on_event_time = continue_fn,
+    on_processing_time = continue_fn,
+    on_merge = function(_, ctx) ctx.state:reducing("count", add_int) end,
+    clear = function(_, ctx) ctx.state:reducing("count", add_int):clear() end,
+  }, Trigger)
+end
+
+local function check_interval(interval, fname)
+  local ms = duration(interval, 1, fname, "positive duration", false, 3)
+  if ms <= 0 then argerr(1, fname, "positive duration expected, got " .. show(interval), 3) end
+  return ms
+end
+
+-- Flink's ContinuousEventTimeTrigger (with FLINK-20443: the next firing is
+-- never after the window's end).
+function triggers.continuous_event_time(interval)
+  local iv = check_interval(interval, "continuous_event_time")
+  local function register_next(time, w, ctx, st)
+    -- At the end of input (watermark math.maxinteger) a window that never
+    -- ends (the global window) would be re-armed forever, as in Flink; the
+    -- firing at hand is its last.
+    if w.max_timestamp == MAXINT and ctx:current_watermark() == MAXINT then return end
+    local nxt = time + iv
+    if w.max_timestamp < nxt then nxt = w.max_timestamp end
+    st:add(nxt)
+    ctx:register_event_time_timer(nxt)
+  end
+  return setmetatable({
+    kind = "continuous_event_time", can_merge = true, interval = iv,
+    on_element = function(_, ts, w, ctx)
+      if w.max_timestamp <= ctx:current_watermark() then return "fire" end
+      ctx:register_event_time_timer(w.max_timestamp)
+      local st = ctx.state:reducing("fire-time", min_int)
+      if st:get() == nil then register_next(ts - fmod(ts, iv), w, ctx, st) end
+      return "continue"
+    end,
+    on_event_time = function(time, w, ctx)
+      if time == w.max_timestamp then return "fire" end
+      local st = ctx.state:reducing("fire-time", min_int)
+      local f = st:get()
+      if f ~= nil and f == time then
+        st:clear()
+        register_next(time, w, ctx, st)
+        return "fire"
+      end
+      return "continue"
+    end,
+    on_processing_time = continue_fn,
+    on_merge = function(_, ctx)
+      local f = ctx.state:reducing("fire-time", min_int):get()
+      if f ~= nil then ctx:register_event_time_timer(f) end
+    end,
+    clear = function(_, ctx)
+      local st = ctx.state:reducing("fire-time", min_int)
+      local f = st:get()
+      if f ~= nil then
+        ctx:delete_event_time_timer(f)
+        st:clear()
+      end
+    end,
+  }, Trigger)
+end
+
+-- Flink's ContinuousProcessingTimeTrigger (with FLINK-20443).
+function triggers.continuous_processing_time(interval)
+  local iv = check_interval(interval, "continuous_processing_time")
+  local function register_next(time, w, ctx, st)
+    local nxt = time + iv
+    if w.max_timestamp < nxt then nxt = w.max_timestamp end
+    st:add(nxt)
+    ctx:register_processing_time_timer(nxt)
+  end
+  return setmetatable({
+    kind = "continuous_processing_time", can_merge = true, interval = iv,
+    on_element = function(_, _, w, ctx)
+      local st = ctx.state:reducing("fire-time", min_int)
+      local now = ctx:current_processing_time()
+      if st:get() == nil then register_next(now - fmod(now, iv), w, ctx, st) end
+      return "continue"
+    end,
+    on_event_time = continue_fn,
+    on_processing_time = function(time, w, ctx)
+      local st = ctx.state:reducing("fire-time", min_int)
+      if st:get() == time then
+        st:clear()
+        register_next(time, w, ctx, st)
+        return "fire"
+      end
+      return "continue"
+    end,
+    on_merge = function(_, ctx)
+      local f = ctx.state:reducing("fire-time", min_int):get()
+      if f ~= nil then ctx:register_processing_time_timer(f) end
+    end,
+    clear = function(_, ctx)
+      local st = ctx.state:reducing("fire-time", min_int)
+      local f = st:get()
+      if f ~= nil then
+        ctx:delete_processing_time_timer(f)
+        st:clear()
+      end
+    end,
+  }, Trigger)
+end
+
+-- Fires once, when the final watermark (math.maxinteger, end of input)
+-- arrives (Flink's GlobalWindows.createWithEndOfStreamTrigger).
+function triggers.end_of_stream()
+  return setmetatable({
+    kind = "end_of_stream", can_merge = true,
+    on_element = function(_, _, _, ctx)
+      ctx:register_event_time_timer(MAXINT)
+      return "continue"
+    end,
+    on_event_time = function(time) return time == MAXINT and "fire" or "continue" end,
+    on_processing_time = continue_fn,
+    on_merge = function(_, ctx) ctx:register_event_time_timer(MAXINT) end,
+    clear = function(_, ctx) ctx:delete_event_time_timer(MAXINT) end,
+  }, Trigger)
+end
+
+-- The default trigger of the global window (Flink's NeverTrigger).
+local function never_trigger()
+  return setmetatable({ kind = "never", can_merge = true, on_element = continue_fn,
+    on_event_time = continue_fn, on_processing_time = continue_fn, on_merge = noop, clear = noop }, Trigger)
+end
+
+local RESULTS = { continue = "continue", fire = "fire", purge = "purge", fire_and_purge = "fire_and_purge" }
+local FIRE = { fire = true, fire_and_purge = true }
+local PURGE = { purge = true, fire_and_purge = true }
+
+-- A trigger from a built-in or a table of Lua functions (Flink's Trigger):
+--   on_element(element, timestamp, window, ctx) -> result (required)
+--   on_event_time(time, window, ctx) -> result      (default "continue")
+--   on_processing_time(time, window, ctx) -> result (default "continue")
+--   on_merge(window, ctx)  (optional: makes the trigger usable with session
+--                           windows; reducing state is already merged)
+--   clear(window, ctx)     (optional: delete the window's timers and state)
+-- where result is "continue" (or nil), "fire", "purge" or "fire_and_purge",
+-- and ctx (bound to the current key and window) has
+--   ctx:register_event_time_timer(t), ctx:register_processing_time_timer(t),
+--   ctx:delete_event_time_timer(t), ctx:delete_processing_time_timer(t),
+--   ctx:current_watermark(), ctx:current_processing_time(), ctx.key,
+--   ctx.window, and per-key, per-window state: ctx.state:value(name)
+--   (value(), update(v), clear()) and ctx.state:reducing(name, fn) (get(),
+--   add(v), clear()).
+local function as_trigger(t, n, fname)
+  if getmetatable(t) == Trigger then return t end
+  if type(t) ~= "table" or type(t.on_element) ~= "function" then
+    argerr(n, fname, "trigger expected (a tide.triggers value or a table with an on_element function), got "
+      .. type(t), 3)
+  end
+  for _, f in ipairs { "on_event_time", "on_processing_time", "on_merge", "clear" } do
+    if t[f] ~= nil and type(t[f]) ~= "function" then
+      argerr(n, fname, string.format("trigger field %s must be a function, got %s", f, type(t[f])), 3)
+    end
+  end
+  return setmetatable({ kind = "custom", can_merge = t.on_merge ~= nil, on_element = t.on_element,
+    on_event_time = t.on_event_time or continue_fn, on_processing_time = t.on_processing_time or continue_fn,
+    on_merge = t.on_merge, clear = t.clear or noop }, Trigger)
+end
+
+-- Flink's PurgingTrigger: a fire of the nested trigger becomes
+-- fire_and_purge.
+function triggers.purging(t)
+  t = as_trigger(t, 1, "purging")
+  local function purging(r)
+    if FIRE[r] then return "fire_and_purge" end
+    return r
+  end
+  return setmetatable({
+    kind = "purging", nested = t, can_merge = t.can_merge,
+    on_element = function(v, ts, w, ctx) return purging(t.on_element(v, ts, w, ctx)) end,
+    on_event_time = function(time, w, ctx) return purging(t.on_event_time(time, w, ctx)) end,
+    on_processing_time = function(time, w, ctx) return purging(t.on_processing_time(time, w, ctx)) end,
+    on_merge = t.on_merge and function(w, ctx) return t.on_merge(w, ctx) end or nil,
+    clear = function(w, ctx) return t.clear(w, ctx) end,
+  }, Trigger)
+end
+
+M.triggers = triggers
+
+-- ---- evictors (tide.evictors) ----------------------------------------------
+
+local Evictor = {}
+Evictor.__index = Evictor
+
+local function after_opt(opts, fname)
+  if opts == nil then return false end
+  if type(opts) ~= "table" then argerr(2, fname, "table of options expected, got " .. type(opts), 3) end
+  return not not opts.after
+end
+
+local evictors = {}
+
+-- Flink's CountEvictor: keeps the last n elements (before the window
+-- function runs, or after it with {after = true}).
+function evictors.count(n, opts)
+  if math.type(n) ~= "integer" or n < 0 then
+    argerr(1, "count", "non-negative integer expected, got " .. show(n))
+  end
+  return setmetatable({
+    kind = "count", max_count = n, after = after_opt(opts, "count"),
+    evict = function(list)
+      local size = #list
+      if size <= n then return list end
+      local kept, drop = {}, size - n
+      for i = drop + 1, size do kept[i - drop] = list[i] end
+      return kept
+    end,
+  }, Evictor)
+end
+
+-- Flink's TimeEvictor: keeps the elements whose timestamp is greater than
+-- the largest timestamp in the window minus d (none evicted when the
+-- elements have no timestamps).
+function evictors.time(d, opts)
+  local ms = duration(d, 1, "time", "duration")
+  return setmetatable({
+    kind = "time", window_size = ms, after = after_opt(opts, "time"),
+    evict = function(list)
+      local size = #list
+      if size == 0 or list[1][2] == nil then return list end
+      local max = MININT
+      for i = 1, size do
+        local t = list[i][2]
+        if t ~= nil and t > max then max = t end
+      end
+      local cutoff = max - ms
+      local kept, m = {}, 0
+      for i = 1, size do
+        local e = list[i]
+        if not (e[2] ~= nil and e[2] <= cutoff) then
+          m = m + 1
+          kept[m] = e
+        end
+      end
+      return kept
+    end,
+  }, Evictor)
+end
+
+M.evictors = evictors
+
+-- ---- WindowedStream -----------------------------------------------------------
+
+local WindowedStream = {}
+WindowedStream.__index = WindowedStream
+M.WindowedStream = WindowedStream
+
+--- A windowed stream (Flink's WindowedStream / AllWindowedStream).
+-- @param stream KeyedStream (keyed = true) or DataStream
+-- @param assigner from tide.windows
+-- @param opts {keyed = bool}
+function M.windowed(stream, assigner, opts)
+  local keyed = opts and opts.keyed
+  local fname = keyed and "window" or "window_all"
+  if getmetatable(assigner) ~= Assigner then
+    argerr(1, fname, "window assigner expected (tide.windows.tumbling, sliding, session or global), got "
+      .. type(assigner))
+  end
+  return setmetatable({ stream = stream, assigner = assigner, keyed = not not keyed, lateness = 0 },
+    WindowedStream)
+end
+
+--- Count windows (Flink's countWindow): the global window with
+-- purging(count(n)), or for sliding count windows count(slide) and a
+-- count evictor keeping n elements.
+function M.count_windowed(stream, n, slide)
+  if math.type(n) ~= "integer" or n < 1 then
+    argerr(1, "count_window", "positive integer expected, got " .. show(n))
+  end
+  if slide ~= nil and (math.type(slide) ~= "integer" or slide < 1) then
+    argerr(2, "count_window", "positive integer expected, got " .. show(slide))
+  end
+  local ws = M.windowed(stream, windows.global(), { keyed = true })
+  if slide == nil then
+    ws._trigger = triggers.purging(triggers.count(n))
+  else
+    ws._evictor = evictors.count(n)
+    ws._trigger = triggers.count(slide)
+  end
+  return ws
+end
+
+--- Set the trigger (Flink's WindowedStream.trigger).
+function WindowedStream:trigger(t)
+  t = as_trigger(t, 1, "trigger")
+  if self.assigner.merging and not t.can_merge then
+    error("trigger: a merging window assigner (session windows) cannot be used with a trigger that does "
+      .. "not support merging (a custom trigger needs on_merge)", 2)
+  end
+  self._trigger = t
+  return self
+end
+
+--- Set the evictor (Flink's WindowedStream.evictor).
+function WindowedStream:evictor(e)
+  if getmetatable(e) ~= Evictor then
+    argerr(1, "evictor", "evictor expected (tide.evictors.count or time), got " .. type(e))
+  end
+  self._evictor = e
+  return self
+end
+
+--- Keep windows' state for d after their end, firing again for late
+-- elements (Flink's allowedLateness; event time only).
+function WindowedStream:allowed_lateness(d)
+  self.lateness = duration(d, 1, "allowed_lateness", "non-negative duration")
+  return self
+end
+
+--- Send late elements (dropped otherwise) to the side output tag.
+function WindowedStream:side_output_late(tag)
+  if type(tag) ~= "string" or tag == "" then
+    argerr(1, "side_output_late", "non-empty string tag expected, got " .. type(tag))
+  end
+  self.late_tag = tag
+  return self
+end
+
+local function check_fn(f, n, fname, what)
+  if type(f) ~= "function" then
+    argerr(n, fname, (what or "function") .. " expected, got " .. type(f), 3)
+  end
+end
+
+local function finish(self, props, fname)
+  local a = self.assigner
+  props.assigner = a
+  props.trigger = self._trigger
+  props.evictor = self._evictor
+  props.allowed_lateness = self.lateness
+  props.late_tag = self.late_tag
+  props.keyed = self.keyed
+  props.name = "window"
+  if not self.keyed then props.non_parallel = true end
+  if a.merging and props.fn_kind == "aggregate" and type(props.agg.merge) ~= "function" then
+    error(fname .. ": session windows merge, so the aggregate needs a merge function", 3)
+  end
+  return self.stream.env:_add_node("window", { self.stream }, props)
+end
+
+--- Incremental reduce per window: fn(acc, value) -> acc (Flink's
+-- reduce(ReduceFunction [, ProcessWindowFunction])). With process_fn,
+-- process_fn(key, window, {result}, out) emits instead.
+function WindowedStream:reduce(fn, process_fn)
+  check_fn(fn, 1, "reduce")
+  if process_fn ~= nil then check_fn(process_fn, 2, "reduce") end
+  return finish(self, { fn_kind = "reduce", fn = fn, process_fn = process_fn }, "reduce")
+end
+
+--- Incremental aggregate per window (Flink's AggregateFunction):
+-- agg = {create = fn() -> acc, add = fn(acc, v) -> acc, result = fn(acc)
+-- -> out, merge = fn(a, b) -> acc (needed by session windows)}.
+function WindowedStream:aggregate(agg, process_fn)
+  if type(agg) ~= "table" or type(agg.create) ~= "function" or type(agg.add) ~= "function"
+    or type(agg.result) ~= "function" then
+    argerr(1, "aggregate", "table with create, add and result functions expected")
+  end
+  if agg.merge ~= nil and type(agg.merge) ~= "function" then
+    argerr(1, "aggregate", "merge must be a function")
+  end
+  if process_fn ~= nil then check_fn(process_fn, 2, "aggregate") end
+  return finish(self, { fn_kind = "aggregate", agg = agg, process_fn = process_fn }, "aggregate")
+end
+
+local function field_agg(self, kind, field)
+  if field ~= nil and type(field) ~= "string" and math.type(field) ~= "integer" then
+    argerr(1, kind, "field name or index expected, got " .. type(field), 2)
+  end
+  return finish(self, { fn_kind = kind, field = field }, kind)
+end
+
+--- Sum of a numeric field per window; the other fields come from the
+-- window's first element (Flink's sum). No field: records are numbers.
+function WindowedStream:sum(field) return field_agg(self, "sum", field) end
+
+--- Minimum of a field per window (Flink's min: other fields from the
+-- window's first element).
+function WindowedStream:min(field) return field_agg(self, "min", field) end
+
+--- Maximum of a field per window (Flink's max).
+function WindowedStream:max(field) return field_agg(self, "max", field) end
+
+--- Number of elements per window: {key = k, count = n} (keyed) or
+-- {count = n} (window_all).
+function WindowedStream:count()
+  return finish(self, { fn_kind = "count" }, "count")
+end
+
+--- A window function over all elements (Flink's ProcessWindowFunction):
+-- fn(key, window, elements, out); out:collect(v) emits.
+function WindowedStream:process(fn)
+  check_fn(fn, 1, "process")
+  return finish(self, { fn_kind = "process", fn = fn }, "process")
+end
+
+WindowedStream.apply = WindowedStream.process
+
+-- ---- the operator: shared parts ----------------------------------------------
+
+local BATCH = 1024
+
+local function no_timestamp()
+  error("window: a record has no timestamp; event-time windows need assign_timestamps", 0)
+end
+
+-- Main output: records and their timestamps, pushed downstream in batches
+-- (flushed at the end of every push, watermark and timer call). The fast
+-- paths' generated loops write b, t and n directly.
+local function emitter(out)
+  local push = out.push
+  local E = { b = {}, t = {}, n = 0 }
+  local function flush()
+    local m = E.n
+    if m > 0 then
+      E.n = 0
+      push(E.b, E.t, m)
+    end
+  end
+  function E.emit(v, t)
+    local n = E.n + 1
+    E.b[n], E.t[n] = v, t
+    E.n = n
+    if n >= BATCH then flush() end
+  end
+  E.flush = flush
+  return E
+end
+
+-- Late elements: to the side output tag, or dropped and counted (Flink's
+-- numLateRecordsDropped).
+local function late_sink(out, tag)
+  local side = tag and out.side and out.side(tag)
+  local lb, lt, ln = {}, {}, 0
+  local S = { dropped = 0 }
+  function S.flush()
+    if ln > 0 then
+      local m = ln
+      ln = 0
+      side(lb, lt, m)
+    end
+  end
+  function S.add(v, t)
+    if side then
+      ln = ln + 1
+      lb[ln], lt[ln] = v, t
+      if ln >= BATCH then S.flush() end
+    else
+      S.dropped = S.dropped + 1
+    end
+  end
+  return S
+end
+
+-- The out of window functions: out:collect(v) (or out.collect(v)) emits v
+-- with the timestamp of the window being fired.
+local function collector(emit)
+  local c = { ts = 0 }
+  function c.collect(a, b)
+    local v = b
+    if a ~= c then v = a end
+    if v == nil then error("collect: a record cannot be nil", 2) end
+    emit(v, c.ts)
+  end
+  return c
+end
+
+local function default_norm(k)
+  if k == nil then error("key_by: the key of a record is nil", 0) end
+  if type(k) == "table" then
+    local ok, core = pcall(require, "tide.core")
+    if ok and type(core) == "table" and core.encode then return core.encode(k, true) end
+    return util.format(k)
+  end
+  return k
+end
+
+local function value_error(kind, field, x)
+  if field == nil then
+    error(string.format("%s: the record is not a number (got %s)", kind, type(x)), 0)
+  end
+  error(string.format("%s: field '%s' is not a number (got %s)", kind, tostring(field), type(x)), 0)
+end
+
+local function nil_error(kind, field)
+  if field == nil then error(kind .. ": the record is nil", 0) end
+  error(string.format("%s: field '%s' is nil", kind, tostring(field)), 0)
+end
+
+local function reduce_nil() error("reduce: the function returned nil", 0) end
+local function add_nil() error("aggregate: add returned nil", 0) end
+local function result_nil() error("aggregate: the result function returned nil", 0) end
+
+-- The window function of the general operator as an incremental
+-- aggregation: init(v) -> acc, add(acc, v) -> acc, merge(a, b) -> acc,
+-- result(acc, key) -> record; empty() -> acc for functions that emit on
+-- empty input (aggregate, count). sum/min/max with a field keep {value,
+-- first element} (Flink's aggregators keep the window's first element and
+-- replace the field).
+local function base_kind(P)
+  local kind, field, keyed = P.fn_kind, P.field, P.keyed
+  if kind == "sum" or kind == "min" or kind == "max" then
+    local get
+    if field == nil then get = function(v) return v end else get = function(v) return v[field] end end
+    local check
+    if kind == "sum" then
+      check = function(x) if type(x) ~= "number" then value_error(kind, field, x) end return x end
+    else
+      check = function(x) if x == nil then nil_error(kind, field) end return x end
+    end
+    local pick
+    if kind == "sum" then pick = function(a, x) return a + x end
+    elseif kind == "min" then pick = function(a, x) if x < a then return x end return a end
+    else pick = function(a, x) if x > a then return x end return a end end
+    if field == nil then
+      return {
+        init = function(v) return check(get(v)) end,
+        add = function(a, v) return pick(a, check(get(v))) end,
+        merge = pick,
+        result = function(a) return a end,
+      }
+    end
+    return {
+      init = function(v) return { check(get(v)), v } end,
+      add = function(a, v)
+        a[1] = pick(a[1], check(get(v)))
+        return a
+      end,
+      merge = function(a, b)
+        a[1] = pick(a[1], b[1])
+        return a
+      end,
+      result = function(a)
+        local c = shallow_copy(a[2])
+        c[field] = a[1]
+        return c
+      end,
+    }
+  elseif kind == "count" then
+    return {
+      init = function() return 1 end,
+      add = function(a) return a + 1 end,
+      merge = function(a, b) return a + b end,
+      result = function(a, key)
+        if keyed then return { key = key, count = a } end
+        return { count = a }
+      end,
+      empty = function() return 0 end,
+    }
+  elseif kind == "reduce" then
+    local fn = P.fn
+    local function red(a, v)
+      local r = fn(a, v)
+      if r == nil then reduce_nil() end
+      return r
+    end
+    return { init = function(v) return v end, add = red, merge = red, result = function(a) return a end }
+  elseif kind == "aggregate" then
+    local agg = P.agg
+    local create, add, merge, result = agg.create, agg.add, agg.merge, agg.result
+    local function addc(a, v)
+      local r = add(a, v)
+      if r == nil then add_nil() end
+      return r
+    end
+    return {
+      init = function(v) return addc(create(), v) end,
+      add = addc,
+      merge = function(a, b)
+        if not merge then error("aggregate: merging windows need the aggregate's merge function", 0) end
+        return merge(a, b)
+      end,
+      result = function(a)
+        local r = result(a)
+        if r == nil then result_nil() end
+        return r
+      end,
+      empty = function() return create() end,
+    }
+  end
+  return nil -- process: no incremental function
+end
+
+-- ---- the general window operator ---------------------------------------------
+
+local function general_op(node, out, rt, P)
+  local A, trig, ev, L = P.assigner, P.trigger, P.evictor, P.lateness
+  local event_time, merging, keyed = A.event_time, A.merging, P.keyed
+  local keyf, norm, fn_kind, process_fn = P.keyf, P.norm, P.fn_kind, P.process_fn
+  local base = base_kind(P)
+  local E = emitter(out)
+  local emit = E.emit
+  local late = late_sink(out, P.late_tag)
+  local col = collector(emit)
+  local GLOBAL = M.GLOBAL_WINDOW
+
+  -- contents: C[key][state window id]; merging window sets: MW[key][window
+  -- id] = state window id; trigger state: TS[name][key][window id]
+  local C, MW, TS, TK, RF = {}, {}, {}, {}, {}
+  local tm
+  local proc_now, finished = nil, false
+  local function now()
+    if proc_now then return proc_now end
+    return rt.now()
+  end
+
+  -- the window function's storage: incremental, a list of values
+  -- (process), or a list of {value, timestamp} (evictor)
+  local s_init, s_add, s_merge
+  if ev then
+    s_init = function(v, t) return { { v, t } } end
+    s_add = function(a, v, t)
+      a[#a + 1] = { v, t }
+      return a
+    end
+  elseif fn_kind == "process" then
+    s_init = function(v) return { v } end
+    s_add = function(a, v)
+      a[#a + 1] = v
+      return a
+    end
+  else
+    s_init, s_add, s_merge = base.init, base.add, base.merge
+  end
+  if not s_merge then
+    s_merge = function(a, b)
+      local n = #a
+      for i = 1, #b do a[n + i] = b[i] end
+      return a
+    end
+  end
+
+  -- windows, interned by id ("start:stop", or "global")
+  local WIN = setmetatable({}, { __mode = "v" })
+  local IDS = setmetatable({}, { __mode = "k" })
+  WIN.global, IDS[GLOBAL] = GLOBAL, "global"
+  local function make_window(s, e)
+    local id = s .. ":" .. e
+    local w = WIN[id]
+    if w == nil then
+      w = { start = s, stop = e, max_timestamp = e - 1 }
+      WIN[id], IDS[w] = w, id
+    end
+    return w
+  end
+  local function win_of(id)
+    local w = WIN[id]
+    if w then return w end
+    local a, b = id:match("^(.-):(.*)$")
+    return make_window(math.tointeger(a) or tonumber(a), math.tointeger(b) or tonumber(b))
+  end
+
+  local function cleanup_time(w)
+    local m = w.max_timestamp
+    if event_time then
+      local c = m + L
+      if c >= m then return c end
+      return MAXINT
+    end
+    return m
+  end
+  local function is_late(w)
+    return event_time and cleanup_time(w) <= tm.watermark
+  end
+
+  -- ---- the trigger context
+  local cur_nk, cur_raw, cur_wid
+  local ctx = {}
+  local function set_key(nk, raw)
+    cur_nk, cur_raw = nk, raw
+    ctx.key = raw
+  end
+  local function set_window(w, wid)
+    cur_wid = wid
+    ctx.window = w
+  end
+  local function arg1(a, b)
+    local t = b
+    if a ~= ctx then t = a end
+    if type(t) ~= "number" then error("trigger context: timer timestamp expected, got " .. type(t), 3) end
+    return t
+  end
+  function ctx.register_event_time_timer(a, b) tm:register("event", arg1(a, b), cur_nk, cur_wid, cur_raw) end
+  function ctx.register_processing_time_timer(a, b)
+    tm:register("processing", arg1(a, b), cur_nk, cur_wid, cur_raw)
+  end
+  function ctx.delete_event_time_timer(a, b) tm:delete("event", arg1(a, b), cur_nk, cur_wid) end
+  function ctx.delete_processing_time_timer(a, b) tm:delete("processing", arg1(a, b), cur_nk, cur_wid) end
+  function ctx.current_watermark() return tm.watermark end
+  function ctx.current_processing_time() return now() end
+
+  -- per-key, per-window trigger state
+  local function ts_get(name)
+    local t = TS[name]
+    local kt = t and t[cur_nk]
+    if kt == nil then return nil end
+    return kt[cur_wid]
+  end
+  local function ts_set(name, v)
+    local t = TS[name]
+    if not t then
+      if v == nil then return end
+      t = {}
+      TS[name] = t
+    end
+    local kt = t[cur_nk]
+    if v == nil then
+      if kt then
+        kt[cur_wid] = nil
+        if next(kt) == nil then
+          t[cur_nk] = nil
+          if next(t) == nil then TS[name] = nil end
+        end
+      end
+      return
+    end
+    if not kt then
+      kt = {}
+      t[cur_nk] = kt
+    end
+    kt[cur_wid] = v
+  end
+  local function drop_tstate(nk, wid)
+    for name, t in pairs(TS) do
+      local kt = t[nk]
+      if kt then
+        kt[wid] = nil
+        if next(kt) == nil then
+          t[nk] = nil
+          if next(t) == nil then TS[name] = nil end
+        end
+      end
+    end
+  end
+  -- merge reducing state `name` of the source windows into the target
+  -- (Flink's mergePartitionedState: sources folded, then into the target)
+  local function merge_tstate(name, fn, target, sources)
+    local t = TS[name]
+    local kt = t and t[cur_nk]
+    if not kt then return end
+    local merged
+    for _, s in ipairs(sources) do
+      if s ~= target then
+        local v = kt[s]
+        if v ~= nil then
+          kt[s] = nil
+          if merged == nil then merged = v else merged = fn(merged, v) end
+        end
+      end
+    end
+    if merged ~= nil then
+      local tv = kt[target]
+      if tv == nil then kt[target] = merged else kt[target] = fn(tv, merged) end
+    end
+    if next(kt) == nil then
+      t[cur_nk] = nil
+      if next(t) == nil then TS[name] = nil end
+    end
+  end
+  local merge_sources, merged_names = nil, {}
+  local handles = {}
+  local store = {}
+  local function kind_check(name, kind)
+    if type(name) ~= "string" then
+      error("bad argument #1 to '" .. kind .. "' (state name expected, got " .. type(name) .. ")", 3)
+    end
+    local have = TK[name]
+    if have and have ~= kind then
+      error(string.format("state '%s' is already registered as %s state, not %s state", name, have, kind), 3)
+    end
+    TK[name] = kind
+  end
+  function store.value(a, b)
+    local name = b
+    if a ~= store then name = a end
+    kind_check(name, "value")
+    local h = handles[name]
+    if not h then
+      h = {
+        value = function() return ts_get(name) end,
+        update = function(_, v) ts_set(name, v) end,
+        clear = function() ts_set(name, nil) end,
+      }
+      handles[name] = h
+    end
+    return h
+  end
+  function store.reducing(a, b, c)
+    local name, fn = b, c
+    if a ~= store then name, fn = a, b end
+    kind_check(name, "reducing")
+    if RF[name] == nil then
+      if type(fn) ~= "function" then error("bad argument #2 to 'reducing' (function expected)", 2) end
+      RF[name] = fn
+    end
+    if merge_sources and not merged_names[name] then
+      merged_names[name] = true
+      merge_tstate(name, RF[name], cur_wid, merge_sources)
+    end
+    local h = handles[name]
+    if not h then
+      h = {
+        get = function() return ts_get(name) end,
+        add = function(_, v)
+          if v == nil then error("add: nil cannot be added to state", 2) end
+          local acc = ts_get(name)
+          if acc == nil then
+            acc = v
+          else
+            acc = RF[name](acc, v)
+            if acc == nil then error("reducing state '" .. name .. "': the reduce function returned nil", 2) end
+          end
+          ts_set(name, acc)
+        end,
+        clear = function() ts_set(name, nil) end,
+      }
+      handles[name] = h
+    end
+    return h
+  end
+  ctx.state = store
+
+  local function result_of(r, what)
+    if r == nil then return "continue" end
+    local x = RESULTS[r]
+    if x == nil then
+      error(string.format("trigger: %s returned %s (expected 'continue', 'fire', 'purge' or 'fire_and_purge')",
+        what, show(r)), 0)
+    end
+    return x
+  end
+
+  -- ---- window contents
+  local function get_c(nk, swid)
+    local ck = C[nk]
+    return ck and ck[swid]
+  end
+  local function clear_c(nk, swid)
+    local ck = C[nk]
+    if ck then
+      ck[swid] = nil
+      if next(ck) == nil then C[nk] = nil end
+    end
+  end
+  local function add_c(nk, swid, v, t)
+    local ck = C[nk]
+    if not ck then
+      ck = {}
+      C[nk] = ck
+    end
+    local a = ck[swid]
+    if a == nil then a = s_init(v, t) else a = s_add(a, v, t) end
+    ck[swid] = a
+  end
+  local function merge_c(nk, target, sources)
+    local ck = C[nk]
+    if not ck then return end
+    local merged
+    for _, s in ipairs(sources) do
+      local v = ck[s]
+      if v ~= nil then
+        ck[s] = nil
+        if merged == nil then merged = v else merged = s_merge(merged, v) end
+      end
+    end
+    if merged ~= nil then
+      local tv = ck[target]
+      if tv == nil then ck[target] = merged else ck[target] = s_merge(tv, merged) end
+    end
+  end
+
+  -- ---- firing
+  -- a reduce's result is its accumulator, which stays in the window's
+  -- state (and may be updated in place by later elements): emit a copy
+  local copy_result = fn_kind == "reduce" or fn_kind == "aggregate"
+  local function deliver(key, w, r)
+    if copy_result then r = deep_copy(r) end
+    if process_fn then
+      col.ts = w.max_timestamp
+      process_fn(key, w, { r }, col)
+    else
+      emit(r, w.max_timestamp)
+    end
+  end
+  local function fold(vals, key)
+    local n = #vals
+    local a
+    if base.empty then
+      a = base.empty()
+      for i = 1, n do a = base.add(a, vals[i]) end
+    else
+      if n == 0 then return nil end
+      a = base.init(vals[1])
+      for i = 2, n do a = base.add(a, vals[i]) end
+    end
+    return base.result(a, key)
+  end
+  local function emit_window(nk, key, w, c, swid)
+    col.ts = w.max_timestamp
+    if ev then
+      -- Flink's EvictingWindowOperator: evict before, apply, evict after,
+      -- and keep what remains
+      local list = c
+      if not ev.after then list = ev.evict(list) end
+      local vals = {}
+      for i = 1, #list do vals[i] = list[i][1] end
+      if fn_kind == "process" then
+        P.fn(key, w, vals, col)
+      else
+        local r = fold(vals, key)
+        if r ~= nil then deliver(key, w, r) end
+      end
+      if ev.after then list = ev.evict(list) end
+      if #list > 0 then
+        local ck = C[nk]
+        if ck then ck[swid] = list end
+      else
+        clear_c(nk, swid)
+      end
+    elseif fn_kind == "process" then
+      P.fn(key, w, table.move(c, 1, #c, 1, {}), col)
+    else
+      deliver(key, w, base.result(c, key))
+    end
+  end
+
+  -- ---- timers
+  local timer_domain = event_time and "event" or "processing"
+  local function register_cleanup(w)
+    local c = cleanup_time(w)
+    if c == MAXINT then return end -- no cleanup timer for the end of time
+    tm:register(timer_domain, c, cur_nk, cur_wid, cur_raw)
+  end
+  local function delete_cleanup(w)
+    local c = cleanup_time(w)
+    if c == MAXINT then return end
+    tm:delete(timer_domain, c, cur_nk, cur_wid)
+  end
+
+  local function retire(nk, wid)
+    local m = MW[nk]
+    if not m or m[wid] == nil then
+      error("window: window " .. wid .. " is not in the in-flight window set", 0)
+    end
+    m[wid] = nil
+    if next(m) == nil then MW[nk] = nil end
+  end
+
+  local function clear_all(nk, w, wid, swid)
+    clear_c(nk, swid)
+    trig.clear(w, ctx)
+    drop_tstate(nk, wid)
+    if merging then retire(nk, wid) end
+  end
+
+  local function on_timer(domain, t, nk, wid, raw)
+    set_key(nk, raw)
+    local w = win_of(wid)
+    set_window(w, wid)
+    local swid = wid
+    if merging then
+      local m = MW[nk]
+      swid = m and m[wid]
+      if swid == nil then return end -- a timer of a window that is gone
+    end
+    local r
+    if domain == "event" then
+      r = result_of(trig.on_event_time(t, w, ctx), "on_event_time")
+    else
+      r = result_of(trig.on_processing_time(t, w, ctx), "on_processing_time")
+    end
+    if FIRE[r] then
+      local c = get_c(nk, swid)
+      if c ~= nil then
+        local key = nil
+        if keyed then key = raw end
+        emit_window(nk, key, w, c, swid)
+      end
+    end
+    if PURGE[r] then clear_c(nk, swid) end
+    if event_time == (domain == "event") and t == cleanup_time(w) then
+      clear_all(nk, w, wid, swid)
+    end
+  end
+  tm = timers.new(on_timer)
+
+  -- ---- merging (Flink's MergingWindowSet.addWindow and the operator's
+  -- merge function)
+  local function by_start(a, b)
+    if a.start ~= b.start then return a.start < b.start end
+    return a.stop < b.stop
+  end
+  local function merge_windows(nk, mr, merged, target, msw)
+    local mrid = IDS[mr]
+    if event_time and mr.max_timestamp + L <= tm.watermark then
+      error(string.format("window: the end timestamp of an event-time window cannot become earlier than the "
+        .. "current watermark by merging (watermark %d, window [%d, %d))", tm.watermark, mr.start, mr.stop), 0)
+    elseif not event_time and mr.max_timestamp <= now() then
+      error(string.format("window: the end timestamp of a processing-time window cannot become earlier than "
+        .. "the current processing time by merging (time %d, window [%d, %d))", now(), mr.start, mr.stop), 0)
+    end
+    set_window(mr, mrid)
+    local ids = {}
+    for i, m in ipairs(merged) do ids[i] = IDS[m] end
+    for name, fn in pairs(RF) do merge_tstate(name, fn, mrid, ids) end
+    merge_sources, merged_names = ids, {}
+    for name in pairs(RF) do merged_names[name] = true end
+    if trig.on_merge then trig.on_merge(mr, ctx) end
+    merge_sources = nil
+    for i, m in ipairs(merged) do
+      set_window(m, ids[i])
+      trig.clear(m, ctx)
+      delete_cleanup(m)
+      if ids[i] ~= mrid then drop_tstate(nk, ids[i]) end
+    end
+    merge_c(nk, target, msw)
+  end
+
+  local function add_window(nk, w)
+    local map = MW[nk]
+    if not map then
+      map = {}
+      MW[nk] = map
+    end
+    local wid = IDS[w]
+    local list = {}
+    for id in pairs(map) do list[#list + 1] = win_of(id) end
+    if map[wid] == nil then list[#list + 1] = w end
+    table.sort(list, by_start)
+    -- TimeWindow.mergeWindows: sorted by start, overlapping (or touching)
+    -- windows merge; groups of more than one window are merge results
+    local groups, cs, ce, cur = {}, nil, nil, nil
+    for _, c in ipairs(list) do
+      if cur and c.start <= ce and c.stop >= cs then
+        if c.stop > ce then ce = c.stop end
+        cur[#cur + 1] = c
+      else
+        if cur and #cur > 1 then groups[#groups + 1] = { cs, ce, cur } end
+        cs, ce, cur = c.start, c.stop, { c }
+      end
+    end
+    if cur and #cur > 1 then groups[#groups + 1] = { cs, ce, cur } end
+    local result, new_merged = w, false
+    for _, gr in ipairs(groups) do
+      local mr = make_window(gr[1], gr[2])
+      local mrid = IDS[mr]
+      local merged = {}
+      for _, m in ipairs(gr[3]) do
+        if m == w then
+          result, new_merged = mr, true
+        else
+          merged[#merged + 1] = m
+        end
+      end
+      if #merged > 0 then
+        -- the state window of the earliest merged window keeps the state
+        local target = map[IDS[merged[1]]]
+        local msw = {}
+        for _, m in ipairs(merged) do
+          local id = IDS[m]
+          local r = map[id]
+          if r ~= nil then
+            map[id] = nil
+            if r ~= target then msw[#msw + 1] = r end
+          end
+        end
+        map[mrid] = target
+        if not (#merged == 1 and merged[1] == mr) then merge_windows(nk, mr, merged, target, msw) end
+      end
+    end
+    if #groups == 0 or (result == w and not new_merged) then
+      if map[wid] == nil then map[wid] = wid end
+    end
+    return result
+  end
+
+  -- ---- assigners
+  local scratch = {}
+  local assign
+  if A.kind == "global" then
+    assign = function()
+      scratch[1] = GLOBAL
+      return 1
+    end
+  elseif A.kind == "tumbling" then
+    local size, off = A.size, fmod(A.offset, A.size)
+    assign = function(_, t)
+      if not event_time then t = now() end
+      local s = window_start(t, off, size)
+      scratch[1] = make_window(s, s + size)
+      return 1
+    end
+  elseif A.kind == "sliding" then
+    local size, slide, off = A.size, A.slide, A.offset
+    assign = function(_, t)
+      if not event_time then t = now() end
+      local n, low = 0, t - size
+      local s = window_start(t, off, slide)
+      while s > low do
+        n = n + 1
+        scratch[n] = make_window(s, s + size)
+        s = s - slide
+      end
+      return n
+    end
+  else -- session
+    local gap, gap_fn = A.gap, A.gap_fn
+    assign = function(v, t)
+      if not event_time then t = now() end
+      local g = gap or dynamic_gap(gap_fn, v)
+      scratch[1] = make_window(t, t + g)
+      return 1
+    end
+  end
+
+  local function process_element(v, t)
+    local raw, nk = nil, 0
+    if keyed then
+      raw = keyf(v)
+      nk = norm(raw)
+    end
+    local n = assign(v, t)
+    set_key(nk, raw)
+    local skipped = true
+    for i = 1, n do
+      local w = scratch[i]
+      local swid, aid
+      if merging then
+        w = add_window(nk, w)
+        aid = IDS[w]
+        if is_late(w) then
+          retire(nk, aid)
+        else
+          swid = MW[nk][aid]
+        end
+      elseif not is_late(w) then
+        aid = IDS[w]
+        swid = aid
+      end
+      if swid ~= nil then
+        skipped = false
+        add_c(nk, swid, v, t)
+        set_key(nk, raw)
+        set_window(w, aid)
+        local r = result_of(trig.on_element(v, t, w, ctx), "on_element")
+        local go = true
+        if FIRE[r] then
+          local c = get_c(nk, swid)
+          if c == nil then go = false else emit_window(nk, raw, w, c, swid) end
+        end
+        if go then
+          if PURGE[r] then clear_c(nk, swid) end
+          register_cleanup(w)
+        end
+      end
+    end
+    if skipped and event_time and t + L <= tm.watermark then late.add(v, t) end
+  end
+
+  local op = {}
+  function op.push(b, ts, n)
+    if event_time and ts == nil then no_timestamp() end
+    for i = 1, n do
+      local t = ts and ts[i]
+      if event_time and (t == nil or t == MININT) then no_timestamp() end
+      process_element(b[i], t)
+    end
+    E.flush()
+    late.flush()
+  end
+  function op.watermark(wm)
+    if wm > tm.watermark then tm:advance_watermark(wm) end
+    E.flush()
+    out.watermark(wm)
+  end
+  function op.processing_time(t)
+    if finished then return end
+    proc_now = t
+    tm:advance_processing_time(t)
+    proc_now = nil
+    E.flush()
+  end
+  function op.next_timer()
+    if finished then return nil end
+    return tm:next_processing_time()
+  end
+  function op.finish()
+    finished = true -- pending processing-time timers are dropped
+    E.flush()
+    late.flush()
+  end
+  function op.dropped() return late.dropped end
+  function op.snapshot()
+    return { mode = "general", watermark = tm.watermark, contents = deep_copy(C), merging = deep_copy(MW),
+      trigger_state = deep_copy(TS), trigger_state_kinds = deep_copy(TK), timers = deep_copy(tm:snapshot()) }
+  end
+  function op.restore(data)
+    if type(data) ~= "table" or data.mode ~= "general" then
+      error("window: cannot restore this operator from a snapshot of another window operator kind", 0)
+    end
+    C, MW = deep_copy(data.contents or {}), deep_copy(data.merging or {})
+    TS, TK = deep_copy(data.trigger_state or {}), deep_copy(data.trigger_state_kinds or {})
+    tm = timers.new(on_timer)
+    tm:restore(deep_copy(data.timers or {}))
+    tm.watermark = data.watermark or MININT
+  end
+  op.path = "general"
+  return op
+end
+
+-- ---- fast paths: shared result construction ---------------------------------
+
+-- result_out(k, acc, first, raw, start, stop) emits the window result of
+-- one key from a fast path's accumulator.
+local function fast_result(P, emit, col)
+  local kind, field, keyed, process_fn = P.fn_kind, P.field, P.keyed, P.process_fn
+  local needs_first = field ~= nil and (kind == "sum" or kind == "min" or kind == "max")
+  local agg_result = P.agg and P.agg.result
+  local keep_state = P.lateness > 0
+  local fn = P.fn
+  return function(k, a, first, raw, start, stop)
+    local key
+    if keyed then
+      key = raw
+      if key == nil then key = k end
+    end
+    local r
+    if kind == "count" then
+      if keyed then r = { key = key, count = a } else r = { count = a } end
+    elseif needs_first then
+      r = {}
+      for f, y in next, first do r[f] = y end
+      r[field] = a
+    elseif kind == "aggregate" then
+      r = agg_result(a)
+      if r == nil then result_nil() end
+      if keep_state then r = deep_copy(r) end
+    elseif kind == "process" then
+      col.ts = stop - 1
+      if keep_state then a = table.move(a, 1, #a, 1, {}) end
+      fn(key, { start = start, stop = stop, max_timestamp = stop - 1 }, a, col)
+      return
+    elseif keep_state then
+      r = deep_copy(a) -- the accumulator stays in state for late elements
+    else
+      r = a
+    end
+    if process_fn then
+      col.ts = stop - 1
+      process_fn(key, { start = start, stop = stop, max_timestamp = stop - 1 }, { r }, col)
+    else
+      emit(r, stop - 1)
+    end
+  end
+end
+
+local function fast_fail(P, norm)
+  local kind, field = P.fn_kind, P.field
+  return function(what, x)
+    if what == "nots" then no_timestamp()
+    elseif what == "key" then
+      norm(nil)
+      error("key_by: the key of a record is nil", 0)
+    elseif what == "num" then value_error(kind, field, x)
+    elseif what == "nil" then nil_error(kind, field)
+    elseif what == "reduce" then reduce_nil()
+    else add_nil() end
+  end
+end
+
+local function gen(template, subst, name, ...)
+  local src = template:gsub("%$(%u+)", function(k)
+    local r = subst[k]
+    if r == nil then error("window: template field " .. k .. " missing") end
+    return r
+  end)
+  return assert(load(src, "=[tide window " .. name .. "]", "t"))(...)
+end
+
+local function key_expr(P)
+  if not P.keyed then return "0" end
+  if P.key_field ~= nil then return "v[kfield]" end
+  return "keyf(v)"
+end
+
+local function val_subst(P)
+  local kind, field = P.fn_kind, P.field
+  if kind == "sum" or kind == "min" or kind == "max" then
+    return field ~= nil and "v[vfield]" or "v",
+      kind == "sum" and "if type(x) ~= 'number' then fail('num', x) end" or "if x == nil then fail('nil') end"
+  end
+  return "nil", ""
+end
+
+-- ---- fast path: event-time tumbling and sliding windows ---------------------
+--
+-- Windows are cut into slices of gcd(size, slide): an element updates the
+-- accumulator of its key in its slice; a window fires (when the watermark
+-- passes its max_timestamp) by combining its size/gcd slices per key. A
+-- slice lives until the cleanup time of the last window containing it.
+-- Late elements (within the allowed lateness) update their slice and fire
+-- the already fired windows of their key at once, as Flink's EventTimeTrigger
+-- does.
+
+local ALIGNED_LOOP = [[
+local S, slice_for, late_fire, skip, keyf, kfield, vfield, fn, agg_add, agg_create, norm, fail = ...
+local MININT, type = math.mininteger, type
+return function(b, ts, n)
+  if ts == nil then fail("nots") end
+  local G, OFF = S.g, S.off
+  local seq = S.seq
+  local cur, A, F, Q, R, mode, LL
+  for i = 1, n do
+    local v = b[i]
+    local t = ts[i]
+    if t == nil or t == MININT then fail("nots") end
+    local s = t - (t - OFF) % G
+    if s ~= cur then
+      cur = s
+      A, F, Q, R, mode, LL = slice_for(s)
+    end
+    if mode == 1 then
+      skip(v, t)
+    else
+      local k = $KEY
+      local x = $VAL
+      $CHECK
+      local a = A[k]
+      if a == nil then
+        if k == nil then fail("key") elseif type(k) == "table" then
+          local raw = k
+          k = norm(k)
+          R[k] = raw
+          a = A[k]
+        end
+      end
+      if a == nil then
+        $INIT
+      else
+        $COMBINE
+      end
+      if mode == 2 then late_fire(k, LL) end
+    end
+  end
+  S.seq = seq
+end
+]]
+
+-- Firing a window of one slice (tumbling), straight into the output buffer.
+local FIRE_ONE = [[
+local E, BATCH, field, agg_result, fail, copy = ...
+local next = next
+return function(A, F, R, max)
+  local ob, ot, on = E.b, E.t, E.n
+  for k, a in next, A do
+    $BUILD
+    on = on + 1
+    ob[on], ot[on] = r, max
+    if on >= BATCH then
+      E.n = on
+      E.flush()
+      on = 0
+    end
+  end
+  E.n = on
+end
+]]
+
+-- Firing a window of several slices (sliding): combine per key, emit.
+local FIRE_MANY = [[
+local E, BATCH, field, agg_result, fail, comb, start_copy, per, g, slices = ...
+local next = next
+return function(ws, max)
+  local racc, R = {}, {}
+  $FDECL
+  for j = 0, per - 1 do
+    local sl = slices[ws + j * g]
+    if sl then
+      local SA, SF, SQ = sl.A, sl.F, sl.Q
+      for k, a in next, SA do
+        local x = racc[k]
+        if x == nil then
+          racc[k] = $START
+          $FINIT
+        else
+          racc[k] = $COMB
+          $FCOMB
+        end
+      end
+      for k, r in next, sl.R do R[k] = r end
+    end
+  end
+  local ob, ot, on = E.b, E.t, E.n
+  for k, a in next, racc do
+    $BUILD
+    on = on + 1
+    ob[on], ot[on] = r, max
+    if on >= BATCH then
+      E.n = on
+      E.flush()
+      on = 0
+    end
+  end
+  E.n = on
+end
+]]
+
+local function build_expr(P, per)
+  local kind, field = P.fn_kind, P.field
+  -- with allowed lateness a single slice's accumulator outlives the firing
+  local keep = P.lateness > 0 and per == 1
+  if keep and kind == "reduce" then return "local r = copy(a)" end
+  if keep and kind == "aggregate" then return "local r = agg_result(a); if r == nil then fail() end; r = copy(r)" end
+  if kind == "count" then
+    if P.keyed then return "local r = { key = R[k] or k, count = a }" end
+    return "local r = { count = a }"
+  elseif field ~= nil and (kind == "sum" or kind == "min" or kind == "max") then
+    return "local r = {}; for f, y in next, F[k] do r[f] = y end; r[field] = a"
+  elseif kind == "aggregate" then
+    return "local r = agg_result(a); if r == nil then fail() end"
+  end
+  return "local r = a"
+end
+
+local function aligned_op(node, out, rt, P)
+  local A = P.assigner
+  local size, slide, off, L = A.size, A.slide, A.offset, P.lateness
+  local kind, field = P.fn_kind, P.field
+  local g = gcd(size, slide)
+  local per = size // g -- slices per window
+  local needs_first = field ~= nil and (kind == "sum" or kind == "min" or kind == "max")
+  local needs_q = needs_first and per > 1
+  local E = emitter(out)
+  local late = late_sink(out, P.late_tag)
+  local col = collector(E.emit)
+  local result_out = fast_result(P, E.emit, col)
+  local generic = P.process_fn ~= nil or kind == "process"
+  local fn, agg = P.fn, P.agg
+  local S = { g = g, off = off, seq = 0 }
+  local slices = {} -- slice start -> {A = key -> acc, F = key -> first, Q = key -> seq, R = key -> raw key}
+  local tm
+
+  local function cleanup_of(max)
+    local c = max + L
+    if c < max then return MAXINT end
+    return c
+  end
+
+  -- slice views of the current push (the watermark does not move during a
+  -- push): {A, F, Q, R, mode, late windows}; mode 1: no window containing
+  -- the slice is still open (its elements are skipped); 2: some have fired
+  -- already (late firing for each element); else 0
+  local views = {}
+  local SKIP = { nil, nil, nil, nil, 1 }
+  local function slice_for(s)
+    local vw = views[s]
+    if vw == nil then
+      local wm = tm.watermark
+      local ws = s - (s - off) % slide -- the last window containing s
+      if ws + size <= s or cleanup_of(ws + size - 1) <= wm then
+        vw = SKIP
+      else
+        local sl = slices[s]
+        local created = false
+        if sl == nil then
+          sl = { A = {}, R = {}, F = needs_first and {} or nil, Q = needs_q and {} or nil }
+          slices[s] = sl
+          created = true
+        end
+        local lates
+        local low = s - size
+        while ws > low do
+          local max = ws + size - 1
+          if cleanup_of(max) <= wm then break end
+          if max <= wm then
+            lates = lates or {}
+            lates[#lates + 1] = ws
+          elseif created then
+            tm:register("event", max, false, false, nil)
+          end
+          ws = ws - slide
+        end
+        vw = { sl.A, sl.F, sl.Q, sl.R, lates and 2 or 0, lates }
+      end
+      views[s] = vw
+    end
+    return vw[1], vw[2], vw[3], vw[4], vw[5], vw[6]
+  end
+
+  local function skip(v, t)
+    if t + L <= tm.watermark then late.add(v, t) end
+  end
+
+  -- combining slice accumulators (the slices' own values are never handed
+  -- to user functions, which may modify their arguments)
+  local comb, start_copy = nil, function(a) return a end
+  if kind == "count" or kind == "sum" then
+    comb = function(x, y) return x + y end
+  elseif kind == "min" then
+    comb = function(x, y) if y < x then return y end return x end
+  elseif kind == "max" then
+    comb = function(x, y) if y > x then return y end return x end
+  elseif kind == "reduce" then
+    start_copy = deep_copy
+    comb = function(x, y)
+      local r = fn(x, deep_copy(y))
+      if r == nil then reduce_nil() end
+      return r
+    end
+  elseif kind == "aggregate" then
+    start_copy = deep_copy
+    local merge = agg.merge
+    comb = function(x, y)
+      local r = merge(x, deep_copy(y))
+      if r == nil then error("aggregate: merge returned nil", 0) end
+      return r
+    end
+  end
+
+  local function key_result(ws, k)
+    local acc, first, q, raw
+    for j = 0, per - 1 do
+      local sl = slices[ws + j * g]
+      if sl then
+        local a = sl.A[k]
+        if a ~= nil then
+          if acc == nil then
+            acc = start_copy(a)
+            if needs_first then first, q = sl.F[k], sl.Q[k] end
+          else
+            acc = comb(acc, a)
+            if needs_first and sl.Q[k] < q then first, q = sl.F[k], sl.Q[k] end
+          end
+          if raw == nil then raw = sl.R[k] end
+        end
+      end
+    end
+    return acc, first, raw
+  end
+
+  local function late_fire(k, lates)
+    for i = 1, #lates do
+      local ws = lates[i]
+      if per == 1 then
+        local sl = slices[ws]
+        result_out(k, sl.A[k], sl.F and sl.F[k], sl.R[k], ws, ws + size)
+      else
+        local acc, first, raw = key_result(ws, k)
+        result_out(k, acc, first, raw, ws, ws + size)
+      end
+    end
+  end
+
+  local fire_window
+  local build = build_expr(P, per)
+  local agg_result = agg and agg.result
+  if generic then
+    fire_window = function(ws)
+      if per == 1 then
+        local sl = slices[ws]
+        if not sl then return end
+        local F, R = sl.F, sl.R
+        for k, a in pairs(sl.A) do result_out(k, a, F and F[k], R[k], ws, ws + size) end
+        return
+      end
+      local keys = {}
+      for j = 0, per - 1 do
+        local sl = slices[ws + j * g]
+        if sl then for k in pairs(sl.A) do keys[k] = true end end
+      end
+      for k in pairs(keys) do
+        local acc, first, raw = key_result(ws, k)
+        result_out(k, acc, first, raw, ws, ws + size)
+      end
+    end
+  elseif per == 1 then
+    local fire1 = gen(FIRE_ONE, { BUILD = build }, "fire " .. kind, E, BATCH, field, agg_result, result_nil,
+      deep_copy)
+    fire_window = function(ws)
+      local sl = slices[ws]
+      if sl then fire1(sl.A, sl.F, sl.R, ws + size - 1) end
+    end
+  else
+    local COMB = ({ count = "x + a", sum = "x + a", min = "a < x and a or x", max = "a > x and a or x" })[kind]
+      or "comb(x, a)"
+    local fire_many = gen(FIRE_MANY, {
+      BUILD = build, COMB = COMB,
+      START = (kind == "reduce" or kind == "aggregate") and "start_copy(a)" or "a",
+      FDECL = needs_first and "local F, rq = {}, {}" or "",
+      FINIT = needs_first and "F[k], rq[k] = SF[k], SQ[k]" or "",
+      FCOMB = needs_first and "local q = SQ[k]; if q < rq[k] then F[k], rq[k] = SF[k], q end" or "",
+    }, "fire " .. kind, E, BATCH, field, agg_result, result_nil, comb, start_copy, per, g, slices)
+    fire_window = function(ws) fire_many(ws, ws + size - 1) end
+  end
+
+  local function on_timer(_, t)
+    fire_window(t - size + 1)
+  end
+  tm = timers.new(on_timer)
+
+  local VAL, CHECK = val_subst(P)
+  local INIT, COMBINE
+  if kind == "sum" or kind == "min" or kind == "max" then
+    INIT = "A[k] = x"
+    if needs_first then INIT = INIT .. "; F[k] = v" end
+    if needs_q then INIT = INIT .. "; seq = seq + 1; Q[k] = seq" end
+    COMBINE = ({ sum = "A[k] = a + x", min = "if x < a then A[k] = x end",
+      max = "if x > a then A[k] = x end" })[kind]
+  elseif kind == "count" then
+    INIT, COMBINE = "A[k] = 1", "A[k] = a + 1"
+  elseif kind == "reduce" then
+    INIT, COMBINE = "A[k] = v", "a = fn(a, v); if a == nil then fail('reduce') end; A[k] = a"
+  elseif kind == "aggregate" then
+    INIT = "a = agg_add(agg_create(), v); if a == nil then fail('agg') end; A[k] = a"
+    COMBINE = "a = agg_add(a, v); if a == nil then fail('agg') end; A[k] = a"
+  else -- process (tumbling only)
+    INIT, COMBINE = "A[k] = { v }", "a[#a + 1] = v"
+  end
+  local norm = P.norm
+  local loop = gen(ALIGNED_LOOP, { KEY = key_expr(P), VAL = VAL, CHECK = CHECK, INIT = INIT, COMBINE = COMBINE },
+    "aligned " .. kind, S, slice_for, late_fire, skip, P.keyf, P.key_field, field, fn,
+    agg and agg.add, agg and agg.create, norm, fast_fail(P, norm))
+
+  local op = { path = "aligned" }
+  function op.push(b, ts, n)
+    views = {}
+    loop(b, ts, n)
+    E.flush()
+    late.flush()
+  end
+  function op.watermark(wm)
+    if wm > tm.watermark then
+      tm:advance_watermark(wm)
+      -- drop the slices whose last window is cleaned up
+      for s in pairs(slices) do
+        local ws = s - (s - off) % slide
+        if ws + size <= s or cleanup_of(ws + size - 1) <= wm then slices[s] = nil end
+      end
+    end
+    E.flush()
+    out.watermark(wm)
+  end
+  function op.processing_time() end
+  function op.next_timer() return nil end
+  function op.finish()
+    E.flush()
+    late.flush()
+  end
+  function op.dropped() return late.dropped end
+  function op.snapshot()
+    return { mode = "aligned", watermark = tm.watermark, slices = deep_copy(slices), seq = S.seq,
+      timers = deep_copy(tm:snapshot()) }
+  end
+  function op.restore(data)
+    if type(data) ~= "table" or data.mode ~= "aligned" then
+      error("window: cannot restore this operator from a snapshot of another window operator kind", 0)
+    end
+    for s in pairs(slices) do slices[s] = nil end
+    for s, sl in pairs(data.slices or {}) do slices[s] = deep_copy(sl) end
+    S.seq = data.seq or 0
+    views = {}
+    tm = timers.new(on_timer)
+    tm:restore(deep_copy(data.timers or {}))
+    tm.watermark = data.watermark or MININT
+  end
+  return op
+end
+
+-- ---- fast path: event-time session windows ----------------------------------
+--
+-- Per key, the in-flight sessions sorted by start (mostly one), each
+-- {start, stop, acc, first, raw, k}: an element whose window [t, t + gap)
+-- overlaps the key's only session extends it in line; anything else (new
+-- sessions, merges of several, late elements) takes slow(). Without
+-- allowed lateness a session fires and is dropped when the watermark
+-- reaches its max_timestamp, exactly when Flink's EventTimeTrigger fires
+-- and its cleanup timer clears the window.
+--
+-- Sessions are filed in buckets of BUCKET ms by a timestamp t <= their
+-- max_timestamp (when filed); each bucket has one event-time timer at or
+-- before its earliest entry. When it fires, the bucket's sessions that
+-- grew past the bucket are filed again under their new end, the due ones
+-- fire in max_timestamp order, and the rest wait for a timer at the
+-- earliest of them. So a session costs no timer of its own (the timer
+-- heap is the expensive part), and sessions still fire in timestamp order.
+
+local SESSION_LOOP = [[
+local S, slow, keyf, kfield, vfield, fn, agg_add, gapf, fail = ...
+local MININT, type = math.mininteger, type
+return function(b, ts, n)
+  if ts == nil then fail("nots") end
+  local SS, GAP = S.SS, S.gap
+  for i = 1, n do
+    local v = b[i]
+    local t = ts[i]
+    if t == nil or t == MININT then fail("nots") end
+    local k = $KEY
+    local x = $VAL
+    $CHECK
+    local e = t + $GAP
+    local s = SS[k]
+    -- the window overlaps the key's latest session and no earlier one
+    if s ~= nil and t <= s.stop and e >= s.start and (s.prev == nil or t > s.prev.stop) then
+      if e > s.stop then s.stop = e end
+      if t < s.start then s.start = t end
+      local a = s.acc
+      $COMBINE
+    else
+      slow(k, v, t, x, e)
+    end
+  end
+end
+]]
+
+local BUCKET = 32
+
+local function session_op(node, out, rt, P)
+  local A = P.assigner
+  local kind, field = P.fn_kind, P.field
+  local needs_first = field ~= nil and (kind == "sum" or kind == "min" or kind == "max")
+  local E = emitter(out)
+  local late = late_sink(out, P.late_tag)
+  local col = collector(E.emit)
+  local result_out = fast_result(P, E.emit, col)
+  local fn, agg, norm = P.fn, P.agg, P.norm
+  -- SS: key -> its latest session; sessions of a key form a list by start
+  -- (s.prev: the one before, s.nxt: the one after)
+  local S = { SS = {}, gap = A.gap }
+  local buckets, btimer = {}, {} -- bucket -> array of sessions; bucket -> its pending timer
+  local tm
+
+  local init, add, merge
+  if kind == "sum" or kind == "min" or kind == "max" then
+    init = function(_, x) return x end
+    if kind == "sum" then
+      add = function(a, _, x) return a + x end
+      merge = function(a, b) return a + b end
+    elseif kind == "min" then
+      add = function(a, _, x) if x < a then return x end return a end
+      merge = function(a, b) if b < a then return b end return a end
+    else
+      add = function(a, _, x) if x > a then return x end return a end
+      merge = function(a, b) if b > a then return b end return a end
+    end
+  elseif kind == "count" then
+    init = function() return 1 end
+    add = function(a) return a + 1 end
+    merge = function(a, b) return a + b end
+  elseif kind == "reduce" then
+    init = function(v) return v end
+    add = function(a, v)
+      local r = fn(a, v)
+      if r == nil then reduce_nil() end
+      return r
+    end
+    merge = function(a, b) return add(a, b) end
+  elseif kind == "aggregate" then
+    local aadd, amerge = agg.add, agg.merge
+    add = function(a, v)
+      local r = aadd(a, v)
+      if r == nil then add_nil() end
+      return r
+    end
+    init = function(v) return add(agg.create(), v) end
+    merge = function(a, b)
+      local r = amerge(a, b)
+      if r == nil then error("aggregate: merge returned nil", 0) end
+      return r
+    end
+  else -- process
+    init = function(v) return { v } end
+    add = function(a, v)
+      a[#a + 1] = v
+      return a
+    end
+    merge = function(a, b)
+      local n = #a
+      for i = 1, #b do a[n + i] = b[i] end
+      return a
+    end
+  end
+
+  local fail = fast_fail(P, norm)
+
+  -- file session s under timestamp t (<= its max_timestamp)
+  local function file(s, t)
+    local j = t // BUCKET
+    local l = buckets[j]
+    if l == nil then
+      buckets[j] = { s }
+    else
+      l[#l + 1] = s
+    end
+    local bt = btimer[j]
+    if bt == nil or t < bt then
+      btimer[j] = t
+      tm:register("event", t, false, j, nil)
+    end
+  end
+
+  local function unlink(s)
+    local p, q = s.prev, s.nxt
+    if q then q.prev = p else S.SS[s.k] = p end
+    if p then p.nxt = q end
+    s.prev, s.nxt = nil, nil
+  end
+
+  local function slow(k, v, t, x, e)
+    if k == nil then fail("key") end
+    local raw
+    if type(k) == "table" then
+      raw = k
+      k = norm(k)
+    end
+    local SS = S.SS
+    -- the sessions overlapping [t, e) are consecutive: from the latest
+    -- one down, skip those after the window, collect the overlapping ones
+    local s = SS[k]
+    while s ~= nil and s.start > e do s = s.prev end
+    local hi, lo = nil, nil -- latest and earliest overlapping session
+    while s ~= nil and t <= s.stop and e >= s.start do
+      if hi == nil then hi = s end
+      lo = s
+      s = s.prev
+    end
+    if lo == nil then
+      local max = e - 1
+      if max <= tm.watermark then
+        -- a late window that merges with nothing: the element is skipped
+        if t <= tm.watermark then late.add(v, t) end
+        return
+      end
+      local n = { start = t, stop = e, acc = init(v, x), first = needs_first and v or nil, raw = raw, k = k }
+      -- s is the latest session before the new one (or nil)
+      local after = s and s.nxt
+      if s == nil then
+        -- no session before: the new one goes first
+        local f = SS[k]
+        if f == nil then
+          SS[k] = n
+        else
+          while f.prev ~= nil do f = f.prev end
+          f.prev, n.nxt = n, f
+        end
+      else
+        n.prev, n.nxt = s, after
+        s.nxt = n
+        if after then after.prev = n else SS[k] = n end
+      end
+      file(n, max)
+      return
+    end
+    -- merge the overlapping sessions into the earliest (its state window)
+    local tg = lo
+    if t < tg.start then tg.start = t end
+    if e > tg.stop then tg.stop = e end
+    local o, after = tg.nxt, hi.nxt
+    while o ~= nil and o ~= after do
+      local nx = o.nxt
+      tg.acc = merge(tg.acc, o.acc)
+      if o.stop > tg.stop then tg.stop = o.stop end
+      o.dead = true
+      unlink(o)
+      o = nx
+    end
+    tg.acc = add(tg.acc, v, x)
+  end
+
+  local function fire(s)
+    unlink(s)
+    result_out(s.k, s.acc, s.first, s.raw, s.start, s.stop)
+  end
+
+  local slots, nslot = {}, {} -- due sessions by max_timestamp - bucket start
+  local function on_timer(_, t, _, j)
+    if btimer[j] ~= t then return end -- superseded by an earlier timer of the bucket
+    local l = buckets[j]
+    buckets[j], btimer[j] = nil, nil
+    if l == nil then return end
+    local wm = tm.watermark
+    local base = j * BUCKET
+    local stop_at = base + BUCKET
+    local keep, kmin, due = nil, nil, false
+    for i = 1, #l do
+      local s = l[i]
+      if not s.dead then
+        local max = s.stop - 1
+        if max >= stop_at then
+          file(s, max) -- grew past this bucket
+        elseif max <= wm then
+          local d = max - base + 1
+          local c = (nslot[d] or 0) + 1
+          nslot[d] = c
+          local sl = slots[d]
+          if sl == nil then
+            sl = {}
+            slots[d] = sl
+          end
+          sl[c] = s
+          due = true
+        else
+          keep = keep or {}
+          keep[#keep + 1] = s
+          if kmin == nil or max < kmin then kmin = max end
+        end
+      end
+    end
+    if keep then
+      buckets[j], btimer[j] = keep, kmin
+      tm:register("event", kmin, false, j, nil)
+    end
+    if due then
+      for d = 1, BUCKET do
+        local c = nslot[d]
+        if c then
+          local sl = slots[d]
+          nslot[d] = nil
+          for i = 1, c do
+            local s = sl[i]
+            sl[i] = nil
+            fire(s)
+          end
+        end
+      end
+    end
+  end
+  tm = timers.new(on_timer)
+
+  local VAL, CHECK = val_subst(P)
+  local COMBINE = ({
+    sum = "s.acc = a + x", min = "if x < a then s.acc = x end", max = "if x > a then s.acc = x end",
+    count = "s.acc = a + 1", reduce = "a = fn(a, v); if a == nil then fail('reduce') end; s.acc = a",
+    aggregate = "a = agg_add(a, v); if a == nil then fail('agg') end; s.acc = a", process = "a[#a + 1] = v",
+  })[kind]
+  local gap_fn = A.gap_fn
+  local gapf = gap_fn and function(v) return dynamic_gap(gap_fn, v) end
+  local loop = gen(SESSION_LOOP, { KEY = key_expr(P), VAL = VAL, CHECK = CHECK, COMBINE = COMBINE,
+    GAP = gap_fn and "gapf(v)" or "GAP" }, "session " .. kind, S, slow, P.keyf, P.key_field, field, fn,
+    agg and agg.add, gapf, fail)
+
+  local op = { path = "session" }
+  function op.push(b, ts, n)
+    loop(b, ts, n)
+    E.flush()
+    late.flush()
+  end
+  function op.watermark(wm)
+    if wm > tm.watermark then tm:advance_watermark(wm) end
+    E.flush()
+    out.watermark(wm)
+  end
+  function op.processing_time() end
+  function op.next_timer() return nil end
+  function op.finish()
+    E.flush()
+    late.flush()
+  end
+  function op.dropped() return late.dropped end
+  -- The snapshot holds the sessions; their timers follow from their ends.
+  function op.snapshot()
+    local sessions = {}
+    for k, s in pairs(S.SS) do
+      local c = {}
+      while s ~= nil do
+        table.insert(c, 1, { start = s.start, stop = s.stop, acc = deep_copy(s.acc), first = s.first, raw = s.raw })
+        s = s.prev
+      end
+      sessions[k] = c
+    end
+    return { mode = "session", watermark = tm.watermark, sessions = deep_copy(sessions) }
+  end
+  function op.restore(data)
+    if type(data) ~= "table" or data.mode ~= "session" then
+      error("window: cannot restore this operator from a snapshot of another window operator kind", 0)
+    end
+    local SS = {}
+    S.SS, buckets, btimer = SS, {}, {}
+    tm = timers.new(on_timer)
+    tm.watermark = data.watermark or MININT
+    for k, l in pairs(deep_copy(data.sessions or {})) do
+      local prev
+      for _, s in ipairs(l) do
+        s.k, s.prev = k, prev
+        if prev then prev.nxt = s end
+        prev = s
+        file(s, s.stop - 1)
+      end
+      SS[k] = prev
+    end
+  end
+  return op
+end
+
+-- ---- the operator -------------------------------------------------------------
+
+local INCREMENTAL = { sum = true, min = true, max = true, count = true, reduce = true, aggregate = true }
+
+--- The window operator of a "window" node (called by the runtime).
+-- @param node the graph node (props of WindowedStream's terminal call)
+-- @param out {push(b, ts, n), watermark(wm), side(tag) -> fn(b, ts, n)}
+-- @param rt {subtask, parallelism, now() -> ms, norm_key(k)}
+-- @return op {push, watermark, processing_time, next_timer, finish,
+--   snapshot, restore}
+function M.operator(node, out, rt)
+  local A = node.assigner
+  if getmetatable(A) ~= Assigner then error("window: the node has no window assigner", 0) end
+  local keyed = not not node.keyed
+  local inp = node.inputs and node.inputs[1]
+  local P = {
+    assigner = A, evictor = node.evictor, lateness = node.allowed_lateness or 0, late_tag = node.late_tag,
+    keyed = keyed, fn_kind = node.fn_kind, fn = node.fn, agg = node.agg, field = node.field,
+    process_fn = node.process_fn, norm = rt.norm_key or default_norm,
+  }
+  if keyed then
+    P.keyf = inp and inp.key
+    P.key_field = inp and inp.key_field
+    if type(P.keyf) ~= "function" then error("window: a keyed window needs the key function of its input", 0) end
+  end
+  local trig = node.trigger
+  local default_trigger = trig == nil or (trig.kind == "event_time" and A.event_time)
+  if trig == nil then
+    if A.kind == "global" then trig = never_trigger()
+    elseif A.event_time then trig = triggers.event_time()
+    else trig = triggers.processing_time() end
+  end
+  P.trigger = trig
+  local kind = P.fn_kind
+  if not node.force_general and default_trigger and not P.evictor and A.event_time then
+    if A.kind == "tumbling" or A.kind == "sliding" then
+      local sliced = A.size ~= A.slide
+      if INCREMENTAL[kind] and not (sliced and kind == "aggregate" and not P.agg.merge)
+        or (kind == "process" and not sliced) then
+        return aligned_op(node, out, rt, P)
+      end
+    elseif A.kind == "session" and P.lateness == 0 and (INCREMENTAL[kind] or kind == "process") then
+      return session_op(node, out, rt, P)
+    end
+  end
+  return general_op(node, out, rt, P)
+end
+
+-- Wire the API into the tide module when it is loaded.
+do
+  local tide = package.loaded.tide
+  if type(tide) == "table" then
+    tide.windows, tide.triggers, tide.evictors = windows, triggers, evictors
+  end
+end
+
+return M
