@@ -130,7 +130,7 @@ describe("tide graph building errors #unit", function()
 
   it("from_list is not a parallel source", function()
     local at, err = line(), error_of(function() env:from_list { 1 }:set_parallelism(2) end)
-    assert_error_at(err, at, "from_list is not a parallel source: its parallelism must be 1")
+    assert_error_at(err, at, "from_list is not a parallel operator: its parallelism must be 1")
     env:from_list { 1 }:set_parallelism(1) -- allowed
   end)
 
