@@ -17,24 +17,10 @@ local M = {}
 local Heap = {}
 Heap.__index = Heap
 
+-- A binary min-heap of entries {ts, seq, key, ns, raw}, ordered by (ts,
+-- seq); the set maps key -> ns -> ts -> seq of the live entry.
 local function new_heap()
-  -- parallel arrays: ts, seq, key, ns, raw; the set answers "registered?"
-  return setmetatable({ n = 0, ts = {}, seq = {}, key = {}, ns = {}, raw = {}, set = {}, next_seq = 0 }, Heap)
-end
-
-local function less(h, i, j)
-  local a, b = h.ts[i], h.ts[j]
-  if a ~= b then return a < b end
-  return h.seq[i] < h.seq[j]
-end
-
-local function swap(h, i, j)
-  local ts, seq, key, ns, raw = h.ts, h.seq, h.key, h.ns, h.raw
-  ts[i], ts[j] = ts[j], ts[i]
-  seq[i], seq[j] = seq[j], seq[i]
-  key[i], key[j] = key[j], key[i]
-  ns[i], ns[j] = ns[j], ns[i]
-  raw[i], raw[j] = raw[j], raw[i]
+  return setmetatable({ n = 0, set = {}, next_seq = 0 }, Heap)
 end
 
 local function set_get(h, key, ns, create)
@@ -67,52 +53,64 @@ end
 function Heap:push(ts, key, ns, raw)
   local s = set_get(self, key, ns, true)
   if s[ts] then return false end
-  self.next_seq = self.next_seq + 1
+  local seq = self.next_seq + 1
+  self.next_seq = seq
   -- the set holds the live entry's sequence number: an entry left in the
   -- heap by a delete never matches a later registration of the same timer
-  s[ts] = self.next_seq
-  local n = self.n + 1
-  self.n = n
-  self.ts[n], self.seq[n], self.key[n], self.ns[n], self.raw[n] = ts, self.next_seq, key, ns, raw
-  local i = n
+  s[ts] = seq
+  local e = { ts, seq, key, ns, raw }
+  local i = self.n + 1
+  self.n = i
   while i > 1 do
     local p = i // 2
-    if not less(self, i, p) then break end
-    swap(self, i, p)
+    local pe = self[p]
+    if pe[1] < ts or (pe[1] == ts and pe[2] < seq) then break end
+    self[i] = pe
     i = p
   end
+  self[i] = e
   return true
 end
 
 local function pop_top(h)
   local n = h.n
-  local ts, key, ns, raw = h.ts[1], h.key[1], h.ns[1], h.raw[1]
-  swap(h, 1, n)
-  h.ts[n], h.seq[n], h.key[n], h.ns[n], h.raw[n] = nil, nil, nil, nil, nil
+  local top, last = h[1], h[n]
+  h[n] = nil
   n = n - 1
   h.n = n
-  local i = 1
-  while true do
-    local l, r, m = 2 * i, 2 * i + 1, i
-    if l <= n and less(h, l, m) then m = l end
-    if r <= n and less(h, r, m) then m = r end
-    if m == i then break end
-    swap(h, i, m)
-    i = m
+  if n > 0 then
+    local lts, lseq = last[1], last[2]
+    local i = 1
+    while true do
+      local c = 2 * i
+      if c > n then break end
+      local ce = h[c]
+      if c < n then
+        local re = h[c + 1]
+        if re[1] < ce[1] or (re[1] == ce[1] and re[2] < ce[2]) then
+          c = c + 1
+          ce = re
+        end
+      end
+      if lts < ce[1] or (lts == ce[1] and lseq < ce[2]) then break end
+      h[i] = ce
+      i = c
+    end
+    h[i] = last
   end
-  return ts, key, ns, raw
+  return top
 end
 
--- Whether heap entry i is a live timer (not deleted, not re-registered).
-local function live(h, i)
-  local s = set_get(h, h.key[i], h.ns[i], false)
-  return s ~= nil and s[h.ts[i]] == h.seq[i]
+-- Whether entry e is a live timer (not deleted, not re-registered).
+local function live(h, e)
+  local s = set_get(h, e[3], e[4], false)
+  return s ~= nil and s[e[1]] == e[2]
 end
 
 -- Drop heap tops whose timer was deleted (lazy deletion).
 local function clean_top(h)
   while h.n > 0 do
-    if live(h, 1) then return end
+    if live(h, h[1]) then return end
     pop_top(h)
   end
 end
@@ -120,7 +118,7 @@ end
 function Heap:peek()
   clean_top(self)
   if self.n == 0 then return nil end
-  return self.ts[1]
+  return self[1][1]
 end
 
 local Timers = {}
@@ -152,9 +150,9 @@ local function fire_until(self, domain, limit)
   while true do
     local top = h:peek()
     if top == nil or top > limit then return end
-    local ts, key, ns, raw = pop_top(h)
-    set_remove(h, key, ns, ts)
-    self.on_fire(domain, ts, key, ns, raw)
+    local e = pop_top(h)
+    set_remove(h, e[3], e[4], e[1])
+    self.on_fire(domain, e[1], e[3], e[4], e[5])
   end
 end
 
@@ -192,9 +190,8 @@ function Timers:snapshot()
   for _, domain in ipairs { "event", "processing" } do
     local h, list = self[domain], {}
     for i = 1, h.n do
-      if live(h, i) then
-        list[#list + 1] = { h.ts[i], h.key[i], h.ns[i], h.raw[i], h.seq[i] }
-      end
+      local e = h[i]
+      if live(h, e) then list[#list + 1] = { e[1], e[3], e[4], e[5], e[2] } end
     end
     table.sort(list, function(a, b)
       if a[1] ~= b[1] then return a[1] < b[1] end
