@@ -8,6 +8,15 @@
  * state machine over the same buffer. A record that runs past the end of
  * the buffered data is parsed again from its start once more data is in
  * (the buffer grows when one record does not fit).
+ *
+ * Positions: r->base + r->rpos is always the offset (in the decompressed
+ * stream) of the first byte not consumed yet, and a record is consumed
+ * exactly when it is returned (or skipped), so between reads it is the
+ * offset of the next record; r->line follows it. The exceptions are kept
+ * apart: a text split still skipping its partial first line reports its
+ * start, and a CSV reader that failed on a row reports that row's start
+ * (saved in fail_off / fail_line before the row is consumed). A seek puts
+ * the stream at the offset and checks that the byte before it ends a line.
  */
 #include "source_file.h"
 
@@ -52,6 +61,20 @@ struct td_reader {
   char errmsg[1024];
   uint64_t skipped;
 
+  /* positions */
+  int split, n_splits;
+  int empty;         /* the split reads nothing (known at open) */
+  int used;          /* td_reader_read or td_reader_seek was called */
+  int pos_bad;       /* a seek failed: the reader has no position */
+  uint64_t start;    /* offset of the split's first record (text: the split
+                        start, maybe inside a line; CSV: the first row) */
+  uint64_t start_line; /* r->line at open */
+  uint64_t size;     /* file size when known (splittable text), else max */
+  int fail_set;      /* CSV: a row failed; fail_off/line is its start */
+  uint64_t fail_off, fail_line;
+  uint64_t line;     /* physical line where the next record starts (text:
+                        0 when unknown, in a split not starting at 0) */
+
   char *buf;
   size_t cap, rpos, wpos;
   size_t scan;       /* text: bytes after rpos known to hold no '\n' */
@@ -71,7 +94,6 @@ struct td_reader {
   size_t n_idx_types;
   size_t *idx_cols;
   td_col_type_t *idx_types;
-  uint64_t line;     /* physical line where the next record starts */
   td_field_t *fields;
   size_t nf, fcap;
   char *scratch;
@@ -150,6 +172,7 @@ static int reader_new(td_reader_t **out, const char *path, struct stat *st,
   }
   r->cap = TD_RD_BUF;
   r->end = UINT64_MAX;
+  r->size = UINT64_MAX;
   r->gz = gzdopen(fd, "rb");
   if (!r->gz) {
     close(fd);
@@ -229,11 +252,15 @@ int td_reader_open_text(td_reader_t **out, const char *path, int split,
    * (gzdirect reads the file's start to tell). */
   int splittable = S_ISREG(st.st_mode) && !has_gz_ext(path) &&
                    gzdirect(r->gz) == 1;
+  r->split = split;
+  r->n_splits = n_splits;
+  if (splittable) r->size = (uint64_t)st.st_size;
   if (!splittable) {
     if (split != 0) r->done = 1;
   } else if (n_splits > 1) {
     uint64_t size = (uint64_t)st.st_size;
     uint64_t start = split_point(size, split, n_splits);
+    r->start = start;
     r->end = split_point(size, split + 1, n_splits);
     if (start >= r->end) {
       r->done = 1;
@@ -250,6 +277,9 @@ int td_reader_open_text(td_reader_t **out, const char *path, int split,
       r->skip_partial = 1;
     }
   }
+  r->empty = r->done;
+  /* line numbers are known when reading from the file's start */
+  r->line = r->start_line = (!r->done && r->start == 0) ? 1 : 0;
   *out = r;
   return 0;
 }
@@ -269,8 +299,11 @@ static int read_text(td_reader_t *r, lua_State *L, int tidx, int max) {
           if (p[len - 1] == '\r') len--;
           lua_pushlstring(L, p, len);
           lua_rawseti(L, tidx, ++n);
-        }
-        r->rpos = r->wpos;
+          if (r->line) r->line++;
+          r->rpos = r->wpos;
+        } else if (r->skip_partial) {
+          r->rpos = r->wpos;
+        } /* else: a line of the next split, or nothing; it stays */
         r->scan = 0;
         break;
       }
@@ -295,6 +328,7 @@ static int read_text(td_reader_t *r, lua_State *L, int tidx, int max) {
       if (len && p[len - 1] == '\r') len--;
       lua_pushlstring(L, p, len);
       lua_rawseti(L, tidx, ++n);
+      if (r->line) r->line++;
     }
     r->rpos = next;
     r->scan = 0;
@@ -595,6 +629,8 @@ int td_reader_open_csv(td_reader_t **out, const char *path,
   r->delim = delim;
   r->skip_errors = o->skip_errors != 0;
   r->line = 1;
+  r->split = split;
+  r->n_splits = n_splits;
 
   /* a UTF-8 byte order mark at the start of the file */
   while (r->wpos < 3 && !r->eof) {
@@ -629,6 +665,9 @@ int td_reader_open_csv(td_reader_t **out, const char *path,
       r->named = 1;
       r->ncols_fixed = 1;
       r->done = 1;
+      r->empty = 1;
+      r->start = r->base + r->rpos;
+      r->start_line = r->line;
       if (!r->names) goto fail_nomem;
       r->types = calloc(r->ncols ? r->ncols : 1, sizeof *r->types);
       if (!r->types) goto fail_nomem;
@@ -691,7 +730,9 @@ int td_reader_open_csv(td_reader_t **out, const char *path,
     }
     r->n_idx_types = o->n_types;
   }
-  if (split != 0) r->done = 1;
+  if (split != 0) r->done = r->empty = 1;
+  r->start = r->base + r->rpos;
+  r->start_line = r->line;
   *out = r;
   return 0;
 
@@ -842,6 +883,11 @@ static int bad_row(td_reader_t *r, const char *fmt, ...) {
   va_end(ap);
   snprintf(r->errmsg, sizeof r->errmsg, "%s:%llu: %s", r->path,
            (unsigned long long)r->line, msg);
+  if (!r->skip_errors) { /* the position stays before the row */
+    r->fail_set = 1;
+    r->fail_off = r->base + r->rpos;
+    r->fail_line = r->line;
+  }
   csv_consume(r);
   if (r->skip_errors) {
     r->skipped++;
@@ -924,6 +970,7 @@ static int read_csv(td_reader_t *r, lua_State *L, int tidx, int max) {
 
 int td_reader_read(td_reader_t *r, lua_State *L, int tidx, int max) {
   if (!r || !L) return TD_EINVAL;
+  r->used = 1;
   if (r->err) return r->err;
   if (max <= 0 || r->done) return 0;
   tidx = lua_absindex(L, tidx);
@@ -933,6 +980,224 @@ int td_reader_read(td_reader_t *r, lua_State *L, int tidx, int max) {
   int n = read_text(r, L, tidx, max);
   if (r->err && n == 0) return r->err;
   return n;
+}
+
+/* ------------------------------------------------------------------ */
+/* Positions */
+
+int td_reader_position(const td_reader_t *r, td_reader_pos_t *pos) {
+  if (!r || !pos) return TD_EINVAL;
+  if (r->pos_bad) return r->err ? r->err : TD_EINVAL;
+  memset(pos, 0, sizeof *pos);
+  pos->kind = r->is_csv ? TD_READER_CSV : TD_READER_TEXT;
+  pos->split = r->split;
+  pos->n_splits = r->n_splits;
+  if (r->empty) {
+    pos->offset = r->start;
+    pos->line = r->start_line;
+  } else if (r->fail_set) {
+    pos->offset = r->fail_off;
+    pos->line = r->fail_line;
+  } else if (r->skip_partial) {
+    pos->offset = r->start; /* the partial line is skipped again */
+    pos->line = r->line;
+  } else {
+    pos->offset = r->base + r->rpos;
+    pos->line = r->line;
+  }
+  if (r->is_csv) {
+    pos->skipped = r->skipped;
+    pos->ncols = r->ncols_fixed ? (uint64_t)r->ncols : 0;
+  }
+  return 0;
+}
+
+/* A failed seek: the reader keeps the error and loses its position. */
+static int seek_fail(td_reader_t *r, int code, const char *fmt, ...) {
+  if (fmt) {
+    char msg[600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    snprintf(r->errmsg, sizeof r->errmsg,
+             "%s: cannot restore the reader's position: %s", r->path, msg);
+  }
+  r->err = code;
+  r->pos_bad = 1;
+  r->done = 1;
+  return code;
+}
+
+/* Puts the stream at offset off: r->base + r->rpos == off, keeping
+ * buffered data when off lies in it. Returns 0, 1 when off is known to be
+ * beyond the end of the input, or a negative code (error set). */
+static int reader_goto(td_reader_t *r, uint64_t off) {
+  r->scan = 0;
+  if (off >= r->base && off - r->base <= r->wpos) {
+    r->rpos = (size_t)(off - r->base);
+    return 0;
+  }
+  if (off > r->size || (r->eof && off > r->base + r->wpos)) return 1;
+  z_off_t zoff = (z_off_t)off;
+  if (zoff < 0 || (uint64_t)zoff != off) return 1;
+  errno = 0;
+  z_off_t got = gzseek(r->gz, zoff, SEEK_SET);
+  if (got < 0 || got != zoff) {
+    int zerr = Z_OK;
+    const char *zmsg = gzerror(r->gz, &zerr);
+    if (zerr != Z_OK && zerr != Z_ERRNO)
+      return reader_fail(r, TD_ECORRUPT, "cannot read '%s': %s", r->path,
+                         zmsg && *zmsg ? zmsg : td_strerror(TD_ECORRUPT));
+    int e = errno ? errno : EIO;
+    return reader_fail(r, -e, "cannot seek in '%s': %s", r->path,
+                       strerror(e));
+  }
+  r->base = off;
+  r->rpos = r->wpos = 0;
+  r->eof = 0;
+  return 0;
+}
+
+/* Reads until at least k bytes follow rpos or the input ends. */
+static int reader_want(td_reader_t *r, size_t k) {
+  while (r->wpos - r->rpos < k && !r->eof) {
+    int rc = refill(r);
+    if (rc) return rc;
+  }
+  return 0;
+}
+
+/* Text split ending before the end of the file: the offset just after its
+ * last line (the first '\n' at or after end - 1, plus one), or the end of
+ * the input. Moves the stream. */
+static int text_split_stop(td_reader_t *r, uint64_t *stop) {
+  int rc = reader_goto(r, r->end - 1);
+  if (rc) return rc; /* 1: beyond the end (cannot be: end <= size) */
+  for (;;) {
+    const char *p = r->buf + r->rpos;
+    const char *nl = memchr(p, '\n', r->wpos - r->rpos);
+    if (nl) {
+      *stop = r->base + (uint64_t)(nl - r->buf) + 1;
+      return 0;
+    }
+    if (r->eof) {
+      *stop = r->base + r->wpos;
+      return 0;
+    }
+    r->rpos = r->wpos;
+    rc = refill(r);
+    if (rc) return rc;
+  }
+}
+
+int td_reader_seek(td_reader_t *r, const td_reader_pos_t *pos) {
+  if (!r) return TD_EINVAL;
+  if (r->err) return r->err;
+  if (!pos) return seek_fail(r, TD_EINVAL, "no position");
+  if (r->used)
+    return seek_fail(r, TD_EINVAL, "the reader was already read from or "
+                     "restored (seek a freshly opened reader)");
+  static const char *const kinds[] = {"malformed", "text", "CSV"};
+  int kind = r->is_csv ? TD_READER_CSV : TD_READER_TEXT;
+  if (pos->kind != kind)
+    return seek_fail(r, TD_EINVAL, "a %s position for a %s reader",
+                     pos->kind == TD_READER_TEXT || pos->kind == TD_READER_CSV
+                         ? kinds[pos->kind] : kinds[0],
+                     kinds[kind]);
+  if (pos->split != r->split || pos->n_splits != r->n_splits)
+    return seek_fail(r, TD_EINVAL, "the position belongs to split %d of "
+                     "%d, this reader reads split %d of %d",
+                     (int)pos->split, (int)pos->n_splits, r->split,
+                     r->n_splits);
+  r->used = 1;
+  uint64_t off = pos->offset;
+  unsigned long long uoff = (unsigned long long)off;
+  if (pos->reserved != 0)
+    return seek_fail(r, TD_EINVAL, "malformed position");
+  if (r->empty) { /* only the position such a reader reports */
+    td_reader_pos_t own;
+    td_reader_position(r, &own);
+    if (memcmp(&own, pos, sizeof own) != 0)
+      return seek_fail(r, TD_EINVAL, "offset %llu is outside split %d of "
+                       "%d, which reads nothing", uoff, r->split,
+                       r->n_splits);
+    return 0;
+  }
+  if (off < r->start) {
+    if (r->is_csv)
+      return seek_fail(r, TD_EINVAL, "offset %llu is before the first row "
+                       "(offset %llu)", uoff, (unsigned long long)r->start);
+    return seek_fail(r, TD_EINVAL, "offset %llu is before split %d of %d "
+                     "(which starts at offset %llu)", uoff, r->split,
+                     r->n_splits, (unsigned long long)r->start);
+  }
+  if (off > r->size)
+    return seek_fail(r, TD_EINVAL, "offset %llu is beyond the end of the "
+                     "file (%llu bytes)", uoff, (unsigned long long)r->size);
+  /* line numbers: known from the start of a split starting at 0 (text) or
+   * from the first row on (CSV); a line holds at least one byte; nothing
+   * is behind the start */
+  int line_ok = r->is_csv ? pos->line >= r->start_line
+                          : (pos->line != 0) == (r->start_line != 0);
+  if (off == r->start) line_ok = pos->line == r->start_line;
+  if (!line_ok || (pos->line && pos->line - 1 > off))
+    return seek_fail(r, TD_EINVAL, "line %llu does not fit offset %llu",
+                     (unsigned long long)pos->line, uoff);
+  if (r->is_csv) {
+    if (off == r->start && pos->skipped)
+      return seek_fail(r, TD_EINVAL, "malformed position");
+    if (r->named ? pos->ncols != r->ncols
+                 : pos->ncols > (uint64_t)(INT_MAX - 16))
+      return seek_fail(r, TD_EINVAL, "the position has %llu columns, the "
+                       "reader %zu", (unsigned long long)pos->ncols,
+                       r->ncols);
+  } else if (pos->skipped || pos->ncols) {
+    return seek_fail(r, TD_EINVAL, "malformed position");
+  }
+
+  int rc;
+  if (off == r->start) {
+    /* where the reader already is (a text split still skips the partial
+     * line it starts inside) */
+  } else if (r->end != UINT64_MAX && off >= r->end) {
+    /* a text split that is done: only the offset after its last line */
+    uint64_t stop = 0;
+    rc = text_split_stop(r, &stop);
+    if (rc < 0) return seek_fail(r, rc, NULL);
+    if (rc > 0 || off != stop)
+      return seek_fail(r, TD_EINVAL, "offset %llu is outside split %d of %d "
+                       "(lines starting at offsets %llu to %llu)", uoff,
+                       r->split, r->n_splits, (unsigned long long)r->start,
+                       (unsigned long long)r->end - 1);
+    rc = reader_goto(r, off); /* in the buffer: no I/O */
+    if (rc) return seek_fail(r, rc < 0 ? rc : TD_EINVAL, rc < 0 ? NULL :
+                             "offset %llu is beyond the end of the file",
+                             uoff);
+    r->done = 1;
+    r->skip_partial = 0;
+  } else {
+    /* the byte before off must end a line, unless off is the end */
+    rc = reader_goto(r, off - 1);
+    if (rc == 0) rc = reader_want(r, 2);
+    if (rc < 0) return seek_fail(r, rc, NULL);
+    size_t avail = r->wpos - r->rpos;
+    if (rc > 0 || avail == 0)
+      return seek_fail(r, TD_EINVAL, "offset %llu is beyond the end of the "
+                       "file", uoff);
+    if (r->buf[r->rpos] != '\n' && avail > 1)
+      return seek_fail(r, TD_EINVAL, "offset %llu is not at the start of a "
+                       "line", uoff);
+    r->rpos++;
+    r->skip_partial = 0;
+  }
+  r->line = pos->line;
+  if (r->is_csv) {
+    r->skipped = pos->skipped;
+    if (!r->named && pos->ncols && csv_fix_ncols(r, (size_t)pos->ncols))
+      return seek_fail(r, r->err, NULL);
+  }
+  return 0;
 }
 
 const char *td_reader_error(const td_reader_t *r) {

@@ -9,6 +9,11 @@
  * Hadoop's and Flink's line-oriented splits do), so every line is read by
  * exactly one split. Gzip files and CSV files are not splittable (CSV fields
  * may hold line breaks).
+ *
+ * Readers are replayable: td_reader_position() tells where the records not
+ * yet returned begin, and td_reader_seek() makes a freshly opened reader
+ * continue from there, so a source can store its position in a checkpoint
+ * and resume after a restore without losing or repeating a record.
  */
 #ifndef TD_SOURCE_FILE_H
 #define TD_SOURCE_FILE_H
@@ -85,6 +90,95 @@ const char *td_reader_error(const td_reader_t *r);
 
 /* td_reader_skipped - rows skipped so far under skip_errors. */
 uint64_t td_reader_skipped(const td_reader_t *r);
+
+/* Reader kinds, as recorded in a position. */
+enum { TD_READER_TEXT = 1, TD_READER_CSV = 2 };
+
+/*
+ * td_reader_pos_t - a replayable reader position: the point just after the
+ * last record td_reader_read returned, where the records not yet returned
+ * begin. Every field is a fixed-width integer, so a checkpoint stores the
+ * struct field by field and loads it back as it was; a caller never needs
+ * to interpret the fields, only to keep all of them.
+ *
+ *   offset    byte offset, in the decompressed stream (so for a .gz file
+ *             not an offset in the file on disk), of the first byte of the
+ *             next record: the start of a line, or the end of the input
+ *             once everything was returned. Blank lines (CSV) and rows
+ *             skipped under skip_errors before that record may or may not
+ *             lie behind it; reading from here skips them the same way.
+ *             After a read that failed on a malformed CSV row (TD_EPARSE),
+ *             the position is that row's start: a reader restored there
+ *             fails on the same row with the same message.
+ *   line      the 1-based physical line number where that record starts,
+ *             so messages naming lines ("PATH:LINE: ...") stay right after
+ *             a restore; 0 when unknown, which is the case only for a text
+ *             split that does not start at offset 0 (knowing its line
+ *             numbers would mean reading the file up to the split).
+ *   skipped   CSV: rows skipped so far under skip_errors; a restored
+ *             reader's td_reader_skipped() continues from it. 0 for text.
+ *   ncols     CSV: the column count the rows are checked against (from the
+ *             header or the names; without either, fixed by the first row,
+ *             so a restored reader must know it; 0 before that row). 0 for
+ *             text. The header itself is not stored: it is read again at
+ *             open.
+ *   split, n_splits
+ *             the split the position belongs to; it is only valid for a
+ *             reader of that same split.
+ *   kind      TD_READER_TEXT or TD_READER_CSV.
+ *   reserved  0.
+ */
+typedef struct td_reader_pos {
+  uint64_t offset;
+  uint64_t line;
+  uint64_t skipped;
+  uint64_t ncols;
+  int32_t split;
+  int32_t n_splits;
+  int32_t kind;
+  int32_t reserved;
+} td_reader_pos_t;
+
+/*
+ * td_reader_position - the reader's current position (see td_reader_pos_t)
+ * into *pos. It may be taken at any time between reads: before the first
+ * read (the start of the split, or of the rows after the CSV header), after
+ * any batch (even one that ended in the middle of the reader's buffer),
+ * after the end (a reader restored there returns 0), and after an error.
+ * Returns 0, TD_EINVAL for NULL arguments, or the reader's error code after
+ * a failed td_reader_seek (the reader then has no position).
+ */
+int td_reader_position(const td_reader_t *r, td_reader_pos_t *pos);
+
+/*
+ * td_reader_seek - continue a freshly opened reader from *pos, a position
+ * taken by td_reader_position from a reader opened over the same file with
+ * the same split and the same options (the file unchanged). Must come
+ * before any td_reader_read, and at most once. After it, td_reader_read
+ * returns exactly the records the original reader had not returned yet,
+ * with the same line numbers in its messages, and td_reader_skipped counts
+ * on from pos->skipped.
+ *
+ * Cost: for a plain file, one seek (O(1)) and the read of the block there,
+ * which the next td_reader_read uses. For a .gz file, zlib's gzseek, which
+ * decompresses the stream from the start (from the reader's current point
+ * when the target lies ahead of it) up to the offset: O(offset). A
+ * position at the reader's start (what a fresh reader reports) costs
+ * nothing.
+ *
+ * The position is checked as far as that is cheap: TD_EINVAL with a
+ * message (td_reader_error, naming the path) for a position of another
+ * kind of reader or of another split, an offset outside this reader's
+ * split (before its start, or, for a text split that ends before the end
+ * of the file, past the end of its last line; any offset for a split that
+ * reads nothing), before the first CSV row, beyond the end of the file, or
+ * not at the start of a line. An offset just after a line break inside a
+ * quoted CSV field cannot be told from a row start: positions must come
+ * from td_reader_position. Read errors give -errno / TD_EIO / TD_ECORRUPT.
+ * On any failure the reader keeps the error: every later read returns it;
+ * free the reader.
+ */
+int td_reader_seek(td_reader_t *r, const td_reader_pos_t *pos);
 
 /* td_reader_free - close the file and free the reader; NULL is a no-op. */
 void td_reader_free(td_reader_t *r);

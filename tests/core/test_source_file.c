@@ -19,7 +19,7 @@
 /* ------------------------------------------------------------------ */
 /* temporary files */
 
-#define MAX_TMP 16
+#define MAX_TMP 64
 
 typedef struct {
   char dir[64];
@@ -1251,6 +1251,1112 @@ TD_TEST(test_source_file_csv_large_file_across_buffers) {
   tmp_cleanup(&t);
 }
 
+/* ------------------------------------------------------------------ */
+/* positions */
+
+/* Appends an exact, canonical text of the Lua value at idx: strings with
+ * their length, integers and floats apart (floats in hex), table entries
+ * sorted, so two records compare equal exactly when they are the same. */
+static int cmp_strp(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void repr(lua_State *L, int idx, sbuf_t *b) {
+  char tmp[64];
+  idx = lua_absindex(L, idx);
+  switch (lua_type(L, idx)) {
+  case LUA_TSTRING: {
+    size_t len;
+    const char *p = lua_tolstring(L, idx, &len);
+    snprintf(tmp, sizeof tmp, "s%zu:", len);
+    sb_str(b, tmp);
+    sb_add(b, p, len);
+    break;
+  }
+  case LUA_TNUMBER:
+    if (lua_isinteger(L, idx))
+      snprintf(tmp, sizeof tmp, "i%lld", (long long)lua_tointeger(L, idx));
+    else
+      snprintf(tmp, sizeof tmp, "f%a", (double)lua_tonumber(L, idx));
+    sb_str(b, tmp);
+    break;
+  case LUA_TBOOLEAN:
+    sb_str(b, lua_toboolean(L, idx) ? "true" : "false");
+    break;
+  case LUA_TTABLE: {
+    size_t n = 0, cap = 8;
+    char **items = malloc(cap * sizeof *items);
+    if (!items) exit(2);
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+      sbuf_t e = {0};
+      repr(L, -2, &e);
+      sb_str(&e, "=");
+      repr(L, -1, &e);
+      if (n == cap) {
+        cap *= 2;
+        items = realloc(items, cap * sizeof *items);
+        if (!items) exit(2);
+      }
+      items[n++] = e.p;
+      lua_pop(L, 1);
+    }
+    qsort(items, n, sizeof *items, cmp_strp);
+    sb_str(b, "{");
+    for (size_t i = 0; i < n; i++) {
+      if (i) sb_str(b, ",");
+      sb_str(b, items[i]);
+      free(items[i]);
+    }
+    sb_str(b, "}");
+    free(items);
+    break;
+  }
+  default:
+    sb_str(b, lua_typename(L, lua_type(L, idx)));
+  }
+}
+
+/* repr of t[i] at idx, malloc'd */
+static char *repr_at(lua_State *L, int idx, int i) {
+  sbuf_t b = {0};
+  lua_rawgeti(L, idx, i);
+  repr(L, -1, &b);
+  lua_pop(L, 1);
+  if (!b.p) b.p = calloc(1, 1);
+  return b.p;
+}
+
+/* A reader to open again and again: a file, its kind and split. */
+typedef struct {
+  const char *path;
+  int csv;
+  td_csv_opts_t o;
+  int split, n;
+} src_t;
+
+static src_t text_src(const char *path, int split, int n) {
+  src_t s;
+  memset(&s, 0, sizeof s);
+  s.path = path;
+  s.split = split;
+  s.n = n;
+  return s;
+}
+
+static src_t csv_src(const char *path, const td_csv_opts_t *o) {
+  src_t s;
+  memset(&s, 0, sizeof s);
+  s.path = path;
+  s.csv = 1;
+  s.o = *o;
+  s.n = 1;
+  return s;
+}
+
+static td_reader_t *src_open(const src_t *s) {
+  td_reader_t *r = NULL;
+  char err[512];
+  int rc = s->csv ? td_reader_open_csv(&r, s->path, &s->o, s->split, s->n,
+                                       err, sizeof err)
+                  : td_reader_open_text(&r, s->path, s->split, s->n, err,
+                                        sizeof err);
+  if (rc) {
+    fprintf(stderr, "  open %s (split %d of %d): %s\n", s->path, s->split,
+            s->n, err);
+    td_test_failed_ = 1;
+    return NULL;
+  }
+  return r;
+}
+
+/* What one uninterrupted read gives: the records, then 0 or an error. */
+typedef struct {
+  char **recs;
+  int n;
+  int rc;
+  char err[1024];
+  uint64_t skipped;
+  td_reader_pos_t end; /* the position after it all */
+} ref_t;
+
+static void ref_read(const src_t *s, ref_t *ref) {
+  memset(ref, 0, sizeof *ref);
+  td_reader_t *r = src_open(s);
+  if (!r) return;
+  lua_State *L = new_state();
+  int rc = read_all(L, r, 1000);
+  ref->rc = rc < 0 ? rc : 0;
+  ref->n = (int)lua_rawlen(L, -1);
+  ref->recs = calloc((size_t)ref->n + 1, sizeof *ref->recs);
+  for (int i = 0; i < ref->n; i++) ref->recs[i] = repr_at(L, -1, i + 1);
+  if (rc < 0) snprintf(ref->err, sizeof ref->err, "%s", td_reader_error(r));
+  ref->skipped = td_reader_skipped(r);
+  TD_CHECK_INT(td_reader_position(r, &ref->end), 0);
+  td_reader_free(r);
+  lua_close(L);
+}
+
+static void ref_free(ref_t *ref) {
+  for (int i = 0; i < ref->n; i++) free(ref->recs[i]);
+  free(ref->recs);
+}
+
+/* Compares records 1..n of the table at idx with ref->recs[from..]. */
+static int same_records(lua_State *L, int idx, int n, const ref_t *ref,
+                        int from, const char *ctx) {
+  for (int i = 0; i < n; i++) {
+    if (from + i >= ref->n) {
+      fprintf(stderr, "  %s: record %d is one too many\n", ctx, from + i + 1);
+      return 0;
+    }
+    char *got = repr_at(L, idx, i + 1);
+    int same = strcmp(got, ref->recs[from + i]) == 0;
+    if (!same)
+      fprintf(stderr, "  %s: record %d is %.80s, expected %.80s\n", ctx,
+              from + i + 1, got, ref->recs[from + i]);
+    free(got);
+    if (!same) return 0;
+  }
+  return 1;
+}
+
+enum { PEEK = 4 };
+
+/* Opens s afresh, seeks to pos (taken after `done` records) and checks
+ * that it returns exactly ref's records from there on: all of them with
+ * the same ending (full), or the next few (peek). */
+static void check_resume(const src_t *s, const td_reader_pos_t *pos,
+                         const ref_t *ref, int done, int full,
+                         const char *ctx) {
+  td_reader_t *r = src_open(s);
+  if (!r) return;
+  int rc = td_reader_seek(r, pos);
+  if (rc) {
+    fprintf(stderr, "  %s: seek to offset %llu failed: %s\n", ctx,
+            (unsigned long long)pos->offset, td_reader_error(r));
+    td_test_failed_ = 1;
+    td_reader_free(r);
+    return;
+  }
+  lua_State *L = new_state();
+  int remain = ref->n - done, ok = 1;
+  if (full) {
+    int c = read_all(L, r, done % 2 ? 1000 : 3);
+    int want = ref->rc < 0 ? ref->rc : remain;
+    if (c != want) {
+      fprintf(stderr, "  %s: resumed read gave %d, expected %d\n", ctx, c,
+              want);
+      ok = 0;
+    }
+    int got = (int)lua_rawlen(L, -1);
+    if (got != remain) {
+      fprintf(stderr, "  %s: resumed read gave %d records, expected %d\n",
+              ctx, got, remain);
+      ok = 0;
+    }
+    if (!same_records(L, -1, got, ref, done, ctx)) ok = 0;
+    if (td_reader_skipped(r) != ref->skipped) {
+      fprintf(stderr, "  %s: skipped %llu, expected %llu\n", ctx,
+              (unsigned long long)td_reader_skipped(r),
+              (unsigned long long)ref->skipped);
+      ok = 0;
+    }
+    /* and it ends where the uninterrupted read ended, on the same line */
+    td_reader_pos_t end;
+    if (td_reader_position(r, &end) != 0 ||
+        memcmp(&end, &ref->end, sizeof end) != 0) {
+      fprintf(stderr, "  %s: resumed read ends at offset %llu line %llu, "
+              "expected offset %llu line %llu\n", ctx,
+              (unsigned long long)end.offset, (unsigned long long)end.line,
+              (unsigned long long)ref->end.offset,
+              (unsigned long long)ref->end.line);
+      ok = 0;
+    }
+  } else {
+    lua_newtable(L);
+    int c = td_reader_read(r, L, -1, PEEK);
+    int want = remain > PEEK ? PEEK : remain;
+    if (remain == 0) want = ref->rc;
+    if (c != want) {
+      fprintf(stderr, "  %s: resumed read gave %d, expected %d\n", ctx, c,
+              want);
+      ok = 0;
+    } else if (c > 0 && !same_records(L, -1, c, ref, done, ctx)) {
+      ok = 0;
+    }
+  }
+  if (ok && ref->rc < 0 && (full || remain == 0) &&
+      strcmp(td_reader_error(r), ref->err) != 0) {
+    fprintf(stderr, "  %s: error '%s', expected '%s'\n", ctx,
+            td_reader_error(r), ref->err);
+    ok = 0;
+  }
+  if (!ok) td_test_failed_ = 1;
+  td_reader_free(r);
+  lua_close(L);
+}
+
+/* Which positions check_positions resumes from: every one (full_every 1,
+ * window 0), or in large files every full_every-th in full and peeks at
+ * those within `window` bytes of origin + a multiple of 1 MiB (about
+ * where the reader's buffer is refilled: origin is where the reader
+ * starts reading) or next to a record longer than 64 KiB. */
+typedef struct {
+  int full_every;
+  uint64_t window;
+  uint64_t origin;
+} sample_t;
+
+static const sample_t EVERY = {1, 0, 0};
+
+#define MIB (1024u * 1024u)
+
+/* Reads s in batches of `batch`, checking every batch against ref; after
+ * each batch takes the position and checks that a fresh reader seeked
+ * there returns exactly the records not read yet (and, at the end, none).
+ * Returns the number of positions checked. */
+static int check_positions(const src_t *s, const ref_t *ref, int batch,
+                           sample_t smp) {
+  char ctx[400];
+  td_reader_t *r = src_open(s);
+  if (!r) return 0;
+  lua_State *L = new_state();
+  lua_newtable(L);
+  int bt = lua_gettop(L), done = 0, checked = 0, k = 0;
+  td_reader_pos_t pos;
+  /* the position of a fresh reader: everything is still to come */
+  TD_CHECK_INT(td_reader_position(r, &pos), 0);
+  snprintf(ctx, sizeof ctx, "%s split %d/%d batch %d, fresh", s->path,
+           s->split, s->n, batch);
+  check_resume(s, &pos, ref, 0, smp.full_every == 1 || ref->n < 50, ctx);
+  checked++;
+  for (;; k++) {
+    for (int i = 1; i <= batch; i++) {
+      lua_pushnil(L);
+      lua_rawseti(L, bt, i);
+    }
+    int rc = td_reader_read(r, L, bt, batch);
+    snprintf(ctx, sizeof ctx, "%s split %d/%d batch %d, call %d (%d read)",
+             s->path, s->split, s->n, batch, k + 1, done);
+    if (rc > 0) {
+      if (rc > batch || !same_records(L, bt, rc, ref, done, ctx)) {
+        td_test_failed_ = 1;
+        break;
+      }
+      done += rc;
+    } else if (rc < 0) {
+      TD_CHECK_INT(rc, ref->rc);
+      TD_CHECK_INT(done, ref->n);
+      TD_CHECK_STR(td_reader_error(r), ref->err);
+    } else {
+      TD_CHECK_INT(done, ref->n);
+      TD_CHECK_INT(ref->rc, 0);
+    }
+    TD_CHECK_INT(td_reader_position(r, &pos), 0);
+    TD_CHECK_INT(pos.split, s->split);
+    TD_CHECK_INT(pos.n_splits, s->n);
+    TD_CHECK_INT(pos.kind, s->csv ? TD_READER_CSV : TD_READER_TEXT);
+    int last = rc <= 0;
+    int full = last || smp.full_every == 1 || (k + 1) % smp.full_every == 0;
+    int peek = 0;
+    if (!full && smp.window) {
+      uint64_t m = (pos.offset - smp.origin) % MIB;
+      peek = m < smp.window || MIB - m < smp.window;
+      if ((done > 0 && strlen(ref->recs[done - 1]) > 65536) ||
+          (done < ref->n && strlen(ref->recs[done]) > 65536))
+        peek = 1;
+    }
+    snprintf(ctx, sizeof ctx, "%s split %d/%d batch %d, after call %d (%d "
+             "read, offset %llu)", s->path, s->split, s->n, batch, k + 1,
+             done, (unsigned long long)pos.offset);
+    if (full || peek) {
+      check_resume(s, &pos, ref, done, full, ctx);
+      checked++;
+    }
+    if (last) {
+      /* a position taken at the end gives a reader that returns nothing
+       * more (or the same error) */
+      td_reader_t *r2 = src_open(s);
+      if (r2) {
+        TD_CHECK_INT(td_reader_seek(r2, &pos), 0);
+        lua_newtable(L);
+        TD_CHECK_INT(td_reader_read(r2, L, -1, 10), ref->rc);
+        TD_CHECK_INT(lua_rawlen(L, -1), 0);
+        lua_pop(L, 1);
+        td_reader_free(r2);
+      }
+      break;
+    }
+  }
+  TD_CHECK_INT(td_reader_skipped(r), ref->skipped);
+  td_reader_free(r);
+  lua_close(L);
+  return checked;
+}
+
+static const int BATCHES[] = {1, 2, 3, 7, 1000};
+enum { N_BATCHES = sizeof BATCHES / sizeof BATCHES[0] };
+
+/* check_positions for every batch size, against one uninterrupted read. */
+static void check_all_batches(const src_t *s, sample_t smp) {
+  ref_t ref;
+  ref_read(s, &ref);
+  for (int b = 0; b < N_BATCHES; b++) check_positions(s, &ref, BATCHES[b],
+                                                      smp);
+  ref_free(&ref);
+}
+
+static const char *const SMALL_TEXTS[] = {
+    "one\r\ntwo\r\n\r\nth\rree\n\n\nfour", /* CRLF, empty, no final \n */
+    "\n\na\n\n\nb\n\n",
+    "alpha\nbeta\n\ngamma delta\n",
+    "x",
+    "",
+    "only\r",
+    "a\r\n",
+    "\r\n\r\n",
+    "\n",
+    "ab\ncd",
+};
+
+TD_TEST(test_source_file_position_text_batches) {
+  tmpdir_t t;
+  tmp_init(&t);
+  size_t nsmall = sizeof SMALL_TEXTS / sizeof SMALL_TEXTS[0];
+  for (size_t f = 0; f < nsmall; f++) {
+    char name[32];
+    snprintf(name, sizeof name, "s%zu.txt", f);
+    const char *p = tmp_write_str(&t, name, SMALL_TEXTS[f]);
+    snprintf(name, sizeof name, "s%zu.txt.gz", f);
+    const char *pz =
+        tmp_write_gz(&t, name, SMALL_TEXTS[f], strlen(SMALL_TEXTS[f]));
+    for (int n = 1; n <= 4; n++)
+      for (int sp = 0; sp < n; sp++) {
+        src_t s = text_src(p, sp, n);
+        check_all_batches(&s, EVERY);
+      }
+    src_t sz = text_src(pz, 0, 1);
+    check_all_batches(&sz, EVERY);
+  }
+  /* generated lines: empty ones, CRLF, with and without a final newline */
+  for (int fin = 0; fin <= 1; fin++) {
+    enum { NL = 100 };
+    sbuf_t text = {0}, store = {0};
+    size_t offs[NL];
+    gen_lines(&text, &store, offs, NL, fin);
+    const char *p = tmp_write(&t, fin ? "g1.txt" : "g0.txt", text.p,
+                              text.len);
+    const char *pz = tmp_write_gz(&t, fin ? "g1.txt.gz" : "g0.txt.gz",
+                                  text.p, text.len);
+    for (int n = 1; n <= 4; n++)
+      for (int sp = 0; sp < n; sp++) {
+        src_t s = text_src(p, sp, n);
+        check_all_batches(&s, EVERY);
+      }
+    for (int sp = 0; sp < 3; sp++) { /* gz: split 0 reads it all */
+      src_t s = text_src(pz, sp, 3);
+      check_all_batches(&s, EVERY);
+    }
+    free(text.p);
+    free(store.p);
+  }
+  tmp_cleanup(&t);
+}
+
+/* floor(size * k / n), as the reader splits files */
+static uint64_t test_split_point(uint64_t size, int k, int n) {
+  return size / (uint64_t)n * (uint64_t)k +
+         size % (uint64_t)n * (uint64_t)k / (uint64_t)n;
+}
+
+TD_TEST(test_source_file_position_text_large) {
+  /* several MiB, so batches end on both sides of buffer refills, with two
+   * lines longer than the buffer (which then grows) */
+  tmpdir_t t;
+  tmp_init(&t);
+  enum { NL = 16000 };
+  sbuf_t text = {0}, store = {0};
+  static size_t offs[NL];
+  gen_lines(&text, &store, offs, NL / 2, 1);
+  size_t big = 1536u * 1024 + 5;
+  char *line = malloc(big + 2);
+  memset(line, 'q', big);
+  memcpy(line + big, "\n", 2);
+  sb_str(&text, line);
+  gen_lines(&text, &store, offs, NL / 4, 1);
+  line[big - 1] = '\r'; /* CRLF */
+  sb_str(&text, line);
+  sb_str(&text, line);
+  gen_lines(&text, &store, offs, NL / 4, 0);
+  const char *p = tmp_write(&t, "big.txt", text.p, text.len);
+  const char *pz = tmp_write_gz(&t, "big.txt.gz", text.p, text.len);
+  int checked = 0;
+  for (int n = 1; n <= 3; n += 2)
+    for (int sp = 0; sp < n; sp++) {
+      src_t s = text_src(p, sp, n);
+      ref_t ref;
+      ref_read(&s, &ref);
+      uint64_t start = test_split_point(text.len, sp, n);
+      for (int b = 0; b < N_BATCHES; b++) {
+        int calls = ref.n / BATCHES[b] + 1;
+        sample_t smp = {calls / 2 > 0 ? calls / 2 : 1, 2048,
+                        start ? start - 1 : 0};
+        checked += check_positions(&s, &ref, BATCHES[b], smp);
+      }
+      ref_free(&ref);
+    }
+  TD_CHECK(checked > 120); /* the peeks happened */
+  /* gz: every seek decompresses from the start, so fewer of them */
+  src_t s = text_src(pz, 0, 1);
+  ref_t ref;
+  ref_read(&s, &ref);
+  TD_CHECK(ref.n > NL);
+  static const int gz_batches[] = {7, 1000};
+  for (int b = 0; b < 2; b++) {
+    int calls = ref.n / gz_batches[b] + 1;
+    sample_t smp = {calls / 2 > 0 ? calls / 2 : 1, 0, 0};
+    check_positions(&s, &ref, gz_batches[b], smp);
+  }
+  ref_free(&ref);
+  free(line);
+  free(text.p);
+  free(store.p);
+  tmp_cleanup(&t);
+}
+
+/* Seeks a fresh reader of s to pos; expects TD_EINVAL with a message
+ * naming the path, and a reader that keeps failing. */
+static void check_seek_rejected(const src_t *s, const td_reader_pos_t *pos,
+                                const char *what) {
+  td_reader_t *r = src_open(s);
+  if (!r) return;
+  int rc = td_reader_seek(r, pos);
+  if (rc != TD_EINVAL) {
+    fprintf(stderr, "  %s: split %d/%d, offset %llu: seek gave %d (%s), "
+            "expected TD_EINVAL\n", what, s->split, s->n,
+            (unsigned long long)pos->offset, rc, td_reader_error(r));
+    td_test_failed_ = 1;
+  } else {
+    TD_CHECK(strstr(td_reader_error(r), s->path) != NULL);
+    lua_State *L = new_state();
+    lua_newtable(L);
+    TD_CHECK_INT(td_reader_read(r, L, -1, 10), TD_EINVAL);
+    TD_CHECK_INT(lua_rawlen(L, -1), 0);
+    td_reader_pos_t again;
+    TD_CHECK_INT(td_reader_position(r, &again), TD_EINVAL);
+    lua_close(L);
+  }
+  td_reader_free(r);
+}
+
+TD_TEST(test_source_file_position_text_splits_own_positions) {
+  /* a position inside split s is only valid for split s */
+  tmpdir_t t;
+  tmp_init(&t);
+  enum { NL = 400 };
+  sbuf_t text = {0}, store = {0};
+  size_t offs[NL];
+  gen_lines(&text, &store, offs, NL, 1);
+  const char *p = tmp_write(&t, "g.txt", text.p, text.len);
+  int rejected = 0;
+  for (int n = 2; n <= 5; n++) {
+    for (int sp = 0; sp < n; sp++) {
+      src_t s = text_src(p, sp, n);
+      uint64_t end = test_split_point(text.len, sp + 1, n);
+      td_reader_t *r = src_open(&s);
+      if (!r) continue;
+      lua_State *L = new_state();
+      lua_newtable(L);
+      for (int k = 0; td_reader_read(r, L, 1, 7) > 0; k++) {
+        td_reader_pos_t pos;
+        TD_CHECK_INT(td_reader_position(r, &pos), 0);
+        if (pos.offset >= end || k % 3) continue;
+        for (int o = 0; o < n; o++) {
+          if (o == sp) continue;
+          /* the labels say split sp: no other split takes it */
+          src_t other = text_src(p, o, n);
+          check_seek_rejected(&other, &pos, "another split's position");
+          /* relabelled, the offset is still outside split o */
+          td_reader_pos_t forged = pos;
+          forged.split = o;
+          if (o != 0) forged.line = 0;
+          check_seek_rejected(&other, &forged, "an offset in another split");
+          rejected += 2;
+        }
+      }
+      td_reader_free(r);
+      lua_close(L);
+    }
+  }
+  TD_CHECK(rejected > 100);
+  free(text.p);
+  free(store.p);
+  tmp_cleanup(&t);
+}
+
+/* CSV contents for the position tests */
+static const char CSV_TYPED[] =
+    "\xEF\xBB\xBFi,f,n,b,s\r\n"
+    "1,1.5,7,true,plain\r\n"
+    "2,-2,1.25,FALSE,\"multi\r\nline\"\r\n"
+    "\r\n"
+    "3,,,,\"\"\r\n"
+    "\n"
+    "\"4\",1e3,99999999999999999999,1,\"a,b \"\"q\"\"\n\n\"\n"
+    "5,nan,-0x10,0,x\n"
+    "6,2,3,1,\"\"\"\"\n"
+    "7,2.5,3,TRUE,\"last\"";            /* no final newline */
+
+static const char CSV_BAD[] =
+    "k,v,w\n"
+    "a,1,\"x\ny\"\n"
+    "b,2,x\n"
+    "c,3\n"                              /* field count (line 5) */
+    "d,4,\"p\nq\"\n"
+    "e,x5,z\n"                           /* bad int */
+    "f,6,ab\"c\n"                        /* stray quote */
+    "\n"
+    "g,7,\"m\nn\no\"\n"
+    "h,8,\"unterminated\n"               /* to the end: one bad row */
+    "i,9,z\n";
+
+static const char CSV_BAD_TAIL[] =      /* bad rows at the very end */
+    "k,v,w\n"
+    "a,1,x\n"
+    "b,2,\"y\nz\"\n"
+    "c\n"
+    "\n"
+    "d,x,e\n";
+
+static const char CSV_ARRAYS[] =        /* no header: the first row fixes 3 */
+    "1,x,\n"
+    "2,y,3\n"
+    "3,z\n"                              /* 2 fields: bad */
+    "4,\"w\nv\",5\n"
+    "5,a,b\n"                            /* bad int in column 3 */
+    "6,b,6\n"
+    "7\n"
+    "8,c,8,9\n"
+    "9,d,9\n";
+
+static const char *const V_INT[] = {"v"};
+static const td_col_type_t T_INT[] = {TD_COL_INT};
+static const char *const ARR_COLS[] = {"1", "3"};
+static const td_col_type_t ARR_TYPES[] = {TD_COL_INT, TD_COL_INT};
+static const char *const ARR_NAMES[] = {"id", "tag", "n"};
+
+TD_TEST(test_source_file_position_csv_batches) {
+  tmpdir_t t;
+  tmp_init(&t);
+  static const struct {
+    const char *content;
+    int mode; /* 0 typed, 1 bad (v int), 2 arrays, 3 names no header */
+  } files[] = {{CSV_TYPED, 0}, {CSV_BAD, 1}, {CSV_BAD_TAIL, 1},
+               {CSV_ARRAYS, 2}, {CSV_ARRAYS, 3}};
+  int errors_seen = 0, skips_seen = 0;
+  for (size_t f = 0; f < sizeof files / sizeof files[0]; f++) {
+    char name[32];
+    snprintf(name, sizeof name, "c%zu.csv", f);
+    const char *p = tmp_write_str(&t, name, files[f].content);
+    snprintf(name, sizeof name, "c%zu.csv.gz", f);
+    const char *pz = tmp_write_gz(&t, name, files[f].content,
+                                  strlen(files[f].content));
+    for (int skip = 0; skip <= 1; skip++) {
+      td_csv_opts_t o = csv_defaults();
+      o.skip_errors = skip;
+      switch (files[f].mode) {
+      case 0:
+        o.type_names = TYPED_NAMES;
+        o.types = TYPED_TYPES;
+        o.n_types = 4;
+        break;
+      case 1:
+        o.type_names = V_INT;
+        o.types = T_INT;
+        o.n_types = 1;
+        break;
+      case 2:
+        o.header = 0;
+        o.type_names = ARR_COLS;
+        o.types = ARR_TYPES;
+        o.n_types = 2;
+        break;
+      case 3:
+        o.header = 0;
+        o.names = ARR_NAMES;
+        o.n_names = 3;
+        o.type_names = &ARR_NAMES[2];
+        o.types = T_INT;
+        o.n_types = 1;
+        break;
+      }
+      const char *paths[] = {p, pz};
+      for (int z = 0; z < 2; z++) {
+        src_t s = csv_src(paths[z], &o);
+        ref_t ref;
+        ref_read(&s, &ref);
+        if (ref.rc < 0) errors_seen++;
+        if (ref.skipped) skips_seen++;
+        for (int b = 0; b < N_BATCHES; b++)
+          check_positions(&s, &ref, BATCHES[b], EVERY);
+        ref_free(&ref);
+        /* only split 0 reads a CSV file; the others' positions stay put */
+        s.split = 1;
+        s.n = 2;
+        check_all_batches(&s, EVERY);
+      }
+    }
+  }
+  TD_CHECK(errors_seen >= 6); /* the cases do stop on errors... */
+  TD_CHECK(skips_seen >= 6);  /* ...and skip rows */
+  tmp_cleanup(&t);
+}
+
+TD_TEST(test_source_file_position_csv_error_lines) {
+  /* the error after a restore names the same line as without one */
+  tmpdir_t t;
+  tmp_init(&t);
+  const char *p = tmp_write_str(&t, "m.csv",
+                                "a,b\n"
+                                "\"1\n2\n3\",x\n"
+                                "y,\"p\r\nq\"\n"
+                                "\n"
+                                "4,5,6\n"
+                                "7,8\n");
+  char expect[400];
+  snprintf(expect, sizeof expect, "%s:8: expected 2 fields, got 3", p);
+  td_csv_opts_t o = csv_defaults();
+  for (int batch = 1; batch <= 3; batch++) {
+    td_reader_t *r;
+    char err[256];
+    lua_State *L = new_state();
+    lua_newtable(L);
+    TD_CHECK_INT(open_csv(&r, p, &o, err, sizeof err), 0);
+    int rc, k = 0;
+    while ((rc = td_reader_read(r, L, 1, batch)) > 0) k += rc;
+    TD_CHECK_INT(rc, TD_EPARSE);
+    TD_CHECK_INT(k, 2);
+    TD_CHECK_STR(td_reader_error(r), expect);
+    td_reader_pos_t pos;
+    TD_CHECK_INT(td_reader_position(r, &pos), 0);
+    TD_CHECK_INT(pos.line, 8);       /* the bad row's line... */
+    TD_CHECK_INT(pos.offset, 24);    /* ...and its first byte */
+    td_reader_free(r);
+    TD_CHECK_INT(open_csv(&r, p, &o, err, sizeof err), 0);
+    TD_CHECK_INT(td_reader_seek(r, &pos), 0);
+    TD_CHECK_INT(td_reader_read(r, L, 1, 10), TD_EPARSE);
+    TD_CHECK_STR(td_reader_error(r), expect);
+    td_reader_free(r);
+    lua_close(L);
+  }
+  tmp_cleanup(&t);
+}
+
+TD_TEST(test_source_file_position_csv_large) {
+  /* MiBs of rows with multi-line fields across buffer refills, bad rows
+   * skipped here and there, plain and gzip */
+  tmpdir_t t;
+  tmp_init(&t);
+  enum { ROWS = 28000 }; /* about 1.3 MiB */
+  sbuf_t b = {0};
+  sb_str(&b, "id,text,n\n");
+  for (int i = 0; i < ROWS; i++) {
+    char row[256];
+    if (i % 97 == 0)
+      snprintf(row, sizeof row, "%d,\"multi\nline \"\"%d\"\",\n\",%d\n", i,
+               i, i * 3);
+    else if (i % 1009 == 0)
+      snprintf(row, sizeof row, "%d,bad,row,%d\n", i, i);
+    else if (i % 2003 == 0)
+      snprintf(row, sizeof row, "%d,bad int,x%d\n", i, i);
+    else
+      snprintf(row, sizeof row, "%d,%.*s,%d\r\n", i, (int)(rng() % 60),
+               "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+               i * 3);
+    sb_str(&b, row);
+  }
+  const char *p = tmp_write(&t, "big.csv", b.p, b.len);
+  const char *pz = tmp_write_gz(&t, "big.csv.gz", b.p, b.len);
+  static const char *const tn[] = {"id", "n"};
+  static const td_col_type_t ty[] = {TD_COL_INT, TD_COL_NUMBER};
+  td_csv_opts_t o = csv_defaults();
+  o.type_names = tn;
+  o.types = ty;
+  o.n_types = 2;
+  o.skip_errors = 1;
+  src_t s = csv_src(p, &o);
+  ref_t ref;
+  ref_read(&s, &ref);
+  TD_CHECK(ref.skipped > 30);
+  TD_CHECK(b.len > MIB);
+  int checked = 0;
+  for (int k = 0; k < N_BATCHES; k++) {
+    /* in full at the end (and halfway for batches of 7), peeks around
+     * the refills */
+    int calls = ref.n / BATCHES[k] + 1;
+    sample_t smp = {BATCHES[k] == 7 ? calls / 2 : calls + 1, 768, 0};
+    checked += check_positions(&s, &ref, BATCHES[k], smp);
+  }
+  TD_CHECK(checked > 40);
+  ref_free(&ref);
+  /* without skipping, the first bad row ends the read */
+  o.skip_errors = 0;
+  s = csv_src(p, &o);
+  ref_read(&s, &ref);
+  TD_CHECK_INT(ref.rc, TD_EPARSE);
+  sample_t smp = {ref.n / 7 / 2 + 1, 768, 0};
+  check_positions(&s, &ref, 7, smp);
+  ref_free(&ref);
+  /* gzip */
+  o.skip_errors = 1;
+  s = csv_src(pz, &o);
+  ref_read(&s, &ref);
+  static const int gz_batches[] = {7, 1000};
+  for (int k = 0; k < 2; k++) {
+    int calls = ref.n / gz_batches[k] + 1;
+    sample_t gsmp = {calls / 2 > 0 ? calls / 2 : 1, 0, 0};
+    check_positions(&s, &ref, gz_batches[k], gsmp);
+  }
+  ref_free(&ref);
+  free(b.p);
+  tmp_cleanup(&t);
+}
+
+TD_TEST(test_source_file_position_values) {
+  tmpdir_t t;
+  tmp_init(&t);
+  lua_State *L = new_state();
+  lua_newtable(L);
+  td_reader_t *r;
+  td_reader_pos_t pos;
+  char err[256];
+  /* text from the start: offsets and 1-based lines */
+  const char *p = tmp_write_str(&t, "a.txt", "a\nbb\r\nccc");
+  TD_CHECK_INT(td_reader_open_text(&r, p, 0, 1, err, sizeof err), 0);
+  TD_CHECK_INT(td_reader_position(r, &pos), 0);
+  TD_CHECK_INT(pos.offset, 0);
+  TD_CHECK_INT(pos.line, 1);
+  TD_CHECK_INT(pos.kind, TD_READER_TEXT);
+  TD_CHECK_INT(pos.split, 0);
+  TD_CHECK_INT(pos.n_splits, 1);
+  TD_CHECK_INT(pos.skipped, 0);
+  TD_CHECK_INT(pos.ncols, 0);
+  TD_CHECK_INT(pos.reserved, 0);
+  TD_CHECK_INT(td_reader_read(r, L, 1, 2), 2);
+  TD_CHECK_INT(td_reader_position(r, &pos), 0);
+  TD_CHECK_INT(pos.offset, 6);
+  TD_CHECK_INT(pos.line, 3);
+  TD_CHECK_INT(td_reader_read(r, L, 1, 2), 1);
+  TD_CHECK_INT(td_reader_position(r, &pos), 0);
+  TD_CHECK_INT(pos.offset, 9);
+  TD_CHECK_INT(pos.line, 4);
+  TD_CHECK_INT(td_reader_read(r, L, 1, 2), 0);
+  td_reader_pos_t end;
+  TD_CHECK_INT(td_reader_position(r, &end), 0);
+  TD_CHECK(memcmp(&pos, &end, sizeof pos) == 0);
+  td_reader_free(r);
+  /* a split past 0: its start, then line numbers unknown */
+  const char *q = tmp_write_str(&t, "b.txt", "aaaa\nbbbb\ncccc\n");
+  TD_CHECK_INT(td_reader_open_text(&r, q, 1, 2, err, sizeof err), 0);
+  TD_CHECK_INT(td_reader_position(r, &pos), 0);
+  TD_CHECK_INT(pos.offset, 7); /* 15 * 1 / 2 */
+  TD_CHECK_INT(pos.line, 0);
+  TD_CHECK_INT(pos.split, 1);
+  TD_CHECK_INT(pos.n_splits, 2);
+  TD_CHECK_INT(td_reader_read(r, L, 1, 1), 1);
+  lua_rawgeti(L, 1, 1);
+  TD_CHECK_STR(lua_tostring(L, -1), "cccc");
+  lua_pop(L, 1);
+  TD_CHECK_INT(td_reader_position(r, &pos), 0);
+  TD_CHECK_INT(pos.offset, 15);
+  TD_CHECK_INT(pos.line, 0);
+  td_reader_free(r);
+  /* split 0 of the same ends after "bbbb\n", which straddles its end */
+  TD_CHECK_INT(td_reader_open_text(&r, q, 0, 2, err, sizeof err), 0);
+  TD_CHECK_INT(td_reader_read(r, L, 1, 10), 2);
+  TD_CHECK_INT(td_reader_position(r, &pos), 0);
+  TD_CHECK_INT(pos.offset, 10);
+  TD_CHECK_INT(pos.line, 3);
+  td_reader_free(r);
+  /* CSV: after the header, then after a row spanning three lines */
+  const char *c = tmp_write_str(&t, "c.csv", "a,b\n\"1\n2\",x\n\n3,4\n");
+  td_csv_opts_t o = csv_defaults();
+  TD_CHECK_INT(open_csv(&r, c, &o, err, sizeof err), 0);
+  TD_CHECK_INT(td_reader_position(r, &pos), 0);
+  TD_CHECK_INT(pos.kind, TD_READER_CSV);
+  TD_CHECK_INT(pos.offset, 4);
+  TD_CHECK_INT(pos.line, 2);
+  TD_CHECK_INT(pos.ncols, 2);
+  TD_CHECK_INT(td_reader_read(r, L, 1, 1), 1);
+  TD_CHECK_INT(td_reader_position(r, &pos), 0);
+  TD_CHECK_INT(pos.offset, 12);
+  TD_CHECK_INT(pos.line, 4);
+  TD_CHECK_INT(td_reader_read(r, L, 1, 1), 1);
+  TD_CHECK_INT(td_reader_position(r, &pos), 0);
+  TD_CHECK_INT(pos.offset, 17);
+  TD_CHECK_INT(pos.line, 6);
+  td_reader_free(r);
+  /* arrays: the column count comes with the position */
+  o.header = 0;
+  TD_CHECK_INT(open_csv(&r, c, &o, err, sizeof err), 0);
+  TD_CHECK_INT(td_reader_position(r, &pos), 0);
+  TD_CHECK_INT(pos.ncols, 0);
+  TD_CHECK_INT(td_reader_read(r, L, 1, 1), 1);
+  TD_CHECK_INT(td_reader_position(r, &pos), 0);
+  TD_CHECK_INT(pos.ncols, 2);
+  TD_CHECK_INT(pos.offset, 4);
+  td_reader_free(r);
+  /* arrays, the first row failing: the position is the start, with the
+   * column count that row fixed; restored there, the same error */
+  const char *e = tmp_write_str(&t, "e.csv", "1,x,y\n2,z,3\n");
+  static const char *const tn3[] = {"3"};
+  static const td_col_type_t ty3[] = {TD_COL_INT};
+  o.type_names = tn3;
+  o.types = ty3;
+  o.n_types = 1;
+  char expect[400];
+  snprintf(expect, sizeof expect, "%s:1: column 3: bad int 'y'", e);
+  TD_CHECK_INT(open_csv(&r, e, &o, err, sizeof err), 0);
+  TD_CHECK_INT(td_reader_read(r, L, 1, 5), TD_EPARSE);
+  TD_CHECK_STR(td_reader_error(r), expect);
+  TD_CHECK_INT(td_reader_position(r, &pos), 0);
+  TD_CHECK_INT(pos.offset, 0);
+  TD_CHECK_INT(pos.line, 1);
+  TD_CHECK_INT(pos.ncols, 3);
+  td_reader_free(r);
+  TD_CHECK_INT(open_csv(&r, e, &o, err, sizeof err), 0);
+  TD_CHECK_INT(td_reader_seek(r, &pos), 0);
+  TD_CHECK_INT(td_reader_read(r, L, 1, 5), TD_EPARSE);
+  TD_CHECK_STR(td_reader_error(r), expect);
+  td_reader_free(r);
+  o.type_names = NULL;
+  o.types = NULL;
+  o.n_types = 0;
+  /* skipped rows count on after a restore */
+  const char *d = tmp_write_str(&t, "d.csv", "a,b\n1\n2\n3,3\n4\n5,5\n");
+  o = csv_defaults();
+  o.skip_errors = 1;
+  TD_CHECK_INT(open_csv(&r, d, &o, err, sizeof err), 0);
+  TD_CHECK_INT(td_reader_read(r, L, 1, 1), 1);
+  TD_CHECK_INT(td_reader_position(r, &pos), 0);
+  TD_CHECK_INT(pos.skipped, 2);
+  TD_CHECK_INT(pos.line, 5);
+  td_reader_free(r);
+  TD_CHECK_INT(open_csv(&r, d, &o, err, sizeof err), 0);
+  TD_CHECK_INT(td_reader_seek(r, &pos), 0);
+  TD_CHECK_INT(td_reader_skipped(r), 2);
+  TD_CHECK_INT(td_reader_read(r, L, 1, 10), 1);
+  TD_CHECK_INT(td_reader_skipped(r), 3);
+  TD_CHECK_INT(td_reader_read(r, L, 1, 10), 0);
+  td_reader_free(r);
+  /* NULL arguments */
+  TD_CHECK_INT(td_reader_position(NULL, &pos), TD_EINVAL);
+  TD_CHECK_INT(td_reader_seek(NULL, &pos), TD_EINVAL);
+  TD_CHECK_INT(td_reader_open_text(&r, p, 0, 1, err, sizeof err), 0);
+  TD_CHECK_INT(td_reader_position(r, NULL), TD_EINVAL);
+  TD_CHECK_INT(td_reader_seek(r, NULL), TD_EINVAL);
+  td_reader_free(r);
+  lua_close(L);
+  tmp_cleanup(&t);
+}
+
+TD_TEST(test_source_file_position_invalid) {
+  tmpdir_t t;
+  tmp_init(&t);
+  lua_State *L = new_state();
+  lua_newtable(L);
+  td_reader_t *r;
+  td_reader_pos_t pos, good;
+  char err[256];
+  const char *data = "alpha\nbeta\ngamma\ndelta\nepsilon\n"; /* 31 bytes */
+  const char *p = tmp_write_str(&t, "a.txt", data);
+  const char *pz = tmp_write_gz(&t, "a.txt.gz", data, strlen(data));
+  src_t s = text_src(p, 0, 1), sz = text_src(pz, 0, 1);
+  TD_CHECK_INT(td_reader_open_text(&r, p, 0, 1, err, sizeof err), 0);
+  TD_CHECK_INT(td_reader_read(r, L, 1, 2), 2);
+  TD_CHECK_INT(td_reader_position(r, &good), 0);
+  TD_CHECK_INT(good.offset, 11);
+  /* no seek once the reader was read from */
+  TD_CHECK_INT(td_reader_seek(r, &good), TD_EINVAL);
+  TD_CHECK(strstr(td_reader_error(r), "freshly opened") != NULL);
+  TD_CHECK_INT(td_reader_read(r, L, 1, 2), TD_EINVAL);
+  td_reader_free(r);
+  /* nor twice */
+  TD_CHECK_INT(td_reader_open_text(&r, p, 0, 1, err, sizeof err), 0);
+  TD_CHECK_INT(td_reader_seek(r, &good), 0);
+  TD_CHECK_INT(td_reader_seek(r, &good), TD_EINVAL);
+  td_reader_free(r);
+  for (int z = 0; z < 2; z++) {
+    const src_t *src = z ? &sz : &s;
+    pos = good;
+    pos.offset = 31 + 1; /* beyond the end */
+    check_seek_rejected(src, &pos, "beyond the end");
+    pos.offset = 1000000;
+    check_seek_rejected(src, &pos, "far beyond the end");
+    pos.offset = UINT64_MAX;
+    check_seek_rejected(src, &pos, "at UINT64_MAX");
+    pos.offset = 13; /* inside "gamma" */
+    check_seek_rejected(src, &pos, "inside a line");
+    pos = good;
+    pos.line = 0;
+    check_seek_rejected(src, &pos, "line 0");
+    pos.line = 50;
+    check_seek_rejected(src, &pos, "a line past the offset");
+    pos = good;
+    pos.kind = TD_READER_CSV;
+    check_seek_rejected(src, &pos, "a CSV position");
+    pos.kind = 7;
+    check_seek_rejected(src, &pos, "a bad kind");
+    pos = good;
+    pos.n_splits = 2;
+    check_seek_rejected(src, &pos, "another split count");
+    pos = good;
+    pos.reserved = 1;
+    check_seek_rejected(src, &pos, "reserved");
+    pos = good;
+    pos.ncols = 2;
+    check_seek_rejected(src, &pos, "text with columns");
+    /* the end itself is fine, and so is the start */
+    pos = good;
+    pos.offset = 31;
+    pos.line = 6;
+    src_t ok = *src;
+    td_reader_t *r2 = src_open(&ok);
+    TD_CHECK_INT(td_reader_seek(r2, &pos), 0);
+    TD_CHECK_INT(td_reader_read(r2, L, 1, 5), 0);
+    td_reader_free(r2);
+    pos.offset = 0;
+    pos.line = 1;
+    r2 = src_open(&ok);
+    TD_CHECK_INT(td_reader_seek(r2, &pos), 0);
+    TD_CHECK_INT(td_reader_read(r2, L, 1, 10), 5);
+    td_reader_free(r2);
+    pos.line = 2; /* the start is on line 1 */
+    check_seek_rejected(src, &pos, "the start with a wrong line");
+  }
+  /* the message says what is wrong */
+  TD_CHECK_INT(td_reader_open_text(&r, p, 0, 1, err, sizeof err), 0);
+  pos = good;
+  pos.offset = 32;
+  TD_CHECK_INT(td_reader_seek(r, &pos), TD_EINVAL);
+  TD_CHECK(strstr(td_reader_error(r), "beyond the end") != NULL);
+  td_reader_free(r);
+  TD_CHECK_INT(td_reader_open_text(&r, pz, 0, 1, err, sizeof err), 0);
+  pos.offset = 13;
+  TD_CHECK_INT(td_reader_seek(r, &pos), TD_EINVAL);
+  TD_CHECK(strstr(td_reader_error(r), "not at the start of a line") != NULL);
+  td_reader_free(r);
+
+  /* splits: 31 bytes in 3 are [0,10) [10,20) [20,31); lines start at 0
+   * (alpha), 6 (beta): split 0; 11 (gamma), 17 (delta): split 1; 23
+   * (epsilon): split 2 */
+  src_t s1 = text_src(p, 1, 3), s2 = text_src(p, 2, 3), s0 = text_src(p, 0, 3);
+  pos = good;
+  pos.split = 1;
+  pos.n_splits = 3;
+  pos.line = 0;
+  pos.offset = 6; /* before split 1 */
+  check_seek_rejected(&s1, &pos, "before the split");
+  pos.offset = 31; /* after epsilon, split 2's line */
+  check_seek_rejected(&s1, &pos, "the next split's end");
+  pos.offset = 17; /* after gamma: delta is left */
+  r = src_open(&s1);
+  TD_CHECK_INT(td_reader_seek(r, &pos), 0);
+  TD_CHECK_INT(td_reader_read(r, L, 1, 5), 1);
+  lua_rawgeti(L, 1, 1);
+  TD_CHECK_STR(lua_tostring(L, -1), "delta");
+  lua_pop(L, 1);
+  td_reader_free(r);
+  pos.offset = 23; /* after delta: split 1 is done */
+  r = src_open(&s1);
+  TD_CHECK_INT(td_reader_seek(r, &pos), 0);
+  TD_CHECK_INT(td_reader_read(r, L, 1, 5), 0);
+  td_reader_free(r);
+  pos.split = 0;
+  pos.line = 3;
+  pos.offset = 17; /* split 0 ends after "beta\n" */
+  check_seek_rejected(&s0, &pos, "split 0 past its end");
+  pos.offset = 11;
+  r = src_open(&s0);
+  TD_CHECK_INT(td_reader_seek(r, &pos), 0);
+  TD_CHECK_INT(td_reader_read(r, L, 1, 5), 0);
+  td_reader_free(r);
+  pos.line = 0;
+  pos.split = 2;
+  pos.offset = 17; /* delta, split 1's */
+  check_seek_rejected(&s2, &pos, "the previous split's line");
+  pos.offset = 35;
+  check_seek_rejected(&s2, &pos, "split 2 beyond the end");
+  r = src_open(&s2);
+  TD_CHECK_INT(td_reader_seek(r, &(td_reader_pos_t){31, 0, 0, 0, 2, 3,
+                                                    TD_READER_TEXT, 0}),
+               0);
+  TD_CHECK_INT(td_reader_read(r, L, 1, 5), 0);
+  td_reader_free(r);
+  /* a split that reads nothing takes only its own position */
+  src_t g1 = text_src(pz, 1, 2);
+  r = src_open(&g1);
+  TD_CHECK_INT(td_reader_position(r, &pos), 0);
+  td_reader_free(r);
+  TD_CHECK_INT(pos.offset, 0);
+  r = src_open(&g1);
+  TD_CHECK_INT(td_reader_seek(r, &pos), 0);
+  TD_CHECK_INT(td_reader_read(r, L, 1, 5), 0);
+  td_reader_free(r);
+  pos.offset = 11;
+  pos.line = 3;
+  check_seek_rejected(&g1, &pos, "a gz split that reads nothing");
+
+  /* CSV */
+  const char *c = tmp_write_str(&t, "c.csv", "a,b\n1,\"x\ny\"\n2,z\n");
+  td_csv_opts_t o = csv_defaults();
+  src_t cs = csv_src(c, &o);
+  r = src_open(&cs);
+  TD_CHECK_INT(td_reader_read(r, L, 1, 1), 1);
+  TD_CHECK_INT(td_reader_position(r, &good), 0);
+  td_reader_free(r);
+  TD_CHECK_INT(good.offset, 12);
+  TD_CHECK_INT(good.line, 4);
+  pos = good;
+  pos.offset = 0;
+  pos.line = 1;
+  check_seek_rejected(&cs, &pos, "the CSV header");
+  pos = good;
+  pos.offset = 10; /* inside the quoted field "x\ny" */
+  pos.line = 3;
+  check_seek_rejected(&cs, &pos, "inside a CSV row");
+  pos = good;
+  pos.ncols = 3;
+  check_seek_rejected(&cs, &pos, "another column count");
+  pos = good;
+  pos.kind = TD_READER_TEXT;
+  check_seek_rejected(&cs, &pos, "a text position");
+  pos = good;
+  pos.line = 1;
+  check_seek_rejected(&cs, &pos, "a line before the first row");
+  pos = good;
+  pos.offset = 17;
+  pos.line = 5;
+  check_seek_rejected(&cs, &pos, "CSV beyond the end");
+  pos.offset = 16; /* the end */
+  r = src_open(&cs);
+  TD_CHECK_INT(td_reader_seek(r, &pos), 0);
+  TD_CHECK_INT(td_reader_read(r, L, 1, 5), 0);
+  td_reader_free(r);
+  /* CSV split 1 reads nothing: split 0's position is not for it */
+  src_t c1 = cs;
+  c1.split = 1;
+  c1.n = 2;
+  pos = good;
+  pos.n_splits = 2;
+  check_seek_rejected(&c1, &pos, "split 0's CSV position");
+  pos.split = 1;
+  check_seek_rejected(&c1, &pos, "a CSV split that reads nothing");
+  lua_close(L);
+  tmp_cleanup(&t);
+}
+
 TD_TEST_MAIN(test_source_file_lines_lf, test_source_file_lines_crlf,
              test_source_file_lines_no_final_newline,
              test_source_file_lines_empty_lines_kept,
@@ -1275,4 +2381,12 @@ TD_TEST_MAIN(test_source_file_lines_lf, test_source_file_lines_crlf,
              test_source_file_csv_unknown_type_column,
              test_source_file_csv_bom_and_crlf,
              test_source_file_csv_blank_lines_delimiter_and_splits,
-             test_source_file_csv_large_file_across_buffers)
+             test_source_file_csv_large_file_across_buffers,
+             test_source_file_position_text_batches,
+             test_source_file_position_text_large,
+             test_source_file_position_text_splits_own_positions,
+             test_source_file_position_csv_batches,
+             test_source_file_position_csv_error_lines,
+             test_source_file_position_csv_large,
+             test_source_file_position_values,
+             test_source_file_position_invalid)
