@@ -149,21 +149,15 @@ function ops.assign_timestamps(node, out, rt)
   local push_out, wm_out = out.push, out.watermark
   local max_ts = math.mininteger + bound + 1
   local last_wm = math.mininteger
-  local o, ot = {}, {}
+  local o, ot, ot2 = {}, {}, {}
   local next_emit = interval and interval > 0 and (rt.now() + interval) or nil
   local last_record_time = rt.now()
   local idle = false
-  local function stamp(v, prev)
-    local t = fn(v, prev)
-    if math.type(t) ~= "integer" then
-      local ti = type(t) == "number" and math.tointeger(t)
-      if not ti then
-        error(string.format("assign_timestamps: the timestamp function returned %s for a record (integer ms expected)",
-          t == nil and "nil" or (type(t) .. " " .. tostring(t))), 0)
-      end
-      t = ti
-    end
-    return t
+  local check = core.check_timestamps
+  local function bad_timestamp(i)
+    local t = ot[i]
+    error(string.format("assign_timestamps: the timestamp function returned %s for a record (integer ms expected)",
+      t == nil and "nil" or (type(t) .. " " .. tostring(t))), 0)
   end
   local function advance()
     local wm = max_ts - bound - 1
@@ -172,6 +166,13 @@ function ops.assign_timestamps(node, out, rt)
       wm_out(wm)
     end
   end
+  -- records start..i of the batch, with their timestamps
+  local function push_range(b, start, i)
+    if start == 1 then return push_out(b, ot, i) end
+    table.move(b, start, i, 1, o)
+    table.move(ot, start, i, 1, ot2)
+    push_out(o, ot2, i - start + 1)
+  end
   local op = {}
   function op.push(b, ts, n)
     if idle then
@@ -179,21 +180,31 @@ function ops.assign_timestamps(node, out, rt)
       out.status("active")
     end
     if idleness then last_record_time = rt.now() end
+    if ts then
+      for i = 1, n do ot[i] = fn(b[i], ts[i]) end
+    else
+      for i = 1, n do ot[i] = fn(b[i]) end
+    end
+    local batch_max, bad = check(ot, n)
+    if not batch_max then bad_timestamp(bad) end
+    if not per_record then
+      if batch_max > max_ts then max_ts = batch_max end
+      return push_out(b, ot, n)
+    end
+    -- per record: the record first, then the watermark it advances
     local start = 1
     for i = 1, n do
-      local t = stamp(b[i], ts and ts[i])
-      o[i - start + 1] = b[i]
-      ot[i - start + 1] = t
+      local t = ot[i]
       if t > max_ts then
         max_ts = t
-        if per_record and t - bound - 1 > last_wm then
-          push_out(o, ot, i - start + 1)
+        if t - bound - 1 > last_wm then
+          push_range(b, start, i)
           start = i + 1
           advance()
         end
       end
     end
-    if start <= n then push_out(o, ot, n - start + 1) end
+    if start <= n then push_range(b, start, n) end
   end
   function op.watermark(wm)
     if wm == math.maxinteger then
