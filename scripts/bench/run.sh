@@ -5,17 +5,19 @@
 #
 # Builds the C baselines into $BUILD/bench/, runs every contender RUNS times
 # (default 3; rounds interleave the contenders so that a noisy moment does
-# not hit one contender only), and prints one markdown table of the best
-# wall time (whole process, startup included, /usr/bin/time), the CPU time
-# of that run and the highest peak RSS over the runs, then a PASS/MISS
-# verdict per goal and how busy the machine was with other work.
+# not hit one contender only), and prints markdown tables (the core goals,
+# then the window goals) of the best wall time (whole process, startup
+# included, /usr/bin/time), the CPU time of that run and the highest peak
+# RSS over the runs, each followed by PASS/MISS verdicts and how busy the
+# machine was with other work.
 # docs/BENCHMARKS.md explains the rows.
 # Exit status: 0 when every job ran and gave the expected result, whatever
 # the verdicts (benchmarks never fail the build); 1 when a job failed or
 # produced a wrong result; 2 on a setup error.
 #
-# Environment: BUILD, DATA, RUNS, LUA (lua5.4), BENCH_CC (gcc),
-# FLOW_SPIN (busy-loop iterations per record in goal 3's slow operator).
+# Environment: BUILD, DATA, RUNS, WIN_RUNS (runs per window row, default
+# 2), LUA (lua5.4), BENCH_CC (gcc), FLOW_SPIN (busy-loop iterations per
+# record in goal 3's slow operator).
 set -u
 
 BUILD=${BUILD:-build}
@@ -229,3 +231,159 @@ if b0 and b1:
         "; the machine was busy, so the figures are pessimistic: rerun on a quiet machine"
         if total and other / total > 0.1 else "."))
 EOF
+report_rc=$?
+
+# ---- windows: event-time window operators on one core ------------------------
+# scripts/bench/windows.lua on N generated events (10,000 keys, timestamps
+# out of order by < 300 ms, periodic bounded watermarks), all chained in
+# one task at --parallelism 1: (a) tumbling 1 s sum, (b) sliding 10 s / 1 s
+# count, (c) tumbling 1 s with a Lua aggregate, (d) session windows (1 s
+# gap) count; (a) also with WIN_N_SMALL events, to show that peak RSS
+# follows the open windows and not the events. Baselines for (a): a C loop
+# (windows_tumbling.c) and a bare Lua loop (windows_bare.lua). WIN_RUNS
+# rounds (default 2), interleaved as above; a second table and its verdicts.
+WIN_RUNS=${WIN_RUNS:-2}
+WIN_N=10000000
+WIN_N_SMALL=2000000
+case $WIN_RUNS in '' | *[!0-9]* | 0) die "WIN_RUNS must be a positive integer" ;; esac
+"$BENCH_CC" -O2 -Wall -Wextra -o "$BUILD/bench/windows_tumbling" "$HERE/windows_tumbling.c" ||
+  die "cannot compile $HERE/windows_tumbling.c"
+
+# expected results: the C baseline's (window, key) count at each size;
+# sessions: one per key per burst of 1,000,000 events
+"$BUILD/bench/windows_tumbling" "$WIN_N_SMALL" >"$TMP/win_c_small.out" || die "windows_tumbling failed"
+read -r w_small_results w_small_total _ <"$TMP/win_c_small.out"
+[ "$w_small_total" = "$WIN_N_SMALL" ] || fail win_c "sum $w_small_total for $WIN_N_SMALL events"
+w_sessions=$((10000 * ((WIN_N + 999999) / 1000000)))
+
+: >"$TMP/times"
+W0=$(date +%s)
+head -n 1 /proc/stat >"$TMP/wstat0" 2>/dev/null || : >"$TMP/wstat0"
+r=1
+while [ "$r" -le "$WIN_RUNS" ]; do
+  echo "bench: window round $r of $WIN_RUNS" >&2
+  timed win_c "$BUILD/bench/windows_tumbling" "$WIN_N"
+  timed win_lua "$LUA" "$HERE/windows_bare.lua" "$WIN_N"
+  timed win_a "$TIDE" run "$HERE/windows.lua" --parallelism 1 -- tumbling_sum "$WIN_N"
+  timed win_a_small "$TIDE" run "$HERE/windows.lua" --parallelism 1 -- tumbling_sum "$WIN_N_SMALL"
+  timed win_b "$TIDE" run "$HERE/windows.lua" --parallelism 1 -- sliding_count "$WIN_N"
+  timed win_agg "$TIDE" run "$HERE/windows.lua" --parallelism 1 -- tumbling_agg "$WIN_N"
+  timed win_d "$TIDE" run "$HERE/windows.lua" --parallelism 1 -- session_count "$WIN_N"
+
+  # every output line is "RESULTS TOTAL" (the C baseline adds its peak entries)
+  read -r w_results w_total w_open <"$TMP/win_c.out"
+  [ "$w_total" = "$WIN_N" ] || fail win_c "sum $w_total over all windows, expected $WIN_N"
+  w_expect="$w_results $WIN_N"
+  res=$(tr '\t' ' ' <"$TMP/win_lua.out")
+  [ "$res" = "$w_expect" ] || fail win_lua "'$res' (results, sum), expected '$w_expect'"
+  for v in win_a win_agg; do
+    res=$(cat "$TMP/$v.out")
+    [ "$res" = "$w_expect" ] || fail "$v" "'$res' (results, sum), expected '$w_expect'"
+  done
+  res=$(cat "$TMP/win_a_small.out")
+  [ "$res" = "$w_small_results $WIN_N_SMALL" ] ||
+    fail win_a_small "'$res' (results, sum), expected '$w_small_results $WIN_N_SMALL'"
+  res=$(cut -d' ' -f2 <"$TMP/win_b.out")
+  [ "$res" = "$((10 * WIN_N))" ] || fail win_b "count $res over all windows, expected $((10 * WIN_N)) (10 windows per event)"
+  res=$(cat "$TMP/win_d.out")
+  [ "$res" = "$w_sessions $WIN_N" ] || fail win_d "'$res' (sessions, count), expected '$w_sessions $WIN_N'"
+  r=$((r + 1))
+done
+W1=$(date +%s)
+head -n 1 /proc/stat >"$TMP/wstat1" 2>/dev/null || : >"$TMP/wstat1"
+w_b_results=$(cut -d' ' -f1 <"$TMP/win_b.out")
+
+python3 - "$TMP/times" "$WIN_RUNS" "$WIN_N" "$WIN_N_SMALL" "$w_results" "$w_open" "$w_b_results" \
+  "$w_sessions" "$((W1 - W0))" "$((W1 - T0))" "$TMP/wstat0" "$TMP/wstat1" \
+  "$(getconf CLK_TCK 2>/dev/null || echo 100)" <<'EOF'
+import sys
+
+(times_file, runs, n, n_small, results, c_open, b_results, sessions, elapsed, total_elapsed,
+ stat0, stat1, hz) = sys.argv[1:]
+runs, n, n_small, results, c_open = int(runs), int(n), int(n_small), int(results), int(c_open)
+b_results, sessions, elapsed, total_elapsed = int(b_results), int(sessions), int(elapsed), int(total_elapsed)
+
+walls, rss = {}, {}
+for line in open(times_file):
+    name, wall, kb, user, sys_ = line.split()
+    walls.setdefault(name, []).append((float(wall), float(user) + float(sys_)))
+    rss[name] = max(rss.get(name, 0), int(kb))
+best = {k: min(v)[0] for k, v in walls.items()}
+cpu = {k: min(v)[1] for k, v in walls.items()}
+mib = {k: v / 1024 for k, v in rss.items()}
+events = {k: n for k in walls}
+events["win_a_small"] = n_small
+eps = {k: events[k] / max(best[k], 0.01) for k in walls}
+
+def fmt(k):
+    return "%s%.2f M events/s" % (">" if best[k] < 0.01 else "", eps[k] / 1e6)
+
+lua = eps["win_lua"]
+rel = lambda k: "%.0f%% of bare Lua" % (100 * eps[k] / lua)
+GOALS = {"win_a": 3e6, "win_a_small": 3e6, "win_b": 2e6, "win_agg": 1e6, "win_d": 1e6}
+rows = [
+    ("a tumbling 1 s, sum", "C loop (hash map, -O2)", "win_c", "%.0fx bare Lua" % (eps["win_c"] / lua)),
+    ("a tumbling 1 s, sum", "bare Lua 5.4 loop, one VM", "win_lua", "100% (reference)"),
+    ("a tumbling 1 s, sum", "Tide p1, built-in sum", "win_a", rel("win_a")),
+    ("a tumbling 1 s, sum, %dM events" % (n_small // 1000000), "Tide p1, built-in sum", "win_a_small",
+     rel("win_a_small")),
+    ("b sliding 10 s / 1 s, count", "Tide p1, built-in count", "win_b", rel("win_b")),
+    ("c tumbling 1 s, Lua aggregate", "Tide p1, {create, add, result, merge}", "win_agg", rel("win_agg")),
+    ("d session, gap 1 s, count", "Tide p1, built-in count", "win_d", rel("win_d")),
+]
+
+print()
+print("Windows: best of %d runs per row (wall clock of the whole process, startup included; "
+      "CPU time of that run; highest peak RSS of the %d runs)." % (runs, runs))
+print("%d events (%d for the %dM row), 10000 keys, bursts of 10 s of event time at 100 events/ms "
+      "with 6 s pauses, jitter 0..299 ms, bounded watermarks (300 ms) every 200 ms. Results checked: "
+      "(a) and (c) %d (window, key) results summing to N, equal to the C loop's; (b) %d results "
+      "counting 10 N; (d) %d sessions counting N. The C loop holds at most %d (window, key) entries "
+      "at once. Bare Lua and C do case (a) only." % (n, n_small, n_small // 1000000, results, b_results,
+                                                     sessions, c_open))
+print()
+print("| case | contender | best wall s | CPU s | peak RSS MiB | throughput | goal | relative |")
+print("|---|---|---:|---:|---:|---:|---:|---|")
+for case, who, key, r in rows:
+    goal = "%g M/s" % (GOALS[key] / 1e6) if key in GOALS else "-"
+    print("| %s | %s | %.2f | %.2f | %.1f | %s | %s | %s |" % (case, who, best[key], cpu[key], mib[key], fmt(key),
+                                                           goal, r))
+print()
+
+def verdict(ok):
+    return "PASS" if ok else "MISS"
+
+print("Window verdicts (one core):")
+for label, key, goal in (("a, tumbling 1 s sum", "win_a", 3e6), ("b, sliding 10 s / 1 s count", "win_b", 2e6),
+                         ("c, tumbling 1 s Lua aggregate", "win_agg", 1e6), ("d, session count", "win_d", 1e6)):
+    print("- %s >= %gM events/s: %.2f M/s -> %s" % (label, goal / 1e6, eps[key] / 1e6, verdict(eps[key] >= goal)))
+growth = mib["win_a"] / mib["win_a_small"]
+print("- window state bounded by open windows: peak RSS %.1f MiB at %dM events, %.1f MiB at %dM "
+      "(x%.2f for %dx the events; flat means within 10%%) -> %s" % (
+          mib["win_a_small"], n_small // 1000000, mib["win_a"], n // 1000000, growth, n // n_small,
+          verdict(growth <= 1.10)))
+print()
+print("Window benchmark wall time: %d s (whole make bench run: %d s)." % (elapsed, total_elapsed))
+
+def cpu_busy(path):
+    f = open(path).read().split()
+    if len(f) < 5 or f[0] != "cpu":
+        return None
+    v = [int(x) for x in f[1:]]
+    idle = v[3] + (v[4] if len(v) > 4 else 0)
+    return sum(v[:8]) - idle, sum(v[:8])
+
+b0, b1 = cpu_busy(stat0), cpu_busy(stat1)
+if b0 and b1:
+    hz = int(hz)
+    ours = sum(c for v in walls.values() for _, c in v)
+    busy, total = (b1[0] - b0[0]) / hz, (b1[1] - b0[1]) / hz
+    other = max(0.0, busy - ours)
+    print("Other load during the window runs: about %.0f CPU s of %.0f available (%.0f%%)%s" % (
+        other, total, 100 * other / total if total else 0,
+        "; the machine was busy, so the figures are pessimistic: rerun on a quiet machine"
+        if total and other / total > 0.1 else "."))
+EOF
+wreport_rc=$?
+[ "$report_rc" -ne 0 ] && exit "$report_rc"
+exit "$wreport_rc"
