@@ -15,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -890,6 +892,45 @@ static int l_mkdir_p(lua_State *L) {
   return 1;
 }
 
+/* core.fsync(path) -> true | nil, message: flush a file or a directory
+ * to stable storage (open read-only, fsync, close). */
+static int l_fsync(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0 || fsync(fd) != 0) {
+    int e = errno;
+    if (fd >= 0) close(fd);
+    lua_pushnil(L);
+    lua_pushfstring(L, "cannot fsync '%s': %s", path, strerror(e));
+    return 2;
+  }
+  close(fd);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* core.list_dir(path) -> {name, ...} | nil, message: the names in a
+ * directory, without "." and "..", in no particular order. */
+static int l_list_dir(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  DIR *d = opendir(path);
+  if (!d) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "cannot list '%s': %s", path, strerror(errno));
+    return 2;
+  }
+  lua_newtable(L);
+  int n = 0;
+  struct dirent *de;
+  while ((de = readdir(d)) != NULL) {
+    if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) continue;
+    lua_pushstring(L, de->d_name);
+    lua_rawseti(L, -2, ++n);
+  }
+  closedir(d);
+  return 1;
+}
+
 /* ---- file readers ------------------------------------------------------ */
 
 #define READER_MT "tide.reader"
@@ -1073,6 +1114,8 @@ static const luaL_Reg core_funcs[] = {
     {"now_ms", l_now_ms},
     {"check_timestamps", l_check_timestamps},
     {"mkdir_p", l_mkdir_p},
+    {"fsync", l_fsync},
+    {"list_dir", l_list_dir},
     {"open_text", l_open_text},
     {"open_csv", l_open_csv},
     {NULL, NULL}};
