@@ -31,6 +31,8 @@ MF_N=10000000
 EXPECTED_WORDS=7015351
 TIDE=$BUILD/tide
 HERE=$(dirname "$0")
+BENCH_DIR=$(cd "$HERE" && pwd)
+export BENCH_DIR
 GZ=$DATA/git-messages.txt.gz
 
 die() { echo "bench: $*" >&2; exit 2; }
@@ -212,24 +214,11 @@ print("Benchmark wall time: %d s." % elapsed)
 
 # CPU time the whole machine spent during the rounds, minus the measured
 # processes' own: how much other work competed with the benchmark.
-def cpu_busy(path):
-    f = open(path).read().split()
-    if len(f) < 5 or f[0] != "cpu":
-        return None
-    v = [int(x) for x in f[1:]]
-    idle = v[3] + (v[4] if len(v) > 4 else 0)
-    return sum(v[:8]) - idle, sum(v[:8])
-
-b0, b1 = cpu_busy(stat0), cpu_busy(stat1)
-if b0 and b1:
-    hz = int(hz)
-    ours = sum(c for v in walls.values() for _, c in v)
-    busy, total = (b1[0] - b0[0]) / hz, (b1[1] - b0[1]) / hz
-    other = max(0.0, busy - ours)
-    print("Other load during the runs: about %.0f CPU s of %.0f available (%.0f%%)%s" % (
-        other, total, 100 * other / total if total else 0,
-        "; the machine was busy, so the figures are pessimistic: rerun on a quiet machine"
-        if total and other / total > 0.1 else "."))
+sys.path.insert(0, os.environ["BENCH_DIR"])
+from load import other_load_line
+line = other_load_line(stat0, stat1, hz, walls, "the runs")
+if line:
+    print(line)
 EOF
 report_rc=$?
 
@@ -296,6 +285,7 @@ w_b_results=$(cut -d' ' -f1 <"$TMP/win_b.out")
 python3 - "$TMP/times" "$WIN_RUNS" "$WIN_N" "$WIN_N_SMALL" "$w_results" "$w_open" "$w_b_results" \
   "$w_sessions" "$((W1 - W0))" "$((W1 - T0))" "$TMP/wstat0" "$TMP/wstat1" \
   "$(getconf CLK_TCK 2>/dev/null || echo 100)" <<'EOF'
+import os
 import sys
 
 (times_file, runs, n, n_small, results, c_open, b_results, sessions, elapsed, total_elapsed,
@@ -365,24 +355,11 @@ print("- window state bounded by open windows: peak RSS %.1f MiB at %dM events, 
 print()
 print("Window benchmark wall time: %d s (whole make bench run: %d s)." % (elapsed, total_elapsed))
 
-def cpu_busy(path):
-    f = open(path).read().split()
-    if len(f) < 5 or f[0] != "cpu":
-        return None
-    v = [int(x) for x in f[1:]]
-    idle = v[3] + (v[4] if len(v) > 4 else 0)
-    return sum(v[:8]) - idle, sum(v[:8])
-
-b0, b1 = cpu_busy(stat0), cpu_busy(stat1)
-if b0 and b1:
-    hz = int(hz)
-    ours = sum(c for v in walls.values() for _, c in v)
-    busy, total = (b1[0] - b0[0]) / hz, (b1[1] - b0[1]) / hz
-    other = max(0.0, busy - ours)
-    print("Other load during the window runs: about %.0f CPU s of %.0f available (%.0f%%)%s" % (
-        other, total, 100 * other / total if total else 0,
-        "; the machine was busy, so the figures are pessimistic: rerun on a quiet machine"
-        if total and other / total > 0.1 else "."))
+sys.path.insert(0, os.environ["BENCH_DIR"])
+from load import other_load_line
+line = other_load_line(stat0, stat1, hz, walls, "the window runs")
+if line:
+    print(line)
 EOF
 wreport_rc=$?
 [ "$report_rc" -ne 0 ] && exit "$report_rc"
