@@ -593,6 +593,7 @@ static int l_emit(lua_State *L) {
   int rc;
   if (o->partition == TD_PART_HASH) luaL_checktype(L, 4, LUA_TTABLE);
   int with_ts = lua_istable(L, 5);
+  int key_is_record = 0;
   for (int i = 1; i <= n; i++) {
     int target = 0;
     unsigned char tsbytes[10];
@@ -622,9 +623,17 @@ static int l_emit(lua_State *L) {
       lua_rawgeti(L, 4, i);
       hd->scratch.len = 0;
       rc = td_codec_encode(L, -1, &hd->scratch, 1, err, sizeof err);
-      lua_pop(L, 1);
       if (rc) return luaL_error(L, "cannot hash a key: %s", err);
       target = td_output_hash_target(o, hd->scratch.data, hd->scratch.len);
+      /* a string record that is its own key (word count's key_by of the
+       * word) is already encoded: the canonical and the record encoding of
+       * a string are the same bytes */
+      if (lua_type(L, -1) == LUA_TSTRING) {
+        lua_rawgeti(L, 2, i);
+        key_is_record = lua_rawequal(L, -1, -2);
+        lua_pop(L, 1);
+      }
+      lua_pop(L, 1);
       break;
     case TD_PART_BROADCAST: {
       lua_rawgeti(L, 2, i);
@@ -660,12 +669,19 @@ static int l_emit(lua_State *L) {
       memcpy(b->data.data + b->data.len, tsbytes, tslen);
       b->data.len += tslen;
     }
-    lua_rawgeti(L, 2, i);
-    rc = td_codec_encode(L, -1, &b->data, 0, err, sizeof err);
-    lua_pop(L, 1);
-    if (rc) {
-      b->data.len = before;
-      return encode_error(L, err);
+    if (key_is_record) {
+      if (td_wbuf_reserve(&b->data, hd->scratch.len)) return luaL_error(L, "out of memory");
+      memcpy(b->data.data + b->data.len, hd->scratch.data, hd->scratch.len);
+      b->data.len += hd->scratch.len;
+      key_is_record = 0;
+    } else {
+      lua_rawgeti(L, 2, i);
+      rc = td_codec_encode(L, -1, &b->data, 0, err, sizeof err);
+      lua_pop(L, 1);
+      if (rc) {
+        b->data.len = before;
+        return encode_error(L, err);
+      }
     }
     td_output_commit(o, target);
   }
