@@ -420,8 +420,9 @@ local function aggregation_loop(node, out, rt, agg, st)
   local function result(k)
     if keys then return { key = keys[k], count = vals[k] } end
     if not with_first then return vals[k] end
-    local c = {}
-    for f, v in pairs(firsts[k]) do c[f] = v end
+    -- the nil fields presize the copy's hash part: no rehash while it grows
+    local c = { _1 = nil, _2 = nil, _3 = nil, _4 = nil }
+    for f, v in next, firsts[k] do c[f] = v end
     c[field] = vals[k]
     return c
   end

@@ -1717,7 +1717,9 @@ local function build_expr(P, per)
     if P.keyed then return "local r = { key = R[k] or k, count = a }" end
     return "local r = { count = a }"
   elseif field ~= nil and (kind == "sum" or kind == "min" or kind == "max") then
-    return "local r = {}; for f, y in next, F[k] do r[f] = y end; r[field] = a"
+    -- the constructor's nil fields presize the copy's hash part (4 slots),
+    -- so copying a small record does not rehash as it grows
+    return "local r = { _1 = nil, _2 = nil, _3 = nil, _4 = nil }; for f, y in next, F[k] do r[f] = y end; r[field] = a"
   elseif kind == "aggregate" then
     return "local r = agg_result(a); if r == nil then fail() end"
   end
