@@ -27,7 +27,8 @@ SAN        ?=
 
 DEBIAN_PKGS = lua5.4 liblua5.4-dev luajit libluajit-5.1-dev librocksdb-dev \
               libev-dev lua-busted luarocks pkg-config zlib1g-dev \
-              libxxhash-dev libisal-dev python3 gzip time
+              libxxhash-dev libisal-dev python3 gzip time \
+              cppcheck lua-check
 
 CORE_SRC   = $(filter-out core/main.c core/lua_module.c,$(wildcard core/*.c)) \
              $(wildcard state/*.c)
@@ -122,6 +123,7 @@ uninstall:
 
 lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning -Icore -Istate core state
+	luacheck --quiet --std lua54 --no-max-line-length --no-unused-args lua scripts
 
 clean:
 	rm -rf build build-asan out
