@@ -24,6 +24,10 @@ int td_output_init(td_output_t *o, td_partition_t partition,
   o->rr = start % n;
   o->target_parallelism = n;
   o->max_parallelism = max_parallelism;
+  o->maxp_shift = -1;
+  if ((max_parallelism & (max_parallelism - 1)) == 0)
+    for (o->maxp_shift = 0; (1 << o->maxp_shift) < max_parallelism; o->maxp_shift++) {
+    }
   return 0;
 }
 
@@ -46,7 +50,14 @@ void td_output_destroy(td_output_t *o) {
 }
 
 int td_output_hash_target(const td_output_t *o, const void *key, size_t len) {
-  int kg = td_keygroup_of(td_keygroup_hash(key, len), o->max_parallelism);
+  uint64_t h = td_keygroup_hash(key, len);
+  if (o->maxp_shift >= 0) {
+    /* the same arithmetic as below, without 64-bit divisions (the default
+     * max parallelism is a power of two) */
+    int64_t kg = (int64_t)(h & (uint64_t)(o->max_parallelism - 1));
+    return (int)((kg * o->target_parallelism) >> o->maxp_shift);
+  }
+  int kg = td_keygroup_of(h, o->max_parallelism);
   return td_keygroup_subtask(kg, o->target_parallelism, o->max_parallelism);
 }
 

@@ -31,6 +31,7 @@ typedef struct td_output {
   int rr;                 /* next round-robin target */
   int target_parallelism; /* parallelism of the receiving operator */
   int max_parallelism;    /* of the receiving keyed operator */
+  int maxp_shift;         /* log2(max_parallelism) if a power of two, else -1 */
 } td_output_t;
 
 /*
