@@ -71,6 +71,7 @@ typedef struct host_data {
   double last_flush_ms;
   td_buffer_t *cur;        /* input buffer being decoded */
   size_t off;              /* position in cur */
+  int ts_hi;               /* poll's ts table may hold timestamps up to here */
   valve_t valve;
 } host_data_t;
 
@@ -449,7 +450,8 @@ static int valve_update(valve_t *v, int64_t *wm) {
  * the 1-based edge the records came over; event is nil, "watermark" (value:
  * the new input watermark), "idle" or "active"; has_ts tells whether any
  * record had a timestamp. Returns nil at the end of every input, and 0 when
- * timeout_ms passed with nothing to deliver. */
+ * timeout_ms passed with nothing to deliver. Pass the same ts table on
+ * every call: slots are cleared only where an earlier call filled them. */
 static int l_poll(lua_State *L) {
   td_subtask_t *st = subtask_of(L);
   host_data_t *hd = st->host;
@@ -524,10 +526,13 @@ static int l_poll(lua_State *L) {
     if (have_ts) {
       has_ts = 1;
       lua_pushinteger(L, tsv);
-    } else {
+      lua_rawseti(L, 2, n);
+      if (n > hd->ts_hi) hd->ts_hi = n;
+    } else if (n <= hd->ts_hi) {
+      /* only slots an earlier batch filled can hold a stale timestamp */
       lua_pushnil(L);
+      lua_rawseti(L, 2, n);
     }
-    lua_rawseti(L, 2, n);
   }
   int edge = td_channel_tag(b->channel) + 1;
   if (hd->off >= len) {
