@@ -869,6 +869,17 @@ static int l_check_timestamps(lua_State *L) {
   return 1;
 }
 
+/* core.sleep_ms(ms): sleep this thread for ms milliseconds (>= 0). */
+static int l_sleep_ms(lua_State *L) {
+  lua_Integer ms = luaL_checkinteger(L, 1);
+  if (ms > 0) {
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+  }
+  return 0;
+}
+
 /* core.now_ms() -> wall-clock time, int64 ms since the epoch */
 static int l_now_ms(lua_State *L) {
   struct timespec ts;
@@ -1133,6 +1144,7 @@ static const luaL_Reg core_funcs[] = {
     {"subtask_of_key_group", l_subtask_of_kg},
     {"default_max_parallelism", l_default_maxp},
     {"now_ms", l_now_ms},
+    {"sleep_ms", l_sleep_ms},
     {"check_timestamps", l_check_timestamps},
     {"mkdir_p", l_mkdir_p},
     {"fsync", l_fsync},

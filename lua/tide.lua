@@ -155,6 +155,15 @@ end
 
 -- ---- sources ------------------------------------------------------------
 
+-- rate_limit: nil or a positive number of records per second
+local function check_rate(r, fname)
+  if r ~= nil and (type(r) ~= "number" or r <= 0 or r ~= r) then
+    error(string.format("%s: rate_limit must be a positive number of records per second, not %s",
+      fname, tostring(r)), 3)
+  end
+  return r
+end
+
 local function check_readable(path, fname)
   if type(path) ~= "string" then
     error(string.format("bad argument #1 to '%s' (path expected, got %s)", fname, type(path)), 3)
@@ -173,10 +182,13 @@ end
 -- file is split into byte ranges read by the source's subtasks in
 -- parallel; a gzip file is read by subtask 0.
 -- @param path string
+-- @param opts table, optional: rate_limit (records/s for the whole source)
 -- @return DataStream of strings (lines without their line end)
-function Env:read_text(path)
+function Env:read_text(path, opts)
   check_readable(path, "read_text")
-  return add_node(self, "source", {}, { source = { type = "text", path = path }, name = "read_text" }, 2)
+  opts = opts or {}
+  return add_node(self, "source", {}, { source = { type = "text", path = path,
+    rate_limit = check_rate(opts.rate_limit, "read_text") }, name = "read_text" }, 2)
 end
 
 local CSV_TYPES = { string = true, int = true, integer = true, float = true, number = true,
@@ -196,6 +208,7 @@ local CSV_TYPES = { string = true, int = true, integer = true, float = true, num
 --   on_error ("fail" | "skip", default "fail"): a row with the wrong number
 --     of fields or a bad value fails the job naming file and line, or is
 --     counted and skipped
+--   rate_limit (records/s for the whole source, optional)
 -- @return DataStream of tables keyed by column name (arrays without names)
 function Env:read_csv(path, opts)
   check_readable(path, "read_csv")
@@ -218,18 +231,22 @@ function Env:read_csv(path, opts)
     columns = opts.columns, types = opts.types, delimiter = opts.delimiter,
     skip_errors = on_error == "skip",
   }
-  return add_node(self, "source", {}, { source = { type = "csv", path = path, opts = copts }, name = "read_csv" }, 2)
+  return add_node(self, "source", {}, { source = { type = "csv", path = path, opts = copts,
+    rate_limit = check_rate(opts.rate_limit, "read_csv") }, name = "read_csv" }, 2)
 end
 
 --- A bounded source of the values of a Lua array, in order (Flink's
 -- fromCollection: not parallel, its parallelism is 1).
 -- @param t array of records (no nil holes)
+-- @param opts table, optional: rate_limit (records/s)
 -- @return DataStream
-function Env:from_list(t)
+function Env:from_list(t, opts)
   if type(t) ~= "table" then
     error("bad argument #1 to 'from_list' (table expected, got " .. type(t) .. ")", 2)
   end
-  local s = add_node(self, "source", {}, { source = { type = "list", list = t }, name = "from_list", parallelism = 1,
+  opts = opts or {}
+  local s = add_node(self, "source", {}, { source = { type = "list", list = t,
+    rate_limit = check_rate(opts.rate_limit, "from_list") }, name = "from_list", parallelism = 1,
     non_parallel = true }, 2)
   return s
 end
@@ -239,7 +256,8 @@ end
 -- contiguous range of the sequence.
 -- @param fn function(i) -> record (non-nil)
 -- @param count integer >= 0, or nil for an unbounded source
--- @param opts table, optional: parallelism (integer)
+-- @param opts table, optional: parallelism (integer), rate_limit
+--   (records/s for the whole source, shared by its subtasks)
 -- @return DataStream
 function Env:generate(fn, count, opts)
   check_fn(fn, 1, "generate")
@@ -247,7 +265,8 @@ function Env:generate(fn, count, opts)
     error("bad argument #2 to 'generate' (non-negative integer or nil expected, got " .. tostring(count) .. ")", 2)
   end
   opts = opts or {}
-  local s = add_node(self, "source", {}, { source = { type = "generate", fn = fn, count = count }, name = "generate" }, 2)
+  local s = add_node(self, "source", {}, { source = { type = "generate", fn = fn, count = count,
+    rate_limit = check_rate(opts.rate_limit, "generate") }, name = "generate" }, 2)
   if opts.parallelism then s:set_parallelism(opts.parallelism) end
   return s
 end

@@ -613,7 +613,8 @@ end
 
 -- ---- sources ------------------------------------------------------------
 
--- Returns read(buf) -> n (0 at the end) for this subtask's split.
+-- Returns read(buf [, max]) -> n (0 at the end) for this subtask's split:
+-- up to max (default BATCH) records into buf[1..n].
 function M.open_source(node, rt)
   local src = node.source
   local split, n_splits = rt.subtask, rt.parallelism
@@ -625,13 +626,14 @@ function M.open_source(node, rt)
       r, err = core.open_csv(src.path, src.opts, split, n_splits)
     end
     if not r then error(node.name .. ": " .. err, 0) end
-    return function(buf) return r:read(buf, BATCH) end
+    return function(buf, max) return r:read(buf, max or BATCH) end
   elseif src.type == "list" then
     local list, pos = src.list, 0
     if split ~= 0 then return function() return 0 end end
-    return function(buf)
+    return function(buf, max)
       local n = 0
-      while n < BATCH and pos < #list do
+      max = max or BATCH
+      while n < max and pos < #list do
         pos = pos + 1
         n = n + 1
         buf[n] = list[pos]
@@ -646,9 +648,10 @@ function M.open_source(node, rt)
     else
       seq, last, step = split + 1, math.maxinteger, n_splits
     end
-    return function(buf)
+    return function(buf, max)
       local n = 0
-      while n < BATCH and seq <= last do
+      max = max or BATCH
+      while n < max and seq <= last do
         local v = fn(seq)
         if v == nil then error("generate: the function returned nil for " .. seq, 0) end
         n = n + 1

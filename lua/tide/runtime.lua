@@ -167,12 +167,27 @@ function M.run(env, plan, ctx)
     local buf = {}
     local push = head.push
     if nodes[task.head].kind == "source" then
-      local read = operators.open_source(nodes[task.head], rt)
-      op_of_fn[read] = nodes[task.head]
+      local src = nodes[task.head]
+      local read = operators.open_source(src, rt)
+      op_of_fn[read] = src
       local tick = core.tick
+      -- rate_limit (records/s, for the whole source): this subtask's share,
+      -- in batches of about 1/20 s, each released no earlier than the rate
+      -- allows (as Flink's RateLimiterStrategy.perSecond)
+      local rate = src.source.rate_limit and src.source.rate_limit / ctx.parallelism
+      local max = rate and math.max(1, math.min(operators.BATCH, math.floor(rate / 20))) or nil
+      local start, sent, sleep = now(), 0, core.sleep_ms
       while true do
-        local n = read(buf)
+        local n = read(buf, max)
         if n == 0 then break end
+        if rate then
+          local due = start + sent * 1000 / rate
+          while now() < due do
+            sleep(math.min(100, math.ceil(due - now())))
+            tick()
+          end
+          sent = sent + n
+        end
         push(buf, nil, n)
         tick()
         fire_due()
