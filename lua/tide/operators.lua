@@ -17,6 +17,7 @@ local core = require "tide.core"
 local util = require "tide.util"
 local state = require "tide.state"
 local timers = require "tide.timers"
+local filesink = require "tide.filesink"
 
 local encode = core.encode
 local M = {}
@@ -490,56 +491,13 @@ end
 
 -- ---- sinks ---------------------------------------------------------------
 
+-- A sink's part files (lua/tide/filesink.lua): hidden while written,
+-- committed as "part-<job>-<subtask>-<n>" when the job ends; rolled at
+-- rolling_size bytes, as Flink's DefaultRollingPolicy.
 local function part_writer(dir, rt, rolling_size, header)
-  local counter, fh, size = 0, nil, 0
-  local base = string.format("part-%s-%d-", rt.job_id, rt.subtask)
-  local tmp, final
-  local w = {}
-  local function open()
-    final = dir .. "/" .. base .. counter
-    tmp = dir .. "/." .. base .. counter .. ".inprogress"
-    local err
-    fh, err = io.open(tmp, "wb")
-    if not fh then error("cannot open part file: " .. err, 0) end
-    fh:setvbuf("full", 1 << 20)
-    size = 0
-    if header then
-      fh:write(header)
-      size = #header
-    end
-  end
-  local function commit()
-    local ok, err = fh:close()
-    if not ok then error("cannot write part file '" .. tmp .. "': " .. tostring(err), 0) end
-    fh = nil
-    ok, err = os.rename(tmp, final)
-    if not ok then error("cannot commit part file: " .. tostring(err), 0) end
-    counter = counter + 1
-  end
-  local function write(s)
-    local ok, err = fh:write(s)
-    if not ok then error("cannot write part file '" .. tmp .. "': " .. tostring(err), 0) end
-    size = size + #s
-  end
-  -- Write lines[1..n], each followed by "\n". As Flink's DefaultRollingPolicy,
-  -- a part file is rolled before a record once it holds rolling_size bytes.
-  function w.write_lines(lines, n)
-    if not fh then open() end
-    lines[n + 1] = ""
-    local s = table.concat(lines, "\n", 1, n + 1)
-    if size + #s < rolling_size then return write(s) end
-    for i = 1, n do
-      if size >= rolling_size then
-        commit()
-        open()
-      end
-      write(lines[i] .. "\n")
-    end
-  end
-  function w.finish()
-    if fh then commit() end
-  end
-  return w
+  local w = filesink.new { dir = dir, prefix = string.format("part-%s-%d-", rt.job_id, rt.subtask),
+    rolling_size = rolling_size, header = header, now = rt.now }
+  return { write_lines = function(lines, n) w:write_lines(lines, n) end, finish = function() w:finish() end }
 end
 
 local sinks = {}
