@@ -26,7 +26,6 @@ M.ops = ops
 
 local BATCH = 1024            -- records per batch emitted by an operator
 local FLUSH_AT = 4096         -- collector size that forces a push downstream
-local ROLLING_SIZE = 128 * 1024 * 1024
 M.BATCH = BATCH
 
 local function describe(node)
@@ -493,7 +492,8 @@ end
 
 -- A sink's part files (lua/tide/filesink.lua): hidden while written,
 -- committed as "part-<job>-<subtask>-<n>" when the job ends; rolled at
--- rolling_size bytes, as Flink's DefaultRollingPolicy.
+-- rolling_size bytes (nil: filesink's default, 128 MiB, as Flink's
+-- DefaultRollingPolicy).
 local function part_writer(dir, rt, rolling_size, header)
   local w = filesink.new { dir = dir, prefix = string.format("part-%s-%d-", rt.job_id, rt.subtask),
     rolling_size = rolling_size, header = header, now = rt.now }
@@ -517,7 +517,7 @@ end
 
 function sinks.text(node, rt)
   local cfg = node.sink
-  local w = part_writer(cfg.dir, rt, cfg.rolling_size or ROLLING_SIZE)
+  local w = part_writer(cfg.dir, rt, cfg.rolling_size)
   local fmt = util.format
   local lines = {}
   return function(b, _, n)
@@ -536,7 +536,7 @@ function sinks.csv(node, rt)
     for i, c in ipairs(columns) do h[i] = field(tostring(c), delim) end
     header = table.concat(h, delim) .. "\n"
   end
-  local w = part_writer(cfg.dir, rt, cfg.rolling_size or ROLLING_SIZE, header)
+  local w = part_writer(cfg.dir, rt, cfg.rolling_size, header)
   local lines, fields = {}, {}
   local function row(v)
     if type(v) ~= "table" then return field(v, delim) end

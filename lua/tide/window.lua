@@ -1648,13 +1648,13 @@ return function(b, ts, n)
 end
 ]]
 
--- Firing a window of one slice (tumbling), straight into the output buffer.
-local FIRE_ONE = [[
-local E, BATCH, field, agg_result, fail, copy = ...
-local next = next
-return function(A, F, R, max)
+-- The end of a firing: every (key, accumulator) of the table named src
+-- becomes a result (built by $BUILD into r) with timestamp max, straight
+-- into the output buffer.
+local function emit_all(src)
+  return [[
   local ob, ot, on = E.b, E.t, E.n
-  for k, a in next, A do
+  for k, a in next, ]] .. src .. [[ do
     $BUILD
     on = on + 1
     ob[on], ot[on] = r, max
@@ -1667,6 +1667,14 @@ return function(A, F, R, max)
   E.n = on
 end
 ]]
+end
+
+-- Firing a window of one slice (tumbling).
+local FIRE_ONE = [[
+local E, BATCH, field, agg_result, fail, copy = ...
+local next = next
+return function(A, F, R, max)
+]] .. emit_all("A")
 
 -- Firing a window of several slices (sliding): combine per key, emit.
 local FIRE_MANY = [[
@@ -1692,20 +1700,7 @@ return function(ws, max)
       for k, r in next, sl.R do R[k] = r end
     end
   end
-  local ob, ot, on = E.b, E.t, E.n
-  for k, a in next, racc do
-    $BUILD
-    on = on + 1
-    ob[on], ot[on] = r, max
-    if on >= BATCH then
-      E.n = on
-      E.flush()
-      on = 0
-    end
-  end
-  E.n = on
-end
-]]
+]] .. emit_all("racc")
 
 local function build_expr(P, per)
   local kind, field = P.fn_kind, P.field
