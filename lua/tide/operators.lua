@@ -249,11 +249,24 @@ local NO_TIMERS = setmetatable({
   end,
 })
 
+local operator_state = require "tide.operator_state"
+
 -- Flink's ProcessFunction / KeyedProcessFunction: on_record(value, ctx,
 -- out) per record, on_timer(ts, ctx, out) per due timer (keyed streams),
 -- ctx:output(tag, v) for side outputs. Records collected in on_record take
 -- the input's timestamp; in on_timer, the timer's for event time and none
--- for processing time.
+-- for processing time. ctx.operator_state is the subtask's operator state
+-- (lua/tide/operator_state.lua, Flink's OperatorStateStore), keyed or not.
+-- spec.open(ctx) runs once, after restore (ctx.is_restored tells whether
+-- there was one, as Flink's FunctionInitializationContext.isRestored) and
+-- before the first record, timer or watermark: op.open() when the runtime
+-- calls it, else at the first of those.
+--
+-- snapshot() -> {operator_state =} and, keyed, {state =, timers =};
+-- restore(s, all): keyed state and timers from s (this subtask's own
+-- snapshot; nil after rescaling up: none), operator state redistributed
+-- from all (every old subtask's snapshot, in subtask order) to
+-- rt.subtask of rt.parallelism, or from s alone when all is nil.
 function ops.process(node, out, rt)
   local spec = node.spec
   local on_record, on_timer = spec.on_record, spec.on_timer
@@ -262,7 +275,17 @@ function ops.process(node, out, rt)
   local function side_flush()
     for _, s in pairs(sides) do s.flush() end
   end
-  local ctx = { subtask = rt.subtask, parallelism = rt.parallelism, state = state.unkeyed, timers = NO_TIMERS }
+  local ctx = { subtask = rt.subtask, parallelism = rt.parallelism, state = state.unkeyed, timers = NO_TIMERS,
+    operator_state = operator_state.new(describe(node)), is_restored = false }
+  local function restore_operator_state(s, all)
+    ctx.is_restored = true
+    local olds
+    if all then
+      olds = {}
+      for i = 1, #all do olds[i] = all[i] and all[i].operator_state or false end
+    end
+    ctx.operator_state:restore(s and s.operator_state, olds, rt.subtask, rt.parallelism)
+  end
   function ctx.output(_, tag, v)
     local s = sides[tag]
     if not s then
@@ -331,13 +354,18 @@ function ops.process(node, out, rt)
       side_flush()
     end
     function op.next_timer() return service:next_processing_time() end
-    function op.snapshot() return { state = ctx.state.tables, timers = service:snapshot() } end
-    function op.restore(s)
-      for name, t in pairs(s.state) do
-        local mine = ctx.state:table(name)
-        for k, v in pairs(t) do mine[k] = v end
+    function op.snapshot()
+      return { state = ctx.state.tables, timers = service:snapshot(), operator_state = ctx.operator_state:snapshot() }
+    end
+    function op.restore(s, all)
+      if s then
+        for name, t in pairs(s.state or {}) do
+          local mine = ctx.state:table(name)
+          for k, v in pairs(t) do mine[k] = v end
+        end
+        service:restore(s.timers or {})
       end
-      service:restore(s.timers)
+      restore_operator_state(s, all)
     end
   else
     function op.push(b, ts, n)
@@ -354,6 +382,8 @@ function ops.process(node, out, rt)
       watermark = wm
       out.watermark(wm)
     end
+    function op.snapshot() return { operator_state = ctx.operator_state:snapshot() } end
+    op.restore = restore_operator_state
   end
   if spec.close then
     function op.finish()
@@ -364,7 +394,27 @@ function ops.process(node, out, rt)
       side_flush()
     end
   end
-  if spec.open then spec.open(ctx) end
+  if spec.open then
+    local opened = false
+    function op.open()
+      if opened then return end
+      opened = true
+      ctx.key, ctx.timestamp, ctx.time_domain = nil, nil, nil
+      set_ts(nil)
+      spec.open(ctx)
+      flush()
+      side_flush()
+    end
+    for _, f in ipairs { "push", "watermark", "processing_time", "finish" } do
+      local inner = op[f]
+      if inner then
+        op[f] = function(...)
+          if not opened then op.open() end
+          return inner(...)
+        end
+      end
+    end
+  end
   return op
 end
 

@@ -12,7 +12,11 @@
 -- The harness runs the real operator code of the pipeline that build()
 -- makes from its input stream, in this VM, with no threads and no clock of
 -- its own: processing time only moves with h:processing_time(t). Every
--- operator of the pipeline runs with parallelism 1, chained.
+-- operator of the pipeline runs chained, as subtask 0 of parallelism 1
+-- unless opts.subtask and opts.parallelism say otherwise (to test how
+-- operator state is redistributed when a job is restored with a new
+-- parallelism: one harness per old subtask, h:snapshot() of each, then one
+-- harness per new subtask restored from the list of those snapshots).
 local tide = require "tide"
 local core = require "tide.core"
 local runtime = require "tide.runtime"
@@ -36,15 +40,46 @@ end
 local Harness = {}
 Harness.__index = Harness
 
+local function check_opts(opts)
+  local p, i = opts.parallelism or 1, opts.subtask or 0
+  if math.type(p) ~= "integer" or p < 1 then
+    error("bad argument #2 to 'harness' (parallelism: positive integer expected)", 3)
+  end
+  if math.type(i) ~= "integer" or i < 0 or i >= p then
+    error("bad argument #2 to 'harness' (subtask: integer in [0, parallelism) expected)", 3)
+  end
+  local r = opts.restore
+  if r ~= nil and type(r) ~= "string" then
+    local ok = type(r) == "table" and #r > 0
+    for j = 1, ok and #r or 0 do ok = ok and type(r[j]) == "string" end
+    if not ok then
+      error("bad argument #2 to 'harness' (restore: a snapshot or a non-empty array of snapshots expected)", 3)
+    end
+  end
+  return i, p
+end
+
 --- Create a harness.
 -- @param build function(stream) -> stream: the pipeline under test, built
 --   on the harness's input stream (key_by, window, process ...)
--- @param opts table, optional: restore = a snapshot from h:snapshot(), to
---   start from that state (operators are matched by uid); runtime_mode
+-- @param opts table, optional:
+--   subtask, parallelism: integers (default 0 and 1), the subtask this
+--     harness runs (ctx.subtask, ctx.parallelism);
+--   restore: a snapshot from h:snapshot(), to start from that state, or an
+--     array of snapshots {snap_0, snap_1, ...}, one per old subtask in
+--     subtask order (a single snapshot is the array {snap}). Operators are
+--     matched by uid. Operator state is redistributed from all of them to
+--     this subtask (lua/tide/operator_state.lua); keyed state and timers
+--     come from the old subtask with this harness's index (none when there
+--     is no such one): keyed state is not redistributed here.
+--   runtime_mode: "streaming" (default) or "batch".
+-- Process functions' open hooks run once the state is restored.
 -- @return Harness
+-- Raises on bad arguments, and on state an operator cannot restore.
 function M.harness(build, opts)
   opts = opts or {}
   if type(build) ~= "function" then error("bad argument #1 to 'harness' (function expected)", 2) end
+  local subtask, parallelism = check_opts(opts)
   local env = tide.env{ parallelism = 1, runtime_mode = opts.runtime_mode }
   local input = env:_add_node("source", {}, { name = "harness_input", source = { type = "harness" } })
   local result = build(input)
@@ -69,7 +104,7 @@ function M.harness(build, opts)
     end
   end
   local rt = {
-    subtask = 0, parallelism = 1, job_id = "harness", batch = env.runtime_mode == "batch",
+    subtask = subtask, parallelism = parallelism, job_id = "harness", batch = env.runtime_mode == "batch",
     now = function() return h.clock end,
   }
   local sides = h.sides
@@ -85,7 +120,13 @@ function M.harness(build, opts)
     end)
   h.head = h.ops[1]
   h.handler = runtime.handler(h.op_of_fn)
+  h.subtask = subtask
   if opts.restore then h:_restore(opts.restore) end
+  -- open, as Flink's OperatorChain does: after restore, from the tail
+  for id = #env.nodes, 1, -1 do
+    local f = h.ops[id].open
+    if f then h:_call(f) end
+  end
   return h
 end
 
@@ -165,14 +206,31 @@ function Harness:snapshot()
   return core.encode(data)
 end
 
-function Harness:_restore(snap)
-  local data = core.decode(snap)
+-- Restore from one snapshot or from an array of old subtasks' snapshots:
+-- op.restore(s, all) with s = the old subtask of the same index's state and
+-- all = every old subtask's (false where one has none). An operator with no
+-- old state of its own is restored only when the old snapshots carry
+-- operator state for it (the `operator_state` field), which it takes from
+-- all.
+function Harness:_restore(snaps)
+  if type(snaps) == "string" then snaps = { snaps } end
+  local datas = {}
+  for i, snap in ipairs(snaps) do datas[i] = core.decode(snap) end
   for id, node in ipairs(self.env.nodes) do
-    local s = data[node.uid]
-    if s ~= nil then
+    local all, any, redistributed = {}, false, false
+    for i, data in ipairs(datas) do
+      local s = data[node.uid]
+      all[i] = s ~= nil and s or false
+      if s ~= nil then
+        any = true
+        if type(s) == "table" and s.operator_state ~= nil then redistributed = true end
+      end
+    end
+    local s = all[self.subtask + 1] or nil
+    if any and (s ~= nil or redistributed) then
       local op = self.ops[id]
       if not op.restore then error("harness: operator '" .. node.uid .. "' cannot restore state", 3) end
-      op.restore(s)
+      self:_call(op.restore, s, all)
     end
   end
 end
