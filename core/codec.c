@@ -21,6 +21,8 @@
  */
 #include "codec.h"
 
+#include "alloc.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -128,7 +130,7 @@ int td_wbuf_reserve(td_wbuf_t *b, size_t extra) {
     }
     cap *= 2;
   }
-  char *d = realloc(b->data, cap);
+  char *d = td_realloc(b->data, cap);
   if (!d) return TD_ENOMEM;
   b->data = d;
   b->cap = cap;
@@ -136,7 +138,7 @@ int td_wbuf_reserve(td_wbuf_t *b, size_t extra) {
 }
 
 void td_wbuf_destroy(td_wbuf_t *b) {
-  free(b->data);
+  td_free(b->data);
   b->data = NULL;
   b->len = 0;
   b->cap = 0;
@@ -295,10 +297,10 @@ static NOINLINE int enc_map_canonical(enc_t *e, int idx, int depth) {
     if (n == cap) {
       map_entry_t *ne;
       if (ents == inline_ents) {
-        ne = malloc(2 * cap * sizeof *ne);
+        ne = td_malloc(2 * cap * sizeof *ne);
         if (ne) memcpy(ne, inline_ents, sizeof inline_ents);
       } else {
-        ne = realloc(ents, 2 * cap * sizeof *ne);
+        ne = td_realloc(ents, 2 * cap * sizeof *ne);
       }
       if (!ne) {
         rc = TD_ENOMEM;
@@ -347,11 +349,11 @@ static NOINLINE int enc_map_canonical(enc_t *e, int idx, int depth) {
     p += ents[i].elen;
   }
   out->len = (size_t)(p - (unsigned char *)out->data);
-  if (ents != inline_ents) free(ents);
+  if (ents != inline_ents) td_free(ents);
   return 0;
 
 fail:
-  if (ents != inline_ents) free(ents);
+  if (ents != inline_ents) td_free(ents);
   return rc; /* the caller restores the stack and out->len */
 }
 

@@ -18,17 +18,23 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <signal.h>
+#include <sys/prctl.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <lauxlib.h>
 #include <lualib.h>
 
+#include "alloc.h"
+#include "barrier.h"
+#include "checkpoint.h"
 #include "codec.h"
 #include "error.h"
 #include "exchange.h"
 #include "job.h"
 #include "keygroup.h"
+#include "snapshot.h"
 #include "source_file.h"
 
 /* Buffer timeout: partially filled output buffers are sent at least this
@@ -38,6 +44,8 @@
 static int g_default_parallelism = 1;
 static int g_default_max_parallelism = 0;
 static pthread_mutex_t g_stdout_mu = PTHREAD_MUTEX_INITIALIZER;
+static const char *g_checkpoint_dir, *g_checkpoint_interval;
+static int g_resume;
 
 /* Sentinels raised as light userdata: the task loop ended normally, or the
  * job was cancelled under this subtask (not a failure of its own). */
@@ -52,8 +60,21 @@ static char CANCELLED;
  *   d7 02 <int64 BE>   a watermark
  *   d4 03 <0|1>        watermark status: 1 idle, 0 active
  *   d4 04 00           end of this channel (sent before END)
+ *   d7 05 <int64 BE>   checkpoint barrier n
+ *   d7 06 <int64 BE>   cancel marker of checkpoint n (a subtask declined it;
+ *                      Flink's CancelCheckpointMarker)
  */
-enum { EXT_TIMESTAMP = 1, EXT_WATERMARK = 2, EXT_STATUS = 3, EXT_END = 4 };
+enum {
+  EXT_TIMESTAMP = 1,
+  EXT_WATERMARK = 2,
+  EXT_STATUS = 3,
+  EXT_END = 4,
+  EXT_BARRIER = 5,
+  EXT_CANCEL = 6
+};
+
+/* The section of a state file that holds the encoded Lua value. */
+#define STATE_SECTION 1u
 
 /* The receiving side's watermark valve (Flink's StatusWatermarkValve): the
  * task's watermark is the minimum over channels that are active, aligned
@@ -73,11 +94,28 @@ typedef struct host_data {
   size_t off;              /* position in cur */
   int ts_hi;               /* poll's ts table may hold timestamps up to here */
   valve_t valve;
+  /* checkpoints */
+  td_aligner_t *aligner;   /* tasks with inputs */
+  int verdict;             /* the aligner's verdict on cur */
+  int cur_replay;          /* cur is replayed in-flight data: freed, not recycled */
+  td_buffer_t *replay;     /* restored in-flight buffers, delivered first */
+  size_t inflight_from;    /* unaligned: cur's bytes from here are in-flight */
+  int64_t capture_id;      /* unaligned: the checkpoint capturing in-flight data */
+  td_wbuf_t *capture;      /* per channel */
+  int64_t injected;        /* sources: the last barrier injected */
+  int valve_dirty;         /* a channel ended at a barrier trigger: the
+                              valve's output is reported on the next poll */
 } host_data_t;
 
 void td_host_set_defaults(int parallelism, int max_parallelism) {
   g_default_parallelism = parallelism > 0 ? parallelism : 1;
   g_default_max_parallelism = max_parallelism;
+}
+
+void td_host_set_checkpoint_defaults(const char *dir, const char *interval, int resume) {
+  g_checkpoint_dir = dir;
+  g_checkpoint_interval = interval;
+  g_resume = resume;
 }
 
 static double monotonic_ms(void) {
@@ -102,6 +140,12 @@ static void raise_cancelled(lua_State *L) {
 static int msghandler(lua_State *L) {
   if (lua_type(L, 1) == LUA_TLIGHTUSERDATA) return 1;
   const char *msg = lua_tostring(L, 1);
+  if (msg == NULL && lua_type(L, 1) == LUA_TTABLE) {
+    /* an error carrying the exit status the command line should use */
+    lua_getfield(L, 1, "exit_code");
+    if (lua_isinteger(L, -1)) lua_setfield(L, LUA_REGISTRYINDEX, "tide.exit_code");
+    else lua_pop(L, 1);
+  }
   if (msg == NULL) {
     if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
       return 1; /* a job failure object: its message is complete */
@@ -143,6 +187,9 @@ int td_host_run_script(lua_State *L, const char *path,
       const char *m = lua_tostring(L, -1);
       snprintf(errbuf, errlen, "%s", m ? m : "unknown error");
       out = TD_RUN_ERROR;
+      lua_getfield(L, LUA_REGISTRYINDEX, "tide.exit_code");
+      if (lua_tointeger(L, -1) == 2) out = TD_RUN_SYNTAX;
+      lua_pop(L, 1);
     }
   }
   lua_settop(L, base);
@@ -166,6 +213,21 @@ static void set_package_field(lua_State *L, const char *field, const char *v) {
   lua_pushstring(L, v);
   lua_setfield(L, -2, field);
   lua_pop(L, 1);
+}
+
+static void free_replay(td_buffer_t *b) {
+  td_wbuf_destroy(&b->data);
+  free(b);
+}
+
+/* Done with the input buffer being decoded: back to its channel (a
+ * replayed one is freed). */
+static void release_cur(td_subtask_t *st, host_data_t *hd) {
+  if (!hd->cur) return;
+  if (hd->cur_replay) free_replay(hd->cur);
+  else td_gate_recycle(st->gate, hd->cur);
+  hd->cur = NULL;
+  hd->cur_replay = 0;
 }
 
 /* The body of a subtask's thread: a VM that runs the script in task mode. */
@@ -201,6 +263,17 @@ static void subtask_body(td_subtask_t *st) {
       hd->valve.wm[i] = INT64_MIN;
       hd->valve.aligned[i] = 1;
     }
+    hd->capture = calloc((size_t)n, sizeof *hd->capture);
+    if (!hd->capture ||
+        td_aligner_new(&hd->aligner, n, (td_align_mode_t)spec->align_mode) != 0) {
+      free(hd->capture);
+      free(hd->valve.wm);
+      free(hd->valve.idle);
+      free(hd);
+      lua_close(L);
+      td_job_fail(job, "out of memory setting up a subtask");
+      return;
+    }
   }
   st->host = hd;
   lua_pushlightuserdata(L, st);
@@ -219,7 +292,19 @@ static void subtask_body(td_subtask_t *st) {
   }
   if (rc != TD_RUN_OK && strcmp(err, "cancelled") != 0) td_job_fail(job, err);
   lua_close(L);
-  if (hd->cur) td_gate_recycle(st->gate, hd->cur);
+  release_cur(st, hd);
+  while (hd->replay) {
+    td_buffer_t *b = hd->replay;
+    hd->replay = b->next;
+    free_replay(b);
+  }
+  if (hd->aligner) {
+    td_buffer_t *b;
+    while (td_aligner_next_released(hd->aligner, &b, NULL, NULL)) td_gate_recycle(st->gate, b);
+    td_aligner_free(hd->aligner);
+  }
+  for (int i = 0; hd->capture && i < td_gate_size(st->gate); i++) td_wbuf_destroy(&hd->capture[i]);
+  free(hd->capture);
   td_wbuf_destroy(&hd->scratch);
   free(hd->valve.wm);
   free(hd->valve.idle);
@@ -313,6 +398,41 @@ static int l_execute(lua_State *L) {
   }
   spec.edges = ed;
 
+  /* checkpoint = {dir=, interval=, timeout=, min_pause=, max_concurrent=,
+   * retained=, first_id=, mode = "exactly_once"|"at_least_once",
+   * unaligned=, job_info=} (all ms), restore_dir = chk directory */
+  td_ckpt_config_t ck;
+  memset(&ck, 0, sizeof ck);
+  spec.align_mode = TD_ALIGN_EXACTLY_ONCE;
+  lua_getfield(L, 1, "checkpoint");
+  if (lua_istable(L, -1)) {
+    int t = lua_gettop(L);
+    ck.dir = field_str(L, t, "dir", 1);
+    lua_getfield(L, t, "interval");
+    ck.interval_ms = lua_tointeger(L, -1);
+    lua_getfield(L, t, "timeout");
+    ck.timeout_ms = lua_tointeger(L, -1);
+    lua_getfield(L, t, "min_pause");
+    ck.min_pause_ms = lua_tointeger(L, -1);
+    lua_getfield(L, t, "max_concurrent");
+    ck.max_concurrent = (int)lua_tointeger(L, -1);
+    lua_getfield(L, t, "retained");
+    ck.retained = (int)lua_tointeger(L, -1);
+    lua_getfield(L, t, "first_id");
+    ck.first_id = lua_tointeger(L, -1);
+    lua_getfield(L, t, "job_info");
+    ck.job_info = lua_tolstring(L, -1, &ck.job_info_len);
+    lua_getfield(L, t, "unaligned");
+    int unaligned = lua_toboolean(L, -1);
+    lua_pop(L, 8);
+    const char *mode = field_str(L, t, "mode", 1);
+    if (unaligned) spec.align_mode = TD_ALIGN_UNALIGNED;
+    else if (mode && strcmp(mode, "at_least_once") == 0) spec.align_mode = TD_ALIGN_AT_LEAST_ONCE;
+    spec.align_timeout_ms = ck.timeout_ms;
+    spec.checkpoint = &ck;
+  }
+  spec.restore_dir = field_str(L, 1, "restore_dir", 1);
+
   char err[8192];
   int rc = td_job_run(&spec, subtask_body, err, sizeof err);
   pthread_mutex_lock(&g_stdout_mu);
@@ -343,6 +463,16 @@ static int l_defaults(lua_State *L) {
     lua_pushinteger(L, g_default_max_parallelism);
     lua_setfield(L, -2, "max_parallelism");
   }
+  if (g_checkpoint_dir) {
+    lua_pushstring(L, g_checkpoint_dir);
+    lua_setfield(L, -2, "checkpoint_dir");
+  }
+  if (g_checkpoint_interval) {
+    lua_pushstring(L, g_checkpoint_interval);
+    lua_setfield(L, -2, "checkpoint_interval");
+  }
+  lua_pushboolean(L, g_resume);
+  lua_setfield(L, -2, "resume");
   return 1;
 }
 
@@ -372,6 +502,14 @@ static int l_context(lua_State *L) {
   lua_setfield(L, -2, "name");
   lua_pushstring(L, spec->job_id);
   lua_setfield(L, -2, "job_id");
+  lua_pushinteger(L, st->global);
+  lua_setfield(L, -2, "global_subtask");
+  if (spec->restore_dir) {
+    lua_pushstring(L, spec->restore_dir);
+    lua_setfield(L, -2, "restore_dir");
+  }
+  lua_pushboolean(L, spec->checkpoint && spec->checkpoint->dir);
+  lua_setfield(L, -2, "checkpointing");
   return 1;
 }
 
@@ -443,15 +581,155 @@ static int valve_update(valve_t *v, int64_t *wm) {
   return 0;
 }
 
+static int append_all(lua_State *L, td_output_t *o, const void *bytes, size_t len);
+
+/* Send an in-band entry (d7 kind <int64>) on every output of the subtask. */
+static void forward_event(lua_State *L, td_subtask_t *st, int kind, int64_t v) {
+  const td_job_spec_t *spec = td_job_spec_of(st->job);
+  unsigned char ev[10];
+  ev[0] = 0xd7;
+  ev[1] = (unsigned char)kind;
+  put_be64(ev + 2, v);
+  for (int e = 0; e < spec->n_edges; e++)
+    if (st->outputs[e].n) append_all(L, &st->outputs[e], ev, sizeof ev);
+  flush_outputs(st);
+}
+
+static void drop_capture(td_subtask_t *st, host_data_t *hd) {
+  for (int i = 0; i < td_gate_size(st->gate); i++) hd->capture[i].len = 0;
+  hd->capture_id = 0;
+}
+
+/* Act on the aligner's events; returns the checkpoint to snapshot now
+ * (TRIGGER) or 0. */
+static int64_t align_events(lua_State *L, td_subtask_t *st, host_data_t *hd, int r,
+                            const td_align_event_t *ev) {
+  if (r <= 0) return 0;
+  td_coord_t *coord = td_job_coordinator(st->job);
+  if (r & TD_ALIGN_ABORTED) {
+    td_coord_decline(coord, ev->aborted, st->global, "barrier alignment aborted");
+    if (hd->capture_id == ev->aborted) drop_capture(st, hd);
+    forward_event(L, st, EXT_CANCEL, ev->aborted);
+  }
+  if (r & TD_ALIGN_CANCELLED) {
+    td_coord_decline(coord, ev->cancelled, st->global, "cancelled upstream");
+    forward_event(L, st, EXT_CANCEL, ev->cancelled);
+  }
+  int64_t trigger = 0;
+  if (r & TD_ALIGN_TRIGGER) {
+    trigger = ev->triggered;
+    if (td_job_spec_of(st->job)->align_mode == TD_ALIGN_UNALIGNED) {
+      drop_capture(st, hd);
+      hd->capture_id = trigger;
+    }
+  }
+  if ((r & TD_ALIGN_CAPTURED) && hd->capture_id == ev->captured) {
+    int n = td_gate_size(st->gate), k = 0;
+    uint32_t *tags = malloc(sizeof *tags * (size_t)n);
+    td_wbuf_t *bufs = malloc(sizeof *bufs * (size_t)n);
+    if (!tags || !bufs) {
+      free(tags);
+      free(bufs);
+      td_coord_decline(coord, ev->captured, st->global, "out of memory");
+    } else {
+      for (int i = 0; i < n; i++) {
+        if (hd->capture[i].len == 0) continue;
+        tags[k] = (uint32_t)i;
+        bufs[k++] = hd->capture[i];
+        memset(&hd->capture[i], 0, sizeof hd->capture[i]);
+      }
+      char name[64];
+      snprintf(name, sizeof name, "inflight-%d-%d.state", st->task + 1, st->index);
+      td_coord_inflight(coord, ev->captured, st->global, name, k, tags, bufs);
+      free(tags);
+      free(bufs);
+    }
+    hd->capture_id = 0;
+  }
+  return trigger;
+}
+
+/* Unaligned: keep cur's bytes [inflight_from, upto) as in-flight data. */
+static void capture(td_subtask_t *st, host_data_t *hd, size_t upto) {
+  if (hd->verdict != TD_ALIGN_INFLIGHT || !hd->capture_id || upto <= hd->inflight_from)
+    return;
+  td_wbuf_t *w = &hd->capture[td_channel_index(hd->cur->channel)];
+  size_t len = upto - hd->inflight_from;
+  if (td_wbuf_reserve(w, len) == 0) {
+    memcpy(w->data + w->len, hd->cur->data.data + hd->inflight_from, len);
+    w->len += len;
+  }
+  hd->inflight_from = upto;
+}
+
+/* Make hd->cur the next buffer to decode: replayed in-flight data first,
+ * then buffers the aligner released, then the gate. Returns 1, 0 when
+ * timeout_ms passed, -1 at the end of every input. */
+static int next_buffer(lua_State *L, td_subtask_t *st, host_data_t *hd, int timeout,
+                       int64_t *trigger) {
+  const td_job_spec_t *spec = td_job_spec_of(st->job);
+  for (;;) {
+    if (hd->replay) {
+      hd->cur = hd->replay;
+      hd->replay = hd->cur->next;
+      hd->cur_replay = 1;
+      hd->off = 0;
+      hd->verdict = TD_ALIGN_PROCESS;
+      return 1;
+    }
+    td_buffer_t *b;
+    size_t off = 0;
+    if (td_aligner_next_released(hd->aligner, &b, NULL, &off)) {
+      hd->cur = b;
+      hd->off = off;
+      hd->verdict = TD_ALIGN_PROCESS;
+      return 1;
+    }
+    if (!td_gate_available(st->gate)) flush_outputs(st);
+    else maybe_flush(st);
+    int wait = timeout;
+    int64_t since, now = (int64_t)monotonic_ms();
+    int aligning = spec->align_timeout_ms > 0 && td_aligner_pending(hd->aligner, NULL, &since);
+    if (aligning) {
+      int64_t left = since + spec->align_timeout_ms - now;
+      if (left < 0) left = 0;
+      if (wait < 0 || left < wait) wait = (int)left;
+    }
+    int rc = td_gate_poll(st->gate, &b, wait);
+    if (rc == TD_ECANCELED) raise_cancelled(L);
+    if (rc == -EAGAIN) {
+      if (aligning) {
+        td_align_event_t ev;
+        int r = td_aligner_check_timeout(hd->aligner, (int64_t)monotonic_ms(),
+                                         spec->align_timeout_ms, &ev);
+        *trigger = align_events(L, st, hd, r, &ev);
+        if (r > 0) continue; /* released buffers */
+      }
+      return 0;
+    }
+    if (rc == 0) return -1;
+    int v = td_aligner_on_buffer(hd->aligner, td_channel_index(b->channel), b);
+    if (v == TD_ALIGN_HELD) continue;
+    if (v < 0) luaL_error(L, "checkpoint barrier alignment: %s", td_strerror(v));
+    hd->cur = b;
+    hd->off = 0;
+    hd->inflight_from = 0;
+    hd->verdict = v;
+    return 1;
+  }
+}
+
 /* core.poll(buf, ts [, timeout_ms]) -> n, edge, event, value, has_ts
  * Decodes the records of the next input buffer into buf[1..n] (and their
  * timestamps into ts[1..n], nil where a record has none), up to the first
- * in-band event that changes the task's input watermark or status; edge is
- * the 1-based edge the records came over; event is nil, "watermark" (value:
- * the new input watermark), "idle" or "active"; has_ts tells whether any
- * record had a timestamp. Returns nil at the end of every input, and 0 when
- * timeout_ms passed with nothing to deliver. Pass the same ts table on
- * every call: slots are cleared only where an earlier call filled them. */
+ * in-band event for the task: edge is the 1-based edge the records came
+ * over; event is nil, "watermark" (value: the new input watermark), "idle",
+ * "active", or "barrier" (value: the checkpoint id; barriers are aligned
+ * per the job's mode: snapshot now with core.snapshot, which forwards the
+ * barrier); has_ts tells whether any record had a timestamp. Returns nil
+ * at the end of every input, and 0 when timeout_ms passed with nothing to
+ * deliver. Pass the same ts table on every call: slots are cleared only
+ * where an earlier call filled them. */
 static int l_poll(lua_State *L) {
   td_subtask_t *st = subtask_of(L);
   host_data_t *hd = st->host;
@@ -462,31 +740,49 @@ static int l_poll(lua_State *L) {
     lua_pushnil(L);
     return 1;
   }
-  if (!hd->cur) {
-    td_buffer_t *b;
-    if (!td_gate_available(st->gate)) flush_outputs(st);
-    else maybe_flush(st);
-    int rc = td_gate_poll(st->gate, &b, timeout);
-    if (rc == TD_ECANCELED) raise_cancelled(L);
-    if (rc == -EAGAIN) {
+  int64_t trigger = 0;
+  if (hd->valve_dirty) {
+    int64_t wm = 0;
+    hd->valve_dirty = 0;
+    int ev = valve_update(&hd->valve, &wm);
+    if (ev) {
       lua_pushinteger(L, 0);
-      return 1;
+      lua_pushinteger(L, 0);
+      if (ev == 1) {
+        lua_pushliteral(L, "watermark");
+        lua_pushinteger(L, wm);
+      } else {
+        lua_pushstring(L, ev == 2 ? "idle" : "active");
+        lua_pushnil(L);
+      }
+      lua_pushboolean(L, 0);
+      return 5;
     }
-    if (rc == 0) {
+  }
+  if (!hd->cur) {
+    int r = next_buffer(L, st, hd, timeout, &trigger);
+    if (r < 0) {
       lua_pushnil(L);
       return 1;
     }
-    hd->cur = b;
-    hd->off = 0;
+    if (r == 0) {
+      lua_pushinteger(L, 0);
+      if (!trigger) return 1;
+      lua_pushnil(L);
+      lua_pushliteral(L, "barrier");
+      lua_pushinteger(L, trigger);
+      return 4;
+    }
   }
   td_buffer_t *b = hd->cur;
   int ch = td_channel_index(b->channel);
+  int edge = td_channel_tag(b->channel) + 1;
   valve_t *v = &hd->valve;
   const unsigned char *p = (const unsigned char *)b->data.data;
   size_t len = b->data.len;
-  int n = 0, has_ts = 0, event = 0;
+  int n = 0, has_ts = 0, event = 0, held = 0;
   int64_t value = 0;
-  while (hd->off < len && !event) {
+  while (hd->off < len && !event && !trigger && !held) {
     const unsigned char *e = p + hd->off;
     if (e[0] == 0xd7 && hd->off + 10 <= len && e[1] == EXT_WATERMARK) {
       int64_t wm = get_be64(e + 2);
@@ -498,11 +794,44 @@ static int l_poll(lua_State *L) {
       }
       continue;
     }
+    if (e[0] == 0xd7 && hd->off + 10 <= len &&
+        (e[1] == EXT_BARRIER || e[1] == EXT_CANCEL)) {
+      int64_t id = get_be64(e + 2);
+      capture(st, hd, hd->off);
+      hd->off += 10;
+      td_align_event_t ev;
+      int r = e[1] == EXT_BARRIER
+                  ? td_aligner_on_barrier(hd->aligner, ch, id, (int64_t)monotonic_ms(), &ev)
+                  : td_aligner_on_cancel(hd->aligner, ch, id, &ev);
+      if (r < 0) return luaL_error(L, "checkpoint barrier %d on channel %d: %s", (int)id, ch,
+                                   td_strerror(r));
+      trigger = align_events(L, st, hd, r, &ev);
+      if (hd->off < len && !hd->cur_replay) {
+        int vv = td_aligner_on_buffer_at(hd->aligner, ch, b, hd->off);
+        if (vv == TD_ALIGN_HELD) held = 1;
+        else if (vv < 0) return luaL_error(L, "checkpoint barrier alignment: %s", td_strerror(vv));
+        else {
+          hd->verdict = vv;
+          hd->inflight_from = hd->off;
+        }
+      }
+      continue;
+    }
     if (e[0] == 0xd4 && hd->off + 3 <= len &&
         (e[1] == EXT_STATUS || e[1] == EXT_END)) {
       hd->off += 3;
       if (e[1] == EXT_END) {
+        capture(st, hd, hd->off - 3);
         v->ended[ch] = 1;
+        if (!hd->cur_replay) {
+          td_align_event_t ev;
+          int r = td_aligner_on_end(hd->aligner, ch, &ev);
+          if (r > 0) trigger = align_events(L, st, hd, r, &ev);
+        }
+        if (trigger) {
+          hd->valve_dirty = 1;
+          continue;
+        }
       } else {
         v->idle[ch] = e[2] != 0;
         if (!v->idle[ch]) v->aligned[ch] = v->wm[ch] >= v->last;
@@ -534,13 +863,23 @@ static int l_poll(lua_State *L) {
       lua_rawseti(L, 2, n);
     }
   }
-  int edge = td_channel_tag(b->channel) + 1;
-  if (hd->off >= len) {
-    hd->cur = NULL;
-    td_gate_recycle(st->gate, b);
+  if (held) {
+    hd->cur = NULL; /* the aligner has it */
+    hd->cur_replay = 0;
+  } else if (hd->off >= len) {
+    capture(st, hd, len);
+    release_cur(st, hd);
   }
   lua_pushinteger(L, n);
   lua_pushinteger(L, edge);
+  if (trigger) {
+    /* a watermark or status change in the same call is impossible: decoding
+     * stops at the first event of either kind */
+    lua_pushliteral(L, "barrier");
+    lua_pushinteger(L, trigger);
+    lua_pushboolean(L, has_ts);
+    return 5;
+  }
   switch (event) {
   case 1:
     lua_pushliteral(L, "watermark");
@@ -695,12 +1034,289 @@ static int l_emit(lua_State *L) {
 }
 
 /* core.tick() sends partially filled buffers once the buffer timeout
- * passed, and raises if the job was cancelled (sources call it per batch). */
+ * passed, and raises if the job was cancelled (sources call it per batch).
+ * Returns the id of a checkpoint the coordinator asks this source to
+ * inject (snapshot and forward with core.snapshot), or nothing. */
 static int l_tick(lua_State *L) {
   td_subtask_t *st = subtask_of(L);
   if (td_job_cancelled(st->job)) raise_cancelled(L);
   maybe_flush(st);
+  host_data_t *hd = st->host;
+  if (!st->gate) {
+    int64_t id = td_coord_requested(td_job_coordinator(st->job), st->global);
+    if (id > hd->injected) {
+      lua_pushinteger(L, id);
+      return 1;
+    }
+  }
   return 0;
+}
+
+/* Write every name -> value of the table at index t as the state file
+ * dir/name (one section, the value encoded). 0, or -1 with err. */
+static int write_state_files(lua_State *L, int t, const char *dir, char *err,
+                             size_t errlen) {
+  lua_pushnil(L);
+  while (lua_next(L, t)) {
+    const char *name = lua_tostring(L, -2);
+    if (lua_type(L, -2) != LUA_TSTRING) {
+      snprintf(err, errlen, "snapshot: a state file name is not a string");
+      return -1;
+    }
+    td_wbuf_t b = {0};
+    int rc = td_codec_encode(L, lua_gettop(L), &b, 0, err, errlen);
+    if (rc) {
+      char m[512];
+      snprintf(m, sizeof m, "%s", err);
+      snprintf(err, errlen, "snapshot of %s: %s", name,
+               rc == TD_ECODEC ? m : td_strerror(rc));
+      td_wbuf_destroy(&b);
+      return -1;
+    }
+    td_snapshot_writer_t *w;
+    rc = td_snapshot_writer_open(&w, NULL, dir, name, TD_SNAPSHOT_KIND_STATE, err, errlen);
+    if (rc == 0) rc = td_snapshot_write_section(w, STATE_SECTION, b.data, b.len, err, errlen);
+    if (rc == 0) rc = td_snapshot_writer_commit(w, err, errlen);
+    if (rc && w) td_snapshot_writer_abort(w);
+    td_wbuf_destroy(&b);
+    if (rc) return -1;
+    lua_pop(L, 1);
+  }
+  return 0;
+}
+
+static void child_fail(const char *dir, const char *msg) {
+  char line[1400];
+  int n = snprintf(line, sizeof line, "tide: snapshot into %s failed: %s\n", dir,
+                   msg ? msg : "unknown error");
+  if (n > 0) {
+    ssize_t w = write(2, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+    (void)w;
+  }
+  _exit(1);
+}
+
+/* The forked child of core.snapshot: a copy-on-write image of this VM at
+ * the barrier. It must not call malloc (see alloc.h): the core's buffers
+ * and the VM switch to an arena; the collector stays stopped, so no
+ * finalizer (file handles!) runs here. */
+static void child_snapshot(lua_State *L, int fn, const char *dir, pid_t parent) {
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (getppid() != parent) _exit(1);
+  td_alloc_use_arena();
+  lua_setallocf(L, td_arena_lua_alloc, NULL);
+  lua_gc(L, LUA_GCSTOP);
+  lua_pushvalue(L, fn);
+  if (lua_pcall(L, 0, 1, 0) != LUA_OK) child_fail(dir, lua_tostring(L, -1));
+  if (!lua_istable(L, -1)) child_fail(dir, "the snapshot function returned no table");
+  char err[1024];
+  if (write_state_files(L, lua_gettop(L), dir, err, sizeof err) != 0) child_fail(dir, err);
+  _exit(0);
+}
+
+/* core.snapshot(id, collect) -> true | false, message
+ * Take this subtask's snapshot of checkpoint id at this point of its input
+ * (a source between batches, a task at its aligned barrier): fork; the
+ * child calls collect() -> {file name = value} and writes each value as a
+ * state file of the checkpoint's directory, while this thread goes on at
+ * once (the pause is the fork). Then the barrier is forwarded on every
+ * output. The coordinator counts the subtask as done with id when the
+ * child exits 0. */
+static int l_snapshot(lua_State *L) {
+  td_subtask_t *st = subtask_of(L);
+  host_data_t *hd = st->host;
+  int64_t id = luaL_checkinteger(L, 1);
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  td_coord_t *coord = td_job_coordinator(st->job);
+  const td_job_spec_t *spec = td_job_spec_of(st->job);
+  char dir[4200];
+  td_coord_chk_dir(coord, id, dir, sizeof dir);
+  if (!st->gate) hd->injected = id;
+  pid_t pid = 0;
+  if (dir[0]) {
+    pid_t parent = getpid();
+    pid = fork();
+    if (pid == 0) child_snapshot(L, 2, dir, parent);
+    if (pid < 0) {
+      int e = errno;
+      td_coord_decline(coord, id, st->global, "fork failed");
+      forward_event(L, st, EXT_CANCEL, id);
+      lua_pushboolean(L, 0);
+      lua_pushfstring(L, "cannot fork the snapshot of checkpoint %d: %s", (int)id, strerror(e));
+      return 2;
+    }
+  }
+  td_coord_snapshot_started(coord, id, st->global, pid,
+                            st->gate && spec->align_mode == TD_ALIGN_UNALIGNED);
+  forward_event(L, st, EXT_BARRIER, id);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* core.finished([collect]) - this subtask's input ended and its end was
+ * sent (core.finish): write its final state (collect() -> {file name =
+ * value}) when the job checkpoints, and report it to the coordinator. */
+static int l_finished(lua_State *L) {
+  td_subtask_t *st = subtask_of(L);
+  td_coord_t *coord = td_job_coordinator(st->job);
+  char dir[4200], err[1024];
+  td_coord_finished_dir(coord, dir, sizeof dir);
+  if (!dir[0] || lua_isnoneornil(L, 1)) {
+    td_coord_finished(coord, st->global, 0, NULL, 1);
+    return 0;
+  }
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  lua_pushvalue(L, 1);
+  lua_call(L, 0, 1);
+  luaL_checktype(L, -1, LUA_TTABLE);
+  int t = lua_gettop(L);
+  if (write_state_files(L, t, dir, err, sizeof err) != 0)
+    return luaL_error(L, "cannot write the final state: %s", err);
+  int n = 0;
+  lua_pushnil(L);
+  while (lua_next(L, t)) {
+    n++;
+    lua_pop(L, 1);
+  }
+  const char **names = lua_newuserdatauv(L, sizeof(char *) * (size_t)(n + 1), 0);
+  int k = 0;
+  lua_pushnil(L);
+  while (lua_next(L, t)) {
+    lua_pop(L, 1);
+    names[k++] = lua_tostring(L, -1);
+  }
+  td_coord_finished(coord, st->global, n, names, 1);
+  return 0;
+}
+
+/* core.wait_checkpoint(after) -> completed, final
+ * Block until a checkpoint newer than `after` completed or the final one
+ * did (every subtask finished); raises the cancel sentinel if the job
+ * fails meanwhile. */
+static int l_wait_checkpoint(lua_State *L) {
+  td_subtask_t *st = subtask_of(L);
+  int64_t after = luaL_checkinteger(L, 1);
+  td_coord_t *coord = td_job_coordinator(st->job);
+  for (;;) {
+    int64_t id;
+    int final;
+    int r = td_coord_wait(coord, after, 100, &id, &final);
+    if (r == 1) {
+      lua_pushinteger(L, id);
+      lua_pushboolean(L, final);
+      return 2;
+    }
+    if (r < 0 || td_job_cancelled(st->job)) raise_cancelled(L);
+  }
+}
+
+/* core.checkpoint_completed() -> the newest completed checkpoint id (0). */
+static int l_checkpoint_completed(lua_State *L) {
+  td_subtask_t *st = subtask_of(L);
+  lua_pushinteger(L, td_coord_completed(td_job_coordinator(st->job)));
+  return 1;
+}
+
+/* core.read_snapshot(path) -> {kind =, sections = {{tag =, data =}, ...}}
+ * | nil, message: a snapshot file, checked (magic, CRC, structure). */
+static int l_read_snapshot(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  td_snapshot_t *s;
+  char err[1024];
+  int rc = td_snapshot_read(&s, NULL, path, err, sizeof err);
+  if (rc) {
+    lua_pushnil(L);
+    lua_pushstring(L, err);
+    return 2;
+  }
+  size_t n = td_snapshot_count(s);
+  lua_createtable(L, 0, 2);
+  lua_pushinteger(L, td_snapshot_kind(s));
+  lua_setfield(L, -2, "kind");
+  lua_createtable(L, (int)n, 0);
+  for (size_t i = 0; i < n; i++) {
+    uint32_t tag;
+    td_bytes_t b;
+    td_snapshot_section(s, i, &tag, &b);
+    lua_createtable(L, 0, 2);
+    lua_pushinteger(L, tag);
+    lua_setfield(L, -2, "tag");
+    lua_pushlstring(L, b.len ? (const char *)b.data : "", b.len);
+    lua_setfield(L, -2, "data");
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+  lua_setfield(L, -2, "sections");
+  td_snapshot_free(s);
+  return 1;
+}
+
+/* core.read_state(path) -> value | nil, message: the value a state file
+ * holds (checked, then decoded in place). */
+static int l_read_state(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  td_snapshot_t *s;
+  char err[1024];
+  int rc = td_snapshot_read(&s, NULL, path, err, sizeof err);
+  if (rc) {
+    lua_pushnil(L);
+    lua_pushstring(L, err);
+    return 2;
+  }
+  size_t pos = 0, off = 0;
+  td_bytes_t b;
+  if (td_snapshot_find(s, STATE_SECTION, &pos, &b) != 1 ||
+      td_codec_decode(L, (const char *)b.data, b.len, &off) != 0 || off != b.len) {
+    td_snapshot_free(s);
+    lua_pushnil(L);
+    lua_pushfstring(L, "%s: not a state file (no decodable state section)", path);
+    return 2;
+  }
+  td_snapshot_free(s);
+  return 1;
+}
+
+/* core.replay_inflight(path) -> true | nil, message: queue the in-flight
+ * data of an unaligned checkpoint (one section per input channel) to be
+ * delivered by core.poll before anything from the gate. */
+static int l_replay_inflight(lua_State *L) {
+  td_subtask_t *st = subtask_of(L);
+  host_data_t *hd = st->host;
+  const char *path = luaL_checkstring(L, 1);
+  if (!st->gate) return luaL_error(L, "replay_inflight: the task has no input");
+  td_snapshot_t *s;
+  char err[1024];
+  int rc = td_snapshot_read(&s, NULL, path, err, sizeof err);
+  if (rc) {
+    lua_pushnil(L);
+    lua_pushstring(L, err);
+    return 2;
+  }
+  td_buffer_t **tail = &hd->replay;
+  while (*tail) tail = &(*tail)->next;
+  for (size_t i = 0; i < td_snapshot_count(s); i++) {
+    uint32_t tag;
+    td_bytes_t bytes;
+    td_snapshot_section(s, i, &tag, &bytes);
+    if ((int)tag >= td_gate_size(st->gate)) {
+      td_snapshot_free(s);
+      return luaL_error(L, "%s: in-flight data for channel %d of %d", path, (int)tag,
+                        td_gate_size(st->gate));
+    }
+    td_buffer_t *b = calloc(1, sizeof *b);
+    if (!b || td_wbuf_reserve(&b->data, bytes.len ? bytes.len : 1)) {
+      free(b);
+      td_snapshot_free(s);
+      return luaL_error(L, "out of memory");
+    }
+    memcpy(b->data.data, bytes.data, bytes.len);
+    b->data.len = bytes.len;
+    b->channel = td_gate_channel(st->gate, (int)tag);
+    *tail = b;
+    tail = &b->next;
+  }
+  td_snapshot_free(s);
+  lua_pushboolean(L, 1);
+  return 1;
 }
 
 /* core.emit_event(edge, "watermark", ms | "idle" | "active") sends an
@@ -1002,6 +1618,57 @@ static int reader_skipped(lua_State *L) {
   return 1;
 }
 
+/* reader:position() -> {offset=, line=, skipped=, ncols=, split=,
+ * n_splits=, kind=}: where the records not yet read begin (see
+ * td_reader_pos_t); plain integers, for a checkpoint. */
+static int reader_position(lua_State *L) {
+  td_reader_pos_t p;
+  int rc = td_reader_position(check_reader(L)->r, &p);
+  if (rc) return luaL_error(L, "reader has no position: %s", td_strerror(rc));
+  lua_createtable(L, 0, 7);
+#define POSF(f)                          \
+  lua_pushinteger(L, (lua_Integer)p.f); \
+  lua_setfield(L, -2, #f)
+  POSF(offset);
+  POSF(line);
+  POSF(skipped);
+  POSF(ncols);
+  POSF(split);
+  POSF(n_splits);
+  POSF(kind);
+#undef POSF
+  return 1;
+}
+
+/* reader:seek(pos) continues a freshly opened reader at a position from
+ * reader:position(); raises with a message naming the file otherwise. */
+static int reader_seek(lua_State *L) {
+  lreader_t *lr = check_reader(L);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  td_reader_pos_t p;
+  memset(&p, 0, sizeof p);
+#define GETF(f, T)                                                   \
+  do {                                                               \
+    lua_getfield(L, 2, #f);                                          \
+    int ok_;                                                         \
+    lua_Integer v_ = lua_tointegerx(L, -1, &ok_);                    \
+    if (!ok_) return luaL_error(L, "reader:seek: bad position field '" #f "'"); \
+    p.f = (T)v_;                                                     \
+    lua_pop(L, 1);                                                   \
+  } while (0)
+  GETF(offset, uint64_t);
+  GETF(line, uint64_t);
+  GETF(skipped, uint64_t);
+  GETF(ncols, uint64_t);
+  GETF(split, int32_t);
+  GETF(n_splits, int32_t);
+  GETF(kind, int32_t);
+#undef GETF
+  int rc = td_reader_seek(lr->r, &p);
+  if (rc) return luaL_error(L, "%s", td_reader_error(lr->r));
+  return 0;
+}
+
 static lreader_t *new_reader(lua_State *L) {
   lreader_t *lr = lua_newuserdatauv(L, sizeof *lr, 0);
   lr->r = NULL;
@@ -1015,6 +1682,10 @@ static lreader_t *new_reader(lua_State *L) {
     lua_setfield(L, -2, "read");
     lua_pushcfunction(L, reader_skipped);
     lua_setfield(L, -2, "skipped");
+    lua_pushcfunction(L, reader_position);
+    lua_setfield(L, -2, "position");
+    lua_pushcfunction(L, reader_seek);
+    lua_setfield(L, -2, "seek");
     lua_pushcfunction(L, reader_gc);
     lua_setfield(L, -2, "close");
     lua_setfield(L, -2, "__index");
@@ -1151,6 +1822,13 @@ static const luaL_Reg core_funcs[] = {
     {"list_dir", l_list_dir},
     {"open_text", l_open_text},
     {"open_csv", l_open_csv},
+    {"snapshot", l_snapshot},
+    {"finished", l_finished},
+    {"wait_checkpoint", l_wait_checkpoint},
+    {"checkpoint_completed", l_checkpoint_completed},
+    {"read_snapshot", l_read_snapshot},
+    {"read_state", l_read_state},
+    {"replay_inflight", l_replay_inflight},
     {NULL, NULL}};
 
 int td_host_openlib(lua_State *L) {

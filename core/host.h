@@ -27,6 +27,15 @@ int td_host_openlib(lua_State *L);
  * default parallelism (>= 1) and max parallelism (0: Flink's default). */
 void td_host_set_defaults(int parallelism, int max_parallelism);
 
+/*
+ * td_host_set_checkpoint_defaults - the command line's checkpoint options,
+ * seen by scripts through core.defaults(): dir (--checkpoint-dir, or NULL),
+ * interval (--checkpoint-interval as given, e.g. "1s", or NULL) and resume
+ * (--resume: restore the latest completed checkpoint). The strings must
+ * outlive the script.
+ */
+void td_host_set_checkpoint_defaults(const char *dir, const char *interval, int resume);
+
 /* Outcome of td_host_run_script. */
 enum {
   TD_RUN_OK = 0,

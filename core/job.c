@@ -16,6 +16,7 @@ struct td_job {
   int *first_subtask;         /* per task: index into subtasks */
   pthread_mutex_t mu;
   atomic_int cancelled;
+  td_coord_t *coord;
   char *error;                /* first failure */
 };
 
@@ -135,6 +136,7 @@ int td_job_run(const td_job_spec_t *spec, void (*body)(td_subtask_t *),
       st->job = job;
       st->task = t;
       st->index = i;
+      st->global = job->first_subtask[t] + i;
       st->parallelism = spec->parallelism[t];
       st->outputs = calloc(spec->n_edges ? (size_t)spec->n_edges : 1,
                            sizeof *st->outputs);
@@ -147,6 +149,21 @@ int td_job_run(const td_job_spec_t *spec, void (*body)(td_subtask_t *),
     job_free(job);
     return rc;
   }
+  unsigned char *is_source = malloc((size_t)total + 1);
+  td_ckpt_config_t none = {NULL, 0, 600000, 0, 1, 1, 1, NULL, 0};
+  rc = is_source ? 0 : TD_ENOMEM;
+  for (int i = 0; rc == 0 && i < total; i++) is_source[i] = job->subtasks[i].gate == NULL;
+  if (rc == 0)
+    rc = td_coord_new(&job->coord, spec->checkpoint ? spec->checkpoint : &none, total,
+                      is_source, errbuf, errlen);
+  free(is_source);
+  if (rc == 0) rc = td_coord_start(job->coord);
+  if (rc) {
+    if (rc == TD_ENOMEM) snprintf(errbuf, errlen, "cannot set up the job: %s", td_strerror(rc));
+    td_coord_free(job->coord);
+    job_free(job);
+    return rc;
+  }
   int started = 0;
   for (; started < total; started++) {
     if (pthread_create(&job->subtasks[started].thread, NULL, thread_main,
@@ -156,6 +173,8 @@ int td_job_run(const td_job_spec_t *spec, void (*body)(td_subtask_t *),
     }
   }
   for (int i = 0; i < started; i++) pthread_join(job->subtasks[i].thread, NULL);
+  td_coord_free(job->coord);
+  job->coord = NULL;
   rc = 0;
   if (job->error) {
     snprintf(errbuf, errlen, "%s", job->error);
@@ -166,6 +185,8 @@ int td_job_run(const td_job_spec_t *spec, void (*body)(td_subtask_t *),
 }
 
 const td_job_spec_t *td_job_spec_of(const td_job_t *job) { return job->spec; }
+
+td_coord_t *td_job_coordinator(const td_job_t *job) { return job->coord; }
 
 void td_job_fail(td_job_t *job, const char *message) {
   pthread_mutex_lock(&job->mu);

@@ -15,6 +15,7 @@
 #include <pthread.h>
 
 #include "channel.h"
+#include "checkpoint.h"
 #include "exchange.h"
 
 typedef struct td_job td_job_t;
@@ -42,11 +43,18 @@ typedef struct td_job_spec {
   const int *parallelism;     /* per task */
   int n_edges;
   const td_job_edge_t *edges;
+  /* Checkpoints (checkpoint.h). checkpoint NULL: no directory and no
+   * periodic checkpoints; the coordinator still runs the final commit. */
+  const td_ckpt_config_t *checkpoint;
+  int align_mode;             /* td_align_mode_t (barrier.h) */
+  int64_t align_timeout_ms;   /* alignment gives up after this; <= 0 none */
+  const char *restore_dir;    /* the chk-<n> directory to restore, or NULL */
 } td_job_spec_t;
 
 struct td_subtask {
   td_job_t *job;
   int task;                   /* task index, 0-based */
+  int global;                 /* index among all subtasks of the job */
   int index;                  /* subtask index, 0-based */
   int parallelism;
   td_gate_t *gate;            /* NULL for tasks without inputs */
@@ -72,6 +80,10 @@ const td_job_spec_t *td_job_spec_of(const td_job_t *job);
  * every gate is woken and every later wait returns TD_ECANCELED.
  */
 void td_job_fail(td_job_t *job, const char *message);
+
+/* td_job_coordinator - the job's checkpoint coordinator (never NULL
+ * while subtasks run). */
+td_coord_t *td_job_coordinator(const td_job_t *job);
 
 /* td_job_cancelled - whether the job has failed or been cancelled. */
 int td_job_cancelled(const td_job_t *job);

@@ -1,7 +1,9 @@
 /*
  * main.c - the `tide` command line.
  *
- *   tide run JOB.lua [--parallelism N] [--max-parallelism M] [-- ARGS...]
+ *   tide run JOB.lua [--parallelism N] [--max-parallelism M]
+ *                    [--checkpoint-dir D] [--checkpoint-interval T] [--resume]
+ *                    [-- ARGS...]
  *   tide verify DIR
  *   tide version
  *   tide help
@@ -23,7 +25,9 @@
 #include "snapshot.h"
 
 static const char USAGE[] =
-    "usage: tide run JOB.lua [--parallelism N] [--max-parallelism M] [-- ARGS...]\n"
+    "usage: tide run JOB.lua [--parallelism N] [--max-parallelism M]\n"
+    "                        [--checkpoint-dir D] [--checkpoint-interval T]\n"
+    "                        [--resume] [-- ARGS...]\n"
     "       tide verify DIR\n"
     "       tide version\n"
     "       tide help\n"
@@ -33,6 +37,10 @@ static const char USAGE[] =
     "      --max-parallelism M  number of key groups (default: Flink's rule,\n"
     "                         1.5 x parallelism rounded up to a power of two,\n"
     "                         128 .. 32768)\n"
+    "      --checkpoint-dir D   take checkpoints into D/<job name>/chk-<n>\n"
+    "      --checkpoint-interval T  every T (e.g. 500ms, 1s, 5m)\n"
+    "      --resume           restart from the latest completed checkpoint\n"
+    "                         in the checkpoint directory (exit 2 if none)\n"
     "  -- ARGS...             passed to the script as arg[1..] and ...\n"
     "  verify DIR             check every state file of a checkpoint or\n"
     "                         savepoint directory (magic, version, CRC32C);\n"
@@ -76,9 +84,13 @@ static int cmd_run(int argc, char **argv) {
   static const struct option opts[] = {
       {"parallelism", required_argument, NULL, 'p'},
       {"max-parallelism", required_argument, NULL, 'm'},
+      {"checkpoint-dir", required_argument, NULL, 'c'},
+      {"checkpoint-interval", required_argument, NULL, 'i'},
+      {"resume", no_argument, NULL, 'r'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
-  int parallelism = 1, max_parallelism = 0, c;
+  int parallelism = 1, max_parallelism = 0, c, resume = 0;
+  const char *ckpt_dir = NULL, *ckpt_interval = NULL;
   const char *script = NULL;
   optind = 1;
   opterr = 0;
@@ -105,6 +117,16 @@ static int cmd_run(int argc, char **argv) {
       if (parse_positive(optarg, TD_MAX_PARALLELISM_LIMIT, &max_parallelism))
         return usage_error("--max-parallelism needs a whole number from 1 to 32768, not '%s'", optarg);
       break;
+    case 'c':
+      if (!optarg[0]) return usage_error("%s", "--checkpoint-dir needs a directory");
+      ckpt_dir = optarg;
+      break;
+    case 'i':
+      ckpt_interval = optarg;
+      break;
+    case 'r':
+      resume = 1;
+      break;
     case 'h':
       fputs(USAGE, stdout);
       return 0;
@@ -113,6 +135,8 @@ static int cmd_run(int argc, char **argv) {
     }
   }
   if (!script) return usage_error("%s", "run needs a job script");
+  if (ckpt_interval && !ckpt_dir)
+    return usage_error("%s", "--checkpoint-interval needs --checkpoint-dir");
   if (max_parallelism && max_parallelism < parallelism)
     return usage_error("%s", "--max-parallelism must be at least --parallelism");
 
@@ -123,6 +147,7 @@ static int cmd_run(int argc, char **argv) {
   for (int i = optind; i < argc; i++) args[1 + i - optind] = argv[i];
 
   td_host_set_defaults(parallelism, max_parallelism);
+  td_host_set_checkpoint_defaults(ckpt_dir, ckpt_interval, resume);
   lua_State *L = td_host_new_state();
   if (!L) {
     fprintf(stderr, "tide: out of memory\n");

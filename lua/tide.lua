@@ -126,6 +126,14 @@ function tide.env(cfg)
   if cfg.chaining ~= nil then env.chaining = not not cfg.chaining end
   env.auto_watermark_interval = util.duration(cfg.auto_watermark_interval or 200, "auto_watermark_interval", 2)
   if cfg.name ~= nil then env.name = tostring(cfg.name) end
+  local ckpt = require "tide.checkpoint"
+  local ok, c = pcall(ckpt.config, cfg.checkpoint,
+    { dir = d.checkpoint_dir, interval = d.checkpoint_interval })
+  if not ok then error(c, 2) end
+  env.checkpoint = c
+  local ok2, r = pcall(ckpt.restart_strategy, cfg.restart, c ~= nil)
+  if not ok2 then error(r, 2) end
+  env.restart_cfg = cfg.restart
   return env
 end
 
@@ -647,6 +655,9 @@ local JobFailure = {
   __tostring = function(e) return "job '" .. e.job .. "' failed: " .. e.message end,
 }
 
+-- An error the command line reports with exit status exit_code (2: usage).
+local UsageError = { __tostring = function(e) return e.message end }
+
 --- Run the job and wait until it ends (Flink's execute): every bounded
 -- source read to its end, every record through, every sink committed.
 -- @param name string, optional: the job name
@@ -672,9 +683,49 @@ function Env:execute(name)
     core.done() -- ends the script in this task VM
   end
   plan.job_id = random_id()
+  local ckpt = require "tide.checkpoint"
+  local cc = self.checkpoint
+  local job_dir = cc and ckpt.job_dir(cc.dir, name)
+  local function warn(msg) io.stderr:write("tide: warning: ", msg, "\n") end
+  local restore
+  if core.defaults().resume then
+    if not cc then
+      error(setmetatable({ exit_code = 2, message = "--resume needs a checkpoint directory " ..
+        "(--checkpoint-dir or env{checkpoint = {dir = ...}})" }, UsageError), 2)
+    end
+    restore = ckpt.find_latest(job_dir, warn)
+    if not restore then
+      error(setmetatable({ exit_code = 2, message = "no completed checkpoint to resume from in " .. job_dir },
+        UsageError), 2)
+    end
+    io.stderr:write(string.format("tide: resuming job '%s' from checkpoint %d (%s)\n", name, restore.id, restore.dir))
+  end
+  local restart = ckpt.restart_strategy(self.restart_cfg, cc ~= nil)
   local t0 = core.now_ms()
-  local ok, err = core.execute(plan)
-  if not ok then error(setmetatable({ job = name, message = err }, JobFailure), 2) end
+  while true do
+    if restore and restore.job.fingerprint ~= plan.fingerprint then
+      error(setmetatable({ exit_code = 2, message = string.format("checkpoint %s was taken by a different " ..
+        "job graph (operators, uids, parallelism or edges changed); cannot restore it", restore.dir) },
+        UsageError), 2)
+    end
+    if cc then
+      local ids = ckpt.list(job_dir)
+      plan.checkpoint = { dir = job_dir, interval = cc.interval, timeout = cc.timeout, min_pause = cc.min_pause,
+        max_concurrent = cc.max_concurrent, retained = cc.retained, mode = cc.mode, unaligned = cc.unaligned,
+        first_id = (ids[1] or 0) + 1, job_info = ckpt.job_info(self, plan, name) }
+    end
+    plan.restore_dir = restore and restore.dir or nil
+    local ok, err = core.execute(plan)
+    if ok then break end
+    local delay = restart.on_failure(core.now_ms())
+    if not delay then error(setmetatable({ job = name, message = err }, JobFailure), 2) end
+    io.stderr:write(string.format("tide: job '%s' failed; restarting in %d ms: %s\n", name, delay, err))
+    core.sleep_ms(delay)
+    restore = cc and ckpt.find_latest(job_dir, warn) or nil
+    if restore then
+      io.stderr:write(string.format("tide: restoring checkpoint %d (%s)\n", restore.id, restore.dir))
+    end
+  end
   return { job_name = name, job_id = plan.job_id, runtime_ms = core.now_ms() - t0 }
 end
 

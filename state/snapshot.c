@@ -21,6 +21,8 @@
  */
 #include "snapshot.h"
 
+#include "alloc.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -87,11 +89,19 @@ uint32_t td_snapshot_crc32c(uint32_t crc, const void *buf, size_t len) {
   return ~c;
 }
 
+/* a copy of s from td_malloc, or NULL */
+static char *dup_str(const char *s) {
+  size_t n = strlen(s) + 1;
+  char *p = td_malloc(n);
+  if (p) memcpy(p, s, n);
+  return p;
+}
+
 /* "dir/name" (one '/' even when dir ends with one) plus `suffix`, or NULL. */
 static char *join_path(const char *dir, const char *name, const char *suffix) {
   size_t dl = strlen(dir), nl = strlen(name), sl = strlen(suffix);
   int slash = dl > 0 && dir[dl - 1] != '/';
-  char *p = malloc(dl + (size_t)slash + nl + sl + 1);
+  char *p = td_malloc(dl + (size_t)slash + nl + sl + 1);
   if (!p) return NULL;
   memcpy(p, dir, dl);
   if (slash) p[dl] = '/';
@@ -251,11 +261,12 @@ int td_snapshot_writer_open(td_snapshot_writer_t **out,
            name ? name : "(null)");
     return TD_EINVAL;
   }
-  td_snapshot_writer_t *w = calloc(1, sizeof *w);
+  td_snapshot_writer_t *w = td_malloc(sizeof *w);
+  if (w) memset(w, 0, sizeof *w);
   if (!w) goto nomem;
   w->io = io ? io : &posix_io;
   w->fd = -1;
-  w->dir = strdup(dir[0] ? dir : "."); /* "" : name is relative to "." */
+  w->dir = dup_str(dir[0] ? dir : "."); /* "" : name is relative to "." */
   w->path = join_path(dir, name, "");
   w->tmp = join_path(dir, name, ".tmp");
   if (!w->dir || !w->path || !w->tmp) goto nomem;
@@ -280,10 +291,10 @@ int td_snapshot_writer_open(td_snapshot_writer_t **out,
 nomem:
   seterr(err, errlen, "%s/%s: out of memory", dir, name);
   if (w) {
-    free(w->dir);
-    free(w->path);
-    free(w->tmp);
-    free(w);
+    td_free(w->dir);
+    td_free(w->path);
+    td_free(w->tmp);
+    td_free(w);
   }
   return TD_ENOMEM;
 }
@@ -360,10 +371,10 @@ int td_snapshot_writer_commit(td_snapshot_writer_t *w, char *err,
            w->path, td_strerror(rc));
     return rc;
   }
-  free(w->dir);
-  free(w->path);
-  free(w->tmp);
-  free(w);
+  td_free(w->dir);
+  td_free(w->path);
+  td_free(w->tmp);
+  td_free(w);
   return 0;
 }
 
@@ -375,10 +386,10 @@ int td_snapshot_writer_abort(td_snapshot_writer_t *w) {
     rc = w->io->unlink(w->io->ud, w->tmp);
     if (rc == -ENOENT) rc = 0;
   }
-  free(w->dir);
-  free(w->path);
-  free(w->tmp);
-  free(w);
+  td_free(w->dir);
+  td_free(w->path);
+  td_free(w->tmp);
+  td_free(w);
   return rc;
 }
 

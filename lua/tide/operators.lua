@@ -540,14 +540,40 @@ end
 
 -- ---- sinks ---------------------------------------------------------------
 
--- A sink's part files (lua/tide/filesink.lua): hidden while written,
--- committed as "part-<job>-<subtask>-<n>" when the job ends; rolled at
+-- A sink's part files (lua/tide/filesink.lua), exactly once by two-phase
+-- commit (Flink's FileSink): hidden while written; at a checkpoint's
+-- barrier the in-progress file is closed and pre-committed; files are
+-- committed as "part-<job>-<subtask>-<n>" when that checkpoint completes.
+-- At the end of input everything left is pre-committed under the final
+-- checkpoint, which completes once every subtask of the job has finished,
+-- so a bounded job commits all its output before it exits and a failure
+-- before that commits none of the unfinished attempt. Rolled at
 -- rolling_size bytes (nil: filesink's default, 128 MiB, as Flink's
 -- DefaultRollingPolicy).
+local FINAL = math.maxinteger -- the final checkpoint's pre-commit id
+
 local function part_writer(dir, rt, rolling_size, header)
-  local w = filesink.new { dir = dir, prefix = string.format("part-%s-%d-", rt.job_id, rt.subtask),
+  local cfg = { dir = dir, prefix = string.format("part-%s-%d-", rt.job_id, rt.subtask),
     rolling_size = rolling_size, header = header, now = rt.now }
-  return { write_lines = function(lines, n) w:write_lines(lines, n) end, finish = function() w:finish() end }
+  local w, last
+  -- created on first use, or by restore: recovering with no state removes
+  -- what a failed attempt of this job left (same prefix)
+  local function writer()
+    if not w then w = filesink.recover(cfg) end
+    return w
+  end
+  return {
+    write_lines = function(lines, n) writer():write_lines(lines, n) end,
+    finish = function() last = writer():pre_commit(FINAL) end,
+    prepare_snapshot = function(id) last = writer():pre_commit(id) end,
+    snapshot = function() return { sink = last } end,
+    restore = function(s)
+      cfg.state = s.sink
+      w = filesink.recover(cfg)
+      cfg.state = nil
+    end,
+    notify_checkpoint_complete = function(id, final) writer():commit(final and FINAL or id) end,
+  }
 end
 
 local sinks = {}
@@ -573,7 +599,7 @@ function sinks.text(node, rt)
   return function(b, _, n)
     for i = 1, n do lines[i] = fmt(b[i]) end
     w.write_lines(lines, n)
-  end, w.finish
+  end, w
 end
 
 function sinks.csv(node, rt)
@@ -607,12 +633,14 @@ function sinks.csv(node, rt)
   return function(b, _, n)
     for i = 1, n do lines[i] = row(b[i]) end
     w.write_lines(lines, n)
-  end, w.finish
+  end, w
 end
 
 function ops.sink(node, _, rt)
-  local push, finish = sinks[node.sink.type](node, rt)
-  return { push = push, finish = finish }
+  local push, w = sinks[node.sink.type](node, rt)
+  if not w then return { push = push } end
+  return { push = push, finish = w.finish, prepare_snapshot = w.prepare_snapshot, snapshot = w.snapshot,
+    restore = w.restore, notify_checkpoint_complete = w.notify_checkpoint_complete }
 end
 
 function ops.window(node, out, rt)
@@ -622,7 +650,12 @@ end
 -- ---- sources ------------------------------------------------------------
 
 -- Returns read(buf [, max]) -> n (0 at the end) for this subtask's split:
--- up to max (default BATCH) records into buf[1..n].
+-- up to max (default BATCH) records into buf[1..n]; and the source's
+-- position for checkpoints: {snapshot = f() -> data, restore = f(data)}.
+-- Positions (Flink's source split states): byte offsets of files
+-- (td_reader_pos_t), the index into a list, the generator's next sequence
+-- number. A position is taken between batches: the records read so far
+-- were all pushed downstream.
 function M.open_source(node, rt)
   local src = node.source
   local split, n_splits = rt.subtask, rt.parallelism
@@ -634,10 +667,15 @@ function M.open_source(node, rt)
       r, err = core.open_csv(src.path, src.opts, split, n_splits)
     end
     if not r then error(node.name .. ": " .. err, 0) end
-    return function(buf, max) return r:read(buf, max or BATCH) end
+    return function(buf, max) return r:read(buf, max or BATCH) end, {
+      snapshot = function() return { position = r:position() } end,
+      restore = function(s) r:seek(s.position) end,
+    }
   elseif src.type == "list" then
     local list, pos = src.list, 0
-    if split ~= 0 then return function() return 0 end end
+    if split ~= 0 then
+      return function() return 0 end, { snapshot = function() return {} end, restore = function() end }
+    end
     return function(buf, max)
       local n = 0
       max = max or BATCH
@@ -647,7 +685,10 @@ function M.open_source(node, rt)
         buf[n] = list[pos]
       end
       return n
-    end
+    end, {
+      snapshot = function() return { index = pos } end,
+      restore = function(s) pos = s.index end,
+    }
   elseif src.type == "generate" then
     local fn, count = src.fn, src.count
     local seq, last, step
@@ -667,7 +708,10 @@ function M.open_source(node, rt)
         seq = seq + step
       end
       return n
-    end
+    end, {
+      snapshot = function() return { seq = seq } end,
+      restore = function(s) seq = s.seq end,
+    }
   end
   error("unknown source type " .. tostring(src.type))
 end

@@ -123,10 +123,60 @@ local function remote_output(edge, env)
   return r
 end
 
+-- Restored state of a subtask: reads the state file of every operator of
+-- the chain from the checkpoint directory; all(uid) lazily gives every old
+-- subtask's snapshot of an operator (for operator-state redistribution).
+local function restored_state(env, task, ctx, ckpt)
+  local dir = ctx.restore_dir
+  local meta = assert(ckpt.read_metadata(dir))
+  local flags = meta.subtasks[ctx.global_subtask + 1] or 0
+  local old_p
+  for t, info in ipairs(meta.job.tasks) do
+    if t == ctx.task then old_p = info.parallelism end
+  end
+  if old_p ~= ctx.parallelism then
+    error(string.format("cannot restore %s: task %d ran at parallelism %s in the checkpoint and %d now " ..
+      "(rescaling a checkpoint is not supported; restore at the same parallelism)", dir, ctx.task,
+      tostring(old_p), ctx.parallelism), 0)
+  end
+  local function read(uid, s)
+    local v, err = core.read_state(dir .. "/" .. ckpt.state_file(uid, s))
+    if v == nil then error("cannot restore " .. dir .. ": " .. tostring(err), 0) end
+    return v
+  end
+  local states = {}
+  for _, id in ipairs(task.nodes) do
+    local uid = env.nodes[id].uid
+    states[id] = read(uid, ctx.subtask)
+  end
+  local function all(uid)
+    return setmetatable({}, {
+      __index = function(t, i)
+        if math.type(i) ~= "integer" or i < 1 or i > old_p then return nil end
+        local v = read(uid, i - 1)
+        rawset(t, i, v)
+        return v
+      end,
+      __len = function() return old_p end,
+    })
+  end
+  return states, all, flags & 1 == 1, flags & 2 == 2
+end
+
 --- Run subtask ctx.subtask of task ctx.task of the plan, to its end.
+--
+-- Checkpoints (core/checkpoint.h): a source asks core.tick() between
+-- batches whether to inject a barrier; a task learns from core.poll that
+-- its barriers are aligned. Either way the subtask pre-commits its sinks
+-- (prepare_snapshot), then core.snapshot forks: the child writes every
+-- operator's snapshot() while this thread goes on, and the barrier is
+-- forwarded. At the end of input the subtask reports its final state and
+-- waits until the final checkpoint completes, committing its sinks on each
+-- completion it sees.
 function M.run(env, plan, ctx)
   local task = plan.tasks[ctx.task]
   local nodes = env.nodes
+  local ckpt = require "tide.checkpoint"
   for id, e in ipairs(plan.edges) do e.id = id end
   local rt = {
     subtask = ctx.subtask, parallelism = ctx.parallelism, job_id = ctx.job_id,
@@ -140,11 +190,51 @@ function M.run(env, plan, ctx)
       return list
     end)
   local head = built[task.head]
-  local timed = {}
+  local timed, committers = {}, {}
   for _, id in ipairs(task.nodes) do
     if built[id].next_timer then timed[#timed + 1] = built[id] end
+    if built[id].notify_checkpoint_complete then committers[#committers + 1] = built[id] end
   end
   local now = rt.now
+  local is_source = nodes[task.head].kind == "source"
+  local read, source_pos
+  local restored, finished_before = nil, false
+
+  local function collect()
+    local files = {}
+    for _, id in ipairs(task.nodes) do
+      local op = built[id]
+      local snap = op.snapshot and op.snapshot()
+      if id == task.head and source_pos then snap = { source = source_pos.snapshot(), op = snap } end
+      if snap == nil then snap = false end
+      files[ckpt.state_file(nodes[id].uid, ctx.subtask)] = snap
+    end
+    return files
+  end
+
+  -- the snapshot of checkpoint id at this point of the input
+  local function checkpoint(id)
+    for _, nid in ipairs(task.nodes) do
+      local f = built[nid].prepare_snapshot
+      if f then f(id) end
+    end
+    local ok, err = core.snapshot(id, collect)
+    if not ok then io.stderr:write("tide: ", err, "\n") end
+  end
+
+  local seen = 0 -- the newest completed checkpoint the committers were told of
+  local function notify(id, final)
+    if id > seen or final then
+      for i = 1, #committers do committers[i].notify_checkpoint_complete(id, final) end
+      seen = id
+    end
+  end
+  local completed = core.checkpoint_completed
+  local function check_completed()
+    local id = completed()
+    if id > seen then notify(id, false) end
+  end
+  if #committers == 0 then check_completed = function() end end
 
   -- processing time: fire what is due; return the next deadline (or nil)
   local function fire_due()
@@ -163,60 +253,121 @@ function M.run(env, plan, ctx)
     return deadline
   end
 
-  local function loop()
-    local buf = {}
-    local push = head.push
-    if nodes[task.head].kind == "source" then
-      local src = nodes[task.head]
-      local read = operators.open_source(src, rt)
-      op_of_fn[read] = src
-      local tick = core.tick
-      -- rate_limit (records/s, for the whole source): this subtask's share,
-      -- in batches of about 1/20 s, each released no earlier than the rate
-      -- allows (as Flink's RateLimiterStrategy.perSecond)
-      local rate = src.source.rate_limit and src.source.rate_limit / ctx.parallelism
-      local max = rate and math.max(1, math.min(operators.BATCH, math.floor(rate / 20))) or nil
-      local start, sent, sleep = now(), 0, core.sleep_ms
-      while true do
-        local n = read(buf, max)
-        if n == 0 then break end
-        if rate then
-          local due = start + sent * 1000 / rate
-          while now() < due do
-            sleep(math.min(100, math.ceil(due - now())))
-            tick()
-          end
-          sent = sent + n
+  local function restore()
+    if is_source then
+      read, source_pos = operators.open_source(nodes[task.head], rt)
+      op_of_fn[read] = nodes[task.head]
+    end
+    if ctx.restore_dir then
+      local states, all, finished, inflight = restored_state(env, task, ctx, ckpt)
+      restored, finished_before = states, finished
+      for _, id in ipairs(task.nodes) do
+        local s = states[id]
+        if id == task.head and source_pos then
+          source_pos.restore(s.source)
+          s = s.op
         end
-        push(buf, nil, n)
-        tick()
-        fire_due()
+        local op = built[id]
+        if op.restore and s then op.restore(s, all(nodes[id].uid)) end
       end
-      -- a bounded source ends with the final watermark (Flink's MAX_WATERMARK)
-      head.watermark(MAXWM)
-    else
-      local poll, tsbuf = core.poll, {}
-      local watermark, status = head.watermark, head.status
-      while true do
-        local deadline = fire_due()
-        local timeout = deadline and math.max(0, deadline - now()) or nil
-        local n, _, event, value, has_ts = poll(buf, tsbuf, timeout)
-        if n == nil then break end
-        if n > 0 then push(buf, has_ts and tsbuf or nil, n) end
-        if event == "watermark" then
-          watermark(value)
-        elseif event then
-          status(event)
-        end
+      if inflight and not finished then
+        local ok, err = core.replay_inflight(ctx.restore_dir .. "/" .. ckpt.inflight_file(ctx.task, ctx.subtask))
+        if not ok then error("cannot restore in-flight data: " .. tostring(err), 0) end
       end
     end
-    -- end of input: pending processing-time timers are dropped, as Flink
-    -- quiesces its timer service
     for _, id in ipairs(task.nodes) do
-      local f = built[id].finish
+      local f = built[id].open
       if f then f() end
     end
-    core.finish()
+  end
+
+  local function loop()
+    restore()
+    local buf = {}
+    local push = head.push
+    if finished_before then
+      -- finished in the restored checkpoint: nothing left to do but end
+      if not is_source then
+        local tsbuf = {}
+        while core.poll(buf, tsbuf) ~= nil do end
+      end
+      core.finish()
+      core.finished(function()
+        local files = {}
+        for _, id in ipairs(task.nodes) do
+          files[ckpt.state_file(nodes[id].uid, ctx.subtask)] = restored[id]
+        end
+        return files
+      end)
+    else
+      if is_source then
+        local tick = core.tick
+        -- rate_limit (records/s, for the whole source): this subtask's share,
+        -- in batches of about 1/20 s, each released no earlier than the rate
+        -- allows (as Flink's RateLimiterStrategy.perSecond)
+        local src = nodes[task.head]
+        local rate = src.source.rate_limit and src.source.rate_limit / ctx.parallelism
+        local max = rate and math.max(1, math.min(operators.BATCH, math.floor(rate / 20))) or nil
+        local start, sent, sleep = now(), 0, core.sleep_ms
+        while true do
+          if rate then
+            -- wait before reading: a checkpoint taken while waiting must
+            -- not count records read but not yet pushed
+            local due = start + sent * 1000 / rate
+            while now() < due do
+              sleep(math.min(100, math.ceil(due - now())))
+              local id = tick()
+              if id then checkpoint(id) end
+            end
+          end
+          local n = read(buf, max)
+          if n == 0 then break end
+          sent = sent + n
+          push(buf, nil, n)
+          local id = tick()
+          if id then checkpoint(id) end
+          fire_due()
+          check_completed()
+        end
+        -- a bounded source ends with the final watermark (Flink's MAX_WATERMARK)
+        head.watermark(MAXWM)
+      else
+        local poll, tsbuf = core.poll, {}
+        local watermark, status = head.watermark, head.status
+        -- sinks learn of completed checkpoints even when no input comes
+        local idle_wait = #committers > 0 and 100 or nil
+        while true do
+          local deadline = fire_due()
+          local timeout = deadline and math.max(0, deadline - now()) or nil
+          if idle_wait and (not timeout or timeout > idle_wait) then timeout = idle_wait end
+          local n, _, event, value, has_ts = poll(buf, tsbuf, timeout)
+          if n == nil then break end
+          if n > 0 then push(buf, has_ts and tsbuf or nil, n) end
+          if event == "watermark" then
+            watermark(value)
+          elseif event == "barrier" then
+            checkpoint(value)
+          elseif event then
+            status(event)
+          end
+          check_completed()
+        end
+      end
+      -- end of input: pending processing-time timers are dropped, as Flink
+      -- quiesces its timer service
+      for _, id in ipairs(task.nodes) do
+        local f = built[id].finish
+        if f then f() end
+      end
+      core.finish()
+      core.finished(collect)
+    end
+    -- commit on every completed checkpoint until the final one
+    while true do
+      local id, final = core.wait_checkpoint(seen)
+      notify(id, final)
+      if final then break end
+    end
   end
 
   local ok, err = xpcall(loop, M.handler(op_of_fn,

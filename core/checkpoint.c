@@ -1,0 +1,740 @@
+/* checkpoint.c - the checkpoint coordinator (see checkpoint.h). */
+#include "checkpoint.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "snapshot.h"
+
+#define TICK_MS 5 /* the thread's poll period for children and timers */
+
+typedef struct part {
+  pid_t pid;               /* the snapshot child, 0 when none */
+  unsigned char started;   /* td_coord_snapshot_started came */
+  unsigned char child_done;
+  unsigned char expect_inflight, inflight_done;
+  unsigned char acked, finished; /* finished: acked by final-state links */
+} part_t;
+
+typedef struct pending {
+  int64_t id;
+  int64_t start_ms;
+  int acked;               /* parts acked */
+  int failed;              /* abort at the next tick */
+  char reason[256];
+  part_t *parts;
+  struct pending *next;    /* ascending ids */
+} pending_t;
+
+typedef struct inflight {
+  int64_t id;
+  int subtask, n;
+  char *name;
+  uint32_t *tags;
+  td_wbuf_t *bufs;
+  struct inflight *next;
+} inflight_t;
+
+struct td_coord {
+  char *dir;
+  td_ckpt_config_t cfg;
+  void *job_info;
+  int n;
+  unsigned char *is_source;
+  _Atomic int64_t *requested;
+  pthread_mutex_t mu;
+  pthread_cond_t waiters, wake;
+  pthread_t thread;
+  int running, stop, stopped;
+  pending_t *pending;
+  inflight_t *inflight;
+  int64_t next_id, completed, last_trigger_ms, last_complete_ms;
+  int final_done, n_finished;
+  unsigned char *finished;
+  char ***finished_names;
+  int *finished_n;
+  td_coord_stats_t stats;
+};
+
+static int64_t mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t wall_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void put32(unsigned char *p, uint32_t v) {
+  for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static void put64(unsigned char *p, uint64_t v) {
+  for (int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i));
+}
+
+char *td_coord_chk_dir(const td_coord_t *c, int64_t id, char *buf, size_t len) {
+  if (!c->dir) snprintf(buf, len, "%s", "");
+  else snprintf(buf, len, "%s/chk-%" PRId64, c->dir, id);
+  return buf;
+}
+
+char *td_coord_finished_dir(const td_coord_t *c, char *buf, size_t len) {
+  if (!c->dir) snprintf(buf, len, "%s", "");
+  else snprintf(buf, len, "%s/finished", c->dir);
+  return buf;
+}
+
+/* ---- file system ---------------------------------------------------------- */
+
+static int rm_entry(const char *path, const struct stat *sb, int flag,
+                    struct FTW *ftw) {
+  (void)sb;
+  (void)ftw;
+  if (flag == FTW_DP) rmdir(path);
+  else unlink(path);
+  return 0;
+}
+
+/* rm -rf path (errors ignored: a leftover is removed by a later sweep). */
+static void remove_tree(const char *path) {
+  nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static int mkdir_p(const char *path) {
+  char buf[4096];
+  size_t len = strlen(path);
+  if (len == 0 || len >= sizeof buf) return -ENAMETOOLONG;
+  memcpy(buf, path, len + 1);
+  for (char *p = buf + 1;; p++) {
+    if (*p == '/' || *p == 0) {
+      char ch = *p;
+      *p = 0;
+      if (mkdir(buf, 0777) != 0 && errno != EEXIST) return -errno;
+      *p = ch;
+      if (ch == 0) break;
+    }
+  }
+  return 0;
+}
+
+/* ---- lifecycle -------------------------------------------------------------- */
+
+int td_coord_new(td_coord_t **out, const td_ckpt_config_t *cfg, int n_subtasks,
+                 const unsigned char *is_source, char *err, size_t errlen) {
+  *out = NULL;
+  if (!cfg || n_subtasks < 1 || cfg->max_concurrent < 1 || cfg->retained < 1 ||
+      cfg->first_id < 1 || cfg->timeout_ms <= 0 || cfg->min_pause_ms < 0) {
+    snprintf(err, errlen, "checkpoint: bad configuration");
+    return TD_EINVAL;
+  }
+  td_coord_t *c = calloc(1, sizeof *c);
+  if (!c) return TD_ENOMEM;
+  pthread_mutex_init(&c->mu, NULL);
+  pthread_cond_init(&c->waiters, NULL);
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&c->wake, &ca);
+  pthread_condattr_destroy(&ca);
+  c->cfg = *cfg;
+  c->n = n_subtasks;
+  c->is_source = malloc((size_t)n_subtasks);
+  c->finished = calloc((size_t)n_subtasks, 1);
+  c->finished_names = calloc((size_t)n_subtasks, sizeof(char **));
+  c->finished_n = calloc((size_t)n_subtasks, sizeof(int));
+  c->requested = calloc((size_t)n_subtasks, sizeof *c->requested);
+  c->job_info = malloc(cfg->job_info_len ? cfg->job_info_len : 1);
+  c->dir = cfg->dir ? strdup(cfg->dir) : NULL;
+  if (!c->is_source || !c->finished || !c->finished_names || !c->finished_n ||
+      !c->requested || !c->job_info || (cfg->dir && !c->dir)) {
+    td_coord_free(c);
+    return TD_ENOMEM;
+  }
+  memcpy(c->is_source, is_source, (size_t)n_subtasks);
+  if (cfg->job_info_len) memcpy(c->job_info, cfg->job_info, cfg->job_info_len);
+  c->cfg.dir = c->dir;
+  c->cfg.job_info = c->job_info;
+  for (int i = 0; i < n_subtasks; i++) atomic_init(&c->requested[i], 0);
+  c->next_id = cfg->first_id;
+  c->last_trigger_ms = c->last_complete_ms = mono_ms();
+  if (c->dir) {
+    char fin[4200];
+    int rc = mkdir_p(c->dir);
+    if (rc == 0) {
+      /* final states of an earlier run are stale */
+      td_coord_finished_dir(c, fin, sizeof fin);
+      remove_tree(fin);
+      rc = mkdir(fin, 0777) == 0 ? 0 : -errno;
+    }
+    if (rc) {
+      snprintf(err, errlen, "cannot create checkpoint directory '%s': %s", c->dir,
+               strerror(-rc));
+      td_coord_free(c);
+      return rc;
+    }
+  }
+  *out = c;
+  return 0;
+}
+
+static void *coord_main(void *arg);
+
+int td_coord_start(td_coord_t *c) {
+  if (pthread_create(&c->thread, NULL, coord_main, c) != 0) return TD_ENOMEM;
+  c->running = 1;
+  return 0;
+}
+
+static void free_pending(pending_t *p) {
+  free(p->parts);
+  free(p);
+}
+
+static void free_inflight(inflight_t *f) {
+  for (int i = 0; i < f->n; i++) td_wbuf_destroy(&f->bufs[i]);
+  free(f->bufs);
+  free(f->tags);
+  free(f->name);
+  free(f);
+}
+
+/* Kill and reap the children of p, remove its directory, unlink it. */
+static void abort_locked(td_coord_t *c, pending_t *p, const char *why) {
+  for (int s = 0; s < c->n; s++) {
+    part_t *pt = &p->parts[s];
+    if (pt->pid > 0 && !pt->child_done) {
+      kill(pt->pid, SIGKILL);
+      while (waitpid(pt->pid, NULL, 0) < 0 && errno == EINTR) {
+      }
+      pt->child_done = 1;
+    }
+  }
+  if (c->dir) {
+    char d[4200];
+    remove_tree(td_coord_chk_dir(c, p->id, d, sizeof d));
+  }
+  (void)why;
+  pending_t **pp = &c->pending;
+  while (*pp && *pp != p) pp = &(*pp)->next;
+  if (*pp) *pp = p->next;
+  free_pending(p);
+  c->stats.aborted++;
+}
+
+void td_coord_stop(td_coord_t *c) {
+  if (!c) return;
+  pthread_mutex_lock(&c->mu);
+  c->stop = 1;
+  pthread_cond_broadcast(&c->wake);
+  pthread_mutex_unlock(&c->mu);
+  if (c->running) {
+    pthread_join(c->thread, NULL);
+    c->running = 0;
+  }
+  pthread_mutex_lock(&c->mu);
+  while (c->pending) abort_locked(c, c->pending, "job stopped");
+  while (c->inflight) {
+    inflight_t *f = c->inflight;
+    c->inflight = f->next;
+    free_inflight(f);
+  }
+  c->stopped = 1;
+  pthread_cond_broadcast(&c->waiters);
+  pthread_mutex_unlock(&c->mu);
+}
+
+void td_coord_free(td_coord_t *c) {
+  if (!c) return;
+  td_coord_stop(c);
+  for (int s = 0; c->finished_names && s < c->n; s++) {
+    for (int i = 0; i < c->finished_n[s]; i++) free(c->finished_names[s][i]);
+    free(c->finished_names[s]);
+  }
+  free(c->finished_names);
+  free(c->finished_n);
+  free(c->finished);
+  free(c->is_source);
+  free((void *)c->requested);
+  free(c->job_info);
+  free(c->dir);
+  pthread_mutex_destroy(&c->mu);
+  pthread_cond_destroy(&c->waiters);
+  pthread_cond_destroy(&c->wake);
+  free(c);
+}
+
+/* ---- calls from subtasks ------------------------------------------------------ */
+
+int64_t td_coord_requested(td_coord_t *c, int subtask) {
+  return atomic_load_explicit(&c->requested[subtask], memory_order_acquire);
+}
+
+static pending_t *find(td_coord_t *c, int64_t id) {
+  for (pending_t *p = c->pending; p; p = p->next)
+    if (p->id == id) return p;
+  return NULL;
+}
+
+void td_coord_snapshot_started(td_coord_t *c, int64_t id, int subtask,
+                               pid_t pid, int expect_inflight) {
+  pthread_mutex_lock(&c->mu);
+  pending_t *p = find(c, id);
+  if (!p || p->parts[subtask].started || p->parts[subtask].acked) {
+    pthread_mutex_unlock(&c->mu);
+    if (pid > 0) { /* nobody waits for this one */
+      kill(pid, SIGKILL);
+      while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
+      }
+    }
+    return;
+  }
+  part_t *pt = &p->parts[subtask];
+  pt->started = 1;
+  pt->pid = pid;
+  pt->child_done = pid <= 0;
+  pt->expect_inflight = (unsigned char)expect_inflight;
+  pthread_cond_signal(&c->wake);
+  pthread_mutex_unlock(&c->mu);
+}
+
+void td_coord_inflight(td_coord_t *c, int64_t id, int subtask, const char *name,
+                       int n, const uint32_t *tags, td_wbuf_t *bufs) {
+  inflight_t *f = calloc(1, sizeof *f);
+  if (f) {
+    f->name = strdup(name);
+    f->tags = malloc(sizeof *tags * (size_t)(n ? n : 1));
+    f->bufs = malloc(sizeof *bufs * (size_t)(n ? n : 1));
+  }
+  if (!f || !f->name || !f->tags || !f->bufs) {
+    if (f) {
+      free(f->name);
+      free(f->tags);
+      free(f->bufs);
+      free(f);
+    }
+    for (int i = 0; i < n; i++) td_wbuf_destroy(&bufs[i]);
+    td_coord_decline(c, id, subtask, "out of memory keeping in-flight data");
+    return;
+  }
+  f->id = id;
+  f->subtask = subtask;
+  f->n = n;
+  if (n) {
+    memcpy(f->tags, tags, sizeof *tags * (size_t)n);
+    memcpy(f->bufs, bufs, sizeof *bufs * (size_t)n);
+  }
+  pthread_mutex_lock(&c->mu);
+  inflight_t **pp = &c->inflight;
+  while (*pp) pp = &(*pp)->next;
+  *pp = f;
+  pthread_cond_signal(&c->wake);
+  pthread_mutex_unlock(&c->mu);
+}
+
+void td_coord_decline(td_coord_t *c, int64_t id, int subtask, const char *reason) {
+  pthread_mutex_lock(&c->mu);
+  pending_t *p = find(c, id);
+  if (p && !p->failed) {
+    p->failed = 1;
+    snprintf(p->reason, sizeof p->reason, "subtask %d declined: %s", subtask,
+             reason ? reason : "");
+    pthread_cond_signal(&c->wake);
+  }
+  pthread_mutex_unlock(&c->mu);
+}
+
+void td_coord_finished(td_coord_t *c, int subtask, int n,
+                       const char *const *names, int ok) {
+  char **copy = calloc((size_t)(n ? n : 1), sizeof *copy);
+  for (int i = 0; copy && i < n; i++) copy[i] = strdup(names[i]);
+  pthread_mutex_lock(&c->mu);
+  if (!c->finished[subtask]) {
+    c->finished[subtask] = 1;
+    c->finished_names[subtask] = copy;
+    c->finished_n[subtask] = copy ? n : 0;
+    c->n_finished++;
+    copy = NULL;
+  }
+  (void)ok;
+  pthread_cond_signal(&c->wake);
+  pthread_mutex_unlock(&c->mu);
+  if (copy) {
+    for (int i = 0; i < n; i++) free(copy[i]);
+    free(copy);
+  }
+}
+
+int64_t td_coord_completed(td_coord_t *c) {
+  pthread_mutex_lock(&c->mu);
+  int64_t id = c->completed;
+  pthread_mutex_unlock(&c->mu);
+  return id;
+}
+
+int td_coord_wait(td_coord_t *c, int64_t after, int timeout_ms,
+                  int64_t *completed, int *final) {
+  pthread_mutex_lock(&c->mu);
+  struct timespec until;
+  clock_gettime(CLOCK_REALTIME, &until);
+  if (timeout_ms >= 0) {
+    until.tv_sec += timeout_ms / 1000;
+    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+      until.tv_sec++;
+      until.tv_nsec -= 1000000000L;
+    }
+  }
+  int rc = 0;
+  for (;;) {
+    if (c->completed > after || c->final_done) {
+      *completed = c->completed;
+      *final = c->final_done;
+      rc = 1;
+      break;
+    }
+    if (c->stopped) {
+      rc = -1;
+      break;
+    }
+    if (timeout_ms < 0) pthread_cond_wait(&c->waiters, &c->mu);
+    else if (pthread_cond_timedwait(&c->waiters, &c->mu, &until) == ETIMEDOUT)
+      break;
+  }
+  pthread_mutex_unlock(&c->mu);
+  return rc;
+}
+
+void td_coord_stats(td_coord_t *c, td_coord_stats_t *out) {
+  pthread_mutex_lock(&c->mu);
+  *out = c->stats;
+  pthread_mutex_unlock(&c->mu);
+}
+
+/* ---- the thread ---------------------------------------------------------------- */
+
+/* Link subtask s's final state files into checkpoint p's directory. */
+static int link_finished(td_coord_t *c, int s, int64_t id) {
+  if (!c->dir) return 0;
+  char from[4400], to[4400], fin[4200], chk[4200];
+  td_coord_finished_dir(c, fin, sizeof fin);
+  td_coord_chk_dir(c, id, chk, sizeof chk);
+  for (int i = 0; i < c->finished_n[s]; i++) {
+    snprintf(from, sizeof from, "%s/%s", fin, c->finished_names[s][i]);
+    snprintf(to, sizeof to, "%s/%s", chk, c->finished_names[s][i]);
+    if (link(from, to) != 0 && errno != EEXIST) return -errno;
+  }
+  return 0;
+}
+
+static void update_acks(td_coord_t *c, pending_t *p) {
+  for (int s = 0; s < c->n; s++) {
+    part_t *pt = &p->parts[s];
+    if (pt->acked) continue;
+    if (pt->pid > 0 && !pt->child_done) {
+      int st;
+      pid_t r = waitpid(pt->pid, &st, WNOHANG);
+      if (r == pt->pid) {
+        pt->child_done = 1;
+        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+          p->failed = 1;
+          snprintf(p->reason, sizeof p->reason,
+                   "the snapshot of subtask %d failed (see its message above)", s);
+        }
+      }
+    }
+    if (pt->started) {
+      if (pt->child_done && (!pt->expect_inflight || pt->inflight_done)) {
+        pt->acked = 1;
+        p->acked++;
+      }
+    } else if (c->finished[s]) {
+      if (link_finished(c, s, p->id) != 0) {
+        p->failed = 1;
+        snprintf(p->reason, sizeof p->reason,
+                 "cannot link the final state of subtask %d", s);
+        continue;
+      }
+      pt->acked = pt->finished = 1;
+      p->acked++;
+    }
+  }
+}
+
+/* Write p's _metadata (lock released meanwhile). 0 or a negative code. */
+static int write_metadata(td_coord_t *c, int64_t id, const unsigned char *subs,
+                          int final) {
+  char chk[4200], err[512];
+  td_coord_chk_dir(c, id, chk, sizeof chk);
+  unsigned char info[32];
+  put64(info, (uint64_t)id);
+  put64(info + 8, (uint64_t)wall_ms());
+  put32(info + 16, final ? TD_META_FINAL : 0);
+  put32(info + 20, (uint32_t)c->n);
+  memset(info + 24, 0, 8);
+  td_snapshot_writer_t *w;
+  int rc = td_snapshot_writer_open(&w, NULL, chk, "_metadata",
+                                   TD_SNAPSHOT_KIND_METADATA, err, sizeof err);
+  if (rc) goto fail;
+  rc = td_snapshot_write_section(w, TD_META_INFO, info, sizeof info, err, sizeof err);
+  if (!rc)
+    rc = td_snapshot_write_section(w, TD_META_JOB, c->job_info, c->cfg.job_info_len,
+                                   err, sizeof err);
+  if (!rc)
+    rc = td_snapshot_write_section(w, TD_META_SUBTASKS, subs, (size_t)c->n, err,
+                                   sizeof err);
+  if (!rc) rc = td_snapshot_writer_commit(w, err, sizeof err);
+  if (rc) {
+    td_snapshot_writer_abort(w);
+    goto fail;
+  }
+  return 0;
+fail:
+  fprintf(stderr, "tide: checkpoint %" PRId64 ": %s\n", id, err);
+  return rc;
+}
+
+static int chk_id_of(const char *name, int64_t *id) {
+  if (strncmp(name, "chk-", 4) != 0) return 0;
+  char *end;
+  long long v = strtoll(name + 4, &end, 10);
+  if (*end || v < 1 || end == name + 4) return 0;
+  *id = v;
+  return 1;
+}
+
+static int cmp_desc(const void *a, const void *b) {
+  int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+  return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* Keep the `retained` newest completed checkpoints; remove older completed
+ * ones and incomplete ones older than the newest completed that are not
+ * pending. */
+static void sweep(td_coord_t *c) {
+  if (!c->dir) return;
+  DIR *d = opendir(c->dir);
+  if (!d) return;
+  int64_t *done = NULL, *other = NULL;
+  size_t nd = 0, no = 0, cap = 0;
+  struct dirent *de;
+  char path[4400];
+  while ((de = readdir(d)) != NULL) {
+    int64_t id;
+    if (!chk_id_of(de->d_name, &id)) continue;
+    if (nd + no + 1 > cap) {
+      cap = cap ? 2 * cap : 16;
+      int64_t *a = realloc(done, cap * sizeof *a), *b2 = NULL;
+      if (a) done = a;
+      if (a) b2 = realloc(other, cap * sizeof *b2);
+      if (!a || !b2) break;
+      other = b2;
+    }
+    snprintf(path, sizeof path, "%s/%s/_metadata", c->dir, de->d_name);
+    if (access(path, F_OK) == 0) done[nd++] = id;
+    else other[no++] = id;
+  }
+  closedir(d);
+  if (done) qsort(done, nd, sizeof *done, cmp_desc);
+  for (size_t i = (size_t)c->cfg.retained; i < nd; i++) {
+    remove_tree(td_coord_chk_dir(c, done[i], path, sizeof path));
+  }
+  for (size_t i = 0; nd > 0 && i < no; i++) {
+    if (other[i] < done[0] && !find(c, other[i]))
+      remove_tree(td_coord_chk_dir(c, other[i], path, sizeof path));
+  }
+  free(done);
+  free(other);
+}
+
+static void complete_locked(td_coord_t *c, pending_t *p) {
+  unsigned char *subs = calloc((size_t)c->n, 1);
+  if (!subs) {
+    p->failed = 1;
+    return;
+  }
+  for (int s = 0; s < c->n; s++)
+    subs[s] = (unsigned char)((p->parts[s].finished ? TD_META_SUB_FINISHED : 0) |
+                              (p->parts[s].expect_inflight ? TD_META_SUB_INFLIGHT : 0));
+  int64_t id = p->id, start = p->start_ms;
+  pthread_mutex_unlock(&c->mu);
+  int rc = write_metadata(c, id, subs, 0);
+  free(subs);
+  pthread_mutex_lock(&c->mu);
+  p = find(c, id);
+  if (!p) return; /* aborted meanwhile (stop) */
+  if (rc) {
+    abort_locked(c, p, "cannot write _metadata");
+    return;
+  }
+  /* older pending checkpoints are subsumed */
+  while (c->pending && c->pending->id < id) abort_locked(c, c->pending, "subsumed");
+  c->pending = p->next;
+  free_pending(p);
+  c->completed = id;
+  c->last_complete_ms = mono_ms();
+  c->stats.completed++;
+  c->stats.last_duration_ms = c->last_complete_ms - start;
+  sweep(c);
+  pthread_cond_broadcast(&c->waiters);
+}
+
+static void trigger_locked(td_coord_t *c, int64_t now) {
+  pending_t *p = calloc(1, sizeof *p);
+  if (p) p->parts = calloc((size_t)c->n, sizeof *p->parts);
+  if (!p || !p->parts) {
+    free(p);
+    return;
+  }
+  p->id = c->next_id++;
+  p->start_ms = now;
+  c->last_trigger_ms = now;
+  if (c->dir) {
+    char chk[4200];
+    td_coord_chk_dir(c, p->id, chk, sizeof chk);
+    remove_tree(chk); /* a leftover of a dead run with the same id */
+    if (mkdir(chk, 0777) != 0) {
+      fprintf(stderr, "tide: cannot create checkpoint directory '%s': %s\n", chk,
+              strerror(errno));
+      free_pending(p);
+      return;
+    }
+  }
+  pending_t **pp = &c->pending;
+  while (*pp) pp = &(*pp)->next;
+  *pp = p;
+  for (int s = 0; s < c->n; s++)
+    if (c->is_source[s] && !c->finished[s])
+      atomic_store_explicit(&c->requested[s], p->id, memory_order_release);
+}
+
+static void final_locked(td_coord_t *c) {
+  if (c->dir) {
+    pending_t *p = calloc(1, sizeof *p);
+    if (p) p->parts = calloc((size_t)c->n, sizeof *p->parts);
+    if (!p || !p->parts) {
+      free(p);
+      return;
+    }
+    p->id = c->next_id++;
+    p->start_ms = mono_ms();
+    char chk[4200];
+    td_coord_chk_dir(c, p->id, chk, sizeof chk);
+    remove_tree(chk);
+    int ok = mkdir(chk, 0777) == 0;
+    unsigned char *subs = calloc((size_t)c->n, 1);
+    for (int s = 0; ok && subs && s < c->n; s++) {
+      subs[s] = TD_META_SUB_FINISHED;
+      ok = link_finished(c, s, p->id) == 0;
+    }
+    int64_t id = p->id;
+    free_pending(p);
+    if (!ok || !subs) {
+      fprintf(stderr, "tide: cannot write the final checkpoint %" PRId64 "\n", id);
+      free(subs);
+      c->stats.aborted++;
+      return; /* sinks then never commit: the job fails (td_coord_stop) */
+    }
+    pthread_mutex_unlock(&c->mu);
+    int rc = write_metadata(c, id, subs, 1);
+    free(subs);
+    pthread_mutex_lock(&c->mu);
+    if (rc) return;
+    c->completed = id;
+    c->stats.completed++;
+    sweep(c);
+  }
+  c->final_done = 1;
+  pthread_cond_broadcast(&c->waiters);
+}
+
+static void write_inflight(td_coord_t *c, inflight_t *f) {
+  char chk[4200], err[512];
+  td_coord_chk_dir(c, f->id, chk, sizeof chk);
+  td_snapshot_writer_t *w;
+  int rc = td_snapshot_writer_open(&w, NULL, chk, f->name, TD_SNAPSHOT_KIND_STATE,
+                                   err, sizeof err);
+  for (int i = 0; rc == 0 && i < f->n; i++)
+    rc = td_snapshot_write_section(w, f->tags[i], f->bufs[i].data, f->bufs[i].len,
+                                   err, sizeof err);
+  if (rc == 0) rc = td_snapshot_writer_commit(w, err, sizeof err);
+  if (rc && w) td_snapshot_writer_abort(w);
+  pthread_mutex_lock(&c->mu);
+  pending_t *p = find(c, f->id);
+  if (p) {
+    if (rc) {
+      p->failed = 1;
+      snprintf(p->reason, sizeof p->reason, "%.200s", err);
+    } else {
+      p->parts[f->subtask].inflight_done = 1;
+    }
+  }
+  pthread_mutex_unlock(&c->mu);
+}
+
+static void *coord_main(void *arg) {
+  td_coord_t *c = arg;
+  pthread_mutex_lock(&c->mu);
+  while (!c->stop) {
+    while (c->inflight) {
+      inflight_t *f = c->inflight;
+      c->inflight = f->next;
+      pthread_mutex_unlock(&c->mu);
+      if (c->dir) write_inflight(c, f);
+      free_inflight(f);
+      pthread_mutex_lock(&c->mu);
+    }
+    int64_t now = mono_ms();
+    for (pending_t *p = c->pending, *next; p; p = next) {
+      next = p->next;
+      update_acks(c, p);
+      if (!p->failed && now - p->start_ms >= c->cfg.timeout_ms) {
+        p->failed = 1;
+        snprintf(p->reason, sizeof p->reason, "timed out after %" PRId64 " ms",
+                 c->cfg.timeout_ms);
+      }
+      if (p->failed) abort_locked(c, p, p->reason);
+    }
+    /* complete in id order */
+    while (c->pending && c->pending->acked == c->n && !c->stop)
+      complete_locked(c, c->pending);
+    int pending = 0;
+    for (pending_t *p = c->pending; p; p = p->next) pending++;
+    int sources_running = 0;
+    for (int s = 0; s < c->n; s++)
+      if (c->is_source[s] && !c->finished[s]) sources_running = 1;
+    now = mono_ms();
+    if (c->dir && c->cfg.interval_ms > 0 && sources_running &&
+        pending < c->cfg.max_concurrent &&
+        now - c->last_trigger_ms >= c->cfg.interval_ms &&
+        now - c->last_complete_ms >= c->cfg.min_pause_ms)
+      trigger_locked(c, now);
+    if (c->n_finished == c->n && !c->pending && !c->final_done) final_locked(c);
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_nsec += TICK_MS * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+      ts.tv_sec++;
+      ts.tv_nsec -= 1000000000L;
+    }
+    pthread_cond_timedwait(&c->wake, &c->mu, &ts);
+  }
+  pthread_mutex_unlock(&c->mu);
+  return NULL;
+}

@@ -1,0 +1,180 @@
+/*
+ * checkpoint.h - the checkpoint coordinator of a running job (Flink's
+ * CheckpointCoordinator), after Carbone et al., "Lightweight Asynchronous
+ * Snapshots for Distributed Dataflows" (2015), as DESIGN.md describes it.
+ *
+ * One coordinator per job, with a thread of its own:
+ *
+ *   trigger   every interval_ms (no sooner than min_pause_ms after the last
+ *             completion, at most max_concurrent pending) it creates
+ *             DIR/chk-<n>/ and asks every running source subtask to inject
+ *             barrier n (td_coord_requested, polled by the sources between
+ *             batches). Barriers flow with the records; a task with several
+ *             inputs aligns them (core/barrier.h) and snapshots.
+ *   snapshot  a subtask snapshots at its barrier by forking: the child
+ *             process holds a copy-on-write image of the subtask's Lua VM
+ *             (the consistent copy; the task thread pauses only for
+ *             fork()), writes DIR/chk-<n>/<uid>-<subtask>.state files and
+ *             exits 0 (td_coord_snapshot_started). In unaligned mode the
+ *             subtask also hands over its in-flight input data
+ *             (td_coord_inflight), which this thread writes.
+ *   complete  when every subtask acknowledged n (child exited 0, in-flight
+ *             data written, or the subtask had finished: its final state
+ *             files are linked in), the thread writes DIR/chk-<n>/_metadata
+ *             last and atomically; a checkpoint without _metadata does not
+ *             exist. Then older pending checkpoints are aborted (subsumed),
+ *             completed checkpoints beyond `retained` and incomplete ones
+ *             older than n are removed, and waiters are woken
+ *             (td_coord_wait: sinks commit what they pre-committed).
+ *   abort     a checkpoint not complete after timeout_ms, a declined one
+ *             (td_coord_decline: subsumed or timed out at a task) or one
+ *             whose child failed is aborted: its children are killed and
+ *             its directory removed.
+ *   finish    a subtask whose input ended reports its final state
+ *             (td_coord_finished; files in DIR/finished/). Later
+ *             checkpoints link those files instead of waiting for a barrier
+ *             the subtask can no longer see (Flink's checkpoints after tasks
+ *             finished, FLIP-147). When every subtask finished, a last
+ *             checkpoint marked final completes: bounded jobs commit all
+ *             their output through it, and a job resumed from it ends at
+ *             once.
+ *
+ * Without a directory (cfg.dir NULL) nothing is written and no periodic
+ * checkpoint is taken, but the final one still completes when every
+ * subtask finished: sinks commit only once the whole job is done.
+ *
+ * _metadata is a snapshot file (state/snapshot.h) of kind
+ * TD_SNAPSHOT_KIND_METADATA with three sections:
+ *   TD_META_INFO      32 bytes, little-endian: u64 checkpoint id, u64 wall
+ *                     time of completion (ms since the epoch), u32 flags
+ *                     (TD_META_FINAL), u32 number of subtasks
+ *   TD_META_JOB       the opaque job description given in the config (the
+ *                     planner's MessagePack: fingerprint, tasks, uids)
+ *   TD_META_SUBTASKS  one byte per subtask (job order: task by task):
+ *                     TD_META_SUB_FINISHED | TD_META_SUB_INFLIGHT
+ *
+ * Thread safety: every function may be called from any thread.
+ */
+#ifndef TD_CHECKPOINT_H
+#define TD_CHECKPOINT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "codec.h"
+
+enum { TD_META_INFO = 1, TD_META_JOB = 2, TD_META_SUBTASKS = 3 };
+enum { TD_META_FINAL = 1 };
+enum { TD_META_SUB_FINISHED = 1, TD_META_SUB_INFLIGHT = 2 };
+
+typedef struct td_ckpt_config {
+  const char *dir;        /* the job's checkpoint directory, created if
+                             missing; NULL: no files, final commit only */
+  int64_t interval_ms;    /* <= 0: no periodic checkpoints */
+  int64_t timeout_ms;     /* abort a checkpoint pending this long (> 0) */
+  int64_t min_pause_ms;   /* >= 0: from a completion to the next trigger */
+  int max_concurrent;     /* >= 1 checkpoints pending at a time */
+  int retained;           /* >= 1 completed checkpoints kept */
+  int64_t first_id;       /* >= 1: the first checkpoint's id */
+  const void *job_info;   /* stored in every _metadata (TD_META_JOB) */
+  size_t job_info_len;
+} td_ckpt_config_t;
+
+typedef struct td_coord td_coord_t;
+
+/*
+ * td_coord_new - a coordinator for n_subtasks subtasks (job order);
+ * is_source[i] tells whether subtask i is a source (has no input gate).
+ * The config's strings and job_info are copied.
+ * Returns 0 and *out; TD_EINVAL (bad config, with err); -errno when the
+ * directory cannot be created; TD_ENOMEM.
+ */
+int td_coord_new(td_coord_t **out, const td_ckpt_config_t *cfg, int n_subtasks,
+                 const unsigned char *is_source, char *err, size_t errlen);
+
+/* td_coord_start - start the coordinator's thread. 0 or TD_ENOMEM. */
+int td_coord_start(td_coord_t *c);
+
+/*
+ * td_coord_stop - stop the thread (joins it), abort pending checkpoints
+ * (their children are killed and reaped, their directories removed) and
+ * wake every waiter. Idempotent.
+ */
+void td_coord_stop(td_coord_t *c);
+
+/* td_coord_free - stop, then free (NULL is a no-op). */
+void td_coord_free(td_coord_t *c);
+
+/*
+ * td_coord_requested - the newest checkpoint source subtask `subtask` is
+ * asked to inject, or 0. A source compares it with the last id it injected.
+ */
+int64_t td_coord_requested(td_coord_t *c, int subtask);
+
+/*
+ * td_coord_chk_dir - the directory of checkpoint id into buf ("" when the
+ * coordinator has no directory). Returns buf.
+ */
+char *td_coord_chk_dir(const td_coord_t *c, int64_t id, char *buf, size_t len);
+
+/* td_coord_finished_dir - DIR/finished into buf ("" without a directory). */
+char *td_coord_finished_dir(const td_coord_t *c, char *buf, size_t len);
+
+/*
+ * td_coord_snapshot_started - subtask took its snapshot of checkpoint id:
+ * the child `pid` writes its state files and exits 0 on success (pid 0: the
+ * files are written already). expect_inflight: the subtask will also call
+ * td_coord_inflight for id (unaligned mode). An id that is not pending
+ * (aborted, unknown) gets its child killed and reaped.
+ */
+void td_coord_snapshot_started(td_coord_t *c, int64_t id, int subtask,
+                               pid_t pid, int expect_inflight);
+
+/*
+ * td_coord_inflight - the in-flight input data of subtask for checkpoint
+ * id (unaligned mode): n byte strings, bufs[i] the data received on
+ * channel tags[i] between the snapshot and that channel's barrier. The
+ * coordinator takes the buffers (and frees them) and writes them, off the
+ * task thread, to DIR/chk-<id>/<name> as a state file with one section per
+ * channel (tag = channel index).
+ */
+void td_coord_inflight(td_coord_t *c, int64_t id, int subtask,
+                       const char *name, int n, const uint32_t *tags,
+                       td_wbuf_t *bufs);
+
+/* td_coord_decline - subtask gave up checkpoint id (subsumed, alignment
+ * timed out, snapshot failed): the checkpoint is aborted. */
+void td_coord_decline(td_coord_t *c, int64_t id, int subtask,
+                      const char *reason);
+
+/*
+ * td_coord_finished - subtask's input ended and it wrote its final state
+ * files, named names[0..n-1], in td_coord_finished_dir (n may be 0).
+ * ok 0: writing them failed; the job is failing anyway.
+ */
+void td_coord_finished(td_coord_t *c, int subtask, int n,
+                       const char *const *names, int ok);
+
+/* td_coord_completed - the newest completed checkpoint id, 0 before any. */
+int64_t td_coord_completed(td_coord_t *c);
+
+/*
+ * td_coord_wait - wait up to timeout_ms (< 0: no limit) for a completed
+ * checkpoint newer than `after` or for the final one.
+ * Returns 1 with *completed (newest completed id) and *final (the final
+ * checkpoint completed), 0 on timeout, -1 once stopped without a final
+ * checkpoint.
+ */
+int td_coord_wait(td_coord_t *c, int64_t after, int timeout_ms,
+                  int64_t *completed, int *final);
+
+/* Counters, for tests and benchmarks. */
+typedef struct td_coord_stats {
+  int64_t completed, aborted; /* checkpoints */
+  int64_t last_duration_ms;   /* trigger to _metadata of the last one */
+} td_coord_stats_t;
+
+void td_coord_stats(td_coord_t *c, td_coord_stats_t *out);
+
+#endif

@@ -1,0 +1,245 @@
+--- tide.checkpoint: checkpoint configuration, the layout of a checkpoint
+-- directory, and finding the checkpoint to restore (DESIGN.md, "file
+-- formats"):
+--
+--   <checkpoint-dir>/<job>/chk-<n>/_metadata          written last, atomically
+--   <checkpoint-dir>/<job>/chk-<n>/<uid>-<subtask>.state
+--   <checkpoint-dir>/<job>/chk-<n>/inflight-<task>-<subtask>.state  (unaligned)
+--   <checkpoint-dir>/<job>/finished/                  final states (FLIP-147)
+--
+-- The coordinator that writes them is core/checkpoint.c; a subtask's part is
+-- in tide.runtime.
+local core = require "tide.core"
+local util = require "tide.util"
+
+local M = {}
+
+-- Flink's defaults: checkpoint timeout 10 min, no pause, one at a time,
+-- one retained checkpoint, exactly-once with aligned barriers.
+local DEFAULTS = { timeout = 600000, min_pause = 0, max_concurrent = 1, retained = 1,
+  mode = "exactly_once", unaligned = false }
+
+local KNOWN = { dir = true, interval = true, timeout = true, min_pause = true, max_concurrent = true,
+  mode = true, unaligned = true, retained = true }
+
+local function positive_int(v, what)
+  if math.type(v) ~= "integer" or v < 1 then
+    error(string.format("bad checkpoint.%s: expected a positive integer, got %s", what, tostring(v)), 0)
+  end
+  return v
+end
+
+--- Normalize a checkpoint configuration, as Flink's CheckpointConfig.
+-- @param cfg table or nil: dir (string), interval (duration; nil or 0: no
+--   periodic checkpoints), timeout (duration, default 10 min), min_pause
+--   (duration, 0), max_concurrent (integer, 1), mode ("exactly_once" |
+--   "at_least_once"), unaligned (boolean; exactly-once only), retained
+--   (integer, 1)
+-- @param cli table or nil: {dir =, interval =} from the command line,
+--   which win over the script's values
+-- @return the normalized table (durations in ms), or nil when no
+--   directory is configured (no checkpoints)
+-- @raise on unknown keys and bad values
+function M.config(cfg, cli)
+  if cfg ~= nil and type(cfg) ~= "table" then
+    error("bad env option 'checkpoint': table expected, got " .. type(cfg), 0)
+  end
+  local c = {}
+  for k, v in pairs(cfg or {}) do
+    if not KNOWN[k] then error("unknown checkpoint option '" .. tostring(k) .. "'", 0) end
+    c[k] = v
+  end
+  cli = cli or {}
+  if cli.dir then c.dir = cli.dir end
+  if cli.interval then c.interval = cli.interval end
+  for k, v in pairs(DEFAULTS) do
+    if c[k] == nil then c[k] = v end
+  end
+  if c.dir == nil then
+    if cfg and cfg.interval then
+      error("checkpoint.interval is set but there is no checkpoint directory " ..
+        "(env{checkpoint = {dir = ...}} or --checkpoint-dir)", 0)
+    end
+    return nil
+  end
+  if type(c.dir) ~= "string" or c.dir == "" then error("bad checkpoint.dir: a directory path expected", 0) end
+  c.interval = c.interval and util.duration(c.interval, "checkpoint.interval") or 0
+  c.timeout = util.duration(c.timeout, "checkpoint.timeout")
+  if c.timeout <= 0 then error("bad checkpoint.timeout: must be positive", 0) end
+  c.min_pause = util.duration(c.min_pause, "checkpoint.min_pause")
+  positive_int(c.max_concurrent, "max_concurrent")
+  positive_int(c.retained, "retained")
+  if c.mode ~= "exactly_once" and c.mode ~= "at_least_once" then
+    error("bad checkpoint.mode: 'exactly_once' or 'at_least_once' expected, got " .. tostring(c.mode), 0)
+  end
+  if type(c.unaligned) ~= "boolean" then error("bad checkpoint.unaligned: boolean expected", 0) end
+  if c.unaligned and c.mode ~= "exactly_once" then
+    error("checkpoint.unaligned needs mode 'exactly_once' (as in Flink)", 0)
+  end
+  return c
+end
+
+--- The directory of a job's checkpoints: <dir>/<job name>, with
+-- characters other than letters, digits, '.', '_' and '-' replaced by '_'.
+function M.job_dir(dir, job_name)
+  local name = tostring(job_name):gsub("[^%w%._%-]", "_")
+  if name == "" or name:match("^%.+$") then name = "job" end
+  return dir .. "/" .. name
+end
+
+--- The state file of operator uid in subtask s (0-based): "<uid>-<s>.state"
+-- with '/', '%' and a leading '.' percent-encoded.
+function M.state_file(uid, s)
+  local name = uid:gsub("[%%/]", function(ch) return string.format("%%%02X", ch:byte()) end)
+  name = name:gsub("^%.", "%%2E")
+  return string.format("%s-%d.state", name, s)
+end
+
+--- The in-flight data file of subtask s of task t (1-based task).
+function M.inflight_file(t, s) return string.format("inflight-%d-%d.state", t, s) end
+
+--- The job description stored in every _metadata: fingerprint, job name,
+-- and per task its parallelism and operator uids (MessagePack).
+function M.job_info(env, plan, name)
+  local tasks = {}
+  for i, t in ipairs(plan.tasks) do
+    local uids = {}
+    for j, id in ipairs(t.nodes) do uids[j] = env.nodes[id].uid end
+    tasks[i] = { parallelism = t.parallelism, uids = uids }
+  end
+  return core.encode({ version = 1, job = name, fingerprint = plan.fingerprint, tasks = tasks })
+end
+
+--- Read and check a checkpoint's _metadata.
+-- @return {id =, time =, final =, subtasks = {flags...}, job = decoded
+--   job info} or nil, message
+function M.read_metadata(chk)
+  local s, err = core.read_snapshot(chk .. "/_metadata")
+  if not s then return nil, err end
+  local info, job, subs
+  for _, sec in ipairs(s.sections) do
+    if sec.tag == 1 then info = sec.data elseif sec.tag == 2 then job = sec.data elseif sec.tag == 3 then subs = sec.data end
+  end
+  if not info or #info < 24 or not job or not subs then return nil, chk .. "/_metadata: sections missing" end
+  local id, time, flags, n = string.unpack("<i8i8I4I4", info)
+  if #subs ~= n then return nil, chk .. "/_metadata: subtask table has the wrong size" end
+  local ok, decoded = pcall(core.decode, job)
+  if not ok or type(decoded) ~= "table" then return nil, chk .. "/_metadata: bad job description" end
+  local flags_of = {}
+  for i = 1, n do flags_of[i] = subs:byte(i) end
+  return { id = id, time = time, final = flags & 1 == 1, subtasks = flags_of, job = decoded, dir = chk }
+end
+
+-- Every state file a checkpoint must hold, per its job description.
+local function expected_files(meta)
+  local files, g = {}, 0
+  for t, task in ipairs(meta.job.tasks) do
+    for s = 0, task.parallelism - 1 do
+      g = g + 1
+      for _, uid in ipairs(task.uids) do files[#files + 1] = M.state_file(uid, s) end
+      if meta.subtasks[g] & 2 == 2 then files[#files + 1] = M.inflight_file(t, s) end
+    end
+  end
+  return files
+end
+
+--- The checkpoint ids in a job's checkpoint directory, newest first.
+function M.list(job_dir)
+  local names = core.list_dir(job_dir)
+  local ids = {}
+  for _, n in ipairs(names or {}) do
+    local id = n:match("^chk%-(%d+)$")
+    if id then ids[#ids + 1] = math.tointeger(tonumber(id)) end
+  end
+  table.sort(ids, function(a, b) return a > b end)
+  return ids
+end
+
+--- The newest complete, sound checkpoint of a job: its _metadata and every
+-- state file in its directory pass their checks (magic, CRC32C, size).
+-- Checkpoints without _metadata are incomplete and skipped silently; a
+-- corrupt one is skipped with a warning through warn(message).
+-- @return metadata (see read_metadata) or nil
+function M.find_latest(job_dir, warn)
+  for _, id in ipairs(M.list(job_dir)) do
+    local chk = job_dir .. "/chk-" .. id
+    local f = io.open(chk .. "/_metadata", "rb")
+    if f then
+      f:close()
+      local meta, err = M.read_metadata(chk)
+      if meta then
+        for _, name in ipairs(core.list_dir(chk) or {}) do
+          if name:match("%.state$") then
+            local s, serr = core.read_snapshot(chk .. "/" .. name)
+            if not s then err = serr break end
+          end
+        end
+        if not err then
+          for _, name in ipairs(expected_files(meta)) do
+            local g = io.open(chk .. "/" .. name, "rb")
+            if not g then err = chk .. "/" .. name .. ": missing" break end
+            g:close()
+          end
+        end
+        if not err then return meta end
+      end
+      if warn then warn(string.format("checkpoint %d is corrupt, falling back to an older one: %s", id, err)) end
+    end
+  end
+  return nil
+end
+
+--- A restart strategy (Flink's RestartStrategies), consulted after each
+-- failure of the job:
+--   { strategy = "none" }
+--   { strategy = "fixed_delay", attempts = n, delay = d }
+--       at most n restarts, each after d (Flink's fixed-delay)
+--   { strategy = "failure_rate", max_failures = n, interval = d1, delay = d2 }
+--       restart after d2 unless more than n failures fell within the last
+--       d1 (Flink's failure-rate)
+-- Default: "none" without checkpoints; with checkpoints fixed_delay with 3
+-- attempts and a 1 s delay (Flink retries forever there; a job that fails
+-- on every attempt should end with its error, not loop).
+-- @return object with :on_failure(now_ms) -> delay in ms, or nil to give up
+function M.restart_strategy(cfg, checkpointing)
+  if cfg ~= nil and type(cfg) ~= "table" then
+    error("bad env option 'restart': table expected, got " .. type(cfg), 0)
+  end
+  cfg = cfg or (checkpointing and { strategy = "fixed_delay", attempts = 3, delay = 1000 } or { strategy = "none" })
+  local kind = cfg.strategy
+  local allowed = { none = { strategy = true },
+    fixed_delay = { strategy = true, attempts = true, delay = true },
+    failure_rate = { strategy = true, max_failures = true, interval = true, delay = true } }
+  if not allowed[kind] then
+    error("bad restart.strategy: 'none', 'fixed_delay' or 'failure_rate' expected, got " .. tostring(kind), 0)
+  end
+  for k in pairs(cfg) do
+    if not allowed[kind][k] then error("unknown option '" .. tostring(k) .. "' for restart strategy " .. kind, 0) end
+  end
+  if kind == "none" then return { on_failure = function() return nil end } end
+  local delay = util.duration(cfg.delay or 1000, "restart.delay")
+  if kind == "fixed_delay" then
+    local attempts = cfg.attempts or 1
+    if math.type(attempts) ~= "integer" or attempts < 0 then
+      error("bad restart.attempts: a non-negative integer expected", 0)
+    end
+    local used = 0
+    return { on_failure = function()
+      if used >= attempts then return nil end
+      used = used + 1
+      return delay
+    end }
+  end
+  local max = cfg.max_failures or 1
+  if math.type(max) ~= "integer" or max < 1 then error("bad restart.max_failures: a positive integer expected", 0) end
+  local interval = util.duration(cfg.interval or 60000, "restart.interval")
+  local times = {}
+  return { on_failure = function(now)
+    times[#times + 1] = now
+    while times[1] and times[1] <= now - interval do table.remove(times, 1) end
+    if #times > max then return nil end
+    return delay
+  end }
+end
+
+return M
