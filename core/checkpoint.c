@@ -421,6 +421,14 @@ int td_coord_wait(td_coord_t *c, int64_t after, int timeout_ms,
   return rc;
 }
 
+void td_coord_record_pause(td_coord_t *c, int64_t us) {
+  pthread_mutex_lock(&c->mu);
+  c->stats.pauses++;
+  c->stats.sum_pause_us += us;
+  if (us > c->stats.max_pause_us) c->stats.max_pause_us = us;
+  pthread_mutex_unlock(&c->mu);
+}
+
 void td_coord_stats(td_coord_t *c, td_coord_stats_t *out) {
   pthread_mutex_lock(&c->mu);
   *out = c->stats;
@@ -591,6 +599,9 @@ static void complete_locked(td_coord_t *c, pending_t *p) {
   c->last_complete_ms = mono_ms();
   c->stats.completed++;
   c->stats.last_duration_ms = c->last_complete_ms - start;
+  c->stats.sum_duration_ms += c->stats.last_duration_ms;
+  if (c->stats.last_duration_ms > c->stats.max_duration_ms)
+    c->stats.max_duration_ms = c->stats.last_duration_ms;
   sweep(c);
   pthread_cond_broadcast(&c->waiters);
 }

@@ -171,10 +171,17 @@ int td_coord_wait(td_coord_t *c, int64_t after, int timeout_ms,
 
 /* Counters, for tests and benchmarks. */
 typedef struct td_coord_stats {
-  int64_t completed, aborted; /* checkpoints */
-  int64_t last_duration_ms;   /* trigger to _metadata of the last one */
+  int64_t completed, aborted;   /* checkpoints (the final one included) */
+  int64_t last_duration_ms;     /* trigger to _metadata of the last one */
+  int64_t sum_duration_ms, max_duration_ms; /* over periodic checkpoints */
+  int64_t pauses;               /* snapshots taken by subtasks */
+  int64_t sum_pause_us, max_pause_us; /* their synchronous part */
 } td_coord_stats_t;
 
 void td_coord_stats(td_coord_t *c, td_coord_stats_t *out);
+
+/* td_coord_record_pause - a subtask's synchronous snapshot part took us
+ * microseconds (for td_coord_stats). */
+void td_coord_record_pause(td_coord_t *c, int64_t us);
 
 #endif

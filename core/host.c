@@ -1114,14 +1114,27 @@ static void child_snapshot(lua_State *L, int fn, const char *dir, pid_t parent) 
   _exit(0);
 }
 
-/* core.snapshot(id, collect) -> true | false, message
+static int64_t mono_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* core.monotonic_us() -> a monotonic clock in microseconds */
+static int l_monotonic_us(lua_State *L) {
+  lua_pushinteger(L, mono_us());
+  return 1;
+}
+
+/* core.snapshot(id, collect [, start_us]) -> true | false, message
  * Take this subtask's snapshot of checkpoint id at this point of its input
  * (a source between batches, a task at its aligned barrier): fork; the
  * child calls collect() -> {file name = value} and writes each value as a
  * state file of the checkpoint's directory, while this thread goes on at
  * once (the pause is the fork). Then the barrier is forwarded on every
  * output. The coordinator counts the subtask as done with id when the
- * child exits 0. */
+ * child exits 0. start_us (core.monotonic_us) is when the synchronous part
+ * began, for the pause statistics. */
 static int l_snapshot(lua_State *L) {
   td_subtask_t *st = subtask_of(L);
   host_data_t *hd = st->host;
@@ -1132,6 +1145,8 @@ static int l_snapshot(lua_State *L) {
   char dir[4200];
   td_coord_chk_dir(coord, id, dir, sizeof dir);
   if (!st->gate) hd->injected = id;
+  /* the pause began at the caller's start (before its sinks pre-committed) */
+  int64_t t0 = luaL_optinteger(L, 3, mono_us());
   pid_t pid = 0;
   if (dir[0]) {
     pid_t parent = getpid();
@@ -1149,6 +1164,7 @@ static int l_snapshot(lua_State *L) {
   td_coord_snapshot_started(coord, id, st->global, pid,
                             st->gate && spec->align_mode == TD_ALIGN_UNALIGNED);
   forward_event(L, st, EXT_BARRIER, id);
+  td_coord_record_pause(coord, mono_us() - t0);
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -1823,6 +1839,7 @@ static const luaL_Reg core_funcs[] = {
     {"open_text", l_open_text},
     {"open_csv", l_open_csv},
     {"snapshot", l_snapshot},
+    {"monotonic_us", l_monotonic_us},
     {"finished", l_finished},
     {"wait_checkpoint", l_wait_checkpoint},
     {"checkpoint_completed", l_checkpoint_completed},

@@ -173,6 +173,21 @@ int td_job_run(const td_job_spec_t *spec, void (*body)(td_subtask_t *),
     }
   }
   for (int i = 0; i < started; i++) pthread_join(job->subtasks[i].thread, NULL);
+  td_coord_stop(job->coord);
+  if (getenv("TIDE_CHECKPOINT_STATS")) {
+    td_coord_stats_t cs;
+    td_coord_stats(job->coord, &cs);
+    int64_t periodic = cs.completed > 0 ? cs.completed - 1 : 0; /* minus the final */
+    fprintf(stderr,
+            "tide: checkpoint stats: completed %lld (+ final), aborted %lld; trigger to "
+            "complete avg %.1f ms, max %lld ms; task pause avg %.3f ms, max %.3f ms over "
+            "%lld snapshots\n",
+            (long long)periodic, (long long)cs.aborted,
+            periodic ? (double)cs.sum_duration_ms / (double)periodic : 0.0,
+            (long long)cs.max_duration_ms,
+            cs.pauses ? (double)cs.sum_pause_us / 1e3 / (double)cs.pauses : 0.0,
+            (double)cs.max_pause_us / 1e3, (long long)cs.pauses);
+  }
   td_coord_free(job->coord);
   job->coord = NULL;
   rc = 0;

@@ -213,12 +213,14 @@ function M.run(env, plan, ctx)
   end
 
   -- the snapshot of checkpoint id at this point of the input
+  local clock = core.monotonic_us
   local function checkpoint(id)
+    local t0 = clock()
     for _, nid in ipairs(task.nodes) do
       local f = built[nid].prepare_snapshot
       if f then f(id) end
     end
-    local ok, err = core.snapshot(id, collect)
+    local ok, err = core.snapshot(id, collect, t0)
     if not ok then io.stderr:write("tide: ", err, "\n") end
   end
 
@@ -254,6 +256,7 @@ function M.run(env, plan, ctx)
   end
 
   local function restore()
+    local t0 = clock()
     if is_source then
       read, source_pos = operators.open_source(nodes[task.head], rt)
       op_of_fn[read] = nodes[task.head]
@@ -278,6 +281,10 @@ function M.run(env, plan, ctx)
     for _, id in ipairs(task.nodes) do
       local f = built[id].open
       if f then f() end
+    end
+    if ctx.restore_dir and os.getenv("TIDE_CHECKPOINT_STATS") then
+      io.stderr:write(string.format("tide: subtask %d/%d of task %d restored in %.1f ms\n", ctx.subtask + 1,
+        ctx.parallelism, ctx.task, (clock() - t0) / 1000))
     end
   end
 
