@@ -542,16 +542,25 @@ local function check_dir(dir, fname)
 end
 
 --- Write records as text lines into part files in dir (Flink's FileSink
--- with a row format). Each subtask writes ".part-<job>-<subtask>-<n>.inprogress"
--- files and commits them as "part-<job>-<subtask>-<n>" when the job ends
--- (or rolls a file at 128 MiB); files starting with "." or "_" are not
--- committed output.
+-- with a row format), exactly once: each subtask writes
+-- ".part-<job>-<subtask>-<n>.inprogress" files; at a checkpoint's barrier
+-- the file is closed and pending; it is committed as
+-- "part-<job>-<subtask>-<n>" when that checkpoint completes, and at the end
+-- of a bounded job once every subtask finished. Files starting with "." or
+-- "_" are not committed output. A failed or killed run commits nothing
+-- after its last completed checkpoint; recovery cleans up after it.
 -- @param dir string: created if missing
--- @param opts table, optional: rolling_size (bytes)
+-- @param opts table, optional: rolling policy (Flink's
+--   DefaultRollingPolicy): rolling_size (bytes, default 128 MiB),
+--   rollover_interval (duration: roll a file this old), inactivity_interval
+--   (duration: roll a file not written to for this long)
 function DataStream:write_text(dir, opts)
   check_dir(dir, "write_text")
   opts = opts or {}
-  return sink(self, { sink = { type = "text", dir = dir, rolling_size = opts.rolling_size }, name = "write_text" })
+  return sink(self, { sink = { type = "text", dir = dir, rolling_size = opts.rolling_size,
+    rollover_interval = opts.rollover_interval and util.duration(opts.rollover_interval, "rollover_interval", 2),
+    inactivity_interval = opts.inactivity_interval and util.duration(opts.inactivity_interval, "inactivity_interval", 2) },
+    name = "write_text" })
 end
 
 --- Write records as CSV rows (RFC 4180 quoting) into part files in dir,
@@ -561,7 +570,7 @@ end
 --   order for table records; default: array records in order, map records
 --   by sorted field names), header (boolean, default false: write the
 --   column names first in each part file), delimiter (default ","),
---   rolling_size (bytes)
+--   rolling_size, rollover_interval, inactivity_interval (as write_text)
 function DataStream:write_csv(dir, opts)
   opts = opts or {}
   if opts.header and not opts.columns then
@@ -569,7 +578,10 @@ function DataStream:write_csv(dir, opts)
   end
   check_dir(dir, "write_csv")
   return sink(self, { sink = { type = "csv", dir = dir, columns = opts.columns, header = opts.header,
-    delimiter = opts.delimiter or ",", rolling_size = opts.rolling_size }, name = "write_csv" })
+    delimiter = opts.delimiter or ",", rolling_size = opts.rolling_size,
+    rollover_interval = opts.rollover_interval and util.duration(opts.rollover_interval, "rollover_interval", 2),
+    inactivity_interval = opts.inactivity_interval and util.duration(opts.inactivity_interval, "inactivity_interval", 2) },
+    name = "write_csv" })
 end
 
 -- ---- planning -----------------------------------------------------------

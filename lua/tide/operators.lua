@@ -552,10 +552,16 @@ end
 -- DefaultRollingPolicy).
 local FINAL = math.maxinteger -- the final checkpoint's pre-commit id
 
-local function part_writer(dir, rt, rolling_size, header)
-  local cfg = { dir = dir, prefix = string.format("part-%s-%d-", rt.job_id, rt.subtask),
-    rolling_size = rolling_size, header = header, now = rt.now }
+local function part_writer(sink_cfg, rt, header)
+  local cfg = { dir = sink_cfg.dir, prefix = string.format("part-%s-%d-", rt.job_id, rt.subtask),
+    rolling_size = sink_cfg.rolling_size, rollover_interval = sink_cfg.rollover_interval,
+    inactivity_interval = sink_cfg.inactivity_interval, header = header, now = rt.now }
   local w, last
+  -- time-based rolling is checked every half of the shorter interval (Flink
+  -- checks every bucket-check-interval)
+  local ri, ii = sink_cfg.rollover_interval, sink_cfg.inactivity_interval
+  local check = (ri or ii) and math.max(10, math.min(ri or ii, ii or ri) // 2)
+  local next_check = check and rt.now() + check
   -- created on first use, or by restore: recovering with no state removes
   -- what a failed attempt of this job left (same prefix)
   local function writer()
@@ -573,6 +579,11 @@ local function part_writer(dir, rt, rolling_size, header)
       cfg.state = nil
     end,
     notify_checkpoint_complete = function(id, final) writer():commit(final and FINAL or id) end,
+    next_timer = check and function() return next_check end,
+    processing_time = check and function(now)
+      if w then w:on_processing_time(now) end
+      next_check = now + check
+    end,
   }
 end
 
@@ -593,7 +604,7 @@ end
 
 function sinks.text(node, rt)
   local cfg = node.sink
-  local w = part_writer(cfg.dir, rt, cfg.rolling_size)
+  local w = part_writer(cfg, rt)
   local fmt = util.format
   local lines = {}
   return function(b, _, n)
@@ -612,7 +623,7 @@ function sinks.csv(node, rt)
     for i, c in ipairs(columns) do h[i] = field(tostring(c), delim) end
     header = table.concat(h, delim) .. "\n"
   end
-  local w = part_writer(cfg.dir, rt, cfg.rolling_size, header)
+  local w = part_writer(cfg, rt, header)
   local lines, fields = {}, {}
   local function row(v)
     if type(v) ~= "table" then return field(v, delim) end
@@ -640,7 +651,8 @@ function ops.sink(node, _, rt)
   local push, w = sinks[node.sink.type](node, rt)
   if not w then return { push = push } end
   return { push = push, finish = w.finish, prepare_snapshot = w.prepare_snapshot, snapshot = w.snapshot,
-    restore = w.restore, notify_checkpoint_complete = w.notify_checkpoint_complete }
+    restore = w.restore, notify_checkpoint_complete = w.notify_checkpoint_complete,
+    next_timer = w.next_timer, processing_time = w.processing_time }
 end
 
 function ops.window(node, out, rt)

@@ -200,4 +200,33 @@ describe("tide jobs #e2e", function()
     assert.are.equal(2, code, out)
     assert.truthy(out:find("tide: ", 1, true), out)
   end)
+
+  it("rolls part files on time (rollover_interval) and commits every record once", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    -- 2000 records at 2000/s: about one second, so a 300 ms rollover
+    -- interval closes at least one file before the end
+    local out, code = run(string.format([[
+      local env = tide.env{}
+      env:generate(function(i) return i end, 2000, { rate_limit = 2000 })
+        :write_text(%q, { rollover_interval = "300ms" })
+      env:execute()
+    ]], dir))
+    assert.are.equal(0, code, out)
+    local names = assert(core.list_dir(dir))
+    local seen, files = {}, 0
+    for _, name in ipairs(names) do
+      assert.is_nil(name:match("^%."), "uncommitted file " .. name)
+      files = files + 1
+      for l in io.lines(dir .. "/" .. name) do
+        local v = math.tointeger(tonumber(l))
+        assert.is_nil(seen[v], "duplicate " .. l)
+        seen[v] = true
+      end
+      os.remove(dir .. "/" .. name)
+    end
+    os.remove(dir)
+    for i = 1, 2000 do assert.is_true(seen[i], "missing " .. i) end
+    assert.is_true(files >= 2, "expected time-rolled files, got " .. files)
+  end)
 end)
