@@ -7,6 +7,7 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,12 +63,26 @@ struct td_coord {
   pending_t *pending;
   inflight_t *inflight;
   int64_t next_id, completed, last_trigger_ms, last_complete_ms;
-  int final_done, n_finished;
+  int final_done, final_failed, n_finished;
+  char error[512];            /* why the final checkpoint failed */
   unsigned char *finished;
   char ***finished_names;
   int *finished_n;
   td_coord_stats_t stats;
 };
+
+static void logf_(td_coord_t *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void logf_(td_coord_t *c, const char *fmt, ...) {
+  if (!c->cfg.log) return;
+  char line[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(line, sizeof line, fmt, ap);
+  va_end(ap);
+  c->cfg.log(c->cfg.log_ud, line);
+}
 
 static int64_t mono_ms(void) {
   struct timespec ts;
@@ -381,6 +396,13 @@ void td_coord_finished(td_coord_t *c, int subtask, int n,
   }
 }
 
+const char *td_coord_error(td_coord_t *c) {
+  pthread_mutex_lock(&c->mu);
+  const char *e = c->final_failed ? c->error : NULL;
+  pthread_mutex_unlock(&c->mu);
+  return e;
+}
+
 int64_t td_coord_completed(td_coord_t *c) {
   pthread_mutex_lock(&c->mu);
   int64_t id = c->completed;
@@ -409,7 +431,7 @@ int td_coord_wait(td_coord_t *c, int64_t after, int timeout_ms,
       rc = 1;
       break;
     }
-    if (c->stopped) {
+    if (c->stopped || c->final_failed) {
       rc = -1;
       break;
     }
@@ -514,7 +536,7 @@ static int write_metadata(td_coord_t *c, int64_t id, const unsigned char *subs,
   }
   return 0;
 fail:
-  fprintf(stderr, "tide: checkpoint %" PRId64 ": %s\n", id, err);
+  logf_(c, "checkpoint %" PRId64 ": %s", id, err);
   return rc;
 }
 
@@ -593,7 +615,7 @@ static void complete_locked(td_coord_t *c, pending_t *p) {
   }
   /* older pending checkpoints are subsumed */
   while (c->pending && c->pending->id < id) abort_locked(c, c->pending, "subsumed");
-  c->pending = p->next;
+  c->pending = p->next; /* p is the head now */
   free_pending(p);
   c->completed = id;
   c->last_complete_ms = mono_ms();
@@ -621,8 +643,7 @@ static void trigger_locked(td_coord_t *c, int64_t now) {
     td_coord_chk_dir(c, p->id, chk, sizeof chk);
     remove_tree(chk); /* a leftover of a dead run with the same id */
     if (mkdir(chk, 0777) != 0) {
-      fprintf(stderr, "tide: cannot create checkpoint directory '%s': %s\n", chk,
-              strerror(errno));
+      logf_(c, "cannot create checkpoint directory '%s': %s", chk, strerror(errno));
       free_pending(p);
       return;
     }
@@ -635,38 +656,50 @@ static void trigger_locked(td_coord_t *c, int64_t now) {
       atomic_store_explicit(&c->requested[s], p->id, memory_order_release);
 }
 
+/* The final checkpoint could not be written: the job cannot commit. */
+static void final_failed(td_coord_t *c, int64_t id, const char *why) {
+  char chk[4200];
+  remove_tree(td_coord_chk_dir(c, id, chk, sizeof chk));
+  snprintf(c->error, sizeof c->error, "cannot write the final checkpoint %" PRId64 ": %s", id,
+           why);
+  logf_(c, "%s", c->error);
+  c->final_failed = 1;
+  c->stats.aborted++;
+  pthread_cond_broadcast(&c->waiters);
+}
+
 static void final_locked(td_coord_t *c) {
   if (c->dir) {
-    pending_t *p = calloc(1, sizeof *p);
-    if (p) p->parts = calloc((size_t)c->n, sizeof *p->parts);
-    if (!p || !p->parts) {
-      free(p);
+    int64_t id = c->next_id++;
+    char chk[4200];
+    td_coord_chk_dir(c, id, chk, sizeof chk);
+    remove_tree(chk);
+    if (mkdir(chk, 0777) != 0) {
+      final_failed(c, id, strerror(errno));
       return;
     }
-    p->id = c->next_id++;
-    p->start_ms = mono_ms();
-    char chk[4200];
-    td_coord_chk_dir(c, p->id, chk, sizeof chk);
-    remove_tree(chk);
-    int ok = mkdir(chk, 0777) == 0;
     unsigned char *subs = calloc((size_t)c->n, 1);
-    for (int s = 0; ok && subs && s < c->n; s++) {
-      subs[s] = TD_META_SUB_FINISHED;
-      ok = link_finished(c, s, p->id) == 0;
+    if (!subs) {
+      final_failed(c, id, "out of memory");
+      return;
     }
-    int64_t id = p->id;
-    free_pending(p);
-    if (!ok || !subs) {
-      fprintf(stderr, "tide: cannot write the final checkpoint %" PRId64 "\n", id);
-      free(subs);
-      c->stats.aborted++;
-      return; /* sinks then never commit: the job fails (td_coord_stop) */
+    for (int s = 0; s < c->n; s++) {
+      subs[s] = TD_META_SUB_FINISHED;
+      int rc = link_finished(c, s, id);
+      if (rc) {
+        free(subs);
+        final_failed(c, id, strerror(-rc));
+        return;
+      }
     }
     pthread_mutex_unlock(&c->mu);
     int rc = write_metadata(c, id, subs, 1);
     free(subs);
     pthread_mutex_lock(&c->mu);
-    if (rc) return;
+    if (rc) {
+      final_failed(c, id, td_strerror(rc));
+      return;
+    }
     c->completed = id;
     c->stats.completed++;
     sweep(c);
@@ -720,11 +753,17 @@ static void *coord_main(void *arg) {
         snprintf(p->reason, sizeof p->reason, "timed out after %" PRId64 " ms",
                  c->cfg.timeout_ms);
       }
-      if (p->failed) abort_locked(c, p, p->reason);
+      if (p->failed) {
+        logf_(c, "checkpoint %" PRId64 " aborted: %s", p->id, p->reason);
+        abort_locked(c, p, p->reason);
+      }
     }
-    /* complete in id order */
-    while (c->pending && c->pending->acked == c->n && !c->stop)
-      complete_locked(c, c->pending);
+    /* complete the newest fully acknowledged checkpoint; older pending
+     * ones are subsumed by it (Flink's CheckpointCoordinator) */
+    pending_t *newest = NULL;
+    for (pending_t *p = c->pending; p; p = p->next)
+      if (p->acked == c->n) newest = p;
+    if (newest && !c->stop) complete_locked(c, newest);
     int pending = 0;
     for (pending_t *p = c->pending; p; p = p->next) pending++;
     int sources_running = 0;
@@ -736,7 +775,8 @@ static void *coord_main(void *arg) {
         now - c->last_trigger_ms >= c->cfg.interval_ms &&
         now - c->last_complete_ms >= c->cfg.min_pause_ms)
       trigger_locked(c, now);
-    if (c->n_finished == c->n && !c->pending && !c->final_done) final_locked(c);
+    if (c->n_finished == c->n && !c->pending && !c->final_done && !c->final_failed)
+      final_locked(c);
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     ts.tv_nsec += TICK_MS * 1000000L;

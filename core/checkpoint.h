@@ -79,6 +79,11 @@ typedef struct td_ckpt_config {
   int64_t first_id;       /* >= 1: the first checkpoint's id */
   const void *job_info;   /* stored in every _metadata (TD_META_JOB) */
   size_t job_info_len;
+  /* Where warnings go (a checkpoint that could not be written, ...): one
+   * line without newline; NULL: dropped. Called from the coordinator's
+   * thread. The library never prints. */
+  void (*log)(void *ud, const char *line);
+  void *log_ud;
 } td_ckpt_config_t;
 
 typedef struct td_coord td_coord_t;
@@ -156,6 +161,9 @@ void td_coord_decline(td_coord_t *c, int64_t id, int subtask,
 void td_coord_finished(td_coord_t *c, int subtask, int n,
                        const char *const *names, int ok);
 
+/* td_coord_error - why the final checkpoint failed, or NULL. */
+const char *td_coord_error(td_coord_t *c);
+
 /* td_coord_completed - the newest completed checkpoint id, 0 before any. */
 int64_t td_coord_completed(td_coord_t *c);
 
@@ -164,14 +172,15 @@ int64_t td_coord_completed(td_coord_t *c);
  * checkpoint newer than `after` or for the final one.
  * Returns 1 with *completed (newest completed id) and *final (the final
  * checkpoint completed), 0 on timeout, -1 once stopped without a final
- * checkpoint.
+ * checkpoint or once the final checkpoint failed (td_coord_error says why).
  */
 int td_coord_wait(td_coord_t *c, int64_t after, int timeout_ms,
                   int64_t *completed, int *final);
 
 /* Counters, for tests and benchmarks. */
 typedef struct td_coord_stats {
-  int64_t completed, aborted;   /* checkpoints (the final one included) */
+  int64_t completed, aborted;   /* checkpoints written (with a directory,
+                                   the final one included) */
   int64_t last_duration_ms;     /* trigger to _metadata of the last one */
   int64_t sum_duration_ms, max_duration_ms; /* over periodic checkpoints */
   int64_t pauses;               /* snapshots taken by subtasks */

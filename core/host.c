@@ -339,6 +339,14 @@ static td_partition_t partition_of(lua_State *L, const char *s) {
   return (td_partition_t)luaL_error(L, "plan: unknown partitioner '%s'", s);
 }
 
+/* Warnings of the job's library parts go to stderr, one whole line. */
+static void log_stderr(void *ud, const char *line) {
+  (void)ud;
+  pthread_mutex_lock(&g_stdout_mu);
+  fprintf(stderr, "tide: %s\n", line);
+  pthread_mutex_unlock(&g_stdout_mu);
+}
+
 /* core.execute(plan) -> true | nil, message */
 static int l_execute(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
@@ -432,6 +440,7 @@ static int l_execute(lua_State *L) {
     spec.checkpoint = &ck;
   }
   spec.restore_dir = field_str(L, 1, "restore_dir", 1);
+  spec.log = log_stderr;
 
   char err[8192];
   int rc = td_job_run(&spec, subtask_body, err, sizeof err);
@@ -1221,6 +1230,10 @@ static int l_wait_checkpoint(lua_State *L) {
       lua_pushinteger(L, id);
       lua_pushboolean(L, final);
       return 2;
+    }
+    if (r < 0 && !td_job_cancelled(st->job)) {
+      const char *why = td_coord_error(coord);
+      td_job_fail(st->job, why ? why : "the job's checkpoint coordinator stopped");
     }
     if (r < 0 || td_job_cancelled(st->job)) raise_cancelled(L);
   }

@@ -150,11 +150,14 @@ int td_job_run(const td_job_spec_t *spec, void (*body)(td_subtask_t *),
     return rc;
   }
   unsigned char *is_source = malloc((size_t)total + 1);
-  td_ckpt_config_t none = {NULL, 0, 600000, 0, 1, 1, 1, NULL, 0};
+  td_ckpt_config_t cfg = {NULL, 0, 600000, 0, 1, 1, 1, NULL, 0, NULL, NULL};
+  if (spec->checkpoint) cfg = *spec->checkpoint;
+  cfg.log = spec->log;
+  cfg.log_ud = spec->log_ud;
   rc = is_source ? 0 : TD_ENOMEM;
   for (int i = 0; rc == 0 && i < total; i++) is_source[i] = job->subtasks[i].gate == NULL;
   if (rc == 0)
-    rc = td_coord_new(&job->coord, spec->checkpoint ? spec->checkpoint : &none, total,
+    rc = td_coord_new(&job->coord, &cfg, total,
                       is_source, errbuf, errlen);
   free(is_source);
   if (rc == 0) rc = td_coord_start(job->coord);
@@ -174,19 +177,21 @@ int td_job_run(const td_job_spec_t *spec, void (*body)(td_subtask_t *),
   }
   for (int i = 0; i < started; i++) pthread_join(job->subtasks[i].thread, NULL);
   td_coord_stop(job->coord);
-  if (getenv("TIDE_CHECKPOINT_STATS")) {
+  if (spec->log && getenv("TIDE_CHECKPOINT_STATS")) {
     td_coord_stats_t cs;
+    char line[512];
     td_coord_stats(job->coord, &cs);
     int64_t periodic = cs.completed > 0 ? cs.completed - 1 : 0; /* minus the final */
-    fprintf(stderr,
-            "tide: checkpoint stats: completed %lld (+ final), aborted %lld; trigger to "
-            "complete avg %.1f ms, max %lld ms; task pause avg %.3f ms, max %.3f ms over "
-            "%lld snapshots\n",
-            (long long)periodic, (long long)cs.aborted,
-            periodic ? (double)cs.sum_duration_ms / (double)periodic : 0.0,
-            (long long)cs.max_duration_ms,
-            cs.pauses ? (double)cs.sum_pause_us / 1e3 / (double)cs.pauses : 0.0,
-            (double)cs.max_pause_us / 1e3, (long long)cs.pauses);
+    snprintf(line, sizeof line,
+             "checkpoint stats: completed %lld (+ final), aborted %lld; trigger to "
+             "complete avg %.1f ms, max %lld ms; task pause avg %.3f ms, max %.3f ms over "
+             "%lld snapshots",
+             (long long)periodic, (long long)cs.aborted,
+             periodic ? (double)cs.sum_duration_ms / (double)periodic : 0.0,
+             (long long)cs.max_duration_ms,
+             cs.pauses ? (double)cs.sum_pause_us / 1e3 / (double)cs.pauses : 0.0,
+             (double)cs.max_pause_us / 1e3, (long long)cs.pauses);
+    spec->log(spec->log_ud, line);
   }
   td_coord_free(job->coord);
   job->coord = NULL;

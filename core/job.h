@@ -49,6 +49,10 @@ typedef struct td_job_spec {
   int align_mode;             /* td_align_mode_t (barrier.h) */
   int64_t align_timeout_ms;   /* alignment gives up after this; <= 0 none */
   const char *restore_dir;    /* the chk-<n> directory to restore, or NULL */
+  /* Warnings and statistics, one line each (NULL: dropped); the library
+   * never prints. */
+  void (*log)(void *ud, const char *line);
+  void *log_ud;
 } td_job_spec_t;
 
 struct td_subtask {

@@ -873,6 +873,56 @@ TD_TEST(test_checkpoint_stop_aborts_and_wakes) {
   fx_free(&f);
 }
 
+/* A newer checkpoint fully acknowledged first subsumes the older pending
+ * one (Flink's CheckpointCoordinator): it completes, the older is
+ * aborted and its directory removed. */
+TD_TEST(test_checkpoint_newer_subsumes_older) {
+  fx_t f;
+  if (!fx_init(&f)) return;
+  f.cfg.max_concurrent = 2;
+  if (fx_start(&f, 2, src_op)) {
+    int64_t a = first_request(&f);
+    int64_t b = wait_requested(f.c, 0, a);
+    TD_CHECK_INT(b, a + 1);
+    td_coord_snapshot_started(f.c, a, 0, 0, 0); /* a: only subtask 0 */
+    ack_all(f.c, b, 2);                          /* b: everyone */
+    TD_CHECK(wait_completed(f.c, b));
+    TD_CHECK(wait_aborted(f.c, 1));
+    TD_CHECK(!chk_exists(&f, a, ""));
+    TD_CHECK(chk_exists(&f, b, "_metadata"));
+    /* a late acknowledgement of a changes nothing */
+    td_coord_snapshot_started(f.c, a, 1, 0, 0);
+    TD_CHECK(quiet_for(f.c, 50));
+    TD_CHECK_INT(td_coord_completed(f.c), b);
+    TD_CHECK(!chk_exists(&f, a, ""));
+  }
+  fx_free(&f);
+}
+
+/* A final checkpoint that cannot be written fails once: its directory is
+ * removed, waiters get -1 and td_coord_error says why; it is not retried. */
+TD_TEST(test_checkpoint_final_failure_is_reported_once) {
+  fx_t f;
+  if (!fx_init(&f)) return;
+  f.cfg.interval_ms = 0;
+  if (fx_start(&f, 2, src_op)) {
+    const char *missing[] = {"missing.state"}; /* not in finished/ */
+    td_coord_finished(f.c, 1, 0, NULL, 1);
+    td_coord_finished(f.c, 0, 1, missing, 1);
+    int64_t done = 0;
+    int final = 0;
+    int r = 0;
+    for (int i = 0; i < 500 && r == 0; i++) r = td_coord_wait(f.c, 0, 10, &done, &final);
+    TD_CHECK_INT(r, -1);
+    TD_CHECK(td_coord_error(f.c) != NULL);
+    nap_ms(100); /* ticks that could retry it */
+    TD_CHECK_INT(stats_of(f.c).aborted, 1);
+    TD_CHECK(!chk_exists(&f, 1, ""));
+    TD_CHECK(!chk_exists(&f, 2, ""));
+  }
+  fx_free(&f);
+}
+
 TD_TEST_MAIN(test_checkpoint_new_rejects_bad_config,
              test_checkpoint_trigger_asks_sources_only,
              test_checkpoint_no_trigger_without_dir,
@@ -886,4 +936,6 @@ TD_TEST_MAIN(test_checkpoint_new_rejects_bad_config,
              test_checkpoint_final_without_dir,
              test_checkpoint_retains_newest_and_sweeps,
              test_checkpoint_inflight_written_then_complete,
-             test_checkpoint_stop_aborts_and_wakes)
+             test_checkpoint_stop_aborts_and_wakes,
+             test_checkpoint_newer_subsumes_older,
+             test_checkpoint_final_failure_is_reported_once)
