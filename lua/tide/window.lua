@@ -1947,8 +1947,10 @@ local function aligned_op(node, out, rt, P)
     INIT = "A[k] = x"
     if needs_first then
       -- copy the element's fields to V (V[j0] first, so V grows as an array)
+      -- (all but the field itself, which the result replaces)
       INIT = INIT .. "; local j0 = V.n + 1; V[j0] = j0; local j = j0"
-        .. "; for f, y in next, v do V[j + 1] = f; V[j + 2] = y; j = j + 2 end"
+        .. "; for f, y in next, v do if f ~= " .. (type(field) == "string" and string.format("%q", field) or "vfield")
+        .. " then V[j + 1] = f; V[j + 2] = y; j = j + 2 end end"
         .. "; V[j0] = j; V.n = j; F[k] = j0"
     end
     if needs_q then INIT = INIT .. "; seq = seq + 1; Q[k] = seq" end
