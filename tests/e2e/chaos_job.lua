@@ -1,0 +1,106 @@
+-- A stateful event-time job for the checkpoint tests (tests/e2e/test_checkpoint.sh).
+--
+--   tide run tests/e2e/chaos_job.lua [-p N] [--checkpoint-dir D ...] -- \
+--       COMMITS_CSV OUT_DIR LATE_DIR [OPTION=VALUE...]
+--
+-- Commits per author per UTC day of commit_time_ms: read_csv at the job
+-- parallelism, rebalance, per-record bounded watermarks (1 h), key_by
+-- author, tumbling 1-day event-time windows counting commits, write_csv.
+-- The CSV arrives in commit_time_ms order and every channel keeps that
+-- order, so no record is ever late and the output does not depend on
+-- timing. Rows of OUT_DIR: "author,day_start_ms,commits"; late records
+-- (there should be none) go to LATE_DIR as "commit,author".
+--
+-- Options:
+--   rate=N              source rate limit, records/s for the whole source
+--   interval=T          checkpoint interval in the env (e.g. 200ms)
+--   dir=D               checkpoint directory in the env
+--   unaligned=1         unaligned checkpoints
+--   retained=N          completed checkpoints to keep
+--   fail_once=C:MARKER  the map "flaky" raises on commit C unless MARKER
+--                       exists (it creates MARKER first), so it fails once
+--   fail_always=C       the map "flaky" raises on commit C every time
+--   restart=none | fixed:ATTEMPTS:DELAY
+local tide = require "tide"
+
+local input, out_dir, late_dir = arg[1], arg[2], arg[3]
+if not (input and out_dir and late_dir) then
+  io.stderr:write("usage: tide run tests/e2e/chaos_job.lua -- COMMITS_CSV OUT_DIR LATE_DIR [OPTION=VALUE...]\n")
+  os.exit(2)
+end
+local opt = {}
+for i = 4, #arg do
+  local k, v = arg[i]:match("^([%w_]+)=(.*)$")
+  if not k then
+    io.stderr:write("chaos_job.lua: bad option '", arg[i], "' (OPTION=VALUE expected)\n")
+    os.exit(2)
+  end
+  opt[k] = v
+end
+
+local checkpoint
+if opt.dir or opt.interval or opt.unaligned or opt.retained then
+  checkpoint = {
+    dir = opt.dir,
+    interval = opt.interval,
+    unaligned = opt.unaligned == "1",
+    retained = opt.retained and math.tointeger(tonumber(opt.retained)) or nil,
+  }
+end
+local restart
+if opt.restart == "none" then
+  restart = { strategy = "none" }
+elseif opt.restart then
+  local attempts, delay = opt.restart:match("^fixed:(%d+):(.+)$")
+  assert(attempts, "restart=none or restart=fixed:ATTEMPTS:DELAY")
+  restart = { strategy = "fixed_delay", attempts = math.tointeger(tonumber(attempts)), delay = delay }
+end
+
+local env = tide.env{ checkpoint = checkpoint, restart = restart }
+
+local commits = env:read_csv(input, { types = { commit_time_ms = "int" },
+                                      rate_limit = opt.rate and tonumber(opt.rate) or nil })
+   :uid("commits")
+   -- read_csv reads the whole file in subtask 0 (a CSV is not split), so
+   -- spread the records: at p > 1 the window task then has several live
+   -- input channels, whose barriers arrive at different moments (alignment,
+   -- in-flight data in unaligned checkpoints). Each channel still carries
+   -- its records in arrival order, so none is ever late.
+   :rebalance()
+
+if opt.fail_once or opt.fail_always then
+  local bad, marker = opt.fail_always, nil
+  if opt.fail_once then bad, marker = opt.fail_once:match("^([^:]+):(.+)$") end
+  commits = commits:map(function(c)
+    if c.commit == bad then
+      if not marker then error("chaos: commit " .. bad .. " is poison") end
+      local f = io.open(marker, "r")
+      if f then
+        f:close()
+      else
+        assert(io.open(marker, "w")):close()
+        error("chaos: failing once on commit " .. bad)
+      end
+    end
+    return c
+  end):uid("flaky")
+end
+
+local daily = commits
+   :assign_timestamps(function(c) return c.commit_time_ms end,
+                      tide.watermarks.bounded("1h", { per_record = true }))
+   :uid("event-time")
+   :key_by("author")
+   :window(tide.windows.tumbling("1d"))
+   :side_output_late("late")
+   -- a process window function: the window state holds the commits
+   -- themselves (not a running count), so snapshots carry real records
+   :process(function(author, window, elements, out)
+     out:collect({ author = author, day = window.start, commits = #elements })
+   end):uid("daily")
+
+daily:write_csv(out_dir, { columns = { "author", "day", "commits" } }):uid("out")
+daily:side_output("late")
+   :write_csv(late_dir, { columns = { "commit", "author" } }):uid("late-out")
+
+env:execute("chaos")

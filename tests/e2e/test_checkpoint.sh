@@ -1,0 +1,312 @@
+#!/bin/sh
+# End-to-end: checkpoints and recovery (tide run --checkpoint-dir D
+# --checkpoint-interval T [--resume]; env{checkpoint = ..., restart = ...}),
+# with tests/e2e/chaos_job.lua (commits per author per UTC day of
+# commit_time_ms, tumbling event-time windows, file sink):
+#  1. chaos: the job, rate limited to last about 20 s, is killed with
+#     SIGKILL at random moments (at least KILLS times) and resumed with
+#     --resume each time, then runs to its end; its committed output equals
+#     the fault-free run's, at parallelism 1, 2, and 2 with unaligned
+#     checkpoints. The fault-free run itself is checked against an
+#     independent Python oracle.
+#  2. restart strategies: a UDF that fails once recovers from a checkpoint
+#     (fixed_delay) with the same output; one that always fails ends the job
+#     after the allowed restarts (or at once with "none") with its error.
+#  3. command-line errors around --resume and --checkpoint-interval.
+#  4. a corrupt newest checkpoint (a flipped byte, a truncated file) is
+#     reported by tide verify and skipped by --resume with a warning; the
+#     output is still exactly the fault-free one.
+#  5. retention: only the `retained` newest completed checkpoints remain.
+#
+# The kill moments are random: SEED (default: this shell's pid) seeds them
+# and is printed, with the moments, so that a failure can be replayed:
+#   SEED=1234 sh tests/e2e/test_checkpoint.sh
+. tests/e2e/lib.sh
+
+INPUT=$DATA/git-commits.csv
+JOB=tests/e2e/chaos_job.lua
+SEED=${SEED:-$$}
+KILLS=${KILLS:-5}
+echo "# SEED=$SEED (replay: SEED=$SEED sh tests/e2e/test_checkpoint.sh)"
+
+# completed checkpoint ids of a job directory, newest first
+completed() {
+  for _c in "$1"/chk-*/_metadata; do
+    [ -f "$_c" ] || continue
+    _c=${_c%/_metadata}
+    echo "${_c##*/chk-}"
+  done | sort -rn
+}
+
+# check_rc_of NAME WANT GOT STDERR_FILE
+check_rc_of() {
+  if [ "$3" = "$2" ]; then ok "$1"; else
+    not_ok "$1"
+    echo "#   exit status $3, expected $2"
+    diag "$4"
+  fi
+}
+
+# ---- the fault-free run and its oracle -------------------------------------
+
+# commits per author per UTC day of commit_time_ms: "author,day_start_ms,n"
+"$PYTHON" - "$INPUT" >"$TMP/oracle" <<'EOF'
+import csv, sys
+DAY = 86400000
+counts = {}
+with open(sys.argv[1], newline="") as f:
+    for row in csv.DictReader(f):
+        ts = int(row["commit_time_ms"])
+        key = (row["author"], ts - ts % DAY)
+        counts[key] = counts.get(key, 0) + 1
+sys.stdout.write("".join(sorted("%s,%d,%d\n" % (a, d, n) for (a, d), n in counts.items())))
+EOF
+check "oracle computed ($(wc -l <"$TMP/oracle" | tr -d ' ') author-days)" test -s "$TMP/oracle"
+
+run_tide "$TMP/free1" run "$JOB" -p 1 -- "$INPUT" "$TMP/free1-out" "$TMP/free1-late"
+check_rc "fault-free p=1 run exits 0" 0
+cat_parts "$TMP/free1-out" | sort >"$TMP/expected"
+check_eq "fault-free p=1 output equals the oracle" "$TMP/oracle" "$TMP/expected"
+cat_parts "$TMP/free1-late" >"$TMP/free1.late.all"
+check_empty "fault-free p=1: no record is late (output independent of timing)" "$TMP/free1.late.all"
+
+run_tide "$TMP/free2" run "$JOB" -p 2 --checkpoint-dir "$TMP/free2.ck" --checkpoint-interval 200ms \
+  -- "$INPUT" "$TMP/free2-out" "$TMP/free2-late" unaligned=1
+check_rc "fault-free p=2 unaligned run with checkpoints exits 0" 0
+cat_parts "$TMP/free2-out" | sort >"$TMP/free2.sorted"
+check_eq "fault-free p=2 output equals p=1's" "$TMP/expected" "$TMP/free2.sorted"
+
+# ---- 1. chaos ---------------------------------------------------------------
+
+# chaos LABEL P SEED_OFFSET JOB_OPTION...: start the job, SIGKILL it after a
+# random delay, --resume it, KILLS times; then let it finish and compare.
+chaos() {
+  label=$1 p=$2 seed=$((SEED * 4 + $3))
+  shift 3
+  d=$TMP/$label
+  mkdir -p "$d"
+  # kill delays in seconds, uniform in [0.3, 1.6) (FIRST_DELAY, if set,
+  # first); KILLS of them sum to less than the run's length even with the
+  # time lost at every restart
+  {
+    [ -n "${FIRST_DELAY:-}" ] && echo "$FIRST_DELAY"
+    awk -v s="$seed" 'BEGIN { srand(s); for (i = 0; i < 30; i++) printf "%.2f\n", 0.3 + rand() * 1.3 }'
+  } >"$d/delays"
+  kills=0 attempt=0 fresh=0 resume='' moments='' bad='' with_inflight=0 inflight_files=0
+  t0=$(date +%s)
+  while [ "$kills" -lt "$KILLS" ] && read -r delay; do
+    attempt=$((attempt + 1))
+    "$TIDE" run "$JOB" -p "$p" --checkpoint-dir "$d/ck" --checkpoint-interval 200ms $resume \
+      -- "$INPUT" "$d/out" "$d/late" "$@" >"$d/a$attempt.out" 2>"$d/a$attempt.err" &
+    pid=$!
+    sleep "$delay"
+    kill -KILL "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null # no "Killed" notice
+    rc=$?
+    if [ "$rc" = 137 ]; then
+      kills=$((kills + 1))
+      moments="$moments ${delay}s"
+      resume=--resume
+      # the checkpoint the next --resume restores: does it carry in-flight
+      # data (unaligned checkpoints; an empty in-flight file has 32 bytes)?
+      newest=$(completed "$d/ck/chaos" | sed -n 1p)
+      if [ -n "$newest" ]; then
+        n=$(find "$d/ck/chaos/chk-$newest" -name 'inflight-*' | wc -l)
+        inflight_files=$((inflight_files + n))
+        n=$(find "$d/ck/chaos/chk-$newest" -name 'inflight-*' -size +64c | wc -l)
+        [ "$n" -gt 0 ] && with_inflight=$((with_inflight + 1))
+      fi
+    elif [ "$rc" = 2 ] && [ -n "$resume" ] && grep -q "no completed checkpoint" "$d/a$attempt.err"; then
+      # killed before its first checkpoint completed: start afresh, as an
+      # operator would (there cannot be committed output yet)
+      fresh=$((fresh + 1))
+      moments="$moments (no checkpoint: fresh start)"
+      resume=
+    else
+      bad="attempt $attempt (kill after ${delay}s) exited $rc"
+      break
+    fi
+  done <"$d/delays"
+  echo "# $label: seed $seed, killed after$moments"
+  if [ -n "$bad" ]; then
+    not_ok "$label: every attempt runs until killed"
+    echo "#   $bad; stderr:"
+    diag "$d/a$attempt.err"
+  else
+    ok "$label: killed $kills times with SIGKILL ($fresh fresh starts)"
+  fi
+  check "$label: at least $KILLS kills" test "$kills" -ge "$KILLS"
+  run_tide "$d/final" run "$JOB" -p "$p" --checkpoint-dir "$d/ck" --checkpoint-interval 200ms $resume \
+    -- "$INPUT" "$d/out" "$d/late" "$@"
+  check_rc "$label: the last --resume runs to the end, exit 0 ($(($(date +%s) - t0)) s in all)" 0
+  if [ -n "$resume" ]; then
+    check_match "$label: the last run resumed from a checkpoint" "$d/final.err" \
+      "resuming job 'chaos' from checkpoint [0-9]+"
+  fi
+  cat_parts "$d/out" | sort >"$d/actual"
+  check_eq "$label: committed output equals the fault-free run's" "$TMP/expected" "$d/actual"
+  cat_parts "$d/late" >"$d/late.all"
+  check_empty "$label: no late records" "$d/late.all"
+}
+
+# at p=1 the first kill comes before the first checkpoint could complete:
+# the --resume after it finds no checkpoint and exits 2, and the job is
+# started afresh
+FIRST_DELAY=0.05
+chaos "chaos-p1" 1 1 rate=4100
+FIRST_DELAY=
+check "chaos-p1: a kill before the first checkpoint led to a fresh start" test "$fresh" -ge 1
+# read_csv reads the whole CSV in subtask 0 but divides rate_limit by the
+# parallelism (an engine bug: rate_limit is for the whole source), so at
+# p=2 the rate is doubled to keep a run about 20 s long (10 s once fixed)
+chaos "chaos-p2" 2 2 rate=8200
+check "chaos-p2: aligned checkpoints hold no in-flight data" test "$inflight_files" -eq 0
+chaos "chaos-p2-unaligned" 2 3 rate=8200 unaligned=1
+check "chaos-p2-unaligned: in-flight data restored after $with_inflight of $kills kills" test "$with_inflight" -ge 1
+
+# ---- 2. restart strategies ---------------------------------------------------
+
+# a commit a quarter into the file: at 40000 records/s, reached after
+# several 200 ms checkpoints completed
+X=$(sed -n 20002p "$INPUT" | cut -d, -f2)
+# (checkpoints configured in the script: env{checkpoint = {dir =, interval =}})
+run_tide "$TMP/once" run "$JOB" -- "$INPUT" "$TMP/once-out" "$TMP/once-late" rate=40000 \
+  "dir=$TMP/once.ck" interval=200ms "fail_once=$X:$TMP/once.marker" restart=fixed:2:100ms
+check_rc "UDF failing once: the job recovers, exit 0" 0
+check_contains "UDF failing once: stderr says it restarts" "$TMP/once.err" "tide: job 'chaos' failed; restarting in 100 ms"
+check_contains "UDF failing once: stderr has the UDF's error" "$TMP/once.err" "chaos: failing once on commit $X"
+check_match "UDF failing once: restored from a checkpoint" "$TMP/once.err" "^tide: restoring checkpoint [0-9]+"
+check_str "UDF failing once: exactly one restart" 1 "$(grep -c 'restarting in' "$TMP/once.err")"
+cat_parts "$TMP/once-out" | sort >"$TMP/once.actual"
+check_eq "UDF failing once: output equals the fault-free run's" "$TMP/expected" "$TMP/once.actual"
+
+line=$(grep -n 'is poison' "$JOB" | head -n 1 | cut -d: -f1)
+Y=$(sed -n 5002p "$INPUT" | cut -d, -f2)
+run_tide "$TMP/always" run "$JOB" --checkpoint-dir "$TMP/always.ck" --checkpoint-interval 200ms \
+  -- "$INPUT" "$TMP/always-out" "$TMP/always-late" "fail_always=$Y" restart=fixed:2:100ms
+check_rc "UDF always failing, fixed_delay attempts=2: exit 1" 1
+check_str "UDF always failing: 2 restarts" 2 "$(grep -c 'restarting in 100 ms' "$TMP/always.err")"
+check_contains "UDF always failing: the final error names the operator uid, file:line and message" \
+  "$TMP/always.err" "tide: job 'chaos' failed: operator 'flaky' (map, defined at $JOB:"
+check_contains "UDF always failing: the error's file:line" "$TMP/always.err" \
+  "$JOB:$line: chaos: commit $Y is poison"
+
+run_tide "$TMP/none" run "$JOB" --checkpoint-dir "$TMP/none.ck" --checkpoint-interval 200ms \
+  -- "$INPUT" "$TMP/none-out" "$TMP/none-late" "fail_always=$Y" restart=none
+check_rc "UDF always failing, strategy none: exit 1" 1
+check_not_contains "strategy none: no restart" "$TMP/none.err" "restarting"
+check_contains "strategy none: the UDF's error" "$TMP/none.err" "$JOB:$line: chaos: commit $Y is poison"
+
+# ---- 3. command-line errors -------------------------------------------------
+
+run_tide "$TMP/r-missing" run "$JOB" --checkpoint-dir "$TMP/no-such-dir" --resume \
+  -- "$INPUT" "$TMP/r-out" "$TMP/r-late"
+check_rc "--resume with a missing checkpoint dir: exit 2" 2
+check_contains "--resume with a missing dir: says there is no checkpoint" "$TMP/r-missing.err" \
+  "no completed checkpoint to resume from in $TMP/no-such-dir/chaos"
+mkdir -p "$TMP/empty-ck"
+run_tide "$TMP/r-empty" run "$JOB" --checkpoint-dir "$TMP/empty-ck" --resume -- "$INPUT" "$TMP/r-out" "$TMP/r-late"
+check_rc "--resume with an empty checkpoint dir: exit 2" 2
+check_contains "--resume with an empty dir: says there is no checkpoint" "$TMP/r-empty.err" "no completed checkpoint"
+# a checkpoint without _metadata does not exist
+mkdir -p "$TMP/empty-ck/chaos/chk-1"
+cp "$TMP/free2.ck/chaos/"chk-*/daily-0.state "$TMP/empty-ck/chaos/chk-1/"
+run_tide "$TMP/r-incomplete" run "$JOB" --checkpoint-dir "$TMP/empty-ck" --resume -- "$INPUT" "$TMP/r-out" "$TMP/r-late"
+check_rc "--resume with only an incomplete checkpoint (no _metadata): exit 2" 2
+check_contains "--resume with an incomplete checkpoint: says there is no checkpoint" "$TMP/r-incomplete.err" \
+  "no completed checkpoint"
+run_tide "$TMP/r-nodir" run "$JOB" --resume -- "$INPUT" "$TMP/r-out" "$TMP/r-late"
+check_rc "--resume without --checkpoint-dir: exit 2" 2
+check_contains "--resume without a dir: says so" "$TMP/r-nodir.err" "--resume needs a checkpoint directory"
+run_tide "$TMP/i-nodir" run "$JOB" --checkpoint-interval 200ms -- "$INPUT" "$TMP/r-out" "$TMP/r-late"
+check_rc "--checkpoint-interval without --checkpoint-dir: exit 2" 2
+check_contains "--checkpoint-interval without a dir: says so" "$TMP/i-nodir.err" \
+  "--checkpoint-interval needs --checkpoint-dir"
+check_contains "--checkpoint-interval without a dir: prints the usage" "$TMP/i-nodir.err" "usage: tide run JOB.lua"
+
+# ---- 4. corrupt newest checkpoint --------------------------------------------
+
+# corrupt LABEL P HOW: run with retained = 2 and a checkpoint every second;
+# kill it half a second after the second checkpoint completed (so the file
+# sink has committed the part files of the newest checkpoint, and no newer
+# one has started), damage the newest checkpoint's window state (HOW: flip
+# a byte in the middle | truncate to half), resume: the previous checkpoint
+# is restored, and the output must still be exactly the fault-free one.
+# (Fails as of this writing: the part files the skipped checkpoint's commit
+# made visible stay, and the replay from the previous checkpoint writes
+# their rows again; the "duplicates aside" check shows nothing else is off.)
+corrupt() {
+  label=$1 p=$2 how=$3
+  d=$TMP/$label
+  ck=$d/ck/chaos
+  mkdir -p "$d"
+  "$TIDE" run "$JOB" -p "$p" --checkpoint-dir "$d/ck" --checkpoint-interval 1s \
+    -- "$INPUT" "$d/out" "$d/late" rate=20000 retained=2 >"$d/first.out" 2>"$d/first.err" &
+  pid=$!
+  i=0
+  while [ "$(completed "$ck" | wc -l)" -lt 2 ] && [ "$i" -lt 200 ]; do
+    sleep 0.05
+    i=$((i + 1))
+  done
+  sleep 0.5
+  kill -KILL "$pid" 2>/dev/null
+  wait "$pid" 2>/dev/null # no "Killed" notice
+  check_rc_of "$label: killed while running" 137 "$?" "$d/first.err"
+  newest=$(completed "$ck" | sed -n 1p)
+  previous=$(completed "$ck" | sed -n 2p)
+  check "$label: two completed checkpoints ($previous, $newest)" test -n "$previous"
+  echo "# $label: $(committed_parts "$d/out" | wc -l | tr -d ' ') part files committed when killed"
+  f=$ck/chk-$newest/daily-0.state
+  size=$(wc -c <"$f" | tr -d ' ')
+  case $how in
+  flip)
+    "$PYTHON" -c 'import sys
+p = sys.argv[1]
+b = bytearray(open(p, "rb").read())
+b[len(b) // 2] ^= 0x40
+open(p, "wb").write(bytes(b))' "$f"
+    ;;
+  truncate)
+    head -c $((size / 2)) "$f" >"$d/half" && cat "$d/half" >"$f"
+    ;;
+  esac
+  run_tide "$d/verify" verify "$ck/chk-$newest"
+  check_rc "$label: tide verify on the damaged checkpoint exits 1" 1
+  check_match "$label: tide verify reports daily-0.state as bad" "$d/verify.out" "^BAD +daily-0\\.state"
+  run_tide "$d/verify-prev" verify "$ck/chk-$previous"
+  check_rc "$label: tide verify on the previous checkpoint exits 0" 0
+  run_tide "$d/resume" run "$JOB" -p "$p" --checkpoint-dir "$d/ck" --checkpoint-interval 200ms --resume \
+    -- "$INPUT" "$d/out" "$d/late" retained=2
+  check_rc "$label: --resume exits 0" 0
+  check_contains "$label: warns that the newest checkpoint is corrupt" "$d/resume.err" \
+    "tide: warning: checkpoint $newest is corrupt, falling back to an older one"
+  check_contains "$label: resumes from the previous checkpoint" "$d/resume.err" \
+    "resuming job 'chaos' from checkpoint $previous "
+  cat_parts "$d/out" | sort >"$d/actual"
+  check_eq "$label: committed output equals the fault-free run's" "$TMP/expected" "$d/actual"
+  sort -u "$d/actual" >"$d/actual.distinct"
+  check_eq "$label: no committed row is wrong or missing (duplicates aside)" "$TMP/expected" "$d/actual.distinct"
+}
+
+corrupt "corrupt-flip" 1 flip
+corrupt "corrupt-truncate" 2 truncate
+
+# ---- 5. retention ----------------------------------------------------------
+
+for keep in 1 3; do
+  d=$TMP/retain$keep
+  run_tide "$d" run "$JOB" --checkpoint-dir "$d.ck" --checkpoint-interval 100ms \
+    -- "$INPUT" "$d-out" "$d-late" rate=50000 retained=$keep
+  check_rc "retained=$keep: the job exits 0" 0
+  ids=$(completed "$d.ck/chaos" | tr '\n' ' ')
+  n_done=$(completed "$d.ck/chaos" | wc -l | tr -d ' ')
+  n_dirs=$(find "$d.ck/chaos" -mindepth 1 -maxdepth 1 -name 'chk-*' | wc -l | tr -d ' ')
+  newest=$(completed "$d.ck/chaos" | sed -n 1p)
+  check "retained=$keep: several checkpoints were taken (newest ${newest:-none})" test "${newest:-0}" -gt $((keep + 2))
+  check_str "retained=$keep: $keep completed checkpoints remain ($ids)" "$keep" "$n_done"
+  check_str "retained=$keep: no other chk- directory remains" "$keep" "$n_dirs"
+  run_tide "$d.verify" verify "$d.ck/chaos/chk-$newest"
+  check_rc "retained=$keep: the newest checkpoint verifies" 0
+done
+
+finish
