@@ -1641,6 +1641,13 @@ static int reader_read(lua_State *L) {
   return 1;
 }
 
+/* reader:whole() -> true when split 0 reads the whole input (CSV, gzip)
+ * and the other splits nothing */
+static int reader_whole(lua_State *L) {
+  lua_pushboolean(L, td_reader_whole(check_reader(L)->r));
+  return 1;
+}
+
 /* reader:skipped() -> rows skipped under on_error = "skip" */
 static int reader_skipped(lua_State *L) {
   lua_pushinteger(L, (lua_Integer)td_reader_skipped(check_reader(L)->r));
@@ -1713,6 +1720,8 @@ static lreader_t *new_reader(lua_State *L) {
     lua_setfield(L, -2, "skipped");
     lua_pushcfunction(L, reader_position);
     lua_setfield(L, -2, "position");
+    lua_pushcfunction(L, reader_whole);
+    lua_setfield(L, -2, "whole");
     lua_pushcfunction(L, reader_seek);
     lua_setfield(L, -2, "seek");
     lua_pushcfunction(L, reader_gc);

@@ -57,6 +57,7 @@ struct td_reader {
   int is_csv;
   int done;          /* no more records */
   int eof;           /* gzread reported end of input */
+  int whole;         /* not split: subtask 0 reads everything */
   int err;           /* sticky error code (0: none) */
   char errmsg[1024];
   uint64_t skipped;
@@ -254,6 +255,7 @@ int td_reader_open_text(td_reader_t **out, const char *path, int split,
                    gzdirect(r->gz) == 1;
   r->split = split;
   r->n_splits = n_splits;
+  r->whole = !splittable;
   if (splittable) r->size = (uint64_t)st.st_size;
   if (!splittable) {
     if (split != 0) r->done = 1;
@@ -731,6 +733,7 @@ int td_reader_open_csv(td_reader_t **out, const char *path,
     r->n_idx_types = o->n_types;
   }
   if (split != 0) r->done = r->empty = 1;
+  r->whole = 1;
   r->start = r->base + r->rpos;
   r->start_line = r->line;
   *out = r;
@@ -1203,6 +1206,8 @@ int td_reader_seek(td_reader_t *r, const td_reader_pos_t *pos) {
 const char *td_reader_error(const td_reader_t *r) {
   return r ? r->errmsg : "";
 }
+
+int td_reader_whole(const td_reader_t *r) { return r->whole; }
 
 uint64_t td_reader_skipped(const td_reader_t *r) {
   return r ? r->skipped : 0;

@@ -88,6 +88,11 @@ int td_reader_read(td_reader_t *r, lua_State *L, int tidx, int max);
 /* td_reader_error - the last error message of this reader ("" if none). */
 const char *td_reader_error(const td_reader_t *r);
 
+/* td_reader_whole - 1 when the input is not split (CSV, gzip, not a
+ * regular file): split 0 reads all of it and the others nothing; 0 when
+ * every split reads its byte range. */
+int td_reader_whole(const td_reader_t *r);
+
 /* td_reader_skipped - rows skipped so far under skip_errors. */
 uint64_t td_reader_skipped(const td_reader_t *r);
 

@@ -38,13 +38,18 @@
 -- idempotent: a pending file that is gone while its committed file exists
 -- was committed before; one that is gone with no committed file is an error.
 --
--- Recovery (Flink's Bucket restore): recover{state = st} commits what st had
--- pending, then removes every in-progress and pending file of the prefix
--- (they were written after the restored checkpoint: the sources replay
--- their records), and numbers new files from st.counter (or after the
--- highest committed file of the prefix, if higher), so a name is never
--- reused and no committed file is overwritten. Recovering twice from the
--- same state gives the same directory.
+-- Recovery (Flink's Bucket restore): recover{state = st} continues the
+-- restored writer's prefix (st.prefix: the files of one job stay one series
+-- across restarts and resumes), commits what st had pending, then removes
+-- every in-progress and pending file of the prefix, and every committed one
+-- numbered st.counter or higher: all of them were written after the
+-- restored checkpoint's barrier (committed ones by a later checkpoint, when
+-- recovery falls back past a corrupt newest checkpoint), and the sources
+-- replay their records. New files are numbered from st.counter. Recovering
+-- twice from the same state gives the same directory. Without a state,
+-- recover removes the in-progress and pending files of cfg.prefix (a
+-- failed attempt's) and numbers after its highest committed file, so no
+-- committed file is overwritten.
 --
 -- Durability: a file is flushed and fsynced before it is renamed to pending;
 -- the directory is fsynced after renames and removals, before pre_commit,
@@ -383,10 +388,17 @@ end
 -- checkpoint (nil: no checkpoint; only the cleanup is done). cfg is as for
 -- new, plus state.
 function M.recover(cfg)
-  local w = configure(cfg)
   local st = cfg.state
+  if st ~= nil then check_state(st) end
+  local prefix = cfg.prefix
+  if st then
+    local c = {}
+    for k, v in pairs(cfg) do c[k] = v end
+    c.prefix = st.prefix
+    cfg = c
+  end
+  local w = configure(cfg)
   if st ~= nil then
-    check_state(st)
     for _, e in ipairs(st.pending) do
       for _, name in ipairs(e.files) do commit_file(w, name, e.checkpoint) end
     end
@@ -397,7 +409,7 @@ function M.recover(cfg)
   local names, err = core.list_dir(w.dir)
   if not names then error("tide.filesink: recover: " .. tostring(err), 0) end
   local prefixes = { w.prefix }
-  if st and st.prefix ~= w.prefix then prefixes[2] = st.prefix end
+  if prefix and prefix ~= w.prefix then prefixes[2] = prefix end
   local hidden = {}
   for i, p in ipairs(prefixes) do hidden[i] = "^%." .. literal(p) .. "%d+%.(%a+)$" end
   local committed = "^" .. literal(w.prefix) .. "(%d+)$"
@@ -417,11 +429,19 @@ function M.recover(cfg)
     local num = name:match(committed)
     if num then
       local k = math.tointeger(tonumber(num))
-      if k and k + 1 > next_free then next_free = k + 1 end
+      if st and k and k >= st.counter then
+        -- committed after the restored checkpoint: its records are replayed
+        local ok, rerr = os.remove(w.dir .. "/" .. name)
+        if not ok and exists(w.dir .. "/" .. name) then
+          error("tide.filesink: recover: cannot remove '" .. name .. "': " .. tostring(rerr), 0)
+        end
+        w.dirty = true
+      elseif k and k + 1 > next_free then
+        next_free = k + 1
+      end
     end
   end
-  local counter = (st and st.prefix == w.prefix) and st.counter or 0
-  w.counter = math.max(counter, next_free)
+  w.counter = st and st.counter or next_free
   sync_dir(w)
   return w
 end

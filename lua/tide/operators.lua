@@ -667,7 +667,9 @@ end
 -- Positions (Flink's source split states): byte offsets of files
 -- (td_reader_pos_t), the index into a list, the generator's next sequence
 -- number. A position is taken between batches: the records read so far
--- were all pushed downstream.
+-- were all pushed downstream. The table's `readers` is how many subtasks
+-- of the source read records (a CSV, a .gz file and a list are read by
+-- subtask 0 alone), so that a rate limit can be shared among them.
 function M.open_source(node, rt)
   local src = node.source
   local split, n_splits = rt.subtask, rt.parallelism
@@ -680,13 +682,14 @@ function M.open_source(node, rt)
     end
     if not r then error(node.name .. ": " .. err, 0) end
     return function(buf, max) return r:read(buf, max or BATCH) end, {
+      readers = r:whole() and 1 or n_splits,
       snapshot = function() return { position = r:position() } end,
       restore = function(s) r:seek(s.position) end,
     }
   elseif src.type == "list" then
     local list, pos = src.list, 0
     if split ~= 0 then
-      return function() return 0 end, { snapshot = function() return {} end, restore = function() end }
+      return function() return 0 end, { readers = 1, snapshot = function() return {} end, restore = function() end }
     end
     return function(buf, max)
       local n = 0
@@ -698,6 +701,7 @@ function M.open_source(node, rt)
       end
       return n
     end, {
+      readers = 1,
       snapshot = function() return { index = pos } end,
       restore = function(s) pos = s.index end,
     }
@@ -721,6 +725,7 @@ function M.open_source(node, rt)
       end
       return n
     end, {
+      readers = n_splits,
       snapshot = function() return { seq = seq } end,
       restore = function(s) seq = s.seq end,
     }

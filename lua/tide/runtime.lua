@@ -313,7 +313,7 @@ function M.run(env, plan, ctx)
         -- in batches of about 1/20 s, each released no earlier than the rate
         -- allows (as Flink's RateLimiterStrategy.perSecond)
         local src = nodes[task.head]
-        local rate = src.source.rate_limit and src.source.rate_limit / ctx.parallelism
+        local rate = src.source.rate_limit and src.source.rate_limit / source_pos.readers
         local max = rate and math.max(1, math.min(operators.BATCH, math.floor(rate / 20))) or nil
         local start, sent, sleep = now(), 0, core.sleep_ms
         while true do

@@ -425,6 +425,30 @@ describe("tide.filesink #unit", function()
       assert.are.equal(text(L1) .. text(L2), committed_text(dir))
     end)
 
+    it("restored from checkpoint 1 after checkpoint 2 committed removes checkpoint 2's files (replayed)", function()
+      local dir = tmpdir()
+      local w = filesink.new { dir = dir, prefix = PREFIX }
+      w:write_lines(L1, #L1)
+      local st1 = w:pre_commit(1)
+      w:commit(1)
+      w:write_lines(L2, #L2)
+      w:pre_commit(2)
+      w:commit(2) -- checkpoint 2 completed, then its files were found corrupt
+      write(w, "in-progress")
+      w:dispose()
+      assert.are.equal(text(L1) .. text(L2), committed_text(dir))
+      -- a later run (another prefix) falls back to checkpoint 1
+      local r = filesink.recover { dir = dir, prefix = "part-later-0-", state = st1 }
+      assert.are.equal(text(L1), committed_text(dir))
+      assert.are.same({}, hidden(dir))
+      assert.are.equal(st1.counter, r:next_part())
+      r:write_lines(L2, #L2) -- the replay
+      r:pre_commit(3)
+      r:commit(3)
+      assert.are.equal(text(L1) .. text(L2), committed_text(dir))
+      assert.are.same({ PREFIX .. "0", PREFIX .. "1" }, visible(dir)) -- one series
+    end)
+
     it("is idempotent: recovering twice from the same state gives the same directory", function()
       local dir = tmpdir()
       local st2 = crash_after_pre_commit_2(dir, false, "dispose")
