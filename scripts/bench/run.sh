@@ -362,5 +362,10 @@ if line:
     print(line)
 EOF
 wreport_rc=$?
+
+# ---- checkpoints: scripts/bench/checkpoint.sh prints a third table ----------
+BUILD=$BUILD DATA=$DATA sh "$HERE/checkpoint.sh"
+ckpt_rc=$?
 [ "$report_rc" -ne 0 ] && exit "$report_rc"
-exit "$wreport_rc"
+[ "$wreport_rc" -ne 0 ] && exit "$wreport_rc"
+exit "$ckpt_rc"
