@@ -60,6 +60,7 @@
 --   last bits.
 local util = require "tide.util"
 local timers = require "tide.timers"
+local has_core, core = pcall(require, "tide.core")
 
 local M = {}
 
@@ -1625,14 +1626,23 @@ return function(b, ts, n)
   local G, OFF = S.g, S.off
   local seq = S.seq
   local cur, A, F, Q, R, V, mode, LL
+  -- the slice before cur: out-of-order elements near a slice boundary
+  -- alternate between two slices
+  local cur2, A2, F2, Q2, R2, V2, mode2, LL2
   for i = 1, n do
     local v = b[i]
     local t = ts[i]
     if t == nil or t == $MININT then fail("nots") end
     local s = t - (t - OFF) % G
     if s ~= cur then
-      cur = s
-      A, F, Q, R, V, mode, LL = slice_for(s)
+      if s == cur2 then
+        cur, A, F, Q, R, V, mode, LL, cur2, A2, F2, Q2, R2, V2, mode2, LL2 =
+          cur2, A2, F2, Q2, R2, V2, mode2, LL2, cur, A, F, Q, R, V, mode, LL
+      else
+        cur2, A2, F2, Q2, R2, V2, mode2, LL2 = cur, A, F, Q, R, V, mode, LL
+        cur = s
+        A, F, Q, R, V, mode, LL = slice_for(s)
+      end
     end
     if mode == 0 then
       $BODY
@@ -1969,12 +1979,21 @@ local function aligned_op(node, out, rt, P)
   local norm = P.norm
   -- one substitution pass, so that "$" in a field name stays as it is
   local template = ALIGNED_LOOP:gsub("%$BODY", function() return ALIGNED_BODY end)
+  -- sum checks its field's type once per batch, in C (core.check_numbers),
+  -- instead of a type() per element
+  local batch_check = kind == "sum" and has_core and core.check_numbers
+  if batch_check then CHECK = "" end
+  local fail = fast_fail(P, norm)
   local loop = gen(template, { KEY = key_expr(P), VAL = VAL, CHECK = CHECK, INIT = INIT, COMBINE = COMBINE },
     "aligned " .. kind, S, slice_for, late_fire, skip, P.keyf, P.key_field, field, fn,
-    agg and agg.add, agg and agg.create, norm, fast_fail(P, norm))
+    agg and agg.add, agg and agg.create, norm, fail)
 
   local op = { path = "aligned" }
   function op.push(b, ts, n)
+    if batch_check then
+      local bad, x = batch_check(b, n, field)
+      if bad then fail("num", x) end
+    end
     views = {}
     loop(b, ts, n)
     E.flush()

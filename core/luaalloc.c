@@ -1,0 +1,101 @@
+/* luaalloc.c - a size-class pool allocator for subtask VMs (luaalloc.h). */
+#include "luaalloc.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define GRAIN 16u                    /* block sizes are multiples of this */
+#define NCLASS 16u                   /* classes 16, 32, ..., 256 bytes */
+#define MAX_SMALL (GRAIN * NCLASS)   /* larger blocks go to realloc(3) */
+#define CHUNK (256u * 1024u)         /* bytes carved into blocks at a time */
+
+typedef struct chunk {
+  struct chunk *next;
+} chunk_t;
+
+struct td_lua_pool {
+  void *free[NCLASS];  /* per class: freed blocks, linked through their
+                          first word */
+  char *bump, *end;    /* the rest of the newest chunk */
+  chunk_t *chunks;     /* every chunk, to free them at the end */
+};
+
+static inline unsigned class_of(size_t n) { return (unsigned)((n + GRAIN - 1) / GRAIN) - 1; }
+
+static void *take(td_lua_pool_t *p, unsigned c) {
+  void *b = p->free[c];
+  if (b) {
+    p->free[c] = *(void **)b;
+    return b;
+  }
+  size_t size = (size_t)(c + 1) * GRAIN;
+  if ((size_t)(p->end - p->bump) < size) {
+    /* the rest of the old chunk is too small for this class: it goes to
+     * the free list of the largest class that fits, not lost */
+    size_t rest = (size_t)(p->end - p->bump);
+    if (rest >= GRAIN) {
+      unsigned rc = (unsigned)(rest / GRAIN) - 1;
+      *(void **)p->bump = p->free[rc];
+      p->free[rc] = p->bump;
+    }
+    chunk_t *ch = malloc(CHUNK);
+    if (!ch) return NULL;
+    ch->next = p->chunks;
+    p->chunks = ch;
+    /* blocks start GRAIN-aligned after the header */
+    p->bump = (char *)ch + GRAIN;
+    p->end = (char *)ch + CHUNK;
+  }
+  b = p->bump;
+  p->bump += size;
+  return b;
+}
+
+static inline void give(td_lua_pool_t *p, void *b, size_t size) {
+  unsigned c = class_of(size);
+  *(void **)b = p->free[c];
+  p->free[c] = b;
+}
+
+void *td_lua_pool_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+  td_lua_pool_t *p = ud;
+  if (ptr == NULL) osize = 0; /* osize is then the object's type */
+  if (nsize == 0) {
+    if (ptr) {
+      if (osize <= MAX_SMALL) give(p, ptr, osize);
+      else free(ptr);
+    }
+    return NULL;
+  }
+  if (nsize <= MAX_SMALL) {
+    if (ptr && osize <= MAX_SMALL && class_of(osize) == class_of(nsize)) return ptr;
+    void *q = take(p, class_of(nsize));
+    if (!q) return NULL;
+    if (ptr) {
+      memcpy(q, ptr, osize < nsize ? osize : nsize);
+      if (osize <= MAX_SMALL) give(p, ptr, osize);
+      else free(ptr);
+    }
+    return q;
+  }
+  if (ptr && osize > MAX_SMALL) return realloc(ptr, nsize);
+  void *q = malloc(nsize);
+  if (!q) return NULL;
+  if (ptr) {
+    memcpy(q, ptr, osize);
+    give(p, ptr, osize);
+  }
+  return q;
+}
+
+td_lua_pool_t *td_lua_pool_new(void) { return calloc(1, sizeof(td_lua_pool_t)); }
+
+void td_lua_pool_free(td_lua_pool_t *p) {
+  if (!p) return;
+  for (chunk_t *c = p->chunks, *next; c; c = next) {
+    next = c->next;
+    free(c);
+  }
+  free(p);
+}
