@@ -53,7 +53,14 @@
 --
 -- Durability: a file is flushed and fsynced before it is renamed to pending;
 -- the directory is fsynced after renames and removals, before pre_commit,
--- commit, finish and recover return.
+-- commit, finish and recover return. With defer_sync = true (the runtime's
+-- sinks) a closed file is renamed to pending at once and pre_commit syncs
+-- nothing: w:sync() fsyncs the pending files and the directory later, and
+-- commit calls it before renaming. The runtime calls sync() from the
+-- checkpoint's snapshot (the forked child, off the task thread), so the
+-- fsyncs are not part of the task's pause and a checkpoint completes only
+-- once its files are durable (Flink's FileSink makes its in-progress file
+-- durable in the checkpoint's synchronous part instead).
 --
 -- The state pre_commit returns is plain Lua data (tables, strings,
 -- integers):
@@ -143,6 +150,8 @@ local function configure(cfg)
     last_checkpoint = nil,
     dirty = false,        -- renames/removals not yet covered by a directory fsync
     closed = nil,         -- "finished" or "disposed"
+    defer_sync = cfg.defer_sync and true or false,
+    unsynced = {},        -- defer_sync: names of pending files not yet fsynced
   }, Writer)
   w.timed = w.rollover_interval ~= math.huge or w.inactivity_interval ~= math.huge
   return w
@@ -184,7 +193,11 @@ local function close_part(self)
   self.cur = nil
   local ok, err = cur.fh:close()
   if not ok then error("cannot write part file '" .. cur.path .. "': " .. tostring(err), 0) end
-  fsync(cur.path)
+  if self.defer_sync then
+    self.unsynced[#self.unsynced + 1] = cur.name
+  else
+    fsync(cur.path)
+  end
   local to = pending_path(self, cur.name)
   ok, err = os.rename(cur.path, to)
   if not ok then error("cannot move part file to pending: " .. tostring(err), 0) end
@@ -284,7 +297,7 @@ function Writer:pre_commit(id)
     self.since_last = {}
   end
   self.last_checkpoint = id
-  sync_dir(self)
+  if not self.defer_sync then sync_dir(self) end
   return {
     version = STATE_VERSION,
     checkpoint = id,
@@ -310,11 +323,24 @@ local function commit_file(self, name, checkpoint)
     .. "and it was never committed", to, tostring(checkpoint), from), 0)
 end
 
+--- Make the pending files closed so far and the directory durable
+-- (defer_sync). A file committed meanwhile (by the writer this one was
+-- forked from) is synced under its committed name.
+function Writer:sync()
+  for _, name in ipairs(self.unsynced) do
+    local ok = core.fsync(pending_path(self, name))
+    if not ok then fsync(final_path(self, name)) end
+  end
+  self.unsynced = {}
+  sync_dir(self)
+end
+
 --- On completion of checkpoint id: commit the pending files of every
 -- pre-committed checkpoint <= id.
 function Writer:commit(id)
   check_open(self, "commit")
   check_id(id, "commit")
+  if self.defer_sync then self:sync() end
   local list = self.per_checkpoint
   local k = 0
   while k < #list and list[k + 1].checkpoint <= id do
@@ -333,6 +359,7 @@ end
 function Writer:finish()
   check_open(self, "finish")
   if self.cur then close_part(self) end
+  if self.defer_sync then self:sync() end
   for _, e in ipairs(self.per_checkpoint) do
     for _, name in ipairs(e.files) do commit_file(self, name, e.checkpoint) end
   end

@@ -555,7 +555,7 @@ local FINAL = math.maxinteger -- the final checkpoint's pre-commit id
 local function part_writer(sink_cfg, rt, header)
   local cfg = { dir = sink_cfg.dir, prefix = string.format("part-%s-%d-", rt.job_id, rt.subtask),
     rolling_size = sink_cfg.rolling_size, rollover_interval = sink_cfg.rollover_interval,
-    inactivity_interval = sink_cfg.inactivity_interval, header = header, now = rt.now }
+    inactivity_interval = sink_cfg.inactivity_interval, header = header, now = rt.now, defer_sync = true }
   local w, last
   -- time-based rolling is checked every half of the shorter interval (Flink
   -- checks every bucket-check-interval)
@@ -572,7 +572,12 @@ local function part_writer(sink_cfg, rt, header)
     write_lines = function(lines, n) writer():write_lines(lines, n) end,
     finish = function() last = writer():pre_commit(FINAL) end,
     prepare_snapshot = function(id) last = writer():pre_commit(id) end,
-    snapshot = function() return { sink = last } end,
+    -- in the snapshot's child process: the pending files become durable
+    -- there, off the task thread, before the checkpoint can complete
+    snapshot = function()
+      if w then w:sync() end
+      return { sink = last }
+    end,
     restore = function(s)
       cfg.state = s.sink
       w = filesink.recover(cfg)

@@ -639,4 +639,58 @@ describe("tide.filesink #unit", function()
       assert.are.same({}, hidden(dir))
     end
   end)
+
+  describe("defer_sync", function()
+    local core = require "tide.core"
+    local real = core.fsync
+    local calls
+    before_each(function()
+      calls = {}
+      core.fsync = function(path)
+        calls[#calls + 1] = path
+        return real(path)
+      end
+    end)
+    after_each(function() core.fsync = real end)
+
+    it("pre_commit syncs nothing; sync() fsyncs the pending files, then the directory", function()
+      local dir = tmpdir()
+      local w = filesink.new { dir = dir, prefix = PREFIX, defer_sync = true }
+      w:write_lines({ "a", "b" }, 2)
+      w:pre_commit(1)
+      assert.are.same({}, calls)
+      w:sync()
+      assert.are.same({ dir .. "/." .. PREFIX .. "0.pending", dir }, calls)
+      calls = {}
+      w:sync() -- nothing new
+      assert.are.same({}, calls)
+    end)
+
+    it("commit syncs before it renames, and the output is the same", function()
+      local dir = tmpdir()
+      local w = filesink.new { dir = dir, prefix = PREFIX, defer_sync = true }
+      w:write_lines({ "a", "b" }, 2)
+      w:pre_commit(1)
+      w:commit(1)
+      assert.are.equal(dir .. "/." .. PREFIX .. "0.pending", calls[1])
+      assert.are.equal("a\nb\n", committed_text(dir))
+      w:write_lines({ "c" }, 1)
+      w:finish()
+      assert.are.equal("a\nb\nc\n", committed_text(dir))
+      assert.are.same({}, hidden(dir))
+    end)
+
+    it("a forked writer's sync finds a file its parent committed meanwhile", function()
+      local dir = tmpdir()
+      local w = filesink.new { dir = dir, prefix = PREFIX, defer_sync = true }
+      w:write_lines({ "a" }, 1)
+      w:pre_commit(1)
+      local at_fork = { table.unpack(w.unsynced) } -- what the child sees
+      w:commit(1)                                  -- the parent goes on
+      calls = {}
+      w.unsynced = at_fork
+      w:sync()                                     -- as the child would
+      assert.are.same({ dir .. "/." .. PREFIX .. "0.pending", dir .. "/" .. PREFIX .. "0" }, calls)
+    end)
+  end)
 end)
