@@ -595,6 +595,10 @@ end
 
 -- Resolve parallelism, partitioners and chains; returns the plan: tasks
 -- (chains), their network edges, and a fingerprint of the graph.
+-- built-in aggregations that run in two phases across an exchange in batch
+-- mode (count, sum, min, max: associative, and emitted only at the end)
+local TWO_PHASE = { count = true, sum = true, min = true, max = true }
+
 local function build_plan(env, name)
   local nodes = env.nodes
   if #nodes == 0 then error("the job has no operators", 3) end
@@ -641,11 +645,15 @@ local function build_plan(env, name)
     else
       tasks[#tasks + 1] = { parallelism = n.p, nodes = { n.id }, head = n.id }
       n.task = #tasks
+      -- batch mode: a built-in keyed aggregation across an exchange runs in
+      -- two phases (operators.lua, MERGE): the sender pre-aggregates
+      n.merge_partials = env.runtime_mode == "batch" and n.kind == "aggregate" and TWO_PHASE[n.agg]
+        and #n.inputs == 1 and n.inputs[1].resolved == "hash" and n.inputs[1].tag == nil or nil
       for _, i in ipairs(n.inputs) do
         local from = nodes[i.node]
         edges[#edges + 1] = { from = from.task, to = n.task, partition = i.resolved,
           from_node = from.id, to_node = n.id, key = i.key, key_field = i.key_field, key_site = i.key_site,
-          tag = i.tag }
+          tag = i.tag, combine = n.merge_partials }
         from.net_out[#from.net_out + 1] = #edges
       end
     end

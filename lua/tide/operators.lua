@@ -421,7 +421,7 @@ end
 -- ---- keyed rolling aggregations ---------------------------------------------
 
 local AGG_TEMPLATE = [[
-local keyf, kfield, field, fn, vals, firsts, nxt, encode, fail, result = ...
+local keyf, kfield, field, fn, vals, firsts, nxt, encode, fail, result, raws = ...
 local o = {}
 return function(b, ts, n)
   local m = 0
@@ -435,8 +435,10 @@ return function(b, ts, n)
       -- a miss: the key may be nil (an error) or a table (compared by
       -- value, through its canonical encoding); hits need no check
       if k == nil then fail("key") elseif type(k) == "table" then
+        local kr = k
         k = encode(k, true)
         a = vals[k]
+        $RAWSAVE
       end
     end
     if a == nil then
@@ -459,14 +461,31 @@ local COMBINE = {
   count = "vals[k] = a + 1",
 }
 
-local function aggregation_loop(node, out, rt, agg, st)
+-- Two-phase aggregation in batch mode (as Flink SQL's local-global
+-- aggregation, table.optimizer.agg-phase-strategy TWO_PHASE): a keyed
+-- count/sum/min/max behind a hash exchange emits nothing before the end of
+-- input, so the sending side pre-aggregates per key (mode "combine") and
+-- sends one partial per key at the end, {key, accumulator, first} (first:
+-- the raw key for count, the key's first record for sum/min/max of a
+-- field), and the aggregate merges partials (mode "merge"). The results are
+-- those of aggregating the records themselves; the exchange carries one
+-- record per key and sending subtask instead of every record.
+local MERGE = {
+  sum = "vals[k] = a + x",
+  count = "vals[k] = a + x",
+  min = "if x < a then vals[k] = x end",
+  max = "if x > a then vals[k] = x end",
+}
+
+local function aggregation_loop(node, out, rt, agg, st, mode)
   local nxt = out.push
   local inp = node.inputs[1]
   local field = node.field
-  local batch = rt.batch
+  local batch = rt.batch or mode == "combine"
   local vals, firsts = st:table(agg), st:table(agg .. ".first")
   local with_first = agg ~= "reduce" and field ~= nil
   local keys = agg == "count" and st:table("count.key") or nil
+  local raws = mode == "combine" and {} or nil
   local function result(k)
     if keys then return { key = keys[k], count = vals[k] } end
     if not with_first then return vals[k] end
@@ -493,7 +512,17 @@ local function aggregation_loop(node, out, rt, agg, st)
   elseif agg ~= "reduce" then
     check = "if x == nil then fail('value', x) end"
   end
+  if mode == "combine" then
+    -- a partial: {normalized key, accumulator, first}; routed by raw key
+    local f = keys or firsts
+    result = function(k)
+      local first = f[k]
+      if first == nil then first = raws[k] end
+      return { k, vals[k], first }
+    end
+  end
   local src = AGG_TEMPLATE
+    :gsub("%$RAWSAVE", raws and "if a == nil then raws[k] = kr end" or "")
     :gsub("%$KEY", inp.key_field ~= nil and "v[kfield]" or "keyf(v)")
     :gsub("%$VALUE", agg == "count" and "1" or (agg == "reduce" or field == nil) and "v" or "v[field]")
     :gsub("%$CHECK", check)
@@ -503,7 +532,27 @@ local function aggregation_loop(node, out, rt, agg, st)
     :gsub("%$EMIT", batch and "" or "m = m + 1; o[m] = result(k)")
     :gsub("%$AFTER", batch and "" or "nxt(o, ts, m)")
   local push = assert(load(src, "=[tide " .. agg .. "]", "t"))(inp.key, inp.key_field, field, node.fn,
-    vals, keys or firsts, nxt, encode, fail, result)
+    vals, keys or firsts, nxt, encode, fail, result, raws)
+  if mode == "merge" then
+    local f = keys or firsts
+    local merge = assert(load([[
+      local vals, f = ...
+      return function(b, _, n)
+        for i = 1, n do
+          local p = b[i]
+          local k, x = p[1], p[2]
+          local a = vals[k]
+          if a == nil then
+            vals[k] = x
+            f[k] = p[3]
+          else
+            ]] .. MERGE[agg] .. [[
+
+          end
+        end
+      end]], "=[tide " .. agg .. " merge]", "t"))
+    push = merge(vals, f)
+  end
   local finish
   if batch then
     finish = function()
@@ -520,11 +569,39 @@ local function aggregation_loop(node, out, rt, agg, st)
     end
   end
   return { push = push, finish = finish,
-    snapshot = function() return { vals = vals, firsts = firsts } end,
+    snapshot = function() return { vals = vals, firsts = keys or firsts, raws = raws } end,
     restore = function(s)
+      local f = keys or firsts
       for k, v in pairs(s.vals) do vals[k] = v end
-      for k, v in pairs(s.firsts) do firsts[k] = v end
+      for k, v in pairs(s.firsts) do f[k] = v end
+      for k, v in pairs(s.raws or {}) do raws[k] = v end
     end }
+end
+
+--- The sending half of a two-phase batch aggregation (see MERGE above):
+-- pre-aggregates the records pushed into it per key, like node's
+-- aggregate, and at finish() hands the partials to emit(o, n, keys) with
+-- the raw keys to route them by.
+function M.combiner(node, rt, emit)
+  local keyed, keyf = {}, node.inputs[1].key
+  local count, field = node.agg == "count", node.field
+  local out = { push = function(o, _, n)
+    for i = 1, n do
+      local p = o[i]
+      local raw
+      if count then
+        raw = p[3]           -- the raw key
+      elseif field ~= nil then
+        raw = keyf(p[3])     -- the key of the first record
+      else
+        raw = p[3]           -- a table key, else the key itself
+        if raw == nil then raw = p[1] end
+      end
+      keyed[i] = raw
+    end
+    emit(o, n, keyed)
+  end }
+  return aggregation_loop(node, out, rt, node.agg, state.new({}), "combine")
 end
 
 function ops.reduce(node, out, rt)
@@ -535,7 +612,7 @@ end
 -- replace the field by the aggregate; with no field, records are numbers.
 -- count(): records per key, emitted as {key = k, count = n}.
 function ops.aggregate(node, out, rt)
-  return aggregation_loop(node, out, rt, node.agg, state.new({}))
+  return aggregation_loop(node, out, rt, node.agg, state.new({}), node.merge_partials and "merge" or nil)
 end
 
 -- ---- sinks ---------------------------------------------------------------

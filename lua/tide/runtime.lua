@@ -96,14 +96,19 @@ function M.handler(op_of_fn, where)
 end
 
 -- An output over a network edge: core.emit with keys for hash edges.
-local function remote_output(edge, env)
+local function remote_output(edge, env, rt)
   local id = edge.id
   local r = {
     tag = edge.tag,
     watermark = function(wm) emit_event(id, "watermark", wm) end,
     status = function(s) emit_event(id, s) end,
   }
-  if edge.partition == "hash" then
+  if edge.combine then
+    -- batch mode: pre-aggregate for the aggregate across the exchange
+    r.combiner = operators.combiner(env.nodes[edge.to_node], rt,
+      function(o, n, keys) emit(id, o, n, keys) end)
+    r.push = r.combiner.push
+  elseif edge.partition == "hash" then
     local keyf, keys = edge.key, {}
     local to = env.nodes[edge.to_node]
     r.push = function(b, ts, n)
@@ -182,13 +187,24 @@ function M.run(env, plan, ctx)
     subtask = ctx.subtask, parallelism = ctx.parallelism, job_id = ctx.job_id,
     batch = env.runtime_mode == "batch", now = core.now_ms,
   }
+  local combiners = {} -- node id -> {edge id -> combiner}
   local built, op_of_fn = M.build(env, task.nodes, rt,
     function(node) return node.chained end,
     function(node)
       local list = {}
-      for _, e in ipairs(node.net_out) do list[#list + 1] = remote_output(plan.edges[e], env) end
+      for _, e in ipairs(node.net_out) do
+        local r = remote_output(plan.edges[e], env, rt)
+        if r.combiner then
+          combiners[node.id] = combiners[node.id] or {}
+          combiners[node.id][e] = r.combiner
+        end
+        list[#list + 1] = r
+      end
       return list
     end)
+  for _, byedge in pairs(combiners) do
+    for e, c in pairs(byedge) do op_of_fn[c.push] = nodes[plan.edges[e].to_node] end
+  end
   local head = built[task.head]
   local timed, committers = {}, {}
   for _, id in ipairs(task.nodes) do
@@ -200,12 +216,23 @@ function M.run(env, plan, ctx)
   local read, source_pos
   local restored, finished_before = nil, false
 
+  -- a node's state file holds its operator's snapshot, wrapped with the
+  -- source position (the head of a source task) and its combiners' partials
+  local function wrapped(id) return (id == task.head and is_source) or combiners[id] ~= nil end
   local function collect()
     local files = {}
     for _, id in ipairs(task.nodes) do
       local op = built[id]
       local snap = op.snapshot and op.snapshot()
-      if id == task.head and source_pos then snap = { source = source_pos.snapshot(), op = snap } end
+      if wrapped(id) then
+        local comb
+        for e, c in pairs(combiners[id] or {}) do
+          comb = comb or {}
+          comb[e] = c.snapshot()
+        end
+        snap = { op = snap, source = id == task.head and source_pos and source_pos.snapshot() or nil,
+          combine = comb }
+      end
       if snap == nil then snap = false end
       files[ckpt.state_file(nodes[id].uid, ctx.subtask)] = snap
     end
@@ -266,8 +293,9 @@ function M.run(env, plan, ctx)
       restored, finished_before = states, finished
       for _, id in ipairs(task.nodes) do
         local s = states[id]
-        if id == task.head and source_pos then
-          source_pos.restore(s.source)
+        if wrapped(id) then
+          if s.source then source_pos.restore(s.source) end
+          for e, cs in pairs(s.combine or {}) do combiners[id][e].restore(cs) end
           s = s.op
         end
         local op = built[id]
@@ -365,6 +393,7 @@ function M.run(env, plan, ctx)
       for _, id in ipairs(task.nodes) do
         local f = built[id].finish
         if f then f() end
+        for _, c in pairs(combiners[id] or {}) do c.finish() end
       end
       core.finish()
       core.finished(collect)

@@ -229,4 +229,84 @@ describe("tide jobs #e2e", function()
     for i = 1, 2000 do assert.is_true(seen[i], "missing " .. i) end
     assert.is_true(files >= 2, "expected time-rolled files, got " .. files)
   end)
+
+  describe("batch mode, two-phase aggregation across an exchange", function()
+    -- generate(i) for i = 1..1000 at parallelism 2 (two splits), keyed by
+    -- i % 3 into an aggregate at parallelism 3: the senders pre-aggregate,
+    -- the aggregate merges. Expected values computed by hand:
+    --   key 0: i = 3, 6, ..., 999  (333 values, sum 3 * 333 * 334 / 2 = 166833)
+    --   key 1: i = 1, 4, ..., 1000 (334 values, sum 167167)
+    --   key 2: i = 2, 5, ..., 998  (333 values, sum 166500)
+    local function job(agg)
+      return string.format([[
+        local env = tide.env{ runtime_mode = "batch" }
+        env:generate(function(i) return { k = i %% 3, v = i, tag = "t" .. i } end, 1000):set_parallelism(2)
+          :key_by("k"):%s:set_parallelism(3)
+          :map(function(r) return r.key ~= nil and (r.key .. "=" .. r.count) or (r.k .. "=" .. r.v .. "/" .. r.tag) end)
+          :set_parallelism(1):print()
+        env:execute()
+      ]], agg)
+    end
+    local function sorted(out)
+      local t = lines(out)
+      table.sort(t)
+      return t
+    end
+
+    it("counts", function()
+      local out, code = run(job("count()"))
+      assert.are.equal(0, code, out)
+      assert.are.same({ "0=333", "1=334", "2=333" }, sorted(out))
+    end)
+
+    it("sums a field, keeping one of the key's records for the other fields", function()
+      local out, code = run(job('sum("v")'))
+      assert.are.equal(0, code, out)
+      local t = sorted(out)
+      assert.are.equal(3, #t)
+      for i, want in ipairs({ "0=166833", "1=167167", "2=166500" }) do
+        local k, v, tag = t[i]:match("^(%d)=(%d+)/t(%d+)$")
+        assert.are.equal(want, k .. "=" .. v)
+        -- the other fields come from a record of that key
+        assert.are.equal(tonumber(k), tonumber(tag) % 3)
+      end
+    end)
+
+    it("takes min and max", function()
+      local out, code = run(job('min("v")'))
+      assert.are.equal(0, code, out)
+      local mins = {}
+      for _, l in ipairs(sorted(out)) do mins[#mins + 1] = l:match("^(%d=%d+)/") end
+      assert.are.same({ "0=3", "1=1", "2=2" }, mins)
+      out, code = run(job('max("v")'))
+      assert.are.equal(0, code, out)
+      local maxs = {}
+      for _, l in ipairs(sorted(out)) do maxs[#maxs + 1] = l:match("^(%d=%d+)/") end
+      assert.are.same({ "0=999", "1=1000", "2=998" }, maxs)
+    end)
+
+    it("keeps table keys apart by value", function()
+      local out, code = run [[
+        local env = tide.env{ runtime_mode = "batch" }
+        env:generate(function(i) return { g = { i % 2, "x" }, v = 1 } end, 100):set_parallelism(2)
+          :key_by("g"):count():set_parallelism(2)
+          :map(function(r) return r.key[1] .. r.key[2] .. "=" .. r.count end):set_parallelism(1):print()
+        env:execute()
+      ]]
+      assert.are.equal(0, code, out)
+      assert.are.same({ "0x=50", "1x=50" }, sorted(out))
+    end)
+
+    it("names the aggregate when a sender finds a value it cannot sum", function()
+      local out, code = run([[
+        local env = tide.env{ runtime_mode = "batch" }
+        env:generate(function(i) return { k = i % 2, v = i == 7 and "seven" or i } end, 10):set_parallelism(2)
+          :key_by("k"):sum("v"):uid("total"):set_parallelism(3):print()
+        env:execute()
+      ]], { stderr = true })
+      assert.are.equal(1, code, out)
+      assert.matches("operator 'total'", out, 1, true)
+      assert.matches("field 'v' is not a number (got string)", out, 1, true)
+    end)
+  end)
 end)
