@@ -233,12 +233,14 @@ static void release_cur(td_subtask_t *st, host_data_t *hd) {
   hd->cur_replay = 0;
 }
 
+#if !defined(__SANITIZE_ADDRESS__)
 static int vm_panic(lua_State *L) {
   const char *m = lua_tostring(L, -1);
   fprintf(stderr, "tide: unprotected error in a subtask's Lua VM: %s\n",
           m ? m : "(error object is not a string)");
   return 0; /* Lua aborts */
 }
+#endif
 
 /* A subtask's VM: on the pool allocator (luaalloc.h), except under
  * AddressSanitizer, which must see every block. */

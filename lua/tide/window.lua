@@ -771,8 +771,7 @@ end
 local function default_norm(k)
   if k == nil then error("key_by: the key of a record is nil", 0) end
   if type(k) == "table" then
-    local ok, core = pcall(require, "tide.core")
-    if ok and type(core) == "table" and core.encode then return core.encode(k, true) end
+    if has_core and type(core) == "table" and core.encode then return core.encode(k, true) end
     return util.format(k)
   end
   return k
