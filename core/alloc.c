@@ -46,13 +46,15 @@ static void *arena_alloc(size_t n) {
 void *td_realloc(void *p, size_t n) {
   if (!g_arena) return realloc(p, n);
   if (n == 0) return NULL;
+  /* a block from before the switch has no size header, so its contents
+   * could not be copied: refuse (callers in the child only grow buffers
+   * they created there) */
+  if (p && !owned(p)) return NULL;
   void *q = arena_alloc(n);
-  if (q && p && owned(p)) {
+  if (q && p) {
     size_t old = *(size_t *)((char *)p - 16);
     memcpy(q, p, old < n ? old : n);
   }
-  /* a block from before the switch has no size header: callers in the
-   * child only grow buffers they created there */
   return q;
 }
 

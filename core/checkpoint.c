@@ -3,6 +3,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -379,7 +380,16 @@ void td_coord_finished(td_coord_t *c, int subtask, int n,
                        const char *const *names, int ok) {
   char **copy = calloc((size_t)(n ? n : 1), sizeof *copy);
   for (int i = 0; copy && i < n; i++) copy[i] = strdup(names[i]);
+  int complete = copy != NULL;
+  for (int i = 0; copy && i < n; i++)
+    if (!copy[i]) complete = 0;
   pthread_mutex_lock(&c->mu);
+  if (!ok || !complete) {
+    /* without its final state the final checkpoint cannot be written */
+    snprintf(c->error, sizeof c->error, "subtask %d could not report its final state", subtask);
+    c->final_failed = 1;
+    pthread_cond_broadcast(&c->waiters);
+  }
   if (!c->finished[subtask]) {
     c->finished[subtask] = 1;
     c->finished_names[subtask] = copy;
@@ -387,13 +397,19 @@ void td_coord_finished(td_coord_t *c, int subtask, int n,
     c->n_finished++;
     copy = NULL;
   }
-  (void)ok;
   pthread_cond_signal(&c->wake);
   pthread_mutex_unlock(&c->mu);
   if (copy) {
     for (int i = 0; i < n; i++) free(copy[i]);
     free(copy);
   }
+}
+
+int td_coord_is_pending(td_coord_t *c, int64_t id) {
+  pthread_mutex_lock(&c->mu);
+  int r = find(c, id) != NULL;
+  pthread_mutex_unlock(&c->mu);
+  return r;
 }
 
 const char *td_coord_error(td_coord_t *c) {
@@ -533,6 +549,12 @@ static int write_metadata(td_coord_t *c, int64_t id, const unsigned char *subs,
   if (rc) {
     td_snapshot_writer_abort(w);
     goto fail;
+  }
+  /* chk-<n>'s own entry: durable before anything acts on the completion */
+  int dfd = open(c->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    (void)fsync(dfd);
+    close(dfd);
   }
   return 0;
 fail:
@@ -710,6 +732,10 @@ static void final_locked(td_coord_t *c) {
 
 static void write_inflight(td_coord_t *c, inflight_t *f) {
   char chk[4200], err[512];
+  pthread_mutex_lock(&c->mu);
+  int pending = find(c, f->id) != NULL;
+  pthread_mutex_unlock(&c->mu);
+  if (!pending) return; /* aborted meanwhile: nothing to write */
   td_coord_chk_dir(c, f->id, chk, sizeof chk);
   td_snapshot_writer_t *w;
   int rc = td_snapshot_writer_open(&w, NULL, chk, f->name, TD_SNAPSHOT_KIND_STATE,

@@ -161,6 +161,10 @@ void td_coord_decline(td_coord_t *c, int64_t id, int subtask,
 void td_coord_finished(td_coord_t *c, int subtask, int n,
                        const char *const *names, int ok);
 
+/* td_coord_is_pending - whether checkpoint id was triggered and is
+ * neither complete nor aborted. */
+int td_coord_is_pending(td_coord_t *c, int64_t id);
+
 /* td_coord_error - why the final checkpoint failed, or NULL. */
 const char *td_coord_error(td_coord_t *c);
 

@@ -844,6 +844,10 @@ static int l_poll(lua_State *L) {
       int64_t id = get_be64(e + 2);
       capture(st, hd, hd->off);
       hd->off += 10;
+      /* in-band control entries are never in-flight data */
+      hd->inflight_from = hd->off;
+      if (hd->cur_replay) continue; /* replayed data holds none; if it did,
+                                       its barriers belong to the old run */
       td_align_event_t ev;
       int r = e[1] == EXT_BARRIER
                   ? td_aligner_on_barrier(hd->aligner, ch, id, (int64_t)monotonic_ms(), &ev)
@@ -851,7 +855,7 @@ static int l_poll(lua_State *L) {
       if (r < 0) return luaL_error(L, "checkpoint barrier %d on channel %d: %s", (int)id, ch,
                                    td_strerror(r));
       trigger = align_events(L, st, hd, r, &ev);
-      if (hd->off < len && !hd->cur_replay) {
+      if (hd->off < len) {
         int vv = td_aligner_on_buffer_at(hd->aligner, ch, b, hd->off);
         if (vv == TD_ALIGN_HELD) held = 1;
         else if (vv < 0) return luaL_error(L, "checkpoint barrier alignment: %s", td_strerror(vv));
@@ -867,6 +871,7 @@ static int l_poll(lua_State *L) {
       hd->off += 3;
       if (e[1] == EXT_END) {
         capture(st, hd, hd->off - 3);
+        hd->inflight_from = hd->off;
         v->ended[ch] = 1;
         if (!hd->cur_replay) {
           td_align_event_t ev;
@@ -1273,6 +1278,25 @@ static int l_wait_checkpoint(lua_State *L) {
     }
     if (r < 0 || td_job_cancelled(st->job)) raise_cancelled(L);
   }
+}
+
+/* core.checkpoint_pending(id) -> whether checkpoint id is pending (a
+ * barrier of an aborted or unknown checkpoint is forwarded, not snapshot). */
+static int l_checkpoint_pending(lua_State *L) {
+  td_subtask_t *st = subtask_of(L);
+  lua_pushboolean(L, td_coord_is_pending(td_job_coordinator(st->job),
+                                         luaL_checkinteger(L, 1)));
+  return 1;
+}
+
+/* core.forward_barrier(id): send barrier id on every output without a
+ * snapshot (its checkpoint is no longer pending). */
+static int l_forward_barrier(lua_State *L) {
+  td_subtask_t *st = subtask_of(L);
+  int64_t id = luaL_checkinteger(L, 1);
+  if (!st->gate) ((host_data_t *)st->host)->injected = id;
+  forward_event(L, st, EXT_BARRIER, id);
+  return 0;
 }
 
 /* core.checkpoint_completed() -> the newest completed checkpoint id (0). */
@@ -1934,6 +1958,8 @@ static const luaL_Reg core_funcs[] = {
     {"finished", l_finished},
     {"wait_checkpoint", l_wait_checkpoint},
     {"checkpoint_completed", l_checkpoint_completed},
+    {"checkpoint_pending", l_checkpoint_pending},
+    {"forward_barrier", l_forward_barrier},
     {"read_snapshot", l_read_snapshot},
     {"read_state", l_read_state},
     {"replay_inflight", l_replay_inflight},

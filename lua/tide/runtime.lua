@@ -242,6 +242,8 @@ function M.run(env, plan, ctx)
   -- the snapshot of checkpoint id at this point of the input
   local clock = core.monotonic_us
   local function checkpoint(id)
+    -- a barrier of a checkpoint the coordinator gave up is passed on
+    if not core.checkpoint_pending(id) then return core.forward_barrier(id) end
     local t0 = clock()
     for _, nid in ipairs(task.nodes) do
       local f = built[nid].prepare_snapshot

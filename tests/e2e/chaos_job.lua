@@ -21,6 +21,14 @@
 --                       exists (it creates MARKER first), so it fails once
 --   fail_always=C       the map "flaky" raises on commit C every time
 --   restart=none | fixed:ATTEMPTS:DELAY
+--   max_concurrent=N    checkpoints pending at a time
+--   sources=2           two sources instead of one, each reading the CSV
+--                       and keeping half of the commits (by the parity of
+--                       the first byte of the commit id), with their own
+--                       watermarks, the first at twice the rate of the
+--                       second, unioned: barriers reach the task at very
+--                       different moments, and a source can skip a
+--                       checkpoint id while another delivers it
 local tide = require "tide"
 
 local input, out_dir, late_dir = arg[1], arg[2], arg[3]
@@ -39,12 +47,13 @@ for i = 4, #arg do
 end
 
 local checkpoint
-if opt.dir or opt.interval or opt.unaligned or opt.retained then
+if opt.dir or opt.interval or opt.unaligned or opt.retained or opt.max_concurrent then
   checkpoint = {
     dir = opt.dir,
     interval = opt.interval,
     unaligned = opt.unaligned == "1",
     retained = opt.retained and math.tointeger(tonumber(opt.retained)) or nil,
+    max_concurrent = opt.max_concurrent and math.tointeger(tonumber(opt.max_concurrent)) or nil,
   }
 end
 local restart
@@ -58,7 +67,21 @@ end
 
 local env = tide.env{ checkpoint = checkpoint, restart = restart }
 
-local commits = env:read_csv(input, { types = { commit_time_ms = "int" },
+local timed
+if opt.sources == "2" then
+  local rate = opt.rate and tonumber(opt.rate) or nil
+  local function half(parity, r)
+    return env:read_csv(input, { types = { commit_time_ms = "int" }, rate_limit = r })
+       :uid("commits-" .. parity)
+       :filter(function(c) return c.commit:byte(1) % 2 == parity end):uid("half-" .. parity)
+       :assign_timestamps(function(c) return c.commit_time_ms end,
+                          tide.watermarks.bounded("1h", { per_record = true }))
+       :uid("event-time-" .. parity)
+  end
+  timed = half(0, rate and 2 * rate):union(half(1, rate))
+end
+
+local commits = timed or env:read_csv(input, { types = { commit_time_ms = "int" },
                                       rate_limit = opt.rate and tonumber(opt.rate) or nil })
    :uid("commits")
    -- read_csv reads the whole file in subtask 0 (a CSV is not split), so
@@ -86,10 +109,11 @@ if opt.fail_once or opt.fail_always then
   end):uid("flaky")
 end
 
-local daily = commits
+timed = timed or commits
    :assign_timestamps(function(c) return c.commit_time_ms end,
                       tide.watermarks.bounded("1h", { per_record = true }))
    :uid("event-time")
+local daily = timed
    :key_by("author")
    :window(tide.windows.tumbling("1d"))
    :side_output_late("late")

@@ -161,6 +161,12 @@ chaos "chaos-p2" 2 2 rate=4100
 check "chaos-p2: aligned checkpoints hold no in-flight data" test "$inflight_files" -eq 0
 chaos "chaos-p2-unaligned" 2 3 rate=4100 unaligned=1
 check "chaos-p2-unaligned: in-flight data restored after $with_inflight of $kills kills" test "$with_inflight" -ge 1
+# two sources at different rates into one task, unaligned, two checkpoints
+# pending at a time: a source may skip a checkpoint id another delivers,
+# and barriers must never end up in the in-flight data
+chaos "chaos-2sources-unaligned" 1 4 rate=4100 unaligned=1 max_concurrent=2 sources=2
+check "chaos-2sources-unaligned: in-flight data restored after $with_inflight of $kills kills" \
+  test "$with_inflight" -ge 1
 
 # ---- 2. restart strategies ---------------------------------------------------
 
