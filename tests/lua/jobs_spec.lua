@@ -327,7 +327,8 @@ describe("tide jobs #e2e", function()
     end
 
     -- 2000 records at 4000/s with a checkpoint every 100 ms; a map fails
-    -- once at record 1500 (a marker file remembers it across the restart).
+    -- once, at the first record from 1000 on that comes after a checkpoint
+    -- completed (a marker file remembers it across the restart).
     -- A non-keyed process keeps its count and sum in operator list state
     -- and emits them at the end: restored from the checkpoint, then the
     -- records after it replayed, they must be exactly 2000 and
@@ -340,9 +341,14 @@ describe("tide jobs #e2e", function()
         local out_ref
         env:generate(function(i) return i end, 2000, { rate_limit = 4000 }):uid("gen")
           :map(function(i)
-            if i == 1500 and not io.open(%q) then
-              io.open(%q, "w"):close()
-              error("fails once")
+            if i >= 1000 and not io.open(%q) then
+              local ls = io.popen("ls %s/opstate/*/_metadata 2>/dev/null")
+              local done = ls:read("l")
+              ls:close()
+              if done then
+                io.open(%q, "w"):close()
+                error("fails once")
+              end
             end
             return i
           end):uid("flaky")
@@ -360,7 +366,7 @@ describe("tide jobs #e2e", function()
           }:uid("acc")
           :write_text(%q)
         env:execute()
-      ]], ck, mode, marker, marker, out)
+      ]], ck, mode, marker, ck, marker, out)
     end
 
     for _, mode in ipairs({ "exactly_once", "at_least_once" }) do
