@@ -172,7 +172,7 @@ check "chaos-2sources-unaligned: in-flight data restored after $with_inflight of
 
 # a commit a quarter into the file: at 40000 records/s, reached after
 # several 200 ms checkpoints completed
-X=$(sed -n 20002p "$INPUT" | cut -d, -f2)
+X=$(sed -n 40002p "$INPUT" | cut -d, -f2) # 1 s into the run: checkpoints completed before
 # (checkpoints configured in the script: env{checkpoint = {dir =, interval =}})
 run_tide "$TMP/once" run "$JOB" -- "$INPUT" "$TMP/once-out" "$TMP/once-late" rate=40000 \
   "dir=$TMP/once.ck" interval=200ms "fail_once=$X:$TMP/once.marker" restart=fixed:2:100ms
