@@ -64,6 +64,8 @@ void td_free(void *p) {
 
 void td_alloc_use_arena(void) { g_arena = 1; }
 
+int td_alloc_in_arena(void) { return g_arena; }
+
 void *td_arena_lua_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
   (void)ud;
   if (nsize == 0) return NULL;

@@ -31,6 +31,10 @@ static inline void *td_malloc(size_t n) { return td_realloc(NULL, n); }
  */
 void td_alloc_use_arena(void);
 
+/* td_alloc_in_arena - 1 after td_alloc_use_arena() (in a snapshot child,
+ * where only async-signal-safe calls are safe besides the arena), else 0. */
+int td_alloc_in_arena(void);
+
 /*
  * td_arena_lua_alloc - a lua_Alloc over the arena (ud ignored): frees are
  * no-ops, a reallocation copies min(osize, nsize) bytes into a new block.

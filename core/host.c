@@ -1670,7 +1670,9 @@ static int l_fsync(lua_State *L) {
     int e = errno;
     if (fd >= 0) close(fd);
     lua_pushnil(L);
-    lua_pushfstring(L, "cannot fsync '%s': %s", path, strerror(e));
+    /* a snapshot child calls this too: strerror may take locale locks */
+    if (td_alloc_in_arena()) lua_pushfstring(L, "cannot fsync '%s': errno %d", path, e);
+    else lua_pushfstring(L, "cannot fsync '%s': %s", path, strerror(e));
     return 2;
   }
   close(fd);
