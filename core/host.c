@@ -1306,18 +1306,23 @@ static int l_checkpoint_completed(lua_State *L) {
   return 1;
 }
 
+/* Read and check the snapshot file at path; NULL with nil and the message
+ * pushed when it cannot be read or is not valid. */
+static td_snapshot_t *read_snapshot(lua_State *L, const char *path) {
+  td_snapshot_t *s;
+  char err[1024];
+  if (td_snapshot_read(&s, NULL, path, err, sizeof err) == 0) return s;
+  lua_pushnil(L);
+  lua_pushstring(L, err);
+  return NULL;
+}
+
 /* core.read_snapshot(path) -> {kind =, sections = {{tag =, data =}, ...}}
  * | nil, message: a snapshot file, checked (magic, CRC, structure). */
 static int l_read_snapshot(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
-  td_snapshot_t *s;
-  char err[1024];
-  int rc = td_snapshot_read(&s, NULL, path, err, sizeof err);
-  if (rc) {
-    lua_pushnil(L);
-    lua_pushstring(L, err);
-    return 2;
-  }
+  td_snapshot_t *s = read_snapshot(L, path);
+  if (!s) return 2;
   size_t n = td_snapshot_count(s);
   lua_createtable(L, 0, 2);
   lua_pushinteger(L, td_snapshot_kind(s));
@@ -1343,14 +1348,8 @@ static int l_read_snapshot(lua_State *L) {
  * holds (checked, then decoded in place). */
 static int l_read_state(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
-  td_snapshot_t *s;
-  char err[1024];
-  int rc = td_snapshot_read(&s, NULL, path, err, sizeof err);
-  if (rc) {
-    lua_pushnil(L);
-    lua_pushstring(L, err);
-    return 2;
-  }
+  td_snapshot_t *s = read_snapshot(L, path);
+  if (!s) return 2;
   size_t pos = 0, off = 0;
   td_bytes_t b;
   if (td_snapshot_find(s, STATE_SECTION, &pos, &b) != 1 ||
@@ -1372,14 +1371,8 @@ static int l_replay_inflight(lua_State *L) {
   host_data_t *hd = st->host;
   const char *path = luaL_checkstring(L, 1);
   if (!st->gate) return luaL_error(L, "replay_inflight: the task has no input");
-  td_snapshot_t *s;
-  char err[1024];
-  int rc = td_snapshot_read(&s, NULL, path, err, sizeof err);
-  if (rc) {
-    lua_pushnil(L);
-    lua_pushstring(L, err);
-    return 2;
-  }
+  td_snapshot_t *s = read_snapshot(L, path);
+  if (!s) return 2;
   td_buffer_t **tail = &hd->replay;
   while (*tail) tail = &(*tail)->next;
   for (size_t i = 0; i < td_snapshot_count(s); i++) {

@@ -11,8 +11,11 @@
 --         processing time (ms), norm_key(k, node);
 -- and op has push(b, ts, n), and optionally watermark(wm) (fire what is
 -- due, then forward), processing_time(now), next_timer(), finish(),
--- snapshot() -> plain data, restore(data). An operator owns the arrays it
--- passes downstream and never keeps the ones it receives.
+-- snapshot() -> plain data, restore(data, all). Snapshots are encoded at
+-- once (by the checkpoint's child, or the test harness), so snapshot() may
+-- return the operator's live tables, and restore's data is freshly decoded
+-- and may be kept as it is. An operator owns the arrays it passes
+-- downstream and never keeps the ones it receives.
 local core = require "tide.core"
 local util = require "tide.util"
 local state = require "tide.state"

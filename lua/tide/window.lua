@@ -1493,17 +1493,17 @@ local function general_op(node, out, rt, P)
   end
   function op.dropped() return late.dropped end
   function op.snapshot()
-    return { mode = "general", watermark = tm.watermark, contents = deep_copy(C), merging = deep_copy(MW),
-      trigger_state = deep_copy(TS), trigger_state_kinds = deep_copy(TK), timers = deep_copy(tm:snapshot()) }
+    return { mode = "general", watermark = tm.watermark, contents = C, merging = MW,
+      trigger_state = TS, trigger_state_kinds = TK, timers = tm:snapshot() }
   end
   function op.restore(data)
     if type(data) ~= "table" or data.mode ~= "general" then
       error("window: cannot restore this operator from a snapshot of another window operator kind", 0)
     end
-    C, MW = deep_copy(data.contents or {}), deep_copy(data.merging or {})
-    TS, TK = deep_copy(data.trigger_state or {}), deep_copy(data.trigger_state_kinds or {})
+    C, MW = data.contents or {}, data.merging or {}
+    TS, TK = data.trigger_state or {}, data.trigger_state_kinds or {}
     tm = timers.new(on_timer)
-    tm:restore(deep_copy(data.timers or {}))
+    tm:restore(data.timers or {})
     tm.watermark = data.watermark or MININT
   end
   op.path = "general"
@@ -2018,39 +2018,19 @@ local function aligned_op(node, out, rt, P)
   end
   function op.dropped() return late.dropped end
   function op.snapshot()
-    return { mode = "aligned", watermark = tm.watermark, slices = deep_copy(slices), seq = S.seq,
-      timers = deep_copy(tm:snapshot()) }
+    return { mode = "aligned", watermark = tm.watermark, slices = slices, seq = S.seq,
+      timers = tm:snapshot() }
   end
   function op.restore(data)
     if type(data) ~= "table" or data.mode ~= "aligned" then
       error("window: cannot restore this operator from a snapshot of another window operator kind", 0)
     end
     for s in pairs(slices) do slices[s] = nil end
-    for s, sl in pairs(data.slices or {}) do
-      sl = deep_copy(sl)
-      if sl.F and sl.V == nil then
-        -- a snapshot from before V: F holds the first elements themselves
-        local V, j = { n = 0 }, 0
-        for k, first in pairs(sl.F) do
-          local j0 = j + 1
-          j = j0
-          for f, y in next, first do
-            V[j + 1] = f
-            V[j + 2] = y
-            j = j + 2
-          end
-          V[j0] = j
-          sl.F[k] = j0
-        end
-        V.n = j
-        sl.V = V
-      end
-      slices[s] = sl
-    end
+    for s, sl in pairs(data.slices or {}) do slices[s] = sl end
     S.seq = data.seq or 0
     views = {}
     tm = timers.new(on_timer)
-    tm:restore(deep_copy(data.timers or {}))
+    tm:restore(data.timers or {})
     tm.watermark = data.watermark or MININT
   end
   return op
@@ -2352,12 +2332,12 @@ local function session_op(node, out, rt, P)
     for k, s in pairs(S.SS) do
       local c = {}
       while s ~= nil do
-        table.insert(c, 1, { start = s.start, stop = s.stop, acc = deep_copy(s.acc), first = s.first, raw = s.raw })
+        table.insert(c, 1, { start = s.start, stop = s.stop, acc = s.acc, first = s.first, raw = s.raw })
         s = s.prev
       end
       sessions[k] = c
     end
-    return { mode = "session", watermark = tm.watermark, sessions = deep_copy(sessions) }
+    return { mode = "session", watermark = tm.watermark, sessions = sessions }
   end
   function op.restore(data)
     if type(data) ~= "table" or data.mode ~= "session" then
@@ -2367,7 +2347,7 @@ local function session_op(node, out, rt, P)
     S.SS, buckets, btimer = SS, {}, {}
     tm = timers.new(on_timer)
     tm.watermark = data.watermark or MININT
-    for k, l in pairs(deep_copy(data.sessions or {})) do
+    for k, l in pairs(data.sessions or {}) do
       local prev
       for _, s in ipairs(l) do
         s.k, s.prev = k, prev

@@ -37,7 +37,7 @@ export BENCH_DIR
 GZ=$DATA/git-messages.txt.gz
 CSV=$DATA/git-commits.csv
 
-die() { echo "bench: $*" >&2; exit 2; }
+. "$HERE/lib.sh"
 case $CKPT_RUNS in '' | *[!0-9]* | 0) die "CKPT_RUNS must be a positive integer" ;; esac
 [ -x "$TIDE" ] || die "$TIDE not found (run make all, or make bench)"
 [ -r "$GZ" ] || die "$GZ not found (set DATA)"
@@ -79,35 +79,10 @@ print(copies * len(rows))
 EOF
 ) || die "cannot write $DAILY_IN"
 
-# timed NAME CMD...: run CMD once under /usr/bin/time; stdout to
-# $TMP/NAME.out, stderr to $TMP/NAME.err, "NAME WALL_S RSS_KB USER_S SYS_S"
-# appended to $TMP/times, and a checkpoint stats line, if any, to
-# $TMP/stats as "NAME LINE". A failing command stops with status 1.
-timed() {
-  name=$1
-  shift
-  if ! /usr/bin/time -f '%e %M %U %S' -o "$TMP/time" "$@" >"$TMP/$name.out" 2>"$TMP/$name.err"; then
-    echo "bench: $name failed: $*" >&2
-    tail -n 20 "$TMP/$name.err" >&2
-    exit 1
-  fi
-  printf '%s %s\n' "$name" "$(tail -n 1 "$TMP/time")" >>"$TMP/times"
-  grep '^tide: checkpoint stats:' "$TMP/$name.err" | sed "s/^/$name /" >>"$TMP/stats"
-}
-
-fail() {
-  echo "bench: $1 gave a wrong result: $2" >&2
-  exit 1
-}
-
-tide_counts() {
-  cat "$1"/part-* | awk -F, '{ d++; t += $NF } END { printf "%d %d\n", d, t }'
-}
-
 # "ROWS COMMITS LATE CKSUM SIZE" of commits_daily's output: rows in $1 and
 # the commits they count, late rows in $2, a checksum of all rows sorted.
 daily_result() {
-  a=$(cat "$1"/part-* | awk -F, '{ d++; t += $NF } END { printf "%d %d", d, t }')
+  a=$(tide_counts "$1")
   l=$(cat "$2"/part-* | wc -l)
   s=$(cat "$1"/part-* "$2"/part-* | sort | cksum)
   echo "$a $l $s"

@@ -35,7 +35,7 @@ BENCH_DIR=$(cd "$HERE" && pwd)
 export BENCH_DIR
 GZ=$DATA/git-messages.txt.gz
 
-die() { echo "bench: $*" >&2; exit 2; }
+. "$HERE/lib.sh"
 case $RUNS in '' | *[!0-9]* | 0) die "RUNS must be a positive integer" ;; esac
 case $FLOW_SPIN in '' | *[!0-9]*) die "FLOW_SPIN must be a non-negative integer" ;; esac
 [ -x "$TIDE" ] || die "$TIDE not found (run make all, or make bench)"
@@ -60,31 +60,6 @@ done
 # ---- input: decompressed once, so every contender reads the same plain file
 TXT=$TMP/git-messages.txt
 gzip -dc "$GZ" >"$TXT" || die "cannot decompress $GZ"
-
-# timed NAME CMD...: run CMD once under /usr/bin/time; its stdout goes to
-# $TMP/NAME.out and "NAME WALL_S RSS_KB USER_S SYS_S" is appended to
-# $TMP/times. A failing command stops the benchmark with status 1.
-timed() {
-  name=$1
-  shift
-  if ! /usr/bin/time -f '%e %M %U %S' -o "$TMP/time" "$@" >"$TMP/$name.out" 2>"$TMP/$name.err"; then
-    echo "bench: $name failed: $*" >&2
-    tail -n 20 "$TMP/$name.err" >&2
-    exit 1
-  fi
-  printf '%s %s\n' "$name" "$(tail -n 1 "$TMP/time")" >>"$TMP/times"
-}
-
-# fail NAME MESSAGE: a job ran but gave a wrong result.
-fail() {
-  echo "bench: $1 gave a wrong result: $2" >&2
-  exit 1
-}
-
-# "DISTINCT TOTAL" of a Tide word count's committed part files.
-tide_counts() {
-  cat "$1"/part-* | awk -F, '{ d++; t += $NF } END { printf "%d %d\n", d, t }'
-}
 
 : >"$TMP/times"
 head -n 1 /proc/stat >"$TMP/stat0" 2>/dev/null || : >"$TMP/stat0"
