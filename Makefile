@@ -77,7 +77,10 @@ $(BUILD)/tests/%: tests/core/%.c $(BUILD)/libtide.a tests/core/testlib.h
 	@mkdir -p $(dir $@)
 	$(CC) $(TD_CFLAGS) $(CFLAGS) $(SAN) -Itests/core -o $@ $< $(BUILD)/libtide.a $(LDLIBS)
 
-test check: deps all $(TEST_BIN)
+# deps first, then the build (also under make -j: nothing compiles before
+# the packages it needs are installed)
+test check: deps
+	@$(MAKE) --no-print-directory all $(TEST_BIN)
 	@BUILD=$(BUILD) LUA=$(LUA) BUSTED=$(BUSTED) DATA=$(DATA) sh tests/run.sh
 
 test-c: all $(TEST_BIN)
@@ -101,10 +104,12 @@ valgrind: all $(TEST_BIN)
 	@for t in $(TEST_BIN); do valgrind -q --error-exitcode=1 --leak-check=full $$t >/dev/null || exit 1; done
 	@echo "valgrind: clean"
 
-bench: deps all
+bench: deps
+	@$(MAKE) --no-print-directory all
 	@BUILD=$(BUILD) DATA=$(DATA) sh scripts/bench/run.sh
 
-demo: deps all
+demo: deps
+	@$(MAKE) --no-print-directory all
 	@rm -rf out/wordcount
 	$(BUILD)/tide run scripts/wordcount.lua --parallelism 2 -- $(DATA)/git-messages.txt.gz out/wordcount 20
 

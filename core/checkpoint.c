@@ -25,6 +25,7 @@
 
 typedef struct part {
   pid_t pid;               /* the snapshot child, 0 when none */
+  int err_fd;              /* the child's message pipe, -1 when none */
   unsigned char started;   /* td_coord_snapshot_started came */
   unsigned char child_done;
   unsigned char expect_inflight, inflight_done;
@@ -36,6 +37,7 @@ typedef struct pending {
   int64_t start_ms;
   int acked;               /* parts acked */
   int failed;              /* abort at the next tick */
+  int counted;             /* a failure (I/O, timeout), not a decline */
   char reason[256];
   part_t *parts;
   struct pending *next;    /* ascending ids */
@@ -66,7 +68,12 @@ struct td_coord {
   int64_t next_id, completed, last_trigger_ms, last_complete_ms;
   int final_done, final_failed, n_finished;
   char error[512];            /* why the final checkpoint failed */
+  char *job_name;
+  char **expected;            /* per subtask: '\n'-separated state files */
+  int consecutive_failures;   /* checkpoint failures since the last completion */
+  int job_failed;             /* cfg.fail was called */
   unsigned char *finished;
+  char (*inflight_names)[64];   /* per subtask, from td_coord_inflight */
   char ***finished_names;
   int *finished_n;
   td_coord_stats_t stats;
@@ -95,14 +102,6 @@ static int64_t wall_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void put32(unsigned char *p, uint32_t v) {
-  for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static void put64(unsigned char *p, uint64_t v) {
-  for (int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i));
 }
 
 char *td_coord_chk_dir(const td_coord_t *c, int64_t id, char *buf, size_t len) {
@@ -175,11 +174,21 @@ int td_coord_new(td_coord_t **out, const td_ckpt_config_t *cfg, int n_subtasks,
   c->finished = calloc((size_t)n_subtasks, 1);
   c->finished_names = calloc((size_t)n_subtasks, sizeof(char **));
   c->finished_n = calloc((size_t)n_subtasks, sizeof(int));
+  c->inflight_names = calloc((size_t)n_subtasks, sizeof *c->inflight_names);
   c->requested = calloc((size_t)n_subtasks, sizeof *c->requested);
   c->job_info = malloc(cfg->job_info_len ? cfg->job_info_len : 1);
   c->dir = cfg->dir ? strdup(cfg->dir) : NULL;
+  c->job_name = strdup(cfg->job_name ? cfg->job_name : "");
+  int expected_ok = 1;
+  if (cfg->expected) {
+    c->expected = calloc((size_t)n_subtasks, sizeof *c->expected);
+    for (int i = 0; c->expected && i < n_subtasks; i++)
+      if (!(c->expected[i] = strdup(cfg->expected[i] ? cfg->expected[i] : ""))) expected_ok = 0;
+    if (!c->expected) expected_ok = 0;
+  }
   if (!c->is_source || !c->finished || !c->finished_names || !c->finished_n ||
-      !c->requested || !c->job_info || (cfg->dir && !c->dir)) {
+      !c->inflight_names ||
+      !c->requested || !c->job_info || (cfg->dir && !c->dir) || !c->job_name || !expected_ok) {
     td_coord_free(c);
     return TD_ENOMEM;
   }
@@ -187,6 +196,8 @@ int td_coord_new(td_coord_t **out, const td_ckpt_config_t *cfg, int n_subtasks,
   if (cfg->job_info_len) memcpy(c->job_info, cfg->job_info, cfg->job_info_len);
   c->cfg.dir = c->dir;
   c->cfg.job_info = c->job_info;
+  c->cfg.job_name = c->job_name;
+  c->cfg.expected = NULL; /* c->expected is the copy */
   for (int i = 0; i < n_subtasks; i++) atomic_init(&c->requested[i], 0);
   c->next_id = cfg->first_id;
   c->last_trigger_ms = c->last_complete_ms = mono_ms();
@@ -218,7 +229,13 @@ int td_coord_start(td_coord_t *c) {
   return 0;
 }
 
-static void free_pending(pending_t *p) {
+static void close_err_fd(part_t *pt) {
+  if (pt->err_fd >= 0) close(pt->err_fd);
+  pt->err_fd = -1;
+}
+
+static void free_pending(pending_t *p, int n) {
+  for (int s = 0; p->parts && s < n; s++) close_err_fd(&p->parts[s]);
   free(p->parts);
   free(p);
 }
@@ -250,8 +267,26 @@ static void abort_locked(td_coord_t *c, pending_t *p, const char *why) {
   pending_t **pp = &c->pending;
   while (*pp && *pp != p) pp = &(*pp)->next;
   if (*pp) *pp = p->next;
-  free_pending(p);
+  free_pending(p, c->n);
   c->stats.aborted++;
+}
+
+/* A checkpoint failed for a reason that counts (Flink's
+ * CheckpointFailureManager: I/O errors, failures of the asynchronous part,
+ * timeouts): past tolerable_failed consecutive failures the job fails. */
+static void count_failure(td_coord_t *c, int64_t id, const char *why) {
+  c->consecutive_failures++;
+  if (c->cfg.tolerable_failed < 0 || c->consecutive_failures <= c->cfg.tolerable_failed ||
+      c->job_failed || !c->cfg.fail)
+    return;
+  c->job_failed = 1;
+  char msg[1200];
+  snprintf(msg, sizeof msg,
+           "checkpoint %" PRId64 " failed: %s (%d consecutive checkpoint failure%s, "
+           "tolerable_failed_checkpoints is %d)",
+           id, why, c->consecutive_failures, c->consecutive_failures == 1 ? "" : "s",
+           c->cfg.tolerable_failed);
+  c->cfg.fail(c->cfg.fail_ud, msg);
 }
 
 void td_coord_stop(td_coord_t *c) {
@@ -285,11 +320,15 @@ void td_coord_free(td_coord_t *c) {
   }
   free(c->finished_names);
   free(c->finished_n);
+  free(c->inflight_names);
   free(c->finished);
   free(c->is_source);
   free((void *)c->requested);
   free(c->job_info);
   free(c->dir);
+  free(c->job_name);
+  for (int s = 0; c->expected && s < c->n; s++) free(c->expected[s]);
+  free(c->expected);
   pthread_mutex_destroy(&c->mu);
   pthread_cond_destroy(&c->waiters);
   pthread_cond_destroy(&c->wake);
@@ -309,7 +348,7 @@ static pending_t *find(td_coord_t *c, int64_t id) {
 }
 
 void td_coord_snapshot_started(td_coord_t *c, int64_t id, int subtask,
-                               pid_t pid, int expect_inflight) {
+                               pid_t pid, int err_fd, int expect_inflight) {
   pthread_mutex_lock(&c->mu);
   pending_t *p = find(c, id);
   if (!p || p->parts[subtask].started || p->parts[subtask].acked) {
@@ -319,11 +358,13 @@ void td_coord_snapshot_started(td_coord_t *c, int64_t id, int subtask,
       while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
       }
     }
+    if (err_fd >= 0) close(err_fd);
     return;
   }
   part_t *pt = &p->parts[subtask];
   pt->started = 1;
   pt->pid = pid;
+  pt->err_fd = err_fd;
   pt->child_done = pid <= 0;
   pt->expect_inflight = (unsigned char)expect_inflight;
   pthread_cond_signal(&c->wake);
@@ -357,6 +398,7 @@ void td_coord_inflight(td_coord_t *c, int64_t id, int subtask, const char *name,
     memcpy(f->bufs, bufs, sizeof *bufs * (size_t)n);
   }
   pthread_mutex_lock(&c->mu);
+  snprintf(c->inflight_names[subtask], sizeof c->inflight_names[subtask], "%s", name);
   inflight_t **pp = &c->inflight;
   while (*pp) pp = &(*pp)->next;
   *pp = f;
@@ -499,10 +541,26 @@ static void update_acks(td_coord_t *c, pending_t *p) {
       if (r == pt->pid) {
         pt->child_done = 1;
         if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-          p->failed = 1;
-          snprintf(p->reason, sizeof p->reason,
-                   "the snapshot of subtask %d failed (see its message above)", s);
+          char msg[300] = "";
+          if (pt->err_fd >= 0) {
+            ssize_t n = read(pt->err_fd, msg, sizeof msg - 1);
+            msg[n > 0 ? n : 0] = 0;
+            msg[strcspn(msg, "\n")] = 0;
+          }
+          p->failed = p->counted = 1;
+          if (msg[0])
+            snprintf(p->reason, sizeof p->reason, "the snapshot of subtask %d failed: %s", s,
+                     msg);
+          else if (WIFSIGNALED(st))
+            snprintf(p->reason, sizeof p->reason,
+                     "the snapshot process of subtask %d was killed by signal %d", s,
+                     WTERMSIG(st));
+          else
+            snprintf(p->reason, sizeof p->reason,
+                     "the snapshot process of subtask %d exited with status %d", s,
+                     WEXITSTATUS(st));
         }
+        close_err_fd(pt);
       }
     }
     if (pt->started) {
@@ -512,7 +570,7 @@ static void update_acks(td_coord_t *c, pending_t *p) {
       }
     } else if (c->finished[s]) {
       if (link_finished(c, s, p->id) != 0) {
-        p->failed = 1;
+        p->failed = p->counted = 1;
         snprintf(p->reason, sizeof p->reason,
                  "cannot link the final state of subtask %d", s);
         continue;
@@ -523,33 +581,84 @@ static void update_acks(td_coord_t *c, pending_t *p) {
   }
 }
 
-/* Write p's _metadata (lock released meanwhile). 0 or a negative code. */
-static int write_metadata(td_coord_t *c, int64_t id, const unsigned char *subs,
-                          int final) {
-  char chk[4200], err[512];
-  td_coord_chk_dir(c, id, chk, sizeof chk);
-  unsigned char info[32];
-  put64(info, (uint64_t)id);
-  put64(info + 8, (uint64_t)wall_ms());
-  put32(info + 16, final ? TD_META_FINAL : 0);
-  put32(info + 20, (uint32_t)c->n);
-  memset(info + 24, 0, 8);
-  td_snapshot_writer_t *w;
-  int rc = td_snapshot_writer_open(&w, NULL, chk, "_metadata",
-                                   TD_SNAPSHOT_KIND_METADATA, err, sizeof err);
-  if (rc) goto fail;
-  rc = td_snapshot_write_section(w, TD_META_INFO, info, sizeof info, err, sizeof err);
-  if (!rc)
-    rc = td_snapshot_write_section(w, TD_META_JOB, c->job_info, c->cfg.job_info_len,
-                                   err, sizeof err);
-  if (!rc)
-    rc = td_snapshot_write_section(w, TD_META_SUBTASKS, subs, (size_t)c->n, err,
-                                   sizeof err);
-  if (!rc) rc = td_snapshot_writer_commit(w, err, sizeof err);
-  if (rc) {
-    td_snapshot_writer_abort(w);
-    goto fail;
+/* Add name (of subtask s) to the file list if it is in the directory:
+ * 0, or -ENOENT / another code when it cannot be read. */
+static int add_file(const char *chk, td_meta_file_t **files, size_t *n, size_t *cap,
+                    const char *name, int s) {
+  if (*n == *cap) {
+    size_t ncap = *cap ? 2 * *cap : 16;
+    td_meta_file_t *f = realloc(*files, ncap * sizeof *f);
+    if (!f) return TD_ENOMEM;
+    *files = f;
+    *cap = ncap;
   }
+  td_meta_file_t *f = &(*files)[*n];
+  int rc = td_meta_stat_file(chk, name, &f->size, &f->crc);
+  if (rc) return rc;
+  if (!(f->name = strdup(name))) return TD_ENOMEM;
+  f->subtask = s;
+  (*n)++;
+  return 0;
+}
+
+/* Every file of checkpoint id, per subtask: its expected state files (or,
+ * when it had finished, its final-state files) and its in-flight data.
+ * 0, or a code with err naming the missing file. */
+static int list_files(td_coord_t *c, int64_t id, const unsigned char *subs,
+                      td_meta_file_t **files, size_t *n, char *err, size_t errlen) {
+  char chk[4200], name[512];
+  td_coord_chk_dir(c, id, chk, sizeof chk);
+  size_t cap = 0;
+  int rc = 0;
+  *files = NULL;
+  *n = 0;
+  for (int s = 0; rc == 0 && s < c->n; s++) {
+    if (subs[s] & TD_META_SUB_FINISHED) {
+      for (int i = 0; rc == 0 && i < c->finished_n[s]; i++)
+        rc = add_file(chk, files, n, &cap, c->finished_names[s][i], s);
+    } else if (c->expected) {
+      for (const char *p = c->expected[s]; rc == 0 && *p;) {
+        size_t len = strcspn(p, "\n");
+        snprintf(name, sizeof name, "%.*s", (int)len, p);
+        if (len) rc = add_file(chk, files, n, &cap, name, s);
+        p += len + (p[len] == '\n');
+      }
+    }
+    if (rc == 0 && (subs[s] & TD_META_SUB_INFLIGHT)) {
+      snprintf(name, sizeof name, "%s", c->inflight_names[s]);
+      rc = add_file(chk, files, n, &cap, name, s);
+    }
+  }
+  if (rc) {
+    snprintf(err, errlen, "%.300s/%.200s: %s", chk, name[0] ? name : "?",
+             rc == -ENOENT ? "the snapshot did not write it" : td_strerror(rc));
+    for (size_t i = 0; i < *n; i++) free((*files)[i].name);
+    free(*files);
+    *files = NULL;
+    *n = 0;
+  }
+  return rc;
+}
+
+/* Write checkpoint id's _metadata (lock released meanwhile). 0, or a
+ * negative code with the message in why. */
+static int write_metadata(td_coord_t *c, int64_t id, unsigned char *subs, int final,
+                          char *why, size_t whylen) {
+  char chk[4200];
+  td_coord_chk_dir(c, id, chk, sizeof chk);
+  td_meta_t m = {.id = id,
+                 .time_ms = wall_ms(),
+                 .flags = final ? TD_META_FINAL : 0,
+                 .n_subtasks = c->n,
+                 .subtasks = subs,
+                 .job_name = c->job_name,
+                 .job_info = c->job_info,
+                 .job_info_len = c->cfg.job_info_len};
+  int rc = list_files(c, id, subs, &m.files, &m.n_files, why, whylen);
+  if (rc == 0) rc = td_meta_write(chk, &m, why, whylen);
+  for (size_t i = 0; i < m.n_files; i++) free(m.files[i].name);
+  free(m.files);
+  if (rc) return rc;
   /* chk-<n>'s own entry: durable before anything acts on the completion */
   int dfd = open(c->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd >= 0) {
@@ -557,9 +666,6 @@ static int write_metadata(td_coord_t *c, int64_t id, const unsigned char *subs,
     close(dfd);
   }
   return 0;
-fail:
-  logf_(c, "checkpoint %" PRId64 ": %s", id, err);
-  return rc;
 }
 
 static int chk_id_of(const char *name, int64_t *id) {
@@ -625,21 +731,25 @@ static void complete_locked(td_coord_t *c, pending_t *p) {
     subs[s] = (unsigned char)((p->parts[s].finished ? TD_META_SUB_FINISHED : 0) |
                               (p->parts[s].expect_inflight ? TD_META_SUB_INFLIGHT : 0));
   int64_t id = p->id, start = p->start_ms;
+  char why[600];
   pthread_mutex_unlock(&c->mu);
-  int rc = write_metadata(c, id, subs, 0);
+  int rc = write_metadata(c, id, subs, 0, why, sizeof why);
   free(subs);
   pthread_mutex_lock(&c->mu);
   p = find(c, id);
   if (!p) return; /* aborted meanwhile (stop) */
   if (rc) {
-    abort_locked(c, p, "cannot write _metadata");
+    logf_(c, "checkpoint %" PRId64 " aborted: %s", id, why);
+    abort_locked(c, p, why);
+    count_failure(c, id, why);
     return;
   }
   /* older pending checkpoints are subsumed */
   while (c->pending && c->pending->id < id) abort_locked(c, c->pending, "subsumed");
   c->pending = p->next; /* p is the head now */
-  free_pending(p);
+  free_pending(p, c->n);
   c->completed = id;
+  c->consecutive_failures = 0;
   c->last_complete_ms = mono_ms();
   c->stats.completed++;
   c->stats.last_duration_ms = c->last_complete_ms - start;
@@ -657,6 +767,7 @@ static void trigger_locked(td_coord_t *c, int64_t now) {
     free(p);
     return;
   }
+  for (int s = 0; s < c->n; s++) p->parts[s].err_fd = -1;
   p->id = c->next_id++;
   p->start_ms = now;
   c->last_trigger_ms = now;
@@ -665,8 +776,12 @@ static void trigger_locked(td_coord_t *c, int64_t now) {
     td_coord_chk_dir(c, p->id, chk, sizeof chk);
     remove_tree(chk); /* a leftover of a dead run with the same id */
     if (mkdir(chk, 0777) != 0) {
-      logf_(c, "cannot create checkpoint directory '%s': %s", chk, strerror(errno));
-      free_pending(p);
+      char why[4400];
+      snprintf(why, sizeof why, "cannot create checkpoint directory '%s': %s", chk,
+               strerror(errno));
+      logf_(c, "checkpoint %" PRId64 " aborted: %s", p->id, why);
+      free_pending(p, c->n);
+      count_failure(c, p->id, why);
       return;
     }
   }
@@ -714,12 +829,13 @@ static void final_locked(td_coord_t *c) {
         return;
       }
     }
+    char why[600];
     pthread_mutex_unlock(&c->mu);
-    int rc = write_metadata(c, id, subs, 1);
+    int rc = write_metadata(c, id, subs, 1, why, sizeof why);
     free(subs);
     pthread_mutex_lock(&c->mu);
     if (rc) {
-      final_failed(c, id, td_strerror(rc));
+      final_failed(c, id, why);
       return;
     }
     c->completed = id;
@@ -740,6 +856,7 @@ static void write_inflight(td_coord_t *c, inflight_t *f) {
   td_snapshot_writer_t *w;
   int rc = td_snapshot_writer_open(&w, NULL, chk, f->name, TD_SNAPSHOT_KIND_STATE,
                                    err, sizeof err);
+  if (rc == 0) rc = td_meta_identity_write(w, f->id, 0, c->job_name, err, sizeof err);
   for (int i = 0; rc == 0 && i < f->n; i++)
     rc = td_snapshot_write_section(w, f->tags[i], f->bufs[i].data, f->bufs[i].len,
                                    err, sizeof err);
@@ -749,7 +866,7 @@ static void write_inflight(td_coord_t *c, inflight_t *f) {
   pending_t *p = find(c, f->id);
   if (p) {
     if (rc) {
-      p->failed = 1;
+      p->failed = p->counted = 1;
       snprintf(p->reason, sizeof p->reason, "%.200s", err);
     } else {
       p->parts[f->subtask].inflight_done = 1;
@@ -775,13 +892,17 @@ static void *coord_main(void *arg) {
       next = p->next;
       update_acks(c, p);
       if (!p->failed && now - p->start_ms >= c->cfg.timeout_ms) {
-        p->failed = 1;
+        p->failed = p->counted = 1;
         snprintf(p->reason, sizeof p->reason, "timed out after %" PRId64 " ms",
                  c->cfg.timeout_ms);
       }
       if (p->failed) {
-        logf_(c, "checkpoint %" PRId64 " aborted: %s", p->id, p->reason);
-        abort_locked(c, p, p->reason);
+        char why[sizeof p->reason];
+        int64_t id = p->id, counted = p->counted;
+        memcpy(why, p->reason, sizeof why);
+        logf_(c, "checkpoint %" PRId64 " aborted: %s", id, why);
+        abort_locked(c, p, why);
+        if (counted) count_failure(c, id, why);
       }
     }
     /* complete the newest fully acknowledged checkpoint; older pending

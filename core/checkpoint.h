@@ -43,15 +43,17 @@
  * checkpoint is taken, but the final one still completes when every
  * subtask finished: sinks commit only once the whole job is done.
  *
- * _metadata is a snapshot file (state/snapshot.h) of kind
- * TD_SNAPSHOT_KIND_METADATA with three sections:
- *   TD_META_INFO      32 bytes, little-endian: u64 checkpoint id, u64 wall
- *                     time of completion (ms since the epoch), u32 flags
- *                     (TD_META_FINAL), u32 number of subtasks
- *   TD_META_JOB       the opaque job description given in the config (the
- *                     planner's MessagePack: fingerprint, tasks, uids)
- *   TD_META_SUBTASKS  one byte per subtask (job order: task by task):
- *                     TD_META_SUB_FINISHED | TD_META_SUB_INFLIGHT
+ * _metadata (state/metadata.h) records the checkpoint id, its time, the job
+ * description, per-subtask flags, the job name, and every file of the
+ * checkpoint with its size and CRC32C, so that a file changed or replaced
+ * after completion is detected.
+ *
+ * Failures (Flink's CheckpointFailureManager): a checkpoint aborted by an
+ * I/O error (a snapshot process that failed or was killed, _metadata or
+ * in-flight data that could not be written, a missing state file) or by
+ * its timeout counts as a failure; declined ones (subsumed, alignment
+ * cancelled) do not. More than tolerable_failed consecutive failures fail
+ * the job through cfg.fail with the last failure's message.
  *
  * Thread safety: every function may be called from any thread.
  */
@@ -63,10 +65,7 @@
 #include <sys/types.h>
 
 #include "codec.h"
-
-enum { TD_META_INFO = 1, TD_META_JOB = 2, TD_META_SUBTASKS = 3 };
-enum { TD_META_FINAL = 1 };
-enum { TD_META_SUB_FINISHED = 1, TD_META_SUB_INFLIGHT = 2 };
+#include "metadata.h"
 
 typedef struct td_ckpt_config {
   const char *dir;        /* the job's checkpoint directory, created if
@@ -79,6 +78,20 @@ typedef struct td_ckpt_config {
   int64_t first_id;       /* >= 1: the first checkpoint's id */
   const void *job_info;   /* stored in every _metadata (TD_META_JOB) */
   size_t job_info_len;
+  const char *job_name;   /* stored in _metadata and every state file's
+                             identity; NULL: "" */
+  /* Per subtask (job order), the names of the state files its snapshot
+   * writes, separated by '\n'; a checkpoint missing one is aborted. NULL:
+   * not checked, and only in-flight and final-state files are listed in
+   * _metadata besides them. */
+  const char *const *expected;
+  /* Consecutive checkpoint failures tolerated before the job fails
+   * (Flink's tolerable-failed-checkpoints); < 0: any number. */
+  int tolerable_failed;
+  /* Called once, from the coordinator's thread, when the job must fail
+   * (too many failed checkpoints); NULL: failures are only logged. */
+  void (*fail)(void *ud, const char *message);
+  void *fail_ud;
   /* Where warnings go (a checkpoint that could not be written, ...): one
    * line without newline; NULL: dropped. Called from the coordinator's
    * thread. The library never prints. */
@@ -129,12 +142,15 @@ char *td_coord_finished_dir(const td_coord_t *c, char *buf, size_t len);
 /*
  * td_coord_snapshot_started - subtask took its snapshot of checkpoint id:
  * the child `pid` writes its state files and exits 0 on success (pid 0: the
- * files are written already). expect_inflight: the subtask will also call
- * td_coord_inflight for id (unaligned mode). An id that is not pending
- * (aborted, unknown) gets its child killed and reaped.
+ * files are written already). err_fd (or -1): the read end of a pipe on
+ * which the child writes a one-line message before it exits non-zero; the
+ * coordinator takes it (closes it) and puts the message into the abort
+ * reason. expect_inflight: the subtask will also call td_coord_inflight
+ * for id (unaligned mode). An id that is not pending (aborted, unknown)
+ * gets its child killed and reaped.
  */
 void td_coord_snapshot_started(td_coord_t *c, int64_t id, int subtask,
-                               pid_t pid, int expect_inflight);
+                               pid_t pid, int err_fd, int expect_inflight);
 
 /*
  * td_coord_inflight - the in-flight input data of subtask for checkpoint

@@ -35,6 +35,7 @@
 #include "job.h"
 #include "keygroup.h"
 #include "luaalloc.h"
+#include "metadata.h"
 #include "snapshot.h"
 #include "source_file.h"
 
@@ -46,7 +47,7 @@ static int g_default_parallelism = 1;
 static int g_default_max_parallelism = 0;
 static pthread_mutex_t g_stdout_mu = PTHREAD_MUTEX_INITIALIZER;
 static const char *g_checkpoint_dir, *g_checkpoint_interval;
-static int g_resume;
+static int g_resume, g_allow_existing_output;
 
 /* Sentinels raised as light userdata: the task loop ended normally, or the
  * job was cancelled under this subtask (not a failure of its own). */
@@ -119,6 +120,10 @@ void td_host_set_checkpoint_defaults(const char *dir, const char *interval, int 
   g_resume = resume;
 }
 
+void td_host_set_output_defaults(int allow_existing_output) {
+  g_allow_existing_output = allow_existing_output;
+}
+
 static double monotonic_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
@@ -189,7 +194,8 @@ int td_host_run_script(lua_State *L, const char *path,
       snprintf(errbuf, errlen, "%s", m ? m : "unknown error");
       out = TD_RUN_ERROR;
       lua_getfield(L, LUA_REGISTRYINDEX, "tide.exit_code");
-      if (lua_tointeger(L, -1) == 2) out = TD_RUN_SYNTAX;
+      lua_Integer code = lua_tointeger(L, -1);
+      if (code == TD_RUN_SYNTAX || code == TD_RUN_CORRUPT) out = (int)code;
       lua_pop(L, 1);
     }
   }
@@ -383,7 +389,26 @@ static void log_stderr(void *ud, const char *line) {
   pthread_mutex_unlock(&g_stdout_mu);
 }
 
-/* core.execute(plan) -> true | nil, message */
+/* Notes for the exit summary, NUL-terminated one after the other (the job
+ * serializes the calls). */
+static void collect_note(void *ud, const char *line) {
+  td_wbuf_t *b = ud;
+  size_t len = strlen(line) + 1;
+  if (td_wbuf_reserve(b, len) == 0) {
+    memcpy(b->data + b->len, line, len);
+    b->len += len;
+  }
+}
+
+/* core.note(line): add a line to the job's exit summary (the planning
+ * VM's core.execute returns them). */
+static int l_note(lua_State *L) {
+  td_job_note(subtask_of(L)->job, luaL_checkstring(L, 1));
+  return 0;
+}
+
+/* core.execute(plan) -> true, nil, notes | nil, message, notes: notes are
+ * the lines subtasks added with core.note (for the exit summary). */
 static int l_execute(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   td_job_spec_t spec;
@@ -469,6 +494,25 @@ static int l_execute(lua_State *L) {
     lua_getfield(L, t, "unaligned");
     int unaligned = lua_toboolean(L, -1);
     lua_pop(L, 8);
+    lua_getfield(L, t, "tolerable_failed");
+    ck.tolerable_failed = (int)luaL_optinteger(L, -1, -1);
+    lua_pop(L, 1);
+    /* expected = {"file\nfile", ...}: per subtask (job order), the state
+     * files its snapshots write (strings stay referenced by the plan) */
+    lua_getfield(L, t, "expected");
+    if (lua_istable(L, -1)) {
+      int n = (int)luaL_len(L, -1);
+      const char **ex = lua_newuserdatauv(L, sizeof(char *) * (size_t)(n + 1), 0);
+      for (int i = 0; i < n; i++) {
+        lua_rawgeti(L, -2, i + 1);
+        ex[i] = lua_tostring(L, -1);
+        if (!ex[i]) luaL_error(L, "plan: checkpoint.expected[%d] is not a string", i + 1);
+        lua_pop(L, 1);
+      }
+      lua_setfield(L, t, "expected_c"); /* keeps the array alive */
+      ck.expected = ex;
+    }
+    lua_pop(L, 1);
     const char *mode = field_str(L, t, "mode", 1);
     if (unaligned) spec.align_mode = TD_ALIGN_UNALIGNED;
     else if (mode && strcmp(mode, "at_least_once") == 0) spec.align_mode = TD_ALIGN_AT_LEAST_ONCE;
@@ -477,6 +521,9 @@ static int l_execute(lua_State *L) {
   }
   spec.restore_dir = field_str(L, 1, "restore_dir", 1);
   spec.log = log_stderr;
+  td_wbuf_t notes = {0};
+  spec.note = collect_note;
+  spec.note_ud = &notes;
 
   char err[8192];
   int rc = td_job_run(&spec, subtask_body, err, sizeof err);
@@ -486,10 +533,19 @@ static int l_execute(lua_State *L) {
   if (rc) {
     lua_pushnil(L);
     lua_pushstring(L, err);
-    return 2;
+  } else {
+    lua_pushboolean(L, 1);
+    lua_pushnil(L);
   }
-  lua_pushboolean(L, 1);
-  return 1;
+  lua_createtable(L, 0, 0);
+  for (size_t off = 0, k = 1; off < notes.len; k++) {
+    size_t len = strlen(notes.data + off);
+    lua_pushlstring(L, notes.data + off, len);
+    lua_rawseti(L, -2, (lua_Integer)k);
+    off += len + 1;
+  }
+  td_wbuf_destroy(&notes);
+  return 3;
 }
 
 /* core.defaults() -> {parallelism=, max_parallelism=} for graph building */
@@ -518,6 +574,8 @@ static int l_defaults(lua_State *L) {
   }
   lua_pushboolean(L, g_resume);
   lua_setfield(L, -2, "resume");
+  lua_pushboolean(L, g_allow_existing_output);
+  lua_setfield(L, -2, "allow_existing_output");
   return 1;
 }
 
@@ -1103,9 +1161,10 @@ static int l_tick(lua_State *L) {
 }
 
 /* Write every name -> value of the table at index t as the state file
- * dir/name (one section, the value encoded). 0, or -1 with err. */
-static int write_state_files(lua_State *L, int t, const char *dir, char *err,
-                             size_t errlen) {
+ * dir/name: the identity of checkpoint id (flags TD_STATE_FINAL for a
+ * final state) of job `job`, then the value encoded. 0, or -1 with err. */
+static int write_state_files(lua_State *L, int t, const char *dir, int64_t id,
+                             uint32_t flags, const char *job, char *err, size_t errlen) {
   lua_pushnil(L);
   while (lua_next(L, t)) {
     const char *name = lua_tostring(L, -2);
@@ -1125,6 +1184,7 @@ static int write_state_files(lua_State *L, int t, const char *dir, char *err,
     }
     td_snapshot_writer_t *w;
     rc = td_snapshot_writer_open(&w, NULL, dir, name, TD_SNAPSHOT_KIND_STATE, err, errlen);
+    if (rc == 0) rc = td_meta_identity_write(w, id, flags, job, err, errlen);
     if (rc == 0) rc = td_snapshot_write_section(w, STATE_SECTION, b.data, b.len, err, errlen);
     if (rc == 0) rc = td_snapshot_writer_commit(w, err, errlen);
     if (rc && w) td_snapshot_writer_abort(w);
@@ -1135,14 +1195,12 @@ static int write_state_files(lua_State *L, int t, const char *dir, char *err,
   return 0;
 }
 
-static void child_fail(const char *dir, const char *msg) {
-  char line[1400];
-  int n = snprintf(line, sizeof line, "tide: snapshot into %s failed: %s\n", dir,
-                   msg ? msg : "unknown error");
-  if (n > 0) {
-    ssize_t w = write(2, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
-    (void)w;
-  }
+/* The snapshot child failed: its message goes to the coordinator through
+ * the pipe err_fd (the child never prints: the coordinator reports). */
+static void child_fail(int err_fd, const char *msg) {
+  if (!msg) msg = "unknown error";
+  ssize_t w = write(err_fd, msg, strnlen(msg, 1000));
+  (void)w;
   _exit(1);
 }
 
@@ -1150,17 +1208,19 @@ static void child_fail(const char *dir, const char *msg) {
  * the barrier. It must not call malloc (see alloc.h): the core's buffers
  * and the VM switch to an arena; the collector stays stopped, so no
  * finalizer (file handles!) runs here. */
-static void child_snapshot(lua_State *L, int fn, const char *dir, pid_t parent) {
+static void child_snapshot(lua_State *L, int fn, const char *dir, int64_t id,
+                           const char *job, pid_t parent, int err_fd) {
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (getppid() != parent) _exit(1);
   td_alloc_use_arena();
   lua_setallocf(L, td_arena_lua_alloc, NULL);
   lua_gc(L, LUA_GCSTOP);
   lua_pushvalue(L, fn);
-  if (lua_pcall(L, 0, 1, 0) != LUA_OK) child_fail(dir, lua_tostring(L, -1));
-  if (!lua_istable(L, -1)) child_fail(dir, "the snapshot function returned no table");
+  if (lua_pcall(L, 0, 1, 0) != LUA_OK) child_fail(err_fd, lua_tostring(L, -1));
+  if (!lua_istable(L, -1)) child_fail(err_fd, "the snapshot function returned no table");
   char err[1024];
-  if (write_state_files(L, lua_gettop(L), dir, err, sizeof err) != 0) child_fail(dir, err);
+  if (write_state_files(L, lua_gettop(L), dir, id, 0, job, err, sizeof err) != 0)
+    child_fail(err_fd, err);
   _exit(0);
 }
 
@@ -1198,12 +1258,19 @@ static int l_snapshot(lua_State *L) {
   /* the pause began at the caller's start (before its sinks pre-committed) */
   int64_t t0 = luaL_optinteger(L, 3, mono_us());
   pid_t pid = 0;
+  int pipefd[2] = {-1, -1};
   if (dir[0]) {
     pid_t parent = getpid();
+    if (pipe2(pipefd, O_CLOEXEC) != 0) pipefd[0] = pipefd[1] = -1;
     pid = fork();
-    if (pid == 0) child_snapshot(L, 2, dir, parent);
+    if (pid == 0) {
+      if (pipefd[0] >= 0) close(pipefd[0]);
+      child_snapshot(L, 2, dir, id, spec->name, parent, pipefd[1] >= 0 ? pipefd[1] : 2);
+    }
+    if (pipefd[1] >= 0) close(pipefd[1]);
     if (pid < 0) {
       int e = errno;
+      if (pipefd[0] >= 0) close(pipefd[0]);
       td_coord_decline(coord, id, st->global, "fork failed");
       forward_event(L, st, EXT_CANCEL, id);
       lua_pushboolean(L, 0);
@@ -1211,7 +1278,7 @@ static int l_snapshot(lua_State *L) {
       return 2;
     }
   }
-  td_coord_snapshot_started(coord, id, st->global, pid,
+  td_coord_snapshot_started(coord, id, st->global, pid, pipefd[0],
                             st->gate && spec->align_mode == TD_ALIGN_UNALIGNED);
   forward_event(L, st, EXT_BARRIER, id);
   td_coord_record_pause(coord, mono_us() - t0);
@@ -1236,7 +1303,8 @@ static int l_finished(lua_State *L) {
   lua_call(L, 0, 1);
   luaL_checktype(L, -1, LUA_TTABLE);
   int t = lua_gettop(L);
-  if (write_state_files(L, t, dir, err, sizeof err) != 0)
+  if (write_state_files(L, t, dir, 0, TD_STATE_FINAL, td_job_spec_of(st->job)->name, err,
+                        sizeof err) != 0)
     return luaL_error(L, "cannot write the final state: %s", err);
   int n = 0;
   lua_pushnil(L);
@@ -1344,6 +1412,99 @@ static int l_read_snapshot(lua_State *L) {
   return 1;
 }
 
+/* Push a checkpoint's metadata as {id =, time =, final =, subtasks =
+ * {flags, ...}, job = job description (decoded), job_name =, dir =,
+ * files = {{name =, subtask =, size =, crc =}, ...}}; a job description
+ * that does not decode gives nil, message. */
+static int push_meta(lua_State *L, const td_meta_t *m, const char *dir) {
+  size_t off = 0;
+  if (td_codec_decode(L, (const char *)m->job_info, m->job_info_len, &off) != 0 ||
+      off != m->job_info_len || !lua_istable(L, -1)) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "%s/_metadata: bad job description", dir);
+    return 2;
+  }
+  int job = lua_gettop(L);
+  lua_createtable(L, 0, 8);
+  lua_pushinteger(L, m->id);
+  lua_setfield(L, -2, "id");
+  lua_pushinteger(L, m->time_ms);
+  lua_setfield(L, -2, "time");
+  lua_pushboolean(L, (m->flags & TD_META_FINAL) != 0);
+  lua_setfield(L, -2, "final");
+  lua_createtable(L, m->n_subtasks, 0);
+  for (int i = 0; i < m->n_subtasks; i++) {
+    lua_pushinteger(L, m->subtasks[i]);
+    lua_rawseti(L, -2, i + 1);
+  }
+  lua_setfield(L, -2, "subtasks");
+  lua_pushvalue(L, job);
+  lua_setfield(L, -2, "job");
+  lua_pushstring(L, m->job_name);
+  lua_setfield(L, -2, "job_name");
+  lua_pushstring(L, dir);
+  lua_setfield(L, -2, "dir");
+  lua_createtable(L, (int)m->n_files, 0);
+  for (size_t i = 0; i < m->n_files; i++) {
+    lua_createtable(L, 0, 4);
+    lua_pushstring(L, m->files[i].name);
+    lua_setfield(L, -2, "name");
+    lua_pushinteger(L, m->files[i].subtask);
+    lua_setfield(L, -2, "subtask");
+    lua_pushinteger(L, (lua_Integer)m->files[i].size);
+    lua_setfield(L, -2, "size");
+    lua_pushinteger(L, m->files[i].crc);
+    lua_setfield(L, -2, "crc");
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+  lua_setfield(L, -2, "files");
+  return 1;
+}
+
+/* core.read_metadata(dir) -> metadata (see push_meta) | nil, message,
+ * code: dir/_metadata, checked as a snapshot file and parsed; the files it
+ * lists are not checked (core.verify_checkpoint does). code is "ENOENT"
+ * when there is no _metadata. */
+static int l_read_metadata(lua_State *L) {
+  const char *dir = luaL_checkstring(L, 1);
+  td_meta_t *m;
+  char err[1024];
+  int rc = td_meta_read(dir, &m, err, sizeof err);
+  if (rc) {
+    lua_pushnil(L);
+    lua_pushstring(L, err);
+    lua_pushstring(L, td_err_name(rc));
+    return 3;
+  }
+  int r = push_meta(L, m, dir);
+  td_meta_free(m);
+  return r;
+}
+
+/* core.verify_checkpoint(dir [, job]) -> metadata | nil, message, code:
+ * the checks recovery applies (state/metadata.h td_meta_verify): a sound
+ * _metadata of job `job` (if given), every file it lists present, sound,
+ * of the recorded size and CRC, and written for this checkpoint and job.
+ * code: "ENOENT" when there is no _metadata, else the first fault's. */
+static int l_verify_checkpoint(lua_State *L) {
+  const char *dir = luaL_checkstring(L, 1);
+  const char *job = luaL_optstring(L, 2, NULL);
+  td_meta_t *m;
+  char err[1400];
+  int rc = td_meta_verify(dir, job, NULL, NULL, &m, err, sizeof err);
+  if (rc) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/_metadata", dir);
+    lua_pushnil(L);
+    lua_pushstring(L, err);
+    lua_pushstring(L, rc == -ENOENT && access(path, F_OK) != 0 ? "ENOENT" : td_err_name(rc));
+    return 3;
+  }
+  int r = push_meta(L, m, dir);
+  td_meta_free(m);
+  return r;
+}
+
 /* core.read_state(path) -> value | nil, message: the value a state file
  * holds (checked, then decoded in place). */
 static int l_read_state(lua_State *L) {
@@ -1379,7 +1540,8 @@ static int l_replay_inflight(lua_State *L) {
     uint32_t tag;
     td_bytes_t bytes;
     td_snapshot_section(s, i, &tag, &bytes);
-    if ((int)tag >= td_gate_size(st->gate)) {
+    if (tag == TD_STATE_IDENTITY) continue;
+    if (tag >= (uint32_t)td_gate_size(st->gate)) {
       td_snapshot_free(s);
       return luaL_error(L, "%s: in-flight data for channel %d of %d", path, (int)tag,
                         td_gate_size(st->gate));
@@ -1931,6 +2093,7 @@ static const luaL_Reg core_funcs[] = {
     {"tick", l_tick},
     {"finish", l_finish},
     {"fail", l_fail},
+    {"note", l_note},
     {"done", l_done},
     {"cancelled", l_cancelled},
     {"write_stdout", l_write_stdout},
@@ -1956,6 +2119,8 @@ static const luaL_Reg core_funcs[] = {
     {"checkpoint_pending", l_checkpoint_pending},
     {"forward_barrier", l_forward_barrier},
     {"read_snapshot", l_read_snapshot},
+    {"read_metadata", l_read_metadata},
+    {"verify_checkpoint", l_verify_checkpoint},
     {"read_state", l_read_state},
     {"replay_inflight", l_replay_inflight},
     {NULL, NULL}};

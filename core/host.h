@@ -36,11 +36,17 @@ void td_host_set_defaults(int parallelism, int max_parallelism);
  */
 void td_host_set_checkpoint_defaults(const char *dir, const char *interval, int resume);
 
+/* td_host_set_output_defaults - the command line's --allow-existing-output
+ * (seen by scripts as core.defaults().allow_existing_output): a fresh start
+ * may write into sink directories holding committed output of the job. */
+void td_host_set_output_defaults(int allow_existing_output);
+
 /* Outcome of td_host_run_script. */
 enum {
   TD_RUN_OK = 0,
   TD_RUN_SYNTAX = 2,  /* the script does not load: syntax error, missing */
-  TD_RUN_ERROR = 1    /* the script raised, or a job it ran failed */
+  TD_RUN_ERROR = 1,   /* the script raised, or a job it ran failed */
+  TD_RUN_CORRUPT = 3  /* nothing to resume: every completed checkpoint is corrupt */
 };
 
 /*

@@ -113,6 +113,9 @@ static void job_free(td_job_t *job) {
   free(job);
 }
 
+/* The coordinator fails the job (too many failed checkpoints). */
+static void fail_job(void *ud, const char *message) { td_job_fail(ud, message); }
+
 int td_job_run(const td_job_spec_t *spec, void (*body)(td_subtask_t *),
                char *errbuf, size_t errlen) {
   td_job_t *job = calloc(1, sizeof *job);
@@ -150,10 +153,14 @@ int td_job_run(const td_job_spec_t *spec, void (*body)(td_subtask_t *),
     return rc;
   }
   unsigned char *is_source = malloc((size_t)total + 1);
-  td_ckpt_config_t cfg = {NULL, 0, 600000, 0, 1, 1, 1, NULL, 0, NULL, NULL};
+  td_ckpt_config_t cfg = {.timeout_ms = 600000, .max_concurrent = 1, .retained = 1,
+                          .first_id = 1, .tolerable_failed = -1};
   if (spec->checkpoint) cfg = *spec->checkpoint;
+  if (!cfg.job_name) cfg.job_name = spec->name;
   cfg.log = spec->log;
   cfg.log_ud = spec->log_ud;
+  cfg.fail = fail_job;
+  cfg.fail_ud = job;
   rc = is_source ? 0 : TD_ENOMEM;
   for (int i = 0; rc == 0 && i < total; i++) is_source[i] = job->subtasks[i].gate == NULL;
   if (rc == 0)
@@ -215,6 +222,13 @@ void td_job_fail(td_job_t *job, const char *message) {
   atomic_store(&job->cancelled, 1);
   for (int i = 0; i < job->n_subtasks; i++)
     if (job->subtasks[i].gate) td_gate_cancel(job->subtasks[i].gate);
+}
+
+void td_job_note(td_job_t *job, const char *line) {
+  if (!job->spec->note) return;
+  pthread_mutex_lock(&job->mu);
+  job->spec->note(job->spec->note_ud, line);
+  pthread_mutex_unlock(&job->mu);
 }
 
 int td_job_cancelled(const td_job_t *job) {

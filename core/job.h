@@ -53,6 +53,11 @@ typedef struct td_job_spec {
    * never prints. */
   void (*log)(void *ud, const char *line);
   void *log_ud;
+  /* Notes for the job's exit summary (files a recovery rewrote, ...), one
+   * line each, from any subtask's thread (serialized by the job); NULL:
+   * dropped. */
+  void (*note)(void *ud, const char *line);
+  void *note_ud;
 } td_job_spec_t;
 
 struct td_subtask {
@@ -84,6 +89,9 @@ const td_job_spec_t *td_job_spec_of(const td_job_t *job);
  * every gate is woken and every later wait returns TD_ECANCELED.
  */
 void td_job_fail(td_job_t *job, const char *message);
+
+/* td_job_note - add a line to the job's exit summary (spec->note). */
+void td_job_note(td_job_t *job, const char *line);
 
 /* td_job_coordinator - the job's checkpoint coordinator (never NULL
  * while subtasks run). */

@@ -3,14 +3,18 @@
  *
  *   tide run JOB.lua [--parallelism N] [--max-parallelism M]
  *                    [--checkpoint-dir D] [--checkpoint-interval T] [--resume]
- *                    [-- ARGS...]
+ *                    [--allow-existing-output] [-- ARGS...]
  *   tide verify DIR
  *   tide version
  *   tide help
  *
  * Exit status: 0 success; 1 the job or the script failed at run time;
- * 2 wrong usage, or a job script that does not load (syntax error).
+ * 2 wrong usage, a job script that does not load (syntax error), nothing
+ * to resume, or output a fresh start would duplicate; 3 every completed
+ * checkpoint is corrupt (the job can neither resume nor start afresh).
  */
+#include <dirent.h>
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,12 +26,12 @@
 
 #include "host.h"
 #include "keygroup.h"
-#include "snapshot.h"
+#include "metadata.h"
 
 static const char USAGE[] =
     "usage: tide run JOB.lua [--parallelism N] [--max-parallelism M]\n"
     "                        [--checkpoint-dir D] [--checkpoint-interval T]\n"
-    "                        [--resume] [-- ARGS...]\n"
+    "                        [--resume] [--allow-existing-output] [-- ARGS...]\n"
     "       tide verify DIR\n"
     "       tide version\n"
     "       tide help\n"
@@ -40,17 +44,46 @@ static const char USAGE[] =
     "      --checkpoint-dir D   take checkpoints into D/<job name>/chk-<n>\n"
     "      --checkpoint-interval T  every T (e.g. 500ms, 1s, 5m)\n"
     "      --resume           restart from the latest completed checkpoint\n"
-    "                         in the checkpoint directory (exit 2 if none)\n"
+    "                         in the checkpoint directory (exit 2 if none was\n"
+    "                         completed, 3 if every completed one is corrupt)\n"
+    "      --allow-existing-output  start afresh even when a file sink's\n"
+    "                         directory holds committed output of this job\n"
+    "                         (a second set of part files is added)\n"
     "  -- ARGS...             passed to the script as arg[1..] and ...\n"
-    "  verify DIR             check every state file of a checkpoint or\n"
-    "                         savepoint directory (magic, version, CRC32C);\n"
-    "                         exit 0 if all are sound, 1 if any is corrupt\n";
+    "  verify DIR             check a checkpoint directory (chk-<n>), or every\n"
+    "                         checkpoint of a job's directory, as --resume does:\n"
+    "                         _metadata and every file it lists (magic, version,\n"
+    "                         CRC32C, size, the checkpoint and job it was written\n"
+    "                         for); exit 0 if sound, 1 if not\n";
 
 static int usage_error(const char *fmt, const char *what) {
   fprintf(stderr, "tide: ");
   fprintf(stderr, fmt, what);
   fprintf(stderr, "\n%s", USAGE);
   return 2;
+}
+
+/* A duration as the Lua API takes it: a whole or decimal number and a
+ * unit, ms, s, m, h or d ("500ms", "1.5s"). 0 and *ms, or -1. */
+static int parse_duration(const char *s, long long *ms) {
+  static const struct { const char *unit; double ms; } units[] = {
+      {"ms", 1}, {"s", 1e3}, {"m", 6e4}, {"h", 3.6e6}, {"d", 8.64e7}};
+  char *end;
+  while (*s == ' ') s++;
+  if (*s < '0' || *s > '9') return -1;
+  double v = strtod(s, &end);
+  while (*end == ' ') end++;
+  size_t n = strcspn(end, " ");
+  for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+    if (strlen(units[i].unit) == n && strncmp(end, units[i].unit, n) == 0) {
+      const char *rest = end + n;
+      while (*rest == ' ') rest++;
+      if (*rest || v * units[i].ms > 9.2e18) return -1;
+      *ms = (long long)(v * units[i].ms + 0.5);
+      return 0;
+    }
+  }
+  return -1;
 }
 
 static int parse_positive(const char *s, long max, int *out) {
@@ -87,9 +120,10 @@ static int cmd_run(int argc, char **argv) {
       {"checkpoint-dir", required_argument, NULL, 'c'},
       {"checkpoint-interval", required_argument, NULL, 'i'},
       {"resume", no_argument, NULL, 'r'},
+      {"allow-existing-output", no_argument, NULL, 'a'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
-  int parallelism = 1, max_parallelism = 0, c, resume = 0;
+  int parallelism = 1, max_parallelism = 0, c, resume = 0, allow_existing = 0;
   const char *ckpt_dir = NULL, *ckpt_interval = NULL;
   const char *script = NULL;
   optind = 1;
@@ -121,8 +155,16 @@ static int cmd_run(int argc, char **argv) {
       if (!optarg[0]) return usage_error("%s", "--checkpoint-dir needs a directory");
       ckpt_dir = optarg;
       break;
-    case 'i':
+    case 'i': {
+      long long ms;
+      if (parse_duration(optarg, &ms))
+        return usage_error("--checkpoint-interval needs a duration such as 500ms, 1s or 5m, not '%s'",
+                           optarg);
       ckpt_interval = optarg;
+      break;
+    }
+    case 'a':
+      allow_existing = 1;
       break;
     case 'r':
       resume = 1;
@@ -148,6 +190,7 @@ static int cmd_run(int argc, char **argv) {
 
   td_host_set_defaults(parallelism, max_parallelism);
   td_host_set_checkpoint_defaults(ckpt_dir, ckpt_interval, resume);
+  td_host_set_output_defaults(allow_existing);
   lua_State *L = td_host_new_state();
   if (!L) {
     fprintf(stderr, "tide: out of memory\n");
@@ -165,22 +208,81 @@ static int cmd_run(int argc, char **argv) {
 }
 
 static void print_check(const td_snapshot_check_t *c, void *ud) {
-  (void)ud;
   static const char *const status[] = {"ok", "BAD", "skipped"};
-  printf("%-8s %s: %s\n", status[c->status], c->name, c->msg);
+  printf("%s%-8s %s: %s\n", (const char *)ud, status[c->status], c->name, c->msg);
 }
 
-/* tide verify DIR: check a checkpoint or savepoint directory, like
- * redis-check-rdb; one line per entry, exit 1 if any file is corrupt. */
+static int cmp_desc(const void *a, const void *b) {
+  long long x = *(const long long *)a, y = *(const long long *)b;
+  return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* The ids of the chk-<n> subdirectories of dir, newest first (at most
+ * max); the count, or -1 when dir cannot be listed. */
+static int list_checkpoints(const char *dir, long long *ids, int max) {
+  DIR *d = opendir(dir);
+  if (!d) return -1;
+  int n = 0;
+  struct dirent *de;
+  while ((de = readdir(d)) != NULL && n < max) {
+    char *end;
+    if (strncmp(de->d_name, "chk-", 4) != 0) continue;
+    long long id = strtoll(de->d_name + 4, &end, 10);
+    if (*end == 0 && end != de->d_name + 4 && id > 0) ids[n++] = id;
+  }
+  closedir(d);
+  qsort(ids, (size_t)n, sizeof *ids, cmp_desc);
+  return n;
+}
+
+/* tide verify DIR: check a checkpoint directory (chk-<n>) the way recovery
+ * does, or every checkpoint of a job's checkpoint directory (one holding
+ * chk-<n> directories), like redis-check-rdb; one line per file; exit 1
+ * if a completed checkpoint is corrupt, or if there is none. */
 static int cmd_verify(int argc, char **argv) {
   if (argc != 2) return usage_error("%s", "verify needs exactly one directory");
-  char err[1024];
-  int rc = td_snapshot_verify_dir(NULL, argv[1], print_check, NULL, err, sizeof err);
-  if (rc) {
-    fprintf(stderr, "tide: %s\n", err);
-    return 1;
+  const char *dir = argv[1];
+  char err[2048], path[4400];
+  static long long ids[100000];
+  snprintf(path, sizeof path, "%s/_metadata", dir);
+  int n = access(path, F_OK) == 0 ? 0 : list_checkpoints(dir, ids, 100000);
+  if (n <= 0) {
+    /* one checkpoint (or a directory that should be one) */
+    if (n < 0 && access(dir, F_OK) != 0) {
+      fprintf(stderr, "tide: %s: cannot list: %s\n", dir, strerror(errno));
+      return 1;
+    }
+    int rc = td_meta_verify(dir, NULL, print_check, "", NULL, err, sizeof err);
+    if (rc) {
+      fprintf(stderr, "tide: %s\n", err);
+      return 1;
+    }
+    return 0;
   }
-  return 0;
+  /* a job's checkpoint directory: newest first, as --resume looks */
+  int bad = 0, complete = 0;
+  long long restorable = 0;
+  for (int i = 0; i < n; i++) {
+    snprintf(path, sizeof path, "%s/chk-%lld", dir, ids[i]);
+    char meta[4500];
+    snprintf(meta, sizeof meta, "%s/_metadata", path);
+    if (access(meta, F_OK) != 0) {
+      printf("chk-%lld: incomplete (no _metadata): not a checkpoint, never restored\n", ids[i]);
+      continue;
+    }
+    complete++;
+    printf("chk-%lld:\n", ids[i]);
+    if (td_meta_verify(path, NULL, print_check, "  ", NULL, err, sizeof err) != 0) {
+      bad++;
+      fprintf(stderr, "tide: %s\n", err);
+    } else if (!restorable) {
+      restorable = ids[i];
+    }
+  }
+  if (restorable) printf("--resume restores chk-%lld\n", restorable);
+  else printf("no sound checkpoint: --resume has nothing to restore\n");
+  if (complete == 0) fprintf(stderr, "tide: %s: no completed checkpoint\n", dir);
+  return bad || complete == 0 ? 1 : 0;
 }
 
 int main(int argc, char **argv) {

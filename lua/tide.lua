@@ -26,6 +26,20 @@ end
 
 local tide = { _VERSION = VERSION, duration = util.duration, format = util.format }
 
+--- The names in a directory, sorted, without "." and ".." (no shell is
+-- involved, whatever the path holds).
+-- @param path string
+-- @return array of names, or nil and a message (as io.open)
+function tide.list_dir(path)
+  if type(path) ~= "string" then
+    error("bad argument #1 to 'list_dir' (string expected, got " .. type(path) .. ")", 2)
+  end
+  local names, err = core.list_dir(path)
+  if not names then return nil, err end
+  table.sort(names)
+  return names
+end
+
 -- tide.windows, tide.triggers and tide.evictors live in tide.window
 setmetatable(tide, { __index = function(_, k)
   if k == "windows" or k == "triggers" or k == "evictors" then return require("tide.window")[k] end
@@ -678,14 +692,55 @@ local JobFailure = {
 -- An error the command line reports with exit status exit_code (2: usage).
 local UsageError = { __tostring = function(e) return e.message end }
 
+-- The committed part files of job `name` in the directories of the job's
+-- file sinks (names "part-<job name>-<id>-<subtask>-<n>"), at most 3 named
+-- per directory: {{dir =, files = {...}, count = n}, ...}.
+local function committed_output(env, name)
+  local filesink = require "tide.filesink"
+  local found = {}
+  for _, n in ipairs(env.nodes) do
+    local dir = n.kind == "sink" and n.sink.dir
+    if dir then
+      local files = filesink.committed_of_job(dir, name)
+      if #files > 0 then found[#found + 1] = { dir = dir, files = files, uid = n.uid, op = n.name } end
+    end
+  end
+  return found
+end
+
+local function usage_error(message, code)
+  return setmetatable({ exit_code = code or 2, message = message }, UsageError)
+end
+
+-- "none yet" or "all corrupt": the error for a job with no checkpoint to
+-- restore. corrupt lists the completed checkpoints found corrupt.
+local function no_checkpoint_error(job_dir, corrupt)
+  if #corrupt == 0 then
+    return usage_error("no completed checkpoint to resume from in " .. job_dir)
+  end
+  return usage_error(string.format("every completed checkpoint in %s is corrupt, so the job cannot resume; " ..
+    "starting it afresh would commit its output a second time beside what it already committed " ..
+    "(repair or restore the checkpoint directory, or remove the job's output and checkpoints to start over):\n  %s",
+    job_dir, table.concat(corrupt, "\n  ")), 3)
+end
+
 --- Run the job and wait until it ends (Flink's execute): every bounded
 -- source read to its end, every record through, every sink committed.
 -- @param name string, optional: the job name
--- @return table {job_name = string, job_id = string (names the part files
---   this run committed: part-<job_id>-...), runtime_ms = integer}
+-- @return table {job_name = string, job_id = string (the id in the names
+--   of the part files this run committed: part-<job name>-<job_id>-...;
+--   a resumed run keeps the id of the run it resumes), part_prefix =
+--   string (what the names of those part files start with), runtime_ms =
+--   integer, restarts = integer, notes = {line, ...} (what the exit
+--   summary reported: part files recovery took back and rewrote, ...)}
 -- Raises an error object (tostring gives "job 'NAME' failed: ...", with
 -- fields job and message) when a subtask fails: a UDF error names the
 -- operator, its uid, the place it was defined and the error's file:line.
+-- Refuses (exit status 2) to start afresh into an output directory that
+-- holds committed part files of the same job name, unless the command
+-- line says --allow-existing-output; with --resume, refuses with exit
+-- status 2 when no checkpoint was ever completed and 3 when every
+-- completed checkpoint is corrupt.
 function Env:execute(name)
   name = name or self.name
   executions = executions + 1
@@ -702,51 +757,81 @@ function Env:execute(name)
     require("tide.runtime").run(self, plan, ctx)
     core.done() -- ends the script in this task VM
   end
-  plan.job_id = random_id()
   local ckpt = require "tide.checkpoint"
   local cc = self.checkpoint
   local job_dir = cc and ckpt.job_dir(cc.dir, name)
+  local defaults = core.defaults()
   local function warn(msg) io.stderr:write("tide: warning: ", msg, "\n") end
   local restore
-  if core.defaults().resume then
+  if defaults.resume then
     if not cc then
-      error(setmetatable({ exit_code = 2, message = "--resume needs a checkpoint directory " ..
-        "(--checkpoint-dir or env{checkpoint = {dir = ...}})" }, UsageError), 2)
+      error(usage_error("--resume needs a checkpoint directory (--checkpoint-dir or env{checkpoint = {dir = ...}})"), 2)
     end
-    restore = ckpt.find_latest(job_dir, warn)
-    if not restore then
-      error(setmetatable({ exit_code = 2, message = "no completed checkpoint to resume from in " .. job_dir },
-        UsageError), 2)
-    end
+    local corrupt
+    restore, corrupt = ckpt.find_latest(job_dir, warn, name)
+    if not restore then error(no_checkpoint_error(job_dir, corrupt), 2) end
     io.stderr:write(string.format("tide: resuming job '%s' from checkpoint %d (%s)\n", name, restore.id, restore.dir))
+  elseif not defaults.allow_existing_output then
+    local found = committed_output(self, name)
+    if #found > 0 then
+      local f = found[1]
+      error(usage_error(string.format("%s (uid '%s'): %s already holds committed output of job '%s' (%s%s); " ..
+        "starting the job afresh would write a second copy beside it. Resume the run that wrote it " ..
+        "(--resume), remove those files, or pass --allow-existing-output to add a new set of part files",
+        f.op, f.uid, f.dir, name, table.concat(f.files, ", ", 1, math.min(3, #f.files)),
+        #f.files > 3 and string.format(" and %d more", #f.files - 3) or "")), 2)
+    end
   end
+  -- the id in the part files' names: a resumed job keeps its run's
+  plan.job_id = restore and restore.job.lineage or random_id()
   local restart = ckpt.restart_strategy(self.restart_cfg, cc ~= nil)
   local t0 = core.now_ms()
+  local notes, restarts = {}, 0
+  local function summary(how)
+    if #notes == 0 and restarts == 0 then return end
+    io.stderr:write(string.format("tide: summary of job '%s': %s after %d ms, %d restart%s\n", name, how,
+      core.now_ms() - t0, restarts, restarts == 1 and "" or "s"))
+    for _, line in ipairs(notes) do io.stderr:write("tide:   ", line, "\n") end
+  end
   while true do
     if restore and restore.job.fingerprint ~= plan.fingerprint then
-      error(setmetatable({ exit_code = 2, message = string.format("checkpoint %s was taken by a different " ..
-        "job graph (operators, uids, parallelism or edges changed); cannot restore it", restore.dir) },
-        UsageError), 2)
+      error(usage_error(string.format("checkpoint %s was taken by a different " ..
+        "job graph (operators, uids, parallelism or edges changed); cannot restore it", restore.dir)), 2)
     end
     if cc then
       local ids = ckpt.list(job_dir)
       plan.checkpoint = { dir = job_dir, interval = cc.interval, timeout = cc.timeout, min_pause = cc.min_pause,
         max_concurrent = cc.max_concurrent, retained = cc.retained, mode = cc.mode, unaligned = cc.unaligned,
-        first_id = (ids[1] or 0) + 1, job_info = ckpt.job_info(self, plan, name) }
+        tolerable_failed = cc.tolerable_failed_checkpoints, first_id = (ids[1] or 0) + 1,
+        job_info = ckpt.job_info(self, plan, name), expected = ckpt.expected_files(self, plan) }
     end
     plan.restore_dir = restore and restore.dir or nil
-    local ok, err = core.execute(plan)
+    local ok, err, run_notes = core.execute(plan)
+    table.move(run_notes, 1, #run_notes, #notes + 1, notes)
     if ok then break end
     local delay = restart.on_failure(core.now_ms())
-    if not delay then error(setmetatable({ job = name, message = err }, JobFailure), 2) end
+    if not delay then
+      summary("failed")
+      error(setmetatable({ job = name, message = err }, JobFailure), 2)
+    end
+    restarts = restarts + 1
     io.stderr:write(string.format("tide: job '%s' failed; restarting in %d ms: %s\n", name, delay, err))
     core.sleep_ms(delay)
-    restore = cc and ckpt.find_latest(job_dir, warn) or nil
+    if cc then
+      local corrupt
+      restore, corrupt = ckpt.find_latest(job_dir, warn, name)
+      if not restore and #corrupt > 0 then
+        summary("failed")
+        error(no_checkpoint_error(job_dir, corrupt), 2)
+      end
+    end
     if restore then
       io.stderr:write(string.format("tide: restoring checkpoint %d (%s)\n", restore.id, restore.dir))
     end
   end
-  return { job_name = name, job_id = plan.job_id, runtime_ms = core.now_ms() - t0 }
+  summary("finished")
+  return { job_name = name, job_id = plan.job_id, runtime_ms = core.now_ms() - t0, restarts = restarts,
+    notes = notes, part_prefix = "part-" .. util.safe_name(name) .. "-" .. plan.job_id .. "-" }
 end
 
 tide.DataStream, tide.KeyedStream, tide.Env = DataStream, KeyedStream, Env

@@ -32,16 +32,15 @@ local result = env:execute("wordcount")
 
 -- Read back the part files this run committed and print the top words.
 local counts = {}
-local ls = io.popen("ls '" .. out_dir .. "'")
-for name in ls:lines() do
-  if name:sub(1, #result.job_id + 6) == "part-" .. result.job_id .. "-" then
+local names = assert(tide.list_dir(out_dir))
+for _, name in ipairs(names) do
+  if name:sub(1, #result.part_prefix) == result.part_prefix then
     for line in io.lines(out_dir .. "/" .. name) do
       local word, n = line:match("^(.*),(%d+)$")
       counts[#counts + 1] = { word, tonumber(n) }
     end
   end
 end
-ls:close()
 table.sort(counts, function(a, b) return a[2] > b[2] or (a[2] == b[2] and a[1] < b[1]) end)
 print(string.format("%d distinct words in %d ms; top %d:", #counts, result.runtime_ms, top))
 for i = 1, math.min(top, #counts) do

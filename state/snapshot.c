@@ -16,14 +16,12 @@
  * size, CRC, and last the section walk, which cannot fail on a file with
  * a good CRC unless a writer was wrong or the file was crafted.
  *
- * Every file operation goes through the td_snapshot_io_t table; only
- * td_snapshot_verify_dir lists a directory with opendir/lstat directly.
+ * Every file operation goes through the td_snapshot_io_t table.
  */
 #include "snapshot.h"
 
 #include "alloc.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -35,6 +33,7 @@
 
 #include <isa-l/crc.h>
 
+#include "bytes.h"
 #include "error.h"
 
 #define WBUF_SIZE 65536u
@@ -52,26 +51,6 @@ static void seterr(char *err, size_t errlen, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(err, errlen, fmt, ap);
   va_end(ap);
-}
-
-static void put32(unsigned char *p, uint32_t v) {
-  for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static void put64(unsigned char *p, uint64_t v) {
-  for (int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static uint32_t get32(const unsigned char *p) {
-  uint32_t v = 0;
-  for (int i = 3; i >= 0; i--) v = (v << 8) | p[i];
-  return v;
-}
-
-static uint64_t get64(const unsigned char *p) {
-  uint64_t v = 0;
-  for (int i = 7; i >= 0; i--) v = (v << 8) | p[i];
-  return v;
 }
 
 uint32_t td_snapshot_crc32c(uint32_t crc, const void *buf, size_t len) {
@@ -273,8 +252,8 @@ int td_snapshot_writer_open(td_snapshot_writer_t **out,
 
   unsigned char hdr[TD_SNAPSHOT_HEADER_SIZE];
   memcpy(hdr, TD_SNAPSHOT_MAGIC, MAGIC_LEN);
-  put32(hdr + 8, TD_SNAPSHOT_VERSION);
-  put32(hdr + 12, kind);
+  td_le_put32(hdr + 8, TD_SNAPSHOT_VERSION);
+  td_le_put32(hdr + 12, kind);
   emit(w, hdr, sizeof hdr, NULL, 0); /* fits in the empty buffer */
 
   int fd = w->io->open(w->io->ud, w->tmp, TD_SNAPSHOT_OPEN_CREATE);
@@ -318,8 +297,8 @@ int td_snapshot_write_section(td_snapshot_writer_t *w, uint32_t tag,
     return TD_EINVAL;
   }
   unsigned char sh[TD_SNAPSHOT_SECTION_HEADER_SIZE];
-  put32(sh, tag);
-  put64(sh + 4, (uint64_t)len);
+  td_le_put32(sh, tag);
+  td_le_put64(sh + 4, (uint64_t)len);
   int rc = emit(w, sh, sizeof sh, err, errlen);
   if (rc == 0) rc = emit(w, data, len, err, errlen);
   if (rc == 0) w->count++;
@@ -336,10 +315,10 @@ int td_snapshot_writer_commit(td_snapshot_writer_t *w, char *err,
   }
   const td_snapshot_io_t *io = w->io;
   unsigned char tr[TD_SNAPSHOT_TRAILER_SIZE];
-  put32(tr, w->count);
-  put64(tr + 4, w->size + TD_SNAPSHOT_TRAILER_SIZE);
+  td_le_put32(tr, w->count);
+  td_le_put64(tr + 4, w->size + TD_SNAPSHOT_TRAILER_SIZE);
   uint32_t crc = td_snapshot_crc32c(w->crc, tr, 12);
-  put32(tr + 12, crc);
+  td_le_put32(tr + 12, crc);
   int rc = emit(w, tr, sizeof tr, err, errlen);
   if (rc == 0) rc = flush(w, err, errlen);
   if (rc < 0) return rc;
@@ -498,8 +477,8 @@ static int parse(td_snapshot_t *s, const char *path, char *err,
   if (size < TD_SNAPSHOT_HEADER_SIZE)
     CORRUPT("%s: truncated: %llu bytes, shorter than the header", path,
             usize);
-  s->version = get32(p + 8);
-  s->kind = get32(p + 12);
+  s->version = td_le_get32(p + 8);
+  s->kind = td_le_get32(p + 12);
   if (s->version == 0) CORRUPT("%s: bad format version 0", path);
   if (s->version > TD_SNAPSHOT_VERSION)
     CORRUPT("%s: format version %u is newer than this build reads (%u): "
@@ -510,9 +489,9 @@ static int parse(td_snapshot_t *s, const char *path, char *err,
             usize, MIN_SIZE);
 
   const unsigned char *tr = p + size - TD_SNAPSHOT_TRAILER_SIZE;
-  uint32_t count = get32(tr);
-  uint64_t tsize = get64(tr + 4);
-  uint32_t stored = get32(tr + 12);
+  uint32_t count = td_le_get32(tr);
+  uint64_t tsize = td_le_get64(tr + 4);
+  uint32_t stored = td_le_get32(tr + 12);
   if (tsize != (uint64_t)size)
     CORRUPT("%s: size mismatch: the trailer says %llu bytes, the file has "
             "%llu (truncated or appended to)",
@@ -539,8 +518,8 @@ static int parse(td_snapshot_t *s, const char *path, char *err,
     if (end - off < TD_SNAPSHOT_SECTION_HEADER_SIZE)
       CORRUPT("%s: section %zu at offset %zu: header runs into the trailer",
               path, n, off);
-    uint32_t tag = get32(p + off);
-    uint64_t len = get64(p + off + 4);
+    uint32_t tag = td_le_get32(p + off);
+    uint64_t len = td_le_get64(p + off + 4);
     size_t data = off + TD_SNAPSHOT_SECTION_HEADER_SIZE;
     if (len > (uint64_t)(end - data))
       CORRUPT("%s: section %zu (tag %u) at offset %zu: length %llu runs "
@@ -616,149 +595,4 @@ int td_snapshot_find(const td_snapshot_t *s, uint32_t tag, size_t *pos,
     return td_snapshot_section(s, i, NULL, out) == 0;
   }
   return 0;
-}
-
-/* ---- verify a directory ---- */
-
-static int ends_with(const char *s, const char *suffix) {
-  size_t n = strlen(s), k = strlen(suffix);
-  return n >= k && memcmp(s + n - k, suffix, k) == 0;
-}
-
-static int cmp_names(const void *a, const void *b) {
-  return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* 1 if the file starts with the magic, 0 if not, or < 0. */
-static int has_magic(const td_snapshot_io_t *io, const char *path) {
-  int fd = io->open(io->ud, path, TD_SNAPSHOT_OPEN_READ);
-  if (fd < 0) return fd;
-  unsigned char m[MAGIC_LEN];
-  size_t got = 0;
-  int rc = 0;
-  while (got < MAGIC_LEN) {
-    ssize_t n = io->read(io->ud, fd, m + got, MAGIC_LEN - got);
-    if (n < 0) rc = (int)n;
-    if (n <= 0) break;
-    got += (size_t)n;
-  }
-  (void)io->close(io->ud, fd);
-  if (rc < 0) return rc;
-  return got == MAGIC_LEN && memcmp(m, TD_SNAPSHOT_MAGIC, MAGIC_LEN) == 0;
-}
-
-/* Check one entry; fills c (c->msg points at msg). */
-static void check_entry(const td_snapshot_io_t *io, const char *dir,
-                        const char *name, td_snapshot_check_t *c, char *msg,
-                        size_t msglen) {
-  memset(c, 0, sizeof *c);
-  c->name = name;
-  c->msg = msg;
-  msg[0] = '\0';
-  char *path = join_path(dir, name, "");
-  if (!path) {
-    c->status = TD_SNAPSHOT_CHECK_BAD;
-    c->rc = TD_ENOMEM;
-    seterr(msg, msglen, "%s/%s: out of memory", dir, name);
-    return;
-  }
-  struct stat st;
-  int expected = !strcmp(name, "_metadata") || ends_with(name, ".state");
-  if (lstat(path, &st) < 0) {
-    c->status = TD_SNAPSHOT_CHECK_BAD;
-    c->rc = -errno;
-    seterr(msg, msglen, "%s: lstat: %s", path, td_strerror(c->rc));
-  } else if (!S_ISREG(st.st_mode)) {
-    c->status = expected ? TD_SNAPSHOT_CHECK_BAD : TD_SNAPSHOT_CHECK_SKIPPED;
-    c->rc = expected ? TD_ECORRUPT : 0;
-    seterr(msg, msglen, "%s: not a regular file", path);
-  } else if (ends_with(name, ".tmp")) {
-    c->status = TD_SNAPSHOT_CHECK_SKIPPED;
-    seterr(msg, msglen, "%s: unfinished write (a leftover .tmp file)", path);
-  } else {
-    int magic = expected ? 1 : has_magic(io, path);
-    td_snapshot_t *s = NULL;
-    if (magic < 0) {
-      c->status = TD_SNAPSHOT_CHECK_BAD;
-      c->rc = magic;
-      seterr(msg, msglen, "%s: %s", path, td_strerror(magic));
-    } else if (!magic) {
-      c->status = TD_SNAPSHOT_CHECK_SKIPPED;
-      seterr(msg, msglen, "%s: not a snapshot file (no magic)", path);
-    } else if ((c->rc = td_snapshot_read(&s, io, path, msg, msglen)) < 0) {
-      c->status = TD_SNAPSHOT_CHECK_BAD;
-    } else {
-      c->status = TD_SNAPSHOT_CHECK_OK;
-      c->kind = s->kind;
-      c->version = s->version;
-      c->sections = (uint32_t)s->count;
-      c->size = s->size;
-      seterr(msg, msglen, "kind %u, version %u, %u sections, %llu bytes",
-             c->kind, c->version, c->sections, (unsigned long long)c->size);
-      td_snapshot_free(s);
-    }
-  }
-  free(path);
-}
-
-int td_snapshot_verify_dir(const td_snapshot_io_t *io, const char *dir,
-                           td_snapshot_check_fn fn, void *ud, char *err,
-                           size_t errlen) {
-  if (!dir) return TD_EINVAL;
-  if (!io) io = &posix_io;
-  DIR *d = opendir(dir);
-  if (!d) {
-    int rc = -errno;
-    seterr(err, errlen, "%s: cannot list: %s", dir, td_strerror(rc));
-    return rc;
-  }
-  char **names = NULL;
-  size_t n = 0, cap = 0;
-  int rc = 0;
-  struct dirent *de;
-  errno = 0;
-  while ((de = readdir(d)) != NULL) {
-    if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
-    if (n == cap) {
-      size_t ncap = cap ? 2 * cap : 16;
-      char **nn = realloc(names, ncap * sizeof *nn);
-      if (!nn) break;
-      names = nn;
-      cap = ncap;
-    }
-    if (!(names[n] = strdup(de->d_name))) break;
-    n++;
-    errno = 0;
-  }
-  if (de != NULL) { /* left the loop on an allocation failure */
-    rc = TD_ENOMEM;
-    seterr(err, errlen, "%s: out of memory", dir);
-  } else if (errno != 0) {
-    rc = -errno;
-    seterr(err, errlen, "%s: readdir: %s", dir, td_strerror(rc));
-  }
-  closedir(d);
-  if (rc == 0 && n > 1) qsort(names, n, sizeof *names, cmp_names);
-
-  size_t checked = 0, bad = 0;
-  int first = 0;
-  char msg[1024], first_msg[1024] = "";
-  for (size_t i = 0; rc == 0 && i < n; i++) {
-    td_snapshot_check_t c;
-    check_entry(io, dir, names[i], &c, msg, sizeof msg);
-    if (c.status != TD_SNAPSHOT_CHECK_SKIPPED) checked++;
-    if (c.status == TD_SNAPSHOT_CHECK_BAD && bad++ == 0) {
-      first = c.rc;
-      snprintf(first_msg, sizeof first_msg, "%s", msg);
-    }
-    if (fn) fn(&c, ud);
-  }
-  if (rc == 0 && bad > 0) {
-    rc = first;
-    seterr(err, errlen, "%s: %zu of %zu snapshot files bad, first: %s", dir,
-           bad, checked, first_msg);
-  }
-  for (size_t i = 0; i < n; i++) free(names[i]);
-  free(names);
-  return rc;
 }

@@ -240,9 +240,9 @@ int td_snapshot_section(const td_snapshot_t *s, size_t i, uint32_t *tag,
 int td_snapshot_find(const td_snapshot_t *s, uint32_t tag, size_t *pos,
                      td_bytes_t *out);
 
-/* ---- verifying a directory (`tide verify`) ---- */
+/* ---- checking a directory's files (`tide verify`, state/metadata.h) ---- */
 
-/* What td_snapshot_verify_dir found for one directory entry. */
+/* What a check found for one directory entry. */
 enum {
   TD_SNAPSHOT_CHECK_OK = 0,      /* a snapshot file, valid */
   TD_SNAPSHOT_CHECK_BAD = 1,     /* should be a snapshot file and is not */
@@ -260,28 +260,8 @@ typedef struct td_snapshot_check {
   uint64_t size;                    /* OK only: file size in bytes */
 } td_snapshot_check_t;
 
-/* Called once per directory entry, in name order; the strings are valid
- * during the call only. */
+/* Called once per directory entry; the strings are valid during the call
+ * only. */
 typedef void (*td_snapshot_check_fn)(const td_snapshot_check_t *c, void *ud);
-
-/*
- * td_snapshot_verify_dir - check a checkpoint or savepoint directory (not
- * recursive). Each entry is reported through fn (may be NULL):
- *  - a regular file that starts with the magic, or whose name says it
- *    should ("_metadata", "*.state"), is read in full with
- *    td_snapshot_read(): OK or BAD (a "*.state" file without the magic is
- *    BAD);
- *  - "*.tmp" files (unfinished writes), other regular files, and entries
- *    that are not regular files (subdirectories, symlinks ...) are SKIPPED.
- * Entries are listed with opendir(3) and lstat(2) directly; files are
- * read through io (NULL: POSIX).
- * Returns 0 when no entry is BAD; otherwise the rc of the first BAD entry
- * in name order (TD_ECORRUPT for a corrupt file), with a summary in err
- * ("chk-3: 2 of 5 snapshot files bad, first: ..."); -errno when dir
- * cannot be listed; TD_ENOMEM.
- */
-int td_snapshot_verify_dir(const td_snapshot_io_t *io, const char *dir,
-                           td_snapshot_check_fn fn, void *ud, char *err,
-                           size_t errlen);
 
 #endif

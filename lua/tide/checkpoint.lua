@@ -17,10 +17,10 @@ local M = {}
 -- Flink's defaults: checkpoint timeout 10 min, no pause, one at a time,
 -- one retained checkpoint, exactly-once with aligned barriers.
 local DEFAULTS = { timeout = 600000, min_pause = 0, max_concurrent = 1, retained = 1,
-  mode = "exactly_once", unaligned = false }
+  mode = "exactly_once", unaligned = false, tolerable_failed_checkpoints = 0 }
 
 local KNOWN = { dir = true, interval = true, timeout = true, min_pause = true, max_concurrent = true,
-  mode = true, unaligned = true, retained = true }
+  mode = true, unaligned = true, retained = true, tolerable_failed_checkpoints = true }
 
 local function positive_int(v, what)
   if math.type(v) ~= "integer" or v < 1 then
@@ -34,7 +34,9 @@ end
 --   periodic checkpoints), timeout (duration, default 10 min), min_pause
 --   (duration, 0), max_concurrent (integer, 1), mode ("exactly_once" |
 --   "at_least_once"), unaligned (boolean; exactly-once only), retained
---   (integer, 1)
+--   (integer, 1), tolerable_failed_checkpoints (integer, 0: consecutive
+--   checkpoint failures (I/O errors, timeouts; not declines) tolerated
+--   before the job fails over, as Flink's tolerable-failed-checkpoints)
 -- @param cli table or nil: {dir =, interval =} from the command line,
 --   which win over the script's values
 -- @return the normalized table (durations in ms), or nil when no
@@ -69,6 +71,10 @@ function M.config(cfg, cli)
   c.min_pause = util.duration(c.min_pause, "checkpoint.min_pause")
   positive_int(c.max_concurrent, "max_concurrent")
   positive_int(c.retained, "retained")
+  local tol = c.tolerable_failed_checkpoints
+  if math.type(tol) ~= "integer" or tol < 0 then
+    error("bad checkpoint.tolerable_failed_checkpoints: expected a non-negative integer, got " .. tostring(tol), 0)
+  end
   if c.mode ~= "exactly_once" and c.mode ~= "at_least_once" then
     error("bad checkpoint.mode: 'exactly_once' or 'at_least_once' expected, got " .. tostring(c.mode), 0)
   end
@@ -82,9 +88,7 @@ end
 --- The directory of a job's checkpoints: <dir>/<job name>, with
 -- characters other than letters, digits, '.', '_' and '-' replaced by '_'.
 function M.job_dir(dir, job_name)
-  local name = tostring(job_name):gsub("[^%w%._%-]", "_")
-  if name == "" or name:match("^%.+$") then name = "job" end
-  return dir .. "/" .. name
+  return dir .. "/" .. util.safe_name(job_name)
 end
 
 --- The state file of operator uid in subtask s (0-based): "<uid>-<s>.state"
@@ -99,7 +103,8 @@ end
 function M.inflight_file(t, s) return string.format("inflight-%d-%d.state", t, s) end
 
 --- The job description stored in every _metadata: fingerprint, job name,
--- and per task its parallelism and operator uids (MessagePack).
+-- lineage (the id in the names of the job's part files, kept across
+-- resumes), and per task its parallelism and operator uids (MessagePack).
 function M.job_info(env, plan, name)
   local tasks = {}
   for i, t in ipairs(plan.tasks) do
@@ -107,40 +112,31 @@ function M.job_info(env, plan, name)
     for j, id in ipairs(t.nodes) do uids[j] = env.nodes[id].uid end
     tasks[i] = { parallelism = t.parallelism, uids = uids }
   end
-  return core.encode({ version = 1, job = name, fingerprint = plan.fingerprint, tasks = tasks })
+  return core.encode({ version = 1, job = name, fingerprint = plan.fingerprint, lineage = plan.job_id,
+    tasks = tasks })
 end
 
---- Read and check a checkpoint's _metadata.
--- @return {id =, time =, final =, subtasks = {flags...}, job = decoded
---   job info} or nil, message
-function M.read_metadata(chk)
-  local s, err = core.read_snapshot(chk .. "/_metadata")
-  if not s then return nil, err end
-  local info, job, subs
-  for _, sec in ipairs(s.sections) do
-    if sec.tag == 1 then info = sec.data elseif sec.tag == 2 then job = sec.data elseif sec.tag == 3 then subs = sec.data end
-  end
-  if not info or #info < 24 or not job or not subs then return nil, chk .. "/_metadata: sections missing" end
-  local id, time, flags, n = string.unpack("<i8i8I4I4", info)
-  if #subs ~= n then return nil, chk .. "/_metadata: subtask table has the wrong size" end
-  local ok, decoded = pcall(core.decode, job)
-  if not ok or type(decoded) ~= "table" then return nil, chk .. "/_metadata: bad job description" end
-  local flags_of = {}
-  for i = 1, n do flags_of[i] = subs:byte(i) end
-  return { id = id, time = time, final = flags & 1 == 1, subtasks = flags_of, job = decoded, dir = chk }
-end
-
--- Every state file a checkpoint must hold, per its job description.
-local function expected_files(meta)
-  local files, g = {}, 0
-  for t, task in ipairs(meta.job.tasks) do
-    for s = 0, task.parallelism - 1 do
-      g = g + 1
-      for _, uid in ipairs(task.uids) do files[#files + 1] = M.state_file(uid, s) end
-      if meta.subtasks[g] & 2 == 2 then files[#files + 1] = M.inflight_file(t, s) end
+--- The state files each subtask's snapshot writes, per subtask in job
+-- order (task by task), each a "\n"-separated list: one file per operator
+-- of the subtask's chain (the coordinator aborts a checkpoint missing one).
+function M.expected_files(env, plan)
+  local out = {}
+  for _, t in ipairs(plan.tasks) do
+    for s = 0, t.parallelism - 1 do
+      local names = {}
+      for j, id in ipairs(t.nodes) do names[j] = M.state_file(env.nodes[id].uid, s) end
+      out[#out + 1] = table.concat(names, "\n")
     end
   end
-  return files
+  return out
+end
+
+--- Read and check a checkpoint's _metadata (not the files it lists).
+-- @return {id =, time =, final =, subtasks = {flags...}, job = decoded
+--   job info, job_name =, dir =, files = {{name =, subtask =, size =,
+--   crc =}...}} or nil, message
+function M.read_metadata(chk)
+  return core.read_metadata(chk)
 end
 
 --- The checkpoint ids in a job's checkpoint directory, newest first.
@@ -155,38 +151,29 @@ function M.list(job_dir)
   return ids
 end
 
---- The newest complete, sound checkpoint of a job: its _metadata and every
--- state file in its directory pass their checks (magic, CRC32C, size).
--- Checkpoints without _metadata are incomplete and skipped silently; a
--- corrupt one is skipped with a warning through warn(message).
--- @return metadata (see read_metadata) or nil
-function M.find_latest(job_dir, warn)
+--- The newest sound checkpoint of a job. A checkpoint is sound when it
+-- passes the checks `tide verify` applies (core.verify_checkpoint): a
+-- sound _metadata of this job, and every file it lists present, sound, of
+-- the recorded size and CRC32C, and written for this checkpoint and job.
+-- A directory without _metadata is an incomplete checkpoint and skipped
+-- silently; a completed but corrupt one is skipped with a warning through
+-- warn(message), falling back to an older one.
+-- @param job_name the job the checkpoints must belong to (nil: any)
+-- @return metadata (see read_metadata), or nil and a list of the
+--   completed checkpoints found corrupt ({} when none was ever completed:
+--   "none yet" and "all corrupt" are different situations)
+function M.find_latest(job_dir, warn, job_name)
+  local corrupt = {}
   for _, id in ipairs(M.list(job_dir)) do
     local chk = job_dir .. "/chk-" .. id
-    local f = io.open(chk .. "/_metadata", "rb")
-    if f then
-      f:close()
-      local meta, err = M.read_metadata(chk)
-      if meta then
-        for _, name in ipairs(core.list_dir(chk) or {}) do
-          if name:match("%.state$") then
-            local s, serr = core.read_snapshot(chk .. "/" .. name)
-            if not s then err = serr break end
-          end
-        end
-        if not err then
-          for _, name in ipairs(expected_files(meta)) do
-            local g = io.open(chk .. "/" .. name, "rb")
-            if not g then err = chk .. "/" .. name .. ": missing" break end
-            g:close()
-          end
-        end
-        if not err then return meta end
-      end
+    local meta, err, code = core.verify_checkpoint(chk, job_name)
+    if meta then return meta end
+    if code ~= "ENOENT" then
+      corrupt[#corrupt + 1] = string.format("checkpoint %d: %s", id, err)
       if warn then warn(string.format("checkpoint %d is corrupt, falling back to an older one: %s", id, err)) end
     end
   end
-  return nil
+  return nil, corrupt
 end
 
 --- A restart strategy (Flink's RestartStrategies), consulted after each

@@ -49,7 +49,20 @@
 -- twice from the same state gives the same directory. Without a state,
 -- recover removes the in-progress and pending files of cfg.prefix (a
 -- failed attempt's) and numbers after its highest committed file, so no
--- committed file is overwritten.
+-- committed file is overwritten. The writer's `taken_back` lists the
+-- committed files recovery removed (to be rewritten under the same names
+-- from the replayed records: the runtime warns about them).
+--
+-- Orphans: with cfg.job (a job name) and cfg.keep (a set of ids), recover
+-- also removes the in-progress and pending files of other runs of that job
+-- ("part-<job>-<id>-<subtask>-<n>") whose id is not in keep nor its own:
+-- attempts killed before any checkpoint referenced their files. The
+-- writer's `orphans` lists them.
+--
+-- Part file names (M.part_prefix): "part-<job>-<id>-<subtask>-<n>", where
+-- <job> is the job name with characters other than letters, digits, '.',
+-- '_' and '-' replaced by '_', and <id> the hexadecimal id of the run that
+-- started the job's lineage of checkpoints (a resumed run keeps it).
 --
 -- Durability: a file is flushed and fsynced before it is renamed to pending;
 -- the directory is fsynced after renames and removals, before pre_commit,
@@ -98,6 +111,34 @@ end
 
 -- A Lua pattern matching s literally.
 local function literal(s) return (s:gsub("%p", "%%%0")) end
+
+local safe_name = require("tide.util").safe_name
+
+--- The prefix of the part files of subtask `subtask` of job `job` in the
+-- run lineage `id`: "part-<job>-<id>-<subtask>-".
+function M.part_prefix(job, id, subtask)
+  return string.format("part-%s-%s-%d-", safe_name(job), id, subtask)
+end
+
+-- The pattern of job's part file names, committed or (hidden = true) not;
+-- captures the run id.
+local function job_pattern(job, hidden)
+  local p = "part%-" .. literal(safe_name(job)) .. "%-(%x+)%-%d+%-%d+"
+  if hidden then return "^%." .. p .. "%.(%a+)$" end
+  return "^" .. p .. "$"
+end
+
+--- The committed part files of job `job` in dir (any run), sorted.
+-- @return array of file names (empty when dir does not exist)
+function M.committed_of_job(dir, job)
+  local names = core.list_dir(dir) or {}
+  local pat, out = job_pattern(job), {}
+  for _, name in ipairs(names) do
+    if name:match(pat) then out[#out + 1] = name end
+  end
+  table.sort(out)
+  return out
+end
 
 -- ---- naming ----------------------------------------------------------------
 
@@ -440,16 +481,33 @@ function M.recover(cfg)
   local hidden = {}
   for i, p in ipairs(prefixes) do hidden[i] = "^%." .. literal(p) .. "%d+%.(%a+)$" end
   local committed = "^" .. literal(w.prefix) .. "(%d+)$"
+  local orphan = cfg.job and job_pattern(cfg.job, true)
+  local keep = {}
+  for id in pairs(cfg.keep or {}) do keep[id] = true end
+  for _, p in ipairs(prefixes) do
+    local id = cfg.job and p:match("^part%-" .. literal(safe_name(cfg.job)) .. "%-(%x+)%-")
+    if id then keep[id] = true end
+  end
   local next_free = 0
+  w.taken_back, w.orphans = {}, {}
+  local function remove(name, list)
+    local ok, rerr = os.remove(w.dir .. "/" .. name)
+    if not ok and exists(w.dir .. "/" .. name) then
+      error("tide.filesink: recover: cannot remove '" .. name .. "': " .. tostring(rerr), 0)
+    end
+    w.dirty = true
+    if list then list[#list + 1] = name end
+  end
   for _, name in ipairs(names) do
+    local run, state = nil, nil
+    if orphan then run, state = name:match(orphan) end
+    if run and not keep[run] and (state == "inprogress" or state == "pending") then
+      remove(name, w.orphans)
+    end
     for _, pat in ipairs(hidden) do
       local kind = name:match(pat)
       if kind == "inprogress" or kind == "pending" then
-        local ok, rerr = os.remove(w.dir .. "/" .. name)
-        if not ok and exists(w.dir .. "/" .. name) then
-          error("tide.filesink: recover: cannot remove '" .. name .. "': " .. tostring(rerr), 0)
-        end
-        w.dirty = true
+        remove(name)
         break
       end
     end
@@ -458,17 +516,15 @@ function M.recover(cfg)
       local k = math.tointeger(tonumber(num))
       if st and k and k >= st.counter then
         -- committed after the restored checkpoint: its records are replayed
-        local ok, rerr = os.remove(w.dir .. "/" .. name)
-        if not ok and exists(w.dir .. "/" .. name) then
-          error("tide.filesink: recover: cannot remove '" .. name .. "': " .. tostring(rerr), 0)
-        end
-        w.dirty = true
+        remove(name, w.taken_back)
       elseif k and k + 1 > next_free then
         next_free = k + 1
       end
     end
   end
   w.counter = st and st.counter or next_free
+  table.sort(w.taken_back)
+  table.sort(w.orphans)
   sync_dir(w)
   return w
 end

@@ -7,7 +7,10 @@
 --   out   push(b, ts, n) sends records b[1..n] with timestamps ts[1..n]
 --         (ts nil: none) downstream; watermark(wm) and status(s) forward
 --         events; side(tag) -> push function of a side output;
---   rt    subtask, parallelism, job_id, batch (runtime mode), now() ->
+--   rt    subtask, parallelism, job_id (the run lineage's id), job_name,
+--         warn(line) (a warning for stderr and the exit summary),
+--         kept_runs() -> set of run ids whose files checkpoints may
+--         reference (nil: none to clean), batch (runtime mode), now() ->
 --         processing time (ms), norm_key(k, node);
 -- and op has push(b, ts, n), and optionally watermark(wm) (fire what is
 -- due, then forward), processing_time(now), next_timer(), finish(),
@@ -632,10 +635,36 @@ end
 -- DefaultRollingPolicy).
 local FINAL = math.maxinteger -- the final checkpoint's pre-commit id
 
-local function part_writer(sink_cfg, rt, header)
-  local cfg = { dir = sink_cfg.dir, prefix = string.format("part-%s-%d-", rt.job_id, rt.subtask),
+local function part_writer(node, rt, header)
+  local sink_cfg = node.sink
+  local cfg = { dir = sink_cfg.dir, prefix = filesink.part_prefix(rt.job_name, rt.job_id, rt.subtask),
     rolling_size = sink_cfg.rolling_size, rollover_interval = sink_cfg.rollover_interval,
     inactivity_interval = sink_cfg.inactivity_interval, header = header, now = rt.now, defer_sync = true }
+  -- subtask 0 removes what killed runs of the job left unreferenced
+  if rt.subtask == 0 and rt.kept_runs then
+    cfg.job = rt.job_name
+    cfg.keep = rt.kept_runs()
+  end
+  local where = string.format("%s (uid '%s') in subtask %d/%d", node.name, node.uid, rt.subtask + 1,
+    rt.parallelism)
+  local function recover(restored_id)
+    local r = filesink.recover(cfg)
+    cfg.job = nil -- once per run
+    if #r.orphans > 0 then
+      rt.warn(string.format("%s: removed %d in-progress part files of earlier runs that no checkpoint " ..
+        "references: %s", where, #r.orphans, table.concat(r.orphans, ", ")))
+    end
+    if #r.taken_back > 0 then
+      -- falling back past a newer checkpoint: what it committed is redone
+      local n = #r.taken_back
+      rt.warn(string.format("%s: recovery from checkpoint %s took back %d committed part file%s that a " ..
+        "newer checkpoint had committed, to rewrite %s under the same name%s from the replayed records " ..
+        "(a reader that consumed %s must discard what it read): %s", where, tostring(restored_id), n,
+        n == 1 and "" or "s", n == 1 and "it" or "them", n == 1 and "" or "s", n == 1 and "it" or "them",
+        table.concat(r.taken_back, ", ")))
+    end
+    return r
+  end
   local w, last
   -- time-based rolling is checked every half of the shorter interval (Flink
   -- checks every bucket-check-interval)
@@ -645,7 +674,7 @@ local function part_writer(sink_cfg, rt, header)
   -- created on first use, or by restore: recovering with no state removes
   -- what a failed attempt of this job left (same prefix)
   local function writer()
-    if not w then w = filesink.recover(cfg) end
+    if not w then w = recover() end
     return w
   end
   return {
@@ -660,7 +689,7 @@ local function part_writer(sink_cfg, rt, header)
     end,
     restore = function(s)
       cfg.state = s.sink
-      w = filesink.recover(cfg)
+      w = recover(s.sink and s.sink.checkpoint)
       cfg.state = nil
     end,
     notify_checkpoint_complete = function(id, final) writer():commit(final and FINAL or id) end,
@@ -688,8 +717,7 @@ function sinks.print(node, rt)
 end
 
 function sinks.text(node, rt)
-  local cfg = node.sink
-  local w = part_writer(cfg, rt)
+  local w = part_writer(node, rt)
   local fmt = util.format
   local lines = {}
   return function(b, _, n)
@@ -708,7 +736,7 @@ function sinks.csv(node, rt)
     for i, c in ipairs(columns) do h[i] = field(tostring(c), delim) end
     header = table.concat(h, delim) .. "\n"
   end
-  local w = part_writer(cfg, rt, header)
+  local w = part_writer(node, rt, header)
   local lines, fields = {}, {}
   local function row(v)
     if type(v) ~= "table" then return field(v, delim) end

@@ -78,8 +78,28 @@ function M.build(env, ids, rt, local_consumers, remote_outputs, unconsumed_side)
   return built, op_of_fn
 end
 
+-- Tide's own Lua files: lua/tide.lua and lua/tide/*.lua
+local LIB_SOURCE = debug.getinfo(1, "S").source:gsub("tide/runtime%.lua$", "")
+
+-- Whether an error was raised in the user's code: the innermost Lua
+-- function on the stack (above the handler) is not one of Tide's files.
+local function raised_in_user_code()
+  for level = 3, 200 do
+    local info = debug.getinfo(level, "S")
+    if not info then break end
+    if info.what ~= "C" then
+      local src = info.source
+      return not (src:sub(1, #LIB_SOURCE) == LIB_SOURCE and
+        (src:sub(#LIB_SOURCE + 1, #LIB_SOURCE + 5) == "tide/" or src:sub(#LIB_SOURCE + 1) == "tide.lua"))
+    end
+  end
+  return false
+end
+
 --- An error handler for xpcall that names the operator whose code raised
--- (the innermost operator function on the stack).
+-- (the innermost operator function on the stack). A traceback follows only
+-- errors raised in user code; an operational error (I/O, a bad record
+-- reported by Tide itself) is one line.
 function M.handler(op_of_fn, where)
   return function(err)
     if type(err) == "userdata" then return err end
@@ -90,8 +110,9 @@ function M.handler(op_of_fn, where)
       node = op_of_fn[info.func]
       if node then break end
     end
-    return string.format("%s failed%s: %s\n%s", node and describe(node) or "task", where or "",
-      tostring(err), debug.traceback("", 2):gsub("^\n", ""))
+    local msg = string.format("%s failed%s: %s", node and describe(node) or "task", where or "", tostring(err))
+    if not raised_in_user_code() then return msg end
+    return msg .. "\n" .. debug.traceback("", 2):gsub("^\n", "")
   end
 end
 
@@ -184,8 +205,24 @@ function M.run(env, plan, ctx)
   local ckpt = require "tide.checkpoint"
   for id, e in ipairs(plan.edges) do e.id = id end
   local rt = {
-    subtask = ctx.subtask, parallelism = ctx.parallelism, job_id = ctx.job_id,
+    subtask = ctx.subtask, parallelism = ctx.parallelism, job_id = ctx.job_id, job_name = ctx.name,
     batch = env.runtime_mode == "batch", now = core.now_ms,
+    warn = function(line)
+      io.stderr:write("tide: warning: ", line, "\n")
+      core.note(line)
+    end,
+    -- runs whose files completed checkpoints of this job may reference
+    kept_runs = function()
+      local keep = {}
+      if env.checkpoint then
+        local job_dir = ckpt.job_dir(env.checkpoint.dir, ctx.name)
+        for _, id in ipairs(ckpt.list(job_dir)) do
+          local meta = ckpt.read_metadata(job_dir .. "/chk-" .. id)
+          if meta and meta.job.lineage then keep[meta.job.lineage] = true end
+        end
+      end
+      return keep
+    end,
   }
   local combiners = {} -- node id -> {edge id -> combiner}
   local built, op_of_fn = M.build(env, task.nodes, rt,

@@ -86,7 +86,7 @@ function M.harness(build, opts)
   if type(result) ~= "table" or result.env ~= env then
     error("harness: the build function must return the stream to test", 2)
   end
-  local h = setmetatable({ out = {}, sides = {}, clock = 0, env = env }, Harness)
+  local h = setmetatable({ out = {}, sides = {}, warnings = {}, clock = 0, env = env }, Harness)
   env:_add_node("harness_capture", { result }, { name = "harness_output", capture = h.out })
   local ids, consumers = {}, {}
   for id, node in ipairs(env.nodes) do
@@ -104,8 +104,9 @@ function M.harness(build, opts)
     end
   end
   local rt = {
-    subtask = subtask, parallelism = parallelism, job_id = "harness", batch = env.runtime_mode == "batch",
-    now = function() return h.clock end,
+    subtask = subtask, parallelism = parallelism, job_id = "0", job_name = "harness",
+    batch = env.runtime_mode == "batch", now = function() return h.clock end,
+    warn = function(line) h.warnings[#h.warnings + 1] = line end,
   }
   local sides = h.sides
   h.ops, h.op_of_fn = runtime.build(env, ids, rt,

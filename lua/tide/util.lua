@@ -28,6 +28,15 @@ function M.duration(v, what, level)
   return ms
 end
 
+--- A job name as it appears in file and directory names (checkpoint
+-- directories, part files): characters other than letters, digits, '.',
+-- '_' and '-' become '_'; an empty name or one of only dots becomes "job".
+function M.safe_name(job)
+  local name = tostring(job):gsub("[^%w%._%-]", "_")
+  if name == "" or name:match("^%.+$") then name = "job" end
+  return name
+end
+
 --- Format a float so that it reads back as the same number, shortest first.
 local function fmt_float(v)
   if v ~= v then return "nan" end

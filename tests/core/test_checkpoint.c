@@ -117,7 +117,7 @@ static int quiet_for(td_coord_t *c, int ms) {
 
 /* ack_all - subtasks 0..n-1 report checkpoint id written (no child). */
 static void ack_all(td_coord_t *c, int64_t id, int n) {
-  for (int s = 0; s < n; s++) td_coord_snapshot_started(c, id, s, 0, 0);
+  for (int s = 0; s < n; s++) td_coord_snapshot_started(c, id, s, 0, -1, 0);
 }
 
 /* ---- a coordinator in a temporary directory ---- */
@@ -128,7 +128,35 @@ typedef struct fx {
   td_ckpt_config_t cfg;
   td_coord_t *c;
   int64_t t0;      /* before td_coord_new */
+  pthread_mutex_t mu;
+  int fails;       /* cfg.fail calls */
+  char failed[1200], logged[4096]; /* the fail message; every log line */
 } fx_t;
+
+static void fx_on_fail(void *ud, const char *msg) {
+  fx_t *f = ud;
+  pthread_mutex_lock(&f->mu);
+  f->fails++;
+  snprintf(f->failed, sizeof f->failed, "%s", msg);
+  pthread_mutex_unlock(&f->mu);
+}
+
+static void fx_on_log(void *ud, const char *line) {
+  fx_t *f = ud;
+  pthread_mutex_lock(&f->mu);
+  size_t n = strlen(f->logged);
+  snprintf(f->logged + n, sizeof f->logged - n, "%s\n", line);
+  pthread_mutex_unlock(&f->mu);
+}
+
+/* fx_fails - cfg.fail calls so far, and the last message into buf. */
+static int fx_fails(fx_t *f, char *buf, size_t len) {
+  pthread_mutex_lock(&f->mu);
+  int n = f->fails;
+  snprintf(buf, len, "%s", f->failed);
+  pthread_mutex_unlock(&f->mu);
+  return n;
+}
 
 static int fx_init(fx_t *f) {
   memset(f, 0, sizeof *f);
@@ -149,6 +177,12 @@ static int fx_init(fx_t *f) {
   f->cfg.first_id = 1;
   f->cfg.job_info = JOB_INFO;
   f->cfg.job_info_len = sizeof JOB_INFO - 1;
+  f->cfg.tolerable_failed = -1;
+  f->cfg.fail = fx_on_fail;
+  f->cfg.fail_ud = f;
+  f->cfg.log = fx_on_log;
+  f->cfg.log_ud = f;
+  pthread_mutex_init(&f->mu, NULL);
   return 1;
 }
 
@@ -200,6 +234,17 @@ static int chk_exists(const fx_t *f, int64_t id, const char *name) {
   return exists(chk_path(f, id, name, p, sizeof p));
 }
 
+/* write_snap - DIR/NAME as a snapshot file with one section holding text. */
+static int write_snap(const char *dir, const char *name, const char *text) {
+  td_snapshot_writer_t *w;
+  char err[256];
+  int rc = td_snapshot_writer_open(&w, NULL, dir, name, TD_SNAPSHOT_KIND_STATE, err, sizeof err);
+  if (rc == 0) rc = td_snapshot_write_section(w, 1, text, strlen(text), err, sizeof err);
+  if (rc == 0) rc = td_snapshot_writer_commit(w, err, sizeof err);
+  else td_snapshot_writer_abort(w);
+  return rc == 0;
+}
+
 static int write_file(const char *path, const char *text) {
   FILE *fp = fopen(path, "w");
   if (!fp) return 0;
@@ -219,7 +264,7 @@ static int same_file(const char *a, const char *b) {
 typedef struct meta {
   uint32_t kind;
   size_t sections;
-  uint32_t tags[3];
+  uint32_t tags[5];
   size_t info_len;
   uint64_t id, wall;
   uint32_t flags, n;
@@ -248,7 +293,7 @@ static int read_meta(const fx_t *f, int64_t id, meta_t *m) {
   }
   m->kind = td_snapshot_kind(s);
   m->sections = td_snapshot_count(s);
-  for (size_t i = 0; i < m->sections && i < 3; i++) {
+  for (size_t i = 0; i < m->sections && i < 5; i++) {
     td_bytes_t b;
     td_snapshot_section(s, i, &m->tags[i], &b);
     const unsigned char *p = b.data;
@@ -263,7 +308,7 @@ static int read_meta(const fx_t *f, int64_t id, meta_t *m) {
     } else if (i == 1) {
       m->job_len = b.len;
       if (b.len <= sizeof m->job) memcpy(m->job, p, b.len);
-    } else {
+    } else if (i == 2) {
       m->n_subs = b.len;
       if (b.len <= sizeof m->subs) memcpy(m->subs, p, b.len);
     }
@@ -281,10 +326,12 @@ static int read_meta(const fx_t *f, int64_t id, meta_t *m) {
     meta_t m_;                                                              \
     TD_CHECK_INT(read_meta((f_), (id_), &m_), 0);                           \
     TD_CHECK_INT(m_.kind, TD_SNAPSHOT_KIND_METADATA);                       \
-    TD_CHECK_INT(m_.sections, 3);                                           \
+    TD_CHECK_INT(m_.sections, 5);                                           \
     TD_CHECK_INT(m_.tags[0], TD_META_INFO);                                 \
     TD_CHECK_INT(m_.tags[1], TD_META_JOB);                                  \
     TD_CHECK_INT(m_.tags[2], TD_META_SUBTASKS);                             \
+    TD_CHECK_INT(m_.tags[3], TD_META_NAME);                                 \
+    TD_CHECK_INT(m_.tags[4], TD_META_FILES);                                \
     TD_CHECK_INT(m_.info_len, 32);                                          \
     TD_CHECK_INT(m_.id, (id_));                                             \
     TD_CHECK(m_.wall > 0);                                                  \
@@ -302,16 +349,20 @@ static int read_meta(const fx_t *f, int64_t id, meta_t *m) {
 
 typedef struct child {
   pid_t pid;
-  int wfd; /* closing it lets the child go on */
+  int wfd;   /* closing it lets the child go on */
+  int errfd; /* child_spawn_msg: the read end of its message pipe */
 } child_t;
 
-/* child_spawn - fork a child that waits until child_release, sleeps
- * briefly and exits with `code`. */
-static int child_spawn(child_t *ch, int code) {
-  int fds[2];
+/* child_spawn_msg - fork a child that waits until child_release, sleeps
+ * briefly, writes msg (if any) to a pipe whose read end is ch->errfd (as
+ * the runtime's snapshot children report failures) and exits with
+ * `code`. */
+static int child_spawn_msg(child_t *ch, int code, const char *msg) {
+  int fds[2], efd[2] = {-1, -1};
   ch->pid = -1;
   ch->wfd = -1;
-  if (pipe(fds) != 0) {
+  ch->errfd = -1;
+  if (pipe(fds) != 0 || (msg && pipe(efd) != 0)) {
     TD_CHECK(!"pipe failed");
     return 0;
   }
@@ -325,9 +376,14 @@ static int child_spawn(child_t *ch, int code) {
     }
     struct timespec ts = {0, 20 * 1000000L};
     nanosleep(&ts, NULL);
+    if (msg) {
+      ssize_t w = write(efd[1], msg, strlen(msg));
+      (void)w;
+    }
     _exit(code);
   }
   close(fds[0]);
+  if (msg) close(efd[1]);
   if (pid < 0) {
     close(fds[1]);
     TD_CHECK(!"fork failed");
@@ -335,8 +391,12 @@ static int child_spawn(child_t *ch, int code) {
   }
   ch->pid = pid;
   ch->wfd = fds[1];
+  ch->errfd = efd[0];
   return 1;
 }
+
+/* child_spawn - a child without a message pipe (see child_spawn_msg). */
+static int child_spawn(child_t *ch, int code) { return child_spawn_msg(ch, code, NULL); }
 
 static void child_release(child_t *ch) {
   if (ch->wfd >= 0) close(ch->wfd);
@@ -502,12 +562,12 @@ TD_TEST(test_checkpoint_completes_when_every_subtask_acked) {
     waiter_t w;
     waiter_start(&w, f.c, 0);
     int64_t id = first_request(&f);
-    td_coord_snapshot_started(f.c, id, 0, 0, 0);
-    td_coord_snapshot_started(f.c, id, 2, 0, 0);
-    td_coord_snapshot_started(f.c, id, 2, 0, 0); /* twice: counted once */
+    td_coord_snapshot_started(f.c, id, 0, 0, -1, 0);
+    td_coord_snapshot_started(f.c, id, 2, 0, -1, 0);
+    td_coord_snapshot_started(f.c, id, 2, 0, -1, 0); /* twice: counted once */
     TD_CHECK(quiet_for(f.c, 100));
     TD_CHECK(!chk_exists(&f, id, "_metadata")); /* subtask 1 is missing */
-    td_coord_snapshot_started(f.c, id, 1, 0, 0);
+    td_coord_snapshot_started(f.c, id, 1, 0, -1, 0);
     pthread_join(w.th, NULL);
     TD_CHECK_INT(w.rc, 1);
     TD_CHECK_INT(w.completed, id);
@@ -516,8 +576,8 @@ TD_TEST(test_checkpoint_completes_when_every_subtask_acked) {
     check_meta(&f, id, 0, 3, 0, 0, 0);
     TD_CHECK(!chk_exists(&f, id, "_metadata.tmp"));
     char path[1024], err[512];
-    TD_CHECK_INT(td_snapshot_verify_dir(NULL, chk_path(&f, id, "", path, sizeof path),
-                                        NULL, NULL, err, sizeof err),
+    TD_CHECK_INT(td_meta_verify(chk_path(&f, id, "", path, sizeof path), NULL, NULL, NULL,
+                                NULL, err, sizeof err),
                  0);
     td_coord_stats_t st = stats_of(f.c);
     TD_CHECK_INT(st.completed, 1);
@@ -542,10 +602,10 @@ TD_TEST(test_checkpoint_child_exit_0_completes_after_exit) {
   static const unsigned char src[1] = {1};
   fx_t f;
   if (!fx_init(&f)) return;
-  child_t ch = {-1, -1};
+  child_t ch = {-1, -1, -1};
   if (fx_start(&f, 1, src) && child_spawn(&ch, 0)) {
     int64_t id = first_request(&f);
-    td_coord_snapshot_started(f.c, id, 0, ch.pid, 0);
+    td_coord_snapshot_started(f.c, id, 0, ch.pid, -1, 0);
     TD_CHECK(quiet_for(f.c, 100));
     TD_CHECK_INT(td_coord_completed(f.c), 0); /* the child still runs */
     TD_CHECK(!chk_exists(&f, id, "_metadata"));
@@ -564,11 +624,11 @@ TD_TEST(test_checkpoint_child_exit_0_completes_after_exit) {
 TD_TEST(test_checkpoint_child_exit_1_aborts) {
   fx_t f;
   if (!fx_init(&f)) return;
-  child_t ch = {-1, -1};
+  child_t ch = {-1, -1, -1};
   if (fx_start(&f, 2, src_op) && child_spawn(&ch, 1)) {
     int64_t id = first_request(&f);
-    td_coord_snapshot_started(f.c, id, 0, 0, 0);
-    td_coord_snapshot_started(f.c, id, 1, ch.pid, 0);
+    td_coord_snapshot_started(f.c, id, 0, 0, -1, 0);
+    td_coord_snapshot_started(f.c, id, 1, ch.pid, -1, 0);
     TD_CHECK(chk_exists(&f, id, ""));
     child_release(&ch);
     TD_CHECK(wait_aborted(f.c, 1));
@@ -594,7 +654,7 @@ TD_TEST(test_checkpoint_timeout_aborts) {
   f.cfg.timeout_ms = 50;
   if (fx_start(&f, 2, src_op)) {
     int64_t id = first_request(&f);
-    td_coord_snapshot_started(f.c, id, 0, 0, 0); /* subtask 1 never acks */
+    td_coord_snapshot_started(f.c, id, 0, 0, -1, 0); /* subtask 1 never acks */
     TD_CHECK(wait_aborted(f.c, 1));
     /* triggered after the interval, aborted after the timeout */
     TD_CHECK(now_ms() - f.t0 >= f.cfg.interval_ms + f.cfg.timeout_ms);
@@ -624,11 +684,11 @@ TD_TEST(test_checkpoint_timeout_aborts) {
 TD_TEST(test_checkpoint_decline_aborts) {
   fx_t f;
   if (!fx_init(&f)) return;
-  child_t ch = {-1, -1};
+  child_t ch = {-1, -1, -1};
   if (fx_start(&f, 2, src_op)) {
     int64_t id = first_request(&f);
     td_coord_decline(f.c, 999, 1, "not pending: ignored");
-    td_coord_snapshot_started(f.c, id, 0, 0, 0);
+    td_coord_snapshot_started(f.c, id, 0, 0, -1, 0);
     td_coord_decline(f.c, id, 1, "alignment timed out");
     td_coord_decline(f.c, id, 0, NULL); /* a second decline: one abort */
     TD_CHECK(wait_aborted(f.c, 1));
@@ -636,9 +696,9 @@ TD_TEST(test_checkpoint_decline_aborts) {
     TD_CHECK_INT(td_coord_completed(f.c), 0);
     /* a late acknowledgement changes nothing; a late child is killed and
      * reaped at once */
-    td_coord_snapshot_started(f.c, id, 1, 0, 0);
+    td_coord_snapshot_started(f.c, id, 1, 0, -1, 0);
     if (child_spawn(&ch, 0)) {
-      td_coord_snapshot_started(f.c, id, 1, ch.pid, 0);
+      td_coord_snapshot_started(f.c, id, 1, ch.pid, -1, 0);
       TD_CHECK(child_reaped(ch.pid));
       ch.pid = -1;
     }
@@ -690,17 +750,17 @@ TD_TEST(test_checkpoint_finished_subtasks_linked_then_final) {
     snprintf(f1, sizeof f1, "%s/op-1.state", fin);
     snprintf(f0, sizeof f0, "%s/src-0.state", fin);
     /* subtask 1 (not a source) finishes */
-    TD_CHECK(write_file(f1, "final state of subtask 1"));
+    TD_CHECK(write_snap(fin, "op-1.state", "final state of subtask 1"));
     const char *names1[] = {"op-1.state"};
     td_coord_finished(f.c, 1, 1, names1, 1);
     int64_t id = first_request(&f);
-    td_coord_snapshot_started(f.c, id, 0, 0, 0); /* enough now */
+    td_coord_snapshot_started(f.c, id, 0, 0, -1, 0); /* enough now */
     TD_CHECK(wait_completed(f.c, id));
     TD_CHECK(same_file(chk_path(&f, id, "op-1.state", p, sizeof p), f1));
     check_meta(&f, id, 0, 2, 0, TD_META_SUB_FINISHED);
 
     /* then the source: the final checkpoint links both */
-    TD_CHECK(write_file(f0, "final state of subtask 0"));
+    TD_CHECK(write_snap(fin, "src-0.state", "final state of subtask 0"));
     const char *names0[] = {"src-0.state"};
     td_coord_finished(f.c, 0, 1, names0, 1);
     int64_t last = wait_final(f.c);
@@ -807,8 +867,8 @@ TD_TEST(test_checkpoint_inflight_written_then_complete) {
   if (!fx_init(&f)) return;
   if (fx_start(&f, 2, src_op)) {
     int64_t id = first_request(&f);
-    td_coord_snapshot_started(f.c, id, 0, 0, 0);
-    td_coord_snapshot_started(f.c, id, 1, 0, 1); /* unaligned */
+    td_coord_snapshot_started(f.c, id, 0, 0, -1, 0);
+    td_coord_snapshot_started(f.c, id, 1, 0, -1, 1); /* unaligned */
     TD_CHECK(quiet_for(f.c, 100));
     TD_CHECK_INT(td_coord_completed(f.c), 0); /* in-flight data missing */
     static const char *data[3] = {"abc", "", "xyz\0" "12"};
@@ -827,11 +887,14 @@ TD_TEST(test_checkpoint_inflight_written_then_complete) {
                  0);
     if (s) {
       TD_CHECK_INT(td_snapshot_kind(s), TD_SNAPSHOT_KIND_STATE);
-      TD_CHECK_INT(td_snapshot_count(s), 3);
-      for (size_t i = 0; i < 3 && i < td_snapshot_count(s); i++) {
+      TD_CHECK_INT(td_snapshot_count(s), 4); /* the identity, then the channels */
+      uint32_t tag0 = 0;
+      td_snapshot_section(s, 0, &tag0, NULL);
+      TD_CHECK_INT(tag0, TD_STATE_IDENTITY);
+      for (size_t i = 0; i < 3 && i + 1 < td_snapshot_count(s); i++) {
         uint32_t tag = 99;
         td_bytes_t b = {NULL, 0};
-        TD_CHECK_INT(td_snapshot_section(s, i, &tag, &b), 0);
+        TD_CHECK_INT(td_snapshot_section(s, i + 1, &tag, &b), 0);
         TD_CHECK_INT(tag, tags[i]);
         TD_CHECK_INT(b.len, lens[i]);
         TD_CHECK(b.len == lens[i] && memcmp(b.data, data[i], lens[i]) == 0);
@@ -845,13 +908,13 @@ TD_TEST(test_checkpoint_inflight_written_then_complete) {
 TD_TEST(test_checkpoint_stop_aborts_and_wakes) {
   fx_t f;
   if (!fx_init(&f)) return;
-  child_t ch = {-1, -1};
+  child_t ch = {-1, -1, -1};
   if (fx_start(&f, 2, src_op) && child_spawn(&ch, 0)) {
     waiter_t w;
     waiter_start(&w, f.c, 0);
     int64_t id = first_request(&f);
-    td_coord_snapshot_started(f.c, id, 0, ch.pid, 0); /* still running */
-    td_coord_snapshot_started(f.c, id, 1, 0, 0);
+    td_coord_snapshot_started(f.c, id, 0, ch.pid, -1, 0); /* still running */
+    td_coord_snapshot_started(f.c, id, 1, 0, -1, 0);
     /* a few ticks, so the waiter most likely blocks before the stop (if it
      * does not, it must still see the stop) */
     nap_ms(30);
@@ -884,14 +947,14 @@ TD_TEST(test_checkpoint_newer_subsumes_older) {
     int64_t a = first_request(&f);
     int64_t b = wait_requested(f.c, 0, a);
     TD_CHECK_INT(b, a + 1);
-    td_coord_snapshot_started(f.c, a, 0, 0, 0); /* a: only subtask 0 */
+    td_coord_snapshot_started(f.c, a, 0, 0, -1, 0); /* a: only subtask 0 */
     ack_all(f.c, b, 2);                          /* b: everyone */
     TD_CHECK(wait_completed(f.c, b));
     TD_CHECK(wait_aborted(f.c, 1));
     TD_CHECK(!chk_exists(&f, a, ""));
     TD_CHECK(chk_exists(&f, b, "_metadata"));
     /* a late acknowledgement of a changes nothing */
-    td_coord_snapshot_started(f.c, a, 1, 0, 0);
+    td_coord_snapshot_started(f.c, a, 1, 0, -1, 0);
     TD_CHECK(quiet_for(f.c, 50));
     TD_CHECK_INT(td_coord_completed(f.c), b);
     TD_CHECK(!chk_exists(&f, a, ""));
@@ -923,7 +986,174 @@ TD_TEST(test_checkpoint_final_failure_is_reported_once) {
   fx_free(&f);
 }
 
+/* _metadata lists every expected file with its subtask, size and the CRC
+ * in its trailer; a file the snapshot did not write aborts the checkpoint. */
+TD_TEST(test_checkpoint_metadata_lists_expected_files) {
+  fx_t f;
+  if (!fx_init(&f)) return;
+  static const char *const expected[2] = {"src-0.state", "op-1.state\nside-1.state"};
+  f.cfg.expected = expected;
+  f.cfg.job_name = "my job";
+  if (fx_start(&f, 2, src_op)) {
+    int64_t id = first_request(&f);
+    char dir[1024], err[512];
+    chk_path(&f, id, "", dir, sizeof dir);
+    TD_CHECK(write_snap(dir, "src-0.state", "a"));
+    TD_CHECK(write_snap(dir, "op-1.state", "bb"));
+    TD_CHECK(write_snap(dir, "side-1.state", "ccc"));
+    TD_CHECK(write_file(chk_path(&f, id, "stray.txt", dir, sizeof dir), "not listed"));
+    ack_all(f.c, id, 2);
+    TD_CHECK(wait_completed(f.c, id));
+    td_meta_t *m = NULL;
+    chk_path(&f, id, "", dir, sizeof dir);
+    TD_CHECK_INT(td_meta_read(dir, &m, err, sizeof err), 0);
+    if (m) {
+      TD_CHECK_STR(m->job_name, "my job");
+      TD_CHECK_INT(m->id, id);
+      TD_CHECK_INT(m->n_files, 3);
+      static const char *const names[3] = {"src-0.state", "op-1.state", "side-1.state"};
+      static const int subs[3] = {0, 1, 1};
+      for (size_t i = 0; i < 3 && i < m->n_files; i++) {
+        uint64_t size;
+        uint32_t crc;
+        TD_CHECK_STR(m->files[i].name, names[i]);
+        TD_CHECK_INT(m->files[i].subtask, subs[i]);
+        TD_CHECK_INT(td_meta_stat_file(dir, names[i], &size, &crc), 0);
+        TD_CHECK_INT(m->files[i].size, size);
+        TD_CHECK_INT(m->files[i].crc, crc);
+        TD_CHECK_INT(size, 16 + 12 + (i + 1) + 16); /* header, section, trailer */
+      }
+      td_meta_free(m);
+    }
+    /* the next checkpoint: subtask 1 forgets side-1.state */
+    int64_t next = wait_requested(f.c, 0, id);
+    chk_path(&f, next, "", dir, sizeof dir);
+    TD_CHECK(write_snap(dir, "src-0.state", "a"));
+    TD_CHECK(write_snap(dir, "op-1.state", "bb"));
+    ack_all(f.c, next, 2);
+    TD_CHECK(wait_aborted(f.c, 1));
+    TD_CHECK(!chk_exists(&f, next, ""));
+    TD_CHECK_INT(td_coord_completed(f.c), id);
+    pthread_mutex_lock(&f.mu);
+    TD_CHECK(strstr(f.logged, "side-1.state: the snapshot did not write it") != NULL);
+    pthread_mutex_unlock(&f.mu);
+  }
+  fx_free(&f);
+}
+
+/* A failed snapshot's message reaches the abort reason through the
+ * child's pipe; a killed child is named with its signal. */
+TD_TEST(test_checkpoint_child_message_in_abort_reason) {
+  static const unsigned char src[1] = {1};
+  fx_t f;
+  if (!fx_init(&f)) return;
+  child_t ch = {-1, -1, -1}, ch2 = {-1, -1, -1};
+  if (fx_start(&f, 1, src) && child_spawn_msg(&ch, 1, "cannot write x.state: No space left")) {
+    int64_t id = first_request(&f);
+    td_coord_snapshot_started(f.c, id, 0, ch.pid, ch.errfd, 0);
+    child_release(&ch);
+    TD_CHECK(wait_aborted(f.c, 1));
+    pthread_mutex_lock(&f.mu);
+    TD_CHECK(strstr(f.logged, "aborted: the snapshot of subtask 0 failed: cannot write x.state: "
+                              "No space left") != NULL);
+    TD_CHECK(strstr(f.logged, "see its message above") == NULL);
+    pthread_mutex_unlock(&f.mu);
+    int64_t next = wait_requested(f.c, 0, id);
+    if (child_spawn(&ch2, 0)) {
+      td_coord_snapshot_started(f.c, next, 0, ch2.pid, -1, 0);
+      kill(ch2.pid, SIGKILL);
+      TD_CHECK(wait_aborted(f.c, 2));
+      pthread_mutex_lock(&f.mu);
+      TD_CHECK(strstr(f.logged, "the snapshot process of subtask 0 was killed by signal 9") != NULL);
+      pthread_mutex_unlock(&f.mu);
+    }
+    char msg[1200];
+    TD_CHECK_INT(fx_fails(&f, msg, sizeof msg), 0); /* tolerable_failed < 0: any number */
+  }
+  child_done(&ch);
+  child_done(&ch2);
+  fx_free(&f);
+}
+
+/* Flink's tolerable-failed-checkpoints: consecutive failures that count
+ * (the asynchronous part failed, a timeout) fail the job past the limit;
+ * declines do not count; a completion resets the count. */
+TD_TEST(test_checkpoint_tolerable_failed_checkpoints) {
+  static const unsigned char src[1] = {1};
+  fx_t f;
+  if (!fx_init(&f)) return;
+  f.cfg.tolerable_failed = 1;
+  child_t a = {-1, -1, -1}, b = {-1, -1, -1}, c = {-1, -1, -1};
+  char msg[1200];
+  if (fx_start(&f, 1, src)) {
+    int64_t id = first_request(&f);
+    /* a decline does not count */
+    td_coord_decline(f.c, id, 0, "alignment cancelled");
+    TD_CHECK(wait_aborted(f.c, 1));
+    /* one failure is tolerated */
+    id = wait_requested(f.c, 0, id);
+    if (child_spawn_msg(&a, 1, "disk full")) {
+      td_coord_snapshot_started(f.c, id, 0, a.pid, a.errfd, 0);
+      child_release(&a);
+    }
+    TD_CHECK(wait_aborted(f.c, 2));
+    TD_CHECK_INT(fx_fails(&f, msg, sizeof msg), 0);
+    /* a completion resets the count */
+    id = wait_requested(f.c, 0, id);
+    ack_all(f.c, id, 1);
+    TD_CHECK(wait_completed(f.c, id));
+    id = wait_requested(f.c, 0, id);
+    if (child_spawn_msg(&b, 1, "disk full")) {
+      td_coord_snapshot_started(f.c, id, 0, b.pid, b.errfd, 0);
+      child_release(&b);
+    }
+    TD_CHECK(wait_aborted(f.c, 3));
+    TD_CHECK_INT(fx_fails(&f, msg, sizeof msg), 0);
+    /* the second consecutive failure fails the job, with its message */
+    int64_t last = wait_requested(f.c, 0, id);
+    if (child_spawn_msg(&c, 1, "disk still full")) {
+      td_coord_snapshot_started(f.c, last, 0, c.pid, c.errfd, 0);
+      child_release(&c);
+    }
+    TD_CHECK(wait_aborted(f.c, 4));
+    TD_CHECK_INT(fx_fails(&f, msg, sizeof msg), 1);
+    char want[256];
+    snprintf(want, sizeof want,
+             "checkpoint %lld failed: the snapshot of subtask 0 failed: disk still full "
+             "(2 consecutive checkpoint failures, tolerable_failed_checkpoints is 1)",
+             (long long)last);
+    TD_CHECK_STR(msg, want);
+  }
+  child_done(&a);
+  child_done(&b);
+  child_done(&c);
+  fx_free(&f);
+}
+
+/* A timeout counts; with tolerable 0 the first one fails the job. */
+TD_TEST(test_checkpoint_timeout_counts_as_failure) {
+  fx_t f;
+  if (!fx_init(&f)) return;
+  f.cfg.tolerable_failed = 0;
+  f.cfg.timeout_ms = 50;
+  if (fx_start(&f, 2, src_op)) {
+    int64_t id = first_request(&f);
+    td_coord_snapshot_started(f.c, id, 0, 0, -1, 0); /* subtask 1 never acks */
+    TD_CHECK(wait_aborted(f.c, 1));
+    char msg[1200];
+    int64_t end = now_ms() + DEADLINE_MS;
+    while (fx_fails(&f, msg, sizeof msg) == 0 && now_ms() < end) nap_ms(1);
+    TD_CHECK_INT(fx_fails(&f, msg, sizeof msg), 1);
+    TD_CHECK(strstr(msg, "timed out after 50 ms") != NULL);
+  }
+  fx_free(&f);
+}
+
 TD_TEST_MAIN(test_checkpoint_new_rejects_bad_config,
+             test_checkpoint_metadata_lists_expected_files,
+             test_checkpoint_child_message_in_abort_reason,
+             test_checkpoint_tolerable_failed_checkpoints,
+             test_checkpoint_timeout_counts_as_failure,
              test_checkpoint_trigger_asks_sources_only,
              test_checkpoint_no_trigger_without_dir,
              test_checkpoint_completes_when_every_subtask_acked,

@@ -17,6 +17,13 @@
 #     reported by tide verify and skipped by --resume with a warning; the
 #     output is still exactly the fault-free one.
 #  5. retention: only the `retained` newest completed checkpoints remain.
+#  6. nothing silently lost or duplicated (issue 8): every completed
+#     checkpoint corrupt (exit 3, never a fresh start over committed
+#     output); a fresh start into committed output refused without
+#     --allow-existing-output; in-progress files of killed runs cleaned;
+#     recovery past a corrupt checkpoint names the committed files it
+#     rewrites; a full checkpoint disk fails the job at its first failed
+#     checkpoint (tolerable_failed_checkpoints = 0).
 #
 # The kill moments are random: SEED (default: this shell's pid) seeds them
 # and is printed, with the moments, so that a failure can be replayed:
@@ -194,6 +201,8 @@ check_contains "UDF always failing: the final error names the operator uid, file
   "$TMP/always.err" "tide: job 'chaos' failed: operator 'flaky' (map, defined at $JOB:"
 check_contains "UDF always failing: the error's file:line" "$TMP/always.err" \
   "$JOB:$line: chaos: commit $Y is poison"
+check_contains "UDF always failing: an error in user code carries its traceback" "$TMP/always.err" \
+  "stack traceback:"
 
 run_tide "$TMP/none" run "$JOB" --checkpoint-dir "$TMP/none.ck" --checkpoint-interval 200ms \
   -- "$INPUT" "$TMP/none-out" "$TMP/none-late" "fail_always=$Y" restart=none
@@ -227,6 +236,12 @@ check_rc "--checkpoint-interval without --checkpoint-dir: exit 2" 2
 check_contains "--checkpoint-interval without a dir: says so" "$TMP/i-nodir.err" \
   "--checkpoint-interval needs --checkpoint-dir"
 check_contains "--checkpoint-interval without a dir: prints the usage" "$TMP/i-nodir.err" "usage: tide run JOB.lua"
+run_tide "$TMP/i-bad" run "$JOB" --checkpoint-dir "$TMP/i-bad.ck" --checkpoint-interval 5x -- "$INPUT" "$TMP/r-out" "$TMP/r-late"
+check_rc "--checkpoint-interval 5x: wrong usage, exit 2" 2
+check_contains "--checkpoint-interval 5x: says what it needs" "$TMP/i-bad.err" \
+  "tide: --checkpoint-interval needs a duration such as 500ms, 1s or 5m, not '5x'"
+check_contains "--checkpoint-interval 5x: prints the usage" "$TMP/i-bad.err" "usage: tide run JOB.lua"
+check_not_contains "--checkpoint-interval 5x: no traceback" "$TMP/i-bad.err" "traceback"
 
 # ---- 4. corrupt newest checkpoint --------------------------------------------
 
@@ -239,12 +254,17 @@ check_contains "--checkpoint-interval without a dir: prints the usage" "$TMP/i-n
 # (Fails as of this writing: the part files the skipped checkpoint's commit
 # made visible stay, and the replay from the previous checkpoint writes
 # their rows again; the "duplicates aside" check shows nothing else is off.)
-corrupt() {
-  label=$1 p=$2 how=$3
+# two_checkpoints_then_kill LABEL P: run with retained = 2 and a checkpoint
+# every second into $TMP/LABEL; SIGKILL it half a second after the second
+# checkpoint completed (so the file sink has committed the part files of
+# the newest checkpoint, and no newer one has started). Sets d, ck, newest
+# and previous.
+two_checkpoints_then_kill() {
+  label=$1
   d=$TMP/$label
   ck=$d/ck/chaos
   mkdir -p "$d"
-  "$TIDE" run "$JOB" -p "$p" --checkpoint-dir "$d/ck" --checkpoint-interval 1s \
+  "$TIDE" run "$JOB" -p "$2" --checkpoint-dir "$d/ck" --checkpoint-interval 1s \
     -- "$INPUT" "$d/out" "$d/late" rate=20000 retained=2 >"$d/first.out" 2>"$d/first.err" &
   pid=$!
   i=0
@@ -260,6 +280,18 @@ corrupt() {
   previous=$(completed "$ck" | sed -n 2p)
   check "$label: two completed checkpoints ($previous, $newest)" test -n "$previous"
   echo "# $label: $(committed_parts "$d/out" | wc -l | tr -d ' ') part files committed when killed"
+}
+
+# corrupt LABEL P HOW: two_checkpoints_then_kill, then damage the newest
+# checkpoint's window state (HOW: flip a byte in the middle | truncate to
+# half | copy the previous checkpoint's file over it), resume: the previous
+# checkpoint is restored, the part files the newest one had committed are
+# named as taken back and rewritten, and the output is still exactly the
+# fault-free one.
+corrupt() {
+  label=$1 p=$2 how=$3
+  two_checkpoints_then_kill "$label" "$p"
+  committed_parts "$d/out" | sed 's|.*/||' >"$d/committed-before"
   f=$ck/chk-$newest/daily-0.state
   size=$(wc -c <"$f" | tr -d ' ')
   case $how in
@@ -272,6 +304,9 @@ open(p, "wb").write(bytes(b))' "$f"
     ;;
   truncate)
     head -c $((size / 2)) "$f" >"$d/half" && cat "$d/half" >"$f"
+    ;;
+  copy)
+    cp "$ck/chk-$previous/daily-0.state" "$f"
     ;;
   esac
   run_tide "$d/verify" verify "$ck/chk-$newest"
@@ -286,6 +321,13 @@ open(p, "wb").write(bytes(b))' "$f"
     "tide: warning: checkpoint $newest is corrupt, falling back to an older one"
   check_contains "$label: resumes from the previous checkpoint" "$d/resume.err" \
     "resuming job 'chaos' from checkpoint $previous "
+  # the files the newest checkpoint committed are taken back, loudly
+  grep "took back" "$d/resume.err" | grep -v "^tide:   " | sed 's/.*: //; s/, /\n/g' | sort >"$d/taken-back"
+  check "$label: a warning names the committed part files taken back and rewritten" test -s "$d/taken-back"
+  comm -23 "$d/taken-back" "$d/committed-before" >"$d/not-before"
+  check_empty "$label: each of them was committed before the resume" "$d/not-before"
+  check_match "$label: the exit summary repeats it" "$d/resume.err" \
+    "^tide:   write_csv \(uid 'out'\) in subtask [0-9]+/$p: recovery from checkpoint $previous took back"
   cat_parts "$d/out" | sort >"$d/actual"
   check_eq "$label: committed output equals the fault-free run's" "$TMP/expected" "$d/actual"
   sort -u "$d/actual" >"$d/actual.distinct"
@@ -294,6 +336,9 @@ open(p, "wb").write(bytes(b))' "$f"
 
 corrupt "corrupt-flip" 1 flip
 corrupt "corrupt-truncate" 2 truncate
+corrupt "corrupt-copy" 2 copy
+check_contains "corrupt-copy: the copied file is named" "$d/verify.out" \
+  "BAD      daily-0.state: $ck/chk-$newest/daily-0.state: not the file checkpoint $newest wrote"
 
 # ---- 5. retention ----------------------------------------------------------
 
@@ -312,5 +357,93 @@ for keep in 1 3; do
   run_tide "$d.verify" verify "$d.ck/chaos/chk-$newest"
   check_rc "retained=$keep: the newest checkpoint verifies" 0
 done
+
+# ---- 6. nothing silently lost or duplicated ----------------------------------
+
+# every completed checkpoint corrupt: --resume refuses (exit 3, not 2), and
+# the output committed so far is left alone
+two_checkpoints_then_kill "all-corrupt" 2
+ls -l "$d/out" >"$d/out-before"
+for c in $(completed "$ck"); do
+  printf 'x' | dd of="$ck/chk-$c/daily-1.state" bs=1 seek=40 conv=notrunc 2>/dev/null
+done
+run_tide "$d/resume" run "$JOB" -p 2 --checkpoint-dir "$d/ck" --checkpoint-interval 200ms --resume \
+  -- "$INPUT" "$d/out" "$d/late" retained=2
+check_rc "all-corrupt: --resume exits 3 (not 2: checkpoints were completed)" 3
+check_contains "all-corrupt: says every completed checkpoint is corrupt" "$d/resume.err" \
+  "tide: every completed checkpoint in $ck is corrupt, so the job cannot resume"
+check_contains "all-corrupt: names each of them" "$d/resume.err" "checkpoint $previous: $ck/chk-$previous"
+check_not_contains "all-corrupt: not the 'none yet' message" "$d/resume.err" "no completed checkpoint"
+ls -l "$d/out" >"$d/out-after"
+check_eq "all-corrupt: the committed output is untouched" "$d/out-before" "$d/out-after"
+# a fresh start would commit everything again beside it: refused
+run_tide "$d/fresh" run "$JOB" -p 2 --checkpoint-dir "$d/ck" --checkpoint-interval 200ms \
+  -- "$INPUT" "$d/out" "$d/late" retained=2
+check_rc "all-corrupt: a fresh start into the committed output is refused (exit 2)" 2
+check_contains "all-corrupt: the refusal says why" "$d/fresh.err" \
+  "write_csv (uid 'out'): $d/out already holds committed output of job 'chaos' (part-chaos-"
+check_contains "all-corrupt: the refusal names the flag" "$d/fresh.err" "--allow-existing-output"
+ls -l "$d/out" >"$d/out-after"
+check_eq "all-corrupt: the refused start wrote nothing" "$d/out-before" "$d/out-after"
+n_before=$(cat_parts "$d/out" | wc -l | tr -d ' ')
+run_tide "$d/allowed" run "$JOB" -p 2 --allow-existing-output -- "$INPUT" "$d/out" "$d/late" retained=2
+check_rc "all-corrupt: with --allow-existing-output the fresh start runs, exit 0" 0
+cat_parts "$d/out" | wc -l | tr -d ' ' >"$d/n-after"
+check_str "all-corrupt: it adds a second set of part files beside the first" \
+  $((n_before + $(wc -l <"$TMP/expected"))) "$(cat "$d/n-after")"
+# another job's output in the directory does not count
+mkdir -p "$TMP/other-out"
+cp "$d/out/$(ls "$d/out" | grep '^part-' | head -n 1)" "$TMP/other-out/part-otherjob-0123abcd-0-0"
+run_tide "$TMP/other" run "$JOB" -- "$INPUT" "$TMP/other-out" "$TMP/other-late" rate=1000000
+check_rc "a directory holding another job's part files: the job runs, exit 0" 0
+
+# killed before its first checkpoint: a fresh start removes the killed
+# run's in-progress files (no checkpoint references them)
+d=$TMP/orphans
+mkdir -p "$d"
+"$TIDE" run "$JOB" -p 2 --checkpoint-dir "$d/ck" --checkpoint-interval 1h \
+  -- "$INPUT" "$d/out" "$d/late" rate=20000 >/dev/null 2>"$d/first.err" &
+pid=$!
+i=0
+while [ -z "$(ls -a "$d/out" 2>/dev/null | grep '^\.part-chaos-.*\.inprogress$')" ] && [ "$i" -lt 100 ]; do
+  sleep 0.05
+  i=$((i + 1))
+done
+sleep 0.3
+kill -KILL "$pid" 2>/dev/null
+wait "$pid" 2>/dev/null
+ls -a "$d/out" | grep '^\.part-chaos-' >"$d/hidden-before"
+check "orphans: the killed run left in-progress files" test -s "$d/hidden-before"
+run_tide "$d/fresh" run "$JOB" -p 2 --checkpoint-dir "$d/ck" --checkpoint-interval 200ms \
+  -- "$INPUT" "$d/out" "$d/late" rate=1000000
+check_rc "orphans: the fresh start exits 0" 0
+ls -a "$d/out" | grep '^\.' | grep -v '^\.\.\?$' >"$d/hidden-after"
+check_empty "orphans: no hidden part file remains" "$d/hidden-after"
+check_contains "orphans: a warning says they were removed" "$d/fresh.err" \
+  "in-progress part files of earlier runs that no checkpoint references: $(head -n 1 "$d/hidden-before")"
+cat_parts "$d/out" | sort >"$d/actual"
+check_eq "orphans: the output is exactly the fault-free one" "$TMP/expected" "$d/actual"
+
+# a full checkpoint disk: the first failed checkpoint fails the job over
+# (Flink's tolerable-failed-checkpoints, 0 by default), with the I/O error,
+# instead of running on and failing at the end. Needs a mount namespace.
+d=$TMP/diskfull
+mkdir -p "$d/ck"
+if [ "$(id -u)" = 0 ]; then ns="unshare -m"; else ns="unshare -rm"; fi
+if $ns sh -c "mount -t tmpfs -o size=8k tmpfs '$d/ck'" 2>/dev/null; then
+  $ns sh -c "mount -t tmpfs -o size=8k tmpfs '$d/ck' && exec '$TIDE' run '$JOB' -p 2 \
+    --checkpoint-dir '$d/ck' --checkpoint-interval 200ms -- '$INPUT' '$d/out' '$d/late' rate=40000 \
+    restart=fixed:1:100ms" >"$d/run.out" 2>"$d/run.err"
+  check_rc_of "disk full: the job fails, exit 1" 1 "$?" "$d/run.err"
+  check_match "disk full: the job fails at a failed checkpoint with the I/O error" "$d/run.err" \
+    "tide: job 'chaos' failed: checkpoint [0-9]+ failed: .*No space left on device \(1 consecutive checkpoint failure, tolerable_failed_checkpoints is 0\)"
+  check_str "disk full: one restart, then the job gives up" 1 "$(grep -c 'restarting in 100 ms' "$d/run.err")"
+  check_not_contains "disk full: no message points at a message that is not there" "$d/run.err" \
+    "see its message above"
+  check_not_contains "disk full: operational errors carry no Lua traceback" "$d/run.err" "stack traceback"
+  check_str "disk full: nothing committed" 0 "$(committed_parts "$d/out" | wc -l | tr -d ' ')"
+else
+  echo "# disk full: skipped (cannot mount a tmpfs in a mount namespace here)"
+fi
 
 finish

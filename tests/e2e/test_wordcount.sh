@@ -82,4 +82,16 @@ for p in 1 3; do
   check_str "plain file p=$p: no hidden in-progress files remain" "" "$(hidden_files "$out")"
 done
 
+# -- an output path with quotes and shell syntax: no shell runs it --------
+printf 'one two two\n' >"$TMP/small.txt"
+out="$TMP/it's \$(touch $TMP/ran1); touch $TMP/ran2 '"
+run_tide "$TMP/quoted" run scripts/wordcount.lua -- "$TMP/small.txt" "$out" 3
+check_rc "an output path with quotes: wordcount exits 0" 0
+check "an output path with quotes: no command in it ran" test ! -e "$TMP/ran1" -a ! -e "$TMP/ran2"
+check_match "an output path with quotes: the top words are read back" "$TMP/quoted.out" "^ +2  two$"
+run_tide "$TMP/again" run scripts/wordcount.lua -- "$TMP/small.txt" "$out" 3
+check_rc "re-running into the same output: refused, exit 2" 2
+check_contains "re-running: says the directory holds the job's committed output" "$TMP/again.err" \
+  "already holds committed output of job 'wordcount'"
+
 finish

@@ -19,7 +19,15 @@ describe("tide.checkpoint #unit", function()
     it("fills Flink's defaults and converts durations to ms", function()
       local c = ckpt.config({ dir = "d", interval = "1s" })
       assert.are.same({ dir = "d", interval = 1000, timeout = 600000, min_pause = 0, max_concurrent = 1,
-        retained = 1, mode = "exactly_once", unaligned = false }, c)
+        retained = 1, mode = "exactly_once", unaligned = false, tolerable_failed_checkpoints = 0 }, c)
+    end)
+
+    it("checks tolerable_failed_checkpoints", function()
+      assert.are.equal(3, ckpt.config({ dir = "d", tolerable_failed_checkpoints = 3 }).tolerable_failed_checkpoints)
+      assert.has_error(function() ckpt.config({ dir = "d", tolerable_failed_checkpoints = -1 }) end,
+        "bad checkpoint.tolerable_failed_checkpoints: expected a non-negative integer, got -1")
+      assert.has_error(function() ckpt.config({ dir = "d", tolerable_failed_checkpoints = "x" }) end,
+        "bad checkpoint.tolerable_failed_checkpoints: expected a non-negative integer, got x")
     end)
 
     it("lets the command line win over the script", function()
