@@ -22,7 +22,7 @@
 #include <pthread.h>
 #include <stdint.h>
 
-#include "codec.h"
+#include "wbuf.h"
 
 /* Soft size of an exchange buffer: a buffer is sent once it holds at least
  * this many bytes; the record that crosses the limit is still appended

@@ -64,7 +64,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "codec.h"
+#include "wbuf.h"
 #include "metadata.h"
 
 typedef struct td_ckpt_config {

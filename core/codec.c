@@ -35,7 +35,6 @@
 _Static_assert(sizeof(lua_Integer) == 8, "lua_Integer must be 64 bits");
 _Static_assert(sizeof(lua_Number) == 8, "lua_Number must be a double");
 
-#define WBUF_MIN_CAP 256
 #define MAP_SORT_INLINE 16 /* canonical map entries indexed on the C stack */
 
 #if defined(__GNUC__) || defined(__clang__)
@@ -115,34 +114,6 @@ static inline uint64_t get64(const unsigned char *p) {
   return ((uint64_t)get32(p) << 32) | get32(p + 4);
 }
 #endif
-
-/* ---- td_wbuf ------------------------------------------------------------ */
-
-int td_wbuf_reserve(td_wbuf_t *b, size_t extra) {
-  if (b->cap - b->len >= extra) return 0;
-  size_t need = b->len + extra;
-  if (need < b->len) return TD_ENOMEM; /* overflow */
-  size_t cap = b->cap ? b->cap : WBUF_MIN_CAP;
-  while (cap < need) {
-    if (cap > SIZE_MAX / 2) {
-      cap = need;
-      break;
-    }
-    cap *= 2;
-  }
-  char *d = td_realloc(b->data, cap);
-  if (!d) return TD_ENOMEM;
-  b->data = d;
-  b->cap = cap;
-  return 0;
-}
-
-void td_wbuf_destroy(td_wbuf_t *b) {
-  td_free(b->data);
-  b->data = NULL;
-  b->len = 0;
-  b->cap = 0;
-}
 
 /* reserve - td_wbuf_reserve with the common case inline. */
 static inline int reserve(td_wbuf_t *b, size_t extra) {

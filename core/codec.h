@@ -20,22 +20,9 @@
 
 #include <lua.h>
 
+#include "wbuf.h"
+
 #define TD_CODEC_MAX_DEPTH 64
-
-/* A growable byte buffer. Owned by the caller: zero it, then
- * td_wbuf_destroy() it when done. */
-typedef struct td_wbuf {
-  char *data;
-  size_t len;
-  size_t cap;
-} td_wbuf_t;
-
-/* td_wbuf_reserve - make room for `extra` more bytes after len.
- * Returns 0 or TD_ENOMEM. */
-int td_wbuf_reserve(td_wbuf_t *b, size_t extra);
-
-/* td_wbuf_destroy - free the buffer's memory and zero it. */
-void td_wbuf_destroy(td_wbuf_t *b);
 
 /*
  * td_codec_encode - append the MessagePack encoding of the Lua value at
