@@ -18,6 +18,7 @@
 -- Names and semantics mirror Flink's DataStream API (snake_case).
 local core = require "tide.core"
 local util = require "tide.util"
+local math_type = require("tide.compat").math_type
 
 local VERSION = "0.1.0"
 if core.version ~= VERSION then
@@ -79,7 +80,7 @@ local function check_fn(v, n, fname, what)
 end
 
 local function check_positive_int(v, n, fname)
-  if math.type(v) ~= "integer" or v < 1 then
+  if math_type(v) ~= "integer" or v < 1 then
     error(string.format("bad argument #%d to '%s' (positive integer expected, got %s)",
       n, fname, tostring(v)), 3)
   end
@@ -89,7 +90,7 @@ end
 local function field_getter(f, fname)
   local tf = type(f)
   if tf == "function" then return f end
-  if tf == "string" or math.type(f) == "integer" then
+  if tf == "string" or math_type(f) == "integer" then
     return function(v) return v[f] end
   end
   error(string.format("bad argument #1 to '%s' (field name, index or function expected, got %s)",
@@ -283,7 +284,7 @@ end
 -- @return DataStream
 function Env:generate(fn, count, opts)
   check_fn(fn, 1, "generate")
-  if count ~= nil and (math.type(count) ~= "integer" or count < 0) then
+  if count ~= nil and (math_type(count) ~= "integer" or count < 0) then
     error("bad argument #2 to 'generate' (non-negative integer or nil expected, got " .. tostring(count) .. ")", 2)
   end
   opts = opts or {}
@@ -348,7 +349,7 @@ end
 -- @return KeyedStream
 function DataStream:key_by(key)
   local f = field_getter(key, "key_by")
-  local key_field = (type(key) == "string" or math.type(key) == "integer") and key or nil
+  local key_field = (type(key) == "string" or math_type(key) == "integer") and key or nil
   return setmetatable({ env = self.env, id = self.id, partition = "hash", key = f, key_field = key_field,
     key_site = call_site(), key_desc = type(key) == "function" and "key function" or ("field " .. tostring(key)) },
     KeyedStream)
@@ -481,7 +482,7 @@ function KeyedStream:reduce(fn)
 end
 
 local function aggregation(self, agg, field)
-  if field ~= nil and type(field) ~= "string" and math.type(field) ~= "integer" then
+  if field ~= nil and type(field) ~= "string" and math_type(field) ~= "integer" then
     error(string.format("bad argument #1 to '%s' (field name or index expected, got %s)", agg, type(field)), 3)
   end
   return keyed_node(self, "aggregate", { agg = agg, field = field, name = agg })

@@ -11,8 +11,11 @@
 -- in tide.runtime.
 local core = require "tide.core"
 local util = require "tide.util"
+local compat = require "tide.compat"
 
 local M = {}
+
+local math_type = compat.math_type
 
 -- Flink's defaults: checkpoint timeout 10 min, no pause, one at a time,
 -- one retained checkpoint, exactly-once with aligned barriers.
@@ -23,7 +26,7 @@ local KNOWN = { dir = true, interval = true, timeout = true, min_pause = true, m
   mode = true, unaligned = true, retained = true, tolerable_failed_checkpoints = true }
 
 local function positive_int(v, what)
-  if math.type(v) ~= "integer" or v < 1 then
+  if math_type(v) ~= "integer" or v < 1 then
     error(string.format("bad checkpoint.%s: expected a positive integer, got %s", what, tostring(v)), 0)
   end
   return v
@@ -72,7 +75,7 @@ function M.config(cfg, cli)
   positive_int(c.max_concurrent, "max_concurrent")
   positive_int(c.retained, "retained")
   local tol = c.tolerable_failed_checkpoints
-  if math.type(tol) ~= "integer" or tol < 0 then
+  if math_type(tol) ~= "integer" or tol < 0 then
     error("bad checkpoint.tolerable_failed_checkpoints: expected a non-negative integer, got " .. tostring(tol), 0)
   end
   if c.mode ~= "exactly_once" and c.mode ~= "at_least_once" then
@@ -145,7 +148,7 @@ function M.list(job_dir)
   local ids = {}
   for _, n in ipairs(names or {}) do
     local id = n:match("^chk%-(%d+)$")
-    if id then ids[#ids + 1] = math.tointeger(tonumber(id)) end
+    if id then ids[#ids + 1] = compat.tointeger(tonumber(id)) end
   end
   table.sort(ids, function(a, b) return a > b end)
   return ids
@@ -207,7 +210,7 @@ function M.restart_strategy(cfg, checkpointing)
   local delay = util.duration(cfg.delay or 1000, "restart.delay")
   if kind == "fixed_delay" then
     local attempts = cfg.attempts or 1
-    if math.type(attempts) ~= "integer" or attempts < 0 then
+    if math_type(attempts) ~= "integer" or attempts < 0 then
       error("bad restart.attempts: a non-negative integer expected", 0)
     end
     local used = 0
@@ -218,7 +221,7 @@ function M.restart_strategy(cfg, checkpointing)
     end }
   end
   local max = cfg.max_failures or 1
-  if math.type(max) ~= "integer" or max < 1 then error("bad restart.max_failures: a positive integer expected", 0) end
+  if math_type(max) ~= "integer" or max < 1 then error("bad restart.max_failures: a positive integer expected", 0) end
   local interval = util.duration(cfg.interval or 60000, "restart.interval")
   local times = {}
   return { on_failure = function(now)

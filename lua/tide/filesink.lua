@@ -89,7 +89,7 @@ Writer.__index = Writer
 
 local STATE_VERSION = 1
 local DEFAULT_ROLLING_SIZE = 128 * 1024 * 1024 -- Flink's DefaultRollingPolicy
-local BUFFER = 1 << 20
+local BUFFER = 1024 * 1024
 
 -- ---- file system primitives ----------------------------------------------
 
@@ -97,6 +97,8 @@ local BUFFER = 1 << 20
 --   core.fsync(path) -> true | nil, message   (a file or a directory)
 --   core.list_dir(path) -> { name, ... } | nil, message   (without . and ..)
 local core = require "tide.core"
+local compat = require "tide.compat"
+local math_type, is_integer = compat.math_type, compat.is_integer
 
 local function fsync(path)
   local ok, err = core.fsync(path)
@@ -150,7 +152,7 @@ local function inprogress_path(self, name) return self.dir .. "/." .. name .. ".
 
 local function check_interval(v, what)
   if v == nil then return math.huge end
-  if math.type(v) ~= "integer" or v <= 0 then
+  if math_type(v) ~= "integer" or v <= 0 then
     error(string.format("tide.filesink: %s must be a positive integer (ms), got %s", what, tostring(v)), 0)
   end
   return v
@@ -166,7 +168,7 @@ local function configure(cfg)
       .. (type(prefix) == "string" and ("'" .. prefix .. "'") or tostring(prefix)), 0)
   end
   local rolling_size = cfg.rolling_size or DEFAULT_ROLLING_SIZE
-  if math.type(rolling_size) ~= "integer" or rolling_size <= 0 then
+  if math_type(rolling_size) ~= "integer" or rolling_size <= 0 then
     error("tide.filesink: rolling_size must be a positive integer (bytes), got " .. tostring(rolling_size), 0)
   end
   if cfg.header ~= nil and type(cfg.header) ~= "string" then
@@ -317,7 +319,7 @@ local function copy_pending(list)
 end
 
 local function check_id(id, what)
-  if math.type(id) ~= "integer" or id < 0 then
+  if not is_integer(id) or id < 0 then
     error(string.format("tide.filesink: %s: checkpoint id must be a non-negative integer, got %s", what, tostring(id)), 0)
   end
 end
@@ -436,12 +438,12 @@ local function check_state(st)
   local function bad(why) error("tide.filesink: bad restored state: " .. why, 0) end
   if type(st) ~= "table" then bad("expected a table, got " .. type(st)) end
   if st.version ~= STATE_VERSION then bad("unknown version " .. tostring(st.version)) end
-  if math.type(st.counter) ~= "integer" or st.counter < 0 then bad("counter is not a non-negative integer") end
+  if math_type(st.counter) ~= "integer" or st.counter < 0 then bad("counter is not a non-negative integer") end
   if type(st.prefix) ~= "string" or st.prefix == "" or st.prefix:find("/", 1, true) then bad("prefix is not a file name") end
-  if math.type(st.checkpoint) ~= "integer" then bad("checkpoint is not an integer") end
+  if not is_integer(st.checkpoint) then bad("checkpoint is not an integer") end
   if type(st.pending) ~= "table" then bad("pending is not a list") end
   for i, e in ipairs(st.pending) do
-    if type(e) ~= "table" or math.type(e.checkpoint) ~= "integer" or type(e.files) ~= "table" then
+    if type(e) ~= "table" or not is_integer(e.checkpoint) or type(e.files) ~= "table" then
       bad("pending[" .. i .. "] is not {checkpoint = id, files = {...}}")
     end
     for _, f in ipairs(e.files) do
@@ -513,7 +515,7 @@ function M.recover(cfg)
     end
     local num = name:match(committed)
     if num then
-      local k = math.tointeger(tonumber(num))
+      local k = compat.tointeger(tonumber(num))
       if st and k and k >= st.counter then
         -- committed after the restored checkpoint: its records are replayed
         remove(name, w.taken_back)

@@ -29,6 +29,7 @@
 -- encode it before processing goes on. restore() copies what it takes, so
 -- state never aliases the restored data.
 local util = require "tide.util"
+local idiv = require("tide.compat").idiv
 
 local M = {}
 
@@ -240,12 +241,12 @@ end
 
 -- Flink's split of SPLIT_DISTRIBUTE state (RoundRobinOperatorStateRepartitioner):
 -- n elements over p subtasks, visited from subtask `start` round the ring;
--- each takes the next n // p elements, and the first n % p visited take one
+-- each takes the next idiv(n, p) elements, and the first n % p visited take one
 -- more. Returns this subtask's [first, last] (1-based, inclusive) and where
 -- the next state name's round starts (the first subtask that took no extra
 -- element), so extras rotate between names.
 local function split_slice(n, p, start, subtask)
-  local base, rem = n // p, n % p
+  local base, rem = idiv(n, p), n % p
   local next_start, pos = start, 1
   local first, last
   for i = 0, p - 1 do

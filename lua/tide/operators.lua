@@ -24,8 +24,10 @@ local util = require "tide.util"
 local state = require "tide.state"
 local timers = require "tide.timers"
 local filesink = require "tide.filesink"
+local compat = require "tide.compat"
 
 local encode = core.encode
+local idiv, MAX_INT, MIN_INT = compat.idiv, compat.MAX_INT, compat.MIN_INT
 local M = {}
 local ops = {}
 M.ops = ops
@@ -153,8 +155,8 @@ function ops.assign_timestamps(node, out, rt)
   local bound, per_record, idleness = strat.bound, strat.per_record, strat.idleness
   local interval = node.interval
   local push_out, wm_out = out.push, out.watermark
-  local max_ts = math.mininteger + bound + 1
-  local last_wm = math.mininteger
+  local max_ts = MIN_INT + bound + 1
+  local last_wm = MIN_INT
   local o, ot, ot2 = {}, {}, {}
   local next_emit = interval and interval > 0 and (rt.now() + interval) or nil
   local last_record_time = rt.now()
@@ -213,7 +215,7 @@ function ops.assign_timestamps(node, out, rt)
     if start <= n then push_range(b, start, n) end
   end
   function op.watermark(wm)
-    if wm == math.maxinteger then
+    if wm == MAX_INT then
       last_wm = wm
       wm_out(wm)
     end
@@ -246,7 +248,7 @@ end
 -- ---- process functions ---------------------------------------------------
 
 local NO_TIMERS = setmetatable({
-  current_watermark = function() return math.mininteger end,
+  current_watermark = function() return MIN_INT end,
 }, {
   __index = function(_, k)
     return function()
@@ -287,8 +289,14 @@ function ops.process(node, out, rt)
     ctx.is_restored = true
     local olds
     if all then
+      -- all[i] is false or a table up to the old parallelism (no #all:
+      -- LuaJIT ignores the runtime's __len)
       olds = {}
-      for i = 1, #all do olds[i] = all[i] and all[i].operator_state or false end
+      local i = 1
+      while all[i] ~= nil do
+        olds[i] = all[i] and all[i].operator_state or false
+        i = i + 1
+      end
     end
     ctx.operator_state:restore(s and s.operator_state, olds, rt.subtask, rt.parallelism)
   end
@@ -303,7 +311,7 @@ function ops.process(node, out, rt)
     s.c:collect(v)
   end
   local op = {}
-  local watermark = math.mininteger
+  local watermark = MIN_INT
   if not node.keyed then
     ctx.timers = setmetatable({
       current_watermark = function() return watermark end,
@@ -633,7 +641,7 @@ end
 -- before that commits none of the unfinished attempt. Rolled at
 -- rolling_size bytes (nil: filesink's default, 128 MiB, as Flink's
 -- DefaultRollingPolicy).
-local FINAL = math.maxinteger -- the final checkpoint's pre-commit id
+local FINAL = MAX_INT -- the final checkpoint's pre-commit id
 
 local function part_writer(node, rt, header)
   local sink_cfg = node.sink
@@ -669,7 +677,7 @@ local function part_writer(node, rt, header)
   -- time-based rolling is checked every half of the shorter interval (Flink
   -- checks every bucket-check-interval)
   local ri, ii = sink_cfg.rollover_interval, sink_cfg.inactivity_interval
-  local check = (ri or ii) and math.max(10, math.min(ri or ii, ii or ri) // 2)
+  local check = (ri or ii) and math.max(10, idiv(math.min(ri or ii, ii or ri), 2))
   local next_check = check and rt.now() + check
   -- created on first use, or by restore: recovering with no state removes
   -- what a failed attempt of this job left (same prefix)
@@ -822,9 +830,9 @@ function M.open_source(node, rt)
     local fn, count = src.fn, src.count
     local seq, last, step
     if count then
-      seq, last, step = count * split // n_splits + 1, count * (split + 1) // n_splits, 1
+      seq, last, step = idiv(count * split, n_splits) + 1, idiv(count * (split + 1), n_splits), 1
     else
-      seq, last, step = split + 1, math.maxinteger, n_splits
+      seq, last, step = split + 1, MAX_INT, n_splits
     end
     return function(buf, max)
       local n = 0

@@ -16,7 +16,8 @@ local emit, emit_event = core.emit, core.emit_event
 local ops, describe = operators.ops, operators.describe
 local M = {}
 
-local MAXWM = math.maxinteger
+local compat = require "tide.compat"
+local MAXWM = compat.MAX_INT
 
 local function fanout(list)
   if #list == 0 then return function() end end
@@ -178,7 +179,7 @@ local function restored_state(env, task, ctx, ckpt)
   local function all(uid)
     return setmetatable({}, {
       __index = function(t, i)
-        if math.type(i) ~= "integer" or i < 1 or i > old_p then return nil end
+        if compat.math_type(i) ~= "integer" or i < 1 or i > old_p then return nil end
         local v = read(uid, i - 1)
         rawset(t, i, v)
         return v
@@ -186,7 +187,7 @@ local function restored_state(env, task, ctx, ckpt)
       __len = function() return old_p end,
     })
   end
-  return states, all, flags & 1 == 1, flags & 2 == 2
+  return states, all, compat.band(flags, 1) == 1, compat.band(flags, 2) == 2
 end
 
 --- Run subtask ctx.subtask of task ctx.task of the plan, to its end.

@@ -21,6 +21,9 @@ local tide = require "tide"
 local core = require "tide.core"
 local runtime = require "tide.runtime"
 local operators = require "tide.operators"
+local compat = require "tide.compat"
+
+local math_type, is_integer = compat.math_type, compat.is_integer
 
 local M = {}
 
@@ -42,10 +45,10 @@ Harness.__index = Harness
 
 local function check_opts(opts)
   local p, i = opts.parallelism or 1, opts.subtask or 0
-  if math.type(p) ~= "integer" or p < 1 then
+  if math_type(p) ~= "integer" or p < 1 then
     error("bad argument #2 to 'harness' (parallelism: positive integer expected)", 3)
   end
-  if math.type(i) ~= "integer" or i < 0 or i >= p then
+  if math_type(i) ~= "integer" or i < 0 or i >= p then
     error("bad argument #2 to 'harness' (subtask: integer in [0, parallelism) expected)", 3)
   end
   local r = opts.restore
@@ -139,7 +142,7 @@ end
 --- Feed one record, with an event timestamp (integer ms) or none.
 function Harness:process(value, ts)
   if value == nil then error("bad argument #1 to 'process' (record expected)", 2) end
-  if ts ~= nil and math.type(ts) ~= "integer" then
+  if ts ~= nil and not is_integer(ts) then
     error("bad argument #2 to 'process' (integer timestamp in ms expected)", 2)
   end
   self:_call(self.head.push, { value }, ts ~= nil and { ts } or nil, 1)
@@ -147,13 +150,13 @@ end
 
 --- Feed a watermark (integer ms).
 function Harness:watermark(ts)
-  if math.type(ts) ~= "integer" then error("bad argument #1 to 'watermark' (integer ms expected)", 2) end
+  if not is_integer(ts) then error("bad argument #1 to 'watermark' (integer ms expected)", 2) end
   self:_call(self.head.watermark, ts)
 end
 
 --- Advance processing time to t (ms) and fire what is due.
 function Harness:processing_time(t)
-  if math.type(t) ~= "integer" then error("bad argument #1 to 'processing_time' (integer ms expected)", 2) end
+  if not is_integer(t) then error("bad argument #1 to 'processing_time' (integer ms expected)", 2) end
   self.clock = t
   for id = 1, #self.env.nodes do
     local op = self.ops[id]
@@ -166,7 +169,7 @@ end
 
 --- End of input: the final watermark, then every operator's finish.
 function Harness:finish()
-  self:_call(self.head.watermark, math.maxinteger)
+  self:_call(self.head.watermark, compat.MAX_INT)
   for id = 1, #self.env.nodes do
     local f = self.ops[id].finish
     if f then self:_call(f) end

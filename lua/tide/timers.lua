@@ -12,7 +12,11 @@
 -- key is the normalized key (string, number or boolean; tables are replaced
 -- by their canonical encoding by the caller), ns a namespace (false when
 -- unused; windows use their own), raw_key the key as the user sees it.
+local compat = require "tide.compat"
+
 local M = {}
+
+local idiv = compat.idiv
 
 local Heap = {}
 Heap.__index = Heap
@@ -62,7 +66,7 @@ function Heap:push(ts, key, ns, raw)
   local i = self.n + 1
   self.n = i
   while i > 1 do
-    local p = i // 2
+    local p = idiv(i, 2)
     local pe = self[p]
     if pe[1] < ts or (pe[1] == ts and pe[2] < seq) then break end
     self[i] = pe
@@ -130,7 +134,7 @@ Timers.__index = Timers
 -- advance, as Flink's do).
 function M.new(on_fire)
   return setmetatable({ event = new_heap(), processing = new_heap(), on_fire = on_fire,
-    watermark = math.mininteger }, Timers)
+    watermark = compat.MIN_INT }, Timers)
 end
 
 --- Register a timer; a second one for the same (key, ns, ts) is a no-op.

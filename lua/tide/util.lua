@@ -1,6 +1,15 @@
 --- tide.util: durations, argument checks and value formatting shared by
 -- the builder (tide.lua) and the runtime (tide/runtime.lua).
+local compat = require "tide.compat"
+
 local M = {}
+
+local math_type, tointeger, floor, format = compat.math_type, compat.tointeger, math.floor, string.format
+
+-- The digits of an integer: tostring on Lua 5.4; LuaJIT's tostring keeps
+-- 14 significant digits (1e+15), so "%d" there (exact below 2^53)
+local int_str = tostring
+if compat.luajit then int_str = function(v) return format("%d", v) end end
 
 local UNITS = { ms = 1, s = 1000, m = 60000, h = 3600000, d = 86400000 }
 
@@ -11,14 +20,14 @@ local UNITS = { ms = 1, s = 1000, m = 60000, h = 3600000, d = 86400000 }
 -- Raises "bad <what>: ..." for anything else (negative, unknown unit).
 function M.duration(v, what, level)
   local ms
-  if math.type(v) == "integer" then
+  if math_type(v) == "integer" then
     ms = v
-  elseif type(v) == "number" and v == math.floor(v) then
-    ms = math.tointeger(v)
+  elseif type(v) == "number" and v == floor(v) then
+    ms = tointeger(v)
   elseif type(v) == "string" then
     local num, unit = v:match("^%s*(%d+%.?%d*)%s*(%a+)%s*$")
     if num and UNITS[unit] then
-      ms = math.tointeger(math.floor(tonumber(num) * UNITS[unit] + 0.5))
+      ms = tointeger(floor(tonumber(num) * UNITS[unit] + 0.5))
     end
   end
   if not ms or ms < 0 then
@@ -68,15 +77,17 @@ end
 
 --- Render a record as text: strings as they are (quoted inside tables),
 -- numbers (integers without a decimal point, floats that read back
--- exactly), booleans, nil, and tables as {1, 2} or {a=1, b="x"} with keys
--- in sorted order, so output does not depend on hash order.
+-- exactly, with ".0" when integral), booleans, nil, and tables as {1, 2}
+-- or {a=1, b="x"} with keys in sorted order, so output does not depend on
+-- hash order. Integer or float is compat.math_type's: under LuaJIT 5.0 is
+-- the integer 5 and prints "5" (Lua 5.4: "5.0").
 function fmt_value(v, nested)
   local t = type(v)
   if t == "string" then
     if not nested then return v end
     return (string.format("%q", v):gsub("\\\n", "\\n"))
   elseif t == "number" then
-    if math.type(v) == "integer" then return tostring(v) end
+    if math_type(v) == "integer" then return int_str(v) end
     return fmt_float(v)
   elseif t == "table" then
     local n = #v
@@ -106,7 +117,7 @@ function M.csv_field(v, delim)
   if t == "string" then
     s = v
   elseif t == "number" then
-    s = math.type(v) == "integer" and tostring(v) or fmt_float(v)
+    s = math_type(v) == "integer" and int_str(v) or fmt_float(v)
   elseif t == "boolean" then
     s = tostring(v)
   elseif v == nil then

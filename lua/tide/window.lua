@@ -20,7 +20,7 @@
 -- * a cleanup timer at max_timestamp + allowed_lateness (event time) or at
 --   max_timestamp (processing time) drops the window's state and calls the
 --   trigger's clear; none is set for the global window (its
---   max_timestamp is math.maxinteger);
+--   max_timestamp is compat.MAX_INT);
 -- * session windows merge as Flink's MergingWindowSet: the state of a
 --   merged window stays in one of the merged windows' state windows, the
 --   trigger's on_merge is called with the merged window, merged windows'
@@ -60,11 +60,13 @@
 --   last bits.
 local util = require "tide.util"
 local timers = require "tide.timers"
+local compat = require "tide.compat"
 local has_core, core = pcall(require, "tide.core")
 
 local M = {}
 
-local MAXINT, MININT = math.maxinteger, math.mininteger
+local MAXINT, MININT = compat.MAX_INT, compat.MIN_INT
+local math_type, tointeger = compat.math_type, compat.tointeger
 local fmod = math.fmod
 local type, pairs, ipairs, error, setmetatable, getmetatable =
   type, pairs, ipairs, error, setmetatable, getmetatable
@@ -84,10 +86,10 @@ end
 -- a leading "-" is allowed when negative is true (offsets).
 local function duration(v, n, fname, what, negative, level)
   local ms
-  if math.type(v) == "integer" then
+  if math_type(v) == "integer" then
     ms = v
   elseif type(v) == "number" and v == math.floor(v) and v == v and v > -2^63 and v < 2^63 then
-    ms = math.tointeger(v)
+    ms = tointeger(v) -- nil on LuaJIT beyond 2^53
   elseif type(v) == "string" then
     local neg, rest = v:match("^%s*(%-?)(.*)$")
     local ok, d = pcall(util.duration, rest)
@@ -123,6 +125,9 @@ local function deep_copy(v)
 end
 M._deep_copy = deep_copy
 
+local window_id -- nil: start .. ":" .. stop
+if compat.luajit then window_id = function(s, e) return string.format("%d:%d", s, e) end end
+
 local function shallow_copy(t)
   local c = {}
   for k, x in pairs(t) do c[k] = x end
@@ -130,7 +135,7 @@ local function shallow_copy(t)
 end
 
 --- The global window (Flink's GlobalWindow): max_timestamp is
--- math.maxinteger, so it never has a cleanup timer.
+-- compat.MAX_INT, so it never has a cleanup timer.
 M.GLOBAL_WINDOW = { start = MININT, stop = MAXINT, max_timestamp = MAXINT, global = true }
 
 -- ---- assigners (tide.windows) ---------------------------------------------
@@ -217,7 +222,7 @@ M.windows = windows
 -- satisfy 0 < gap").
 local function dynamic_gap(fn, v)
   local g = fn(v)
-  if math.type(g) ~= "integer" then
+  if math_type(g) ~= "integer" then
     if type(g) == "string" or type(g) == "number" then
       local ok, d = pcall(util.duration, g)
       g = ok and d or nil
@@ -285,7 +290,7 @@ local function min_int(a, b) return a < b and a or b end
 -- Flink's CountTrigger: fires when the window holds n elements since the
 -- last firing (a reducing state "count", merged when windows merge).
 function triggers.count(n)
-  if math.type(n) ~= "integer" or n < 1 then
+  if math_type(n) ~= "integer" or n < 1 then
     argerr(1, "count", "positive integer expected, got " .. show(n))
   end
   return setmetatable({
@@ -317,7 +322,7 @@ end
 function triggers.continuous_event_time(interval)
   local iv = check_interval(interval, "continuous_event_time")
   local function register_next(time, w, ctx, st)
-    -- At the end of input (watermark math.maxinteger) a window that never
+    -- At the end of input (watermark compat.MAX_INT) a window that never
     -- ends (the global window) would be re-armed forever, as in Flink; the
     -- firing at hand is its last.
     if w.max_timestamp == MAXINT and ctx:current_watermark() == MAXINT then return end
@@ -404,7 +409,7 @@ function triggers.continuous_processing_time(interval)
   }, Trigger)
 end
 
--- Fires once, when the final watermark (math.maxinteger, end of input)
+-- Fires once, when the final watermark (compat.MAX_INT, end of input)
 -- arrives (Flink's GlobalWindows.createWithEndOfStreamTrigger).
 function triggers.end_of_stream()
   return setmetatable({
@@ -497,7 +502,7 @@ local evictors = {}
 -- Flink's CountEvictor: keeps the last n elements (before the window
 -- function runs, or after it with {after = true}).
 function evictors.count(n, opts)
-  if math.type(n) ~= "integer" or n < 0 then
+  if math_type(n) ~= "integer" or n < 0 then
     argerr(1, "count", "non-negative integer expected, got " .. show(n))
   end
   return setmetatable({
@@ -568,10 +573,10 @@ end
 -- purging(count(n)), or for sliding count windows count(slide) and a
 -- count evictor keeping n elements.
 function M.count_windowed(stream, n, slide)
-  if math.type(n) ~= "integer" or n < 1 then
+  if math_type(n) ~= "integer" or n < 1 then
     argerr(1, "count_window", "positive integer expected, got " .. show(n))
   end
-  if slide ~= nil and (math.type(slide) ~= "integer" or slide < 1) then
+  if slide ~= nil and (math_type(slide) ~= "integer" or slide < 1) then
     argerr(2, "count_window", "positive integer expected, got " .. show(slide))
   end
   local ws = M.windowed(stream, windows.global(), { keyed = true })
@@ -667,7 +672,7 @@ function WindowedStream:aggregate(agg, process_fn)
 end
 
 local function field_agg(self, kind, field)
-  if field ~= nil and type(field) ~= "string" and math.type(field) ~= "integer" then
+  if field ~= nil and type(field) ~= "string" and math_type(field) ~= "integer" then
     argerr(1, kind, "field name or index expected, got " .. type(field), 2)
   end
   return finish(self, { fn_kind = kind, field = field }, kind)
@@ -932,12 +937,13 @@ local function general_op(node, out, rt, P)
     end
   end
 
-  -- windows, interned by id ("start:stop", or "global")
+  -- windows, interned by id ("start:stop", or "global"); LuaJIT turns
+  -- numbers into strings with 14 significant digits, so there "%d:%d"
   local WIN = setmetatable({}, { __mode = "v" })
   local IDS = setmetatable({}, { __mode = "k" })
   WIN.global, IDS[GLOBAL] = GLOBAL, "global"
   local function make_window(s, e)
-    local id = s .. ":" .. e
+    local id = window_id and window_id(s, e) or s .. ":" .. e
     local w = WIN[id]
     if w == nil then
       w = { start = s, stop = e, max_timestamp = e - 1 }
@@ -949,7 +955,7 @@ local function general_op(node, out, rt, P)
     local w = WIN[id]
     if w then return w end
     local a, b = id:match("^(.-):(.*)$")
-    return make_window(math.tointeger(a) or tonumber(a), math.tointeger(b) or tonumber(b))
+    return make_window(tointeger(a) or tonumber(a), tointeger(b) or tonumber(b))
   end
 
   local function cleanup_time(w)
@@ -1571,7 +1577,8 @@ local function fast_fail(P, norm)
 end
 
 -- math.mininteger as a constant (folded by the compiler), so comparing
--- with it is one EQK instruction instead of an EQ with an upvalue
+-- with it is one EQK instruction instead of an EQ with an upvalue; LuaJIT
+-- reads the same text as the double -2^63, its compat.MIN_INT
 local GEN_DEFAULTS = { MININT = "(-9223372036854775807 - 1)" }
 
 local function gen(template, subst, name, ...)
@@ -1588,7 +1595,9 @@ end
 -- code as a constant (one GETFIELD or GETI instead of loading an upvalue and
 -- a generic GETTABLE); other names stay in the upvalue
 local function field_expr(f, upvalue)
-  if type(f) == "string" or math.type(f) == "integer" then return string.format("v[%q]", f) end
+  if type(f) == "string" then return string.format("v[%q]", f) end
+  -- "%d": LuaJIT's %q quotes a number as a string
+  if math_type(f) == "integer" then return string.format("v[%d]", f) end
   return "v[" .. upvalue .. "]"
 end
 
@@ -1760,7 +1769,7 @@ local function aligned_op(node, out, rt, P)
   local size, slide, off, L = A.size, A.slide, A.offset, P.lateness
   local kind, field = P.fn_kind, P.field
   local g = gcd(size, slide)
-  local per = size // g -- slices per window
+  local per = compat.idiv(size, g) -- slices per window
   local needs_first = field ~= nil and (kind == "sum" or kind == "min" or kind == "max")
   local needs_q = needs_first and per > 1
   local E = emitter(out)
@@ -2046,9 +2055,9 @@ end
 -- reaches its max_timestamp, exactly when Flink's EventTimeTrigger fires
 -- and its cleanup timer clears the window.
 --
--- Sessions are filed in buckets of BUCKET ms by a timestamp t <= their
--- max_timestamp (when filed); each bucket has one event-time timer at or
--- before its earliest entry. When it fires, the bucket's sessions that
+-- Sessions are filed in buckets of BUCKET ms (named by their first ms) by
+-- a timestamp t <= their max_timestamp (when filed); each bucket has one
+-- event-time timer at or before its earliest entry. When it fires, the bucket's sessions that
 -- grew past the bucket are filed again under their new end, the due ones
 -- fire in max_timestamp order, and the rest wait for a timer at the
 -- earliest of them. So a session costs no timer of its own (the timer
@@ -2096,7 +2105,8 @@ local function session_op(node, out, rt, P)
   -- SS: key -> its latest session; sessions of a key form a list by start
   -- (s.prev: the one before, s.nxt: the one after)
   local S = { SS = {}, gap = A.gap }
-  local buckets, btimer = {}, {} -- bucket -> array of sessions; bucket -> its pending timer
+  -- bucket start -> array of sessions; bucket start -> its pending timer
+  local buckets, btimer = {}, {}
   local tm
 
   local init, add, merge
@@ -2154,17 +2164,17 @@ local function session_op(node, out, rt, P)
 
   -- file session s under timestamp t (<= its max_timestamp)
   local function file(s, t)
-    local j = t // BUCKET
-    local l = buckets[j]
+    local base = t - t % BUCKET -- the bucket's start
+    local l = buckets[base]
     if l == nil then
-      buckets[j] = { s }
+      buckets[base] = { s }
     else
       l[#l + 1] = s
     end
-    local bt = btimer[j]
+    local bt = btimer[base]
     if bt == nil or t < bt then
-      btimer[j] = t
-      tm:register("event", t, false, j, nil)
+      btimer[base] = t
+      tm:register("event", t, false, base, nil)
     end
   end
 
@@ -2242,13 +2252,12 @@ local function session_op(node, out, rt, P)
   end
 
   local slots, nslot = {}, {} -- due sessions by max_timestamp - bucket start
-  local function on_timer(_, t, _, j)
-    if btimer[j] ~= t then return end -- superseded by an earlier timer of the bucket
-    local l = buckets[j]
-    buckets[j], btimer[j] = nil, nil
+  local function on_timer(_, t, _, base)
+    if btimer[base] ~= t then return end -- superseded by an earlier timer of the bucket
+    local l = buckets[base]
+    buckets[base], btimer[base] = nil, nil
     if l == nil then return end
     local wm = tm.watermark
-    local base = j * BUCKET
     local stop_at = base + BUCKET
     local keep, kmin, due = nil, nil, false
     for i = 1, #l do
@@ -2276,8 +2285,8 @@ local function session_op(node, out, rt, P)
       end
     end
     if keep then
-      buckets[j], btimer[j] = keep, kmin
-      tm:register("event", kmin, false, j, nil)
+      buckets[base], btimer[base] = keep, kmin
+      tm:register("event", kmin, false, base, nil)
     end
     if due then
       for d = 1, BUCKET do
