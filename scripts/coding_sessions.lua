@@ -18,7 +18,7 @@ end
 
 local env = tide.env{}
 
-local function iso(ms) return os.date("!%Y-%m-%dT%H:%M:%SZ", ms // 1000) end
+local function iso(ms) return os.date("!%Y-%m-%dT%H:%M:%SZ", math.floor(ms / 1000)) end
 
 env:read_csv(input, { types = { author_time_ms = "int", insertions = "int", deletions = "int" } })
    :set_parallelism(1):uid("commits")

@@ -38,7 +38,7 @@ local daily = commits
    :window(tide.windows.tumbling("1d"))
    :side_output_late("late")
    :aggregate(counter, function(author, window, counts, out)
-     out:collect({ author = author, day = os.date("!%Y-%m-%d", window.start // 1000), commits = counts[1] })
+     out:collect({ author = author, day = os.date("!%Y-%m-%d", math.floor(window.start / 1000)), commits = counts[1] })
    end):uid("daily")
 
 daily:write_csv(out_dir, { columns = { "author", "day", "commits" } })
