@@ -37,7 +37,7 @@ TEST_SRC   = $(wildcard tests/core/test_*.c)
 TEST_BIN   = $(TEST_SRC:tests/core/%.c=$(BUILD)/tests/%)
 HEADERS    = $(wildcard core/*.h state/*.h)
 
-.PHONY: all deps test check test-c test-lua test-e2e test-asan valgrind \
+.PHONY: all deps test check test-c test-lua test-luajit test-e2e test-asan valgrind \
         bench demo install uninstall clean lint
 
 all: $(BUILD)/tide $(BUILD)/libtide.so $(BUILD)/lua/tide/core.so
@@ -81,13 +81,17 @@ $(BUILD)/tests/%: tests/core/%.c $(BUILD)/libtide.a tests/core/testlib.h
 # the packages it needs are installed)
 test check: deps
 	@$(MAKE) --no-print-directory all $(TEST_BIN)
-	@BUILD=$(BUILD) LUA=$(LUA) BUSTED=$(BUSTED) DATA=$(DATA) sh tests/run.sh
+	@BUILD=$(BUILD) LUA=$(LUA) LUAJIT=$(LUAJIT) BUSTED=$(BUSTED) DATA=$(DATA) sh tests/run.sh
 
 test-c: all $(TEST_BIN)
 	@BUILD=$(BUILD) sh tests/run.sh c
 
 test-lua: all
 	@BUILD=$(BUILD) LUA=$(LUA) BUSTED=$(BUSTED) sh tests/run.sh lua
+
+# the Lua library under LuaJIT: every file parses, compat_spec passes
+test-luajit:
+	@LUAJIT=$(LUAJIT) BUSTED=$(BUSTED) sh tests/run.sh luajit
 
 test-e2e: all
 	@BUILD=$(BUILD) DATA=$(DATA) sh tests/run.sh e2e
@@ -98,7 +102,7 @@ test-asan: deps
 	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
 	  all $(patsubst $(BUILD)/%,build-asan/%,$(TEST_BIN))
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-	  BUILD=build-asan LUA=$(LUA) BUSTED=$(BUSTED) DATA=$(DATA) TIDE_ASAN=1 sh tests/run.sh
+	  BUILD=build-asan LUA=$(LUA) LUAJIT=$(LUAJIT) BUSTED=$(BUSTED) DATA=$(DATA) TIDE_ASAN=1 sh tests/run.sh
 
 valgrind: all $(TEST_BIN)
 	@for t in $(TEST_BIN); do valgrind -q --error-exitcode=1 --leak-check=full $$t >/dev/null || exit 1; done
@@ -129,6 +133,8 @@ uninstall:
 lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning -Icore -Istate core state
 	luacheck --quiet --std lua54 --no-max-line-length --no-unused-args lua scripts
+	@# the library and example jobs use nothing LuaJIT lacks (docs/LUAJIT.md)
+	luacheck --quiet --std luajit --no-max-line-length --no-unused-args lua/tide.lua lua/tide scripts/*.lua
 
 clean:
 	rm -rf build build-asan out

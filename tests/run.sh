@@ -1,19 +1,24 @@
 #!/bin/sh
-# tests/run.sh [c|lua|e2e]... - run Tide's test suites and sum them up.
+# tests/run.sh [c|lua|luajit|e2e]... - run Tide's test suites and sum them up.
 #
 # Each suite prints its own results; this script adds up every suite's
 # counts and ends with one line "N passed, N failed". Exit status is
 # non-zero if anything failed (or a suite ran no test at all).
 #   C unit tests:   $BUILD/tests/test_*  (each ends "N passed, N failed")
 #   busted specs:   tests/lua/*_spec.lua (TAP output, counted here)
+#   LuaJIT:         every file of lua/tide.lua, lua/tide/*.lua and
+#                   scripts/*.lua parses under $LUAJIT (one test per file),
+#                   and the specs that need no tide.core run under it
+#                   (busted --run=luajit: tests/lua/compat_spec.lua)
 #   end-to-end:     tests/e2e/test_*.sh  (each ends "N passed, N failed")
 set -u
 BUILD=${BUILD:-build}
 LUA=${LUA:-lua5.4}
 BUSTED=${BUSTED:-busted}
+LUAJIT=${LUAJIT:-luajit}
 DATA=${DATA:-../shared/data}
 export BUILD LUA DATA
-suites=${*:-c lua e2e}
+suites=${*:-c lua luajit e2e}
 passed=0
 failed=0
 log=$(mktemp)
@@ -28,6 +33,16 @@ count_line() { # add the "N passed, N failed" line of $log
   fi
   p=$(echo "$line" | sed -E 's/^([0-9]+) passed.*/\1/')
   f=$(echo "$line" | sed -E 's/^[0-9]+ passed, ([0-9]+) failed.*/\1/')
+  passed=$((passed + p))
+  failed=$((failed + f))
+}
+
+count_tap() { # add the TAP results ("ok ...", "not ok ...") of $log
+  grep -v '^ok ' "$log"
+  p=$(grep -c '^ok ' "$log")
+  f=$(grep -c '^not ok ' "$log")
+  if [ "$p" -eq 0 ] && [ "$f" -eq 0 ]; then f=1; echo "  $1"; fi
+  echo "$p passed, $f failed"
   passed=$((passed + p))
   failed=$((failed + f))
 }
@@ -58,13 +73,22 @@ for suite in $suites; do
     LD_PRELOAD="$preload" ASAN_OPTIONS="${ASAN_OPTIONS:-}:detect_leaks=0" \
     LUA_PATH="lua/?.lua;;" LUA_CPATH="$BUILD/lua/?.so;;" TIDE="$BUILD/tide" \
       "$LUA" "$(command -v "$BUSTED")" --output=TAP tests/lua >"$log" 2>&1
-    grep -v '^ok ' "$log"
-    p=$(grep -c '^ok ' "$log")
-    f=$(grep -c '^not ok ' "$log")
-    if [ "$p" -eq 0 ] && [ "$f" -eq 0 ]; then f=1; echo "  busted ran no test"; fi
-    echo "$p passed, $f failed"
-    passed=$((passed + p))
-    failed=$((failed + f))
+    count_tap "busted ran no test"
+    ;;
+  luajit)
+    echo "== LuaJIT: the library and example jobs parse ($LUAJIT)"
+    : >"$log"
+    for file in lua/tide.lua lua/tide/*.lua scripts/*.lua; do
+      if err=$("$LUAJIT" -bl "$file" 2>&1 >/dev/null); then
+        echo "ok - $file" >>"$log"
+      else
+        echo "not ok - $file: $err" >>"$log"
+      fi
+    done
+    count_tap "no file checked"
+    echo "== busted under LuaJIT (tests/lua/compat_spec.lua)"
+    TIDE_EXPECT_VM=luajit "$BUSTED" --run=luajit --lua="$LUAJIT" --output=TAP >"$log" 2>&1
+    count_tap "busted ran no test"
     ;;
   e2e)
     for t in tests/e2e/test_*.sh; do
