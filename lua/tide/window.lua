@@ -2057,11 +2057,12 @@ end
 --
 -- Sessions are filed in buckets of BUCKET ms (named by their first ms) by
 -- a timestamp t <= their max_timestamp (when filed); each bucket has one
--- event-time timer at or before its earliest entry. When it fires, the bucket's sessions that
--- grew past the bucket are filed again under their new end, the due ones
--- fire in max_timestamp order, and the rest wait for a timer at the
--- earliest of them. So a session costs no timer of its own (the timer
--- heap is the expensive part), and sessions still fire in timestamp order.
+-- event-time timer at or before its earliest entry. When it fires, the
+-- bucket's sessions that grew past the bucket are filed again under their
+-- new end, the due ones fire in max_timestamp order, and the rest wait for
+-- a timer at the earliest of them. So a session costs no timer of its own
+-- (the timer heap is the expensive part), and sessions still fire in
+-- timestamp order.
 
 local SESSION_LOOP = [[
 local S, slow, keyf, kfield, vfield, fn, agg_add, gapf, fail = ...
