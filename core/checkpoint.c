@@ -35,6 +35,7 @@ typedef struct part {
 typedef struct pending {
   int64_t id;
   int64_t start_ms;
+  int after_finish;        /* a subtask had finished at the trigger */
   int acked;               /* parts acked */
   int failed;              /* abort at the next tick */
   char reason[256];
@@ -71,7 +72,7 @@ struct td_coord {
   char ***finished_names;
   int *finished_n;
   td_coord_stats_t stats;
-  int64_t *durations;         /* periodic checkpoints, trigger to complete */
+  td_coord_duration_t *durations; /* periodic checkpoints */
   size_t n_durations, cap_durations;
 };
 
@@ -469,7 +470,7 @@ void td_coord_stats(td_coord_t *c, td_coord_stats_t *out) {
   pthread_mutex_unlock(&c->mu);
 }
 
-size_t td_coord_durations(td_coord_t *c, int64_t *out, size_t max) {
+size_t td_coord_durations(td_coord_t *c, td_coord_duration_t *out, size_t max) {
   pthread_mutex_lock(&c->mu);
   size_t n = c->n_durations;
   if (n && max) memcpy(out, c->durations, (n < max ? n : max) * sizeof *out);
@@ -642,6 +643,7 @@ static void complete_locked(td_coord_t *c, pending_t *p) {
   /* older pending checkpoints are subsumed */
   while (c->pending && c->pending->id < id) abort_locked(c, c->pending, "subsumed");
   c->pending = p->next; /* p is the head now */
+  int p_after_finish = p->after_finish;
   free_pending(p);
   c->completed = id;
   c->last_complete_ms = mono_ms();
@@ -652,13 +654,15 @@ static void complete_locked(td_coord_t *c, pending_t *p) {
     c->stats.max_duration_ms = c->stats.last_duration_ms;
   if (c->n_durations == c->cap_durations) {
     size_t cap = c->cap_durations ? 2 * c->cap_durations : 64;
-    int64_t *d = realloc(c->durations, cap * sizeof *d);
+    td_coord_duration_t *d = realloc(c->durations, cap * sizeof *d);
     if (d) {
       c->durations = d;
       c->cap_durations = cap;
     }
   }
-  if (c->n_durations < c->cap_durations) c->durations[c->n_durations++] = c->stats.last_duration_ms;
+  if (c->n_durations < c->cap_durations)
+    c->durations[c->n_durations++] =
+        (td_coord_duration_t){c->stats.last_duration_ms, p_after_finish};
   sweep(c);
   pthread_cond_broadcast(&c->waiters);
 }
@@ -672,6 +676,7 @@ static void trigger_locked(td_coord_t *c, int64_t now) {
   }
   p->id = c->next_id++;
   p->start_ms = now;
+  p->after_finish = c->n_finished > 0;
   c->last_trigger_ms = now;
   if (c->dir) {
     char chk[4200];

@@ -199,12 +199,20 @@ typedef struct td_coord_stats {
 
 void td_coord_stats(td_coord_t *c, td_coord_stats_t *out);
 
+/* A completed periodic checkpoint's trigger-to-complete time. */
+typedef struct td_coord_duration {
+  int64_t ms;       /* from the trigger to _metadata */
+  int after_finish; /* a subtask had finished (end of input) when it was
+                       triggered: it may have waited for a downstream
+                       subtask to drain its input and finish too */
+} td_coord_duration_t;
+
 /*
- * td_coord_durations - the trigger-to-complete times (ms) of the periodic
+ * td_coord_durations - the trigger-to-complete times of the periodic
  * checkpoints completed so far, in completion order, into out[0 .. max).
  * Returns how many completed (may exceed max; only max are written).
  */
-size_t td_coord_durations(td_coord_t *c, int64_t *out, size_t max);
+size_t td_coord_durations(td_coord_t *c, td_coord_duration_t *out, size_t max);
 
 /* td_coord_record_pause - a subtask's synchronous snapshot part took us
  * microseconds (for td_coord_stats). */

@@ -942,7 +942,7 @@ TD_TEST(test_checkpoint_on_trigger_and_durations) {
   f.cfg.on_trigger = count_trigger;
   f.cfg.trigger_ud = triggered_of;
   if (fx_start(&f, 3, src)) {
-    int64_t d[4] = {-1, -1, -1, -1};
+    td_coord_duration_t d[4];
     TD_CHECK_INT(td_coord_durations(f.c, d, 4), 0);
     int64_t id = first_request(&f);
     TD_CHECK(wait_requested(f.c, 2, 0) == id);
@@ -958,13 +958,25 @@ TD_TEST(test_checkpoint_on_trigger_and_durations) {
     TD_CHECK(wait_completed(f.c, id2));
     TD_CHECK(atomic_load(&triggered_of[0]) >= 2);
     TD_CHECK_INT(atomic_load(&triggered_of[1]), 0);
-    TD_CHECK_INT(td_coord_durations(f.c, d, 4), 2);
-    TD_CHECK(d[0] >= 0 && d[1] >= 0);
-    TD_CHECK_INT(d[1], stats_of(f.c).last_duration_ms);
-    TD_CHECK_INT(stats_of(f.c).max_duration_ms, d[0] > d[1] ? d[0] : d[1]);
-    d[0] = -1;
-    TD_CHECK_INT(td_coord_durations(f.c, d, 1), 2); /* how many, one written */
-    TD_CHECK(d[0] >= 0 && d[1] >= 0);
+    /* subtask 2 finishes: later checkpoints are marked, and it is asked no
+     * more */
+    td_coord_finished(f.c, 2, 0, NULL, 1);
+    int64_t id3 = wait_requested(f.c, 0, id2);
+    TD_CHECK_INT(id3, id2 + 1);
+    td_coord_snapshot_started(f.c, id3, 0, 0, 0);
+    td_coord_snapshot_started(f.c, id3, 1, 0, 0);
+    TD_CHECK(wait_completed(f.c, id3));
+    TD_CHECK_INT(td_coord_requested(f.c, 2), id2);
+    TD_CHECK_INT(td_coord_durations(f.c, d, 4), 3);
+    TD_CHECK(d[0].ms >= 0 && d[1].ms >= 0 && d[2].ms >= 0);
+    TD_CHECK_INT(d[0].after_finish, 0);
+    TD_CHECK_INT(d[1].after_finish, 0);
+    TD_CHECK_INT(d[2].after_finish, 1);
+    TD_CHECK_INT(d[2].ms, stats_of(f.c).last_duration_ms);
+    TD_CHECK(stats_of(f.c).max_duration_ms >= d[0].ms && stats_of(f.c).max_duration_ms >= d[1].ms);
+    d[1].ms = -1;
+    TD_CHECK_INT(td_coord_durations(f.c, d, 1), 3); /* how many, one written */
+    TD_CHECK_INT(d[1].ms, -1);
   }
   fx_free(&f);
 }
