@@ -170,6 +170,10 @@ int td_input_new(td_input_t **out, td_gate_t *gate, td_align_mode_t mode) {
 void td_input_free(td_input_t *in) {
   if (!in) return;
   release_cur(in);
+  /* buffers are held only while a checkpoint is pending (aligned mode):
+   * giving it up releases them */
+  td_align_event_t ev;
+  td_aligner_check_timeout(in->aligner, INT64_MAX, 1, &ev);
   td_buffer_t *b;
   while (td_aligner_next_released(in->aligner, &b, NULL, NULL) > 0) td_gate_recycle(in->gate, b);
   td_aligner_free(in->aligner);

@@ -108,8 +108,8 @@ int td_input_new(td_input_t **out, td_gate_t *gate, td_align_mode_t mode);
 
 /*
  * td_input_free - free the input (NULL is a no-op): the current buffer and
- * those the aligner released go back to the gate, replayed and captured
- * data are freed. The aligner's held buffers are left to td_gate_free.
+ * those the aligner holds or released go back to the gate, replayed and
+ * captured data are freed.
  */
 void td_input_free(td_input_t *in);
 

@@ -362,7 +362,7 @@ TD_TEST(test_input_aligned_inband_barrier_holds) {
   TD_CHECK_INT(td_input_next(in, 0, 0, &events, &ev), TD_INPUT_DATA); /* channel 1 */
   TD_CHECK(td_input_view(in, &v) && v.channel == 1);
   td_input_advance(in, v.len);
-  td_input_free(in); /* frees with a held buffer: the gate owns it */
+  td_input_free(in); /* with a held buffer: it goes back to the gate */
   td_gate_free(g);
 }
 
