@@ -256,6 +256,10 @@ int td_gate_poll(td_gate_t *g, td_buffer_t **out, int timeout_ms) {
       rc = 0;
       break;
     }
+    if (timeout_ms == 0) { /* a look, not a wait */
+      rc = -EAGAIN;
+      break;
+    }
     if (timeout_ms < 0) {
       pthread_cond_wait(&g->ready_cond, &g->mu);
     } else if (pthread_cond_timedwait(&g->ready_cond, &g->mu, &deadline) ==
