@@ -18,16 +18,20 @@
 #     oracle's output;
 #  3. the same at parallelism 2 (two channels per map subtask, every
 #     second number on each).
+# Each source subtask has N records to send, more than its channels hold
+# at once, so it still runs when the checkpoints are taken.
 # In-flight files are read by tests/e2e/inflight_records.py, independently
 # of Tide. No timing is asserted.
 . tests/e2e/lib.sh
 
 JOB=tests/e2e/backpressure_job.lua
-N=12000  # records
-US=300   # busy microseconds per record in the map: about 3.6 s of work
+N=12000  # records per source subtask: more than its channels hold at once
+US=200   # busy microseconds per record in the map: about 2.4 s of work
 
 # ---- the oracle: per key n % 3 and 100 ms window, the sum and count -------
-"$PYTHON" - "$N" >"$TMP/oracle" <<'EOF'
+# oracle N FILE: the expected rows for the numbers 1..N
+oracle() {
+  "$PYTHON" - "$1" >"$2" <<'EOF'
 import sys
 n = int(sys.argv[1])
 agg = {}
@@ -37,24 +41,29 @@ for v in range(1, n + 1):
     agg[k] = (s + v, c + 1)
 sys.stdout.write("".join(sorted("%d,%d,%d,%d\n" % (k, w, s, c) for (k, w), (s, c) in agg.items())))
 EOF
-check "oracle computed ($(wc -l <"$TMP/oracle" | tr -d ' ') windows)" test -s "$TMP/oracle"
+}
+oracle "$N" "$TMP/oracle1"
+oracle $((2 * N)) "$TMP/oracle2"
+check "oracles computed ($(wc -l <"$TMP/oracle1" | tr -d ' ') and $(wc -l <"$TMP/oracle2" | tr -d ' ') windows)" \
+  test -s "$TMP/oracle1" -a -s "$TMP/oracle2"
 
 run_tide "$TMP/free" run "$JOB" -p 2 --checkpoint-dir "$TMP/free.ck" --checkpoint-interval 300ms \
-  -- "$N" "$US" "$TMP/free-out" unaligned
+  -- $((2 * N)) "$US" "$TMP/free-out" unaligned
 check_rc "fault-free p=2 unaligned run exits 0" 0
 cat_parts "$TMP/free-out" | sort >"$TMP/free.sorted"
-check_eq "fault-free p=2 output equals the oracle" "$TMP/oracle" "$TMP/free.sorted"
+check_eq "fault-free p=2 output equals the oracle" "$TMP/oracle2" "$TMP/free.sorted"
 
 # kill_resume LABEL P: run at parallelism P, SIGKILL it after two completed
 # checkpoints, inspect the newest one's in-flight data of the map (task 3),
 # resume, compare with the oracle.
 kill_resume() {
   label=$1 p=$2
+  n=$((p * N))
   d=$TMP/$label
   ck=$d/ck/backpressure
   mkdir -p "$d"
   "$TIDE" run "$JOB" -p "$p" --checkpoint-dir "$d/ck" --checkpoint-interval 300ms \
-    -- "$N" "$US" "$d/out" unaligned >"$d/first.out" 2>"$d/first.err" &
+    -- "$n" "$US" "$d/out" unaligned >"$d/first.out" 2>"$d/first.err" &
   pid=$!
   wait_completed "$ck" 2 600
   kill -KILL "$pid" 2>/dev/null
@@ -97,12 +106,12 @@ kill_resume() {
       test "$total" -gt 321
   fi
   run_tide "$d/resume" run "$JOB" -p "$p" --checkpoint-dir "$d/ck" --checkpoint-interval 300ms --resume \
-    -- "$N" "$US" "$d/out" unaligned
+    -- "$n" "$US" "$d/out" unaligned
   check_rc "$label: --resume exits 0" 0
   check_contains "$label: resumed from checkpoint $newest" "$d/resume.err" \
     "resuming job 'backpressure' from checkpoint $newest "
   cat_parts "$d/out" | sort >"$d/actual"
-  check_eq "$label: committed output equals the oracle" "$TMP/oracle" "$d/actual"
+  check_eq "$label: committed output equals the oracle" "$TMP/oracle$p" "$d/actual"
 }
 
 kill_resume "kill-p1" 1
