@@ -652,9 +652,9 @@ static int input_next(lua_State *L, td_subtask_t *st, host_data_t *hd, int timeo
                       int *events, td_align_event_t *ev) {
   int64_t align_timeout = td_job_spec_of(st->job)->align_timeout_ms;
   int r = td_input_next(hd->input, 0, align_timeout, events, ev);
-  if (r == TD_INPUT_TIMEOUT && timeout != 0) {
+  if (r == TD_INPUT_TIMEOUT) {
     flush_outputs(st);
-    r = td_input_next(hd->input, timeout, align_timeout, events, ev);
+    if (timeout != 0) r = td_input_next(hd->input, timeout, align_timeout, events, ev);
   } else {
     maybe_flush(st);
   }
