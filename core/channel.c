@@ -107,8 +107,8 @@ int td_channel_index(const td_channel_t *c) {
 
 int td_gate_size(const td_gate_t *g) { return g->n_channels; }
 
-int td_channel_available(const td_channel_t *c) {
-  return atomic_load_explicit(&c->in_use, memory_order_acquire) < c->credits;
+int td_channel_available(const td_channel_t *c, int held) {
+  return atomic_load_explicit(&c->in_use, memory_order_acquire) - held < c->credits;
 }
 
 int td_channel_acquire(td_channel_t *c, td_buffer_t **out) {
@@ -195,7 +195,8 @@ int td_channel_send_priority(td_channel_t *c, const void *event, size_t len) {
 }
 
 /* Give a credit back; returns the sender's notifier when the channel just
- * became available (signal it after unlocking), else NULL. */
+ * became available, for a sender that fills a buffer of it or not (signal
+ * it after unlocking), else NULL. */
 static td_notify_t *recycle_locked(td_buffer_t *b) {
   td_channel_t *c = b->channel;
   b->next = c->free;
@@ -203,7 +204,7 @@ static td_notify_t *recycle_locked(td_buffer_t *b) {
   int used = atomic_load_explicit(&c->in_use, memory_order_relaxed) - 1;
   atomic_store_explicit(&c->in_use, used, memory_order_release);
   pthread_cond_signal(&c->credit_cond);
-  return used == c->credits - 1 ? c->notify : NULL;
+  return used == c->credits || used == c->credits - 1 ? c->notify : NULL;
 }
 
 /* The next priority event, or NULL (under the gate's lock). */

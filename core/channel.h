@@ -19,7 +19,8 @@
  * td_channel_available (a credit is free) before it starts the next batch
  * and waits there instead. Past credits + overdraft, td_channel_acquire
  * blocks as before: memory per channel stays bounded by (credits +
- * overdraft) x buffer size.
+ * overdraft) x buffer size. The sender's notifier is signalled when a
+ * recycled buffer makes the channel available again.
  *
  * Priority events (Flink's priority events of unaligned checkpoints,
  * FLIP-76: PipelinedSubpartition.addPriorityEvent, the priority queue of
@@ -134,12 +135,14 @@ int td_channel_acquire(td_channel_t *c, td_buffer_t **out);
 
 /*
  * td_channel_available - whether a credit of c is free: fewer than
- * `credits` of its buffers are in use (held by the sender, queued, or with
- * the receiver). A sender starts a batch only when its channels are
- * available (Flink's RecordWriter.isAvailable). Lock-free; the answer may
- * be stale at once (a receiver may recycle a buffer right after).
+ * `credits` of its buffers are in use (queued, or with the receiver, or
+ * held by the sender), not counting the `held` (>= 0) buffers the sender
+ * is still filling (a batch first fills the buffer it has). A sender
+ * starts a batch only when its channels are available (Flink's
+ * RecordWriter.isAvailable). Lock-free; the answer may be stale at once (a
+ * receiver may recycle a buffer right after).
  */
-int td_channel_available(const td_channel_t *c);
+int td_channel_available(const td_channel_t *c, int held);
 
 /* td_channel_send - queue a filled buffer at the receiving gate. */
 void td_channel_send(td_channel_t *c, td_buffer_t *b);

@@ -93,7 +93,7 @@ void td_output_flush(td_output_t *o) {
 
 int td_output_available(const td_output_t *o) {
   for (int i = 0; i < o->n; i++)
-    if (!td_channel_available(o->targets[i])) return 0;
+    if (!td_channel_available(o->targets[i], o->cur[i] != NULL)) return 0;
   return 1;
 }
 

@@ -81,7 +81,8 @@ void td_output_flush(td_output_t *o);
 
 /*
  * td_output_available - whether every target channel has a free credit
- * (td_channel_available), so that the next batch can be written without
+ * besides the buffer the output is filling for it (td_channel_available),
+ * so that the next batch can be written without
  * waiting (Flink's RecordWriter.isAvailable); with the channels' overdraft
  * a batch started then never waits half-way unless it writes more than
  * the overdraft. Lock-free; may be stale at once.

@@ -655,14 +655,14 @@ TD_TEST(test_channel_priority_needs_no_credit) {
   td_gate_t *g = new_gate(1, 1, NULL);
   td_channel_t *c = td_gate_channel(g, 0);
   send_u32(c, 1);
-  TD_CHECK(!td_channel_available(c));
+  TD_CHECK(!td_channel_available(c, 0));
   TD_CHECK_INT(td_channel_send_priority(c, PRIO, sizeof PRIO), 0);
   TD_CHECK_INT(td_channel_send_priority(c, PRIO, sizeof PRIO), 0);
-  TD_CHECK(!td_channel_available(c)); /* and it takes none */
+  TD_CHECK(!td_channel_available(c, 0)); /* and it takes none */
   poll_priority(g, 0, 1);
   poll_priority(g, 0, 1);
   TD_CHECK_INT(poll_u32(g, 1, 0), 1);
-  TD_CHECK(td_channel_available(c));
+  TD_CHECK(td_channel_available(c, 0));
   td_gate_free(g);
 }
 
@@ -754,14 +754,14 @@ TD_TEST(test_channel_overdraft_beyond_credits) {
   td_gate_t *g = new_gate(1, 2, NULL);
   td_gate_set_overdraft(g, 2);
   td_channel_t *c = td_gate_channel(g, 0);
-  TD_CHECK(td_channel_available(c));
+  TD_CHECK(td_channel_available(c, 0));
   send_u32(c, 1);
-  TD_CHECK(td_channel_available(c));
+  TD_CHECK(td_channel_available(c, 0));
   send_u32(c, 2);
-  TD_CHECK(!td_channel_available(c));
+  TD_CHECK(!td_channel_available(c, 0));
   send_u32(c, 3); /* overdraft: no wait */
   send_u32(c, 4);
-  TD_CHECK(!td_channel_available(c));
+  TD_CHECK(!td_channel_available(c, 0));
   waiter_t w = {.g = g, .c = c};
   pthread_t t = start(acquire_main, &w); /* a fifth waits */
   td_buffer_t *b;
@@ -772,33 +772,42 @@ TD_TEST(test_channel_overdraft_beyond_credits) {
   TD_CHECK_INT(w.rc, 0);
   TD_CHECK_INT(w.saw_released, 1);
   if (w.rc == 0) td_gate_recycle(g, w.b);
-  TD_CHECK(!td_channel_available(c)); /* 3 in use of 2 credits */
+  TD_CHECK(!td_channel_available(c, 0)); /* 3 in use of 2 credits */
   TD_CHECK_INT(poll_u32(g, 2, 0), 1);
-  TD_CHECK(!td_channel_available(c));
+  TD_CHECK(!td_channel_available(c, 0));
   TD_CHECK_INT(poll_u32(g, 3, 0), 1);
-  TD_CHECK(td_channel_available(c));
+  TD_CHECK(td_channel_available(c, 0));
   TD_CHECK_INT(poll_u32(g, 4, 0), 1);
   td_gate_free(g);
 }
 
 /* The sender's notifier is signalled when its channel becomes available
- * again; the receiver's when a priority event arrives; both on cancel. */
+ * again (for a sender that fills a buffer of it: one buffer in use beyond
+ * the credits; for one that does not); the receiver's when a priority event
+ * arrives; both on cancel. */
 TD_TEST(test_channel_notifiers) {
   td_notify_t snd, rcv;
   TD_CHECK_INT(td_notify_init(&snd), 0);
   TD_CHECK_INT(td_notify_init(&rcv), 0);
   td_gate_t *g = new_gate(1, 1, NULL);
-  td_gate_set_overdraft(g, 1);
+  td_gate_set_overdraft(g, 2);
   td_gate_set_notify(g, &rcv);
   td_channel_t *c = td_gate_channel(g, 0);
   td_channel_set_notify(c, &snd);
   send_u32(c, 1);
   send_u32(c, 2);
+  send_u32(c, 3);
   uint64_t s0 = td_notify_seq(&snd), r0 = td_notify_seq(&rcv);
-  TD_CHECK_INT(poll_u32(g, 1, 0), 1); /* 1 of 1 credit in use: still full */
+  TD_CHECK_INT(poll_u32(g, 1, 0), 1); /* 2 in use of 1 credit: still full */
   TD_CHECK_INT(td_notify_seq(&snd), s0);
-  TD_CHECK_INT(poll_u32(g, 2, 0), 1); /* available now */
+  TD_CHECK(!td_channel_available(c, 1));
+  TD_CHECK_INT(poll_u32(g, 2, 0), 1); /* available to a sender filling one */
   TD_CHECK(td_notify_seq(&snd) != s0);
+  TD_CHECK(td_channel_available(c, 1) && !td_channel_available(c, 0));
+  s0 = td_notify_seq(&snd);
+  TD_CHECK_INT(poll_u32(g, 3, 0), 1); /* and to any sender */
+  TD_CHECK(td_notify_seq(&snd) != s0);
+  TD_CHECK(td_channel_available(c, 0));
   TD_CHECK_INT(td_notify_seq(&rcv), r0);
   TD_CHECK_INT(td_channel_send_priority(c, PRIO, sizeof PRIO), 0);
   TD_CHECK(td_notify_seq(&rcv) != r0);

@@ -719,16 +719,17 @@ TD_TEST(test_exchange_stress_forward) {
   run_stress(TD_PART_FORWARD, 4, 4, 50000);
 }
 
-/* An output is available while every target has a free credit. */
+/* An output is available while every target has a free credit besides the
+ * buffer the output is filling for it. */
 TD_TEST(test_exchange_available_needs_every_target) {
   td_gate_t *g0 = new_gate(1, 1, NULL), *g1 = new_gate(1, 1, NULL);
   td_channel_t *cs[2] = {td_gate_channel(g0, 0), td_gate_channel(g1, 0)};
   td_output_t o;
   TD_CHECK_INT(td_output_init(&o, TD_PART_REBALANCE, cs, 2, 128, 0), 0);
   TD_CHECK(td_output_available(&o));
-  TD_CHECK_INT(emit(&o, 1, 1, 2, 3), 0); /* target 1's only credit */
-  TD_CHECK(!td_output_available(&o));
-  td_output_flush(&o);
+  TD_CHECK_INT(emit(&o, 1, 1, 2, 3), 0); /* target 1's only credit, being filled */
+  TD_CHECK(td_output_available(&o));
+  td_output_flush(&o); /* sent: the receiver has it */
   TD_CHECK(!td_output_available(&o));
   td_buffer_t *b;
   TD_CHECK_INT(td_gate_poll(g1, &b, 0), 1);
