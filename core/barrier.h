@@ -23,7 +23,8 @@
  *     on a channel that has not yet delivered barrier n is "before n" but
  *     after the snapshot: it is in-flight data, processed now AND persisted
  *     with snapshot n, so that recovery replays it into the restored state.
- *     Nothing is held.
+ *     Nothing is held. (Unaligned barriers travel as priority events that
+ *     overtake queued buffers; core/input.h captures what they overtook.)
  *
  * The aligner sees what the gate delivers, in arrival order, and knows
  * nothing of records or Lua. The caller (the subtask's input loop) feeds it:

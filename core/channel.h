@@ -13,6 +13,25 @@
  * the same channel, ordered with the records, as Flink's network stack
  * carries them in-band.
  *
+ * Overdraft (Flink's overdraft buffers, FLIP-227): a sender may take up to
+ * `overdraft` buffers per channel beyond its credits, so that a batch it
+ * has started never stops half-way for lack of credit; it checks
+ * td_channel_available (a credit is free) before it starts the next batch
+ * and waits there instead. Past credits + overdraft, td_channel_acquire
+ * blocks as before: memory per channel stays bounded by (credits +
+ * overdraft) x buffer size. The sender's notifier is signalled when a
+ * recycled buffer makes the channel available again.
+ *
+ * Priority events (Flink's priority events of unaligned checkpoints,
+ * FLIP-76: PipelinedSubpartition.addPriorityEvent, the priority queue of
+ * SingleInputGate): td_channel_send_priority queues an event that the
+ * gate delivers ahead of every data buffer still queued, of its channel
+ * and of the others. It needs no credit. The event carries the channel's
+ * sequence number at sending (td_buffer_t.seq): the channel's queued
+ * buffers with a sequence number up to it were sent before the event; the
+ * receiver can copy them (td_gate_copy_queued) as the data the event
+ * overtook.
+ *
  * Thread safety: one sender thread per channel, one receiver thread per
  * gate; all other calls may come from any thread.
  */
@@ -22,6 +41,7 @@
 #include <pthread.h>
 #include <stdint.h>
 
+#include "notify.h"
 #include "wbuf.h"
 
 /* Soft size of an exchange buffer: a buffer is sent once it holds at least
@@ -33,9 +53,15 @@
 /* Buffers granted per channel (Flink: 2 exclusive + floating buffers). */
 #define TD_CHANNEL_CREDITS 4
 
+/* Buffers a sender may take per channel beyond its credits to finish a
+ * batch (Flink's taskmanager.network.memory.max-overdraft-buffers-per-gate,
+ * 5 by default); td_gate_set_overdraft. */
+#define TD_CHANNEL_OVERDRAFT 5
+
 typedef enum {
   TD_BUF_DATA = 0, /* encoded records */
-  TD_BUF_END       /* end of partition: the sender sends nothing more */
+  TD_BUF_END,      /* end of partition: the sender sends nothing more */
+  TD_BUF_PRIORITY  /* a priority event (data: its bytes); not a credit */
 } td_buf_kind_t;
 
 typedef struct td_channel td_channel_t;
@@ -46,8 +72,12 @@ typedef struct td_buffer {
   td_channel_t *channel; /* the channel it belongs to */
   td_buf_kind_t kind;
   uint32_t count;        /* records in data */
+  uint64_t seq;          /* DATA, END: 1, 2, ... per channel, in sending
+                            order; PRIORITY: the channel's last seq sent
+                            before it */
   td_wbuf_t data;        /* MessagePack, one value per record */
 } td_buffer_t;
+
 
 /*
  * td_gate_new - create an input gate of n_channels channels, each granted
@@ -57,6 +87,27 @@ typedef struct td_buffer {
  */
 int td_gate_new(td_gate_t **out, int n_channels, int credits,
                 const int *tags);
+
+/*
+ * td_gate_set_overdraft - let senders take up to `overdraft` (>= 0) buffers
+ * per channel beyond the credits (0 at td_gate_new). Call before any
+ * buffer moves.
+ */
+void td_gate_set_overdraft(td_gate_t *g, int overdraft);
+
+/*
+ * td_gate_set_notify - the receiving subtask's notifier (may be NULL): it
+ * is signalled when a priority event arrives and when the gate is
+ * cancelled. Call before any buffer moves.
+ */
+void td_gate_set_notify(td_gate_t *g, td_notify_t *n);
+
+/*
+ * td_channel_set_notify - the sending subtask's notifier (may be NULL): it
+ * is signalled when the channel becomes available again (a credit came
+ * back) and when the gate is cancelled. Call before any buffer moves.
+ */
+void td_channel_set_notify(td_channel_t *c, td_notify_t *n);
 
 /* td_gate_free - free the gate, its channels and their buffers. */
 void td_gate_free(td_gate_t *g);
@@ -74,34 +125,79 @@ int td_channel_index(const td_channel_t *c);
 int td_gate_size(const td_gate_t *g);
 
 /*
- * td_channel_acquire - take an empty buffer (a credit) of channel c for
- * writing, waiting while none is free. Returns 0 and *out (kind DATA, len
- * 0, count 0), or TD_ECANCELED if the gate was cancelled while waiting.
+ * td_channel_acquire - take an empty buffer of channel c for writing: one
+ * of its credits, or of its overdraft when every credit is in use; waits
+ * while credits and overdraft are all in use. Returns 0 and *out (kind
+ * DATA, len 0, count 0), TD_ENOMEM, or TD_ECANCELED if the gate was
+ * cancelled (before or while waiting).
  */
 int td_channel_acquire(td_channel_t *c, td_buffer_t **out);
+
+/*
+ * td_channel_available - whether a credit of c is free: fewer than
+ * `credits` of its buffers are in use (queued, or with the receiver, or
+ * held by the sender), not counting the `held` (>= 0) buffers the sender
+ * is still filling (a batch first fills the buffer it has). A sender
+ * starts a batch only when its channels are available (Flink's
+ * RecordWriter.isAvailable). Lock-free; the answer may be stale at once (a
+ * receiver may recycle a buffer right after).
+ */
+int td_channel_available(const td_channel_t *c, int held);
 
 /* td_channel_send - queue a filled buffer at the receiving gate. */
 void td_channel_send(td_channel_t *c, td_buffer_t *b);
 
 /*
- * td_gate_poll - wait for the next buffer of any channel, in arrival order.
+ * td_channel_send_priority - queue a priority event of `len` bytes on c: the
+ * gate delivers it before every queued data buffer (see above). Needs no
+ * credit. Returns 0, TD_ENOMEM, or TD_ECANCELED (the gate was cancelled:
+ * nothing is queued).
+ */
+int td_channel_send_priority(td_channel_t *c, const void *event, size_t len);
+
+/*
+ * td_gate_poll - wait for the next buffer of any channel: priority events
+ * first, in their arrival order, then data buffers in arrival order.
  * timeout_ms: < 0 waits without limit; otherwise at most that long.
- * Returns 1 and *out for a DATA buffer (hand it back with
- * td_gate_recycle after use); 0 when every channel has ended (END buffers
- * are consumed by the gate itself); TD_ECANCELED when cancelled; -EAGAIN
- * when the timeout passed with nothing to deliver.
+ * Returns 1 and *out for a DATA or PRIORITY buffer (hand it back with
+ * td_gate_recycle after use); 0 when every channel has ended and no
+ * priority event is left (END buffers are consumed by the gate itself);
+ * TD_ECANCELED when cancelled; -EAGAIN when the timeout passed with
+ * nothing to deliver.
  */
 int td_gate_poll(td_gate_t *g, td_buffer_t **out, int timeout_ms);
+
+/*
+ * td_gate_poll_priority - the next priority event, without waiting and
+ * without touching the data buffers. Returns 1 and *out (kind PRIORITY;
+ * hand it back with td_gate_recycle), or 0 when there is none. Lock-free
+ * when there is none.
+ */
+int td_gate_poll_priority(td_gate_t *g, td_buffer_t **out);
+
+/* td_gate_priority_pending - whether a priority event waits (lock-free). */
+int td_gate_priority_pending(const td_gate_t *g);
+
+/*
+ * td_gate_copy_queued - append to *out the bytes of every DATA buffer of
+ * channel `channel` still queued in the gate whose seq is <= upto_seq, in
+ * sending order (the data a priority event with seq upto_seq overtook).
+ * The buffers stay queued. Returns 0 or TD_ENOMEM (*out keeps what it had
+ * before the call).
+ */
+int td_gate_copy_queued(td_gate_t *g, int channel, uint64_t upto_seq,
+                        td_wbuf_t *out);
 
 /* td_gate_available - whether a buffer (or the end) can be polled at once. */
 int td_gate_available(td_gate_t *g);
 
 /* td_gate_recycle - return a buffer to its channel, granting the credit
- * back to the sender. g may be NULL: the buffer knows its gate. */
+ * back to the sender (a PRIORITY buffer is freed). g may be NULL: the
+ * buffer knows its gate. */
 void td_gate_recycle(td_gate_t *g, td_buffer_t *b);
 
-/* td_gate_cancel - wake every waiter on this gate (senders and receiver)
- * and make all later waits return TD_ECANCELED. */
+/* td_gate_cancel - wake every waiter on this gate (senders and receiver,
+ * and their notifiers) and make all later waits return TD_ECANCELED. */
 void td_gate_cancel(td_gate_t *g);
 
 #endif

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "error.h"
+#include "notify.h"
 #include "snapshot.h"
 
 #define TICK_MS 5 /* the thread's poll period for children and timers */
@@ -35,6 +36,7 @@ typedef struct part {
 typedef struct pending {
   int64_t id;
   int64_t start_ms;
+  int after_finish;        /* a subtask had finished at the trigger */
   int acked;               /* parts acked */
   int failed;              /* abort at the next tick */
   int counted;             /* a failure (I/O, timeout), not a decline */
@@ -77,6 +79,8 @@ struct td_coord {
   char ***finished_names;
   int *finished_n;
   td_coord_stats_t stats;
+  td_coord_duration_t *durations; /* periodic checkpoints */
+  size_t n_durations, cap_durations;
 };
 
 static void logf_(td_coord_t *c, const char *fmt, ...)
@@ -329,6 +333,7 @@ void td_coord_free(td_coord_t *c) {
   free(c->job_name);
   for (int s = 0; c->expected && s < c->n; s++) free(c->expected[s]);
   free(c->expected);
+  free(c->durations);
   pthread_mutex_destroy(&c->mu);
   pthread_cond_destroy(&c->waiters);
   pthread_cond_destroy(&c->wake);
@@ -472,15 +477,7 @@ int td_coord_wait(td_coord_t *c, int64_t after, int timeout_ms,
                   int64_t *completed, int *final) {
   pthread_mutex_lock(&c->mu);
   struct timespec until;
-  clock_gettime(CLOCK_REALTIME, &until);
-  if (timeout_ms >= 0) {
-    until.tv_sec += timeout_ms / 1000;
-    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-      until.tv_sec++;
-      until.tv_nsec -= 1000000000L;
-    }
-  }
+  td_deadline(&until, CLOCK_REALTIME, timeout_ms >= 0 ? timeout_ms : 0);
   int rc = 0;
   for (;;) {
     if (c->completed > after || c->final_done) {
@@ -513,6 +510,14 @@ void td_coord_stats(td_coord_t *c, td_coord_stats_t *out) {
   pthread_mutex_lock(&c->mu);
   *out = c->stats;
   pthread_mutex_unlock(&c->mu);
+}
+
+size_t td_coord_durations(td_coord_t *c, td_coord_duration_t *out, size_t max) {
+  pthread_mutex_lock(&c->mu);
+  size_t n = c->n_durations;
+  if (n && max) memcpy(out, c->durations, (n < max ? n : max) * sizeof *out);
+  pthread_mutex_unlock(&c->mu);
+  return n;
 }
 
 /* ---- the thread ---------------------------------------------------------------- */
@@ -747,6 +752,7 @@ static void complete_locked(td_coord_t *c, pending_t *p) {
   /* older pending checkpoints are subsumed */
   while (c->pending && c->pending->id < id) abort_locked(c, c->pending, "subsumed");
   c->pending = p->next; /* p is the head now */
+  int p_after_finish = p->after_finish;
   free_pending(p, c->n);
   c->completed = id;
   c->consecutive_failures = 0;
@@ -756,6 +762,17 @@ static void complete_locked(td_coord_t *c, pending_t *p) {
   c->stats.sum_duration_ms += c->stats.last_duration_ms;
   if (c->stats.last_duration_ms > c->stats.max_duration_ms)
     c->stats.max_duration_ms = c->stats.last_duration_ms;
+  if (c->n_durations == c->cap_durations) {
+    size_t cap = c->cap_durations ? 2 * c->cap_durations : 64;
+    td_coord_duration_t *d = realloc(c->durations, cap * sizeof *d);
+    if (d) {
+      c->durations = d;
+      c->cap_durations = cap;
+    }
+  }
+  if (c->n_durations < c->cap_durations)
+    c->durations[c->n_durations++] =
+        (td_coord_duration_t){c->stats.last_duration_ms, p_after_finish};
   sweep(c);
   pthread_cond_broadcast(&c->waiters);
 }
@@ -770,6 +787,7 @@ static void trigger_locked(td_coord_t *c, int64_t now) {
   for (int s = 0; s < c->n; s++) p->parts[s].err_fd = -1;
   p->id = c->next_id++;
   p->start_ms = now;
+  p->after_finish = c->n_finished > 0;
   c->last_trigger_ms = now;
   if (c->dir) {
     char chk[4200];
@@ -789,8 +807,10 @@ static void trigger_locked(td_coord_t *c, int64_t now) {
   while (*pp) pp = &(*pp)->next;
   *pp = p;
   for (int s = 0; s < c->n; s++)
-    if (c->is_source[s] && !c->finished[s])
+    if (c->is_source[s] && !c->finished[s]) {
       atomic_store_explicit(&c->requested[s], p->id, memory_order_release);
+      if (c->cfg.on_trigger) c->cfg.on_trigger(c->cfg.trigger_ud, s);
+    }
 }
 
 /* The final checkpoint could not be written: the job cannot commit. */

@@ -97,6 +97,12 @@ typedef struct td_ckpt_config {
    * thread. The library never prints. */
   void (*log)(void *ud, const char *line);
   void *log_ud;
+  /* Called (from the coordinator's thread, its lock held: do no more than
+   * signal) when source subtask `subtask` is asked to inject a barrier, so
+   * that a source waiting for output credit wakes up and injects it (a
+   * trigger message, Flink's triggerCheckpointAsync); NULL: none. */
+  void (*on_trigger)(void *ud, int subtask);
+  void *trigger_ud;
 } td_ckpt_config_t;
 
 typedef struct td_coord td_coord_t;
@@ -208,6 +214,21 @@ typedef struct td_coord_stats {
 } td_coord_stats_t;
 
 void td_coord_stats(td_coord_t *c, td_coord_stats_t *out);
+
+/* A completed periodic checkpoint's trigger-to-complete time. */
+typedef struct td_coord_duration {
+  int64_t ms;       /* from the trigger to _metadata */
+  int after_finish; /* a subtask had finished (end of input) when it was
+                       triggered: it may have waited for a downstream
+                       subtask to drain its input and finish too */
+} td_coord_duration_t;
+
+/*
+ * td_coord_durations - the trigger-to-complete times of the periodic
+ * checkpoints completed so far, in completion order, into out[0 .. max).
+ * Returns how many completed (may exceed max; only max are written).
+ */
+size_t td_coord_durations(td_coord_t *c, td_coord_duration_t *out, size_t max);
 
 /* td_coord_record_pause - a subtask's synchronous snapshot part took us
  * microseconds (for td_coord_stats). */

@@ -91,6 +91,22 @@ void td_output_flush(td_output_t *o) {
   }
 }
 
+int td_output_available(const td_output_t *o) {
+  for (int i = 0; i < o->n; i++)
+    if (!td_channel_available(o->targets[i], o->cur[i] != NULL)) return 0;
+  return 1;
+}
+
+int td_output_send_priority(td_output_t *o, const void *event, size_t len) {
+  td_output_flush(o);
+  int rc = 0;
+  for (int i = 0; i < o->n; i++) {
+    int r = td_channel_send_priority(o->targets[i], event, len);
+    if (r && !rc) rc = r;
+  }
+  return rc;
+}
+
 int td_output_finish(td_output_t *o) {
   td_output_flush(o);
   for (int i = 0; i < o->n; i++) {

@@ -8,6 +8,9 @@
  * Records are appended to the current buffer of their target channel and a
  * buffer is sent once it holds TD_BUFFER_SIZE bytes, on td_output_flush (the
  * buffer timeout, for latency) or at td_output_finish.
+ * td_output_available tells whether a batch may start (every target has a
+ * free credit); td_output_send_priority sends an event that overtakes the
+ * queued buffers (unaligned checkpoint barriers).
  */
 #ifndef TD_EXCHANGE_H
 #define TD_EXCHANGE_H
@@ -75,6 +78,28 @@ void td_output_commit(td_output_t *o, int target);
 
 /* td_output_flush - send every partially filled buffer. */
 void td_output_flush(td_output_t *o);
+
+/*
+ * td_output_available - whether every target channel has a free credit
+ * besides the buffer the output is filling for it (td_channel_available),
+ * so that the next batch can be written without
+ * waiting (Flink's RecordWriter.isAvailable); with the channels' overdraft
+ * a batch started then never waits half-way unless it writes more than
+ * the overdraft. Lock-free; may be stale at once.
+ */
+int td_output_available(const td_output_t *o);
+
+/*
+ * td_output_send_priority - flush every partially filled buffer, then send
+ * the event (len bytes) on every target channel as a priority event
+ * (td_channel_send_priority): an unaligned checkpoint barrier overtakes
+ * the output's queued buffers, which the receivers persist as in-flight
+ * data (FLIP-76; Flink persists them as the sender's output state, the
+ * local exchange lets the receiver do it). Needs no credit.
+ * Returns 0, or the first error of td_channel_send_priority (TD_ENOMEM,
+ * TD_ECANCELED); the other targets are still sent to.
+ */
+int td_output_send_priority(td_output_t *o, const void *event, size_t len);
 
 /*
  * td_output_finish - flush, then send end-of-partition on every target

@@ -32,6 +32,8 @@
 #include "codec.h"
 #include "error.h"
 #include "exchange.h"
+#include "inband.h"
+#include "input.h"
 #include "job.h"
 #include "keygroup.h"
 #include "luaalloc.h"
@@ -54,27 +56,6 @@ static int g_resume, g_allow_existing_output;
 static char TASK_DONE;
 static char CANCELLED;
 
-/*
- * In-band entries of an exchange buffer, besides plain MessagePack values
- * (records without a timestamp). Each is a MessagePack ext value, which
- * the record codec never produces:
- *   d7 01 <int64 BE>   the timestamp of the record that follows
- *   d7 02 <int64 BE>   a watermark
- *   d4 03 <0|1>        watermark status: 1 idle, 0 active
- *   d4 04 00           end of this channel (sent before END)
- *   d7 05 <int64 BE>   checkpoint barrier n
- *   d7 06 <int64 BE>   cancel marker of checkpoint n (a subtask declined it;
- *                      Flink's CancelCheckpointMarker)
- */
-enum {
-  EXT_TIMESTAMP = 1,
-  EXT_WATERMARK = 2,
-  EXT_STATUS = 3,
-  EXT_END = 4,
-  EXT_BARRIER = 5,
-  EXT_CANCEL = 6
-};
-
 /* The section of a state file that holds the encoded Lua value. */
 #define STATE_SECTION 1u
 
@@ -92,18 +73,11 @@ typedef struct valve {
 typedef struct host_data {
   td_wbuf_t scratch;       /* canonical key bytes, broadcast records */
   double last_flush_ms;
-  td_buffer_t *cur;        /* input buffer being decoded */
-  size_t off;              /* position in cur */
   int ts_hi;               /* poll's ts table may hold timestamps up to here */
   valve_t valve;
-  /* checkpoints */
-  td_aligner_t *aligner;   /* tasks with inputs */
-  int verdict;             /* the aligner's verdict on cur */
-  int cur_replay;          /* cur is replayed in-flight data: freed, not recycled */
-  td_buffer_t *replay;     /* restored in-flight buffers, delivered first */
-  size_t inflight_from;    /* unaligned: cur's bytes from here are in-flight */
-  int64_t capture_id;      /* unaligned: the checkpoint capturing in-flight data */
-  td_wbuf_t *capture;      /* per channel */
+  /* tasks with inputs: the gate, alignment, replayed and captured
+   * in-flight data, the buffer being decoded */
+  td_input_t *input;
   int64_t injected;        /* sources: the last barrier injected */
   int valve_dirty;         /* a channel ended at a barrier trigger: the
                               valve's output is reported on the next poll */
@@ -224,21 +198,6 @@ static void set_package_field(lua_State *L, const char *field, const char *v) {
   lua_pop(L, 1);
 }
 
-static void free_replay(td_buffer_t *b) {
-  td_wbuf_destroy(&b->data);
-  free(b);
-}
-
-/* Done with the input buffer being decoded: back to its channel (a
- * replayed one is freed). */
-static void release_cur(td_subtask_t *st, host_data_t *hd) {
-  if (!hd->cur) return;
-  if (hd->cur_replay) free_replay(hd->cur);
-  else td_gate_recycle(st->gate, hd->cur);
-  hd->cur = NULL;
-  hd->cur_replay = 0;
-}
-
 #if !defined(__SANITIZE_ADDRESS__)
 static int vm_panic(lua_State *L) {
   const char *m = lua_tostring(L, -1);
@@ -303,10 +262,7 @@ static void subtask_body(td_subtask_t *st) {
       hd->valve.wm[i] = INT64_MIN;
       hd->valve.aligned[i] = 1;
     }
-    hd->capture = calloc((size_t)n, sizeof *hd->capture);
-    if (!hd->capture ||
-        td_aligner_new(&hd->aligner, n, (td_align_mode_t)spec->align_mode) != 0) {
-      free(hd->capture);
+    if (td_input_new(&hd->input, st->gate, (td_align_mode_t)spec->align_mode) != 0) {
       free(hd->valve.wm);
       free(hd->valve.idle);
       free(hd);
@@ -334,19 +290,7 @@ static void subtask_body(td_subtask_t *st) {
   if (rc != TD_RUN_OK && strcmp(err, "cancelled") != 0) td_job_fail(job, err);
   lua_close(L);
   td_lua_pool_free(pool);
-  release_cur(st, hd);
-  while (hd->replay) {
-    td_buffer_t *b = hd->replay;
-    hd->replay = b->next;
-    free_replay(b);
-  }
-  if (hd->aligner) {
-    td_buffer_t *b;
-    while (td_aligner_next_released(hd->aligner, &b, NULL, NULL)) td_gate_recycle(st->gate, b);
-    td_aligner_free(hd->aligner);
-  }
-  for (int i = 0; hd->capture && i < td_gate_size(st->gate); i++) td_wbuf_destroy(&hd->capture[i]);
-  free(hd->capture);
+  td_input_free(hd->input);
   td_wbuf_destroy(&hd->scratch);
   free(hd->valve.wm);
   free(hd->valve.idle);
@@ -636,20 +580,6 @@ static int l_begin(lua_State *L) {
   return 0;
 }
 
-static int64_t get_be64(const unsigned char *p) {
-  uint64_t v = 0;
-  for (int i = 0; i < 8; i++) v = (v << 8) | p[i];
-  return (int64_t)v;
-}
-
-static void put_be64(unsigned char *p, int64_t x) {
-  uint64_t v = (uint64_t)x;
-  for (int i = 7; i >= 0; i--) {
-    p[i] = (unsigned char)v;
-    v >>= 8;
-  }
-}
-
 /* Recompute the valve's output after a change. Returns the event to
  * report: 0 none, 1 watermark (*wm), 2 idle, 3 active. A channel that has
  * ended counts as active at +inf (its sender ended with the final
@@ -686,21 +616,44 @@ static int valve_update(valve_t *v, int64_t *wm) {
 
 static int append_all(lua_State *L, td_output_t *o, const void *bytes, size_t len);
 
-/* Send an in-band entry (d7 kind <int64>) on every output of the subtask. */
+/* Send an in-band entry (d7 kind <int64>) on every output of the subtask.
+ * An unaligned checkpoint's barrier goes as a priority event instead: it
+ * overtakes the buffers queued on the way (FLIP-76). */
 static void forward_event(lua_State *L, td_subtask_t *st, int kind, int64_t v) {
   const td_job_spec_t *spec = td_job_spec_of(st->job);
-  unsigned char ev[10];
-  ev[0] = 0xd7;
-  ev[1] = (unsigned char)kind;
-  put_be64(ev + 2, v);
-  for (int e = 0; e < spec->n_edges; e++)
-    if (st->outputs[e].n) append_all(L, &st->outputs[e], ev, sizeof ev);
+  unsigned char ev[TD_EXT8_SIZE];
+  td_ext8(ev, kind, v);
+  int priority = kind == TD_EXT_BARRIER && spec->align_mode == TD_ALIGN_UNALIGNED;
+  for (int e = 0; e < spec->n_edges; e++) {
+    if (!st->outputs[e].n) continue;
+    if (!priority) {
+      append_all(L, &st->outputs[e], ev, sizeof ev);
+      continue;
+    }
+    int rc = td_output_send_priority(&st->outputs[e], ev, sizeof ev);
+    if (rc == TD_ECANCELED) raise_cancelled(L);
+    if (rc) luaL_error(L, "cannot send checkpoint barrier %d: %s", (int)v, td_strerror(rc));
+  }
   flush_outputs(st);
 }
 
-static void drop_capture(td_subtask_t *st, host_data_t *hd) {
-  for (int i = 0; i < td_gate_size(st->gate); i++) hd->capture[i].len = 0;
-  hd->capture_id = 0;
+/* Unaligned: checkpoint id's in-flight data is complete; hand it to the
+ * coordinator, which writes it. */
+static void hand_inflight(td_subtask_t *st, host_data_t *hd, int64_t id) {
+  td_coord_t *coord = td_job_coordinator(st->job);
+  int n = td_gate_size(st->gate), k = 0;
+  uint32_t *tags = malloc(sizeof *tags * (size_t)n);
+  td_wbuf_t *bufs = malloc(sizeof *bufs * (size_t)n);
+  int rc = tags && bufs ? td_input_take_inflight(hd->input, id, &k, tags, bufs) : TD_ENOMEM;
+  if (rc == TD_ENOMEM) {
+    td_coord_decline(coord, id, st->global, "out of memory keeping in-flight data");
+  } else if (rc == 0) {
+    char name[64];
+    snprintf(name, sizeof name, "inflight-%d-%d.state", st->task + 1, st->index);
+    td_coord_inflight(coord, id, st->global, name, k, tags, bufs);
+  }
+  free(tags);
+  free(bufs);
 }
 
 /* Act on the aligner's events; returns the checkpoint to snapshot now
@@ -711,128 +664,85 @@ static int64_t align_events(lua_State *L, td_subtask_t *st, host_data_t *hd, int
   td_coord_t *coord = td_job_coordinator(st->job);
   if (r & TD_ALIGN_ABORTED) {
     td_coord_decline(coord, ev->aborted, st->global, "barrier alignment aborted");
-    if (hd->capture_id == ev->aborted) drop_capture(st, hd);
-    forward_event(L, st, EXT_CANCEL, ev->aborted);
+    forward_event(L, st, TD_EXT_CANCEL, ev->aborted);
   }
   if (r & TD_ALIGN_CANCELLED) {
     td_coord_decline(coord, ev->cancelled, st->global, "cancelled upstream");
-    forward_event(L, st, EXT_CANCEL, ev->cancelled);
+    forward_event(L, st, TD_EXT_CANCEL, ev->cancelled);
   }
-  int64_t trigger = 0;
-  if (r & TD_ALIGN_TRIGGER) {
-    trigger = ev->triggered;
-    if (td_job_spec_of(st->job)->align_mode == TD_ALIGN_UNALIGNED) {
-      drop_capture(st, hd);
-      hd->capture_id = trigger;
-    }
-  }
-  if ((r & TD_ALIGN_CAPTURED) && hd->capture_id == ev->captured) {
-    int n = td_gate_size(st->gate), k = 0;
-    uint32_t *tags = malloc(sizeof *tags * (size_t)n);
-    td_wbuf_t *bufs = malloc(sizeof *bufs * (size_t)n);
-    if (!tags || !bufs) {
-      free(tags);
-      free(bufs);
-      td_coord_decline(coord, ev->captured, st->global, "out of memory");
-    } else {
-      for (int i = 0; i < n; i++) {
-        if (hd->capture[i].len == 0) continue;
-        tags[k] = (uint32_t)i;
-        bufs[k++] = hd->capture[i];
-        memset(&hd->capture[i], 0, sizeof hd->capture[i]);
-      }
-      char name[64];
-      snprintf(name, sizeof name, "inflight-%d-%d.state", st->task + 1, st->index);
-      td_coord_inflight(coord, ev->captured, st->global, name, k, tags, bufs);
-      free(tags);
-      free(bufs);
-    }
-    hd->capture_id = 0;
-  }
-  return trigger;
+  if (r & TD_ALIGN_CAPTURED) hand_inflight(st, hd, ev->captured);
+  return (r & TD_ALIGN_TRIGGER) ? ev->triggered : 0;
 }
 
-/* Unaligned: keep cur's bytes [inflight_from, upto) as in-flight data. */
-static void capture(td_subtask_t *st, host_data_t *hd, size_t upto) {
-  if (hd->verdict != TD_ALIGN_INFLIGHT || !hd->capture_id || upto <= hd->inflight_from)
-    return;
-  td_wbuf_t *w = &hd->capture[td_channel_index(hd->cur->channel)];
-  size_t len = upto - hd->inflight_from;
-  if (td_wbuf_reserve(w, len) == 0) {
-    memcpy(w->data + w->len, hd->cur->data.data + hd->inflight_from, len);
-    w->len += len;
-  }
-  hd->inflight_from = upto;
-}
-
-/* Make hd->cur the next buffer to decode: replayed in-flight data first,
- * then buffers the aligner released, then the gate. Returns 1, 0 when
- * timeout_ms passed, -1 at the end of every input. */
-static int next_buffer(lua_State *L, td_subtask_t *st, host_data_t *hd, int timeout,
-                       int64_t *trigger) {
-  const td_job_spec_t *spec = td_job_spec_of(st->job);
+/* Wait until every output can take the next batch (td_subtask_await_
+ * outputs), sending partly filled buffers at the buffer timeout meanwhile.
+ * Returns a TD_AWAIT_* code (TD_AWAIT_TIMEOUT only once timeout_ms, if >=
+ * 0, passed); raises the cancel sentinel. */
+static int await_outputs(lua_State *L, td_subtask_t *st, int watch_priority,
+                         int64_t injected, int timeout_ms) {
+  host_data_t *hd = st->host;
+  double start = monotonic_ms();
   for (;;) {
-    if (hd->replay) {
-      hd->cur = hd->replay;
-      hd->replay = hd->cur->next;
-      hd->cur_replay = 1;
-      hd->off = 0;
-      hd->verdict = TD_ALIGN_PROCESS;
-      return 1;
+    double now = monotonic_ms();
+    int wait = (int)(hd->last_flush_ms + FLUSH_INTERVAL_MS - now) + 1;
+    if (wait <= 1) {
+      flush_outputs(st);
+      wait = FLUSH_INTERVAL_MS;
     }
-    td_buffer_t *b;
-    size_t off = 0;
-    if (td_aligner_next_released(hd->aligner, &b, NULL, &off)) {
-      hd->cur = b;
-      hd->off = off;
-      hd->verdict = TD_ALIGN_PROCESS;
-      return 1;
-    }
-    if (!td_gate_available(st->gate)) flush_outputs(st);
-    else maybe_flush(st);
-    int wait = timeout;
-    int64_t since, now = (int64_t)monotonic_ms();
-    int aligning = spec->align_timeout_ms > 0 && td_aligner_pending(hd->aligner, NULL, &since);
-    if (aligning) {
-      int64_t left = since + spec->align_timeout_ms - now;
-      if (left < 0) left = 0;
-      if (wait < 0 || left < wait) wait = (int)left;
-    }
-    int rc = td_gate_poll(st->gate, &b, wait);
-    if (rc == TD_ECANCELED) raise_cancelled(L);
-    if (rc == -EAGAIN) {
-      if (aligning) {
-        td_align_event_t ev;
-        int r = td_aligner_check_timeout(hd->aligner, (int64_t)monotonic_ms(),
-                                         spec->align_timeout_ms, &ev);
-        *trigger = align_events(L, st, hd, r, &ev);
-        if (r > 0) continue; /* released buffers */
+    int last = 0;
+    if (timeout_ms >= 0) {
+      int left = (int)(start + timeout_ms - now);
+      if (left <= wait) {
+        wait = left < 0 ? 0 : left;
+        last = 1;
       }
-      return 0;
     }
-    if (rc == 0) return -1;
-    int v = td_aligner_on_buffer(hd->aligner, td_channel_index(b->channel), b);
-    if (v == TD_ALIGN_HELD) continue;
-    if (v < 0) luaL_error(L, "checkpoint barrier alignment: %s", td_strerror(v));
-    hd->cur = b;
-    hd->off = 0;
-    hd->inflight_from = 0;
-    hd->verdict = v;
-    return 1;
+    int r = td_subtask_await_outputs(st, watch_priority, injected, wait);
+    if (r == TD_ECANCELED) raise_cancelled(L);
+    if (r != TD_AWAIT_TIMEOUT || last) return r;
   }
+}
+
+/* The next step of the input (td_input_next): without waiting first, and
+ * if there is nothing, with partly filled output buffers sent before
+ * waiting up to timeout_ms (a task about to wait for input flushes). */
+static int input_next(lua_State *L, td_subtask_t *st, host_data_t *hd, int timeout,
+                      int *events, td_align_event_t *ev) {
+  int64_t align_timeout = td_job_spec_of(st->job)->align_timeout_ms;
+  int r = td_input_next(hd->input, 0, align_timeout, events, ev);
+  if (r == TD_INPUT_TIMEOUT) {
+    flush_outputs(st);
+    if (timeout != 0) r = td_input_next(hd->input, timeout, align_timeout, events, ev);
+  } else {
+    maybe_flush(st);
+  }
+  if (r == TD_ECANCELED) raise_cancelled(L);
+  if (r < 0) return luaL_error(L, "checkpoint barrier alignment: %s", td_strerror(r));
+  return r;
+}
+
+static int push_barrier(lua_State *L, int64_t id) {
+  lua_pushinteger(L, 0);
+  lua_pushnil(L);
+  lua_pushliteral(L, "barrier");
+  lua_pushinteger(L, id);
+  return 4;
 }
 
 /* core.poll(buf, ts [, timeout_ms]) -> n, edge, event, value, has_ts
  * Decodes the records of the next input buffer into buf[1..n] (and their
  * timestamps into ts[1..n], nil where a record has none), up to the first
- * in-band event for the task: edge is the 1-based edge the records came
+ * in-band event for the task and at most td_input_budget records (the rest
+ * comes with the next call): edge is the 1-based edge the records came
  * over; event is nil, "watermark" (value: the new input watermark), "idle",
  * "active", or "barrier" (value: the checkpoint id; barriers are aligned
  * per the job's mode: snapshot now with core.snapshot, which forwards the
- * barrier); has_ts tells whether any record had a timestamp. Returns nil
- * at the end of every input, and 0 when timeout_ms passed with nothing to
- * deliver. Pass the same ts table on every call: slots are cleared only
- * where an earlier call filled them. */
+ * barrier); has_ts tells whether any record had a timestamp. A batch
+ * starts only when every output has credit for it; meanwhile unaligned
+ * barriers (priority events) are still delivered. Returns nil at the end
+ * of every input, and 0 when timeout_ms passed with nothing to deliver.
+ * Pass the same ts table on every call: slots are cleared only where an
+ * earlier call filled them. */
 static int l_poll(lua_State *L) {
   td_subtask_t *st = subtask_of(L);
   host_data_t *hd = st->host;
@@ -843,6 +753,7 @@ static int l_poll(lua_State *L) {
     lua_pushnil(L);
     return 1;
   }
+  td_input_t *in = hd->input;
   int64_t trigger = 0;
   if (hd->valve_dirty) {
     int64_t wm = 0;
@@ -862,34 +773,52 @@ static int l_poll(lua_State *L) {
       return 5;
     }
   }
-  if (!hd->cur) {
-    int r = next_buffer(L, st, hd, timeout, &trigger);
-    if (r < 0) {
+  int events;
+  td_align_event_t aev;
+  /* priority events, and outputs with room for a batch, first */
+  for (;;) {
+    int r = td_input_priority(in, &events, &aev);
+    if (r < 0) return luaL_error(L, "checkpoint barrier alignment: %s", td_strerror(r));
+    if (r > 0) {
+      trigger = align_events(L, st, hd, events, &aev);
+      if (trigger) return push_barrier(L, trigger);
+      continue;
+    }
+    if (td_subtask_outputs_available(st)) break;
+    if (await_outputs(L, st, !td_input_replaying(in), -1, timeout) == TD_AWAIT_TIMEOUT) {
+      lua_pushinteger(L, 0);
+      return 1;
+    }
+  }
+  for (;;) {
+    int r = input_next(L, st, hd, timeout, &events, &aev);
+    if (r == TD_INPUT_DATA) break;
+    if (r == TD_INPUT_END) {
       lua_pushnil(L);
       return 1;
     }
-    if (r == 0) {
+    if (r == TD_INPUT_TIMEOUT) {
       lua_pushinteger(L, 0);
-      if (!trigger) return 1;
-      lua_pushnil(L);
-      lua_pushliteral(L, "barrier");
-      lua_pushinteger(L, trigger);
-      return 4;
+      return 1;
     }
+    trigger = align_events(L, st, hd, events, &aev);
+    if (trigger) return push_barrier(L, trigger);
   }
-  td_buffer_t *b = hd->cur;
-  int ch = td_channel_index(b->channel);
-  int edge = td_channel_tag(b->channel) + 1;
+  td_input_view_t view;
+  td_input_view(in, &view);
+  int ch = view.channel;
+  int edge = view.tag + 1;
   valve_t *v = &hd->valve;
-  const unsigned char *p = (const unsigned char *)b->data.data;
-  size_t len = b->data.len;
-  int n = 0, has_ts = 0, event = 0, held = 0;
+  const unsigned char *p = (const unsigned char *)view.data;
+  size_t len = view.len, off = view.off;
+  int budget = td_input_budget(in);
+  int n = 0, has_ts = 0, event = 0, gone = 0;
   int64_t value = 0;
-  while (hd->off < len && !event && !trigger && !held) {
-    const unsigned char *e = p + hd->off;
-    if (e[0] == 0xd7 && hd->off + 10 <= len && e[1] == EXT_WATERMARK) {
-      int64_t wm = get_be64(e + 2);
-      hd->off += 10;
+  while (off < len && !event && !trigger && n < budget) {
+    const unsigned char *e = p + off;
+    if (e[0] == 0xd7 && off + TD_EXT8_SIZE <= len && e[1] == TD_EXT_WATERMARK) {
+      int64_t wm = td_get_be64(e + 2);
+      off += TD_EXT8_SIZE;
       if (wm > v->wm[ch]) {
         v->wm[ch] = wm;
         if (!v->aligned[ch] && wm >= v->last) v->aligned[ch] = 1;
@@ -897,67 +826,50 @@ static int l_poll(lua_State *L) {
       }
       continue;
     }
-    if (e[0] == 0xd7 && hd->off + 10 <= len &&
-        (e[1] == EXT_BARRIER || e[1] == EXT_CANCEL)) {
-      int64_t id = get_be64(e + 2);
-      capture(st, hd, hd->off);
-      hd->off += 10;
-      /* in-band control entries are never in-flight data */
-      hd->inflight_from = hd->off;
-      if (hd->cur_replay) continue; /* replayed data holds none; if it did,
-                                       its barriers belong to the old run */
-      td_align_event_t ev;
-      int r = e[1] == EXT_BARRIER
-                  ? td_aligner_on_barrier(hd->aligner, ch, id, (int64_t)monotonic_ms(), &ev)
-                  : td_aligner_on_cancel(hd->aligner, ch, id, &ev);
+    int control = 0;
+    size_t size = 0;
+    if (e[0] == 0xd7 && off + TD_EXT8_SIZE <= len &&
+        (e[1] == TD_EXT_BARRIER || e[1] == TD_EXT_CANCEL)) {
+      control = e[1];
+      size = TD_EXT8_SIZE;
+    } else if (e[0] == 0xd4 && off + TD_EXT1_SIZE <= len && e[1] == TD_EXT_END) {
+      control = TD_EXT_END;
+      size = TD_EXT1_SIZE;
+    }
+    if (control) {
+      int64_t id = control == TD_EXT_END ? 0 : td_get_be64(e + 2);
+      int r = td_input_control(in, control, off, size, id, &aev);
       if (r < 0) return luaL_error(L, "checkpoint barrier %d on channel %d: %s", (int)id, ch,
                                    td_strerror(r));
-      trigger = align_events(L, st, hd, r, &ev);
-      if (hd->off < len) {
-        int vv = td_aligner_on_buffer_at(hd->aligner, ch, b, hd->off);
-        if (vv == TD_ALIGN_HELD) held = 1;
-        else if (vv < 0) return luaL_error(L, "checkpoint barrier alignment: %s", td_strerror(vv));
-        else {
-          hd->verdict = vv;
-          hd->inflight_from = hd->off;
-        }
+      trigger = align_events(L, st, hd, r, &aev);
+      if (control == TD_EXT_END) {
+        v->ended[ch] = 1;
+        if (trigger) hd->valve_dirty = 1;
+        else event = valve_update(v, &value);
       }
+      if (!td_input_view(in, &view)) { /* the aligner holds the rest */
+        gone = 1;
+        break;
+      }
+      off = view.off;
       continue;
     }
-    if (e[0] == 0xd4 && hd->off + 3 <= len &&
-        (e[1] == EXT_STATUS || e[1] == EXT_END)) {
-      hd->off += 3;
-      if (e[1] == EXT_END) {
-        capture(st, hd, hd->off - 3);
-        hd->inflight_from = hd->off;
-        v->ended[ch] = 1;
-        if (!hd->cur_replay) {
-          td_align_event_t ev;
-          int r = td_aligner_on_end(hd->aligner, ch, &ev);
-          if (r > 0) trigger = align_events(L, st, hd, r, &ev);
-        }
-        if (trigger) {
-          hd->valve_dirty = 1;
-          continue;
-        }
-      } else {
-        v->idle[ch] = e[2] != 0;
-        if (!v->idle[ch]) v->aligned[ch] = v->wm[ch] >= v->last;
-      }
+    if (e[0] == 0xd4 && off + TD_EXT1_SIZE <= len && e[1] == TD_EXT_STATUS) {
+      off += TD_EXT1_SIZE;
+      v->idle[ch] = e[2] != 0;
+      if (!v->idle[ch]) v->aligned[ch] = v->wm[ch] >= v->last;
       event = valve_update(v, &value);
       continue;
     }
     int have_ts = 0;
     int64_t tsv = 0;
-    size_t off = hd->off;
-    if (e[0] == 0xd7 && off + 10 <= len && e[1] == EXT_TIMESTAMP) {
-      tsv = get_be64(e + 2);
+    if (e[0] == 0xd7 && off + TD_EXT8_SIZE <= len && e[1] == TD_EXT_TIMESTAMP) {
+      tsv = td_get_be64(e + 2);
       have_ts = 1;
-      off += 10;
+      off += TD_EXT8_SIZE;
     }
-    if (td_codec_decode(L, b->data.data, len, &off) != 0)
+    if (td_codec_decode(L, view.data, len, &off) != 0)
       return luaL_error(L, "corrupt exchange buffer");
-    hd->off = off;
     n++;
     lua_rawseti(L, 1, n);
     if (have_ts) {
@@ -971,13 +883,8 @@ static int l_poll(lua_State *L) {
       lua_rawseti(L, 2, n);
     }
   }
-  if (held) {
-    hd->cur = NULL; /* the aligner has it */
-    hd->cur_replay = 0;
-  } else if (hd->off >= len) {
-    capture(st, hd, len);
-    release_cur(st, hd);
-  }
+  if (!gone) td_input_advance(in, off);
+  td_input_returned(in, n);
   lua_pushinteger(L, n);
   lua_pushinteger(L, edge);
   if (trigger) {
@@ -1055,10 +962,8 @@ static int l_emit(lua_State *L) {
       int isint;
       lua_Integer tv = lua_tointegerx(L, -1, &isint);
       if (isint) {
-        tsbytes[0] = 0xd7;
-        tsbytes[1] = EXT_TIMESTAMP;
-        put_be64(tsbytes + 2, tv);
-        tslen = 10;
+        td_ext8(tsbytes, TD_EXT_TIMESTAMP, tv);
+        tslen = TD_EXT8_SIZE;
       } else if (!lua_isnil(L, -1)) {
         return luaL_error(L, "a record's timestamp is not an integer (ms)");
       }
@@ -1141,23 +1046,28 @@ static int l_emit(lua_State *L) {
   return 0;
 }
 
-/* core.tick() sends partially filled buffers once the buffer timeout
- * passed, and raises if the job was cancelled (sources call it per batch).
- * Returns the id of a checkpoint the coordinator asks this source to
- * inject (snapshot and forward with core.snapshot), or nothing. */
+/* core.tick() - a source between two batches: sends partially filled
+ * buffers once the buffer timeout passed, and raises if the job was
+ * cancelled. Returns the id of a checkpoint the coordinator asks this
+ * source to inject (snapshot and forward it with core.snapshot, then call
+ * tick again), or nothing once every output can take the next batch: it
+ * waits for that (output credit), as a source must not start a batch that
+ * would stop half-way and keep it from seeing the next checkpoint. */
 static int l_tick(lua_State *L) {
   td_subtask_t *st = subtask_of(L);
   if (td_job_cancelled(st->job)) raise_cancelled(L);
   maybe_flush(st);
   host_data_t *hd = st->host;
-  if (!st->gate) {
-    int64_t id = td_coord_requested(td_job_coordinator(st->job), st->global);
+  if (st->gate) return 0;
+  td_coord_t *coord = td_job_coordinator(st->job);
+  for (;;) {
+    int64_t id = td_coord_requested(coord, st->global);
     if (id > hd->injected) {
       lua_pushinteger(L, id);
       return 1;
     }
+    if (await_outputs(L, st, 0, hd->injected, -1) == TD_AWAIT_READY) return 0;
   }
-  return 0;
 }
 
 /* Write every name -> value of the table at index t as the state file
@@ -1272,7 +1182,7 @@ static int l_snapshot(lua_State *L) {
       int e = errno;
       if (pipefd[0] >= 0) close(pipefd[0]);
       td_coord_decline(coord, id, st->global, "fork failed");
-      forward_event(L, st, EXT_CANCEL, id);
+      forward_event(L, st, TD_EXT_CANCEL, id);
       lua_pushboolean(L, 0);
       lua_pushfstring(L, "cannot fork the snapshot of checkpoint %d: %s", (int)id, strerror(e));
       return 2;
@@ -1280,7 +1190,7 @@ static int l_snapshot(lua_State *L) {
   }
   td_coord_snapshot_started(coord, id, st->global, pid, pipefd[0],
                             st->gate && spec->align_mode == TD_ALIGN_UNALIGNED);
-  forward_event(L, st, EXT_BARRIER, id);
+  forward_event(L, st, TD_EXT_BARRIER, id);
   td_coord_record_pause(coord, mono_us() - t0);
   lua_pushboolean(L, 1);
   return 1;
@@ -1363,7 +1273,7 @@ static int l_forward_barrier(lua_State *L) {
   td_subtask_t *st = subtask_of(L);
   int64_t id = luaL_checkinteger(L, 1);
   if (!st->gate) ((host_data_t *)st->host)->injected = id;
-  forward_event(L, st, EXT_BARRIER, id);
+  forward_event(L, st, TD_EXT_BARRIER, id);
   return 0;
 }
 
@@ -1534,29 +1444,21 @@ static int l_replay_inflight(lua_State *L) {
   if (!st->gate) return luaL_error(L, "replay_inflight: the task has no input");
   td_snapshot_t *s = read_snapshot(L, path);
   if (!s) return 2;
-  td_buffer_t **tail = &hd->replay;
-  while (*tail) tail = &(*tail)->next;
   for (size_t i = 0; i < td_snapshot_count(s); i++) {
     uint32_t tag;
     td_bytes_t bytes;
     td_snapshot_section(s, i, &tag, &bytes);
     if (tag == TD_STATE_IDENTITY) continue;
-    if (tag >= (uint32_t)td_gate_size(st->gate)) {
+    int rc = (int)tag < td_gate_size(st->gate)
+                 ? td_input_replay(hd->input, (int)tag, bytes.data, bytes.len)
+                 : TD_EINVAL;
+    if (rc) {
       td_snapshot_free(s);
-      return luaL_error(L, "%s: in-flight data for channel %d of %d", path, (int)tag,
-                        td_gate_size(st->gate));
-    }
-    td_buffer_t *b = calloc(1, sizeof *b);
-    if (!b || td_wbuf_reserve(&b->data, bytes.len ? bytes.len : 1)) {
-      free(b);
-      td_snapshot_free(s);
+      if (rc == TD_EINVAL)
+        return luaL_error(L, "%s: in-flight data for channel %d of %d", path, (int)tag,
+                          td_gate_size(st->gate));
       return luaL_error(L, "out of memory");
     }
-    memcpy(b->data.data, bytes.data, bytes.len);
-    b->data.len = bytes.len;
-    b->channel = td_gate_channel(st->gate, (int)tag);
-    *tail = b;
-    tail = &b->next;
   }
   td_snapshot_free(s);
   lua_pushboolean(L, 1);
@@ -1575,15 +1477,13 @@ static int l_emit_event(lua_State *L) {
   unsigned char ev[10];
   size_t len;
   if (strcmp(kind, "watermark") == 0) {
-    ev[0] = 0xd7;
-    ev[1] = EXT_WATERMARK;
-    put_be64(ev + 2, luaL_checkinteger(L, 3));
-    len = 10;
+    td_ext8(ev, TD_EXT_WATERMARK, luaL_checkinteger(L, 3));
+    len = TD_EXT8_SIZE;
   } else if (strcmp(kind, "idle") == 0 || strcmp(kind, "active") == 0) {
     ev[0] = 0xd4;
-    ev[1] = EXT_STATUS;
+    ev[1] = TD_EXT_STATUS;
     ev[2] = kind[0] == 'i';
-    len = 3;
+    len = TD_EXT1_SIZE;
   } else {
     return luaL_argerror(L, 2, "'watermark', 'idle' or 'active' expected");
   }
@@ -1595,7 +1495,7 @@ static int l_emit_event(lua_State *L) {
 static int l_finish(lua_State *L) {
   td_subtask_t *st = subtask_of(L);
   const td_job_spec_t *spec = td_job_spec_of(st->job);
-  static const unsigned char end_marker[3] = {0xd4, EXT_END, 0};
+  static const unsigned char end_marker[3] = {0xd4, TD_EXT_END, 0};
   for (int e = 0; e < spec->n_edges; e++) {
     if (!st->outputs[e].n) continue;
     append_all(L, &st->outputs[e], end_marker, sizeof end_marker);

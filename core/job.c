@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "error.h"
 
@@ -12,6 +13,7 @@ struct td_job {
   const td_job_spec_t *spec;
   void (*body)(td_subtask_t *);
   int n_subtasks;
+  int n_notify;               /* subtasks whose notifier is initialized */
   td_subtask_t *subtasks;     /* all subtasks, task by task */
   int *first_subtask;         /* per task: index into subtasks */
   pthread_mutex_t mu;
@@ -50,6 +52,10 @@ static int wire(td_job_t *job) {
     for (int i = 0; i < s->parallelism[t] && rc == 0; i++) {
       td_subtask_t *st = &job->subtasks[job->first_subtask[t] + i];
       if (n_ch) rc = td_gate_new(&st->gate, n_ch, TD_CHANNEL_CREDITS, tags);
+      if (st->gate) {
+        td_gate_set_overdraft(st->gate, TD_CHANNEL_OVERDRAFT);
+        td_gate_set_notify(st->gate, &st->notify);
+      }
     }
     free(tags);
     if (rc) return rc;
@@ -81,12 +87,38 @@ static int wire(td_job_t *job) {
               job->subtasks[job->first_subtask[ed->to] + i].gate, off + j);
         n = pt;
       }
+      for (int i = 0; i < n; i++) td_channel_set_notify(targets[i], &st->notify);
       rc = td_output_init(&st->outputs[e], ed->partition, targets, n,
                           s->max_parallelism, j);
     }
   }
   free(targets);
   return rc;
+}
+
+/* The coordinator asks source subtask s for a barrier: wake it. */
+static void on_trigger(void *ud, int s) {
+  td_job_t *job = ud;
+  td_notify_signal(&job->subtasks[s].notify);
+}
+
+/* "checkpoint durations: 812 790 ... ms; triggered after a subtask
+ * finished: 2405 ms" (TIDE_CHECKPOINT_STATS): every periodic checkpoint's
+ * trigger-to-complete time, for the benchmarks. */
+static void log_durations(td_job_t *job) {
+  enum { MAX = 256 };
+  td_coord_duration_t d[MAX];
+  size_t n = td_coord_durations(job->coord, d, MAX);
+  char line[8192];
+  int len = snprintf(line, sizeof line, "checkpoint durations:");
+  for (int late = 0; late < 2; late++) {
+    if (late) len += snprintf(line + len, sizeof line - (size_t)len, " ms; triggered after a subtask finished:");
+    for (size_t i = 0; i < n && i < MAX && len < (int)sizeof line - 64; i++)
+      if (d[i].after_finish == late)
+        len += snprintf(line + len, sizeof line - (size_t)len, " %lld", (long long)d[i].ms);
+  }
+  snprintf(line + len, sizeof line - (size_t)len, "%s ms", n > MAX ? " ..." : "");
+  job->spec->log(job->spec->log_ud, line);
 }
 
 static void *thread_main(void *arg) {
@@ -106,6 +138,7 @@ static void job_free(td_job_t *job) {
   }
   /* gates last: outputs return their buffers to the gates' channels */
   for (int i = 0; i < job->n_subtasks; i++) td_gate_free(job->subtasks[i].gate);
+  for (int i = 0; i < job->n_notify; i++) td_notify_destroy(&job->subtasks[i].notify);
   free(job->subtasks);
   free(job->first_subtask);
   free(job->error);
@@ -146,6 +179,10 @@ int td_job_run(const td_job_spec_t *spec, void (*body)(td_subtask_t *),
       if (!st->outputs) rc = TD_ENOMEM;
     }
   }
+  while (rc == 0 && job->n_notify < total) {
+    if (td_notify_init(&job->subtasks[job->n_notify].notify) != 0) rc = TD_ENOMEM;
+    else job->n_notify++;
+  }
   if (rc == 0) rc = wire(job);
   if (rc) {
     snprintf(errbuf, errlen, "cannot set up the job: %s", td_strerror(rc));
@@ -161,6 +198,8 @@ int td_job_run(const td_job_spec_t *spec, void (*body)(td_subtask_t *),
   cfg.log_ud = spec->log_ud;
   cfg.fail = fail_job;
   cfg.fail_ud = job;
+  cfg.on_trigger = on_trigger;
+  cfg.trigger_ud = job;
   rc = is_source ? 0 : TD_ENOMEM;
   for (int i = 0; rc == 0 && i < total; i++) is_source[i] = job->subtasks[i].gate == NULL;
   if (rc == 0)
@@ -199,6 +238,7 @@ int td_job_run(const td_job_spec_t *spec, void (*body)(td_subtask_t *),
              cs.pauses ? (double)cs.sum_pause_us / 1e3 / (double)cs.pauses : 0.0,
              (double)cs.max_pause_us / 1e3, (long long)cs.pauses);
     spec->log(spec->log_ud, line);
+    log_durations(job);
   }
   td_coord_free(job->coord);
   job->coord = NULL;
@@ -222,6 +262,7 @@ void td_job_fail(td_job_t *job, const char *message) {
   atomic_store(&job->cancelled, 1);
   for (int i = 0; i < job->n_subtasks; i++)
     if (job->subtasks[i].gate) td_gate_cancel(job->subtasks[i].gate);
+  for (int i = 0; i < job->n_notify; i++) td_notify_signal(&job->subtasks[i].notify);
 }
 
 void td_job_note(td_job_t *job, const char *line) {
@@ -233,4 +274,38 @@ void td_job_note(td_job_t *job, const char *line) {
 
 int td_job_cancelled(const td_job_t *job) {
   return atomic_load(&((td_job_t *)job)->cancelled);
+}
+
+int td_subtask_outputs_available(const td_subtask_t *st) {
+  const td_job_spec_t *spec = st->job->spec;
+  for (int e = 0; e < spec->n_edges; e++)
+    if (st->outputs[e].n && !td_output_available(&st->outputs[e])) return 0;
+  return 1;
+}
+
+static int64_t mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int td_subtask_await_outputs(td_subtask_t *st, int watch_priority,
+                             int64_t injected, int timeout_ms) {
+  int64_t deadline = timeout_ms >= 0 ? mono_ms() + timeout_ms : 0;
+  for (;;) {
+    uint64_t seq = td_notify_seq(&st->notify);
+    if (td_job_cancelled(st->job)) return TD_ECANCELED;
+    if (watch_priority && st->gate && td_gate_priority_pending(st->gate)) return TD_AWAIT_PRIORITY;
+    if (!st->gate && injected >= 0 &&
+        td_coord_requested(st->job->coord, st->global) > injected)
+      return TD_AWAIT_TRIGGER;
+    if (td_subtask_outputs_available(st)) return TD_AWAIT_READY;
+    int wait = -1;
+    if (timeout_ms >= 0) {
+      int64_t left = deadline - mono_ms();
+      if (left <= 0) return TD_AWAIT_TIMEOUT;
+      wait = (int)left;
+    }
+    td_notify_wait(&st->notify, seq, wait);
+  }
 }

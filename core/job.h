@@ -17,6 +17,7 @@
 #include "channel.h"
 #include "checkpoint.h"
 #include "exchange.h"
+#include "notify.h"
 
 typedef struct td_job td_job_t;
 typedef struct td_subtask td_subtask_t;
@@ -70,6 +71,8 @@ struct td_subtask {
   td_output_t *outputs;       /* per job edge; .n == 0 if not ours */
   int ran;                    /* the task loop ran in this subtask's VM */
   void *host;                 /* the Lua host's per-subtask data */
+  td_notify_t notify;         /* credit back on an output channel, priority
+                                 input, checkpoint trigger, cancellation */
   pthread_t thread;
 };
 
@@ -99,5 +102,32 @@ td_coord_t *td_job_coordinator(const td_job_t *job);
 
 /* td_job_cancelled - whether the job has failed or been cancelled. */
 int td_job_cancelled(const td_job_t *job);
+
+/* td_subtask_outputs_available - whether every output of the subtask can
+ * take a batch now (td_output_available; 1 without outputs). */
+int td_subtask_outputs_available(const td_subtask_t *st);
+
+/* Results of td_subtask_await_outputs. */
+enum {
+  TD_AWAIT_READY = 1,    /* every output has a free credit */
+  TD_AWAIT_PRIORITY = 2, /* a priority event waits at the input gate */
+  TD_AWAIT_TRIGGER = 3,  /* a source is asked for a barrier newer than
+                            `injected` (td_coord_requested) */
+  TD_AWAIT_TIMEOUT = 4
+};
+
+/*
+ * td_subtask_await_outputs - wait, between two batches, until the
+ * subtask's outputs can take the next batch, while still answering what a
+ * task must act on meanwhile (Flink's mailbox loop suspended on output
+ * availability, still running checkpoint and priority-event mails):
+ * priority events at the input gate (when watch_priority), checkpoint
+ * triggers (sources: a requested id > injected; injected < 0: ignore),
+ * cancellation. timeout_ms: < 0 no limit, otherwise at most that long.
+ * Returns TD_AWAIT_READY, TD_AWAIT_PRIORITY, TD_AWAIT_TRIGGER,
+ * TD_AWAIT_TIMEOUT, or TD_ECANCELED.
+ */
+int td_subtask_await_outputs(td_subtask_t *st, int watch_priority,
+                             int64_t injected, int timeout_ms);
 
 #endif

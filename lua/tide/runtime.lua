@@ -392,15 +392,24 @@ function M.run(env, plan, ctx)
             while now() < due do
               sleep(math.min(100, math.ceil(due - now())))
               local id = tick()
-              if id then checkpoint(id) end
+              while id do
+                checkpoint(id)
+                id = tick()
+              end
             end
           end
           local n = read(buf, max)
           if n == 0 then break end
           sent = sent + n
           push(buf, nil, n)
+          -- tick returns once the outputs can take the next batch, or
+          -- with a checkpoint to take first (FLIP-76: a source blocked
+          -- for credit must still inject barriers)
           local id = tick()
-          if id then checkpoint(id) end
+          while id do
+            checkpoint(id)
+            id = tick()
+          end
           fire_due()
           check_completed()
         end

@@ -160,10 +160,10 @@ runs, state_n, keys, elapsed = int(runs), int(state_n), int(keys), int(elapsed)
 words = int(wc_res.split()[1])
 daily_rows = int(daily_rows)
 
-walls = {}
-for line in open(times_file):
-    name, wall, kb, user, sys_ = line.split()
-    walls.setdefault(name, []).append((float(wall), float(user) + float(sys_)))
+sys.path.insert(0, os.environ["BENCH_DIR"])
+from load import print_verdicts, read_times
+
+walls, _ = read_times(times_file)
 best = {k: min(v)[0] for k, v in walls.items()}
 median = {k: statistics.median(w for w, _ in v) for k, v in walls.items()}
 cpu = {k: min(v)[1] for k, v in walls.items()}  # CPU s (user+sys, snapshot children included) of the fastest run
@@ -273,16 +273,6 @@ for key, label in (("wc_on", "word count"), ("daily_on", "daily windows"), ("sta
     print("| %s | %s | %d | %.1f / %d | %.2f / %.2f |" % (
         label, a["cmin"] if a["cmin"] == a["cmax"] else "%d-%d" % (a["cmin"], a["cmax"]), a["aborted"],
         a["tavg"], a["tmax"], a["pavg"], a["pmax"]))
-print()
-print("Checkpoint verdicts:")
-for v in verdicts:
-    print(v)
-print()
-print("Checkpoint benchmark wall time: %d s." % elapsed)
-
-sys.path.insert(0, os.environ["BENCH_DIR"])
-from load import other_load_line
-line = other_load_line(stat0, stat1, hz, walls, "the checkpoint runs")
-if line:
-    print(line)
+print_verdicts("Checkpoint verdicts", verdicts, "Checkpoint benchmark wall time: %d s." % elapsed,
+               stat0, stat1, hz, walls, "the checkpoint runs")
 EOF

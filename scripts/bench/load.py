@@ -1,8 +1,19 @@
-"""How busy the machine was with other work during a benchmark run.
-
-Used by run.sh's report scripts: compares the CPU time the whole machine
-spent between two /proc/stat snapshots with the measured processes' own.
+"""Helpers of the benchmark reports (run.sh, checkpoint.sh, unaligned.sh):
+the times lib.sh's `timed` wrote, and how busy the machine was with other
+work during a run (the CPU time the whole machine spent between two
+/proc/stat snapshots, against the measured processes' own).
 """
+
+
+def read_times(path):
+    """{row: [(wall_s, cpu_s), ...]} and {row: highest peak RSS in KiB}
+    from a file of "NAME WALL_S RSS_KB USER_S SYS_S" lines."""
+    walls, rss = {}, {}
+    for line in open(path):
+        name, wall, kb, user, sys_ = line.split()
+        walls.setdefault(name, []).append((float(wall), float(user) + float(sys_)))
+        rss[name] = max(rss.get(name, 0), int(kb))
+    return walls, rss
 
 
 def cpu_busy(path):
@@ -29,3 +40,17 @@ def other_load_line(stat0, stat1, hz, walls, label):
         label, other, total, 100 * other / total if total else 0,
         "; the machine was busy, so the figures are pessimistic: rerun on a quiet machine"
         if total and other / total > 0.1 else ".")
+
+
+def print_verdicts(title, verdicts, wall_line, stat0, stat1, hz, walls, label):
+    """The end of a report: "TITLE:", the verdict lines, the wall time
+    line, and the other-load line when /proc/stat was read."""
+    print()
+    print(title + ":")
+    for v in verdicts:
+        print(v)
+    print()
+    print(wall_line)
+    line = other_load_line(stat0, stat1, hz, walls, label)
+    if line:
+        print(line)

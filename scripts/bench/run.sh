@@ -17,7 +17,8 @@
 #
 # Environment: BUILD, DATA, RUNS, WIN_RUNS (runs per window row, default
 # 2), LUA (lua5.4), BENCH_CC (gcc), FLOW_SPIN (busy-loop iterations per
-# record in goal 3's slow operator).
+# record in goal 3's slow operator); checkpoint.sh and unaligned.sh (run
+# last) read CKPT_RUNS, UA_RUNS and UA_SECONDS.
 set -u
 
 BUILD=${BUILD:-build}
@@ -111,11 +112,10 @@ times_file, runs, distinct, words, mf_n, flow_n, spin, elapsed, stat0, stat1, hz
 runs, distinct, words = int(runs), int(distinct), int(words)
 mf_n, flow_n, spin, elapsed = int(mf_n), int(flow_n), int(spin), int(elapsed)
 
-walls, rss = {}, {}
-for line in open(times_file):
-    name, wall, kb, user, sys_ = line.split()
-    walls.setdefault(name, []).append((float(wall), float(user) + float(sys_)))
-    rss[name] = max(rss.get(name, 0), int(kb))
+sys.path.insert(0, os.environ["BENCH_DIR"])
+from load import other_load_line, read_times
+
+walls, rss = read_times(times_file)
 best = {k: min(v)[0] for k, v in walls.items()}
 cpu = {k: min(v)[1] for k, v in walls.items()}  # CPU seconds of the fastest run
 mib = {k: v / 1024 for k, v in rss.items()}
@@ -189,8 +189,6 @@ print("Benchmark wall time: %d s." % elapsed)
 
 # CPU time the whole machine spent during the rounds, minus the measured
 # processes' own: how much other work competed with the benchmark.
-sys.path.insert(0, os.environ["BENCH_DIR"])
-from load import other_load_line
 line = other_load_line(stat0, stat1, hz, walls, "the runs")
 if line:
     print(line)
@@ -268,11 +266,10 @@ import sys
 runs, n, n_small, results, c_open = int(runs), int(n), int(n_small), int(results), int(c_open)
 b_results, sessions, elapsed, total_elapsed = int(b_results), int(sessions), int(elapsed), int(total_elapsed)
 
-walls, rss = {}, {}
-for line in open(times_file):
-    name, wall, kb, user, sys_ = line.split()
-    walls.setdefault(name, []).append((float(wall), float(user) + float(sys_)))
-    rss[name] = max(rss.get(name, 0), int(kb))
+sys.path.insert(0, os.environ["BENCH_DIR"])
+from load import other_load_line, read_times
+
+walls, rss = read_times(times_file)
 best = {k: min(v)[0] for k, v in walls.items()}
 cpu = {k: min(v)[1] for k, v in walls.items()}
 mib = {k: v / 1024 for k, v in rss.items()}
@@ -330,8 +327,6 @@ print("- window state bounded by open windows: peak RSS %.1f MiB at %dM events, 
 print()
 print("Window benchmark wall time: %d s (whole make bench run: %d s)." % (elapsed, total_elapsed))
 
-sys.path.insert(0, os.environ["BENCH_DIR"])
-from load import other_load_line
 line = other_load_line(stat0, stat1, hz, walls, "the window runs")
 if line:
     print(line)
@@ -341,6 +336,10 @@ wreport_rc=$?
 # ---- checkpoints: scripts/bench/checkpoint.sh prints a third table ----------
 BUILD=$BUILD DATA=$DATA sh "$HERE/checkpoint.sh"
 ckpt_rc=$?
+# ---- unaligned checkpoints under backpressure: a fourth table ---------------
+BUILD=$BUILD sh "$HERE/unaligned.sh"
+ua_rc=$?
 [ "$report_rc" -ne 0 ] && exit "$report_rc"
 [ "$wreport_rc" -ne 0 ] && exit "$wreport_rc"
-exit "$ckpt_rc"
+[ "$ckpt_rc" -ne 0 ] && exit "$ckpt_rc"
+exit "$ua_rc"

@@ -1,7 +1,10 @@
 /*
  * test_channel.c - unit tests for channels and input gates (channel.h):
  * FIFO order, tags, credit-based flow control, end of partition, poll
- * timeouts and cancellation, on one thread and across threads.
+ * timeouts and cancellation, overdraft and availability, priority events
+ * (they overtake queued buffers, need no credit, wake a blocked poll) and
+ * the copy of the buffers they overtook, notifiers, on one thread and
+ * across threads.
  *
  * Cross-thread tests never assert on timing. To check that a call blocks,
  * the main thread sets a flag just before it does what should release the
@@ -594,6 +597,231 @@ TD_TEST(test_channel_end_multithread) {
   td_gate_free(g);
 }
 
+/* ---- overdraft, availability, priority events, notifiers ---- */
+
+static const unsigned char PRIO[10] = {0xd7, 5, 0, 0, 0, 0, 0, 0, 0, 7};
+
+/* poll_priority - poll one buffer at once; check it is the priority event
+ * PRIO of channel ch with sequence number seq; free it. */
+static void poll_priority(td_gate_t *g, int ch, uint64_t seq) {
+  td_buffer_t *b = NULL;
+  TD_CHECK_INT(td_gate_poll(g, &b, 0), 1);
+  if (!b) return;
+  TD_CHECK_INT(b->kind, TD_BUF_PRIORITY);
+  TD_CHECK_INT(td_channel_index(b->channel), ch);
+  TD_CHECK_INT(b->seq, seq);
+  TD_CHECK_INT(b->data.len, sizeof PRIO);
+  TD_CHECK(b->data.len == sizeof PRIO && memcmp(b->data.data, PRIO, sizeof PRIO) == 0);
+  td_gate_recycle(g, b);
+}
+
+/* A priority event is delivered before every queued buffer, of its channel
+ * and of the others; the buffers then follow in arrival order. */
+TD_TEST(test_channel_priority_overtakes_queued_buffers) {
+  td_gate_t *g = new_gate(2, 4, NULL);
+  send_u32(td_gate_channel(g, 0), 1);
+  send_u32(td_gate_channel(g, 1), 2);
+  send_u32(td_gate_channel(g, 0), 3);
+  TD_CHECK_INT(td_channel_send_priority(td_gate_channel(g, 0), PRIO, sizeof PRIO), 0);
+  send_u32(td_gate_channel(g, 0), 4);
+  TD_CHECK(td_gate_priority_pending(g));
+  poll_priority(g, 0, 2); /* two buffers of channel 0 sent before it */
+  TD_CHECK(!td_gate_priority_pending(g));
+  for (uint32_t v = 1; v <= 4; v++) TD_CHECK_INT(poll_u32(g, v, 0), 1);
+  TD_CHECK_INT(poll_u32(g, 0, 0), -EAGAIN);
+  td_gate_free(g);
+}
+
+/* Priority events keep their own order, and come even after every
+ * channel ended. */
+TD_TEST(test_channel_priority_fifo_and_after_end) {
+  td_gate_t *g = new_gate(2, 2, NULL);
+  send_u32(td_gate_channel(g, 1), 9);
+  TD_CHECK_INT(td_channel_send_priority(td_gate_channel(g, 1), PRIO, sizeof PRIO), 0);
+  TD_CHECK_INT(td_channel_send_priority(td_gate_channel(g, 0), PRIO, sizeof PRIO), 0);
+  send_end(td_gate_channel(g, 0));
+  send_end(td_gate_channel(g, 1));
+  poll_priority(g, 1, 1);
+  poll_priority(g, 0, 0);
+  TD_CHECK_INT(poll_u32(g, 9, 0), 1);
+  TD_CHECK_INT(poll_u32(g, 0, 0), 0);
+  td_gate_free(g);
+}
+
+/* A priority event needs no credit: it is queued while the sender holds
+ * every buffer of the channel (a send that waited for credit would hang
+ * this single-threaded case). */
+TD_TEST(test_channel_priority_needs_no_credit) {
+  td_gate_t *g = new_gate(1, 1, NULL);
+  td_channel_t *c = td_gate_channel(g, 0);
+  send_u32(c, 1);
+  TD_CHECK(!td_channel_available(c, 0));
+  TD_CHECK_INT(td_channel_send_priority(c, PRIO, sizeof PRIO), 0);
+  TD_CHECK_INT(td_channel_send_priority(c, PRIO, sizeof PRIO), 0);
+  TD_CHECK(!td_channel_available(c, 0)); /* and it takes none */
+  poll_priority(g, 0, 1);
+  poll_priority(g, 0, 1);
+  TD_CHECK_INT(poll_u32(g, 1, 0), 1);
+  TD_CHECK(td_channel_available(c, 0));
+  td_gate_free(g);
+}
+
+/* td_gate_poll_priority takes priority events only, never data. */
+TD_TEST(test_channel_poll_priority_leaves_data) {
+  td_gate_t *g = new_gate(1, 2, NULL);
+  td_buffer_t *b = NULL;
+  send_u32(td_gate_channel(g, 0), 1);
+  TD_CHECK_INT(td_gate_poll_priority(g, &b), 0);
+  TD_CHECK_INT(td_channel_send_priority(td_gate_channel(g, 0), PRIO, sizeof PRIO), 0);
+  TD_CHECK_INT(td_gate_poll_priority(g, &b), 1);
+  if (b) {
+    TD_CHECK_INT(b->kind, TD_BUF_PRIORITY);
+    td_gate_recycle(g, b);
+  }
+  TD_CHECK_INT(td_gate_poll_priority(g, &b), 0);
+  TD_CHECK_INT(poll_u32(g, 1, 0), 1);
+  td_gate_free(g);
+}
+
+/* A receiver blocked in td_gate_poll wakes for a priority event. */
+TD_TEST(test_channel_priority_wakes_blocked_poll) {
+  td_gate_t *g = new_gate(2, 1, NULL);
+  waiter_t w = {.g = g};
+  pthread_t t = start(poll_main, &w);
+  atomic_store(&w.released, 1);
+  TD_CHECK_INT(td_channel_send_priority(td_gate_channel(g, 1), PRIO, sizeof PRIO), 0);
+  join_bounded(t, g);
+  TD_CHECK_INT(w.rc, 1);
+  TD_CHECK_INT(w.saw_released, 1);
+  if (w.rc == 1) {
+    TD_CHECK_INT(w.b->kind, TD_BUF_PRIORITY);
+    TD_CHECK_INT(td_channel_index(w.b->channel), 1);
+    td_gate_recycle(g, w.b);
+  }
+  td_gate_free(g);
+}
+
+TD_TEST(test_channel_priority_after_cancel_fails) {
+  td_gate_t *g = new_gate(1, 1, NULL);
+  td_gate_cancel(g);
+  TD_CHECK_INT(td_channel_send_priority(td_gate_channel(g, 0), PRIO, sizeof PRIO), TD_ECANCELED);
+  TD_CHECK(!td_gate_priority_pending(g));
+  td_gate_free(g);
+}
+
+/* td_gate_copy_queued copies the queued buffers of one channel sent before
+ * the priority event (seq <= its seq), in order, and leaves them queued. */
+TD_TEST(test_channel_copy_queued_up_to_seq) {
+  td_gate_t *g = new_gate(2, 4, NULL);
+  td_channel_t *c0 = td_gate_channel(g, 0), *c1 = td_gate_channel(g, 1);
+  send_u32(c0, 10);
+  send_u32(c1, 20);
+  send_u32(c0, 11);
+  TD_CHECK_INT(td_channel_send_priority(c0, PRIO, sizeof PRIO), 0);
+  send_u32(c0, 12); /* after the event: not overtaken */
+  td_buffer_t *ev = NULL;
+  TD_CHECK_INT(td_gate_poll(g, &ev, 0), 1);
+  if (!ev) return;
+  td_wbuf_t w = {0};
+  TD_CHECK_INT(td_gate_copy_queued(g, 0, ev->seq, &w), 0);
+  td_buffer_t got = {.data = w};
+  TD_CHECK_INT(w.len, 10);
+  TD_CHECK_INT(get_u32(&got, 0), 10);
+  TD_CHECK_INT(get_u32(&got, 1), 11);
+  /* the copy changed nothing: everything is still delivered */
+  TD_CHECK_INT(poll_u32(g, 10, 0), 1);
+  w.len = 0;
+  TD_CHECK_INT(td_gate_copy_queued(g, 0, ev->seq, &w), 0);
+  got.data = w;
+  TD_CHECK_INT(w.len, 5); /* 10 was consumed meanwhile */
+  TD_CHECK_INT(get_u32(&got, 0), 11);
+  w.len = 0;
+  TD_CHECK_INT(td_gate_copy_queued(g, 1, ev->seq, &w), 0);
+  TD_CHECK_INT(w.len, 5); /* channel 1's own numbering: seq 1 <= 2 */
+  td_gate_recycle(g, ev);
+  for (uint32_t v = 20; v <= 22; v++) {
+    uint32_t want = v == 20 ? 20 : v == 21 ? 11 : 12;
+    TD_CHECK_INT(poll_u32(g, want, 0), 1);
+  }
+  td_wbuf_destroy(&w);
+  td_gate_free(g);
+}
+
+/* With an overdraft, a sender takes buffers beyond its credits without
+ * waiting; the channel is unavailable from `credits` buffers in use on,
+ * and acquire blocks only past credits + overdraft. */
+TD_TEST(test_channel_overdraft_beyond_credits) {
+  td_gate_t *g = new_gate(1, 2, NULL);
+  td_gate_set_overdraft(g, 2);
+  td_channel_t *c = td_gate_channel(g, 0);
+  TD_CHECK(td_channel_available(c, 0));
+  send_u32(c, 1);
+  TD_CHECK(td_channel_available(c, 0));
+  send_u32(c, 2);
+  TD_CHECK(!td_channel_available(c, 0));
+  send_u32(c, 3); /* overdraft: no wait */
+  send_u32(c, 4);
+  TD_CHECK(!td_channel_available(c, 0));
+  waiter_t w = {.g = g, .c = c};
+  pthread_t t = start(acquire_main, &w); /* a fifth waits */
+  td_buffer_t *b;
+  TD_CHECK_INT(td_gate_poll(g, &b, 0), 1);
+  atomic_store(&w.released, 1);
+  td_gate_recycle(g, b);
+  join_bounded(t, g);
+  TD_CHECK_INT(w.rc, 0);
+  TD_CHECK_INT(w.saw_released, 1);
+  if (w.rc == 0) td_gate_recycle(g, w.b);
+  TD_CHECK(!td_channel_available(c, 0)); /* 3 in use of 2 credits */
+  TD_CHECK_INT(poll_u32(g, 2, 0), 1);
+  TD_CHECK(!td_channel_available(c, 0));
+  TD_CHECK_INT(poll_u32(g, 3, 0), 1);
+  TD_CHECK(td_channel_available(c, 0));
+  TD_CHECK_INT(poll_u32(g, 4, 0), 1);
+  td_gate_free(g);
+}
+
+/* The sender's notifier is signalled when its channel becomes available
+ * again (for a sender that fills a buffer of it: one buffer in use beyond
+ * the credits; for one that does not); the receiver's when a priority event
+ * arrives; both on cancel. */
+TD_TEST(test_channel_notifiers) {
+  td_notify_t snd, rcv;
+  TD_CHECK_INT(td_notify_init(&snd), 0);
+  TD_CHECK_INT(td_notify_init(&rcv), 0);
+  td_gate_t *g = new_gate(1, 1, NULL);
+  td_gate_set_overdraft(g, 2);
+  td_gate_set_notify(g, &rcv);
+  td_channel_t *c = td_gate_channel(g, 0);
+  td_channel_set_notify(c, &snd);
+  send_u32(c, 1);
+  send_u32(c, 2);
+  send_u32(c, 3);
+  uint64_t s0 = td_notify_seq(&snd), r0 = td_notify_seq(&rcv);
+  TD_CHECK_INT(poll_u32(g, 1, 0), 1); /* 2 in use of 1 credit: still full */
+  TD_CHECK_INT(td_notify_seq(&snd), s0);
+  TD_CHECK(!td_channel_available(c, 1));
+  TD_CHECK_INT(poll_u32(g, 2, 0), 1); /* available to a sender filling one */
+  TD_CHECK(td_notify_seq(&snd) != s0);
+  TD_CHECK(td_channel_available(c, 1) && !td_channel_available(c, 0));
+  s0 = td_notify_seq(&snd);
+  TD_CHECK_INT(poll_u32(g, 3, 0), 1); /* and to any sender */
+  TD_CHECK(td_notify_seq(&snd) != s0);
+  TD_CHECK(td_channel_available(c, 0));
+  TD_CHECK_INT(td_notify_seq(&rcv), r0);
+  TD_CHECK_INT(td_channel_send_priority(c, PRIO, sizeof PRIO), 0);
+  TD_CHECK(td_notify_seq(&rcv) != r0);
+  TD_CHECK_INT(td_notify_wait(&rcv, r0, 0), 1);
+  s0 = td_notify_seq(&snd);
+  r0 = td_notify_seq(&rcv);
+  td_gate_cancel(g);
+  TD_CHECK(td_notify_seq(&snd) != s0);
+  TD_CHECK(td_notify_seq(&rcv) != r0);
+  td_gate_free(g);
+  td_notify_destroy(&snd);
+  td_notify_destroy(&rcv);
+}
+
 TD_TEST_MAIN(test_channel_new_invalid, test_channel_tags,
              test_channel_no_channels, test_channel_acquire_fresh_buffer,
              test_channel_fifo_one_channel,
@@ -608,4 +836,12 @@ TD_TEST_MAIN(test_channel_new_invalid, test_channel_tags,
              test_channel_cancel_wakes_receiver,
              test_channel_poll_wakes_on_send,
              test_channel_timed_poll_wakes_on_send,
-             test_channel_flow_control_stress, test_channel_end_multithread)
+             test_channel_flow_control_stress, test_channel_end_multithread,
+             test_channel_priority_overtakes_queued_buffers,
+             test_channel_priority_fifo_and_after_end,
+             test_channel_priority_needs_no_credit,
+             test_channel_poll_priority_leaves_data,
+             test_channel_priority_wakes_blocked_poll,
+             test_channel_priority_after_cancel_fails,
+             test_channel_copy_queued_up_to_seq,
+             test_channel_overdraft_beyond_credits, test_channel_notifiers)

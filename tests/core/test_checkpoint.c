@@ -21,6 +21,7 @@
 #include <ftw.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1149,6 +1150,63 @@ TD_TEST(test_checkpoint_timeout_counts_as_failure) {
   fx_free(&f);
 }
 
+static atomic_int triggered_of[3];
+
+static void count_trigger(void *ud, int s) {
+  TD_CHECK(ud == (void *)triggered_of);
+  if (s >= 0 && s < 3) atomic_fetch_add(&triggered_of[s], 1);
+}
+
+/* The trigger callback wakes each source asked for a barrier (never a
+ * non-source), after its requested id is visible; every periodic
+ * checkpoint's trigger-to-complete time is kept, in completion order. */
+TD_TEST(test_checkpoint_on_trigger_and_durations) {
+  static const unsigned char src[3] = {1, 0, 1};
+  for (int i = 0; i < 3; i++) atomic_store(&triggered_of[i], 0);
+  fx_t f;
+  if (!fx_init(&f)) return;
+  f.cfg.on_trigger = count_trigger;
+  f.cfg.trigger_ud = triggered_of;
+  if (fx_start(&f, 3, src)) {
+    td_coord_duration_t d[4];
+    TD_CHECK_INT(td_coord_durations(f.c, d, 4), 0);
+    int64_t id = first_request(&f);
+    TD_CHECK(wait_requested(f.c, 2, 0) == id);
+    for (int i = 0; i < 200 && atomic_load(&triggered_of[2]) == 0; i++) nap_ms(5);
+    TD_CHECK_INT(atomic_load(&triggered_of[0]), 1);
+    TD_CHECK_INT(atomic_load(&triggered_of[1]), 0);
+    TD_CHECK_INT(atomic_load(&triggered_of[2]), 1);
+    ack_all(f.c, id, 3);
+    TD_CHECK(wait_completed(f.c, id));
+    int64_t id2 = wait_requested(f.c, 0, id);
+    TD_CHECK_INT(id2, id + 1);
+    ack_all(f.c, id2, 3);
+    TD_CHECK(wait_completed(f.c, id2));
+    TD_CHECK(atomic_load(&triggered_of[0]) >= 2);
+    TD_CHECK_INT(atomic_load(&triggered_of[1]), 0);
+    /* subtask 2 finishes: later checkpoints are marked, and it is asked no
+     * more */
+    td_coord_finished(f.c, 2, 0, NULL, 1);
+    int64_t id3 = wait_requested(f.c, 0, id2);
+    TD_CHECK_INT(id3, id2 + 1);
+    td_coord_snapshot_started(f.c, id3, 0, 0, -1, 0);
+    td_coord_snapshot_started(f.c, id3, 1, 0, -1, 0);
+    TD_CHECK(wait_completed(f.c, id3));
+    TD_CHECK_INT(td_coord_requested(f.c, 2), id2);
+    TD_CHECK_INT(td_coord_durations(f.c, d, 4), 3);
+    TD_CHECK(d[0].ms >= 0 && d[1].ms >= 0 && d[2].ms >= 0);
+    TD_CHECK_INT(d[0].after_finish, 0);
+    TD_CHECK_INT(d[1].after_finish, 0);
+    TD_CHECK_INT(d[2].after_finish, 1);
+    TD_CHECK_INT(d[2].ms, stats_of(f.c).last_duration_ms);
+    TD_CHECK(stats_of(f.c).max_duration_ms >= d[0].ms && stats_of(f.c).max_duration_ms >= d[1].ms);
+    d[1].ms = -1;
+    TD_CHECK_INT(td_coord_durations(f.c, d, 1), 3); /* how many, one written */
+    TD_CHECK_INT(d[1].ms, -1);
+  }
+  fx_free(&f);
+}
+
 TD_TEST_MAIN(test_checkpoint_new_rejects_bad_config,
              test_checkpoint_metadata_lists_expected_files,
              test_checkpoint_child_message_in_abort_reason,
@@ -1168,4 +1226,5 @@ TD_TEST_MAIN(test_checkpoint_new_rejects_bad_config,
              test_checkpoint_inflight_written_then_complete,
              test_checkpoint_stop_aborts_and_wakes,
              test_checkpoint_newer_subsumes_older,
-             test_checkpoint_final_failure_is_reported_once)
+             test_checkpoint_final_failure_is_reported_once,
+             test_checkpoint_on_trigger_and_durations)

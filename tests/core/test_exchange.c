@@ -2,7 +2,9 @@
  * test_exchange.c - unit tests for the sending side of an exchange
  * (exchange.h): partitioner targets (forward, rebalance, hash, broadcast),
  * when buffers are sent (full, flush, finish), credits handed back by
- * td_output_destroy, cancellation, and a multi-producer stress test: 4
+ * td_output_destroy, cancellation, availability, priority events (sent
+ * after the partial buffers, on every target, without credit), and a
+ * multi-producer stress test: 4
  * sender threads x 100k records into 3 receiving gates, every record
  * decoded and checked to arrive exactly once, in order per channel, at the
  * target its partitioner chose.
@@ -717,6 +719,62 @@ TD_TEST(test_exchange_stress_forward) {
   run_stress(TD_PART_FORWARD, 4, 4, 50000);
 }
 
+/* An output is available while every target has a free credit besides the
+ * buffer the output is filling for it. */
+TD_TEST(test_exchange_available_needs_every_target) {
+  td_gate_t *g0 = new_gate(1, 1, NULL), *g1 = new_gate(1, 1, NULL);
+  td_channel_t *cs[2] = {td_gate_channel(g0, 0), td_gate_channel(g1, 0)};
+  td_output_t o;
+  TD_CHECK_INT(td_output_init(&o, TD_PART_REBALANCE, cs, 2, 128, 0), 0);
+  TD_CHECK(td_output_available(&o));
+  TD_CHECK_INT(emit(&o, 1, 1, 2, 3), 0); /* target 1's only credit, being filled */
+  TD_CHECK(td_output_available(&o));
+  td_output_flush(&o); /* sent: the receiver has it */
+  TD_CHECK(!td_output_available(&o));
+  td_buffer_t *b;
+  TD_CHECK_INT(td_gate_poll(g1, &b, 0), 1);
+  td_gate_recycle(g1, b);
+  TD_CHECK(td_output_available(&o));
+  td_output_destroy(&o);
+  td_gate_free(g0);
+  td_gate_free(g1);
+}
+
+/* td_output_send_priority sends the partly filled buffers first, then the
+ * event on every target, even without a free credit; the receiver gets
+ * the event first and can tell which buffers it overtook. */
+TD_TEST(test_exchange_send_priority_after_partial_buffers) {
+  td_gate_t *g0 = new_gate(1, 1, NULL), *g1 = new_gate(1, 1, NULL);
+  td_channel_t *cs[2] = {td_gate_channel(g0, 0), td_gate_channel(g1, 0)};
+  td_output_t o;
+  TD_CHECK_INT(td_output_init(&o, TD_PART_REBALANCE, cs, 2, 128, 0), 0);
+  TD_CHECK_INT(emit(&o, 0, 1, 2, 3), 0);
+  TD_CHECK_INT(td_gate_available(g0), 0); /* partial: not sent yet */
+  static const unsigned char ev[10] = {0xd7, 5, 0, 0, 0, 0, 0, 0, 0, 1};
+  TD_CHECK_INT(td_output_send_priority(&o, ev, sizeof ev), 0);
+  TD_CHECK(o.cur[0] == NULL);
+  td_buffer_t *b;
+  TD_CHECK_INT(td_gate_poll(g0, &b, 0), 1);
+  TD_CHECK_INT(b->kind, TD_BUF_PRIORITY);
+  TD_CHECK_INT(b->seq, 1); /* the flushed buffer came before it */
+  td_wbuf_t w = {0};
+  TD_CHECK_INT(td_gate_copy_queued(g0, 0, b->seq, &w), 0);
+  TD_CHECK_INT(w.len, 4); /* [1, 2, 3] */
+  td_wbuf_destroy(&w);
+  td_gate_recycle(g0, b);
+  TD_CHECK_INT(td_gate_poll(g0, &b, 0), 1);
+  TD_CHECK_INT(b->kind, TD_BUF_DATA);
+  TD_CHECK_INT(b->count, 1);
+  td_gate_recycle(g0, b);
+  TD_CHECK_INT(td_gate_poll(g1, &b, 0), 1);
+  TD_CHECK_INT(b->kind, TD_BUF_PRIORITY);
+  TD_CHECK_INT(b->seq, 0);
+  td_gate_recycle(g1, b);
+  td_output_destroy(&o);
+  td_gate_free(g0);
+  td_gate_free(g1);
+}
+
 TD_TEST_MAIN(test_exchange_init_invalid, test_exchange_rebalance_round_robin,
              test_exchange_hash_target_is_key_group_owner,
              test_exchange_forward_to_target_0,
@@ -726,5 +784,7 @@ TD_TEST_MAIN(test_exchange_init_invalid, test_exchange_rebalance_round_robin,
              test_exchange_finish_ends_every_target,
              test_exchange_destroy_returns_credits,
              test_exchange_cancel_unblocks_writer,
+             test_exchange_available_needs_every_target,
+             test_exchange_send_priority_after_partial_buffers,
              test_exchange_stress_rebalance, test_exchange_stress_hash,
              test_exchange_stress_broadcast, test_exchange_stress_forward)

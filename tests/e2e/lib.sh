@@ -192,6 +192,36 @@ cat_parts() {
   while IFS= read -r _e2e_f; do cat "$_e2e_f"; done <"$TMP/.parts"
 }
 
+# completed JOB_DIR: the ids of the completed checkpoints (those with a
+# _metadata) of a job's checkpoint directory, newest first.
+completed() {
+  for _c in "$1"/chk-*/_metadata; do
+    [ -f "$_c" ] || continue
+    _c=${_c%/_metadata}
+    echo "${_c##*/chk-}"
+  done | sort -rn
+}
+
+# wait_completed JOB_DIR N [TRIES]: wait until JOB_DIR has N completed
+# checkpoints, looking every 50 ms, at most TRIES times (default 200).
+wait_completed() {
+  _e2e_i=0
+  while [ "$(completed "$1" | wc -l)" -lt "$2" ] && [ "$_e2e_i" -lt "${3:-200}" ]; do
+    sleep 0.05
+    _e2e_i=$((_e2e_i + 1))
+  done
+}
+
+# check_rc_of NAME WANT GOT STDERR_FILE: exit status GOT is WANT; on
+# failure shows STDERR_FILE.
+check_rc_of() {
+  if [ "$3" = "$2" ]; then ok "$1"; else
+    not_ok "$1"
+    echo "#   exit status $3, expected $2"
+    diag "$4"
+  fi
+}
+
 # hidden_files DIR: names in DIR starting with "." (in-progress/pending).
 hidden_files() {
   for _e2e_f in "$1"/.[!.]* "$1"/..?*; do

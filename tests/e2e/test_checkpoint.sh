@@ -36,24 +36,6 @@ SEED=${SEED:-$$}
 KILLS=${KILLS:-5}
 echo "# SEED=$SEED (replay: SEED=$SEED sh tests/e2e/test_checkpoint.sh)"
 
-# completed checkpoint ids of a job directory, newest first
-completed() {
-  for _c in "$1"/chk-*/_metadata; do
-    [ -f "$_c" ] || continue
-    _c=${_c%/_metadata}
-    echo "${_c##*/chk-}"
-  done | sort -rn
-}
-
-# check_rc_of NAME WANT GOT STDERR_FILE
-check_rc_of() {
-  if [ "$3" = "$2" ]; then ok "$1"; else
-    not_ok "$1"
-    echo "#   exit status $3, expected $2"
-    diag "$4"
-  fi
-}
-
 # ---- the fault-free run and its oracle -------------------------------------
 
 # commits per author per UTC day of commit_time_ms: "author,day_start_ms,n"
@@ -267,11 +249,7 @@ two_checkpoints_then_kill() {
   "$TIDE" run "$JOB" -p "$2" --checkpoint-dir "$d/ck" --checkpoint-interval 1s \
     -- "$INPUT" "$d/out" "$d/late" rate=20000 retained=2 >"$d/first.out" 2>"$d/first.err" &
   pid=$!
-  i=0
-  while [ "$(completed "$ck" | wc -l)" -lt 2 ] && [ "$i" -lt 200 ]; do
-    sleep 0.05
-    i=$((i + 1))
-  done
+  wait_completed "$ck" 2
   sleep 0.5
   kill -KILL "$pid" 2>/dev/null
   wait "$pid" 2>/dev/null # no "Killed" notice
