@@ -12,7 +12,8 @@
  * length are first tried as arrays in lua_next order (which visits the
  * array part in index order); if that fails an exact check decides between
  * array and map. Canonical maps are encoded entry by entry into the output,
- * then sorted by key bytes through scratch space past the buffer's length.
+ * then sorted by key bytes (value bytes on ties) through scratch space past
+ * the buffer's length.
  *
  * Decoding: uint64 values above INT64_MAX have no Lua integer and come back
  * as floats (lua_Number). bin8/16/32 decode to Lua strings. ext types and
@@ -270,12 +271,21 @@ static size_t map_header_len(size_t n) {
   return n < 16 ? 1 : n < 65536 ? 3 : 5;
 }
 
+/* Entries in key byte order; entries whose keys encode alike (distinct
+ * tables with equal contents) in value byte order, so that the order
+ * never depends on where the VM's hash part holds them. Keys are whole
+ * MessagePack values, so no key's bytes are a proper prefix of another's
+ * and the tie-break only runs for equal key bytes. */
 static int cmp_entries(const void *a, const void *b) {
   const map_entry_t *x = a, *y = b;
   size_t n = x->klen < y->klen ? x->klen : y->klen;
   int c = memcmp(x->k, y->k, n);
   if (c) return c;
-  return (x->klen > y->klen) - (x->klen < y->klen);
+  if (x->klen != y->klen) return (x->klen > y->klen) - (x->klen < y->klen);
+  size_t xv = x->elen - x->klen, yv = y->elen - y->klen;
+  c = memcmp(x->k + x->klen, y->k + y->klen, xv < yv ? xv : yv);
+  if (c) return c;
+  return (xv > yv) - (xv < yv);
 }
 
 /* enc_map_canonical - the table at idx as a map with entries sorted by
@@ -496,6 +506,7 @@ static int enc_value(enc_t *e, int idx, int depth) {
     }
     uint64_t bits;
     memcpy(&bits, &d, 8);
+    if (e->canonical && d != d) bits = 0x7ff8000000000000u; /* one NaN */
     p[0] = 0xcb;
     put64(p + 1, bits);
     out->len += 9;

@@ -757,6 +757,63 @@ TD_TEST(test_codec_canonical_sorts_map_entries) {
   lua_close(L);
 }
 
+/* Keys that encode alike: two distinct tables with equal contents are two
+ * keys of a Lua table but give the same key bytes. Their entries must
+ * still come out in one order (by value bytes), whatever order the VM's
+ * hash part holds them in, or equal keys hash to different key groups. */
+TD_TEST(test_codec_canonical_equal_key_bytes_one_order) {
+  /* {[{}] = 115, [{}] = 100, [101] = 115, [100] = 100}, from the fuzzer's
+   * 11-byte input (key 100 comes twice; the second wins) */
+  static const char *const input = "85 65 73 90 73 90 64 64 64 64 64";
+  /* entries sorted by key bytes, then value bytes: 64->64, 65->73,
+   * 90->64, 90->73 (computed by hand) */
+  static const char *const want = "84 64 64 65 73 90 64 90 73";
+  int differ = 0;
+  for (int vm = 0; vm < 40; vm++) {
+    lua_State *L = new_state();
+    /* vary where the VM's tables land, hence their hash positions */
+    char pad[128];
+    snprintf(pad, sizeof pad, "pad = {} for i = 1, %d do pad[i] = {} end",
+             vm * 7);
+    run(L, pad);
+    for (int i = 0; i < 20; i++) {
+      TD_CHECK_INT(decode_hex(L, input), 0);
+      td_wbuf_t b = {0};
+      TD_CHECK_INT(td_codec_encode(L, -1, &b, 1, NULL, 0), 0);
+      if (strcmp(hex(b.data, b.len), strip(want)) != 0) differ++;
+      if (differ == 1 && strcmp(hex(b.data, b.len), strip(want)) != 0)
+        TD_CHECK_STR(hex(b.data, b.len), strip(want));
+      td_wbuf_destroy(&b);
+      lua_pop(L, 1);
+      run(L, "pad[#pad + 1] = {}");
+    }
+    /* the same logical table built in either insertion order */
+    expect_bytes(L, "(function() local t = {} t[{}] = 'b' t[{}] = 'a' "
+                    "t[{1}] = 1 t[{1}] = 0 return t end)()", 1,
+                 "84 90 a1 61 90 a1 62 91 01 00 91 01 01");
+    expect_bytes(L, "(function() local t = {} t[{1}] = 0 t[{}] = 'a' "
+                    "t[{1}] = 1 t[{}] = 'b' return t end)()", 1,
+                 "84 90 a1 61 90 a1 62 91 01 00 91 01 01");
+    lua_close(L);
+  }
+  TD_CHECK_INT(differ, 0);
+}
+
+/* Every NaN is one key: canonical bytes do not depend on a NaN's sign or
+ * payload (0/0 is negative on x86, -(0/0) positive). */
+TD_TEST(test_codec_canonical_nan_one_encoding) {
+  lua_State *L = new_state();
+  expect_bytes(L, "{0/0}", 1, "91 cb 7ff8000000000000");
+  expect_bytes(L, "{-(0/0)}", 1, "91 cb 7ff8000000000000");
+  expect_bytes(L, "{x = string.unpack('>d', '\\x7f\\xf0\\0\\0\\0\\0\\0\\1')}",
+               1, "81 a1 78 cb 7ff8000000000000");
+  /* records keep a NaN's bits */
+  expect_bytes(L, "-(0/0)", 0, "cb 7ff8000000000000");
+  expect_bytes(L, "string.unpack('>d', '\\xff\\xf8\\0\\0\\0\\0\\0\\0')", 0,
+               "cb fff8000000000000");
+  lua_close(L);
+}
+
 /* ---- encode errors ------------------------------------------------------ */
 
 /* expect_error - encoding the value on top fails with code and message,
@@ -1200,6 +1257,8 @@ TD_TEST_MAIN(test_codec_wbuf_reserve_grows_geometrically,
              test_codec_nested_tables,
              test_codec_arrays_with_holes_become_maps,
              test_codec_canonical_sorts_map_entries,
+             test_codec_canonical_equal_key_bytes_one_order,
+             test_codec_canonical_nan_one_encoding,
              test_codec_encode_rejects_unsupported_types,
              test_codec_encode_rejects_cycles,
              test_codec_nesting_depth_limit,
