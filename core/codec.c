@@ -412,6 +412,19 @@ static int is_array(lua_State *L, int idx, lua_Unsigned n) {
   return count == n;
 }
 
+/* enc_elements - the values of t[from..n] of the array at idx. */
+static int enc_elements(enc_t *e, int idx, lua_Integer from, lua_Unsigned n,
+                        int depth) {
+  lua_State *L = e->L;
+  int rc;
+  for (lua_Integer k = from; (lua_Unsigned)k <= n; k++) {
+    lua_rawgeti(L, idx, k);
+    if ((rc = enc_value(e, lua_gettop(L), depth))) return rc;
+    lua_pop(L, 1);
+  }
+  return 0;
+}
+
 static int enc_table(enc_t *e, int idx, int depth) {
   lua_State *L = e->L;
   td_wbuf_t *out = e->out;
@@ -429,7 +442,12 @@ static int enc_table(enc_t *e, int idx, int depth) {
   if (n > UINT32_MAX) goto map;
 
   /* Try the keys in lua_next order as 1, 2, ..., n: one pass for arrays
-   * held in the table's array part. */
+   * held in the table's array part. What a failed try encoded is thrown
+   * away, so it only ever throws away scalars: at the first element that
+   * is a table, the table is checked to be an array (and encoded as one
+   * from there, by index) or not (a map). Otherwise tables such as
+   * {child, x = 1}, nested, would encode each child twice per level,
+   * 2^depth times in all. */
   size_t start = out->len;
   if ((rc = reserve(out, 5))) return rc;
   out->len += put_header((unsigned char *)out->data + out->len, n, 0x90, 16,
@@ -444,6 +462,14 @@ static int enc_table(enc_t *e, int idx, int depth) {
       out->len = start;
       goto slow;
     }
+    if (UNLIKELY(lua_type(L, -1) == LUA_TTABLE)) {
+      lua_settop(L, top);
+      if (!is_array(L, idx, n)) {
+        out->len = start;
+        goto map;
+      }
+      return enc_elements(e, idx, i + 1, n, depth);
+    }
     if ((rc = enc_value(e, top + 2, depth))) return rc;
     lua_pop(L, 1);
     i++;
@@ -457,12 +483,7 @@ slow:
     if ((rc = reserve(out, 5))) return rc;
     out->len += put_header((unsigned char *)out->data + out->len, n, 0x90,
                            16, 0, 0xdc, 0xdd);
-    for (lua_Integer k = 1; (lua_Unsigned)k <= n; k++) {
-      lua_rawgeti(L, idx, k);
-      if ((rc = enc_value(e, lua_gettop(L), depth))) return rc;
-      lua_pop(L, 1);
-    }
-    return 0;
+    return enc_elements(e, idx, 1, n, depth);
   }
 map:
   return e->canonical ? enc_map_canonical(e, idx, depth)
