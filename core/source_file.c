@@ -37,8 +37,14 @@
 
 #include "error.h"
 
+/* Buffer sizes; the fuzz build makes them tiny (-D), so that records
+ * straddle refills and buffers grow all the time. */
+#ifndef TD_RD_GZBUF
 #define TD_RD_GZBUF (256u * 1024u)   /* zlib's internal buffer */
+#endif
+#ifndef TD_RD_BUF
 #define TD_RD_BUF (1024u * 1024u)    /* our block buffer, grows as needed */
+#endif
 #define TD_RD_MAXREAD (1u << 30)     /* largest single gzread request */
 #define TD_RD_SHOWLEN 60             /* bad values shown in messages */
 
