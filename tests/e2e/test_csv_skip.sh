@@ -9,25 +9,36 @@
 # (the good rows, as the job prints them), by construction, not by Tide.
 . tests/e2e/lib.sh
 
+# gen_csv CSV EXPECTED LAST QUOTE_BELOW BAD: writes CSV, "id,name,n" with
+# rows on lines 2..LAST (id = line - 1, name "n<id>", n = 3 * id; the
+# names on lines divisible by 7 below QUOTE_BELOW quoted, with a delimiter
+# inside: after a stray quote a quote would pair with it), except the
+# lines BAD lists ("LINE=TEXT;LINE=TEXT"), which hold TEXT; and writes the
+# good rows to EXPECTED as the jobs print them, "id|name|n".
+gen_csv() {
+  awk -v csv="$1" -v want="$2" -v last="$3" -v qbelow="$4" -v bad="$5" 'BEGIN {
+    nb = split(bad, parts, ";")
+    for (i = 1; i <= nb; i++) {
+      eq = index(parts[i], "=")
+      badline[substr(parts[i], 1, eq - 1) + 0] = substr(parts[i], eq + 1)
+    }
+    print "id,name,n" >csv
+    for (line = 2; line <= last; line++) {
+      id = line - 1
+      if (line in badline) { print badline[line] >csv; continue }
+      if (line % 7 == 0 && line < qbelow) { name = "\"n" id ", q\""; shown = "n" id ", q" }
+      else { name = "n" id; shown = name }
+      print id "," name "," id * 3 >csv
+      print id "|" shown "|" id * 3 >want
+    }
+  }'
+}
+
 # data.csv: line 1 the header; lines 2-16 good; line 17 a row whose quoted
 # field never closes; lines 18-1017 good, except line 500 (a bad int) and
 # line 900 (two fields instead of three). Under skip, reading resumes at
 # line 18, the line after the one the quote opened on.
-awk -v csv="$TMP/data.csv" -v want="$TMP/expected" 'BEGIN {
-  print "id,name,n" >csv
-  for (line = 2; line <= 1017; line++) {
-    id = line - 1
-    if (line == 17) { print id ",\"broken,5" >csv; continue }
-    if (line == 500) { print id ",bad-int,x" id >csv; continue }
-    if (line == 900) { print id ",short" >csv; continue }
-    # some names before the bad row quoted, with a delimiter inside (after
-    # it, a quote would pair with the stray one: see test_source_file.c)
-    if (line % 7 == 0 && line < 17) { name = "\"n" id ", q\""; shown = "n" id ", q" }
-    else { name = "n" id; shown = name }
-    print id "," name "," id * 3 >csv
-    print id "|" shown "|" id * 3 >want
-  }
-}'
+gen_csv "$TMP/data.csv" "$TMP/expected" 1017 17 '17=16,"broken,5;500=499,bad-int,x499;900=899,short'
 
 cat >"$TMP/job.lua" <<'EOF2'
 local tide = require "tide"
@@ -86,5 +97,48 @@ check_not_contains "fail: no traceback of Tide's internals" "$TMP/fail.err" "sta
 strip_prefix <"$TMP/fail.out" >"$TMP/fail.rows"
 head -n 15 "$TMP/expected" >"$TMP/fail.expected"
 check_eq "fail: the rows before the bad one came out" "$TMP/fail.expected" "$TMP/fail.rows"
+
+# ---- across a restore from a checkpoint ----------------------------------------
+# 2000 rows at 4000/s, a checkpoint every 100 ms; the map fails once, at the
+# first row from id 1000 on after a checkpoint completed, and the job
+# restarts from its latest checkpoint (taken after at least one batch of
+# 200 rows, so after the bad row on line 6, and before the failing row, so
+# before the bad row on line 1601). Each bad row is counted once, the one
+# warning says which one was skipped before the checkpoint, the first bad
+# row's message survives in the checkpoint, and the committed output holds
+# every good row exactly once.
+gen_csv "$TMP/ck.csv" "$TMP/ck.expected" 2001 1601 '6=5,short;1601=1600,"broken,1600'
+sort "$TMP/ck.expected" >"$TMP/ck.expected.sorted"
+cat >"$TMP/ckjob.lua" <<'EOF2'
+local tide = require "tide"
+local path, out, ck, marker = arg[1], arg[2], arg[3], arg[4]
+local env = tide.env{ name = "skipck", checkpoint = { dir = ck, interval = "100ms" },
+  restart = { strategy = "fixed_delay", attempts = 1, delay = 10 } }
+env:read_csv(path, { types = { id = "int", n = "int" }, on_error = "skip", rate_limit = 4000 }):uid("csv-in")
+   :map(function(r)
+     local f = io.open(marker)
+     if f then f:close() elseif r.id >= 1000 then
+       local ls = io.popen("ls " .. ck .. "/skipck/*/_metadata 2>/dev/null")
+       local done = ls:read("l")
+       ls:close()
+       if done then
+         io.open(marker, "w"):close()
+         error("fails once")
+       end
+     end
+     return r.id .. "|" .. r.name .. "|" .. r.n
+   end):uid("flaky")
+   :write_text(out)
+env:execute()
+EOF2
+run_tide "$TMP/ck" run "$TMP/ckjob.lua" -- "$TMP/ck.csv" "$TMP/ck-sink" "$TMP/ck.d" "$TMP/ck.marker"
+check_rc "restore: exit 0" 0
+check_contains "restore: the job restarted from a checkpoint" "$TMP/ck.err" "tide: restoring checkpoint"
+cat_parts "$TMP/ck-sink" | sort >"$TMP/ck.rows"
+check_eq "restore: every good row exactly once" "$TMP/ck.expected.sorted" "$TMP/ck.rows"
+grep -c '^tide: warning:' "$TMP/ck.err" >"$TMP/ck.nwarn"
+check_eq "restore: one warning line" "$TMP/one" "$TMP/ck.nwarn"
+check_contains "restore: each bad row counted once, the first one's message kept" "$TMP/ck.err" \
+  "tide: warning: read_csv (uid 'csv-in', subtask 1/1): skipped 2 bad rows of $TMP/ck.csv (1 before the restored checkpoint), first at $TMP/ck.csv:6: expected 3 fields, got 2"
 
 finish
