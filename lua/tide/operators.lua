@@ -41,7 +41,7 @@ M.describe = describe
 -- "<describe(node)> failed in subtask i/n: message", with no traceback,
 -- since the fault is in the input, not in code.
 M.Failure = { __tostring = function(e) return describe(e.node) .. " failed: " .. e.message end }
-local function fail(node, message)
+local function input_failure(node, message)
   error(setmetatable({ node = node, message = message }, M.Failure), 0)
 end
 
@@ -786,7 +786,7 @@ function M.open_source(node, rt)
     else
       r, err = core.open_csv(src.path, src.opts, split, n_splits)
     end
-    if not r then fail(node, node.name .. ": " .. err) end
+    if not r then input_failure(node, node.name .. ": " .. err) end
     local first_bad, skipped_before, ended = nil, 0, false
     local function report()
       local n = r:skipped()
@@ -799,7 +799,7 @@ function M.open_source(node, rt)
     end
     return function(buf, max)
       local n, rerr = r:read(buf, max or BATCH)
-      if not n then fail(node, rerr) end
+      if not n then input_failure(node, rerr) end
       if n == 0 and not ended then
         ended = true
         report()
