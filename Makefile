@@ -37,6 +37,7 @@ TEST_SRC   = $(wildcard tests/core/test_*.c)
 # the fuzz targets' corpora replayed as tests (tests/fuzz/replay.c)
 FUZZ_TARGETS = codec snapshot csv
 FUZZ_REPLAY  = $(FUZZ_TARGETS:%=$(BUILD)/tests/test_fuzz_%)
+FUZZ_HEADERS = tests/fuzz/fuzz.h tests/core/deq.h
 TEST_BIN   = $(TEST_SRC:tests/core/%.c=$(BUILD)/tests/%) $(FUZZ_REPLAY)
 HEADERS    = $(wildcard core/*.h state/*.h)
 
@@ -88,12 +89,12 @@ $(BUILD)/lua/tide/core.so: $(BUILD)/core/lua_module.o $(BUILD)/libtide.a
 	@mkdir -p $(dir $@)
 	$(CC) -shared $(SAN) -o $@ $^ -lz -lxxhash -lisal -lm -pthread
 
-$(BUILD)/tests/%: tests/core/%.c $(BUILD)/libtide.a tests/core/testlib.h
+$(BUILD)/tests/%: tests/core/%.c $(BUILD)/libtide.a tests/core/testlib.h tests/core/deq.h
 	@mkdir -p $(dir $@)
 	$(CC) $(TD_CFLAGS) $(CFLAGS) $(SAN) -Itests/core -o $@ $< $(BUILD)/libtide.a $(LDLIBS)
 
 # A fuzz target's corpus replayed without libFuzzer, one child per input.
-$(BUILD)/tests/test_fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c tests/fuzz/fuzz.h $(BUILD)/libtide.a
+$(BUILD)/tests/test_fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c $(FUZZ_HEADERS) $(BUILD)/libtide.a
 	@mkdir -p $(dir $@)
 	$(CC) $(TD_CFLAGS) $(CFLAGS) $(SAN) -Itests/fuzz -DFUZZ_CORPUS='"tests/fuzz/corpus/$*"' \
 	  -o $@ tests/fuzz/replay.c $< $(BUILD)/libtide.a $(LDLIBS)
@@ -143,7 +144,7 @@ fuzz:
 
 fuzz-build: $(FUZZ_TARGETS:%=$(BUILD)/fuzz/fuzz_%)
 
-$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(BUILD)/libtide.a
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_HEADERS) $(BUILD)/libtide.a
 	@mkdir -p $(dir $@)
 	$(CC) $(TD_CFLAGS) $(CFLAGS) $(SAN) -fsanitize=fuzzer -Itests/fuzz -o $@ $< \
 	  $(BUILD)/libtide.a $(LDLIBS)
