@@ -34,11 +34,27 @@ CORE_SRC   = $(filter-out core/main.c core/lua_module.c,$(wildcard core/*.c)) \
              $(wildcard state/*.c)
 CORE_OBJ   = $(CORE_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC   = $(wildcard tests/core/test_*.c)
-TEST_BIN   = $(TEST_SRC:tests/core/%.c=$(BUILD)/tests/%)
+# the fuzz targets' corpora replayed as tests (tests/fuzz/replay.c)
+FUZZ_TARGETS = codec snapshot csv
+FUZZ_REPLAY  = $(FUZZ_TARGETS:%=$(BUILD)/tests/test_fuzz_%)
+FUZZ_HEADERS = tests/fuzz/fuzz.h tests/core/deq.h
+TEST_BIN   = $(TEST_SRC:tests/core/%.c=$(BUILD)/tests/%) $(FUZZ_REPLAY)
 HEADERS    = $(wildcard core/*.h state/*.h)
 
+# Fuzzing with libFuzzer (clang 14; Debian packages FUZZ_PKGS): one target
+# per decoder in tests/fuzz/, each run FUZZ_SECONDS over its corpus.
+FUZZ_CC      ?= clang-14
+FUZZ_SECONDS ?= 45
+FUZZ_FLAGS   ?=
+FUZZ_BUILD   ?= build-fuzz
+FUZZ_PKGS     = clang-14 libclang-rt-14-dev
+FUZZ_SAN      = -fsanitize=fuzzer-no-link,address,undefined \
+                -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+# tiny reader buffers: records straddle refills, buffers grow
+FUZZ_CFLAGS  ?= -O1 -g -DTD_RD_BUF=64u -DTD_RD_GZBUF=64u
+
 .PHONY: all deps test check test-c test-lua test-luajit test-e2e test-asan valgrind \
-        bench demo install uninstall clean lint
+        bench demo install uninstall clean lint fuzz fuzz-build fuzz-merge
 
 all: $(BUILD)/tide $(BUILD)/libtide.so $(BUILD)/lua/tide/core.so
 
@@ -73,9 +89,15 @@ $(BUILD)/lua/tide/core.so: $(BUILD)/core/lua_module.o $(BUILD)/libtide.a
 	@mkdir -p $(dir $@)
 	$(CC) -shared $(SAN) -o $@ $^ -lz -lxxhash -lisal -lm -pthread
 
-$(BUILD)/tests/%: tests/core/%.c $(BUILD)/libtide.a tests/core/testlib.h
+$(BUILD)/tests/%: tests/core/%.c $(BUILD)/libtide.a tests/core/testlib.h tests/core/deq.h
 	@mkdir -p $(dir $@)
 	$(CC) $(TD_CFLAGS) $(CFLAGS) $(SAN) -Itests/core -o $@ $< $(BUILD)/libtide.a $(LDLIBS)
+
+# A fuzz target's corpus replayed without libFuzzer, one child per input.
+$(BUILD)/tests/test_fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c $(FUZZ_HEADERS) $(BUILD)/libtide.a
+	@mkdir -p $(dir $@)
+	$(CC) $(TD_CFLAGS) $(CFLAGS) $(SAN) -Itests/fuzz -DFUZZ_CORPUS='"tests/fuzz/corpus/$*"' \
+	  -o $@ tests/fuzz/replay.c $< $(BUILD)/libtide.a $(LDLIBS)
 
 # deps first, then the build (also under make -j: nothing compiles before
 # the packages it needs are installed)
@@ -108,6 +130,40 @@ valgrind: all $(TEST_BIN)
 	@for t in $(TEST_BIN); do valgrind -q --error-exitcode=1 --leak-check=full $$t >/dev/null || exit 1; done
 	@echo "valgrind: clean"
 
+# Each target runs FUZZ_SECONDS over tests/fuzz/corpus/<target> (read
+# only: what it finds goes to $(FUZZ_BUILD)/corpus/<target>); a crash or a
+# failed property stops with the input in $(FUZZ_BUILD)/crash-<target>-*.
+fuzz:
+	@$(MAKE) --no-print-directory deps DEBIAN_PKGS="$(DEBIAN_PKGS) $(FUZZ_PKGS)"
+	@$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) CC=$(FUZZ_CC) CFLAGS="$(FUZZ_CFLAGS)" \
+	  SAN="$(FUZZ_SAN)" fuzz-build
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p $(FUZZ_BUILD)/corpus/$$t; \
+	  case $$t in codec) len=2048 ;; *) len=8192 ;; esac; \
+	  echo "fuzz: $$t for $(FUZZ_SECONDS) s"; \
+	  $(FUZZ_BUILD)/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -max_len=$$len \
+	    -timeout=20 -rss_limit_mb=2048 -artifact_prefix=$(FUZZ_BUILD)/crash-$$t- $(FUZZ_FLAGS) \
+	    $(FUZZ_BUILD)/corpus/$$t tests/fuzz/corpus/$$t >$(FUZZ_BUILD)/fuzz_$$t.log 2>&1 \
+	  || { tail -n 40 $(FUZZ_BUILD)/fuzz_$$t.log; \
+	       echo "fuzz: $$t FAILED (the input: $(FUZZ_BUILD)/crash-$$t-*)"; exit 1; }; \
+	  grep -E '^Done|^#[0-9]+.*DONE' $(FUZZ_BUILD)/fuzz_$$t.log | tail -n 1; \
+	done
+
+fuzz-build: $(FUZZ_TARGETS:%=$(BUILD)/fuzz/fuzz_%)
+
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_HEADERS) $(BUILD)/libtide.a
+	@mkdir -p $(dir $@)
+	$(CC) $(TD_CFLAGS) $(CFLAGS) $(SAN) -fsanitize=fuzzer -Itests/fuzz -o $@ $< \
+	  $(BUILD)/libtide.a $(LDLIBS)
+
+# Add to the repository's corpora the inputs of $(FUZZ_BUILD)/corpus that
+# cover something new (libFuzzer's -merge keeps the smallest such inputs).
+fuzz-merge:
+	@for t in $(FUZZ_TARGETS); do \
+	  $(FUZZ_BUILD)/fuzz/fuzz_$$t -merge=1 tests/fuzz/corpus/$$t $(FUZZ_BUILD)/corpus/$$t \
+	    >$(FUZZ_BUILD)/merge_$$t.log 2>&1 || { tail -n 20 $(FUZZ_BUILD)/merge_$$t.log; exit 1; }; \
+	done; ls tests/fuzz/corpus/* | wc -l
+
 bench: deps
 	@$(MAKE) --no-print-directory all
 	@BUILD=$(BUILD) DATA=$(DATA) sh scripts/bench/run.sh
@@ -137,4 +193,4 @@ lint:
 	luacheck --quiet --std luajit --no-max-line-length --no-unused-args lua/tide.lua lua/tide scripts/*.lua
 
 clean:
-	rm -rf build build-asan out
+	rm -rf build build-asan $(FUZZ_BUILD) out

@@ -12,7 +12,8 @@
  * length are first tried as arrays in lua_next order (which visits the
  * array part in index order); if that fails an exact check decides between
  * array and map. Canonical maps are encoded entry by entry into the output,
- * then sorted by key bytes through scratch space past the buffer's length.
+ * then sorted by key bytes (value bytes on ties) through scratch space past
+ * the buffer's length.
  *
  * Decoding: uint64 values above INT64_MAX have no Lua integer and come back
  * as floats (lua_Number). bin8/16/32 decode to Lua strings. ext types and
@@ -241,12 +242,21 @@ static size_t map_header_len(size_t n) {
   return n < 16 ? 1 : n < 65536 ? 3 : 5;
 }
 
+/* Entries in key byte order; entries whose keys encode alike (distinct
+ * tables with equal contents) in value byte order, so that the order
+ * never depends on where the VM's hash part holds them. Keys are whole
+ * MessagePack values, so no key's bytes are a proper prefix of another's
+ * and the tie-break only runs for equal key bytes. */
 static int cmp_entries(const void *a, const void *b) {
   const map_entry_t *x = a, *y = b;
   size_t n = x->klen < y->klen ? x->klen : y->klen;
   int c = memcmp(x->k, y->k, n);
   if (c) return c;
-  return (x->klen > y->klen) - (x->klen < y->klen);
+  if (x->klen != y->klen) return (x->klen > y->klen) - (x->klen < y->klen);
+  size_t xv = x->elen - x->klen, yv = y->elen - y->klen;
+  c = memcmp(x->k + x->klen, y->k + y->klen, xv < yv ? xv : yv);
+  if (c) return c;
+  return (xv > yv) - (xv < yv);
 }
 
 /* enc_map_canonical - the table at idx as a map with entries sorted by
@@ -373,6 +383,19 @@ static int is_array(lua_State *L, int idx, lua_Unsigned n) {
   return count == n;
 }
 
+/* enc_elements - the values of t[from..n] of the array at idx. */
+static int enc_elements(enc_t *e, int idx, lua_Integer from, lua_Unsigned n,
+                        int depth) {
+  lua_State *L = e->L;
+  int rc;
+  for (lua_Integer k = from; (lua_Unsigned)k <= n; k++) {
+    lua_rawgeti(L, idx, k);
+    if ((rc = enc_value(e, lua_gettop(L), depth))) return rc;
+    lua_pop(L, 1);
+  }
+  return 0;
+}
+
 static int enc_table(enc_t *e, int idx, int depth) {
   lua_State *L = e->L;
   td_wbuf_t *out = e->out;
@@ -390,7 +413,12 @@ static int enc_table(enc_t *e, int idx, int depth) {
   if (n > UINT32_MAX) goto map;
 
   /* Try the keys in lua_next order as 1, 2, ..., n: one pass for arrays
-   * held in the table's array part. */
+   * held in the table's array part. What a failed try encoded is thrown
+   * away, so it only ever throws away scalars: at the first element that
+   * is a table, the table is checked to be an array (and encoded as one
+   * from there, by index) or not (a map). Otherwise tables such as
+   * {child, x = 1}, nested, would encode each child twice per level,
+   * 2^depth times in all. */
   size_t start = out->len;
   if ((rc = reserve(out, 5))) return rc;
   out->len += put_header((unsigned char *)out->data + out->len, n, 0x90, 16,
@@ -405,6 +433,14 @@ static int enc_table(enc_t *e, int idx, int depth) {
       out->len = start;
       goto slow;
     }
+    if (UNLIKELY(lua_type(L, -1) == LUA_TTABLE)) {
+      lua_settop(L, top);
+      if (!is_array(L, idx, n)) {
+        out->len = start;
+        goto map;
+      }
+      return enc_elements(e, idx, i + 1, n, depth);
+    }
     if ((rc = enc_value(e, top + 2, depth))) return rc;
     lua_pop(L, 1);
     i++;
@@ -418,12 +454,7 @@ slow:
     if ((rc = reserve(out, 5))) return rc;
     out->len += put_header((unsigned char *)out->data + out->len, n, 0x90,
                            16, 0, 0xdc, 0xdd);
-    for (lua_Integer k = 1; (lua_Unsigned)k <= n; k++) {
-      lua_rawgeti(L, idx, k);
-      if ((rc = enc_value(e, lua_gettop(L), depth))) return rc;
-      lua_pop(L, 1);
-    }
-    return 0;
+    return enc_elements(e, idx, 1, n, depth);
   }
 map:
   return e->canonical ? enc_map_canonical(e, idx, depth)
@@ -467,6 +498,7 @@ static int enc_value(enc_t *e, int idx, int depth) {
     }
     uint64_t bits;
     memcpy(&bits, &d, 8);
+    if (e->canonical && d != d) bits = 0x7ff8000000000000u; /* one NaN */
     p[0] = 0xcb;
     put64(p + 1, bits);
     out->len += 9;

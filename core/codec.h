@@ -27,10 +27,16 @@
 /*
  * td_codec_encode - append the MessagePack encoding of the Lua value at
  * stack index `idx` to `out`.
- * canonical: non-zero sorts map entries (by encoded key bytes) and writes
- *   floats that hold an integral value in int64 range as integers, so that
- *   equal keys always give equal bytes (used for key bytes / key groups);
- *   zero writes maps in lua_next order (records).
+ * canonical: non-zero gives every value exactly one byte string, whatever
+ *   the VM, the insertion order of its tables or their place in memory
+ *   (used for key bytes / key groups): map entries are sorted by encoded
+ *   key bytes, and entries whose keys encode alike (two distinct tables
+ *   with equal contents as keys of one table) by their value bytes after
+ *   that, so entries that tie on both are byte-identical and their order
+ *   does not matter; floats that hold an integral value in int64 range are
+ *   written as integers; every NaN is written as the one quiet NaN
+ *   7ff8000000000000. Zero writes maps in lua_next order and floats as
+ *   their bits (records).
  * Returns 0; TD_ECODEC for a value that cannot be encoded (on error `out`
  * is left at its original length and, if `err` is non-NULL, a message such
  * as "cannot encode a function value" is written to err, errlen bytes at

@@ -1779,13 +1779,19 @@ static int reader_gc(lua_State *L) {
   return 0;
 }
 
-/* reader:read(buf, max) -> n (0 at the end); raises with "path:line: ..." */
+/* reader:read(buf, max) -> n (0 at the end), or nil, message ("path:line:
+ * ...", a bad row or a read error), code */
 static int reader_read(lua_State *L) {
   lreader_t *lr = check_reader(L);
   luaL_checktype(L, 2, LUA_TTABLE);
   int max = (int)luaL_checkinteger(L, 3);
   int n = td_reader_read(lr->r, L, 2, max);
-  if (n < 0) return luaL_error(L, "%s", td_reader_error(lr->r));
+  if (n < 0) {
+    lua_pushnil(L);
+    lua_pushstring(L, td_reader_error(lr->r));
+    lua_pushinteger(L, n);
+    return 3;
+  }
   lua_pushinteger(L, n);
   return 1;
 }
@@ -1800,6 +1806,15 @@ static int reader_whole(lua_State *L) {
 /* reader:skipped() -> rows skipped under on_error = "skip" */
 static int reader_skipped(lua_State *L) {
   lua_pushinteger(L, (lua_Integer)td_reader_skipped(check_reader(L)->r));
+  return 1;
+}
+
+/* reader:first_skipped() -> "path:line: reason" of the first row this
+ * reader skipped, or nil (td_reader_first_skipped) */
+static int reader_first_skipped(lua_State *L) {
+  const char *m = td_reader_first_skipped(check_reader(L)->r);
+  if (*m) lua_pushstring(L, m);
+  else lua_pushnil(L);
   return 1;
 }
 
@@ -1867,6 +1882,8 @@ static lreader_t *new_reader(lua_State *L) {
     lua_setfield(L, -2, "read");
     lua_pushcfunction(L, reader_skipped);
     lua_setfield(L, -2, "skipped");
+    lua_pushcfunction(L, reader_first_skipped);
+    lua_setfield(L, -2, "first_skipped");
     lua_pushcfunction(L, reader_position);
     lua_setfield(L, -2, "position");
     lua_pushcfunction(L, reader_whole);

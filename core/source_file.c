@@ -37,8 +37,14 @@
 
 #include "error.h"
 
+/* Buffer sizes; the fuzz build makes them tiny (-D), so that records
+ * straddle refills and buffers grow all the time. */
+#ifndef TD_RD_GZBUF
 #define TD_RD_GZBUF (256u * 1024u)   /* zlib's internal buffer */
+#endif
+#ifndef TD_RD_BUF
 #define TD_RD_BUF (1024u * 1024u)    /* our block buffer, grows as needed */
+#endif
 #define TD_RD_MAXREAD (1u << 30)     /* largest single gzread request */
 #define TD_RD_SHOWLEN 60             /* bad values shown in messages */
 
@@ -61,6 +67,7 @@ struct td_reader {
   int err;           /* sticky error code (0: none) */
   char errmsg[1024];
   uint64_t skipped;
+  char first_skip[1024]; /* message of the first row this reader skipped */
 
   /* positions */
   int split, n_splits;
@@ -102,6 +109,7 @@ struct td_reader {
   size_t consumed;   /* bytes of the last parsed record (or to resync) */
   uint64_t rec_nl;   /* '\n' in those bytes */
   const char *perr;  /* syntax error message */
+  char perrbuf[128]; /* perr when it has numbers in it */
 };
 
 /* ------------------------------------------------------------------ */
@@ -380,8 +388,11 @@ static uint64_t count_nl(const char *p, size_t len) {
   return c;
 }
 
-/* Syntax error at q: resync after the next '\n' (or at the end of input).
- * nl counts the newlines in [rec, q). */
+/* Syntax error at q: the bad row's bytes run through the next '\n' (or to
+ * the end of input), where reading resumes. nl counts the newlines in
+ * [rec, q). A quoting error passes the field's opening quote as q: a stray
+ * quote pairs with some later quote or none, so the lines after the one
+ * it opened on are read as rows again instead of being swallowed. */
 static int parse_error(td_reader_t *r, const char *rec, const char *q,
                        const char *e, uint64_t nl, const char *msg) {
   const char *x = q < e ? memchr(q, '\n', (size_t)(e - q)) : NULL;
@@ -421,15 +432,17 @@ static int csv_parse(td_reader_t *r) {
     if (q < e && *q == '"') {
       /* quoted field: unescaped into scratch */
       size_t soff = r->slen;
+      const char *qopen = q; /* a quoting error resyncs after its line */
+      uint64_t qnl = nl;
       q++;
       for (;;) {
         const char *qq = memchr(q, '"', (size_t)(e - q));
         if (!qq) {
           if (!r->eof) return P_NEED;
-          r->consumed = (size_t)(e - rec);
-          r->rec_nl = nl + count_nl(q, (size_t)(e - q));
-          r->perr = "unterminated quoted field";
-          return P_ERR;
+          snprintf(r->perrbuf, sizeof r->perrbuf, "unterminated quoted "
+                   "field (opened at line %llu, runs to the end of the "
+                   "file)", (unsigned long long)(r->line + qnl));
+          return parse_error(r, rec, qopen, e, qnl, r->perrbuf);
         }
         nl += count_nl(q, (size_t)(qq - q));
         if (scratch_add(r, q, (size_t)(qq - q)))
@@ -468,8 +481,15 @@ static int csv_parse(td_reader_t *r) {
           break;
         }
       }
-      return parse_error(r, rec, q, e, nl,
-                         "unexpected character after closing quote");
+      const char *msg = "unexpected character after closing quote";
+      if (nl > qnl) { /* the field spans lines: name them */
+        snprintf(r->perrbuf, sizeof r->perrbuf, "%s (the quoted field "
+                 "opened at line %llu closes on line %llu)", msg,
+                 (unsigned long long)(r->line + qnl),
+                 (unsigned long long)(r->line + nl));
+        msg = r->perrbuf;
+      }
+      return parse_error(r, rec, qopen, e, qnl, msg);
     } else {
       const char *s = q;
       while (q < e) {
@@ -893,6 +913,8 @@ static int bad_row(td_reader_t *r, const char *fmt, ...) {
   }
   csv_consume(r);
   if (r->skip_errors) {
+    if (!r->first_skip[0])
+      memcpy(r->first_skip, r->errmsg, sizeof r->first_skip);
     r->skipped++;
     return 0;
   }
@@ -1211,6 +1233,10 @@ int td_reader_whole(const td_reader_t *r) { return r->whole; }
 
 uint64_t td_reader_skipped(const td_reader_t *r) {
   return r ? r->skipped : 0;
+}
+
+const char *td_reader_first_skipped(const td_reader_t *r) {
+  return r ? r->first_skip : "";
 }
 
 void td_reader_free(td_reader_t *r) {

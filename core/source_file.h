@@ -37,7 +37,8 @@ typedef enum {
 typedef struct td_csv_opts {
   char delimiter;     /* default ',' */
   int header;         /* 1: the first row names the columns (default) */
-  int skip_errors;    /* 1: on_error = "skip": count and skip bad rows */
+  int skip_errors;    /* 1: on_error = "skip": count and skip bad rows
+                         (td_reader_read tells how) */
   /* column names when header == 0 (NULL: columns are numbered 1..n and
    * rows become Lua arrays); with a header, may be NULL */
   const char *const *names;
@@ -82,6 +83,17 @@ int td_reader_open_csv(td_reader_t **out, const char *path,
  * 'insertions': bad int 'x1'"), -errno / TD_EIO for read errors (message
  * names the path). The message is td_reader_error(). LINE is the 1-based
  * physical line number where the row starts.
+ *
+ * Bad rows under skip_errors are counted (td_reader_skipped), the first
+ * one's message kept (td_reader_first_skipped), and reading goes on after
+ * the row. A row with a quoting error ends early: a quoted field that runs
+ * to the end of the input ("PATH:LINE: unterminated quoted field (opened
+ * at line Q, runs to the end of the file)") or is followed by something
+ * other than a delimiter or line end most likely began with a stray quote,
+ * so the bad row ends at the end of line Q, where that field's quote
+ * opened, and the lines after it are read as rows again (rather than
+ * swallowed as the rest of one field). Without skip_errors the same row
+ * fails the read.
  */
 int td_reader_read(td_reader_t *r, lua_State *L, int tidx, int max);
 
@@ -93,8 +105,22 @@ const char *td_reader_error(const td_reader_t *r);
  * every split reads its byte range. */
 int td_reader_whole(const td_reader_t *r);
 
-/* td_reader_skipped - rows skipped so far under skip_errors. */
+/* td_reader_skipped - rows skipped so far under skip_errors: those this
+ * reader skipped, plus, after td_reader_seek, the count stored in the
+ * position (the rows skipped before it). Each bad row of the input is
+ * counted once however often the reader is restored. */
 uint64_t td_reader_skipped(const td_reader_t *r);
+
+/*
+ * td_reader_first_skipped - the message of the first row this reader
+ * skipped under skip_errors, "PATH:LINE: reason" as td_reader_error gives
+ * for a failing row (LINE is where the row starts), or "" when it skipped
+ * none. A reader restored by td_reader_seek starts with "": the rows
+ * skipped before the position are in td_reader_skipped's count, but a
+ * position holds no message, so a caller that reports them keeps the first
+ * message next to the position it stores.
+ */
+const char *td_reader_first_skipped(const td_reader_t *r);
 
 /* Reader kinds, as recorded in a position. */
 enum { TD_READER_TEXT = 1, TD_READER_CSV = 2 };

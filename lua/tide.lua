@@ -229,8 +229,16 @@ local CSV_TYPES = { string = true, int = true, integer = true, float = true, num
 --     columns; others are strings; an empty field of a typed column is nil
 --   delimiter (one-character string, default ",")
 --   on_error ("fail" | "skip", default "fail"): a row with the wrong number
---     of fields or a bad value fails the job naming file and line, or is
---     counted and skipped
+--     of fields, a bad value or a quoting error fails the job naming the
+--     file and the line the row starts on ("data.csv:17: ..."), or is
+--     counted and skipped; a source that skipped rows prints one warning
+--     line per subtask at the end of its input, with the count and the
+--     first bad row's "file:line: reason" (the count is of the whole file,
+--     once, across restores). A quoted field that runs to the end of the
+--     file (an unterminated quote), or whose closing quote is followed by
+--     anything but a delimiter or line end, makes its row bad and reading
+--     resumes at the line after the one the quote opened on, so a stray
+--     quote does not swallow the good rows after it
 --   rate_limit (records/s for the whole source, optional)
 -- @return DataStream of tables keyed by column name (arrays without names)
 function Env:read_csv(path, opts)

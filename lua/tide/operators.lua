@@ -41,6 +41,20 @@ local function describe(node)
 end
 M.describe = describe
 
+--- An operational failure of an operator (a file that cannot be opened or
+-- read, a malformed input row): the runtime's error handler reports it as
+-- "<describe(node)> failed in subtask i/n: message", with no traceback,
+-- since the fault is in the input, not in code.
+M.Failure = { __tostring = function(e) return describe(e.node) .. " failed: " .. e.message end }
+local function input_failure(node, message)
+  error(setmetatable({ node = node, message = message }, M.Failure), 0)
+end
+
+--- Warnings of operators go here (one line each; tests replace it).
+function M.warn(message)
+  io.stderr:write("tide: warning: ", message, "\n")
+end
+
 -- Keys: tables are compared by value, so they are replaced by their
 -- canonical encoding for state lookups; other keys are used as they are.
 local function norm_key(k, node)
@@ -791,6 +805,13 @@ end
 -- were all pushed downstream. The table's `readers` is how many subtasks
 -- of the source read records (a CSV, a .gz file and a list are read by
 -- subtask 0 alone), so that a rate limit can be shared among them.
+--
+-- A CSV source under on_error = "skip" warns once at the end of its input
+-- when it skipped rows (M.warn): how many, and the message of the first
+-- one. The count is the reader's (td_reader_skipped: every bad row of the
+-- file once, across restores, as the position carries it); the first
+-- message goes into the snapshot next to the position, since a restored
+-- reader only knows the messages of rows it skipped itself.
 function M.open_source(node, rt)
   local src = node.source
   local split, n_splits = rt.subtask, rt.parallelism
@@ -801,11 +822,32 @@ function M.open_source(node, rt)
     else
       r, err = core.open_csv(src.path, src.opts, split, n_splits)
     end
-    if not r then error(node.name .. ": " .. err, 0) end
-    return function(buf, max) return r:read(buf, max or BATCH) end, {
+    if not r then input_failure(node, node.name .. ": " .. err) end
+    local first_bad, skipped_before, ended = nil, 0, false
+    local function report()
+      local n = r:skipped()
+      if n == 0 then return end
+      local first = first_bad or r:first_skipped()
+      M.warn(string.format("%s (uid '%s', subtask %d/%d): skipped %d bad row%s of %s%s, first %s",
+        node.name, node.uid, split + 1, n_splits, n, n == 1 and "" or "s", src.path,
+        skipped_before > 0 and string.format(" (%d before the restored checkpoint)", skipped_before) or "",
+        first and "at " .. first or "before the restored checkpoint"))
+    end
+    return function(buf, max)
+      local n, rerr = r:read(buf, max or BATCH)
+      if not n then input_failure(node, rerr) end
+      if n == 0 and not ended then
+        ended = true
+        report()
+      end
+      return n
+    end, {
       readers = r:whole() and 1 or n_splits,
-      snapshot = function() return { position = r:position() } end,
-      restore = function(s) r:seek(s.position) end,
+      snapshot = function() return { position = r:position(), first_bad = first_bad or r:first_skipped() } end,
+      restore = function(s)
+        r:seek(s.position)
+        first_bad, skipped_before = s.first_bad, s.position.skipped or 0
+      end,
     }
   elseif src.type == "list" then
     local list, pos = src.list, 0

@@ -104,6 +104,9 @@ end
 function M.handler(op_of_fn, where)
   return function(err)
     if type(err) == "userdata" then return err end
+    if getmetatable(err) == operators.Failure then -- bad input: no traceback
+      return string.format("%s failed%s: %s", describe(err.node), where or "", err.message)
+    end
     local node
     for level = 2, 200 do
       local info = debug.getinfo(level, "f")

@@ -7,41 +7,26 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
 
 #include "codec.h"
+#include "deq.h"
 #include "error.h"
 #include "testlib.h"
 
-/* deq(a, b): deep equality that also tells integers from floats. */
-static const char *const prelude =
-    "function deq(a, b)\n"
-    "  if type(a) ~= type(b) then return false end\n"
-    "  if type(a) == 'number' then\n"
-    "    if math.type(a) ~= math.type(b) then return false end\n"
-    "    if a ~= a then return b ~= b end\n"
-    "    return a == b\n"
-    "  end\n"
-    "  if type(a) ~= 'table' then return a == b end\n"
-    "  for k, v in pairs(a) do\n"
-    "    if not deq(v, rawget(b, k)) then return false end\n"
-    "  end\n"
-    "  for k in pairs(b) do\n"
-    "    if rawget(a, k) == nil then return false end\n"
-    "  end\n"
-    "  return true\n"
-    "end\n";
 
 static lua_State *new_state(void) {
   lua_State *L = luaL_newstate();
   luaL_openlibs(L);
-  if (luaL_dostring(L, prelude) != LUA_OK) {
-    fprintf(stderr, "prelude: %s\n", lua_tostring(L, -1));
+  if (luaL_dostring(L, DEQ_LUA) != LUA_OK) {
+    fprintf(stderr, "deq: %s\n", lua_tostring(L, -1));
     abort();
   }
+  lua_setglobal(L, "deq");
   return L;
 }
 
@@ -757,6 +742,63 @@ TD_TEST(test_codec_canonical_sorts_map_entries) {
   lua_close(L);
 }
 
+/* Keys that encode alike: two distinct tables with equal contents are two
+ * keys of a Lua table but give the same key bytes. Their entries must
+ * still come out in one order (by value bytes), whatever order the VM's
+ * hash part holds them in, or equal keys hash to different key groups. */
+TD_TEST(test_codec_canonical_equal_key_bytes_one_order) {
+  /* {[{}] = 115, [{}] = 100, [101] = 115, [100] = 100}, from the fuzzer's
+   * 11-byte input (key 100 comes twice; the second wins) */
+  static const char *const input = "85 65 73 90 73 90 64 64 64 64 64";
+  /* entries sorted by key bytes, then value bytes: 64->64, 65->73,
+   * 90->64, 90->73 (computed by hand) */
+  static const char *const want = "84 64 64 65 73 90 64 90 73";
+  int differ = 0;
+  for (int vm = 0; vm < 40; vm++) {
+    lua_State *L = new_state();
+    /* vary where the VM's tables land, hence their hash positions */
+    char pad[128];
+    snprintf(pad, sizeof pad, "pad = {} for i = 1, %d do pad[i] = {} end",
+             vm * 7);
+    run(L, pad);
+    for (int i = 0; i < 20; i++) {
+      TD_CHECK_INT(decode_hex(L, input), 0);
+      td_wbuf_t b = {0};
+      TD_CHECK_INT(td_codec_encode(L, -1, &b, 1, NULL, 0), 0);
+      if (strcmp(hex(b.data, b.len), strip(want)) != 0) differ++;
+      if (differ == 1 && strcmp(hex(b.data, b.len), strip(want)) != 0)
+        TD_CHECK_STR(hex(b.data, b.len), strip(want));
+      td_wbuf_destroy(&b);
+      lua_pop(L, 1);
+      run(L, "pad[#pad + 1] = {}");
+    }
+    /* the same logical table built in either insertion order */
+    expect_bytes(L, "(function() local t = {} t[{}] = 'b' t[{}] = 'a' "
+                    "t[{1}] = 1 t[{1}] = 0 return t end)()", 1,
+                 "84 90 a1 61 90 a1 62 91 01 00 91 01 01");
+    expect_bytes(L, "(function() local t = {} t[{1}] = 0 t[{}] = 'a' "
+                    "t[{1}] = 1 t[{}] = 'b' return t end)()", 1,
+                 "84 90 a1 61 90 a1 62 91 01 00 91 01 01");
+    lua_close(L);
+  }
+  TD_CHECK_INT(differ, 0);
+}
+
+/* Every NaN is one key: canonical bytes do not depend on a NaN's sign or
+ * payload (0/0 is negative on x86, -(0/0) positive). */
+TD_TEST(test_codec_canonical_nan_one_encoding) {
+  lua_State *L = new_state();
+  expect_bytes(L, "{0/0}", 1, "91 cb 7ff8000000000000");
+  expect_bytes(L, "{-(0/0)}", 1, "91 cb 7ff8000000000000");
+  expect_bytes(L, "{x = string.unpack('>d', '\\x7f\\xf0\\0\\0\\0\\0\\0\\1')}",
+               1, "81 a1 78 cb 7ff8000000000000");
+  /* records keep a NaN's bits */
+  expect_bytes(L, "-(0/0)", 0, "cb 7ff8000000000000");
+  expect_bytes(L, "string.unpack('>d', '\\xff\\xf8\\0\\0\\0\\0\\0\\0')", 0,
+               "cb fff8000000000000");
+  lua_close(L);
+}
+
 /* ---- encode errors ------------------------------------------------------ */
 
 /* expect_error - encoding the value on top fails with code and message,
@@ -909,6 +951,46 @@ TD_TEST(test_codec_nesting_depth_limit) {
     TD_CHECK_INT(rc, levels <= TD_CODEC_MAX_DEPTH ? 0 : TD_ECORRUPT);
     if (rc == 0) lua_pop(L, 1);
     TD_CHECK_INT(lua_gettop(L), 0);
+  }
+  lua_close(L);
+}
+
+static double cpu_seconds(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* A table with a positive length that is not an array ({child, x = 1}) is
+ * tried as an array first; encoding must not then encode its children
+ * twice, or nesting such tables costs 2^depth (found by fuzz_codec: a
+ * 709-byte record took minutes). 28 levels: 2^28 child encodings before
+ * the fix, a few hundred after. */
+TD_TEST(test_codec_mixed_tables_encode_in_linear_time) {
+  lua_State *L = new_state();
+  run(L, "function nest(d, k)\n"
+         "  local t = 1\n"
+         "  for _ = 1, d do t = {t}; t[k] = 1 end\n"
+         "  return t\n"
+         "end\n");
+  static const char *const exprs[] = {"nest(28, 'x')", "nest(28, 3)",
+                                      "nest(28, 1.5)"};
+  for (size_t i = 0; i < sizeof exprs / sizeof exprs[0]; i++) {
+    for (int canonical = 0; canonical <= 1; canonical++) {
+      push_expr(L, exprs[i]);
+      td_wbuf_t b = {0};
+      double t0 = cpu_seconds();
+      TD_CHECK_INT(td_codec_encode(L, -1, &b, canonical, NULL, 0), 0);
+      double dt = cpu_seconds() - t0;
+      if (dt > 0.25)
+        fprintf(stderr, "  %s (canonical %d): %.2f s\n", exprs[i],
+                canonical, dt);
+      TD_CHECK(dt < 0.25);
+      /* 28 maps of two entries around the 1 */
+      TD_CHECK_INT(b.len, 28 * (1 + 1 + (i == 0 ? 3 : i == 1 ? 2 : 10)) + 1);
+      td_wbuf_destroy(&b);
+      lua_pop(L, 1);
+    }
   }
   lua_close(L);
 }
@@ -1200,10 +1282,13 @@ TD_TEST_MAIN(test_codec_wbuf_reserve_grows_geometrically,
              test_codec_nested_tables,
              test_codec_arrays_with_holes_become_maps,
              test_codec_canonical_sorts_map_entries,
+             test_codec_canonical_equal_key_bytes_one_order,
+             test_codec_canonical_nan_one_encoding,
              test_codec_encode_rejects_unsupported_types,
              test_codec_encode_rejects_cycles,
              test_codec_nesting_depth_limit,
              test_codec_encode_keeps_stack_top,
+             test_codec_mixed_tables_encode_in_linear_time,
              test_codec_decode_truncated_input_at_every_prefix,
              test_codec_decode_rejects_invalid_bytes,
              test_codec_decode_consecutive_values,

@@ -895,11 +895,13 @@ TD_TEST(test_source_file_csv_syntax_errors) {
   static const struct {
     const char *content, *msg;
   } cases[] = {
-      {"a,b\n1,2\n3,\"abc\n4,5\n", "3: unterminated quoted field"},
+      {"a,b\n1,2\n3,\"abc\n4,5\n", "3: unterminated quoted field (opened at "
+                                   "line 3, runs to the end of the file)"},
       {"a,b\n1,ab\"c\n", "2: unexpected '\"' in unquoted field"},
       {"a,b\n1,2\n\"ab\"c,d\n", "3: unexpected character after closing "
                                 "quote"},
-      {"a,\"b\n", "1: unterminated quoted field"}, /* in the header */
+      {"a,\"b\n", "1: unterminated quoted field (opened at line 1, runs to "
+                    "the end of the file)"}, /* in the header */
   };
   tmpdir_t t;
   tmp_init(&t);
@@ -978,6 +980,158 @@ TD_TEST(test_source_file_csv_skip_errors) {
   snprintf(expect, sizeof expect, "%s:10: expected 2 fields, got 1", p);
   TD_CHECK_STR(td_reader_error(r), expect);
   td_reader_free(r);
+  lua_close(L);
+  tmp_cleanup(&t);
+}
+
+/* Reads r to its end in batches of `batch` and checks the rows' k and v
+ * against want_k[i] / want_v[i] (strings), n of them. */
+static void check_kv_rows(lua_State *L, td_reader_t *r, int batch,
+                          const char *const *want_k,
+                          const char *const *want_v, int n) {
+  TD_CHECK_INT(read_all(L, r, batch), n);
+  TD_CHECK_INT(lua_rawlen(L, -1), n);
+  for (int i = 0; i < n && i < (int)lua_rawlen(L, -1); i++) {
+    push_row(L, -1, i + 1);
+    TD_CHECK_STR(get_str(L, -1, "k"), want_k[i]);
+    TD_CHECK_STR(get_str(L, -1, "v"), want_v[i]);
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+}
+
+/* Opens path with skip_errors, reads it in batches of `batch` and checks
+ * the rows (see check_kv_rows), that one row was skipped and its message. */
+static void check_one_skipped(lua_State *L, const char *path, int batch,
+                              const char *const *want_k,
+                              const char *const *want_v, int n,
+                              const char *expect) {
+  td_reader_t *r;
+  char err[256];
+  td_csv_opts_t o = csv_defaults();
+  o.skip_errors = 1;
+  if (open_csv(&r, path, &o, err, sizeof err) != 0) {
+    td_test_failed_ = 1;
+    return;
+  }
+  TD_CHECK_STR(td_reader_first_skipped(r), "");
+  check_kv_rows(L, r, batch, want_k, want_v, n);
+  TD_CHECK_INT(td_reader_skipped(r), 1);
+  TD_CHECK_STR(td_reader_first_skipped(r), expect);
+  td_reader_free(r);
+}
+
+/* An unterminated quote does not swallow the rest of the file: under
+ * skip_errors the row it is in is skipped, reported with the line the row
+ * starts on, and reading resumes at the line after the one the quote
+ * opened on; without skip_errors the error names the row's line. */
+TD_TEST(test_source_file_csv_unterminated_quote_skip) {
+  tmpdir_t t;
+  tmp_init(&t);
+  enum { GOOD = 1000 };
+  sbuf_t b = {0};
+  sb_str(&b, "k,v\na,1\nb,2\nc,\"open\n"); /* the bad row on line 4 */
+  const char *want_k[GOOD + 2], *want_v[GOOD + 2];
+  static char kbuf[GOOD][16], vbuf[GOOD][16];
+  want_k[0] = "a", want_v[0] = "1", want_k[1] = "b", want_v[1] = "2";
+  for (int i = 0; i < GOOD; i++) {
+    snprintf(kbuf[i], sizeof kbuf[i], "g%d", i + 1);
+    snprintf(vbuf[i], sizeof vbuf[i], "%d", (i + 1) * 7);
+    want_k[i + 2] = kbuf[i];
+    want_v[i + 2] = vbuf[i];
+    char line[40];
+    snprintf(line, sizeof line, "%s,%s\n", kbuf[i], vbuf[i]);
+    sb_str(&b, line);
+  }
+  const char *p = tmp_write(&t, "u.csv", b.p, b.len);
+  char err[256], expect[400];
+  snprintf(expect, sizeof expect, "%s:4: unterminated quoted field (opened "
+           "at line 4, runs to the end of the file)", p);
+  lua_State *L = new_state();
+  td_reader_t *r;
+  td_csv_opts_t o = csv_defaults();
+  o.skip_errors = 1;
+  for (int batch = 1; batch <= 1000; batch *= 10)
+    check_one_skipped(L, p, batch, want_k, want_v, GOOD + 2, expect);
+
+  /* the count survives a restore; the message is of this reader's rows */
+  td_reader_pos_t before, after;
+  TD_CHECK_INT(open_csv(&r, p, &o, err, sizeof err), 0);
+  lua_newtable(L);
+  TD_CHECK_INT(td_reader_read(r, L, -1, 2), 2); /* a, b */
+  TD_CHECK_INT(td_reader_position(r, &before), 0);
+  TD_CHECK_INT(td_reader_read(r, L, -1, 1), 1); /* skips c, reads g1 */
+  lua_pop(L, 1);
+  TD_CHECK_INT(td_reader_position(r, &after), 0);
+  TD_CHECK_INT(after.skipped, 1);
+  TD_CHECK_INT(after.line, 6);
+  td_reader_free(r);
+  TD_CHECK_INT(open_csv(&r, p, &o, err, sizeof err), 0);
+  TD_CHECK_INT(td_reader_seek(r, &before), 0);
+  check_kv_rows(L, r, 100, want_k + 2, want_v + 2, GOOD);
+  TD_CHECK_INT(td_reader_skipped(r), 1);
+  TD_CHECK_STR(td_reader_first_skipped(r), expect);
+  td_reader_free(r);
+  TD_CHECK_INT(open_csv(&r, p, &o, err, sizeof err), 0);
+  TD_CHECK_INT(td_reader_seek(r, &after), 0);
+  TD_CHECK_INT(td_reader_skipped(r), 1);
+  check_kv_rows(L, r, 100, want_k + 3, want_v + 3, GOOD - 1);
+  TD_CHECK_INT(td_reader_skipped(r), 1); /* not counted twice */
+  TD_CHECK_STR(td_reader_first_skipped(r), ""); /* skipped before pos */
+  td_reader_free(r);
+
+  /* without skip_errors: the row's start line, and the position stays
+   * before the row */
+  o.skip_errors = 0;
+  TD_CHECK_INT(open_csv(&r, p, &o, err, sizeof err), 0);
+  TD_CHECK_INT(read_all(L, r, 100), TD_EPARSE);
+  TD_CHECK_INT(lua_rawlen(L, -1), 2);
+  lua_pop(L, 1);
+  TD_CHECK_STR(td_reader_error(r), expect);
+  TD_CHECK_INT(td_reader_position(r, &after), 0);
+  TD_CHECK_INT(after.offset, strlen("k,v\na,1\nb,2\n"));
+  TD_CHECK_INT(after.line, 4);
+  TD_CHECK_STR(td_reader_first_skipped(r), "");
+  td_reader_free(r);
+  free(b.p);
+
+  /* the row starts on line 3 (a quoted field over two lines), the
+   * unterminated quote opens on line 4: the row's line is reported, the
+   * quote's line is named, and reading resumes on line 5 */
+  const char *q = tmp_write_str(&t, "q.csv",
+                                "k,v,w\n"
+                                "a,1,x\n"
+                                "b,\"two\n"
+                                "lines\",\"open\n"
+                                "c,3,y\n"
+                                "d,4,z\n");
+  snprintf(expect, sizeof expect, "%s:3: unterminated quoted field (opened "
+           "at line 4, runs to the end of the file)", q);
+  static const char *const qk[] = {"a", "c", "d"}, *const qv[] = {"1", "3",
+                                                                  "4"};
+  check_one_skipped(L, q, 10, qk, qv, 3, expect);
+  TD_CHECK_INT(open_csv(&r, q, &o, err, sizeof err), 0);
+  TD_CHECK_INT(read_all(L, r, 10), TD_EPARSE);
+  lua_pop(L, 1);
+  TD_CHECK_STR(td_reader_error(r), expect);
+  td_reader_free(r);
+
+  /* a stray quote that a later quote closes: the row it opens in is bad,
+   * and the lines it spanned are read as rows again */
+  const char *s = tmp_write_str(&t, "s.csv",
+                                "k,v\n"
+                                "a,\"x\n"  /* opens on line 2 ... */
+                                "b,2\n"
+                                "c,\"q\"\n" /* ... closes before q */
+                                "d,4\n");
+  snprintf(expect, sizeof expect, "%s:2: unexpected character after "
+           "closing quote (the quoted field opened at line 2 closes on "
+           "line 4)", s);
+  static const char *const sk[] = {"b", "c", "d"}, *const sv[] = {"2", "q",
+                                                                  "4"};
+  check_one_skipped(L, s, 10, sk, sv, 3, expect);
+
+  TD_CHECK_INT(lua_gettop(L), 0);
   lua_close(L);
   tmp_cleanup(&t);
 }
@@ -1818,7 +1972,7 @@ static const char CSV_BAD[] =
     "f,6,ab\"c\n"                        /* stray quote */
     "\n"
     "g,7,\"m\nn\no\"\n"
-    "h,8,\"unterminated\n"               /* to the end: one bad row */
+    "h,8,\"unterminated\n"               /* bad; i is read after it */
     "i,9,z\n";
 
 static const char CSV_BAD_TAIL[] =      /* bad rows at the very end */
@@ -2376,6 +2530,7 @@ TD_TEST_MAIN(test_source_file_lines_lf, test_source_file_lines_crlf,
              test_source_file_csv_line_number_after_multiline_field,
              test_source_file_csv_syntax_errors,
              test_source_file_csv_skip_errors,
+             test_source_file_csv_unterminated_quote_skip,
              test_source_file_csv_no_header_arrays,
              test_source_file_csv_names_override_header,
              test_source_file_csv_unknown_type_column,

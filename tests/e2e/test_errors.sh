@@ -108,6 +108,26 @@ check_rc "CSV bad int, on_error = skip: exit 0" 0
 printf '{a=1, b=2}\n{a=3, b=4}\n{a=8, b=9}\n' >"$TMP/badint.expected"
 check_eq "CSV bad int, on_error = skip: only the good rows" "$TMP/badint.expected" "$TMP/rcsv.out"
 
+# types naming a column the header does not have: the file, the column and
+# the source operator (uid and name), exit 1, no traceback of Tide's code
+printf 'a,b\n1,2\n' >"$TMP/notype.csv"
+job rcsv_notype <<'EOF'
+local tide = require "tide"
+local env = tide.env()
+env:read_csv(arg[1], { types = { a = "int", nosuch = "int" } }):uid("csv-src"):print()
+env:execute()
+EOF
+for p in 1 2; do
+  run rcsv_notype --parallelism $p -- "$TMP/notype.csv"
+  check_rc "CSV types name a missing column p=$p: exit 1" 1
+  check_contains "CSV types name a missing column p=$p: the message" "$TMP/rcsv_notype.err" \
+    "$TMP/notype.csv: types name column 'nosuch', which the file does not have"
+  check_contains "CSV types name a missing column p=$p: the source's uid and name" "$TMP/rcsv_notype.err" \
+    "operator 'csv-src' (read_csv, defined at $TMP/rcsv_notype.lua:3)"
+  check_not_contains "CSV types name a missing column p=$p: no traceback" "$TMP/rcsv_notype.err" "traceback"
+  check_not_contains "CSV types name a missing column p=$p: no Tide source position" "$TMP/rcsv_notype.err" "operators.lua"
+done
+
 printf 'a,b\n1,2\n3,4.5\n' >"$TMP/float-for-int.csv"
 run rcsv -- "$TMP/float-for-int.csv" fail
 check_rc "CSV '4.5' in an int column: exit 1" 1

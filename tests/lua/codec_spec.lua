@@ -127,6 +127,32 @@ describe("tide.core.encode/decode #unit", function()
       hex(encode({ b = 1, a = 2, [1] = true }, true)))
   end)
 
+  it("writes one canonical form for maps whose table keys encode alike", function()
+    -- {[{}] = 115, [{}] = 100, [101] = 115, [100] = 100}: two distinct
+    -- empty tables as keys; entries by key bytes, then by value bytes
+    -- (expected bytes computed by hand)
+    local input = "\x85\x65\x73\x90\x73\x90\x64\x64\x64\x64\x64"
+    local pad = {}
+    for i = 1, 300 do
+      pad[i] = {} -- moves where the next tables land
+      assert.are.equal("8464646573906490" .. "73", hex(encode(decode(input), true)))
+    end
+    local ab, ba = {}, {}
+    ab[{ 1 }] = "a"
+    ab[{ 1 }] = "b"
+    ba[{ 1 }] = "b"
+    ba[{ 1 }] = "a"
+    assert.are.equal("82" .. "9101a161" .. "9101a162", hex(encode(ab, true)))
+    assert.are.equal(encode(ab, true), encode(ba, true))
+    assert.are.equal(core.key_group({ [{}] = 1, [{}] = 2 }, 128), core.key_group({ [{}] = 2, [{}] = 1 }, 128))
+  end)
+
+  it("writes every NaN as one canonical NaN", function()
+    assert.are.equal("91cb7ff8000000000000", hex(encode({ 0 / 0 }, true)))
+    assert.are.equal("91cb7ff8000000000000", hex(encode({ -(0 / 0) }, true)))
+    assert.are.equal(core.key_group({ 0 / 0 }, 128), core.key_group({ -(0 / 0) }, 128))
+  end)
+
   it("writes integral floats as integers in canonical mode only", function()
     assert.are.equal(encode(3), encode(3.0, true))
     assert.are.equal(encode { k = 3 }, encode({ k = 3.0 }, true))
