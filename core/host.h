@@ -37,9 +37,11 @@ void td_host_set_defaults(int parallelism, int max_parallelism);
 void td_host_set_checkpoint_defaults(const char *dir, const char *interval, int resume);
 
 /* td_host_set_output_defaults - the command line's --allow-existing-output
- * (seen by scripts as core.defaults().allow_existing_output): a fresh start
- * may write into sink directories holding committed output of the job. */
-void td_host_set_output_defaults(int allow_existing_output);
+ * (seen by scripts as core.defaults().allow_existing_output: a fresh start
+ * may write into sink directories holding committed output of the job)
+ * and --buffer-timeout as given (core.defaults().buffer_timeout, or NULL;
+ * the string must outlive the script). */
+void td_host_set_output_defaults(int allow_existing_output, const char *buffer_timeout);
 
 /* Outcome of td_host_run_script. */
 enum {

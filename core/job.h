@@ -48,6 +48,9 @@ typedef struct td_job_spec {
    * periodic checkpoints; the coordinator still runs the final commit. */
   const td_ckpt_config_t *checkpoint;
   int align_mode;             /* td_align_mode_t (barrier.h) */
+  int64_t buffer_timeout_ms;  /* partly filled output buffers are sent at
+                                 least this often; 0: after every batch
+                                 (Flink's execution.buffer-timeout) */
   int64_t align_timeout_ms;   /* alignment gives up after this; <= 0 none */
   const char *restore_dir;    /* the chk-<n> directory to restore, or NULL */
   /* Warnings and statistics, one line each (NULL: dropped); the library

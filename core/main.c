@@ -3,7 +3,8 @@
  *
  *   tide run JOB.lua [--parallelism N] [--max-parallelism M]
  *                    [--checkpoint-dir D] [--checkpoint-interval T] [--resume]
- *                    [--allow-existing-output] [-- ARGS...]
+ *                    [--allow-existing-output] [--buffer-timeout T]
+ *                    [-- ARGS...]
  *   tide verify DIR
  *   tide version
  *   tide help
@@ -31,7 +32,8 @@
 static const char USAGE[] =
     "usage: tide run JOB.lua [--parallelism N] [--max-parallelism M]\n"
     "                        [--checkpoint-dir D] [--checkpoint-interval T]\n"
-    "                        [--resume] [--allow-existing-output] [-- ARGS...]\n"
+    "                        [--resume] [--allow-existing-output]\n"
+    "                        [--buffer-timeout T] [-- ARGS...]\n"
     "       tide verify DIR\n"
     "       tide version\n"
     "       tide help\n"
@@ -46,6 +48,8 @@ static const char USAGE[] =
     "      --resume           restart from the latest completed checkpoint\n"
     "                         in the checkpoint directory (exit 2 if none was\n"
     "                         completed, 3 if every completed one is corrupt)\n"
+    "      --buffer-timeout T   send partly filled exchange buffers at least\n"
+    "                         every T (default 100ms; 0: after every batch)\n"
     "      --allow-existing-output  start afresh even when a file sink's\n"
     "                         directory holds committed output of this job\n"
     "                         (a second set of part files is added)\n"
@@ -121,10 +125,11 @@ static int cmd_run(int argc, char **argv) {
       {"checkpoint-interval", required_argument, NULL, 'i'},
       {"resume", no_argument, NULL, 'r'},
       {"allow-existing-output", no_argument, NULL, 'a'},
+      {"buffer-timeout", required_argument, NULL, 'b'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   int parallelism = 1, max_parallelism = 0, c, resume = 0, allow_existing = 0;
-  const char *ckpt_dir = NULL, *ckpt_interval = NULL;
+  const char *ckpt_dir = NULL, *ckpt_interval = NULL, *buffer_timeout = NULL;
   const char *script = NULL;
   optind = 1;
   opterr = 0;
@@ -166,6 +171,14 @@ static int cmd_run(int argc, char **argv) {
     case 'a':
       allow_existing = 1;
       break;
+    case 'b': {
+      long long ms;
+      if (parse_duration(optarg, &ms) && strcmp(optarg, "0") != 0)
+        return usage_error("--buffer-timeout needs a duration such as 0, 5ms or 100ms, not '%s'",
+                           optarg);
+      buffer_timeout = strcmp(optarg, "0") == 0 ? "0ms" : optarg;
+      break;
+    }
     case 'r':
       resume = 1;
       break;
@@ -190,7 +203,7 @@ static int cmd_run(int argc, char **argv) {
 
   td_host_set_defaults(parallelism, max_parallelism);
   td_host_set_checkpoint_defaults(ckpt_dir, ckpt_interval, resume);
-  td_host_set_output_defaults(allow_existing);
+  td_host_set_output_defaults(allow_existing, buffer_timeout);
   lua_State *L = td_host_new_state();
   if (!L) {
     fprintf(stderr, "tide: out of memory\n");

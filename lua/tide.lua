@@ -112,6 +112,10 @@ end
 --   auto_watermark_interval (duration, default "200ms"): how often periodic
 --     watermark generators emit (Flink's pipeline.auto-watermark-interval);
 --     0 disables periodic emission
+--   buffer_timeout (duration, default "100ms"): partly filled exchange
+--     buffers are sent at least this often (Flink's setBufferTimeout; 0
+--     sends after every batch, for the lowest latency); the command line's
+--     --buffer-timeout wins
 --   name (string): the default job name
 -- @return Env
 function tide.env(cfg)
@@ -140,6 +144,8 @@ function tide.env(cfg)
   end
   if cfg.chaining ~= nil then env.chaining = not not cfg.chaining end
   env.auto_watermark_interval = util.duration(cfg.auto_watermark_interval or 200, "auto_watermark_interval", 2)
+  -- the command line's --buffer-timeout wins over the script's
+  env.buffer_timeout = util.duration(d.buffer_timeout or cfg.buffer_timeout or 100, "buffer_timeout", 2)
   if cfg.name ~= nil then env.name = tostring(cfg.name) end
   local ckpt = require "tide.checkpoint"
   local ok, c = pcall(ckpt.config, cfg.checkpoint,
@@ -690,7 +696,7 @@ local function build_plan(env, name)
   return {
     name = name, script = args[0], args = args, path = package.path, cpath = package.cpath,
     fingerprint = table.concat(fp, ";"), default_parallelism = env.parallelism,
-    max_parallelism = maxp, tasks = tasks, edges = edges,
+    max_parallelism = maxp, tasks = tasks, edges = edges, buffer_timeout = env.buffer_timeout,
   }
 end
 

@@ -53,6 +53,10 @@ enum {
 enum { TD_META_FINAL = 1 };
 enum { TD_META_SUB_FINISHED = 1, TD_META_SUB_INFLIGHT = 2 };
 
+/* The section of a state file that holds its data (an operator's encoded
+ * snapshot). */
+#define TD_STATE_DATA 1u
+
 /* The section of a state file that names its checkpoint and job (a tag no
  * data section uses: in-flight files tag their sections by channel). */
 #define TD_STATE_IDENTITY 0x80000000u

@@ -392,6 +392,9 @@ function M.run(env, plan, ctx)
             -- wait before reading: a checkpoint taken while waiting must
             -- not count records read but not yet pushed
             local due = start + sent * 1000 / rate
+            -- what this source sent goes out before it sleeps, not at the
+            -- buffer timeout
+            if now() < due then core.flush() end
             while now() < due do
               sleep(math.min(100, math.ceil(due - now())))
               local id = tick()

@@ -22,6 +22,10 @@
 --   fail_always=C       the map "flaky" raises on commit C every time
 --   restart=none | fixed:ATTEMPTS:DELAY
 --   max_concurrent=N    checkpoints pending at a time
+--   slow=US             a map before the windows busy-waits US
+--                       microseconds per record: its input backs up, so
+--                       unaligned barriers overtake queued data and the
+--                       checkpoints carry in-flight data
 --   sources=2           two sources instead of one, each reading the CSV
 --                       and keeping half of the commits (by the parity of
 --                       the first byte of the commit id), with their own
@@ -107,6 +111,16 @@ if opt.fail_once or opt.fail_always then
     end
     return c
   end):uid("flaky")
+end
+
+if opt.slow then
+  local clock, us = require("tide.core").monotonic_us, math.tointeger(tonumber(opt.slow))
+  commits = (timed or commits):map(function(c)
+    local due = clock() + us
+    while clock() < due do end
+    return c
+  end):uid("slow")
+  if timed then timed = commits end
 end
 
 timed = timed or commits

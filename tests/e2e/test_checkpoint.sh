@@ -148,12 +148,12 @@ check "chaos-p1: a kill before the first checkpoint led to a fresh start" test "
 # rate_limit is for the whole source (a CSV is read by subtask 0 alone)
 chaos "chaos-p2" 2 2 rate=4100
 check "chaos-p2: aligned checkpoints hold no in-flight data" test "$inflight_files" -eq 0
-chaos "chaos-p2-unaligned" 2 3 rate=4100 unaligned=1
+chaos "chaos-p2-unaligned" 2 3 rate=4100 unaligned=1 slow=600
 check "chaos-p2-unaligned: in-flight data restored after $with_inflight of $kills kills" test "$with_inflight" -ge 1
 # two sources at different rates into one task, unaligned, two checkpoints
 # pending at a time: a source may skip a checkpoint id another delivers,
 # and barriers must never end up in the in-flight data
-chaos "chaos-2sources-unaligned" 1 4 rate=4100 unaligned=1 max_concurrent=2 sources=2
+chaos "chaos-2sources-unaligned" 1 4 rate=4100 unaligned=1 max_concurrent=2 sources=2 slow=200
 check "chaos-2sources-unaligned: in-flight data restored after $with_inflight of $kills kills" \
   test "$with_inflight" -ge 1
 

@@ -40,6 +40,7 @@
 #include "metadata.h"
 #include "snapshot.h"
 #include "source_file.h"
+#include "task.h"
 
 /* Buffer timeout: partially filled output buffers are sent at least this
  * often (Flink's execution.buffer-timeout, 100 ms by default). */
@@ -50,37 +51,19 @@ static int g_default_max_parallelism = 0;
 static pthread_mutex_t g_stdout_mu = PTHREAD_MUTEX_INITIALIZER;
 static const char *g_checkpoint_dir, *g_checkpoint_interval;
 static int g_resume, g_allow_existing_output;
+static const char *g_buffer_timeout;
 
 /* Sentinels raised as light userdata: the task loop ended normally, or the
  * job was cancelled under this subtask (not a failure of its own). */
 static char TASK_DONE;
 static char CANCELLED;
 
-/* The section of a state file that holds the encoded Lua value. */
-#define STATE_SECTION 1u
-
-/* The receiving side's watermark valve (Flink's StatusWatermarkValve): the
- * task's watermark is the minimum over channels that are active, aligned
- * (caught up with the last emitted watermark) and not ended. */
-typedef struct valve {
-  int n;
-  int64_t *wm;
-  unsigned char *idle, *ended, *aligned;
-  int64_t last;      /* last watermark emitted downstream */
-  int idle_out;      /* the task's input is idle */
-} valve_t;
-
+/* What the host keeps per subtask: the task engine, and what core.poll
+ * and core.emit reuse between calls. */
 typedef struct host_data {
+  td_task_t *task;
   td_wbuf_t scratch;       /* canonical key bytes, broadcast records */
-  double last_flush_ms;
   int ts_hi;               /* poll's ts table may hold timestamps up to here */
-  valve_t valve;
-  /* tasks with inputs: the gate, alignment, replayed and captured
-   * in-flight data, the buffer being decoded */
-  td_input_t *input;
-  int64_t injected;        /* sources: the last barrier injected */
-  int valve_dirty;         /* a channel ended at a barrier trigger: the
-                              valve's output is reported on the next poll */
 } host_data_t;
 
 void td_host_set_defaults(int parallelism, int max_parallelism) {
@@ -94,14 +77,9 @@ void td_host_set_checkpoint_defaults(const char *dir, const char *interval, int 
   g_resume = resume;
 }
 
-void td_host_set_output_defaults(int allow_existing_output) {
+void td_host_set_output_defaults(int allow_existing_output, const char *buffer_timeout) {
   g_allow_existing_output = allow_existing_output;
-}
-
-static double monotonic_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+  g_buffer_timeout = buffer_timeout;
 }
 
 static td_subtask_t *subtask_of(lua_State *L) {
@@ -235,42 +213,12 @@ static void subtask_body(td_subtask_t *st) {
   char err[4096];
   td_lua_pool_t *pool = NULL;
   lua_State *L = hd ? new_subtask_state(&pool) : NULL;
-  if (!L) {
+  if (!L || td_task_new(&hd->task, st) != 0) {
+    if (L) lua_close(L);
+    td_lua_pool_free(pool);
     free(hd);
-    td_job_fail(job, "out of memory creating a subtask's Lua VM");
+    td_job_fail(job, "out of memory creating a subtask");
     return;
-  }
-  hd->last_flush_ms = monotonic_ms();
-  hd->valve.last = INT64_MIN;
-  if (st->gate) {
-    int n = td_gate_size(st->gate);
-    hd->valve.n = n;
-    hd->valve.wm = malloc(sizeof(int64_t) * (size_t)n);
-    hd->valve.idle = calloc((size_t)n, 3);
-    if (!hd->valve.wm || !hd->valve.idle) {
-      free(hd->valve.wm);
-      free(hd->valve.idle);
-      free(hd);
-      lua_close(L);
-      td_lua_pool_free(pool);
-      td_job_fail(job, "out of memory setting up a subtask");
-      return;
-    }
-    hd->valve.ended = hd->valve.idle + n;
-    hd->valve.aligned = hd->valve.idle + 2 * n;
-    for (int i = 0; i < n; i++) {
-      hd->valve.wm[i] = INT64_MIN;
-      hd->valve.aligned[i] = 1;
-    }
-    if (td_input_new(&hd->input, st->gate, (td_align_mode_t)spec->align_mode) != 0) {
-      free(hd->valve.wm);
-      free(hd->valve.idle);
-      free(hd);
-      lua_close(L);
-      td_lua_pool_free(pool);
-      td_job_fail(job, "out of memory setting up a subtask");
-      return;
-    }
   }
   st->host = hd;
   lua_pushlightuserdata(L, st);
@@ -290,10 +238,8 @@ static void subtask_body(td_subtask_t *st) {
   if (rc != TD_RUN_OK && strcmp(err, "cancelled") != 0) td_job_fail(job, err);
   lua_close(L);
   td_lua_pool_free(pool);
-  td_input_free(hd->input);
+  td_task_free(hd->task);
   td_wbuf_destroy(&hd->scratch);
-  free(hd->valve.wm);
-  free(hd->valve.idle);
   free(hd);
   st->host = NULL;
 }
@@ -463,6 +409,9 @@ static int l_execute(lua_State *L) {
     spec.align_timeout_ms = ck.timeout_ms;
     spec.checkpoint = &ck;
   }
+  lua_getfield(L, 1, "buffer_timeout");
+  spec.buffer_timeout_ms = luaL_optinteger(L, -1, TD_BUFFER_TIMEOUT_DEFAULT_MS);
+  lua_pop(L, 1);
   spec.restore_dir = field_str(L, 1, "restore_dir", 1);
   spec.log = log_stderr;
   td_wbuf_t notes = {0};
@@ -520,6 +469,10 @@ static int l_defaults(lua_State *L) {
   lua_setfield(L, -2, "resume");
   lua_pushboolean(L, g_allow_existing_output);
   lua_setfield(L, -2, "allow_existing_output");
+  if (g_buffer_timeout) {
+    lua_pushstring(L, g_buffer_timeout);
+    lua_setfield(L, -2, "buffer_timeout");
+  }
   return 1;
 }
 
@@ -560,18 +513,18 @@ static int l_context(lua_State *L) {
   return 1;
 }
 
-/* ---- the task side: batches in and out --------------------------------- */
+/* ---- the task side: batches in and out (core/task.h) ------------------- */
 
-static void flush_outputs(td_subtask_t *st) {
-  const td_job_spec_t *spec = td_job_spec_of(st->job);
-  for (int e = 0; e < spec->n_edges; e++)
-    if (st->outputs[e].n) td_output_flush(&st->outputs[e]);
-  ((host_data_t *)st->host)->last_flush_ms = monotonic_ms();
+static td_task_t *task_of(lua_State *L) {
+  return ((host_data_t *)subtask_of(L)->host)->task;
 }
 
-static void maybe_flush(td_subtask_t *st) {
-  host_data_t *hd = st->host;
-  if (monotonic_ms() - hd->last_flush_ms >= FLUSH_INTERVAL_MS) flush_outputs(st);
+/* Raise for an engine error: the cancel sentinel for TD_ECANCELED, else
+ * the engine's message. Returns rc when it is not an error. */
+static int check(lua_State *L, td_task_t *t, int rc) {
+  if (rc == TD_ECANCELED) raise_cancelled(L);
+  if (rc < 0) luaL_error(L, "%s", td_task_error(t));
+  return rc;
 }
 
 /* core.begin() marks that this subtask's VM runs its task loop. */
@@ -580,355 +533,65 @@ static int l_begin(lua_State *L) {
   return 0;
 }
 
-/* Recompute the valve's output after a change. Returns the event to
- * report: 0 none, 1 watermark (*wm), 2 idle, 3 active. A channel that has
- * ended counts as active at +inf (its sender ended with the final
- * watermark), as in Flink. */
-static int valve_update(valve_t *v, int64_t *wm) {
-  int any_active = 0, any_aligned = 0;
-  int64_t min = INT64_MAX;
-  for (int i = 0; i < v->n; i++) {
-    if (v->idle[i] && !v->ended[i]) continue;
-    any_active = 1;
-    if (!v->aligned[i] && !v->ended[i]) continue;
-    int64_t w = v->ended[i] ? INT64_MAX : v->wm[i];
-    any_aligned = 1;
-    if (w < min) min = w;
-  }
-  if (!any_active) {
-    if (!v->idle_out) {
-      v->idle_out = 1;
-      return 2;
-    }
-    return 0;
-  }
-  if (v->idle_out) {
-    v->idle_out = 0;
-    return 3;
-  }
-  if (any_aligned && min > v->last) {
-    v->last = min;
-    *wm = min;
-    return 1;
-  }
-  return 0;
-}
-
-static int append_all(lua_State *L, td_output_t *o, const void *bytes, size_t len);
-
-/* Send an in-band entry (d7 kind <int64>) on every output of the subtask.
- * An unaligned checkpoint's barrier goes as a priority event instead: it
- * overtakes the buffers queued on the way (FLIP-76). */
-static void forward_event(lua_State *L, td_subtask_t *st, int kind, int64_t v) {
-  const td_job_spec_t *spec = td_job_spec_of(st->job);
-  unsigned char ev[TD_EXT8_SIZE];
-  td_ext8(ev, kind, v);
-  int priority = kind == TD_EXT_BARRIER && spec->align_mode == TD_ALIGN_UNALIGNED;
-  for (int e = 0; e < spec->n_edges; e++) {
-    if (!st->outputs[e].n) continue;
-    if (!priority) {
-      append_all(L, &st->outputs[e], ev, sizeof ev);
-      continue;
-    }
-    int rc = td_output_send_priority(&st->outputs[e], ev, sizeof ev);
-    if (rc == TD_ECANCELED) raise_cancelled(L);
-    if (rc) luaL_error(L, "cannot send checkpoint barrier %d: %s", (int)v, td_strerror(rc));
-  }
-  flush_outputs(st);
-}
-
-/* Unaligned: checkpoint id's in-flight data is complete; hand it to the
- * coordinator, which writes it. */
-static void hand_inflight(td_subtask_t *st, host_data_t *hd, int64_t id) {
-  td_coord_t *coord = td_job_coordinator(st->job);
-  int n = td_gate_size(st->gate), k = 0;
-  uint32_t *tags = malloc(sizeof *tags * (size_t)n);
-  td_wbuf_t *bufs = malloc(sizeof *bufs * (size_t)n);
-  int rc = tags && bufs ? td_input_take_inflight(hd->input, id, &k, tags, bufs) : TD_ENOMEM;
-  if (rc == TD_ENOMEM) {
-    td_coord_decline(coord, id, st->global, "out of memory keeping in-flight data");
-  } else if (rc == 0) {
-    char name[64];
-    snprintf(name, sizeof name, "inflight-%d-%d.state", st->task + 1, st->index);
-    td_coord_inflight(coord, id, st->global, name, k, tags, bufs);
-  }
-  free(tags);
-  free(bufs);
-}
-
-/* Act on the aligner's events; returns the checkpoint to snapshot now
- * (TRIGGER) or 0. */
-static int64_t align_events(lua_State *L, td_subtask_t *st, host_data_t *hd, int r,
-                            const td_align_event_t *ev) {
-  if (r <= 0) return 0;
-  td_coord_t *coord = td_job_coordinator(st->job);
-  if (r & TD_ALIGN_ABORTED) {
-    td_coord_decline(coord, ev->aborted, st->global, "barrier alignment aborted");
-    forward_event(L, st, TD_EXT_CANCEL, ev->aborted);
-  }
-  if (r & TD_ALIGN_CANCELLED) {
-    td_coord_decline(coord, ev->cancelled, st->global, "cancelled upstream");
-    forward_event(L, st, TD_EXT_CANCEL, ev->cancelled);
-  }
-  if (r & TD_ALIGN_CAPTURED) hand_inflight(st, hd, ev->captured);
-  return (r & TD_ALIGN_TRIGGER) ? ev->triggered : 0;
-}
-
-/* Wait until every output can take the next batch (td_subtask_await_
- * outputs), sending partly filled buffers at the buffer timeout meanwhile.
- * Returns a TD_AWAIT_* code (TD_AWAIT_TIMEOUT only once timeout_ms, if >=
- * 0, passed); raises the cancel sentinel. */
-static int await_outputs(lua_State *L, td_subtask_t *st, int watch_priority,
-                         int64_t injected, int timeout_ms) {
-  host_data_t *hd = st->host;
-  double start = monotonic_ms();
-  for (;;) {
-    double now = monotonic_ms();
-    int wait = (int)(hd->last_flush_ms + FLUSH_INTERVAL_MS - now) + 1;
-    if (wait <= 1) {
-      flush_outputs(st);
-      wait = FLUSH_INTERVAL_MS;
-    }
-    int last = 0;
-    if (timeout_ms >= 0) {
-      int left = (int)(start + timeout_ms - now);
-      if (left <= wait) {
-        wait = left < 0 ? 0 : left;
-        last = 1;
-      }
-    }
-    int r = td_subtask_await_outputs(st, watch_priority, injected, wait);
-    if (r == TD_ECANCELED) raise_cancelled(L);
-    if (r != TD_AWAIT_TIMEOUT || last) return r;
-  }
-}
-
-/* The next step of the input (td_input_next): without waiting first, and
- * if there is nothing, with partly filled output buffers sent before
- * waiting up to timeout_ms (a task about to wait for input flushes). */
-static int input_next(lua_State *L, td_subtask_t *st, host_data_t *hd, int timeout,
-                      int *events, td_align_event_t *ev) {
-  int64_t align_timeout = td_job_spec_of(st->job)->align_timeout_ms;
-  int r = td_input_next(hd->input, 0, align_timeout, events, ev);
-  if (r == TD_INPUT_TIMEOUT) {
-    flush_outputs(st);
-    if (timeout != 0) r = td_input_next(hd->input, timeout, align_timeout, events, ev);
-  } else {
-    maybe_flush(st);
-  }
-  if (r == TD_ECANCELED) raise_cancelled(L);
-  if (r < 0) return luaL_error(L, "checkpoint barrier alignment: %s", td_strerror(r));
-  return r;
-}
-
-static int push_barrier(lua_State *L, int64_t id) {
-  lua_pushinteger(L, 0);
-  lua_pushnil(L);
-  lua_pushliteral(L, "barrier");
-  lua_pushinteger(L, id);
-  return 4;
-}
+static const char *const EVENT_NAMES[] = {NULL, "watermark", "idle", "active", "barrier"};
 
 /* core.poll(buf, ts [, timeout_ms]) -> n, edge, event, value, has_ts
- * Decodes the records of the next input buffer into buf[1..n] (and their
- * timestamps into ts[1..n], nil where a record has none), up to the first
- * in-band event for the task and at most td_input_budget records (the rest
- * comes with the next call): edge is the 1-based edge the records came
- * over; event is nil, "watermark" (value: the new input watermark), "idle",
- * "active", or "barrier" (value: the checkpoint id; barriers are aligned
- * per the job's mode: snapshot now with core.snapshot, which forwards the
- * barrier); has_ts tells whether any record had a timestamp. A batch
- * starts only when every output has credit for it; meanwhile unaligned
- * barriers (priority events) are still delivered. Returns nil at the end
- * of every input, and 0 when timeout_ms passed with nothing to deliver.
- * Pass the same ts table on every call: slots are cleared only where an
- * earlier call filled them. */
+ * Decodes the next batch of the input (td_task_poll: records up to the
+ * first in-band event for the task and at most the input's budget) into
+ * buf[1..n], and their timestamps into ts[1..n] (nil where a record has
+ * none): edge is the 1-based edge the records came over; event is nil,
+ * "watermark" (value: the new input watermark), "idle", "active", or
+ * "barrier" (value: the checkpoint id, aligned per the job's mode:
+ * snapshot now with core.snapshot, which forwards the barrier); has_ts
+ * tells whether any record had a timestamp. Returns nil at the end of
+ * every input, and 0 when timeout_ms passed with nothing to deliver. Pass
+ * the same ts table on every call: slots are cleared only where an earlier
+ * call filled them. */
 static int l_poll(lua_State *L) {
-  td_subtask_t *st = subtask_of(L);
-  host_data_t *hd = st->host;
+  host_data_t *hd = subtask_of(L)->host;
   luaL_checktype(L, 1, LUA_TTABLE);
   luaL_checktype(L, 2, LUA_TTABLE);
   int timeout = (int)luaL_optinteger(L, 3, -1);
-  if (!st->gate) {
+  td_batch_t b;
+  int r = check(L, hd->task, td_task_poll(hd->task, timeout, &b));
+  if (r == TD_TASK_END) {
     lua_pushnil(L);
     return 1;
   }
-  td_input_t *in = hd->input;
-  int64_t trigger = 0;
-  if (hd->valve_dirty) {
-    int64_t wm = 0;
-    hd->valve_dirty = 0;
-    int ev = valve_update(&hd->valve, &wm);
-    if (ev) {
-      lua_pushinteger(L, 0);
-      lua_pushinteger(L, 0);
-      if (ev == 1) {
-        lua_pushliteral(L, "watermark");
-        lua_pushinteger(L, wm);
-      } else {
-        lua_pushstring(L, ev == 2 ? "idle" : "active");
-        lua_pushnil(L);
-      }
-      lua_pushboolean(L, 0);
-      return 5;
-    }
+  if (r == TD_TASK_TIMEOUT) {
+    lua_pushinteger(L, 0);
+    return 1;
   }
-  int events;
-  td_align_event_t aev;
-  /* priority events, and outputs with room for a batch, first */
-  for (;;) {
-    int r = td_input_priority(in, &events, &aev);
-    if (r < 0) return luaL_error(L, "checkpoint barrier alignment: %s", td_strerror(r));
-    if (r > 0) {
-      trigger = align_events(L, st, hd, events, &aev);
-      if (trigger) return push_barrier(L, trigger);
-      continue;
-    }
-    if (td_subtask_outputs_available(st)) break;
-    if (await_outputs(L, st, !td_input_replaying(in), -1, timeout) == TD_AWAIT_TIMEOUT) {
-      lua_pushinteger(L, 0);
-      return 1;
-    }
-  }
-  for (;;) {
-    int r = input_next(L, st, hd, timeout, &events, &aev);
-    if (r == TD_INPUT_DATA) break;
-    if (r == TD_INPUT_END) {
-      lua_pushnil(L);
-      return 1;
-    }
-    if (r == TD_INPUT_TIMEOUT) {
-      lua_pushinteger(L, 0);
-      return 1;
-    }
-    trigger = align_events(L, st, hd, events, &aev);
-    if (trigger) return push_barrier(L, trigger);
-  }
-  td_input_view_t view;
-  td_input_view(in, &view);
-  int ch = view.channel;
-  int edge = view.tag + 1;
-  valve_t *v = &hd->valve;
-  const unsigned char *p = (const unsigned char *)view.data;
-  size_t len = view.len, off = view.off;
-  int budget = td_input_budget(in);
-  int n = 0, has_ts = 0, event = 0, gone = 0;
-  int64_t value = 0;
-  while (off < len && !event && !trigger && n < budget) {
-    const unsigned char *e = p + off;
-    if (e[0] == 0xd7 && off + TD_EXT8_SIZE <= len && e[1] == TD_EXT_WATERMARK) {
-      int64_t wm = td_get_be64(e + 2);
-      off += TD_EXT8_SIZE;
-      if (wm > v->wm[ch]) {
-        v->wm[ch] = wm;
-        if (!v->aligned[ch] && wm >= v->last) v->aligned[ch] = 1;
-        if (!v->idle[ch]) event = valve_update(v, &value);
-      }
-      continue;
-    }
-    int control = 0;
-    size_t size = 0;
-    if (e[0] == 0xd7 && off + TD_EXT8_SIZE <= len &&
-        (e[1] == TD_EXT_BARRIER || e[1] == TD_EXT_CANCEL)) {
-      control = e[1];
-      size = TD_EXT8_SIZE;
-    } else if (e[0] == 0xd4 && off + TD_EXT1_SIZE <= len && e[1] == TD_EXT_END) {
-      control = TD_EXT_END;
-      size = TD_EXT1_SIZE;
-    }
-    if (control) {
-      int64_t id = control == TD_EXT_END ? 0 : td_get_be64(e + 2);
-      int r = td_input_control(in, control, off, size, id, &aev);
-      if (r < 0) return luaL_error(L, "checkpoint barrier %d on channel %d: %s", (int)id, ch,
-                                   td_strerror(r));
-      trigger = align_events(L, st, hd, r, &aev);
-      if (control == TD_EXT_END) {
-        v->ended[ch] = 1;
-        if (trigger) hd->valve_dirty = 1;
-        else event = valve_update(v, &value);
-      }
-      if (!td_input_view(in, &view)) { /* the aligner holds the rest */
-        gone = 1;
-        break;
-      }
-      off = view.off;
-      continue;
-    }
-    if (e[0] == 0xd4 && off + TD_EXT1_SIZE <= len && e[1] == TD_EXT_STATUS) {
-      off += TD_EXT1_SIZE;
-      v->idle[ch] = e[2] != 0;
-      if (!v->idle[ch]) v->aligned[ch] = v->wm[ch] >= v->last;
-      event = valve_update(v, &value);
-      continue;
-    }
-    int have_ts = 0;
-    int64_t tsv = 0;
-    if (e[0] == 0xd7 && off + TD_EXT8_SIZE <= len && e[1] == TD_EXT_TIMESTAMP) {
-      tsv = td_get_be64(e + 2);
-      have_ts = 1;
-      off += TD_EXT8_SIZE;
-    }
-    if (td_codec_decode(L, view.data, len, &off) != 0)
+  for (int i = 0; i < b.n; i++) {
+    size_t off = b.off[i];
+    if (td_codec_decode(L, b.data, b.end[i], &off) != 0)
       return luaL_error(L, "corrupt exchange buffer");
-    n++;
-    lua_rawseti(L, 1, n);
-    if (have_ts) {
-      has_ts = 1;
-      lua_pushinteger(L, tsv);
-      lua_rawseti(L, 2, n);
-      if (n > hd->ts_hi) hd->ts_hi = n;
-    } else if (n <= hd->ts_hi) {
+    lua_rawseti(L, 1, i + 1);
+    if (b.has_ts && b.ts[i] != TD_NO_TIMESTAMP) {
+      lua_pushinteger(L, b.ts[i]);
+      lua_rawseti(L, 2, i + 1);
+      if (i + 1 > hd->ts_hi) hd->ts_hi = i + 1;
+    } else if (i + 1 <= hd->ts_hi) {
       /* only slots an earlier batch filled can hold a stale timestamp */
       lua_pushnil(L);
-      lua_rawseti(L, 2, n);
+      lua_rawseti(L, 2, i + 1);
     }
   }
-  if (!gone) td_input_advance(in, off);
-  td_input_returned(in, n);
-  lua_pushinteger(L, n);
-  lua_pushinteger(L, edge);
-  if (trigger) {
-    /* a watermark or status change in the same call is impossible: decoding
-     * stops at the first event of either kind */
-    lua_pushliteral(L, "barrier");
-    lua_pushinteger(L, trigger);
-    lua_pushboolean(L, has_ts);
-    return 5;
+  lua_pushinteger(L, b.n);
+  if (b.edge >= 0) lua_pushinteger(L, b.edge + 1);
+  else lua_pushnil(L);
+  if (b.event == TD_TASK_EV_NONE) {
+    lua_pushnil(L);
+    lua_pushnil(L);
+  } else {
+    lua_pushstring(L, EVENT_NAMES[b.event]);
+    if (b.event == TD_TASK_EV_WATERMARK || b.event == TD_TASK_EV_BARRIER)
+      lua_pushinteger(L, b.value);
+    else
+      lua_pushnil(L);
   }
-  switch (event) {
-  case 1:
-    lua_pushliteral(L, "watermark");
-    lua_pushinteger(L, value);
-    break;
-  case 2:
-    lua_pushliteral(L, "idle");
-    lua_pushnil(L);
-    break;
-  case 3:
-    lua_pushliteral(L, "active");
-    lua_pushnil(L);
-    break;
-  default:
-    lua_pushnil(L);
-    lua_pushnil(L);
-  }
-  lua_pushboolean(L, has_ts);
+  lua_pushboolean(L, b.has_ts);
   return 5;
-}
-
-/* Append raw bytes to every channel of an output. */
-static int append_all(lua_State *L, td_output_t *o, const void *bytes,
-                      size_t len) {
-  for (int t = 0; t < o->n; t++) {
-    td_buffer_t *b;
-    int rc = td_output_buffer(o, t, &b);
-    if (rc == TD_ECANCELED) raise_cancelled(L);
-    if (rc || td_wbuf_reserve(&b->data, len)) return luaL_error(L, "out of memory");
-    memcpy(b->data.data + b->data.len, bytes, len);
-    b->data.len += len;
-    td_output_commit(o, t);
-  }
-  return 0;
 }
 
 static int encode_error(lua_State *L, const char *err) {
@@ -940,48 +603,35 @@ static int encode_error(lua_State *L, const char *err) {
  * otherwise), ts[1..n] their timestamps (integer ms or nil), if any. */
 static int l_emit(lua_State *L) {
   td_subtask_t *st = subtask_of(L);
+  host_data_t *hd = st->host;
+  td_task_t *t = hd->task;
   const td_job_spec_t *spec = td_job_spec_of(st->job);
   int e = (int)luaL_checkinteger(L, 1) - 1;
   luaL_argcheck(L, e >= 0 && e < spec->n_edges && st->outputs[e].n, 1,
                 "not an output edge of this task");
   luaL_checktype(L, 2, LUA_TTABLE);
   int n = (int)luaL_checkinteger(L, 3);
-  td_output_t *o = &st->outputs[e];
-  host_data_t *hd = st->host;
+  td_partition_t part = st->outputs[e].partition;
   char err[256];
   int rc;
-  if (o->partition == TD_PART_HASH) luaL_checktype(L, 4, LUA_TTABLE);
+  if (part == TD_PART_HASH) luaL_checktype(L, 4, LUA_TTABLE);
   int with_ts = lua_istable(L, 5);
-  int key_is_record = 0;
   for (int i = 1; i <= n; i++) {
-    int target = 0;
-    unsigned char tsbytes[10];
-    size_t tslen = 0;
+    int64_t ts = TD_NO_TIMESTAMP;
     if (with_ts) {
       lua_rawgeti(L, 5, i);
       int isint;
       lua_Integer tv = lua_tointegerx(L, -1, &isint);
-      if (isint) {
-        td_ext8(tsbytes, TD_EXT_TIMESTAMP, tv);
-        tslen = TD_EXT8_SIZE;
-      } else if (!lua_isnil(L, -1)) {
-        return luaL_error(L, "a record's timestamp is not an integer (ms)");
-      }
+      if (isint) ts = tv;
+      else if (!lua_isnil(L, -1)) return luaL_error(L, "a record's timestamp is not an integer (ms)");
       lua_pop(L, 1);
     }
-    switch (o->partition) {
-    case TD_PART_FORWARD:
-      target = 0;
-      break;
-    case TD_PART_REBALANCE:
-      target = td_output_next_target(o);
-      break;
-    case TD_PART_HASH:
+    int key_is_record = 0;
+    hd->scratch.len = 0;
+    if (part == TD_PART_HASH) {
       lua_rawgeti(L, 4, i);
-      hd->scratch.len = 0;
       rc = td_codec_encode(L, -1, &hd->scratch, 1, err, sizeof err);
       if (rc) return luaL_error(L, "cannot hash a key: %s", err);
-      target = td_output_hash_target(o, hd->scratch.data, hd->scratch.len);
       /* a string record that is its own key (word count's key_by of the
        * word) is already encoded: the canonical and the record encoding of
        * a string are the same bytes */
@@ -991,58 +641,35 @@ static int l_emit(lua_State *L) {
         lua_pop(L, 1);
       }
       lua_pop(L, 1);
-      break;
-    case TD_PART_BROADCAST: {
+    } else if (part == TD_PART_BROADCAST) {
       lua_rawgeti(L, 2, i);
-      hd->scratch.len = 0;
-      if (tslen) {
-        td_wbuf_reserve(&hd->scratch, tslen);
-        memcpy(hd->scratch.data, tsbytes, tslen);
-        hd->scratch.len = tslen;
-      }
       rc = td_codec_encode(L, -1, &hd->scratch, 0, err, sizeof err);
       lua_pop(L, 1);
       if (rc) return encode_error(L, err);
-      for (int t = 0; t < o->n; t++) {
-        td_buffer_t *b;
-        rc = td_output_buffer(o, t, &b);
-        if (rc == TD_ECANCELED) raise_cancelled(L);
-        if (rc || td_wbuf_reserve(&b->data, hd->scratch.len))
-          return luaL_error(L, "out of memory");
-        memcpy(b->data.data + b->data.len, hd->scratch.data, hd->scratch.len);
-        b->data.len += hd->scratch.len;
-        td_output_commit(o, t);
-      }
+      check(L, t, td_task_emit(t, e, hd->scratch.data, hd->scratch.len, ts, NULL, 0));
       continue;
     }
-    }
-    td_buffer_t *b;
-    rc = td_output_buffer(o, target, &b);
-    if (rc == TD_ECANCELED) raise_cancelled(L);
-    if (rc) return luaL_error(L, "cannot send: %s", td_strerror(rc));
-    size_t before = b->data.len;
-    if (tslen) {
-      if (td_wbuf_reserve(&b->data, tslen)) return luaL_error(L, "out of memory");
-      memcpy(b->data.data + b->data.len, tsbytes, tslen);
-      b->data.len += tslen;
-    }
+    td_wbuf_t *buf;
+    check(L, t, td_task_record_begin(t, e, hd->scratch.data, hd->scratch.len, ts, &buf));
     if (key_is_record) {
-      if (td_wbuf_reserve(&b->data, hd->scratch.len)) return luaL_error(L, "out of memory");
-      memcpy(b->data.data + b->data.len, hd->scratch.data, hd->scratch.len);
-      b->data.len += hd->scratch.len;
-      key_is_record = 0;
+      if (td_wbuf_reserve(buf, hd->scratch.len)) {
+        td_task_record_end(t, 0);
+        return luaL_error(L, "out of memory");
+      }
+      memcpy(buf->data + buf->len, hd->scratch.data, hd->scratch.len);
+      buf->len += hd->scratch.len;
     } else {
       lua_rawgeti(L, 2, i);
-      rc = td_codec_encode(L, -1, &b->data, 0, err, sizeof err);
+      rc = td_codec_encode(L, -1, buf, 0, err, sizeof err);
       lua_pop(L, 1);
       if (rc) {
-        b->data.len = before;
+        td_task_record_end(t, 0);
         return encode_error(L, err);
       }
     }
-    td_output_commit(o, target);
+    td_task_record_end(t, 1);
   }
-  maybe_flush(st);
+  td_task_flush_due(t);
   return 0;
 }
 
@@ -1054,95 +681,77 @@ static int l_emit(lua_State *L) {
  * waits for that (output credit), as a source must not start a batch that
  * would stop half-way and keep it from seeing the next checkpoint. */
 static int l_tick(lua_State *L) {
-  td_subtask_t *st = subtask_of(L);
-  if (td_job_cancelled(st->job)) raise_cancelled(L);
-  maybe_flush(st);
-  host_data_t *hd = st->host;
-  if (st->gate) return 0;
-  td_coord_t *coord = td_job_coordinator(st->job);
-  for (;;) {
-    int64_t id = td_coord_requested(coord, st->global);
-    if (id > hd->injected) {
-      lua_pushinteger(L, id);
-      return 1;
-    }
-    if (await_outputs(L, st, 0, hd->injected, -1) == TD_AWAIT_READY) return 0;
-  }
+  td_task_t *t = task_of(L);
+  int64_t id;
+  check(L, t, td_task_tick(t, &id));
+  if (!id) return 0;
+  lua_pushinteger(L, id);
+  return 1;
 }
 
-/* Write every name -> value of the table at index t as the state file
- * dir/name: the identity of checkpoint id (flags TD_STATE_FINAL for a
- * final state) of job `job`, then the value encoded. 0, or -1 with err. */
-static int write_state_files(lua_State *L, int t, const char *dir, int64_t id,
-                             uint32_t flags, const char *job, char *err, size_t errlen) {
+/* core.flush() sends every partly filled output buffer now (a source
+ * about to sleep: its records must not wait for the buffer timeout). */
+static int l_flush(lua_State *L) {
+  td_task_flush(task_of(L));
+  return 0;
+}
+
+/* Encode every name -> value of the table at index tab; for each, call
+ * put(t, name, bytes, len). 0, or -1 with err. */
+static int encode_files(lua_State *L, int tab, td_task_t *t,
+                        int (*put)(td_task_t *, const char *, const void *, size_t, void *),
+                        void *ud, char *err, size_t errlen) {
   lua_pushnil(L);
-  while (lua_next(L, t)) {
-    const char *name = lua_tostring(L, -2);
+  while (lua_next(L, tab)) {
     if (lua_type(L, -2) != LUA_TSTRING) {
       snprintf(err, errlen, "snapshot: a state file name is not a string");
       return -1;
     }
+    const char *name = lua_tostring(L, -2);
     td_wbuf_t b = {0};
     int rc = td_codec_encode(L, lua_gettop(L), &b, 0, err, errlen);
     if (rc) {
       char m[512];
       snprintf(m, sizeof m, "%s", err);
-      snprintf(err, errlen, "snapshot of %s: %s", name,
-               rc == TD_ECODEC ? m : td_strerror(rc));
+      snprintf(err, errlen, "snapshot of %s: %s", name, rc == TD_ECODEC ? m : td_strerror(rc));
       td_wbuf_destroy(&b);
       return -1;
     }
-    td_snapshot_writer_t *w;
-    rc = td_snapshot_writer_open(&w, NULL, dir, name, TD_SNAPSHOT_KIND_STATE, err, errlen);
-    if (rc == 0) rc = td_meta_identity_write(w, id, flags, job, err, errlen);
-    if (rc == 0) rc = td_snapshot_write_section(w, STATE_SECTION, b.data, b.len, err, errlen);
-    if (rc == 0) rc = td_snapshot_writer_commit(w, err, errlen);
-    if (rc && w) td_snapshot_writer_abort(w);
+    rc = put(t, name, b.data, b.len, ud);
     td_wbuf_destroy(&b);
-    if (rc) return -1;
+    if (rc) {
+      snprintf(err, errlen, "%s", td_task_error(t));
+      return -1;
+    }
     lua_pop(L, 1);
   }
   return 0;
 }
 
-/* The snapshot child failed: its message goes to the coordinator through
- * the pipe err_fd (the child never prints: the coordinator reports). */
-static void child_fail(int err_fd, const char *msg) {
-  if (!msg) msg = "unknown error";
-  ssize_t w = write(err_fd, msg, strnlen(msg, 1000));
-  (void)w;
-  _exit(1);
+static int child_put(td_task_t *t, const char *name, const void *data, size_t len, void *ud) {
+  (void)ud;
+  return td_task_child_write(t, name, data, len);
 }
 
 /* The forked child of core.snapshot: a copy-on-write image of this VM at
- * the barrier. It must not call malloc (see alloc.h): the core's buffers
- * and the VM switch to an arena; the collector stays stopped, so no
- * finalizer (file handles!) runs here. */
-static void child_snapshot(lua_State *L, int fn, const char *dir, int64_t id,
-                           const char *job, pid_t parent, int err_fd) {
-  prctl(PR_SET_PDEATHSIG, SIGKILL);
-  if (getppid() != parent) _exit(1);
-  td_alloc_use_arena();
+ * the barrier. It must not call malloc (see alloc.h): the VM switches to
+ * the arena too; the collector stays stopped, so no finalizer (file
+ * handles!) runs here. */
+static _Noreturn void child_snapshot(lua_State *L, int fn, td_task_t *t) {
   lua_setallocf(L, td_arena_lua_alloc, NULL);
   lua_gc(L, LUA_GCSTOP);
   lua_pushvalue(L, fn);
-  if (lua_pcall(L, 0, 1, 0) != LUA_OK) child_fail(err_fd, lua_tostring(L, -1));
-  if (!lua_istable(L, -1)) child_fail(err_fd, "the snapshot function returned no table");
+  if (lua_pcall(L, 0, 1, 0) != LUA_OK) td_task_child_exit(t, lua_tostring(L, -1));
+  if (!lua_istable(L, -1)) td_task_child_exit(t, "the snapshot function returned no table");
   char err[1024];
-  if (write_state_files(L, lua_gettop(L), dir, id, 0, job, err, sizeof err) != 0)
-    child_fail(err_fd, err);
-  _exit(0);
-}
-
-static int64_t mono_us(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+  if (encode_files(L, lua_gettop(L), t, child_put, NULL, err, sizeof err) != 0)
+    td_task_child_exit(t, err);
+  td_task_child_exit(t, NULL);
 }
 
 /* core.monotonic_us() -> a monotonic clock in microseconds */
 static int l_monotonic_us(lua_State *L) {
-  lua_pushinteger(L, mono_us());
+  lua_pushinteger(L, td_task_now_us());
   return 1;
 }
 
@@ -1152,84 +761,96 @@ static int l_monotonic_us(lua_State *L) {
  * child calls collect() -> {file name = value} and writes each value as a
  * state file of the checkpoint's directory, while this thread goes on at
  * once (the pause is the fork). Then the barrier is forwarded on every
- * output. The coordinator counts the subtask as done with id when the
- * child exits 0. start_us (core.monotonic_us) is when the synchronous part
+ * output. start_us (core.monotonic_us) is when the synchronous part
  * began, for the pause statistics. */
 static int l_snapshot(lua_State *L) {
-  td_subtask_t *st = subtask_of(L);
-  host_data_t *hd = st->host;
+  td_task_t *t = task_of(L);
   int64_t id = luaL_checkinteger(L, 1);
   luaL_checktype(L, 2, LUA_TFUNCTION);
-  td_coord_t *coord = td_job_coordinator(st->job);
-  const td_job_spec_t *spec = td_job_spec_of(st->job);
-  char dir[4200];
-  td_coord_chk_dir(coord, id, dir, sizeof dir);
-  if (!st->gate) hd->injected = id;
   /* the pause began at the caller's start (before its sinks pre-committed) */
-  int64_t t0 = luaL_optinteger(L, 3, mono_us());
-  pid_t pid = 0;
-  int pipefd[2] = {-1, -1};
-  if (dir[0]) {
-    pid_t parent = getpid();
-    if (pipe2(pipefd, O_CLOEXEC) != 0) pipefd[0] = pipefd[1] = -1;
-    pid = fork();
-    if (pid == 0) {
-      if (pipefd[0] >= 0) close(pipefd[0]);
-      child_snapshot(L, 2, dir, id, spec->name, parent, pipefd[1] >= 0 ? pipefd[1] : 2);
-    }
-    if (pipefd[1] >= 0) close(pipefd[1]);
-    if (pid < 0) {
-      int e = errno;
-      if (pipefd[0] >= 0) close(pipefd[0]);
-      td_coord_decline(coord, id, st->global, "fork failed");
-      forward_event(L, st, TD_EXT_CANCEL, id);
-      lua_pushboolean(L, 0);
-      lua_pushfstring(L, "cannot fork the snapshot of checkpoint %d: %s", (int)id, strerror(e));
-      return 2;
-    }
+  int64_t t0 = luaL_optinteger(L, 3, td_task_now_us());
+  int child;
+  int rc = td_task_snapshot(t, id, t0, &child);
+  if (child) child_snapshot(L, 2, t);
+  if (rc == TD_ECANCELED) raise_cancelled(L);
+  if (rc) {
+    lua_pushboolean(L, 0);
+    lua_pushstring(L, td_task_error(t));
+    return 2;
   }
-  td_coord_snapshot_started(coord, id, st->global, pid, pipefd[0],
-                            st->gate && spec->align_mode == TD_ALIGN_UNALIGNED);
-  forward_event(L, st, TD_EXT_BARRIER, id);
-  td_coord_record_pause(coord, mono_us() - t0);
   lua_pushboolean(L, 1);
   return 1;
+}
+
+/* Final state files, gathered for td_task_finished. */
+typedef struct finals {
+  int n, cap;
+  char **names;
+  td_wbuf_t *data;
+} finals_t;
+
+static int final_put(td_task_t *t, const char *name, const void *data, size_t len, void *ud) {
+  finals_t *f = ud;
+  if (f->n == f->cap) {
+    int cap = f->cap ? 2 * f->cap : 8;
+    char **names = realloc(f->names, sizeof *names * (size_t)cap);
+    if (names) f->names = names;
+    td_wbuf_t *d = names ? realloc(f->data, sizeof *d * (size_t)cap) : NULL;
+    if (!d) return TD_ENOMEM;
+    f->data = d;
+    f->cap = cap;
+  }
+  memset(&f->data[f->n], 0, sizeof f->data[f->n]);
+  f->names[f->n] = strdup(name);
+  if (!f->names[f->n] || td_wbuf_reserve(&f->data[f->n], len ? len : 1)) {
+    free(f->names[f->n]);
+    td_wbuf_destroy(&f->data[f->n]);
+    return TD_ENOMEM;
+  }
+  memcpy(f->data[f->n].data, data, len);
+  f->data[f->n].len = len;
+  f->n++;
+  (void)t;
+  return 0;
 }
 
 /* core.finished([collect]) - this subtask's input ended and its end was
  * sent (core.finish): write its final state (collect() -> {file name =
  * value}) when the job checkpoints, and report it to the coordinator. */
 static int l_finished(lua_State *L) {
-  td_subtask_t *st = subtask_of(L);
-  td_coord_t *coord = td_job_coordinator(st->job);
-  char dir[4200], err[1024];
-  td_coord_finished_dir(coord, dir, sizeof dir);
-  if (!dir[0] || lua_isnoneornil(L, 1)) {
-    td_coord_finished(coord, st->global, 0, NULL, 1);
-    return 0;
+  td_task_t *t = task_of(L);
+  finals_t f = {0};
+  char err[1024];
+  int rc = 0;
+  if (!lua_isnoneornil(L, 1)) {
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    lua_pushvalue(L, 1);
+    lua_call(L, 0, 1);
+    luaL_checktype(L, -1, LUA_TTABLE);
+    rc = encode_files(L, lua_gettop(L), t, final_put, &f, err, sizeof err);
   }
-  luaL_checktype(L, 1, LUA_TFUNCTION);
-  lua_pushvalue(L, 1);
-  lua_call(L, 0, 1);
-  luaL_checktype(L, -1, LUA_TTABLE);
-  int t = lua_gettop(L);
-  if (write_state_files(L, t, dir, 0, TD_STATE_FINAL, td_job_spec_of(st->job)->name, err,
-                        sizeof err) != 0)
-    return luaL_error(L, "cannot write the final state: %s", err);
-  int n = 0;
-  lua_pushnil(L);
-  while (lua_next(L, t)) {
-    n++;
-    lua_pop(L, 1);
+  const void **data = calloc((size_t)f.n + 1, sizeof *data);
+  size_t *lens = calloc((size_t)f.n + 1, sizeof *lens);
+  if (rc == 0 && data && lens) {
+    for (int i = 0; i < f.n; i++) {
+      data[i] = f.data[i].data;
+      lens[i] = f.data[i].len;
+    }
+    rc = td_task_finished(t, f.n, (const char *const *)f.names, data, lens);
+    if (rc) snprintf(err, sizeof err, "%s", td_task_error(t));
+  } else if (rc == 0) {
+    rc = TD_ENOMEM;
+    snprintf(err, sizeof err, "out of memory");
   }
-  const char **names = lua_newuserdatauv(L, sizeof(char *) * (size_t)(n + 1), 0);
-  int k = 0;
-  lua_pushnil(L);
-  while (lua_next(L, t)) {
-    lua_pop(L, 1);
-    names[k++] = lua_tostring(L, -1);
+  free(data);
+  free(lens);
+  for (int i = 0; i < f.n; i++) {
+    free(f.names[i]);
+    td_wbuf_destroy(&f.data[i]);
   }
-  td_coord_finished(coord, st->global, n, names, 1);
+  free(f.names);
+  free(f.data);
+  if (rc) return luaL_error(L, "cannot write the final state: %s", err);
   return 0;
 }
 
@@ -1238,49 +859,33 @@ static int l_finished(lua_State *L) {
  * did (every subtask finished); raises the cancel sentinel if the job
  * fails meanwhile. */
 static int l_wait_checkpoint(lua_State *L) {
-  td_subtask_t *st = subtask_of(L);
-  int64_t after = luaL_checkinteger(L, 1);
-  td_coord_t *coord = td_job_coordinator(st->job);
-  for (;;) {
-    int64_t id;
-    int final;
-    int r = td_coord_wait(coord, after, 100, &id, &final);
-    if (r == 1) {
-      lua_pushinteger(L, id);
-      lua_pushboolean(L, final);
-      return 2;
-    }
-    if (r < 0 && !td_job_cancelled(st->job)) {
-      const char *why = td_coord_error(coord);
-      td_job_fail(st->job, why ? why : "the job's checkpoint coordinator stopped");
-    }
-    if (r < 0 || td_job_cancelled(st->job)) raise_cancelled(L);
-  }
+  td_task_t *t = task_of(L);
+  int64_t id;
+  int final;
+  check(L, t, td_task_wait_checkpoint(t, luaL_checkinteger(L, 1), &id, &final));
+  lua_pushinteger(L, id);
+  lua_pushboolean(L, final);
+  return 2;
 }
 
 /* core.checkpoint_pending(id) -> whether checkpoint id is pending (a
  * barrier of an aborted or unknown checkpoint is forwarded, not snapshot). */
 static int l_checkpoint_pending(lua_State *L) {
-  td_subtask_t *st = subtask_of(L);
-  lua_pushboolean(L, td_coord_is_pending(td_job_coordinator(st->job),
-                                         luaL_checkinteger(L, 1)));
+  lua_pushboolean(L, td_task_checkpoint_pending(task_of(L), luaL_checkinteger(L, 1)));
   return 1;
 }
 
 /* core.forward_barrier(id): send barrier id on every output without a
  * snapshot (its checkpoint is no longer pending). */
 static int l_forward_barrier(lua_State *L) {
-  td_subtask_t *st = subtask_of(L);
-  int64_t id = luaL_checkinteger(L, 1);
-  if (!st->gate) ((host_data_t *)st->host)->injected = id;
-  forward_event(L, st, TD_EXT_BARRIER, id);
+  td_task_t *t = task_of(L);
+  check(L, t, td_task_forward_barrier(t, luaL_checkinteger(L, 1)));
   return 0;
 }
 
 /* core.checkpoint_completed() -> the newest completed checkpoint id (0). */
 static int l_checkpoint_completed(lua_State *L) {
-  td_subtask_t *st = subtask_of(L);
-  lua_pushinteger(L, td_coord_completed(td_job_coordinator(st->job)));
+  lua_pushinteger(L, td_task_completed(task_of(L)));
   return 1;
 }
 
@@ -1423,7 +1028,7 @@ static int l_read_state(lua_State *L) {
   if (!s) return 2;
   size_t pos = 0, off = 0;
   td_bytes_t b;
-  if (td_snapshot_find(s, STATE_SECTION, &pos, &b) != 1 ||
+  if (td_snapshot_find(s, TD_STATE_DATA, &pos, &b) != 1 ||
       td_codec_decode(L, (const char *)b.data, b.len, &off) != 0 || off != b.len) {
     td_snapshot_free(s);
     lua_pushnil(L);
@@ -1434,33 +1039,13 @@ static int l_read_state(lua_State *L) {
   return 1;
 }
 
-/* core.replay_inflight(path) -> true | nil, message: queue the in-flight
- * data of an unaligned checkpoint (one section per input channel) to be
- * delivered by core.poll before anything from the gate. */
+/* core.replay_inflight(path) -> true: queue the in-flight data of an
+ * unaligned checkpoint (one section per input channel) to be delivered by
+ * core.poll before anything from the gate; raises when it cannot. */
 static int l_replay_inflight(lua_State *L) {
-  td_subtask_t *st = subtask_of(L);
-  host_data_t *hd = st->host;
+  td_task_t *t = task_of(L);
   const char *path = luaL_checkstring(L, 1);
-  if (!st->gate) return luaL_error(L, "replay_inflight: the task has no input");
-  td_snapshot_t *s = read_snapshot(L, path);
-  if (!s) return 2;
-  for (size_t i = 0; i < td_snapshot_count(s); i++) {
-    uint32_t tag;
-    td_bytes_t bytes;
-    td_snapshot_section(s, i, &tag, &bytes);
-    if (tag == TD_STATE_IDENTITY) continue;
-    int rc = (int)tag < td_gate_size(st->gate)
-                 ? td_input_replay(hd->input, (int)tag, bytes.data, bytes.len)
-                 : TD_EINVAL;
-    if (rc) {
-      td_snapshot_free(s);
-      if (rc == TD_EINVAL)
-        return luaL_error(L, "%s: in-flight data for channel %d of %d", path, (int)tag,
-                          td_gate_size(st->gate));
-      return luaL_error(L, "out of memory");
-    }
-  }
-  td_snapshot_free(s);
+  if (td_task_replay_inflight(t, path) != 0) return luaL_error(L, "%s", td_task_error(t));
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -1469,40 +1054,27 @@ static int l_replay_inflight(lua_State *L) {
  * in-band event on every channel of the edge, ordered with its records. */
 static int l_emit_event(lua_State *L) {
   td_subtask_t *st = subtask_of(L);
+  td_task_t *t = ((host_data_t *)st->host)->task;
   const td_job_spec_t *spec = td_job_spec_of(st->job);
   int e = (int)luaL_checkinteger(L, 1) - 1;
   luaL_argcheck(L, e >= 0 && e < spec->n_edges && st->outputs[e].n, 1,
                 "not an output edge of this task");
   const char *kind = luaL_checkstring(L, 2);
-  unsigned char ev[10];
-  size_t len;
-  if (strcmp(kind, "watermark") == 0) {
-    td_ext8(ev, TD_EXT_WATERMARK, luaL_checkinteger(L, 3));
-    len = TD_EXT8_SIZE;
-  } else if (strcmp(kind, "idle") == 0 || strcmp(kind, "active") == 0) {
-    ev[0] = 0xd4;
-    ev[1] = TD_EXT_STATUS;
-    ev[2] = kind[0] == 'i';
-    len = TD_EXT1_SIZE;
-  } else {
+  if (strcmp(kind, "watermark") == 0)
+    check(L, t, td_task_emit_watermark(t, e, luaL_checkinteger(L, 3)));
+  else if (strcmp(kind, "idle") == 0 || strcmp(kind, "active") == 0)
+    check(L, t, td_task_emit_status(t, e, kind[0] == 'i'));
+  else
     return luaL_argerror(L, 2, "'watermark', 'idle' or 'active' expected");
-  }
-  append_all(L, &st->outputs[e], ev, len);
   return 0;
 }
 
 /* core.finish() flushes every output and sends end-of-partition. */
 static int l_finish(lua_State *L) {
-  td_subtask_t *st = subtask_of(L);
-  const td_job_spec_t *spec = td_job_spec_of(st->job);
-  static const unsigned char end_marker[3] = {0xd4, TD_EXT_END, 0};
-  for (int e = 0; e < spec->n_edges; e++) {
-    if (!st->outputs[e].n) continue;
-    append_all(L, &st->outputs[e], end_marker, sizeof end_marker);
-    int rc = td_output_finish(&st->outputs[e]);
-    if (rc == TD_ECANCELED) raise_cancelled(L);
-    if (rc) return luaL_error(L, "cannot finish: %s", td_strerror(rc));
-  }
+  td_task_t *t = task_of(L);
+  int rc = td_task_finish(t);
+  if (rc == TD_ECANCELED) raise_cancelled(L);
+  if (rc) return luaL_error(L, "cannot finish: %s", td_task_error(t));
   return 0;
 }
 
@@ -2008,6 +1580,7 @@ static const luaL_Reg core_funcs[] = {
     {"emit", l_emit},
     {"emit_event", l_emit_event},
     {"tick", l_tick},
+    {"flush", l_flush},
     {"finish", l_finish},
     {"fail", l_fail},
     {"note", l_note},
