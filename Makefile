@@ -14,6 +14,8 @@ LUAJIT     ?= luajit
 BUSTED     ?= busted
 LUA_INCDIR ?= /usr/include/lua5.4
 LUA_LIB    ?= -llua5.4
+LUAJIT_INCDIR ?= /usr/include/luajit-2.1
+LUAJIT_LIB ?= -lluajit-5.1
 SHARED     ?= ../shared
 DATA       ?= $(SHARED)/data
 BUILD      ?= build
@@ -22,7 +24,10 @@ OPT        ?= -O2
 CFLAGS     ?= $(OPT) -g
 TD_CFLAGS   = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter \
               -fPIC -pthread -I. -Icore -Istate -I$(LUA_INCDIR)
-LDLIBS     ?= $(LUA_LIB) -lz -lxxhash -lisal -lm -ldl -pthread
+SYSLIBS     = -lz -lxxhash -lisal -lm -ldl -pthread
+LDLIBS     ?= $(LUA_LIB) $(SYSLIBS)
+# the same sources for the LuaJIT host: LuaJIT's headers, TD_LUAJIT
+TDJ_CFLAGS  = $(subst -I$(LUA_INCDIR),-I$(LUAJIT_INCDIR),$(TD_CFLAGS)) -DTD_LUAJIT
 SAN        ?=
 
 DEBIAN_PKGS = lua5.4 liblua5.4-dev luajit libluajit-5.1-dev librocksdb-dev \
@@ -33,6 +38,10 @@ DEBIAN_PKGS = lua5.4 liblua5.4-dev luajit libluajit-5.1-dev librocksdb-dev \
 CORE_SRC   = $(filter-out core/main.c core/lua_module.c,$(wildcard core/*.c)) \
              $(wildcard state/*.c)
 CORE_OBJ   = $(CORE_SRC:%.c=$(BUILD)/%.o)
+# what runs Lua (compiled once per VM) and what does not (shared)
+LUA_SRC    = core/host_lua54.c core/codec.c core/source_file.c
+FREE_OBJ   = $(filter-out $(LUA_SRC:%.c=$(BUILD)/%.o) $(BUILD)/core/luaalloc.o,$(CORE_OBJ))
+JIT_OBJ    = $(LUA_SRC:%.c=$(BUILD)/luajit/%.o)
 TEST_SRC   = $(wildcard tests/core/test_*.c)
 # the fuzz targets' corpora replayed as tests (tests/fuzz/replay.c)
 FUZZ_TARGETS = codec snapshot csv
@@ -56,7 +65,8 @@ FUZZ_CFLAGS  ?= -O1 -g -DTD_RD_BUF=64u -DTD_RD_GZBUF=64u
 .PHONY: all deps test check test-c test-lua test-luajit test-e2e test-asan valgrind \
         bench demo install uninstall clean lint fuzz fuzz-build fuzz-merge
 
-all: $(BUILD)/tide $(BUILD)/libtide.so $(BUILD)/lua/tide/core.so
+all: $(BUILD)/tide $(BUILD)/libtide.so $(BUILD)/lua/tide/core.so \
+     $(BUILD)/tide-luajit $(BUILD)/luajit/lua/tide/core.so
 
 # Install whatever Debian package is missing (as root, or through sudo).
 deps:
@@ -83,6 +93,19 @@ $(BUILD)/libtide.so: $(CORE_OBJ)
 
 $(BUILD)/tide: $(BUILD)/core/main.o $(BUILD)/libtide.a
 	$(CC) $(SAN) -rdynamic -o $@ $^ $(LDLIBS)
+
+# The LuaJIT host: `tide run --vm luajit` runs it (Lua 5.4 and LuaJIT
+# cannot share a binary: DEPS.md).
+$(BUILD)/luajit/%.o: %.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(TDJ_CFLAGS) $(CFLAGS) $(SAN) -c $< -o $@
+
+$(BUILD)/tide-luajit: $(BUILD)/luajit/core/main.o $(JIT_OBJ) $(FREE_OBJ)
+	$(CC) $(SAN) -rdynamic -o $@ $^ $(LUAJIT_LIB) $(SYSLIBS)
+
+$(BUILD)/luajit/lua/tide/core.so: $(BUILD)/luajit/core/lua_module.o $(JIT_OBJ) $(FREE_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) -shared $(SAN) -o $@ $^ $(SYSLIBS)
 
 # The Lua C module for plain lua5.4 scripts: require "tide" finds tide.core.
 $(BUILD)/lua/tide/core.so: $(BUILD)/core/lua_module.o $(BUILD)/libtide.a

@@ -29,7 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <lauxlib.h>
+#include "luacompat.h"
 
 #include "error.h"
 

@@ -18,7 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <lua.h>
+#include "luacompat.h"
 
 #include "wbuf.h"
 

@@ -12,7 +12,7 @@
 
 #include <stddef.h>
 
-#include <lua.h>
+#include "luacompat.h"
 
 /* Version of the core; lua/tide.lua refuses to run on another one. */
 #define TD_VERSION "0.1.0"

@@ -23,8 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <lauxlib.h>
-#include <lualib.h>
+#include "luacompat.h"
 
 #include "alloc.h"
 #include "barrier.h"
@@ -159,10 +158,7 @@ int td_host_run_script(lua_State *L, const char *path,
 static lua_State *open_state(lua_State *L) {
   if (!L) return NULL;
   luaL_openlibs(L);
-  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
-  lua_pushcfunction(L, td_host_openlib);
-  lua_setfield(L, -2, "tide.core");
-  lua_pop(L, 1);
+  td_lua_preload(L, "tide.core", td_host_openlib);
   return L;
 }
 
@@ -176,7 +172,13 @@ static void set_package_field(lua_State *L, const char *field, const char *v) {
   lua_pop(L, 1);
 }
 
-#if !defined(__SANITIZE_ADDRESS__)
+/* The pool allocator serves Lua 5.4 VMs built without AddressSanitizer;
+ * LuaJIT (GC64) allocates with its own allocator. */
+#if !defined(__SANITIZE_ADDRESS__) && !defined(TD_LUAJIT)
+#define TD_LUA_POOL 1
+#endif
+
+#ifdef TD_LUA_POOL
 static int vm_panic(lua_State *L) {
   const char *m = lua_tostring(L, -1);
   fprintf(stderr, "tide: unprotected error in a subtask's Lua VM: %s\n",
@@ -186,10 +188,10 @@ static int vm_panic(lua_State *L) {
 #endif
 
 /* A subtask's VM: on the pool allocator (luaalloc.h), except under
- * AddressSanitizer, which must see every block. */
+ * AddressSanitizer, which must see every block, and on LuaJIT. */
 static lua_State *new_subtask_state(td_lua_pool_t **pool) {
   *pool = NULL;
-#if defined(__SANITIZE_ADDRESS__)
+#ifndef TD_LUA_POOL
   return td_host_new_state();
 #else
   *pool = td_lua_pool_new();
@@ -215,7 +217,9 @@ static void subtask_body(td_subtask_t *st) {
   lua_State *L = hd ? new_subtask_state(&pool) : NULL;
   if (!L || td_task_new(&hd->task, st) != 0) {
     if (L) lua_close(L);
+#ifdef TD_LUA_POOL
     td_lua_pool_free(pool);
+#endif
     free(hd);
     td_job_fail(job, "out of memory creating a subtask");
     return;
@@ -237,7 +241,9 @@ static void subtask_body(td_subtask_t *st) {
   }
   if (rc != TD_RUN_OK && strcmp(err, "cancelled") != 0) td_job_fail(job, err);
   lua_close(L);
+#ifdef TD_LUA_POOL
   td_lua_pool_free(pool);
+#endif
   td_task_free(hd->task);
   td_wbuf_destroy(&hd->scratch);
   free(hd);
@@ -738,7 +744,9 @@ static int child_put(td_task_t *t, const char *name, const void *data, size_t le
  * the arena too; the collector stays stopped, so no finalizer (file
  * handles!) runs here. */
 static _Noreturn void child_snapshot(lua_State *L, int fn, td_task_t *t) {
+#ifndef TD_LUAJIT /* LuaJIT's own allocator takes no lock: safe after fork */
   lua_setallocf(L, td_arena_lua_alloc, NULL);
+#endif
   lua_gc(L, LUA_GCSTOP);
   lua_pushvalue(L, fn);
   if (lua_pcall(L, 0, 1, 0) != LUA_OK) td_task_child_exit(t, lua_tostring(L, -1));

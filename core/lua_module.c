@@ -1,6 +1,6 @@
 /* lua_module.c - `tide.core` as a Lua C module, so that a plain lua5.4
  * script with Tide's paths can require "tide" (see host.h). */
-#include <lua.h>
+#include "luacompat.h"
 
 #include "host.h"
 

@@ -22,15 +22,14 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <lauxlib.h>
-#include <lualib.h>
+#include "luacompat.h"
 
 #include "host.h"
 #include "keygroup.h"
 #include "metadata.h"
 
 static const char USAGE[] =
-    "usage: tide run JOB.lua [--parallelism N] [--max-parallelism M]\n"
+    "usage: tide run JOB.lua [--vm lua5.4|luajit] [--parallelism N] [--max-parallelism M]\n"
     "                        [--checkpoint-dir D] [--checkpoint-interval T]\n"
     "                        [--resume] [--allow-existing-output]\n"
     "                        [--buffer-timeout T] [-- ARGS...]\n"
@@ -39,6 +38,7 @@ static const char USAGE[] =
     "       tide help\n"
     "\n"
     "  run                    run the job script JOB.lua until its sources end\n"
+    "      --vm V             the Lua VM of the job: lua5.4 (default) or luajit\n"
     "  -p, --parallelism N    default parallelism of the job's operators (1)\n"
     "      --max-parallelism M  number of key groups (default: Flink's rule,\n"
     "                         1.5 x parallelism rounded up to a power of two,\n"
@@ -298,7 +298,57 @@ static int cmd_verify(int argc, char **argv) {
   return bad || complete == 0 ? 1 : 0;
 }
 
+#ifdef TD_LUAJIT
+#define THIS_VM "luajit"
+#define OTHER_VM "lua5.4"
+#define OTHER_BINARY "tide"
+#else
+#define THIS_VM "lua5.4"
+#define OTHER_VM "luajit"
+#define OTHER_BINARY "tide-luajit"
+#endif
+
+/* --vm lua5.4|luajit (anywhere before "--"): the other VM's binary, beside
+ * this one, runs the command (Lua 5.4 and LuaJIT cannot share a binary).
+ * Removes the option from argv; returns 0 to go on here, or the exit
+ * status (2: wrong usage; 1: the other binary cannot be run). */
+static int pick_vm(int *argc, char **argv) {
+  const char *vm = NULL;
+  int i = 1;
+  for (; i < *argc && strcmp(argv[i], "--") != 0; i++) {
+    int n = 0;
+    if (strcmp(argv[i], "--vm") == 0 && i + 1 < *argc) {
+      vm = argv[i + 1];
+      n = 2;
+    } else if (strncmp(argv[i], "--vm=", 5) == 0) {
+      vm = argv[i] + 5;
+      n = 1;
+    } else if (strcmp(argv[i], "--vm") == 0) {
+      return usage_error("%s", "--vm needs lua5.4 or luajit");
+    }
+    if (n) {
+      memmove(argv + i, argv + i + n, sizeof *argv * (size_t)(*argc - i - n + 1));
+      *argc -= n;
+      break;
+    }
+  }
+  if (!vm || strcmp(vm, THIS_VM) == 0) return 0;
+  if (strcmp(vm, OTHER_VM) != 0) return usage_error("--vm needs lua5.4 or luajit, not '%s'", vm);
+  char exe[4096];
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 64);
+  if (n <= 0) return 1;
+  exe[n] = 0;
+  char *slash = strrchr(exe, '/');
+  snprintf(slash + 1, sizeof exe - (size_t)(slash + 1 - exe), "%s", OTHER_BINARY);
+  argv[0] = exe;
+  execv(exe, argv);
+  fprintf(stderr, "tide: cannot run %s for --vm %s: %s\n", exe, vm, strerror(errno));
+  return 1;
+}
+
 int main(int argc, char **argv) {
+  int rc = pick_vm(&argc, argv);
+  if (rc) return rc;
   if (argc < 2) {
     fputs(USAGE, stderr);
     return 2;
@@ -307,7 +357,7 @@ int main(int argc, char **argv) {
   if (strcmp(cmd, "run") == 0) return cmd_run(argc - 1, argv + 1);
   if (strcmp(cmd, "verify") == 0) return cmd_verify(argc - 1, argv + 1);
   if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
-    printf("tide %s (%s)\n", TD_VERSION, LUA_RELEASE);
+    printf("tide %s (%s)\n", TD_VERSION, TD_LUA_RELEASE);
     return 0;
   }
   if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 ||

@@ -32,7 +32,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <lauxlib.h>
+#include "luacompat.h"
 #include <zlib.h>
 
 #include "error.h"

@@ -21,7 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <lua.h>
+#include "luacompat.h"
 
 typedef struct td_reader td_reader_t;
 

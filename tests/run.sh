@@ -8,8 +8,9 @@
 #   busted specs:   tests/lua/*_spec.lua (TAP output, counted here)
 #   LuaJIT:         every file of lua/tide.lua, lua/tide/*.lua and
 #                   scripts/*.lua parses under $LUAJIT (one test per file),
-#                   and the specs that need no tide.core run under it
-#                   (busted --run=luajit: tests/lua/compat_spec.lua)
+#                   every spec runs under it (busted --run=luajit, with
+#                   the LuaJIT build of tide.core), and every end-to-end
+#                   test with $BUILD/tide-luajit (TIDE_VM=luajit)
 #   end-to-end:     tests/e2e/test_*.sh  (each ends "N passed, N failed")
 set -u
 BUILD=${BUILD:-build}
@@ -86,9 +87,17 @@ for suite in $suites; do
       fi
     done
     count_tap "no file checked"
-    echo "== busted under LuaJIT (tests/lua/compat_spec.lua)"
-    TIDE_EXPECT_VM=luajit "$BUSTED" --run=luajit --lua="$LUAJIT" --output=TAP >"$log" 2>&1
+    echo "== busted under LuaJIT (tests/lua)"
+    LUA_PATH="lua/?.lua;;" TIDE="$BUILD/tide-luajit" TIDE_EXPECT_VM=luajit \
+      "$BUSTED" --run=luajit --lua="$LUAJIT" --output=TAP >"$log" 2>&1
     count_tap "busted ran no test"
+    for t in tests/e2e/test_*.sh; do
+      [ -f "$t" ] || continue
+      echo "== $t (LuaJIT)"
+      TIDE="$BUILD/tide-luajit" TIDE_VM=luajit sh "$t" >"$log" 2>&1
+      grep -v '^ok ' "$log"
+      count_line
+    done
     ;;
   e2e)
     for t in tests/e2e/test_*.sh; do
