@@ -63,7 +63,7 @@ FUZZ_SAN      = -fsanitize=fuzzer-no-link,address,undefined \
 FUZZ_CFLAGS  ?= -O1 -g -DTD_RD_BUF=64u -DTD_RD_GZBUF=64u
 
 .PHONY: all deps test check test-c test-lua test-luajit test-e2e test-asan valgrind \
-        bench demo install uninstall clean lint fuzz fuzz-build fuzz-merge
+        bench demo install uninstall clean lint cdef fuzz fuzz-build fuzz-merge
 
 all: $(BUILD)/tide $(BUILD)/libtide.so $(BUILD)/lua/tide/core.so \
      $(BUILD)/tide-luajit $(BUILD)/luajit/lua/tide/core.so
@@ -106,6 +106,11 @@ $(BUILD)/tide-luajit: $(BUILD)/luajit/core/main.o $(JIT_OBJ) $(FREE_OBJ)
 $(BUILD)/luajit/lua/tide/core.so: $(BUILD)/luajit/core/lua_module.o $(JIT_OBJ) $(FREE_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) -shared $(SAN) -o $@ $^ $(SYSLIBS)
+
+# The ffi.cdef text of the LuaJIT bindings, from core/tide.h.
+cdef: lua/tide/cdef.lua
+lua/tide/cdef.lua: core/tide.h core/cdef.sh
+	sh core/cdef.sh core/tide.h >$@
 
 # The Lua C module for plain lua5.4 scripts: require "tide" finds tide.core.
 $(BUILD)/lua/tide/core.so: $(BUILD)/core/lua_module.o $(BUILD)/libtide.a

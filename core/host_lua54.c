@@ -570,7 +570,7 @@ static int l_poll(lua_State *L) {
   }
   for (int i = 0; i < b.n; i++) {
     size_t off = b.off[i];
-    if (td_codec_decode(L, b.data, b.end[i], &off) != 0)
+    if (td_codec_decode(L, b.data, b.stop[i], &off) != 0)
       return luaL_error(L, "corrupt exchange buffer");
     lua_rawseti(L, 1, i + 1);
     if (b.has_ts && b.ts[i] != TD_NO_TIMESTAMP) {
@@ -1577,6 +1577,13 @@ static int l_open_csv(lua_State *L) {
   return 1;
 }
 
+/* core.task_handle() -> this subtask's engine (td_task_t *) as a light
+ * userdata, for the LuaJIT host's FFI bindings (lua/tide/ffi.lua). */
+static int l_task_handle(lua_State *L) {
+  lua_pushlightuserdata(L, task_of(L));
+  return 1;
+}
+
 /* ---- the module -------------------------------------------------------- */
 
 static const luaL_Reg core_funcs[] = {
@@ -1621,6 +1628,7 @@ static const luaL_Reg core_funcs[] = {
     {"verify_checkpoint", l_verify_checkpoint},
     {"read_state", l_read_state},
     {"replay_inflight", l_replay_inflight},
+    {"task_handle", l_task_handle},
     {NULL, NULL}};
 
 int td_host_openlib(lua_State *L) {
@@ -1637,5 +1645,23 @@ int td_host_openlib(lua_State *L) {
   lua_setfield(L, -2, "CANCELLED");
   lua_pushlightuserdata(L, &TASK_DONE);
   lua_setfield(L, -2, "TASK_DONE");
+  /* core.errors: the error codes by name (error.h) */
+  lua_newtable(L);
+#define TD_ERR_FIELD(name, code, msg) \
+  lua_pushinteger(L, code);           \
+  lua_setfield(L, -2, #name);
+  TD_ERRNO_MAP(TD_ERR_FIELD)
+#undef TD_ERR_FIELD
+  lua_setfield(L, -2, "errors");
+#ifdef TD_LUAJIT
+  /* the record path over FFI: require("tide.ffi").install(core) */
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "tide.ffi");
+  lua_call(L, 1, 1);
+  lua_getfield(L, -1, "install");
+  lua_pushvalue(L, -3);
+  lua_call(L, 1, 0);
+  lua_pop(L, 1);
+#endif
   return 1;
 }

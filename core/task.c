@@ -559,7 +559,7 @@ int td_task_poll(td_task_t *t, int timeout, td_batch_t *b) {
   td_input_returned(in, n);
   b->n = n;
   b->off = t->off;
-  b->end = t->end;
+  b->stop = t->end;
   b->ts = b->has_ts ? t->ts : NULL;
   if (trigger) {
     /* a watermark or status change in the same call is impossible:
@@ -702,3 +702,5 @@ int td_task_wait_checkpoint(td_task_t *t, int64_t after, int64_t *id, int *final
 }
 
 int64_t td_task_completed(td_task_t *t) { return td_coord_completed(t->coord); }
+
+uint32_t tide_abi_version(void) { return TIDE_ABI_VERSION; }

@@ -151,8 +151,8 @@ static void receiver(td_task_t *t, int index, int parallelism) {
     for (int k = 0; k < b.n; k++) {
       const char *p = b.data + b.off[k];
       td_mp_item_t it;
-      if (td_mp_read(&p, b.data + b.end[k], &it) != 0 || it.type != TD_MP_INT || it.v.i < 0 ||
-          it.v.i >= N_RECORDS || p != b.data + b.end[k]) {
+      if (td_mp_read(&p, b.data + b.stop[k], &it) != 0 || it.type != TD_MP_INT || it.v.i < 0 ||
+          it.v.i >= N_RECORDS || p != b.data + b.stop[k]) {
         R.bad_record++;
         continue;
       }
@@ -343,7 +343,7 @@ static void errors_body(td_subtask_t *st) {
     int total = 0, r;
     while ((r = td_task_poll(t, -1, &b)) == TD_TASK_BATCH) {
       for (int k = 0; k < b.n; k++) {
-        TD_CHECK_INT(b.end[k] - b.off[k], 1);
+        TD_CHECK_INT(b.stop[k] - b.off[k], 1);
         TD_CHECK_INT(b.data[b.off[k]], 7);
         TD_CHECK(!b.has_ts);
         total++;
