@@ -154,18 +154,40 @@ ext:
 }
 
 int td_mp_skip(const char **pp, const char *end) {
-  const char *p = *pp;
+  /* the record path's boundary scan: one byte decides most items (the fix
+   * formats of small records), td_mp_read the rest */
+  const unsigned char *p = (const unsigned char *)*pp, *e = (const unsigned char *)end;
   uint64_t left = 1;
   while (left > 0) {
-    td_mp_item_t it;
-    if (td_mp_read(&p, end, &it) != 0) return TD_ECORRUPT;
+    if (p >= e) return TD_ECORRUPT;
+    unsigned c = *p;
     left--;
-    if (it.type == TD_MP_ARRAY) left += it.v.n;
-    else if (it.type == TD_MP_MAP) left += 2 * (uint64_t)it.v.n;
+    if (c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3) {
+      p++;
+    } else if (c >= 0xa0 && c <= 0xbf) {
+      p += 1 + (c & 0x1f);
+    } else if (c >= 0x80 && c <= 0x9f) {
+      left += c <= 0x8f ? 2u * (c & 0x0f) : (c & 0x0f);
+      p++;
+    } else if (c >= 0xcc && c <= 0xd3) { /* ints: 1 + 1, 2, 4, 8 bytes */
+      p += 1 + (1u << ((c - 0xcc) & 3));
+    } else if (c == 0xcb || c == 0xca) {
+      p += c == 0xcb ? 9 : 5;
+    } else if (c == 0xd9) {
+      if (e - p < 2) return TD_ECORRUPT;
+      p += 2 + p[1];
+    } else {
+      td_mp_item_t it;
+      const char *q = (const char *)p;
+      if (td_mp_read(&q, end, &it) != 0) return TD_ECORRUPT;
+      p = (const unsigned char *)q;
+      if (it.type == TD_MP_ARRAY) left += it.v.n;
+      else if (it.type == TD_MP_MAP) left += 2 * (uint64_t)it.v.n;
+    }
     /* every item takes at least one byte: more items than bytes is corrupt */
-    if (left > (uint64_t)(end - p)) return TD_ECORRUPT;
+    if (p > e || left > (uint64_t)(e - p)) return TD_ECORRUPT;
   }
-  *pp = p;
+  *pp = (const char *)p;
   return 0;
 }
 

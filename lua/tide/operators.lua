@@ -72,15 +72,24 @@ M.norm_key = norm_key
 local function collector(push)
   local buf, tsb, n, cur_ts, any_ts = {}, {}, 0, nil, false
   local out = {}
+  local plain
   local function flush()
     if n > 0 then
       local m = n
       n = 0
       push(buf, any_ts and tsb or nil, m)
       any_ts = false
+      if cur_ts == nil then out.collect = plain end
     end
   end
-  function out.collect(_, v)
+  -- while no record waiting has a timestamp, the timestamps are not kept
+  plain = function(_, v)
+    if v == nil then error("collect: a record cannot be nil", 2) end
+    n = n + 1
+    buf[n] = v
+    if n >= FLUSH_AT then flush() end
+  end
+  local function stamped(_, v)
     if v == nil then error("collect: a record cannot be nil", 2) end
     n = n + 1
     buf[n] = v
@@ -88,7 +97,11 @@ local function collector(push)
     if cur_ts ~= nil then any_ts = true end
     if n >= FLUSH_AT then flush() end
   end
-  local function set_ts(t) cur_ts = t end
+  out.collect = plain
+  local function set_ts(t)
+    cur_ts = t
+    out.collect = (t == nil and not any_ts) and plain or stamped
+  end
   return out, flush, set_ts
 end
 M.collector = collector
@@ -449,10 +462,14 @@ end
 -- ---- keyed rolling aggregations ---------------------------------------------
 
 local AGG_TEMPLATE = [[
-local keyf, kfield, field, fn, vals, firsts, nxt, encode, fail, result, raws = ...
+local keyf, kfield, field, fn, vals, firsts, nxt, encode, fail, result, raws, check_numbers, spec = ...
+local shape_of, slots, slot_shape, SH, reslot, shape_for =
+  spec.shape_of, spec.slots, spec.slot_shape, spec.SH, spec.reslot, spec.shape_for
+local type = type
 local o = {}
 return function(b, ts, n)
   local m = 0
+  $BATCHCHECK
   for i = 1, n do
     local v = b[i]
     local k = $KEY
@@ -514,14 +531,92 @@ local function aggregation_loop(node, out, rt, agg, st, mode)
   local with_first = agg ~= "reduce" and field ~= nil
   local keys = agg == "count" and st:table("count.key") or nil
   local raws = mode == "combine" and {} or nil
-  local function result(k)
-    if keys then return { key = keys[k], count = vals[k] } end
+  -- The output of a key: its first record with the field replaced by the
+  -- aggregate. Records of one shape (the same field names, all of them
+  -- identifiers) share generated code that builds the copy in one
+  -- presized constructor, {a = f.a, [field] = s}; others are copied field
+  -- by field. When no consumer keeps the records it is given
+  -- (out.reusable: a sink, a network output), the outputs are not new
+  -- tables but one per slot of the output batch, refilled for every batch.
+  local reuse = out.reusable and not batch
+  local shape_of = {} -- key -> the {copy =, fill =} functions of its first record's shape
+  local shapes = {}   -- field names, sorted and joined -> {copy =, fill =}
+  local generic = {
+    copy = function(first, s)
+      -- the nil fields presize the copy's hash part: no rehash while it grows
+      local c = { _1 = nil, _2 = nil, _3 = nil, _4 = nil }
+      for f, v in next, first do c[f] = v end
+      c[field] = s
+      return c
+    end,
+    fill = function(t, first, s)
+      for f, v in next, first do t[f] = v end
+      t[field] = s
+      return t
+    end,
+  }
+  local function shape(first)
+    if type(field) ~= "string" then return generic end
+    local names = {}
+    for f in next, first do
+      if type(f) ~= "string" or not f:match("^[%a_][%w_]*$") or #names == 32 then return generic end
+      if f ~= field then names[#names + 1] = f end
+    end
+    table.sort(names)
+    local sig = table.concat(names, ",")
+    local sh = shapes[sig]
+    if not sh then
+      local parts, sets = {}, {}
+      for i, f in ipairs(names) do
+        parts[i] = f .. " = f." .. f
+        sets[i] = "t." .. f .. " = f." .. f
+      end
+      parts[#parts + 1] = "[field] = s"
+      sh = assert(load("local field = ...; return { copy = function(f, s) return { " .. table.concat(parts, ", ") ..
+        " } end, fill = function(t, f, s) " .. table.concat(sets, "; ") .. (#sets > 0 and "; " or "") ..
+        "t[field] = s; return t end }", "=[tide " .. agg .. " copy]", "t"))(field)
+      sh.names = names
+      shapes[sig] = sh
+    end
+    return sh
+  end
+  local slots, slot_shape = {}, {} -- reuse: the output table of each slot, and the shape it holds
+  local specialize -- set below: inline the first shape seen into the loop
+  local function shape_for(k)
+    local sh = shape(firsts[k])
+    shape_of[k] = sh
+    if specialize then specialize(sh) end
+    return sh
+  end
+  -- the slot m's table, emptied for shape sh
+  local function reslot(m, sh)
+    local t = slots[m]
+    if not t then
+      t = {}
+      slots[m] = t
+    end
+    for f in next, t do t[f] = nil end
+    slot_shape[m] = sh
+    return t
+  end
+  local function result(k, m)
+    if keys then
+      if not reuse then return { key = keys[k], count = vals[k] } end
+      local t = slots[m]
+      if not t then
+        t = {}
+        slots[m] = t
+      end
+      t.key, t.count = keys[k], vals[k]
+      return t
+    end
     if not with_first then return vals[k] end
-    -- the nil fields presize the copy's hash part: no rehash while it grows
-    local c = { _1 = nil, _2 = nil, _3 = nil, _4 = nil }
-    for f, v in next, firsts[k] do c[f] = v end
-    c[field] = vals[k]
-    return c
+    local first = firsts[k]
+    local sh = shape_of[k] or shape_for(k)
+    if not reuse then return sh.copy(first, vals[k]) end
+    local t = slots[m]
+    if not t or slot_shape[m] ~= sh or sh == generic then t = reslot(m, sh) end
+    return sh.fill(t, first, vals[k])
   end
   local function fail(what, x)
     if what == "key" then
@@ -534,9 +629,12 @@ local function aggregation_loop(node, out, rt, agg, st, mode)
       error(string.format("%s: field '%s' is not a number (got %s)", agg, tostring(field), type(x)), 0)
     end
   end
-  local check = ""
+  -- sum: the values are numbers, checked once per batch in C (a type()
+  -- call per record costs about as much as the rest of the loop)
+  local check, batch_check = "", ""
   if agg == "sum" then
-    check = "if type(x) ~= 'number' then fail('value', x) end"
+    batch_check = "local bad, bv = check_numbers(b, n" .. (field ~= nil and ", field" or "") ..
+      ") if bad then fail('value', bv) end"
   elseif agg ~= "reduce" then
     check = "if x == nil then fail('value', x) end"
   end
@@ -549,18 +647,63 @@ local function aggregation_loop(node, out, rt, agg, st, mode)
       return { k, vals[k], first }
     end
   end
+  -- a field as an index into v: a constant (faster than an upvalue)
+  local function index(f)
+    if type(f) == "string" then return string.format("v[%q]", f) end
+    return string.format("v[%d]", f)
+  end
+  local kexpr = inp.key_field ~= nil and index(inp.key_field) or "keyf(v)"
+  -- the emission: with reuse and a known shape SH, the copy of the first
+  -- record into the slot's table is inlined (no call per record)
+  local function emit_code(sh)
+    if batch then return "" end
+    if not (reuse and sh) then return "m = m + 1; o[m] = result(k, m)" end
+    local sets = {}
+    for i, f in ipairs(sh.names) do sets[i] = string.format("t[%q] = f[%q]", f, f) end
+    sets[#sets + 1] = string.format("t[%q] = vals[k]", field)
+    return [[
+    m = m + 1
+    local sh = shape_of[k]
+    if sh == nil then sh = shape_for(k) end
+    if sh == SH then
+      local t = slots[m]
+      if t == nil or slot_shape[m] ~= SH then t = reslot(m, SH) end
+      local f = firsts[k]
+      ]] .. table.concat(sets, "; ") .. [[
+
+      o[m] = t
+    else
+      o[m] = result(k, m)
+    end]]
+  end
+  local function gen(sh)
   local src = AGG_TEMPLATE
     :gsub("%$RAWSAVE", raws and "if a == nil then raws[k] = kr end" or "")
-    :gsub("%$KEY", inp.key_field ~= nil and "v[kfield]" or "keyf(v)")
-    :gsub("%$VALUE", agg == "count" and "1" or (agg == "reduce" or field == nil) and "v" or "v[field]")
+    :gsub("%$KEY", function() return kexpr end)
+    :gsub("%$VALUE", agg == "count" and "1" or (agg == "reduce" or field == nil) and "v" or index(field))
     :gsub("%$CHECK", check)
+    :gsub("%$BATCHCHECK", batch_check)
     :gsub("%$FIRST", with_first and "firsts[k] = v" or keys and "firsts[k] = $KEY" or "")
-    :gsub("%$KEY", inp.key_field ~= nil and "v[kfield]" or "keyf(v)")
+    :gsub("%$KEY", function() return kexpr end)
     :gsub("%$COMBINE", COMBINE[agg])
-    :gsub("%$EMIT", batch and "" or "m = m + 1; o[m] = result(k)")
+    :gsub("%$EMIT", function() return emit_code(sh) end)
     :gsub("%$AFTER", batch and "" or "nxt(o, ts, m)")
-  local push = assert(load(src, "=[tide " .. agg .. "]", "t"))(inp.key, inp.key_field, field, node.fn,
-    vals, keys or firsts, nxt, encode, fail, result, raws)
+  return assert(load(src, "=[tide " .. agg .. "]", "t"))(inp.key, inp.key_field, field, node.fn,
+    vals, keys or firsts, nxt, encode, fail, result, raws, core.check_numbers,
+    { shape_of = shape_of, slots = slots, slot_shape = slot_shape, SH = sh, reslot = reslot,
+      shape_for = shape_for })
+  end
+  local push = gen(nil)
+  if reuse and with_first and type(field) == "string" and mode == nil then
+    -- monomorphic: the loop is generated again, once, for the first shape
+    -- of record seen (other shapes take the general path)
+    local impl = push
+    push = function(b, ts, n) return impl(b, ts, n) end
+    specialize = function(sh)
+      specialize = nil
+      if sh ~= generic then impl = gen(sh) end
+    end
+  end
   if mode == "merge" then
     local f = keys or firsts
     local merge = assert(load([[
@@ -782,10 +925,12 @@ function sinks.csv(node, rt)
   end, w
 end
 
+-- Sinks write, print or drop each record at once: they keep none
+-- (runtime.build: the operator before them may reuse its records).
 function ops.sink(node, _, rt)
   local push, w = sinks[node.sink.type](node, rt)
-  if not w then return { push = push } end
-  return { push = push, finish = w.finish, prepare_snapshot = w.prepare_snapshot, snapshot = w.snapshot,
+  if not w then return { push = push, retains = false } end
+  return { push = push, retains = false, finish = w.finish, prepare_snapshot = w.prepare_snapshot, snapshot = w.snapshot,
     restore = w.restore, notify_checkpoint_complete = w.notify_checkpoint_complete,
     next_timer = w.next_timer, processing_time = w.processing_time }
 end

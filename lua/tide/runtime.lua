@@ -44,9 +44,11 @@ function M.build(env, ids, rt, local_consumers, remote_outputs, unconsumed_side)
   for i = #ids, 1, -1 do
     local node = env.nodes[ids[i]]
     local main, wms, statuses, side_pushes = {}, {}, {}, {}
-    local function add(tag, push, wm, st)
+    local retained = false -- a consumer of the main output keeps records
+    local function add(tag, push, wm, st, keeps)
       if tag == nil then
         main[#main + 1] = push
+        if keeps ~= false then retained = true end
       else
         side_pushes[tag] = side_pushes[tag] or {}
         table.insert(side_pushes[tag], push)
@@ -57,11 +59,16 @@ function M.build(env, ids, rt, local_consumers, remote_outputs, unconsumed_side)
     for _, c in ipairs(local_consumers(node)) do
       local cop = built[c]
       for _, inp in ipairs(env.nodes[c].inputs) do
-        if inp.node == node.id then add(inp.tag, cop.push, cop.watermark, cop.status) end
+        if inp.node == node.id then add(inp.tag, cop.push, cop.watermark, cop.status, cop.retains) end
       end
     end
-    for _, r in ipairs(remote_outputs(node)) do add(r.tag, r.push, r.watermark, r.status) end
-    local out = { push = fanout(main), watermark = fanout(wms), status = fanout(statuses) }
+    for _, r in ipairs(remote_outputs(node)) do add(r.tag, r.push, r.watermark, r.status, r.retains) end
+    -- out.reusable: no consumer of the main output keeps a record after its
+    -- push returned (sinks that write at once, network outputs that encode
+    -- at once), so the operator may reuse the records it emitted, as
+    -- Flink's object reuse does where it is safe
+    local out = { push = fanout(main), watermark = fanout(wms), status = fanout(statuses),
+      reusable = #main > 0 and not retained }
     function out.side(tag)
       local list = side_pushes[tag]
       if list then return fanout(list) end
@@ -127,12 +134,14 @@ local function remote_output(edge, env, rt)
     tag = edge.tag,
     watermark = function(wm) emit_event(id, "watermark", wm) end,
     status = function(s) emit_event(id, s) end,
+    retains = false, -- records are encoded at once
   }
   if edge.combine then
     -- batch mode: pre-aggregate for the aggregate across the exchange
     r.combiner = operators.combiner(env.nodes[edge.to_node], rt,
       function(o, n, keys) emit(id, o, n, keys) end)
     r.push = r.combiner.push
+    r.retains = true -- the partials keep first records
   elseif edge.partition == "hash" then
     local keyf, keys = edge.key, {}
     local to = env.nodes[edge.to_node]
