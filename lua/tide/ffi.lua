@@ -22,6 +22,7 @@ local ffi = require "ffi"
 local bit = require "bit"
 
 ffi.cdef(require "tide.cdef")
+ffi.cdef("void *memmove(void *dst, const void *src, size_t n);")
 
 local M = {}
 
@@ -72,25 +73,36 @@ function Buf:grow(extra)
 end
 
 -- ---- encoding --------------------------------------------------------------
+--
+-- For the JIT: the helpers that encode or decode one item have no loop
+-- (a function holding a loop, called from the loop over a batch, makes
+-- LuaJIT start traces it cannot finish: "NYI: return to lower frame").
+-- The loops over a record's fields and over a batch's records sit in the
+-- same function (encode_record, decode_record and the batch loops below);
+-- only nested containers recurse.
 
 local conv = ffi.new("union { double d; uint64_t u; uint8_t b[8]; int64_t i; }")
-local big_endian = ffi.abi("be")
+local B0, B1, B2, B3, B4, B5, B6, B7 = 7, 6, 5, 4, 3, 2, 1, 0 -- conv.b index of byte k, MSB first
+if ffi.abi("be") then B0, B1, B2, B3, B4, B5, B6, B7 = 0, 1, 2, 3, 4, 5, 6, 7 end
+local band, rshift = bit.band, bit.rshift
 
-local function put_be(b, v, n) -- v: a non-negative integer < 2^53, n bytes
-  local p, len = b.p, b.len
-  for k = n - 1, 0, -1 do
-    local q = floor(v / 256)
-    p[len + k] = v - q * 256
-    v = q
-  end
-  b.len = len + n
+-- v (0 <= v < 2^32) as 2 or 4 big-endian bytes at p[i]
+local function put2(p, i, v)
+  p[i] = rshift(v, 8)
+  p[i + 1] = band(v, 0xff)
 end
 
--- the 8 bytes of conv, most significant first
-local function put_conv(b)
-  local p, len = b.p, b.len
-  for k = 0, 7 do p[len + k] = conv.b[big_endian and k or 7 - k] end
-  b.len = len + 8
+local function put4(p, i, v)
+  local hi = floor(v / 65536)
+  put2(p, i, hi)
+  put2(p, i + 2, v - hi * 65536)
+end
+
+-- the 8 bytes of conv, most significant first, at p[i]
+local function put_conv(p, i)
+  local c = conv.b
+  p[i], p[i + 1], p[i + 2], p[i + 3] = c[B0], c[B1], c[B2], c[B3]
+  p[i + 4], p[i + 5], p[i + 6], p[i + 7] = c[B4], c[B5], c[B6], c[B7]
 end
 
 local function put_int(b, v)
@@ -103,15 +115,17 @@ local function put_int(b, v)
     elseif v < 256 then
       p[len] = 0xcc; p[len + 1] = v; b.len = len + 2
     elseif v < 65536 then
-      p[len] = 0xcd; b.len = len + 1; put_be(b, v, 2)
+      p[len] = 0xcd; put2(p, len + 1, v); b.len = len + 3
     elseif v < TWO32 then
-      p[len] = 0xce; b.len = len + 1; put_be(b, v, 4)
+      p[len] = 0xce; put4(p, len + 1, v); b.len = len + 5
     elseif v < TWO53 then
-      p[len] = 0xcf; b.len = len + 1; put_be(b, v, 8)
+      local hi = floor(v / TWO32)
+      p[len] = 0xcf; put4(p, len + 1, hi); put4(p, len + 5, v - hi * TWO32); b.len = len + 9
     else -- the +2^63 sentinel: INT64_MAX
-      p[len] = 0xcf; b.len = len + 1
+      p[len] = 0xcf
       conv.i = INT64_MAX
-      put_conv(b)
+      put_conv(p, len + 1)
+      b.len = len + 9
     end
   elseif v >= -32 then
     p[len] = 0x100 + v
@@ -119,26 +133,28 @@ local function put_int(b, v)
   elseif v >= -128 then
     p[len] = 0xd0; p[len + 1] = 0x100 + v; b.len = len + 2
   elseif v >= -32768 then
-    p[len] = 0xd1; b.len = len + 1; put_be(b, 0x10000 + v, 2)
+    p[len] = 0xd1; put2(p, len + 1, 0x10000 + v); b.len = len + 3
   elseif v >= -2147483648 then
-    p[len] = 0xd2; b.len = len + 1; put_be(b, TWO32 + v, 4)
+    p[len] = 0xd2; put4(p, len + 1, TWO32 + v); b.len = len + 5
   else
-    p[len] = 0xd3; b.len = len + 1
+    p[len] = 0xd3
     conv.i = v <= -TWO63 and INT64_MIN or v
-    put_conv(b)
+    put_conv(p, len + 1)
+    b.len = len + 9
   end
 end
 
 local function put_float(b, v, canonical)
   b:grow(9)
-  b.p[b.len] = 0xcb
-  b.len = b.len + 1
+  local p, len = b.p, b.len
+  p[len] = 0xcb
   if canonical and v ~= v then
     conv.u = QNAN -- one NaN
   else
     conv.d = v
   end
-  put_conv(b)
+  put_conv(p, len + 1)
+  b.len = len + 9
 end
 
 local function put_header(b, n, fix, fixmax, c8, c16, c32)
@@ -150,9 +166,9 @@ local function put_header(b, n, fix, fixmax, c8, c16, c32)
   elseif c8 and n < 256 then
     p[len] = c8; p[len + 1] = n; b.len = len + 2
   elseif n < 65536 then
-    p[len] = c16; b.len = len + 1; put_be(b, n, 2)
+    p[len] = c16; put2(p, len + 1, n); b.len = len + 3
   else
-    p[len] = c32; b.len = len + 1; put_be(b, n, 4)
+    p[len] = c32; put4(p, len + 1, n); b.len = len + 5
   end
 end
 
@@ -165,67 +181,10 @@ local function put_str(b, s)
   b.len = b.len + n
 end
 
-local encode_value
+local encode_value -- any value (recursive)
 
--- the keys of t are exactly 1..n
-local function is_array(t, n)
-  local count = 0
-  for k in pairs(t) do
-    if type(k) ~= "number" or k < 1 or k > n or k ~= floor(k) then return false end
-    count = count + 1
-    if count > n then return false end
-  end
-  return count == n
-end
-
-local scratch -- canonical map entries are encoded here one by one
-
-local function encode_map(b, t, canonical, depth)
-  if not canonical then
-    local n = 0
-    for _ in pairs(t) do n = n + 1 end
-    if n == 0 then
-      put_header(b, 0, 0x90, 16) -- the empty table is an empty array
-      return
-    end
-    put_header(b, n, 0x80, 16, nil, 0xde, 0xdf)
-    for k, v in pairs(t) do
-      encode_value(b, k, false, depth)
-      encode_value(b, v, false, depth)
-    end
-    return
-  end
-  local ents, n = {}, 0
-  for k, v in pairs(t) do
-    local s = scratch
-    s.len = 0
-    encode_value(s, k, true, depth)
-    local kb = ffi_string(s.p, s.len)
-    s.len = 0
-    encode_value(s, v, true, depth)
-    n = n + 1
-    ents[n] = { kb, ffi_string(s.p, s.len) }
-  end
-  if n == 0 then
-    put_header(b, 0, 0x90, 16)
-    return
-  end
-  sort(ents, function(x, y)
-    if x[1] ~= y[1] then return x[1] < y[1] end
-    return x[2] < y[2]
-  end)
-  put_header(b, n, 0x80, 16, nil, 0xde, 0xdf)
-  for i = 1, n do
-    local e = ents[i]
-    local kb, vb = e[1], e[2]
-    b:grow(#kb + #vb)
-    ffi_copy(b.p + b.len, kb, #kb)
-    ffi_copy(b.p + b.len + #kb, vb, #vb)
-    b.len = b.len + #kb + #vb
-  end
-end
-
-encode_value = function(b, v, canonical, depth)
+-- a value that is not a table, or a table through encode_value: no loop
+local function encode_item(b, v, canonical, depth)
   local tv = type(v)
   if tv == "string" then
     put_str(b, v)
@@ -238,15 +197,7 @@ encode_value = function(b, v, canonical, depth)
       put_float(b, v, canonical)
     end
   elseif tv == "table" then
-    if depth >= MAX_DEPTH then error("table nesting too deep (or a cycle)", 0) end
-    depth = depth + 1
-    local n = #v
-    if n > 0 and n < TWO32 and is_array(v, n) then
-      put_header(b, n, 0x90, 16, nil, 0xdc, 0xdd)
-      for i = 1, n do encode_value(b, v[i], canonical, depth) end
-    else
-      encode_map(b, v, canonical, depth)
-    end
+    encode_value(b, v, canonical, depth)
   elseif tv == "boolean" then
     b:grow(1)
     b.p[b.len] = v and 0xc3 or 0xc2
@@ -258,6 +209,111 @@ encode_value = function(b, v, canonical, depth)
   else
     error("cannot encode a " .. tv .. " value", 0)
   end
+end
+
+local scratch -- canonical map entries are encoded here one by one
+
+-- canonical map entries {key bytes, value bytes}: by key bytes, then value
+-- bytes (LuaJIT compares strings bytewise)
+local function entry_before(x, y)
+  if x[1] ~= y[1] then return x[1] < y[1] end
+  return x[2] < y[2]
+end
+
+local function encode_map_canonical(b, t, depth)
+  local ents, n = {}, 0
+  for k, v in pairs(t) do
+    local s = scratch
+    s.len = 0
+    encode_item(s, k, true, depth)
+    local kb = ffi_string(s.p, s.len)
+    s.len = 0
+    encode_item(s, v, true, depth)
+    n = n + 1
+    ents[n] = { kb, ffi_string(s.p, s.len) }
+  end
+  if n == 0 then
+    put_header(b, 0, 0x90, 16) -- the empty table is an empty array
+    return
+  end
+  sort(ents, entry_before)
+  put_header(b, n, 0x80, 16, nil, 0xde, 0xdf)
+  for i = 1, n do
+    local e = ents[i]
+    local kb, vb = e[1], e[2]
+    b:grow(#kb + #vb)
+    ffi_copy(b.p + b.len, kb, #kb)
+    ffi_copy(b.p + b.len + #kb, vb, #vb)
+    b.len = b.len + #kb + #vb
+  end
+end
+
+-- Append list[1..n] to b (depth: the tables they are nested in), and b's
+-- length after each to ends[0..n-1] (ends may be nil). A table is an
+-- array when its keys are exactly 1..n, else a map (canonical: sorted),
+-- {} an empty array. The loops over a table's entries are here, in the
+-- loop over the list, for the JIT (see above); nested tables recurse
+-- through encode_value.
+local function encode_batch(b, list, n, canonical, ends, depth)
+  for r = 1, n do
+    local t = list[r]
+    if type(t) ~= "table" then
+      encode_item(b, t, canonical, depth)
+    else
+      if depth >= MAX_DEPTH then error("table nesting too deep (or a cycle)", 0) end
+      local d = depth + 1
+      local len = #t
+      local array = len > 0 and len < TWO32
+      if array then
+        local count = 0
+        for k in pairs(t) do
+          if type(k) ~= "number" or k < 1 or k > len or k ~= floor(k) then
+            array = false
+            break
+          end
+          count = count + 1
+        end
+        array = array and count == len
+      end
+      if array then
+        put_header(b, len, 0x90, 16, nil, 0xdc, 0xdd)
+        for i = 1, len do encode_item(b, t[i], canonical, d) end
+      elseif canonical then
+        encode_map_canonical(b, t, d)
+      else
+        -- one pass: a one-byte header, the entries counted as they are
+        -- written, the header widened afterwards for 16 entries or more (as
+        -- the C codec does)
+        b:grow(1)
+        local h = b.len
+        b.len = h + 1
+        local m = 0
+        for k, v in pairs(t) do
+          encode_item(b, k, false, d)
+          encode_item(b, v, false, d)
+          m = m + 1
+        end
+        if m == 0 then
+          b.p[h] = 0x90 -- the empty table is an empty array
+        elseif m < 16 then
+          b.p[h] = 0x80 + m
+        else
+          local w = m < 65536 and 3 or 5
+          b:grow(w - 1)
+          ffi.C.memmove(b.p + h + w, b.p + h + 1, b.len - h - 1)
+          b.p[h] = w == 3 and 0xde or 0xdf
+          if w == 3 then put2(b.p, h + 1, m) else put4(b.p, h + 1, m) end
+          b.len = b.len + w - 1
+        end
+      end
+    end
+    if ends then ends[r - 1] = b.len end
+  end
+end
+
+-- one value (a nested table: a list of one, a new one per level)
+encode_value = function(b, v, canonical, depth)
+  encode_batch(b, { v }, 1, canonical, nil, depth)
 end
 
 --- Append the MessagePack encoding of v to buffer b (canonical: for key
@@ -273,46 +329,20 @@ scratch = new_buf(4096)
 
 local CORRUPT = {} -- raised inside the decoder; turned into messages outside
 
-local function be(p, pos, n)
-  local v = 0
-  for k = 0, n - 1 do v = v * 256 + p[pos + k] end
-  return v
-end
+local function be2(p, i) return p[i] * 256 + p[i + 1] end
+local function be4(p, i) return ((p[i] * 256 + p[i + 1]) * 256 + p[i + 2]) * 256 + p[i + 3] end
 
-local function get_conv(p, pos)
-  for k = 0, 7 do conv.b[big_endian and k or 7 - k] = p[pos + k] end
-end
-
-local decode_value
-
-local function decode_array(p, pos, lim, n, depth)
-  if n > lim - pos or depth >= MAX_DEPTH then error(CORRUPT) end
-  local t = {}
-  for i = 1, n do
-    t[i], pos = decode_value(p, pos, lim, depth + 1)
-  end
-  return t, pos
-end
-
-local function decode_map(p, pos, lim, n, depth)
-  if n > (lim - pos) / 2 or depth >= MAX_DEPTH then error(CORRUPT) end
-  local t = {}
-  for _ = 1, n do
-    local k, v
-    k, pos = decode_value(p, pos, lim, depth + 1)
-    if k == nil or k ~= k then error(CORRUPT) end
-    v, pos = decode_value(p, pos, lim, depth + 1)
-    t[k] = v
-  end
-  return t, pos
+local function get_conv(p, i)
+  local c = conv.b
+  c[B0], c[B1], c[B2], c[B3] = p[i], p[i + 1], p[i + 2], p[i + 3]
+  c[B4], c[B5], c[B6], c[B7] = p[i + 4], p[i + 5], p[i + 6], p[i + 7]
 end
 
 local f32 = ffi.new("union { float f; uint32_t u; }")
 
--- decode from p[pos .. lim); returns value, next position
-decode_value = function(p, pos, lim, depth)
-  if pos >= lim then error(CORRUPT) end
-  local c = p[pos]
+-- A scalar at p[pos] (first byte c): value, next position; or false when
+-- it is a container (decode_value reads those); raises CORRUPT. No loop.
+local function decode_scalar(p, pos, lim, c)
   pos = pos + 1
   if c < 0x80 then return c, pos end
   if c >= 0xe0 then return c - 0x100, pos end
@@ -321,35 +351,50 @@ decode_value = function(p, pos, lim, depth)
     if pos + n > lim then error(CORRUPT) end
     return ffi_string(p + pos, n), pos + n
   end
-  if c >= 0x90 and c <= 0x9f then return decode_array(p, pos, lim, c - 0x90, depth) end
-  if c >= 0x80 and c <= 0x8f then return decode_map(p, pos, lim, c - 0x80, depth) end
+  if c <= 0x9f or (c >= 0xdc and c <= 0xdf) then return false end
   if c == 0xc0 then return nil, pos end
   if c == 0xc2 then return false, pos end
   if c == 0xc3 then return true, pos end
-  if c >= 0xcc and c <= 0xcf then
-    local w = c == 0xcc and 1 or c == 0xcd and 2 or c == 0xce and 4 or 8
-    if pos + w > lim then error(CORRUPT) end
-    if w < 8 then return be(p, pos, w), pos + w end
-    return be(p, pos, 4) * TWO32 + be(p, pos + 4, 4), pos + 8
+  if c == 0xcc then
+    if pos + 1 > lim then error(CORRUPT) end
+    return p[pos], pos + 1
   end
-  if c >= 0xd0 and c <= 0xd3 then
-    local w = c == 0xd0 and 1 or c == 0xd1 and 2 or c == 0xd2 and 4 or 8
-    if pos + w > lim then error(CORRUPT) end
-    local u
-    if w < 8 then
-      u = be(p, pos, w)
-      local half = 2 ^ (8 * w - 1)
-      if u >= half then u = u - 2 * half end
-    else
-      local hi = be(p, pos, 4)
-      if hi >= 0x80000000 then hi = hi - TWO32 end
-      u = hi * TWO32 + be(p, pos + 4, 4)
-    end
-    return u, pos + w
+  if c == 0xcd then
+    if pos + 2 > lim then error(CORRUPT) end
+    return be2(p, pos), pos + 2
+  end
+  if c == 0xce then
+    if pos + 4 > lim then error(CORRUPT) end
+    return be4(p, pos), pos + 4
+  end
+  if c == 0xcf then
+    if pos + 8 > lim then error(CORRUPT) end
+    return be4(p, pos) * TWO32 + be4(p, pos + 4), pos + 8
+  end
+  if c == 0xd0 then
+    if pos + 1 > lim then error(CORRUPT) end
+    local u = p[pos]
+    return u >= 0x80 and u - 0x100 or u, pos + 1
+  end
+  if c == 0xd1 then
+    if pos + 2 > lim then error(CORRUPT) end
+    local u = be2(p, pos)
+    return u >= 0x8000 and u - 0x10000 or u, pos + 2
+  end
+  if c == 0xd2 then
+    if pos + 4 > lim then error(CORRUPT) end
+    local u = be4(p, pos)
+    return u >= 0x80000000 and u - TWO32 or u, pos + 4
+  end
+  if c == 0xd3 then
+    if pos + 8 > lim then error(CORRUPT) end
+    local hi = be4(p, pos)
+    if hi >= 0x80000000 then hi = hi - TWO32 end
+    return hi * TWO32 + be4(p, pos + 4), pos + 8
   end
   if c == 0xca then
     if pos + 4 > lim then error(CORRUPT) end
-    f32.u = be(p, pos, 4)
+    f32.u = be4(p, pos)
     return tonumber(f32.f), pos + 4
   end
   if c == 0xcb then
@@ -357,22 +402,122 @@ decode_value = function(p, pos, lim, depth)
     get_conv(p, pos)
     return tonumber(conv.d), pos + 8
   end
-  if c == 0xd9 or c == 0xda or c == 0xdb or c == 0xc4 or c == 0xc5 or c == 0xc6 then
-    local w = (c == 0xd9 or c == 0xc4) and 1 or (c == 0xda or c == 0xc5) and 2 or 4
-    if pos + w > lim then error(CORRUPT) end
-    local n = be(p, pos, w)
-    pos = pos + w
-    if pos + n > lim then error(CORRUPT) end
-    return ffi_string(p + pos, n), pos + n
+  local n
+  if c == 0xd9 or c == 0xc4 then
+    if pos + 1 > lim then error(CORRUPT) end
+    n, pos = p[pos], pos + 1
+  elseif c == 0xda or c == 0xc5 then
+    if pos + 2 > lim then error(CORRUPT) end
+    n, pos = be2(p, pos), pos + 2
+  elseif c == 0xdb or c == 0xc6 then
+    if pos + 4 > lim then error(CORRUPT) end
+    n, pos = be4(p, pos), pos + 4
+  else
+    error(CORRUPT) -- ext types, 0xc1
   end
-  if c == 0xdc or c == 0xdd or c == 0xde or c == 0xdf then
+  if pos + n > lim then error(CORRUPT) end
+  return ffi_string(p + pos, n), pos + n
+end
+
+-- decode from p[pos .. lim); returns value, next position. Containers'
+-- scalar items are read in this function's loops (flat records need no
+-- recursion); nested ones recurse.
+local function decode_value(p, pos, lim, depth)
+  if pos >= lim then error(CORRUPT) end
+  local c = p[pos]
+  local v, nxt = decode_scalar(p, pos, lim, c)
+  if v ~= false or nxt then return v, nxt end
+  local n, map
+  if c <= 0x8f then
+    n, map, pos = c - 0x80, true, pos + 1
+  elseif c <= 0x9f then
+    n, map, pos = c - 0x90, false, pos + 1
+  else
     local w = (c == 0xdc or c == 0xde) and 2 or 4
-    if pos + w > lim then error(CORRUPT) end
-    local n = be(p, pos, w)
-    if c <= 0xdd then return decode_array(p, pos + w, lim, n, depth) end
-    return decode_map(p, pos + w, lim, n, depth)
+    if pos + 1 + w > lim then error(CORRUPT) end
+    n = w == 2 and be2(p, pos + 1) or be4(p, pos + 1)
+    map, pos = c >= 0xde, pos + 1 + w
   end
-  error(CORRUPT) -- ext types, 0xc1
+  if depth >= MAX_DEPTH or n > (map and (lim - pos) / 2 or lim - pos) then error(CORRUPT) end
+  local t = {}
+  if map then
+    for _ = 1, n do
+      if pos >= lim then error(CORRUPT) end
+      local k
+      k, nxt = decode_scalar(p, pos, lim, p[pos])
+      if k == false and not nxt then k, nxt = decode_value(p, pos, lim, depth + 1) end
+      if k == nil or k ~= k then error(CORRUPT) end
+      pos = nxt
+      if pos >= lim then error(CORRUPT) end
+      v, nxt = decode_scalar(p, pos, lim, p[pos])
+      if v == false and not nxt then v, nxt = decode_value(p, pos, lim, depth + 1) end
+      pos = nxt
+      t[k] = v
+    end
+  else
+    for i = 1, n do
+      if pos >= lim then error(CORRUPT) end
+      v, nxt = decode_scalar(p, pos, lim, p[pos])
+      if v == false and not nxt then v, nxt = decode_value(p, pos, lim, depth + 1) end
+      pos = nxt
+      t[i] = v
+    end
+  end
+  return t, pos
+end
+
+-- Decode records i = 0 .. n-1, each exactly p[off[i] .. stop[i]), into
+-- out[1..n] (the loops over a record's items are here, in the loop over
+-- the records, for the JIT; nested containers recurse). Raises CORRUPT.
+local function decode_batch(p, off, stop, n, out)
+  for r = 0, n - 1 do
+    local pos, lim = off[r], stop[r]
+    if pos >= lim then error(CORRUPT) end
+    local c = p[pos]
+    local v, nxt = decode_scalar(p, pos, lim, c)
+    if v == false and not nxt then
+      local cnt, map
+      if c <= 0x8f then
+        cnt, map, pos = c - 0x80, true, pos + 1
+      elseif c <= 0x9f then
+        cnt, map, pos = c - 0x90, false, pos + 1
+      else
+        local w = (c == 0xdc or c == 0xde) and 2 or 4
+        if pos + 1 + w > lim then error(CORRUPT) end
+        cnt = w == 2 and be2(p, pos + 1) or be4(p, pos + 1)
+        map, pos = c >= 0xde, pos + 1 + w
+      end
+      if cnt > (map and (lim - pos) / 2 or lim - pos) then error(CORRUPT) end
+      v = {}
+      if map then
+        for _ = 1, cnt do
+          if pos >= lim then error(CORRUPT) end
+          local k, x
+          k, nxt = decode_scalar(p, pos, lim, p[pos])
+          if k == false and not nxt then k, nxt = decode_value(p, pos, lim, 1) end
+          if k == nil or k ~= k then error(CORRUPT) end
+          pos = nxt
+          if pos >= lim then error(CORRUPT) end
+          x, nxt = decode_scalar(p, pos, lim, p[pos])
+          if x == false and not nxt then x, nxt = decode_value(p, pos, lim, 1) end
+          pos = nxt
+          v[k] = x
+        end
+      else
+        for i = 1, cnt do
+          if pos >= lim then error(CORRUPT) end
+          local x
+          x, nxt = decode_scalar(p, pos, lim, p[pos])
+          if x == false and not nxt then x, nxt = decode_value(p, pos, lim, 1) end
+          pos = nxt
+          v[i] = x
+        end
+      end
+      nxt = pos
+    end
+    if nxt ~= lim then error(CORRUPT) end
+    out[r + 1] = v
+  end
 end
 
 --- Decode one value from p[pos .. lim) (p: a uint8_t pointer): value and
@@ -420,10 +565,8 @@ function M.install(core)
     local b = batch[0]
     local n, data, off, stop = b.n, ffi.cast(u8p, b.data), b.off, b.stop
     local has_ts, ts = b.has_ts ~= 0, b.ts
+    if not pcall(decode_batch, data, off, stop, n, buf) then error("corrupt exchange buffer", 0) end
     for i = 0, n - 1 do
-      local ok, v, nxt = pcall(decode_value, data, off[i], stop[i], 0)
-      if not ok or nxt ~= stop[i] then error("corrupt exchange buffer", 0) end
-      buf[i + 1] = v
       if has_ts and ts[i] ~= INT64_MIN then
         tsbuf[i + 1] = tonumber(ts[i])
         if i + 1 > ts_hi then ts_hi = i + 1 end
@@ -447,28 +590,24 @@ function M.install(core)
       ends, kends, tsarr = ffi.new("uint32_t[?]", cap), ffi.new("uint32_t[?]", cap), ffi.new("int64_t[?]", cap)
     end
     recs.len, keybuf.len = 0, 0
-    for i = 1, n do
-      local ok, err = pcall(encode_value, recs, buf[i], false, 0)
-      if not ok then error("cannot send a record: " .. tostring(err), 0) end
-      ends[i - 1] = recs.len
-      if keys then
-        ok, err = pcall(encode_value, keybuf, keys[i], true, 0)
-        if not ok then error("cannot hash a key: " .. tostring(err), 0) end
-        kends[i - 1] = keybuf.len
-      end
-      if ts then
-        local v = ts[i]
-        if v == nil then
-          tsarr[i - 1] = NO_TS
-        elseif type(v) ~= "number" or v ~= floor(v) then
-          error("a record's timestamp is not an integer (ms)", 0)
-        elseif v >= TWO63 then
-          tsarr[i - 1] = MAXTS
-        elseif v <= -TWO63 then
-          tsarr[i - 1] = MINTS
-        else
-          tsarr[i - 1] = v
-        end
+    local ok, err = pcall(encode_batch, recs, buf, n, false, ends, 0)
+    if not ok then error("cannot send a record: " .. tostring(err), 0) end
+    if keys then
+      ok, err = pcall(encode_batch, keybuf, keys, n, true, kends, 0)
+      if not ok then error("cannot hash a key: " .. tostring(err), 0) end
+    end
+    for i = 1, ts and n or 0 do
+      local v = ts[i]
+      if v == nil then
+        tsarr[i - 1] = NO_TS
+      elseif type(v) ~= "number" or v ~= floor(v) then
+        error("a record's timestamp is not an integer (ms)", 0)
+      elseif v >= TWO63 then
+        tsarr[i - 1] = MAXTS
+      elseif v <= -TWO63 then
+        tsarr[i - 1] = MINTS
+      else
+        tsarr[i - 1] = v
       end
     end
     local rc = C.td_task_emit_batch(t, edge - 1, ffi.cast("const char *", recs.p), ends, n,

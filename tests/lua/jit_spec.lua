@@ -1,0 +1,118 @@
+-- Under LuaJIT, the hot paths of the operators run compiled: batches
+-- pushed through map/filter, flat_map, key_by + sum, and event-time windows
+-- (with watermarks firing them), and the FFI record codec of the LuaJIT
+-- host (lua/tide/ffi.lua: what core.poll and core.emit run per record),
+-- hit nothing the JIT cannot compile inside Tide's files: no trace abort
+-- for an NYI (not yet implemented) construct in jit.attach's "trace"
+-- events, once the operators are built (setup code runs once and is not
+-- a hot path). Other aborts ("leaving loop in root trace", "inner loop in
+-- root trace", "loop unroll limit reached") are how LuaJIT forms traces
+-- around loops and end in compiled traces. User functions here use
+-- nothing LuaJIT cannot compile, so an NYI would be Tide's. On Lua 5.4
+-- there is no JIT: the spec is skipped.
+local luajit = require("tide.compat").luajit
+
+local HOT = { "tide/operators.lua", "tide/runtime.lua", "tide/window.lua", "tide/ffi.lua",
+  "tide/state.lua", "tide/timers.lua", "tide/util.lua", "[tide" }
+
+local function is_hot(loc)
+  for _, f in ipairs(HOT) do
+    if loc:find(f, 1, true) then return true end
+  end
+  return false
+end
+
+-- run fn twice, the second time with trace events recorded: the NYI
+-- aborts in Tide's hot files once the JIT has seen the code (LuaJIT may
+-- abort a few traces while it finds where to start them: a loop in an
+-- inner call of a recursive decoder, say; it then starts them elsewhere)
+local function aborts_in(fn)
+  fn()
+  local jutil, vmdef = require "jit.util", require "jit.vmdef"
+  local found = {}
+  local function on_trace(what, _, func, pc, otr, oex)
+    if what ~= "abort" then return end
+    local fi = jutil.funcinfo(func, pc)
+    local loc = (fi.source or "?") .. ":" .. tostring(fi.currentline)
+    local msg = vmdef.traceerr[otr]
+    if type(msg) == "string" and oex then msg = msg:format(oex) end
+    if is_hot(loc) and tostring(msg):find("NYI", 1, true) then
+      if tostring(msg):find("bytecode", 1, true) then
+        msg = msg .. " (" .. vmdef.bcnames:sub(oex * 6 + 1, oex * 6 + 6):gsub(" ", "") .. ")"
+      end
+      found[#found + 1] = loc .. ": " .. tostring(msg)
+    end
+  end
+  jit.attach(on_trace, "trace")
+  local ok, err = pcall(fn)
+  jit.attach(on_trace)
+  assert(ok, err)
+  return found
+end
+
+-- the aborts while batches go through the operators build() returns
+local function drive(build, with_watermarks)
+  local tide = require "tide"
+  local testing = require "tide.testing"
+  local h = testing.harness(function(s) return build(s, tide) end)
+  local buf, ts = {}, {}
+  return aborts_in(function()
+    for b = 1, 200 do
+      for i = 1, 1024 do
+        buf[i] = b * 1024 + i
+        ts[i] = b * 1000 + i
+      end
+      h.head.push(buf, ts, 1024)
+      if with_watermarks then h.head.watermark(b * 1000) end
+      if b % 8 == 0 then h:clear_output() end
+    end
+  end)
+end
+
+describe("tide under LuaJIT #unit", function()
+  if not luajit then
+    pending("the JIT checks run under LuaJIT only (make test runs this spec there too)")
+    return
+  end
+
+  it("compiles map and filter", function()
+    assert.are.same({}, drive(function(s)
+      return s:map(function(x) return x + 1 end):filter(function(x) return x % 2 == 0 end)
+    end))
+  end)
+
+  it("compiles flat_map", function()
+    assert.are.same({}, drive(function(s)
+      return s:flat_map(function(x, out) out:collect(x); out:collect(-x) end)
+    end))
+  end)
+
+  it("compiles key_by and the rolling sum", function()
+    assert.are.same({}, drive(function(s)
+      return s:map(function(x) return { k = "k" .. (x % 64), n = x } end):key_by("k"):sum("n")
+    end))
+  end)
+
+  it("compiles event-time windows, firing on watermarks", function()
+    assert.are.same({}, drive(function(s, tide)
+      return s:map(function(x) return { k = "k" .. (x % 64), n = 1 } end)
+        :key_by("k"):window(tide.windows.tumbling(500)):sum("n")
+    end, true))
+  end)
+
+  it("compiles the FFI record codec (core.emit's encoding, core.poll's decoding)", function()
+    local tffi = require "tide.ffi"
+    local rec = { id = 1, name = "rec", tags = { "a", "b" }, x = 1.5 }
+    assert.are.same({}, aborts_in(function()
+      local b = tffi.new_buf()
+      for i = 1, 20000 do
+        b.len = 0
+        rec.id = i
+        tffi.encode_into(b, rec, false)
+        tffi.encode_into(b, "key" .. (i % 10), true)
+        local v = tffi.decode_at(b.p, 0, b.len)
+        assert(v.id == i)
+      end
+    end))
+  end)
+end)
