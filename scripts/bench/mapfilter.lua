@@ -3,7 +3,7 @@
 --   tide run scripts/bench/mapfilter.lua --parallelism 1 [-- N]
 local tide = require "tide"
 
-local n = math.tointeger(tonumber(arg[1] or "10000000"))
+local n = math.floor(tonumber(arg[1] or "10000000"))
 local env = tide.env()
 env:generate(function(i) return i end, n)
    :map(function(x) return x * 3 end)

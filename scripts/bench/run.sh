@@ -339,6 +339,10 @@ ckpt_rc=$?
 # ---- unaligned checkpoints under backpressure: a fourth table ---------------
 BUILD=$BUILD sh "$HERE/unaligned.sh"
 ua_rc=$?
+# ---- issue 9: the engine on both VMs, exchanges, latency: a fifth table -----
+BUILD=$BUILD DATA=$DATA sh "$HERE/engine.sh"
+engine_rc=$?
+[ "$engine_rc" -ne 0 ] && exit "$engine_rc"
 [ "$report_rc" -ne 0 ] && exit "$report_rc"
 [ "$wreport_rc" -ne 0 ] && exit "$wreport_rc"
 [ "$ckpt_rc" -ne 0 ] && exit "$ckpt_rc"
