@@ -36,11 +36,12 @@ typedef uint64_t lua_Unsigned;
 /* Whether n is an integer as Tide counts them on LuaJIT (see above); *out
  * receives it, the sentinels clamped. */
 static inline int td_num_int(lua_Number n, lua_Integer *out) {
-  if (n >= 9223372036854775808.0) {
+  /* exactly the sentinels: 1e300 and inf stay floats */
+  if (n == 9223372036854775808.0) {
     *out = INT64_MAX;
     return 1;
   }
-  if (n <= -9223372036854775808.0) {
+  if (n == -9223372036854775808.0) {
     *out = INT64_MIN;
     return 1;
   }
