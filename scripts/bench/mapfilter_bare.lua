@@ -1,7 +1,7 @@
 -- Goal 2 baseline: the same generate/map/filter calls as mapfilter.lua in
--- a bare Lua 5.4 loop (three Lua function calls per record).
+-- a bare Lua loop (three Lua function calls per record; Lua 5.4 or LuaJIT).
 --   lua5.4 scripts/bench/mapfilter_bare.lua [N]    prints the kept count
-local n = math.tointeger(tonumber(arg[1] or "10000000"))
+local n = tonumber(arg[1] or "10000000")
 local gen = function(i) return i end
 local map = function(x) return x * 3 end
 local filter = function(x) return x % 2 == 0 end
