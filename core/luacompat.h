@@ -25,6 +25,10 @@
 #include <stdint.h>
 
 #define TD_LUA_RELEASE LUAJIT_VERSION
+/* after a job script's syntax error: most likely Lua 5.4 syntax */
+#define TD_LUA_SYNTAX_HINT \
+  " (LuaJIT reads Lua 5.1 syntax with LuaJIT's extensions, not Lua 5.4's: " \
+  "no //, bit operators or <const>/<close>; see docs/LUAJIT.md)"
 
 typedef uint64_t lua_Unsigned;
 #define LUA_MININTEGER INT64_MIN
@@ -104,6 +108,7 @@ static inline void td_lua_preload(lua_State *L, const char *name, lua_CFunction 
 #else /* Lua 5.4 */
 
 #define TD_LUA_RELEASE LUA_RELEASE
+#define TD_LUA_SYNTAX_HINT ""
 
 static inline void td_lua_preload(lua_State *L, const char *name, lua_CFunction fn) {
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
