@@ -139,9 +139,10 @@ test-c: all $(TEST_BIN)
 test-lua: all
 	@BUILD=$(BUILD) LUA=$(LUA) BUSTED=$(BUSTED) sh tests/run.sh lua
 
-# the Lua library under LuaJIT: every file parses, compat_spec passes
-test-luajit:
-	@LUAJIT=$(LUAJIT) BUSTED=$(BUSTED) sh tests/run.sh luajit
+# everything under LuaJIT: the library parses, every spec and every
+# end-to-end test passes with the LuaJIT host (build/tide-luajit)
+test-luajit: all
+	@BUILD=$(BUILD) LUAJIT=$(LUAJIT) BUSTED=$(BUSTED) DATA=$(DATA) sh tests/run.sh luajit
 
 test-e2e: all
 	@BUILD=$(BUILD) DATA=$(DATA) sh tests/run.sh e2e
@@ -204,6 +205,7 @@ demo: deps
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(LUA_LDIR)/tide $(DESTDIR)$(LUA_CDIR)/tide
 	install -m 755 $(BUILD)/tide $(DESTDIR)$(BINDIR)/tide
+	install -m 755 $(BUILD)/tide-luajit $(DESTDIR)$(BINDIR)/tide-luajit
 	install -m 644 $(BUILD)/libtide.so $(DESTDIR)$(LIBDIR)/libtide.so
 	install -m 644 $(BUILD)/libtide.a $(DESTDIR)$(LIBDIR)/libtide.a
 	install -m 644 lua/tide.lua $(DESTDIR)$(LUA_LDIR)/tide.lua
@@ -211,14 +213,15 @@ install: all
 	install -m 755 $(BUILD)/lua/tide/core.so $(DESTDIR)$(LUA_CDIR)/tide/core.so
 
 uninstall:
-	rm -f $(DESTDIR)$(BINDIR)/tide $(DESTDIR)$(LIBDIR)/libtide.so $(DESTDIR)$(LIBDIR)/libtide.a
+	rm -f $(DESTDIR)$(BINDIR)/tide $(DESTDIR)$(BINDIR)/tide-luajit $(DESTDIR)$(LIBDIR)/libtide.so $(DESTDIR)$(LIBDIR)/libtide.a
 	rm -rf $(DESTDIR)$(LUA_LDIR)/tide $(DESTDIR)$(LUA_LDIR)/tide.lua $(DESTDIR)$(LUA_CDIR)/tide
 
 lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning -Icore -Istate core state
-	luacheck --quiet --std lua54 --no-max-line-length --no-unused-args lua scripts
-	@# the library and example jobs use nothing LuaJIT lacks (docs/LUAJIT.md)
-	luacheck --quiet --std luajit --no-max-line-length --no-unused-args lua/tide.lua lua/tide scripts/*.lua
+	luacheck --quiet --std lua54 --no-max-line-length --no-unused-args lua scripts tests/e2e/*.lua
+	@# the library, example jobs, benchmarks and test jobs use nothing
+	@# LuaJIT lacks (docs/LUAJIT.md)
+	luacheck --quiet --std luajit --no-max-line-length --no-unused-args lua/tide.lua lua/tide scripts tests/e2e/*.lua
 
 clean:
 	rm -rf build build-asan $(FUZZ_BUILD) out

@@ -119,7 +119,8 @@ int td_host_run_script(lua_State *L, const char *path,
   lua_pushcfunction(L, msghandler);
   int rc = luaL_loadfile(L, path);
   if (rc != LUA_OK) {
-    snprintf(errbuf, errlen, "%s", lua_tostring(L, -1));
+    snprintf(errbuf, errlen, "%s%s", lua_tostring(L, -1),
+             rc == LUA_ERRSYNTAX ? TD_LUA_SYNTAX_HINT : "");
     lua_settop(L, base);
     return TD_RUN_SYNTAX;
   }

@@ -25,6 +25,10 @@
 #include <stdint.h>
 
 #define TD_LUA_RELEASE LUAJIT_VERSION
+/* after a job script's syntax error: most likely Lua 5.4 syntax */
+#define TD_LUA_SYNTAX_HINT \
+  " (LuaJIT reads Lua 5.1 syntax with LuaJIT's extensions, not Lua 5.4's: " \
+  "no //, bit operators or <const>/<close>; see docs/LUAJIT.md)"
 
 typedef uint64_t lua_Unsigned;
 #define LUA_MININTEGER INT64_MIN
@@ -36,11 +40,12 @@ typedef uint64_t lua_Unsigned;
 /* Whether n is an integer as Tide counts them on LuaJIT (see above); *out
  * receives it, the sentinels clamped. */
 static inline int td_num_int(lua_Number n, lua_Integer *out) {
-  if (n >= 9223372036854775808.0) {
+  /* exactly the sentinels: 1e300 and inf stay floats */
+  if (n == 9223372036854775808.0) {
     *out = INT64_MAX;
     return 1;
   }
-  if (n <= -9223372036854775808.0) {
+  if (n == -9223372036854775808.0) {
     *out = INT64_MIN;
     return 1;
   }
@@ -103,6 +108,7 @@ static inline void td_lua_preload(lua_State *L, const char *name, lua_CFunction 
 #else /* Lua 5.4 */
 
 #define TD_LUA_RELEASE LUA_RELEASE
+#define TD_LUA_SYNTAX_HINT ""
 
 static inline void td_lua_preload(lua_State *L, const char *name, lua_CFunction fn) {
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);

@@ -47,6 +47,11 @@
 #endif
 #define TD_RD_MAXREAD (1u << 30)     /* largest single gzread request */
 #define TD_RD_SHOWLEN 60             /* bad values shown in messages */
+#ifdef TD_LUAJIT                     /* why an integer is a bad int */
+#define TD_RD_INT_RANGE " (beyond 2^53: LuaJIT's integers are exact below it)"
+#else
+#define TD_RD_INT_RANGE ""
+#endif
 
 typedef struct {
   size_t off;    /* offset in buf (from the record start) or in scratch */
@@ -599,17 +604,24 @@ static int apply_named_types(td_reader_t *r, const td_csv_opts_t *o,
     set_errbuf(errbuf, errlen, "%s: %s", r->path, td_strerror(TD_ENOMEM));
     return TD_ENOMEM;
   }
+  const char *missing = NULL;
   for (size_t t = 0; t < o->n_types; t++) {
     const char *tn = o->type_names[t] ? o->type_names[t] : "";
     size_t i;
     for (i = 0; i < r->ncols; i++)
       if (strcmp(r->names[i], tn) == 0) break;
     if (i == r->ncols) {
-      set_errbuf(errbuf, errlen, "%s: types name column '%s', which the "
-                 "file does not have", r->path, tn);
-      return TD_EINVAL;
+      /* the first missing name in byte order, whatever order the types
+       * came in (a Lua table's order differs between Lua 5.4 and LuaJIT) */
+      if (!missing || strcmp(tn, missing) < 0) missing = tn;
+      continue;
     }
     r->types[i] = o->types[t];
+  }
+  if (missing) {
+    set_errbuf(errbuf, errlen, "%s: types name column '%s', which the "
+               "file does not have", r->path, missing);
+    return TD_EINVAL;
   }
   return 0;
 }
@@ -788,18 +800,28 @@ static int csv_fix_ncols(td_reader_t *r, size_t n) {
   return 0;
 }
 
+/* An integer of the VM: int64 on Lua 5.4; on LuaJIT, whose numbers are
+ * doubles, |v| < 2^53 (docs/LUAJIT.md). Returns 0, -1 when p is not an
+ * integer, -2 when it is one beyond the VM's range. */
 static int parse_int(const char *p, size_t len, lua_Integer *out) {
   const char *e = p + len;
   int neg = 0;
   if (p < e && (*p == '+' || *p == '-')) neg = *p++ == '-';
   if (p == e) return -1;
-  uint64_t v = 0, lim = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
+#ifdef TD_LUAJIT
+  const uint64_t lim = ((uint64_t)1 << 53) - 1;
+#else
+  const uint64_t lim = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
+#endif
+  uint64_t v = 0;
+  int over = 0;
   for (; p < e; p++) {
     unsigned d = (unsigned)(unsigned char)*p - '0';
     if (d > 9) return -1;
-    if (v > (lim - d) / 10) return -1;
-    v = v * 10 + d;
+    if (over || v > (lim - d) / 10) over = 1;
+    else v = v * 10 + d;
   }
+  if (over) return -2;
   *out = neg ? (lua_Integer)(0 - v) : (lua_Integer)v;
   return 0;
 }
@@ -840,7 +862,8 @@ static int parse_bool(const char *p, size_t len, int *out) {
 }
 
 /* Pushes field i converted to its column's type; returns 0, 1 when there
- * is nothing to push (empty non-string field), or -1 on a bad value. */
+ * is nothing to push (empty non-string field), -1 on a bad value, or -2
+ * on an int column's integer beyond the VM's range. */
 static int push_field(td_reader_t *r, lua_State *L, size_t i) {
   const td_field_t *f = &r->fields[i];
   const char *p = field_ptr(r, f);
@@ -853,7 +876,8 @@ static int push_field(td_reader_t *r, lua_State *L, size_t i) {
   switch (ty) {
   case TD_COL_INT: {
     lua_Integer v;
-    if (parse_int(p, f->len, &v)) return -1;
+    int rc = parse_int(p, f->len, &v);
+    if (rc) return rc;
     lua_pushinteger(L, v);
     return 0;
   }
@@ -954,9 +978,10 @@ static int read_csv(td_reader_t *r, lua_State *L, int tidx, int max) {
     else
       lua_createtable(L, (int)r->ncols, 0);
     size_t i;
+    int fr = 0;
     for (i = 0; i < r->ncols; i++) {
       if (r->named) lua_pushvalue(L, keybase + (int)i);
-      int fr = push_field(r, L, i);
+      fr = push_field(r, L, i);
       if (fr < 0) break;
       if (fr > 0) {
         if (r->named) lua_pop(L, 1);
@@ -972,14 +997,15 @@ static int read_csv(td_reader_t *r, lua_State *L, int tidx, int max) {
       const char *p = field_ptr(r, f);
       int show = f->len > TD_RD_SHOWLEN ? TD_RD_SHOWLEN : (int)f->len;
       const char *more = f->len > TD_RD_SHOWLEN ? "..." : "";
+      const char *why = fr == -2 ? TD_RD_INT_RANGE : "";
       lua_pop(L, r->named ? 2 : 1); /* key, row */
       int brc;
       if (r->named)
-        brc = bad_row(r, "column '%s': bad %s '%.*s%s'", r->names[i],
-                      type_name(r->types[i]), show, p, more);
+        brc = bad_row(r, "column '%s': bad %s '%.*s%s'%s", r->names[i],
+                      type_name(r->types[i]), show, p, more, why);
       else
-        brc = bad_row(r, "column %zu: bad %s '%.*s%s'", i + 1,
-                      type_name(r->types[i]), show, p, more);
+        brc = bad_row(r, "column %zu: bad %s '%.*s%s'%s", i + 1,
+                      type_name(r->types[i]), show, p, more, why);
       if (brc) break;
       continue;
     }

@@ -257,7 +257,9 @@ function Env:read_csv(path, opts)
   if on_error ~= "fail" and on_error ~= "skip" then
     error("read_csv: on_error must be 'fail' or 'skip', not '" .. tostring(on_error) .. "'", 2)
   end
-  for col, ty in pairs(opts.types or {}) do
+  local types = opts.types or {}
+  for _, col in ipairs(util.sorted_keys(types)) do -- the same first error on every VM
+    local ty = types[col]
     if not CSV_TYPES[ty] then
       error(string.format("read_csv: column '%s' has unknown type '%s' (expected string, int, float, number or bool)",
         tostring(col), tostring(ty)), 2)

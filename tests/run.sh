@@ -6,8 +6,8 @@
 # non-zero if anything failed (or a suite ran no test at all).
 #   C unit tests:   $BUILD/tests/test_*  (each ends "N passed, N failed")
 #   busted specs:   tests/lua/*_spec.lua (TAP output, counted here)
-#   LuaJIT:         every file of lua/tide.lua, lua/tide/*.lua and
-#                   scripts/*.lua parses under $LUAJIT (one test per file),
+#   LuaJIT:         every Lua file of lua/, scripts/ and tests/ parses
+#                   under $LUAJIT (one test per file),
 #                   every spec runs under it (busted --run=luajit, with
 #                   the LuaJIT build of tide.core), and every end-to-end
 #                   test with $BUILD/tide-luajit (TIDE_VM=luajit)
@@ -38,6 +38,13 @@ count_line() { # add the "N passed, N failed" line of $log
   failed=$((failed + f))
 }
 
+# an ASan-built tide/core.so needs the sanitizer runtimes loaded first into
+# the lua5.4 or luajit process that runs busted
+preload=""
+if [ -n "${TIDE_ASAN:-}" ]; then
+  preload="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so)"
+fi
+
 count_tap() { # add the TAP results ("ok ...", "not ok ...") of $log
   grep -v '^ok ' "$log"
   p=$(grep -c '^ok ' "$log")
@@ -46,6 +53,16 @@ count_tap() { # add the TAP results ("ok ...", "not ok ...") of $log
   echo "$p passed, $f failed"
   passed=$((passed + p))
   failed=$((failed + f))
+}
+
+run_e2e() { # run_e2e VM TIDE LABEL: every tests/e2e/test_*.sh
+  for t in tests/e2e/test_*.sh; do
+    [ -f "$t" ] || continue
+    echo "== $t$3"
+    TIDE="$2" TIDE_VM="$1" sh "$t" >"$log" 2>&1
+    grep -v '^ok ' "$log"
+    count_line
+  done
 }
 
 for suite in $suites; do
@@ -65,21 +82,16 @@ for suite in $suites; do
     ;;
   lua)
     echo "== busted (tests/lua)"
-    # an ASan-built tide/core.so needs the sanitizer runtimes loaded first
-    # into the lua5.4 process that runs busted
-    preload=""
-    if [ -n "${TIDE_ASAN:-}" ]; then
-      preload="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so)"
-    fi
     LD_PRELOAD="$preload" ASAN_OPTIONS="${ASAN_OPTIONS:-}:detect_leaks=0" \
     LUA_PATH="lua/?.lua;;" LUA_CPATH="$BUILD/lua/?.so;;" TIDE="$BUILD/tide" \
-      "$LUA" "$(command -v "$BUSTED")" --output=TAP tests/lua >"$log" 2>&1
+      "$LUA" "$(command -v "$BUSTED")" --cpath="$BUILD/lua/?.so" --output=TAP tests/lua >"$log" 2>&1
     count_tap "busted ran no test"
     ;;
   luajit)
     echo "== LuaJIT: the library and example jobs parse ($LUAJIT)"
     : >"$log"
-    for file in lua/tide.lua lua/tide/*.lua scripts/*.lua; do
+    for file in lua/tide.lua lua/tide/*.lua scripts/*.lua scripts/bench/*.lua \
+      tests/lua/*.lua tests/e2e/*.lua; do
       if err=$("$LUAJIT" -bl "$file" 2>&1 >/dev/null); then
         echo "ok - $file" >>"$log"
       else
@@ -88,25 +100,15 @@ for suite in $suites; do
     done
     count_tap "no file checked"
     echo "== busted under LuaJIT (tests/lua)"
-    LUA_PATH="lua/?.lua;;" TIDE="$BUILD/tide-luajit" TIDE_EXPECT_VM=luajit \
-      "$BUSTED" --run=luajit --lua="$LUAJIT" --output=TAP >"$log" 2>&1
+    LD_PRELOAD="$preload" ASAN_OPTIONS="${ASAN_OPTIONS:-}:detect_leaks=0" \
+    LUA_PATH="lua/?.lua;;" LUA_CPATH="$BUILD/luajit/lua/?.so;;" TIDE="$BUILD/tide-luajit" TIDE_EXPECT_VM=luajit \
+      "$LUAJIT" "$(command -v "$BUSTED")" --run=luajit --ignore-lua --cpath="$BUILD/luajit/lua/?.so" \
+      --output=TAP >"$log" 2>&1
     count_tap "busted ran no test"
-    for t in tests/e2e/test_*.sh; do
-      [ -f "$t" ] || continue
-      echo "== $t (LuaJIT)"
-      TIDE="$BUILD/tide-luajit" TIDE_VM=luajit sh "$t" >"$log" 2>&1
-      grep -v '^ok ' "$log"
-      count_line
-    done
+    run_e2e luajit "$BUILD/tide-luajit" " (LuaJIT)"
     ;;
   e2e)
-    for t in tests/e2e/test_*.sh; do
-      [ -f "$t" ] || continue
-      echo "== $t"
-      TIDE="$BUILD/tide" sh "$t" >"$log" 2>&1
-      grep -v '^ok ' "$log"
-      count_line
-    done
+    run_e2e lua5.4 "$BUILD/tide" ""
     ;;
   esac
 done

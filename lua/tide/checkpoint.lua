@@ -50,9 +50,9 @@ function M.config(cfg, cli)
     error("bad env option 'checkpoint': table expected, got " .. type(cfg), 0)
   end
   local c = {}
-  for k, v in pairs(cfg or {}) do
+  for _, k in ipairs(util.sorted_keys(cfg or {})) do -- the same first error on every VM
     if not KNOWN[k] then error("unknown checkpoint option '" .. tostring(k) .. "'", 0) end
-    c[k] = v
+    c[k] = cfg[k]
   end
   cli = cli or {}
   if cli.dir then c.dir = cli.dir end
@@ -203,7 +203,7 @@ function M.restart_strategy(cfg, checkpointing)
   if not allowed[kind] then
     error("bad restart.strategy: 'none', 'fixed_delay' or 'failure_rate' expected, got " .. tostring(kind), 0)
   end
-  for k in pairs(cfg) do
+  for _, k in ipairs(util.sorted_keys(cfg)) do
     if not allowed[kind][k] then error("unknown option '" .. tostring(k) .. "' for restart strategy " .. kind, 0) end
   end
   if kind == "none" then return { on_failure = function() return nil end } end

@@ -7,9 +7,10 @@
 --       --checkpoint-interval 1s -- N [aligned|unaligned]
 -- N records in all (the job lasts about N / P ms).
 local tide = require "tide"
+local compat = require "tide.compat"
 local core = require "tide.core"
 
-local n = math.tointeger(tonumber(arg[1] or "10000"))
+local n = compat.tointeger(tonumber(arg[1] or "10000"))
 local mode = arg[2] or "aligned"
 assert(mode == "aligned" or mode == "unaligned", "mode: aligned or unaligned")
 local pad = string.rep("x", 90)

@@ -16,9 +16,10 @@
 -- <ms> is wall-clock time (ms since the epoch). At the end, on stdout:
 -- "KEYS RECORDS" (keys seen, records counted) of this run.
 local tide = require "tide"
+local compat = require "tide.compat"
 
-local n = math.tointeger(tonumber(arg[1]))
-local keys = math.tointeger(tonumber(arg[2] or 1000000))
+local n = compat.tointeger(tonumber(arg[1]))
+local keys = compat.tointeger(tonumber(arg[2] or 1000000))
 if not n or n < 0 or not keys or keys < 1 then
   io.stderr:write("usage: tide run scripts/bench/checkpoint_state.lua -- N [KEYS]\n")
   os.exit(2)
@@ -40,7 +41,7 @@ env:generate(function(i) return { key = i % keys, i = i } end, n > 0 and n or ni
            -- records before r with r's key: i = k, k + KEYS, ... (k = KEYS for key 0)
            local k = r.key == 0 and keys or r.key
            io.stderr:write(string.format("RESUMED %d %d %d %d %d\n", ctx.timers:current_processing_time(),
-             r.i, r.key, c or 0, (r.i - 1 - k) // keys + 1))
+             r.i, r.key, c or 0, compat.idiv(r.i - 1 - k, keys) + 1))
          end
        end
        if c == nil then seen = seen + 1 end

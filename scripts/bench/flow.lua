@@ -8,9 +8,10 @@
 -- N records; SPIN iterations of an empty-ish Lua loop per record in the
 -- slow operator (0: the same job without the slow part).
 local tide = require "tide"
+local compat = require "tide.compat"
 
-local n = math.tointeger(tonumber(arg[1] or "3000000"))
-local spin = math.tointeger(tonumber(arg[2] or "0"))
+local n = compat.tointeger(tonumber(arg[1] or "3000000"))
+local spin = compat.tointeger(tonumber(arg[2] or "0"))
 local pad = string.rep("x", 90)
 
 local env = tide.env{ chaining = false }

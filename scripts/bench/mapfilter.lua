@@ -2,8 +2,9 @@
 -- core (all operators chained into one task at parallelism 1).
 --   tide run scripts/bench/mapfilter.lua --parallelism 1 [-- N]
 local tide = require "tide"
+local compat = require "tide.compat"
 
-local n = math.floor(tonumber(arg[1] or "10000000"))
+local n = compat.tointeger(tonumber(arg[1] or "10000000"))
 local env = tide.env()
 env:generate(function(i) return i end, n)
    :map(function(x) return x * 3 end)

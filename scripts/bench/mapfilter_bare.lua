@@ -1,5 +1,5 @@
 -- Goal 2 baseline: the same generate/map/filter calls as mapfilter.lua in
--- a bare Lua 5.4 loop (three Lua function calls per record).
+-- a bare Lua loop (three Lua function calls per record; Lua 5.4 or LuaJIT).
 --   lua5.4 scripts/bench/mapfilter_bare.lua [N]    prints the kept count
 local n = math.floor(tonumber(arg[1] or "10000000"))
 local gen = function(i) return i end

@@ -27,15 +27,20 @@
 -- windows, where every event is in 10 windows), and RESULTS against the C
 -- baseline (tumbling) or 10,000 sessions per burst.
 local tide = require "tide"
+local tointeger = require("tide.compat").tointeger
 
 local case = arg[1] or "tumbling_sum"
-local n = math.tointeger(tonumber(arg[2] or "10000000"))
+local n = tointeger(tonumber(arg[2] or "10000000"))
 local wmode = arg[3] or "periodic"
 
 -- keep in sync with windows_bare.lua and windows_tumbling.c
+-- (i * 2654435761) >> 16 computed as i * 40503 + floor(i * 31153 / 65536)
+-- (2654435761 = 40503 * 65536 + 31153): every product stays below 2^53, so
+-- it is exact on Lua 5.4 and LuaJIT alike (for i < 2^32)
+local floor = math.floor
 local function ts_of(i)
   local j = i - 1
-  return j // 100 + 6000 * (j // 1000000) + ((i * 2654435761) >> 16) % 300
+  return floor(j / 100) + 6000 * floor(j / 1000000) + (i * 40503 + floor(i * 31153 / 65536)) % 300
 end
 
 local cfg = {}

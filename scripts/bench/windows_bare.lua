@@ -1,6 +1,6 @@
 -- Window benchmark baseline: case (a), tumbling 1 s event-time windows
--- summing v per key, as a bare Lua 5.4 loop in one VM over the same events
--- as windows.lua and windows_tumbling.c.
+-- summing v per key, as a bare Lua loop in one VM (Lua 5.4 or LuaJIT)
+-- over the same events as windows.lua and windows_tumbling.c.
 --   lua5.4 scripts/bench/windows_bare.lua [N]    prints "RESULTS TOTAL"
 -- Per event: the generator builds the record table (as the Tide job's
 -- generate function does), the timestamp is read from it, the event is
@@ -8,13 +8,17 @@
 -- - 300 - 1, per record) flushes every window whose last ms it reached:
 -- each (key, sum) becomes a result table {key =, v =} handed to a sink
 -- function that adds it up. The end of input flushes the rest.
-local n = math.tointeger(tonumber(arg[1] or "10000000"))
+local n = tonumber(arg[1] or "10000000")
 local SIZE, BOUND = 1000, 300
 
 -- keep in sync with windows.lua and windows_tumbling.c
+-- (i * 2654435761) >> 16 computed as i * 40503 + floor(i * 31153 / 65536)
+-- (2654435761 = 40503 * 65536 + 31153): every product stays below 2^53, so
+-- it is exact on Lua 5.4 and LuaJIT alike (for i < 2^32)
+local floor = math.floor
 local function ts_of(i)
   local j = i - 1
-  return j // 100 + 6000 * (j // 1000000) + ((i * 2654435761) >> 16) % 300
+  return floor(j / 100) + 6000 * floor(j / 1000000) + (i * 40503 + floor(i * 31153 / 65536)) % 300
 end
 
 local gen = function(i) return { key = i % 10000, v = 1, ts = ts_of(i) } end
@@ -27,8 +31,8 @@ end
 
 local windows = {} -- window start -> {key -> sum}
 local first -- the smallest window start that may still be open
-local last = math.mininteger -- the largest window start opened
-local max_ts, wm = math.mininteger + BOUND + 1, math.mininteger
+local last = -math.huge -- the largest window start opened
+local max_ts, wm = -math.huge, -math.huge
 
 local function flush(upto)
   while first and first <= last and first + SIZE - 1 <= upto do
@@ -62,5 +66,5 @@ for i = 1, n do
     end
   end
 end
-flush(math.maxinteger - SIZE)
+flush(math.huge)
 print(results, total)

@@ -17,10 +17,11 @@
 -- unaligned barrier overtakes that backlog.
 -- Checkpoints keep 100 completed ones, so that a test can inspect them.
 local tide = require "tide"
+local tointeger = require("tide.compat").tointeger
 local core = require "tide.core"
 
-local n = math.tointeger(tonumber(arg[1]))
-local us = math.tointeger(tonumber(arg[2]))
+local n = tointeger(tonumber(arg[1]))
+local us = tointeger(tonumber(arg[2]))
 local out_dir = arg[3]
 if not (n and us and out_dir) then
   io.stderr:write("usage: tide run tests/e2e/backpressure_job.lua -- N US OUT_DIR [unaligned]\n")
@@ -32,14 +33,14 @@ local clock = core.monotonic_us
 local env = tide.env{ chaining = false,
                       checkpoint = { unaligned = arg[4] == "unaligned", retained = 100 } }
 env:generate(function(i) return string.format("%08d", i) .. pad end, n):uid("numbers")
-   :assign_timestamps(function(s) return math.tointeger(tonumber(s:sub(1, 8))) end,
+   :assign_timestamps(function(s) return tointeger(tonumber(s:sub(1, 8))) end,
                       tide.watermarks.bounded(0, { per_record = true }))
    :uid("event-time")
    :rebalance()
    :map(function(s)
      local due = clock() + us
      while clock() < due do end
-     return math.tointeger(tonumber(s:sub(1, 8)))
+     return tointeger(tonumber(s:sub(1, 8)))
    end):uid("slow")
    :key_by(function(v) return v % 3 end)
    :window(tide.windows.tumbling(100))

@@ -34,6 +34,7 @@
 --                       different moments, and a source can skip a
 --                       checkpoint id while another delivers it
 local tide = require "tide"
+local tointeger = require("tide.compat").tointeger
 
 local input, out_dir, late_dir = arg[1], arg[2], arg[3]
 if not (input and out_dir and late_dir) then
@@ -56,8 +57,8 @@ if opt.dir or opt.interval or opt.unaligned or opt.retained or opt.max_concurren
     dir = opt.dir,
     interval = opt.interval,
     unaligned = opt.unaligned == "1",
-    retained = opt.retained and math.tointeger(tonumber(opt.retained)) or nil,
-    max_concurrent = opt.max_concurrent and math.tointeger(tonumber(opt.max_concurrent)) or nil,
+    retained = opt.retained and tointeger(tonumber(opt.retained)) or nil,
+    max_concurrent = opt.max_concurrent and tointeger(tonumber(opt.max_concurrent)) or nil,
   }
 end
 local restart
@@ -66,7 +67,7 @@ if opt.restart == "none" then
 elseif opt.restart then
   local attempts, delay = opt.restart:match("^fixed:(%d+):(.+)$")
   assert(attempts, "restart=none or restart=fixed:ATTEMPTS:DELAY")
-  restart = { strategy = "fixed_delay", attempts = math.tointeger(tonumber(attempts)), delay = delay }
+  restart = { strategy = "fixed_delay", attempts = tointeger(tonumber(attempts)), delay = delay }
 end
 
 local env = tide.env{ checkpoint = checkpoint, restart = restart }
@@ -114,7 +115,7 @@ if opt.fail_once or opt.fail_always then
 end
 
 if opt.slow then
-  local clock, us = require("tide.core").monotonic_us, math.tointeger(tonumber(opt.slow))
+  local clock, us = require("tide.core").monotonic_us, tointeger(tonumber(opt.slow))
   commits = (timed or commits):map(function(c)
     local due = clock() + us
     while clock() < due do end

@@ -9,7 +9,11 @@
 #   finish
 #
 # Environment:
-#   TIDE    the tide binary (default build/tide)
+#   TIDE    the tide binary (default build/tide, or build/tide-luajit when
+#           TIDE_VM is luajit)
+#   TIDE_VM the Lua VM that $TIDE runs jobs on: lua5.4 (default) or luajit;
+#           by_vm picks the expected output where the VMs differ by design
+#           (docs/LUAJIT.md)
 #   DATA    the shared data directory (default ../shared/data)
 #   PYTHON  python3, used by some oracles (default python3)
 #
@@ -18,6 +22,8 @@
 # "N passed, N failed" and exits non-zero when anything failed.
 # TMP is a fresh directory from mktemp -d, removed when the script exits.
 
+TIDE_VM=${TIDE_VM:-lua5.4}
+[ "$TIDE_VM" = luajit ] && TIDE=${TIDE:-build/tide-luajit}
 TIDE=${TIDE:-build/tide}
 DATA=${DATA:-../shared/data}
 PYTHON=${PYTHON:-python3}
@@ -228,6 +234,12 @@ hidden_files() {
     [ -e "$_e2e_f" ] && echo "${_e2e_f##*/}"
   done
   return 0
+}
+
+# by_vm LUA54 LUAJIT: prints the first under Lua 5.4, the second under
+# LuaJIT (TIDE_VM), for what docs/LUAJIT.md says differs between them.
+by_vm() {
+  if [ "$TIDE_VM" = luajit ]; then printf '%s' "$2"; else printf '%s' "$1"; fi
 }
 
 # strip_prefix: drop print()'s "N> " subtask prefixes.

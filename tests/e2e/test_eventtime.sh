@@ -29,6 +29,7 @@ END_TS=9000000000000000
 
 job counts <<'EOF'
 local tide = require "tide"
+local compat = require "tide.compat"
 local input, out_dir, side_dir = arg[1], arg[2], arg[3]
 local END = 9000000000000000
 local env = tide.env()
@@ -36,7 +37,7 @@ local env = tide.env()
 local counted = env:read_text(input)
   :map(function(line)
     local k, t = line:match("^([^,]+),(%d+)$")
-    return { k = k, t = math.tointeger(tonumber(t)) }
+    return { k = k, t = compat.tointeger(t) }
   end)
   :assign_timestamps(function(v) return v.t end, tide.watermarks.bounded("5s", { per_record = true }))
   :uid("stamp")
@@ -48,7 +49,7 @@ local counted = env:read_text(input)
       end
       local wm = ctx.timers:current_watermark()
       if v.t <= wm then error("late record " .. v.k .. "," .. v.t .. " at watermark " .. wm) end
-      local b = v.t // 10000 * 10000 + 9999
+      local b = compat.idiv(v.t, 10000) * 10000 + 9999
       local m = ctx.state:map("counts")
       m:put(b, (m:get(b) or 0) + 1)
       ctx.timers:register_event_time(b)
@@ -73,8 +74,8 @@ local counted = env:read_text(input)
   :uid("counter")
 
 -- across an exchange (at parallelism > 1), each line gets the timestamp it
--- arrived with
-local function with_ts(v, ctx, out) out:collect(v .. "," .. tostring(ctx.timestamp)) end
+-- arrived with (tide.format: LuaJIT's tostring writes 9e15 as "9e+15")
+local function with_ts(v, ctx, out) out:collect(v .. "," .. tide.format(ctx.timestamp)) end
 counted:rebalance():process(with_ts):uid("stamp-out"):write_text(out_dir)
 counted:side_output("sevens"):rebalance():process(with_ts):uid("side-stamp-out"):write_text(side_dir)
 env:execute("eventtime-counts")
@@ -115,6 +116,7 @@ check_eq "p=1 and p=3 give the same sorted output" "$TMP/counts1.sorted" "$TMP/c
 # and, for each B record, reports how many timers had fired.
 job union <<'EOF'
 local tide = require "tide"
+local idiv = require("tide.compat").idiv
 local out_dir, idle, slow = arg[1], arg[2] == "idle", arg[3] == "slow"
 local env = tide.env{ chaining = false }
 local a = env:generate(function(i)
@@ -138,7 +140,7 @@ a:union(b):key_by("k"):process{
       out:collect("b," .. v.t .. ",after," .. fired)
       return
     end
-    local bnd = v.t // 10000 * 10000 + 9999
+    local bnd = idiv(v.t, 10000) * 10000 + 9999
     local m = ctx.state:map("counts")
     m:put(bnd, (m:get(bnd) or 0) + 1)
     ctx.timers:register_event_time(bnd)

@@ -168,9 +168,10 @@ describe("tide graph building errors #unit", function()
     assert_error_at(err, at, "read_csv: on_error must be 'fail' or 'skip', not 'bogus'")
   end)
 
-  it("read_csv refuses an unknown column type", function()
+  it("read_csv refuses an unknown column type, naming the first by name", function()
     local path = tmpfile("a,b\n1,2\n")
-    local at, err = line(), error_of(function() env:read_csv(path, { types = { a = "int", b = "decimal" } }) end)
+    local types = { a = "int", z = "money", b = "decimal", c = "bigint", y = "x" }
+    local at, err = line(), error_of(function() env:read_csv(path, { types = types }) end)
     assert_error_at(err, at, "read_csv: column 'b' has unknown type 'decimal'")
   end)
 

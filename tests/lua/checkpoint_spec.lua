@@ -42,6 +42,9 @@ describe("tide.checkpoint #unit", function()
 
     it("rejects unknown keys and bad values", function()
       assert.matches("unknown checkpoint option 'intervall'", err_of(ckpt.config, { dir = "d", intervall = 1 }))
+      -- several: the first by name, whatever the table's order (on every VM)
+      assert.matches("unknown checkpoint option 'intervall'",
+        err_of(ckpt.config, { dir = "d", zz = 1, intervall = 1, yy = 2, x = 3 }))
       assert.matches("checkpoint.interval is set but there is no checkpoint directory",
         err_of(ckpt.config, { interval = "1s" }))
       assert.matches("bad checkpoint.mode", err_of(ckpt.config, { dir = "d", mode = "twice" }))
@@ -102,6 +105,8 @@ describe("tide.checkpoint #unit", function()
       assert.matches("bad restart.strategy", err_of(ckpt.restart_strategy, { strategy = "always" }))
       assert.matches("unknown option 'attempts' for restart strategy failure_rate",
         err_of(ckpt.restart_strategy, { strategy = "failure_rate", attempts = 3 }))
+      assert.matches("unknown option 'attempts' for restart strategy failure_rate",
+        err_of(ckpt.restart_strategy, { strategy = "failure_rate", zz = 1, attempts = 3, yy = 2, x = 0 }))
       assert.matches("bad restart.attempts", err_of(ckpt.restart_strategy, { strategy = "fixed_delay", attempts = -1 }))
     end)
   end)

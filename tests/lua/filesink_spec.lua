@@ -5,6 +5,7 @@
 -- (size, rollover, inactivity) decides where files roll; recovery commits
 -- what the restored checkpoint had pending and drops everything after it.
 local filesink = require "tide.filesink"
+local compat = require "tide.compat"
 
 local PREFIX = "part-job-0-"
 
@@ -114,7 +115,7 @@ end
 local function plain(v, seen)
   seen = seen or {}
   local t = type(v)
-  if t == "string" or t == "boolean" or math.type(v) == "integer" then return true end
+  if t == "string" or t == "boolean" or compat.math_type(v) == "integer" then return true end
   if t ~= "table" or getmetatable(v) or seen[v] then return false end
   seen[v] = true
   for k, x in pairs(v) do
@@ -685,7 +686,7 @@ describe("tide.filesink #unit", function()
       local w = filesink.new { dir = dir, prefix = PREFIX, defer_sync = true }
       w:write_lines({ "a" }, 1)
       w:pre_commit(1)
-      local at_fork = { table.unpack(w.unsynced) } -- what the child sees
+      local at_fork = { compat.unpack(w.unsynced) } -- what the child sees
       w:commit(1)                                  -- the parent goes on
       calls = {}
       w.unsynced = at_fork
