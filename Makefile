@@ -39,7 +39,7 @@ CORE_SRC   = $(filter-out core/main.c core/lua_module.c,$(wildcard core/*.c)) \
              $(wildcard state/*.c)
 CORE_OBJ   = $(CORE_SRC:%.c=$(BUILD)/%.o)
 # what runs Lua (compiled once per VM) and what does not (shared)
-LUA_SRC    = core/host_lua54.c core/codec.c core/source_file.c
+LUA_SRC    = core/host_lua54.c core/codec.c core/source_file.c core/module_lua.c
 FREE_OBJ   = $(filter-out $(LUA_SRC:%.c=$(BUILD)/%.o) $(BUILD)/core/luaalloc.o,$(CORE_OBJ))
 JIT_OBJ    = $(LUA_SRC:%.c=$(BUILD)/luajit/%.o)
 TEST_SRC   = $(wildcard tests/core/test_*.c)
@@ -115,7 +115,7 @@ lua/tide/cdef.lua: core/tide.h core/cdef.sh
 # The Lua C module for plain lua5.4 scripts: require "tide" finds tide.core.
 $(BUILD)/lua/tide/core.so: $(BUILD)/core/lua_module.o $(BUILD)/libtide.a
 	@mkdir -p $(dir $@)
-	$(CC) -shared $(SAN) -o $@ $^ -lz -lxxhash -lisal -lm -pthread
+	$(CC) -shared $(SAN) -o $@ $^ -lz -lxxhash -lisal -lm -ldl -pthread
 
 $(BUILD)/tests/%: tests/core/%.c $(BUILD)/libtide.a tests/core/testlib.h tests/core/deq.h
 	@mkdir -p $(dir $@)
