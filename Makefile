@@ -49,6 +49,12 @@ FUZZ_REPLAY  = $(FUZZ_TARGETS:%=$(BUILD)/tests/test_fuzz_%)
 FUZZ_HEADERS = tests/fuzz/fuzz.h tests/core/deq.h
 TEST_BIN   = $(TEST_SRC:tests/core/%.c=$(BUILD)/tests/%) $(FUZZ_REPLAY)
 HEADERS    = $(wildcard core/*.h state/*.h)
+# C modules: the example (scripts/modules) and the test modules
+# (tests/modules), built against core/tide.h alone, as a user builds one
+MODULES    = $(BUILD)/modules/streamkit.so \
+             $(patsubst tests/modules/%.c,$(BUILD)/modules/%.so,$(wildcard tests/modules/*.c)) \
+             $(BUILD)/modules/newminor.so
+MOD_CFLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -fPIC -shared -Icore
 
 # Fuzzing with libFuzzer (clang 14; Debian packages FUZZ_PKGS): one target
 # per decoder in tests/fuzz/, each run FUZZ_SECONDS over its corpus.
@@ -63,7 +69,7 @@ FUZZ_SAN      = -fsanitize=fuzzer-no-link,address,undefined \
 FUZZ_CFLAGS  ?= -O1 -g -DTD_RD_BUF=64u -DTD_RD_GZBUF=64u
 
 .PHONY: all deps test check test-c test-lua test-luajit test-e2e test-asan valgrind \
-        bench demo install uninstall clean lint cdef fuzz fuzz-build fuzz-merge
+        bench demo install uninstall clean lint cdef fuzz fuzz-build fuzz-merge modules
 
 all: $(BUILD)/tide $(BUILD)/libtide.so $(BUILD)/lua/tide/core.so \
      $(BUILD)/tide-luajit $(BUILD)/luajit/lua/tide/core.so
@@ -121,6 +127,28 @@ $(BUILD)/tests/%: tests/core/%.c $(BUILD)/libtide.a tests/core/testlib.h tests/c
 	@mkdir -p $(dir $@)
 	$(CC) $(TD_CFLAGS) $(CFLAGS) $(SAN) -Itests/core -o $@ $< $(BUILD)/libtide.a $(LDLIBS)
 
+# The module tests load the modules built here.
+$(BUILD)/tests/test_module: tests/core/test_module.c $(BUILD)/libtide.a tests/core/testlib.h $(MODULES)
+	@mkdir -p $(dir $@)
+	$(CC) $(TD_CFLAGS) $(CFLAGS) $(SAN) -Itests/core -DTD_MODULES_DIR='"$(BUILD)/modules"' \
+	  -o $@ $< $(BUILD)/libtide.a $(LDLIBS)
+
+modules: $(MODULES)
+
+$(BUILD)/modules/streamkit.so: scripts/modules/streamkit.c core/tide.h
+	@mkdir -p $(dir $@)
+	$(CC) $(MOD_CFLAGS) $(CFLAGS) $(SAN) -o $@ $<
+
+$(BUILD)/modules/%.so: tests/modules/%.c core/tide.h
+	@mkdir -p $(dir $@)
+	$(CC) $(MOD_CFLAGS) $(CFLAGS) $(SAN) -o $@ $<
+
+# badabi.c declaring the core's major and a minor above the core's
+$(BUILD)/modules/newminor.so: tests/modules/badabi.c core/tide.h
+	@mkdir -p $(dir $@)
+	$(CC) $(MOD_CFLAGS) $(CFLAGS) $(SAN) -DBADABI_MAJOR=TIDE_ABI_MAJOR \
+	  -DBADABI_MINOR='(TIDE_ABI_MINOR + 1)' -o $@ $<
+
 # A fuzz target's corpus replayed without libFuzzer, one child per input.
 $(BUILD)/tests/test_fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c $(FUZZ_HEADERS) $(BUILD)/libtide.a
 	@mkdir -p $(dir $@)
@@ -130,10 +158,10 @@ $(BUILD)/tests/test_fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c $(FUZZ_HEADE
 # deps first, then the build (also under make -j: nothing compiles before
 # the packages it needs are installed)
 test check: deps
-	@$(MAKE) --no-print-directory all $(TEST_BIN)
+	@$(MAKE) --no-print-directory all $(TEST_BIN) modules
 	@BUILD=$(BUILD) LUA=$(LUA) LUAJIT=$(LUAJIT) BUSTED=$(BUSTED) DATA=$(DATA) sh tests/run.sh
 
-test-c: all $(TEST_BIN)
+test-c: all $(TEST_BIN) modules
 	@BUILD=$(BUILD) sh tests/run.sh c
 
 test-lua: all
@@ -143,18 +171,18 @@ test-lua: all
 test-luajit:
 	@LUAJIT=$(LUAJIT) BUSTED=$(BUSTED) sh tests/run.sh luajit
 
-test-e2e: all
+test-e2e: all modules
 	@BUILD=$(BUILD) DATA=$(DATA) sh tests/run.sh e2e
 
 # Everything built with AddressSanitizer and UBSan, in its own build dir.
 test-asan: deps
 	$(MAKE) BUILD=build-asan OPT=-O1 \
 	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
-	  all $(patsubst $(BUILD)/%,build-asan/%,$(TEST_BIN))
+	  all $(patsubst $(BUILD)/%,build-asan/%,$(TEST_BIN)) modules
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  BUILD=build-asan LUA=$(LUA) LUAJIT=$(LUAJIT) BUSTED=$(BUSTED) DATA=$(DATA) TIDE_ASAN=1 sh tests/run.sh
 
-valgrind: all $(TEST_BIN)
+valgrind: all $(TEST_BIN) modules
 	@for t in $(TEST_BIN); do valgrind -q --error-exitcode=1 --leak-check=full $$t >/dev/null || exit 1; done
 	@echo "valgrind: clean"
 

@@ -260,8 +260,10 @@ static int load(td_module_t **out, const char *path, const char *real, char *err
     return fail(err, errlen, TD_EINVAL, "'%s' is not a Tide module: its '%s' symbol is not a "
                                         "module declaration (bad magic)", path, TIDE_MODULE_SYMBOL);
   }
-  /* the frozen prefix: magic, abi, size, name */
-  const char *name = d->name ? d->name : "?";
+  /* the frozen prefix: magic, abi, size, name (copied: the text goes
+   * with the object when it is closed) */
+  char name[128];
+  snprintf(name, sizeof name, "%s", d->name ? d->name : "?");
   unsigned maj = d->abi >> 16, min = d->abi & 0xffff;
   if (maj != TIDE_ABI_MAJOR || min > TIDE_ABI_MINOR) {
     dlclose(h);
