@@ -7,6 +7,8 @@ BINDIR     ?= $(PREFIX)/bin
 LIBDIR     ?= $(PREFIX)/lib
 LUA_LDIR   ?= $(PREFIX)/share/lua/5.4
 LUA_CDIR   ?= $(PREFIX)/lib/lua/5.4
+INCLUDEDIR ?= $(PREFIX)/include
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 
 CC         ?= cc
 LUA        ?= lua5.4
@@ -69,7 +71,7 @@ FUZZ_SAN      = -fsanitize=fuzzer-no-link,address,undefined \
 FUZZ_CFLAGS  ?= -O1 -g -DTD_RD_BUF=64u -DTD_RD_GZBUF=64u
 
 .PHONY: all deps test check test-c test-lua test-luajit test-e2e test-asan valgrind \
-        bench demo install uninstall clean lint cdef fuzz fuzz-build fuzz-merge modules
+        bench demo install install-headers uninstall clean lint cdef fuzz fuzz-build fuzz-merge modules
 
 all: $(BUILD)/tide $(BUILD)/libtide.so $(BUILD)/lua/tide/core.so \
      $(BUILD)/tide-luajit $(BUILD)/luajit/lua/tide/core.so
@@ -229,7 +231,7 @@ demo: deps
 	@rm -rf out/wordcount
 	$(BUILD)/tide run scripts/wordcount.lua --parallelism 2 -- $(DATA)/git-messages.txt.gz out/wordcount 20
 
-install: all
+install: all install-headers
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(LUA_LDIR)/tide $(DESTDIR)$(LUA_CDIR)/tide
 	install -m 755 $(BUILD)/tide $(DESTDIR)$(BINDIR)/tide
 	install -m 644 $(BUILD)/libtide.so $(DESTDIR)$(LIBDIR)/libtide.so
@@ -238,7 +240,19 @@ install: all
 	install -m 644 lua/tide/*.lua $(DESTDIR)$(LUA_LDIR)/tide/
 	install -m 755 $(BUILD)/lua/tide/core.so $(DESTDIR)$(LUA_CDIR)/tide/core.so
 
+# What a C module builds against: tide.h (self-contained) and tide.pc
+# (cc -shared -fPIC -o my.so my.c $(pkg-config --cflags tide)). Modules
+# link nothing of Tide's, so tide.pc has no Libs.
+install-headers:
+	install -d $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR)
+	install -m 644 core/tide.h $(DESTDIR)$(INCLUDEDIR)/tide.h
+	printf '%s\n' 'prefix=$(PREFIX)' 'includedir=$(INCLUDEDIR)' '' 'Name: tide' \
+	  'Description: Tide stream processor: the C module ABI (tide.h)' \
+	  'Version: $(shell sed -n 's/^#define TD_VERSION "\(.*\)"/\1/p' core/host.h)' \
+	  'Cflags: -I$${includedir}' >$(DESTDIR)$(PKGCONFIGDIR)/tide.pc
+
 uninstall:
+	rm -f $(DESTDIR)$(INCLUDEDIR)/tide.h $(DESTDIR)$(PKGCONFIGDIR)/tide.pc
 	rm -f $(DESTDIR)$(BINDIR)/tide $(DESTDIR)$(LIBDIR)/libtide.so $(DESTDIR)$(LIBDIR)/libtide.a
 	rm -rf $(DESTDIR)$(LUA_LDIR)/tide $(DESTDIR)$(LUA_LDIR)/tide.lua $(DESTDIR)$(LUA_CDIR)/tide
 
