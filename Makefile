@@ -223,7 +223,7 @@ fuzz-merge:
 	done; ls tests/fuzz/corpus/* | wc -l
 
 bench: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory all modules
 	@BUILD=$(BUILD) DATA=$(DATA) sh scripts/bench/run.sh
 
 demo: deps
@@ -257,10 +257,10 @@ uninstall:
 	rm -rf $(DESTDIR)$(LUA_LDIR)/tide $(DESTDIR)$(LUA_LDIR)/tide.lua $(DESTDIR)$(LUA_CDIR)/tide
 
 lint:
-	cppcheck --quiet --error-exitcode=1 --enable=warning -Icore -Istate core state
+	cppcheck --quiet --error-exitcode=1 --enable=warning -Icore -Istate core state scripts/modules tests/modules
 	luacheck --quiet --std lua54 --no-max-line-length --no-unused-args lua scripts
 	@# the library and example jobs use nothing LuaJIT lacks (docs/LUAJIT.md)
-	luacheck --quiet --std luajit --no-max-line-length --no-unused-args lua/tide.lua lua/tide scripts/*.lua
+	luacheck --quiet --std luajit --no-max-line-length --no-unused-args lua/tide.lua lua/tide scripts/*.lua scripts/modules/*.lua
 
 clean:
 	rm -rf build build-asan $(FUZZ_BUILD) out
