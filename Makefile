@@ -166,7 +166,7 @@ test check: deps
 test-c: all $(TEST_BIN) modules
 	@BUILD=$(BUILD) sh tests/run.sh c
 
-test-lua: all
+test-lua: all modules
 	@BUILD=$(BUILD) LUA=$(LUA) BUSTED=$(BUSTED) sh tests/run.sh lua
 
 # the Lua library under LuaJIT: every file parses, compat_spec passes

@@ -303,9 +303,21 @@ static int index_get(const char *p, const char *end, int64_t index, const char *
   return 0;
 }
 
-/* The canonical key bytes of record rec[0 .. len) by spec into c->key. */
+/* The length of the value at v when its bytes are canonical as they are
+ * (a fixint, a string of at most 255 bytes: the common keys), else 0. */
+static size_t canonical_as_is(const char *v, const char *end) {
+  unsigned c = (unsigned char)*v;
+  size_t avail = (size_t)(end - v), n = 0;
+  if (c <= 0x7f || c >= 0xe0) n = 1;
+  else if (c >= 0xa0 && c <= 0xbf) n = 1 + (c & 0x1f);
+  else if (c == 0xd9 && avail >= 2) n = 2 + (unsigned char)v[1];
+  return n <= avail ? n : 0;
+}
+
+/* The canonical key bytes of record rec[0 .. len) by spec: *k, *klen,
+ * pointing into the record or into c->key. */
 static int key_of(td_modchain_t *c, int node, const td_keyspec_t *spec, const char *rec,
-                  size_t len) {
+                  size_t len, const char **k, size_t *klen) {
   const char *end = rec + len, *v = NULL;
   int rc = spec->kind == TD_KEY_FIELD ? td_mp_map_get(rec, end, spec->field, spec->flen, &v)
                                       : index_get(rec, end, spec->index, &v);
@@ -316,10 +328,16 @@ static int key_of(td_modchain_t *c, int node, const td_keyspec_t *spec, const ch
     else snprintf(what, sizeof what, "index %lld", (long long)spec->index);
     return fail(c, node, TD_EINVAL, "key_by: the key of a record is nil (%s)", what);
   }
+  if (rc == 1 && (*klen = canonical_as_is(v, end)) > 0) {
+    *k = v;
+    return 0;
+  }
   c->key.len = 0;
   if (rc == 1) rc = td_mp_canonical(&v, end, &c->key);
   if (rc == TD_ENOMEM) return fail(c, node, rc, "out of memory");
   if (rc) return fail(c, node, rc, "key_by: a record's key cannot be read (corrupt record)");
+  *k = c->key.data;
+  *klen = c->key.len;
   return 0;
 }
 
@@ -364,10 +382,8 @@ static int emit_edge(td_modchain_t *c, int node, const target_t *t, const td_bat
     const char *k = NULL;
     size_t klen = 0;
     if (t->hash) {
-      int rc = key_of(c, node, &t->key, rec, len);
+      int rc = key_of(c, node, &t->key, rec, len, &k, &klen);
       if (rc) return rc;
-      k = c->key.data;
-      klen = c->key.len;
     }
     int rc = td_task_emit(c->task, t->edge, rec, len, td_in_ts(b, i), k, klen);
     if (rc) return fail(c, -1, rc, "%s", td_task_error(c->task));
@@ -518,9 +534,7 @@ static int run_keyed(td_modchain_t *c, int node, const td_batch_t *in, const cha
     const char *k;
     size_t klen;
     if (n->key.kind != TD_KEY_NONE) {
-      if ((rc = key_of(c, node, &n->key, rec, len))) break;
-      k = c->key.data;
-      klen = c->key.len;
+      if ((rc = key_of(c, node, &n->key, rec, len, &k, &klen))) break;
     } else if (keys && key_ends) {
       k = keys + kstart;
       klen = key_ends[i] - kstart;

@@ -240,8 +240,8 @@ end
 
 --- The operator of a module source node (ops.source).
 function M.source_op(node, out, rt)
-  local _, idx = add_node(node, out, rt)
-  return { module_node = idx, push = function() end }
+  local c, idx = add_node(node, out, rt)
+  return { module_node = idx, push = function() end, finish = function() check(node, c:finish(idx)) end }
 end
 
 --- The source's reader and position (operators.open_source's contract):
