@@ -7,6 +7,8 @@ BINDIR     ?= $(PREFIX)/bin
 LIBDIR     ?= $(PREFIX)/lib
 LUA_LDIR   ?= $(PREFIX)/share/lua/5.4
 LUA_CDIR   ?= $(PREFIX)/lib/lua/5.4
+INCLUDEDIR ?= $(PREFIX)/include
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 
 CC         ?= cc
 LUA        ?= lua5.4
@@ -39,7 +41,7 @@ CORE_SRC   = $(filter-out core/main.c core/lua_module.c,$(wildcard core/*.c)) \
              $(wildcard state/*.c)
 CORE_OBJ   = $(CORE_SRC:%.c=$(BUILD)/%.o)
 # what runs Lua (compiled once per VM) and what does not (shared)
-LUA_SRC    = core/host_lua54.c core/codec.c core/source_file.c
+LUA_SRC    = core/host_lua54.c core/codec.c core/source_file.c core/module_lua.c
 FREE_OBJ   = $(filter-out $(LUA_SRC:%.c=$(BUILD)/%.o) $(BUILD)/core/luaalloc.o,$(CORE_OBJ))
 JIT_OBJ    = $(LUA_SRC:%.c=$(BUILD)/luajit/%.o)
 TEST_SRC   = $(wildcard tests/core/test_*.c)
@@ -49,6 +51,12 @@ FUZZ_REPLAY  = $(FUZZ_TARGETS:%=$(BUILD)/tests/test_fuzz_%)
 FUZZ_HEADERS = tests/fuzz/fuzz.h tests/core/deq.h
 TEST_BIN   = $(TEST_SRC:tests/core/%.c=$(BUILD)/tests/%) $(FUZZ_REPLAY)
 HEADERS    = $(wildcard core/*.h state/*.h)
+# C modules: the example (scripts/modules) and the test modules
+# (tests/modules), built against core/tide.h alone, as a user builds one
+MODULES    = $(BUILD)/modules/streamkit.so \
+             $(patsubst tests/modules/%.c,$(BUILD)/modules/%.so,$(wildcard tests/modules/*.c)) \
+             $(BUILD)/modules/newminor.so
+MOD_CFLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -fPIC -shared -Icore
 
 # Fuzzing with libFuzzer (clang 14; Debian packages FUZZ_PKGS): one target
 # per decoder in tests/fuzz/, each run FUZZ_SECONDS over its corpus.
@@ -63,7 +71,7 @@ FUZZ_SAN      = -fsanitize=fuzzer-no-link,address,undefined \
 FUZZ_CFLAGS  ?= -O1 -g -DTD_RD_BUF=64u -DTD_RD_GZBUF=64u
 
 .PHONY: all deps test check test-c test-lua test-luajit test-e2e test-asan valgrind \
-        bench demo install uninstall clean lint cdef fuzz fuzz-build fuzz-merge
+        bench demo install install-headers uninstall clean lint cdef fuzz fuzz-build fuzz-merge modules
 
 all: $(BUILD)/tide $(BUILD)/libtide.so $(BUILD)/lua/tide/core.so \
      $(BUILD)/tide-luajit $(BUILD)/luajit/lua/tide/core.so
@@ -115,11 +123,33 @@ lua/tide/cdef.lua: core/tide.h core/cdef.sh
 # The Lua C module for plain lua5.4 scripts: require "tide" finds tide.core.
 $(BUILD)/lua/tide/core.so: $(BUILD)/core/lua_module.o $(BUILD)/libtide.a
 	@mkdir -p $(dir $@)
-	$(CC) -shared $(SAN) -o $@ $^ -lz -lxxhash -lisal -lm -pthread
+	$(CC) -shared $(SAN) -o $@ $^ -lz -lxxhash -lisal -lm -ldl -pthread
 
 $(BUILD)/tests/%: tests/core/%.c $(BUILD)/libtide.a tests/core/testlib.h tests/core/deq.h
 	@mkdir -p $(dir $@)
 	$(CC) $(TD_CFLAGS) $(CFLAGS) $(SAN) -Itests/core -o $@ $< $(BUILD)/libtide.a $(LDLIBS)
+
+# The module tests load the modules built here.
+$(BUILD)/tests/test_module: tests/core/test_module.c $(BUILD)/libtide.a tests/core/testlib.h $(MODULES)
+	@mkdir -p $(dir $@)
+	$(CC) $(TD_CFLAGS) $(CFLAGS) $(SAN) -Itests/core -DTD_MODULES_DIR='"$(BUILD)/modules"' \
+	  -o $@ $< $(BUILD)/libtide.a $(LDLIBS)
+
+modules: $(MODULES)
+
+$(BUILD)/modules/streamkit.so: scripts/modules/streamkit.c core/tide.h
+	@mkdir -p $(dir $@)
+	$(CC) $(MOD_CFLAGS) $(CFLAGS) $(SAN) -o $@ $<
+
+$(BUILD)/modules/%.so: tests/modules/%.c core/tide.h
+	@mkdir -p $(dir $@)
+	$(CC) $(MOD_CFLAGS) $(CFLAGS) $(SAN) -o $@ $<
+
+# badabi.c declaring the core's major and a minor above the core's
+$(BUILD)/modules/newminor.so: tests/modules/badabi.c core/tide.h
+	@mkdir -p $(dir $@)
+	$(CC) $(MOD_CFLAGS) $(CFLAGS) $(SAN) -DBADABI_MAJOR=TIDE_ABI_MAJOR \
+	  -DBADABI_MINOR='(TIDE_ABI_MINOR + 1)' -o $@ $<
 
 # A fuzz target's corpus replayed without libFuzzer, one child per input.
 $(BUILD)/tests/test_fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c $(FUZZ_HEADERS) $(BUILD)/libtide.a
@@ -130,13 +160,13 @@ $(BUILD)/tests/test_fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c $(FUZZ_HEADE
 # deps first, then the build (also under make -j: nothing compiles before
 # the packages it needs are installed)
 test check: deps
-	@$(MAKE) --no-print-directory all $(TEST_BIN)
+	@$(MAKE) --no-print-directory all $(TEST_BIN) modules
 	@BUILD=$(BUILD) LUA=$(LUA) LUAJIT=$(LUAJIT) BUSTED=$(BUSTED) DATA=$(DATA) sh tests/run.sh
 
-test-c: all $(TEST_BIN)
+test-c: all $(TEST_BIN) modules
 	@BUILD=$(BUILD) sh tests/run.sh c
 
-test-lua: all
+test-lua: all modules
 	@BUILD=$(BUILD) LUA=$(LUA) BUSTED=$(BUSTED) sh tests/run.sh lua
 
 # everything under LuaJIT: the library parses, every spec and every
@@ -144,18 +174,18 @@ test-lua: all
 test-luajit: all
 	@BUILD=$(BUILD) LUAJIT=$(LUAJIT) BUSTED=$(BUSTED) DATA=$(DATA) sh tests/run.sh luajit
 
-test-e2e: all
+test-e2e: all modules
 	@BUILD=$(BUILD) DATA=$(DATA) sh tests/run.sh e2e
 
 # Everything built with AddressSanitizer and UBSan, in its own build dir.
 test-asan: deps
 	$(MAKE) BUILD=build-asan OPT=-O1 \
 	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
-	  all $(patsubst $(BUILD)/%,build-asan/%,$(TEST_BIN))
+	  all $(patsubst $(BUILD)/%,build-asan/%,$(TEST_BIN)) modules
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  BUILD=build-asan LUA=$(LUA) LUAJIT=$(LUAJIT) BUSTED=$(BUSTED) DATA=$(DATA) TIDE_ASAN=1 sh tests/run.sh
 
-valgrind: all $(TEST_BIN)
+valgrind: all $(TEST_BIN) modules
 	@for t in $(TEST_BIN); do valgrind -q --error-exitcode=1 --leak-check=full $$t >/dev/null || exit 1; done
 	@echo "valgrind: clean"
 
@@ -194,7 +224,7 @@ fuzz-merge:
 	done; ls tests/fuzz/corpus/* | wc -l
 
 bench: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory all modules
 	@BUILD=$(BUILD) DATA=$(DATA) sh scripts/bench/run.sh
 
 demo: deps
@@ -202,7 +232,7 @@ demo: deps
 	@rm -rf out/wordcount
 	$(BUILD)/tide run scripts/wordcount.lua --parallelism 2 -- $(DATA)/git-messages.txt.gz out/wordcount 20
 
-install: all
+install: all install-headers
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(LUA_LDIR)/tide $(DESTDIR)$(LUA_CDIR)/tide
 	install -m 755 $(BUILD)/tide $(DESTDIR)$(BINDIR)/tide
 	install -m 755 $(BUILD)/tide-luajit $(DESTDIR)$(BINDIR)/tide-luajit
@@ -212,15 +242,27 @@ install: all
 	install -m 644 lua/tide/*.lua $(DESTDIR)$(LUA_LDIR)/tide/
 	install -m 755 $(BUILD)/lua/tide/core.so $(DESTDIR)$(LUA_CDIR)/tide/core.so
 
+# What a C module builds against: tide.h (self-contained) and tide.pc
+# (cc -shared -fPIC -o my.so my.c $(pkg-config --cflags tide)). Modules
+# link nothing of Tide's, so tide.pc has no Libs.
+install-headers:
+	install -d $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR)
+	install -m 644 core/tide.h $(DESTDIR)$(INCLUDEDIR)/tide.h
+	printf '%s\n' 'prefix=$(PREFIX)' 'includedir=$(INCLUDEDIR)' '' 'Name: tide' \
+	  'Description: Tide stream processor: the C module ABI (tide.h)' \
+	  'Version: $(shell sed -n 's/^#define TD_VERSION "\(.*\)"/\1/p' core/host.h)' \
+	  'Cflags: -I$${includedir}' >$(DESTDIR)$(PKGCONFIGDIR)/tide.pc
+
 uninstall:
+	rm -f $(DESTDIR)$(INCLUDEDIR)/tide.h $(DESTDIR)$(PKGCONFIGDIR)/tide.pc
 	rm -f $(DESTDIR)$(BINDIR)/tide $(DESTDIR)$(BINDIR)/tide-luajit $(DESTDIR)$(LIBDIR)/libtide.so $(DESTDIR)$(LIBDIR)/libtide.a
 	rm -rf $(DESTDIR)$(LUA_LDIR)/tide $(DESTDIR)$(LUA_LDIR)/tide.lua $(DESTDIR)$(LUA_CDIR)/tide
 
 lint:
-	cppcheck --quiet --error-exitcode=1 --enable=warning -Icore -Istate core state
+	cppcheck --quiet --error-exitcode=1 --enable=warning -Icore -Istate core state scripts/modules tests/modules
 	luacheck --quiet --std lua54 --no-max-line-length --no-unused-args lua scripts tests/e2e/*.lua
-	@# the library, example jobs, benchmarks and test jobs use nothing
-	@# LuaJIT lacks (docs/LUAJIT.md)
+	@# the library, example jobs, modules' jobs, benchmarks and test jobs use
+	@# nothing LuaJIT lacks (docs/LUAJIT.md)
 	luacheck --quiet --std luajit --no-max-line-length --no-unused-args lua/tide.lua lua/tide scripts tests/e2e/*.lua
 
 clean:

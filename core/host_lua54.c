@@ -37,6 +37,7 @@
 #include "keygroup.h"
 #include "luaalloc.h"
 #include "metadata.h"
+#include "module_lua.h"
 #include "snapshot.h"
 #include "source_file.h"
 #include "task.h"
@@ -1640,6 +1641,7 @@ int td_host_openlib(lua_State *L) {
     lua_pushlightuserdata(L, NULL);
   }
   luaL_setfuncs(L, core_funcs, 1);
+  td_module_lua_open(L); /* core.module_load, core.module_chain */
   lua_pushliteral(L, TD_VERSION);
   lua_setfield(L, -2, "version");
   lua_pushlightuserdata(L, &CANCELLED);

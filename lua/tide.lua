@@ -41,6 +41,15 @@ function tide.list_dir(path)
   return names
 end
 
+--- Load a C module (a shared object built against tide.h; docs/MODULES.md):
+-- returns its table, with one field per operator it registers (m.<name>),
+-- plus name, version, path and abi. Raises, naming the path, when the file
+-- does not exist, is not a Tide module, was built for another ABI major
+-- (or a newer minor), or its init fails.
+function tide.load_module(path)
+  return require("tide.modules").load(path, 2)
+end
+
 -- tide.windows, tide.triggers and tide.evictors live in tide.window
 setmetatable(tide, { __index = function(_, k)
   if k == "windows" or k == "triggers" or k == "evictors" then return require("tide.window")[k] end
@@ -310,6 +319,15 @@ function Env:generate(fn, count, opts)
   return s
 end
 
+--- A C module source (tide.load_module; docs/MODULES.md), Flink's
+-- addSource: op is m.<source>, config plain Lua data handed to the module
+-- encoded (MessagePack); config.rate_limit (records/s for the whole
+-- source) is honoured as the other sources' rate_limit.
+-- @return DataStream
+function Env:add_source(op, config)
+  return require("tide.modules").add_source(self, op, config, 2)
+end
+
 -- ---- transformations ----------------------------------------------------
 
 --- Apply fn to every record (Flink's map). fn(value) -> new value (non-nil).
@@ -356,6 +374,16 @@ function DataStream:process(spec)
     if spec[hook] ~= nil then check_fn(spec[hook], 1, "process", hook .. " function") end
   end
   return add_node(self.env, "process", { self }, { spec = spec, name = "process", keyed = self.key ~= nil }, 2)
+end
+
+--- Apply a C module operator (Flink's transform): op is m.<map>,
+-- m.<flat_map>, m.<filter>, or m.<process> (a keyed process: on a
+-- KeyedStream only); config plain Lua data handed to the module encoded
+-- (MessagePack). A keyed process keyed by a field name or index takes its
+-- keys in C; by a key function, through Lua.
+-- @return DataStream
+function DataStream:transform(op, config)
+  return require("tide.modules").transform(self, op, config, 2)
 end
 
 --- Partition by key (Flink's keyBy): records with equal keys go to the same
@@ -557,6 +585,14 @@ end
 -- parallelism > 1 each line starts with "<subtask+1>> ").
 function DataStream:print()
   return sink(self, { sink = { type = "print" }, name = "print" })
+end
+
+--- Send records to a C module sink (Flink's addSink): op is m.<sink>,
+-- config plain Lua data handed to the module encoded. The sink pre-commits
+-- at each checkpoint's barrier and commits when it completes (two-phase
+-- commit), so a module sink can be exactly once.
+function DataStream:add_sink(op, config)
+  return require("tide.modules").add_sink(self, op, config, 2)
 end
 
 --- Drop every record (Flink's DiscardingSink).

@@ -189,7 +189,7 @@ local function encode_item(b, v, canonical, depth)
   if tv == "string" then
     put_str(b, v)
   elseif tv == "number" then
-    if v == floor(v) and ((v < TWO53 and v > -TWO53) or v >= TWO63 or v <= -TWO63) then
+    if v == floor(v) and ((v < TWO53 and v > -TWO53) or v == TWO63 or v == -TWO63) then
       put_int(b, v)
     elseif canonical and v == floor(v) and v > -TWO63 and v < TWO63 then
       put_int(b, v) -- an integral float in int64 range, as a key
@@ -323,6 +323,10 @@ function M.encode_into(b, v, canonical)
 end
 
 M.new_buf = new_buf
+--- encode_batch(b, list, n, canonical, ends, depth): append list[1..n]'s
+-- encodings to buffer b, ends[i-1] (a uint32_t array, or nil) receiving
+-- where record i ends; what core.emit runs, under one pcall per batch.
+M.encode_batch = encode_batch
 scratch = new_buf(4096)
 
 -- ---- decoding ----------------------------------------------------------------
@@ -520,6 +524,11 @@ local function decode_batch(p, off, stop, n, out)
   end
 end
 
+--- decode_batch(p, off, stop, n, out): decode records p[off[i] .. stop[i])
+-- for i = 0 .. n-1 into out[1..n]; what core.poll runs, under one pcall per
+-- batch (raises a private value for malformed input).
+M.decode_batch = decode_batch
+
 --- Decode one value from p[pos .. lim) (p: a uint8_t pointer): value and
 -- the position after it; raises "corrupt" for malformed input.
 function M.decode_at(p, pos, lim)
@@ -600,11 +609,12 @@ function M.install(core)
       local v = ts[i]
       if v == nil then
         tsarr[i - 1] = NO_TS
-      elseif type(v) ~= "number" or v ~= floor(v) then
+      elseif type(v) ~= "number" or v ~= floor(v)
+          or ((v >= TWO53 or v <= -TWO53) and v ~= TWO63 and v ~= -TWO63) then
         error("a record's timestamp is not an integer (ms)", 0)
-      elseif v >= TWO63 then
+      elseif v == TWO63 then
         tsarr[i - 1] = MAXTS
-      elseif v <= -TWO63 then
+      elseif v == -TWO63 then
         tsarr[i - 1] = MINTS
       else
         tsarr[i - 1] = v
@@ -628,7 +638,7 @@ function M.install(core)
     end
     local p = ffi.cast(u8p, s)
     local ok, v, nxt = pcall(decode_value, p, 0, #s, 0)
-    if not ok or nxt ~= #s then error("decode: not a single MessagePack value", 2) end
+    if not ok or nxt ~= #s then error("malformed encoded value", 2) end
     return v
   end
   return core

@@ -166,7 +166,11 @@ end
 
 -- Sources, unions and side-output selections pass batches straight on.
 local function pass(_, out) return { push = out.push } end
-ops.source, ops.union, ops.side_output = pass, pass, pass
+ops.union, ops.side_output = pass, pass
+function ops.source(node, out, rt)
+  if node.source.type == "module" then return require("tide.modules").source_op(node, out, rt) end
+  return pass(node, out)
+end
 
 -- ---- timestamps and watermarks ------------------------------------------
 
@@ -927,7 +931,8 @@ end
 
 -- Sinks write, print or drop each record at once: they keep none
 -- (runtime.build: the operator before them may reuse its records).
-function ops.sink(node, _, rt)
+function ops.sink(node, out, rt)
+  if node.sink.type == "module" then return require("tide.modules").op(node, out, rt) end
   local push, w = sinks[node.sink.type](node, rt)
   if not w then return { push = push, retains = false } end
   return { push = push, retains = false, finish = w.finish, prepare_snapshot = w.prepare_snapshot, snapshot = w.snapshot,
@@ -960,6 +965,7 @@ end
 function M.open_source(node, rt)
   local src = node.source
   local split, n_splits = rt.subtask, rt.parallelism
+  if src.type == "module" then return require("tide.modules").open_source(node, rt) end
   if src.type == "text" or src.type == "csv" then
     local r, err
     if src.type == "text" then

@@ -43,11 +43,15 @@ function M.build(env, ids, rt, local_consumers, remote_outputs, unconsumed_side)
   local built, op_of_fn = {}, {}
   for i = #ids, 1, -1 do
     local node = env.nodes[ids[i]]
-    local main, wms, statuses, side_pushes = {}, {}, {}, {}
+    local main, wms, statuses, side_pushes, targets = {}, {}, {}, {}, {}
     local retained = false -- a consumer of the main output keeps records
-    local function add(tag, push, wm, st, keeps)
+    -- target: {push =, op =, node =} (a consumer in the chain) or {push =,
+    -- remote =} (an exchange), for operators that wire their output
+    -- themselves (C modules, lua/tide/modules.lua)
+    local function add(tag, push, wm, st, target, keeps)
       if tag == nil then
         main[#main + 1] = push
+        targets[#targets + 1] = target
         if keeps ~= false then retained = true end
       else
         side_pushes[tag] = side_pushes[tag] or {}
@@ -59,15 +63,20 @@ function M.build(env, ids, rt, local_consumers, remote_outputs, unconsumed_side)
     for _, c in ipairs(local_consumers(node)) do
       local cop = built[c]
       for _, inp in ipairs(env.nodes[c].inputs) do
-        if inp.node == node.id then add(inp.tag, cop.push, cop.watermark, cop.status, cop.retains) end
+        if inp.node == node.id then
+          add(inp.tag, cop.push, cop.watermark, cop.status, { push = cop.push, op = cop, node = env.nodes[c] },
+            cop.retains)
+        end
       end
     end
-    for _, r in ipairs(remote_outputs(node)) do add(r.tag, r.push, r.watermark, r.status, r.retains) end
+    for _, r in ipairs(remote_outputs(node)) do
+      add(r.tag, r.push, r.watermark, r.status, { push = r.push, remote = r }, r.retains)
+    end
     -- out.reusable: no consumer of the main output keeps a record after its
     -- push returned (sinks that write at once, network outputs that encode
     -- at once), so the operator may reuse the records it emitted, as
     -- Flink's object reuse does where it is safe
-    local out = { push = fanout(main), watermark = fanout(wms), status = fanout(statuses),
+    local out = { push = fanout(main), watermark = fanout(wms), status = fanout(statuses), targets = targets,
       reusable = #main > 0 and not retained }
     function out.side(tag)
       local list = side_pushes[tag]
@@ -131,7 +140,7 @@ end
 local function remote_output(edge, env, rt)
   local id = edge.id
   local r = {
-    tag = edge.tag,
+    tag = edge.tag, edge = edge,
     watermark = function(wm) emit_event(id, "watermark", wm) end,
     status = function(s) emit_event(id, s) end,
     retains = false, -- records are encoded at once
@@ -413,10 +422,12 @@ function M.run(env, plan, ctx)
               end
             end
           end
-          local n = read(buf, max)
-          if n == 0 then break end
+          -- pushed: a C module source ran the batch through its chain
+          -- already (0 records and pushed: nothing right now)
+          local n, pushed = read(buf, max)
+          if n == 0 and not pushed then break end
           sent = sent + n
-          push(buf, nil, n)
+          if not pushed then push(buf, nil, n) end
           -- tick returns once the outputs can take the next batch, or
           -- with a checkpoint to take first (FLIP-76: a source blocked
           -- for credit must still inject barriers)
@@ -431,7 +442,8 @@ function M.run(env, plan, ctx)
         -- a bounded source ends with the final watermark (Flink's MAX_WATERMARK)
         head.watermark(MAXWM)
       else
-        local poll, tsbuf = core.poll, {}
+        -- a C module operator at the head polls the exchange in C
+        local poll, tsbuf = head.poll or core.poll, {}
         local watermark, status = head.watermark, head.status
         -- sinks learn of completed checkpoints even when no input comes
         local idle_wait = #committers > 0 and 100 or nil

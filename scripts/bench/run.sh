@@ -17,8 +17,8 @@
 #
 # Environment: BUILD, DATA, RUNS, WIN_RUNS (runs per window row, default
 # 2), LUA (lua5.4), BENCH_CC (gcc), FLOW_SPIN (busy-loop iterations per
-# record in goal 3's slow operator); checkpoint.sh and unaligned.sh (run
-# last) read CKPT_RUNS, UA_RUNS and UA_SECONDS.
+# record in goal 3's slow operator); checkpoint.sh, unaligned.sh and
+# modules.sh (run last) read CKPT_RUNS, UA_RUNS, UA_SECONDS and MOD_RUNS.
 set -u
 
 BUILD=${BUILD:-build}
@@ -342,8 +342,12 @@ ua_rc=$?
 # ---- issue 9: the engine on both VMs, exchanges, latency: a fifth table -----
 BUILD=$BUILD DATA=$DATA sh "$HERE/engine.sh"
 engine_rc=$?
-[ "$engine_rc" -ne 0 ] && exit "$engine_rc"
+# ---- C modules (issue 9): a sixth table ---------------------------------------
+BUILD=$BUILD sh "$HERE/modules.sh"
+mod_rc=$?
 [ "$report_rc" -ne 0 ] && exit "$report_rc"
 [ "$wreport_rc" -ne 0 ] && exit "$wreport_rc"
 [ "$ckpt_rc" -ne 0 ] && exit "$ckpt_rc"
-exit "$ua_rc"
+[ "$ua_rc" -ne 0 ] && exit "$ua_rc"
+[ "$engine_rc" -ne 0 ] && exit "$engine_rc"
+exit "$mod_rc"

@@ -101,17 +101,29 @@ describe("tide under LuaJIT #unit", function()
   end)
 
   it("compiles the FFI record codec (core.emit's encoding, core.poll's decoding)", function()
-    local tffi = require "tide.ffi"
-    local rec = { id = 1, name = "rec", tags = { "a", "b" }, x = 1.5 }
+    -- batches as core.emit and core.poll handle them: one pcall per batch
+    -- around encode_batch (records, then canonical keys) and decode_batch
+    local ffi, tffi = require "ffi", require "tide.ffi"
+    local N = 256
+    local recs, keys, out = {}, {}, {}
+    local b, kb = tffi.new_buf(), tffi.new_buf()
+    local ends, kends = ffi.new("uint32_t[?]", N), ffi.new("uint32_t[?]", N)
+    local off, stop = ffi.new("uint32_t[?]", N), ffi.new("uint32_t[?]", N)
     assert.are.same({}, aborts_in(function()
-      local b = tffi.new_buf()
-      for i = 1, 20000 do
-        b.len = 0
-        rec.id = i
-        tffi.encode_into(b, rec, false)
-        tffi.encode_into(b, "key" .. (i % 10), true)
-        local v = tffi.decode_at(b.p, 0, b.len)
-        assert(v.id == i)
+      for batch = 1, 100 do
+        for i = 1, N do
+          recs[i] = { id = batch * N + i, name = "rec", tags = { "a", "b" }, x = 1.5 }
+          keys[i] = "key" .. (i % 10)
+        end
+        b.len, kb.len = 0, 0
+        assert(pcall(tffi.encode_batch, b, recs, N, false, ends, 0))
+        assert(pcall(tffi.encode_batch, kb, keys, N, true, kends, 0))
+        for i = 0, N - 1 do
+          off[i] = i == 0 and 0 or ends[i - 1]
+          stop[i] = ends[i]
+        end
+        assert(pcall(tffi.decode_batch, ffi.cast("const uint8_t *", b.p), off, stop, N, out))
+        assert(out[N].id == batch * N + N and out[N].tags[2] == "b")
       end
     end))
   end)
