@@ -59,8 +59,33 @@ local function check_not_nil(v, what)
   if v == nil then error(what .. ": nil cannot be added to state", 3) end
 end
 
+-- The length of vs, an array with no holes: Flink's ListState refuses a
+-- null element in addAll/update (a hole here, e.g. {3, nil, 5}), and keys
+-- that are not 1..n are not a list. Raises at the caller's caller.
+local function array_length(vs, what)
+  if type(vs) ~= "table" then error(what .. ": array expected", 3) end
+  local count, max = 0, 0
+  for k in pairs(vs) do
+    if type(k) ~= "number" or k < 1 or k ~= math.floor(k) then
+      error(what .. ": array expected (a key " .. tostring(k) .. " is not an index 1..n)", 3)
+    end
+    count = count + 1
+    if k > max then max = k end
+  end
+  if count ~= max then
+    for i = 1, max do
+      if vs[i] == nil then
+        error(string.format("%s: element %d is nil: nil cannot be added to list state", what, i), 3)
+      end
+    end
+  end
+  return max
+end
+
 --- ListState: get() -> array (empty when unset; the live list: copy it
--- before keeping it), add(v), add_all(array), update(array), clear().
+-- before keeping it), add(v), add_all(array), update(array), clear(). As
+-- Flink's ListState, nil cannot be added: add(nil) and an array with a
+-- hole ({3, nil, 5}) are errors that leave the state unchanged.
 function KeyedState:list(name)
   local h, t = register(self, name, "list", 2)
   if h then return h end
@@ -80,21 +105,22 @@ function KeyedState:list(name)
       end
     end,
     add_all = function(_, vs)
-      if type(vs) ~= "table" then error("add_all: array expected", 2) end
-      if #vs == 0 then return end
+      local n = array_length(vs, "add_all")
+      if n == 0 then return end
       local k = cur.key
       local l = t[k]
       if not l then
         l = {}
         t[k] = l
       end
-      for i = 1, #vs do l[#l + 1] = vs[i] end
+      local m = #l
+      for i = 1, n do l[m + i] = vs[i] end
     end,
     update = function(_, vs)
-      if type(vs) ~= "table" then error("update: array expected", 2) end
+      local n = array_length(vs, "update")
       local l = {}
-      for i = 1, #vs do l[i] = vs[i] end
-      t[cur.key] = #l > 0 and l or nil
+      for i = 1, n do l[i] = vs[i] end
+      t[cur.key] = n > 0 and l or nil
     end,
     clear = function() t[cur.key] = nil end,
   }

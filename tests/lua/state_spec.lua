@@ -127,6 +127,24 @@ describe("tide.state ListState #unit", function()
     assert.are.same({}, l:get())
   end)
 
+  it("refuses a hole (nil element) in add_all and update, as Flink's ListState refuses null elements", function()
+    l:add_all { 1, 2 }
+    for _, f in ipairs { "add_all", "update" } do
+      for _, bad in ipairs { { 3, nil, 5 }, { nil, 4 }, { [2] = 7 }, { 1, [3] = 3 } } do
+        local err = error_of(l[f], l, bad)
+        assert.truthy(err:find(f .. ": element ", 1, true), err)
+        assert.truthy(err:find("is nil: nil cannot be added to list state", 1, true), err)
+      end
+      -- keys that are not array indices at all
+      for _, bad in ipairs { { 1, x = 2 }, { [0] = 1 }, { [1.5] = 1 } } do
+        local err = error_of(l[f], l, bad)
+        assert.truthy(err:find(f .. ": array expected", 1, true), err)
+      end
+    end
+    -- the state is unchanged by every refused call
+    assert.are.same({ 1, 2 }, l:get())
+  end)
+
   it("refuses non-tables in add_all and update", function()
     assert.truthy(error_of(l.add_all, l, 5):find("array expected", 1, true))
     assert.truthy(error_of(l.update, l, "x"):find("array expected", 1, true))
