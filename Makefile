@@ -34,7 +34,7 @@ SAN        ?=
 
 DEBIAN_PKGS = lua5.4 liblua5.4-dev luajit libluajit-5.1-dev librocksdb-dev \
               libev-dev lua-busted luarocks pkg-config zlib1g-dev \
-              libxxhash-dev libisal-dev python3 gzip time \
+              libxxhash-dev xxhash libisal-dev python3 gzip time \
               cppcheck lua-check
 
 CORE_SRC   = $(filter-out core/main.c core/lua_module.c,$(wildcard core/*.c)) \

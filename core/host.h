@@ -52,12 +52,17 @@ enum {
 };
 
 /*
- * td_host_run_script - load the script at `path` and run it with
- * arg = {[0] = path, args...} and `...` = args, through lua_pcall with a
- * traceback handler. Returns TD_RUN_OK, TD_RUN_SYNTAX or TD_RUN_ERROR, with
+ * td_host_run_script - run the job script `path` with arg = {[0] = path,
+ * args...} and `...` = args, through lua_pcall with a traceback handler.
+ * text NULL (the planning VM): the file is read once and its text pinned
+ * in the VM's registry, where core.execute takes it for the subtasks;
+ * text given (text_len bytes, a subtask VM): that text is run and the file
+ * is not read, so an edited script never slips into a running job or its
+ * restarts. Messages name path:line either way. Returns TD_RUN_OK,
+ * TD_RUN_SYNTAX (does not load, or cannot be read) or TD_RUN_ERROR, with
  * the message (file:line, and a traceback for runtime errors) in errbuf.
  */
-int td_host_run_script(lua_State *L, const char *path,
+int td_host_run_script(lua_State *L, const char *path, const char *text, size_t text_len,
                        const char *const *args, int n_args, char *errbuf,
                        size_t errlen);
 

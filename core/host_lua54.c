@@ -42,6 +42,8 @@
 #include "source_file.h"
 #include "task.h"
 
+#include <xxhash.h>
+
 /* Buffer timeout: partially filled output buffers are sent at least this
  * often (Flink's execution.buffer-timeout, 100 ms by default). */
 #define FLUSH_INTERVAL_MS 100
@@ -113,12 +115,85 @@ static int msghandler(lua_State *L) {
   return 1;
 }
 
-int td_host_run_script(lua_State *L, const char *path,
+/* Push the text of the script at path (read whole, once), or return
+ * non-zero with luaL_loadfile's message pushed ("cannot open PATH: ..."). */
+static int read_script(lua_State *L, const char *path) {
+  FILE *f = fopen(path, "rb");
+  if (!f) {
+    lua_pushfstring(L, "cannot open %s: %s", path, strerror(errno));
+    return 1;
+  }
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  char chunk[8192];
+  size_t n;
+  while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) luaL_addlstring(&b, chunk, n);
+  int bad = ferror(f);
+  int e = errno;
+  fclose(f);
+  luaL_pushresult(&b);
+  if (bad) {
+    lua_pop(L, 1);
+    lua_pushfstring(L, "cannot read %s: %s", path, strerror(e));
+    return 1;
+  }
+  return 0;
+}
+
+/* The pinned script text of this VM (pushed), read from path and kept in
+ * the registry the first time; 0, or non-zero with the message pushed. */
+static int pinned_script(lua_State *L, const char *path) {
+  lua_getfield(L, LUA_REGISTRYINDEX, "tide.script_text");
+  if (lua_type(L, -1) == LUA_TSTRING) return 0;
+  lua_pop(L, 1);
+  if (read_script(L, path)) return 1;
+  lua_pushvalue(L, -1);
+  lua_setfield(L, LUA_REGISTRYINDEX, "tide.script_text");
+  return 0;
+}
+
+/* Load script text as luaL_loadfile loads a file: a UTF-8 BOM skipped, a
+ * first line starting with '#' read as an empty line (line numbers kept),
+ * the chunk named "@path" so messages say path:line. */
+static int load_script_text(lua_State *L, const char *path, const char *text, size_t len) {
+  if (len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0) {
+    text += 3;
+    len -= 3;
+  }
+  if (len > 0 && text[0] == '#') {
+    const char *nl = memchr(text, '\n', len);
+    size_t skip = nl ? (size_t)(nl - text) : len;
+    text += skip;
+    len -= skip;
+  }
+  lua_pushfstring(L, "@%s", path);
+  const char *name = lua_tostring(L, -1);
+  int rc = luaL_loadbuffer(L, text, len, name);
+  lua_remove(L, -2);
+  return rc;
+}
+
+int td_host_run_script(lua_State *L, const char *path, const char *text, size_t text_len,
                        const char *const *args, int n_args, char *errbuf,
                        size_t errlen) {
   int base = lua_gettop(L);
   lua_pushcfunction(L, msghandler);
-  int rc = luaL_loadfile(L, path);
+  int rc;
+  if (!text) {
+    /* the planning VM: the script is read here, once, and every subtask
+     * VM (and every restart) runs this text, never the file again */
+    if (pinned_script(L, path)) {
+      snprintf(errbuf, errlen, "%s", lua_tostring(L, -1));
+      lua_settop(L, base);
+      return TD_RUN_SYNTAX;
+    }
+    size_t n;
+    const char *t = lua_tolstring(L, -1, &n);
+    rc = load_script_text(L, path, t, n);
+    lua_remove(L, -2);
+  } else {
+    rc = load_script_text(L, path, text, text_len);
+  }
   if (rc != LUA_OK) {
     snprintf(errbuf, errlen, "%s%s", lua_tostring(L, -1),
              rc == LUA_ERRSYNTAX ? TD_LUA_SYNTAX_HINT : "");
@@ -231,7 +306,7 @@ static void subtask_body(td_subtask_t *st) {
   lua_setfield(L, LUA_REGISTRYINDEX, "tide.subtask");
   set_package_field(L, "path", spec->lua_path);
   set_package_field(L, "cpath", spec->lua_cpath);
-  int rc = td_host_run_script(L, spec->script, spec->args, spec->n_args, err,
+  int rc = td_host_run_script(L, spec->script, spec->script_text, spec->script_len, spec->args, spec->n_args, err,
                               sizeof err);
   if (rc == TD_RUN_OK && !st->ran) {
     snprintf(err, sizeof err,
@@ -305,6 +380,20 @@ static int l_note(lua_State *L) {
   return 0;
 }
 
+/* core.script_hash(path) -> the XXH64 of the job script's pinned text as
+ * 16 hex digits (the text core.execute gives the subtasks; read and pinned
+ * now if this VM has not read it yet). Recorded in every checkpoint. */
+static int l_script_hash(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  if (pinned_script(L, path)) return luaL_error(L, "%s", lua_tostring(L, -1));
+  size_t n;
+  const char *t = lua_tolstring(L, -1, &n);
+  char hex[17];
+  snprintf(hex, sizeof hex, "%016llx", (unsigned long long)XXH64(t, n, 0));
+  lua_pushstring(L, hex);
+  return 1;
+}
+
 /* core.execute(plan) -> true, nil, notes | nil, message, notes: notes are
  * the lines subtasks added with core.note (for the exit summary). */
 static int l_execute(lua_State *L) {
@@ -313,6 +402,11 @@ static int l_execute(lua_State *L) {
   memset(&spec, 0, sizeof spec);
   spec.name = field_str(L, 1, "name", 0);
   spec.script = field_str(L, 1, "script", 0);
+  /* the pinned text: read by the planning VM's run (or now, when the
+   * script was started by a plain Lua interpreter); kept in the registry */
+  if (pinned_script(L, spec.script)) return luaL_error(L, "%s", lua_tostring(L, -1));
+  spec.script_text = lua_tolstring(L, -1, &spec.script_len);
+  lua_pop(L, 1);
   spec.lua_path = field_str(L, 1, "path", 1);
   spec.lua_cpath = field_str(L, 1, "cpath", 1);
   spec.fingerprint = field_str(L, 1, "fingerprint", 0);
@@ -1590,6 +1684,7 @@ static int l_task_handle(lua_State *L) {
 
 static const luaL_Reg core_funcs[] = {
     {"execute", l_execute},
+    {"script_hash", l_script_hash},
     {"defaults", l_defaults},
     {"context", l_context},
     {"begin", l_begin},

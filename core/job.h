@@ -31,6 +31,9 @@ typedef struct td_job_edge {
 typedef struct td_job_spec {
   const char *name;
   const char *script;         /* path of the job script */
+  const char *script_text;    /* its text, read once at submission: every
+                                 subtask VM loads this, never the file */
+  size_t script_len;
   const char *const *args;    /* args[0] = script, args[1..n_args-1] */
   int n_args;
   const char *lua_path;       /* package.path and package.cpath to use */

@@ -212,7 +212,7 @@ static int cmd_run(int argc, char **argv) {
   }
   add_lua_path(L);
   static char err[16384];
-  int rc = td_host_run_script(L, script, args, n_args, err, sizeof err);
+  int rc = td_host_run_script(L, script, NULL, 0, args, n_args, err, sizeof err);
   fflush(stdout);
   if (rc != TD_RUN_OK) fprintf(stderr, "tide: %s\n", err);
   lua_close(L);

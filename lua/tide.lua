@@ -824,6 +824,12 @@ function Env:execute(name)
     restore, corrupt = ckpt.find_latest(job_dir, warn, name)
     if not restore then error(no_checkpoint_error(job_dir, corrupt), 2) end
     io.stderr:write(string.format("tide: resuming job '%s' from checkpoint %d (%s)\n", name, restore.id, restore.dir))
+    local h = restore.job.script_hash
+    if h and h ~= core.script_hash(plan.script) then
+      io.stderr:write(string.format("tide: note: %s is not the script checkpoint %d was taken with " ..
+        "(script hash %s then, %s now): the job resumes with the new logic\n", plan.script, restore.id, h,
+        core.script_hash(plan.script)))
+    end
   elseif not defaults.allow_existing_output then
     local found = committed_output(self, name)
     if #found > 0 then

@@ -107,7 +107,9 @@ function M.inflight_file(t, s) return string.format("inflight-%d-%d.state", t, s
 
 --- The job description stored in every _metadata: fingerprint, job name,
 -- lineage (the id in the names of the job's part files, kept across
--- resumes), and per task its parallelism and operator uids (MessagePack).
+-- resumes), the hash of the script text the job runs (script_hash: the
+-- text read once at submission), and per task its parallelism and
+-- operator uids (MessagePack).
 function M.job_info(env, plan, name)
   local tasks = {}
   for i, t in ipairs(plan.tasks) do
@@ -116,7 +118,7 @@ function M.job_info(env, plan, name)
     tasks[i] = { parallelism = t.parallelism, uids = uids }
   end
   return core.encode({ version = 1, job = name, fingerprint = plan.fingerprint, lineage = plan.job_id,
-    tasks = tasks })
+    script_hash = core.script_hash(plan.script), tasks = tasks })
 end
 
 --- The state files each subtask's snapshot writes, per subtask in job
