@@ -43,12 +43,18 @@ void td_host_set_checkpoint_defaults(const char *dir, const char *interval, int 
  * the string must outlive the script). */
 void td_host_set_output_defaults(int allow_existing_output, const char *buffer_timeout);
 
+/* td_host_set_cancel_signal - record that signal sig (SIGINT, SIGTERM)
+ * cancelled the run: scripts see it as core.cancel_signal(). */
+void td_host_set_cancel_signal(int sig);
+
 /* Outcome of td_host_run_script. */
 enum {
   TD_RUN_OK = 0,
   TD_RUN_SYNTAX = 2,  /* the script does not load: syntax error, missing */
   TD_RUN_ERROR = 1,   /* the script raised, or a job it ran failed */
-  TD_RUN_CORRUPT = 3  /* nothing to resume: every completed checkpoint is corrupt */
+  TD_RUN_CORRUPT = 3, /* nothing to resume: every completed checkpoint is corrupt */
+  TD_RUN_SIGINT = 130, /* cancelled by SIGINT (128 + 2) */
+  TD_RUN_SIGTERM = 143 /* cancelled by SIGTERM (128 + 15) */
 };
 
 /*

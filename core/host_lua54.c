@@ -19,6 +19,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <sys/prctl.h>
 #include <time.h>
 #include <unistd.h>
@@ -223,7 +224,9 @@ int td_host_run_script(lua_State *L, const char *path, const char *text, size_t 
       out = TD_RUN_ERROR;
       lua_getfield(L, LUA_REGISTRYINDEX, "tide.exit_code");
       lua_Integer code = lua_tointeger(L, -1);
-      if (code == TD_RUN_SYNTAX || code == TD_RUN_CORRUPT) out = (int)code;
+      if (code == TD_RUN_SYNTAX || code == TD_RUN_CORRUPT || code == TD_RUN_SIGINT ||
+          code == TD_RUN_SIGTERM)
+        out = (int)code;
       lua_pop(L, 1);
     }
   }
@@ -378,6 +381,19 @@ static void collect_note(void *ud, const char *line) {
 static int l_note(lua_State *L) {
   td_job_note(subtask_of(L)->job, luaL_checkstring(L, 1));
   return 0;
+}
+
+static atomic_int cancel_signal;
+
+void td_host_set_cancel_signal(int sig) { atomic_store(&cancel_signal, sig); }
+
+/* core.cancel_signal() -> the signal number (SIGINT 2, SIGTERM 15) that
+ * cancelled this run, or nil. */
+static int l_cancel_signal(lua_State *L) {
+  int sig = atomic_load(&cancel_signal);
+  if (sig) lua_pushinteger(L, sig);
+  else lua_pushnil(L);
+  return 1;
 }
 
 /* core.script_hash(path) -> the XXH64 of the job script's pinned text as
@@ -1211,6 +1227,9 @@ static int l_write_stdout(lua_State *L) {
   const char *s = luaL_checklstring(L, 1, &len);
   pthread_mutex_lock(&g_stdout_mu);
   size_t w = fwrite(s, 1, len, stdout);
+  /* a batch at a time reaches a pipe or file (stdout is fully buffered
+   * there), so a running job's output is seen as it goes */
+  if (w == len && fflush(stdout) != 0) w = 0;
   pthread_mutex_unlock(&g_stdout_mu);
   if (w != len) return luaL_error(L, "cannot write to stdout: %s", strerror(errno));
   return 0;
@@ -1685,6 +1704,7 @@ static int l_task_handle(lua_State *L) {
 static const luaL_Reg core_funcs[] = {
     {"execute", l_execute},
     {"script_hash", l_script_hash},
+    {"cancel_signal", l_cancel_signal},
     {"defaults", l_defaults},
     {"context", l_context},
     {"begin", l_begin},

@@ -20,7 +20,43 @@ struct td_job {
   atomic_int cancelled;
   td_coord_t *coord;
   char *error;                /* first failure */
+  td_job_t *next_running;     /* the list td_job_cancel_all walks */
 };
+
+/* The jobs td_job_run is running, and the reason of td_job_cancel_all
+ * (NULL until it is called): a job started after it fails at once. */
+static pthread_mutex_t running_mu = PTHREAD_MUTEX_INITIALIZER;
+static td_job_t *running;
+static char *cancel_all_reason;
+
+static void running_add(td_job_t *job) {
+  pthread_mutex_lock(&running_mu);
+  job->next_running = running;
+  running = job;
+  const char *why = cancel_all_reason;
+  pthread_mutex_unlock(&running_mu);
+  if (why) td_job_fail(job, why);
+}
+
+static void running_remove(td_job_t *job) {
+  pthread_mutex_lock(&running_mu);
+  for (td_job_t **p = &running; *p; p = &(*p)->next_running) {
+    if (*p == job) {
+      *p = job->next_running;
+      break;
+    }
+  }
+  pthread_mutex_unlock(&running_mu);
+}
+
+void td_job_cancel_all(const char *reason) {
+  pthread_mutex_lock(&running_mu);
+  if (!cancel_all_reason) cancel_all_reason = strdup(reason ? reason : "cancelled");
+  const char *why = cancel_all_reason ? cancel_all_reason : "cancelled";
+  /* td_job_fail takes only the job's own lock: no order with running_mu */
+  for (td_job_t *j = running; j; j = j->next_running) td_job_fail(j, why);
+  pthread_mutex_unlock(&running_mu);
+}
 
 /* Channels of the gate of (task, subtask) that belong to edge e start at
  * this offset: edges in order, each with 1 (forward) or p(from) channels. */
@@ -213,6 +249,7 @@ int td_job_run(const td_job_spec_t *spec, void (*body)(td_subtask_t *),
     job_free(job);
     return rc;
   }
+  running_add(job);
   int started = 0;
   for (; started < total; started++) {
     if (pthread_create(&job->subtasks[started].thread, NULL, thread_main,
@@ -222,6 +259,7 @@ int td_job_run(const td_job_spec_t *spec, void (*body)(td_subtask_t *),
     }
   }
   for (int i = 0; i < started; i++) pthread_join(job->subtasks[i].thread, NULL);
+  running_remove(job);
   td_coord_stop(job->coord);
   if (spec->log && getenv("TIDE_CHECKPOINT_STATS")) {
     td_coord_stats_t cs;

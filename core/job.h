@@ -106,6 +106,14 @@ void td_job_note(td_job_t *job, const char *line);
  * while subtasks run). */
 td_coord_t *td_job_coordinator(const td_job_t *job);
 
+/*
+ * td_job_cancel_all - fail every job td_job_run is running with `reason`
+ * (copied), and every job started after this call at its start: how a
+ * SIGINT/SIGTERM cancels (core/main.c). Thread-safe; not async-signal-safe
+ * (call it from a thread, not a signal handler).
+ */
+void td_job_cancel_all(const char *reason);
+
 /* td_job_cancelled - whether the job has failed or been cancelled. */
 int td_job_cancelled(const td_job_t *job);
 

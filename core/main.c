@@ -17,6 +17,9 @@
 #include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +28,7 @@
 #include "luacompat.h"
 
 #include "host.h"
+#include "job.h"
 #include "keygroup.h"
 #include "metadata.h"
 
@@ -117,6 +121,51 @@ static void add_lua_path(lua_State *L) {
   lua_pop(L, 2);
 }
 
+/* ---- SIGINT / SIGTERM: cancel the job, a second one exits at once ------
+ * The handler only writes the signal number to a pipe (async-signal-safe)
+ * or, on a second signal, _exits; a thread reads the pipe, says what it
+ * does and cancels the running job (td_job_cancel_all). The job's failure
+ * then reaches tide.lua, which sees core.cancel_signal(), removes the
+ * in-progress part files, keeps the checkpoints and exits 128 + signal. */
+static int signal_pipe[2] = {-1, -1};
+static atomic_int signals_seen;
+
+static void on_signal(int sig) {
+  if (atomic_fetch_add(&signals_seen, 1) > 0) _exit(128 + sig);
+  unsigned char b = (unsigned char)sig;
+  ssize_t w = write(signal_pipe[1], &b, 1);
+  (void)w;
+}
+
+static void *signal_thread(void *arg) {
+  (void)arg;
+  unsigned char b;
+  while (read(signal_pipe[0], &b, 1) != 1) {
+    if (errno != EINTR) return NULL;
+  }
+  const char *name = b == SIGINT ? "SIGINT" : "SIGTERM";
+  fprintf(stderr, "tide: %s: cancelling the job (again to exit at once)\n", name);
+  td_host_set_cancel_signal(b);
+  char reason[64];
+  snprintf(reason, sizeof reason, "cancelled by %s", name);
+  td_job_cancel_all(reason);
+  return NULL;
+}
+
+static void install_signal_handlers(void) {
+  if (pipe(signal_pipe) != 0) return;
+  pthread_t th;
+  if (pthread_create(&th, NULL, signal_thread, NULL) != 0) return;
+  pthread_detach(th);
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+}
+
 static int cmd_run(int argc, char **argv) {
   static const struct option opts[] = {
       {"parallelism", required_argument, NULL, 'p'},
@@ -201,6 +250,7 @@ static int cmd_run(int argc, char **argv) {
   args[0] = script;
   for (int i = optind; i < argc; i++) args[1 + i - optind] = argv[i];
 
+  install_signal_handlers();
   td_host_set_defaults(parallelism, max_parallelism);
   td_host_set_checkpoint_defaults(ckpt_dir, ckpt_interval, resume);
   td_host_set_output_defaults(allow_existing, buffer_timeout);

@@ -868,6 +868,26 @@ function Env:execute(name)
     local ok, err, run_notes = core.execute(plan)
     table.move(run_notes, 1, #run_notes, #notes + 1, notes)
     if ok then break end
+    local sig = core.cancel_signal()
+    if sig then
+      -- SIGINT/SIGTERM: no restart; what the run was writing goes, what
+      -- checkpoints completed stays
+      local removed = {}
+      for _, n in ipairs(self.nodes) do
+        local dir = n.kind == "sink" and n.sink.dir
+        if dir then
+          for _, f in ipairs(require("tide.filesink").remove_in_progress(dir, name, plan.job_id)) do
+            removed[#removed + 1] = f
+          end
+        end
+      end
+      local sname = sig == 2 and "SIGINT" or "SIGTERM"
+      summary("cancelled by " .. sname)
+      error(usage_error(string.format("job '%s' cancelled by %s: %d in-progress part file%s removed; %s", name,
+        sname, #removed, #removed == 1 and "" or "s",
+        cc and ("completed checkpoints kept in " .. job_dir .. " (--resume continues from the latest)")
+        or "no checkpoints were configured"), 128 + sig), 2)
+    end
     local delay = restart.on_failure(core.now_ms())
     if not delay then
       summary("failed")

@@ -142,6 +142,19 @@ function M.committed_of_job(dir, job)
   return out
 end
 
+--- Remove the in-progress part files of run `id` of job `job` in dir (a
+-- cancelled run's: never pre-committed, so no checkpoint refers to them;
+-- pending files stay for --resume). Returns the names removed.
+function M.remove_in_progress(dir, job, id)
+  local pat, out = job_pattern(job, true), {}
+  for _, name in ipairs(core.list_dir(dir) or {}) do
+    local run, kind = name:match(pat)
+    if run == id and kind == "inprogress" and os.remove(dir .. "/" .. name) then out[#out + 1] = name end
+  end
+  table.sort(out)
+  return out
+end
+
 -- ---- naming ----------------------------------------------------------------
 
 local function final_path(self, name) return self.dir .. "/" .. name end
