@@ -290,6 +290,22 @@ local NO_TIMERS = setmetatable({
 
 local operator_state = require "tide.operator_state"
 
+-- The old snapshots a keyed operator restores its keyed state from: its
+-- own (s) when the parallelism is unchanged, else every old subtask's
+-- (all, up to the old parallelism; the state layer keeps the key groups of
+-- this subtask), as Flink restores keyed state by key-group range.
+local function keyed_sources(s, all, rt)
+  -- the old parallelism: all.n (the runtime's lazy list, which reads a
+  -- file per index) or #all (a plain list)
+  local n = all and (all.n or #all) or 0
+  if n == 0 or n == rt.parallelism then return s and { s } or {} end
+  local olds = {}
+  for i = 1, n do
+    if all[i] then olds[#olds + 1] = all[i] end
+  end
+  return olds
+end
+
 -- Flink's ProcessFunction / KeyedProcessFunction: on_record(value, ctx,
 -- out) per record, on_timer(ts, ctx, out) per due timer (keyed streams),
 -- ctx:output(tag, v) for side outputs. Records collected in on_record take
@@ -352,7 +368,8 @@ function ops.process(node, out, rt)
   if node.keyed then
     local cur = {}
     local keyf = node.inputs[1].key
-    ctx.state = state.new(cur)
+    local backend = state.backend(rt.max_parallelism, rt.parallelism, rt.subtask)
+    ctx.state = state.new(cur, backend)
     local service = timers.new(function(domain, t, k, _, raw)
       cur.key = k
       ctx.key = raw
@@ -374,7 +391,8 @@ function ops.process(node, out, rt)
       for i = 1, n do
         local v = b[i]
         local k = keyf(v)
-        cur.key = norm_key(k, node)
+        if k == nil then norm_key(k, node) end
+        cur.key = backend:key(k)
         ctx.key = k
         local t = ts and ts[i]
         ctx.timestamp = t
@@ -400,15 +418,12 @@ function ops.process(node, out, rt)
     end
     function op.next_timer() return service:next_processing_time() end
     function op.snapshot()
-      return { state = ctx.state.tables, timers = service:snapshot(), operator_state = ctx.operator_state:snapshot() }
+      return { keyed = backend:snapshot(), timers = service:snapshot(), operator_state = ctx.operator_state:snapshot() }
     end
     function op.restore(s, all)
-      if s then
-        for name, t in pairs(s.state or {}) do
-          local mine = ctx.state:table(name)
-          for k, v in pairs(t) do mine[k] = v end
-        end
-        service:restore(s.timers or {})
+      for _, o in ipairs(keyed_sources(s, all, rt)) do
+        backend:restore({ o.keyed })
+        service:restore(o.timers or {}, backend)
       end
       restore_operator_state(s, all)
     end
@@ -466,7 +481,7 @@ end
 -- ---- keyed rolling aggregations ---------------------------------------------
 
 local AGG_TEMPLATE = [[
-local keyf, kfield, field, fn, vals, firsts, nxt, encode, fail, result, raws, check_numbers, spec = ...
+local keyf, kfield, field, fn, vals, firsts, nxt, intern, fail, result, raws, check_numbers, spec = ...
 local shape_of, slots, slot_shape, SH, reslot, shape_for =
   spec.shape_of, spec.slots, spec.slot_shape, spec.SH, spec.reslot, spec.shape_for
 local type = type
@@ -482,10 +497,10 @@ return function(b, ts, n)
     local a = vals[k]
     if a == nil then
       -- a miss: the key may be nil (an error) or a table (compared by
-      -- value, through its canonical encoding); hits need no check
+      -- value: the state layer's interned copy); hits need no check
       if k == nil then fail("key") elseif type(k) == "table" then
         local kr = k
-        k = encode(k, true)
+        k = intern(k)
         a = vals[k]
         $RAWSAVE
       end
@@ -531,9 +546,9 @@ local function aggregation_loop(node, out, rt, agg, st, mode)
   local inp = node.inputs[1]
   local field = node.field
   local batch = rt.batch or mode == "combine"
-  local vals, firsts = st:table(agg), st:table(agg .. ".first")
+  local vals, firsts = st:state(agg, "value").t, st:state(agg .. ".first", "value").t
   local with_first = agg ~= "reduce" and field ~= nil
-  local keys = agg == "count" and st:table("count.key") or nil
+  local keys = agg == "count" and st:state("count.key", "value").t or nil
   local raws = mode == "combine" and {} or nil
   -- The output of a key: its first record with the field replaced by the
   -- aggregate. Records of one shape (the same field names, all of them
@@ -693,7 +708,7 @@ local function aggregation_loop(node, out, rt, agg, st, mode)
     :gsub("%$EMIT", function() return emit_code(sh) end)
     :gsub("%$AFTER", batch and "" or "nxt(o, ts, m)")
   return assert(load(src, "=[tide " .. agg .. "]", "t"))(inp.key, inp.key_field, field, node.fn,
-    vals, keys or firsts, nxt, encode, fail, result, raws, core.check_numbers,
+    vals, keys or firsts, nxt, function(k) return st:key(k) end, fail, result, raws, core.check_numbers,
     { shape_of = shape_of, slots = slots, slot_shape = slot_shape, SH = sh, reslot = reslot,
       shape_for = shape_for })
   end
@@ -711,11 +726,14 @@ local function aggregation_loop(node, out, rt, agg, st, mode)
   if mode == "merge" then
     local f = keys or firsts
     local merge = assert(load([[
-      local vals, f = ...
+      local vals, f, intern = ...
+      local type = type
       return function(b, _, n)
         for i = 1, n do
           local p = b[i]
           local k, x = p[1], p[2]
+          -- a table key arrives as a new table: the state layer's copy
+          if type(k) == "table" then k = intern(k) end
           local a = vals[k]
           if a == nil then
             vals[k] = x
@@ -726,7 +744,7 @@ local function aggregation_loop(node, out, rt, agg, st, mode)
           end
         end
       end]], "=[tide " .. agg .. " merge]", "t"))
-    push = merge(vals, f)
+    push = merge(vals, f, function(k) return st:key(k) end)
   end
   local finish
   if batch then
@@ -744,12 +762,14 @@ local function aggregation_loop(node, out, rt, agg, st, mode)
     end
   end
   return { push = push, finish = finish,
-    snapshot = function() return { vals = vals, firsts = keys or firsts, raws = raws } end,
-    restore = function(s)
-      local f = keys or firsts
-      for k, v in pairs(s.vals) do vals[k] = v end
-      for k, v in pairs(s.firsts) do f[k] = v end
-      for k, v in pairs(s.raws or {}) do raws[k] = v end
+    snapshot = function() return { keyed = st:snapshot(), raws = raws } end,
+    restore = function(s, all)
+      -- the combiner's partials (mode "combine") belong to its subtask,
+      -- whatever their key groups
+      for _, o in ipairs(mode == "combine" and { s } or keyed_sources(s, all, rt)) do
+        st:restore({ o.keyed })
+        for k, v in pairs(o.raws or {}) do raws[st:key(k)] = v end
+      end
     end }
 end
 
@@ -776,18 +796,20 @@ function M.combiner(node, rt, emit)
     end
     emit(o, n, keyed)
   end }
-  return aggregation_loop(node, out, rt, node.agg, state.new({}), "combine")
+  -- the partials of any key group (they are routed after): the whole range
+  return aggregation_loop(node, out, rt, node.agg, state.backend(rt.max_parallelism), "combine")
 end
 
 function ops.reduce(node, out, rt)
-  return aggregation_loop(node, out, rt, "reduce", state.new({}))
+  return aggregation_loop(node, out, rt, "reduce", state.backend(rt.max_parallelism, rt.parallelism, rt.subtask))
 end
 
 -- sum/min/max(field): Flink's aggregations keep the key's first record and
 -- replace the field by the aggregate; with no field, records are numbers.
 -- count(): records per key, emitted as {key = k, count = n}.
 function ops.aggregate(node, out, rt)
-  return aggregation_loop(node, out, rt, node.agg, state.new({}), node.merge_partials and "merge" or nil)
+  return aggregation_loop(node, out, rt, node.agg, state.backend(rt.max_parallelism, rt.parallelism, rt.subtask),
+    node.merge_partials and "merge" or nil)
 end
 
 -- ---- sinks ---------------------------------------------------------------

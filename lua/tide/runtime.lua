@@ -198,7 +198,8 @@ local function restored_state(env, task, ctx, ckpt)
     states[id] = read(uid, ctx.subtask)
   end
   local function all(uid)
-    return setmetatable({}, {
+    -- n: the old parallelism (LuaJIT ignores __len on tables)
+    return setmetatable({ n = old_p }, {
       __index = function(t, i)
         if compat.math_type(i) ~= "integer" or i < 1 or i > old_p then return nil end
         local v = read(uid, i - 1)
@@ -228,6 +229,7 @@ function M.run(env, plan, ctx)
   for id, e in ipairs(plan.edges) do e.id = id end
   local rt = {
     subtask = ctx.subtask, parallelism = ctx.parallelism, job_id = ctx.job_id, job_name = ctx.name,
+    max_parallelism = plan.max_parallelism,
     batch = env.runtime_mode == "batch", now = core.now_ms,
     warn = function(line)
       io.stderr:write("tide: warning: ", line, "\n")

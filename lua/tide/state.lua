@@ -1,44 +1,163 @@
---- tide.state: keyed state on the heap backend.
+--- tide.state: the keyed-state layer (docs/STATE.md), heap backend.
 --
--- The heap backend keeps state as live Lua values in the subtask's VM, one
--- table per state name mapping the current key to its value (as Flink's
--- heap backend keeps Java objects), and serializes only for snapshots.
--- Handles are bound to the operator's current key: ctx.state:value("n")
--- returns the same handle for every record; its value() reads the entry of
--- whatever key the record being processed has. Semantics follow Flink's
--- ValueState, ListState, MapState, ReducingState and AggregatingState.
+-- Every keyed operator of a subtask holds one backend (M.backend) and asks
+-- it for its states by name; a state is addressed by (state, key group,
+-- key, namespace). The heap backend keeps state as live Lua values in the
+-- subtask's VM, one table per state mapping the key to its value (as
+-- Flink's heap backend keeps Java objects): hot loops index s.t directly,
+-- and values are serialized only for snapshots, grouped by key group (the
+-- unit of rescaling), the same for every operator.
+--
+-- Keys. A scalar key is its own table key; a table key (compared by value,
+-- through its canonical MessagePack encoding) is interned: the layer keeps
+-- one immutable copy per encoding (weakly: it goes when no state holds it)
+-- and uses it as the table key, so a string key and a table key never
+-- collide, and every key held gives its key group as routing computed it
+-- (core.key_group of the key itself).
+--
+-- The process functions' handles (M.new) are bound to the operator's
+-- current key: ctx.state:value("n") returns the same handle for every
+-- record; its value() reads the entry of whatever key the record being
+-- processed has. Semantics follow Flink's ValueState, ListState, MapState,
+-- ReducingState and AggregatingState.
 local M = {}
+
+local core_mod
+local function core()
+  core_mod = core_mod or require "tide.core"
+  return core_mod
+end
+
+-- ---- the backend -------------------------------------------------------------
+
+local Backend = {}
+Backend.__index = Backend
+
+--- The key-group range of subtask `subtask` (0-based) of `parallelism`
+-- with max_parallelism key groups, as Flink's KeyGroupRangeAssignment
+-- (computeKeyGroupRangeForOperatorIndex): first, last (inclusive).
+function M.key_group_range(max_parallelism, parallelism, subtask)
+  local first = math.floor((subtask * max_parallelism + parallelism - 1) / parallelism)
+  local last = math.floor(((subtask + 1) * max_parallelism - 1) / parallelism)
+  return first, last
+end
+
+--- A heap backend for one keyed operator of a subtask.
+-- @param max_parallelism number of key groups (default 128)
+-- @param parallelism, subtask the operator's; they give the key-group range
+--   this backend restores (default 1, 0: all of them)
+function M.backend(max_parallelism, parallelism, subtask)
+  local maxp = max_parallelism or 128
+  local first, last = M.key_group_range(maxp, parallelism or 1, subtask or 0)
+  return setmetatable({ max_parallelism = maxp, kg_first = first, kg_last = last, states = {},
+    interned = setmetatable({}, { __mode = "v" }) }, Backend)
+end
+
+--- The layer's key for a record's key k (not nil): k itself, or for a
+-- table the interned copy of its value.
+function Backend:key(k)
+  if type(k) ~= "table" then return k end
+  local e = core().encode(k, true)
+  local ik = self.interned[e]
+  if ik == nil then
+    ik = core().decode(e)
+    self.interned[e] = ik
+  end
+  return ik
+end
+
+--- The state `name` of kind `kind` ("value", "list", "map", "reducing",
+-- "aggregating"), created empty on first use: {name =, kind =, t =} where
+-- t maps key -> value (the live table). Raises if name has another kind.
+function Backend:state(name, kind)
+  local s = self.states[name]
+  if s then
+    if s.kind ~= kind then
+      error(string.format("state '%s' is already registered as %s state, not %s state", name, s.kind, kind), 3)
+    end
+    return s
+  end
+  s = { name = name, kind = kind, t = {} }
+  self.states[name] = s
+  return s
+end
+
+--- Plain data for a snapshot, grouped by key group: {version = 1,
+-- max_parallelism =, states = {[name] = {kind =, groups = {[kg] = {key1,
+-- value1, key2, value2, ...}}}}}. Encoded at once (by the checkpoint's
+-- child): the values are the live ones.
+function Backend:snapshot()
+  local maxp, key_group = self.max_parallelism, core().key_group
+  local states = {}
+  for name, s in pairs(self.states) do
+    local groups = {}
+    for k, v in pairs(s.t) do
+      local kg = key_group(k, maxp)
+      local g = groups[kg]
+      if not g then
+        g = {}
+        groups[kg] = g
+      end
+      g[#g + 1] = k
+      g[#g + 1] = v
+    end
+    states[name] = { kind = s.kind, groups = groups }
+  end
+  return { version = 1, max_parallelism = maxp, states = states }
+end
+
+--- Restore from snapshots (each a snapshot() of an old subtask, decoded;
+-- false or nil entries are skipped): every entry of a key group in this
+-- backend's range, added to what is here. Raises when a snapshot was
+-- taken with another max parallelism.
+function Backend:restore(snaps)
+  for i = 1, #snaps do
+    local snap = snaps[i]
+    if snap then
+      if snap.max_parallelism ~= self.max_parallelism then
+        error(string.format("cannot restore keyed state taken with max parallelism %s at max parallelism %d",
+          tostring(snap.max_parallelism), self.max_parallelism), 0)
+      end
+      for name, st in pairs(snap.states) do
+        local t = self:state(name, st.kind).t
+        for kg, g in pairs(st.groups) do
+          if kg >= self.kg_first and kg <= self.kg_last then
+            for j = 1, #g, 2 do t[self:key(g[j])] = g[j + 1] end
+          end
+        end
+      end
+    end
+  end
+end
+
+--- Whether key k (a layer key) belongs to this backend's key groups.
+function Backend:owns(k)
+  local kg = core().key_group(k, self.max_parallelism)
+  return kg >= self.kg_first and kg <= self.kg_last
+end
+
+-- ---- process functions' handles ------------------------------------------------
 
 local KeyedState = {}
 KeyedState.__index = KeyedState
 
---- A keyed state store for one operator.
+--- The state handles of a process function (ctx.state).
 -- @param current table whose field `key` the runtime sets to the current
---   (normalized) key before each record
-function M.new(current)
-  return setmetatable({ current = current, tables = {}, kinds = {}, handles = {} }, KeyedState)
-end
-
---- The raw table of a state name (key -> value), for built-in operators.
-function KeyedState:table(name)
-  local t = self.tables[name]
-  if not t then
-    t = {}
-    self.tables[name] = t
-  end
-  return t
+--   layer key (backend:key) before each record
+-- @param backend the operator's backend (default: a new one)
+function M.new(current, backend)
+  return setmetatable({ current = current, backend = backend or M.backend(), handles = {} }, KeyedState)
 end
 
 local function register(self, name, kind, level)
   if type(name) ~= "string" then
     error("bad argument #1 to '" .. kind .. "' (state name expected, got " .. type(name) .. ")", level + 1)
   end
-  local have = self.kinds[name]
-  if have and have ~= kind then
-    error(string.format("state '%s' is already registered as %s state, not %s state", name, have, kind), level + 1)
+  local s = self.backend.states[name]
+  if s and s.kind ~= kind then
+    error(string.format("state '%s' is already registered as %s state, not %s state", name, s.kind, kind), level + 1)
   end
-  self.kinds[name] = kind
-  return self.handles[name], self:table(name)
+  return self.handles[name], self.backend:state(name, kind).t
 end
 
 --- ValueState: value() -> v or nil; update(v) (nil clears); clear().

@@ -108,6 +108,7 @@ function M.harness(build, opts)
   end
   local rt = {
     subtask = subtask, parallelism = parallelism, job_id = "0", job_name = "harness",
+    max_parallelism = opts.max_parallelism or 128,
     batch = env.runtime_mode == "batch", now = function() return h.clock end,
     warn = function(line) h.warnings[#h.warnings + 1] = line end,
   }
@@ -214,8 +215,8 @@ end
 -- op.restore(s, all) with s = the old subtask of the same index's state and
 -- all = every old subtask's (false where one has none). An operator with no
 -- old state of its own is restored only when the old snapshots carry
--- operator state for it (the `operator_state` field), which it takes from
--- all.
+-- operator state or keyed state for it (the `operator_state` and `keyed`
+-- fields), which it takes from all: keyed state by key-group range.
 function Harness:_restore(snaps)
   if type(snaps) == "string" then snaps = { snaps } end
   local datas = {}
@@ -227,7 +228,7 @@ function Harness:_restore(snaps)
       all[i] = s ~= nil and s or false
       if s ~= nil then
         any = true
-        if type(s) == "table" and s.operator_state ~= nil then redistributed = true end
+        if type(s) == "table" and (s.operator_state ~= nil or s.keyed ~= nil) then redistributed = true end
       end
     end
     local s = all[self.subtask + 1] or nil

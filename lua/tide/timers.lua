@@ -208,9 +208,16 @@ function Timers:snapshot()
 end
 
 --- Restore timers from snapshot() data (added to those already here).
-function Timers:restore(data)
+-- backend (optional, a tide.state backend): keys become its layer keys
+-- (table keys interned, as the restored state's) and timers of keys
+-- outside its key groups are left out.
+function Timers:restore(data, backend)
   for _, domain in ipairs { "event", "processing" } do
-    for _, t in ipairs(data[domain] or {}) do self[domain]:push(t[1], t[2], t[3], t[4]) end
+    for _, t in ipairs(data[domain] or {}) do
+      local key = t[2]
+      if backend then key = backend:key(key) end
+      if not backend or backend:owns(key) then self[domain]:push(t[1], key, t[3], t[4]) end
+    end
   end
 end
 

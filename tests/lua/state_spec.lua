@@ -396,3 +396,116 @@ describe("tide.state registration #unit", function()
     end
   end)
 end)
+
+describe("tide.state backend: key groups, snapshots, rescaling #unit", function()
+  local core = require "tide.core"
+
+  it("gives each subtask Flink's key-group range", function()
+    -- hand-computed from Flink's KeyGroupRangeAssignment:
+    -- start = ceil(i * maxp / p), end = floor(((i + 1) * maxp - 1) / p)
+    local want = {
+      [128] = { [3] = { { 0, 42 }, { 43, 85 }, { 86, 127 } } },
+      [10] = { [4] = { { 0, 2 }, { 3, 4 }, { 5, 7 }, { 8, 9 } } },
+    }
+    for maxp, by_p in pairs(want) do
+      for p, ranges in pairs(by_p) do
+        for i, r in ipairs(ranges) do
+          assert.are.same(r, { state.key_group_range(maxp, p, i - 1) })
+        end
+      end
+    end
+    -- and every key group of subtask i's range is routed to subtask i
+    -- (DESIGN.md: subtask = kg * parallelism / max_parallelism)
+    for _, maxp in ipairs { 1, 7, 128, 1000 } do
+      for p = 1, math.min(maxp, 9) do
+        local seen = 0
+        for i = 0, p - 1 do
+          local first, last = state.key_group_range(maxp, p, i)
+          for kg = first, last do
+            assert.are.equal(i, math.floor(kg * p / maxp))
+            seen = seen + 1
+          end
+        end
+        assert.are.equal(maxp, seen)
+      end
+    end
+  end)
+
+  local function fill(b)
+    local s = b:state("n", "value")
+    local keys = {}
+    for i = 1, 300 do keys[#keys + 1] = i end
+    for i = 1, 300 do keys[#keys + 1] = "k" .. i end
+    for i = 1, 50 do keys[#keys + 1] = { "t", i } end
+    for i, k in ipairs(keys) do s.t[b:key(k)] = i end
+    return keys
+  end
+
+  it("writes every entry under the key group routing gives its key", function()
+    local b = state.backend(128)
+    local keys = fill(b)
+    local snap = core.decode(core.encode(b:snapshot()))
+    assert.are.equal(128, snap.max_parallelism)
+    local n = 0
+    for kg, g in pairs(snap.states.n.groups) do
+      assert.are.equal(0, #g % 2)
+      for j = 1, #g, 2 do
+        assert.are.equal(kg, core.key_group(g[j], 128))
+        n = n + 1
+      end
+    end
+    assert.are.equal(#keys, n)
+  end)
+
+  it("restores at another parallelism: each subtask exactly the keys of its key groups", function()
+    local old = { state.backend(128, 2, 0), state.backend(128, 2, 1) }
+    -- the keys split over two old subtasks as routing would split them
+    local keys = fill(state.backend(128))
+    for i, k in ipairs(keys) do
+      local sub = math.floor(core.key_group(k, 128) * 2 / 128)
+      local b = old[sub + 1]
+      b:state("n", "value").t[b:key(k)] = i
+    end
+    local snaps = {}
+    for i, b in ipairs(old) do snaps[i] = core.decode(core.encode(b:snapshot())) end
+    for _, p in ipairs { 1, 3, 4 } do
+      local got = {}
+      for i = 0, p - 1 do
+        local b = state.backend(128, p, i)
+        b:restore(snaps)
+        for k, v in pairs(b:state("n", "value").t) do
+          local want = math.floor(core.key_group(k, 128) * p / 128)
+          assert.are.equal(want, i, "key " .. tostring(k) .. " restored at subtask " .. i .. " of " .. p)
+          local id = type(k) == "table" and core.encode(k, true) or k
+          assert.is_nil(got[id], "key restored twice")
+          got[id] = v
+        end
+      end
+      for i, k in ipairs(keys) do
+        local id = type(k) == "table" and core.encode(k, true) or k
+        assert.are.equal(i, got[id], "key " .. tostring(k) .. " at p=" .. p)
+      end
+    end
+  end)
+
+  it("keeps a table key apart from a string equal to its encoding", function()
+    local b = state.backend()
+    local t = b:state("n", "value").t
+    t[b:key({ 1, 2 })] = "table"
+    t[b:key(core.encode({ 1, 2 }, true))] = "string"
+    assert.are.equal("table", t[b:key({ 1, 2 })])
+    assert.are.equal("string", t[b:key(core.encode({ 1, 2 }, true))])
+    -- one interned copy per value, not the caller's table
+    local k = { 1, 2 }
+    assert.are.equal(b:key({ 1, 2 }), b:key(k))
+    assert.are_not.equal(k, b:key(k))
+  end)
+
+  it("refuses a snapshot of another max parallelism", function()
+    local b = state.backend(64)
+    fill(b)
+    local snap = core.decode(core.encode(b:snapshot()))
+    local err = error_of(state.backend(128).restore, state.backend(128), { snap })
+    assert.truthy(err:find("max parallelism 64 at max parallelism 128", 1, true), err)
+  end)
+end)
