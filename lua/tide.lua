@@ -691,7 +691,7 @@ local function build_plan(env, name)
     end
   end
   if not has_sink then error("the job has no sink (print, write_text, write_csv, discard)", 3) end
-  local tasks, edges, fp = {}, {}, {}
+  local tasks, edges, fp, shape = {}, {}, {}, {}
   for _, n in ipairs(nodes) do
     for _, inp in ipairs(n.inputs) do
       local up = nodes[inp.node]
@@ -727,13 +727,18 @@ local function build_plan(env, name)
     local ins = {}
     for i, x in ipairs(n.inputs) do ins[i] = x.node .. ":" .. x.resolved .. (x.tag and (":" .. x.tag) or "") end
     fp[#fp + 1] = string.format("%d:%s:%s:%d:%s", n.id, n.kind, n.uid, n.p, table.concat(ins, ","))
+    -- the graph without parallelism (and the partitioning and chaining it
+    -- implies): what a checkpoint restored at another parallelism must match
+    local sins = {}
+    for i, x in ipairs(n.inputs) do sins[i] = x.node .. (x.key and ":keyed" or "") .. (x.tag and (":" .. x.tag) or "") end
+    shape[#shape + 1] = string.format("%d:%s:%s:%s", n.id, n.kind, n.uid, table.concat(sins, ","))
   end
   local args = {}
   for i = 0, #(arg or {}) do args[i] = arg[i] end
   if not args[0] then error("cannot find the job script's path (arg[0])", 3) end
   return {
     name = name, script = args[0], args = args, path = package.path, cpath = package.cpath,
-    fingerprint = table.concat(fp, ";"), default_parallelism = env.parallelism,
+    fingerprint = table.concat(fp, ";"), shape = table.concat(shape, ";"), default_parallelism = env.parallelism,
     max_parallelism = maxp, tasks = tasks, edges = edges, buffer_timeout = env.buffer_timeout,
   }
 end
@@ -853,9 +858,12 @@ function Env:execute(name)
     for _, line in ipairs(notes) do io.stderr:write("tide:   ", line, "\n") end
   end
   while true do
-    if restore and restore.job.fingerprint ~= plan.fingerprint then
-      error(usage_error(string.format("checkpoint %s was taken by a different " ..
-        "job graph (operators, uids, parallelism or edges changed); cannot restore it", restore.dir)), 2)
+    if restore and (restore.job.fingerprint ~= plan.fingerprint or
+        (restore.job.max_parallelism and restore.job.max_parallelism ~= plan.max_parallelism)) then
+      -- the same graph at another parallelism: rescaling (keyed state by
+      -- key-group range, operator state and source splits redistributed)
+      local why = ckpt.rescale_refusal(restore, plan, self)
+      if why then error(usage_error(why), 2) end
     end
     if cc then
       local ids = ckpt.list(job_dir)

@@ -118,7 +118,50 @@ function M.job_info(env, plan, name)
     tasks[i] = { parallelism = t.parallelism, uids = uids }
   end
   return core.encode({ version = 1, job = name, fingerprint = plan.fingerprint, lineage = plan.job_id,
-    script_hash = core.script_hash(plan.script), tasks = tasks })
+    script_hash = core.script_hash(plan.script), shape = plan.shape, max_parallelism = plan.max_parallelism,
+    tasks = tasks })
+end
+
+--- Why checkpoint `restore` ({dir =, job =, subtasks =} from find_latest)
+-- cannot be restored by `plan`, whose graph fingerprint differs from the
+-- checkpoint's; nil when it is the same graph at another parallelism and
+-- can be rescaled: the same operators, uids and edges (the shape), the
+-- same max parallelism (the number of key groups), no in-flight data of
+-- unaligned checkpoints (as Flink before 1.13, which could not rescale
+-- those), no C module operator (env: the job's environment).
+function M.rescale_refusal(restore, plan, env)
+  local job = restore.job
+  if job.shape ~= plan.shape then
+    return string.format("checkpoint %s was taken by a different job graph (operators, uids or edges " ..
+      "changed); cannot restore it", restore.dir)
+  end
+  -- C module operators keep their state in C, restored whole per subtask
+  for _, n in ipairs(env and env.nodes or {}) do
+    local mod = n.kind == "module" or (n.source and n.source.type == "module") or
+      (n.sink and n.sink.type == "module")
+    if mod then
+      return string.format("checkpoint %s cannot be restored at another parallelism: %s (uid '%s') is a C " ..
+        "module operator, whose state is restored per subtask; resume at the parallelism it was taken with",
+        restore.dir, n.name, n.uid)
+    end
+    if n.kind == "window" and n.keyed then
+      return string.format("checkpoint %s cannot be restored at another parallelism: %s (uid '%s') is a " ..
+        "window operator, whose state is restored per subtask; resume at the parallelism it was taken with",
+        restore.dir, n.name, n.uid)
+    end
+  end
+  if job.max_parallelism ~= plan.max_parallelism then
+    return string.format("checkpoint %s was taken with max parallelism %s and the job now has %d: the number " ..
+      "of key groups cannot change; resume with --max-parallelism %s", restore.dir, tostring(job.max_parallelism),
+      plan.max_parallelism, tostring(job.max_parallelism))
+  end
+  for _, flags in ipairs(restore.subtasks or {}) do
+    if flags % 4 >= 2 then
+      return string.format("checkpoint %s holds in-flight data of an unaligned checkpoint, which cannot be " ..
+        "restored at another parallelism; resume at the parallelism it was taken with", restore.dir)
+    end
+  end
+  return nil
 end
 
 --- The state files each subtask's snapshot writes, per subtask in job

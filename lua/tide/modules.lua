@@ -218,6 +218,7 @@ function M.op(node, out, rt)
     if not s then error(msg, 0) end
     return s
   end
+  -- (never at another parallelism: checkpoint.rescale_refusal)
   function op.restore(s) check(node, c:restore(idx, s)) end
   if node.kind == "sink" then
     function op.prepare_snapshot(id) check(node, c:pre_commit(idx, id)) end

@@ -272,7 +272,9 @@ function ops.assign_timestamps(node, out, rt)
     end
   end
   function op.snapshot() return { max_ts = max_ts, last_wm = last_wm } end
-  function op.restore(s) max_ts, last_wm = s.max_ts, s.last_wm end
+  -- restored at another parallelism a subtask with no old snapshot of its
+  -- own starts afresh, as Flink's watermark generators always do
+  function op.restore(s) if s then max_ts, last_wm = s.max_ts, s.last_wm end end
   return op
 end
 
@@ -878,10 +880,25 @@ local function part_writer(node, rt, header)
       if w then w:sync() end
       return { sink = last }
     end,
-    restore = function(s)
-      cfg.state = s.sink
-      w = recover(s.sink and s.sink.checkpoint)
+    -- s: this subtask's old state (nil when restored at a higher
+    -- parallelism than the checkpoint's); all: every old subtask's. At
+    -- another parallelism, old subtask i's files are recovered by new
+    -- subtask i mod p: what its checkpoint had pending is committed, what
+    -- came after removed, under its old part-file names
+    restore = function(s, all)
+      cfg.state = s and s.sink
+      w = recover(s and s.sink and s.sink.checkpoint)
       cfg.state = nil
+      local n = all and (all.n or #all) or 0
+      if n > rt.parallelism then
+        for i = rt.parallelism + rt.subtask, n - 1, rt.parallelism do
+          local o = all[i + 1]
+          local ocfg = {}
+          for k, v in pairs(cfg) do ocfg[k] = v end
+          ocfg.prefix, ocfg.state, ocfg.job = filesink.part_prefix(rt.job_name, rt.job_id, i), o and o.sink, nil
+          filesink.recover(ocfg):dispose()
+        end
+      end
     end,
     notify_checkpoint_complete = function(id, final) writer():commit(final and FINAL or id) end,
     next_timer = check and function() return next_check end,
@@ -984,10 +1001,8 @@ end
 -- file once, across restores, as the position carries it); the first
 -- message goes into the snapshot next to the position, since a restored
 -- reader only knows the messages of rows it skipped itself.
-function M.open_source(node, rt)
+local function open_split(node, rt, split, n_splits)
   local src = node.source
-  local split, n_splits = rt.subtask, rt.parallelism
-  if src.type == "module" then return require("tide.modules").open_source(node, rt) end
   if src.type == "text" or src.type == "csv" then
     local r, err
     if src.type == "text" then
@@ -1067,6 +1082,58 @@ function M.open_source(node, rt)
     }
   end
   error("unknown source type " .. tostring(src.type))
+end
+
+--- The reader of a source subtask and its position, as above. A subtask
+-- reads its split (split = subtask, n_splits = parallelism) or, restored at
+-- another parallelism, the old splits it was given (restore_splits: old
+-- subtask i's go to new subtask i mod p), each from its restored position
+-- to its end, one after the other, as Flink's source readers take several
+-- splits. The position is {splits = {{index =, count =, state =}...}}.
+function M.open_source(node, rt)
+  if node.source.type == "module" then
+    -- (never restored at another parallelism: checkpoint.rescale_refusal)
+    return require("tide.modules").open_source(node, rt)
+  end
+  local read, pos = open_split(node, rt, rt.subtask, rt.parallelism)
+  local splits = { { index = rt.subtask, count = rt.parallelism, read = read, pos = pos } }
+  local cur = 1
+  local function multi(buf, max)
+    while true do
+      local sp = splits[cur]
+      if not sp then return 0 end
+      local n, x = sp.read(buf, max)
+      if n > 0 or cur == #splits then return n, x end
+      cur = cur + 1
+    end
+  end
+  local position = { readers = pos.readers }
+  function position.snapshot()
+    local list = {}
+    for i, sp in ipairs(splits) do list[i] = { index = sp.index, count = sp.count, state = sp.pos.snapshot() } end
+    return { splits = list }
+  end
+  -- old positions (each a snapshot() of an old subtask): every split in
+  -- them, opened and positioned, in split order
+  function position.restore_splits(olds)
+    local list = {}
+    for _, o in ipairs(olds) do
+      for _, sp in ipairs(o.splits or {}) do list[#list + 1] = sp end
+    end
+    table.sort(list, function(a, b) return a.index < b.index end)
+    splits, cur = {}, 1
+    for i, sp in ipairs(list) do
+      local r, p = open_split(node, rt, sp.index, sp.count)
+      p.restore(sp.state)
+      splits[i] = { index = sp.index, count = sp.count, read = r, pos = p }
+    end
+  end
+  function position.restore(s)
+    -- a position written before sources had splits: this subtask's split's
+    if s.splits == nil then s = { splits = { { index = rt.subtask, count = rt.parallelism, state = s } } } end
+    position.restore_splits({ s })
+  end
+  return multi, position
 end
 
 return M

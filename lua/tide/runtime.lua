@@ -173,19 +173,38 @@ end
 
 -- Restored state of a subtask: reads the state file of every operator of
 -- the chain from the checkpoint directory; all(uid) lazily gives every old
--- subtask's snapshot of an operator (for operator-state redistribution).
+-- subtask's snapshot of an operator (for operator-state redistribution and,
+-- at another parallelism, keyed state by key-group range); its field n is
+-- the operator's old parallelism. Returns the states (by node id; nil for
+-- an operator whose old parallelism had no subtask of this index), all,
+-- whether the subtask had finished, whether it has in-flight data, and
+-- whether the task runs at another parallelism than in the checkpoint
+-- (rescaled: the planning VM checked the graph and max parallelism match
+-- and there is no in-flight data, checkpoint.rescale_refusal).
 local function restored_state(env, task, ctx, ckpt)
   local dir = ctx.restore_dir
   local meta = assert(ckpt.read_metadata(dir))
-  local flags = meta.subtasks[ctx.global_subtask + 1] or 0
-  local old_p
-  for t, info in ipairs(meta.job.tasks) do
-    if t == ctx.task then old_p = info.parallelism end
+  -- per operator uid: its old parallelism and its old task's first global
+  -- subtask (operators may have been chained differently)
+  local old_of, first = {}, 0
+  for _, info in ipairs(meta.job.tasks) do
+    for _, uid in ipairs(info.uids) do old_of[uid] = { p = info.parallelism, first = first } end
+    first = first + info.parallelism
   end
-  if old_p ~= ctx.parallelism then
-    error(string.format("cannot restore %s: task %d ran at parallelism %s in the checkpoint and %d now " ..
-      "(rescaling a checkpoint is not supported; restore at the same parallelism)", dir, ctx.task,
-      tostring(old_p), ctx.parallelism), 0)
+  local head = old_of[env.nodes[task.head].uid]
+  local old_p = head.p
+  local rescaled = old_p ~= ctx.parallelism
+  local finished, inflight
+  if not rescaled then
+    local flags = meta.subtasks[head.first + ctx.subtask + 1] or 0
+    finished, inflight = compat.band(flags, 1) == 1, compat.band(flags, 2) == 2
+  else
+    -- finished only when every old subtask had (a final checkpoint)
+    finished = true
+    for i = 1, old_p do
+      if compat.band(meta.subtasks[head.first + i] or 0, 1) == 0 then finished = false end
+    end
+    inflight = false
   end
   local function read(uid, s)
     local v, err = core.read_state(dir .. "/" .. ckpt.state_file(uid, s))
@@ -195,21 +214,24 @@ local function restored_state(env, task, ctx, ckpt)
   local states = {}
   for _, id in ipairs(task.nodes) do
     local uid = env.nodes[id].uid
-    states[id] = read(uid, ctx.subtask)
+    local o = old_of[uid]
+    if not o then error(string.format("cannot restore %s: it has no state of operator '%s'", dir, uid), 0) end
+    if ctx.subtask < o.p then states[id] = read(uid, ctx.subtask) end
   end
   local function all(uid)
+    local n = old_of[uid].p
     -- n: the old parallelism (LuaJIT ignores __len on tables)
-    return setmetatable({ n = old_p }, {
+    return setmetatable({ n = n }, {
       __index = function(t, i)
-        if compat.math_type(i) ~= "integer" or i < 1 or i > old_p then return nil end
+        if compat.math_type(i) ~= "integer" or i < 1 or i > n then return nil end
         local v = read(uid, i - 1)
         rawset(t, i, v)
         return v
       end,
-      __len = function() return old_p end,
+      __len = function() return n end,
     })
   end
-  return states, all, compat.band(flags, 1) == 1, compat.band(flags, 2) == 2
+  return states, all, finished, inflight, rescaled
 end
 
 --- Run subtask ctx.subtask of task ctx.task of the plan, to its end.
@@ -352,17 +374,43 @@ function M.run(env, plan, ctx)
       op_of_fn[read] = nodes[task.head]
     end
     if ctx.restore_dir then
-      local states, all, finished, inflight = restored_state(env, task, ctx, ckpt)
+      local states, all, finished, inflight, rescaled = restored_state(env, task, ctx, ckpt)
       restored, finished_before = states, finished
       for _, id in ipairs(task.nodes) do
         local s = states[id]
+        local olds = all(nodes[id].uid)
         if wrapped(id) then
-          if s.source then source_pos.restore(s.source) end
-          for e, cs in pairs(s.combine or {}) do combiners[id][e].restore(cs) end
-          s = s.op
+          if rescaled then
+            -- old subtask i's source splits and combiner partials go to new
+            -- subtask i mod p (the records they stand for are read or sent
+            -- once, by someone)
+            local mine = {}
+            for i = ctx.subtask + 1, olds.n, ctx.parallelism do mine[#mine + 1] = olds[i] end
+            if is_source and id == task.head then
+              local list = {}
+              for _, o in ipairs(mine) do list[#list + 1] = o.source end
+              source_pos.restore_splits(list)
+            end
+            for _, o in ipairs(mine) do
+              for e, cs in pairs(o.combine or {}) do combiners[id][e].restore(cs) end
+            end
+          else
+            if s.source then source_pos.restore(s.source) end
+            for e, cs in pairs(s.combine or {}) do combiners[id][e].restore(cs) end
+          end
+          if s then s = s.op end
+          -- the old subtasks' operator snapshots, unwrapped
+          local inner = olds
+          olds = setmetatable({ n = inner.n }, { __index = function(t, i)
+            local v = inner[i]
+            if v == nil then return nil end
+            v = v and v.op or false
+            rawset(t, i, v)
+            return v
+          end, __len = function() return inner.n end })
         end
         local op = built[id]
-        if op.restore and s then op.restore(s, all(nodes[id].uid)) end
+        if op.restore and (s or rescaled) then op.restore(s or nil, olds) end
       end
       if inflight and not finished then
         local ok, err = core.replay_inflight(ctx.restore_dir .. "/" .. ckpt.inflight_file(ctx.task, ctx.subtask))
@@ -393,7 +441,8 @@ function M.run(env, plan, ctx)
       core.finished(function()
         local files = {}
         for _, id in ipairs(task.nodes) do
-          files[ckpt.state_file(nodes[id].uid, ctx.subtask)] = restored[id]
+          local r = restored[id]
+          files[ckpt.state_file(nodes[id].uid, ctx.subtask)] = r == nil and false or r
         end
         return files
       end)

@@ -14,7 +14,8 @@ usage: inflight_records.py inflight FILE
          by one constant step (a channel carries a source's numbers in
          order, every one or, after a rebalance, every p-th)
        inflight_records.py source_seq FILE
-         the generator position in a source's state file (source.seq)
+         the generator position in a source's state file (the seq of its
+         first split: source.splits[1].state.seq)
 """
 import struct
 import sys
@@ -90,7 +91,7 @@ def main():
     secs = sections(path)
     if what == "source_seq":
         v, _ = value(secs[0][1], 0)
-        print(v["source"]["seq"])
+        print(v["source"]["splits"][0]["state"]["seq"])
         return
     for tag, data in secs:
         i, nums = 0, []

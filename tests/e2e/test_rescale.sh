@@ -1,0 +1,76 @@
+#!/bin/sh
+# tests/e2e/test_rescale.sh - a checkpoint restored at another parallelism
+# (issue 10): a streaming word count with a running sum (keyed state) into
+# exactly-once part files is killed (SIGKILL) after checkpoints completed
+# at parallelism 2, then resumed at 1, at 4, and at 4 then (killed again)
+# at 3; the committed output must be exactly an uninterrupted run's: for
+# every word w seen N times, the lines "w,1" .. "w,N" once each (the
+# running sums, whatever order the records come in). Oracle: Python.
+. tests/e2e/lib.sh
+
+JOB=tests/e2e/rescale_job.lua
+INPUT=$TMP/input.txt
+gzip -dc "$DATA/git-messages.txt.gz" | head -n 30000 >"$INPUT"
+"$PYTHON" - "$INPUT" >"$TMP/want" <<'PY'
+import re, sys
+counts = {}
+for line in open(sys.argv[1], encoding="utf-8", errors="surrogateescape"):
+    for w in re.findall(r"[A-Za-z]+", line.lower()):
+        counts[w] = counts.get(w, 0) + 1
+print("\n".join(sorted(f"{w},{i}" for w, n in counts.items() for i in range(1, n + 1))))
+PY
+
+# the newest completed checkpoint id of a job directory (0: none)
+newest() { completed "$1" | head -n 1 | grep . || echo 0; }
+
+# run at parallelism P in the background and SIGKILL it once two more
+# checkpoints completed than the directory held (it must not end first:
+# the rate limit makes it run for about 1.5 s)
+kill_after() { # NAME P [--resume]
+  _name=$1 _p=$2
+  shift 2
+  _from=$(newest "$TMP/ck-$_name/rescale")
+  "$TIDE" run "$JOB" -p "$_p" "$@" -- "$INPUT" "$TMP/out-$_name" "$TMP/ck-$_name" 20000 \
+    >"$TMP/$_name.out" 2>"$TMP/$_name.err" &
+  _pid=$!
+  _i=0
+  while [ "$(newest "$TMP/ck-$_name/rescale")" -lt $((_from + 2)) ] && [ "$_i" -lt 400 ]; do
+    sleep 0.02
+    _i=$((_i + 1))
+  done
+  kill -9 "$_pid" 2>/dev/null
+  wait "$_pid" 2>/dev/null
+  _st=$?
+  check "$_name: killed at parallelism $_p after checkpoints completed, before the end (status $_st)" \
+    test "$(newest "$TMP/ck-$_name/rescale")" -ge $((_from + 2)) -a "$_st" -eq 137
+}
+
+scenario() { # NAME P1 P2 [P3]: kill at P1, resume at P2 (kill again, resume at P3)
+  name=$1
+  kill_after "$name" "$2"
+  if [ -n "${4:-}" ]; then
+    kill_after "$name" "$3" --resume
+    last=$4
+  else
+    last=$3
+  fi
+  run_tide "$TMP/$name-end" run "$JOB" -p "$last" --resume -- "$INPUT" "$TMP/out-$name" "$TMP/ck-$name" 2000000
+  check_rc "$name: resumed at parallelism $last, the job ends (exit 0)" 0
+  check_contains "$name: it resumed from a checkpoint" "$TMP/$name-end.err" "tide: resuming job 'rescale' from checkpoint"
+  cat_parts "$TMP/out-$name" | sort >"$TMP/got-$name"
+  check_eq "$name: the output is exactly an uninterrupted run's" "$TMP/want" "$TMP/got-$name"
+  hidden_files "$TMP/out-$name" >"$TMP/hidden-$name"
+  check_empty "$name: no in-progress or pending part file is left" "$TMP/hidden-$name"
+}
+
+scenario p2-p1 2 1
+scenario p2-p4 2 4
+scenario p2-p4-p3 2 4 3
+
+# refusals: another max parallelism; the same graph's shape changed
+kill_after refuse 2
+run_tide "$TMP/maxp" run "$JOB" -p 2 --max-parallelism 256 --resume -- "$INPUT" "$TMP/out-refuse" "$TMP/ck-refuse" 2000000
+check_rc "another max parallelism: refused, exit 2" 2
+check_contains "... naming both and the flag to use" "$TMP/maxp.err" \
+  "was taken with max parallelism 128 and the job now has 256: the number of key groups cannot change; resume with --max-parallelism 128"
+finish
