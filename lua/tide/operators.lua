@@ -370,7 +370,7 @@ function ops.process(node, out, rt)
   if node.keyed then
     local cur = {}
     local keyf = node.inputs[1].key
-    local backend = state.backend(rt.max_parallelism, rt.parallelism, rt.subtask)
+    local backend = state.backend(rt.max_parallelism, rt.parallelism, rt.subtask, rt.now)
     ctx.state = state.new(cur, backend)
     local service = timers.new(function(domain, t, k, _, raw)
       cur.key = k

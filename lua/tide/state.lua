@@ -22,10 +22,14 @@
 -- ReducingState and AggregatingState.
 local M = {}
 
-local core_mod
+local core_mod, util_mod
 local function core()
   core_mod = core_mod or require "tide.core"
   return core_mod
+end
+local function util()
+  util_mod = util_mod or require "tide.util"
+  return util_mod
 end
 
 -- ---- the backend -------------------------------------------------------------
@@ -46,11 +50,14 @@ end
 -- @param max_parallelism number of key groups (default 128)
 -- @param parallelism, subtask the operator's; they give the key-group range
 --   this backend restores (default 1, 0: all of them)
-function M.backend(max_parallelism, parallelism, subtask)
+-- @param clock f() -> processing time in ms (default core.now_ms): the
+--   time of state TTL
+function M.backend(max_parallelism, parallelism, subtask, clock)
   local maxp = max_parallelism or 128
   local first, last = M.key_group_range(maxp, parallelism or 1, subtask or 0)
   return setmetatable({ max_parallelism = maxp, kg_first = first, kg_last = last, states = {},
-    interned = setmetatable({}, { __mode = "v" }) }, Backend)
+    interned = setmetatable({}, { __mode = "v" }), clock = clock or function() return core().now_ms() end },
+    Backend)
 end
 
 --- The layer's key for a record's key k (not nil): k itself, or for a
@@ -69,17 +76,52 @@ end
 --- The state `name` of kind `kind` ("value", "list", "map", "reducing",
 -- "aggregating"), created empty on first use: {name =, kind =, t =} where
 -- t maps key -> value (the live table). Raises if name has another kind.
-function Backend:state(name, kind)
+--
+-- ttl: nil, or the state's time-to-live ({ms =, on_read =,
+-- return_expired =}, see KeyedState): its values are then stored with
+-- the time of their last write (or read) as {value, ms}, lists and maps
+-- per element. Registering a state with a TTL that was restored without one
+-- (or the reverse) raises, as Flink refuses to enable or disable TTL on
+-- existing state.
+function Backend:state(name, kind, ttl)
   local s = self.states[name]
   if s then
     if s.kind ~= kind then
       error(string.format("state '%s' is already registered as %s state, not %s state", name, s.kind, kind), 3)
     end
+    if (s.ttl ~= nil) ~= (ttl ~= nil) then
+      error(string.format("state '%s' %s and is registered %s one (as in Flink, a TTL cannot be enabled " ..
+        "or disabled on existing state)", name, s.ttl and "has a TTL" or "has no TTL", ttl and "with" or "without"), 3)
+    end
+    if ttl then s.ttl = ttl end
     return s
   end
-  s = { name = name, kind = kind, t = {} }
+  s = { name = name, kind = kind, t = {}, ttl = ttl }
   self.states[name] = s
   return s
+end
+
+-- A TTL state's entry v with its expired parts left out (nil: nothing
+-- left): a {value, ms} pair, a list of them, or a map of them.
+local function unexpired(kind, v, ms, now)
+  if kind == "list" then
+    local out = {}
+    for i = 1, #v do
+      local e = v[i]
+      if e[2] + ms > now then out[#out + 1] = e end
+    end
+    return #out > 0 and out or nil
+  elseif kind == "map" then
+    local out
+    for mk, e in pairs(v) do
+      if e[2] + ms > now then
+        out = out or {}
+        out[mk] = e
+      end
+    end
+    return out
+  end
+  return v[2] + ms > now and v or nil
 end
 
 --- Plain data for a snapshot, grouped by key group: {version = 1,
@@ -89,19 +131,27 @@ end
 function Backend:snapshot()
   local maxp, key_group = self.max_parallelism, core().key_group
   local states = {}
+  local now = self.clock()
   for name, s in pairs(self.states) do
     local groups = {}
+    local kind, ttl = s.kind, s.ttl
+    -- expired TTL state is not written (Flink's cleanupFullSnapshot); a
+    -- restored TTL state not registered again (ttl = true) is kept whole
+    local ms = type(ttl) == "table" and ttl.ms
     for k, v in pairs(s.t) do
-      local kg = key_group(k, maxp)
-      local g = groups[kg]
-      if not g then
-        g = {}
-        groups[kg] = g
+      if ms then v = unexpired(kind, v, ms, now) end
+      if v ~= nil then
+        local kg = key_group(k, maxp)
+        local g = groups[kg]
+        if not g then
+          g = {}
+          groups[kg] = g
+        end
+        g[#g + 1] = k
+        g[#g + 1] = v
       end
-      g[#g + 1] = k
-      g[#g + 1] = v
     end
-    states[name] = { kind = s.kind, groups = groups }
+    states[name] = { kind = kind, groups = groups, ttl = ttl and true or nil }
   end
   return { version = 1, max_parallelism = maxp, states = states }
 end
@@ -119,7 +169,9 @@ function Backend:restore(snaps)
           tostring(snap.max_parallelism), self.max_parallelism), 0)
       end
       for name, st in pairs(snap.states) do
-        local t = self:state(name, st.kind).t
+        -- a TTL state's config comes with its registration (true until then)
+        local have = self.states[name]
+        local t = self:state(name, st.kind, st.ttl and (have and have.ttl or true) or nil).t
         for kg, g in pairs(st.groups) do
           if kg >= self.kg_first and kg <= self.kg_last then
             for j = 1, #g, 2 do t[self:key(g[j])] = g[j + 1] end
@@ -149,7 +201,37 @@ function M.new(current, backend)
   return setmetatable({ current = current, backend = backend or M.backend(), handles = {} }, KeyedState)
 end
 
-local function register(self, name, kind, level)
+local TTL_UPDATE = { on_create_and_write = false, on_read_and_write = true }
+local TTL_VISIBILITY = { never_return_expired = false, return_expired_if_not_cleaned = true }
+
+-- The TTL of opts ({ttl = {time =, update =, visibility =}}, as Flink's
+-- StateTtlConfig), parsed: {ms =, on_read =, return_expired =}, or nil.
+local function parse_ttl(opts, kind, level)
+  if opts == nil then return nil end
+  local function bad(msg) error("bad argument to '" .. kind .. "' (" .. msg .. ")", level + 1) end
+  if type(opts) ~= "table" then bad("options table expected, got " .. type(opts)) end
+  for k in pairs(opts) do
+    if k ~= "ttl" then bad("unknown option '" .. tostring(k) .. "'") end
+  end
+  local t = opts.ttl
+  if t == nil then return nil end
+  if type(t) ~= "table" then bad("ttl: table {time =, update =, visibility =} expected, got " .. type(t)) end
+  for k in pairs(t) do
+    if k ~= "time" and k ~= "update" and k ~= "visibility" then bad("unknown ttl option '" .. tostring(k) .. "'") end
+  end
+  local ok, ms = pcall(util().duration, t.time, "ttl.time")
+  if not ok or ms <= 0 then bad("ttl.time: a positive duration expected, got " .. tostring(t.time)) end
+  local upd, vis = t.update or "on_create_and_write", t.visibility or "never_return_expired"
+  if TTL_UPDATE[upd] == nil then
+    bad("ttl.update: 'on_create_and_write' or 'on_read_and_write' expected, got " .. tostring(upd))
+  end
+  if TTL_VISIBILITY[vis] == nil then
+    bad("ttl.visibility: 'never_return_expired' or 'return_expired_if_not_cleaned' expected, got " .. tostring(vis))
+  end
+  return { ms = ms, on_read = TTL_UPDATE[upd], return_expired = TTL_VISIBILITY[vis] }
+end
+
+local function register(self, name, kind, level, ttl)
   if type(name) ~= "string" then
     error("bad argument #1 to '" .. kind .. "' (state name expected, got " .. type(name) .. ")", level + 1)
   end
@@ -157,14 +239,227 @@ local function register(self, name, kind, level)
   if s and s.kind ~= kind then
     error(string.format("state '%s' is already registered as %s state, not %s state", name, s.kind, kind), level + 1)
   end
-  return self.handles[name], self.backend:state(name, kind).t
+  if s and (s.ttl ~= nil) ~= (ttl ~= nil) then
+    error(string.format("state '%s' %s and is registered %s one (as in Flink, a TTL cannot be enabled " ..
+      "or disabled on existing state)", name, s.ttl and "has a TTL" or "has no TTL", ttl and "with" or "without"), level + 1)
+  end
+  return self.handles[name], self.backend:state(name, kind, ttl).t
+end
+
+-- ---- state with a time-to-live (Flink's StateTtlConfig) ------------------------
+--
+-- Values are stored as {value, ms}: ms is the processing time of the last
+-- write (on_create_and_write) or of the last read or write
+-- (on_read_and_write); lists and maps keep one per element. A value whose
+-- ms + ttl <= now is expired: an access finds it absent and removes it
+-- (never_return_expired) or returns it once and removes it
+-- (return_expired_if_not_cleaned); full snapshots leave expired values out.
+local TTL = {}
+
+-- The value of key k's entry {v, ms} in t, or nil: an expired entry is
+-- removed (and returned once when the TTL says so); a read refreshes a
+-- live one (on_read_and_write).
+local function ttl_read(t, k, ttl, now)
+  local e = t[k]
+  if e == nil then return nil end
+  local n = now()
+  if e[2] + ttl.ms <= n then
+    t[k] = nil
+    if ttl.return_expired then return e[1] end
+    return nil
+  end
+  if ttl.on_read then e[2] = n end
+  return e[1]
+end
+
+function TTL.value(cur, t, ttl, now)
+  return {
+    value = function() return ttl_read(t, cur.key, ttl, now) end,
+    update = function(_, v)
+      if v == nil then t[cur.key] = nil else t[cur.key] = { v, now() } end
+    end,
+    clear = function() t[cur.key] = nil end,
+  }
+end
+
+local check_not_nil, array_length -- defined below
+
+function TTL.list(cur, t, ttl, now)
+  local ms, on_read, ret = ttl.ms, ttl.on_read, ttl.return_expired
+  return {
+    get = function()
+      local k = cur.key
+      local l = t[k]
+      if not l then return {} end
+      local n, out, keep = now(), {}, {}
+      for i = 1, #l do
+        local e = l[i]
+        if e[2] + ms > n then
+          if on_read then e[2] = n end
+          out[#out + 1] = e[1]
+          keep[#keep + 1] = e
+        elseif ret then
+          out[#out + 1] = e[1]
+        end
+      end
+      t[k] = #keep > 0 and keep or nil
+      return out
+    end,
+    add = function(_, v)
+      check_not_nil(v, "add")
+      local k = cur.key
+      local l, e = t[k], { v, now() }
+      if l then l[#l + 1] = e else t[k] = { e } end
+    end,
+    add_all = function(_, vs)
+      local n = array_length(vs, "add_all")
+      if n == 0 then return end
+      local k, ts = cur.key, now()
+      local l = t[k] or {}
+      t[k] = l
+      for i = 1, n do l[#l + 1] = { vs[i], ts } end
+    end,
+    update = function(_, vs)
+      local n = array_length(vs, "update")
+      local ts, l = now(), {}
+      for i = 1, n do l[i] = { vs[i], ts } end
+      t[cur.key] = n > 0 and l or nil
+    end,
+    clear = function() t[cur.key] = nil end,
+  }
+end
+
+function TTL.map(cur, t, ttl, now)
+  local ms, on_read = ttl.ms, ttl.on_read
+  -- the user map of the current key with its expired entries removed (nil
+  -- when none is left); a read refreshes what it returns (on_read)
+  local function live(touch)
+    local k = cur.key
+    local m = t[k]
+    if not m then return nil end
+    local n = now()
+    for mk, e in pairs(m) do
+      if e[2] + ms <= n then m[mk] = nil elseif touch and on_read then e[2] = n end
+    end
+    if next(m) == nil then
+      t[k] = nil
+      return nil
+    end
+    return m
+  end
+  local function snapshot_of(m, what)
+    local out, i = {}, 0
+    for mk, e in pairs(m or {}) do
+      i = i + 1
+      out[i] = what == "k" and mk or what == "v" and e[1] or { mk, e[1] }
+    end
+    return out
+  end
+  local function remove(mk)
+    local k = cur.key
+    local m = t[k]
+    if m then
+      m[mk] = nil
+      if next(m) == nil then t[k] = nil end
+    end
+  end
+  return {
+    get = function(_, mk)
+      local k = cur.key
+      local m = t[k]
+      if not m then return nil end
+      local v = ttl_read(m, mk, ttl, now)
+      if next(m) == nil then t[k] = nil end
+      return v
+    end,
+    put = function(_, mk, v)
+      if mk == nil then error("put: map state keys cannot be nil", 2) end
+      if v == nil then return remove(mk) end
+      local k = cur.key
+      local m = t[k]
+      if not m then
+        m = {}
+        t[k] = m
+      end
+      m[mk] = { v, now() }
+    end,
+    put_all = function(_, kv)
+      if type(kv) ~= "table" then error("put_all: table expected", 2) end
+      if next(kv) == nil then return end
+      local k, ts = cur.key, now()
+      local m = t[k]
+      if not m then
+        m = {}
+        t[k] = m
+      end
+      for mk, v in pairs(kv) do m[mk] = { v, ts } end
+    end,
+    remove = function(_, mk) remove(mk) end,
+    contains = function(_, mk)
+      local m = live(false)
+      return m ~= nil and m[mk] ~= nil
+    end,
+    -- iterators run over a copy of the unexpired entries
+    entries = function()
+      local list, i = snapshot_of(live(true), "kv"), 0
+      return function()
+        i = i + 1
+        local e = list[i]
+        if e then return e[1], e[2] end
+      end
+    end,
+    keys = function()
+      local list, i = snapshot_of(live(true), "k"), 0
+      return function()
+        i = i + 1
+        return list[i]
+      end
+    end,
+    values = function()
+      local list, i = snapshot_of(live(true), "v"), 0
+      return function()
+        i = i + 1
+        return list[i]
+      end
+    end,
+    is_empty = function() return live(false) == nil end,
+    clear = function() t[cur.key] = nil end,
+  }
+end
+
+-- reducing and aggregating state: one accumulator per key, {acc, ms};
+-- first(v) starts one, fold(acc, v) adds to it, result(acc) reads it
+function TTL.folding(cur, t, ttl, now, first, fold, result)
+  local ms = ttl.ms
+  return {
+    get = function()
+      local acc = ttl_read(t, cur.key, ttl, now)
+      if acc == nil then return nil end
+      return result(acc)
+    end,
+    add = function(_, v)
+      check_not_nil(v, "add")
+      local k, n = cur.key, now()
+      local e = t[k]
+      -- an expired accumulator is gone: the value starts a new one
+      local acc = (e and e[2] + ms > n) and fold(e[1], v) or first(v)
+      t[k] = { acc, n }
+    end,
+    clear = function() t[cur.key] = nil end,
+  }
 end
 
 --- ValueState: value() -> v or nil; update(v) (nil clears); clear().
-function KeyedState:value(name)
-  local h, t = register(self, name, "value", 2)
+function KeyedState:value(name, opts)
+  local ttl = parse_ttl(opts, "value", 2)
+  local h, t = register(self, name, "value", 2, ttl)
   if h then return h end
   local cur = self.current
+  if ttl then
+    h = TTL.value(cur, t, ttl, self.backend.clock)
+    self.handles[name] = h
+    return h
+  end
   h = {
     value = function() return t[cur.key] end,
     update = function(_, v) t[cur.key] = v end,
@@ -174,14 +469,14 @@ function KeyedState:value(name)
   return h
 end
 
-local function check_not_nil(v, what)
+function check_not_nil(v, what)
   if v == nil then error(what .. ": nil cannot be added to state", 3) end
 end
 
 -- The length of vs, an array with no holes: Flink's ListState refuses a
 -- null element in addAll/update (a hole here, e.g. {3, nil, 5}), and keys
 -- that are not 1..n are not a list. Raises at the caller's caller.
-local function array_length(vs, what)
+function array_length(vs, what)
   if type(vs) ~= "table" then error(what .. ": array expected", 3) end
   local count, max = 0, 0
   for k in pairs(vs) do
@@ -205,10 +500,16 @@ end
 -- before keeping it), add(v), add_all(array), update(array), clear(). As
 -- Flink's ListState, nil cannot be added: add(nil) and an array with a
 -- hole ({3, nil, 5}) are errors that leave the state unchanged.
-function KeyedState:list(name)
-  local h, t = register(self, name, "list", 2)
+function KeyedState:list(name, opts)
+  local ttl = parse_ttl(opts, "list", 2)
+  local h, t = register(self, name, "list", 2, ttl)
   if h then return h end
   local cur = self.current
+  if ttl then
+    h = TTL.list(cur, t, ttl, self.backend.clock)
+    self.handles[name] = h
+    return h
+  end
   h = {
     get = function()
       return t[cur.key] or {}
@@ -249,10 +550,16 @@ end
 
 --- MapState: get(k), put(k, v), put_all(t), remove(k), contains(k),
 -- entries() (iterator of k, v), keys(), values(), is_empty(), clear().
-function KeyedState:map(name)
-  local h, t = register(self, name, "map", 2)
+function KeyedState:map(name, opts)
+  local ttl = parse_ttl(opts, "map", 2)
+  local h, t = register(self, name, "map", 2, ttl)
   if h then return h end
   local cur = self.current
+  if ttl then
+    h = TTL.map(cur, t, ttl, self.backend.clock)
+    self.handles[name] = h
+    return h
+  end
   local function user_map(create)
     local k = cur.key
     local m = t[k]
@@ -323,11 +630,21 @@ end
 
 --- ReducingState: add(v) folds v into the value with fn(acc, v) (the first
 -- value is kept as is), get() -> acc or nil, clear().
-function KeyedState:reducing(name, fn)
+function KeyedState:reducing(name, fn, opts)
   if type(fn) ~= "function" then error("bad argument #2 to 'reducing' (function expected)", 2) end
-  local h, t = register(self, name, "reducing", 2)
+  local ttl = parse_ttl(opts, "reducing", 2)
+  local h, t = register(self, name, "reducing", 2, ttl)
   if h then return h end
   local cur = self.current
+  if ttl then
+    h = TTL.folding(cur, t, ttl, self.backend.clock, function(v) return v end, function(acc, v)
+      acc = fn(acc, v)
+      if acc == nil then error("reducing state '" .. name .. "': the reduce function returned nil", 3) end
+      return acc
+    end, function(acc) return acc end)
+    self.handles[name] = h
+    return h
+  end
   h = {
     get = function() return t[cur.key] end,
     add = function(_, v)
@@ -351,14 +668,25 @@ end
 --- AggregatingState (Flink's AggregateFunction): agg = {create = fn() ->
 -- acc, add = fn(acc, v) -> acc, result = fn(acc) -> out}; add(v), get() ->
 -- result or nil when empty, clear().
-function KeyedState:aggregating(name, agg)
+function KeyedState:aggregating(name, agg, opts)
   if type(agg) ~= "table" or type(agg.create) ~= "function" or type(agg.add) ~= "function"
     or type(agg.result) ~= "function" then
     error("bad argument #2 to 'aggregating' (table with create, add and result functions expected)", 2)
   end
-  local h, t = register(self, name, "aggregating", 2)
+  local ttl = parse_ttl(opts, "aggregating", 2)
+  local h, t = register(self, name, "aggregating", 2, ttl)
   if h then return h end
   local cur = self.current
+  if ttl then
+    local function add(acc, v)
+      acc = agg.add(acc, v)
+      if acc == nil then error("aggregating state '" .. name .. "': add returned nil", 3) end
+      return acc
+    end
+    h = TTL.folding(cur, t, ttl, self.backend.clock, function(v) return add(agg.create(), v) end, add, agg.result)
+    self.handles[name] = h
+    return h
+  end
   h = {
     get = function()
       local acc = t[cur.key]

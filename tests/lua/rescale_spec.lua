@@ -98,3 +98,27 @@ describe("keyed state at another parallelism #unit", function()
     end
   end)
 end)
+
+describe("state TTL in a job #unit", function()
+  it("expires a process function's state with the harness's processing-time clock", function()
+    local h = testing.harness(function(s)
+      return s:key_by("k"):process {
+        on_record = function(r, ctx, out)
+          local v = ctx.state:value("last", { ttl = { time = "1s" } })
+          out:collect { k = r.k, prev = v:value() or "none" }
+          v:update(r.x)
+        end,
+      }
+    end)
+    h:process { k = "a", x = 1 }
+    h:processing_time(500)
+    h:process { k = "a", x = 2 } -- written at 500
+    h:processing_time(1499)
+    h:process { k = "a", x = 3 } -- written at 1499
+    h:processing_time(2499)      -- 1499 + 1000 <= 2499: expired
+    h:process { k = "a", x = 4 }
+    local prev = {}
+    for _, e in ipairs(h:output()) do prev[#prev + 1] = e.value.prev end
+    assert.are.same({ "none", 1, 2, "none" }, prev)
+  end)
+end)

@@ -509,3 +509,154 @@ describe("tide.state backend: key groups, snapshots, rescaling #unit", function(
     assert.truthy(err:find("max parallelism 64 at max parallelism 128", 1, true), err)
   end)
 end)
+
+describe("tide.state TTL (Flink's StateTtlConfig) #unit", function()
+  local core = require "tide.core"
+  local cur, now, st
+  local function clock() return now end
+  before_each(function()
+    cur, now = { key = "a" }, 0
+    st = state.new(cur, state.backend(128, 1, 0, clock))
+  end)
+  local function ttl(update, visibility) return { ttl = { time = 100, update = update, visibility = visibility } } end
+
+  it("value: written values expire ttl ms after the write (on_create_and_write)", function()
+    local v = st:value("v", ttl())
+    v:update("x")
+    now = 60
+    assert.are.equal("x", v:value()) -- a read does not refresh
+    now = 99
+    assert.are.equal("x", v:value())
+    now = 100
+    assert.is_nil(v:value())
+    v:update("y")
+    now = 199
+    assert.are.equal("y", v:value())
+  end)
+
+  it("value: on_read_and_write refreshes on every read", function()
+    local v = st:value("v", ttl("on_read_and_write"))
+    v:update("x")
+    now = 60
+    assert.are.equal("x", v:value())
+    now = 159
+    assert.are.equal("x", v:value())
+    now = 259
+    assert.is_nil(v:value())
+  end)
+
+  it("value: return_expired_if_not_cleaned returns an expired value once, then it is gone", function()
+    local v = st:value("v", ttl(nil, "return_expired_if_not_cleaned"))
+    v:update("x")
+    now = 150
+    assert.are.equal("x", v:value())
+    assert.is_nil(v:value())
+  end)
+
+  it("list: each element expires on its own", function()
+    local l = st:list("l", ttl())
+    l:add("a")
+    now = 50
+    l:add_all { "b", "c" }
+    assert.are.same({ "a", "b", "c" }, l:get())
+    now = 100
+    assert.are.same({ "b", "c" }, l:get())
+    now = 150
+    assert.are.same({}, l:get())
+    l:update { "d" }
+    assert.are.same({ "d" }, l:get())
+  end)
+
+  it("map: each entry expires on its own; iteration and contains skip expired entries", function()
+    local m = st:map("m", ttl())
+    m:put("x", 1)
+    now = 50
+    m:put("y", 2)
+    now = 120
+    assert.is_nil(m:get("x"))
+    assert.is_false(m:contains("x"))
+    assert.is_true(m:contains("y"))
+    local keys = {}
+    for k in m:keys() do keys[#keys + 1] = k end
+    assert.are.same({ "y" }, keys)
+    now = 150
+    assert.is_true(m:is_empty())
+  end)
+
+  it("reducing and aggregating: the accumulator expires ttl after its last add; then a new one starts", function()
+    local r = st:reducing("r", function(a, b) return a + b end, ttl())
+    local a = st:aggregating("g", { create = function() return { n = 0 } end,
+      add = function(acc, v) acc.n = acc.n + v return acc end, result = function(acc) return acc.n end }, ttl())
+    r:add(1)
+    a:add(1)
+    now = 50
+    r:add(2)
+    a:add(2)
+    now = 149
+    assert.are.equal(3, r:get())
+    assert.are.equal(3, a:get())
+    now = 150
+    assert.is_nil(r:get())
+    assert.is_nil(a:get())
+    r:add(5)
+    a:add(5)
+    assert.are.equal(5, r:get())
+    assert.are.equal(5, a:get())
+  end)
+
+  it("leaves expired values out of full snapshots, and restores the rest with their times", function()
+    local b = state.backend(128, 1, 0, clock)
+    local s2 = state.new(cur, b)
+    local v = s2:value("v", ttl())
+    for i, k in ipairs { "a", "b", "c" } do
+      cur.key = k
+      now = i * 40 -- written at 40, 80, 120
+      v:update(k)
+    end
+    now = 170 -- "a" (40) expired, "b" (80) and "c" (120) live
+    local snap = core.decode(core.encode(b:snapshot()))
+    local keys = {}
+    for _, g in pairs(snap.states.v.groups) do
+      for j = 1, #g, 2 do keys[#keys + 1] = g[j] end
+    end
+    table.sort(keys)
+    assert.are.same({ "b", "c" }, keys)
+    local b2 = state.backend(128, 1, 0, clock)
+    b2:restore({ snap })
+    local s3 = state.new(cur, b2)
+    local v3 = s3:value("v", ttl())
+    cur.key = "b"
+    now = 179
+    assert.are.equal("b", v3:value())
+    now = 180
+    assert.is_nil(v3:value())
+    cur.key = "c"
+    assert.are.equal("c", v3:value())
+  end)
+
+  it("refuses to enable or disable a TTL on existing state, and bad TTL options", function()
+    local b = state.backend(128, 1, 0, clock)
+    state.new(cur, b):value("v", ttl()):update(1)
+    local snap = core.decode(core.encode(b:snapshot()))
+    local b2 = state.backend(128, 1, 0, clock)
+    b2:restore({ snap })
+    local err = error_of(state.new(cur, b2).value, state.new(cur, b2), "v")
+    assert.truthy(err:find("state 'v' has a TTL and is registered without one", 1, true), err)
+    local plain = st:value("p")
+    assert.truthy(plain)
+    err = error_of(st.value, st, "p", ttl())
+    assert.truthy(err:find("state 'p' has no TTL and is registered with one", 1, true), err)
+    for _, bad in ipairs {
+      { { ttl = { time = 0 } }, "ttl.time: a positive duration expected" },
+      { { ttl = { time = "1x" } }, "ttl.time: a positive duration expected" },
+      { { ttl = { time = 10, update = "never" } }, "ttl.update: 'on_create_and_write' or 'on_read_and_write' expected" },
+      { { ttl = { time = 10, visibility = "x" } }, "ttl.visibility:" },
+      { { ttl = { time = 10, cleanup = 1 } }, "unknown ttl option 'cleanup'" },
+      { { ttl = 5 }, "ttl: table {time =, update =, visibility =} expected" },
+      { { tll = {} }, "unknown option 'tll'" },
+    } do
+      err = error_of(st.value, st, "x", bad[1])
+      assert.truthy(err:find(bad[2], 1, true), err)
+    end
+  end)
+end)
