@@ -394,7 +394,7 @@ function ops.process(node, out, rt)
         local v = b[i]
         local k = keyf(v)
         if k == nil then norm_key(k, node) end
-        cur.key = backend:key(k)
+        if type(k) == "table" then cur.key = backend:key(k) else cur.key = k end
         ctx.key = k
         local t = ts and ts[i]
         ctx.timestamp = t

@@ -198,7 +198,10 @@ KeyedState.__index = KeyedState
 --   layer key (backend:key) before each record
 -- @param backend the operator's backend (default: a new one)
 function M.new(current, backend)
-  return setmetatable({ current = current, backend = backend or M.backend(), handles = {} }, KeyedState)
+  -- handles by name, with the kind and options table they were made with
+  -- (a later call with the same ones returns the handle at once)
+  return setmetatable({ current = current, backend = backend or M.backend(), handles = {}, kinds = {}, opts = {} },
+    KeyedState)
 end
 
 local TTL_UPDATE = { on_create_and_write = false, on_read_and_write = true }
@@ -451,9 +454,13 @@ end
 
 --- ValueState: value() -> v or nil; update(v) (nil clears); clear().
 function KeyedState:value(name, opts)
+  local h = self.handles[name]
+  if h and self.kinds[name] == "value" and self.opts[name] == opts then return h end
   local ttl = parse_ttl(opts, "value", 2)
-  local h, t = register(self, name, "value", 2, ttl)
+  local t
+  h, t = register(self, name, "value", 2, ttl)
   if h then return h end
+  self.kinds[name], self.opts[name] = "value", opts
   local cur = self.current
   if ttl then
     h = TTL.value(cur, t, ttl, self.backend.clock)
@@ -501,9 +508,13 @@ end
 -- Flink's ListState, nil cannot be added: add(nil) and an array with a
 -- hole ({3, nil, 5}) are errors that leave the state unchanged.
 function KeyedState:list(name, opts)
+  local h = self.handles[name]
+  if h and self.kinds[name] == "list" and self.opts[name] == opts then return h end
   local ttl = parse_ttl(opts, "list", 2)
-  local h, t = register(self, name, "list", 2, ttl)
+  local t
+  h, t = register(self, name, "list", 2, ttl)
   if h then return h end
+  self.kinds[name], self.opts[name] = "list", opts
   local cur = self.current
   if ttl then
     h = TTL.list(cur, t, ttl, self.backend.clock)
@@ -551,9 +562,13 @@ end
 --- MapState: get(k), put(k, v), put_all(t), remove(k), contains(k),
 -- entries() (iterator of k, v), keys(), values(), is_empty(), clear().
 function KeyedState:map(name, opts)
+  local h = self.handles[name]
+  if h and self.kinds[name] == "map" and self.opts[name] == opts then return h end
   local ttl = parse_ttl(opts, "map", 2)
-  local h, t = register(self, name, "map", 2, ttl)
+  local t
+  h, t = register(self, name, "map", 2, ttl)
   if h then return h end
+  self.kinds[name], self.opts[name] = "map", opts
   local cur = self.current
   if ttl then
     h = TTL.map(cur, t, ttl, self.backend.clock)
@@ -631,10 +646,14 @@ end
 --- ReducingState: add(v) folds v into the value with fn(acc, v) (the first
 -- value is kept as is), get() -> acc or nil, clear().
 function KeyedState:reducing(name, fn, opts)
+  local h = self.handles[name]
+  if h and self.kinds[name] == "reducing" and self.opts[name] == opts then return h end
   if type(fn) ~= "function" then error("bad argument #2 to 'reducing' (function expected)", 2) end
   local ttl = parse_ttl(opts, "reducing", 2)
-  local h, t = register(self, name, "reducing", 2, ttl)
+  local t
+  h, t = register(self, name, "reducing", 2, ttl)
   if h then return h end
+  self.kinds[name], self.opts[name] = "reducing", opts
   local cur = self.current
   if ttl then
     h = TTL.folding(cur, t, ttl, self.backend.clock, function(v) return v end, function(acc, v)
@@ -669,13 +688,17 @@ end
 -- acc, add = fn(acc, v) -> acc, result = fn(acc) -> out}; add(v), get() ->
 -- result or nil when empty, clear().
 function KeyedState:aggregating(name, agg, opts)
+  local h = self.handles[name]
+  if h and self.kinds[name] == "aggregating" and self.opts[name] == opts then return h end
   if type(agg) ~= "table" or type(agg.create) ~= "function" or type(agg.add) ~= "function"
     or type(agg.result) ~= "function" then
     error("bad argument #2 to 'aggregating' (table with create, add and result functions expected)", 2)
   end
   local ttl = parse_ttl(opts, "aggregating", 2)
-  local h, t = register(self, name, "aggregating", 2, ttl)
+  local t
+  h, t = register(self, name, "aggregating", 2, ttl)
   if h then return h end
+  self.kinds[name], self.opts[name] = "aggregating", opts
   local cur = self.current
   if ttl then
     local function add(acc, v)
