@@ -1031,6 +1031,7 @@ local function open_split(node, rt, split, n_splits)
       return n
     end, {
       readers = r:whole() and 1 or n_splits,
+      close = function() r:close() end,
       snapshot = function() return { position = r:position(), first_bad = first_bad or r:first_skipped() } end,
       restore = function(s)
         r:seek(s.position)
@@ -1121,11 +1122,23 @@ function M.open_source(node, rt)
       for _, sp in ipairs(o.splits or {}) do list[#list + 1] = sp end
     end
     table.sort(list, function(a, b) return a.index < b.index end)
+    -- a split already open (this subtask's own) is positioned, not reopened
+    local open = {}
+    for _, sp in ipairs(splits) do open[sp.index .. "/" .. sp.count] = sp end
     splits, cur = {}, 1
     for i, sp in ipairs(list) do
-      local r, p = open_split(node, rt, sp.index, sp.count)
-      p.restore(sp.state)
-      splits[i] = { index = sp.index, count = sp.count, read = r, pos = p }
+      local id = sp.index .. "/" .. sp.count
+      local o = open[id]
+      open[id] = nil
+      if not o then
+        local r, p = open_split(node, rt, sp.index, sp.count)
+        o = { index = sp.index, count = sp.count, read = r, pos = p }
+      end
+      o.pos.restore(sp.state)
+      splits[i] = o
+    end
+    for _, o in pairs(open) do
+      if o.pos.close then o.pos.close() end
     end
   end
   function position.restore(s)
