@@ -345,9 +345,13 @@ engine_rc=$?
 # ---- C modules (issue 9): a sixth table ---------------------------------------
 BUILD=$BUILD sh "$HERE/modules.sh"
 mod_rc=$?
+# ---- issue 10: keyed state on the heap backend: a seventh table ---------------
+BUILD=$BUILD sh "$HERE/state.sh"
+state_rc=$?
 [ "$report_rc" -ne 0 ] && exit "$report_rc"
 [ "$wreport_rc" -ne 0 ] && exit "$wreport_rc"
 [ "$ckpt_rc" -ne 0 ] && exit "$ckpt_rc"
 [ "$ua_rc" -ne 0 ] && exit "$ua_rc"
 [ "$engine_rc" -ne 0 ] && exit "$engine_rc"
-exit "$mod_rc"
+[ "$mod_rc" -ne 0 ] && exit "$mod_rc"
+exit "$state_rc"
