@@ -535,57 +535,116 @@ int td_codec_encode(lua_State *L, int idx, td_wbuf_t *out, int canonical,
 
 /* ---- decoding ----------------------------------------------------------- */
 
-static int dec_value(lua_State *L, const unsigned char **ps,
-                     const unsigned char *end, int depth);
+/* The decoder's state: the Lua state, the end of the input and the string
+ * cache, if any (NULL: every string is pushed with lua_pushlstring). */
+typedef struct dec {
+  lua_State *L;
+  const unsigned char *end;
+  td_codec_cache_t *cache;
+  int room; /* the top-level container has stack room (3 slots) already */
+} dec_t;
 
-static int dec_array(lua_State *L, const unsigned char **ps,
-                     const unsigned char *end, size_t n, int depth) {
+static int dec_value(dec_t *d, const unsigned char **ps, int depth);
+
+static int dec_array(dec_t *d, const unsigned char **ps, size_t n,
+                     int depth) {
+  lua_State *L = d->L;
   /* every element takes at least one byte: rejects absurd counts before
    * the table is allocated */
-  if (n > (size_t)(end - *ps) || depth >= TD_CODEC_MAX_DEPTH)
+  if (n > (size_t)(d->end - *ps) || depth >= TD_CODEC_MAX_DEPTH)
     return TD_ECORRUPT;
-  luaL_checkstack(L, 3, "decoding nested tables");
+  if (depth || !d->room) luaL_checkstack(L, 3, "decoding nested tables");
   lua_createtable(L, n > INT32_MAX ? 0 : (int)n, 0);
   for (size_t i = 1; i <= n; i++) {
-    int rc = dec_value(L, ps, end, depth + 1);
+    int rc = dec_value(d, ps, depth + 1);
     if (rc) return rc;
     lua_rawseti(L, -2, (lua_Integer)i);
   }
   return 0;
 }
 
-static int dec_map(lua_State *L, const unsigned char **ps,
-                   const unsigned char *end, size_t n, int depth) {
-  if (n > (size_t)(end - *ps) / 2 || depth >= TD_CODEC_MAX_DEPTH)
+static int dec_map(dec_t *d, const unsigned char **ps, size_t n, int depth) {
+  lua_State *L = d->L;
+  if (n > (size_t)(d->end - *ps) / 2 || depth >= TD_CODEC_MAX_DEPTH)
     return TD_ECORRUPT;
-  luaL_checkstack(L, 3, "decoding nested tables");
+  if (depth || !d->room) luaL_checkstack(L, 3, "decoding nested tables");
   lua_createtable(L, 0, n > INT32_MAX ? 0 : (int)n);
   for (size_t i = 0; i < n; i++) {
     /* only nil (0xc0) and floats (0xca, 0xcb) can be bad keys */
-    unsigned c = *ps < end ? **ps : 0;
-    int rc = dec_value(L, ps, end, depth + 1);
+    unsigned c = *ps < d->end ? **ps : 0;
+    int rc = dec_value(d, ps, depth + 1);
     if (rc) return rc;
     if (UNLIKELY(c == 0xc0)) return TD_ECORRUPT;
     if (UNLIKELY(c == 0xca || c == 0xcb)) {
       lua_Number k = lua_tonumber(L, -1);
       if (k != k) return TD_ECORRUPT; /* NaN */
     }
-    if ((rc = dec_value(L, ps, end, depth + 1))) return rc;
+    if ((rc = dec_value(d, ps, depth + 1))) return rc;
     lua_rawset(L, -3);
   }
   return 0;
 }
 
-/* dec_value - decode one value at *ps (before end) and push it; advances
- * *ps. On error the caller restores the stack top. */
-static int dec_value(lua_State *L, const unsigned char **ps,
-                     const unsigned char *end, int depth) {
+/* eq2, eq4, eq8 - are the 2, 4 or 8 bytes at a and b the same? */
+static inline int eq2(const void *a, const void *b) {
+  uint16_t x, y;
+  return memcpy(&x, a, 2), memcpy(&y, b, 2), x == y;
+}
+static inline int eq4(const void *a, const void *b) {
+  uint32_t x, y;
+  return memcpy(&x, a, 4), memcpy(&y, b, 4), x == y;
+}
+static inline int eq8(const void *a, const void *b) {
+  uint64_t x, y;
+  return memcpy(&x, a, 8), memcpy(&y, b, 8), x == y;
+}
+
+/* same_bytes - memcmp(a, b, n) == 0 for 0 < n < 32, inline: loads of the
+ * widest of 8, 4, 2 or 1 bytes that n holds, the last one overlapping its
+ * predecessor so that none reads past either string. */
+static inline int same_bytes(const char *a, const unsigned char *b,
+                             size_t n) {
+  if (n >= 8) {
+    for (size_t i = 0; i + 8 < n; i += 8)
+      if (!eq8(a + i, b + i)) return 0;
+    return eq8(a + n - 8, b + n - 8);
+  }
+  if (n >= 4) return eq4(a, b) && eq4(a + n - 4, b + n - 4);
+  if (n >= 2) return eq2(a, b) && eq2(a + n - 2, b + n - 2);
+  return (unsigned char)a[0] == b[0];
+}
+
+/* push_cached - push the fixstr s[0 .. n) (0 < n < 32) through the cache: a
+ * string equal in bytes to the one in its slot is pushed from the slot;
+ * otherwise it is pushed and takes the slot. The slot is chosen from the
+ * length and the first, middle and last bytes, so a record's keys (and short
+ * values such as enum-like strings) usually find themselves there again
+ * in the next record of the batch, wherever they sit in it. */
+static inline void push_cached(lua_State *L, td_codec_cache_t *c,
+                               const unsigned char *s, size_t n) {
+  uint32_t x = (uint32_t)s[0] | (uint32_t)s[n >> 1] << 8 |
+               (uint32_t)s[n - 1] << 16 | (uint32_t)n << 24;
+  int h = (int)((x * 0x85ebca6bu) >> (32 - TD_CODEC_CACHE_BITS));
+  if (c->n[h] == n && same_bytes(c->p[h], s, n)) {
+    lua_pushvalue(L, c->base + h);
+    return;
+  }
+  lua_pushlstring(L, (const char *)s, n);
+  lua_copy(L, -1, c->base + h);
+  c->p[h] = lua_tostring(L, -1); /* held alive by the slot */
+  c->n[h] = (unsigned char)n;
+}
+
+/* dec_value - decode one value at *ps (before d->end) and push it;
+ * advances *ps. On error the caller restores the stack top. */
+static int dec_value(dec_t *d, const unsigned char **ps, int depth) {
+  lua_State *L = d->L;
   const unsigned char *s = *ps;
   size_t n;
 
-  if (UNLIKELY(s >= end)) return TD_ECORRUPT;
+  if (UNLIKELY(s >= d->end)) return TD_ECORRUPT;
   unsigned c = *s++;
-  size_t avail = (size_t)(end - s);
+  size_t avail = (size_t)(d->end - s);
 
   if (c <= 0x7f) { /* positive fixint */
     lua_pushinteger(L, (lua_Integer)c);
@@ -599,17 +658,22 @@ static int dec_value(lua_State *L, const unsigned char **ps,
   }
   if (c >= 0xa0 && c <= 0xbf) { /* fixstr */
     n = c & 0x1f;
+    if (d->cache && n) {
+      if (UNLIKELY(avail < n)) return TD_ECORRUPT;
+      push_cached(L, d->cache, s, n);
+      *ps = s + n;
+      return 0;
+    }
     goto str;
   }
   if (c <= 0x8f) { /* fixmap */
     *ps = s;
-    return dec_map(L, ps, end, c & 0x0f, depth);
+    return dec_map(d, ps, c & 0x0f, depth);
   }
   if (c <= 0x9f) { /* fixarray */
     *ps = s;
-    return dec_array(L, ps, end, c & 0x0f, depth);
+    return dec_array(d, ps, c & 0x0f, depth);
   }
-
 #define NEED(k)                                                            \
   do {                                                                     \
     if (UNLIKELY(avail < (k))) return TD_ECORRUPT;                         \
@@ -710,19 +774,19 @@ static int dec_value(lua_State *L, const unsigned char **ps,
   case 0xdc:
     NEED(2);
     *ps = s + 2;
-    return dec_array(L, ps, end, get16(s), depth);
+    return dec_array(d, ps, get16(s), depth);
   case 0xdd:
     NEED(4);
     *ps = s + 4;
-    return dec_array(L, ps, end, get32(s), depth);
+    return dec_array(d, ps, get32(s), depth);
   case 0xde:
     NEED(2);
     *ps = s + 2;
-    return dec_map(L, ps, end, get16(s), depth);
+    return dec_map(d, ps, get16(s), depth);
   case 0xdf:
     NEED(4);
     *ps = s + 4;
-    return dec_map(L, ps, end, get32(s), depth);
+    return dec_map(d, ps, get32(s), depth);
   default: /* 0xc1, ext 0xc7-0xc9, fixext 0xd4-0xd8 */
     return TD_ECORRUPT;
   }
@@ -737,11 +801,17 @@ str:
 #undef NEED
 }
 
-int td_codec_decode(lua_State *L, const char *p, size_t len, size_t *off) {
+/* decode - decode one value from p[*off .. len) and push it (see
+ * td_codec_decode), through cache c if not NULL. */
+static inline int decode(lua_State *L, td_codec_cache_t *c, const char *p,
+                         size_t len, size_t *off) {
   if (UNLIKELY(*off >= len)) return TD_ECORRUPT;
   const unsigned char *s = (const unsigned char *)p + *off;
   int top = lua_gettop(L);
-  int rc = dec_value(L, &s, (const unsigned char *)p + len, 0);
+  /* the cache's init left room for one value on top of the slots */
+  dec_t d = {L, (const unsigned char *)p + len, c,
+             c && top == c->base + TD_CODEC_CACHE_SLOTS - 1};
+  int rc = dec_value(&d, &s, 0);
   if (UNLIKELY(rc)) {
     lua_settop(L, top);
     return rc;
@@ -750,19 +820,40 @@ int td_codec_decode(lua_State *L, const char *p, size_t len, size_t *off) {
   return 0;
 }
 
+int td_codec_decode(lua_State *L, const char *p, size_t len, size_t *off) {
+  return decode(L, NULL, p, len, off);
+}
+
+void td_codec_cache_init(lua_State *L, td_codec_cache_t *c) {
+  luaL_checkstack(L, TD_CODEC_CACHE_SLOTS + 3, "decoding a batch");
+  c->base = lua_gettop(L) + 1;
+  lua_settop(L, c->base + TD_CODEC_CACHE_SLOTS - 1); /* nils */
+  memset(c->n, 0xff, sizeof c->n); /* no fixstr is 255 bytes long */
+}
+
+void td_codec_cache_destroy(lua_State *L, td_codec_cache_t *c) {
+  lua_settop(L, c->base - 1);
+}
+
+int td_codec_decode_cached(lua_State *L, td_codec_cache_t *c, const char *p,
+                           size_t len, size_t *off) {
+  return decode(L, c, p, len, off);
+}
+
 int td_codec_decode_into(lua_State *L, int tidx, const char *p, size_t len) {
   if (len == 0) return 0;
   tidx = lua_absindex(L, tidx);
-  const unsigned char *s = (const unsigned char *)p;
-  const unsigned char *end = s + len;
-  int top = lua_gettop(L);
+  td_codec_cache_t c;
+  td_codec_cache_init(L, &c);
+  size_t off = 0;
   lua_Integer n = 0;
-  while (s < end) {
-    if (UNLIKELY(dec_value(L, &s, end, 0))) {
-      lua_settop(L, top);
+  while (off < len) {
+    if (UNLIKELY(decode(L, &c, p, len, &off))) {
+      td_codec_cache_destroy(L, &c);
       return TD_ECORRUPT;
     }
     lua_rawseti(L, tidx, ++n);
   }
+  td_codec_cache_destroy(L, &c);
   return n > INT32_MAX ? TD_ECORRUPT : (int)n;
 }

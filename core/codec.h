@@ -55,6 +55,40 @@ int td_codec_encode(lua_State *L, int idx, td_wbuf_t *out, int canonical,
 int td_codec_decode(lua_State *L, const char *p, size_t len, size_t *off);
 
 /*
+ * td_codec_cache_t - short strings (fixstr, 1 to 31 bytes) decoded lately,
+ * held in Lua stack slots, for decoding the records of a batch: records of
+ * one batch mostly share their shape, and a string found in the cache is
+ * pushed from its slot instead of being hashed and interned again by
+ * lua_pushlstring. The cache only saves work: the values decoded are the
+ * same as td_codec_decode's. It belongs to one lua_State and one C call.
+ */
+#define TD_CODEC_CACHE_BITS 6
+#define TD_CODEC_CACHE_SLOTS (1 << TD_CODEC_CACHE_BITS)
+
+typedef struct td_codec_cache {
+  int base;                                /* stack index of slot 0 */
+  unsigned char n[TD_CODEC_CACHE_SLOTS];   /* byte length, 255: empty */
+  const char *p[TD_CODEC_CACHE_SLOTS];     /* bytes of the slot's string */
+} td_codec_cache_t;
+
+/*
+ * td_codec_cache_init - push the cache's TD_CODEC_CACHE_SLOTS slots (nils)
+ * on the Lua stack and make room for one decoded value above them. Raises
+ * on stack overflow. td_codec_cache_destroy(L, c) pops the slots and
+ * everything above them (the stack top goes back to where init found it).
+ */
+void td_codec_cache_init(lua_State *L, td_codec_cache_t *c);
+void td_codec_cache_destroy(lua_State *L, td_codec_cache_t *c);
+
+/*
+ * td_codec_decode_cached - td_codec_decode through cache c (initialized on
+ * L, its slots still on the stack below the values decoded). Same values,
+ * same errors as td_codec_decode.
+ */
+int td_codec_decode_cached(lua_State *L, td_codec_cache_t *c, const char *p,
+                           size_t len, size_t *off);
+
+/*
  * td_codec_decode_into - decode every value in p[0 .. len) into the table at
  * stack index `tidx`, at positions 1..n, and return n (>= 0), or
  * TD_ECORRUPT. Entries of the table after n are left as they were.

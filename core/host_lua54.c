@@ -680,9 +680,11 @@ static int l_poll(lua_State *L) {
     lua_pushinteger(L, 0);
     return 1;
   }
+  td_codec_cache_t cache;
+  td_codec_cache_init(L, &cache);
   for (int i = 0; i < b.n; i++) {
     size_t off = b.off[i];
-    if (td_codec_decode(L, b.data, b.stop[i], &off) != 0)
+    if (td_codec_decode_cached(L, &cache, b.data, b.stop[i], &off) != 0)
       return luaL_error(L, "corrupt exchange buffer");
     lua_rawseti(L, 1, i + 1);
     if (b.has_ts && b.ts[i] != TD_NO_TIMESTAMP) {
@@ -695,6 +697,7 @@ static int l_poll(lua_State *L) {
       lua_rawseti(L, 2, i + 1);
     }
   }
+  td_codec_cache_destroy(L, &cache);
   lua_pushinteger(L, b.n);
   if (b.edge >= 0) lua_pushinteger(L, b.edge + 1);
   else lua_pushnil(L);

@@ -1267,6 +1267,158 @@ TD_TEST(test_codec_round_trips_records) {
   lua_close(L);
 }
 
+/* cache_batch - encode every value of the global list `vals` into one
+ * buffer, decode them back one by one through a string cache (collecting
+ * garbage after each: only the cache's slots hold its strings) into the
+ * global `got`, and check got equals vals. */
+static void cache_batch(lua_State *L) {
+  td_wbuf_t b = {0};
+  size_t stops[4096];
+  lua_getglobal(L, "vals");
+  int n = (int)lua_rawlen(L, -1);
+  TD_CHECK(n <= 4096);
+  for (int i = 1; i <= n; i++) {
+    lua_rawgeti(L, -1, i);
+    TD_CHECK_INT(td_codec_encode(L, -1, &b, 0, NULL, 0), 0);
+    lua_pop(L, 1);
+    stops[i - 1] = b.len;
+  }
+  lua_pop(L, 1);
+  lua_newtable(L);
+  td_codec_cache_t c;
+  td_codec_cache_init(L, &c);
+  size_t off = 0;
+  for (int i = 0; i < n; i++) {
+    TD_CHECK_INT(td_codec_decode_cached(L, &c, b.data, stops[i], &off), 0);
+    TD_CHECK_INT(off, stops[i]);
+    lua_rawseti(L, 1, i + 1);
+    lua_gc(L, LUA_GCCOLLECT, 0);
+  }
+  td_codec_cache_destroy(L, &c);
+  TD_CHECK_INT(lua_gettop(L), 1);
+  lua_setglobal(L, "got");
+  push_expr(L, "#got == #vals and deq(got, vals)");
+  TD_CHECK(lua_toboolean(L, -1));
+  lua_pop(L, 1);
+  td_wbuf_destroy(&b);
+}
+
+TD_TEST(test_codec_cache_decodes_what_decode_does) {
+  lua_State *L = new_state();
+  /* shapes that change within a batch; a key's bytes in another place
+   * (key then value, another map, an array); nested maps sharing keys */
+  run(L, "vals = {\n"
+         "  {id = 1, name = 'rec'}, {id = 2, name = 'rec'},\n"
+         "  {name = 'id', id = 'name'}, {rec = 'rec'}, 'id', 'name',\n"
+         "  {'id', 'name', {id = {id = {id = 'id'}}}},\n"
+         "  {a = {a = 'a', b = {a = 'b'}}, b = 'a'}, {id = 3, name = 'rec'},\n"
+         "  {x = 1}, {y = 2}, {x = 'y', y = 'x'}, 'x', 'y', '', {[''] = ''},\n"
+         "}\n");
+  cache_batch(L);
+  /* strings alike in length and first, middle and last bytes (one slot)
+   * that differ elsewhere; embedded zeros; 31 bytes (the longest fixstr)
+   * and 32 and 40 (str8, not cached) that differ in one middle byte */
+  run(L, "local l31a = ('k'):rep(10) .. 'A' .. ('k'):rep(20)\n"
+         "local l31b = ('k'):rep(10) .. 'B' .. ('k'):rep(20)\n"
+         "local l32a, l32b = l31a .. 'z', l31b .. 'z'\n"
+         "local l40a, l40b = l32a .. ('w'):rep(8), l32b .. ('w'):rep(8)\n"
+         "vals = {\n"
+         "  'aXmYz', 'aQmRz', 'aXmYz', {aXmYz = 'aQmRz', aQmRz = 'aXmYz'},\n"
+         "  'a\\0b', 'a\\1b', 'a\\0b', '\\0', '\\1', '\\0',\n"
+         "  {[l31a] = l31b, [l31b] = l31a}, l31a, l31b, l31a,\n"
+         "  {[l32a] = l32b, [l32b] = l32a}, l32a, l32b, l32a,\n"
+         "  {[l40a] = 1, [l40b] = 2}, l40a, l40b, {[l31a] = l32a},\n"
+         "}\n"
+         "for i = 1, 200 do\n" /* many distinct short strings: evictions */
+         "  vals[#vals + 1] = {['k' .. i] = 'v' .. i % 7, id = i}\n"
+         "end\n");
+  cache_batch(L);
+  /* a string, then the same with one byte changed, for every byte value
+   * in steps and several places: whatever picks a slot, some of these
+   * share one with their base string (256 values, 64 slots) */
+  run(L, "vals = {}\n"
+         "for _, len in ipairs{1, 2, 5, 31} do\n"
+         "  local base = ('abcdefghijklmnopqrstuvwxyz01234'):sub(1, len)\n"
+         "  for _, pos in ipairs{1, 2, (len + 1) // 2, len} do\n"
+         "    if pos <= len then\n"
+         "      for byte = 0, 255, 3 do\n"
+         "        vals[#vals + 1] = base\n"
+         "        vals[#vals + 1] = base:sub(1, pos - 1) .. string.char(byte)\n"
+         "                          .. base:sub(pos + 1)\n"
+         "      end\n"
+         "    end\n"
+         "  end\n"
+         "end\n");
+  cache_batch(L);
+  lua_close(L);
+}
+
+TD_TEST(test_codec_cache_bin_and_str_formats_agree) {
+  lua_State *L = new_state();
+  /* "abc" as fixstr, bin8, fixstr, a map {abc = bin8 "abc"}, str8, bin16
+   * and 31 bytes of fixstr: every one decodes to the same string */
+  char buf[128];
+  size_t n = unhex("a3 61 62 63 c4 03 61 62 63 a3 61 62 63 "
+                   "81 a3 61 62 63 c4 03 61 62 63 d9 03 61 62 63 "
+                   "c5 00 03 61 62 63 a3 61 62 64",
+                   buf);
+  lua_pushliteral(L, "abc");
+  td_codec_cache_t c;
+  td_codec_cache_init(L, &c);
+  size_t off = 0;
+  for (int i = 0; i < 6; i++) {
+    TD_CHECK_INT(td_codec_decode_cached(L, &c, buf, n, &off), 0);
+    if (lua_istable(L, -1)) {
+      lua_getfield(L, -1, "abc");
+      lua_replace(L, -2);
+    }
+    TD_CHECK(lua_rawequal(L, 1, -1));
+    lua_pop(L, 1);
+  }
+  TD_CHECK_INT(td_codec_decode_cached(L, &c, buf, n, &off), 0);
+  TD_CHECK(lua_type(L, -1) == LUA_TSTRING && !lua_rawequal(L, 1, -1));
+  TD_CHECK_STR(lua_tostring(L, -1), "abd");
+  TD_CHECK_INT(off, n);
+  /* values left on the stack between calls: still room for the next */
+  for (int i = 0; i < 100; i++) {
+    size_t o = 0;
+    TD_CHECK_INT(td_codec_decode_cached(L, &c, buf + 13, 10, &o), 0);
+    TD_CHECK_INT(o, 10);
+  }
+  TD_CHECK_INT(lua_gettop(L), 1 + TD_CODEC_CACHE_SLOTS + 101);
+  td_codec_cache_destroy(L, &c);
+  TD_CHECK_INT(lua_gettop(L), 1);
+  lua_close(L);
+}
+
+TD_TEST(test_codec_cache_corrupt_input_keeps_stack) {
+  lua_State *L = new_state();
+  char buf[64];
+  /* {id = 1, name = "rec"} then the same record cut short at every byte */
+  size_t n = unhex("82 a2 69 64 01 a4 6e 61 6d 65 a3 72 65 63", buf);
+  memcpy(buf + n, buf, n);
+  td_codec_cache_t c;
+  td_codec_cache_init(L, &c);
+  int top = lua_gettop(L);
+  size_t off = 0;
+  TD_CHECK_INT(td_codec_decode_cached(L, &c, buf, 2 * n, &off), 0);
+  lua_pop(L, 1);
+  for (size_t cut = n; cut < 2 * n; cut++) {
+    size_t o = n;
+    TD_CHECK_INT(td_codec_decode_cached(L, &c, buf, cut, &o), TD_ECORRUPT);
+    TD_CHECK_INT(o, n);
+    TD_CHECK_INT(lua_gettop(L), top);
+  }
+  off = n;
+  TD_CHECK_INT(td_codec_decode_cached(L, &c, buf, 2 * n, &off), 0);
+  lua_setglobal(L, "r");
+  td_codec_cache_destroy(L, &c);
+  TD_CHECK_INT(lua_gettop(L), 0);
+  push_expr(L, "deq(r, {id = 1, name = 'rec'})");
+  TD_CHECK(lua_toboolean(L, -1));
+  lua_close(L);
+}
+
 TD_TEST_MAIN(test_codec_wbuf_reserve_grows_geometrically,
              test_codec_encode_appends_to_buffer,
              test_codec_nil_and_booleans,
@@ -1293,4 +1445,7 @@ TD_TEST_MAIN(test_codec_wbuf_reserve_grows_geometrically,
              test_codec_decode_rejects_invalid_bytes,
              test_codec_decode_consecutive_values,
              test_codec_decode_into_fills_positions,
-             test_codec_round_trips_records)
+             test_codec_round_trips_records,
+             test_codec_cache_decodes_what_decode_does,
+             test_codec_cache_bin_and_str_formats_agree,
+             test_codec_cache_corrupt_input_keeps_stack)
