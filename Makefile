@@ -125,7 +125,8 @@ $(BUILD)/lua/tide/core.so: $(BUILD)/core/lua_module.o $(BUILD)/libtide.a
 	@mkdir -p $(dir $@)
 	$(CC) -shared $(SAN) -o $@ $^ -lz -lxxhash -lisal -lm -ldl -pthread
 
-$(BUILD)/tests/%: tests/core/%.c $(BUILD)/libtide.a tests/core/testlib.h tests/core/deq.h
+$(BUILD)/tests/%: tests/core/%.c $(BUILD)/libtide.a tests/core/testlib.h tests/core/deq.h \
+             tests/core/state_cases.h
 	@mkdir -p $(dir $@)
 	$(CC) $(TD_CFLAGS) $(CFLAGS) $(SAN) -Itests/core -o $@ $< $(BUILD)/libtide.a $(LDLIBS)
 
