@@ -9,6 +9,7 @@
  * and bad directories. Each case works under its own directory in
  * ${TMPDIR:-/tmp} and removes it.
  */
+#include <dirent.h>
 #include <ftw.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -744,13 +745,40 @@ TD_TEST(test_rocksdb_rescale_split) {
   rm_tree(root);
 }
 
+/* dir_state - the names, sizes and modification times of dir's entries,
+ * sorted, as one string (malloc'd): equal strings, an unchanged dir. */
+static char *dir_state(const char *dir) {
+  struct dirent **ents = NULL;
+  int n = scandir(dir, &ents, NULL, alphasort);
+  size_t cap = 64 + (n > 0 ? (size_t)n * 320 : 0), len = 0;
+  char *out = malloc(cap);
+  if (!out) abort();
+  out[0] = '\0';
+  for (int i = 0; i < n; i++) {
+    char p[4400];
+    struct stat st;
+    snprintf(p, sizeof p, "%s/%s", dir, ents[i]->d_name);
+    if (strcmp(ents[i]->d_name, ".") && strcmp(ents[i]->d_name, "..") &&
+        lstat(p, &st) == 0 && len < cap)
+      len += (size_t)snprintf(out + len, cap - len, "%s:%lld:%lld.%09ld;",
+                              ents[i]->d_name, (long long)st.st_size,
+                              (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
+    free(ents[i]);
+  }
+  free(ents);
+  return out;
+}
+
 /* Rescale 2 -> 1: checkpoints of [0, 63] and [64, 127] merged into one
- * [0, 127]; and 2 -> 3's middle subtask [43, 85], which overlaps both. */
+ * [0, 127]; and 2 -> 3's middle subtask [43, 85], which overlaps both;
+ * 2 -> 4's second subtask [32, 63] from one of them. No restore changes
+ * a checkpoint directory. */
 TD_TEST(test_rocksdb_rescale_merge) {
   char *root = tmp_dir();
   char *c0 = checkpoint_of(root, "old-0", 0, 63, CHK_N);
   char *c1 = checkpoint_of(root, "old-1", 64, 127, CHK_N);
   const char *dirs[] = {c0, c1};
+  char *before0 = dir_state(c0), *before1 = dir_state(c1);
   td_backend_t *b = restore(root, "merged", 0, 127, dirs, 2);
   TD_CHECK(b != NULL);
   if (b) TD_CHECK_INT(holds_exactly(b, CHK_N, 0, 127), 0);
@@ -759,6 +787,20 @@ TD_TEST(test_rocksdb_rescale_merge) {
   TD_CHECK(b != NULL);
   if (b) TD_CHECK_INT(holds_exactly(b, CHK_N, 43, 85), 0);
   td_backend_free(b);
+  /* the old instances' checkpoints are untouched, also by a clipping
+   * restore of one of them */
+  b = restore(root, "clipped", 32, 63, dirs, 1);
+  TD_CHECK(b != NULL);
+  if (b) TD_CHECK_INT(holds_exactly(b, CHK_N, 32, 63), 0);
+  td_backend_free(b);
+  char *after0 = dir_state(c0), *after1 = dir_state(c1);
+  TD_CHECK_STR(after0, before0);
+  TD_CHECK_STR(after1, before1);
+  TD_CHECK(strstr(before0, "CURRENT") != NULL);
+  free(before0);
+  free(before1);
+  free(after0);
+  free(after1);
   /* nothing to restore: an empty backend */
   b = restore(root, "empty", 0, 127, NULL, 0);
   TD_CHECK(b != NULL);
