@@ -734,7 +734,7 @@ TD_TEST(test_rocksdb_rescale_split) {
   td_backend_free(hi);
   uint32_t cuts[][2] = {{0, 42}, {43, 85}, {86, 127}};
   for (int i = 0; i < 3; i++) {
-    char name[16];
+    char name[32];
     snprintf(name, sizeof name, "third-%d", i);
     td_backend_t *b = restore(root, name, cuts[i][0], cuts[i][1], dirs, 1);
     TD_CHECK(b != NULL);
