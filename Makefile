@@ -26,7 +26,7 @@ OPT        ?= -O2
 CFLAGS     ?= $(OPT) -g
 TD_CFLAGS   = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter \
               -fPIC -pthread -I. -Icore -Istate -I$(LUA_INCDIR)
-SYSLIBS     = -lz -lxxhash -lisal -lm -ldl -pthread
+SYSLIBS     = -lrocksdb -lz -lxxhash -lisal -lm -ldl -pthread
 LDLIBS     ?= $(LUA_LIB) $(SYSLIBS)
 # the same sources for the LuaJIT host: LuaJIT's headers, TD_LUAJIT
 TDJ_CFLAGS  = $(subst -I$(LUA_INCDIR),-I$(LUAJIT_INCDIR),$(TD_CFLAGS)) -DTD_LUAJIT
@@ -123,9 +123,10 @@ lua/tide/cdef.lua: core/tide.h core/cdef.sh
 # The Lua C module for plain lua5.4 scripts: require "tide" finds tide.core.
 $(BUILD)/lua/tide/core.so: $(BUILD)/core/lua_module.o $(BUILD)/libtide.a
 	@mkdir -p $(dir $@)
-	$(CC) -shared $(SAN) -o $@ $^ -lz -lxxhash -lisal -lm -ldl -pthread
+	$(CC) -shared $(SAN) -o $@ $^ $(SYSLIBS)
 
-$(BUILD)/tests/%: tests/core/%.c $(BUILD)/libtide.a tests/core/testlib.h tests/core/deq.h
+$(BUILD)/tests/%: tests/core/%.c $(BUILD)/libtide.a tests/core/testlib.h tests/core/deq.h \
+             tests/core/state_cases.h
 	@mkdir -p $(dir $@)
 	$(CC) $(TD_CFLAGS) $(CFLAGS) $(SAN) -Itests/core -o $@ $< $(BUILD)/libtide.a $(LDLIBS)
 

@@ -5,8 +5,8 @@
  * bytes) and holds value bytes; key bytes are the canonical MessagePack
  * encoding of the key (codec.h) and the key group is derived from them
  * (keygroup.h). The runtime holds a td_backend_t and never knows which
- * implementation it is: "heap" (in-memory hash tables, this issue) or
- * "rocksdb" (later). All calls go through the method table, so tests can
+ * implementation it is: "heap" (in-memory hash tables, state/heap.c) or
+ * "rocksdb" (an embedded RocksDB, state/rocksdb.h). All calls go through the method table, so tests can
  * wrap a backend to inject faults (SQLite's os.c pattern).
  *
  * A backend belongs to one subtask and is used by one thread at a time.
@@ -47,8 +47,9 @@ typedef int (*td_state_visit_fn)(const td_state_entry_t *e, void *ud);
 
 typedef struct td_backend_ops {
   const char *name;
-  /* get: *out borrows the stored value (valid until the next put, remove
-   * or clear on this backend). Returns 1 found, 0 absent, or < 0. */
+  /* get: *out borrows the stored value, valid until the next call on this
+   * backend (heap keeps it valid across gets, until the next put, remove
+   * or clear; rocksdb does not). Returns 1 found, 0 absent, or < 0. */
   int (*get)(td_backend_t *b, uint32_t state_id, uint32_t kg, td_bytes_t key,
              td_bytes_t ns, td_bytes_t *out);
   /* put: insert or replace (the bytes are copied). 0 or < 0. */
