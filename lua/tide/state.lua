@@ -69,7 +69,10 @@ end
 --- The state `name` of kind `kind` ("value", "list", "map", "reducing",
 -- "aggregating"), created empty on first use: {name =, kind =, t =} where
 -- t maps key -> value (the live table). Raises if name has another kind.
-function Backend:state(name, kind)
+-- @param opts optional: namespaced = true for state per (key, namespace)
+--   (window contents and trigger state: the namespace is a window id
+--   "start:stop"): t maps key -> {namespace -> value}, and snapshots say so.
+function Backend:state(name, kind, opts)
   local s = self.states[name]
   if s then
     if s.kind ~= kind then
@@ -77,15 +80,16 @@ function Backend:state(name, kind)
     end
     return s
   end
-  s = { name = name, kind = kind, t = {} }
+  s = { name = name, kind = kind, t = {}, namespaced = opts and opts.namespaced or nil }
   self.states[name] = s
   return s
 end
 
 --- Plain data for a snapshot, grouped by key group: {version = 1,
--- max_parallelism =, states = {[name] = {kind =, groups = {[kg] = {key1,
--- value1, key2, value2, ...}}}}}. Encoded at once (by the checkpoint's
--- child): the values are the live ones.
+-- max_parallelism =, states = {[name] = {kind =, namespaced =, groups =
+-- {[kg] = {key1, value1, key2, value2, ...}}}}} (a namespaced state's
+-- values are {namespace -> value} tables). Encoded at once (by the
+-- checkpoint's child): the values are the live ones.
 function Backend:snapshot()
   local maxp, key_group = self.max_parallelism, core().key_group
   local states = {}
@@ -101,7 +105,7 @@ function Backend:snapshot()
       g[#g + 1] = k
       g[#g + 1] = v
     end
-    states[name] = { kind = s.kind, groups = groups }
+    states[name] = { kind = s.kind, namespaced = s.namespaced, groups = groups }
   end
   return { version = 1, max_parallelism = maxp, states = states }
 end
@@ -119,7 +123,7 @@ function Backend:restore(snaps)
           tostring(snap.max_parallelism), self.max_parallelism), 0)
       end
       for name, st in pairs(snap.states) do
-        local t = self:state(name, st.kind).t
+        local t = self:state(name, st.kind, st).t
         for kg, g in pairs(st.groups) do
           if kg >= self.kg_first and kg <= self.kg_last then
             for j = 1, #g, 2 do t[self:key(g[j])] = g[j + 1] end
@@ -128,6 +132,24 @@ function Backend:restore(snaps)
       end
     end
   end
+end
+
+--- The old snapshots a keyed operator restores its keyed state from: its
+-- own (s) when the parallelism is unchanged, else every old subtask's
+-- (all, up to the old parallelism; the backend keeps the key groups of
+-- this subtask), as Flink restores keyed state by key-group range.
+-- @param s this subtask's old snapshot (nil: none)
+-- @param all every old subtask's snapshot in subtask order: a plain list,
+--   or the runtime's lazy list with its length in all.n (nil: none)
+-- @param parallelism the operator's parallelism now
+function M.keyed_sources(s, all, parallelism)
+  local n = all and (all.n or #all) or 0
+  if n == 0 or n == parallelism then return s and { s } or {} end
+  local olds = {}
+  for i = 1, n do
+    if all[i] then olds[#olds + 1] = all[i] end
+  end
+  return olds
 end
 
 --- Whether key k (a layer key) belongs to this backend's key groups.
