@@ -32,7 +32,10 @@
 -- sliding windows with the default trigger, no evictor and an incremental
 -- function (per-slice accumulators shared by overlapping windows), and
 -- event-time session windows with the default trigger, no allowed lateness
--- and no evictor.
+-- and no evictor. Every implementation keeps its keys in the keyed-state
+-- layer (tide.state) and writes one snapshot format ("keyed state and
+-- snapshots" below), so each restores the others' snapshots, also at
+-- another parallelism.
 --
 -- Where this differs from Flink, on purpose:
 -- * the operator's watermark is part of its snapshot and comes back with
@@ -2589,7 +2592,7 @@ local INCREMENTAL = { sum = true, min = true, max = true, count = true, reduce =
 --- The window operator of a "window" node (called by the runtime).
 -- @param node the graph node (props of WindowedStream's terminal call)
 -- @param out {push(b, ts, n), watermark(wm), side(tag) -> fn(b, ts, n)}
--- @param rt {subtask, parallelism, now() -> ms, norm_key(k)}
+-- @param rt {subtask, parallelism, max_parallelism, now() -> ms}
 -- @return op {push, watermark, processing_time, next_timer, finish,
 --   snapshot, restore}
 function M.operator(node, out, rt)
