@@ -144,11 +144,6 @@ function M.rescale_refusal(restore, plan, env)
         "module operator, whose state is restored per subtask; resume at the parallelism it was taken with",
         restore.dir, n.name, n.uid)
     end
-    if n.kind == "window" and n.keyed then
-      return string.format("checkpoint %s cannot be restored at another parallelism: %s (uid '%s') is a " ..
-        "window operator, whose state is restored per subtask; resume at the parallelism it was taken with",
-        restore.dir, n.name, n.uid)
-    end
   end
   if job.max_parallelism ~= plan.max_parallelism then
     return string.format("checkpoint %s was taken with max parallelism %s and the job now has %d: the number " ..

@@ -292,21 +292,7 @@ local NO_TIMERS = setmetatable({
 
 local operator_state = require "tide.operator_state"
 
--- The old snapshots a keyed operator restores its keyed state from: its
--- own (s) when the parallelism is unchanged, else every old subtask's
--- (all, up to the old parallelism; the state layer keeps the key groups of
--- this subtask), as Flink restores keyed state by key-group range.
-local function keyed_sources(s, all, rt)
-  -- the old parallelism: all.n (the runtime's lazy list, which reads a
-  -- file per index) or #all (a plain list)
-  local n = all and (all.n or #all) or 0
-  if n == 0 or n == rt.parallelism then return s and { s } or {} end
-  local olds = {}
-  for i = 1, n do
-    if all[i] then olds[#olds + 1] = all[i] end
-  end
-  return olds
-end
+local function keyed_sources(s, all, rt) return state.keyed_sources(s, all, rt.parallelism) end
 
 -- Flink's ProcessFunction / KeyedProcessFunction: on_record(value, ctx,
 -- out) per record, on_timer(ts, ctx, out) per due timer (keyed streams),

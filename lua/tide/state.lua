@@ -77,13 +77,16 @@ end
 -- "aggregating"), created empty on first use: {name =, kind =, t =} where
 -- t maps key -> value (the live table). Raises if name has another kind.
 --
--- ttl: nil, or the state's time-to-live ({ms =, on_read =,
--- return_expired =}, see KeyedState): its values are then stored with
--- the time of their last write (or read) as {value, ms}, lists and maps
--- per element. Registering a state with a TTL that was restored without one
+-- opts (optional): ttl = the state's time-to-live ({ms =, on_read =,
+-- return_expired =}, see KeyedState): its values are then stored with the
+-- time of their last write (or read) as {value, ms}, lists and maps per
+-- element; registering a state with a TTL that was restored without one
 -- (or the reverse) raises, as Flink refuses to enable or disable TTL on
--- existing state.
-function Backend:state(name, kind, ttl)
+-- existing state. namespaced = true for state per (key, namespace) (window
+-- contents and trigger state: the namespace is a window id "start:stop"):
+-- t maps key -> {namespace -> value}, and snapshots say so.
+function Backend:state(name, kind, opts)
+  local ttl = opts and opts.ttl or nil
   local s = self.states[name]
   if s then
     if s.kind ~= kind then
@@ -96,7 +99,7 @@ function Backend:state(name, kind, ttl)
     if ttl then s.ttl = ttl end
     return s
   end
-  s = { name = name, kind = kind, t = {}, ttl = ttl }
+  s = { name = name, kind = kind, t = {}, ttl = ttl, namespaced = opts and opts.namespaced or nil }
   self.states[name] = s
   return s
 end
@@ -125,9 +128,10 @@ local function unexpired(kind, v, ms, now)
 end
 
 --- Plain data for a snapshot, grouped by key group: {version = 1,
--- max_parallelism =, states = {[name] = {kind =, groups = {[kg] = {key1,
--- value1, key2, value2, ...}}}}}. Encoded at once (by the checkpoint's
--- child): the values are the live ones.
+-- max_parallelism =, states = {[name] = {kind =, namespaced =, groups =
+-- {[kg] = {key1, value1, key2, value2, ...}}}}} (a namespaced state's
+-- values are {namespace -> value} tables). Encoded at once (by the
+-- checkpoint's child): the values are the live ones.
 function Backend:snapshot()
   local maxp, key_group = self.max_parallelism, core().key_group
   local states = {}
@@ -151,7 +155,7 @@ function Backend:snapshot()
         g[#g + 1] = v
       end
     end
-    states[name] = { kind = kind, groups = groups, ttl = ttl and true or nil }
+    states[name] = { kind = kind, namespaced = s.namespaced, groups = groups, ttl = ttl and true or nil }
   end
   return { version = 1, max_parallelism = maxp, states = states }
 end
@@ -171,7 +175,8 @@ function Backend:restore(snaps)
       for name, st in pairs(snap.states) do
         -- a TTL state's config comes with its registration (true until then)
         local have = self.states[name]
-        local t = self:state(name, st.kind, st.ttl and (have and have.ttl or true) or nil).t
+        local t = self:state(name, st.kind, { namespaced = st.namespaced,
+          ttl = st.ttl and (have and have.ttl or true) or nil }).t
         for kg, g in pairs(st.groups) do
           if kg >= self.kg_first and kg <= self.kg_last then
             for j = 1, #g, 2 do t[self:key(g[j])] = g[j + 1] end
@@ -180,6 +185,24 @@ function Backend:restore(snaps)
       end
     end
   end
+end
+
+--- The old snapshots a keyed operator restores its keyed state from: its
+-- own (s) when the parallelism is unchanged, else every old subtask's
+-- (all, up to the old parallelism; the backend keeps the key groups of
+-- this subtask), as Flink restores keyed state by key-group range.
+-- @param s this subtask's old snapshot (nil: none)
+-- @param all every old subtask's snapshot in subtask order: a plain list,
+--   or the runtime's lazy list with its length in all.n (nil: none)
+-- @param parallelism the operator's parallelism now
+function M.keyed_sources(s, all, parallelism)
+  local n = all and (all.n or #all) or 0
+  if n == 0 or n == parallelism then return s and { s } or {} end
+  local olds = {}
+  for i = 1, n do
+    if all[i] then olds[#olds + 1] = all[i] end
+  end
+  return olds
 end
 
 --- Whether key k (a layer key) belongs to this backend's key groups.
@@ -246,7 +269,7 @@ local function register(self, name, kind, level, ttl)
     error(string.format("state '%s' %s and is registered %s one (as in Flink, a TTL cannot be enabled " ..
       "or disabled on existing state)", name, s.ttl and "has a TTL" or "has no TTL", ttl and "with" or "without"), level + 1)
   end
-  return self.handles[name], self.backend:state(name, kind, ttl).t
+  return self.handles[name], self.backend:state(name, kind, ttl and { ttl = ttl } or nil).t
 end
 
 -- ---- state with a time-to-live (Flink's StateTtlConfig) ------------------------

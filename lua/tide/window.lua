@@ -32,7 +32,10 @@
 -- sliding windows with the default trigger, no evictor and an incremental
 -- function (per-slice accumulators shared by overlapping windows), and
 -- event-time session windows with the default trigger, no allowed lateness
--- and no evictor.
+-- and no evictor. Every implementation keeps its keys in the keyed-state
+-- layer (tide.state) and writes one snapshot format ("keyed state and
+-- snapshots" below), so each restores the others' snapshots, also at
+-- another parallelism.
 --
 -- Where this differs from Flink, on purpose:
 -- * the operator's watermark is part of its snapshot and comes back with
@@ -60,6 +63,7 @@
 --   last bits.
 local util = require "tide.util"
 local timers = require "tide.timers"
+local state = require "tide.state"
 local compat = require "tide.compat"
 local has_core, core = pcall(require, "tide.core")
 
@@ -773,13 +777,124 @@ local function collector(emit)
   return c
 end
 
-local function default_norm(k)
-  if k == nil then error("key_by: the key of a record is nil", 0) end
-  if type(k) == "table" then
-    if has_core and type(core) == "table" and core.encode then return core.encode(k, true) end
-    return util.format(k)
+-- ---- keyed state and snapshots (docs/STATE.md, "Window operators") ----------
+--
+-- Every implementation keeps its keys as the layer's keys (one tide.state
+-- backend per operator subtask) and writes one snapshot format:
+--   {window = FORMAT, watermark =, keyed = backend:snapshot(), timers =}
+-- with the states
+--   CONTENTS  namespaced (key -> {window id -> contents}): the general
+--             operator's representation of a window's contents (an
+--             incremental function's accumulator, {accumulator, first
+--             element} for sum/min/max of a field, the list of elements for
+--             process, {element, timestamp} pairs with an evictor), per
+--             WINDOW, never per slice;
+--   MERGING   (merging assigners) key -> {window id -> state window id}, the
+--             in-flight windows of Flink's MergingWindowSet;
+--   TRIGGER .. name  namespaced: the trigger's state `name`;
+-- and timers as Flink's timer service holds them (tide.timers snapshot:
+-- (time, key, window id)): the trigger's and the cleanup timers per (key,
+-- window). Window ids are "start:stop" (or "global"). The fast paths write
+-- what the general operator with the default trigger would hold, and
+-- rebuild their own timers from the contents on restore, so any
+-- implementation restores any other's snapshot.
+local FORMAT = 1
+local CONTENTS, MERGING, TRIGGER = "window-contents", "window-merging", "window-trigger/"
+
+-- The layer kind of the window contents (the same for every
+-- implementation of one window function).
+local function contents_kind(P)
+  if P.evictor or P.fn_kind == "process" then return "list" end
+  if P.fn_kind == "reduce" then return "reducing" end
+  return "aggregating"
+end
+
+local function new_backend(rt)
+  return state.backend(rt.max_parallelism, rt.parallelism, rt.subtask)
+end
+
+-- "start:stop" (LuaJIT turns numbers into strings with 14 significant
+-- digits, so there "%d:%d")
+local function wid_of(s, e)
+  if compat.luajit then return string.format("%d:%d", s, e) end
+  return s .. ":" .. e
+end
+
+-- start, stop of a window id (nil for the global window)
+local function bounds_of(id)
+  local a, b = id:match("^(.-):(.*)$")
+  if a == nil then return nil end
+  return tointeger(a) or tonumber(a), tointeger(b) or tonumber(b)
+end
+
+-- The old snapshots to restore from (tide.state.keyed_sources) and the
+-- watermark to restart with: the old subtask's, or after rescaling the
+-- minimum over the old subtasks (each had its own).
+local function window_sources(data, all, rt)
+  local olds = state.keyed_sources(data, all, rt.parallelism)
+  local wm
+  for _, o in ipairs(olds) do
+    if type(o) ~= "table" or o.window ~= FORMAT then
+      error("window: cannot restore this operator from a snapshot that is not a window operator's "
+        .. "(or of another format version)", 0)
+    end
+    local w = o.watermark or MININT
+    if wm == nil or w < wm then wm = w end
   end
-  return k
+  return olds, wm or MININT
+end
+
+-- A copy of a layer key for results (the layer's interned table keys are
+-- shared and must not reach user code).
+local function raw_of(k)
+  if type(k) == "table" then return deep_copy(k) end
+  return nil
+end
+
+-- The snapshot of a fast path: contents per (key, window) in ct (filled by
+-- the caller through put), timers derived as the general operator with the
+-- default event-time trigger holds them: at max_timestamp while the
+-- watermark is before it, and the cleanup timer at cleanup (when later).
+local function fast_snapshot(rt, P, wm, merging)
+  local b = new_backend(rt)
+  local ct = b:state(CONTENTS, contents_kind(P), { namespaced = true }).t
+  local mt = merging and b:state(MERGING, "map").t
+  local ev = {}
+  local snap = { window = FORMAT, watermark = wm, timers = { event = ev, processing = {} } }
+  local function sub(t, k)
+    local x = t[k]
+    if x == nil then
+      x = {}
+      t[k] = x
+    end
+    return x
+  end
+  local function put(k, raw, start, stop, v, cleanup)
+    local id = wid_of(start, stop)
+    sub(ct, k)[id] = v
+    if mt then sub(mt, k)[id] = id end
+    if raw == nil then raw = raw_of(k) or k end
+    local max = stop - 1
+    if max > wm then ev[#ev + 1] = { max, k, id, raw } end
+    if cleanup ~= max and cleanup ~= MAXINT then ev[#ev + 1] = { cleanup, k, id, raw } end
+  end
+  local function done()
+    table.sort(ev, function(x, y) return x[1] < y[1] end)
+    snap.keyed = b:snapshot()
+    return snap
+  end
+  return put, done
+end
+
+-- The restored contents of a fast path: a backend holding the old
+-- subtasks' states of this subtask's key groups (its keys are its own:
+-- the caller takes the operator's, B:key); the watermark.
+local function fast_restore(rt, P, data, all)
+  local olds, wm = window_sources(data, all, rt)
+  local b = new_backend(rt)
+  b:state(CONTENTS, contents_kind(P), { namespaced = true })
+  for _, o in ipairs(olds) do b:restore({ o.keyed }) end
+  return b, wm
 end
 
 local function value_error(kind, field, x)
@@ -893,7 +1008,7 @@ end
 local function general_op(node, out, rt, P)
   local A, trig, ev, L = P.assigner, P.trigger, P.evictor, P.lateness
   local event_time, merging, keyed = A.event_time, A.merging, P.keyed
-  local keyf, norm, fn_kind, process_fn = P.keyf, P.norm, P.fn_kind, P.process_fn
+  local keyf, fn_kind, process_fn = P.keyf, P.fn_kind, P.process_fn
   local base = base_kind(P)
   local E = emitter(out)
   local emit = E.emit
@@ -901,9 +1016,14 @@ local function general_op(node, out, rt, P)
   local col = collector(emit)
   local GLOBAL = M.GLOBAL_WINDOW
 
-  -- contents: C[key][state window id]; merging window sets: MW[key][window
-  -- id] = state window id; trigger state: TS[name][key][window id]
-  local C, MW, TS, TK, RF = {}, {}, {}, {}, {}
+  -- keyed state in the layer (see "keyed state and snapshots"): contents
+  -- C[key][state window id]; merging window sets MW[key][window id] =
+  -- state window id; trigger state TS[name][key][window id], of kind
+  -- TK[name]; keys are the layer's (B:key)
+  local B = new_backend(rt)
+  local C = B:state(CONTENTS, contents_kind(P), { namespaced = true }).t
+  local MW = merging and B:state(MERGING, "map").t or {}
+  local TS, TK, RF = {}, {}, {}
   local tm
   local proc_now, finished = nil, false
   local function now()
@@ -1008,17 +1128,14 @@ local function general_op(node, out, rt, P)
     local t = TS[name]
     if not t then
       if v == nil then return end
-      t = {}
+      t = B:state(TRIGGER .. name, TK[name], { namespaced = true }).t
       TS[name] = t
     end
     local kt = t[cur_nk]
     if v == nil then
       if kt then
         kt[cur_wid] = nil
-        if next(kt) == nil then
-          t[cur_nk] = nil
-          if next(t) == nil then TS[name] = nil end
-        end
+        if next(kt) == nil then t[cur_nk] = nil end
       end
       return
     end
@@ -1029,14 +1146,11 @@ local function general_op(node, out, rt, P)
     kt[cur_wid] = v
   end
   local function drop_tstate(nk, wid)
-    for name, t in pairs(TS) do
+    for _, t in pairs(TS) do
       local kt = t[nk]
       if kt then
         kt[wid] = nil
-        if next(kt) == nil then
-          t[nk] = nil
-          if next(t) == nil then TS[name] = nil end
-        end
+        if next(kt) == nil then t[nk] = nil end
       end
     end
   end
@@ -1060,10 +1174,7 @@ local function general_op(node, out, rt, P)
       local tv = kt[target]
       if tv == nil then kt[target] = merged else kt[target] = fn(tv, merged) end
     end
-    if next(kt) == nil then
-      t[cur_nk] = nil
-      if next(t) == nil then TS[name] = nil end
-    end
+    if next(kt) == nil then t[cur_nk] = nil end
   end
   local merge_sources, merged_names = nil, {}
   local handles = {}
@@ -1425,7 +1536,8 @@ local function general_op(node, out, rt, P)
     local raw, nk = nil, 0
     if keyed then
       raw = keyf(v)
-      nk = norm(raw)
+      if raw == nil then error("key_by: the key of a record is nil", 0) end
+      nk = B:key(raw)
     end
     local n = assign(v, t)
     set_key(nk, raw)
@@ -1499,18 +1611,25 @@ local function general_op(node, out, rt, P)
   end
   function op.dropped() return late.dropped end
   function op.snapshot()
-    return { mode = "general", watermark = tm.watermark, contents = C, merging = MW,
-      trigger_state = TS, trigger_state_kinds = TK, timers = tm:snapshot() }
+    return { window = FORMAT, watermark = tm.watermark, keyed = B:snapshot(), timers = tm:snapshot() }
   end
-  function op.restore(data)
-    if type(data) ~= "table" or data.mode ~= "general" then
-      error("window: cannot restore this operator from a snapshot of another window operator kind", 0)
-    end
-    C, MW = data.contents or {}, data.merging or {}
-    TS, TK = data.trigger_state or {}, data.trigger_state_kinds or {}
+  --- Restore from a window snapshot of any implementation (data: this
+  -- subtask's; all: every old subtask's, for rescaling).
+  function op.restore(data, all)
+    local olds, wm = window_sources(data, all, rt)
     tm = timers.new(on_timer)
-    tm:restore(data.timers or {})
-    tm.watermark = data.watermark or MININT
+    for _, o in ipairs(olds) do
+      B:restore({ o.keyed })
+      tm:restore(o.timers or {}, B)
+    end
+    tm.watermark = wm
+    if merging then MW = B:state(MERGING, "map").t end
+    for name, st in pairs(B.states) do
+      if name:sub(1, #TRIGGER) == TRIGGER then
+        local tn = name:sub(#TRIGGER + 1)
+        TS[tn], TK[tn] = st.t, st.kind
+      end
+    end
   end
   op.path = "general"
   return op
@@ -1562,12 +1681,11 @@ local function fast_result(P, emit, col)
   end
 end
 
-local function fast_fail(P, norm)
+local function fast_fail(P)
   local kind, field = P.fn_kind, P.field
   return function(what, x)
     if what == "nots" then no_timestamp()
     elseif what == "key" then
-      norm(nil)
       error("key_by: the key of a record is nil", 0)
     elseif what == "num" then value_error(kind, field, x)
     elseif what == "nil" then nil_error(kind, field)
@@ -1718,13 +1836,14 @@ return function(A, F, R, V, max)
 
 -- Firing a window of several slices (sliding): combine per key, emit.
 local FIRE_MANY = [[
-local E, BATCH, field, agg_result, fail, comb, start_copy, per, g, slices = ...
+local E, BATCH, field, agg_result, fail, comb, start_copy, per, g, slices, wslices = ...
 local next = next
 return function(ws, max)
   local racc, R = {}, {}
   $FDECL
-  for j = 0, per - 1 do
-    local sl = slices[ws + j * g]
+  for j = -1, per - 1 do
+    local sl
+    if j < 0 then sl = wslices[ws] else sl = slices[ws + j * g] end
     if sl then
       local SA, SF, SQ, SV = sl.A, sl.F, sl.Q, sl.V
       for k, a in next, SA do
@@ -1789,7 +1908,14 @@ local function aligned_op(node, out, rt, P)
   -- in the benchmark) made the collector traverse them at every cycle and
   -- fragmented the heap: 0.4-0.8 s of 4.5 s for 10M elements.
   local slices = {}
+  -- window start -> the accumulators of a restored window, in a slice's
+  -- shape, combined into that window only (sliding windows: a restored
+  -- tumbling window is a slice)
+  local wslices = {}
   local tm
+  -- keys: the layer's (see "keyed state and snapshots")
+  local B = new_backend(rt)
+  local function bkey(k) return B:key(k) end
 
   local function cleanup_of(max)
     local c = max + L
@@ -1880,14 +2006,15 @@ local function aligned_op(node, out, rt, P)
 
   local function key_result(ws, k)
     local acc, fsl, q, raw
-    for j = 0, per - 1 do
-      local sl = slices[ws + j * g]
+    for j = -1, per - 1 do
+      local sl
+      if j < 0 then sl = wslices[ws] else sl = slices[ws + j * g] end
       if sl then
         local a = sl.A[k]
         if a ~= nil then
           if acc == nil then
             acc = start_copy(a)
-            if needs_first then fsl, q = sl, sl.Q[k] end
+            if needs_first then fsl, q = sl, needs_q and sl.Q[k] end
           else
             acc = comb(acc, a)
             if needs_first and sl.Q[k] < q then fsl, q = sl, sl.Q[k] end
@@ -1897,6 +2024,17 @@ local function aligned_op(node, out, rt, P)
       end
     end
     return acc, fsl and first_of(fsl, k), raw
+  end
+
+  -- the set of keys with elements in window ws
+  local function window_keys(ws)
+    local keys = {}
+    for j = -1, per - 1 do
+      local sl
+      if j < 0 then sl = wslices[ws] else sl = slices[ws + j * g] end
+      if sl then for k in pairs(sl.A) do keys[k] = true end end
+    end
+    return keys
   end
 
   local function late_fire(k, lates)
@@ -1924,11 +2062,7 @@ local function aligned_op(node, out, rt, P)
         for k, a in pairs(sl.A) do result_out(k, a, first_of(sl, k), R[k], ws, ws + size) end
         return
       end
-      local keys = {}
-      for j = 0, per - 1 do
-        local sl = slices[ws + j * g]
-        if sl then for k in pairs(sl.A) do keys[k] = true end end
-      end
+      local keys = window_keys(ws)
       for k in pairs(keys) do
         local acc, first, raw = key_result(ws, k)
         result_out(k, acc, first, raw, ws, ws + size)
@@ -1950,7 +2084,7 @@ local function aligned_op(node, out, rt, P)
       FDECL = needs_first and "local F, FV, rq = {}, {}, {}" or "",
       FINIT = needs_first and "F[k], FV[k], rq[k] = SF[k], SV, SQ[k]" or "",
       FCOMB = needs_first and "local q = SQ[k]; if q < rq[k] then F[k], FV[k], rq[k] = SF[k], SV, q end" or "",
-    }, "fire " .. kind, E, BATCH, field, agg_result, result_nil, comb, start_copy, per, g, slices)
+    }, "fire " .. kind, E, BATCH, field, agg_result, result_nil, comb, start_copy, per, g, slices, wslices)
     fire_window = function(ws) fire_many(ws, ws + size - 1) end
   end
 
@@ -1984,17 +2118,16 @@ local function aligned_op(node, out, rt, P)
   else -- process (tumbling only)
     INIT, COMBINE = "A[k] = { v }", "a[#a + 1] = v"
   end
-  local norm = P.norm
   -- one substitution pass, so that "$" in a field name stays as it is
   local template = ALIGNED_LOOP:gsub("%$BODY", function() return ALIGNED_BODY end)
   -- sum checks its field's type once per batch, in C (core.check_numbers),
   -- instead of a type() per element
   local batch_check = kind == "sum" and has_core and core.check_numbers
   if batch_check then CHECK = "" end
-  local fail = fast_fail(P, norm)
+  local fail = fast_fail(P)
   local loop = gen(template, { KEY = key_expr(P), VAL = VAL, CHECK = CHECK, INIT = INIT, COMBINE = COMBINE },
     "aligned " .. kind, S, slice_for, late_fire, skip, P.keyf, P.key_field, field, fn,
-    agg and agg.add, agg and agg.create, norm, fail)
+    agg and agg.add, agg and agg.create, bkey, fail)
 
   local op = { path = "aligned" }
   function op.push(b, ts, n)
@@ -2015,6 +2148,9 @@ local function aligned_op(node, out, rt, P)
         local ws = s - (s - off) % slide
         if ws + size <= s or cleanup_of(ws + size - 1) <= wm then slices[s] = nil end
       end
+      for ws in pairs(wslices) do
+        if cleanup_of(ws + size - 1) <= wm then wslices[ws] = nil end
+      end
     end
     E.flush()
     out.watermark(wm)
@@ -2026,21 +2162,80 @@ local function aligned_op(node, out, rt, P)
     late.flush()
   end
   function op.dropped() return late.dropped end
+  -- The snapshot holds every live window (not yet cleaned up) per key: its
+  -- slices' accumulators combined (key_result), as the general operator
+  -- holds it.
   function op.snapshot()
-    return { mode = "aligned", watermark = tm.watermark, slices = slices, seq = S.seq,
-      timers = tm:snapshot() }
-  end
-  function op.restore(data)
-    if type(data) ~= "table" or data.mode ~= "aligned" then
-      error("window: cannot restore this operator from a snapshot of another window operator kind", 0)
+    local wm = tm.watermark
+    local put, finish_snap = fast_snapshot(rt, P, wm, false)
+    local wins = {}
+    for s in pairs(slices) do
+      local ws = s - (s - off) % slide
+      while ws > s - size do
+        if cleanup_of(ws + size - 1) > wm then wins[ws] = true end
+        ws = ws - slide
+      end
     end
+    for ws in pairs(wslices) do wins[ws] = true end
+    for ws in pairs(wins) do
+      local keys = window_keys(ws)
+      local max = ws + size - 1
+      for k in pairs(keys) do
+        local acc, first, raw = key_result(ws, k)
+        if needs_first then acc = { acc, first } end
+        put(k, raw, ws, ws + size, acc, cleanup_of(max))
+      end
+    end
+    return finish_snap()
+  end
+  --- Restore from a window snapshot of any implementation (data: this
+  -- subtask's; all: every old subtask's, for rescaling): each window's
+  -- contents become its accumulators again (a slice for tumbling windows).
+  function op.restore(data, all)
+    local b, wm = fast_restore(rt, P, data, all)
     for s in pairs(slices) do slices[s] = nil end
-    for s, sl in pairs(data.slices or {}) do slices[s] = sl end
-    S.seq = data.seq or 0
+    for s in pairs(wslices) do wslices[s] = nil end
+    S.seq = 0
     views = {}
     tm = timers.new(on_timer)
-    tm:restore(data.timers or {})
-    tm.watermark = data.watermark or MININT
+    tm.watermark = wm
+    for bk, ws_map in pairs(b.states[CONTENTS].t) do
+      local k, raw = B:key(bk), raw_of(bk)
+      for id, v in pairs(ws_map) do
+        local ws, we = bounds_of(id)
+        if ws == nil or we - ws ~= size or (ws - off) % slide ~= 0 then
+          error(string.format("window: cannot restore window %s into windows of size %d every %d (offset %d)",
+            id, size, slide, off), 0)
+        end
+        local max = we - 1
+        if cleanup_of(max) > wm then
+          local set = per == 1 and slices or wslices
+          local sl = set[ws]
+          if sl == nil then
+            sl = { A = {}, R = {}, F = needs_first and {} or nil, V = needs_first and { n = 0 } or nil,
+              Q = needs_q and {} or nil }
+            set[ws] = sl
+          end
+          if needs_first then
+            -- the first element's fields go to V, as the loop's INIT writes them
+            local V = sl.V
+            local j0 = V.n + 1
+            local j = j0
+            for f, y in pairs(v[2]) do
+              if f ~= field then
+                V[j + 1], V[j + 2] = f, y
+                j = j + 2
+              end
+            end
+            V[j0], V.n, sl.F[k] = j, j, j0
+            if needs_q then sl.Q[k] = 0 end -- before every element after the restore
+            v = v[1]
+          end
+          sl.A[k], sl.R[k] = v, raw
+          if max > wm then tm:register("event", max, false, false, nil) end
+        end
+      end
+    end
   end
   return op
 end
@@ -2102,7 +2297,9 @@ local function session_op(node, out, rt, P)
   local late = late_sink(out, P.late_tag)
   local col = collector(E.emit)
   local result_out = fast_result(P, E.emit, col)
-  local fn, agg, norm = P.fn, P.agg, P.norm
+  local fn, agg = P.fn, P.agg
+  -- keys: the layer's (see "keyed state and snapshots")
+  local B = new_backend(rt)
   -- SS: key -> its latest session; sessions of a key form a list by start
   -- (s.prev: the one before, s.nxt: the one after)
   local S = { SS = {}, gap = A.gap }
@@ -2161,7 +2358,7 @@ local function session_op(node, out, rt, P)
     end
   end
 
-  local fail = fast_fail(P, norm)
+  local fail = fast_fail(P)
 
   -- file session s under timestamp t (<= its max_timestamp)
   local function file(s, t)
@@ -2191,7 +2388,7 @@ local function session_op(node, out, rt, P)
     local raw
     if type(k) == "table" then
       raw = k
-      k = norm(k)
+      k = B:key(k)
     end
     local SS = S.SS
     -- the sessions overlapping [t, e) are consecutive: from the latest
@@ -2336,31 +2533,48 @@ local function session_op(node, out, rt, P)
     late.flush()
   end
   function op.dropped() return late.dropped end
-  -- The snapshot holds the sessions; their timers follow from their ends.
+  -- The snapshot holds the sessions as the general operator holds them:
+  -- each session is a window of the merging window set, its own state
+  -- window; their timers follow from their ends.
   function op.snapshot()
-    local sessions = {}
+    local wm = tm.watermark
+    local put, finish_snap = fast_snapshot(rt, P, wm, true)
     for k, s in pairs(S.SS) do
-      local c = {}
       while s ~= nil do
-        table.insert(c, 1, { start = s.start, stop = s.stop, acc = s.acc, first = s.first, raw = s.raw })
+        local acc = s.acc
+        if needs_first then acc = { acc, s.first } end
+        put(k, s.raw, s.start, s.stop, acc, s.stop - 1)
         s = s.prev
       end
-      sessions[k] = c
     end
-    return { mode = "session", watermark = tm.watermark, sessions = sessions }
+    return finish_snap()
   end
-  function op.restore(data)
-    if type(data) ~= "table" or data.mode ~= "session" then
-      error("window: cannot restore this operator from a snapshot of another window operator kind", 0)
-    end
+  --- Restore from a window snapshot of any implementation (data: this
+  -- subtask's; all: every old subtask's, for rescaling): each in-flight
+  -- window of a key with contents becomes a session (windows that already
+  -- fired, kept by the general operator for allowed lateness, are done).
+  function op.restore(data, all)
+    local b, wm = fast_restore(rt, P, data, all)
     local SS = {}
     S.SS, buckets, btimer = SS, {}, {}
     tm = timers.new(on_timer)
-    tm.watermark = data.watermark or MININT
-    for k, l in pairs(data.sessions or {}) do
+    tm.watermark = wm
+    local ct, ms = b.states[CONTENTS].t, b.states[MERGING]
+    for bk, m in pairs(ms and ms.t or {}) do
+      local c, list, k = ct[bk], {}, B:key(bk)
+      for id, sid in pairs(m) do
+        local v = c and c[sid]
+        local start, stop = bounds_of(id)
+        if v ~= nil and start ~= nil and stop - 1 > wm then
+          local first
+          if needs_first then v, first = v[1], v[2] end
+          list[#list + 1] = { start = start, stop = stop, acc = v, first = first, raw = raw_of(bk), k = k }
+        end
+      end
+      table.sort(list, function(x, y) return x.start < y.start end)
       local prev
-      for _, s in ipairs(l) do
-        s.k, s.prev = k, prev
+      for _, s in ipairs(list) do
+        s.prev = prev
         if prev then prev.nxt = s end
         prev = s
         file(s, s.stop - 1)
@@ -2378,7 +2592,7 @@ local INCREMENTAL = { sum = true, min = true, max = true, count = true, reduce =
 --- The window operator of a "window" node (called by the runtime).
 -- @param node the graph node (props of WindowedStream's terminal call)
 -- @param out {push(b, ts, n), watermark(wm), side(tag) -> fn(b, ts, n)}
--- @param rt {subtask, parallelism, now() -> ms, norm_key(k)}
+-- @param rt {subtask, parallelism, max_parallelism, now() -> ms}
 -- @return op {push, watermark, processing_time, next_timer, finish,
 --   snapshot, restore}
 function M.operator(node, out, rt)
@@ -2389,7 +2603,7 @@ function M.operator(node, out, rt)
   local P = {
     assigner = A, evictor = node.evictor, lateness = node.allowed_lateness or 0, late_tag = node.late_tag,
     keyed = keyed, fn_kind = node.fn_kind, fn = node.fn, agg = node.agg, field = node.field,
-    process_fn = node.process_fn, norm = rt.norm_key or default_norm,
+    process_fn = node.process_fn,
   }
   if keyed then
     P.keyf = inp and inp.key

@@ -149,16 +149,14 @@ local function session_fn(key, w, elements, out)
   out:collect { key .. "-" .. sum, w.start, w.stop }
 end
 
+-- Whether a window snapshot (one format for every implementation) holds
+-- no keyed state and no timers.
 local function is_empty_state(snap)
   local function empty(t) return t == nil or next(t) == nil end
-  if snap.mode == "general" then
-    return empty(snap.contents) and empty(snap.merging) and empty(snap.trigger_state)
-      and empty(snap.timers.event) and empty(snap.timers.processing)
-  elseif snap.mode == "aligned" then
-    return empty(snap.slices) and empty(snap.timers.event)
-  else
-    return empty(snap.sessions)
+  for _, st in pairs(snap.keyed.states) do
+    if not empty(st.groups) then return false end
   end
+  return empty(snap.timers.event) and empty(snap.timers.processing)
 end
 
 -- =========================================================================
