@@ -234,7 +234,7 @@ local TTL_VISIBILITY = { never_return_expired = false, return_expired_if_not_cle
 -- StateTtlConfig), parsed: {ms =, on_read =, return_expired =}, or nil.
 local function parse_ttl(opts, kind, level)
   if opts == nil then return nil end
-  local function bad(msg) error("bad argument to '" .. kind .. "' (" .. msg .. ")", level + 1) end
+  local function bad(msg) error("bad argument to '" .. kind .. "' (" .. msg .. ")", level + 2) end
   if type(opts) ~= "table" then bad("options table expected, got " .. type(opts)) end
   for k in pairs(opts) do
     if k ~= "ttl" then bad("unknown option '" .. tostring(k) .. "'") end
@@ -257,19 +257,34 @@ local function parse_ttl(opts, kind, level)
   return { ms = ms, on_read = TTL_UPDATE[upd], return_expired = TTL_VISIBILITY[vis] }
 end
 
-local function register(self, name, kind, level, ttl)
+-- The handle of state `name` of `kind` for the process function: the one
+-- made before for the same name, kind and options table (returned at once:
+-- ctx.state:value(name) runs per record), else check() (argument checks,
+-- may be nil), then a new one: make(cur, t), or make_ttl(cur, t, ttl,
+-- clock) when opts has a TTL. Errors name the caller of the
+-- KeyedState method.
+local function handle(self, name, kind, opts, check, make, make_ttl)
+  local h = self.handles[name]
+  if h and self.kinds[name] == kind and self.opts[name] == opts then return h end
+  if check then check() end
+  local ttl = parse_ttl(opts, kind, 3)
   if type(name) ~= "string" then
-    error("bad argument #1 to '" .. kind .. "' (state name expected, got " .. type(name) .. ")", level + 1)
+    error("bad argument #1 to '" .. kind .. "' (state name expected, got " .. type(name) .. ")", 3)
   end
   local s = self.backend.states[name]
   if s and s.kind ~= kind then
-    error(string.format("state '%s' is already registered as %s state, not %s state", name, s.kind, kind), level + 1)
+    error(string.format("state '%s' is already registered as %s state, not %s state", name, s.kind, kind), 3)
   end
   if s and (s.ttl ~= nil) ~= (ttl ~= nil) then
     error(string.format("state '%s' %s and is registered %s one (as in Flink, a TTL cannot be enabled " ..
-      "or disabled on existing state)", name, s.ttl and "has a TTL" or "has no TTL", ttl and "with" or "without"), level + 1)
+      "or disabled on existing state)", name, s.ttl and "has a TTL" or "has no TTL", ttl and "with" or "without"), 3)
   end
-  return self.handles[name], self.backend:state(name, kind, ttl and { ttl = ttl } or nil).t
+  local t = self.backend:state(name, kind, ttl and { ttl = ttl } or nil).t
+  if h then return h end
+  self.kinds[name], self.opts[name] = kind, opts
+  if ttl then h = make_ttl(self.current, t, ttl, self.backend.clock) else h = make(self.current, t) end
+  self.handles[name] = h
+  return h
 end
 
 -- ---- state with a time-to-live (Flink's StateTtlConfig) ------------------------
@@ -477,26 +492,13 @@ end
 
 --- ValueState: value() -> v or nil; update(v) (nil clears); clear().
 function KeyedState:value(name, opts)
-  local h = self.handles[name]
-  if h and self.kinds[name] == "value" and self.opts[name] == opts then return h end
-  local ttl = parse_ttl(opts, "value", 2)
-  local t
-  h, t = register(self, name, "value", 2, ttl)
-  if h then return h end
-  self.kinds[name], self.opts[name] = "value", opts
-  local cur = self.current
-  if ttl then
-    h = TTL.value(cur, t, ttl, self.backend.clock)
-    self.handles[name] = h
-    return h
-  end
-  h = {
-    value = function() return t[cur.key] end,
-    update = function(_, v) t[cur.key] = v end,
-    clear = function() t[cur.key] = nil end,
-  }
-  self.handles[name] = h
-  return h
+  return handle(self, name, "value", opts, nil, function(cur, t)
+    return {
+      value = function() return t[cur.key] end,
+      update = function(_, v) t[cur.key] = v end,
+      clear = function() t[cur.key] = nil end,
+    }
+  end, TTL.value)
 end
 
 function check_not_nil(v, what)
@@ -531,227 +533,181 @@ end
 -- Flink's ListState, nil cannot be added: add(nil) and an array with a
 -- hole ({3, nil, 5}) are errors that leave the state unchanged.
 function KeyedState:list(name, opts)
-  local h = self.handles[name]
-  if h and self.kinds[name] == "list" and self.opts[name] == opts then return h end
-  local ttl = parse_ttl(opts, "list", 2)
-  local t
-  h, t = register(self, name, "list", 2, ttl)
-  if h then return h end
-  self.kinds[name], self.opts[name] = "list", opts
-  local cur = self.current
-  if ttl then
-    h = TTL.list(cur, t, ttl, self.backend.clock)
-    self.handles[name] = h
-    return h
-  end
-  h = {
-    get = function()
-      return t[cur.key] or {}
-    end,
-    add = function(_, v)
-      check_not_nil(v, "add")
-      local k = cur.key
-      local l = t[k]
-      if not l then
-        t[k] = { v }
-      else
-        l[#l + 1] = v
-      end
-    end,
-    add_all = function(_, vs)
-      local n = array_length(vs, "add_all")
-      if n == 0 then return end
-      local k = cur.key
-      local l = t[k]
-      if not l then
-        l = {}
-        t[k] = l
-      end
-      local m = #l
-      for i = 1, n do l[m + i] = vs[i] end
-    end,
-    update = function(_, vs)
-      local n = array_length(vs, "update")
-      local l = {}
-      for i = 1, n do l[i] = vs[i] end
-      t[cur.key] = n > 0 and l or nil
-    end,
-    clear = function() t[cur.key] = nil end,
-  }
-  self.handles[name] = h
-  return h
+  return handle(self, name, "list", opts, nil, function(cur, t)
+    return {
+      get = function()
+        return t[cur.key] or {}
+      end,
+      add = function(_, v)
+        check_not_nil(v, "add")
+        local k = cur.key
+        local l = t[k]
+        if not l then
+          t[k] = { v }
+        else
+          l[#l + 1] = v
+        end
+      end,
+      add_all = function(_, vs)
+        local n = array_length(vs, "add_all")
+        if n == 0 then return end
+        local k = cur.key
+        local l = t[k]
+        if not l then
+          l = {}
+          t[k] = l
+        end
+        local m = #l
+        for i = 1, n do l[m + i] = vs[i] end
+      end,
+      update = function(_, vs)
+        local n = array_length(vs, "update")
+        local l = {}
+        for i = 1, n do l[i] = vs[i] end
+        t[cur.key] = n > 0 and l or nil
+      end,
+      clear = function() t[cur.key] = nil end,
+    }
+  end, TTL.list)
 end
 
 --- MapState: get(k), put(k, v), put_all(t), remove(k), contains(k),
 -- entries() (iterator of k, v), keys(), values(), is_empty(), clear().
 function KeyedState:map(name, opts)
-  local h = self.handles[name]
-  if h and self.kinds[name] == "map" and self.opts[name] == opts then return h end
-  local ttl = parse_ttl(opts, "map", 2)
-  local t
-  h, t = register(self, name, "map", 2, ttl)
-  if h then return h end
-  self.kinds[name], self.opts[name] = "map", opts
-  local cur = self.current
-  if ttl then
-    h = TTL.map(cur, t, ttl, self.backend.clock)
-    self.handles[name] = h
-    return h
-  end
-  local function user_map(create)
-    local k = cur.key
-    local m = t[k]
-    if not m and create then
-      m = {}
-      t[k] = m
+  return handle(self, name, "map", opts, nil, function(cur, t)
+    local function user_map(create)
+      local k = cur.key
+      local m = t[k]
+      if not m and create then
+        m = {}
+        t[k] = m
+      end
+      return m
     end
-    return m
-  end
-  local EMPTY = {}
-  h = {
-    get = function(_, mk)
-      local m = t[cur.key]
-      return m and m[mk]
-    end,
-    put = function(_, mk, v)
-      if mk == nil then error("put: map state keys cannot be nil", 2) end
-      if v == nil then
+    local EMPTY = {}
+    return {
+      get = function(_, mk)
+        local m = t[cur.key]
+        return m and m[mk]
+      end,
+      put = function(_, mk, v)
+        if mk == nil then error("put: map state keys cannot be nil", 2) end
+        if v == nil then
+          local m = t[cur.key]
+          if m then
+            m[mk] = nil
+            if next(m) == nil then t[cur.key] = nil end
+          end
+          return
+        end
+        user_map(true)[mk] = v
+      end,
+      put_all = function(_, kv)
+        if type(kv) ~= "table" then error("put_all: table expected", 2) end
+        if next(kv) == nil then return end
+        local m = user_map(true)
+        for mk, v in pairs(kv) do m[mk] = v end
+      end,
+      remove = function(_, mk)
         local m = t[cur.key]
         if m then
           m[mk] = nil
           if next(m) == nil then t[cur.key] = nil end
         end
-        return
-      end
-      user_map(true)[mk] = v
-    end,
-    put_all = function(_, kv)
-      if type(kv) ~= "table" then error("put_all: table expected", 2) end
-      if next(kv) == nil then return end
-      local m = user_map(true)
-      for mk, v in pairs(kv) do m[mk] = v end
-    end,
-    remove = function(_, mk)
-      local m = t[cur.key]
-      if m then
-        m[mk] = nil
-        if next(m) == nil then t[cur.key] = nil end
-      end
-    end,
-    contains = function(_, mk)
-      local m = t[cur.key]
-      return m ~= nil and m[mk] ~= nil
-    end,
-    entries = function() return next, t[cur.key] or EMPTY, nil end,
-    keys = function()
-      local m = t[cur.key] or EMPTY
-      local k
-      return function()
-        k = next(m, k)
-        return k
-      end
-    end,
-    values = function()
-      local m = t[cur.key] or EMPTY
-      local k, v
-      return function()
-        k, v = next(m, k)
-        return v
-      end
-    end,
-    is_empty = function() return t[cur.key] == nil end,
-    clear = function() t[cur.key] = nil end,
-  }
-  self.handles[name] = h
-  return h
+      end,
+      contains = function(_, mk)
+        local m = t[cur.key]
+        return m ~= nil and m[mk] ~= nil
+      end,
+      entries = function() return next, t[cur.key] or EMPTY, nil end,
+      keys = function()
+        local m = t[cur.key] or EMPTY
+        local k
+        return function()
+          k = next(m, k)
+          return k
+        end
+      end,
+      values = function()
+        local m = t[cur.key] or EMPTY
+        local k, v
+        return function()
+          k, v = next(m, k)
+          return v
+        end
+      end,
+      is_empty = function() return t[cur.key] == nil end,
+      clear = function() t[cur.key] = nil end,
+    }
+  end, TTL.map)
 end
 
 --- ReducingState: add(v) folds v into the value with fn(acc, v) (the first
 -- value is kept as is), get() -> acc or nil, clear().
 function KeyedState:reducing(name, fn, opts)
-  local h = self.handles[name]
-  if h and self.kinds[name] == "reducing" and self.opts[name] == opts then return h end
-  if type(fn) ~= "function" then error("bad argument #2 to 'reducing' (function expected)", 2) end
-  local ttl = parse_ttl(opts, "reducing", 2)
-  local t
-  h, t = register(self, name, "reducing", 2, ttl)
-  if h then return h end
-  self.kinds[name], self.opts[name] = "reducing", opts
-  local cur = self.current
-  if ttl then
-    h = TTL.folding(cur, t, ttl, self.backend.clock, function(v) return v end, function(acc, v)
+  return handle(self, name, "reducing", opts, function()
+    if type(fn) ~= "function" then error("bad argument #2 to 'reducing' (function expected)", 4) end
+  end, function(cur, t)
+    return {
+      get = function() return t[cur.key] end,
+      add = function(_, v)
+        check_not_nil(v, "add")
+        local k = cur.key
+        local acc = t[k]
+        if acc == nil then
+          t[k] = v
+        else
+          acc = fn(acc, v)
+          if acc == nil then error("reducing state '" .. name .. "': the reduce function returned nil", 2) end
+          t[k] = acc
+        end
+      end,
+      clear = function() t[cur.key] = nil end,
+    }
+  end, function(cur, t, ttl, clock)
+    return TTL.folding(cur, t, ttl, clock, function(v) return v end, function(acc, v)
       acc = fn(acc, v)
       if acc == nil then error("reducing state '" .. name .. "': the reduce function returned nil", 3) end
       return acc
     end, function(acc) return acc end)
-    self.handles[name] = h
-    return h
-  end
-  h = {
-    get = function() return t[cur.key] end,
-    add = function(_, v)
-      check_not_nil(v, "add")
-      local k = cur.key
-      local acc = t[k]
-      if acc == nil then
-        t[k] = v
-      else
-        acc = fn(acc, v)
-        if acc == nil then error("reducing state '" .. name .. "': the reduce function returned nil", 2) end
-        t[k] = acc
-      end
-    end,
-    clear = function() t[cur.key] = nil end,
-  }
-  self.handles[name] = h
-  return h
+  end)
 end
 
 --- AggregatingState (Flink's AggregateFunction): agg = {create = fn() ->
 -- acc, add = fn(acc, v) -> acc, result = fn(acc) -> out}; add(v), get() ->
 -- result or nil when empty, clear().
 function KeyedState:aggregating(name, agg, opts)
-  local h = self.handles[name]
-  if h and self.kinds[name] == "aggregating" and self.opts[name] == opts then return h end
-  if type(agg) ~= "table" or type(agg.create) ~= "function" or type(agg.add) ~= "function"
-    or type(agg.result) ~= "function" then
-    error("bad argument #2 to 'aggregating' (table with create, add and result functions expected)", 2)
-  end
-  local ttl = parse_ttl(opts, "aggregating", 2)
-  local t
-  h, t = register(self, name, "aggregating", 2, ttl)
-  if h then return h end
-  self.kinds[name], self.opts[name] = "aggregating", opts
-  local cur = self.current
-  if ttl then
+  return handle(self, name, "aggregating", opts, function()
+    if type(agg) ~= "table" or type(agg.create) ~= "function" or type(agg.add) ~= "function"
+      or type(agg.result) ~= "function" then
+      error("bad argument #2 to 'aggregating' (table with create, add and result functions expected)", 4)
+    end
+  end, function(cur, t)
+    return {
+      get = function()
+        local acc = t[cur.key]
+        if acc == nil then return nil end
+        return agg.result(acc)
+      end,
+      add = function(_, v)
+        check_not_nil(v, "add")
+        local k = cur.key
+        local acc = t[k]
+        if acc == nil then acc = agg.create() end
+        acc = agg.add(acc, v)
+        if acc == nil then error("aggregating state '" .. name .. "': add returned nil", 2) end
+        t[k] = acc
+      end,
+      clear = function() t[cur.key] = nil end,
+    }
+  end, function(cur, t, ttl, clock)
     local function add(acc, v)
       acc = agg.add(acc, v)
       if acc == nil then error("aggregating state '" .. name .. "': add returned nil", 3) end
       return acc
     end
-    h = TTL.folding(cur, t, ttl, self.backend.clock, function(v) return add(agg.create(), v) end, add, agg.result)
-    self.handles[name] = h
-    return h
-  end
-  h = {
-    get = function()
-      local acc = t[cur.key]
-      if acc == nil then return nil end
-      return agg.result(acc)
-    end,
-    add = function(_, v)
-      check_not_nil(v, "add")
-      local k = cur.key
-      local acc = t[k]
-      if acc == nil then acc = agg.create() end
-      acc = agg.add(acc, v)
-      if acc == nil then error("aggregating state '" .. name .. "': add returned nil", 2) end
-      t[k] = acc
-    end,
-    clear = function() t[cur.key] = nil end,
-  }
-  self.handles[name] = h
-  return h
+    return TTL.folding(cur, t, ttl, clock, function(v) return add(agg.create(), v) end, add, agg.result)
+  end)
 end
 
 --- Stand-in for ctx.state on a non-keyed stream: every use is an error.
