@@ -20,6 +20,7 @@
 
 #include "error.h"
 #include "notify.h"
+#include "shared.h"
 #include "snapshot.h"
 
 #define TICK_MS 5 /* the thread's poll period for children and timers */
@@ -606,6 +607,27 @@ static int add_file(const char *chk, td_meta_file_t **files, size_t *n, size_t *
   return 0;
 }
 
+/* Add a shared file reference of subtask s to the file list. */
+static int add_shared(td_meta_file_t **files, size_t *n, size_t *cap, const td_shared_ref_t *r,
+                      int s) {
+  if (*n == *cap) {
+    size_t ncap = *cap ? 2 * *cap : 16;
+    td_meta_file_t *f = realloc(*files, ncap * sizeof *f);
+    if (!f) return TD_ENOMEM;
+    *files = f;
+    *cap = ncap;
+  }
+  td_meta_file_t *f = &(*files)[*n];
+  size_t len = strlen(TD_SHARED_PREFIX) + strlen(r->name) + 1;
+  if (!(f->name = malloc(len))) return TD_ENOMEM;
+  snprintf(f->name, len, "%s%s", TD_SHARED_PREFIX, r->name);
+  f->size = r->size;
+  f->crc = r->crc;
+  f->subtask = s;
+  (*n)++;
+  return 0;
+}
+
 /* Every file of checkpoint id, per subtask: its expected state files (or,
  * when it had finished, its final-state files) and its in-flight data.
  * 0, or a code with err naming the missing file. */
@@ -626,6 +648,12 @@ static int list_files(td_coord_t *c, int64_t id, const unsigned char *subs,
         size_t len = strcspn(p, "\n");
         snprintf(name, sizeof name, "%.*s", (int)len, p);
         if (len) rc = add_file(chk, files, n, &cap, name, s);
+        /* the list of the shared files it references, if it has any */
+        if (rc == 0 && len) {
+          snprintf(name, sizeof name, "%.*s%s", (int)len, p, TD_SHARED_SUFFIX);
+          rc = add_file(chk, files, n, &cap, name, s);
+          if (rc == -ENOENT) rc = 0;
+        }
         p += len + (p[len] == '\n');
       }
     }
@@ -633,6 +661,21 @@ static int list_files(td_coord_t *c, int64_t id, const unsigned char *subs,
       snprintf(name, sizeof name, "%s", c->inflight_names[s]);
       rc = add_file(chk, files, n, &cap, name, s);
     }
+  }
+  /* the shared files listed by companions, as "../shared/<name>" */
+  size_t own = *n;
+  for (size_t i = 0; rc == 0 && i < own; i++) {
+    const char *fn = (*files)[i].name;
+    size_t fl = strlen(fn), sl = strlen(TD_SHARED_SUFFIX);
+    if (fl <= sl || strcmp(fn + fl - sl, TD_SHARED_SUFFIX) != 0) continue;
+    char path[4800], msg[600];
+    td_shared_ref_t *refs;
+    size_t nr;
+    snprintf(path, sizeof path, "%s/%s", chk, fn);
+    snprintf(name, sizeof name, "%s", fn);
+    rc = td_shared_read(path, &refs, &nr, msg, sizeof msg);
+    for (size_t j = 0; rc == 0 && j < nr; j++) rc = add_shared(files, n, &cap, &refs[j], (*files)[i].subtask);
+    free(refs);
   }
   if (rc) {
     snprintf(err, errlen, "%.300s/%.200s: %s", chk, name[0] ? name : "?",
@@ -687,6 +730,74 @@ static int cmp_desc(const void *a, const void *b) {
   return x < y ? 1 : x > y ? -1 : 0;
 }
 
+/* Append name to the list *keep (n, cap); 0 or TD_ENOMEM. */
+static int keep_name(char ***keep, size_t *n, size_t *cap, const char *name) {
+  if (*n == *cap) {
+    size_t ncap = *cap ? 2 * *cap : 64;
+    char **k = realloc(*keep, ncap * sizeof *k);
+    if (!k) return TD_ENOMEM;
+    *keep = k;
+    *cap = ncap;
+  }
+  if (!((*keep)[*n] = strdup(name))) return TD_ENOMEM;
+  (*n)++;
+  return 0;
+}
+
+static int cmp_str(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Remove the shared files (shared.h) that neither the kept completed
+ * checkpoints done[0 .. nd) nor a finished subtask's final state
+ * references. Called with no checkpoint pending, so no upload is under
+ * way (a pending one's files are referenced by no _metadata yet). Any
+ * failure to read a reference list keeps every file. */
+static void sweep_shared(td_coord_t *c, const int64_t *done, size_t nd) {
+  char path[4400], msg[600];
+  snprintf(path, sizeof path, "%s/shared", c->dir);
+  if (access(path, F_OK) != 0) return;
+  char **keep = NULL;
+  size_t n = 0, cap = 0;
+  int rc = 0;
+  for (size_t i = 0; rc == 0 && i < nd; i++) {
+    td_meta_t *m = NULL;
+    char chk[4200];
+    rc = td_meta_read(td_coord_chk_dir(c, done[i], chk, sizeof chk), &m, msg, sizeof msg);
+    for (size_t k = 0; rc == 0 && k < m->n_files; k++) {
+      const char *f = m->files[k].name;
+      if (!strncmp(f, TD_SHARED_PREFIX, strlen(TD_SHARED_PREFIX)))
+        rc = keep_name(&keep, &n, &cap, f + strlen(TD_SHARED_PREFIX));
+    }
+    td_meta_free(m);
+  }
+  char fin[4200];
+  td_coord_finished_dir(c, fin, sizeof fin);
+  DIR *d = rc == 0 ? opendir(fin) : NULL;
+  if (!d && rc == 0 && errno != ENOENT) rc = -errno;
+  struct dirent *de;
+  while (d && rc == 0 && (de = readdir(d)) != NULL) {
+    size_t fl = strlen(de->d_name), sl = strlen(TD_SHARED_SUFFIX);
+    if (fl <= sl || strcmp(de->d_name + fl - sl, TD_SHARED_SUFFIX) != 0) continue;
+    char file[4500];
+    td_shared_ref_t *refs;
+    size_t nr;
+    snprintf(file, sizeof file, "%s/%s", fin, de->d_name);
+    rc = td_shared_read(file, &refs, &nr, msg, sizeof msg);
+    for (size_t j = 0; rc == 0 && j < nr; j++) rc = keep_name(&keep, &n, &cap, refs[j].name);
+    if (rc == 0) free(refs);
+  }
+  if (d) closedir(d);
+  if (rc == 0) {
+    if (n > 1) qsort(keep, n, sizeof *keep, cmp_str);
+    (void)td_shared_sweep(path, keep, n, 600);
+  } else {
+    logf_(c, "shared files kept: %s", rc == TD_ENOMEM ? "out of memory" : msg);
+  }
+  for (size_t i = 0; i < n; i++) free(keep[i]);
+  free(keep);
+}
+
 /* Keep the `retained` newest completed checkpoints; remove older completed
  * ones and incomplete ones older than the newest completed that are not
  * pending. */
@@ -722,6 +833,8 @@ static void sweep(td_coord_t *c) {
     if (other[i] < done[0] && !find(c, other[i]))
       remove_tree(td_coord_chk_dir(c, other[i], path, sizeof path));
   }
+  size_t kept = nd < (size_t)c->cfg.retained ? nd : (size_t)c->cfg.retained;
+  if (!c->pending) sweep_shared(c, done, kept);
   free(done);
   free(other);
 }

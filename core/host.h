@@ -43,6 +43,13 @@ void td_host_set_checkpoint_defaults(const char *dir, const char *interval, int 
  * the string must outlive the script). */
 void td_host_set_output_defaults(int allow_existing_output, const char *buffer_timeout);
 
+/* td_host_set_state_defaults - the command line's --state-backend
+ * ("heap" | "rocksdb") and --state-dir (the base directory of RocksDB
+ * working directories); NULL: the script's env{} or the defaults (heap,
+ * the system temp directory). They win over env{state_backend =,
+ * state_dir =}. The strings must outlive the job. */
+void td_host_set_state_defaults(const char *backend, const char *dir);
+
 /* td_host_set_cancel_signal - record that signal sig (SIGINT, SIGTERM)
  * cancelled the run: scripts see it as core.cancel_signal(). */
 void td_host_set_cancel_signal(int sig);

@@ -39,6 +39,7 @@
 #include "luaalloc.h"
 #include "metadata.h"
 #include "module_lua.h"
+#include "state_lua.h"
 #include "snapshot.h"
 #include "source_file.h"
 #include "task.h"
@@ -55,6 +56,7 @@ static pthread_mutex_t g_stdout_mu = PTHREAD_MUTEX_INITIALIZER;
 static const char *g_checkpoint_dir, *g_checkpoint_interval;
 static int g_resume, g_allow_existing_output;
 static const char *g_buffer_timeout;
+static const char *g_state_backend, *g_state_dir;
 
 /* Sentinels raised as light userdata: the task loop ended normally, or the
  * job was cancelled under this subtask (not a failure of its own). */
@@ -83,6 +85,11 @@ void td_host_set_checkpoint_defaults(const char *dir, const char *interval, int 
 void td_host_set_output_defaults(int allow_existing_output, const char *buffer_timeout) {
   g_allow_existing_output = allow_existing_output;
   g_buffer_timeout = buffer_timeout;
+}
+
+void td_host_set_state_defaults(const char *backend, const char *dir) {
+  g_state_backend = backend;
+  g_state_dir = dir;
 }
 
 static td_subtask_t *subtask_of(lua_State *L) {
@@ -590,6 +597,14 @@ static int l_defaults(lua_State *L) {
   if (g_buffer_timeout) {
     lua_pushstring(L, g_buffer_timeout);
     lua_setfield(L, -2, "buffer_timeout");
+  }
+  if (g_state_backend) {
+    lua_pushstring(L, g_state_backend);
+    lua_setfield(L, -2, "state_backend");
+  }
+  if (g_state_dir) {
+    lua_pushstring(L, g_state_dir);
+    lua_setfield(L, -2, "state_dir");
   }
   return 1;
 }
@@ -1760,6 +1775,7 @@ int td_host_openlib(lua_State *L) {
   }
   luaL_setfuncs(L, core_funcs, 1);
   td_module_lua_open(L); /* core.module_load, core.module_chain */
+  td_state_lua_open(L);  /* core.rocksdb_open, core.shared_upload, ... */
   lua_pushliteral(L, TD_VERSION);
   lua_setfield(L, -2, "version");
   lua_pushlightuserdata(L, &CANCELLED);

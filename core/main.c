@@ -4,6 +4,7 @@
  *   tide run JOB.lua [--parallelism N] [--max-parallelism M]
  *                    [--checkpoint-dir D] [--checkpoint-interval T] [--resume]
  *                    [--allow-existing-output] [--buffer-timeout T]
+ *                    [--state-backend heap|rocksdb] [--state-dir D]
  *                    [-- ARGS...]
  *   tide verify DIR
  *   tide version
@@ -36,7 +37,8 @@ static const char USAGE[] =
     "usage: tide run JOB.lua [--vm lua5.4|luajit] [--parallelism N] [--max-parallelism M]\n"
     "                        [--checkpoint-dir D] [--checkpoint-interval T]\n"
     "                        [--resume] [--allow-existing-output]\n"
-    "                        [--buffer-timeout T] [-- ARGS...]\n"
+    "                        [--buffer-timeout T] [--state-backend heap|rocksdb]\n"
+    "                        [--state-dir D] [-- ARGS...]\n"
     "       tide verify DIR\n"
     "       tide version\n"
     "       tide help\n"
@@ -54,6 +56,11 @@ static const char USAGE[] =
     "                         completed, 3 if every completed one is corrupt)\n"
     "      --buffer-timeout T   send partly filled exchange buffers at least\n"
     "                         every T (default 100ms; 0: after every batch)\n"
+    "      --state-backend B  where keyed state lives: heap (Lua values in\n"
+    "                         memory, the default) or rocksdb (an embedded\n"
+    "                         RocksDB per operator and subtask, on local disk)\n"
+    "      --state-dir D      base directory of the RocksDB working directories\n"
+    "                         (default: $TMPDIR or /tmp; removed at exit)\n"
     "      --allow-existing-output  start afresh even when a file sink's\n"
     "                         directory holds committed output of this job\n"
     "                         (a second set of part files is added)\n"
@@ -175,10 +182,13 @@ static int cmd_run(int argc, char **argv) {
       {"resume", no_argument, NULL, 'r'},
       {"allow-existing-output", no_argument, NULL, 'a'},
       {"buffer-timeout", required_argument, NULL, 'b'},
+      {"state-backend", required_argument, NULL, 'S'},
+      {"state-dir", required_argument, NULL, 'D'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   int parallelism = 1, max_parallelism = 0, c, resume = 0, allow_existing = 0;
   const char *ckpt_dir = NULL, *ckpt_interval = NULL, *buffer_timeout = NULL;
+  const char *state_backend = NULL, *state_dir = NULL;
   const char *script = NULL;
   optind = 1;
   opterr = 0;
@@ -228,6 +238,15 @@ static int cmd_run(int argc, char **argv) {
       buffer_timeout = strcmp(optarg, "0") == 0 ? "0ms" : optarg;
       break;
     }
+    case 'S':
+      if (strcmp(optarg, "heap") != 0 && strcmp(optarg, "rocksdb") != 0)
+        return usage_error("--state-backend needs 'heap' or 'rocksdb', not '%s'", optarg);
+      state_backend = optarg;
+      break;
+    case 'D':
+      if (!optarg[0]) return usage_error("%s", "--state-dir needs a directory");
+      state_dir = optarg;
+      break;
     case 'r':
       resume = 1;
       break;
@@ -254,6 +273,7 @@ static int cmd_run(int argc, char **argv) {
   td_host_set_defaults(parallelism, max_parallelism);
   td_host_set_checkpoint_defaults(ckpt_dir, ckpt_interval, resume);
   td_host_set_output_defaults(allow_existing, buffer_timeout);
+  td_host_set_state_defaults(state_backend, state_dir);
   lua_State *L = td_host_new_state();
   if (!L) {
     fprintf(stderr, "tide: out of memory\n");

@@ -126,6 +126,16 @@ end
 --     sends after every batch, for the lowest latency); the command line's
 --     --buffer-timeout wins
 --   name (string): the default job name
+--   state_backend ("heap" | "rocksdb", default "heap"): where keyed state
+--     lives (Flink's HashMapStateBackend / EmbeddedRocksDBStateBackend);
+--     the command line's --state-backend wins
+--   state_dir (string, default $TMPDIR or /tmp): the base directory of the
+--     RocksDB working directories (one per operator and subtask, removed
+--     at exit); the command line's --state-dir wins
+--   rocksdb (table): block_cache (size, default "256MB": one LRU cache for
+--     the whole process), write_buffer (size of a memtable, default
+--     "64MB"), max_write_buffers (memtables per state, default 2); sizes
+--     in bytes or strings like "64MB"
 -- @return Env
 function tide.env(cfg)
   cfg = cfg or {}
@@ -156,6 +166,27 @@ function tide.env(cfg)
   -- the command line's --buffer-timeout wins over the script's
   env.buffer_timeout = util.duration(d.buffer_timeout or cfg.buffer_timeout or 100, "buffer_timeout", 2)
   if cfg.name ~= nil then env.name = tostring(cfg.name) end
+  env.state_backend = d.state_backend or cfg.state_backend or "heap"
+  if env.state_backend ~= "heap" and env.state_backend ~= "rocksdb" then
+    error("bad state_backend '" .. tostring(env.state_backend) .. "' (expected 'heap' or 'rocksdb')", 2)
+  end
+  env.state_dir = d.state_dir or cfg.state_dir or os.getenv("TMPDIR") or "/tmp"
+  if type(env.state_dir) ~= "string" or env.state_dir == "" then
+    error("bad state_dir: a directory path expected", 2)
+  end
+  local rcfg = cfg.rocksdb or {}
+  if type(rcfg) ~= "table" then error("bad env option 'rocksdb': table expected, got " .. type(rcfg), 2) end
+  env.rocksdb = {}
+  for _, k in ipairs(util.sorted_keys(rcfg)) do
+    if k ~= "block_cache" and k ~= "write_buffer" and k ~= "max_write_buffers" then
+      error("unknown rocksdb option '" .. tostring(k) .. "'", 2)
+    end
+    if k == "max_write_buffers" then
+      env.rocksdb[k] = check_positive_int(rcfg[k], 1, "env")
+    else
+      env.rocksdb[k] = util.bytes(rcfg[k], "rocksdb." .. k, 2)
+    end
+  end
   local ckpt = require "tide.checkpoint"
   local ok, c = pcall(ckpt.config, cfg.checkpoint,
     { dir = d.checkpoint_dir, interval = d.checkpoint_interval })

@@ -1,6 +1,7 @@
 /* metadata.c - _metadata, state file identities, checkpoint verification
  * (see metadata.h). */
 #include "metadata.h"
+#include "shared.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -178,8 +179,12 @@ static int parse(const td_snapshot_t *s, const char *path, td_meta_t *m, char *e
     m->n_files = i + 1;
     memcpy(f->name, p + FILE_ENTRY_FIXED, nl);
     f->name[nl] = 0;
-    if (nl == 0 || memchr(f->name, '/', nl) || memchr(f->name, 0, nl) ||
-        f->subtask < 0 || f->subtask >= m->n_subtasks) {
+    /* a name within the directory, or a shared file (shared.h) */
+    const char *base = f->name;
+    if (nl > strlen(TD_SHARED_PREFIX) && !strncmp(base, TD_SHARED_PREFIX, strlen(TD_SHARED_PREFIX)))
+      base += strlen(TD_SHARED_PREFIX);
+    if (nl == 0 || memchr(base, '/', nl - (size_t)(base - f->name)) || base[0] == '.' ||
+        memchr(f->name, 0, nl) || f->subtask < 0 || f->subtask >= m->n_subtasks) {
       seterr(err, errlen, "%s: bad file list entry %zu", path, i + 1);
       return TD_ECORRUPT;
     }
@@ -231,6 +236,10 @@ int td_meta_identity_write(td_snapshot_writer_t *w, int64_t id, uint32_t flags,
 }
 
 /* ---- verify ---- */
+
+static int is_shared(const char *name) {
+  return !strncmp(name, TD_SHARED_PREFIX, strlen(TD_SHARED_PREFIX));
+}
 
 static int cmp_names(const void *a, const void *b) {
   return strcmp(*(char *const *)a, *(char *const *)b);
@@ -386,9 +395,25 @@ int td_meta_verify(const char *dir, const char *job, td_snapshot_check_fn fn, vo
     memset(&c, 0, sizeof c);
     c.name = m->files[k].name;
     c.msg = msg;
+    if (is_shared(m->files[k].name)) {
+      /* a shared file: its size and whole-file CRC32C */
+      char shared[4400];
+      td_shared_ref_t ref = {.size = m->files[k].size, .crc = m->files[k].crc};
+      snprintf(ref.name, sizeof ref.name, "%s", m->files[k].name + strlen(TD_SHARED_PREFIX));
+      snprintf(shared, sizeof shared, "%s/../shared", dir);
+      c.rc = td_shared_check(shared, &ref, msg, sizeof msg);
+      if (c.rc == 0) {
+        c.status = TD_SNAPSHOT_CHECK_OK;
+        c.size = ref.size;
+        seterr(msg, sizeof msg, "shared file, %llu bytes", (unsigned long long)ref.size);
+        if (fn) fn(&c, ud);
+        continue;
+      }
+    } else {
+      c.rc = -ENOENT;
+      seterr(msg, sizeof msg, "%s/%s: missing (listed in _metadata)", dir, m->files[k].name);
+    }
     c.status = TD_SNAPSHOT_CHECK_BAD;
-    c.rc = -ENOENT;
-    seterr(msg, sizeof msg, "%s/%s: missing (listed in _metadata)", dir, m->files[k].name);
     if (bad++ == 0) {
       first_rc = c.rc;
       snprintf(first, sizeof first, "%s", msg);

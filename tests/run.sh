@@ -86,6 +86,13 @@ for suite in $suites; do
     LUA_PATH="lua/?.lua;;" LUA_CPATH="$BUILD/lua/?.so;;" TIDE="$BUILD/tide" \
       "$LUA" "$(command -v "$BUSTED")" --cpath="$BUILD/lua/?.so" --output=TAP tests/lua >"$log" 2>&1
     count_tap "busted ran no test"
+    # the in-process specs again with keyed state in RocksDB (every
+    # harness of tide.testing takes the backend from the environment)
+    echo "== busted, keyed state on rocksdb (tests/lua, #unit)"
+    LD_PRELOAD="$preload" ASAN_OPTIONS="${ASAN_OPTIONS:-}:detect_leaks=0" TIDE_TEST_STATE_BACKEND=rocksdb \
+    LUA_PATH="lua/?.lua;;" LUA_CPATH="$BUILD/lua/?.so;;" TIDE="$BUILD/tide" \
+      "$LUA" "$(command -v "$BUSTED")" --cpath="$BUILD/lua/?.so" --tags=unit --output=TAP tests/lua >"$log" 2>&1
+    count_tap "busted ran no test"
     ;;
   luajit)
     echo "== LuaJIT: the library and example jobs parse ($LUAJIT)"

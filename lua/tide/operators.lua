@@ -738,14 +738,14 @@ local function aggregation_loop(node, out, rt, agg, st, mode)
   if batch then
     finish = function()
       local o, m = {}, 0
-      for k in pairs(vals) do
+      st:each_key(agg, function(k)
         m = m + 1
         o[m] = result(k)
         if m == BATCH then
           nxt(o, nil, m)
           m = 0
         end
-      end
+      end)
       if m > 0 then nxt(o, nil, m) end
     end
   end
@@ -785,7 +785,7 @@ function M.combiner(node, rt, emit)
     emit(o, n, keyed)
   end }
   -- the partials of any key group (they are routed after): the whole range
-  return aggregation_loop(node, out, rt, node.agg, state.backend(rt.max_parallelism), "combine")
+  return aggregation_loop(node, out, rt, node.agg, state.heap_backend(rt.max_parallelism), "combine")
 end
 
 function ops.reduce(node, out, rt)

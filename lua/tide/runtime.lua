@@ -17,6 +17,7 @@ local ops, describe = operators.ops, operators.describe
 local M = {}
 
 local compat = require "tide.compat"
+local util = require "tide.util"
 local MAXWM = compat.MAX_INT
 
 local function fanout(list)
@@ -270,6 +271,16 @@ function M.run(env, plan, ctx)
       return keep
     end,
   }
+  -- keyed state: the backend of every keyed operator of this subtask
+  local state = require "tide.state"
+  local job_dir = env.checkpoint and ckpt.job_dir(env.checkpoint.dir, ctx.name)
+  local state_cfg = { backend = env.state_backend, rocksdb = env.rocksdb,
+    dir = string.format("%s/tide-%s-%d.%d-%d", env.state_dir, util.safe_name(ctx.name), ctx.task, ctx.subtask,
+      core.monotonic_us()),
+    shared_dir = job_dir and job_dir .. "/shared",
+    restore_shared = ctx.restore_dir and ctx.restore_dir .. "/../shared" }
+  state.configure(state_cfg)
+  local flush_state = state.flush
   local combiners = {} -- node id -> {edge id -> combiner}
   local built, op_of_fn = M.build(env, task.nodes, rt,
     function(node) return node.chained end,
@@ -306,7 +317,12 @@ function M.run(env, plan, ctx)
     local files = {}
     for _, id in ipairs(task.nodes) do
       local op = built[id]
+      -- the shared files (RocksDB) the operator's snapshot references
+      local refs = {}
+      state_cfg.refs = refs
       local snap = op.snapshot and op.snapshot()
+      state_cfg.refs = nil
+      if #refs > 0 then files[ckpt.state_file(nodes[id].uid, ctx.subtask) .. ".shared"] = refs end
       if wrapped(id) then
         local comb
         for e, c in pairs(combiners[id] or {}) do
@@ -332,7 +348,9 @@ function M.run(env, plan, ctx)
       local f = built[nid].prepare_snapshot
       if f then f(id) end
     end
+    state.prepare_snapshot(id)
     local ok, err = core.snapshot(id, collect, t0)
+    state.snapshot_started()
     if not ok then io.stderr:write("tide: ", err, "\n") end
   end
 
@@ -360,6 +378,7 @@ function M.run(env, plan, ctx)
       local d = op.next_timer()
       if d and d <= t then
         op.processing_time(t)
+        flush_state()
         d = op.next_timer()
       end
       if d and (not deadline or d < deadline) then deadline = d end
@@ -417,6 +436,7 @@ function M.run(env, plan, ctx)
         if not ok then error("cannot restore in-flight data: " .. tostring(err), 0) end
       end
     end
+    state.open()
     for _, id in ipairs(task.nodes) do
       local f = built[id].open
       if f then f() end
@@ -479,6 +499,7 @@ function M.run(env, plan, ctx)
           if n == 0 and not pushed then break end
           sent = sent + n
           if not pushed then push(buf, nil, n) end
+          flush_state()
           -- tick returns once the outputs can take the next batch, or
           -- with a checkpoint to take first (FLIP-76: a source blocked
           -- for credit must still inject barriers)
@@ -492,6 +513,7 @@ function M.run(env, plan, ctx)
         end
         -- a bounded source ends with the final watermark (Flink's MAX_WATERMARK)
         head.watermark(MAXWM)
+        flush_state()
       else
         -- a C module operator at the head polls the exchange in C
         local poll, tsbuf = head.poll or core.poll, {}
@@ -512,6 +534,7 @@ function M.run(env, plan, ctx)
           elseif event then
             status(event)
           end
+          flush_state()
           check_completed()
         end
       end
@@ -522,6 +545,7 @@ function M.run(env, plan, ctx)
         if f then f() end
         for _, c in pairs(combiners[id] or {}) do c.finish() end
       end
+      flush_state()
       core.finish()
       core.finished(collect)
     end
@@ -535,6 +559,7 @@ function M.run(env, plan, ctx)
 
   local ok, err = xpcall(loop, M.handler(op_of_fn,
     string.format(" in subtask %d/%d", ctx.subtask + 1, ctx.parallelism)))
+  state.close()
   if not ok then
     if type(err) == "userdata" then error(err, 0) end
     core.fail(err)

@@ -36,6 +36,7 @@ end
 
 local Backend = {}
 Backend.__index = Backend
+M.Backend = Backend
 
 --- The key-group range of subtask `subtask` (0-based) of `parallelism`
 -- with max_parallelism key groups, as Flink's KeyGroupRangeAssignment
@@ -46,16 +47,76 @@ function M.key_group_range(max_parallelism, parallelism, subtask)
   return first, last
 end
 
---- A heap backend for one keyed operator of a subtask.
+-- The subtask's state backend configuration (M.configure).
+local config = { backend = "heap" }
+
+--- Configure the keyed state of this subtask's operators (one VM per
+-- subtask: the runtime calls it before building the operators).
+-- @param cfg {backend = "heap" | "rocksdb", dir = working directory base
+--   of the RocksDB instances (rocksdb), rocksdb = {block_cache =,
+--   write_buffer =, max_write_buffers =} (bytes), shared_dir = where
+--   snapshots upload RocksDB files (nil: no checkpoints), restore_shared =
+--   the shared directory of the checkpoint restored from}
+function M.configure(cfg)
+  config = cfg or { backend = "heap" }
+end
+
+--- The configured backend kind: "heap" or "rocksdb".
+function M.kind() return config.backend end
+
+--- The backend of one keyed operator of a subtask, of the configured kind
+-- (M.configure; heap by default).
 -- @param max_parallelism number of key groups (default 128)
 -- @param parallelism, subtask the operator's; they give the key-group range
 --   this backend restores (default 1, 0: all of them)
 -- @param clock f() -> processing time in ms (default core.now_ms): the
 --   time of state TTL
 function M.backend(max_parallelism, parallelism, subtask, clock)
+  if config.backend == "rocksdb" then
+    local b = require("tide.state_rocksdb").new(config, max_parallelism, parallelism, subtask, clock)
+    config.backends = config.backends or {}
+    config.backends[#config.backends + 1] = b
+    return b
+  end
+  return M.heap_backend(max_parallelism, parallelism, subtask, clock)
+end
+
+-- Call method `name` of every backend M.backend made that needs the
+-- runtime's calls (RocksDB ones; heap backends need none).
+local function each(name, ...)
+  local bs = config.backends
+  if bs then
+    for i = 1, #bs do bs[i][name](bs[i], ...) end
+  end
+end
+
+--- End of a batch, a watermark or a timer round: every backend writes
+-- back what it changed (the runtime calls it; cheap when all are heap).
+function M.flush() each("flush") end
+
+--- The synchronous part of checkpoint id's snapshot, in the task thread
+-- before the fork (RocksDB: flush and a RocksDB checkpoint).
+function M.prepare_snapshot(id) each("prepare_snapshot", id) end
+
+--- After the snapshot child of a checkpoint was forked: the task thread
+-- leaves the prepared files to it.
+function M.snapshot_started() each("snapshot_started") end
+
+--- After restore: open every backend's storage now, so that a RocksDB
+-- open failure (a state dir that is not writable) fails the subtask at
+-- once, naming the path.
+function M.open() each("db") end
+
+--- Release every backend's storage (RocksDB: its working directory is
+-- removed).
+function M.close() each("close") end
+
+--- A heap backend (live Lua values), whatever is configured (combiners'
+-- partials, which live for one batch). Arguments as M.backend.
+function M.heap_backend(max_parallelism, parallelism, subtask, clock)
   local maxp = max_parallelism or 128
   local first, last = M.key_group_range(maxp, parallelism or 1, subtask or 0)
-  return setmetatable({ max_parallelism = maxp, kg_first = first, kg_last = last, states = {},
+  return setmetatable({ max_parallelism = maxp, kg_first = first, kg_last = last, states = {}, cfg = config,
     interned = setmetatable({}, { __mode = "v" }), clock = clock or function() return core().now_ms() end },
     Backend)
 end
@@ -99,10 +160,41 @@ function Backend:state(name, kind, opts)
     if ttl then s.ttl = ttl end
     return s
   end
-  s = { name = name, kind = kind, t = {}, ttl = ttl, namespaced = opts and opts.namespaced or nil }
+  s = { name = name, kind = kind, ttl = ttl, namespaced = opts and opts.namespaced or nil }
+  s.t = self:new_table(s)
   self.states[name] = s
   return s
 end
+
+--- Call fn(k) for every key of state `name` that has an entry (fn may
+-- read and write state; heap: keys of the live table, RocksDB: key group
+-- by key group, writing back after each).
+function Backend:each_key(name, fn)
+  local s = self.states[name]
+  if not s then return end
+  local keys, n = {}, 0
+  for k in pairs(s.t) do
+    n = n + 1
+    keys[n] = k
+  end
+  for i = 1, n do fn(keys[i]) end
+end
+
+--- The live table of a new state s (heap: a plain table).
+function Backend:new_table() return {} end
+
+--- End of a batch: write what the batch changed (heap: nothing to do).
+function Backend:flush() end
+
+--- The synchronous part of checkpoint id's snapshot, before the fork
+-- (heap: nothing; the child serializes the live values).
+function Backend:prepare_snapshot() end
+
+--- The snapshot child was forked (heap: nothing to hand over).
+function Backend:snapshot_started() end
+
+--- Release what the backend holds (heap: nothing).
+function Backend:close() end
 
 -- A TTL state's entry v with its expired parts left out (nil: nothing
 -- left): a {value, ms} pair, a list of them, or a map of them.
@@ -160,6 +252,15 @@ function Backend:snapshot()
   return { version = 1, max_parallelism = maxp, states = states }
 end
 
+--- Raise unless snapshot snap (of either backend) can be restored here:
+-- it was taken with this backend's max parallelism.
+function Backend:check_snapshot(snap)
+  if snap.max_parallelism ~= self.max_parallelism then
+    error(string.format("cannot restore keyed state taken with max parallelism %s at max parallelism %d",
+      tostring(snap.max_parallelism), self.max_parallelism), 0)
+  end
+end
+
 --- Restore from snapshots (each a snapshot() of an old subtask, decoded;
 -- false or nil entries are skipped): every entry of a key group in this
 -- backend's range, added to what is here. Raises when a snapshot was
@@ -168,11 +269,26 @@ function Backend:restore(snaps)
   for i = 1, #snaps do
     local snap = snaps[i]
     if snap then
-      if snap.max_parallelism ~= self.max_parallelism then
-        error(string.format("cannot restore keyed state taken with max parallelism %s at max parallelism %d",
-          tostring(snap.max_parallelism), self.max_parallelism), 0)
+      self:check_snapshot(snap)
+      if snap.backend == "rocksdb" then
+        -- another backend's snapshot: read its instance (clipped to this
+        -- backend's key groups) into live values
+        require("tide.state_rocksdb").scan_snapshot(self.cfg, snap, self, function(s, k, ns, v)
+          local t = s.t
+          k = self:key(k)
+          if ns == nil then
+            t[k] = v
+          else
+            local m = t[k]
+            if not m then
+              m = {}
+              t[k] = m
+            end
+            m[ns] = v
+          end
+        end)
       end
-      for name, st in pairs(snap.states) do
+      for name, st in pairs(snap.backend ~= "rocksdb" and snap.states or {}) do
         -- a TTL state's config comes with its registration (true until then)
         local have = self.states[name]
         local t = self:state(name, st.kind, { namespaced = st.namespaced,

@@ -22,10 +22,29 @@ local core = require "tide.core"
 local runtime = require "tide.runtime"
 local operators = require "tide.operators"
 local compat = require "tide.compat"
+local state = require "tide.state"
 
 local math_type, is_integer = compat.math_type, compat.is_integer
 
 local M = {}
+
+local TMP = os.getenv("TMPDIR") or "/tmp"
+local harnesses, snapshots = 0, 0
+local function harness_seq()
+  harnesses = harnesses + 1
+  return harnesses
+end
+-- the shared directory of harness snapshots (RocksDB files): one for
+-- every process of the user, safe to share since files are named by
+-- content and written by rename
+local shared
+local function shared_dir()
+  if not shared then
+    shared = TMP .. "/tide-harness-shared"
+    assert(core.mkdir_p(shared))
+  end
+  return shared
+end
 
 -- The harness's capture operator: records what reaches the end of the
 -- pipeline, in order, with the watermarks between the records.
@@ -76,6 +95,11 @@ end
 --     come from the old subtask with this harness's index (none when there
 --     is no such one): keyed state is not redistributed here.
 --   runtime_mode: "streaming" (default) or "batch".
+--   state_backend: "heap" or "rocksdb", where keyed state lives (default
+--     "heap", or the environment variable TIDE_TEST_STATE_BACKEND: the
+--     suite runs every spec on both); rocksdb instances live under
+--     $TMPDIR, snapshots upload their files to a shared directory of this
+--     process's harnesses.
 -- Process functions' open hooks run once the state is restored.
 -- @return Harness
 -- Raises on bad arguments, and on state an operator cannot restore.
@@ -83,6 +107,10 @@ function M.harness(build, opts)
   opts = opts or {}
   if type(build) ~= "function" then error("bad argument #1 to 'harness' (function expected)", 2) end
   local subtask, parallelism = check_opts(opts)
+  local backend = opts.state_backend or os.getenv("TIDE_TEST_STATE_BACKEND") or "heap"
+  if backend ~= "heap" and backend ~= "rocksdb" then
+    error("bad argument #2 to 'harness' (state_backend: 'heap' or 'rocksdb' expected)", 2)
+  end
   local env = tide.env{ parallelism = 1, runtime_mode = opts.runtime_mode }
   local input = env:_add_node("source", {}, { name = "harness_input", source = { type = "harness" } })
   local result = build(input)
@@ -113,6 +141,11 @@ function M.harness(build, opts)
     warn = function(line) h.warnings[#h.warnings + 1] = line end,
   }
   local sides = h.sides
+  -- the operators' keyed state: of the backend asked for, made while they
+  -- are built (the configuration is this VM's: put back afterwards)
+  h.state_cfg = { backend = backend, dir = string.format("%s/tide-harness-%d-%d", TMP, harness_seq(), core.monotonic_us()),
+    shared_dir = shared_dir(), restore_shared = shared_dir() }
+  state.configure(h.state_cfg)
   h.ops, h.op_of_fn = runtime.build(env, ids, rt,
     function(node) return consumers[node.id] end,
     function() return {} end,
@@ -127,6 +160,8 @@ function M.harness(build, opts)
   h.handler = runtime.handler(h.op_of_fn)
   h.subtask = subtask
   if opts.restore then h:_restore(opts.restore) end
+  h:_state("db")
+  state.configure(nil)
   -- open, as Flink's OperatorChain does: after restore, from the tail
   for id = #env.nodes, 1, -1 do
     local f = h.ops[id].open
@@ -135,8 +170,19 @@ function M.harness(build, opts)
   return h
 end
 
+-- Call method `name` of every keyed-state backend that needs the
+-- runtime's calls (RocksDB ones).
+function Harness:_state(name, ...)
+  for _, b in ipairs(self.state_cfg.backends or {}) do b[name](b, ...) end
+end
+
+-- Run an operator entry point, then end the "batch" as the runtime does
+-- (keyed state written back).
 function Harness:_call(f, ...)
+  state.configure(self.state_cfg) -- backends made now are this harness's
   local ok, err = xpcall(f, self.handler, ...)
+  if ok then ok, err = pcall(self._state, self, "flush") end
+  state.configure(nil)
   if not ok then error(err, 0) end
 end
 
@@ -203,12 +249,25 @@ end
 --- An opaque snapshot of every operator's state (keyed state, timers,
 -- window contents), for testing.harness(build, {restore = snap}).
 function Harness:snapshot()
+  snapshots = snapshots + 1
+  self:_state("prepare_snapshot", snapshots)
+  state.configure(self.state_cfg)
   local data = {}
-  for id, node in ipairs(self.env.nodes) do
-    local op = self.ops[id]
-    if op.snapshot then data[node.uid] = op.snapshot() end
-  end
+  local ok, err = pcall(function()
+    for id, node in ipairs(self.env.nodes) do
+      local op = self.ops[id]
+      if op.snapshot then data[node.uid] = op.snapshot() end
+    end
+  end)
+  state.configure(nil)
+  if not ok then error(err, 0) end
   return core.encode(data)
+end
+
+--- Release the harness's state storage (RocksDB: its working directories
+-- are removed; garbage collection does it too).
+function Harness:dispose()
+  self:_state("close")
 end
 
 -- Restore from one snapshot or from an array of old subtasks' snapshots:

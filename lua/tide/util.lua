@@ -37,6 +37,28 @@ function M.duration(v, what, level)
   return ms
 end
 
+local SIZE_UNITS = { B = 1, KB = 1024, MB = 1024 ^ 2, GB = 1024 ^ 3, TB = 1024 ^ 4 }
+
+--- A memory size in bytes: a whole number of bytes, or a string "64MB",
+-- "1.5GB", "512KB" (units B, KB, MB, GB, TB, powers of 1024, as Flink's
+-- MemorySize; case-insensitive).
+-- @raise naming `what` when v is not a size (level as error's)
+function M.bytes(v, what, level)
+  local n
+  if math_type(v) == "integer" then
+    n = v
+  elseif type(v) == "string" then
+    local num, unit = v:match("^%s*(%d+%.?%d*)%s*(%a*)%s*$")
+    local mult = num and SIZE_UNITS[unit == "" and "B" or unit:upper()]
+    if mult then n = tointeger(floor(tonumber(num) * mult + 0.5)) end
+  end
+  if not n or n < 0 then
+    error(string.format("bad %s: expected a size (bytes, or a string like '64MB', '1GB'), got %s",
+      what or "size", type(v) == "string" and ("'" .. v .. "'") or tostring(v)), (level or 1) + 1)
+  end
+  return n
+end
+
 --- A job name as it appears in file and directory names (checkpoint
 -- directories, part files): characters other than letters, digits, '.',
 -- '_' and '-' become '_'; an empty name or one of only dots becomes "job".

@@ -2619,7 +2619,10 @@ function M.operator(node, out, rt)
   end
   P.trigger = trig
   local kind = P.fn_kind
-  if not node.force_general and default_trigger and not P.evictor and A.event_time then
+  -- the fast paths keep their live state in their own tables: with the
+  -- RocksDB backend the general operator keeps it in RocksDB
+  if not node.force_general and default_trigger and not P.evictor and A.event_time
+    and state.kind() ~= "rocksdb" then
     if A.kind == "tumbling" or A.kind == "sliding" then
       local sliced = A.size ~= A.slide
       if INCREMENTAL[kind] and not (sliced and kind == "aggregate" and not P.agg.merge)

@@ -36,7 +36,7 @@ kill_after() { # NAME P [--resume]
   _name=$1 _p=$2
   shift 2
   _from=$(newest "$TMP/ck-$_name/rescale")
-  "$TIDE" run "$JOB" -p "$_p" "$@" -- "$INPUT" "$TMP/out-$_name" "$TMP/ck-$_name" 20000 \
+  "$TIDE" run "$JOB" -p "$_p" $STATE_ARGS "$@" -- "$INPUT" "$TMP/out-$_name" "$TMP/ck-$_name" 20000 \
     $MODE >"$TMP/$_name.out" 2>"$TMP/$_name.err" &
   _pid=$!
   _i=0
@@ -60,7 +60,7 @@ scenario() { # NAME P1 P2 [P3]: kill at P1, resume at P2 (kill again, resume at 
   else
     last=$3
   fi
-  run_tide "$TMP/$name-end" run "$JOB" -p "$last" --resume -- "$INPUT" "$TMP/out-$name" "$TMP/ck-$name" 2000000 $MODE
+  run_tide "$TMP/$name-end" run "$JOB" -p "$last" ${END_ARGS:-$STATE_ARGS} --resume -- "$INPUT" "$TMP/out-$name" "$TMP/ck-$name" 2000000 $MODE
   check_rc "$name: resumed at parallelism $last, the job ends (exit 0)" 0
   check_contains "$name: it resumed from a checkpoint" "$TMP/$name-end.err" "tide: resuming job 'rescale' from checkpoint"
   cat_parts "$TMP/out-$name" | sort >"$TMP/got-$name"
@@ -81,6 +81,21 @@ MODE=window
 scenario window-p2-p3 2 3
 scenario window-p2-p1 2 1
 MODE=
+
+# the same on the RocksDB backend (incremental checkpoints into shared/,
+# instances clipped or merged by key-group range), and a job that changes
+# backend between runs (the snapshot of either restores on the other)
+STATE_ARGS="--state-backend rocksdb"
+scenario rocks-p2-p1 2 1
+scenario rocks-p2-p4-p3 2 4 3
+MODE=window
+scenario rocks-window-p2-p3 2 3
+MODE=
+END_ARGS="--state-backend heap"
+scenario rocks-to-heap-p2-p3 2 3
+STATE_ARGS= END_ARGS="--state-backend rocksdb"
+scenario heap-to-rocks-p2-p1 2 1
+END_ARGS=
 
 # refusals: another max parallelism; the same graph's shape changed
 kill_after refuse 2

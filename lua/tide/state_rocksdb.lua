@@ -1,0 +1,359 @@
+--- tide.state_rocksdb: the keyed-state layer's RocksDB backend
+-- (docs/STATE.md), over core.rocksdb_open (core/state_lua.h, state/rocksdb.h).
+--
+-- It is a tide.state backend like the heap one: operators index s.t by
+-- layer key and read and write live Lua values. Here s.t is a cache over
+-- one RocksDB instance per operator and subtask (a column family per
+-- state, keys laid out by key group): a key's entry is read from RocksDB
+-- the first time a batch touches it (one call per distinct key, not per
+-- record), changes are made to the live value, and flush() (the runtime
+-- calls it at the end of every batch, watermark and timer round) writes
+-- back every key the batch touched in one RocksDB write batch and empties
+-- the cache. So memory holds one batch's keys, and state can be far larger
+-- than RAM (Flink's EmbeddedRocksDBStateBackend; values serialized on
+-- every access, as there).
+--
+-- Value, list, reducing and aggregating state keep one entry per key (no
+-- namespace); map state one entry per map key and namespaced state (window
+-- contents, trigger state) one entry per namespace, the map key or
+-- namespace being the entry's namespace bytes.
+--
+-- Snapshots: prepare_snapshot (the task thread, at the barrier) flushes
+-- and takes a RocksDB checkpoint (hard links); snapshot (the forked
+-- child) uploads its files to the job's shared directory under content
+-- names, skipping those already there (incremental checkpoints), and
+-- returns {backend = "rocksdb", states =, files =, kg_first =, kg_last =}.
+-- The files it references are listed for the coordinator (tide.runtime
+-- writes them in a companion file; shared.h). restore opens the old
+-- instances overlapping this subtask's key groups and clips them to its
+-- range (rescaling); a heap snapshot is restored by writing its entries.
+local state = require "tide.state"
+local core = require "tide.core"
+
+local M = {}
+
+local R = setmetatable({}, { __index = state.Backend })
+R.__index = R
+
+local NONE = {}  -- a key read and found absent
+local BLIND = {} -- a key written without a read: it may have an entry
+
+local seq = 0 -- instances opened by this VM (working directory names)
+
+-- Make dir the checkpoint directory of snapshot snap again: its files,
+-- linked from the shared directory of the checkpoint restored from.
+-- Returns their names (to remove dir with core.remove_files).
+local function link_snapshot(cfg, snap, dir)
+  if not cfg.restore_shared then error("cannot restore keyed state: no shared directory", 0) end
+  local list, names = {}, {}
+  for _, f in ipairs(snap.files) do
+    list[#list + 1] = f[1]
+    list[#list + 1] = f[2]
+    names[#names + 1] = f[1]
+  end
+  local ok, err = core.shared_link(cfg.restore_shared, dir, list)
+  if not ok then error("cannot restore keyed state: " .. err, 0) end
+  return names
+end
+
+--- A RocksDB backend for one keyed operator of a subtask (tide.state's
+-- M.backend calls it when configured so).
+-- @param cfg tide.state's configuration: dir (prefix of the working
+--   directories' paths),
+--   rocksdb (sizes), shared_dir, restore_shared
+-- Other arguments as tide.state.backend.
+function M.new(cfg, max_parallelism, parallelism, subtask, clock)
+  local self = setmetatable(state.heap_backend(max_parallelism, parallelism, subtask, clock), R)
+  seq = seq + 1
+  self.cfg = cfg
+  -- <prefix>-op<n>/db the instance, <prefix>-op<n>/chk-<id> its checkpoints
+  -- on their way to the shared directory
+  self.home = string.format("%s-op%d", cfg.dir, seq)
+  self.dir = self.home .. "/db"
+  self.ids = {}       -- state id -> name (collisions)
+  self.dirty = {}     -- states touched since the last flush
+  self.pending = {}   -- old instances to restore from (snapshots)
+  self.heap_snaps = {} -- heap snapshots to write in at open
+  return self
+end
+
+-- The instance, opened (with what restore() collected) on first use.
+function R:db()
+  local db = self.handle
+  if db then return db end
+  local dirs, links = {}, {}
+  if #self.pending > 0 then
+    local ok, err = core.mkdir_p(self.home)
+    if not ok then error("cannot open the RocksDB state backend: " .. err, 0) end
+  end
+  for i, snap in ipairs(self.pending) do
+    local d = string.format("%s/restore-%d", self.home, i)
+    dirs[i], links[i] = d, link_snapshot(self.cfg, snap, d)
+  end
+  local r = self.cfg.rocksdb or {}
+  local err
+  db, err = core.rocksdb_open { dir = self.dir, max_parallelism = self.max_parallelism,
+    kg_first = self.kg_first, kg_last = self.kg_last, block_cache = r.block_cache,
+    write_buffer = r.write_buffer, max_write_buffers = r.max_write_buffers,
+    restore = #dirs > 0 and dirs or nil }
+  for i, d in ipairs(dirs) do core.remove_files(d, links[i]) end
+  if not db then error("cannot open the RocksDB state backend: " .. err, 0) end
+  self.handle = db
+  self.pending = {}
+  -- heap snapshots (a job that changed backend): their entries, written
+  for _, snap in ipairs(self.heap_snaps) do
+    for name, st in pairs(snap.states) do
+      local s = self.states[name]
+      local id = s.id
+      for kg, g in pairs(st.groups) do
+        if kg >= self.kg_first and kg <= self.kg_last then
+          for j = 1, #g, 2 do
+            local k, v = g[j], g[j + 1]
+            if s.multi then
+              for ns, x in pairs(v) do db:put_ns(id, k, ns, x) end
+            else
+              db:put(id, k, v)
+            end
+          end
+        end
+      end
+    end
+  end
+  if #self.heap_snaps > 0 then db:commit() end
+  self.heap_snaps = {}
+  return db
+end
+
+-- The cache table of state s (see the file comment).
+function R:new_table(s)
+  local id = core.state_id(s.name)
+  local other = self.ids[id]
+  if other and other ~= s.name then
+    error(string.format("state names '%s' and '%s' have the same RocksDB column family id; rename one",
+      other, s.name), 0)
+  end
+  self.ids[id] = s.name
+  s.id = id
+  s.multi = s.namespaced or s.kind == "map" or nil
+  local touched = {} -- key -> the value read (NONE: absent); multi: the set of namespaces read
+  s.touched = touched
+  local dirty = self.dirty
+  local t = {}
+  local mt = {}
+  if not s.multi then
+    function mt.__index(_, k)
+      if touched[k] ~= nil then return nil end
+      dirty[s] = true
+      local v = self:db():get(id, k)
+      if v == nil then
+        touched[k] = NONE
+      else
+        touched[k] = v
+        rawset(t, k, v)
+      end
+      return v
+    end
+    function mt.__newindex(_, k, v)
+      if touched[k] == nil then
+        dirty[s] = true
+        touched[k] = BLIND
+      end
+      rawset(t, k, v)
+    end
+  else
+    local function load(k)
+      dirty[s] = true
+      local m = self:db():get_ns(id, k)
+      local seen = {}
+      if m then
+        for ns in pairs(m) do seen[ns] = true end
+      end
+      touched[k] = seen
+      return m
+    end
+    function mt.__index(_, k)
+      if touched[k] ~= nil then return nil end
+      local m = load(k)
+      if m ~= nil then rawset(t, k, m) end
+      return m
+    end
+    function mt.__newindex(_, k, v)
+      if touched[k] == nil then load(k) end
+      rawset(t, k, v)
+    end
+  end
+  return setmetatable(t, mt)
+end
+
+--- Write back what was touched since the last flush (one write batch) and
+-- empty the caches.
+function R:flush()
+  local dirty = self.dirty
+  if next(dirty) == nil then return end
+  local db = self:db()
+  for s in pairs(dirty) do
+    local t, touched, id = s.t, s.touched, s.id
+    if s.multi then
+      for k, seen in pairs(touched) do
+        local m = rawget(t, k)
+        for ns in pairs(seen) do
+          if m == nil or m[ns] == nil then db:remove_ns(id, k, ns) end
+        end
+        if m then
+          for ns, v in pairs(m) do db:put_ns(id, k, ns, v) end
+        end
+        rawset(t, k, nil)
+        touched[k] = nil
+      end
+    else
+      for k, old in pairs(touched) do
+        local v = rawget(t, k)
+        if v == nil then
+          if old ~= NONE then db:remove(id, k) end
+        elseif v ~= old or type(v) == "table" then
+          db:put(id, k, v)
+        end
+        rawset(t, k, nil)
+        touched[k] = nil
+      end
+    end
+    dirty[s] = nil
+  end
+  db:commit()
+end
+
+--- Call fn(k) for every key of state `name` that has an entry, key group
+-- by key group (the keys of one in memory at a time), writing back what
+-- fn changed after each.
+function R:each_key(name, fn)
+  local s = self.states[name]
+  if not s then return end
+  self:flush()
+  local db = self:db()
+  for kg = self.kg_first, self.kg_last do
+    local keys, n, last = {}, 0, nil
+    db:scan(s.id, function(_, k)
+      -- a map or namespaced state has an entry per namespace
+      if not (s.multi and n > 0 and core.encode(k, true) == last) then
+        n = n + 1
+        keys[n] = k
+        if s.multi then last = core.encode(k, true) end
+      end
+    end, kg, kg)
+    for i = 1, n do fn(self:key(keys[i])) end
+    self:flush()
+  end
+end
+
+--- The synchronous part of checkpoint id's snapshot (the task thread, at
+-- the barrier): flush, then a RocksDB checkpoint of the instance (a flush
+-- of its memtables and hard links to its files) for snapshot() to upload.
+function R:prepare_snapshot(id)
+  self:flush()
+  local dir = string.format("%s/chk-%d", self.home, id)
+  self.prepared = { dir = dir, files = self:db():checkpoint(dir) }
+end
+
+-- The states' descriptions in a snapshot.
+function R:described()
+  local states = {}
+  for name, s in pairs(self.states) do
+    states[name] = { kind = s.kind, namespaced = s.namespaced, ttl = s.ttl and true or nil, id = s.id }
+  end
+  return states
+end
+
+--- The snapshot: {version = 1, backend = "rocksdb", max_parallelism =,
+-- kg_first =, kg_last =, states = {[name] = {kind =, namespaced =, ttl =,
+-- id =}}, files = {{local name, shared name, size, crc}...}}. Uploads
+-- the checkpoint prepare_snapshot made (in the snapshot child: no RocksDB
+-- call here), or makes one first (a final snapshot, in the task thread).
+-- The shared files referenced are appended to cfg.refs when the runtime
+-- set it, as {name, size, crc}. Without a shared directory (no checkpoints) nothing
+-- is uploaded and the snapshot lists no files: nothing will restore it.
+function R:snapshot()
+  local shared, refs = self.cfg.shared_dir, self.cfg.refs
+  local snap = { version = 1, backend = "rocksdb", max_parallelism = self.max_parallelism,
+    kg_first = self.kg_first, kg_last = self.kg_last, states = self:described(), files = {} }
+  if not shared then return snap end
+  if not self.prepared then self:prepare_snapshot(0) end
+  local p = self.prepared
+  self.prepared = nil
+  for i, f in ipairs(p.files) do
+    local name, size, crc = core.shared_upload(p.dir .. "/" .. f, shared)
+    if not name then error(size, 0) end
+    snap.files[i] = { f, name, size, crc }
+    if refs then refs[#refs + 1] = { name, size, crc } end
+  end
+  core.remove_files(p.dir, p.files)
+  return snap
+end
+
+--- Restore from old subtasks' snapshots of either backend (nil and false
+-- entries skipped): rocksdb ones whose key groups overlap this backend's
+-- are opened together at first use and clipped to its range; heap ones
+-- have their entries of its key groups written.
+function R:restore(snaps)
+  for i = 1, #snaps do
+    local snap = snaps[i]
+    if snap then
+      self:check_snapshot(snap)
+      if self.handle then error("rocksdb backend: restore after the instance was opened", 0) end
+      for name, st in pairs(snap.states) do
+        local have = self.states[name]
+        self:state(name, st.kind, { namespaced = st.namespaced,
+          ttl = st.ttl and (have and have.ttl or true) or nil })
+      end
+      if snap.backend == "rocksdb" then
+        if snap.kg_last >= self.kg_first and snap.kg_first <= self.kg_last and #snap.files > 0 then
+          self.pending[#self.pending + 1] = snap
+        end
+      else
+        self.heap_snaps[#self.heap_snaps + 1] = snap
+      end
+    end
+  end
+end
+
+--- The snapshot child took over checkpoint id's files (the task thread
+-- goes on; the child removes them once uploaded).
+function R:snapshot_started()
+  self.prepared = nil
+end
+
+--- Close the instance; its working directory is removed, with what a
+-- killed snapshot child left.
+function R:close()
+  if self.handle then
+    self.handle:close()
+    self.handle = nil
+  end
+  local left = core.list_dir(self.home)
+  for _, d in ipairs(left or {}) do
+    core.remove_files(self.home .. "/" .. d, core.list_dir(self.home .. "/" .. d) or {})
+  end
+  core.remove_files(self.home, {})
+end
+
+--- Visit every entry of a rocksdb snapshot within backend b's key groups
+-- (a heap backend restoring it): fn(s, key, ns | nil, value) with s the
+-- state of b it belongs to (registered as tide.state's restore does).
+function M.scan_snapshot(cfg, snap, b, fn)
+  if not (snap.kg_last >= b.kg_first and snap.kg_first <= b.kg_last and #snap.files > 0) then return end
+  seq = seq + 1
+  local base = string.format("%s-scan%d", cfg.dir or ((os.getenv("TMPDIR") or "/tmp") .. "/tide"), seq)
+  local names = link_snapshot(cfg, snap, base .. ".restore")
+  local db, err = core.rocksdb_open { dir = base, max_parallelism = b.max_parallelism, kg_first = b.kg_first,
+    kg_last = b.kg_last, restore = { base .. ".restore" } }
+  core.remove_files(base .. ".restore", names)
+  if not db then error("cannot restore keyed state: " .. err, 0) end
+  for name, st in pairs(snap.states) do
+    local have = b.states[name]
+    local s = b:state(name, st.kind, { namespaced = st.namespaced,
+      ttl = st.ttl and (have and have.ttl or true) or nil })
+    db:scan(st.id, function(_, k, ns, v) fn(s, k, ns, v) end)
+  end
+  db:close()
+end
+
+return M
