@@ -701,6 +701,11 @@ static int make_options(rdb_t *r, const td_rocksdb_options_t *opt) {
   rocksdb_options_set_block_based_table_factory(r->opts, r->table);
   rocksdb_options_set_create_if_missing(r->opts, 1);
   rocksdb_options_set_create_missing_column_families(r->opts, 1);
+  /* a bloom filter over whole keys in each memtable: a get of a key the
+   * memtable lacks (the first touch of a key, most gets once the state
+   * outgrows it) skips the skip-list search */
+  rocksdb_options_set_memtable_prefix_bloom_size_ratio(r->opts, 0.1);
+  rocksdb_options_set_memtable_whole_key_filtering(r->opts, 1);
   rocksdb_options_set_write_buffer_size(r->opts, wb);
   rocksdb_options_set_max_write_buffer_number(r->opts, mwb);
   rocksdb_options_set_db_write_buffer_size(

@@ -261,6 +261,10 @@ function Backend:check_snapshot(snap)
   end
 end
 
+--- The snapshot in the canonical, backend-independent format that
+-- savepoints write: for the heap backend, snapshot() itself.
+function Backend:canonical_snapshot() return self:snapshot() end
+
 --- Restore from snapshots (each a snapshot() of an old subtask, decoded;
 -- false or nil entries are skipped): every entry of a key group in this
 -- backend's range, added to what is here. Raises when a snapshot was

@@ -289,6 +289,42 @@ function R:snapshot()
   return snap
 end
 
+--- The snapshot in the heap backend's format (tide.state's
+-- Backend:snapshot: values grouped by key group), whatever the backend:
+-- what savepoints write (canonical, backend-independent, self-contained).
+-- In the task thread (it reads RocksDB).
+function R:canonical_snapshot()
+  self:flush()
+  local db = self:db()
+  local states = {}
+  for name, s in pairs(self.states) do
+    local groups = {}
+    local last_kg, last_key, last_enc, last_map
+    db:scan(s.id, function(kg, k, ns, v)
+      local g = groups[kg]
+      if not g then
+        g = {}
+        groups[kg] = g
+      end
+      if ns == nil then
+        g[#g + 1] = k
+        g[#g + 1] = v
+        return
+      end
+      -- entries of one key are contiguous: one {ns = value} map per key
+      local enc = core.encode(k, true)
+      if kg ~= last_kg or enc ~= last_enc then
+        last_kg, last_key, last_enc, last_map = kg, k, enc, {}
+        g[#g + 1] = last_key
+        g[#g + 1] = last_map
+      end
+      last_map[ns] = v
+    end)
+    states[name] = { kind = s.kind, namespaced = s.namespaced, groups = groups, ttl = s.ttl and true or nil }
+  end
+  return { version = 1, max_parallelism = self.max_parallelism, states = states }
+end
+
 --- Restore from old subtasks' snapshots of either backend (nil and false
 -- entries skipped): rocksdb ones whose key groups overlap this backend's
 -- are opened together at first use and clipped to its range; heap ones
