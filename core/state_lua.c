@@ -271,12 +271,26 @@ static int l_close(lua_State *L) {
 
 static int l_shared_upload(lua_State *L) {
   const char *path = luaL_checkstring(L, 1), *dir = luaL_checkstring(L, 2);
+  const char *journal = luaL_optstring(L, 3, NULL);
   td_shared_ref_t ref;
   char err[1024];
   if (td_shared_upload(path, dir, &ref, err, sizeof err) != 0) {
     lua_pushnil(L);
     lua_pushstring(L, err);
     return 2;
+  }
+  if (journal) {
+    /* "<file name> <shared name> <size> <crc>\n", appended with one write
+     * (no stdio: this runs in snapshot children) */
+    char line[4600];
+    const char *base = strrchr(path, '/');
+    int n = snprintf(line, sizeof line, "%s %s %llu %u\n", base ? base + 1 : path, ref.name,
+                     (unsigned long long)ref.size, (unsigned)ref.crc);
+    int fd = open(journal, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0666);
+    if (fd >= 0) {
+      if (n > 0 && n < (int)sizeof line) (void)!write(fd, line, (size_t)n);
+      close(fd);
+    }
   }
   lua_pushstring(L, ref.name);
   lua_pushinteger(L, (lua_Integer)ref.size);
@@ -299,6 +313,16 @@ static int l_shared_check(lua_State *L) {
     return 2;
   }
   lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int l_shared_exists(lua_State *L) {
+  const char *dir = luaL_checkstring(L, 1), *name = luaL_checkstring(L, 2);
+  lua_Integer size = luaL_checkinteger(L, 3);
+  char path[4400];
+  struct stat st;
+  snprintf(path, sizeof path, "%s/%s", dir, name);
+  lua_pushboolean(L, !strchr(name, '/') && stat(path, &st) == 0 && (lua_Integer)st.st_size == size);
   return 1;
 }
 
@@ -389,6 +413,7 @@ static const luaL_Reg core_funcs[] = {
     {"rocksdb_open", l_open},       {"shared_upload", l_shared_upload},
     {"shared_check", l_shared_check}, {"remove_files", l_remove_files},
     {"shared_link", l_shared_link}, {"state_id", l_state_id},
+    {"shared_exists", l_shared_exists},
     {NULL, NULL}};
 
 void td_state_lua_open(lua_State *L) {

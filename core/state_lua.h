@@ -23,7 +23,12 @@
  *       of the db's), in key-group order; fn must not write to the db
  *   db:checkpoint(dir) -> {file names}   flush + RocksDB checkpoint
  *   db:close()                           (also __gc)
- *   core.shared_upload(path, shared_dir) -> name, size, crc | nil, message
+ *   core.shared_upload(path, shared_dir [, journal]) -> name, size, crc |
+ *       nil, message; journal: a file the line "<file name> <name> <size>
+ *       <crc>" is appended to (how a snapshot child tells the task thread
+ *       what it uploaded)
+ *   core.shared_exists(shared_dir, name, size) -> whether the file is there
+ *       with that size
  *   core.shared_check(shared_dir, name, size, crc) -> true | nil, message
  *   core.shared_link(shared_dir, dir, {local1, shared1, ...}) -> true |
  *       nil, message: dir/local_i made a hard link to (or else a copy of)

@@ -29,6 +29,7 @@
 -- range (rescaling); a heap snapshot is restored by writing its entries.
 local state = require "tide.state"
 local core = require "tide.core"
+local tointeger = require("tide.compat").tointeger
 
 local M = {}
 
@@ -74,6 +75,7 @@ function M.new(cfg, max_parallelism, parallelism, subtask, clock)
   self.dirty = {}     -- states touched since the last flush
   self.pending = {}   -- old instances to restore from (snapshots)
   self.heap_snaps = {} -- heap snapshots to write in at open
+  self.uploaded = {}  -- SST file name -> {shared name, size, crc}
   return self
 end
 
@@ -99,6 +101,13 @@ function R:db()
   for i, d in ipairs(dirs) do core.remove_files(d, links[i]) end
   if not db then error("cannot open the RocksDB state backend: " .. err, 0) end
   self.handle = db
+  if #dirs == 1 then
+    -- restored from one instance: its SST files keep their names and are
+    -- in the shared directory already
+    for _, f in ipairs(self.pending[1].files) do
+      if f[1]:match("%.sst$") then self.uploaded[f[1]] = { f[2], f[3], f[4] } end
+    end
+  end
   self.pending = {}
   -- heap snapshots (a job that changed backend): their entries, written
   for _, snap in ipairs(self.heap_snaps) do
@@ -250,8 +259,32 @@ end
 -- of its memtables and hard links to its files) for snapshot() to upload.
 function R:prepare_snapshot(id)
   self:flush()
+  self:read_journals(id)
   local dir = string.format("%s/chk-%d", self.home, id)
-  self.prepared = { dir = dir, files = self:db():checkpoint(dir) }
+  self.prepared = { id = id, dir = dir, files = self:db():checkpoint(dir) }
+end
+
+-- What earlier snapshot children uploaded (their journals in the home
+-- directory): SST file name -> {shared name, size, crc}. SST files never
+-- change, so a later checkpoint that still holds one references the same
+-- shared file without reading it again (incremental checkpoints). Journals
+-- older than the previous checkpoint's are removed once read.
+function R:read_journals(id)
+  local names = core.list_dir(self.home) or {}
+  local old = {}
+  for _, f in ipairs(names) do
+    local jid = tonumber(f:match("^uploads%-(%d+)$"))
+    if jid then
+      for line in io.lines(self.home .. "/" .. f) do
+        local file, name, size, crc = line:match("^(%S+) (%S+) (%d+) (%d+)$")
+        if file and file:match("%.sst$") then
+          self.uploaded[file] = { name, tointeger(tonumber(size)), tointeger(tonumber(crc)) }
+        end
+      end
+      if jid < id - 1 then old[#old + 1] = f end
+    end
+  end
+  for _, f in ipairs(old) do os.remove(self.home .. "/" .. f) end
 end
 
 -- The states' descriptions in a snapshot.
@@ -279,9 +312,16 @@ function R:snapshot()
   if not self.prepared then self:prepare_snapshot(0) end
   local p = self.prepared
   self.prepared = nil
+  local journal = string.format("%s/uploads-%d", self.home, p.id)
   for i, f in ipairs(p.files) do
-    local name, size, crc = core.shared_upload(p.dir .. "/" .. f, shared)
-    if not name then error(size, 0) end
+    local known = self.uploaded[f]
+    local name, size, crc
+    if known and core.shared_exists(shared, known[1], known[2]) then
+      name, size, crc = known[1], known[2], known[3]
+    else
+      name, size, crc = core.shared_upload(p.dir .. "/" .. f, shared, journal)
+      if not name then error(size, 0) end
+    end
     snap.files[i] = { f, name, size, crc }
     if refs then refs[#refs + 1] = { name, size, crc } end
   end

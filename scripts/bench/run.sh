@@ -348,10 +348,14 @@ mod_rc=$?
 # ---- issue 10: keyed state on the heap backend: a seventh table ---------------
 BUILD=$BUILD sh "$HERE/state.sh"
 state_rc=$?
+# ---- issue 10: keyed state on RocksDB: an eighth table -------------------------
+BUILD=$BUILD sh "$HERE/rocksdb.sh"
+rocks_rc=$?
 [ "$report_rc" -ne 0 ] && exit "$report_rc"
 [ "$wreport_rc" -ne 0 ] && exit "$wreport_rc"
 [ "$ckpt_rc" -ne 0 ] && exit "$ckpt_rc"
 [ "$ua_rc" -ne 0 ] && exit "$ua_rc"
 [ "$engine_rc" -ne 0 ] && exit "$engine_rc"
 [ "$mod_rc" -ne 0 ] && exit "$mod_rc"
-exit "$state_rc"
+[ "$state_rc" -ne 0 ] && exit "$state_rc"
+exit "$rocks_rc"
