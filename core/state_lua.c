@@ -259,6 +259,27 @@ static int l_checkpoint(lua_State *L) {
   return 1;
 }
 
+static int l_set_ttl(lua_State *L) {
+  ldb_t *d = check_db(L);
+  lua_Integer sid = luaL_checkinteger(L, 2), ms = luaL_checkinteger(L, 3);
+  luaL_argcheck(L, sid >= 0 && sid < UINT32_MAX, 2, "bad state id");
+  luaL_argcheck(L, ms >= 0, 3, "non-negative ms expected");
+  int rc = td_rocksdb_set_ttl(d->b, (uint32_t)sid, (int64_t)ms, lua_toboolean(L, 4));
+  return rc ? raise_db(L, d, rc, "ttl") : 0;
+}
+
+static int l_set_time(lua_State *L) {
+  ldb_t *d = check_db(L);
+  td_rocksdb_set_time(d->b, (int64_t)luaL_checkinteger(L, 2));
+  return 0;
+}
+
+static int l_compact(lua_State *L) {
+  ldb_t *d = check_db(L);
+  td_rocksdb_compact(d->b);
+  return 0;
+}
+
 static int l_close(lua_State *L) {
   ldb_t *d = luaL_checkudata(L, 1, DB_MT);
   td_backend_free(d->b);
@@ -407,7 +428,8 @@ static const luaL_Reg db_methods[] = {
     {"get", l_get},       {"get_ns", l_get_ns},       {"put", l_put},
     {"remove", l_remove}, {"put_ns", l_put_ns},       {"remove_ns", l_remove_ns},
     {"add", l_add},       {"commit", l_commit},       {"scan", l_scan},
-    {"checkpoint", l_checkpoint}, {"close", l_close}, {NULL, NULL}};
+    {"checkpoint", l_checkpoint}, {"close", l_close}, {"set_ttl", l_set_ttl},
+    {"set_time", l_set_time},     {"compact", l_compact}, {NULL, NULL}};
 
 static const luaL_Reg core_funcs[] = {
     {"rocksdb_open", l_open},       {"shared_upload", l_shared_upload},

@@ -22,6 +22,8 @@
  *       value) per entry of the state in those key groups (default: all
  *       of the db's), in key-group order; fn must not write to the db
  *   db:checkpoint(dir) -> {file names}   flush + RocksDB checkpoint
+ *   db:set_ttl(state, ms, is_list), db:set_time(now_ms), db:compact()
+ *       the TTL compaction filter's configuration (rocksdb.h)
  *   db:close()                           (also __gc)
  *   core.shared_upload(path, shared_dir [, journal]) -> name, size, crc |
  *       nil, message; journal: a file the line "<file name> <name> <size>

@@ -51,6 +51,7 @@
 #include <ftw.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,8 +76,23 @@ typedef struct cf {
   rocksdb_column_family_handle_t *h;
 } cf_t;
 
+/* The TTL of one state, read by its family's compaction filter on
+ * RocksDB's compaction threads (Flink's FlinkCompactionFilter config
+ * holder): set after the family exists, any time. */
+typedef struct ttl {
+  uint32_t sid;
+  _Atomic int64_t ttl_ms; /* 0: no TTL, keep everything */
+  _Atomic int list;       /* values are lists of [value, ms] */
+  _Atomic int64_t *now_ms;
+  rocksdb_options_t *opts; /* the family's options, with the filter */
+  rocksdb_compactionfilter_t *filter;
+} ttl_t;
+
 typedef struct rdb {
   td_backend_t base; /* first: a td_backend_t * is a rdb_t * */
+  ttl_t **ttls;      /* per state that has a family or a TTL */
+  size_t nttl;
+  _Atomic int64_t now_ms; /* processing time, as the task last saw it */
   rocksdb_t *db;
   rocksdb_options_t *opts; /* the database's and every family's */
   rocksdb_block_based_table_options_t *table;
@@ -328,6 +344,140 @@ static int check_value(rdb_t *r, td_bytes_t v) {
   return 0;
 }
 
+/* ---- TTL: the compaction filter ---- */
+
+/* Whether [value, ms] at *p (advanced past it) expired: ms + ttl <= now.
+ * -1 when it is not such a pair. */
+static int pair_expired(const char **p, const char *end, int64_t ttl, int64_t now) {
+  td_mp_item_t it;
+  if (td_mp_read(p, end, &it) || it.type != TD_MP_ARRAY || it.v.n != 2) return -1;
+  if (td_mp_skip(p, end)) return -1;
+  if (td_mp_read(p, end, &it) || it.type != TD_MP_INT) return -1;
+  return it.v.i + ttl <= now;
+}
+
+static __thread char *filter_buf; /* a rewritten list, per compaction thread */
+static __thread size_t filter_cap;
+
+/* Drop expired entries (and expired elements of lists) as compactions
+ * meet them, as Flink's RocksDB TTL compaction filter does; entries that
+ * are not TTL values are kept. Returns 1 to remove the entry. */
+static unsigned char ttl_filter(void *state, int level, const char *key, size_t klen,
+                                const char *v, size_t vlen, char **new_value,
+                                size_t *new_len, unsigned char *changed) {
+  (void)level, (void)key, (void)klen;
+  ttl_t *t = state;
+  int64_t ttl = atomic_load(&t->ttl_ms), now = atomic_load(t->now_ms);
+  if (ttl <= 0 || now <= 0) return 0;
+  const char *p = v, *end = v + vlen;
+  if (!atomic_load(&t->list)) return pair_expired(&p, end, ttl, now) == 1;
+  td_mp_item_t it;
+  if (td_mp_read(&p, end, &it) || it.type != TD_MP_ARRAY) return 0;
+  uint32_t n = it.v.n, live = 0;
+  /* first pass: count; second: copy the live elements */
+  const char *first = p;
+  for (uint32_t i = 0; i < n; i++) {
+    int e = pair_expired(&p, end, ttl, now);
+    if (e < 0) return 0;
+    if (!e) live++;
+  }
+  if (live == n) return 0;
+  if (live == 0) return 1;
+  if (filter_cap < vlen + 5) {
+    char *b = realloc(filter_buf, vlen + 5);
+    if (!b) return 0;
+    filter_buf = b;
+    filter_cap = vlen + 5;
+  }
+  size_t len = 0;
+  unsigned char *o = (unsigned char *)filter_buf;
+  if (live < 16) {
+    o[len++] = (unsigned char)(0x90 | live);
+  } else if (live < 65536) {
+    o[len++] = 0xdc;
+    o[len++] = (unsigned char)(live >> 8);
+    o[len++] = (unsigned char)live;
+  } else {
+    o[len++] = 0xdd;
+    for (int s = 24; s >= 0; s -= 8) o[len++] = (unsigned char)(live >> s);
+  }
+  p = first;
+  for (uint32_t i = 0; i < n; i++) {
+    const char *q = p;
+    int e = pair_expired(&p, end, ttl, now);
+    if (!e) {
+      memcpy(filter_buf + len, q, (size_t)(p - q));
+      len += (size_t)(p - q);
+    }
+  }
+  *new_value = filter_buf;
+  *new_len = len;
+  *changed = 1;
+  return 0;
+}
+
+static const char *ttl_filter_name(void *state) {
+  (void)state;
+  return "tide.ttl";
+}
+
+static void ttl_filter_destroy(void *state) {
+  (void)state; /* the holder is freed by ttl_free */
+}
+
+static void ttl_free(ttl_t *t) {
+  if (!t) return;
+  if (t->opts) rocksdb_options_destroy(t->opts);
+  if (t->filter) rocksdb_compactionfilter_destroy(t->filter);
+  free(t);
+}
+
+/* The TTL holder of state sid, made (with the family's options and its
+ * filter) if missing; NULL when out of memory. */
+static ttl_t *ttl_of(rdb_t *r, uint32_t sid) {
+  for (size_t i = 0; i < r->nttl; i++)
+    if (r->ttls[i]->sid == sid) return r->ttls[i];
+  ttl_t **a = realloc(r->ttls, (r->nttl + 1) * sizeof *a);
+  if (!a) return NULL;
+  r->ttls = a;
+  ttl_t *t = calloc(1, sizeof *t);
+  if (!t) return NULL;
+  t->sid = sid;
+  t->now_ms = &r->now_ms;
+  t->opts = rocksdb_options_create_copy(r->opts);
+  t->filter = rocksdb_compactionfilter_create(t, ttl_filter_destroy, ttl_filter, ttl_filter_name);
+  if (!t->opts || !t->filter) {
+    ttl_free(t);
+    return NULL;
+  }
+  rocksdb_options_set_compaction_filter(t->opts, t->filter);
+  r->ttls[r->nttl++] = t;
+  return t;
+}
+
+int td_rocksdb_set_ttl(td_backend_t *b, uint32_t state_id, int64_t ttl_ms, int list) {
+  if (!td_backend_is_rocksdb(b) || ttl_ms < 0) return TD_EINVAL;
+  ttl_t *t = ttl_of((rdb_t *)b, state_id);
+  if (!t) return TD_ENOMEM;
+  atomic_store(&t->list, list ? 1 : 0);
+  atomic_store(&t->ttl_ms, ttl_ms);
+  return 0;
+}
+
+int td_rocksdb_set_time(td_backend_t *b, int64_t now_ms) {
+  if (!td_backend_is_rocksdb(b)) return TD_EINVAL;
+  atomic_store(&((rdb_t *)b)->now_ms, now_ms);
+  return 0;
+}
+
+int td_rocksdb_compact(td_backend_t *b) {
+  if (!td_backend_is_rocksdb(b)) return TD_EINVAL;
+  rdb_t *r = (rdb_t *)b;
+  for (size_t i = 0; i < r->ncf; i++)
+    rocksdb_compact_range_cf(r->db, r->cfs[i].h, NULL, 0, NULL, 0);
+  return 0;
+}
+
 /* ---- column families ---- */
 
 static cf_t *find_cf(rdb_t *r, uint32_t sid) {
@@ -368,8 +518,13 @@ static rocksdb_column_family_handle_t *cf_of(rdb_t *r, uint32_t sid,
   if (c || !create) return c ? c->h : NULL;
   char name[16], *e = NULL;
   snprintf(name, sizeof name, "s%u", (unsigned)sid);
+  ttl_t *t = ttl_of(r, sid);
+  if (!t) {
+    fail(r, TD_ENOMEM, NULL, "rocksdb: out of memory");
+    return NULL;
+  }
   rocksdb_column_family_handle_t *h =
-      rocksdb_create_column_family(r->db, r->opts, name, &e);
+      rocksdb_create_column_family(r->db, t->opts, name, &e);
   if (e || !h) {
     fail(r, TD_ESTATE, e, "rocksdb: create column family %s in '%s'", name,
          r->dir);
@@ -625,6 +780,8 @@ static void rdb_free(td_backend_t *b) {
   release_reads(r);
   if (r->batch) rocksdb_writebatch_destroy(r->batch);
   close_db(r);
+  for (size_t i = 0; i < r->nttl; i++) ttl_free(r->ttls[i]);
+  free(r->ttls);
   if (r->opts) rocksdb_options_destroy(r->opts);
   if (r->table) rocksdb_block_based_options_destroy(r->table);
   if (r->ro) rocksdb_readoptions_destroy(r->ro);
@@ -764,7 +921,16 @@ static int open_db(rdb_t *r) {
   }
   for (size_t i = 0; i < n; i++) {
     cfo[i] = r->opts;
-    if (strcmp(names[i], "default") != 0 && parse_cf_name(names[i]) < 0) {
+    int64_t sid = parse_cf_name(names[i]);
+    if (sid >= 0) {
+      ttl_t *t = ttl_of(r, (uint32_t)sid);
+      if (!t) {
+        rc = fail(r, TD_ENOMEM, NULL, "rocksdb: out of memory");
+        goto done;
+      }
+      cfo[i] = t->opts;
+    }
+    if (strcmp(names[i], "default") != 0 && sid < 0) {
       rc = fail(r, TD_ESTATE, NULL, "rocksdb: '%s' has a column family "
                 "Tide did not make: '%s'", r->dir, names[i]);
       goto done;

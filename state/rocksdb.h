@@ -201,4 +201,22 @@ int td_rocksdb_checkpoint(td_backend_t *b, const char *dir, char ***files,
                           size_t *n);
 void td_rocksdb_files_free(char **files, size_t n);
 
+/*
+ * State TTL in compactions (Flink's RocksDB TTL compaction filter): every
+ * column family has a compaction filter that, once td_rocksdb_set_ttl gave
+ * its state a TTL, drops entries whose value is a MessagePack [value, ms]
+ * pair with ms + ttl_ms <= the time td_rocksdb_set_time last set (list
+ * states, list = 1: arrays of such pairs lose their expired elements, and
+ * the entry goes when none is left). Values of another shape are kept.
+ * The tide.state layer stores TTL state so (docs/STATE.md). ttl_ms 0
+ * turns the filter off. Expiry also happens on access, in the layer.
+ * td_rocksdb_set_time: processing time in ms (0: never expire), read by
+ * compaction threads. td_rocksdb_compact: compact every family now
+ * (tests). Each returns 0, TD_EINVAL (not a RocksDB backend, ttl_ms < 0)
+ * or TD_ENOMEM.
+ */
+int td_rocksdb_set_ttl(td_backend_t *b, uint32_t state_id, int64_t ttl_ms, int list);
+int td_rocksdb_set_time(td_backend_t *b, int64_t now_ms);
+int td_rocksdb_compact(td_backend_t *b);
+
 #endif

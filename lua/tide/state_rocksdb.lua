@@ -101,6 +101,7 @@ function R:db()
   for i, d in ipairs(dirs) do core.remove_files(d, links[i]) end
   if not db then error("cannot open the RocksDB state backend: " .. err, 0) end
   self.handle = db
+  for _, s in pairs(self.states) do self:configure_ttl(s) end
   if #dirs == 1 then
     -- restored from one instance: its SST files keep their names and are
     -- in the shared directory already
@@ -131,6 +132,24 @@ function R:db()
   if #self.heap_snaps > 0 then db:commit() end
   self.heap_snaps = {}
   return db
+end
+
+-- Give state s's column family its TTL (the compaction filter drops
+-- what expired), once the instance is open and the TTL known.
+function R:configure_ttl(s)
+  local db = self.handle
+  if db and type(s.ttl) == "table" and s.ttl_set ~= s.ttl then
+    db:set_ttl(s.id, s.ttl.ms, s.kind == "list")
+    s.ttl_set = s.ttl
+  end
+end
+
+--- The state `name` (tide.state's Backend:state), its TTL passed on to
+-- RocksDB's compaction filter.
+function R:state(name, kind, opts)
+  local s = state.Backend.state(self, name, kind, opts)
+  self:configure_ttl(s)
+  return s
 end
 
 -- The cache table of state s (see the file comment).
@@ -200,6 +219,7 @@ function R:flush()
   local dirty = self.dirty
   if next(dirty) == nil then return end
   local db = self:db()
+  db:set_time(self.clock()) -- the compaction filter's "now"
   for s in pairs(dirty) do
     local t, touched, id = s.t, s.touched, s.id
     if s.multi then

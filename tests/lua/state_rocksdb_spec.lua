@@ -189,6 +189,51 @@ describe("tide.state on rocksdb, against the heap backend #unit", function()
     rocks.b:close()
   end)
 
+  it("drops expired TTL state in compactions (Flink's TTL compaction filter)", function()
+    local now = 1000
+    state.configure(rocks_cfg())
+    local b = state.backend(128, 1, 0, function() return now end)
+    state.configure(nil)
+    local cur = {}
+    local st = state.new(cur, b)
+    local ttl = { ttl = { time = 100 } }
+    local v, l, m = st:value("v", ttl), st:list("l", ttl), st:map("m", ttl)
+    for _, k in ipairs { "old", "young" } do
+      cur.key = k
+      v:update(k)
+      l:add(k .. 1)
+      m:put("x", k)
+      b:flush()
+      now = now + 60 -- "old" is written at 1000, "young" at 1060
+    end
+    cur.key = "young"
+    l:add("young2") -- at 1120
+    b:flush()
+    now = 1130 -- "old" (1000 + 100) expired, the rest is alive
+    cur.key = "other"
+    v:update(1) -- a write: the filter's clock is the task's
+    b:flush()
+    local db = b:db()
+    db:compact()
+    -- the raw entries, past the layer's own expiry on access
+    local sv, sl, sm = b.states.v.id, b.states.l.id, b.states.m.id
+    assert.is_nil(db:get(sv, "old"))
+    assert.are.same({ "young", 1060 }, db:get(sv, "young"))
+    assert.is_nil(db:get(sl, "old"))
+    assert.are.same({ { "young1", 1060 }, { "young2", 1120 } }, db:get(sl, "young"))
+    assert.is_nil(db:get_ns(sm, "old"))
+    assert.are.same({ x = { "young", 1060 } }, db:get_ns(sm, "young"))
+    -- one list element of two expires: the entry is rewritten without it
+    now = 1200
+    cur.key = "other"
+    v:update(2)
+    b:flush()
+    db:compact()
+    assert.are.same({ { "young2", 1120 } }, db:get(sl, "young"))
+    assert.is_nil(db:get(sv, "young"))
+    b:close()
+  end)
+
   it("names the path when the instance cannot be opened", function()
     local cfg = rocks_cfg()
     cfg.dir = "/proc/tide-cannot-be-here/x"
