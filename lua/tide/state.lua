@@ -95,8 +95,9 @@ end
 function M.flush() each("flush") end
 
 --- The synchronous part of checkpoint id's snapshot, in the task thread
--- before the fork (RocksDB: flush and a RocksDB checkpoint).
-function M.prepare_snapshot(id) each("prepare_snapshot", id) end
+-- before the fork (RocksDB: flush and a RocksDB checkpoint; for a
+-- savepoint, savepoint true: the canonical snapshot, read whole).
+function M.prepare_snapshot(id, savepoint) each("prepare_snapshot", id, savepoint) end
 
 --- After the snapshot child of a checkpoint was forked: the task thread
 -- leaves the prepared files to it.

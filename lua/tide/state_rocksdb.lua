@@ -277,8 +277,14 @@ end
 --- The synchronous part of checkpoint id's snapshot (the task thread, at
 -- the barrier): flush, then a RocksDB checkpoint of the instance (a flush
 -- of its memtables and hard links to its files) for snapshot() to upload.
-function R:prepare_snapshot(id)
+function R:prepare_snapshot(id, savepoint)
   self:flush()
+  if savepoint then
+    -- a savepoint is canonical (the heap format), read here: RocksDB is
+    -- not to be used in the snapshot child
+    self.prepared = { id = id, canonical = self:canonical_snapshot() }
+    return
+  end
   self:read_journals(id)
   local dir = string.format("%s/chk-%d", self.home, id)
   self.prepared = { id = id, dir = dir, files = self:db():checkpoint(dir) }
@@ -321,10 +327,18 @@ end
 -- id =}}, files = {{local name, shared name, size, crc}...}}. Uploads
 -- the checkpoint prepare_snapshot made (in the snapshot child: no RocksDB
 -- call here), or makes one first (a final snapshot, in the task thread).
+-- opts.savepoint: the canonical snapshot (canonical_snapshot) instead,
+-- made by prepare_snapshot(id, true).
 -- The shared files referenced are appended to cfg.refs when the runtime
 -- set it, as {name, size, crc}. Without a shared directory (no checkpoints) nothing
 -- is uploaded and the snapshot lists no files: nothing will restore it.
-function R:snapshot()
+function R:snapshot(opts)
+  if opts and opts.savepoint then
+    local p = self.prepared
+    self.prepared = nil
+    if p and p.canonical then return p.canonical end
+    return self:canonical_snapshot() -- a final state, in the task thread
+  end
   local shared, refs = self.cfg.shared_dir, self.cfg.refs
   local snap = { version = 1, backend = "rocksdb", max_parallelism = self.max_parallelism,
     kg_first = self.kg_first, kg_last = self.kg_last, states = self:described(), files = {} }

@@ -148,6 +148,11 @@ describe("tide.state on rocksdb, against the heap backend #unit", function()
     assert.are.equal("rocksdb", snap.backend)
     -- the canonical form of the RocksDB backend's state is the heap's
     assert.are.same(entries(hsnap), entries(rocks.b:canonical_snapshot()))
+    -- a savepoint's snapshot: the canonical form, read at the barrier
+    rocks.b:prepare_snapshot(2, true)
+    local sp = rocks.b:snapshot({ savepoint = true })
+    assert.is_nil(sp.backend)
+    assert.are.same(entries(hsnap), entries(sp))
     rocks.b:close()
     for _, p in ipairs { 1, 3 } do
       for i = 0, p - 1 do
