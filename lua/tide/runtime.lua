@@ -196,20 +196,17 @@ local function restored_state(env, task, ctx, ckpt)
   end
   local head = old_of[env.nodes[task.head].uid]
   local old_p = head and head.p or ctx.parallelism
+  -- a new head operator (a job restored from a savepoint) has not finished
   local finished, inflight = false, false
-  if not head then
-    -- a new head operator (a job restored from a savepoint): not finished
-    finished = false
-  elseif old_p == ctx.parallelism then
+  if head and old_p == ctx.parallelism then
     local flags = meta.subtasks[head.first + ctx.subtask + 1] or 0
     finished, inflight = compat.band(flags, 1) == 1, compat.band(flags, 2) == 2
-  else
+  elseif head then
     -- finished only when every old subtask had (a final checkpoint)
     finished = true
     for i = 1, old_p do
       if compat.band(meta.subtasks[head.first + i] or 0, 1) == 0 then finished = false end
     end
-    inflight = false
   end
   local function read(uid, s)
     local v, err = core.read_state(dir .. "/" .. ckpt.state_file(uid, s))

@@ -127,6 +127,23 @@ wait_tide v1b
 check_rc "the cancelled job exits 1" 1
 check_contains "the cancelled job says so" "$TMP/v1b.err" "job 'sp' cancelled by tide cancel"
 
+# savepoints are aligned: a job checkpointing unaligned cannot take one yet
+cat >"$TMP/unaligned.lua" <<'LUA'
+local tide = require "tide"
+local list = {}
+for i = 1, 100000 do list[i] = i end
+local env = tide.env{ checkpoint = { dir = arg[1], unaligned = true } }
+env:from_list(list, { rate_limit = 2000 }):map(tostring):discard()
+env:execute("unaligned")
+LUA
+start_tide un run "$TMP/unaligned.lua" -- "$TMP/cku"
+run_tide "$TMP/unsp" savepoint "$ID" "$TMP/spu"
+check_rc "a savepoint of a job checkpointing unaligned: exit 1" 1
+check_contains "  says why" "$TMP/unsp.err" \
+  "savepoints are always aligned, and this job checkpoints unaligned: taking one is not supported yet"
+run_tide "$TMP/uncancel" cancel "$ID"
+wait_tide un
+
 # ---- stop --drain: the MAX watermark first, every window fires ----
 cat >"$TMP/win.lua" <<'LUA'
 local tide = require "tide"
