@@ -36,6 +36,9 @@ typedef struct part {
 
 typedef struct pending {
   int64_t id;
+  int kind;                /* TD_CKPT_CHECKPOINT or TD_CKPT_SAVEPOINT */
+  int stop;                /* TD_STOP_* (savepoints) */
+  char *path;              /* a savepoint's directory */
   int64_t start_ms;
   int after_finish;        /* a subtask had finished at the trigger */
   int acked;               /* parts acked */
@@ -82,6 +85,11 @@ struct td_coord {
   td_coord_stats_t stats;
   td_coord_duration_t *durations; /* periodic checkpoints */
   size_t n_durations, cap_durations;
+  char *job_id;                /* in savepoint directory names */
+  int stopping;                /* a stop savepoint completed */
+  int64_t stop_pending;        /* a stop savepoint is pending: its id */
+  td_coord_record_t *history;  /* ring of TD_COORD_HISTORY entries */
+  int64_t n_history;           /* entries ever added */
 };
 
 static void logf_(td_coord_t *c, const char *fmt, ...)
@@ -109,10 +117,59 @@ static int64_t wall_ms(void) {
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-char *td_coord_chk_dir(const td_coord_t *c, int64_t id, char *buf, size_t len) {
+static pending_t *find(td_coord_t *c, int64_t id);
+
+/* The directory of checkpoint or savepoint id (lock held). */
+static char *dir_of(const td_coord_t *c, int64_t id, char *buf, size_t len) {
+  for (pending_t *p = c->pending; p; p = p->next)
+    if (p->id == id && p->path) {
+      snprintf(buf, len, "%s", p->path);
+      return buf;
+    }
   if (!c->dir) snprintf(buf, len, "%s", "");
   else snprintf(buf, len, "%s/chk-%" PRId64, c->dir, id);
   return buf;
+}
+
+char *td_coord_chk_dir(const td_coord_t *c, int64_t id, char *buf, size_t len) {
+  td_coord_t *m = (td_coord_t *)c;
+  pthread_mutex_lock(&m->mu);
+  dir_of(c, id, buf, len);
+  pthread_mutex_unlock(&m->mu);
+  return buf;
+}
+
+/* ---- history ---------------------------------------------------------------- */
+
+static td_coord_record_t *hist_find(td_coord_t *c, int64_t id) {
+  int64_t n = c->n_history < TD_COORD_HISTORY ? c->n_history : TD_COORD_HISTORY;
+  for (int64_t i = 0; i < n; i++) {
+    td_coord_record_t *r = &c->history[(c->n_history - 1 - i) % TD_COORD_HISTORY];
+    if (r->id == id) return r;
+  }
+  return NULL;
+}
+
+static void hist_add(td_coord_t *c, const pending_t *p, const char *path, int final) {
+  td_coord_record_t *r = &c->history[c->n_history++ % TD_COORD_HISTORY];
+  memset(r, 0, sizeof *r);
+  r->id = p->id;
+  r->kind = p->kind;
+  r->stop = p->stop;
+  r->final = final;
+  r->status = TD_CKPT_IN_PROGRESS;
+  r->trigger_ms = wall_ms();
+  snprintf(r->path, sizeof r->path, "%s", path);
+}
+
+static void hist_done(td_coord_t *c, int64_t id, int status, uint64_t size, const char *why) {
+  td_coord_record_t *r = hist_find(c, id);
+  if (!r || r->status != TD_CKPT_IN_PROGRESS) return;
+  r->status = status;
+  r->size = size;
+  r->duration_ms = wall_ms() - r->trigger_ms;
+  if (why) snprintf(r->reason, sizeof r->reason, "%s", why);
+  pthread_cond_broadcast(&c->waiters);
 }
 
 char *td_coord_finished_dir(const td_coord_t *c, char *buf, size_t len) {
@@ -184,6 +241,8 @@ int td_coord_new(td_coord_t **out, const td_ckpt_config_t *cfg, int n_subtasks,
   c->job_info = malloc(cfg->job_info_len ? cfg->job_info_len : 1);
   c->dir = cfg->dir ? strdup(cfg->dir) : NULL;
   c->job_name = strdup(cfg->job_name ? cfg->job_name : "");
+  c->job_id = strdup(cfg->job_id ? cfg->job_id : "job");
+  c->history = calloc(TD_COORD_HISTORY, sizeof *c->history);
   int expected_ok = 1;
   if (cfg->expected) {
     c->expected = calloc((size_t)n_subtasks, sizeof *c->expected);
@@ -193,7 +252,8 @@ int td_coord_new(td_coord_t **out, const td_ckpt_config_t *cfg, int n_subtasks,
   }
   if (!c->is_source || !c->finished || !c->finished_names || !c->finished_n ||
       !c->inflight_names ||
-      !c->requested || !c->job_info || (cfg->dir && !c->dir) || !c->job_name || !expected_ok) {
+      !c->requested || !c->job_info || (cfg->dir && !c->dir) || !c->job_name || !expected_ok ||
+      !c->job_id || !c->history) {
     td_coord_free(c);
     return TD_ENOMEM;
   }
@@ -202,6 +262,7 @@ int td_coord_new(td_coord_t **out, const td_ckpt_config_t *cfg, int n_subtasks,
   c->cfg.dir = c->dir;
   c->cfg.job_info = c->job_info;
   c->cfg.job_name = c->job_name;
+  c->cfg.job_id = c->job_id;
   c->cfg.expected = NULL; /* c->expected is the copy */
   for (int i = 0; i < n_subtasks; i++) atomic_init(&c->requested[i], 0);
   c->next_id = cfg->first_id;
@@ -242,6 +303,7 @@ static void close_err_fd(part_t *pt) {
 static void free_pending(pending_t *p, int n) {
   for (int s = 0; p->parts && s < n; s++) close_err_fd(&p->parts[s]);
   free(p->parts);
+  free(p->path);
   free(p);
 }
 
@@ -266,9 +328,10 @@ static void abort_locked(td_coord_t *c, pending_t *p, const char *why) {
   }
   if (c->dir) {
     char d[4200];
-    remove_tree(td_coord_chk_dir(c, p->id, d, sizeof d));
+    remove_tree(dir_of(c, p->id, d, sizeof d));
   }
-  (void)why;
+  hist_done(c, p->id, TD_CKPT_FAILED, 0, why);
+  if (c->stop_pending == p->id) c->stop_pending = 0;
   pending_t **pp = &c->pending;
   while (*pp && *pp != p) pp = &(*pp)->next;
   if (*pp) *pp = p->next;
@@ -335,6 +398,8 @@ void td_coord_free(td_coord_t *c) {
   for (int s = 0; c->expected && s < c->n; s++) free(c->expected[s]);
   free(c->expected);
   free(c->durations);
+  free(c->job_id);
+  free(c->history);
   pthread_mutex_destroy(&c->mu);
   pthread_cond_destroy(&c->waiters);
   pthread_cond_destroy(&c->wake);
@@ -523,16 +588,52 @@ size_t td_coord_durations(td_coord_t *c, td_coord_duration_t *out, size_t max) {
 
 /* ---- the thread ---------------------------------------------------------------- */
 
-/* Link subtask s's final state files into checkpoint p's directory. */
+/* Copy the file from to the new file to, durably (a savepoint on another
+ * file system than the checkpoints). 0 or -errno. */
+static int copy_file(const char *from, const char *to) {
+  int in = open(from, O_RDONLY | O_CLOEXEC);
+  if (in < 0) return -errno;
+  int out = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+  if (out < 0) {
+    int e = errno;
+    close(in);
+    return -e;
+  }
+  char buf[65536];
+  ssize_t n;
+  int rc = 0;
+  while (rc == 0 && (n = read(in, buf, sizeof buf)) != 0) {
+    if (n < 0) {
+      if (errno != EINTR) rc = -errno;
+      continue;
+    }
+    for (ssize_t off = 0; rc == 0 && off < n;) {
+      ssize_t w = write(out, buf + off, (size_t)(n - off));
+      if (w < 0 && errno != EINTR) rc = -errno;
+      if (w > 0) off += w;
+    }
+  }
+  if (rc == 0 && fsync(out) != 0) rc = -errno;
+  close(in);
+  if (close(out) != 0 && rc == 0) rc = -errno;
+  if (rc) unlink(to);
+  return rc;
+}
+
+/* Link subtask s's final state files into checkpoint p's directory (a
+ * savepoint's may be on another file system: copied there). */
 static int link_finished(td_coord_t *c, int s, int64_t id) {
   if (!c->dir) return 0;
   char from[4400], to[4400], fin[4200], chk[4200];
   td_coord_finished_dir(c, fin, sizeof fin);
-  td_coord_chk_dir(c, id, chk, sizeof chk);
+  dir_of(c, id, chk, sizeof chk);
   for (int i = 0; i < c->finished_n[s]; i++) {
     snprintf(from, sizeof from, "%s/%s", fin, c->finished_names[s][i]);
     snprintf(to, sizeof to, "%s/%s", chk, c->finished_names[s][i]);
-    if (link(from, to) != 0 && errno != EEXIST) return -errno;
+    if (link(from, to) == 0 || errno == EEXIST) continue;
+    if (errno != EXDEV) return -errno;
+    int rc = copy_file(from, to);
+    if (rc) return rc;
   }
   return 0;
 }
@@ -633,7 +734,7 @@ static int add_shared(td_meta_file_t **files, size_t *n, size_t *cap, const td_s
  * 0, or a code with err naming the missing file. */
 static int list_files(td_coord_t *c, int64_t id, const unsigned char *subs,
                       td_meta_file_t **files, size_t *n, char *err, size_t errlen) {
-  char chk[4200], name[512];
+  char chk[4200], name[512] = "";
   td_coord_chk_dir(c, id, chk, sizeof chk);
   size_t cap = 0;
   int rc = 0;
@@ -688,15 +789,16 @@ static int list_files(td_coord_t *c, int64_t id, const unsigned char *subs,
   return rc;
 }
 
-/* Write checkpoint id's _metadata (lock released meanwhile). 0, or a
- * negative code with the message in why. */
-static int write_metadata(td_coord_t *c, int64_t id, unsigned char *subs, int final,
-                          char *why, size_t whylen) {
+/* Write checkpoint id's _metadata (lock released meanwhile); *size: the
+ * bytes of the files it lists. 0, or a negative code with the message in
+ * why. */
+static int write_metadata(td_coord_t *c, int64_t id, unsigned char *subs, uint32_t flags,
+                          uint64_t *size, char *why, size_t whylen) {
   char chk[4200];
   td_coord_chk_dir(c, id, chk, sizeof chk);
   td_meta_t m = {.id = id,
                  .time_ms = wall_ms(),
-                 .flags = final ? TD_META_FINAL : 0,
+                 .flags = flags,
                  .n_subtasks = c->n,
                  .subtasks = subs,
                  .job_name = c->job_name,
@@ -704,11 +806,18 @@ static int write_metadata(td_coord_t *c, int64_t id, unsigned char *subs, int fi
                  .job_info_len = c->cfg.job_info_len};
   int rc = list_files(c, id, subs, &m.files, &m.n_files, why, whylen);
   if (rc == 0) rc = td_meta_write(chk, &m, why, whylen);
-  for (size_t i = 0; i < m.n_files; i++) free(m.files[i].name);
+  *size = 0;
+  for (size_t i = 0; i < m.n_files; i++) {
+    *size += m.files[i].size;
+    free(m.files[i].name);
+  }
   free(m.files);
   if (rc) return rc;
-  /* chk-<n>'s own entry: durable before anything acts on the completion */
-  int dfd = open(c->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  /* chk-<n>'s own entry (or the savepoint's): durable before anything
+   * acts on the completion */
+  char *slash = strrchr(chk, '/');
+  if (slash && slash != chk) *slash = 0;
+  int dfd = open(slash ? chk : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd >= 0) {
     (void)fsync(dfd);
     close(dfd);
@@ -827,11 +936,11 @@ static void sweep(td_coord_t *c) {
   closedir(d);
   if (done) qsort(done, nd, sizeof *done, cmp_desc);
   for (size_t i = (size_t)c->cfg.retained; i < nd; i++) {
-    remove_tree(td_coord_chk_dir(c, done[i], path, sizeof path));
+    remove_tree(dir_of(c, done[i], path, sizeof path));
   }
   for (size_t i = 0; nd > 0 && i < no; i++) {
     if (other[i] < done[0] && !find(c, other[i]))
-      remove_tree(td_coord_chk_dir(c, other[i], path, sizeof path));
+      remove_tree(dir_of(c, other[i], path, sizeof path));
   }
   size_t kept = nd < (size_t)c->cfg.retained ? nd : (size_t)c->cfg.retained;
   if (!c->pending) sweep_shared(c, done, kept);
@@ -849,24 +958,49 @@ static void complete_locked(td_coord_t *c, pending_t *p) {
     subs[s] = (unsigned char)((p->parts[s].finished ? TD_META_SUB_FINISHED : 0) |
                               (p->parts[s].expect_inflight ? TD_META_SUB_INFLIGHT : 0));
   int64_t id = p->id, start = p->start_ms;
+  int savepoint = p->kind == TD_CKPT_SAVEPOINT;
   char why[600];
+  uint64_t size = 0;
   pthread_mutex_unlock(&c->mu);
-  int rc = write_metadata(c, id, subs, 0, why, sizeof why);
+  int rc = write_metadata(c, id, subs, savepoint ? TD_META_SAVEPOINT : 0, &size, why, sizeof why);
   free(subs);
   pthread_mutex_lock(&c->mu);
   p = find(c, id);
   if (!p) return; /* aborted meanwhile (stop) */
   if (rc) {
-    logf_(c, "checkpoint %" PRId64 " aborted: %s", id, why);
+    logf_(c, "%s %" PRId64 " aborted: %s", savepoint ? "savepoint" : "checkpoint", id, why);
     abort_locked(c, p, why);
-    count_failure(c, id, why);
+    if (!savepoint) count_failure(c, id, why);
     return;
   }
-  /* older pending checkpoints are subsumed */
-  while (c->pending && c->pending->id < id) abort_locked(c, c->pending, "subsumed");
-  c->pending = p->next; /* p is the head now */
+  if (savepoint) {
+    /* a savepoint subsumes nothing and is not subsumed; a stop
+     * savepoint is the job's last completed checkpoint */
+    int stop = p->stop;
+    pending_t **pp = &c->pending;
+    while (*pp != p) pp = &(*pp)->next;
+    *pp = p->next;
+    free_pending(p, c->n);
+    hist_done(c, id, TD_CKPT_COMPLETED, size, NULL);
+    if (stop) {
+      c->stopping = 1;
+      c->stop_pending = 0;
+      if (id > c->completed) c->completed = id;
+    }
+    pthread_cond_broadcast(&c->waiters);
+    return;
+  }
+  /* older pending checkpoints are subsumed (savepoints are not) */
+  for (pending_t *q = c->pending, *next; q && q->id < id; q = next) {
+    next = q->next;
+    if (q->kind != TD_CKPT_SAVEPOINT) abort_locked(c, q, "subsumed");
+  }
+  pending_t **pp = &c->pending;
+  while (*pp != p) pp = &(*pp)->next;
+  *pp = p->next;
   int p_after_finish = p->after_finish;
   free_pending(p, c->n);
+  hist_done(c, id, TD_CKPT_COMPLETED, size, NULL);
   c->completed = id;
   c->consecutive_failures = 0;
   c->last_complete_ms = mono_ms();
@@ -890,21 +1024,41 @@ static void complete_locked(td_coord_t *c, pending_t *p) {
   pthread_cond_broadcast(&c->waiters);
 }
 
-static void trigger_locked(td_coord_t *c, int64_t now) {
+/* A new pending checkpoint (not yet linked), or NULL. */
+static pending_t *new_pending(td_coord_t *c, int64_t now) {
   pending_t *p = calloc(1, sizeof *p);
   if (p) p->parts = calloc((size_t)c->n, sizeof *p->parts);
   if (!p || !p->parts) {
     free(p);
-    return;
+    return NULL;
   }
   for (int s = 0; s < c->n; s++) p->parts[s].err_fd = -1;
+  p->kind = TD_CKPT_CHECKPOINT;
   p->id = c->next_id++;
   p->start_ms = now;
   p->after_finish = c->n_finished > 0;
+  return p;
+}
+
+/* Link p as pending and ask the running sources for its barrier. */
+static void request_locked(td_coord_t *c, pending_t *p) {
+  pending_t **pp = &c->pending;
+  while (*pp) pp = &(*pp)->next;
+  *pp = p;
+  for (int s = 0; s < c->n; s++)
+    if (c->is_source[s] && !c->finished[s]) {
+      atomic_store_explicit(&c->requested[s], p->id, memory_order_release);
+      if (c->cfg.on_trigger) c->cfg.on_trigger(c->cfg.trigger_ud, s);
+    }
+}
+
+static void trigger_locked(td_coord_t *c, int64_t now) {
+  pending_t *p = new_pending(c, now);
+  if (!p) return;
   c->last_trigger_ms = now;
+  char chk[4200] = "";
   if (c->dir) {
-    char chk[4200];
-    td_coord_chk_dir(c, p->id, chk, sizeof chk);
+    dir_of(c, p->id, chk, sizeof chk);
     remove_tree(chk); /* a leftover of a dead run with the same id */
     if (mkdir(chk, 0777) != 0) {
       char why[4400];
@@ -916,20 +1070,111 @@ static void trigger_locked(td_coord_t *c, int64_t now) {
       return;
     }
   }
-  pending_t **pp = &c->pending;
-  while (*pp) pp = &(*pp)->next;
-  *pp = p;
-  for (int s = 0; s < c->n; s++)
-    if (c->is_source[s] && !c->finished[s]) {
-      atomic_store_explicit(&c->requested[s], p->id, memory_order_release);
-      if (c->cfg.on_trigger) c->cfg.on_trigger(c->cfg.trigger_ud, s);
+  hist_add(c, p, chk, 0);
+  request_locked(c, p);
+}
+
+int td_coord_trigger_savepoint(td_coord_t *c, const char *dir, int stop, int64_t *id,
+                               char *path, size_t pathlen, char *err, size_t errlen) {
+  *id = 0;
+  if (!dir || !*dir) {
+    snprintf(err, errlen, "a savepoint needs a target directory");
+    return TD_EINVAL;
+  }
+  pthread_mutex_lock(&c->mu);
+  int rc = 0;
+  pending_t *p = NULL;
+  if (!c->dir) {
+    snprintf(err, errlen, "savepoints need a checkpoint directory (tide run --checkpoint-dir D): the "
+             "job's snapshots are written through it");
+    rc = TD_EINVAL;
+  } else if (c->stopping || c->stop_pending) {
+    snprintf(err, errlen, "the job is stopping with a savepoint already");
+    rc = TD_EINVAL;
+  } else if (c->n_finished == c->n || c->stop) {
+    snprintf(err, errlen, "the job has finished: there is nothing left to take a savepoint of");
+    rc = TD_EINVAL;
+  } else if (!(p = new_pending(c, mono_ms()))) {
+    snprintf(err, errlen, "out of memory");
+    rc = TD_ENOMEM;
+  }
+  if (rc == 0) {
+    char sp[4200];
+    snprintf(sp, sizeof sp, "%s/savepoint-%s-%" PRId64, dir, c->job_id, p->id);
+    p->kind = TD_CKPT_SAVEPOINT;
+    p->stop = stop;
+    p->path = strdup(sp);
+    if (!p->path) {
+      snprintf(err, errlen, "out of memory");
+      rc = TD_ENOMEM;
+    } else if ((rc = mkdir_p(dir)) != 0) {
+      snprintf(err, errlen, "cannot create the savepoint directory '%s': %s", dir, strerror(-rc));
+    } else if (mkdir(sp, 0777) != 0) {
+      rc = -errno;
+      if (rc == -EEXIST)
+        snprintf(err, errlen, "the savepoint directory '%s' exists already: a savepoint is never "
+                 "written over another directory", sp);
+      else
+        snprintf(err, errlen, "cannot create the savepoint directory '%s': %s", sp, strerror(-rc));
     }
+    if (rc) {
+      free_pending(p, c->n);
+    } else {
+      snprintf(path, pathlen, "%s", sp);
+      *id = p->id;
+      if (stop) c->stop_pending = p->id;
+      hist_add(c, p, sp, 0);
+      request_locked(c, p);
+      pthread_cond_signal(&c->wake);
+    }
+  }
+  pthread_mutex_unlock(&c->mu);
+  return rc;
+}
+
+int td_coord_kind(td_coord_t *c, int64_t id, int *stop) {
+  pthread_mutex_lock(&c->mu);
+  pending_t *p = find(c, id);
+  int kind = p ? p->kind : 0;
+  if (stop) *stop = p ? p->stop : 0;
+  pthread_mutex_unlock(&c->mu);
+  return kind;
+}
+
+int td_coord_await(td_coord_t *c, int64_t id, int timeout_ms, char *reason, size_t len) {
+  struct timespec until;
+  td_deadline(&until, CLOCK_REALTIME, timeout_ms >= 0 ? timeout_ms : 0);
+  pthread_mutex_lock(&c->mu);
+  int status;
+  for (;;) {
+    td_coord_record_t *r = hist_find(c, id);
+    status = r ? r->status : TD_CKPT_FAILED;
+    if (status == TD_CKPT_FAILED && reason)
+      snprintf(reason, len, "%s", r ? r->reason : "no such checkpoint or savepoint");
+    if (status != TD_CKPT_IN_PROGRESS) break;
+    if (timeout_ms < 0) pthread_cond_wait(&c->waiters, &c->mu);
+    else if (pthread_cond_timedwait(&c->waiters, &c->mu, &until) == ETIMEDOUT)
+      break;
+  }
+  pthread_mutex_unlock(&c->mu);
+  return status;
+}
+
+size_t td_coord_history(td_coord_t *c, td_coord_record_t *out, size_t max) {
+  pthread_mutex_lock(&c->mu);
+  int64_t n = c->n_history < TD_COORD_HISTORY ? c->n_history : TD_COORD_HISTORY;
+  size_t k = 0;
+  for (int64_t i = c->n_history - n; i < c->n_history && k < max; i++)
+    out[k++] = c->history[i % TD_COORD_HISTORY];
+  pthread_mutex_unlock(&c->mu);
+  return k;
 }
 
 /* The final checkpoint could not be written: the job cannot commit. */
 static void final_failed(td_coord_t *c, int64_t id, const char *why) {
   char chk[4200];
-  remove_tree(td_coord_chk_dir(c, id, chk, sizeof chk));
+  remove_tree(dir_of(c, id, chk, sizeof chk));
+  hist_done(c, id, TD_CKPT_FAILED, 0, why);
   snprintf(c->error, sizeof c->error, "cannot write the final checkpoint %" PRId64 ": %s", id,
            why);
   logf_(c, "%s", c->error);
@@ -939,11 +1184,15 @@ static void final_failed(td_coord_t *c, int64_t id, const char *why) {
 }
 
 static void final_locked(td_coord_t *c) {
-  if (c->dir) {
+  /* stopped with a savepoint: the job did not finish, the savepoint is
+   * its last completed checkpoint and no final one is written */
+  if (c->dir && !c->stopping) {
     int64_t id = c->next_id++;
     char chk[4200];
-    td_coord_chk_dir(c, id, chk, sizeof chk);
+    dir_of(c, id, chk, sizeof chk);
     remove_tree(chk);
+    pending_t fin = {.id = id, .kind = TD_CKPT_CHECKPOINT};
+    hist_add(c, &fin, chk, 1);
     if (mkdir(chk, 0777) != 0) {
       final_failed(c, id, strerror(errno));
       return;
@@ -963,14 +1212,16 @@ static void final_locked(td_coord_t *c) {
       }
     }
     char why[600];
+    uint64_t size = 0;
     pthread_mutex_unlock(&c->mu);
-    int rc = write_metadata(c, id, subs, 1, why, sizeof why);
+    int rc = write_metadata(c, id, subs, TD_META_FINAL, &size, why, sizeof why);
     free(subs);
     pthread_mutex_lock(&c->mu);
     if (rc) {
       final_failed(c, id, why);
       return;
     }
+    hist_done(c, id, TD_CKPT_COMPLETED, size, NULL);
     c->completed = id;
     c->stats.completed++;
     sweep(c);
@@ -1033,24 +1284,38 @@ static void *coord_main(void *arg) {
         char why[sizeof p->reason];
         int64_t id = p->id, counted = p->counted;
         memcpy(why, p->reason, sizeof why);
-        logf_(c, "checkpoint %" PRId64 " aborted: %s", id, why);
+        int savepoint = p->kind == TD_CKPT_SAVEPOINT;
+        logf_(c, "%s %" PRId64 " aborted: %s", savepoint ? "savepoint" : "checkpoint", id, why);
         abort_locked(c, p, why);
-        if (counted) count_failure(c, id, why);
+        if (counted && !savepoint) count_failure(c, id, why);
       }
     }
-    /* complete the newest fully acknowledged checkpoint; older pending
-     * ones are subsumed by it (Flink's CheckpointCoordinator) */
+    /* complete every fully acknowledged savepoint, and the newest fully
+     * acknowledged checkpoint; older pending checkpoints are subsumed by
+     * it (Flink's CheckpointCoordinator) */
+    for (int again = 1; again && !c->stop;) {
+      again = 0;
+      for (pending_t *p = c->pending; p; p = p->next)
+        if (p->kind == TD_CKPT_SAVEPOINT && p->acked == c->n) {
+          complete_locked(c, p);
+          again = 1;
+          break;
+        }
+    }
     pending_t *newest = NULL;
     for (pending_t *p = c->pending; p; p = p->next)
-      if (p->acked == c->n) newest = p;
+      if (p->kind == TD_CKPT_CHECKPOINT && p->acked == c->n) newest = p;
     if (newest && !c->stop) complete_locked(c, newest);
-    int pending = 0;
-    for (pending_t *p = c->pending; p; p = p->next) pending++;
+    int pending = 0, savepoints = 0;
+    for (pending_t *p = c->pending; p; p = p->next) {
+      pending++;
+      if (p->kind == TD_CKPT_SAVEPOINT) savepoints++;
+    }
     int sources_running = 0;
     for (int s = 0; s < c->n; s++)
       if (c->is_source[s] && !c->finished[s]) sources_running = 1;
     now = mono_ms();
-    if (c->dir && c->cfg.interval_ms > 0 && sources_running &&
+    if (c->dir && c->cfg.interval_ms > 0 && sources_running && !savepoints && !c->stopping &&
         pending < c->cfg.max_concurrent &&
         now - c->last_trigger_ms >= c->cfg.interval_ms &&
         now - c->last_complete_ms >= c->cfg.min_pause_ms)

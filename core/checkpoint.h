@@ -103,7 +103,43 @@ typedef struct td_ckpt_config {
    * trigger message, Flink's triggerCheckpointAsync); NULL: none. */
   void (*on_trigger)(void *ud, int subtask);
   void *trigger_ud;
+  /* The job id users see (tide list), in savepoint directory names
+   * (savepoint-<job_id>-<n>); NULL: "job". Copied. */
+  const char *job_id;
 } td_ckpt_config_t;
+
+/* What a snapshot is for (td_coord_kind). */
+enum {
+  TD_CKPT_CHECKPOINT = 1, /* periodic, owned by the runtime */
+  TD_CKPT_SAVEPOINT = 2   /* user-triggered, owned by the user */
+};
+
+/* What a savepoint does to the job once it completes (Flink's
+ * stop-with-savepoint, FLIP-34): nothing, stop (sources end after the
+ * savepoint barrier, no final watermark), or drain (sources emit the MAX
+ * watermark and end, the savepoint is taken of the finished job). */
+enum { TD_STOP_NONE = 0, TD_STOP_SUSPEND = 1, TD_STOP_DRAIN = 2 };
+
+/* Status of a checkpoint or savepoint in td_coord_history. */
+enum { TD_CKPT_IN_PROGRESS = 0, TD_CKPT_COMPLETED = 1, TD_CKPT_FAILED = 2 };
+
+/* One entry of the coordinator's history (Flink's checkpoint statistics:
+ * /jobs/:jobid/checkpoints). */
+typedef struct td_coord_record {
+  int64_t id;
+  int kind;             /* TD_CKPT_CHECKPOINT or TD_CKPT_SAVEPOINT */
+  int stop;             /* TD_STOP_* */
+  int status;           /* TD_CKPT_* */
+  int final;            /* the final checkpoint of a finished job */
+  int64_t trigger_ms;   /* wall time of the trigger, ms since the epoch */
+  int64_t duration_ms;  /* trigger to _metadata (or to the failure) */
+  uint64_t size;        /* bytes of the files _metadata lists */
+  char path[1024];      /* the directory (chk-<n> or the savepoint) */
+  char reason[256];     /* why it failed */
+} td_coord_record_t;
+
+/* How many entries td_coord_history keeps (the newest). */
+#define TD_COORD_HISTORY 64
 
 typedef struct td_coord td_coord_t;
 
@@ -229,6 +265,53 @@ typedef struct td_coord_duration {
  * Returns how many completed (may exceed max; only max are written).
  */
 size_t td_coord_durations(td_coord_t *c, td_coord_duration_t *out, size_t max);
+
+/*
+ * td_coord_trigger_savepoint - trigger a savepoint now (Flink's
+ * CheckpointCoordinator.triggerSavepoint): always aligned, into its own
+ * directory DIR/savepoint-<job_id>-<n> (DIR created if missing, the
+ * savepoint directory must not exist), with the checkpoint id sequence's
+ * next id n. Savepoints are not subject to the interval or max_concurrent,
+ * do not subsume checkpoints and are not subsumed, do not count as
+ * checkpoint failures, and are never removed by the coordinator once
+ * complete. A savepoint completes like a checkpoint (every subtask's state
+ * files, _metadata last with TD_META_SAVEPOINT); subtasks that finished
+ * have their final state files linked (or copied across file systems).
+ * stop: TD_STOP_* (td_coord_kind tells the sources). A completed stop
+ * savepoint counts as the job's last completed checkpoint (sinks commit
+ * what they pre-committed at it), ends periodic checkpoints, and the final
+ * checkpoint is then not written (the job did not finish: the savepoint
+ * is where it continues).
+ * Returns 0 with *id and path (the savepoint directory); TD_EINVAL (no
+ * checkpoint directory, every subtask finished, a stop in progress);
+ * -EEXIST (the savepoint directory exists); -errno (it cannot be
+ * created); TD_ENOMEM; each with a one-line message in err.
+ */
+int td_coord_trigger_savepoint(td_coord_t *c, const char *dir, int stop, int64_t *id,
+                               char *path, size_t pathlen, char *err, size_t errlen);
+
+/*
+ * td_coord_kind - what checkpoint id is: TD_CKPT_CHECKPOINT,
+ * TD_CKPT_SAVEPOINT, or 0 when it is not pending; *stop (may be NULL)
+ * receives its TD_STOP_* value.
+ */
+int td_coord_kind(td_coord_t *c, int64_t id, int *stop);
+
+/*
+ * td_coord_await - wait up to timeout_ms (< 0: no limit) until checkpoint
+ * or savepoint id completed or failed. Returns TD_CKPT_COMPLETED,
+ * TD_CKPT_FAILED (reason, may be NULL, receives why), or
+ * TD_CKPT_IN_PROGRESS on timeout; an id the history no longer holds (or
+ * never held) counts as failed.
+ */
+int td_coord_await(td_coord_t *c, int64_t id, int timeout_ms, char *reason, size_t len);
+
+/*
+ * td_coord_history - the newest checkpoints and savepoints (at most
+ * TD_COORD_HISTORY, oldest first) into out[0 .. max). Returns how many
+ * were written.
+ */
+size_t td_coord_history(td_coord_t *c, td_coord_record_t *out, size_t max);
 
 /* td_coord_record_pause - a subtask's synchronous snapshot part took us
  * microseconds (for td_coord_stats). */

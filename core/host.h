@@ -50,6 +50,16 @@ void td_host_set_output_defaults(int allow_existing_output, const char *buffer_t
  * state_dir =}. The strings must outlive the job. */
 void td_host_set_state_defaults(const char *backend, const char *dir);
 
+/* td_host_set_run_id - the job id users see (tide list, the control
+ * endpoint, savepoint names): core.defaults().run_id. The string must
+ * outlive the script. */
+void td_host_set_run_id(const char *id);
+
+/* td_host_set_restore_defaults - --from-savepoint PATH (or NULL) and
+ * --allow-non-restored-state: core.defaults().from_savepoint and
+ * .allow_non_restored_state. The string must outlive the script. */
+void td_host_set_restore_defaults(const char *savepoint, int allow_non_restored);
+
 /* td_host_set_cancel_signal - record that signal sig (SIGINT, SIGTERM)
  * cancelled the run: scripts see it as core.cancel_signal(). */
 void td_host_set_cancel_signal(int sig);

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -57,6 +58,8 @@ static const char *g_checkpoint_dir, *g_checkpoint_interval;
 static int g_resume, g_allow_existing_output;
 static const char *g_buffer_timeout;
 static const char *g_state_backend, *g_state_dir;
+static const char *g_run_id, *g_from_savepoint;
+static int g_allow_non_restored;
 
 /* Sentinels raised as light userdata: the task loop ended normally, or the
  * job was cancelled under this subtask (not a failure of its own). */
@@ -90,6 +93,13 @@ void td_host_set_output_defaults(int allow_existing_output, const char *buffer_t
 void td_host_set_state_defaults(const char *backend, const char *dir) {
   g_state_backend = backend;
   g_state_dir = dir;
+}
+
+void td_host_set_run_id(const char *id) { g_run_id = id; }
+
+void td_host_set_restore_defaults(const char *savepoint, int allow_non_restored) {
+  g_from_savepoint = savepoint;
+  g_allow_non_restored = allow_non_restored;
 }
 
 static td_subtask_t *subtask_of(lua_State *L) {
@@ -434,6 +444,8 @@ static int l_execute(lua_State *L) {
   spec.lua_cpath = field_str(L, 1, "cpath", 1);
   spec.fingerprint = field_str(L, 1, "fingerprint", 0);
   spec.job_id = field_str(L, 1, "job_id", 0);
+  spec.run_id = field_str(L, 1, "run_id", 1);
+  spec.savepoint_dir = field_str(L, 1, "savepoint_dir", 1);
   spec.job_index = field_int(L, 1, "job_index");
   spec.default_parallelism = field_int(L, 1, "default_parallelism");
   spec.max_parallelism = field_int(L, 1, "max_parallelism");
@@ -460,9 +472,32 @@ static int l_execute(lua_State *L) {
     lua_rawgeti(L, tasks, t + 1);
     par[t] = field_int(L, -1, "parallelism");
     if (par[t] < 1) luaL_error(L, "plan: task %d has parallelism %d", t + 1, par[t]);
-    lua_pop(L, 1);
+    lua_getfield(L, -1, "ops");
+    if (lua_istable(L, -1)) spec.n_operators += (int)luaL_len(L, -1);
+    lua_pop(L, 2);
   }
   spec.parallelism = par;
+  /* tasks[t].ops = {{uid =, name =, kind =}, ...}: the graph the control
+   * endpoint shows (strings stay referenced by the plan) */
+  td_job_operator_t *ops =
+      lua_newuserdatauv(L, sizeof(td_job_operator_t) * (size_t)(spec.n_operators + 1), 0);
+  int n_ops = 0;
+  for (int t = 0; t < spec.n_tasks; t++) {
+    lua_rawgeti(L, tasks, t + 1);
+    lua_getfield(L, -1, "ops");
+    for (int k = 1; lua_istable(L, -1) && k <= (int)luaL_len(L, -1) && n_ops < spec.n_operators; k++) {
+      lua_rawgeti(L, -1, k);
+      ops[n_ops].task = t;
+      ops[n_ops].uid = field_str(L, -1, "uid", 0);
+      ops[n_ops].name = field_str(L, -1, "name", 0);
+      ops[n_ops].kind = field_str(L, -1, "kind", 0);
+      n_ops++;
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 2);
+  }
+  spec.n_operators = n_ops;
+  spec.operators = ops;
 
   lua_getfield(L, 1, "edges");
   luaL_checktype(L, -1, LUA_TTABLE);
@@ -543,8 +578,15 @@ static int l_execute(lua_State *L) {
   spec.note = collect_note;
   spec.note_ud = &notes;
 
-  char err[8192];
-  int rc = td_job_run(&spec, subtask_body, err, sizeof err);
+  char err[8192], stopped[4200];
+  const char *stopped_at = NULL;
+  td_job_t *job;
+  int rc = td_job_start(&job, &spec, subtask_body, err, sizeof err);
+  if (rc == 0) {
+    rc = td_job_wait(job, err, sizeof err);
+    stopped_at = td_job_stopped_at(job, stopped, sizeof stopped);
+    td_job_free(job);
+  }
   pthread_mutex_lock(&g_stdout_mu);
   fflush(stdout);
   pthread_mutex_unlock(&g_stdout_mu);
@@ -563,7 +605,83 @@ static int l_execute(lua_State *L) {
     off += len + 1;
   }
   td_wbuf_destroy(&notes);
-  return 3;
+  if (stopped_at) lua_pushstring(L, stopped_at);
+  else lua_pushnil(L);
+  return 4;
+}
+
+/* core.cancel_reason() -> why the process's jobs were cancelled (a
+ * signal, tide cancel), or nil. */
+static int l_cancel_reason(lua_State *L) {
+  char buf[512];
+  const char *r = td_job_cancel_reason(buf, sizeof buf);
+  if (r) lua_pushstring(L, r);
+  else lua_pushnil(L);
+  return 1;
+}
+
+/* core.set_restarting(): the planning VM restarts a failed job (the
+ * control endpoint says RESTARTING until it runs again). */
+static int l_set_restarting(lua_State *L) {
+  (void)L;
+  td_job_set_restarting();
+  return 0;
+}
+
+/* core.lock_dir(dir) -> true | nil, message: take the lock of a job's
+ * checkpoint directory for the rest of the process (an exclusive flock on
+ * dir/.lock, which records the holder's pid), so that one job at a time
+ * writes checkpoints there. Refused with the
+ * holder's pid when another process holds it. Taking it again in the
+ * same process succeeds. dir must exist (core.mkdir_p). */
+static int l_lock_dir(lua_State *L) {
+  const char *dir = luaL_checkstring(L, 1);
+  lua_getfield(L, LUA_REGISTRYINDEX, "tide.locks");
+  if (!lua_istable(L, -1)) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, LUA_REGISTRYINDEX, "tide.locks");
+  }
+  lua_getfield(L, -1, dir);
+  if (!lua_isnil(L, -1)) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  lua_pop(L, 1);
+  char path[4400];
+  snprintf(path, sizeof path, "%s/.lock", dir);
+  int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+  if (fd < 0) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "cannot open the lock file %s: %s", path, strerror(errno));
+    return 2;
+  }
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    int e = errno;
+    char holder[32] = "";
+    ssize_t n = pread(fd, holder, sizeof holder - 1, 0);
+    holder[n > 0 ? n : 0] = 0;
+    holder[strcspn(holder, "\n")] = 0;
+    close(fd);
+    lua_pushnil(L);
+    if (e == EWOULDBLOCK)
+      lua_pushfstring(L, "checkpoint directory '%s' is in use by another job (process %s holds %s); "
+                      "one job at a time writes checkpoints into a directory",
+                      dir, holder[0] ? holder : "?", path);
+    else
+      lua_pushfstring(L, "cannot lock %s: %s", path, strerror(e));
+    return 2;
+  }
+  char pid[32];
+  int len = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+  if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)len, 0) != len) {
+    /* the lock holds without the pid: the refusal then names no holder */
+  }
+  lua_pushinteger(L, fd); /* kept open (and locked) until the process ends */
+  lua_setfield(L, -2, dir);
+  lua_pushboolean(L, 1);
+  return 1;
 }
 
 /* core.defaults() -> {parallelism=, max_parallelism=} for graph building */
@@ -594,6 +712,16 @@ static int l_defaults(lua_State *L) {
   lua_setfield(L, -2, "resume");
   lua_pushboolean(L, g_allow_existing_output);
   lua_setfield(L, -2, "allow_existing_output");
+  if (g_run_id) {
+    lua_pushstring(L, g_run_id);
+    lua_setfield(L, -2, "run_id");
+  }
+  if (g_from_savepoint) {
+    lua_pushstring(L, g_from_savepoint);
+    lua_setfield(L, -2, "from_savepoint");
+  }
+  lua_pushboolean(L, g_allow_non_restored);
+  lua_setfield(L, -2, "allow_non_restored_state");
   if (g_buffer_timeout) {
     lua_pushstring(L, g_buffer_timeout);
     lua_setfield(L, -2, "buffer_timeout");
@@ -805,6 +933,7 @@ static int l_emit(lua_State *L) {
     }
     td_task_record_end(t, 1);
   }
+  if (n > 0) atomic_fetch_add_explicit(&st->records_out, n, memory_order_relaxed);
   td_task_flush_due(t);
   return 0;
 }
@@ -1021,6 +1150,58 @@ static int l_forward_barrier(lua_State *L) {
   return 0;
 }
 
+/* core.checkpoint_kind(id) -> "checkpoint" | "savepoint" | nil (not
+ * pending), and for a stop with a savepoint "stop" or "drain"
+ * (td_coord_kind): a source asked for barrier id learns whether to stop
+ * after it, and every task whether its snapshot is a savepoint. */
+static int l_checkpoint_kind(lua_State *L) {
+  td_coord_t *c = td_job_coordinator(subtask_of(L)->job);
+  int stop;
+  int kind = td_coord_kind(c, luaL_checkinteger(L, 1), &stop);
+  if (!kind) {
+    lua_pushnil(L);
+    return 1;
+  }
+  lua_pushstring(L, kind == TD_CKPT_SAVEPOINT ? "savepoint" : "checkpoint");
+  if (stop == TD_STOP_SUSPEND) lua_pushstring(L, "stop");
+  else if (stop == TD_STOP_DRAIN) lua_pushstring(L, "drain");
+  else lua_pushnil(L);
+  return 2;
+}
+
+/* core.await_checkpoint(id) -> true | false, reason: wait until
+ * checkpoint or savepoint id completed or failed (a source that injected
+ * a stop savepoint's barrier waits for it before it ends); raises the
+ * cancel sentinel when the job is cancelled meanwhile. */
+static int l_await_checkpoint(lua_State *L) {
+  td_subtask_t *st = subtask_of(L);
+  int64_t id = luaL_checkinteger(L, 1);
+  char why[256];
+  for (;;) {
+    int r = td_coord_await(td_job_coordinator(st->job), id, 100, why, sizeof why);
+    if (r == TD_CKPT_COMPLETED) {
+      lua_pushboolean(L, 1);
+      return 1;
+    }
+    if (r == TD_CKPT_FAILED) {
+      lua_pushboolean(L, 0);
+      lua_pushstring(L, why);
+      return 2;
+    }
+    if (td_job_cancelled(st->job)) raise_cancelled(L);
+  }
+}
+
+/* core.stopping() -> "stop" | "drain" | nil: whether the job is being
+ * stopped with a savepoint (td_job_stop_mode). */
+static int l_stopping(lua_State *L) {
+  int m = td_job_stop_mode(subtask_of(L)->job);
+  if (m == TD_STOP_SUSPEND) lua_pushstring(L, "stop");
+  else if (m == TD_STOP_DRAIN) lua_pushstring(L, "drain");
+  else lua_pushnil(L);
+  return 1;
+}
+
 /* core.checkpoint_completed() -> the newest completed checkpoint id (0). */
 static int l_checkpoint_completed(lua_State *L) {
   lua_pushinteger(L, td_task_completed(task_of(L)));
@@ -1085,6 +1266,8 @@ static int push_meta(lua_State *L, const td_meta_t *m, const char *dir) {
   lua_setfield(L, -2, "time");
   lua_pushboolean(L, (m->flags & TD_META_FINAL) != 0);
   lua_setfield(L, -2, "final");
+  lua_pushboolean(L, (m->flags & TD_META_SAVEPOINT) != 0);
+  lua_setfield(L, -2, "savepoint");
   lua_createtable(L, m->n_subtasks, 0);
   for (int i = 0; i < m->n_subtasks; i++) {
     lua_pushinteger(L, m->subtasks[i]);
@@ -1723,6 +1906,9 @@ static const luaL_Reg core_funcs[] = {
     {"execute", l_execute},
     {"script_hash", l_script_hash},
     {"cancel_signal", l_cancel_signal},
+    {"cancel_reason", l_cancel_reason},
+    {"set_restarting", l_set_restarting},
+    {"lock_dir", l_lock_dir},
     {"defaults", l_defaults},
     {"context", l_context},
     {"begin", l_begin},
@@ -1757,6 +1943,9 @@ static const luaL_Reg core_funcs[] = {
     {"wait_checkpoint", l_wait_checkpoint},
     {"checkpoint_completed", l_checkpoint_completed},
     {"checkpoint_pending", l_checkpoint_pending},
+    {"checkpoint_kind", l_checkpoint_kind},
+    {"await_checkpoint", l_await_checkpoint},
+    {"stopping", l_stopping},
     {"forward_barrier", l_forward_barrier},
     {"read_snapshot", l_read_snapshot},
     {"read_metadata", l_read_metadata},

@@ -2,11 +2,14 @@
 #include "job.h"
 
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
 #include <time.h>
 
+#include "barrier.h"
 #include "error.h"
 
 struct td_job {
@@ -21,6 +24,13 @@ struct td_job {
   td_coord_t *coord;
   char *error;                /* first failure */
   td_job_t *next_running;     /* the list td_job_cancel_all walks */
+  int started;                /* subtask threads started */
+  int refs;                   /* the starter's and td_job_current's (mu) */
+  pthread_cond_t released;    /* refs dropped (mu) */
+  td_job_state_t final;       /* set by td_job_wait; CREATED before */
+  atomic_int stop_mode;       /* TD_STOP_* of a stop savepoint */
+  char *stopped_at;           /* the savepoint a completed stop took (mu) */
+  int64_t start_ms;
 };
 
 /* The jobs td_job_run is running, and the reason of td_job_cancel_all
@@ -28,6 +38,7 @@ struct td_job {
 static pthread_mutex_t running_mu = PTHREAD_MUTEX_INITIALIZER;
 static td_job_t *running;
 static char *cancel_all_reason;
+static td_job_state_t last_state = TD_JOB_CREATED; /* running_mu */
 
 static void running_add(td_job_t *job) {
   pthread_mutex_lock(&running_mu);
@@ -47,6 +58,14 @@ static void running_remove(td_job_t *job) {
     }
   }
   pthread_mutex_unlock(&running_mu);
+}
+
+const char *td_job_cancel_reason(char *buf, size_t len) {
+  pthread_mutex_lock(&running_mu);
+  const char *r = cancel_all_reason ? buf : NULL;
+  if (r) snprintf(buf, len, "%s", cancel_all_reason);
+  pthread_mutex_unlock(&running_mu);
+  return r;
 }
 
 void td_job_cancel_all(const char *reason) {
@@ -178,6 +197,9 @@ static void job_free(td_job_t *job) {
   free(job->subtasks);
   free(job->first_subtask);
   free(job->error);
+  free(job->stopped_at);
+  td_coord_free(job->coord);
+  pthread_cond_destroy(&job->released);
   pthread_mutex_destroy(&job->mu);
   free(job);
 }
@@ -185,14 +207,25 @@ static void job_free(td_job_t *job) {
 /* The coordinator fails the job (too many failed checkpoints). */
 static void fail_job(void *ud, const char *message) { td_job_fail(ud, message); }
 
-int td_job_run(const td_job_spec_t *spec, void (*body)(td_subtask_t *),
-               char *errbuf, size_t errlen) {
+static int64_t wall_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int td_job_start(td_job_t **out, const td_job_spec_t *spec, void (*body)(td_subtask_t *),
+                 char *errbuf, size_t errlen) {
+  *out = NULL;
   td_job_t *job = calloc(1, sizeof *job);
   if (!job) return TD_ENOMEM;
   job->spec = spec;
   job->body = body;
+  job->refs = 1;
+  job->start_ms = wall_ms();
   pthread_mutex_init(&job->mu, NULL);
+  pthread_cond_init(&job->released, NULL);
   atomic_init(&job->cancelled, 0);
+  atomic_init(&job->stop_mode, TD_STOP_NONE);
   job->first_subtask = calloc((size_t)spec->n_tasks + 1, sizeof(int));
   int total = 0;
   for (int t = 0; job->first_subtask && t < spec->n_tasks; t++) {
@@ -210,6 +243,9 @@ int td_job_run(const td_job_spec_t *spec, void (*body)(td_subtask_t *),
       st->index = i;
       st->global = job->first_subtask[t] + i;
       st->parallelism = spec->parallelism[t];
+      atomic_init(&st->records_in, 0);
+      atomic_init(&st->records_out, 0);
+      atomic_init(&st->watermark, INT64_MIN);
       st->outputs = calloc(spec->n_edges ? (size_t)spec->n_edges : 1,
                            sizeof *st->outputs);
       if (!st->outputs) rc = TD_ENOMEM;
@@ -230,6 +266,7 @@ int td_job_run(const td_job_spec_t *spec, void (*body)(td_subtask_t *),
                           .first_id = 1, .tolerable_failed = -1};
   if (spec->checkpoint) cfg = *spec->checkpoint;
   if (!cfg.job_name) cfg.job_name = spec->name;
+  if (!cfg.job_id) cfg.job_id = spec->run_id ? spec->run_id : spec->job_id;
   cfg.log = spec->log;
   cfg.log_ud = spec->log_ud;
   cfg.fail = fail_job;
@@ -245,21 +282,24 @@ int td_job_run(const td_job_spec_t *spec, void (*body)(td_subtask_t *),
   if (rc == 0) rc = td_coord_start(job->coord);
   if (rc) {
     if (rc == TD_ENOMEM) snprintf(errbuf, errlen, "cannot set up the job: %s", td_strerror(rc));
-    td_coord_free(job->coord);
     job_free(job);
     return rc;
   }
   running_add(job);
-  int started = 0;
-  for (; started < total; started++) {
-    if (pthread_create(&job->subtasks[started].thread, NULL, thread_main,
-                       &job->subtasks[started]) != 0) {
+  for (; job->started < total; job->started++) {
+    if (pthread_create(&job->subtasks[job->started].thread, NULL, thread_main,
+                       &job->subtasks[job->started]) != 0) {
       td_job_fail(job, "cannot start a subtask thread");
       break;
     }
   }
-  for (int i = 0; i < started; i++) pthread_join(job->subtasks[i].thread, NULL);
-  running_remove(job);
+  *out = job;
+  return 0;
+}
+
+int td_job_wait(td_job_t *job, char *errbuf, size_t errlen) {
+  const td_job_spec_t *spec = job->spec;
+  for (int i = 0; i < job->started; i++) pthread_join(job->subtasks[i].thread, NULL);
   td_coord_stop(job->coord);
   if (spec->log && getenv("TIDE_CHECKPOINT_STATS")) {
     td_coord_stats_t cs;
@@ -278,15 +318,160 @@ int td_job_run(const td_job_spec_t *spec, void (*body)(td_subtask_t *),
     spec->log(spec->log_ud, line);
     log_durations(job);
   }
-  td_coord_free(job->coord);
-  job->coord = NULL;
-  rc = 0;
+  int rc = 0;
+  pthread_mutex_lock(&running_mu);
+  int user_cancel = cancel_all_reason != NULL;
+  pthread_mutex_unlock(&running_mu);
+  pthread_mutex_lock(&job->mu);
   if (job->error) {
     snprintf(errbuf, errlen, "%s", job->error);
     rc = TD_ESCRIPT;
   }
-  job_free(job);
+  job->final = rc == 0 ? TD_JOB_FINISHED : user_cancel ? TD_JOB_CANCELED : TD_JOB_FAILED;
+  pthread_mutex_unlock(&job->mu);
+  running_remove(job);
+  pthread_mutex_lock(&running_mu);
+  last_state = job->final;
+  pthread_mutex_unlock(&running_mu);
   return rc;
+}
+
+void td_job_free(td_job_t *job) {
+  if (!job) return;
+  pthread_mutex_lock(&job->mu);
+  job->refs--;
+  while (job->refs > 0) pthread_cond_wait(&job->released, &job->mu);
+  pthread_mutex_unlock(&job->mu);
+  job_free(job);
+}
+
+int td_job_run(const td_job_spec_t *spec, void (*body)(td_subtask_t *),
+               char *errbuf, size_t errlen) {
+  td_job_t *job;
+  int rc = td_job_start(&job, spec, body, errbuf, errlen);
+  if (rc) return rc;
+  rc = td_job_wait(job, errbuf, errlen);
+  td_job_free(job);
+  return rc;
+}
+
+td_job_t *td_job_current(void) {
+  pthread_mutex_lock(&running_mu);
+  td_job_t *job = running;
+  if (job) {
+    pthread_mutex_lock(&job->mu);
+    job->refs++;
+    pthread_mutex_unlock(&job->mu);
+  }
+  pthread_mutex_unlock(&running_mu);
+  return job;
+}
+
+void td_job_release(td_job_t *job) {
+  if (!job) return;
+  pthread_mutex_lock(&job->mu);
+  if (--job->refs == 0) pthread_cond_broadcast(&job->released);
+  pthread_mutex_unlock(&job->mu);
+}
+
+td_job_state_t td_job_state(td_job_t *job) {
+  pthread_mutex_lock(&job->mu);
+  td_job_state_t s = job->final;
+  pthread_mutex_unlock(&job->mu);
+  if (s != TD_JOB_CREATED) return s;
+  return td_job_cancelled(job) ? TD_JOB_CANCELLING : TD_JOB_RUNNING;
+}
+
+td_job_state_t td_job_process_state(void) {
+  td_job_t *job = td_job_current();
+  if (job) {
+    td_job_state_t s = td_job_state(job);
+    td_job_release(job);
+    return s;
+  }
+  pthread_mutex_lock(&running_mu);
+  td_job_state_t s = last_state;
+  pthread_mutex_unlock(&running_mu);
+  return s;
+}
+
+void td_job_set_restarting(void) {
+  pthread_mutex_lock(&running_mu);
+  last_state = TD_JOB_RESTARTING;
+  pthread_mutex_unlock(&running_mu);
+}
+
+const char *td_job_state_name(td_job_state_t s) {
+  static const char *const names[] = {"CREATED", "RUNNING", "CANCELLING", "FINISHED",
+                                      "FAILED", "CANCELED", "RESTARTING"};
+  return (unsigned)s < sizeof names / sizeof names[0] ? names[s] : "UNKNOWN";
+}
+
+int64_t td_job_start_time(const td_job_t *job) { return job->start_ms; }
+
+td_subtask_t *td_job_subtasks(td_job_t *job, int *n_out) {
+  *n_out = job->n_subtasks;
+  return job->subtasks;
+}
+
+int td_job_first_subtask(const td_job_t *job, int task) { return job->first_subtask[task]; }
+
+int td_job_stop_mode(const td_job_t *job) {
+  return atomic_load(&((td_job_t *)job)->stop_mode);
+}
+
+const char *td_job_stopped_at(td_job_t *job, char *buf, size_t len) {
+  pthread_mutex_lock(&job->mu);
+  const char *r = job->stopped_at ? buf : NULL;
+  if (r) snprintf(buf, len, "%s", job->stopped_at);
+  pthread_mutex_unlock(&job->mu);
+  return r;
+}
+
+int td_job_savepoint(td_job_t *job, const char *dir, int stop, int timeout_ms, char *path,
+                     size_t pathlen, char *err, size_t errlen) {
+  path[0] = 0;
+  if (job->spec->align_mode != TD_ALIGN_EXACTLY_ONCE) {
+    snprintf(err, errlen, "savepoints are always aligned, and this job checkpoints %s: taking one "
+             "is not supported yet",
+             job->spec->align_mode == TD_ALIGN_UNALIGNED ? "unaligned" : "at least once");
+    return TD_EINVAL;
+  }
+  if (td_job_cancelled(job)) {
+    snprintf(err, errlen, "the job is not running (%s)", td_job_state_name(td_job_state(job)));
+    return TD_ECANCELED;
+  }
+  int none = TD_STOP_NONE;
+  if (stop && !atomic_compare_exchange_strong(&job->stop_mode, &none, stop)) {
+    snprintf(err, errlen, "the job is stopping with a savepoint already");
+    return TD_EINVAL;
+  }
+  int64_t id;
+  int rc = td_coord_trigger_savepoint(job->coord, dir, stop, &id, path, pathlen, err, errlen);
+  if (rc) {
+    if (stop) atomic_store(&job->stop_mode, TD_STOP_NONE);
+    return rc;
+  }
+  char why[256] = "";
+  int st = td_coord_await(job->coord, id, timeout_ms, why, sizeof why);
+  if (st == TD_CKPT_COMPLETED) {
+    if (stop) {
+      pthread_mutex_lock(&job->mu);
+      free(job->stopped_at);
+      job->stopped_at = strdup(path);
+      pthread_mutex_unlock(&job->mu);
+    }
+    return 0;
+  }
+  if (st == TD_CKPT_IN_PROGRESS) {
+    snprintf(err, errlen, "savepoint %lld is still in progress after %d ms", (long long)id,
+             timeout_ms);
+    return -ETIMEDOUT;
+  }
+  if (stop) atomic_store(&job->stop_mode, TD_STOP_NONE);
+  snprintf(err, errlen, "savepoint %lld failed: %s", (long long)id,
+           why[0] ? why : "aborted");
+  return td_job_cancelled(job) ? TD_ECANCELED : TD_EIO;
 }
 
 const td_job_spec_t *td_job_spec_of(const td_job_t *job) { return job->spec; }

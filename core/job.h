@@ -1,18 +1,30 @@
 /*
  * job.h - a running job: its tasks, their subtasks (one thread and one Lua
- * VM each), the channels between them, cancellation and failure.
+ * VM each), the channels between them, cancellation and failure, and the
+ * job handle through which another thread (the control endpoint,
+ * core/control.c) reaches a running job.
  *
  * The planning VM hands over the job as a plan (built by lua/tide.lua):
  * tasks (chains of operators) with their parallelism and the network edges
- * between tasks with their partitioner. td_job_run wires one input gate per
- * subtask and one output per (subtask, outgoing edge), starts a thread per
- * subtask, waits for all of them, and reports the first failure. A failing
- * subtask cancels every gate, so the others stop at their next wait.
+ * between tasks with their partitioner. td_job_start wires one input gate
+ * per subtask and one output per (subtask, outgoing edge) and starts a
+ * thread per subtask; td_job_wait waits for all of them and reports the
+ * first failure. A failing subtask cancels every gate, so the others stop
+ * at their next wait.
+ *
+ * Lifecycle (Flink's JobStatus): RUNNING from td_job_start; CANCELLING
+ * once cancelled or failed while subtasks still run; then FINISHED,
+ * FAILED or CANCELED when td_job_wait returns. While it runs, any thread
+ * may take a reference (td_job_current), read its status and per-subtask
+ * counters, cancel it, take a savepoint or stop it with one
+ * (td_job_savepoint); td_job_free waits until those references are
+ * released.
  */
 #ifndef TD_JOB_H
 #define TD_JOB_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "channel.h"
 #include "checkpoint.h"
@@ -27,6 +39,12 @@ typedef struct td_job_edge {
   td_partition_t partition;
 } td_job_edge_t;
 
+/* An operator of the graph, for the control endpoint's job graph. */
+typedef struct td_job_operator {
+  int task;               /* the task (chain) it runs in, 0-based */
+  const char *uid, *name, *kind;
+} td_job_operator_t;
+
 /* Everything the subtask threads need to rebuild the job in their VMs. */
 typedef struct td_job_spec {
   const char *name;
@@ -40,6 +58,12 @@ typedef struct td_job_spec {
   const char *lua_cpath;
   const char *fingerprint;    /* the planning VM's graph fingerprint */
   const char *job_id;         /* unique per run: names part files */
+  const char *run_id;         /* the id users see (tide list), in
+                                 savepoint names; NULL: job_id */
+  const char *savepoint_dir;  /* where savepoints go when a request names
+                                 no directory (--checkpoint-dir), or NULL */
+  int n_operators;            /* the graph's operators (may be 0) */
+  const td_job_operator_t *operators;
   int job_index;              /* which env:execute() call of the script */
   int default_parallelism;
   int max_parallelism;
@@ -80,15 +104,119 @@ struct td_subtask {
   td_notify_t notify;         /* credit back on an output channel, priority
                                  input, checkpoint trigger, cancellation */
   pthread_t thread;
+  /* Counters for the control endpoint, updated once per batch by the
+   * subtask's thread, read by any (Flink's numRecordsIn/Out and
+   * currentInputWatermark): records taken from the input gate, records
+   * sent on the outputs, the current input watermark (sources: the last
+   * one emitted; INT64_MIN before any). */
+  _Atomic int64_t records_in, records_out, watermark;
 };
 
+/* A job's status (Flink's JobStatus names: td_job_state_name). */
+typedef enum td_job_state {
+  TD_JOB_CREATED = 0,   /* no job started yet (the process is planning) */
+  TD_JOB_RUNNING,
+  TD_JOB_CANCELLING,    /* cancelled or failed, subtasks still stopping */
+  TD_JOB_FINISHED,      /* every subtask finished (or stopped with a
+                           savepoint) */
+  TD_JOB_FAILED,
+  TD_JOB_CANCELED,
+  TD_JOB_RESTARTING     /* between a failure and the restart */
+} td_job_state_t;
+
 /*
- * td_job_run - run the job described by spec to its end, on one thread per
- * subtask; each thread calls body(subtask). Returns 0 when every subtask
- * finished, or a negative code with the first failure's message in errbuf.
+ * td_job_run - td_job_start, td_job_wait, td_job_free: run the job to its
+ * end. Returns 0 when every subtask finished, or a negative code with the
+ * first failure's message in errbuf.
  */
 int td_job_run(const td_job_spec_t *spec, void (*body)(td_subtask_t *),
                char *errbuf, size_t errlen);
+
+/*
+ * td_job_start - wire the job described by spec (which must outlive the
+ * job) and start one thread per subtask, each calling body(subtask), and
+ * the checkpoint coordinator's thread. The job becomes td_job_current.
+ * Returns 0 and *out (RUNNING), or a negative code with the message in
+ * errbuf (nothing to free).
+ */
+int td_job_start(td_job_t **out, const td_job_spec_t *spec, void (*body)(td_subtask_t *),
+                 char *errbuf, size_t errlen);
+
+/*
+ * td_job_wait - wait until every subtask's thread ended, stop the
+ * coordinator (pending checkpoints and savepoints are aborted), and set
+ * the final status. Call once, from the thread that started the job.
+ * Returns 0 (FINISHED), or TD_ESCRIPT with the first failure's message in
+ * errbuf (FAILED or CANCELED).
+ */
+int td_job_wait(td_job_t *job, char *errbuf, size_t errlen);
+
+/* td_job_free - after td_job_wait: drop the starter's reference, wait
+ * until every other reference is released, free the job. */
+void td_job_free(td_job_t *job);
+
+/*
+ * td_job_current - the job running now (the newest started and not yet
+ * waited for), with a reference the caller releases with td_job_release;
+ * NULL when none runs. Thread-safe.
+ */
+td_job_t *td_job_current(void);
+
+/* td_job_release - release a reference taken by td_job_current. */
+void td_job_release(td_job_t *job);
+
+/*
+ * td_job_process_state - the status of the process's job: the current
+ * job's (td_job_state), else the last one's final status, RESTARTING
+ * after td_job_set_restarting, or CREATED before the first start.
+ */
+td_job_state_t td_job_process_state(void);
+
+/* td_job_set_restarting - the planning VM restarts the failed job after
+ * a delay: td_job_process_state says RESTARTING until the next start. */
+void td_job_set_restarting(void);
+
+/* td_job_state - the job's status now. Thread-safe. */
+td_job_state_t td_job_state(td_job_t *job);
+
+/* td_job_state_name - "CREATED", "RUNNING", "CANCELLING", "FINISHED",
+ * "FAILED", "CANCELED" or "RESTARTING" (Flink's names). */
+const char *td_job_state_name(td_job_state_t s);
+
+/* td_job_start_time - wall time of td_job_start, ms since the epoch. */
+int64_t td_job_start_time(const td_job_t *job);
+
+/* td_job_subtasks - the job's subtasks (n_out: how many), task by task
+ * in subtask order: index td_job_first_subtask(job, task) + i. */
+td_subtask_t *td_job_subtasks(td_job_t *job, int *n_out);
+int td_job_first_subtask(const td_job_t *job, int task);
+
+/*
+ * td_job_savepoint - take a savepoint of the running job into
+ * dir/savepoint-<run id>-<n> and wait up to timeout_ms (< 0: no limit) for
+ * it (td_coord_trigger_savepoint). stop: TD_STOP_NONE; TD_STOP_SUSPEND
+ * (Flink's stop-with-savepoint: the sources end right after the savepoint
+ * barrier, the job's operators are not finished, sinks commit what they
+ * pre-committed at the savepoint, and the job ends FINISHED); or
+ * TD_STOP_DRAIN (stop --drain: the sources emit the MAX watermark and end,
+ * every operator finishes, and the savepoint is taken of the finished
+ * job). Savepoints are always aligned, so a job checkpointing unaligned or
+ * at least once is refused. Thread-safe; called with a reference.
+ * Returns 0 with the savepoint directory in path; TD_EINVAL (refused:
+ * why in err), -EEXIST or -errno (the directory), TD_EIO (the savepoint
+ * failed: why in err), TD_ECANCELED (the job ended first), or
+ * -ETIMEDOUT (still in progress after timeout_ms).
+ */
+int td_job_savepoint(td_job_t *job, const char *dir, int stop, int timeout_ms, char *path,
+                     size_t pathlen, char *err, size_t errlen);
+
+/* td_job_stop_mode - TD_STOP_SUSPEND or TD_STOP_DRAIN once a stop with a
+ * savepoint was triggered (and has not failed), else TD_STOP_NONE. */
+int td_job_stop_mode(const td_job_t *job);
+
+/* td_job_stopped_at - the savepoint a completed stop took (copied into
+ * buf), or NULL when the job was not stopped with a savepoint. */
+const char *td_job_stopped_at(td_job_t *job, char *buf, size_t len);
 
 /* td_job_spec_of - the spec the job was started with. */
 const td_job_spec_t *td_job_spec_of(const td_job_t *job);
@@ -113,6 +241,10 @@ td_coord_t *td_job_coordinator(const td_job_t *job);
  * (call it from a thread, not a signal handler).
  */
 void td_job_cancel_all(const char *reason);
+
+/* td_job_cancel_reason - the reason td_job_cancel_all was called with
+ * (copied into buf), or NULL when it was not called. */
+const char *td_job_cancel_reason(char *buf, size_t len);
 
 /* td_job_cancelled - whether the job has failed or been cancelled. */
 int td_job_cancelled(const td_job_t *job);

@@ -3,20 +3,30 @@
  *
  *   tide run JOB.lua [--parallelism N] [--max-parallelism M]
  *                    [--checkpoint-dir D] [--checkpoint-interval T] [--resume]
+ *                    [--from-savepoint P [--allow-non-restored-state]]
  *                    [--allow-existing-output] [--buffer-timeout T]
  *                    [--state-backend heap|rocksdb] [--state-dir D]
- *                    [-- ARGS...]
+ *                    [--rest-port N] [--rest-bind ADDR] [-- ARGS...]
+ *   tide list
+ *   tide savepoint JOB [DIR]
+ *   tide stop JOB --savepoint [DIR] [--drain]
+ *   tide cancel JOB
  *   tide verify DIR
  *   tide version
  *   tide help
  *
- * Exit status: 0 success; 1 the job or the script failed at run time;
- * 2 wrong usage, a job script that does not load (syntax error), nothing
- * to resume, or output a fresh start would duplicate; 3 every completed
- * checkpoint is corrupt (the job can neither resume nor start afresh).
+ * Exit status: 0 success; 1 the job or the script failed at run time (or
+ * was cancelled by tide cancel), or a job control command failed (unknown
+ * job, failed savepoint); 2 wrong usage, a job script that does not load
+ * (syntax error), nothing to resume, a savepoint that cannot be restored,
+ * or output a fresh start would duplicate; 3 every completed checkpoint is
+ * corrupt (the job can neither resume nor start afresh); 130/143 SIGINT /
+ * SIGTERM.
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <time.h>
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
@@ -28,17 +38,28 @@
 
 #include "luacompat.h"
 
+#include <jansson.h>
+
+#include "client.h"
+#include "control.h"
 #include "host.h"
 #include "job.h"
 #include "keygroup.h"
 #include "metadata.h"
+#include "rundir.h"
 
 static const char USAGE[] =
     "usage: tide run JOB.lua [--vm lua5.4|luajit] [--parallelism N] [--max-parallelism M]\n"
     "                        [--checkpoint-dir D] [--checkpoint-interval T]\n"
     "                        [--resume] [--allow-existing-output]\n"
+    "                        [--from-savepoint P [--allow-non-restored-state]]\n"
     "                        [--buffer-timeout T] [--state-backend heap|rocksdb]\n"
-    "                        [--state-dir D] [-- ARGS...]\n"
+    "                        [--state-dir D] [--rest-port N] [--rest-bind ADDR]\n"
+    "                        [-- ARGS...]\n"
+    "       tide list\n"
+    "       tide savepoint JOB [DIR]\n"
+    "       tide stop JOB --savepoint [DIR] [--drain]\n"
+    "       tide cancel JOB\n"
     "       tide verify DIR\n"
     "       tide version\n"
     "       tide help\n"
@@ -64,18 +85,48 @@ static const char USAGE[] =
     "      --allow-existing-output  start afresh even when a file sink's\n"
     "                         directory holds committed output of this job\n"
     "                         (a second set of part files is added)\n"
+    "      --from-savepoint P   restore the savepoint (or checkpoint) directory P:\n"
+    "                         state goes to operators by uid; new operators\n"
+    "                         start empty; another parallelism rescales\n"
+    "      --allow-non-restored-state  drop the state of operators (uids) the\n"
+    "                         job no longer has, instead of refusing\n"
+    "      --rest-port N      the control endpoint's port (default: a free one)\n"
+    "      --rest-bind ADDR   its address (default 127.0.0.1)\n"
     "  -- ARGS...             passed to the script as arg[1..] and ...\n"
+    "  list                   the running jobs of this user on this machine\n"
+    "  savepoint JOB [DIR]    take a savepoint of job JOB into\n"
+    "                         DIR/savepoint-<JOB>-<n> (default DIR: the job's\n"
+    "                         --checkpoint-dir) and print its path\n"
+    "  stop JOB --savepoint [DIR] [--drain]  take a savepoint, then stop the job\n"
+    "                         with its output committed; --drain first emits\n"
+    "                         the MAX watermark (every window fires, timers run)\n"
+    "  cancel JOB             cancel the job (no savepoint)\n"
     "  verify DIR             check a checkpoint directory (chk-<n>), or every\n"
     "                         checkpoint of a job's directory, as --resume does:\n"
     "                         _metadata and every file it lists (magic, version,\n"
     "                         CRC32C, size, the checkpoint and job it was written\n"
-    "                         for); exit 0 if sound, 1 if not\n";
+    "                         for); exit 0 if sound, 1 if not; a savepoint\n"
+    "                         directory is checked the same way\n";
 
 static int usage_error(const char *fmt, const char *what) {
   fprintf(stderr, "tide: ");
   fprintf(stderr, fmt, what);
   fprintf(stderr, "\n%s", USAGE);
   return 2;
+}
+
+/* A fresh job id: 16 hex digits from /dev/urandom (the clock and pid
+ * when it cannot be read). */
+static void new_run_id(char out[17]) {
+  unsigned char b[8];
+  int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+  ssize_t n = fd >= 0 ? read(fd, b, sizeof b) : -1;
+  if (fd >= 0) close(fd);
+  if (n != (ssize_t)sizeof b) {
+    unsigned long long v = (unsigned long long)time(NULL) * 1000003ULL ^ (unsigned long long)getpid();
+    memcpy(b, &v, sizeof b);
+  }
+  for (int i = 0; i < 8; i++) snprintf(out + 2 * i, 3, "%02x", b[i]);
 }
 
 /* A duration as the Lua API takes it: a whole or decimal number and a
@@ -184,12 +235,17 @@ static int cmd_run(int argc, char **argv) {
       {"buffer-timeout", required_argument, NULL, 'b'},
       {"state-backend", required_argument, NULL, 'S'},
       {"state-dir", required_argument, NULL, 'D'},
+      {"rest-port", required_argument, NULL, 'P'},
+      {"rest-bind", required_argument, NULL, 'B'},
+      {"from-savepoint", required_argument, NULL, 's'},
+      {"allow-non-restored-state", no_argument, NULL, 'n'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   int parallelism = 1, max_parallelism = 0, c, resume = 0, allow_existing = 0;
   const char *ckpt_dir = NULL, *ckpt_interval = NULL, *buffer_timeout = NULL;
   const char *state_backend = NULL, *state_dir = NULL;
-  const char *script = NULL;
+  const char *script = NULL, *rest_bind = NULL, *from_savepoint = NULL;
+  int rest_port = 0, allow_non_restored = 0;
   optind = 1;
   opterr = 0;
   /* options may come before or after JOB.lua; "--" ends them */
@@ -250,6 +306,20 @@ static int cmd_run(int argc, char **argv) {
     case 'r':
       resume = 1;
       break;
+    case 'P':
+      if (strcmp(optarg, "0") != 0 && parse_positive(optarg, 65535, &rest_port))
+        return usage_error("--rest-port needs a port from 0 to 65535, not '%s'", optarg);
+      break;
+    case 'B':
+      rest_bind = optarg;
+      break;
+    case 's':
+      if (!optarg[0]) return usage_error("%s", "--from-savepoint needs a savepoint directory");
+      from_savepoint = optarg;
+      break;
+    case 'n':
+      allow_non_restored = 1;
+      break;
     case 'h':
       fputs(USAGE, stdout);
       return 0;
@@ -262,6 +332,10 @@ static int cmd_run(int argc, char **argv) {
     return usage_error("%s", "--checkpoint-interval needs --checkpoint-dir");
   if (max_parallelism && max_parallelism < parallelism)
     return usage_error("%s", "--max-parallelism must be at least --parallelism");
+  if (allow_non_restored && !from_savepoint)
+    return usage_error("%s", "--allow-non-restored-state goes with --from-savepoint");
+  if (from_savepoint && resume)
+    return usage_error("%s", "--resume and --from-savepoint exclude each other");
 
   int n_args = 1 + (argc - optind);
   const char **args = malloc(sizeof(char *) * (size_t)n_args);
@@ -269,23 +343,49 @@ static int cmd_run(int argc, char **argv) {
   args[0] = script;
   for (int i = optind; i < argc; i++) args[1 + i - optind] = argv[i];
 
+  /* the control endpoint and the run file that lets tide list find it */
+  static char run_id[17];
+  new_run_id(run_id);
+  td_control_t *control = NULL;
+  char cerr[512];
+  if (td_control_new(&control, rest_bind, rest_port, run_id, cerr, sizeof cerr) != 0) {
+    fprintf(stderr, "tide: %s\n", cerr);
+    free(args);
+    return rest_port || rest_bind ? 2 : 1;
+  }
+  td_rundir_entry_t entry;
+  memset(&entry, 0, sizeof entry);
+  snprintf(entry.id, sizeof entry.id, "%s", run_id);
+  entry.pid = (long)getpid();
+  entry.pid_start = td_rundir_pid_start(entry.pid);
+  snprintf(entry.address, sizeof entry.address, "%s", td_control_address(control));
+  snprintf(entry.script, sizeof entry.script, "%s", script);
+  entry.started_ms = (int64_t)time(NULL) * 1000;
+  int registered = td_rundir_add(&entry, cerr, sizeof cerr) == 0;
+  if (!registered) fprintf(stderr, "tide: warning: %s (tide list will not show the job)\n", cerr);
+  fprintf(stderr, "tide: job %s, control at http://%s\n", run_id, td_control_address(control));
+
   install_signal_handlers();
+  td_host_set_run_id(run_id);
+  td_host_set_restore_defaults(from_savepoint, allow_non_restored);
   td_host_set_defaults(parallelism, max_parallelism);
   td_host_set_checkpoint_defaults(ckpt_dir, ckpt_interval, resume);
   td_host_set_output_defaults(allow_existing, buffer_timeout);
   td_host_set_state_defaults(state_backend, state_dir);
   lua_State *L = td_host_new_state();
+  int rc = TD_RUN_ERROR;
   if (!L) {
     fprintf(stderr, "tide: out of memory\n");
-    free(args);
-    return 1;
+  } else {
+    add_lua_path(L);
+    static char err[16384];
+    rc = td_host_run_script(L, script, NULL, 0, args, n_args, err, sizeof err);
+    fflush(stdout);
+    if (rc != TD_RUN_OK) fprintf(stderr, "tide: %s\n", err);
+    lua_close(L);
   }
-  add_lua_path(L);
-  static char err[16384];
-  int rc = td_host_run_script(L, script, NULL, 0, args, n_args, err, sizeof err);
-  fflush(stdout);
-  if (rc != TD_RUN_OK) fprintf(stderr, "tide: %s\n", err);
-  lua_close(L);
+  if (registered) td_rundir_remove(run_id);
+  td_control_free(control);
   free(args);
   return rc;
 }
@@ -368,6 +468,216 @@ static int cmd_verify(int argc, char **argv) {
   return bad || complete == 0 ? 1 : 0;
 }
 
+/* ---- job control: tide list | savepoint | stop | cancel ----------------------
+ * The commands find a job's control endpoint in the run directory
+ * (core/rundir.h) and talk to it (core/control.h, docs/REST.md). */
+
+/* The run entry of job id, or an error message and exit status 1. */
+static int find_job(const char *id, td_rundir_entry_t *e) {
+  char err[512];
+  int stale;
+  int rc = td_rundir_find(id, e, &stale, err, sizeof err);
+  if (rc == 0) return 0;
+  if (rc != -ENOENT) fprintf(stderr, "tide: %s\n", err);
+  else if (stale)
+    fprintf(stderr, "tide: job %s is not running: its process is gone (its stale run file was "
+            "removed)\n", id);
+  else
+    fprintf(stderr, "tide: no running job %s (tide list shows the running jobs)\n", id);
+  return 1;
+}
+
+/* One request to job e's endpoint: the parsed JSON answer (NULL with a
+ * message printed when it cannot be had or is an error). */
+static json_t *ask(const td_rundir_entry_t *e, const char *method, const char *path,
+                   const char *body, int timeout_ms) {
+  char err[1024], url[600];
+  int status;
+  char *resp;
+  snprintf(url, sizeof url, "/jobs/%s%s", e->id, path);
+  if (td_client_request(e->address, method, url, body, timeout_ms, &status, &resp, err,
+                        sizeof err) != 0) {
+    fprintf(stderr, "tide: job %s: %s\n", e->id, err);
+    return NULL;
+  }
+  json_error_t je;
+  json_t *o = json_loads(resp, 0, &je);
+  free(resp);
+  if (!o) {
+    fprintf(stderr, "tide: job %s: the control endpoint's answer is not JSON\n", e->id);
+    return NULL;
+  }
+  if (status >= 300) {
+    json_t *msg = json_array_get(json_object_get(o, "errors"), 0);
+    fprintf(stderr, "tide: job %s: %s\n", e->id,
+            json_is_string(msg) ? json_string_value(msg) : "the request failed");
+    json_decref(o);
+    return NULL;
+  }
+  return o;
+}
+
+static void sleep_ms(int ms) {
+  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
+/* Wait up to ms for the process of e to end. 1 when it did. */
+static int await_exit(const td_rundir_entry_t *e, int ms) {
+  for (int waited = 0; waited < ms; waited += 50) {
+    long long start = td_rundir_pid_start(e->pid);
+    if (start < 0 || (e->pid_start >= 0 && start != e->pid_start)) return 1;
+    sleep_ms(50);
+  }
+  return 0;
+}
+
+/* An absolute path for dir (relative to this command's directory, which
+ * need not be the job's), into buf. */
+static const char *absolute(const char *dir, char *buf, size_t len) {
+  if (dir[0] == '/') {
+    snprintf(buf, len, "%s", dir);
+    return buf;
+  }
+  char cwd[4096];
+  if (!getcwd(cwd, sizeof cwd)) return dir;
+  snprintf(buf, len, "%s/%s", cwd, dir);
+  return buf;
+}
+
+/* POST a savepoint or stop request and poll it: the savepoint path
+ * printed on stdout, exit 0; or the reason on stderr, exit 1. */
+static int savepoint_request(const td_rundir_entry_t *e, const char *dir, int stop, int drain) {
+  char abs[4200];
+  json_t *body = json_object();
+  if (dir) json_object_set_new(body, stop ? "targetDirectory" : "target-directory",
+                               json_string(absolute(dir, abs, sizeof abs)));
+  if (stop) json_object_set_new(body, "drain", json_boolean(drain));
+  char *text = json_dumps(body, JSON_COMPACT);
+  json_decref(body);
+  json_t *r = text ? ask(e, "POST", stop ? "/stop" : "/savepoints", text, 10000) : NULL;
+  free(text);
+  if (!r) return 1;
+  char rid[64];
+  snprintf(rid, sizeof rid, "%s", json_string_value(json_object_get(r, "request-id")) ?
+           json_string_value(json_object_get(r, "request-id")) : "");
+  json_decref(r);
+  char path[128];
+  snprintf(path, sizeof path, "/savepoints/%s", rid);
+  for (;;) {
+    json_t *st = ask(e, "GET", path, NULL, 10000);
+    if (!st) return 1;
+    const char *status = json_string_value(json_object_get(json_object_get(st, "status"), "id"));
+    if (status && strcmp(status, "COMPLETED") == 0) {
+      json_t *op = json_object_get(st, "operation");
+      const char *loc = json_string_value(json_object_get(op, "location"));
+      const char *why =
+          json_string_value(json_object_get(json_object_get(op, "failure-cause"), "message"));
+      int rc = 0;
+      if (loc) {
+        printf("%s\n", loc);
+        fflush(stdout);
+      } else {
+        fprintf(stderr, "tide: job %s: %s\n", e->id, why ? why : "the savepoint failed");
+        rc = 1;
+      }
+      json_decref(st);
+      if (rc == 0 && stop && !await_exit(e, 120000)) {
+        fprintf(stderr, "tide: job %s took its savepoint but has not ended after 120 s\n", e->id);
+        rc = 1;
+      }
+      return rc;
+    }
+    json_decref(st);
+    sleep_ms(50);
+  }
+}
+
+static int cmd_list(int argc, char **argv) {
+  (void)argv;
+  if (argc != 1) return usage_error("%s", "list takes no arguments");
+  td_rundir_entry_t *es;
+  size_t n;
+  int stale;
+  char err[512];
+  if (td_rundir_list(&es, &n, &stale, err, sizeof err) != 0) {
+    fprintf(stderr, "tide: %s\n", err);
+    return 1;
+  }
+  if (stale)
+    fprintf(stderr, "tide: removed %d stale run file%s of jobs whose process is gone\n", stale,
+            stale == 1 ? "" : "s");
+  if (n) printf("%-16s  %-10s  %-8s  %-21s  %s\n", "JOB", "STATUS", "PID", "CONTROL", "SCRIPT");
+  for (size_t i = 0; i < n; i++) {
+    char status[32] = "UNREACHABLE", err2[512], url[128];
+    int code;
+    char *resp;
+    snprintf(url, sizeof url, "/jobs/%s", es[i].id);
+    if (td_client_request(es[i].address, "GET", url, NULL, 2000, &code, &resp, err2,
+                          sizeof err2) == 0) {
+      json_error_t je;
+      json_t *o = json_loads(resp, 0, &je);
+      const char *st = json_string_value(json_object_get(o, "state"));
+      if (code == 200 && st) snprintf(status, sizeof status, "%s", st);
+      json_decref(o);
+      free(resp);
+    }
+    printf("%-16s  %-10s  %-8ld  %-21s  %s\n", es[i].id, status, es[i].pid, es[i].address,
+           es[i].script);
+  }
+  free(es);
+  return 0;
+}
+
+static int cmd_savepoint(int argc, char **argv) {
+  if (argc < 2 || argc > 3 || argv[1][0] == '-' || (argc == 3 && argv[2][0] == '-'))
+    return usage_error("%s", "savepoint needs a job id and at most a directory");
+  td_rundir_entry_t e;
+  if (find_job(argv[1], &e)) return 1;
+  return savepoint_request(&e, argc == 3 ? argv[2] : NULL, 0, 0);
+}
+
+static int cmd_stop(int argc, char **argv) {
+  const char *job = NULL, *dir = NULL;
+  int savepoint = 0, drain = 0;
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--savepoint") == 0) {
+      savepoint = 1;
+      if (i + 1 < argc && argv[i + 1][0] != '-') dir = argv[++i];
+    } else if (strncmp(argv[i], "--savepoint=", 12) == 0) {
+      savepoint = 1;
+      dir = argv[i] + 12;
+    } else if (strcmp(argv[i], "--drain") == 0 || strcmp(argv[i], "-d") == 0) {
+      drain = 1;
+    } else if (argv[i][0] == '-' || job) {
+      return usage_error("stop: unexpected argument '%s'", argv[i]);
+    } else {
+      job = argv[i];
+    }
+  }
+  if (!job) return usage_error("%s", "stop needs a job id");
+  if (!savepoint)
+    return usage_error("%s", "stop needs --savepoint [DIR] (tide cancel ends a job without one)");
+  td_rundir_entry_t e;
+  if (find_job(job, &e)) return 1;
+  return savepoint_request(&e, dir, 1, drain);
+}
+
+static int cmd_cancel(int argc, char **argv) {
+  if (argc != 2 || argv[1][0] == '-') return usage_error("%s", "cancel needs a job id");
+  td_rundir_entry_t e;
+  if (find_job(argv[1], &e)) return 1;
+  json_t *r = ask(&e, "PATCH", "?mode=cancel", NULL, 10000);
+  if (!r) return 1;
+  json_decref(r);
+  if (!await_exit(&e, 120000)) {
+    fprintf(stderr, "tide: job %s was asked to cancel but has not ended after 120 s\n", e.id);
+    return 1;
+  }
+  fprintf(stderr, "tide: job %s cancelled\n", e.id);
+  return 0;
+}
+
 #ifdef TD_LUAJIT
 #define THIS_VM "luajit"
 #define OTHER_VM "lua5.4"
@@ -426,6 +736,10 @@ int main(int argc, char **argv) {
   const char *cmd = argv[1];
   if (strcmp(cmd, "run") == 0) return cmd_run(argc - 1, argv + 1);
   if (strcmp(cmd, "verify") == 0) return cmd_verify(argc - 1, argv + 1);
+  if (strcmp(cmd, "list") == 0) return cmd_list(argc - 1, argv + 1);
+  if (strcmp(cmd, "savepoint") == 0) return cmd_savepoint(argc - 1, argv + 1);
+  if (strcmp(cmd, "stop") == 0) return cmd_stop(argc - 1, argv + 1);
+  if (strcmp(cmd, "cancel") == 0) return cmd_cancel(argc - 1, argv + 1);
   if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
     printf("tide %s (%s)\n", TD_VERSION, TD_LUA_RELEASE);
     return 0;

@@ -274,6 +274,7 @@ int td_task_emit_batch(td_task_t *t, int edge, const char *data, const uint32_t 
     if (rc) return rc;
     start = ends[i];
   }
+  if (n > 0) atomic_fetch_add_explicit(&t->st->records_out, n, memory_order_relaxed);
   flush_due(t);
   return 0;
 }
@@ -286,6 +287,7 @@ int td_task_emit_watermark(td_task_t *t, int edge, int64_t wm) {
   unsigned char ev[TD_EXT8_SIZE];
   td_ext8(ev, TD_EXT_WATERMARK, wm);
   int rc = append_all(o, ev, sizeof ev);
+  if (!t->st->gate) atomic_store_explicit(&t->st->watermark, wm, memory_order_relaxed);
   return rc ? out_error(t, rc) : 0;
 }
 
@@ -452,7 +454,11 @@ int td_task_poll(td_task_t *t, int timeout, td_batch_t *b) {
   if (t->valve_dirty) {
     int64_t wm = 0;
     t->valve_dirty = 0;
-    if (batch_event(b, td_valve_update(&t->valve, &wm), wm)) return TD_TASK_BATCH;
+    if (batch_event(b, td_valve_update(&t->valve, &wm), wm)) {
+      if (b->event == TD_TASK_EV_WATERMARK)
+        atomic_store_explicit(&t->st->watermark, wm, memory_order_relaxed);
+      return TD_TASK_BATCH;
+    }
   }
   int events, rc;
   td_align_event_t aev;
@@ -557,6 +563,10 @@ int td_task_poll(td_task_t *t, int timeout, td_batch_t *b) {
     t->advance_to = off;
   }
   td_input_returned(in, n);
+  /* the control endpoint's counters: once per batch */
+  if (n) atomic_fetch_add_explicit(&t->st->records_in, n, memory_order_relaxed);
+  if (b->event == TD_TASK_EV_WATERMARK)
+    atomic_store_explicit(&t->st->watermark, b->value, memory_order_relaxed);
   b->n = n;
   b->off = t->off;
   b->stop = t->end;

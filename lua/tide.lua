@@ -764,6 +764,14 @@ local function build_plan(env, name)
     for i, x in ipairs(n.inputs) do sins[i] = x.node .. (x.key and ":keyed" or "") .. (x.tag and (":" .. x.tag) or "") end
     shape[#shape + 1] = string.format("%d:%s:%s:%s", n.id, n.kind, n.uid, table.concat(sins, ","))
   end
+  -- per task its operators, for the control endpoint's job graph
+  for _, t in ipairs(tasks) do
+    t.ops = {}
+    for j, id in ipairs(t.nodes) do
+      local n = nodes[id]
+      t.ops[j] = { uid = n.uid, name = n.name or n.kind, kind = n.kind }
+    end
+  end
   local args = {}
   for i = 0, #(arg or {}) do args[i] = arg[i] end
   if not args[0] then error("cannot find the job script's path (arg[0])", 3) end
@@ -851,8 +859,26 @@ function Env:execute(name)
   local job_dir = cc and ckpt.job_dir(cc.dir, name)
   local defaults = core.defaults()
   local function warn(msg) io.stderr:write("tide: warning: ", msg, "\n") end
-  local restore
-  if defaults.resume then
+  local restore, savepoint
+  if cc then
+    -- one job at a time per checkpoint directory (a lock held until the
+    -- process ends)
+    local okd, derr = core.mkdir_p(job_dir)
+    if not okd then error(usage_error(derr), 2) end
+    local okl, lerr = core.lock_dir(job_dir)
+    if not okl then error(usage_error(lerr), 2) end
+  end
+  if defaults.from_savepoint then
+    if defaults.resume then error(usage_error("--resume and --from-savepoint exclude each other"), 2) end
+    local err
+    savepoint, err = ckpt.open_savepoint(defaults.from_savepoint)
+    if not savepoint then error(usage_error(err), 2) end
+    local why = ckpt.savepoint_refusal(savepoint, plan, self, defaults.allow_non_restored_state, warn)
+    if why then error(usage_error(why), 2) end
+    io.stderr:write(string.format("tide: restoring job '%s' from savepoint %s (taken of job '%s', checkpoint %d)\n",
+      name, savepoint.dir, savepoint.job_name or "?", savepoint.id))
+    restore = savepoint
+  elseif defaults.resume then
     if not cc then
       error(usage_error("--resume needs a checkpoint directory (--checkpoint-dir or env{checkpoint = {dir = ...}})"), 2)
     end
@@ -877,8 +903,12 @@ function Env:execute(name)
         #f.files > 3 and string.format(" and %d more", #f.files - 3) or "")), 2)
     end
   end
-  -- the id in the part files' names: a resumed job keeps its run's
+  -- the id in the part files' names: a resumed job keeps its run's (so
+  -- does a job restored from a savepoint: recovery commits the part files
+  -- the savepoint had pending, under their names)
   plan.job_id = restore and restore.job.lineage or random_id()
+  plan.run_id = defaults.run_id
+  plan.savepoint_dir = cc and cc.dir
   local restart = ckpt.restart_strategy(self.restart_cfg, cc ~= nil)
   local t0 = core.now_ms()
   local notes, restarts = {}, 0
@@ -888,8 +918,9 @@ function Env:execute(name)
       core.now_ms() - t0, restarts, restarts == 1 and "" or "s"))
     for _, line in ipairs(notes) do io.stderr:write("tide:   ", line, "\n") end
   end
+  local run_first -- the first checkpoint id of this run
   while true do
-    if restore and (restore.job.fingerprint ~= plan.fingerprint or
+    if restore and restore ~= savepoint and (restore.job.fingerprint ~= plan.fingerprint or
         (restore.job.max_parallelism and restore.job.max_parallelism ~= plan.max_parallelism)) then
       -- the same graph at another parallelism: rescaling (keyed state by
       -- key-group range, operator state and source splits redistributed)
@@ -898,19 +929,26 @@ function Env:execute(name)
     end
     if cc then
       local ids = ckpt.list(job_dir)
+      run_first = run_first or (ids[1] or 0) + 1
       plan.checkpoint = { dir = job_dir, interval = cc.interval, timeout = cc.timeout, min_pause = cc.min_pause,
         max_concurrent = cc.max_concurrent, retained = cc.retained, mode = cc.mode, unaligned = cc.unaligned,
         tolerable_failed = cc.tolerable_failed_checkpoints, first_id = (ids[1] or 0) + 1,
         job_info = ckpt.job_info(self, plan, name), expected = ckpt.expected_files(self, plan) }
     end
     plan.restore_dir = restore and restore.dir or nil
-    local ok, err, run_notes = core.execute(plan)
+    local ok, err, run_notes, stopped_at = core.execute(plan)
     table.move(run_notes, 1, #run_notes, #notes + 1, notes)
-    if ok then break end
+    if ok then
+      if stopped_at then
+        io.stderr:write(string.format("tide: job '%s' stopped with savepoint %s\n", name, stopped_at))
+      end
+      break
+    end
     local sig = core.cancel_signal()
-    if sig then
-      -- SIGINT/SIGTERM: no restart; what the run was writing goes, what
-      -- checkpoints completed stays
+    local cancelled_by = sig and ("cancelled by " .. (sig == 2 and "SIGINT" or "SIGTERM")) or core.cancel_reason()
+    if cancelled_by then
+      -- SIGINT/SIGTERM or tide cancel: no restart; what the run was
+      -- writing goes, what checkpoints completed stays
       local removed = {}
       for _, n in ipairs(self.nodes) do
         local dir = n.kind == "sink" and n.sink.dir
@@ -920,12 +958,11 @@ function Env:execute(name)
           end
         end
       end
-      local sname = sig == 2 and "SIGINT" or "SIGTERM"
-      summary("cancelled by " .. sname)
-      error(usage_error(string.format("job '%s' cancelled by %s: %d in-progress part file%s removed; %s", name,
-        sname, #removed, #removed == 1 and "" or "s",
+      summary(cancelled_by)
+      error(usage_error(string.format("job '%s' %s: %d in-progress part file%s removed; %s", name,
+        cancelled_by, #removed, #removed == 1 and "" or "s",
         cc and ("completed checkpoints kept in " .. job_dir .. " (--resume continues from the latest)")
-        or "no checkpoints were configured"), 128 + sig), 2)
+        or "no checkpoints were configured"), sig and 128 + sig or 1), 2)
     end
     local delay = restart.on_failure(core.now_ms())
     if not delay then
@@ -934,10 +971,13 @@ function Env:execute(name)
     end
     restarts = restarts + 1
     io.stderr:write(string.format("tide: job '%s' failed; restarting in %d ms: %s\n", name, delay, err))
+    core.set_restarting()
     core.sleep_ms(delay)
     if cc then
       local corrupt
       restore, corrupt = ckpt.find_latest(job_dir, warn, name)
+      -- restored from a savepoint: only this run's checkpoints are newer
+      if savepoint and (not restore or restore.id < run_first) then restore, corrupt = savepoint, {} end
       if not restore and #corrupt > 0 then
         summary("failed")
         error(no_checkpoint_error(job_dir, corrupt), 2)

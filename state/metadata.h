@@ -9,7 +9,7 @@
  *
  *   TD_META_INFO      32 bytes: u64 checkpoint id, u64 wall time of
  *                     completion (ms since the epoch), u32 flags
- *                     (TD_META_FINAL), u32 number of subtasks, 8 zero bytes
+ *                     (TD_META_FINAL, TD_META_SAVEPOINT), u32 number of subtasks, 8 zero bytes
  *   TD_META_JOB       the planner's job description (opaque here:
  *                     MessagePack with the graph fingerprint, tasks, uids)
  *   TD_META_SUBTASKS  one byte per subtask, in job order:
@@ -50,7 +50,7 @@ enum {
   TD_META_NAME = 4,
   TD_META_FILES = 5
 };
-enum { TD_META_FINAL = 1 };
+enum { TD_META_FINAL = 1, TD_META_SAVEPOINT = 2 };
 enum { TD_META_SUB_FINISHED = 1, TD_META_SUB_INFLIGHT = 2 };
 
 /* The section of a state file that holds its data (an operator's encoded

@@ -159,6 +159,76 @@ function M.rescale_refusal(restore, plan, env)
   return nil
 end
 
+--- Open a savepoint (or a retained checkpoint) for tide run
+-- --from-savepoint: the directory is checked as recovery checks a
+-- checkpoint (tide verify): _metadata and every file it lists, with the
+-- job name _metadata records (a savepoint restores into a job of another
+-- name). Relocatable: nothing in it names its own location.
+-- @return metadata (see read_metadata) or nil, message naming the
+--   directory and the faulty file
+function M.open_savepoint(path)
+  path = path:gsub("(.)/+$", "%1")
+  local meta, err, code = core.verify_checkpoint(path, nil)
+  if meta then return meta end
+  if code == "ENOENT" then
+    return nil, string.format("cannot restore %s: not a savepoint (no %s/_metadata)", path, path)
+  end
+  return nil, string.format("cannot restore savepoint %s: %s", path, err)
+end
+
+--- Why a savepoint cannot be restored by plan (Flink's restore rules:
+-- state maps to operators by uid), or nil. Refused: another max
+-- parallelism (the number of key groups); a uid with state in the
+-- savepoint that the new job lacks, unless allow_non_restored (then that
+-- state is dropped, with a warning through warn); a C module operator at
+-- another parallelism. Operators of the new job absent from the savepoint
+-- start empty; another parallelism rescales.
+function M.savepoint_refusal(sp, plan, env, allow_non_restored, warn)
+  local job = sp.job
+  if job.max_parallelism and job.max_parallelism ~= plan.max_parallelism then
+    return string.format("savepoint %s was taken with max parallelism %s and the job now has %d: the number " ..
+      "of key groups cannot change; run with --max-parallelism %s", sp.dir, tostring(job.max_parallelism),
+      plan.max_parallelism, tostring(job.max_parallelism))
+  end
+  local new = {}
+  for _, n in ipairs(env.nodes) do new[n.uid] = n end
+  local dropped = {}
+  for _, t in ipairs(job.tasks) do
+    for _, uid in ipairs(t.uids) do
+      local n = new[uid]
+      if not n then
+        -- state of an operator the new job lacks: any subtask's file with data
+        local has_state = false
+        for s = 0, t.parallelism - 1 do
+          local v = core.read_state(sp.dir .. "/" .. M.state_file(uid, s))
+          if v then has_state = true end
+        end
+        if has_state then dropped[#dropped + 1] = uid end
+      elseif t.parallelism ~= n.p then
+        local mod = n.kind == "module" or (n.source and n.source.type == "module") or
+          (n.sink and n.sink.type == "module")
+        if mod then
+          return string.format("savepoint %s cannot be restored at another parallelism: %s (uid '%s') is a C " ..
+            "module operator, whose state is restored per subtask", sp.dir, n.name, n.uid)
+        end
+      end
+    end
+  end
+  if #dropped > 0 then
+    table.sort(dropped)
+    local list = "'" .. table.concat(dropped, "', '") .. "'"
+    if not allow_non_restored then
+      return string.format("savepoint %s holds state of operator%s %s, which the job no longer has (no operator " ..
+        "with that uid); restoring would lose it. Give the operator back its uid, or pass " ..
+        "--allow-non-restored-state to drop that state", sp.dir, #dropped == 1 and "" or "s", list)
+    end
+    if warn then
+      warn(string.format("--allow-non-restored-state: the state of %s in savepoint %s is not restored", list, sp.dir))
+    end
+  end
+  return nil
+end
+
 --- The state files each subtask's snapshot writes, per subtask in job
 -- order (task by task), each a "\n"-separated list: one file per operator
 -- of the subtask's chain (the coordinator aborts a checkpoint missing one).

@@ -405,8 +405,8 @@ function ops.process(node, out, rt)
       side_flush()
     end
     function op.next_timer() return service:next_processing_time() end
-    function op.snapshot()
-      return { keyed = backend:snapshot(), timers = service:snapshot(), operator_state = ctx.operator_state:snapshot() }
+    function op.snapshot(opts)
+      return { keyed = backend:snapshot(opts), timers = service:snapshot(), operator_state = ctx.operator_state:snapshot() }
     end
     function op.restore(s, all)
       for _, o in ipairs(keyed_sources(s, all, rt)) do
@@ -750,7 +750,7 @@ local function aggregation_loop(node, out, rt, agg, st, mode)
     end
   end
   return { push = push, finish = finish,
-    snapshot = function() return { keyed = st:snapshot(), raws = raws } end,
+    snapshot = function(opts) return { keyed = st:snapshot(opts), raws = raws } end,
     restore = function(s, all)
       -- the combiner's partials (mode "combine") belong to its subtask,
       -- whatever their key groups

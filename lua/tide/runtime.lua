@@ -173,15 +173,18 @@ local function remote_output(edge, env, rt)
 end
 
 -- Restored state of a subtask: reads the state file of every operator of
--- the chain from the checkpoint directory; all(uid) lazily gives every old
--- subtask's snapshot of an operator (for operator-state redistribution and,
--- at another parallelism, keyed state by key-group range); its field n is
--- the operator's old parallelism. Returns the states (by node id; nil for
--- an operator whose old parallelism had no subtask of this index), all,
--- whether the subtask had finished, whether it has in-flight data, and
--- whether the task runs at another parallelism than in the checkpoint
--- (rescaled: the planning VM checked the graph and max parallelism match
--- and there is no in-flight data, checkpoint.rescale_refusal).
+-- the chain from the checkpoint (or savepoint) directory; all(uid) lazily
+-- gives every old subtask's snapshot of an operator (for operator-state
+-- redistribution and, at another parallelism, keyed state by key-group
+-- range), nil for an operator the checkpoint does not have (a new operator
+-- of a job restored from a savepoint: it starts empty); its field n is the
+-- operator's old parallelism. Returns the states (by node id; nil for an
+-- operator whose old parallelism had no subtask of this index), all,
+-- whether the subtask had finished, whether it has in-flight data, and per
+-- node id whether the operator runs at another parallelism than in the
+-- checkpoint (rescaled: the planning VM checked the max parallelism
+-- matches and there is no in-flight data, checkpoint.rescale_refusal and
+-- checkpoint.savepoint_refusal).
 local function restored_state(env, task, ctx, ckpt)
   local dir = ctx.restore_dir
   local meta = assert(ckpt.read_metadata(dir))
@@ -193,33 +196,35 @@ local function restored_state(env, task, ctx, ckpt)
     first = first + info.parallelism
   end
   local head = old_of[env.nodes[task.head].uid]
-  local old_p = head.p
-  local rescaled = old_p ~= ctx.parallelism
-  local finished, inflight
-  if not rescaled then
+  local old_p = head and head.p or ctx.parallelism
+  -- a new head operator (a job restored from a savepoint) has not finished
+  local finished, inflight = false, false
+  if head and old_p == ctx.parallelism then
     local flags = meta.subtasks[head.first + ctx.subtask + 1] or 0
     finished, inflight = compat.band(flags, 1) == 1, compat.band(flags, 2) == 2
-  else
+  elseif head then
     -- finished only when every old subtask had (a final checkpoint)
     finished = true
     for i = 1, old_p do
       if compat.band(meta.subtasks[head.first + i] or 0, 1) == 0 then finished = false end
     end
-    inflight = false
   end
   local function read(uid, s)
     local v, err = core.read_state(dir .. "/" .. ckpt.state_file(uid, s))
     if v == nil then error("cannot restore " .. dir .. ": " .. tostring(err), 0) end
     return v
   end
-  local states = {}
+  local states, rescaled = {}, {}
   for _, id in ipairs(task.nodes) do
     local uid = env.nodes[id].uid
     local o = old_of[uid]
-    if not o then error(string.format("cannot restore %s: it has no state of operator '%s'", dir, uid), 0) end
-    if ctx.subtask < o.p then states[id] = read(uid, ctx.subtask) end
+    if o then
+      if ctx.subtask < o.p then states[id] = read(uid, ctx.subtask) end
+      rescaled[id] = o.p ~= ctx.parallelism
+    end
   end
   local function all(uid)
+    if not old_of[uid] then return nil end
     local n = old_of[uid].p
     -- n: the old parallelism (LuaJIT ignores __len on tables)
     return setmetatable({ n = n }, {
@@ -313,14 +318,18 @@ function M.run(env, plan, ctx)
   -- a node's state file holds its operator's snapshot, wrapped with the
   -- source position (the head of a source task) and its combiners' partials
   local function wrapped(id) return (id == task.head and is_source) or combiners[id] ~= nil end
-  local function collect()
+  -- opts, passed to every operator's snapshot(opts) and on to its keyed
+  -- backend's snapshot(opts): {savepoint = true} for a savepoint, which a
+  -- backend writes whole and canonical (a checkpoint may be incremental);
+  -- nil for checkpoints and final states
+  local function collect(opts)
     local files = {}
     for _, id in ipairs(task.nodes) do
       local op = built[id]
       -- the shared files (RocksDB) the operator's snapshot references
       local refs = {}
       state_cfg.refs = refs
-      local snap = op.snapshot and op.snapshot()
+      local snap = op.snapshot and op.snapshot(opts)
       state_cfg.refs = nil
       if #refs > 0 then files[ckpt.state_file(nodes[id].uid, ctx.subtask) .. ".shared"] = refs end
       if wrapped(id) then
@@ -338,20 +347,42 @@ function M.run(env, plan, ctx)
     return files
   end
 
-  -- the snapshot of checkpoint id at this point of the input
+  -- the snapshot of checkpoint (or savepoint) id at this point of the input
   local clock = core.monotonic_us
+  -- Stop with a savepoint (Flink's stop-with-savepoint, FLIP-34): a source
+  -- asked for a "stop" savepoint injects its barrier, waits until the
+  -- savepoint completed and ends without the final watermark (stop_mode
+  -- "stop"; if the savepoint failed it reads on); asked for a "drain" one
+  -- it injects nothing and ends with the MAX watermark, every operator
+  -- finishing, so the savepoint holds the finished job's final states
+  -- (stop_mode "drain"). A task that snapshot a stop savepoint (stop_cut)
+  -- fires no more timers: nothing may be emitted after the cut.
+  local stop_mode, stop_cut
+  local savepoint_opts = { savepoint = true }
   local function checkpoint(id)
     -- a barrier of a checkpoint the coordinator gave up is passed on
     if not core.checkpoint_pending(id) then return core.forward_barrier(id) end
+    local kind, stop = core.checkpoint_kind(id)
+    if stop == "drain" and is_source then
+      stop_mode = "drain"
+      return
+    end
     local t0 = clock()
     for _, nid in ipairs(task.nodes) do
       local f = built[nid].prepare_snapshot
       if f then f(id) end
     end
-    state.prepare_snapshot(id)
-    local ok, err = core.snapshot(id, collect, t0)
+    -- keyed state's synchronous part (RocksDB: a checkpoint of the
+    -- instance, or for a savepoint the canonical snapshot, read here)
+    state.prepare_snapshot(id, kind == "savepoint")
+    local ok, err = core.snapshot(id, kind == "savepoint" and function() return collect(savepoint_opts) end
+      or collect, t0)
     state.snapshot_started()
     if not ok then io.stderr:write("tide: ", err, "\n") end
+    if stop == "stop" then
+      stop_cut = true
+      if is_source and ok and core.await_checkpoint(id) then stop_mode = "stop" end
+    end
   end
 
   local seen = 0 -- the newest completed checkpoint the committers were told of
@@ -371,6 +402,7 @@ function M.run(env, plan, ctx)
   -- processing time: fire what is due; return the next deadline (or nil)
   local function fire_due()
     if #timed == 0 then return nil end
+    if stop_cut and core.stopping() == "stop" then return nil end
     local t = now()
     local deadline
     for i = 1, #timed do
@@ -393,12 +425,14 @@ function M.run(env, plan, ctx)
       op_of_fn[read] = nodes[task.head]
     end
     if ctx.restore_dir then
-      local states, all, finished, inflight, rescaled = restored_state(env, task, ctx, ckpt)
+      local states, all, finished, inflight, rescaled_of = restored_state(env, task, ctx, ckpt)
       restored, finished_before = states, finished
       for _, id in ipairs(task.nodes) do
         local s = states[id]
         local olds = all(nodes[id].uid)
-        if wrapped(id) then
+        local rescaled = rescaled_of[id]
+        -- olds nil: an operator the savepoint does not have starts empty
+        if olds and wrapped(id) then
           if rescaled then
             -- old subtask i's source splits and combiner partials go to new
             -- subtask i mod p (the records they stand for are read or sent
@@ -429,7 +463,7 @@ function M.run(env, plan, ctx)
           end, __len = function() return inner.n end })
         end
         local op = built[id]
-        if op.restore and (s or rescaled) then op.restore(s or nil, olds) end
+        if olds and op.restore and (s or rescaled) then op.restore(s or nil, olds) end
       end
       if inflight and not finished then
         local ok, err = core.replay_inflight(ctx.restore_dir .. "/" .. ckpt.inflight_file(ctx.task, ctx.subtask))
@@ -484,14 +518,15 @@ function M.run(env, plan, ctx)
             -- what this source sent goes out before it sleeps, not at the
             -- buffer timeout
             if now() < due then core.flush() end
-            while now() < due do
+            while now() < due and not stop_mode do
               sleep(math.min(100, math.ceil(due - now())))
               local id = tick()
-              while id do
+              while id and not stop_mode do
                 checkpoint(id)
-                id = tick()
+                id = not stop_mode and tick()
               end
             end
+            if stop_mode then break end
           end
           -- pushed: a C module source ran the batch through its chain
           -- already (0 records and pushed: nothing right now)
@@ -504,15 +539,17 @@ function M.run(env, plan, ctx)
           -- with a checkpoint to take first (FLIP-76: a source blocked
           -- for credit must still inject barriers)
           local id = tick()
-          while id do
+          while id and not stop_mode do
             checkpoint(id)
-            id = tick()
+            id = not stop_mode and tick()
           end
+          if stop_mode then break end
           fire_due()
           check_completed()
         end
-        -- a bounded source ends with the final watermark (Flink's MAX_WATERMARK)
-        head.watermark(MAXWM)
+        -- a bounded source ends with the final watermark (Flink's
+        -- MAX_WATERMARK), and so does a drained one; a stopped one does not
+        if stop_mode ~= "stop" then head.watermark(MAXWM) end
         flush_state()
       else
         -- a C module operator at the head polls the exchange in C
@@ -539,15 +576,22 @@ function M.run(env, plan, ctx)
         end
       end
       -- end of input: pending processing-time timers are dropped, as Flink
-      -- quiesces its timer service
+      -- quiesces its timer service. Stopped with a savepoint (not drained),
+      -- the operators are not finished (their final output would come
+      -- after the cut); sinks still close what they write
+      local suspended = stop_cut and core.stopping() == "stop"
       for _, id in ipairs(task.nodes) do
-        local f = built[id].finish
-        if f then f() end
-        for _, c in pairs(combiners[id] or {}) do c.finish() end
+        local op = built[id]
+        if op.finish and (not suspended or op.notify_checkpoint_complete) then op.finish() end
+        if not suspended then
+          for _, c in pairs(combiners[id] or {}) do c.finish() end
+        end
       end
       flush_state()
       core.finish()
-      core.finished(collect)
+      -- drained for a savepoint: the final states are the savepoint's, so
+      -- canonical (a RocksDB backend's, self-contained)
+      core.finished(function() return collect(core.stopping() == "drain" and savepoint_opts or nil) end)
     end
     -- commit on every completed checkpoint until the final one
     while true do

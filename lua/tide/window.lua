@@ -855,7 +855,8 @@ end
 -- the caller through put), timers derived as the general operator with the
 -- default event-time trigger holds them: at max_timestamp while the
 -- watermark is before it, and the cleanup timer at cleanup (when later).
-local function fast_snapshot(rt, P, wm, merging)
+-- opts: the runtime's snapshot options ({savepoint = true}), for the backend.
+local function fast_snapshot(rt, P, wm, merging, opts)
   local b = new_backend(rt)
   local ct = b:state(CONTENTS, contents_kind(P), { namespaced = true }).t
   local mt = merging and b:state(MERGING, "map").t
@@ -880,7 +881,7 @@ local function fast_snapshot(rt, P, wm, merging)
   end
   local function done()
     table.sort(ev, function(x, y) return x[1] < y[1] end)
-    snap.keyed = b:snapshot()
+    snap.keyed = b:snapshot(opts)
     return snap
   end
   return put, done
@@ -1610,8 +1611,8 @@ local function general_op(node, out, rt, P)
     late.flush()
   end
   function op.dropped() return late.dropped end
-  function op.snapshot()
-    return { window = FORMAT, watermark = tm.watermark, keyed = B:snapshot(), timers = tm:snapshot() }
+  function op.snapshot(opts)
+    return { window = FORMAT, watermark = tm.watermark, keyed = B:snapshot(opts), timers = tm:snapshot() }
   end
   --- Restore from a window snapshot of any implementation (data: this
   -- subtask's; all: every old subtask's, for rescaling).
@@ -2165,9 +2166,9 @@ local function aligned_op(node, out, rt, P)
   -- The snapshot holds every live window (not yet cleaned up) per key: its
   -- slices' accumulators combined (key_result), as the general operator
   -- holds it.
-  function op.snapshot()
+  function op.snapshot(opts)
     local wm = tm.watermark
-    local put, finish_snap = fast_snapshot(rt, P, wm, false)
+    local put, finish_snap = fast_snapshot(rt, P, wm, false, opts)
     local wins = {}
     for s in pairs(slices) do
       local ws = s - (s - off) % slide
@@ -2536,9 +2537,9 @@ local function session_op(node, out, rt, P)
   -- The snapshot holds the sessions as the general operator holds them:
   -- each session is a window of the merging window set, its own state
   -- window; their timers follow from their ends.
-  function op.snapshot()
+  function op.snapshot(opts)
     local wm = tm.watermark
-    local put, finish_snap = fast_snapshot(rt, P, wm, true)
+    local put, finish_snap = fast_snapshot(rt, P, wm, true, opts)
     for k, s in pairs(S.SS) do
       while s ~= nil do
         local acc = s.acc

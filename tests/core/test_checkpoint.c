@@ -32,6 +32,7 @@
 
 #include "checkpoint.h"
 #include "error.h"
+#include "metadata.h"
 #include "snapshot.h"
 #include "testlib.h"
 
@@ -1207,6 +1208,162 @@ TD_TEST(test_checkpoint_on_trigger_and_durations) {
   fx_free(&f);
 }
 
+
+/* ---- savepoints ---- */
+
+/* sp_path - root/sp/savepoint-<job id>-<id>. */
+static const char *sp_path(const fx_t *f, int64_t id, char *buf, size_t len) {
+  snprintf(buf, len, "%s/sp/savepoint-j1-%lld", f->root, (long long)id);
+  return buf;
+}
+
+TD_TEST(test_checkpoint_savepoint_written_apart) {
+  fx_t f;
+  if (!fx_init(&f)) return;
+  f.cfg.interval_ms = 0; /* savepoints only */
+  f.cfg.job_id = "j1";
+  if (fx_start(&f, 2, src_op)) {
+    char dir[700], path[900], want[900], err[512] = "";
+    int64_t id;
+    snprintf(dir, sizeof dir, "%s/sp", f.root);
+    TD_CHECK_INT(td_coord_trigger_savepoint(f.c, dir, TD_STOP_NONE, &id, path, sizeof path, err,
+                                            sizeof err), 0);
+    TD_CHECK_INT(id, 1);
+    TD_CHECK_STR(path, sp_path(&f, 1, want, sizeof want));
+    TD_CHECK(exists(path));
+    TD_CHECK(!chk_exists(&f, 1, "")); /* not in the checkpoint directory */
+    TD_CHECK_INT(td_coord_requested(f.c, 0), 1);
+    int stop = -1;
+    TD_CHECK_INT(td_coord_kind(f.c, 1, &stop), TD_CKPT_SAVEPOINT);
+    TD_CHECK_INT(stop, TD_STOP_NONE);
+    char got[900];
+    TD_CHECK_STR(td_coord_chk_dir(f.c, 1, got, sizeof got), path); /* where subtasks write */
+    TD_CHECK_INT(td_coord_await(f.c, 1, 50, NULL, 0), TD_CKPT_IN_PROGRESS);
+    ack_all(f.c, 1, 2);
+    TD_CHECK_INT(td_coord_await(f.c, 1, DEADLINE_MS, NULL, 0), TD_CKPT_COMPLETED);
+    TD_CHECK_INT(td_coord_kind(f.c, 1, NULL), 0); /* no longer pending */
+    td_meta_t *m;
+    TD_CHECK_INT(td_meta_read(path, &m, err, sizeof err), 0);
+    if (m) {
+      TD_CHECK_INT(m->id, 1);
+      TD_CHECK_INT(m->flags & TD_META_SAVEPOINT, TD_META_SAVEPOINT);
+      td_meta_free(m);
+    }
+    /* a savepoint is not the job's completed checkpoint */
+    TD_CHECK_INT(td_coord_completed(f.c), 0);
+    td_coord_record_t h[4];
+    TD_CHECK_INT(td_coord_history(f.c, h, 4), 1);
+    TD_CHECK_INT(h[0].id, 1);
+    TD_CHECK_INT(h[0].kind, TD_CKPT_SAVEPOINT);
+    TD_CHECK_INT(h[0].status, TD_CKPT_COMPLETED);
+    TD_CHECK_STR(h[0].path, path);
+  }
+  fx_free(&f);
+}
+
+TD_TEST(test_checkpoint_savepoint_refusals) {
+  fx_t f;
+  if (!fx_init(&f)) return;
+  f.cfg.interval_ms = 0;
+  f.cfg.job_id = "j1";
+  if (fx_start(&f, 2, src_op)) {
+    char dir[700], path[900], want[900], err[1200] = "";
+    int64_t id = -1;
+    /* the savepoint directory exists: refused, named, left as it was */
+    snprintf(dir, sizeof dir, "%s/sp", f.root);
+    TD_CHECK(mkdir(dir, 0777) == 0);
+    sp_path(&f, 1, want, sizeof want);
+    TD_CHECK(mkdir(want, 0777) == 0);
+    TD_CHECK_INT(td_coord_trigger_savepoint(f.c, dir, TD_STOP_NONE, &id, path, sizeof path, err,
+                                            sizeof err), -EEXIST);
+    TD_CHECK(strstr(err, want) != NULL && strstr(err, "exists") != NULL);
+    TD_CHECK_INT(id, 0);
+    TD_CHECK(exists(want));
+    TD_CHECK_INT(td_coord_requested(f.c, 0), 0); /* nothing asked */
+    /* a directory that cannot be created */
+    char file[700];
+    snprintf(file, sizeof file, "%s/plain", f.root);
+    TD_CHECK(write_file(file, "x"));
+    snprintf(dir, sizeof dir, "%s/plain/sp", f.root);
+    TD_CHECK_INT(td_coord_trigger_savepoint(f.c, dir, TD_STOP_NONE, &id, path, sizeof path, err,
+                                            sizeof err), -ENOTDIR);
+    TD_CHECK(strstr(err, dir) != NULL);
+    /* the next one takes the next id: a fresh directory */
+    snprintf(dir, sizeof dir, "%s/sp", f.root);
+    TD_CHECK_INT(td_coord_trigger_savepoint(f.c, dir, TD_STOP_NONE, &id, path, sizeof path, err,
+                                            sizeof err), 0);
+    TD_CHECK(id > 1);
+  }
+  fx_free(&f);
+  /* no checkpoint directory: no savepoints */
+  if (!fx_init(&f)) return;
+  f.cfg.dir = NULL;
+  if (fx_start(&f, 2, src_op)) {
+    char dir[700], path[900], err[512] = "";
+    int64_t id;
+    snprintf(dir, sizeof dir, "%s/sp", f.root);
+    TD_CHECK_INT(td_coord_trigger_savepoint(f.c, dir, TD_STOP_NONE, &id, path, sizeof path, err,
+                                            sizeof err), TD_EINVAL);
+    TD_CHECK(strstr(err, "checkpoint directory") != NULL);
+  }
+  fx_free(&f);
+}
+
+TD_TEST(test_checkpoint_savepoint_not_subsumed) {
+  fx_t f;
+  if (!fx_init(&f)) return;
+  f.cfg.job_id = "j1";
+  f.cfg.max_concurrent = 2;
+  if (fx_start(&f, 2, src_op)) {
+    int64_t chk = first_request(&f), sp;
+    char dir[700], path[900], err[512];
+    snprintf(dir, sizeof dir, "%s/sp", f.root);
+    TD_CHECK_INT(td_coord_trigger_savepoint(f.c, dir, TD_STOP_NONE, &sp, path, sizeof path, err,
+                                            sizeof err), 0);
+    TD_CHECK_INT(sp, chk + 1);
+    /* no periodic trigger while a savepoint is pending */
+    TD_CHECK(quiet_for(f.c, 100));
+    TD_CHECK_INT(td_coord_requested(f.c, 0), sp);
+    ack_all(f.c, sp, 2);
+    TD_CHECK_INT(td_coord_await(f.c, sp, DEADLINE_MS, NULL, 0), TD_CKPT_COMPLETED);
+    /* the older checkpoint is still pending, then completes */
+    TD_CHECK(td_coord_is_pending(f.c, chk));
+    ack_all(f.c, chk, 2);
+    TD_CHECK(wait_completed(f.c, chk));
+    TD_CHECK(exists(path)); /* never swept */
+  }
+  fx_free(&f);
+}
+
+TD_TEST(test_checkpoint_stop_savepoint_is_last) {
+  fx_t f;
+  if (!fx_init(&f)) return;
+  f.cfg.job_id = "j1";
+  f.cfg.interval_ms = 0;
+  if (fx_start(&f, 2, src_op)) {
+    int64_t sp;
+    char dir[700], path[900], err[512];
+    snprintf(dir, sizeof dir, "%s/sp", f.root);
+    TD_CHECK_INT(td_coord_trigger_savepoint(f.c, dir, TD_STOP_SUSPEND, &sp, path, sizeof path,
+                                            err, sizeof err), 0);
+    int stop = 0;
+    TD_CHECK_INT(td_coord_kind(f.c, sp, &stop), TD_CKPT_SAVEPOINT);
+    TD_CHECK_INT(stop, TD_STOP_SUSPEND);
+    /* one stop at a time */
+    int64_t id2;
+    TD_CHECK_INT(td_coord_trigger_savepoint(f.c, dir, TD_STOP_SUSPEND, &id2, path, sizeof path,
+                                            err, sizeof err), TD_EINVAL);
+    ack_all(f.c, sp, 2);
+    TD_CHECK(wait_completed(f.c, sp)); /* sinks commit what they pre-committed */
+    /* the subtasks end; no final checkpoint is written */
+    td_coord_finished(f.c, 0, 0, NULL, 1);
+    td_coord_finished(f.c, 1, 0, NULL, 1);
+    TD_CHECK_INT(wait_final(f.c), sp);
+    TD_CHECK(!chk_exists(&f, sp + 1, ""));
+  }
+  fx_free(&f);
+}
+
 TD_TEST_MAIN(test_checkpoint_new_rejects_bad_config,
              test_checkpoint_metadata_lists_expected_files,
              test_checkpoint_child_message_in_abort_reason,
@@ -1227,4 +1384,8 @@ TD_TEST_MAIN(test_checkpoint_new_rejects_bad_config,
              test_checkpoint_stop_aborts_and_wakes,
              test_checkpoint_newer_subsumes_older,
              test_checkpoint_final_failure_is_reported_once,
-             test_checkpoint_on_trigger_and_durations)
+             test_checkpoint_on_trigger_and_durations,
+             test_checkpoint_savepoint_written_apart,
+             test_checkpoint_savepoint_refusals,
+             test_checkpoint_savepoint_not_subsumed,
+             test_checkpoint_stop_savepoint_is_last)

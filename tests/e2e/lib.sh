@@ -163,6 +163,33 @@ run_tide() {
   RC=$?
 }
 
+# start_tide NAME ARG...: runs "$TIDE" ARG... in the background under the
+# timeout (stdout NAME.out, stderr NAME.err in $TMP) and waits until it
+# prints its job id; sets PID (the timeout's), ID (the job id, empty if
+# none came), ADDR (its control endpoint, host:port).
+start_tide() {
+  _e2e_sname=$1
+  shift
+  timeout -k 10 "$TIDE_TIMEOUT" "$TIDE" "$@" >"$TMP/$_e2e_sname.out" 2>"$TMP/$_e2e_sname.err" &
+  PID=$!
+  ID=
+  _e2e_i=0
+  while [ -z "$ID" ] && [ "$_e2e_i" -lt 200 ]; do
+    ID=$(sed -n 's/^tide: job \([0-9a-f]*\), control at .*/\1/p' "$TMP/$_e2e_sname.err" 2>/dev/null)
+    [ -n "$ID" ] || sleep 0.05
+    _e2e_i=$((_e2e_i + 1))
+  done
+  ADDR=$(sed -n 's|^tide: job [0-9a-f]*, control at http://||p' "$TMP/$_e2e_sname.err")
+}
+
+# wait_tide NAME: waits for the run start_tide began; RC and LAST as
+# run_tide sets them.
+wait_tide() {
+  wait "$PID"
+  RC=$?
+  LAST=$TMP/$1
+}
+
 # check_rc NAME WANT: the last run_tide exited with status WANT; on failure
 # shows its stderr.
 check_rc() {

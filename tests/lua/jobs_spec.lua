@@ -234,7 +234,8 @@ describe("tide jobs #e2e", function()
   it("fails with exit status 1 and the function's error when a function raises", function()
     local out, code, path = failing_job(false)
     assert.are.equal(1, code, out)
-    assert.truthy(out:find("^tide: job 'failing' failed: "), out)
+    -- after the line with the job id and control address
+    assert.truthy(out:find("^tide: job %x+, control at [^\n]*\ntide: job 'failing' failed: "), out)
     assert.truthy(out:find(path .. ":6: boom on 2", 1, true), out)
   end)
 

@@ -1,0 +1,554 @@
+/* control.c - a running job's control endpoint (see control.h). */
+#include "control.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include <jansson.h>
+#include <microhttpd.h>
+
+#include "checkpoint.h"
+#include "error.h"
+#include "job.h"
+
+/* Savepoint and stop requests kept for polling (the newest). */
+#define MAX_OPS 64
+/* Largest request body accepted, bytes. */
+#define MAX_BODY 65536
+
+typedef struct op {
+  int used;
+  int64_t request;        /* its request id */
+  int stop;               /* TD_STOP_* */
+  char dir[4096];
+  td_job_t *job;          /* referenced while the thread runs */
+  pthread_t thread;
+  int joinable;
+  int done, ok;           /* (c->mu) */
+  int fetched;            /* its outcome was read (c->mu) */
+  char location[4200];
+  char error[1024];
+  struct td_control *c;
+} op_t;
+
+struct td_control {
+  struct MHD_Daemon *d;
+  char *job_id;
+  char address[128];
+  pthread_mutex_t mu;
+  op_t ops[MAX_OPS];
+  int64_t next_request;
+};
+
+/* The body of a request, gathered across calls. */
+typedef struct body {
+  char *data;
+  size_t len;
+  int too_big;
+} body_t;
+
+static int64_t wall_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- responses ---------------------------------------------------------------- */
+
+static enum MHD_Result send_json(struct MHD_Connection *conn, unsigned status, json_t *o) {
+  char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+  json_decref(o);
+  if (!text) {
+    status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+    text = strdup("{\"errors\":[\"out of memory\"]}");
+    if (!text) return MHD_NO;
+  }
+  struct MHD_Response *r =
+      MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+  if (!r) {
+    free(text);
+    return MHD_NO;
+  }
+  MHD_add_response_header(r, "Content-Type", "application/json");
+  enum MHD_Result ret = MHD_queue_response(conn, status, r);
+  MHD_destroy_response(r);
+  return ret;
+}
+
+/* {"errors": [message]}, as Flink's REST errors. */
+static enum MHD_Result send_error(struct MHD_Connection *conn, unsigned status, const char *fmt,
+                                  ...) __attribute__((format(printf, 3, 4)));
+
+static enum MHD_Result send_error(struct MHD_Connection *conn, unsigned status, const char *fmt,
+                                  ...) {
+  char msg[2048];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  return send_json(conn, status, json_pack("{s:[s]}", "errors", msg));
+}
+
+/* ---- views of the job ----------------------------------------------------------- */
+
+static const char *ship_strategy(td_partition_t p) {
+  switch (p) {
+  case TD_PART_FORWARD: return "FORWARD";
+  case TD_PART_HASH: return "HASH";
+  case TD_PART_REBALANCE: return "REBALANCE";
+  case TD_PART_BROADCAST: return "BROADCAST";
+  default: return "UNKNOWN";
+  }
+}
+
+/* A task's name: its operators' names joined by " -> " (Flink's chain
+ * names). */
+static void task_name(const td_job_spec_t *s, int t, char *buf, size_t len) {
+  size_t n = 0;
+  buf[0] = 0;
+  for (int i = 0; i < s->n_operators && n < len; i++) {
+    if (s->operators[i].task != t) continue;
+    n += (size_t)snprintf(buf + n, len - n, "%s%s", n ? " -> " : "", s->operators[i].name);
+  }
+  if (!buf[0]) snprintf(buf, len, "task %d", t + 1);
+}
+
+/* Sum of a task's subtask counters. */
+static void task_counts(td_job_t *job, int t, int64_t *in, int64_t *out) {
+  const td_job_spec_t *s = td_job_spec_of(job);
+  int n;
+  td_subtask_t *st = td_job_subtasks(job, &n) + td_job_first_subtask(job, t);
+  *in = *out = 0;
+  for (int i = 0; i < s->parallelism[t]; i++) {
+    *in += atomic_load(&st[i].records_in);
+    *out += atomic_load(&st[i].records_out);
+  }
+}
+
+static json_t *job_overview(td_control_t *c, td_job_t *job) {
+  td_job_state_t state = job ? td_job_state(job) : td_job_process_state();
+  json_t *o = json_pack("{s:s, s:s}", "jid", c->job_id, "state", td_job_state_name(state));
+  if (!job) return o;
+  const td_job_spec_t *s = td_job_spec_of(job);
+  int64_t start = td_job_start_time(job), now = wall_ms();
+  json_object_set_new(o, "name", json_string(s->name));
+  json_object_set_new(o, "start-time", json_integer(start));
+  json_object_set_new(o, "duration", json_integer(now - start));
+  json_object_set_new(o, "now", json_integer(now));
+  json_object_set_new(o, "max-parallelism", json_integer(s->max_parallelism));
+  json_t *vs = json_array();
+  for (int t = 0; t < s->n_tasks; t++) {
+    char name[2048], id[16];
+    int64_t in, out;
+    task_name(s, t, name, sizeof name);
+    task_counts(job, t, &in, &out);
+    snprintf(id, sizeof id, "%d", t);
+    json_array_append_new(vs, json_pack("{s:s, s:s, s:i, s:s, s:{s:I, s:I}}", "id", id, "name",
+                                        name, "parallelism", s->parallelism[t], "status",
+                                        td_job_state_name(state), "metrics", "read-records",
+                                        (json_int_t)in, "write-records", (json_int_t)out));
+  }
+  json_object_set_new(o, "vertices", vs);
+  return o;
+}
+
+static json_t *job_plan(td_control_t *c, td_job_t *job) {
+  const td_job_spec_t *s = td_job_spec_of(job);
+  json_t *nodes = json_array();
+  for (int t = 0; t < s->n_tasks; t++) {
+    char name[2048], id[16];
+    task_name(s, t, name, sizeof name);
+    snprintf(id, sizeof id, "%d", t);
+    json_t *ops = json_array(), *inputs = json_array();
+    for (int i = 0; i < s->n_operators; i++)
+      if (s->operators[i].task == t)
+        json_array_append_new(ops, json_pack("{s:s, s:s, s:s}", "uid", s->operators[i].uid, "name",
+                                             s->operators[i].name, "kind", s->operators[i].kind));
+    int num = 0;
+    for (int e = 0; e < s->n_edges; e++) {
+      if (s->edges[e].to != t) continue;
+      char from[16];
+      snprintf(from, sizeof from, "%d", s->edges[e].from);
+      json_array_append_new(inputs, json_pack("{s:i, s:s, s:s}", "num", num++, "id", from,
+                                              "ship_strategy",
+                                              ship_strategy(s->edges[e].partition)));
+    }
+    json_array_append_new(nodes, json_pack("{s:s, s:i, s:s, s:s, s:o, s:o}", "id", id,
+                                           "parallelism", s->parallelism[t], "operator", name,
+                                           "description", name, "operators", ops, "inputs",
+                                           inputs));
+  }
+  return json_pack("{s:{s:s, s:s, s:o}}", "plan", "jid", c->job_id, "name", s->name, "nodes",
+                   nodes);
+}
+
+/* Flink gives watermarks as strings; no watermark yet is Long.MIN_VALUE. */
+static json_t *watermark_value(int64_t wm) {
+  char v[32];
+  snprintf(v, sizeof v, "%" PRId64, wm);
+  return json_string(v);
+}
+
+static json_t *vertex(td_job_t *job, int t, int watermarks_only) {
+  const td_job_spec_t *s = td_job_spec_of(job);
+  int n;
+  td_subtask_t *st = td_job_subtasks(job, &n) + td_job_first_subtask(job, t);
+  json_t *subs = json_array();
+  for (int i = 0; i < s->parallelism[t]; i++) {
+    int64_t wm = atomic_load(&st[i].watermark);
+    if (watermarks_only) {
+      char id[48];
+      snprintf(id, sizeof id, "%d.currentInputWatermark", i);
+      json_array_append_new(subs, json_pack("{s:s, s:o}", "id", id, "value", watermark_value(wm)));
+      continue;
+    }
+    json_array_append_new(
+        subs, json_pack("{s:i, s:{s:I, s:I, s:o}}", "subtask", i, "metrics", "read-records",
+                        (json_int_t)atomic_load(&st[i].records_in), "write-records",
+                        (json_int_t)atomic_load(&st[i].records_out), "current-input-watermark",
+                        watermark_value(wm)));
+  }
+  if (watermarks_only) return subs;
+  char name[2048], id[16];
+  task_name(s, t, name, sizeof name);
+  snprintf(id, sizeof id, "%d", t);
+  return json_pack("{s:s, s:s, s:i, s:o}", "id", id, "name", name, "parallelism",
+                   s->parallelism[t], "subtasks", subs);
+}
+
+static json_t *record_json(const td_coord_record_t *r) {
+  static const char *const status[] = {"IN_PROGRESS", "COMPLETED", "FAILED"};
+  json_t *o = json_pack("{s:I, s:s, s:b, s:I, s:I, s:I, s:s}", "id", (json_int_t)r->id, "status",
+                        status[r->status], "is_savepoint", r->kind == TD_CKPT_SAVEPOINT,
+                        "trigger_timestamp", (json_int_t)r->trigger_ms, "end_to_end_duration",
+                        (json_int_t)r->duration_ms, "state_size", (json_int_t)r->size,
+                        "external_path", r->path);
+  if (r->final) json_object_set_new(o, "final", json_true());
+  if (r->stop) json_object_set_new(o, "stop", json_string(r->stop == TD_STOP_DRAIN ? "drain" : "stop"));
+  if (r->status == TD_CKPT_FAILED) json_object_set_new(o, "failure_message", json_string(r->reason));
+  return o;
+}
+
+static json_t *checkpoints(td_job_t *job) {
+  static td_coord_record_t rec[TD_COORD_HISTORY];
+  static pthread_mutex_t rec_mu = PTHREAD_MUTEX_INITIALIZER;
+  pthread_mutex_lock(&rec_mu);
+  size_t n = td_coord_history(td_job_coordinator(job), rec, TD_COORD_HISTORY);
+  json_int_t done = 0, failed = 0, running = 0;
+  json_t *hist = json_array(), *latest = json_null();
+  for (size_t i = n; i-- > 0;) { /* newest first, as Flink */
+    json_array_append_new(hist, record_json(&rec[i]));
+    if (rec[i].status == TD_CKPT_COMPLETED) {
+      done++;
+      if (json_is_null(latest)) latest = record_json(&rec[i]);
+    } else if (rec[i].status == TD_CKPT_FAILED) {
+      failed++;
+    } else {
+      running++;
+    }
+  }
+  pthread_mutex_unlock(&rec_mu);
+  return json_pack("{s:{s:I, s:I, s:I, s:I}, s:{s:o}, s:o}", "counts", "completed", done, "failed",
+                   failed, "in_progress", running, "total", done + failed + running, "latest",
+                   "completed", latest, "history", hist);
+}
+
+/* ---- savepoints and stops --------------------------------------------------------- */
+
+static void *op_main(void *arg) {
+  op_t *o = arg;
+  char path[4200] = "", err[1024] = "";
+  int rc = td_job_savepoint(o->job, o->dir, o->stop, -1, path, sizeof path, err, sizeof err);
+  td_job_release(o->job);
+  pthread_mutex_lock(&o->c->mu);
+  o->job = NULL;
+  o->done = 1;
+  o->ok = rc == 0;
+  snprintf(o->location, sizeof o->location, "%s", path);
+  snprintf(o->error, sizeof o->error, "%s", rc ? err : "");
+  pthread_mutex_unlock(&o->c->mu);
+  return NULL;
+}
+
+/* Start a savepoint or stop of job into dir; the request id, or -1. */
+static int64_t start_op(td_control_t *c, td_job_t *job, const char *dir, int stop) {
+  pthread_mutex_lock(&c->mu);
+  op_t *o = NULL;
+  int64_t oldest = INT64_MAX;
+  for (int i = 0; i < MAX_OPS; i++) {
+    op_t *x = &c->ops[i];
+    if (!x->used) {
+      o = x;
+      break;
+    }
+    if (x->done && x->request < oldest) {
+      oldest = x->request;
+      o = x;
+    }
+  }
+  if (!o) {
+    pthread_mutex_unlock(&c->mu);
+    return -1;
+  }
+  if (o->joinable) pthread_join(o->thread, NULL);
+  memset(o, 0, sizeof *o);
+  o->used = 1;
+  o->c = c;
+  o->request = ++c->next_request;
+  o->stop = stop;
+  o->job = job;
+  snprintf(o->dir, sizeof o->dir, "%s", dir);
+  if (pthread_create(&o->thread, NULL, op_main, o) != 0) {
+    o->used = 0;
+    pthread_mutex_unlock(&c->mu);
+    return -1;
+  }
+  o->joinable = 1;
+  int64_t id = o->request;
+  pthread_mutex_unlock(&c->mu);
+  return id;
+}
+
+static json_t *op_status(td_control_t *c, int64_t request) {
+  json_t *r = NULL;
+  pthread_mutex_lock(&c->mu);
+  for (int i = 0; i < MAX_OPS; i++) {
+    op_t *o = &c->ops[i];
+    if (!o->used || o->request != request) continue;
+    if (o->done) o->fetched = 1;
+    if (!o->done)
+      r = json_pack("{s:{s:s}}", "status", "id", "IN_PROGRESS");
+    else if (o->ok)
+      r = json_pack("{s:{s:s}, s:{s:s}}", "status", "id", "COMPLETED", "operation", "location",
+                    o->location);
+    else
+      r = json_pack("{s:{s:s}, s:{s:{s:s}}}", "status", "id", "COMPLETED", "operation",
+                    "failure-cause", "message", o->error);
+  }
+  pthread_mutex_unlock(&c->mu);
+  return r;
+}
+
+/* The request's target directory: the body's field (Flink's
+ * "target-directory" or "targetDirectory"), else the job's default. */
+static const char *target_dir(json_t *body, td_job_t *job) {
+  const char *dir = NULL;
+  json_t *v = json_object_get(body, "target-directory");
+  if (!json_is_string(v)) v = json_object_get(body, "targetDirectory");
+  if (json_is_string(v)) dir = json_string_value(v);
+  if (!dir || !*dir) dir = td_job_spec_of(job)->savepoint_dir;
+  return dir;
+}
+
+/* ---- routing ---------------------------------------------------------------------- */
+
+/* Split url into at most max parts at '/'; the number of parts. */
+static int split(char *url, char **parts, int max) {
+  int n = 0;
+  for (char *p = strtok(url, "/"); p && n < max; p = strtok(NULL, "/")) parts[n++] = p;
+  return n;
+}
+
+static enum MHD_Result post_op(td_control_t *c, struct MHD_Connection *conn, td_job_t *job,
+                               body_t *b, int stop_request) {
+  json_error_t je;
+  json_t *body = b->len ? json_loadb(b->data, b->len, 0, &je) : json_object();
+  if (!json_is_object(body)) {
+    json_decref(body);
+    return send_error(conn, MHD_HTTP_BAD_REQUEST, "the request body is not a JSON object");
+  }
+  int stop = TD_STOP_NONE;
+  if (stop_request) stop = json_is_true(json_object_get(body, "drain")) ? TD_STOP_DRAIN : TD_STOP_SUSPEND;
+  const char *dir = target_dir(body, job);
+  if (!dir) {
+    json_decref(body);
+    return send_error(conn, MHD_HTTP_BAD_REQUEST,
+                      "no target directory: give \"target-directory\" (the job has no checkpoint "
+                      "directory to default to)");
+  }
+  int64_t id = start_op(c, job, dir, stop);
+  json_decref(body);
+  if (id < 0) {
+    td_job_release(job);
+    return send_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "too many savepoint requests in progress");
+  }
+  char rid[32];
+  snprintf(rid, sizeof rid, "%" PRId64, id);
+  return send_json(conn, MHD_HTTP_ACCEPTED, json_pack("{s:s}", "request-id", rid));
+}
+
+static enum MHD_Result route(td_control_t *c, struct MHD_Connection *conn, const char *method,
+                             const char *url, body_t *b) {
+  char buf[2048];
+  snprintf(buf, sizeof buf, "%s", url);
+  char *q = strchr(buf, '?');
+  if (q) *q = 0;
+  char *p[8];
+  int n = split(buf, p, 8);
+  int get = strcmp(method, "GET") == 0, post = strcmp(method, "POST") == 0;
+  int patch = strcmp(method, "PATCH") == 0;
+  if (n == 0 || strcmp(p[0], "jobs") != 0)
+    return send_error(conn, MHD_HTTP_NOT_FOUND, "not found: %s", url);
+  if (n == 1) {
+    if (!get) return send_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "%s /jobs: use GET", method);
+    return send_json(conn, MHD_HTTP_OK,
+                     json_pack("{s:[{s:s, s:s}]}", "jobs", "id", c->job_id, "status",
+                               td_job_state_name(td_job_process_state())));
+  }
+  if (strcmp(p[1], c->job_id) != 0)
+    return send_error(conn, MHD_HTTP_NOT_FOUND, "job %s is not the job of this endpoint (%s)", p[1],
+                      c->job_id);
+  td_job_t *job = td_job_current();
+  enum MHD_Result ret;
+  if (n == 2 && get) {
+    ret = send_json(conn, MHD_HTTP_OK, job_overview(c, job));
+  } else if ((n == 2 && patch) || (n == 3 && post && strcmp(p[2], "cancel") == 0)) {
+    td_job_cancel_all("cancelled by tide cancel");
+    ret = send_json(conn, MHD_HTTP_ACCEPTED, json_object());
+  } else if (n == 4 && get && strcmp(p[2], "savepoints") == 0) {
+    json_t *r = op_status(c, strtoll(p[3], NULL, 10));
+    ret = r ? send_json(conn, MHD_HTTP_OK, r)
+            : send_error(conn, MHD_HTTP_NOT_FOUND, "no savepoint request %s", p[3]);
+  } else if (!job) {
+    ret = send_error(conn, MHD_HTTP_CONFLICT, "the job is not running (%s)",
+                     td_job_state_name(td_job_process_state()));
+  } else if (n == 3 && get && strcmp(p[2], "plan") == 0) {
+    ret = send_json(conn, MHD_HTTP_OK, job_plan(c, job));
+  } else if (n == 3 && get && strcmp(p[2], "checkpoints") == 0) {
+    ret = send_json(conn, MHD_HTTP_OK, checkpoints(job));
+  } else if ((n == 4 || n == 5) && get && strcmp(p[2], "vertices") == 0) {
+    char *end;
+    long t = strtol(p[3], &end, 10);
+    const td_job_spec_t *s = td_job_spec_of(job);
+    if (*end || t < 0 || t >= s->n_tasks)
+      ret = send_error(conn, MHD_HTTP_NOT_FOUND, "no vertex %s (the job has %d)", p[3], s->n_tasks);
+    else if (n == 5 && strcmp(p[4], "watermarks") != 0)
+      ret = send_error(conn, MHD_HTTP_NOT_FOUND, "not found: %s", url);
+    else
+      ret = send_json(conn, MHD_HTTP_OK, vertex(job, (int)t, n == 5));
+  } else if (n == 3 && post && (strcmp(p[2], "savepoints") == 0 || strcmp(p[2], "stop") == 0)) {
+    ret = post_op(c, conn, job, b, p[2][1] == 't');
+    job = NULL; /* the request's thread holds the reference */
+  } else {
+    ret = send_error(conn, MHD_HTTP_NOT_FOUND, "not found: %s %s", method, url);
+  }
+  td_job_release(job);
+  return ret;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_size, void **con_cls) {
+  td_control_t *c = cls;
+  (void)version;
+  body_t *b = *con_cls;
+  if (!b) {
+    b = calloc(1, sizeof *b);
+    if (!b) return MHD_NO;
+    *con_cls = b;
+    return MHD_YES;
+  }
+  if (*upload_size) {
+    if (b->len + *upload_size > MAX_BODY) {
+      b->too_big = 1;
+    } else {
+      char *d = realloc(b->data, b->len + *upload_size + 1);
+      if (!d) return MHD_NO;
+      memcpy(d + b->len, upload_data, *upload_size);
+      b->data = d;
+      b->len += *upload_size;
+    }
+    *upload_size = 0;
+    return MHD_YES;
+  }
+  if (b->too_big) return send_error(conn, MHD_HTTP_CONTENT_TOO_LARGE, "request body too large");
+  return route(c, conn, method, url, b);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe) {
+  (void)cls;
+  (void)conn;
+  (void)toe;
+  body_t *b = *con_cls;
+  if (b) {
+    free(b->data);
+    free(b);
+  }
+  *con_cls = NULL;
+}
+
+int td_control_new(td_control_t **out, const char *bind, int port, const char *job_id, char *err,
+                   size_t errlen) {
+  *out = NULL;
+  struct sockaddr_in sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons((uint16_t)port);
+  if (!bind || strcmp(bind, "localhost") == 0) bind = "127.0.0.1";
+  if (inet_pton(AF_INET, bind, &sa.sin_addr) != 1) {
+    snprintf(err, errlen, "--rest-bind needs an IPv4 address, not '%s'", bind);
+    return TD_EINVAL;
+  }
+  if (port < 0 || port > 65535) {
+    snprintf(err, errlen, "--rest-port needs a port from 0 to 65535, not %d", port);
+    return TD_EINVAL;
+  }
+  td_control_t *c = calloc(1, sizeof *c);
+  if (!c || !(c->job_id = strdup(job_id))) {
+    free(c);
+    snprintf(err, errlen, "out of memory");
+    return TD_ENOMEM;
+  }
+  pthread_mutex_init(&c->mu, NULL);
+  c->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO, 0, NULL, NULL,
+                          on_request, c, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+                          MHD_OPTION_NOTIFY_COMPLETED, on_completed, c,
+                          MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_END);
+  if (!c->d) {
+    int e = errno;
+    snprintf(err, errlen, "cannot serve the control endpoint on %s:%d: %s", bind, port,
+             e ? strerror(e) : "libmicrohttpd failed to start");
+    pthread_mutex_destroy(&c->mu);
+    free(c->job_id);
+    free(c);
+    return e ? -e : TD_EIO;
+  }
+  const union MHD_DaemonInfo *info = MHD_get_daemon_info(c->d, MHD_DAEMON_INFO_BIND_PORT);
+  snprintf(c->address, sizeof c->address, "%s:%u", bind, info ? (unsigned)info->port : (unsigned)port);
+  *out = c;
+  return 0;
+}
+
+const char *td_control_address(const td_control_t *c) { return c->address; }
+
+void td_control_free(td_control_t *c) {
+  if (!c) return;
+  /* the job of a stop ends as its savepoint completes: the client that
+   * asked learns where it went before the endpoint goes (5 s at most) */
+  for (int waited = 0; waited < 5000; waited += 20) {
+    int unread = 0;
+    pthread_mutex_lock(&c->mu);
+    for (int i = 0; i < MAX_OPS; i++)
+      if (c->ops[i].used && c->ops[i].stop && !c->ops[i].fetched) unread = 1;
+    pthread_mutex_unlock(&c->mu);
+    if (!unread) break;
+    struct timespec ts = {0, 20 * 1000000L};
+    nanosleep(&ts, NULL);
+  }
+  MHD_stop_daemon(c->d);
+  for (int i = 0; i < MAX_OPS; i++)
+    if (c->ops[i].joinable) pthread_join(c->ops[i].thread, NULL);
+  pthread_mutex_destroy(&c->mu);
+  free(c->job_id);
+  free(c);
+}
