@@ -872,7 +872,7 @@ static void sweep_shared(td_coord_t *c, const int64_t *done, size_t nd) {
   for (size_t i = 0; rc == 0 && i < nd; i++) {
     td_meta_t *m = NULL;
     char chk[4200];
-    rc = td_meta_read(td_coord_chk_dir(c, done[i], chk, sizeof chk), &m, msg, sizeof msg);
+    rc = td_meta_read(dir_of(c, done[i], chk, sizeof chk), &m, msg, sizeof msg);
     for (size_t k = 0; rc == 0 && k < m->n_files; k++) {
       const char *f = m->files[k].name;
       if (!strncmp(f, TD_SHARED_PREFIX, strlen(TD_SHARED_PREFIX)))

@@ -48,6 +48,7 @@ check_eq "stopped: committed output is records 1..cut, exactly once (oracle)" "$
 hidden_files "$TMP/out" | grep -v '^_' >"$TMP/left1"
 check_empty "stopped: nothing in progress or pending is left" "$TMP/left1"
 cp -r "$TMP/out" "$TMP/out4"
+cp -r "$TMP/out" "$TMP/out2r"
 
 # ---- the savepoint is self-contained: moved elsewhere, it restores ----
 mkdir -p "$TMP/moved"
@@ -178,5 +179,28 @@ for x in range(1, c + 1):
 print(''.join(sorted('%d,%d\n' % kv for kv in w.items())), end='')" "$C" >"$TMP/wantw"
 check "drained mid-run (0 < $C < 6000)" test "$C" -gt 0 -a "$C" -lt 6000
 check_eq "drained: every window of records 1..cut fired, the last one too (oracle)" "$TMP/wantw" "$TMP/gotw"
+
+# ---- savepoints are backend-independent: heap -> rocksdb, rocksdb -> heap ----
+run_tide "$TMP/v2r" run "$JOB_LUA" -p 3 --state-backend rocksdb --from-savepoint "$TMP/moved/sp" \
+  -- v2 "$TMP/out2r" "$TMP/ck2r" $N 100000
+check_rc "the heap savepoint restored on rocksdb: exit 0" 0
+cat_parts "$TMP/out2r" | sort >"$TMP/got2r"
+check_eq "heap savepoint on rocksdb: v1 up to the cut, v2 after it (oracle)" "$TMP/want2" "$TMP/got2r"
+start_tide r1 run "$JOB_LUA" -p 2 --state-backend rocksdb -- v1 "$TMP/outr" "$TMP/ckr" $N $RATE
+sleep 1
+run_tide "$TMP/stopr" stop "$ID" --savepoint "$TMP/spsr"
+check_rc "rocksdb: tide stop --savepoint: exit 0" 0
+SPR=$(cat "$TMP/stopr.out")
+wait_tide r1
+check_rc "rocksdb: the stopped job exits 0" 0
+check "rocksdb: the savepoint references no shared file (self-contained)" \
+  test -z "$(ls "$SPR" | grep '\.shared$')"
+cat_parts "$TMP/outr" | sort >"$TMP/gotr1"
+CUTR=$(wc -l <"$TMP/gotr1" | tr -d ' ')
+run_tide "$TMP/r2" run "$JOB_LUA" -p 3 --from-savepoint "$SPR" -- v2 "$TMP/outr" "$TMP/ckr2" $N 100000
+check_rc "the rocksdb savepoint restored on heap at parallelism 3: exit 0" 0
+cat_parts "$TMP/outr" | sort >"$TMP/gotr2"
+oracle v1 "$CUTR" v2 $N >"$TMP/wantr2"
+check_eq "rocksdb savepoint on heap: v1 up to the cut, v2 after it (oracle)" "$TMP/wantr2" "$TMP/gotr2"
 
 finish
