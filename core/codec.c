@@ -141,6 +141,7 @@ typedef struct map_entry {
 } map_entry_t;
 
 static int enc_value(enc_t *e, int idx, int depth);
+static inline int enc_typed(enc_t *e, int idx, int type, int depth);
 
 static int enc_error(enc_t *e, const char *msg, const char *arg) {
   if (e->err && e->errlen) {
@@ -338,8 +339,9 @@ fail:
   return rc; /* the caller restores the stack and out->len */
 }
 
-/* enc_map - the table at idx as a map, in lua_next order. */
-static int enc_map(enc_t *e, int idx, int depth) {
+/* enc_map - the table at idx as a map, in lua_next order. With `pushed`,
+ * lua_next already pushed its first entry: top is the stack top below it. */
+static int enc_map(enc_t *e, int idx, int depth, int pushed, int top) {
   lua_State *L = e->L;
   td_wbuf_t *out = e->out;
   size_t n = 0;
@@ -347,14 +349,18 @@ static int enc_map(enc_t *e, int idx, int depth) {
 
   if ((rc = reserve(out, 1))) return rc;
   size_t hpos = out->len++; /* header placeholder, fixmap assumed */
-  int top = lua_gettop(L);
-  lua_pushnil(L);
-  while (lua_next(L, idx)) {
-    if ((rc = enc_value(e, top + 1, depth))) return rc;
-    if ((rc = enc_value(e, top + 2, depth))) return rc;
+  if (!pushed) {
+    top = lua_gettop(L);
+    lua_pushnil(L);
+    if (!lua_next(L, idx)) goto done;
+  }
+  do {
+    if ((rc = enc_typed(e, top + 1, lua_type(L, top + 1), depth))) return rc;
+    if ((rc = enc_typed(e, top + 2, lua_type(L, top + 2), depth))) return rc;
     lua_pop(L, 1);
     n++;
-  }
+  } while (lua_next(L, idx));
+done:
   if (LIKELY(n < 16)) {
     out->data[hpos] = (char)(n ? 0x80 | n : 0x90); /* {} is an array */
     return 0;
@@ -406,10 +412,24 @@ static int enc_table(enc_t *e, int idx, int depth) {
   if (UNLIKELY(!lua_checkstack(L, 3))) return TD_ENOMEM;
   depth++;
 
+  if (!e->canonical) {
+    /* A first key that is not an integer makes a map (records are maps
+     * with string keys): encode it from that entry on, with no lua_rawlen
+     * and no second lua_next from the start. */
+    int top = lua_gettop(L);
+    lua_pushnil(L);
+    if (!lua_next(L, idx)) { /* the empty table is an empty array */
+      if ((rc = reserve(out, 1))) return rc;
+      out->data[out->len++] = (char)0x90;
+      return 0;
+    }
+    if (!lua_isinteger(L, top + 1)) return enc_map(e, idx, depth, 1, top);
+    lua_settop(L, top);
+  }
   lua_Unsigned n = lua_rawlen(L, idx);
   if (n == 0) /* an empty table or a map */
     return e->canonical ? enc_map_canonical(e, idx, depth)
-                        : enc_map(e, idx, depth);
+                        : enc_map(e, idx, depth, 0, 0);
   if (n > UINT32_MAX) goto map;
 
   /* Try the keys in lua_next order as 1, 2, ..., n: one pass for arrays
@@ -458,19 +478,19 @@ slow:
   }
 map:
   return e->canonical ? enc_map_canonical(e, idx, depth)
-                      : enc_map(e, idx, depth);
+                      : enc_map(e, idx, depth, 0, 0);
 }
 
-/* enc_value - append the value at absolute index idx; depth counts the
- * tables it is nested in. On error the caller restores the stack top and
- * out->len. */
-static int enc_value(enc_t *e, int idx, int depth) {
+/* enc_typed - append the value at absolute index idx, of Lua type `type`;
+ * depth counts the tables it is nested in. On error the caller restores
+ * the stack top and out->len. */
+static inline int enc_typed(enc_t *e, int idx, int type, int depth) {
   lua_State *L = e->L;
   td_wbuf_t *out = e->out;
   unsigned char *p;
   int rc;
 
-  switch (lua_type(L, idx)) {
+  switch (type) {
   case LUA_TSTRING: {
     size_t n;
     const char *s = lua_tolstring(L, idx, &n);
@@ -513,9 +533,13 @@ static int enc_value(enc_t *e, int idx, int depth) {
         (char)(lua_isnil(L, idx) ? 0xc0 : lua_toboolean(L, idx) ? 0xc3 : 0xc2);
     return 0;
   default:
-    return enc_error(e, "cannot encode a %s value",
-                     lua_typename(L, lua_type(L, idx)));
+    return enc_error(e, "cannot encode a %s value", lua_typename(L, type));
   }
+}
+
+/* enc_value - enc_typed of whatever is at idx. */
+static int enc_value(enc_t *e, int idx, int depth) {
+  return enc_typed(e, idx, lua_type(e->L, idx), depth);
 }
 
 int td_codec_encode(lua_State *L, int idx, td_wbuf_t *out, int canonical,
@@ -545,45 +569,6 @@ typedef struct dec {
 } dec_t;
 
 static int dec_value(dec_t *d, const unsigned char **ps, int depth);
-
-static int dec_array(dec_t *d, const unsigned char **ps, size_t n,
-                     int depth) {
-  lua_State *L = d->L;
-  /* every element takes at least one byte: rejects absurd counts before
-   * the table is allocated */
-  if (n > (size_t)(d->end - *ps) || depth >= TD_CODEC_MAX_DEPTH)
-    return TD_ECORRUPT;
-  if (depth || !d->room) luaL_checkstack(L, 3, "decoding nested tables");
-  lua_createtable(L, n > INT32_MAX ? 0 : (int)n, 0);
-  for (size_t i = 1; i <= n; i++) {
-    int rc = dec_value(d, ps, depth + 1);
-    if (rc) return rc;
-    lua_rawseti(L, -2, (lua_Integer)i);
-  }
-  return 0;
-}
-
-static int dec_map(dec_t *d, const unsigned char **ps, size_t n, int depth) {
-  lua_State *L = d->L;
-  if (n > (size_t)(d->end - *ps) / 2 || depth >= TD_CODEC_MAX_DEPTH)
-    return TD_ECORRUPT;
-  if (depth || !d->room) luaL_checkstack(L, 3, "decoding nested tables");
-  lua_createtable(L, 0, n > INT32_MAX ? 0 : (int)n);
-  for (size_t i = 0; i < n; i++) {
-    /* only nil (0xc0) and floats (0xca, 0xcb) can be bad keys */
-    unsigned c = *ps < d->end ? **ps : 0;
-    int rc = dec_value(d, ps, depth + 1);
-    if (rc) return rc;
-    if (UNLIKELY(c == 0xc0)) return TD_ECORRUPT;
-    if (UNLIKELY(c == 0xca || c == 0xcb)) {
-      lua_Number k = lua_tonumber(L, -1);
-      if (k != k) return TD_ECORRUPT; /* NaN */
-    }
-    if ((rc = dec_value(d, ps, depth + 1))) return rc;
-    lua_rawset(L, -3);
-  }
-  return 0;
-}
 
 /* eq2, eq4, eq8 - are the 2, 4 or 8 bytes at a and b the same? */
 static inline int eq2(const void *a, const void *b) {
@@ -633,6 +618,51 @@ static inline void push_cached(lua_State *L, td_codec_cache_t *c,
   lua_copy(L, -1, c->base + h);
   c->p[h] = lua_tostring(L, -1); /* held alive by the slot */
   c->n[h] = (unsigned char)n;
+}
+
+static int dec_array(dec_t *d, const unsigned char **ps, size_t n,
+                     int depth) {
+  lua_State *L = d->L;
+  /* every element takes at least one byte: rejects absurd counts before
+   * the table is allocated */
+  if (n > (size_t)(d->end - *ps) || depth >= TD_CODEC_MAX_DEPTH)
+    return TD_ECORRUPT;
+  if (depth || !d->room) luaL_checkstack(L, 3, "decoding nested tables");
+  lua_createtable(L, n > INT32_MAX ? 0 : (int)n, 0);
+  for (size_t i = 1; i <= n; i++) {
+    int rc = dec_value(d, ps, depth + 1);
+    if (rc) return rc;
+    lua_rawseti(L, -2, (lua_Integer)i);
+  }
+  return 0;
+}
+
+static int dec_map(dec_t *d, const unsigned char **ps, size_t n, int depth) {
+  lua_State *L = d->L;
+  if (n > (size_t)(d->end - *ps) / 2 || depth >= TD_CODEC_MAX_DEPTH)
+    return TD_ECORRUPT;
+  if (depth || !d->room) luaL_checkstack(L, 3, "decoding nested tables");
+  lua_createtable(L, 0, n > INT32_MAX ? 0 : (int)n);
+  for (size_t i = 0; i < n; i++) {
+    /* only nil (0xc0) and floats (0xca, 0xcb) can be bad keys */
+    unsigned c = *ps < d->end ? **ps : 0;
+    int rc;
+    size_t kn = c - 0xa1; /* a record's key: a short string, 1 to 31 bytes */
+    if (kn < 31 && d->cache && (size_t)(d->end - *ps) > kn + 1) {
+      push_cached(L, d->cache, *ps + 1, kn + 1);
+      *ps += kn + 2;
+    } else if ((rc = dec_value(d, ps, depth + 1))) {
+      return rc;
+    }
+    if (UNLIKELY(c == 0xc0)) return TD_ECORRUPT;
+    if (UNLIKELY(c == 0xca || c == 0xcb)) {
+      lua_Number k = lua_tonumber(L, -1);
+      if (k != k) return TD_ECORRUPT; /* NaN */
+    }
+    if ((rc = dec_value(d, ps, depth + 1))) return rc;
+    lua_rawset(L, -3);
+  }
+  return 0;
 }
 
 /* dec_value - decode one value at *ps (before d->end) and push it;

@@ -7,6 +7,73 @@
 #include "alloc.h"
 #include "error.h"
 
+/* ---- skipping ---- */
+
+/* For each first byte: the item's size in bytes (low byte; 0: read it with
+ * td_mp_read) and the items a container header adds (high byte). */
+#define SK(step, items) ((uint16_t)((step) | (items) << 8))
+#define SK4(c, s) [c] = SK(s, 0), [c + 1] = SK(s, 0), [c + 2] = SK(s, 0), [c + 3] = SK(s, 0)
+#define SK16(c, s, k) [c] = SK(s, 0 * k), [c + 1] = SK(s, 1 * k), [c + 2] = SK(s, 2 * k), \
+  [c + 3] = SK(s, 3 * k), [c + 4] = SK(s, 4 * k), [c + 5] = SK(s, 5 * k),               \
+  [c + 6] = SK(s, 6 * k), [c + 7] = SK(s, 7 * k), [c + 8] = SK(s, 8 * k),               \
+  [c + 9] = SK(s, 9 * k), [c + 10] = SK(s, 10 * k), [c + 11] = SK(s, 11 * k),           \
+  [c + 12] = SK(s, 12 * k), [c + 13] = SK(s, 13 * k), [c + 14] = SK(s, 14 * k),         \
+  [c + 15] = SK(s, 15 * k)
+#define FIXSTR8(c, n) [c] = SK(1 + n, 0), [c + 1] = SK(2 + n, 0), [c + 2] = SK(3 + n, 0), \
+  [c + 3] = SK(4 + n, 0), [c + 4] = SK(5 + n, 0), [c + 5] = SK(6 + n, 0),                 \
+  [c + 6] = SK(7 + n, 0), [c + 7] = SK(8 + n, 0)
+#define ONE16(c) SK4(c, 1), SK4(c + 4, 1), SK4(c + 8, 1), SK4(c + 12, 1)
+
+static const uint16_t SKIP[256] = {
+  ONE16(0x00), ONE16(0x10), ONE16(0x20), ONE16(0x30), /* positive fixint */
+  ONE16(0x40), ONE16(0x50), ONE16(0x60), ONE16(0x70),
+  SK16(0x80, 1, 2), /* fixmap: 2 items an entry */
+  SK16(0x90, 1, 1), /* fixarray */
+  FIXSTR8(0xa0, 0), FIXSTR8(0xa8, 8), FIXSTR8(0xb0, 16), FIXSTR8(0xb8, 24),
+  [0xc0] = SK(1, 0), [0xc2] = SK(1, 0), [0xc3] = SK(1, 0),
+  [0xca] = SK(5, 0), [0xcb] = SK(9, 0),
+  [0xcc] = SK(2, 0), [0xcd] = SK(3, 0), [0xce] = SK(5, 0), [0xcf] = SK(9, 0),
+  [0xd0] = SK(2, 0), [0xd1] = SK(3, 0), [0xd2] = SK(5, 0), [0xd3] = SK(9, 0),
+  ONE16(0xe0), ONE16(0xf0), /* negative fixint */
+};
+
+/* One item td_mp_read reads (see td_mp_skip_value): its size in *step and
+ * the items it adds to *left. 0 or TD_ECORRUPT. */
+static int skip_read(const unsigned char *p, const char *end, size_t *step, uint64_t *left) {
+  td_mp_item_t it;
+  const char *q = (const char *)p;
+  if (td_mp_read(&q, end, &it) != 0) return TD_ECORRUPT;
+  *step = (size_t)((const unsigned char *)q - p);
+  if (it.type == TD_MP_ARRAY) *left += it.v.n;
+  else if (it.type == TD_MP_MAP) *left += 2 * (uint64_t)it.v.n;
+  return 0;
+}
+
+int td_mp_skip_value(const char **pp, const char *end) {
+  const unsigned char *p = (const unsigned char *)*pp, *e = (const unsigned char *)end;
+  uint64_t left = 1;
+  /* Every item takes at least one byte, so the loop ends at `end` at the
+   * latest whatever the counts say; more items than bytes left is
+   * rejected early, where a header adds items. */
+  do {
+    if (p >= e) return TD_ECORRUPT;
+    unsigned t = SKIP[*p];
+    size_t step = t & 0xff;
+    left--;
+    if (!step) { /* str8/16/32, bin, array16/32, map16/32, ext, 0xc1 */
+      if (skip_read(p, end, &step, &left)) return TD_ECORRUPT;
+      if (left > (uint64_t)(e - p)) return TD_ECORRUPT;
+    } else if (t >> 8) {
+      left += t >> 8;
+      if (left > (uint64_t)(e - p)) return TD_ECORRUPT;
+    }
+    if (step > (size_t)(e - p)) return TD_ECORRUPT;
+    p += step;
+  } while (left > 0);
+  *pp = (const char *)p;
+  return 0;
+}
+
 /* ---- writing ---- */
 
 static int put(td_wbuf_t *b, const unsigned char *bytes, size_t n) {

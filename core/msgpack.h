@@ -55,4 +55,11 @@ int td_mp_write_raw(td_wbuf_t *b, const void *bytes, size_t len);
  */
 int td_mp_canonical(const char **p, const char *end, td_wbuf_t *out);
 
+/*
+ * td_mp_skip_value - td_mp_skip (tide.h) through a table of the one-byte
+ * formats: the same result and the same errors, in fewer instructions per
+ * item (the task engine's boundary scan of every record it receives).
+ */
+int td_mp_skip_value(const char **p, const char *end);
+
 #endif

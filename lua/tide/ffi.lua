@@ -344,6 +344,42 @@ end
 
 local f32 = ffi.new("union { float f; uint32_t u; }")
 
+-- Short strings (1 to 6 bytes: record keys, enum-like values) decoded
+-- lately, in a direct-mapped cache: a string found in its slot is returned
+-- instead of being hashed and interned again by ffi.string. A string's
+-- slot key is a number made of its length and bytes (exact below 2^51), so
+-- a match is an equal string. No loop (see the note on encoding).
+local tnew = require "table.new"
+local bxor, tobit = bit.bxor, bit.tobit
+local SC_SLOTS = 1024
+local sc_key, sc_str = tnew(SC_SLOTS, 0), tnew(SC_SLOTS, 0)
+for i = 1, SC_SLOTS do
+  sc_key[i], sc_str[i] = -1, ""
+end
+
+local function short_string(p, pos, n)
+  local k = n * 256 + p[pos]
+  if n >= 2 then
+    k = k * 256 + p[pos + 1]
+    if n >= 3 then
+      k = k * 256 + p[pos + 2]
+      if n >= 4 then
+        k = k * 256 + p[pos + 3]
+        if n >= 5 then
+          k = k * 256 + p[pos + 4]
+          if n >= 6 then k = k * 256 + p[pos + 5] end
+        end
+      end
+    end
+  end
+  local x = tobit(k)
+  local slot = band(bxor(x, rshift(x, 9), rshift(x, 19)), SC_SLOTS - 1) + 1
+  if sc_key[slot] == k then return sc_str[slot] end
+  local s = ffi_string(p + pos, n)
+  sc_key[slot], sc_str[slot] = k, s
+  return s
+end
+
 -- A scalar at p[pos] (first byte c): value, next position; or false when
 -- it is a container (decode_value reads those); raises CORRUPT. No loop.
 local function decode_scalar(p, pos, lim, c)
@@ -353,6 +389,7 @@ local function decode_scalar(p, pos, lim, c)
   if c >= 0xa0 and c <= 0xbf then
     local n = c - 0xa0
     if pos + n > lim then error(CORRUPT) end
+    if n >= 1 and n <= 6 then return short_string(p, pos, n), pos + n end
     return ffi_string(p + pos, n), pos + n
   end
   if c <= 0x9f or (c >= 0xdc and c <= 0xdf) then return false end
@@ -443,7 +480,7 @@ local function decode_value(p, pos, lim, depth)
     map, pos = c >= 0xde, pos + 1 + w
   end
   if depth >= MAX_DEPTH or n > (map and (lim - pos) / 2 or lim - pos) then error(CORRUPT) end
-  local t = {}
+  local t = map and tnew(0, n) or tnew(n, 0)
   if map then
     for _ = 1, n do
       if pos >= lim then error(CORRUPT) end
@@ -492,7 +529,7 @@ local function decode_batch(p, off, stop, n, out)
         map, pos = c >= 0xde, pos + 1 + w
       end
       if cnt > (map and (lim - pos) / 2 or lim - pos) then error(CORRUPT) end
-      v = {}
+      v = map and tnew(0, cnt) or tnew(cnt, 0)
       if map then
         for _ = 1, cnt do
           if pos >= lim then error(CORRUPT) end
