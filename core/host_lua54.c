@@ -1138,7 +1138,8 @@ static int l_read_metadata(lua_State *L) {
  * the checks recovery applies (state/metadata.h td_meta_verify): a sound
  * _metadata of job `job` (if given), every file it lists present, sound,
  * of the recorded size and CRC, and written for this checkpoint and job.
- * code: "ENOENT" when there is no _metadata, else the first fault's. */
+ * code: "ENOENT" when there is no _metadata, else the first fault's
+ * ("ECORRUPT" for a file _metadata lists that is missing). */
 static int l_verify_checkpoint(lua_State *L) {
   const char *dir = luaL_checkstring(L, 1);
   const char *job = luaL_optstring(L, 2, NULL);
@@ -1150,7 +1151,10 @@ static int l_verify_checkpoint(lua_State *L) {
     snprintf(path, sizeof path, "%s/_metadata", dir);
     lua_pushnil(L);
     lua_pushstring(L, err);
-    lua_pushstring(L, rc == -ENOENT && access(path, F_OK) != 0 ? "ENOENT" : td_err_name(rc));
+    /* a completed checkpoint (it has a _metadata) missing a file it lists
+     * is corrupt, not incomplete: td_meta_verify says -ENOENT for both */
+    lua_pushstring(L, rc != -ENOENT ? td_err_name(rc)
+                      : access(path, F_OK) != 0 ? "ENOENT" : td_err_name(TD_ECORRUPT));
     return 3;
   }
   int r = push_meta(L, m, dir);
