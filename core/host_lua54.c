@@ -962,6 +962,9 @@ static int l_finished(lua_State *L) {
   int rc = 0;
   if (!lua_isnoneornil(L, 1)) {
     luaL_checktype(L, 1, LUA_TFUNCTION);
+    /* collect() may upload shared files (RocksDB final states): the
+     * coordinator must not sweep them before td_task_finished lists them */
+    td_task_finishing(t);
     lua_pushvalue(L, 1);
     lua_call(L, 0, 1);
     luaL_checktype(L, -1, LUA_TTABLE);
