@@ -79,6 +79,10 @@ struct td_coord {
   int consecutive_failures;   /* checkpoint failures since the last completion */
   int job_failed;             /* cfg.fail was called */
   unsigned char *finished;
+  /* finishing: taking its final state (td_coord_finishing), which may
+   * upload shared files no _metadata or finished/ companion lists yet */
+  unsigned char *finishing;
+  int n_finishing;
   char (*inflight_names)[64];   /* per subtask, from td_coord_inflight */
   char ***finished_names;
   int *finished_n;
@@ -234,6 +238,7 @@ int td_coord_new(td_coord_t **out, const td_ckpt_config_t *cfg, int n_subtasks,
   c->n = n_subtasks;
   c->is_source = malloc((size_t)n_subtasks);
   c->finished = calloc((size_t)n_subtasks, 1);
+  c->finishing = calloc((size_t)n_subtasks, 1);
   c->finished_names = calloc((size_t)n_subtasks, sizeof(char **));
   c->finished_n = calloc((size_t)n_subtasks, sizeof(int));
   c->inflight_names = calloc((size_t)n_subtasks, sizeof *c->inflight_names);
@@ -250,7 +255,7 @@ int td_coord_new(td_coord_t **out, const td_ckpt_config_t *cfg, int n_subtasks,
       if (!(c->expected[i] = strdup(cfg->expected[i] ? cfg->expected[i] : ""))) expected_ok = 0;
     if (!c->expected) expected_ok = 0;
   }
-  if (!c->is_source || !c->finished || !c->finished_names || !c->finished_n ||
+  if (!c->is_source || !c->finished || !c->finishing || !c->finished_names || !c->finished_n ||
       !c->inflight_names ||
       !c->requested || !c->job_info || (cfg->dir && !c->dir) || !c->job_name || !expected_ok ||
       !c->job_id || !c->history) {
@@ -390,6 +395,7 @@ void td_coord_free(td_coord_t *c) {
   free(c->finished_n);
   free(c->inflight_names);
   free(c->finished);
+  free(c->finishing);
   free(c->is_source);
   free((void *)c->requested);
   free(c->job_info);
@@ -503,6 +509,10 @@ void td_coord_finished(td_coord_t *c, int subtask, int n,
     c->final_failed = 1;
     pthread_cond_broadcast(&c->waiters);
   }
+  if (c->finishing[subtask]) {
+    c->finishing[subtask] = 0;
+    c->n_finishing--;
+  }
   if (!c->finished[subtask]) {
     c->finished[subtask] = 1;
     c->finished_names[subtask] = copy;
@@ -516,6 +526,15 @@ void td_coord_finished(td_coord_t *c, int subtask, int n,
     for (int i = 0; i < n; i++) free(copy[i]);
     free(copy);
   }
+}
+
+void td_coord_finishing(td_coord_t *c, int subtask) {
+  pthread_mutex_lock(&c->mu);
+  if (!c->finishing[subtask] && !c->finished[subtask]) {
+    c->finishing[subtask] = 1;
+    c->n_finishing++;
+  }
+  pthread_mutex_unlock(&c->mu);
 }
 
 int td_coord_is_pending(td_coord_t *c, int64_t id) {
@@ -859,8 +878,9 @@ static int cmp_str(const void *a, const void *b) {
 
 /* Remove the shared files (shared.h) that neither the kept completed
  * checkpoints done[0 .. nd) nor a finished subtask's final state
- * references. Called with no checkpoint pending, so no upload is under
- * way (a pending one's files are referenced by no _metadata yet). Any
+ * references. Called with no checkpoint pending and no subtask finishing,
+ * so no upload is under way (a pending one's files are referenced by no
+ * _metadata yet, a finishing subtask's by no finished/ companion yet). Any
  * failure to read a reference list keeps every file. */
 static void sweep_shared(td_coord_t *c, const int64_t *done, size_t nd) {
   char path[4400], msg[600];
@@ -943,7 +963,11 @@ static void sweep(td_coord_t *c) {
       remove_tree(dir_of(c, other[i], path, sizeof path));
   }
   size_t kept = nd < (size_t)c->cfg.retained ? nd : (size_t)c->cfg.retained;
-  if (!c->pending) sweep_shared(c, done, kept);
+  /* not while an upload may be under way: a pending checkpoint's, or a
+   * finishing subtask's final state (taken in its task thread, outside
+   * any checkpoint: what it uploads is listed only once td_coord_finished
+   * is called, after its companion is written to finished/) */
+  if (!c->pending && c->n_finishing == 0) sweep_shared(c, done, kept);
   free(done);
   free(other);
 }

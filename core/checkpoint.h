@@ -212,6 +212,13 @@ void td_coord_decline(td_coord_t *c, int64_t id, int subtask,
                       const char *reason);
 
 /*
+ * td_coord_finishing - subtask's input ended and it is taking its final
+ * state (which may upload shared files, shared.h): no shared file is
+ * swept until it calls td_coord_finished.
+ */
+void td_coord_finishing(td_coord_t *c, int subtask);
+
+/*
  * td_coord_finished - subtask's input ended and it wrote its final state
  * files, named names[0..n-1], in td_coord_finished_dir (n may be 0).
  * ok 0: writing them failed; the job is failing anyway.

@@ -1091,6 +1091,9 @@ static int l_finished(lua_State *L) {
   int rc = 0;
   if (!lua_isnoneornil(L, 1)) {
     luaL_checktype(L, 1, LUA_TFUNCTION);
+    /* collect() may upload shared files (RocksDB final states): the
+     * coordinator must not sweep them before td_task_finished lists them */
+    td_task_finishing(t);
     lua_pushvalue(L, 1);
     lua_call(L, 0, 1);
     luaL_checktype(L, -1, LUA_TTABLE);
@@ -1321,7 +1324,8 @@ static int l_read_metadata(lua_State *L) {
  * the checks recovery applies (state/metadata.h td_meta_verify): a sound
  * _metadata of job `job` (if given), every file it lists present, sound,
  * of the recorded size and CRC, and written for this checkpoint and job.
- * code: "ENOENT" when there is no _metadata, else the first fault's. */
+ * code: "ENOENT" when there is no _metadata, else the first fault's
+ * ("ECORRUPT" for a file _metadata lists that is missing). */
 static int l_verify_checkpoint(lua_State *L) {
   const char *dir = luaL_checkstring(L, 1);
   const char *job = luaL_optstring(L, 2, NULL);
@@ -1333,7 +1337,10 @@ static int l_verify_checkpoint(lua_State *L) {
     snprintf(path, sizeof path, "%s/_metadata", dir);
     lua_pushnil(L);
     lua_pushstring(L, err);
-    lua_pushstring(L, rc == -ENOENT && access(path, F_OK) != 0 ? "ENOENT" : td_err_name(rc));
+    /* a completed checkpoint (it has a _metadata) missing a file it lists
+     * is corrupt, not incomplete: td_meta_verify says -ENOENT for both */
+    lua_pushstring(L, rc != -ENOENT ? td_err_name(rc)
+                      : access(path, F_OK) != 0 ? "ENOENT" : td_err_name(TD_ECORRUPT));
     return 3;
   }
   int r = push_meta(L, m, dir);

@@ -110,6 +110,10 @@ int td_task_child_write(td_task_t *t, const char *name, const void *data, size_t
  * (non-NULL) reported to the coordinator, which aborts the checkpoint. */
 _Noreturn void td_task_child_exit(td_task_t *t, const char *error);
 
+/* td_task_finishing - this subtask is about to take its final state
+ * (td_coord_finishing); td_task_finished follows. */
+void td_task_finishing(td_task_t *t);
+
 /*
  * td_task_finished - this subtask's input ended and its end was sent
  * (td_task_finish): write its final state files (names[i] holding

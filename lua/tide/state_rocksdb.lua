@@ -438,11 +438,12 @@ function R:close()
     self.handle:close()
     self.handle = nil
   end
-  local left = core.list_dir(self.home)
-  for _, d in ipairs(left or {}) do
+  local left = core.list_dir(self.home) or {}
+  for _, d in ipairs(left) do
     core.remove_files(self.home .. "/" .. d, core.list_dir(self.home .. "/" .. d) or {})
   end
-  core.remove_files(self.home, {})
+  -- then its files (the snapshot children's upload journals) and itself
+  core.remove_files(self.home, left)
 end
 
 --- Visit every entry of a rocksdb snapshot within backend b's key groups
