@@ -713,7 +713,7 @@ local function build_plan(env, name)
     if n.keyed and n.p > maxp then
       error(string.format("operator %s (%s) has parallelism %d above max parallelism %d", n.name, n.site, n.p, maxp), 3)
     end
-    n.uid = n.uid or (n.kind .. "-" .. n.id)
+    if not n.uid then n.uid, n.uid_derived = n.kind .. "-" .. n.id, true end
     n.chained, n.net_out = {}, {}
     if n.kind == "sink" then has_sink = true end
     if env.runtime_mode == "batch" and n.kind == "source" and n.source.type == "generate"
@@ -875,6 +875,14 @@ function Env:execute(name)
     if not savepoint then error(usage_error(err), 2) end
     local why = ckpt.savepoint_refusal(savepoint, plan, self, defaults.allow_non_restored_state, warn)
     if why then error(usage_error(why), 2) end
+    -- as Flink warns: a uid derived from the position changes with the graph
+    for _, n in ipairs(self.nodes) do
+      if n.uid_derived then
+        warn(string.format("%s (%s) has no uid: its state is matched by the uid '%s' derived from its " ..
+          "position, which changes when operators are added or removed; give it one with :uid(...)",
+          n.name or n.kind, n.site or "?", n.uid))
+      end
+    end
     io.stderr:write(string.format("tide: restoring job '%s' from savepoint %s (taken of job '%s', checkpoint %d)\n",
       name, savepoint.dir, savepoint.job_name or "?", savepoint.id))
     restore = savepoint

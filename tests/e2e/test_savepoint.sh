@@ -65,6 +65,7 @@ check "missing state: nothing written" test -z "$(ls -A "$TMP/out3" 2>/dev/null)
 run_tide "$TMP/v2" run "$JOB_LUA" -p 3 --from-savepoint "$TMP/moved/sp" -- v2 "$TMP/out" "$TMP/ck" $N 100000
 check_rc "v2 from the moved savepoint at parallelism 3: exit 0" 0
 check_contains "v2 says what it restores" "$TMP/v2.err" "tide: restoring job 'sp' from savepoint $TMP/moved/sp"
+check_not_contains "v2: every operator has a uid, no warning" "$TMP/v2.err" "has no uid"
 cat_parts "$TMP/out" | sort >"$TMP/got2"
 oracle v1 "$CUT" v2 $N >"$TMP/want2"
 check_eq "v1 up to the cut, v2 after it (rescaled 2 -> 3, new operator empty): oracle" "$TMP/want2" "$TMP/got2"
@@ -78,6 +79,18 @@ check_contains "the dropped state is named" "$TMP/v3.err" \
 cat_parts "$TMP/out3" | sort >"$TMP/got3"
 oracle v3 "$CUT" v3 $N | awk -F, -v c="$CUT" '$2 > c' >"$TMP/want3"
 check_eq "v3 reads on from the cut (oracle)" "$TMP/want3" "$TMP/got3"
+
+# an operator without a uid is warned about (Flink's advice: set uids)
+cat >"$TMP/nouid.lua" <<'LUA'
+local tide = require "tide"
+local env = tide.env{}
+env:from_list({ 1, 2, 3 }):map(function(x) return x end):discard()
+env:execute("nouid")
+LUA
+run_tide "$TMP/nouid" run "$TMP/nouid.lua" --from-savepoint "$TMP/moved/sp" --allow-non-restored-state
+check_rc "operators without uids restore: exit 0" 0
+check_contains "  with a warning naming the derived uid" "$TMP/nouid.err" \
+  "tide: warning: map ($TMP/nouid.lua:3) has no uid: its state is matched by the uid 'map-2' derived from its position"
 
 # v4 re-declares the value state "total" as map state
 run_tide "$TMP/v4" run "$JOB_LUA" --from-savepoint "$TMP/moved/sp" -- v4 "$TMP/out4" "$TMP/ck4" $N 100000
