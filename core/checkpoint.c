@@ -194,7 +194,19 @@ static int rm_entry(const char *path, const struct stat *sb, int flag,
 }
 
 /* rm -rf path (errors ignored: a leftover is removed by a later sweep). */
+/* Remove a directory tree. A checkpoint's _metadata goes first: a removal
+ * cut short (the process killed) leaves a checkpoint that does not exist,
+ * never a completed one with files missing. */
 static void remove_tree(const char *path) {
+  char meta[4400];
+  snprintf(meta, sizeof meta, "%s/_metadata", path);
+  if (unlink(meta) == 0) {
+    int dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+      (void)fsync(dfd);
+      close(dfd);
+    }
+  }
   nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
