@@ -293,16 +293,31 @@ function Backend:restore(snaps)
           end
         end)
       end
-      for name, st in pairs(snap.backend ~= "rocksdb" and snap.states or {}) do
-        -- a TTL state's config comes with its registration (true until then)
-        local have = self.states[name]
-        local t = self:state(name, st.kind, { namespaced = st.namespaced,
-          ttl = st.ttl and (have and have.ttl or true) or nil }).t
-        for kg, g in pairs(st.groups) do
-          if kg >= self.kg_first and kg <= self.kg_last then
-            for j = 1, #g, 2 do t[self:key(g[j])] = g[j + 1] end
-          end
-        end
+      if snap.backend ~= "rocksdb" then
+        self:each_snapshot_entry(snap, function(st, k, v) st.t[self:key(k)] = v end)
+      end
+    end
+  end
+end
+
+--- Register state `name` as a snapshot describes it (st: {kind =,
+-- namespaced =, ttl =}) and return it. A TTL state's config comes with
+-- its registration by the operator: until then its ttl is true.
+function Backend:register_restored(name, st)
+  local have = self.states[name]
+  return self:state(name, st.kind, { namespaced = st.namespaced,
+    ttl = st.ttl and (have and have.ttl or true) or nil })
+end
+
+--- Call fn(s, key, value) for every entry of heap-format snapshot snap
+-- (snapshot() or canonical_snapshot()) in this backend's key groups, s
+-- the state it belongs to (registered as the snapshot describes it).
+function Backend:each_snapshot_entry(snap, fn)
+  for name, st in pairs(snap.states) do
+    local s = self:register_restored(name, st)
+    for kg, g in pairs(st.groups) do
+      if kg >= self.kg_first and kg <= self.kg_last then
+        for j = 1, #g, 2 do fn(s, g[j], g[j + 1]) end
       end
     end
   end

@@ -112,22 +112,13 @@ function R:db()
   self.pending = {}
   -- heap snapshots (a job that changed backend): their entries, written
   for _, snap in ipairs(self.heap_snaps) do
-    for name, st in pairs(snap.states) do
-      local s = self.states[name]
-      local id = s.id
-      for kg, g in pairs(st.groups) do
-        if kg >= self.kg_first and kg <= self.kg_last then
-          for j = 1, #g, 2 do
-            local k, v = g[j], g[j + 1]
-            if s.multi then
-              for ns, x in pairs(v) do db:put_ns(id, k, ns, x) end
-            else
-              db:put(id, k, v)
-            end
-          end
-        end
+    self:each_snapshot_entry(snap, function(st, k, v)
+      if st.multi then
+        for ns, x in pairs(v) do db:put_ns(st.id, k, ns, x) end
+      else
+        db:put(st.id, k, v)
       end
-    end
+    end)
   end
   if #self.heap_snaps > 0 then db:commit() end
   self.heap_snaps = {}
@@ -409,11 +400,7 @@ function R:restore(snaps)
     if snap then
       self:check_snapshot(snap)
       if self.handle then error("rocksdb backend: restore after the instance was opened", 0) end
-      for name, st in pairs(snap.states) do
-        local have = self.states[name]
-        self:state(name, st.kind, { namespaced = st.namespaced,
-          ttl = st.ttl and (have and have.ttl or true) or nil })
-      end
+      for name, st in pairs(snap.states) do self:register_restored(name, st) end
       if snap.backend == "rocksdb" then
         if snap.kg_last >= self.kg_first and snap.kg_first <= self.kg_last and #snap.files > 0 then
           self.pending[#self.pending + 1] = snap
@@ -459,9 +446,7 @@ function M.scan_snapshot(cfg, snap, b, fn)
   core.remove_files(base .. ".restore", names)
   if not db then error("cannot restore keyed state: " .. err, 0) end
   for name, st in pairs(snap.states) do
-    local have = b.states[name]
-    local s = b:state(name, st.kind, { namespaced = st.namespaced,
-      ttl = st.ttl and (have and have.ttl or true) or nil })
+    local s = b:register_restored(name, st)
     db:scan(st.id, function(_, k, ns, v) fn(s, k, ns, v) end)
   end
   db:close()
