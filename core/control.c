@@ -19,16 +19,20 @@
 #include "checkpoint.h"
 #include "error.h"
 #include "job.h"
+#include "reload.h"
 
 /* Savepoint and stop requests kept for polling (the newest). */
 #define MAX_OPS 64
-/* Largest request body accepted, bytes. */
-#define MAX_BODY 65536
+/* Largest request body accepted, bytes (a reload carries a script). */
+#define MAX_BODY (4 << 20)
 
 typedef struct op {
   int used;
   int64_t request;        /* its request id */
   int stop;               /* TD_STOP_* */
+  int reload;             /* a live reload (req), not a savepoint */
+  td_reload_request_t req;
+  td_reload_times_t times;
   char dir[4096];
   td_job_t *job;          /* referenced while the thread runs */
   pthread_t thread;
@@ -267,9 +271,17 @@ static json_t *checkpoints(td_job_t *job) {
 static void *op_main(void *arg) {
   op_t *o = arg;
   char path[4200] = "", err[1024] = "";
-  int rc = td_job_savepoint(o->job, o->dir, o->stop, -1, path, sizeof path, err, sizeof err);
-  td_job_release(o->job);
+  td_reload_times_t times;
+  int rc;
+  if (o->reload) {
+    /* consumes the reference */
+    rc = td_job_reload(o->job, &o->req, path, sizeof path, &times, err, sizeof err);
+  } else {
+    rc = td_job_savepoint(o->job, o->dir, o->stop, -1, path, sizeof path, err, sizeof err);
+    td_job_release(o->job);
+  }
   pthread_mutex_lock(&o->c->mu);
+  if (o->reload) o->times = times;
   o->job = NULL;
   o->done = 1;
   o->ok = rc == 0;
@@ -279,8 +291,10 @@ static void *op_main(void *arg) {
   return NULL;
 }
 
-/* Start a savepoint or stop of job into dir; the request id, or -1. */
-static int64_t start_op(td_control_t *c, td_job_t *job, const char *dir, int stop) {
+/* Start a savepoint or stop of job into dir, or a reload with req (its
+ * strings taken over); the request id, or -1. */
+static int64_t start_op(td_control_t *c, td_job_t *job, const char *dir, int stop,
+                        td_reload_request_t *req) {
   pthread_mutex_lock(&c->mu);
   op_t *o = NULL;
   int64_t oldest = INT64_MAX;
@@ -300,13 +314,19 @@ static int64_t start_op(td_control_t *c, td_job_t *job, const char *dir, int sto
     return -1;
   }
   if (o->joinable) pthread_join(o->thread, NULL);
+  td_reload_request_free(&o->req);
   memset(o, 0, sizeof *o);
   o->used = 1;
   o->c = c;
   o->request = ++c->next_request;
   o->stop = stop;
   o->job = job;
-  snprintf(o->dir, sizeof o->dir, "%s", dir);
+  if (req) {
+    o->reload = 1;
+    o->req = *req;
+    memset(req, 0, sizeof *req);
+  }
+  snprintf(o->dir, sizeof o->dir, "%s", dir ? dir : "");
   if (pthread_create(&o->thread, NULL, op_main, o) != 0) {
     o->used = 0;
     pthread_mutex_unlock(&c->mu);
@@ -318,12 +338,40 @@ static int64_t start_op(td_control_t *c, td_job_t *job, const char *dir, int sto
   return id;
 }
 
-static json_t *op_status(td_control_t *c, int64_t request) {
+/* A reload's milestones as ms after the request (null: not reached). */
+static json_t *reload_timings(const td_reload_times_t *t) {
+  json_t *o = json_object();
+  const int64_t at[] = {t->cut, t->started, t->flowing, t->settled};
+  const char *const names[] = {"cut", "started", "flowing", "settled"};
+  for (int i = 0; i < 4; i++)
+    json_object_set_new(o, names[i], at[i] ? json_integer(at[i] - t->requested) : json_null());
+  return o;
+}
+
+/* The status of reload request o (c->mu held). */
+static json_t *reload_status(op_t *o) {
+  if (!o->done)
+    return json_pack("{s:{s:s}, s:s}", "status", "id", "IN_PROGRESS", "phase",
+                     td_reload_phase_name(td_reload_phase()));
+  json_t *op = json_pack("{s:s, s:o}", "script", o->req.path ? o->req.path : "", "timings",
+                         reload_timings(&o->times));
+  if (o->location[0]) json_object_set_new(op, "location", json_string(o->location));
+  if (!o->ok)
+    json_object_set_new(op, "failure-cause", json_pack("{s:s}", "message", o->error));
+  return json_pack("{s:{s:s}, s:o}", "status", "id", "COMPLETED", "operation", op);
+}
+
+static json_t *op_status(td_control_t *c, int64_t request, int reload) {
   json_t *r = NULL;
   pthread_mutex_lock(&c->mu);
   for (int i = 0; i < MAX_OPS; i++) {
     op_t *o = &c->ops[i];
-    if (!o->used || o->request != request) continue;
+    if (!o->used || o->request != request || o->reload != reload) continue;
+    if (reload) {
+      if (o->done) o->fetched = 1;
+      r = reload_status(o);
+      continue;
+    }
     if (o->done) o->fetched = 1;
     if (!o->done)
       r = json_pack("{s:{s:s}}", "status", "id", "IN_PROGRESS");
@@ -375,11 +423,61 @@ static enum MHD_Result post_op(td_control_t *c, struct MHD_Connection *conn, td_
                       "no target directory: give \"target-directory\" (the job has no checkpoint "
                       "directory to default to)");
   }
-  int64_t id = start_op(c, job, dir, stop);
+  int64_t id = start_op(c, job, dir, stop, NULL);
   json_decref(body);
   if (id < 0) {
     td_job_release(job);
     return send_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "too many savepoint requests in progress");
+  }
+  char rid[32];
+  snprintf(rid, sizeof rid, "%" PRId64, id);
+  return send_json(conn, MHD_HTTP_ACCEPTED, json_pack("{s:s}", "request-id", rid));
+}
+
+/* POST /jobs/ID/reload {"script": path, "text": the script, "args":
+ * [arg1, ...] (optional: the running job's), "allow-non-restored-state":
+ * bool}: start a live reload (reload.h); 202 with its request id. Takes
+ * over the reference to job. */
+static enum MHD_Result post_reload(td_control_t *c, struct MHD_Connection *conn, td_job_t *job,
+                                   body_t *b) {
+  json_error_t je;
+  json_t *body = b->len ? json_loadb(b->data, b->len, 0, &je) : NULL;
+  const char *bad = NULL;
+  json_t *path = json_object_get(body, "script"), *text = json_object_get(body, "text");
+  json_t *args = json_object_get(body, "args");
+  if (!json_is_object(body)) bad = "the request body is not a JSON object";
+  else if (!json_is_string(path) || !json_string_length(path))
+    bad = "\"script\" (the new script's path) is missing";
+  else if (!json_is_string(text)) bad = "\"text\" (the new script's text) is missing";
+  else if (args && !json_is_array(args)) bad = "\"args\" is not an array of strings";
+  for (size_t i = 0; !bad && args && i < json_array_size(args); i++)
+    if (!json_is_string(json_array_get(args, i))) bad = "\"args\" is not an array of strings";
+  if (bad) {
+    json_decref(body);
+    td_job_release(job);
+    return send_error(conn, MHD_HTTP_BAD_REQUEST, "%s", bad);
+  }
+  /* the request's own copy: op_t owns it (td_reload_request_free) */
+  size_t n_args = args ? json_array_size(args) + 1 : 0;
+  const char **argv = n_args ? calloc(n_args, sizeof *argv) : NULL;
+  td_reload_request_t req = {.path = strdup(json_string_value(path)),
+                             .text = malloc(json_string_length(text) + 1),
+                             .len = json_string_length(text),
+                             .args = argv,
+                             .n_args = (int)n_args,
+                             .allow_non_restored =
+                                 json_is_true(json_object_get(body, "allow-non-restored-state"))};
+  int oom = !req.path || !req.text || (n_args && !argv);
+  if (req.text) memcpy((char *)req.text, json_string_value(text), req.len + 1);
+  for (size_t i = 0; argv && i < n_args; i++)
+    if (!(argv[i] = strdup(i ? json_string_value(json_array_get(args, i - 1)) : req.path))) oom = 1;
+  json_decref(body);
+  int64_t id = oom ? -1 : start_op(c, job, NULL, TD_STOP_NONE, &req);
+  td_reload_request_free(&req);
+  if (id < 0) {
+    td_job_release(job);
+    return send_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE,
+                      oom ? "out of memory" : "too many requests in progress");
   }
   char rid[32];
   snprintf(rid, sizeof rid, "%" PRId64, id);
@@ -415,9 +513,19 @@ static enum MHD_Result route(td_control_t *c, struct MHD_Connection *conn, const
     td_job_cancel_all("cancelled by tide cancel");
     ret = send_json(conn, MHD_HTTP_ACCEPTED, json_object());
   } else if (n == 4 && get && strcmp(p[2], "savepoints") == 0) {
-    json_t *r = op_status(c, strtoll(p[3], NULL, 10));
+    json_t *r = op_status(c, strtoll(p[3], NULL, 10), 0);
     ret = r ? send_json(conn, MHD_HTTP_OK, r)
             : send_error(conn, MHD_HTTP_NOT_FOUND, "no savepoint request %s", p[3]);
+  } else if (n == 4 && get && strcmp(p[2], "reloads") == 0) {
+    json_t *r = op_status(c, strtoll(p[3], NULL, 10), 1);
+    ret = r ? send_json(conn, MHD_HTTP_OK, r)
+            : send_error(conn, MHD_HTTP_NOT_FOUND, "no reload request %s", p[3]);
+  } else if (n == 3 && post && strcmp(p[2], "reload") == 0 &&
+             td_reload_phase() != TD_RELOAD_IDLE) {
+    /* between the cut and the new logic's start no job runs */
+    ret = send_error(conn, MHD_HTTP_CONFLICT,
+                     "a reload of this job is in progress (%s): one at a time",
+                     td_reload_phase_name(td_reload_phase()));
   } else if (!job) {
     ret = send_error(conn, MHD_HTTP_CONFLICT, "the job is not running (%s)",
                      td_job_state_name(td_job_process_state()));
@@ -438,6 +546,9 @@ static enum MHD_Result route(td_control_t *c, struct MHD_Connection *conn, const
   } else if (n == 3 && post && (strcmp(p[2], "savepoints") == 0 || strcmp(p[2], "stop") == 0)) {
     ret = post_op(c, conn, job, b, p[2][1] == 't');
     job = NULL; /* the request's thread holds the reference */
+  } else if (n == 3 && post && strcmp(p[2], "reload") == 0) {
+    ret = post_reload(c, conn, job, b);
+    job = NULL;
   } else {
     ret = send_error(conn, MHD_HTTP_NOT_FOUND, "not found: %s %s", method, url);
   }
@@ -539,15 +650,18 @@ void td_control_free(td_control_t *c) {
     int unread = 0;
     pthread_mutex_lock(&c->mu);
     for (int i = 0; i < MAX_OPS; i++)
-      if (c->ops[i].used && c->ops[i].stop && !c->ops[i].fetched) unread = 1;
+      if (c->ops[i].used && (c->ops[i].stop || c->ops[i].reload) && !c->ops[i].fetched)
+        unread = 1;
     pthread_mutex_unlock(&c->mu);
     if (!unread) break;
     struct timespec ts = {0, 20 * 1000000L};
     nanosleep(&ts, NULL);
   }
   MHD_stop_daemon(c->d);
-  for (int i = 0; i < MAX_OPS; i++)
+  for (int i = 0; i < MAX_OPS; i++) {
     if (c->ops[i].joinable) pthread_join(c->ops[i].thread, NULL);
+    td_reload_request_free(&c->ops[i].req);
+  }
   pthread_mutex_destroy(&c->mu);
   free(c->job_id);
   free(c);

@@ -71,7 +71,10 @@ enum {
   TD_RUN_ERROR = 1,   /* the script raised, or a job it ran failed */
   TD_RUN_CORRUPT = 3, /* nothing to resume: every completed checkpoint is corrupt */
   TD_RUN_SIGINT = 130, /* cancelled by SIGINT (128 + 2) */
-  TD_RUN_SIGTERM = 143 /* cancelled by SIGTERM (128 + 15) */
+  TD_RUN_SIGTERM = 143, /* cancelled by SIGTERM (128 + 15) */
+  TD_RUN_RELOAD = 4    /* never an exit status: the planning VM handed the
+                          process to a live reload's new logic (reload.h);
+                          the caller runs it (td_reload_take) */
 };
 
 /*
@@ -88,6 +91,28 @@ enum {
 int td_host_run_script(lua_State *L, const char *path, const char *text, size_t text_len,
                        const char *const *args, int n_args, char *errbuf,
                        size_t errlen);
+
+/* td_host_set_resume - core.defaults().resume from now on (a live
+ * reload's new planning VM restores the cut, never resumes). */
+void td_host_set_resume(int resume);
+
+/* td_host_pinned - the script text planning VM L pinned (len bytes; owned
+ * by L), or NULL when it read none. */
+const char *td_host_pinned(lua_State *L, size_t *len);
+
+/* td_host_pin_script - pin text (len bytes) as the job script of planning
+ * VM L before td_host_run_script(L, path, NULL, ...): the VM runs this
+ * text and gives it to its subtasks; the file is not read. */
+void td_host_pin_script(lua_State *L, const char *text, size_t len);
+
+/*
+ * td_host_check_script - whether script text (len bytes, named path in
+ * messages) loads: compiled in a throwaway VM, not run. Returns TD_RUN_OK,
+ * or TD_RUN_SYNTAX with the message (path:line) in err. Thread-safe: the
+ * live reload's check (td_reload_set_check).
+ */
+int td_host_check_script(const char *path, const char *text, size_t len, char *err,
+                         size_t errlen);
 
 /* td_host_new_state - a fresh Lua VM with the standard libraries and
  * tide.core preloaded. Returns NULL when out of memory. */

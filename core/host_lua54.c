@@ -40,6 +40,7 @@
 #include "luaalloc.h"
 #include "metadata.h"
 #include "module_lua.h"
+#include "reload.h"
 #include "state_lua.h"
 #include "snapshot.h"
 #include "source_file.h"
@@ -65,6 +66,9 @@ static int g_allow_non_restored;
  * job was cancelled under this subtask (not a failure of its own). */
 static char TASK_DONE;
 static char CANCELLED;
+/* ...or the planning VM hands the process over to a live reload's new
+ * logic (core.reload_swap). */
+static char RELOAD;
 
 /* What the host keeps per subtask: the task engine, and what core.poll
  * and core.emit reuse between calls. */
@@ -232,6 +236,9 @@ int td_host_run_script(lua_State *L, const char *path, const char *text, size_t 
       if (lua_touserdata(L, -1) == &CANCELLED) {
         snprintf(errbuf, errlen, "cancelled");
         out = TD_RUN_ERROR;
+      } else if (lua_touserdata(L, -1) == &RELOAD) {
+        errbuf[0] = 0;
+        out = TD_RUN_RELOAD;
       } else {
         errbuf[0] = 0; /* TASK_DONE */
       }
@@ -260,6 +267,35 @@ static lua_State *open_state(lua_State *L) {
 }
 
 lua_State *td_host_new_state(void) { return open_state(luaL_newstate()); }
+
+void td_host_set_resume(int resume) { g_resume = resume; }
+
+const char *td_host_pinned(lua_State *L, size_t *len) {
+  lua_getfield(L, LUA_REGISTRYINDEX, "tide.script_text");
+  const char *t = lua_tolstring(L, -1, len);
+  lua_pop(L, 1); /* the registry keeps it */
+  return t;
+}
+
+void td_host_pin_script(lua_State *L, const char *text, size_t len) {
+  lua_pushlstring(L, text, len);
+  lua_setfield(L, LUA_REGISTRYINDEX, "tide.script_text");
+}
+
+int td_host_check_script(const char *path, const char *text, size_t len, char *err,
+                         size_t errlen) {
+  lua_State *L = luaL_newstate();
+  if (!L) {
+    snprintf(err, errlen, "out of memory");
+    return TD_RUN_ERROR;
+  }
+  int rc = load_script_text(L, path, text, len);
+  if (rc != LUA_OK)
+    snprintf(err, errlen, "%s%s", lua_tostring(L, -1),
+             rc == LUA_ERRSYNTAX ? TD_LUA_SYNTAX_HINT : "");
+  lua_close(L);
+  return rc == LUA_OK ? TD_RUN_OK : TD_RUN_SYNTAX;
+}
 
 static void set_package_field(lua_State *L, const char *field, const char *v) {
   if (!v) return;
@@ -580,11 +616,13 @@ static int l_execute(lua_State *L) {
 
   char err[8192], stopped[4200];
   const char *stopped_at = NULL;
+  int for_reload = 0;
   td_job_t *job;
   int rc = td_job_start(&job, &spec, subtask_body, err, sizeof err);
   if (rc == 0) {
     rc = td_job_wait(job, err, sizeof err);
     stopped_at = td_job_stopped_at(job, stopped, sizeof stopped);
+    for_reload = td_job_stopped_for_reload(job);
     td_job_free(job);
   }
   pthread_mutex_lock(&g_stdout_mu);
@@ -607,7 +645,26 @@ static int l_execute(lua_State *L) {
   td_wbuf_destroy(&notes);
   if (stopped_at) lua_pushstring(L, stopped_at);
   else lua_pushnil(L);
-  return 4;
+  lua_pushboolean(L, for_reload);
+  return 5;
+}
+
+/* core.reload_swap(cut): the job stopped at cut for a live reload
+ * (core.execute's fifth result): the planning VM ends here and the
+ * process runs the new logic from the cut (reload.h). Does not return. */
+static int l_reload_swap(lua_State *L) {
+  const char *cut = luaL_checkstring(L, 1);
+  if (td_reload_set_cut(cut) != 0) return luaL_error(L, "no live reload is taking a cut");
+  lua_pushlightuserdata(L, &RELOAD);
+  return lua_error(L);
+}
+
+/* core.reload_claim_failure(message) -> true when a live reload's new
+ * logic failed before it was healthy: the reload rolls back (the caller
+ * ends its VM without restarting); false: restart as usual. */
+static int l_reload_claim_failure(lua_State *L) {
+  lua_pushboolean(L, td_reload_claim_failure(luaL_optstring(L, 1, NULL)));
+  return 1;
 }
 
 /* core.cancel_reason() -> why the process's jobs were cancelled (a
@@ -634,21 +691,37 @@ static int l_set_restarting(lua_State *L) {
  * writes checkpoints there. Refused with the
  * holder's pid when another process holds it. Taking it again in the
  * same process succeeds. dir must exist (core.mkdir_p). */
+/* The checkpoint directories this process holds the lock of: kept for the
+ * process, whichever planning VM took them (a live reload's new VM takes
+ * the same lock again). */
+static pthread_mutex_t g_locks_mu = PTHREAD_MUTEX_INITIALIZER;
+static char **g_locks;
+static size_t g_n_locks;
+
+static int locked_here(const char *dir) {
+  int found = 0;
+  pthread_mutex_lock(&g_locks_mu);
+  for (size_t i = 0; i < g_n_locks && !found; i++) found = strcmp(g_locks[i], dir) == 0;
+  pthread_mutex_unlock(&g_locks_mu);
+  return found;
+}
+
+static void remember_lock(const char *dir) {
+  pthread_mutex_lock(&g_locks_mu);
+  char **l = realloc(g_locks, (g_n_locks + 1) * sizeof *l);
+  if (l) {
+    g_locks = l;
+    if ((g_locks[g_n_locks] = strdup(dir))) g_n_locks++;
+  }
+  pthread_mutex_unlock(&g_locks_mu);
+}
+
 static int l_lock_dir(lua_State *L) {
   const char *dir = luaL_checkstring(L, 1);
-  lua_getfield(L, LUA_REGISTRYINDEX, "tide.locks");
-  if (!lua_istable(L, -1)) {
-    lua_pop(L, 1);
-    lua_newtable(L);
-    lua_pushvalue(L, -1);
-    lua_setfield(L, LUA_REGISTRYINDEX, "tide.locks");
-  }
-  lua_getfield(L, -1, dir);
-  if (!lua_isnil(L, -1)) {
+  if (locked_here(dir)) {
     lua_pushboolean(L, 1);
     return 1;
   }
-  lua_pop(L, 1);
   char path[4400];
   snprintf(path, sizeof path, "%s/.lock", dir);
   int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
@@ -678,8 +751,7 @@ static int l_lock_dir(lua_State *L) {
   if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)len, 0) != len) {
     /* the lock holds without the pid: the refusal then names no holder */
   }
-  lua_pushinteger(L, fd); /* kept open (and locked) until the process ends */
-  lua_setfield(L, -2, dir);
+  remember_lock(dir); /* fd stays open (and locked) until the process ends */
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -938,8 +1010,9 @@ static int l_emit(lua_State *L) {
   return 0;
 }
 
-/* core.tick() - a source between two batches: sends partially filled
- * buffers once the buffer timeout passed, and raises if the job was
+/* core.tick([n]) - a source between two batches (n: the records its last
+ * batch read, counted in the subtask's records_read): sends partially
+ * filled buffers once the buffer timeout passed, and raises if the job was
  * cancelled. Returns the id of a checkpoint the coordinator asks this
  * source to inject (snapshot and forward it with core.snapshot, then call
  * tick again), or nothing once every output can take the next batch: it
@@ -947,6 +1020,8 @@ static int l_emit(lua_State *L) {
  * would stop half-way and keep it from seeing the next checkpoint. */
 static int l_tick(lua_State *L) {
   td_task_t *t = task_of(L);
+  lua_Integer n = luaL_optinteger(L, 1, 0);
+  if (n > 0) atomic_fetch_add_explicit(&subtask_of(L)->records_read, n, memory_order_relaxed);
   int64_t id;
   check(L, t, td_task_tick(t, &id));
   if (!id) return 0;
@@ -1916,6 +1991,8 @@ static const luaL_Reg core_funcs[] = {
     {"cancel_reason", l_cancel_reason},
     {"set_restarting", l_set_restarting},
     {"lock_dir", l_lock_dir},
+    {"reload_swap", l_reload_swap},
+    {"reload_claim_failure", l_reload_claim_failure},
     {"defaults", l_defaults},
     {"context", l_context},
     {"begin", l_begin},

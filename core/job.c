@@ -11,6 +11,7 @@
 
 #include "barrier.h"
 #include "error.h"
+#include "reload.h"
 
 struct td_job {
   const td_job_spec_t *spec;
@@ -30,6 +31,7 @@ struct td_job {
   td_job_state_t final;       /* set by td_job_wait; CREATED before */
   atomic_int stop_mode;       /* TD_STOP_* of a stop savepoint */
   char *stopped_at;           /* the savepoint a completed stop took (mu) */
+  int stopped_for_reload;     /* that stop was a live reload's cut (mu) */
   int64_t start_ms;
 };
 
@@ -245,6 +247,7 @@ int td_job_start(td_job_t **out, const td_job_spec_t *spec, void (*body)(td_subt
       st->parallelism = spec->parallelism[t];
       atomic_init(&st->records_in, 0);
       atomic_init(&st->records_out, 0);
+      atomic_init(&st->records_read, 0);
       atomic_init(&st->watermark, INT64_MIN);
       st->outputs = calloc(spec->n_edges ? (size_t)spec->n_edges : 1,
                            sizeof *st->outputs);
@@ -286,6 +289,7 @@ int td_job_start(td_job_t **out, const td_job_spec_t *spec, void (*body)(td_subt
     return rc;
   }
   running_add(job);
+  td_reload_on_start(job);
   for (; job->started < total; job->started++) {
     if (pthread_create(&job->subtasks[job->started].thread, NULL, thread_main,
                        &job->subtasks[job->started]) != 0) {
@@ -428,9 +432,18 @@ const char *td_job_stopped_at(td_job_t *job, char *buf, size_t len) {
   return r;
 }
 
+int td_job_stopped_for_reload(td_job_t *job) {
+  pthread_mutex_lock(&job->mu);
+  int r = job->stopped_at && job->stopped_for_reload;
+  pthread_mutex_unlock(&job->mu);
+  return r;
+}
+
 int td_job_savepoint(td_job_t *job, const char *dir, int stop, int timeout_ms, char *path,
                      size_t pathlen, char *err, size_t errlen) {
   path[0] = 0;
+  int for_reload = (stop & TD_STOP_FOR_RELOAD) != 0;
+  stop &= ~TD_STOP_FOR_RELOAD;
   if (job->spec->align_mode != TD_ALIGN_EXACTLY_ONCE) {
     snprintf(err, errlen, "savepoints are always aligned, and this job checkpoints %s: taking one "
              "is not supported yet",
@@ -459,6 +472,7 @@ int td_job_savepoint(td_job_t *job, const char *dir, int stop, int timeout_ms, c
       pthread_mutex_lock(&job->mu);
       free(job->stopped_at);
       job->stopped_at = strdup(path);
+      job->stopped_for_reload = for_reload;
       pthread_mutex_unlock(&job->mu);
     }
     return 0;

@@ -110,6 +110,9 @@ struct td_subtask {
    * sent on the outputs, the current input watermark (sources: the last
    * one emitted; INT64_MIN before any). */
   _Atomic int64_t records_in, records_out, watermark;
+  /* Records a source subtask's source read (0 elsewhere), per batch
+   * (Flink's numRecordsIn of a source operator). */
+  _Atomic int64_t records_read;
 };
 
 /* A job's status (Flink's JobStatus names: td_job_state_name). */
@@ -209,6 +212,14 @@ int td_job_first_subtask(const td_job_t *job, int task);
  */
 int td_job_savepoint(td_job_t *job, const char *dir, int stop, int timeout_ms, char *path,
                      size_t pathlen, char *err, size_t errlen);
+
+/* A flag or-ed into td_job_savepoint's stop: the stop is a live reload's
+ * cut (reload.h); td_job_stopped_for_reload tells the planning thread. */
+#define TD_STOP_FOR_RELOAD 0x100
+
+/* td_job_stopped_for_reload - whether the job ended stopped with the
+ * savepoint of a live reload's cut (TD_STOP_FOR_RELOAD). */
+int td_job_stopped_for_reload(td_job_t *job);
 
 /* td_job_stop_mode - TD_STOP_SUSPEND or TD_STOP_DRAIN once a stop with a
  * savepoint was triggered (and has not failed), else TD_STOP_NONE. */

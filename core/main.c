@@ -11,6 +11,7 @@
  *   tide savepoint JOB [DIR]
  *   tide stop JOB --savepoint [DIR] [--drain]
  *   tide cancel JOB
+ *   tide reload JOB NEW.lua [--allow-non-restored-state] [-- ARGS...]
  *   tide verify DIR
  *   tide version
  *   tide help
@@ -46,6 +47,7 @@
 #include "job.h"
 #include "keygroup.h"
 #include "metadata.h"
+#include "reload.h"
 #include "rundir.h"
 
 static const char USAGE[] =
@@ -60,6 +62,7 @@ static const char USAGE[] =
     "       tide savepoint JOB [DIR]\n"
     "       tide stop JOB --savepoint [DIR] [--drain]\n"
     "       tide cancel JOB\n"
+    "       tide reload JOB NEW.lua [--allow-non-restored-state] [-- ARGS...]\n"
     "       tide verify DIR\n"
     "       tide version\n"
     "       tide help\n"
@@ -101,6 +104,14 @@ static const char USAGE[] =
     "                         with its output committed; --drain first emits\n"
     "                         the MAX watermark (every window fires, timers run)\n"
     "  cancel JOB             cancel the job (no savepoint)\n"
+    "  reload JOB NEW.lua     swap the job's logic for NEW.lua in the running\n"
+    "                         process: an aligned cut (a stop with savepoint),\n"
+    "                         then NEW.lua restored from it by the restore rules\n"
+    "                         of --from-savepoint; if NEW.lua does not load, does\n"
+    "                         not match the cut, or fails before its first\n"
+    "                         checkpoint, the old logic runs on from the cut and\n"
+    "                         reload exits 1 with the reason. -- ARGS... gives\n"
+    "                         NEW.lua other arguments (default: the job's)\n"
     "  verify DIR             check a checkpoint directory (chk-<n>), or every\n"
     "                         checkpoint of a job's directory, as --resume does:\n"
     "                         _metadata and every file it lists (magic, version,\n"
@@ -222,6 +233,118 @@ static void install_signal_handlers(void) {
   sa.sa_flags = SA_RESTART;
   sigaction(SIGINT, &sa, NULL);
   sigaction(SIGTERM, &sa, NULL);
+}
+
+/* The logic the process runs: a job script, its pinned text (NULL until
+ * the planning VM read it) and its arguments; req owns the strings of a
+ * reloaded one (NULL: the command line's). */
+typedef struct logic {
+  const char *path;
+  char *text;
+  size_t len;
+  const char **args;
+  int n_args;
+  td_reload_request_t *req;
+} logic_t;
+
+static void logic_free(logic_t *l) {
+  free(l->text);
+  free((void *)l->args);
+  if (l->req) td_reload_request_free(l->req);
+  free(l->req);
+  memset(l, 0, sizeof *l);
+}
+
+/* Run logic l in a fresh planning VM (its pinned text when known; the
+ * text the VM read is kept in l). Returns TD_RUN_*, the message in err. */
+static int run_planning(logic_t *l, char *err, size_t errlen) {
+  lua_State *L = td_host_new_state();
+  if (!L) {
+    snprintf(err, errlen, "out of memory");
+    return TD_RUN_ERROR;
+  }
+  add_lua_path(L);
+  if (l->text) td_host_pin_script(L, l->text, l->len);
+  int rc = td_host_run_script(L, l->path, NULL, 0, l->args, l->n_args, err, errlen);
+  fflush(stdout);
+  size_t len;
+  const char *text = l->text ? NULL : td_host_pinned(L, &len);
+  if (text && (l->text = malloc(len + 1))) {
+    memcpy(l->text, text, len);
+    l->len = len;
+  }
+  lua_close(L);
+  return rc;
+}
+
+/* The first line of a failure message (no traceback), into buf. */
+static const char *first_line(const char *msg, char *buf, size_t len) {
+  snprintf(buf, len, "%.*s", (int)strcspn(msg, "\n"), msg);
+  return buf;
+}
+
+/* The planning VM of logic cur handed the process over to a live reload
+ * (TD_RUN_RELOAD): run the new logic from the cut; if it fails to load,
+ * to match the cut, or before it is healthy, run cur again from the cut
+ * (reload.h). cur becomes the logic that runs on. Returns what the last
+ * planning VM returned. */
+static int run_reload(logic_t *cur, td_rundir_entry_t *entry, int registered, char *err,
+                      size_t errlen) {
+  static char cut[4200];
+  logic_t next = {0};
+  next.req = calloc(1, sizeof *next.req);
+  if (!next.req || td_reload_take(next.req, cut, sizeof cut) != 0) {
+    free(next.req);
+    snprintf(err, errlen, "internal error: a reload without a request");
+    return TD_RUN_ERROR;
+  }
+  next.path = next.req->path;
+  next.text = malloc(next.req->len + 1);
+  next.len = next.req->len;
+  next.n_args = next.req->n_args;
+  next.args = malloc(sizeof(char *) * (size_t)(next.n_args > 0 ? next.n_args : 1));
+  if (!next.text || !next.args) {
+    logic_free(&next);
+    snprintf(err, errlen, "out of memory");
+    return TD_RUN_ERROR;
+  }
+  memcpy(next.text, next.req->text, next.len);
+  for (int i = 0; i < next.n_args; i++) next.args[i] = next.req->args[i];
+  if (next.n_args > 0) next.args[0] = next.path;
+  fprintf(stderr, "tide: job %s: reloading with %s from the cut %s\n", entry->id, next.path, cut);
+  char cerr[512];
+  if (registered) {
+    snprintf(entry->script, sizeof entry->script, "%s", next.path);
+    td_rundir_add(entry, cerr, sizeof cerr);
+  }
+  td_host_set_restore_defaults(cut, next.req->allow_non_restored);
+  td_host_set_resume(0);
+  int rc = run_planning(&next, err, errlen);
+  if (rc != TD_RUN_OK && rc != TD_RUN_RELOAD && rc != TD_RUN_SIGINT && rc != TD_RUN_SIGTERM) {
+    char why[2048];
+    if (td_reload_claim_failure(first_line(err, why, sizeof why))) {
+      fprintf(stderr, "tide: job %s: the reload failed, so the old logic (%s) runs again from "
+              "the cut %s: %s\n", entry->id, cur->path, cut, err);
+      logic_free(&next);
+      if (registered) {
+        snprintf(entry->script, sizeof entry->script, "%s", cur->path);
+        td_rundir_add(entry, cerr, sizeof cerr);
+      }
+      td_host_set_restore_defaults(cut, 0);
+      rc = run_planning(cur, err, errlen);
+      td_reload_rolled_back();
+      return rc;
+    }
+  }
+  if (rc != TD_RUN_RELOAD) {
+    char why[2048];
+    td_reload_settle(rc == TD_RUN_OK, rc == TD_RUN_SIGINT || rc == TD_RUN_SIGTERM
+                                          ? "the job was cancelled"
+                                          : first_line(err, why, sizeof why));
+  }
+  logic_free(cur);
+  *cur = next;
+  return rc;
 }
 
 static int cmd_run(int argc, char **argv) {
@@ -372,21 +495,18 @@ static int cmd_run(int argc, char **argv) {
   td_host_set_checkpoint_defaults(ckpt_dir, ckpt_interval, resume);
   td_host_set_output_defaults(allow_existing, buffer_timeout);
   td_host_set_state_defaults(state_backend, state_dir);
-  lua_State *L = td_host_new_state();
-  int rc = TD_RUN_ERROR;
-  if (!L) {
-    fprintf(stderr, "tide: out of memory\n");
-  } else {
-    add_lua_path(L);
-    static char err[16384];
-    rc = td_host_run_script(L, script, NULL, 0, args, n_args, err, sizeof err);
-    fflush(stdout);
-    if (rc != TD_RUN_OK) fprintf(stderr, "tide: %s\n", err);
-    lua_close(L);
+  td_reload_set_check(td_host_check_script);
+  static char err[16384];
+  logic_t cur = {script, NULL, 0, args, n_args, NULL};
+  int rc = run_planning(&cur, err, sizeof err);
+  while (rc == TD_RUN_RELOAD) {
+    rc = run_reload(&cur, &entry, registered, err, sizeof err);
   }
+  if (rc != TD_RUN_OK) fprintf(stderr, "tide: %s\n", err);
+  logic_free(&cur);
+  td_reload_cleanup();
   if (registered) td_rundir_remove(run_id);
   td_control_free(control);
-  free(args);
   return rc;
 }
 
@@ -545,6 +665,27 @@ static const char *absolute(const char *dir, char *buf, size_t len) {
   return buf;
 }
 
+/* Poll request `path` of job e every 50 ms until it is COMPLETED: the
+ * answer (the caller frees it) with its operation's location and failure
+ * message (NULL when absent) in *loc and *why; NULL when the endpoint
+ * does not answer (printed). */
+static json_t *await_completed(const td_rundir_entry_t *e, const char *path, const char **loc,
+                               const char **why) {
+  for (;;) {
+    json_t *st = ask(e, "GET", path, NULL, 10000);
+    if (!st) return NULL;
+    const char *status = json_string_value(json_object_get(json_object_get(st, "status"), "id"));
+    if (status && strcmp(status, "COMPLETED") == 0) {
+      json_t *op = json_object_get(st, "operation");
+      *loc = json_string_value(json_object_get(op, "location"));
+      *why = json_string_value(json_object_get(json_object_get(op, "failure-cause"), "message"));
+      return st;
+    }
+    json_decref(st);
+    sleep_ms(50);
+  }
+}
+
 /* POST a savepoint or stop request and poll it: the savepoint path
  * printed on stdout, exit 0; or the reason on stderr, exit 1. */
 static int savepoint_request(const td_rundir_entry_t *e, const char *dir, int stop, int drain) {
@@ -564,33 +705,23 @@ static int savepoint_request(const td_rundir_entry_t *e, const char *dir, int st
   json_decref(r);
   char path[128];
   snprintf(path, sizeof path, "/savepoints/%s", rid);
-  for (;;) {
-    json_t *st = ask(e, "GET", path, NULL, 10000);
-    if (!st) return 1;
-    const char *status = json_string_value(json_object_get(json_object_get(st, "status"), "id"));
-    if (status && strcmp(status, "COMPLETED") == 0) {
-      json_t *op = json_object_get(st, "operation");
-      const char *loc = json_string_value(json_object_get(op, "location"));
-      const char *why =
-          json_string_value(json_object_get(json_object_get(op, "failure-cause"), "message"));
-      int rc = 0;
-      if (loc) {
-        printf("%s\n", loc);
-        fflush(stdout);
-      } else {
-        fprintf(stderr, "tide: job %s: %s\n", e->id, why ? why : "the savepoint failed");
-        rc = 1;
-      }
-      json_decref(st);
-      if (rc == 0 && stop && !await_exit(e, 120000)) {
-        fprintf(stderr, "tide: job %s took its savepoint but has not ended after 120 s\n", e->id);
-        rc = 1;
-      }
-      return rc;
-    }
-    json_decref(st);
-    sleep_ms(50);
+  const char *loc, *why;
+  json_t *st = await_completed(e, path, &loc, &why);
+  if (!st) return 1;
+  int rc = 0;
+  if (loc) {
+    printf("%s\n", loc);
+    fflush(stdout);
+  } else {
+    fprintf(stderr, "tide: job %s: %s\n", e->id, why ? why : "the savepoint failed");
+    rc = 1;
   }
+  json_decref(st);
+  if (rc == 0 && stop && !await_exit(e, 120000)) {
+    fprintf(stderr, "tide: job %s took its savepoint but has not ended after 120 s\n", e->id);
+    rc = 1;
+  }
+  return rc;
 }
 
 static int cmd_list(int argc, char **argv) {
@@ -678,6 +809,115 @@ static int cmd_cancel(int argc, char **argv) {
   return 0;
 }
 
+/* Read the whole file at path (NUL-terminated, *len bytes), or NULL
+ * with errno set. */
+static char *slurp(const char *path, size_t *len) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  size_t cap = 1 << 16, n = 0;
+  char *buf = malloc(cap + 1);
+  while (buf) {
+    size_t got = fread(buf + n, 1, cap - n, f);
+    n += got;
+    if (n < cap) break;
+    char *b = realloc(buf, cap * 2 + 1);
+    if (!b) {
+      free(buf);
+      buf = NULL;
+      break;
+    }
+    buf = b;
+    cap *= 2;
+  }
+  int bad = ferror(f);
+  int e = errno;
+  fclose(f);
+  if (buf && bad) {
+    free(buf);
+    buf = NULL;
+    errno = e;
+  }
+  if (buf) {
+    buf[n] = 0;
+    *len = n;
+  }
+  return buf;
+}
+
+/* tide reload JOB SCRIPT [--allow-non-restored-state] [-- ARGS...]: POST
+ * the new script to the job's endpoint and poll until the reload settles:
+ * the cut printed on stdout and exit 0 when the new logic runs; the
+ * reason on stderr and exit 1 when it does not (the old logic runs). */
+static int cmd_reload(int argc, char **argv) {
+  const char *job = NULL, *script = NULL;
+  int allow = 0, i = 1, with_args = 0;
+  for (; i < argc; i++) {
+    if (strcmp(argv[i], "--") == 0) {
+      with_args = 1;
+      i++;
+      break;
+    }
+    if (strcmp(argv[i], "--allow-non-restored-state") == 0) allow = 1;
+    else if (argv[i][0] == '-' || (job && script))
+      return usage_error("reload: unexpected argument '%s'", argv[i]);
+    else if (!job) job = argv[i];
+    else script = argv[i];
+  }
+  if (!job || !script) return usage_error("%s", "reload needs a job id and a job script");
+  size_t len;
+  char *text = slurp(script, &len);
+  if (!text) {
+    fprintf(stderr, "tide: cannot read %s: %s\n", script, strerror(errno));
+    return 2;
+  }
+  td_rundir_entry_t e;
+  if (find_job(job, &e)) {
+    free(text);
+    return 1;
+  }
+  char abs[4200];
+  json_t *body = json_pack("{s:s, s:s%, s:b}", "script", absolute(script, abs, sizeof abs), "text",
+                           text, len, "allow-non-restored-state", allow);
+  free(text);
+  if (body && with_args) {
+    json_t *a = json_array();
+    for (int k = i; k < argc; k++) json_array_append_new(a, json_string(argv[k]));
+    json_object_set_new(body, "args", a);
+  }
+  char *req = body ? json_dumps(body, JSON_COMPACT) : NULL;
+  json_decref(body);
+  json_t *r = req ? ask(&e, "POST", "/reload", req, 10000) : NULL;
+  free(req);
+  if (!r) return 1;
+  char path[128];
+  snprintf(path, sizeof path, "/reloads/%s",
+           json_string_value(json_object_get(r, "request-id")) ?
+           json_string_value(json_object_get(r, "request-id")) : "");
+  json_decref(r);
+  const char *loc, *why;
+  json_t *st = await_completed(&e, path, &loc, &why);
+  if (!st) {
+    fprintf(stderr, "tide: job %s: the reload's outcome is unknown (the job's endpoint stopped "
+            "answering)\n", e.id);
+    return 1;
+  }
+  int rc = 0;
+  if (why) {
+    fprintf(stderr, "tide: job %s: reload refused: %s\n", e.id, why);
+    rc = 1;
+  } else {
+    json_t *t = json_object_get(json_object_get(st, "operation"), "timings");
+    fprintf(stderr, "tide: job %s runs %s: cut after %lld ms, records flowing after %lld ms, "
+            "healthy after %lld ms\n", e.id, script,
+            (long long)json_integer_value(json_object_get(t, "cut")),
+            (long long)json_integer_value(json_object_get(t, "flowing")),
+            (long long)json_integer_value(json_object_get(t, "settled")));
+    if (loc) printf("%s\n", loc);
+  }
+  json_decref(st);
+  return rc;
+}
+
 #ifdef TD_LUAJIT
 #define THIS_VM "luajit"
 #define OTHER_VM "lua5.4"
@@ -740,6 +980,7 @@ int main(int argc, char **argv) {
   if (strcmp(cmd, "savepoint") == 0) return cmd_savepoint(argc - 1, argv + 1);
   if (strcmp(cmd, "stop") == 0) return cmd_stop(argc - 1, argv + 1);
   if (strcmp(cmd, "cancel") == 0) return cmd_cancel(argc - 1, argv + 1);
+  if (strcmp(cmd, "reload") == 0) return cmd_reload(argc - 1, argv + 1);
   if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
     printf("tide %s (%s)\n", TD_VERSION, TD_LUA_RELEASE);
     return 0;

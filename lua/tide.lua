@@ -937,15 +937,27 @@ function Env:execute(name)
     end
     if cc then
       local ids = ckpt.list(job_dir)
-      run_first = run_first or (ids[1] or 0) + 1
+      -- ids go on after the checkpoints in the directory and after the
+      -- restored savepoint's (savepoints share the id sequence: a live
+      -- reload's cut is the newest id of its job)
+      local last = math.max(ids[1] or 0, restore and restore.id or 0)
+      run_first = run_first or last + 1
       plan.checkpoint = { dir = job_dir, interval = cc.interval, timeout = cc.timeout, min_pause = cc.min_pause,
         max_concurrent = cc.max_concurrent, retained = cc.retained, mode = cc.mode, unaligned = cc.unaligned,
-        tolerable_failed = cc.tolerable_failed_checkpoints, first_id = (ids[1] or 0) + 1,
+        tolerable_failed = cc.tolerable_failed_checkpoints, first_id = last + 1,
         job_info = ckpt.job_info(self, plan, name), expected = ckpt.expected_files(self, plan) }
     end
     plan.restore_dir = restore and restore.dir or nil
-    local ok, err, run_notes, stopped_at = core.execute(plan)
+    local ok, err, run_notes, stopped_at, for_reload = core.execute(plan)
     table.move(run_notes, 1, #run_notes, #notes + 1, notes)
+    if ok and for_reload then
+      -- tide reload: the job stopped at its cut; this VM ends here and the
+      -- process runs the new logic from the cut (core/reload.h)
+      io.stderr:write(string.format("tide: job '%s' stopped at savepoint %s for a live reload\n", name,
+        stopped_at))
+      summary("stopped for a reload")
+      core.reload_swap(stopped_at)
+    end
     if ok then
       if stopped_at then
         io.stderr:write(string.format("tide: job '%s' stopped with savepoint %s\n", name, stopped_at))
@@ -971,6 +983,12 @@ function Env:execute(name)
         cancelled_by, #removed, #removed == 1 and "" or "s",
         cc and ("completed checkpoints kept in " .. job_dir .. " (--resume continues from the latest)")
         or "no checkpoints were configured"), sig and 128 + sig or 1), 2)
+    end
+    -- a live reload's new logic that fails before it is healthy is not
+    -- restarted: the old logic runs again from the cut
+    if core.reload_claim_failure(string.format("job '%s' failed before it was healthy: %s", name, err)) then
+      summary("failed")
+      error(setmetatable({ job = name, message = err }, JobFailure), 2)
     end
     local delay = restart.on_failure(core.now_ms())
     if not delay then

@@ -537,8 +537,9 @@ function M.run(env, plan, ctx)
           flush_state()
           -- tick returns once the outputs can take the next batch, or
           -- with a checkpoint to take first (FLIP-76: a source blocked
-          -- for credit must still inject barriers)
-          local id = tick()
+          -- for credit must still inject barriers); it counts the batch's
+          -- records (the source's records read)
+          local id = tick(n)
           while id and not stop_mode do
             checkpoint(id)
             id = not stop_mode and tick()

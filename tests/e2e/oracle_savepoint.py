@@ -1,16 +1,21 @@
 #!/usr/bin/env python3
-"""The oracle of tests/e2e/test_savepoint.sh: what savepoint_job.lua writes
-when version OLD processed 1..CUT and version NEW (restored from the
-savepoint taken at CUT) processed CUT+1..N. Lines sorted.
+"""The oracle of tests/e2e/test_savepoint.sh and test_reload.sh: what
+savepoint_job.lua writes when version OLD processed 1..CUT and version NEW
+(restored from the savepoint taken at CUT) processed CUT+1..N; with more
+pairs, each version takes over from the one before at its cut. Lines
+sorted.
 
   oracle_savepoint.py OLD CUT NEW N
+  oracle_savepoint.py V1 CUT1 V2 CUT2 V3 N
 """
 import sys
 
-old, cut, new, n = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+args = sys.argv[1:]
+n = int(args[-1])
+versions, cuts = args[0:-1:2], [int(c) for c in args[1:-1:2]]
 total, seen, out = {}, {}, []
 for x in range(1, n + 1):
-    v = old if x <= cut else new
+    v = versions[sum(1 for c in cuts if x > c)]
     k = x % 7
     if v == "v3":
         out.append("%d,%d,v3" % (k, x))

@@ -8,21 +8,26 @@
 --           "k,x,total,seen,v2"
 --   v3      "totals" removed: "k,x,v3"
 --   v4      "totals" declares "total" as map state: refused at restore
+--   v5      as v2, but "totals" fails on its first record (a new logic
+--           that fails before it is healthy: tests/e2e/test_reload.sh)
+-- An optional sixth argument sets the job's parallelism.
 local tide = require "tide"
 local compat = require "tide.compat"
 
 local version, out, ckdir = arg[1], arg[2], arg[3]
 local n, rate = compat.tointeger(tonumber(arg[4])), compat.tointeger(tonumber(arg[5]))
-local env = tide.env{ checkpoint = { dir = ckdir }, restart = { strategy = "none" } }
+local env = tide.env{ checkpoint = { dir = ckdir }, restart = { strategy = "none" },
+  parallelism = arg[6] and compat.tointeger(tonumber(arg[6])) or nil }
 local list = {}
 for i = 1, n do list[i] = i end
 local src = env:from_list(list, { rate_limit = rate }):uid("source")
 
 local lines
-if version == "v1" or version == "v2" or version == "v4" then
-  local step = version == "v2" and 2 or 1
+if version == "v1" or version == "v2" or version == "v4" or version == "v5" then
+  local step = (version == "v2" or version == "v5") and 2 or 1
   local totals = src:key_by(function(x) return x % 7 end):process(function(x, ctx, o)
     local total
+    if version == "v5" then error("v5 fails on purpose") end
     if version == "v4" then
       total = ctx.state:map("total")
     else
@@ -31,7 +36,7 @@ if version == "v1" or version == "v2" or version == "v4" then
     total:update((total:value() or 0) + step * x)
     o:collect({ k = ctx.key, x = x, total = total:value() })
   end):uid("totals")
-  if version == "v2" then
+  if version == "v2" or version == "v5" then
     lines = totals:key_by("k"):process(function(r, ctx, o)
       local seen = ctx.state:value("seen")
       seen:update((seen:value() or 0) + 1)
