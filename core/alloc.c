@@ -30,6 +30,11 @@ static void *arena_alloc(size_t n) {
     void *m = mmap(NULL, size, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (m == MAP_FAILED) return NULL;
+#ifdef MADV_HUGEPAGE
+    /* a snapshot's child touches hundreds of MB of fresh memory: 2 MB
+     * pages take 512 times fewer page faults (where THP is madvise) */
+    madvise(m, size, MADV_HUGEPAGE);
+#endif
     chunk_t *c = m;
     c->prev = g_chunk;
     c->base = m;
