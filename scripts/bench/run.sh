@@ -351,6 +351,9 @@ state_rc=$?
 # ---- issue 10: keyed state on RocksDB: an eighth table -------------------------
 BUILD=$BUILD sh "$HERE/rocksdb.sh"
 rocks_rc=$?
+# ---- issue 11: savepoints and live reload: a ninth table -----------------------
+BUILD=$BUILD sh "$HERE/reload.sh"
+reload_rc=$?
 [ "$report_rc" -ne 0 ] && exit "$report_rc"
 [ "$wreport_rc" -ne 0 ] && exit "$wreport_rc"
 [ "$ckpt_rc" -ne 0 ] && exit "$ckpt_rc"
@@ -358,4 +361,5 @@ rocks_rc=$?
 [ "$engine_rc" -ne 0 ] && exit "$engine_rc"
 [ "$mod_rc" -ne 0 ] && exit "$mod_rc"
 [ "$state_rc" -ne 0 ] && exit "$state_rc"
+[ "$reload_rc" -ne 0 ] && exit "$reload_rc"
 exit "$rocks_rc"
