@@ -504,7 +504,6 @@ static int cmd_run(int argc, char **argv) {
   }
   if (rc != TD_RUN_OK) fprintf(stderr, "tide: %s\n", err);
   logic_free(&cur);
-  td_reload_cleanup();
   if (registered) td_rundir_remove(run_id);
   td_control_free(control);
   return rc;

@@ -2,7 +2,6 @@
 #include "reload.h"
 
 #include <errno.h>
-#include <ftw.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,10 +30,6 @@ static struct {
   char message[2048];
   td_reload_times_t t;
 } g;
-
-/* Temporary cut directories, removed at exit (mu). */
-static char **tmp_dirs;
-static size_t n_tmp;
 
 static int64_t wall_ms(void) {
   struct timespec ts;
@@ -178,33 +173,6 @@ void td_reload_rolled_back(void) {
   pthread_mutex_unlock(&mu);
 }
 
-/* The directory the cut goes to: the job's savepoint directory, else a
- * fresh one under $TMPDIR (remembered for td_reload_cleanup). */
-static int cut_dir(td_job_t *job, char *buf, size_t len, char *msg, size_t msglen) {
-  const td_job_spec_t *spec = td_job_spec_of(job);
-  if (spec->savepoint_dir) {
-    snprintf(buf, len, "%s", spec->savepoint_dir);
-    return 0;
-  }
-  const char *tmp = getenv("TMPDIR");
-  snprintf(buf, len, "%s/tide-reload-%s-XXXXXX", tmp && *tmp ? tmp : "/tmp",
-           spec->run_id ? spec->run_id : spec->job_id);
-  if (!mkdtemp(buf)) {
-    int e = errno;
-    snprintf(msg, msglen, "cannot create a directory for the cut (%.1024s): %s", buf, strerror(e));
-    return -e;
-  }
-  pthread_mutex_lock(&mu);
-  char **d = realloc(tmp_dirs, (n_tmp + 1) * sizeof *d);
-  if (d) {
-    tmp_dirs = d;
-    tmp_dirs[n_tmp] = strdup(buf);
-    if (tmp_dirs[n_tmp]) n_tmp++;
-  }
-  pthread_mutex_unlock(&mu);
-  return 0;
-}
-
 /* Whether the candidate job has completed a periodic checkpoint. */
 static int checkpointed(td_job_t *job) {
   td_coord_record_t *rec = malloc(sizeof *rec * TD_COORD_HISTORY);
@@ -290,9 +258,13 @@ int td_job_reload(td_job_t *job, const td_reload_request_t *req, char *cut, size
   int (*check)(const char *, const char *, size_t, char *, size_t) = check_fn;
   pthread_mutex_unlock(&mu);
 
-  char why[2048] = "", dir[4200];
+  char why[2048] = "";
   int rc = 0;
-  if (spec->job_index != 1) {
+  if (!spec->savepoint_dir) {
+    snprintf(why, sizeof why, "a reload needs the job to have a checkpoint directory "
+             "(tide run --checkpoint-dir D): its cut is a savepoint written there");
+    rc = TD_EINVAL;
+  } else if (spec->job_index != 1) {
     snprintf(why, sizeof why, "the running job is job %d of its script; only a script's first "
              "job can be reloaded", spec->job_index);
     rc = TD_EINVAL;
@@ -302,10 +274,9 @@ int td_job_reload(td_job_t *job, const td_reload_request_t *req, char *cut, size
     snprintf(why, sizeof why, "%s", tmp);
     rc = TD_EINVAL;
   }
-  if (rc == 0) rc = cut_dir(job, dir, sizeof dir, why, sizeof why);
   if (rc == 0) {
     char err[1024] = "";
-    rc = td_job_savepoint(job, dir, TD_STOP_SUSPEND | TD_STOP_FOR_RELOAD, -1, cut, cutlen, err,
+    rc = td_job_savepoint(job, spec->savepoint_dir, TD_STOP_SUSPEND | TD_STOP_FOR_RELOAD, -1, cut, cutlen, err,
                           sizeof err);
     if (rc == 0) td_reload_set_cut(cut);
     else snprintf(why, sizeof why, "the cut (a stop with savepoint) failed: %s", err);
@@ -346,24 +317,4 @@ int td_job_reload(td_job_t *job, const td_reload_request_t *req, char *cut, size
   finish_locked();
   pthread_mutex_unlock(&mu);
   return ok ? 0 : TD_EIO;
-}
-
-static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
-  (void)sb;
-  (void)flag;
-  (void)ftw;
-  remove(path);
-  return 0;
-}
-
-void td_reload_cleanup(void) {
-  pthread_mutex_lock(&mu);
-  for (size_t i = 0; i < n_tmp; i++) {
-    nftw(tmp_dirs[i], remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-    free(tmp_dirs[i]);
-  }
-  free(tmp_dirs);
-  tmp_dirs = NULL;
-  n_tmp = 0;
-  pthread_mutex_unlock(&mu);
 }

@@ -81,12 +81,11 @@ void td_reload_set_check(int (*check)(const char *path, const char *text, size_t
  * caller's reference to job (released once the cut is taken). Blocks
  * until the reload settles: the new logic healthy, or the old logic
  * running again. The cut is a savepoint in the job's savepoint directory
- * (--checkpoint-dir), else in a directory under $TMPDIR kept until the
- * process ends; its path goes to cut (may be empty when no cut was
- * taken). Returns 0 (the new logic runs); TD_EBUSY (another reload in
- * progress); TD_EINVAL (refused before the cut: the script does not load,
- * the job cannot take an aligned savepoint, ...: the old logic kept
- * running); TD_EIO (the cut failed, or the new logic was refused or
+ * (--checkpoint-dir: a job without one is refused); its path goes to cut
+ * (empty when no cut was taken). Returns 0 (the new logic runs); -EBUSY
+ * (another reload in progress); TD_EINVAL (refused before the cut: no
+ * checkpoint directory, the script does not load, the job cannot take an
+ * aligned savepoint, ...: the old logic kept running); TD_EIO (the cut failed, or the new logic was refused or
  * failed: the old logic runs from the cut); TD_ECANCELED (the job ended
  * or was cancelled meanwhile). The reason is in msg.
  */
@@ -140,8 +139,5 @@ void td_reload_settle(int ok, const char *message);
  * after a rollback returned; if its job never started, the request
  * settles now with the failure's message. */
 void td_reload_rolled_back(void);
-
-/* td_reload_cleanup - remove the temporary cut directories (at exit). */
-void td_reload_cleanup(void);
 
 #endif

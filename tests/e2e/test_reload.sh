@@ -106,6 +106,25 @@ hidden_files "$TMP/out" | grep -v '^_' >"$TMP/left"
 hidden_files "$TMP/out3" | grep -v '^_' >>"$TMP/left"
 check_empty "nothing in progress or pending is left" "$TMP/left"
 
+# ---- a job without a checkpoint directory: refused, it runs on ----
+cat >"$TMP/nock.lua" <<'EOF2'
+local tide = require "tide"
+local env = tide.env{}
+local list = {}
+for i = 1, 2000 do list[i] = i end
+env:from_list(list, { rate_limit = 1000 }):uid("src"):map(function(x) return x .. " " .. arg[1] end):uid("m"):print()
+env:execute("nock")
+EOF2
+start_tide nock run "$TMP/nock.lua" -- a
+sleep 0.5
+reload nock_reload "$TMP/nock.lua" -- b
+check_rc "a job without a checkpoint directory: exit 1" 1
+check_contains "no checkpoint directory: says why" "$TMP/nock_reload.err" \
+  "a reload needs the job to have a checkpoint directory (tide run --checkpoint-dir D)"
+wait_tide nock
+check_rc "no checkpoint directory: the job runs on to its end" 0
+check_str "no checkpoint directory: the old logic wrote every record" "2000" "$(grep -c ' a$' "$TMP/nock.out")"
+
 # ---- bad usage ----
 reload gone "$JOB_LUA"
 check_rc "a job that ended: exit 1" 1
