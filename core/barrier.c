@@ -35,6 +35,8 @@ typedef struct queue {
 
 struct td_aligner {
   td_align_mode_t mode;
+  td_align_mode_t cur_mode; /* checkpoint `cur`'s: mode, or aligned for an
+                               aligned barrier (a savepoint's) */
   int n;             /* channels */
   int open;          /* channels not ended */
   int pending;       /* checkpoint `cur` started, not all barriers in */
@@ -87,14 +89,15 @@ static void release_held(td_aligner_t *a) {
 /* ---- checkpoint state ---- */
 
 static int classify(const td_aligner_t *a, int ch) {
-  if (!a->pending || a->mode == TD_ALIGN_AT_LEAST_ONCE) return TD_ALIGN_PROCESS;
+  if (!a->pending || a->cur_mode == TD_ALIGN_AT_LEAST_ONCE) return TD_ALIGN_PROCESS;
   if (a->seen[ch] == a->cur)
-    return a->mode == TD_ALIGN_EXACTLY_ONCE ? TD_ALIGN_HELD : TD_ALIGN_PROCESS;
-  return a->mode == TD_ALIGN_UNALIGNED ? TD_ALIGN_INFLIGHT : TD_ALIGN_PROCESS;
+    return a->cur_mode == TD_ALIGN_EXACTLY_ONCE ? TD_ALIGN_HELD : TD_ALIGN_PROCESS;
+  return a->cur_mode == TD_ALIGN_UNALIGNED ? TD_ALIGN_INFLIGHT : TD_ALIGN_PROCESS;
 }
 
-static void start(td_aligner_t *a, int64_t id, int64_t now_ms) {
+static void start(td_aligner_t *a, int64_t id, int aligned, int64_t now_ms) {
   a->cur = id;
+  a->cur_mode = aligned ? TD_ALIGN_EXACTLY_ONCE : a->mode;
   a->pending = 1;
   a->since = now_ms;
   a->need = a->open;
@@ -104,7 +107,7 @@ static void start(td_aligner_t *a, int64_t id, int64_t now_ms) {
 static int complete(td_aligner_t *a, td_align_event_t *ev) {
   a->pending = 0;
   release_held(a);
-  if (a->mode == TD_ALIGN_UNALIGNED) {
+  if (a->cur_mode == TD_ALIGN_UNALIGNED) {
     ev->captured = a->cur;
     return TD_ALIGN_CAPTURED;
   }
@@ -133,7 +136,7 @@ int td_aligner_new(td_aligner_t **out, int n_channels, td_align_mode_t mode) {
     return TD_EINVAL;
   td_aligner_t *a = TD_BARRIER_CALLOC(1, sizeof *a);
   if (!a) return TD_ENOMEM;
-  a->mode = mode;
+  a->mode = a->cur_mode = mode;
   a->n = a->open = n_channels;
   a->seen = TD_BARRIER_CALLOC((size_t)n_channels, sizeof *a->seen);
   a->ended = TD_BARRIER_CALLOC((size_t)n_channels, 1);
@@ -211,6 +214,11 @@ int td_aligner_next_released(td_aligner_t *a, td_buffer_t **out, int *channel,
 
 int td_aligner_on_barrier(td_aligner_t *a, int channel, int64_t id,
                           int64_t now_ms, td_align_event_t *ev) {
+  return td_aligner_on_barrier_kind(a, channel, id, 0, now_ms, ev);
+}
+
+int td_aligner_on_barrier_kind(td_aligner_t *a, int channel, int64_t id, int aligned,
+                               int64_t now_ms, td_align_event_t *ev) {
   td_align_event_t dummy;
   if (!ev) ev = &dummy;
   memset(ev, 0, sizeof *ev);
@@ -221,8 +229,8 @@ int td_aligner_on_barrier(td_aligner_t *a, int channel, int64_t id,
     if (a->seen[channel] == id) return TD_EINVAL; /* second barrier id */
   } else {
     if (a->pending) r |= abort_pending(a, ev); /* subsumed */
-    start(a, id, now_ms);
-    if (a->mode == TD_ALIGN_UNALIGNED) {
+    start(a, id, aligned, now_ms);
+    if (a->cur_mode == TD_ALIGN_UNALIGNED) {
       ev->triggered = id;
       r |= TD_ALIGN_TRIGGER;
     }
@@ -282,6 +290,8 @@ size_t td_aligner_held(const td_aligner_t *a) {
 }
 
 int td_aligner_blocked(const td_aligner_t *a, int channel) {
-  return channel >= 0 && channel < a->n && a->mode == TD_ALIGN_EXACTLY_ONCE &&
+  return channel >= 0 && channel < a->n && a->cur_mode == TD_ALIGN_EXACTLY_ONCE &&
          a->pending && a->seen[channel] == a->cur;
 }
+
+td_align_mode_t td_aligner_current_mode(const td_aligner_t *a) { return a->cur_mode; }

@@ -205,6 +205,22 @@ int td_aligner_on_barrier(td_aligner_t *a, int channel, int64_t id,
                           int64_t now_ms, td_align_event_t *ev);
 
 /*
+ * td_aligner_on_barrier_kind - td_aligner_on_barrier, for a barrier that
+ * may be aligned whatever the mode: aligned (non-zero) when checkpoint id
+ * is a savepoint (an aligned barrier, inband.h). A checkpoint's first
+ * barrier decides its mode; it is aligned (TD_ALIGN_EXACTLY_ONCE's
+ * holding, TRIGGER when the last barrier comes, no in-flight data) in
+ * at-least-once and unaligned gates too, as Flink takes savepoints aligned
+ * (CheckpointOptions' AlignmentType ALIGNED).
+ */
+int td_aligner_on_barrier_kind(td_aligner_t *a, int channel, int64_t id, int aligned,
+                               int64_t now_ms, td_align_event_t *ev);
+
+/* td_aligner_current_mode - the mode of the newest checkpoint seen (the
+ * gate's mode, or TD_ALIGN_EXACTLY_ONCE for an aligned barrier's). */
+td_align_mode_t td_aligner_current_mode(const td_aligner_t *a);
+
+/*
  * td_aligner_on_cancel - `channel` delivered a cancel marker for checkpoint
  * id (> 0): an upstream subtask declined it (Flink's CancelCheckpointMarker,
  * SingleCheckpointBarrierHandler.processCancellationBarrier).
@@ -256,7 +272,8 @@ int64_t td_aligner_last_id(const td_aligner_t *a);
  * not handed back yet. */
 size_t td_aligner_held(const td_aligner_t *a);
 
-/* td_aligner_blocked - whether `channel` is blocked: aligned mode, a
+/* td_aligner_blocked - whether `channel` is blocked: aligned (the mode or
+ * the pending checkpoint's), a
  * checkpoint pending, and the channel delivered its barrier. 0 for a
  * channel out of range. */
 int td_aligner_blocked(const td_aligner_t *a, int channel);

@@ -12,6 +12,9 @@
  *                      a priority event instead: channel.h)
  *   d7 06 <int64 BE>   cancel marker of checkpoint n (a subtask declined it;
  *                      Flink's CancelCheckpointMarker)
+ *   d7 07 <int64 BE>   aligned barrier n: a savepoint's, in band and aligned
+ *                      whatever the job's checkpointing mode (unaligned, at
+ *                      least once), as Flink takes savepoints aligned
  */
 #ifndef TD_INBAND_H
 #define TD_INBAND_H
@@ -24,7 +27,8 @@ enum {
   TD_EXT_STATUS = 3,
   TD_EXT_END = 4,
   TD_EXT_BARRIER = 5,
-  TD_EXT_CANCEL = 6
+  TD_EXT_CANCEL = 6,
+  TD_EXT_ALIGNED_BARRIER = 7
 };
 
 /* Sizes of the fixed ext entries: d7 (fixext 8) and d4 (fixext 1). */

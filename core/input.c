@@ -74,7 +74,7 @@ static void capture_to(td_input_t *in, size_t upto) {
  * (unaligned) starts a new one. CAPTURED is for the caller. */
 static void apply(td_input_t *in, int r, const td_align_event_t *ev) {
   if ((r & TD_ALIGN_ABORTED) && in->capture_id == ev->aborted) drop(in);
-  if ((r & TD_ALIGN_TRIGGER) && in->mode == TD_ALIGN_UNALIGNED) {
+  if ((r & TD_ALIGN_TRIGGER) && td_aligner_current_mode(in->aligner) == TD_ALIGN_UNALIGNED) {
     drop(in);
     in->capture_id = ev->triggered;
   }
@@ -308,7 +308,9 @@ int td_input_control(td_input_t *in, int kind, size_t at, size_t size,
   int ch = channel_of(in->cur), r;
   switch (kind) {
   case TD_EXT_BARRIER:
-    r = td_aligner_on_barrier(in->aligner, ch, id, mono_ms(), ev);
+  case TD_EXT_ALIGNED_BARRIER:
+    r = td_aligner_on_barrier_kind(in->aligner, ch, id, kind == TD_EXT_ALIGNED_BARRIER,
+                                   mono_ms(), ev);
     break;
   case TD_EXT_CANCEL:
     r = td_aligner_on_cancel(in->aligner, ch, id, ev);

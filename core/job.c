@@ -444,12 +444,6 @@ int td_job_savepoint(td_job_t *job, const char *dir, int stop, int timeout_ms, c
   path[0] = 0;
   int for_reload = (stop & TD_STOP_FOR_RELOAD) != 0;
   stop &= ~TD_STOP_FOR_RELOAD;
-  if (job->spec->align_mode != TD_ALIGN_EXACTLY_ONCE) {
-    snprintf(err, errlen, "savepoints are always aligned, and this job checkpoints %s: taking one "
-             "is not supported yet",
-             job->spec->align_mode == TD_ALIGN_UNALIGNED ? "unaligned" : "at least once");
-    return TD_EINVAL;
-  }
   if (td_job_cancelled(job)) {
     snprintf(err, errlen, "the job is not running (%s)", td_job_state_name(td_job_state(job)));
     return TD_ECANCELED;

@@ -203,8 +203,9 @@ int td_job_first_subtask(const td_job_t *job, int task);
  * pre-committed at the savepoint, and the job ends FINISHED); or
  * TD_STOP_DRAIN (stop --drain: the sources emit the MAX watermark and end,
  * every operator finishes, and the savepoint is taken of the finished
- * job). Savepoints are always aligned, so a job checkpointing unaligned or
- * at least once is refused. Thread-safe; called with a reference.
+ * job). Savepoints are always aligned, also in a job checkpointing
+ * unaligned or at least once (their barriers travel in band as aligned
+ * barriers: inband.h). Thread-safe; called with a reference.
  * Returns 0 with the savepoint directory in path; TD_EINVAL (refused:
  * why in err), -EEXIST or -errno (the directory), TD_EIO (the savepoint
  * failed: why in err), TD_ECANCELED (the job ended first), or

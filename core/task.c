@@ -163,11 +163,19 @@ static int out_error(td_task_t *t, int rc) {
   return fail_with(t, rc, "cannot send: %s", td_strerror(rc));
 }
 
+/* Whether checkpoint id is a savepoint: always aligned, whatever the
+ * job's checkpointing mode. */
+static int savepoint(td_task_t *t, int64_t id) {
+  return td_coord_kind(t->coord, id, NULL) == TD_CKPT_SAVEPOINT;
+}
+
 /* An in-band entry on every output; an unaligned checkpoint's barrier goes
  * as a priority event that overtakes the buffers queued on the way
- * (FLIP-76). */
+ * (FLIP-76); a savepoint's goes in band as an aligned barrier. */
 static int forward_event(td_task_t *t, int kind, int64_t v) {
   unsigned char ev[TD_EXT8_SIZE];
+  if (kind == TD_EXT_BARRIER && t->spec->align_mode != TD_ALIGN_EXACTLY_ONCE && savepoint(t, v))
+    kind = TD_EXT_ALIGNED_BARRIER;
   td_ext8(ev, kind, v);
   int priority = kind == TD_EXT_BARRIER && t->spec->align_mode == TD_ALIGN_UNALIGNED;
   for (int e = 0; e < t->spec->n_edges; e++) {
@@ -177,7 +185,7 @@ static int forward_event(td_task_t *t, int kind, int64_t v) {
     if (rc == TD_ECANCELED) return rc;
     if (rc)
       return fail_with(t, rc, "cannot send checkpoint %s %lld: %s",
-                       kind == TD_EXT_BARRIER ? "barrier" : "cancel marker", (long long)v,
+                       kind == TD_EXT_CANCEL ? "cancel marker" : "barrier", (long long)v,
                        td_strerror(rc));
   }
   td_task_flush(t);
@@ -537,7 +545,7 @@ int td_task_poll(td_task_t *t, int timeout, td_batch_t *b) {
     int control = 0;
     size_t size = 0;
     if (e[0] == 0xd7 && off + TD_EXT8_SIZE <= len &&
-        (e[1] == TD_EXT_BARRIER || e[1] == TD_EXT_CANCEL)) {
+        (e[1] == TD_EXT_BARRIER || e[1] == TD_EXT_CANCEL || e[1] == TD_EXT_ALIGNED_BARRIER)) {
       control = e[1];
       size = TD_EXT8_SIZE;
     } else if (e[0] == 0xd4 && off + TD_EXT1_SIZE <= len && e[1] == TD_EXT_END) {
@@ -694,7 +702,8 @@ int td_task_snapshot(td_task_t *t, int64_t id, int64_t start_us, int *child) {
     }
   }
   td_coord_snapshot_started(t->coord, id, st->global, pid, pipefd[0],
-                            st->gate && t->spec->align_mode == TD_ALIGN_UNALIGNED);
+                            st->gate && t->spec->align_mode == TD_ALIGN_UNALIGNED &&
+                                !savepoint(t, id));
   int rc = forward_event(t, TD_EXT_BARRIER, id);
   td_coord_record_pause(t->coord, td_task_now_us() - start_us);
   return rc;

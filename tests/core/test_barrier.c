@@ -173,6 +173,39 @@ TD_TEST(test_barrier_two_channels_hold_after_barrier) {
   rig_free(&r);
 }
 
+/* A savepoint's aligned barrier in an unaligned or at-least-once gate:
+ * held like aligned mode, triggered at the last barrier, no in-flight
+ * data; the next ordinary checkpoint is of the gate's mode again. */
+TD_TEST(test_barrier_aligned_barrier_in_other_modes) {
+  static const td_align_mode_t modes[] = {TD_ALIGN_AT_LEAST_ONCE, TD_ALIGN_UNALIGNED};
+  for (int m = 0; m < 2; m++) {
+    rig_t r;
+    rig_init(&r, 2, modes[m]);
+    deliver(&r, 0);                                                /* A1 */
+    TD_CHECK_INT(td_aligner_on_barrier_kind(r.a, 0, 1, 1, r.now, &r.ev), 0);
+    TD_CHECK_INT(td_aligner_current_mode(r.a), TD_ALIGN_EXACTLY_ONCE);
+    TD_CHECK(td_aligner_blocked(r.a, 0));
+    TD_CHECK_INT(deliver(&r, 0), TD_ALIGN_HELD);                   /* A2 */
+    TD_CHECK_INT(deliver(&r, 1), TD_ALIGN_PROCESS);                /* B3: not in-flight */
+    TD_CHECK_INT(td_aligner_on_barrier_kind(r.a, 1, 1, 1, r.now, &r.ev), TD_ALIGN_TRIGGER);
+    TD_CHECK_INT(r.ev.triggered, 1);
+    TD_CHECK_INT(r.ev.captured, 0);
+    TD_CHECK_INT(drain(&r), 1);
+    TD_CHECK_STR(r.log, "A1 B3 A2");
+    /* an ordinary barrier: the gate's own mode again */
+    clear_log(&r);
+    int want = modes[m] == TD_ALIGN_UNALIGNED ? TD_ALIGN_TRIGGER : 0;
+    TD_CHECK_INT(barrier(&r, 0, 2), want);
+    TD_CHECK_INT(td_aligner_current_mode(r.a), modes[m]);
+    TD_CHECK(!td_aligner_blocked(r.a, 0));
+    TD_CHECK_INT(deliver(&r, 0), TD_ALIGN_PROCESS);                /* A4 */
+    TD_CHECK_INT(deliver(&r, 1),
+                 modes[m] == TD_ALIGN_UNALIGNED ? TD_ALIGN_INFLIGHT : TD_ALIGN_PROCESS);
+    TD_CHECK_STR(r.log, modes[m] == TD_ALIGN_UNALIGNED ? "A4 B5*" : "A4 B5");
+    rig_free(&r);
+  }
+}
+
 TD_TEST(test_barrier_three_channels_release_in_arrival_order) {
   rig_t r;
   rig_init(&r, 3, TD_ALIGN_EXACTLY_ONCE);
@@ -835,6 +868,7 @@ TD_TEST(test_barrier_random_streams_unaligned) {
 TD_TEST_MAIN(test_barrier_new_rejects_bad_arguments,
              test_barrier_single_channel_triggers_at_once,
              test_barrier_two_channels_hold_after_barrier,
+             test_barrier_aligned_barrier_in_other_modes,
              test_barrier_three_channels_release_in_arrival_order,
              test_barrier_barrier_on_one_channel_while_another_blocked,
              test_barrier_newer_barrier_aborts_pending,

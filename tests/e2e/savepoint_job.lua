@@ -10,13 +10,17 @@
 --   v4      "totals" declares "total" as map state: refused at restore
 --   v5      as v2, but "totals" fails on its first record (a new logic
 --           that fails before it is healthy: tests/e2e/test_reload.sh)
--- An optional sixth argument sets the job's parallelism.
+-- An optional sixth argument sets the job's parallelism, a seventh the
+-- checkpointing mode: "unaligned" or "at_least_once" (default aligned
+-- exactly once); its savepoints are aligned whatever the mode.
 local tide = require "tide"
 local compat = require "tide.compat"
 
 local version, out, ckdir = arg[1], arg[2], arg[3]
 local n, rate = compat.tointeger(tonumber(arg[4])), compat.tointeger(tonumber(arg[5]))
-local env = tide.env{ checkpoint = { dir = ckdir }, restart = { strategy = "none" },
+local env = tide.env{ checkpoint = { dir = ckdir, unaligned = arg[7] == "unaligned" or nil,
+    mode = arg[7] == "at_least_once" and "at_least_once" or nil },
+  restart = { strategy = "none" },
   parallelism = arg[6] and compat.tointeger(tonumber(arg[6])) or nil }
 local list = {}
 for i = 1, n do list[i] = i end

@@ -6,7 +6,8 @@
 # count of committed lines, each record giving one), Flink's restore rules
 # (state by uid, new operators empty, missing state refused unless
 # --allow-non-restored-state, a state re-declared with another kind
-# refused naming it), stop --drain (every window fires), and bad input: a
+# refused naming it), savepoints (aligned) of jobs checkpointing unaligned
+# or at least once, stop --drain (every window fires), and bad input: a
 # savepoint directory that exists or cannot be created, a corrupted
 # savepoint.
 . tests/e2e/lib.sh
@@ -141,22 +142,31 @@ wait_tide v1b
 check_rc "the cancelled job exits 1" 1
 check_contains "the cancelled job says so" "$TMP/v1b.err" "job 'sp' cancelled by tide cancel"
 
-# savepoints are aligned: a job checkpointing unaligned cannot take one yet
-cat >"$TMP/unaligned.lua" <<'LUA'
-local tide = require "tide"
-local list = {}
-for i = 1, 100000 do list[i] = i end
-local env = tide.env{ checkpoint = { dir = arg[1], unaligned = true } }
-env:from_list(list, { rate_limit = 2000 }):map(tostring):discard()
-env:execute("unaligned")
-LUA
-start_tide un run "$TMP/unaligned.lua" -- "$TMP/cku"
-run_tide "$TMP/unsp" savepoint "$ID" "$TMP/spu"
-check_rc "a savepoint of a job checkpointing unaligned: exit 1" 1
-check_contains "  says why" "$TMP/unsp.err" \
-  "savepoints are always aligned, and this job checkpoints unaligned: taking one is not supported yet"
-run_tide "$TMP/uncancel" cancel "$ID"
-wait_tide un
+# ---- savepoints are aligned in jobs checkpointing unaligned or at least
+# once: a savepoint mid-run, a stop with one, the restore exact (oracle) ----
+for MODE in unaligned at_least_once; do
+  start_tide "m_$MODE" run "$JOB_LUA" -p 2 --checkpoint-dir "$TMP/ckm_$MODE" --checkpoint-interval 200ms \
+    -- v1 "$TMP/outm_$MODE" "$TMP/ckm_$MODE" $N $RATE 2 "$MODE"
+  sleep 1
+  run_tide "$TMP/spm_$MODE" savepoint "$ID" "$TMP/spsm_$MODE"
+  check_rc "$MODE: a savepoint mid-run: exit 0" 0
+  run_tide "$TMP/vm_$MODE" verify "$(cat "$TMP/spm_$MODE.out")"
+  check_rc "$MODE: the savepoint is sound" 0
+  check_not_contains "$MODE: the savepoint holds no in-flight data (aligned)" "$TMP/vm_$MODE.out" "inflight-"
+  run_tide "$TMP/stm_$MODE" stop "$ID" --savepoint "$TMP/spsm_$MODE"
+  check_rc "$MODE: stop with a savepoint: exit 0" 0
+  wait_tide "m_$MODE"
+  check_rc "$MODE: the stopped job exits 0" 0
+  check_contains "$MODE: the job says where it stopped" "$TMP/m_$MODE.err" "stopped with savepoint"
+  CUTM=$(cat_parts "$TMP/outm_$MODE" | wc -l | tr -d ' ')
+  check "$MODE: the stop cut the input mid-run (0 < $CUTM < $N)" test "$CUTM" -gt 0 -a "$CUTM" -lt $N
+  run_tide "$TMP/rm_$MODE" run "$JOB_LUA" -p 2 --from-savepoint "$(cat "$TMP/stm_$MODE.out")" \
+    -- v2 "$TMP/outm_$MODE" "$TMP/ckm2_$MODE" $N 100000 2 "$MODE"
+  check_rc "$MODE: restored from the stop's savepoint: exit 0" 0
+  cat_parts "$TMP/outm_$MODE" | sort >"$TMP/gotm_$MODE"
+  oracle v1 "$CUTM" v2 $N >"$TMP/wantm_$MODE"
+  check_eq "$MODE: v1 up to the cut, v2 after it, exactly once (oracle)" "$TMP/wantm_$MODE" "$TMP/gotm_$MODE"
+done
 
 # ---- stop --drain: the MAX watermark first, every window fires ----
 cat >"$TMP/win.lua" <<'LUA'
