@@ -41,6 +41,7 @@
 #include "metadata.h"
 #include "module_lua.h"
 #include "reload.h"
+#include "restart.h"
 #include "state_lua.h"
 #include "snapshot.h"
 #include "source_file.h"
@@ -664,6 +665,56 @@ static int l_reload_swap(lua_State *L) {
  * ends its VM without restarting); false: restart as usual. */
 static int l_reload_claim_failure(lua_State *L) {
   lua_pushboolean(L, td_reload_claim_failure(luaL_optstring(L, 1, NULL)));
+  return 1;
+}
+
+/* A restart strategy as a Lua value (core.restart_strategy). */
+#define RESTART_MT "tide.restart"
+
+static int restart_gc(lua_State *L) {
+  td_restart_destroy(luaL_checkudata(L, 1, RESTART_MT));
+  return 0;
+}
+
+/* strategy:on_failure(now_ms) -> the delay in ms before the restart, or
+ * nil when the strategy gives up (td_restart_on_failure). */
+static int restart_on_failure(lua_State *L) {
+  td_restart_t *r = luaL_checkudata(L, 1, RESTART_MT);
+  int64_t d = td_restart_on_failure(r, (int64_t)luaL_checkinteger(L, 2));
+  if (d < 0) lua_pushnil(L);
+  else lua_pushinteger(L, d);
+  return 1;
+}
+
+/* core.restart_strategy{kind = "none"|"fixed_delay"|"failure_rate",
+ * attempts =, max_failures =, interval = ms, delay = ms} -> a strategy
+ * object (core/restart.h) with :on_failure(now_ms); raises on parameters
+ * out of range (lua/tide/checkpoint.lua checks them first, with the
+ * user's words). */
+static int l_restart_strategy(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  static const char *const kinds[] = {"none", "fixed_delay", "failure_rate", NULL};
+  lua_getfield(L, 1, "kind");
+  int kind = luaL_checkoption(L, -1, NULL, kinds);
+  lua_getfield(L, 1, "attempts");
+  lua_getfield(L, 1, "max_failures");
+  lua_getfield(L, 1, "interval");
+  lua_getfield(L, 1, "delay");
+  td_restart_t *r = lua_newuserdatauv(L, sizeof *r, 0);
+  memset(r, 0, sizeof *r);
+  int rc = td_restart_init(r, (td_restart_kind_t)kind, (int)luaL_optinteger(L, -5, 0),
+                           (int)luaL_optinteger(L, -4, 1), luaL_optinteger(L, -3, 60000),
+                           luaL_optinteger(L, -2, 0));
+  if (rc) return luaL_error(L, "bad restart strategy: %s", td_strerror(rc));
+  if (luaL_newmetatable(L, RESTART_MT)) {
+    lua_pushcfunction(L, restart_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_newtable(L);
+    lua_pushcfunction(L, restart_on_failure);
+    lua_setfield(L, -2, "on_failure");
+    lua_setfield(L, -2, "__index");
+  }
+  lua_setmetatable(L, -2);
   return 1;
 }
 
@@ -1423,6 +1474,47 @@ static int l_verify_checkpoint(lua_State *L) {
   return r;
 }
 
+/* Collects the corrupt checkpoints td_meta_latest visits into the table
+ * on top of the stack ("checkpoint <n>: <why>"). */
+static void collect_corrupt(void *ud, int64_t id, td_meta_found_t found, const char *err) {
+  lua_State *L = ud;
+  if (found != TD_META_CORRUPT) return;
+  lua_pushfstring(L, "checkpoint %I: %s", (lua_Integer)id, err ? err : "corrupt");
+  lua_rawseti(L, -2, (lua_Integer)luaL_len(L, -2) + 1);
+}
+
+/* core.find_latest(job_dir [, job]) -> metadata (see push_meta) | nil,
+ * corrupt: the checkpoint recovery restores (td_meta_latest): the newest
+ * sound one of job (nil: any). corrupt lists the completed checkpoints
+ * found corrupt on the way, newest first ("checkpoint <n>: <why>"; {}
+ * when none was ever completed: "none yet" and "all corrupt" differ). */
+static int l_find_latest(lua_State *L) {
+  const char *dir = luaL_checkstring(L, 1);
+  const char *job = luaL_optstring(L, 2, NULL);
+  lua_newtable(L);
+  int corrupt = lua_gettop(L);
+  char path[4400];
+  int64_t id = td_meta_latest(dir, job, 0, collect_corrupt, L, NULL, NULL, path, sizeof path, NULL);
+  if (id < 0 && id != -ENOENT) return luaL_error(L, "cannot list %s: %s", dir, td_strerror((int)id));
+  if (id > 0) {
+    td_meta_t *m;
+    char err[1400];
+    int rc = td_meta_read(path, &m, err, sizeof err);
+    int r = rc == 0 ? push_meta(L, m, path) : 0;
+    if (rc == 0) td_meta_free(m);
+    if (r == 1) {
+      lua_pushvalue(L, corrupt);
+      return 2;
+    }
+    lua_settop(L, corrupt);
+    lua_pushfstring(L, "checkpoint %I: %s", (lua_Integer)id, rc ? err : "bad job description");
+    lua_rawseti(L, corrupt, (lua_Integer)luaL_len(L, corrupt) + 1);
+  }
+  lua_pushnil(L);
+  lua_pushvalue(L, corrupt);
+  return 2;
+}
+
 /* core.read_state(path) -> value | nil, message: the value a state file
  * holds (checked, then decoded in place). */
 static int l_read_state(lua_State *L) {
@@ -2033,6 +2125,8 @@ static const luaL_Reg core_funcs[] = {
     {"forward_barrier", l_forward_barrier},
     {"read_snapshot", l_read_snapshot},
     {"read_metadata", l_read_metadata},
+    {"find_latest", l_find_latest},
+    {"restart_strategy", l_restart_strategy},
     {"verify_checkpoint", l_verify_checkpoint},
     {"read_state", l_read_state},
     {"replay_inflight", l_replay_inflight},

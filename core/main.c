@@ -42,6 +42,7 @@
 #include <jansson.h>
 
 #include "client.h"
+#include "error.h"
 #include "control.h"
 #include "host.h"
 #include "job.h"
@@ -514,77 +515,56 @@ static void print_check(const td_snapshot_check_t *c, void *ud) {
   printf("%s%-8s %s: %s\n", (const char *)ud, status[c->status], c->name, c->msg);
 }
 
-static int cmp_desc(const void *a, const void *b) {
-  long long x = *(const long long *)a, y = *(const long long *)b;
-  return x < y ? 1 : x > y ? -1 : 0;
-}
-
-/* The ids of the chk-<n> subdirectories of dir, newest first (at most
- * max); the count, or -1 when dir cannot be listed. */
-static int list_checkpoints(const char *dir, long long *ids, int max) {
-  DIR *d = opendir(dir);
-  if (!d) return -1;
-  int n = 0;
-  struct dirent *de;
-  while ((de = readdir(d)) != NULL && n < max) {
-    char *end;
-    if (strncmp(de->d_name, "chk-", 4) != 0) continue;
-    long long id = strtoll(de->d_name + 4, &end, 10);
-    if (*end == 0 && end != de->d_name + 4 && id > 0) ids[n++] = id;
-  }
-  closedir(d);
-  qsort(ids, (size_t)n, sizeof *ids, cmp_desc);
-  return n;
-}
-
 /* tide verify DIR: check a checkpoint directory (chk-<n>) the way recovery
  * does, or every checkpoint of a job's checkpoint directory (one holding
  * chk-<n> directories), like redis-check-rdb; one line per file; exit 1
  * if a completed checkpoint is corrupt, or if there is none. */
+/* One line per checkpoint td_meta_latest visits (tide verify). */
+static void print_visit(void *ud, int64_t id, td_meta_found_t found, const char *err) {
+  int *seen_bad = ud; /* [0] checkpoint directories seen, [1] corrupt ones */
+  if (found != TD_META_SOUND && found != TD_META_CORRUPT) seen_bad[0]++;
+  if (found == TD_META_INCOMPLETE)
+    printf("chk-%lld: incomplete (no _metadata): not a checkpoint, never restored\n", (long long)id);
+  else if (found == TD_META_CHECKING)
+    printf("chk-%lld:\n", (long long)id);
+  else if (found == TD_META_CORRUPT) {
+    seen_bad[1]++;
+    fprintf(stderr, "tide: %s\n", err);
+  }
+}
+
 static int cmd_verify(int argc, char **argv) {
   if (argc != 2) return usage_error("%s", "verify needs exactly one directory");
   const char *dir = argv[1];
   char err[2048], path[4400];
-  static long long ids[100000];
   snprintf(path, sizeof path, "%s/_metadata", dir);
-  int n = access(path, F_OK) == 0 ? 0 : list_checkpoints(dir, ids, 100000);
-  if (n <= 0) {
-    /* one checkpoint (or a directory that should be one) */
-    if (n < 0 && access(dir, F_OK) != 0) {
-      fprintf(stderr, "tide: %s: cannot list: %s\n", dir, strerror(errno));
+  if (access(path, F_OK) != 0) {
+    /* a job's checkpoint directory: newest first, as --resume looks */
+    int complete = 0, seen_bad[2] = {0, 0};
+    int64_t restorable = td_meta_latest(dir, NULL, 1, print_visit, seen_bad, print_check, "  ",
+                                        path, sizeof path, &complete);
+    if (restorable < 0 && restorable != -ENOENT) {
+      fprintf(stderr, "tide: %s: cannot list: %s\n", dir, td_strerror((int)restorable));
       return 1;
     }
-    int rc = td_meta_verify(dir, NULL, print_check, "", NULL, err, sizeof err);
-    if (rc) {
-      fprintf(stderr, "tide: %s\n", err);
-      return 1;
-    }
-    return 0;
-  }
-  /* a job's checkpoint directory: newest first, as --resume looks */
-  int bad = 0, complete = 0;
-  long long restorable = 0;
-  for (int i = 0; i < n; i++) {
-    snprintf(path, sizeof path, "%s/chk-%lld", dir, ids[i]);
-    char meta[4500];
-    snprintf(meta, sizeof meta, "%s/_metadata", path);
-    if (access(meta, F_OK) != 0) {
-      printf("chk-%lld: incomplete (no _metadata): not a checkpoint, never restored\n", ids[i]);
-      continue;
-    }
-    complete++;
-    printf("chk-%lld:\n", ids[i]);
-    if (td_meta_verify(path, NULL, print_check, "  ", NULL, err, sizeof err) != 0) {
-      bad++;
-      fprintf(stderr, "tide: %s\n", err);
-    } else if (!restorable) {
-      restorable = ids[i];
+    if (seen_bad[0] > 0) {
+      if (restorable > 0) printf("--resume restores chk-%lld\n", (long long)restorable);
+      else printf("no sound checkpoint: --resume has nothing to restore\n");
+      if (complete == 0) fprintf(stderr, "tide: %s: no completed checkpoint\n", dir);
+      return seen_bad[1] || complete == 0 ? 1 : 0;
     }
   }
-  if (restorable) printf("--resume restores chk-%lld\n", restorable);
-  else printf("no sound checkpoint: --resume has nothing to restore\n");
-  if (complete == 0) fprintf(stderr, "tide: %s: no completed checkpoint\n", dir);
-  return bad || complete == 0 ? 1 : 0;
+  /* one checkpoint (or a directory that should be one) */
+  if (access(dir, F_OK) != 0) {
+    fprintf(stderr, "tide: %s: cannot list: %s\n", dir, strerror(errno));
+    return 1;
+  }
+  int rc = td_meta_verify(dir, NULL, print_check, "", NULL, err, sizeof err);
+  if (rc) {
+    fprintf(stderr, "tide: %s\n", err);
+    return 1;
+  }
+  return 0;
 }
 
 /* ---- job control: tide list | savepoint | stop | cancel ----------------------

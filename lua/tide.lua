@@ -990,7 +990,7 @@ function Env:execute(name)
       summary("failed")
       error(setmetatable({ job = name, message = err }, JobFailure), 2)
     end
-    local delay = restart.on_failure(core.now_ms())
+    local delay = restart:on_failure(core.now_ms())
     if not delay then
       summary("failed")
       error(setmetatable({ job = name, message = err }, JobFailure), 2)

@@ -433,3 +433,72 @@ int td_meta_verify(const char *dir, const char *job, td_snapshot_check_fn fn, vo
   else td_meta_free(m);
   return rc;
 }
+
+static int cmp_id_desc(const void *a, const void *b) {
+  int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+  return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* The ids n of dir's chk-<n> entries, newest first, in *out (malloc'd);
+ * their number, or -errno. */
+static int list_checkpoints(const char *dir, int64_t **out) {
+  *out = NULL;
+  DIR *d = opendir(dir);
+  if (!d) return -errno;
+  size_t n = 0, cap = 0;
+  int64_t *ids = NULL;
+  struct dirent *de;
+  while ((de = readdir(d)) != NULL) {
+    char *end;
+    if (strncmp(de->d_name, "chk-", 4) != 0) continue;
+    long long id = strtoll(de->d_name + 4, &end, 10);
+    if (*end || end == de->d_name + 4 || id <= 0) continue;
+    if (n == cap) {
+      cap = cap ? 2 * cap : 64;
+      int64_t *grown = realloc(ids, cap * sizeof *ids);
+      if (!grown) {
+        free(ids);
+        closedir(d);
+        return TD_ENOMEM;
+      }
+      ids = grown;
+    }
+    ids[n++] = id;
+  }
+  closedir(d);
+  if (n) qsort(ids, n, sizeof *ids, cmp_id_desc);
+  *out = ids;
+  return (int)n;
+}
+
+int64_t td_meta_latest(const char *job_dir, const char *job, int all,
+                       void (*visit)(void *ud, int64_t id, td_meta_found_t found,
+                                     const char *err),
+                       void *ud, td_snapshot_check_fn fn, void *fn_ud, char *path,
+                       size_t pathlen, int *n_complete) {
+  if (n_complete) *n_complete = 0;
+  if (path && pathlen) path[0] = 0;
+  int64_t *ids;
+  int n = list_checkpoints(job_dir, &ids);
+  if (n < 0) return n;
+  int64_t found = 0;
+  for (int i = 0; i < n && (all || !found); i++) {
+    char dir[4200], meta[4300], err[2048] = "";
+    snprintf(dir, sizeof dir, "%s/chk-%lld", job_dir, (long long)ids[i]);
+    snprintf(meta, sizeof meta, "%s/_metadata", dir);
+    if (access(meta, F_OK) != 0) {
+      if (visit) visit(ud, ids[i], TD_META_INCOMPLETE, NULL);
+      continue;
+    }
+    if (n_complete) (*n_complete)++;
+    if (visit) visit(ud, ids[i], TD_META_CHECKING, NULL);
+    int rc = td_meta_verify(dir, job, fn, fn_ud, NULL, err, sizeof err);
+    if (visit) visit(ud, ids[i], rc ? TD_META_CORRUPT : TD_META_SOUND, rc ? err : NULL);
+    if (rc == 0 && !found) {
+      found = ids[i];
+      if (path) snprintf(path, pathlen, "%s", dir);
+    }
+  }
+  free(ids);
+  return found;
+}

@@ -144,4 +144,33 @@ int td_meta_identity_write(td_snapshot_writer_t *w, int64_t id,
 int td_meta_verify(const char *dir, const char *job, td_snapshot_check_fn fn,
                    void *ud, td_meta_t **meta_out, char *err, size_t errlen);
 
+/* What td_meta_latest found of one chk-<n> directory. */
+typedef enum td_meta_found {
+  TD_META_INCOMPLETE = 0, /* no _metadata: not a checkpoint, never restored */
+  TD_META_SOUND,          /* passes td_meta_verify */
+  TD_META_CORRUPT,        /* completed (has a _metadata) but not sound */
+  TD_META_CHECKING        /* completed: about to be checked (then SOUND or
+                             CORRUPT follows) */
+} td_meta_found_t;
+
+/*
+ * td_meta_latest - the checkpoint recovery restores from a job's
+ * checkpoint directory job_dir: the newest chk-<n> (by n) that is sound
+ * for job (td_meta_verify; NULL: any job). Checkpoints are visited newest
+ * first: visit(ud, id, found, err) (may be NULL) is called for each (a
+ * completed one twice: CHECKING, then SOUND or CORRUPT with the fault's
+ * summary in err), and per-file checks go, in between, to fn/fn_ud
+ * as in td_meta_verify (may be NULL). all: 0 stops at the first sound one
+ * (recovery); 1 visits every checkpoint (tide verify). Returns the id of
+ * the newest sound checkpoint (its directory in path), 0 when none is
+ * sound, or -errno when job_dir cannot be listed; *n_complete (may be
+ * NULL) receives how many completed checkpoints were visited, so "none
+ * yet" (0) and "all corrupt" can be told apart.
+ */
+int64_t td_meta_latest(const char *job_dir, const char *job, int all,
+                       void (*visit)(void *ud, int64_t id, td_meta_found_t found,
+                                     const char *err),
+                       void *ud, td_snapshot_check_fn fn, void *fn_ud, char *path,
+                       size_t pathlen, int *n_complete);
+
 #endif

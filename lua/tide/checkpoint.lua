@@ -264,8 +264,10 @@ function M.list(job_dir)
   return ids
 end
 
---- The newest sound checkpoint of a job. A checkpoint is sound when it
--- passes the checks `tide verify` applies (core.verify_checkpoint): a
+--- The newest sound checkpoint of a job, as the core chooses it
+-- (core.find_latest, state/metadata.h's td_meta_latest, which `tide
+-- verify` shares). A checkpoint is sound when it passes the checks of
+-- td_meta_verify: a
 -- sound _metadata of this job, and every file it lists present, sound, of
 -- the recorded size and CRC32C, and written for this checkpoint and job.
 -- A directory without _metadata is an incomplete checkpoint and skipped
@@ -276,17 +278,13 @@ end
 --   completed checkpoints found corrupt ({} when none was ever completed:
 --   "none yet" and "all corrupt" are different situations)
 function M.find_latest(job_dir, warn, job_name)
-  local corrupt = {}
-  for _, id in ipairs(M.list(job_dir)) do
-    local chk = job_dir .. "/chk-" .. id
-    local meta, err, code = core.verify_checkpoint(chk, job_name)
-    if meta then return meta end
-    if code ~= "ENOENT" then
-      corrupt[#corrupt + 1] = string.format("checkpoint %d: %s", id, err)
-      if warn then warn(string.format("checkpoint %d is corrupt, falling back to an older one: %s", id, err)) end
+  local meta, corrupt = core.find_latest(job_dir, job_name)
+  if warn then
+    for _, c in ipairs(corrupt) do
+      warn((c:gsub("^(checkpoint %d+): ", "%1 is corrupt, falling back to an older one: ", 1)))
     end
   end
-  return nil, corrupt
+  return meta, corrupt
 end
 
 --- A restart strategy (Flink's RestartStrategies), consulted after each
@@ -300,7 +298,8 @@ end
 -- Default: "none" without checkpoints; with checkpoints fixed_delay with 3
 -- attempts and a 1 s delay (Flink retries forever there; a job that fails
 -- on every attempt should end with its error, not loop).
--- @return object with :on_failure(now_ms) -> delay in ms, or nil to give up
+-- @return the core's strategy (core/restart.h) with :on_failure(now_ms)
+--   -> delay in ms, or nil to give up
 function M.restart_strategy(cfg, checkpointing)
   if cfg ~= nil and type(cfg) ~= "table" then
     error("bad env option 'restart': table expected, got " .. type(cfg), 0)
@@ -316,30 +315,19 @@ function M.restart_strategy(cfg, checkpointing)
   for _, k in ipairs(util.sorted_keys(cfg)) do
     if not allowed[kind][k] then error("unknown option '" .. tostring(k) .. "' for restart strategy " .. kind, 0) end
   end
-  if kind == "none" then return { on_failure = function() return nil end } end
+  if kind == "none" then return core.restart_strategy{ kind = "none" } end
   local delay = util.duration(cfg.delay or 1000, "restart.delay")
   if kind == "fixed_delay" then
     local attempts = cfg.attempts or 1
     if math_type(attempts) ~= "integer" or attempts < 0 then
       error("bad restart.attempts: a non-negative integer expected", 0)
     end
-    local used = 0
-    return { on_failure = function()
-      if used >= attempts then return nil end
-      used = used + 1
-      return delay
-    end }
+    return core.restart_strategy{ kind = kind, attempts = attempts, delay = delay }
   end
   local max = cfg.max_failures or 1
   if math_type(max) ~= "integer" or max < 1 then error("bad restart.max_failures: a positive integer expected", 0) end
   local interval = util.duration(cfg.interval or 60000, "restart.interval")
-  local times = {}
-  return { on_failure = function(now)
-    times[#times + 1] = now
-    while times[1] and times[1] <= now - interval do table.remove(times, 1) end
-    if #times > max then return nil end
-    return delay
-  end }
+  return core.restart_strategy{ kind = kind, max_failures = max, interval = interval, delay = delay }
 end
 
 return M

@@ -76,29 +76,29 @@ describe("tide.checkpoint #unit", function()
   describe("restart strategies", function()
     it("none never restarts", function()
       local r = ckpt.restart_strategy({ strategy = "none" }, true)
-      assert.is_nil(r.on_failure(0))
+      assert.is_nil(r:on_failure(0))
     end)
 
     it("defaults to none without checkpoints and 3 attempts 1 s apart with them", function()
-      assert.is_nil(ckpt.restart_strategy(nil, false).on_failure(0))
+      assert.is_nil(ckpt.restart_strategy(nil, false):on_failure(0))
       local r = ckpt.restart_strategy(nil, true)
-      assert.are.same({ 1000, 1000, 1000 }, { r.on_failure(0), r.on_failure(1), r.on_failure(2) })
-      assert.is_nil(r.on_failure(3))
+      assert.are.same({ 1000, 1000, 1000 }, { r:on_failure(0), r:on_failure(1), r:on_failure(2) })
+      assert.is_nil(r:on_failure(3))
     end)
 
     it("fixed_delay allows `attempts` restarts after `delay`", function()
       local r = ckpt.restart_strategy({ strategy = "fixed_delay", attempts = 2, delay = "250ms" })
-      assert.are.equal(250, r.on_failure(0))
-      assert.are.equal(250, r.on_failure(10))
-      assert.is_nil(r.on_failure(20))
+      assert.are.equal(250, r:on_failure(0))
+      assert.are.equal(250, r:on_failure(10))
+      assert.is_nil(r:on_failure(20))
     end)
 
     it("failure_rate gives up when more than max_failures fall within interval", function()
       local r = ckpt.restart_strategy({ strategy = "failure_rate", max_failures = 2, interval = "10s", delay = 5 })
-      assert.are.equal(5, r.on_failure(0))      -- failures in (−10s, 0]: 1
-      assert.are.equal(5, r.on_failure(4000))   -- 2
-      assert.are.equal(5, r.on_failure(10001))  -- the one at 0 left the window: 2
-      assert.is_nil(r.on_failure(12000))        -- 4000, 10001, 12000: 3 > 2
+      assert.are.equal(5, r:on_failure(0))      -- failures in (−10s, 0]: 1
+      assert.are.equal(5, r:on_failure(4000))   -- 2
+      assert.are.equal(5, r:on_failure(10001))  -- the one at 0 left the window: 2
+      assert.is_nil(r:on_failure(12000))        -- 4000, 10001, 12000: 3 > 2
     end)
 
     it("rejects unknown strategies and options", function()
