@@ -135,7 +135,12 @@ end
 --   rocksdb (table): block_cache (size, default "256MB": one LRU cache for
 --     the whole process), write_buffer (size of a memtable, default
 --     "64MB"), max_write_buffers (memtables per state, default 2); sizes
---     in bytes or strings like "64MB"
+--     in bytes or strings like "64MB"; incremental (boolean, default
+--     true): checkpoints upload only the SST files no retained checkpoint
+--     has (Flink's incremental checkpoints); false: every checkpoint is
+--     full and self-contained, every key written in the canonical format
+--     savepoints use (Flink's full snapshots of RocksDB), read at the
+--     barrier, so the task's pause grows with the state
 -- @return Env
 function tide.env(cfg)
   cfg = cfg or {}
@@ -178,10 +183,13 @@ function tide.env(cfg)
   if type(rcfg) ~= "table" then error("bad env option 'rocksdb': table expected, got " .. type(rcfg), 2) end
   env.rocksdb = {}
   for _, k in ipairs(util.sorted_keys(rcfg)) do
-    if k ~= "block_cache" and k ~= "write_buffer" and k ~= "max_write_buffers" then
+    if k ~= "block_cache" and k ~= "write_buffer" and k ~= "max_write_buffers" and k ~= "incremental" then
       error("unknown rocksdb option '" .. tostring(k) .. "'", 2)
     end
-    if k == "max_write_buffers" then
+    if k == "incremental" then
+      if type(rcfg[k]) ~= "boolean" then error("bad rocksdb.incremental: true or false expected", 2) end
+      env.rocksdb[k] = rcfg[k]
+    elseif k == "max_write_buffers" then
       env.rocksdb[k] = check_positive_int(rcfg[k], 1, "env")
     else
       env.rocksdb[k] = util.bytes(rcfg[k], "rocksdb." .. k, 2)

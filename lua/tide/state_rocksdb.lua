@@ -270,7 +270,7 @@ end
 -- of its memtables and hard links to its files) for snapshot() to upload.
 function R:prepare_snapshot(id, savepoint)
   self:flush()
-  if savepoint then
+  if savepoint or not self:incremental() then
     -- a savepoint is canonical (the heap format), read here: RocksDB is
     -- not to be used in the snapshot child
     self.prepared = { id = id, canonical = self:canonical_snapshot() }
@@ -279,6 +279,13 @@ function R:prepare_snapshot(id, savepoint)
   self:read_journals(id)
   local dir = string.format("%s/chk-%d", self.home, id)
   self.prepared = { id = id, dir = dir, files = self:db():checkpoint(dir) }
+end
+
+--- Whether checkpoints are incremental (env{rocksdb = {incremental =
+-- false}} makes every one full: the canonical snapshot, as savepoints).
+function R:incremental()
+  local r = self.cfg.rocksdb
+  return not (r and r.incremental == false)
 end
 
 -- What earlier snapshot children uploaded (their journals in the home
@@ -318,13 +325,14 @@ end
 -- id =}}, files = {{local name, shared name, size, crc}...}}. Uploads
 -- the checkpoint prepare_snapshot made (in the snapshot child: no RocksDB
 -- call here), or makes one first (a final snapshot, in the task thread).
--- opts.savepoint: the canonical snapshot (canonical_snapshot) instead,
--- made by prepare_snapshot(id, true).
+-- opts.savepoint, or checkpoints configured full (incremental = false):
+-- the canonical snapshot (canonical_snapshot) instead, made by
+-- prepare_snapshot.
 -- The shared files referenced are appended to cfg.refs when the runtime
 -- set it, as {name, size, crc}. Without a shared directory (no checkpoints) nothing
 -- is uploaded and the snapshot lists no files: nothing will restore it.
 function R:snapshot(opts)
-  if opts and opts.savepoint then
+  if (opts and opts.savepoint) or not self:incremental() then
     local p = self.prepared
     self.prepared = nil
     if p and p.canonical then return p.canonical end

@@ -9,6 +9,7 @@
 --   retained=N     completed checkpoints kept (default 2)
 --   backend=B      env{state_backend = B} (the command line's wins)
 --   state_dir=D    env{state_dir = D}
+--   incremental=false  env{rocksdb = {incremental = false}}: full checkpoints
 -- Output rows: "word,n" for the n-th occurrence of word.
 local tide = require "tide"
 local compat = require "tide.compat"
@@ -27,6 +28,7 @@ local env = tide.env{
   restart = { strategy = "none" },
   state_backend = opt.backend,
   state_dir = opt.state_dir,
+  rocksdb = opt.incremental and { incremental = opt.incremental ~= "false" } or nil,
 }
 env:read_text(input, { rate_limit = compat.tointeger(tonumber(rate)) })
    :flat_map(function(line, o)

@@ -22,6 +22,9 @@
 #     warns naming it and takes the previous checkpoint (output exact); one
 #     that every checkpoint references: exit 3; a state dir that cannot be
 #     written: the job fails naming the path; --state-backend bogus: usage;
+#  f. env{rocksdb = {incremental = false}}: full checkpoints, each one
+#     self-contained (state files in chk-<n>, nothing in shared/), a
+#     SIGKILL and --resume, output exact;
 #  e. no tide-<job>-* working directory is left in --state-dir after a
 #     clean run, nor after a SIGTERM cancel; clean runs at p = 2 end with
 #     every shared file their final checkpoint references (the final states
@@ -344,5 +347,27 @@ wait "$pid"
 check_rc_of "e: SIGTERM cancels the job, exit 143" 143 "$?" "$d/term.err"
 ls "$d/sd" >"$d/left-term"
 check_empty "e: after the cancel no working directory is left" "$d/left-term"
+
+# ---- f. full checkpoints (incremental = false) ---------------------------------
+
+d=$TMP/f
+mkdir -p "$d"
+"$TIDE" run "$JOB" --state-backend rocksdb --state-dir "$d" -- "$INPUT" "$d/out" "$d/ck" 3000 \
+  interval=100ms incremental=false >"$d/run1.out" 2>"$d/run1.err" &
+pid=$!
+sleep 1.5
+kill -9 "$pid" 2>/dev/null
+wait "$pid" 2>/dev/null
+n=$(newest "$d/ck/rocks")
+check "f: full checkpoints completed before the kill (newest: $n)" test "$n" -ge 2
+check "f: nothing in shared/: every checkpoint is self-contained" \
+  test -z "$(ls "$d/ck/rocks/shared" 2>/dev/null)"
+check "f: the newest checkpoint holds the counts' state file" test -s "$d/ck/rocks/chk-$n/counts-0.state"
+run_tide "$d/verify" verify "$d/ck/rocks/chk-$n"
+check_rc "f: tide verify of a full checkpoint passes" 0
+run_tide "$d/run2" run "$JOB" --state-backend rocksdb --state-dir "$d" --resume -- "$INPUT" "$d/out" "$d/ck" 100000 \
+  interval=100ms incremental=false
+check_rc "f: --resume from a full checkpoint: exit 0" 0
+check_output "f" "$d/out"
 
 finish
