@@ -79,6 +79,15 @@ describe("tide.env #unit", function()
     assert_error_at(err, at, "bad runtime_mode 'x' (expected 'streaming' or 'batch')")
   end)
 
+  it("takes and checks the rocksdb options", function()
+    local env = tide.env{ rocksdb = { block_cache = "1MB", max_write_buffers = 3, incremental = false } }
+    assert.are.same({ block_cache = 1048576, max_write_buffers = 3, incremental = false }, env.rocksdb)
+    assert.matches("bad rocksdb.incremental: true or false expected",
+      error_of(function() tide.env{ rocksdb = { incremental = "no" } } end))
+    assert.matches("unknown rocksdb option 'incremental_checkpoints'",
+      error_of(function() tide.env{ rocksdb = { incremental_checkpoints = false } } end))
+  end)
+
   it("refuses a configuration that is not a table", function()
     local err = error_of(function() tide.env(4) end)
     assert.truthy(err:find("bad argument #1 to 'env' (table expected, got number)", 1, true), err)
