@@ -717,9 +717,11 @@ static int cmd_list(int argc, char **argv) {
   if (stale)
     fprintf(stderr, "tide: removed %d stale run file%s of jobs whose process is gone\n", stale,
             stale == 1 ? "" : "s");
-  if (n) printf("%-16s  %-10s  %-8s  %-21s  %s\n", "JOB", "STATUS", "PID", "CONTROL", "SCRIPT");
+  if (n)
+    printf("%-16s  %-16s  %-10s  %-8s  %-21s  %s\n", "JOB", "NAME", "STATUS", "PID", "CONTROL",
+           "SCRIPT");
   for (size_t i = 0; i < n; i++) {
-    char status[32] = "UNREACHABLE", err2[512], url[128];
+    char status[32] = "UNREACHABLE", name[128] = "-", err2[512], url[128];
     int code;
     char *resp;
     snprintf(url, sizeof url, "/jobs/%s", es[i].id);
@@ -728,12 +730,14 @@ static int cmd_list(int argc, char **argv) {
       json_error_t je;
       json_t *o = json_loads(resp, 0, &je);
       const char *st = json_string_value(json_object_get(o, "state"));
+      const char *nm = json_string_value(json_object_get(o, "name"));
       if (code == 200 && st) snprintf(status, sizeof status, "%s", st);
+      if (code == 200 && nm) snprintf(name, sizeof name, "%s", nm);
       json_decref(o);
       free(resp);
     }
-    printf("%-16s  %-10s  %-8ld  %-21s  %s\n", es[i].id, status, es[i].pid, es[i].address,
-           es[i].script);
+    printf("%-16s  %-16s  %-10s  %-8ld  %-21s  %s\n", es[i].id, name, status, es[i].pid,
+           es[i].address, es[i].script);
   }
   free(es);
   return 0;

@@ -1,6 +1,10 @@
 """Recovery benchmark of scripts/bench/checkpoint.sh (goal 3).
 
-    python3 checkpoint_recover.py TIDE JOB_LUA CKPT_DIR KEYS
+    python3 checkpoint_recover.py TIDE JOB_LUA CKPT_DIR KEYS [RUN_ARG...] [+ RESUME_ARG...]
+
+RUN_ARGs go to both runs' command lines (e.g. --state-backend rocksdb
+--state-dir D, --parallelism 2), RESUME_ARGs after "+" to the resumed run
+only (e.g. --parallelism 4: a rescale).
 
 1. Runs JOB_LUA (checkpoint_state.lua) without end over KEYS keys, with
    checkpoints every second into CKPT_DIR.
@@ -106,9 +110,12 @@ def chk_ids(job_dir, complete):
 
 def main():
     tide, job, ckpt_dir, keys = sys.argv[1:5]
+    extra = sys.argv[5:]
+    run_extra = extra[:extra.index("+")] if "+" in extra else extra
+    resume_extra = extra[extra.index("+") + 1:] if "+" in extra else []
     env = dict(os.environ, TIDE_CHECKPOINT_STATS="1")
     cmd = [tide, "run", job, "--parallelism", "1", "--checkpoint-dir", ckpt_dir,
-           "--checkpoint-interval", "1s"]
+           "--checkpoint-interval", "1s"] + run_extra
     args = ["--", "0", keys]
     job_dir = os.path.join(ckpt_dir, "checkpoint_state")
 
@@ -132,7 +139,7 @@ def main():
                for f in os.listdir(os.path.join(job_dir, "chk-%d" % chk)))
 
     t0 = time.time()
-    run = subprocess.Popen(cmd + ["--resume"] + args, env=env, stdout=subprocess.DEVNULL,
+    run = subprocess.Popen(cmd + resume_extra + ["--resume"] + args, env=env, stdout=subprocess.DEVNULL,
                            stderr=subprocess.PIPE)
     err = Lines(run.stderr)
     m = err.wait_for(r"^RESUMED (\d+) (\d+) (\d+) (\d+) (\d+)$")

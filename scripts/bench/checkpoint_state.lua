@@ -28,7 +28,10 @@ end
 local env = tide.env{}
 
 local restored, first, seen, records = false, true, 0, 0
+-- one generator whatever the parallelism: the RESUMED check counts on
+-- every record before i having been processed
 env:generate(function(i) return { key = i % keys, i = i } end, n > 0 and n or nil):uid("gen")
+   :set_parallelism(1)
    :key_by("key")
    :process{
      open = function(ctx) restored = ctx.is_restored end,

@@ -351,7 +351,10 @@ state_rc=$?
 # ---- issue 10: keyed state on RocksDB: an eighth table -------------------------
 BUILD=$BUILD sh "$HERE/rocksdb.sh"
 rocks_rc=$?
-# ---- issue 11: savepoints and live reload: a ninth table -----------------------
+# ---- issue 10: keyed state under checkpoints, resume: a ninth table ------------
+BUILD=$BUILD sh "$HERE/state_ckpt.sh"
+sck_rc=$?
+# ---- issue 11: savepoints and live reload: a tenth table -----------------------
 BUILD=$BUILD sh "$HERE/reload.sh"
 reload_rc=$?
 [ "$report_rc" -ne 0 ] && exit "$report_rc"
@@ -362,4 +365,5 @@ reload_rc=$?
 [ "$mod_rc" -ne 0 ] && exit "$mod_rc"
 [ "$state_rc" -ne 0 ] && exit "$state_rc"
 [ "$reload_rc" -ne 0 ] && exit "$reload_rc"
+[ "$sck_rc" -ne 0 ] && exit "$sck_rc"
 exit "$rocks_rc"

@@ -64,8 +64,8 @@ sleep 1
 
 run_tide "$TMP/list" list
 check_rc "tide list: exit 0" 0
-check_match "tide list shows the job running, its pid, address and script" "$TMP/list.out" \
-  "^$ID +RUNNING +$TPID +$ADDR +$TMP/job.lua$"
+check_match "tide list shows the job, its name, running, its pid, address and script" "$TMP/list.out" \
+  "^$ID +ctl +RUNNING +$TPID +$ADDR +$TMP/job.lua$"
 
 check_str "GET /jobs: 200" 200 "$(rest GET /jobs "$TMP/jobs.json")"
 check_str "  the job and its status" "[('$ID', 'RUNNING')]" \
