@@ -359,6 +359,16 @@ static void subtask_body(td_subtask_t *st) {
     return;
   }
   st->host = hd;
+#ifndef TD_LUAJIT
+  /* Lua 5.4's generational collector: minor collections touch only young
+   * objects, so the state of millions of keys is not rewritten (marked)
+   * every cycle. Measured (scripts/bench/state_ckpt.lua, 1M keys, hot
+   * phase, CPU): 27% less CPU without checkpoints, and with checkpoints
+   * every 1 s a fifth of the copy-on-write page faults after each
+   * snapshot's fork (the incremental collector's marking writes every
+   * page); word count 15% less CPU. */
+  lua_gc(L, LUA_GCGEN, 0, 0);
+#endif
   lua_pushlightuserdata(L, st);
   lua_setfield(L, LUA_REGISTRYINDEX, "tide.subtask");
   set_package_field(L, "path", spec->lua_path);
