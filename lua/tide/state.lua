@@ -398,7 +398,8 @@ end
 -- ctx.state:value(name) runs per record), else check() (argument checks,
 -- may be nil), then a new one: make(cur, t), or make_ttl(cur, t, ttl,
 -- clock) when opts has a TTL. Errors name the caller of the
--- KeyedState method.
+-- KeyedState method (level 3: the methods must not tail-call handle, or
+-- the caller's frame is gone and errors name its caller).
 local function handle(self, name, kind, opts, check, make, make_ttl)
   local h = self.handles[name]
   if h and self.kinds[name] == kind and self.opts[name] == opts then return h end
@@ -628,13 +629,14 @@ end
 
 --- ValueState: value() -> v or nil; update(v) (nil clears); clear().
 function KeyedState:value(name, opts)
-  return handle(self, name, "value", opts, nil, function(cur, t)
+  local h = handle(self, name, "value", opts, nil, function(cur, t)
     return {
       value = function() return t[cur.key] end,
       update = function(_, v) t[cur.key] = v end,
       clear = function() t[cur.key] = nil end,
     }
   end, TTL.value)
+  return h
 end
 
 function check_not_nil(v, what)
@@ -669,7 +671,7 @@ end
 -- Flink's ListState, nil cannot be added: add(nil) and an array with a
 -- hole ({3, nil, 5}) are errors that leave the state unchanged.
 function KeyedState:list(name, opts)
-  return handle(self, name, "list", opts, nil, function(cur, t)
+  local h = handle(self, name, "list", opts, nil, function(cur, t)
     return {
       get = function()
         return t[cur.key] or {}
@@ -705,12 +707,13 @@ function KeyedState:list(name, opts)
       clear = function() t[cur.key] = nil end,
     }
   end, TTL.list)
+  return h
 end
 
 --- MapState: get(k), put(k, v), put_all(t), remove(k), contains(k),
 -- entries() (iterator of k, v), keys(), values(), is_empty(), clear().
 function KeyedState:map(name, opts)
-  return handle(self, name, "map", opts, nil, function(cur, t)
+  local h = handle(self, name, "map", opts, nil, function(cur, t)
     local function user_map(create)
       local k = cur.key
       local m = t[k]
@@ -776,12 +779,13 @@ function KeyedState:map(name, opts)
       clear = function() t[cur.key] = nil end,
     }
   end, TTL.map)
+  return h
 end
 
 --- ReducingState: add(v) folds v into the value with fn(acc, v) (the first
 -- value is kept as is), get() -> acc or nil, clear().
 function KeyedState:reducing(name, fn, opts)
-  return handle(self, name, "reducing", opts, function()
+  local h = handle(self, name, "reducing", opts, function()
     if type(fn) ~= "function" then error("bad argument #2 to 'reducing' (function expected)", 4) end
   end, function(cur, t)
     return {
@@ -807,13 +811,14 @@ function KeyedState:reducing(name, fn, opts)
       return acc
     end, function(acc) return acc end)
   end)
+  return h
 end
 
 --- AggregatingState (Flink's AggregateFunction): agg = {create = fn() ->
 -- acc, add = fn(acc, v) -> acc, result = fn(acc) -> out}; add(v), get() ->
 -- result or nil when empty, clear().
 function KeyedState:aggregating(name, agg, opts)
-  return handle(self, name, "aggregating", opts, function()
+  local h = handle(self, name, "aggregating", opts, function()
     if type(agg) ~= "table" or type(agg.create) ~= "function" or type(agg.add) ~= "function"
       or type(agg.result) ~= "function" then
       error("bad argument #2 to 'aggregating' (table with create, add and result functions expected)", 4)
@@ -844,6 +849,7 @@ function KeyedState:aggregating(name, agg, opts)
     end
     return TTL.folding(cur, t, ttl, clock, function(v) return add(agg.create(), v) end, add, agg.result)
   end)
+  return h
 end
 
 --- Stand-in for ctx.state on a non-keyed stream: every use is an error.
