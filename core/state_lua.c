@@ -212,6 +212,13 @@ static int l_commit(lua_State *L) {
   return rc ? raise_db(L, d, rc, "write") : 0;
 }
 
+/* db:abort() - drop the writes collected since the last commit. */
+static int l_abort(lua_State *L) {
+  ldb_t *d = check_db(L);
+  td_rocksdb_batch_abort(d->b);
+  return 0;
+}
+
 typedef struct scan_ctx {
   lua_State *L;
   int fn;
@@ -427,9 +434,10 @@ static int l_shared_link(lua_State *L) {
 static const luaL_Reg db_methods[] = {
     {"get", l_get},       {"get_ns", l_get_ns},       {"put", l_put},
     {"remove", l_remove}, {"put_ns", l_put_ns},       {"remove_ns", l_remove_ns},
-    {"add", l_add},       {"commit", l_commit},       {"scan", l_scan},
-    {"checkpoint", l_checkpoint}, {"close", l_close}, {"set_ttl", l_set_ttl},
-    {"set_time", l_set_time},     {"compact", l_compact}, {NULL, NULL}};
+    {"add", l_add},       {"commit", l_commit},       {"abort", l_abort},
+    {"scan", l_scan},     {"checkpoint", l_checkpoint}, {"close", l_close},
+    {"set_ttl", l_set_ttl}, {"set_time", l_set_time}, {"compact", l_compact},
+    {NULL, NULL}};
 
 static const luaL_Reg core_funcs[] = {
     {"rocksdb_open", l_open},       {"shared_upload", l_shared_upload},

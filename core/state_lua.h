@@ -17,7 +17,7 @@
  *   db:put_ns(state, key, ns, value), db:remove_ns(state, key, ns),
  *   db:add(state, key, delta)                    (int64 merge: no read)
  *       writes collected in the db's batch until db:commit()
- *   db:commit()
+ *   db:commit(), db:abort()                  (abort: the batch dropped)
  *   db:scan(state, fn [, kg_from, kg_to])  fn(key_group, key, ns | nil,
  *       value) per entry of the state in those key groups (default: all
  *       of the db's), in key-group order; fn must not write to the db

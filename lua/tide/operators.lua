@@ -357,7 +357,7 @@ function ops.process(node, out, rt)
     local cur = {}
     local keyf = node.inputs[1].key
     local backend = state.backend(rt.max_parallelism, rt.parallelism, rt.subtask, rt.now)
-    ctx.state = state.new(cur, backend)
+    ctx.state = state.new(cur, backend, describe(node))
     local service = timers.new(function(domain, t, k, _, raw)
       cur.key = k
       ctx.key = raw

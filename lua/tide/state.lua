@@ -20,6 +20,12 @@
 -- record; its value() reads the entry of whatever key the record being
 -- processed has. Semantics follow Flink's ValueState, ListState, MapState,
 -- ReducingState and AggregatingState.
+--
+-- Schema evolution. Every state has a schema version (1 unless declared
+-- with {version = n}), which snapshots record; a restored state declared
+-- with a higher version and a migrate function has its restored values
+-- migrated at that declaration, once (Backend:evolve), as Flink migrates
+-- state when a new serializer is registered for it.
 local M = {}
 
 local core_mod, util_mod
@@ -146,7 +152,9 @@ end
 -- (or the reverse) raises, as Flink refuses to enable or disable TTL on
 -- existing state. namespaced = true for state per (key, namespace) (window
 -- contents and trigger state: the namespace is a window id "start:stop"):
--- t maps key -> {namespace -> value}, and snapshots say so.
+-- t maps key -> {namespace -> value}, and snapshots say so. version = the
+-- schema version of a state made here (default 1; a restored state keeps
+-- the version it was restored with until Backend:evolve).
 function Backend:state(name, kind, opts)
   local ttl = opts and opts.ttl or nil
   local s = self.states[name]
@@ -161,7 +169,8 @@ function Backend:state(name, kind, opts)
     if ttl then s.ttl = ttl end
     return s
   end
-  s = { name = name, kind = kind, ttl = ttl, namespaced = opts and opts.namespaced or nil }
+  s = { name = name, kind = kind, ttl = ttl, namespaced = opts and opts.namespaced or nil,
+    version = opts and opts.version or 1 }
   s.t = self:new_table(s)
   self.states[name] = s
   return s
@@ -221,10 +230,13 @@ local function unexpired(kind, v, ms, now)
 end
 
 --- Plain data for a snapshot, grouped by key group: {version = 1,
--- max_parallelism =, states = {[name] = {kind =, namespaced =, groups =
--- {[kg] = {key1, value1, key2, value2, ...}}}}} (a namespaced state's
--- values are {namespace -> value} tables). Encoded at once (by the
--- checkpoint's child): the values are the live ones.
+-- max_parallelism =, states = {[name] = {kind =, namespaced =, ttl =,
+-- version =, group_versions =, groups = {[kg] = {key1, value1, key2,
+-- value2, ...}}}}} (a namespaced state's values are {namespace -> value}
+-- tables; version is the state's schema version, absent when 1;
+-- group_versions = {[kg] = version} for key groups whose values are in
+-- another one, see register_restored). Encoded at once (by the checkpoint's
+-- child): the values are the live ones.
 function Backend:snapshot()
   local maxp, key_group = self.max_parallelism, core().key_group
   local states = {}
@@ -248,9 +260,17 @@ function Backend:snapshot()
         g[#g + 1] = v
       end
     end
-    states[name] = { kind = kind, namespaced = s.namespaced, groups = groups, ttl = ttl and true or nil }
+    states[name] = M.describe(s, groups)
   end
   return { version = 1, max_parallelism = maxp, states = states }
+end
+
+--- A snapshot's description of state s (both backends' snapshots): {kind
+-- =, namespaced =, ttl = true | nil, version = (nil when 1),
+-- group_versions =, groups = groups}.
+function M.describe(s, groups)
+  return { kind = s.kind, namespaced = s.namespaced, ttl = s.ttl and true or nil, groups = groups,
+    version = s.version ~= 1 and s.version or nil, group_versions = s.group_versions }
 end
 
 --- Raise unless snapshot snap (of either backend) can be restored here:
@@ -301,12 +321,154 @@ function Backend:restore(snaps)
 end
 
 --- Register state `name` as a snapshot describes it (st: {kind =,
--- namespaced =, ttl =}) and return it. A TTL state's config comes with
--- its registration by the operator: until then its ttl is true.
-function Backend:register_restored(name, st)
+-- namespaced =, ttl =, version =, group_versions =, groups =}) and return
+-- it. A TTL state's config comes with its registration by the operator:
+-- until then its ttl is true. The schema versions of the values restored
+-- are noted for Backend:evolve: the state's version is the first
+-- snapshot's, and key groups restored in another one (old subtasks may
+-- differ after a rescaling: one that never declared the state again kept
+-- its old version) go in s.group_versions.
+-- @param first, last the key groups the snapshot holds (a RocksDB
+--   snapshot's range); nil: those of st.groups (heap format)
+function Backend:register_restored(name, st, first, last)
   local have = self.states[name]
-  return self:state(name, st.kind, { namespaced = st.namespaced,
+  local s = self:state(name, st.kind, { namespaced = st.namespaced,
     ttl = st.ttl and (have and have.ttl or true) or nil })
+  local v, gv = st.version or 1, st.group_versions
+  if not have then s.version = v end
+  if v == s.version and gv == nil then return s end
+  local function note(kg)
+    if kg < self.kg_first or kg > self.kg_last then return end
+    local o = gv and gv[kg] or v
+    local sgv = s.group_versions
+    if o ~= s.version then
+      sgv = sgv or {}
+      s.group_versions = sgv
+      sgv[kg] = o
+    elseif sgv then
+      sgv[kg] = nil
+      if next(sgv) == nil then s.group_versions = nil end
+    end
+  end
+  if first then
+    for kg = math.max(first, self.kg_first), math.min(last, self.kg_last) do note(kg) end
+  else
+    for kg in pairs(st.groups) do note(kg) end
+  end
+  return s
+end
+
+-- ---- state schema evolution ------------------------------------------------------
+--
+-- A state declared with {version = n, migrate = f} (KeyedState) whose
+-- restored values are of an older version has them migrated when it is
+-- declared, once, all of them (as Flink migrates state when a new
+-- serializer is registered for restored state: RocksDB's
+-- migrateStateValues): f(old_value, old_version) -> new_value, per value
+-- of value, reducing (the reduced value) and aggregating state (the
+-- accumulator), per element of list state and per value of map state (map
+-- keys stay), per namespace of namespaced state; TTL values keep their
+-- timestamps. A restored version newer than the declared one, or an older
+-- one without f, is refused.
+
+-- The stored value x of one key of state s (or one entry of it: part,
+-- RocksDB's map value or namespace) with every user value in it passed
+-- through f.
+local function convert(s, x, part, f)
+  local kind, ttl = s.kind, s.ttl
+  local function one(v)
+    if ttl then return { f(v[1]), v[2] } end
+    return f(v)
+  end
+  local function plain(v) -- the value of one key (and namespace)
+    local out = {}
+    if kind == "list" then
+      for i = 1, #v do out[i] = one(v[i]) end
+    elseif kind == "map" then
+      for mk, e in pairs(v) do out[mk] = one(e) end
+    else
+      return one(v)
+    end
+    return out
+  end
+  if s.namespaced then
+    if part then return plain(x) end
+    local out = {}
+    for ns, v in pairs(x) do out[ns] = plain(v) end
+    return out
+  end
+  if part then return one(x) end -- a map value
+  return plain(x)
+end
+
+--- Bring state s to schema version `version`: every restored value of an
+-- older version is passed through migrate(old_value, old_version) ->
+-- new_value (see above), once; later calls with the version s has are
+-- free. Flink's state schema evolution, at registration.
+-- @param s a state of this backend (Backend:state, register_restored)
+-- @param version integer >= 1, the declared version
+-- @param migrate function or nil
+-- @param owner string naming the operator in messages, or nil
+-- @return true, or nil and a message naming the state, the operator and
+--   both versions (a version going down, no migrate), or the key whose
+--   migration raised (or returned nil); nothing is changed then
+function Backend:evolve(s, version, migrate, owner)
+  local gv = s.group_versions
+  if s.version == version and gv == nil then return true end
+  local olds = { s.version }
+  for _, o in pairs(gv or {}) do olds[#olds + 1] = o end
+  table.sort(olds)
+  local who = string.format("state '%s'%s", s.name, owner and " of " .. owner or "")
+  if olds[#olds] > version then
+    return nil, string.format("%s was restored with version %d, newer than version %d it is declared " ..
+      "with: a state's version cannot go down", who, olds[#olds], version)
+  end
+  if olds[1] < version and not migrate then
+    return nil, string.format("%s was restored with version %d and is declared with version %d without " ..
+      "a migrate function (migrate = function(old_value, old_version) return new_value end)",
+      who, olds[1], version)
+  end
+  local base = s.version
+  local function old_of(kg)
+    local o = gv and gv[kg] or base
+    if o ~= version then return o end
+  end
+  local failed = {} -- what fn raises: the key, its version and the error
+  local function fn(k, v, old, part)
+    local ok, r = pcall(convert, s, v, part, function(x)
+      local y = migrate(x, old)
+      if y == nil then error("migrate returned nil", 0) end
+      return y
+    end)
+    if ok then return r end
+    failed.key, failed.old, failed.err = k, old, r
+    error(failed, 0)
+  end
+  local ok, err = pcall(self.rewrite, self, s, old_of, fn)
+  if not ok then
+    if err ~= failed then return nil, string.format("migrating %s to version %d: %s", who, version, tostring(err)) end
+    return nil, string.format("migrating %s from version %d to %d failed at key %s: %s", who, failed.old, version,
+      util().format(failed.key, true), tostring(failed.err))
+  end
+  s.version, s.group_versions = version, nil
+  return true
+end
+
+--- Replace the values of state s whose key group kg has old_of(kg) ~= nil
+-- by fn(key, stored value, old_of(kg), part) (heap: the live table's
+-- values, part false), all or none: what fn raises is raised with
+-- nothing changed.
+function Backend:rewrite(s, old_of, fn)
+  local t, maxp, key_group = s.t, self.max_parallelism, core().key_group
+  local keys, vals, n = {}, {}, 0
+  for k, v in pairs(t) do
+    local old = old_of(key_group(k, maxp))
+    if old then
+      n = n + 1
+      keys[n], vals[n] = k, fn(k, v, old, false)
+    end
+  end
+  for i = 1, n do t[keys[i]] = vals[i] end
 end
 
 --- Call fn(s, key, value) for every entry of heap-format snapshot snap
@@ -356,27 +518,53 @@ KeyedState.__index = KeyedState
 -- @param current table whose field `key` the runtime sets to the current
 --   layer key (backend:key) before each record
 -- @param backend the operator's backend (default: a new one)
-function M.new(current, backend)
+-- @param owner string naming the operator in errors of schema evolution
+--   (operators.lua's describe(node)), or nil
+function M.new(current, backend, owner)
   -- handles by name, with the kind and options table they were made with
   -- (a later call with the same ones returns the handle at once)
-  return setmetatable({ current = current, backend = backend or M.backend(), handles = {}, kinds = {}, opts = {} },
-    KeyedState)
+  return setmetatable({ current = current, backend = backend or M.backend(), owner = owner, handles = {},
+    kinds = {}, opts = {} }, KeyedState)
 end
 
 local TTL_UPDATE = { on_create_and_write = false, on_read_and_write = true }
 local TTL_VISIBILITY = { never_return_expired = false, return_expired_if_not_cleaned = true }
 
--- The TTL of opts ({ttl = {time =, update =, visibility =}}, as Flink's
--- StateTtlConfig), parsed: {ms =, on_read =, return_expired =}, or nil.
-local function parse_ttl(opts, kind, level)
-  if opts == nil then return nil end
-  local function bad(msg) error("bad argument to '" .. kind .. "' (" .. msg .. ")", level + 2) end
+local OPTIONS = { ttl = true, version = true, migrate = true }
+
+-- The schema version and migrate function of opts ({version =, migrate
+-- =}): an integer >= 1 (default 1) and a function or nil. Raises at the
+-- declaration's caller with bad(message, 1) (one level deeper).
+local function parse_schema(opts, bad)
+  local v, migrate = opts.version, opts.migrate
+  if v == nil then
+    v = 1
+  elseif type(v) ~= "number" or v < 1 or v ~= math.floor(v) or v >= 2 ^ 31 then
+    bad("version: a positive integer expected, got " .. (type(v) == "number" and tostring(v) or type(v)), 1)
+  end
+  if migrate ~= nil and type(migrate) ~= "function" then
+    bad("migrate: a function(old_value, old_version) expected, got " .. type(migrate), 1)
+  end
+  if migrate and v == 1 then
+    bad("migrate: needs a version above 1 (version = n: the version migrate brings values to)", 1)
+  end
+  return math.floor(v), migrate
+end
+
+-- The options of a state declaration: the TTL of opts ({ttl = {time =,
+-- update =, visibility =}}, as Flink's StateTtlConfig), parsed: {ms =,
+-- on_read =, return_expired =} or nil; then the schema version and
+-- migrate function (parse_schema).
+local function parse_opts(opts, kind, level)
+  if opts == nil then return nil, 1, nil end
+  local function bad(msg, deeper) error("bad argument to '" .. kind .. "' (" .. msg .. ")", level + 2 + (deeper or 0)) end
   if type(opts) ~= "table" then bad("options table expected, got " .. type(opts)) end
   for k in pairs(opts) do
-    if k ~= "ttl" then bad("unknown option '" .. tostring(k) .. "'") end
+    if not OPTIONS[k] then bad("unknown option '" .. tostring(k) .. "'") end
   end
+  local version, migrate = parse_schema(opts, bad)
   local t = opts.ttl
-  if t == nil then return nil end
+  if t == nil then return nil, version, migrate end
   if type(t) ~= "table" then bad("ttl: table {time =, update =, visibility =} expected, got " .. type(t)) end
   for k in pairs(t) do
     if k ~= "time" and k ~= "update" and k ~= "visibility" then bad("unknown ttl option '" .. tostring(k) .. "'") end
@@ -390,20 +578,23 @@ local function parse_ttl(opts, kind, level)
   if TTL_VISIBILITY[vis] == nil then
     bad("ttl.visibility: 'never_return_expired' or 'return_expired_if_not_cleaned' expected, got " .. tostring(vis))
   end
-  return { ms = ms, on_read = TTL_UPDATE[upd], return_expired = TTL_VISIBILITY[vis] }
+  return { ms = ms, on_read = TTL_UPDATE[upd], return_expired = TTL_VISIBILITY[vis] }, version, migrate
 end
 
 -- The handle of state `name` of `kind` for the process function: the one
 -- made before for the same name, kind and options table (returned at once:
 -- ctx.state:value(name) runs per record), else check() (argument checks,
--- may be nil), then a new one: make(cur, t), or make_ttl(cur, t, ttl,
+-- may be nil), the options parsed and a restored state brought to the
+-- declared schema version (Backend:evolve: once, the first time it is
+-- declared), then a new one: make(cur, t), or make_ttl(cur, t, ttl,
 -- clock) when opts has a TTL. Errors name the caller of the
--- KeyedState method.
+-- KeyedState method (level 3: the methods must not tail-call handle, or
+-- the caller's frame is gone and errors name its caller).
 local function handle(self, name, kind, opts, check, make, make_ttl)
   local h = self.handles[name]
   if h and self.kinds[name] == kind and self.opts[name] == opts then return h end
   if check then check() end
-  local ttl = parse_ttl(opts, kind, 3)
+  local ttl, version, migrate = parse_opts(opts, kind, 3)
   if type(name) ~= "string" then
     error("bad argument #1 to '" .. kind .. "' (state name expected, got " .. type(name) .. ")", 3)
   end
@@ -415,7 +606,11 @@ local function handle(self, name, kind, opts, check, make, make_ttl)
     error(string.format("state '%s' %s and is registered %s one (as in Flink, a TTL cannot be enabled " ..
       "or disabled on existing state)", name, s.ttl and "has a TTL" or "has no TTL", ttl and "with" or "without"), 3)
   end
-  local t = self.backend:state(name, kind, ttl and { ttl = ttl } or nil).t
+  if s then
+    local ok, err = self.backend:evolve(s, version, migrate, self.owner)
+    if not ok then error(err, 3) end
+  end
+  local t = self.backend:state(name, kind, { ttl = ttl, version = version }).t
   if h then return h end
   self.kinds[name], self.opts[name] = kind, opts
   if ttl then h = make_ttl(self.current, t, ttl, self.backend.clock) else h = make(self.current, t) end
@@ -626,15 +821,32 @@ function TTL.folding(cur, t, ttl, now, first, fold, result)
   }
 end
 
+--- The options of every KeyedState declaration (opts, a table or nil):
+-- ttl = {time =, update =, visibility =} (Flink's StateTtlConfig, see
+-- parse_opts); version = integer >= 1, the schema version of the state's
+-- values (default 1), and migrate = function(old_value, old_version) ->
+-- new_value, called once per restored value of an older version when the
+-- state is declared (Flink's state schema evolution; see "state schema
+-- evolution" above for what a value is per kind: the value, each list
+-- element, each map value, the reduced value, the accumulator). Errors
+-- (raised at the declaring line): a bad option; a restored version newer
+-- than the declared one, or older without migrate (naming the state, the
+-- operator and both versions); migrate raising or returning nil (naming
+-- the key).
+
 --- ValueState: value() -> v or nil; update(v) (nil clears); clear().
+-- @param name string, the state's name in the operator
+-- @param opts table or nil: ttl, version, migrate (above)
+-- @return the handle, bound to the current key
 function KeyedState:value(name, opts)
-  return handle(self, name, "value", opts, nil, function(cur, t)
+  local h = handle(self, name, "value", opts, nil, function(cur, t)
     return {
       value = function() return t[cur.key] end,
       update = function(_, v) t[cur.key] = v end,
       clear = function() t[cur.key] = nil end,
     }
   end, TTL.value)
+  return h
 end
 
 function check_not_nil(v, what)
@@ -668,8 +880,9 @@ end
 -- before keeping it), add(v), add_all(array), update(array), clear(). As
 -- Flink's ListState, nil cannot be added: add(nil) and an array with a
 -- hole ({3, nil, 5}) are errors that leave the state unchanged.
+-- opts: ttl, version, migrate (per element); returns the handle.
 function KeyedState:list(name, opts)
-  return handle(self, name, "list", opts, nil, function(cur, t)
+  local h = handle(self, name, "list", opts, nil, function(cur, t)
     return {
       get = function()
         return t[cur.key] or {}
@@ -705,12 +918,15 @@ function KeyedState:list(name, opts)
       clear = function() t[cur.key] = nil end,
     }
   end, TTL.list)
+  return h
 end
 
 --- MapState: get(k), put(k, v), put_all(t), remove(k), contains(k),
 -- entries() (iterator of k, v), keys(), values(), is_empty(), clear().
+-- opts: ttl, version, migrate (per map value; map keys stay); returns the
+-- handle.
 function KeyedState:map(name, opts)
-  return handle(self, name, "map", opts, nil, function(cur, t)
+  local h = handle(self, name, "map", opts, nil, function(cur, t)
     local function user_map(create)
       local k = cur.key
       local m = t[k]
@@ -776,12 +992,14 @@ function KeyedState:map(name, opts)
       clear = function() t[cur.key] = nil end,
     }
   end, TTL.map)
+  return h
 end
 
 --- ReducingState: add(v) folds v into the value with fn(acc, v) (the first
--- value is kept as is), get() -> acc or nil, clear().
+-- value is kept as is), get() -> acc or nil, clear(). opts (third):
+-- ttl, version, migrate (of the reduced value); returns the handle.
 function KeyedState:reducing(name, fn, opts)
-  return handle(self, name, "reducing", opts, function()
+  local h = handle(self, name, "reducing", opts, function()
     if type(fn) ~= "function" then error("bad argument #2 to 'reducing' (function expected)", 4) end
   end, function(cur, t)
     return {
@@ -807,13 +1025,15 @@ function KeyedState:reducing(name, fn, opts)
       return acc
     end, function(acc) return acc end)
   end)
+  return h
 end
 
 --- AggregatingState (Flink's AggregateFunction): agg = {create = fn() ->
 -- acc, add = fn(acc, v) -> acc, result = fn(acc) -> out}; add(v), get() ->
--- result or nil when empty, clear().
+-- result or nil when empty, clear(). opts (third): ttl, version,
+-- migrate (of the accumulator, not the result); returns the handle.
 function KeyedState:aggregating(name, agg, opts)
-  return handle(self, name, "aggregating", opts, function()
+  local h = handle(self, name, "aggregating", opts, function()
     if type(agg) ~= "table" or type(agg.create) ~= "function" or type(agg.add) ~= "function"
       or type(agg.result) ~= "function" then
       error("bad argument #2 to 'aggregating' (table with create, add and result functions expected)", 4)
@@ -844,6 +1064,7 @@ function KeyedState:aggregating(name, agg, opts)
     end
     return TTL.folding(cur, t, ttl, clock, function(v) return add(agg.create(), v) end, add, agg.result)
   end)
+  return h
 end
 
 --- Stand-in for ctx.state on a non-keyed stream: every use is an error.

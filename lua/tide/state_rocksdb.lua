@@ -265,6 +265,40 @@ function R:each_key(name, fn)
   end
 end
 
+--- Replace the entries of state s in key groups kg with old_of(kg) ~=
+-- nil by fn(key, stored value, old_of(kg), part) (tide.state's
+-- Backend:evolve migrating restored values): key group by key group (one
+-- in memory at a time), every entry of a map or namespaced state on its
+-- own (part true: fn gets one map value or one namespace's value), all
+-- in one write batch, committed at the end; what fn raises drops the
+-- batch and is raised, nothing changed.
+function R:rewrite(s, old_of, fn)
+  self:flush()
+  local db, id = self:db(), s.id
+  local ok, err = pcall(function()
+    for kg = self.kg_first, self.kg_last do
+      local old = old_of(kg)
+      if old then
+        local ks, nss, vs, n = {}, {}, {}, 0
+        db:scan(id, function(_, k, ns, v)
+          n = n + 1
+          ks[n], nss[n], vs[n] = k, ns, v
+        end, kg, kg)
+        for i = 1, n do
+          local k, ns = ks[i], nss[i]
+          local v = fn(self:key(k), vs[i], old, ns ~= nil)
+          if ns == nil then db:put(id, k, v) else db:put_ns(id, k, ns, v) end
+        end
+      end
+    end
+  end)
+  if not ok then
+    db:abort()
+    error(err, 0)
+  end
+  db:commit()
+end
+
 --- The synchronous part of checkpoint id's snapshot (the task thread, at
 -- the barrier): flush, then a RocksDB checkpoint of the instance (a flush
 -- of its memtables and hard links to its files) for snapshot() to upload.
@@ -315,16 +349,19 @@ end
 function R:described()
   local states = {}
   for name, s in pairs(self.states) do
-    states[name] = { kind = s.kind, namespaced = s.namespaced, ttl = s.ttl and true or nil, id = s.id }
+    states[name] = state.describe(s)
+    states[name].id = s.id
   end
   return states
 end
 
 --- The snapshot: {version = 1, backend = "rocksdb", max_parallelism =,
 -- kg_first =, kg_last =, states = {[name] = {kind =, namespaced =, ttl =,
--- id =}}, files = {{local name, shared name, size, crc}...}}. Uploads
--- the checkpoint prepare_snapshot made (in the snapshot child: no RocksDB
--- call here), or makes one first (a final snapshot, in the task thread).
+-- version =, group_versions =, id =}}, files = {{local name, shared
+-- name, size, crc}...}} (a state's schema version as tide.state's
+-- describe writes it). Uploads the checkpoint prepare_snapshot made (in
+-- the snapshot child: no RocksDB call here), or makes one first (a final
+-- snapshot, in the task thread).
 -- opts.savepoint, or checkpoints configured full (incremental = false):
 -- the canonical snapshot (canonical_snapshot) instead, made by
 -- prepare_snapshot.
@@ -393,7 +430,7 @@ function R:canonical_snapshot()
       end
       last_map[ns] = v
     end)
-    states[name] = { kind = s.kind, namespaced = s.namespaced, groups = groups, ttl = s.ttl and true or nil }
+    states[name] = state.describe(s, groups)
   end
   return { version = 1, max_parallelism = self.max_parallelism, states = states }
 end
@@ -408,8 +445,11 @@ function R:restore(snaps)
     if snap then
       self:check_snapshot(snap)
       if self.handle then error("rocksdb backend: restore after the instance was opened", 0) end
-      for name, st in pairs(snap.states) do self:register_restored(name, st) end
-      if snap.backend == "rocksdb" then
+      local native = snap.backend == "rocksdb"
+      for name, st in pairs(snap.states) do
+        self:register_restored(name, st, native and snap.kg_first or nil, native and snap.kg_last or nil)
+      end
+      if native then
         if snap.kg_last >= self.kg_first and snap.kg_first <= self.kg_last and #snap.files > 0 then
           self.pending[#self.pending + 1] = snap
         end
@@ -454,7 +494,7 @@ function M.scan_snapshot(cfg, snap, b, fn)
   core.remove_files(base .. ".restore", names)
   if not db then error("cannot restore keyed state: " .. err, 0) end
   for name, st in pairs(snap.states) do
-    local s = b:register_restored(name, st)
+    local s = b:register_restored(name, st, snap.kg_first, snap.kg_last)
     db:scan(st.id, function(_, k, ns, v) fn(s, k, ns, v) end)
   end
   db:close()

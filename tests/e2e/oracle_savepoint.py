@@ -20,6 +20,16 @@ for x in range(1, n + 1):
     if v == "v3":
         out.append("%d,%d,v3" % (k, x))
         continue
+    if v == "v6":
+        # "total" version 2: a version 1 total t becomes [t, 0, 1] (sum, n,
+        # the version migrated from), once; a new key starts at [0, 0, 0]
+        t = total.get(k, [0, 0, 0])
+        if not isinstance(t, list):
+            t = [t, 0, 1]
+        t = [t[0] + 3 * x, t[1] + 1, t[2]]
+        total[k] = t
+        out.append("%d,%d,%d,%d,%d,v6" % (k, x, t[0], t[1], t[2]))
+        continue
     total[k] = total.get(k, 0) + (2 if v == "v2" else 1) * x
     if v == "v2":
         seen[k] = seen.get(k, 0) + 1

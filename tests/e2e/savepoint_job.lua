@@ -10,6 +10,11 @@
 --   v4      "totals" declares "total" as map state: refused at restore
 --   v5      as v2, but "totals" fails on its first record (a new logic
 --           that fails before it is healthy: tests/e2e/test_reload.sh)
+--   v6      "totals" declares "total" version 2, {sum =, n =, from =}
+--           (state schema evolution): migrate makes a restored version 1
+--           total t {sum = t, n = 0, from = 1}; each record adds 3x to
+--           sum and 1 to n: "k,x,sum,n,from,v6" (from 0 for a key that
+--           had no state)
 -- An optional sixth argument sets the job's parallelism, a seventh the
 -- checkpointing mode: "unaligned" or "at_least_once" (default aligned
 -- exactly once); its savepoints are aligned whatever the mode.
@@ -49,6 +54,15 @@ if version == "v1" or version == "v2" or version == "v4" or version == "v5" then
   else
     lines = totals:map(function(r) return string.format("%d,%d,%d", r.k, r.x, r.total) end):uid("format")
   end
+elseif version == "v6" then
+  local schema = { version = 2, migrate = function(t, old) return { sum = t, n = 0, from = old } end }
+  lines = src:key_by(function(x) return x % 7 end):process(function(x, ctx, o)
+    local total = ctx.state:value("total", schema)
+    local t = total:value() or { sum = 0, n = 0, from = 0 }
+    t.sum, t.n = t.sum + 3 * x, t.n + 1
+    total:update(t)
+    o:collect(string.format("%d,%d,%d,%d,%d,v6", ctx.key, x, t.sum, t.n, t.from))
+  end):uid("totals")
 else
   lines = src:map(function(x) return string.format("%d,%d,v3", x % 7, x) end):uid("format")
 end

@@ -6,7 +6,9 @@
 # count of committed lines, each record giving one), Flink's restore rules
 # (state by uid, new operators empty, missing state refused unless
 # --allow-non-restored-state, a state re-declared with another kind
-# refused naming it), savepoints (aligned) of jobs checkpointing unaligned
+# refused naming it), state schema evolution (a state declared version 2
+# with migrate: migrated once, on heap and on rocksdb; a version going
+# down refused), savepoints (aligned) of jobs checkpointing unaligned
 # or at least once, stop --drain (every window fires), and bad input: a
 # savepoint directory that exists or cannot be created, a corrupted
 # savepoint.
@@ -50,6 +52,8 @@ hidden_files "$TMP/out" | grep -v '^_' >"$TMP/left1"
 check_empty "stopped: nothing in progress or pending is left" "$TMP/left1"
 cp -r "$TMP/out" "$TMP/out4"
 cp -r "$TMP/out" "$TMP/out2r"
+cp -r "$TMP/out" "$TMP/out6"
+cp -r "$TMP/out" "$TMP/out6r"
 
 # ---- the savepoint is self-contained: moved elsewhere, it restores ----
 mkdir -p "$TMP/moved"
@@ -98,6 +102,47 @@ run_tide "$TMP/v4" run "$JOB_LUA" --from-savepoint "$TMP/moved/sp" -- v4 "$TMP/o
 check_rc "a state of another kind: exit 1" 1
 check_match "a state of another kind: names the operator's uid and the state" "$TMP/v4.err" \
   "operator 'totals' .*state 'total' is already registered as value state, not map state"
+
+# ---- state schema evolution: v6 declares "total" version 2, {sum, n,
+# from}, migrating v1's number; stopped with a savepoint mid-run ----
+start_tide v6 run "$JOB_LUA" -p 2 --from-savepoint "$TMP/moved/sp" -- v6 "$TMP/out6" "$TMP/ck6" $N $RATE
+sleep 1
+run_tide "$TMP/stop6" stop "$ID" --savepoint "$TMP/sps6"
+check_rc "v6 (state version 2 with migrate) from the v1 savepoint: stop --savepoint exit 0" 0
+SP6=$(cat "$TMP/stop6.out")
+wait_tide v6
+check_rc "v6: the stopped job exits 0" 0
+cat_parts "$TMP/out6" | sort >"$TMP/got6"
+CUT6=$(wc -l <"$TMP/got6" | tr -d ' ')
+check "v6: the stop cut the input after the first cut ($CUT < $CUT6 < $N)" test "$CUT6" -gt "$CUT" -a "$CUT6" -lt $N
+oracle v1 "$CUT" v6 "$CUT6" >"$TMP/want6"
+check_eq "v6: v1 up to the cut, then each total migrated once to {sum, n = 0, from = 1} (oracle)" \
+  "$TMP/want6" "$TMP/got6"
+# the savepoint records version 2: v1 (version 1, no migrate) is refused
+cp -r "$TMP/out6" "$TMP/out6d"
+run_tide "$TMP/v6down" run "$JOB_LUA" --from-savepoint "$SP6" -- v1 "$TMP/out6d" "$TMP/ck6d" $N 100000
+check_rc "a state restored with a newer version than declared: exit 1" 1
+check_match "  refused, naming the state, the operator's uid and both versions" "$TMP/v6down.err" \
+  "state 'total' of operator 'totals' .*was restored with version 2, newer than version 1 it is declared with"
+LINE=$(grep -n 'total = ctx.state:value("total")' "$JOB_LUA" | cut -d: -f1)
+check_contains "  at the declaration's file:line" "$TMP/v6down.err" "savepoint_job.lua:$LINE: state 'total'"
+cat_parts "$TMP/out6d" | sort >"$TMP/got6d"
+check_eq "  nothing written after the cut" "$TMP/got6" "$TMP/got6d"
+# v6 again from its own savepoint, on rocksdb at parallelism 3: version 2
+# restored as version 2, nothing migrated twice
+run_tide "$TMP/v6b" run "$JOB_LUA" -p 3 --state-backend rocksdb --from-savepoint "$SP6" \
+  -- v6 "$TMP/out6" "$TMP/ck6b" $N 100000
+check_rc "v6 restored from its own savepoint on rocksdb: exit 0" 0
+cat_parts "$TMP/out6" | sort >"$TMP/got6b"
+oracle v1 "$CUT" v6 "$CUT6" v6 $N >"$TMP/want6b"
+check_eq "  v1, then v6 across its savepoint, no value migrated twice (oracle)" "$TMP/want6b" "$TMP/got6b"
+# across backends: the heap savepoint of v1 migrated on rocksdb at parallelism 3
+run_tide "$TMP/v6r" run "$JOB_LUA" -p 3 --state-backend rocksdb --from-savepoint "$TMP/moved/sp" \
+  -- v6 "$TMP/out6r" "$TMP/ck6r" $N 100000
+check_rc "v6 from the heap savepoint on rocksdb (migrated there): exit 0" 0
+cat_parts "$TMP/out6r" | sort >"$TMP/got6r"
+oracle v1 "$CUT" v6 $N >"$TMP/want6r"
+check_eq "  v1 up to the cut, v6 after it, migrated on rocksdb (oracle)" "$TMP/want6r" "$TMP/got6r"
 
 # ---- bad savepoints ----
 run_tide "$TMP/none" run "$JOB_LUA" --from-savepoint "$TMP/nothing" -- v1 "$TMP/o5" "$TMP/ck5" 10 100000

@@ -388,6 +388,28 @@ describe("tide.state registration #unit", function()
     assert.truthy(err:find("bad argument #1 to 'value' (state name expected, got number)", 1, true), err)
   end)
 
+  it("names the declaring line in its errors, for every kind", function()
+    st:value("n")
+    local f = function(a) return a end
+    local SUM = { create = function() return 0 end, add = f, result = f }
+    for _, c in ipairs {
+      { "list", { "n" }, "state 'n' is already registered as value state, not list state" },
+      { "value", { "x", { ttl = 5 } }, "bad argument to 'value' (ttl:" },
+      { "map", { 42 }, "bad argument #1 to 'map'" },
+      { "reducing", { "x", 1 }, "bad argument #2 to 'reducing'" },
+      { "aggregating", { "n", SUM }, "already registered as value state, not aggregating state" },
+    } do
+      local line
+      local err = error_of(function()
+        line = debug.getinfo(1, "l").currentline + 1
+        local h = st[c[1]](st, (table.unpack or unpack)(c[2]))
+        return h
+      end)
+      assert.truthy(err:find(c[3], 1, true), err)
+      assert.truthy(err:find("state_spec.lua:" .. line .. ": ", 1, true), err)
+    end
+  end)
+
   it("is unavailable on a non-keyed stream", function()
     for _, kind in ipairs { "value", "list", "map", "reducing", "aggregating" } do
       local err = error_of(function() return state.unkeyed[kind](state.unkeyed, "n") end)
