@@ -9,7 +9,9 @@
 # keep (or bring back) the old logic, each with the reason: a syntax error
 # (no cut taken), a state re-declared with another kind, a new logic that
 # fails on its first record, missing state; a second reload while one is in
-# progress; an unknown job; a script that cannot be read; wrong usage.
+# progress; an unknown job; a script that cannot be read; wrong usage. Last,
+# a state schema migration through a reload (v1 -> v6: "total" declared
+# version 2 with migrate).
 . tests/e2e/lib.sh
 
 XDG_RUNTIME_DIR=$TMP/run
@@ -137,5 +139,19 @@ check_contains "a script that cannot be read: names it" "$TMP/nofile.err" "canno
 run_tide "$TMP/usage" reload "$ID"
 check_rc "reload without a script: exit 2" 2
 check_contains "wrong usage prints the usage" "$TMP/usage.err" "usage: tide run"
+
+# ---- a state schema migration through a reload: v1 -> v6 ----
+start_tide mig run "$JOB_LUA" -p 2 --checkpoint-dir "$TMP/ckm" --checkpoint-interval 300ms \
+  -- v1 "$TMP/outm" "$TMP/ckm" 6000 $RATE
+sleep 1
+reload mig_reload "$JOB_LUA" -- v6 "$TMP/outm" "$TMP/ckm" 6000 $RATE
+check_rc "v1 -> v6, 'total' migrated to version 2 by the new logic: exit 0" 0
+wait_tide mig
+check_rc "the migrated job ends with exit 0" 0
+cat_parts "$TMP/outm" | sort >"$TMP/gotm"
+CM=$(grep -cv ',v6$' "$TMP/gotm")
+check "the cut is mid-run (0 < $CM < 6000)" test "$CM" -gt 0 -a "$CM" -lt 6000
+"$PYTHON" tests/e2e/oracle_savepoint.py v1 "$CM" v6 6000 >"$TMP/wantm"
+check_eq "v1 up to the cut, v6 after it with every total migrated once: oracle" "$TMP/wantm" "$TMP/gotm"
 
 finish
