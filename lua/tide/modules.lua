@@ -166,14 +166,20 @@ local function key_of(node)
   return node.keyed and inp and inp.key_field or nil
 end
 
+-- the job's max parallelism (key groups): the runtime's (rt), else the
+-- subtask's context's
+local function max_parallelism(rt)
+  local ctx = core.context()
+  return rt.max_parallelism or (ctx and ctx.max_parallelism) or 128
+end
+
 -- Create node's C node and wire its output (out.targets, runtime.build).
 local function add_node(node, out, rt)
   local c = chain()
-  local ctx = core.context()
   local idx = c:add(node.module or node.source and node.source.module or node.sink.module,
     node.op or (node.source and node.source.op) or node.sink.op,
     { uid = node.uid, name = node.name, job = rt.job_name or "job", subtask = rt.subtask,
-      parallelism = rt.parallelism, max_parallelism = ctx and ctx.max_parallelism or 128,
+      parallelism = rt.parallelism, max_parallelism = max_parallelism(rt),
       key = key_of(node) })
   failed_nodes[idx] = node
   for _, t in ipairs(out and out.targets or {}) do
@@ -306,8 +312,7 @@ end
 function M.rescale_sources(all, rt, keyed)
   local n = all and (all.n or #all) or 0
   if n == 0 or n == rt.parallelism then return nil end
-  local ctx = core.context()
-  local maxp = ctx and ctx.max_parallelism or 128
+  local maxp = max_parallelism(rt)
   local first, last = state.key_group_range(maxp, rt.parallelism, rt.subtask)
   local olds = {}
   for i = 1, n do
