@@ -79,6 +79,7 @@ typedef struct node {
   char *stash;
   size_t stash_len;
   int has_stash;
+  int own_rescaled;     /* td_modchain_rescale restored the (empty) own part */
 } node_t;
 
 struct td_modchain {
@@ -741,34 +742,65 @@ static int restore_own(td_modchain_t *c, int node, const char *data, size_t len)
   return rc < 0 ? fail_module(c, node, rc) : 0;
 }
 
-int td_modchain_restore(td_modchain_t *c, int node, const char *data, size_t len) {
-  if (node < 0 || node >= c->n_nodes) return fail(c, -1, TD_EINVAL, "no node %d", node);
+/* The keyed and own parts of a node's snapshot (each nil or bytes), its
+ * keyed part restored (entries of this instance's key groups). */
+static int restore_keyed(td_modchain_t *c, int node, const char *data, size_t len,
+                         td_mp_item_t *own) {
   node_t *n = &c->nodes[node];
   const char *p = data, *end = data + len;
-  td_mp_item_t it, keyed, own;
+  td_mp_item_t it, keyed;
   if (td_mp_read(&p, end, &it) || it.type != TD_MP_ARRAY || it.v.n != 4 ||
       td_mp_read(&p, end, &it) || it.type != TD_MP_STR || it.v.s.len != 6 ||
       memcmp(it.v.s.p, "module", 6) != 0 || td_mp_read(&p, end, &it) || it.type != TD_MP_INT ||
       it.v.i != 1 || td_mp_read(&p, end, &keyed) ||
-      (keyed.type != TD_MP_NIL && keyed.type != TD_MP_STR) || td_mp_read(&p, end, &own) ||
-      (own.type != TD_MP_NIL && own.type != TD_MP_STR))
+      (keyed.type != TD_MP_NIL && keyed.type != TD_MP_STR) || td_mp_read(&p, end, own) ||
+      (own->type != TD_MP_NIL && own->type != TD_MP_STR))
     return fail_node(c, node, TD_ECORRUPT, "restore: not a snapshot of a module operator");
-  if (keyed.type == TD_MP_STR) {
-    if (!n->ctx->keyed)
-      return fail_node(c, node, TD_ECORRUPT, "restore: keyed state for an operator without it");
-    char err[512];
-    int rc = td_keyed_restore(n->ctx->keyed, keyed.v.s.p, keyed.v.s.len, err, sizeof err);
-    if (rc) return fail_node(c, node, rc, "restore: %s", err);
-  }
-  if (own.type != TD_MP_STR) return 0;
-  if (n->ctx->opened) return restore_own(c, node, own.v.s.p, own.v.s.len);
+  if (keyed.type != TD_MP_STR) return 0;
+  if (!n->ctx->keyed)
+    return fail_node(c, node, TD_ECORRUPT, "restore: keyed state for an operator without it");
+  char err[512];
+  int rc = td_keyed_restore(n->ctx->keyed, keyed.v.s.p, keyed.v.s.len, err, sizeof err);
+  return rc ? fail_node(c, node, rc, "restore: %s", err) : 0;
+}
+
+/* The module's own part: restored now if the node is open, else at open. */
+static int restore_or_stash(td_modchain_t *c, int node, const char *data, size_t len) {
+  node_t *n = &c->nodes[node];
+  if (n->ctx->opened) return restore_own(c, node, data, len);
   free(n->stash);
-  n->stash = malloc(own.v.s.len ? own.v.s.len : 1);
+  n->stash = malloc(len ? len : 1);
   if (!n->stash) return fail(c, node, TD_ENOMEM, "out of memory");
-  memcpy(n->stash, own.v.s.p, own.v.s.len);
-  n->stash_len = own.v.s.len;
+  if (len) memcpy(n->stash, data, len);
+  n->stash_len = len;
   n->has_stash = 1;
   return 0;
+}
+
+int td_modchain_restore(td_modchain_t *c, int node, const char *data, size_t len) {
+  if (node < 0 || node >= c->n_nodes) return fail(c, -1, TD_EINVAL, "no node %d", node);
+  td_mp_item_t own;
+  int rc = restore_keyed(c, node, data, len, &own);
+  if (rc || own.type != TD_MP_STR) return rc;
+  return restore_or_stash(c, node, own.v.s.p, own.v.s.len);
+}
+
+int td_modchain_rescale(td_modchain_t *c, int node, const char *data, size_t len) {
+  if (node < 0 || node >= c->n_nodes) return fail(c, -1, TD_EINVAL, "no node %d", node);
+  td_mp_item_t own;
+  int rc = restore_keyed(c, node, data, len, &own);
+  if (rc || own.type != TD_MP_STR) return rc;
+  if (own.v.s.len > 0)
+    return fail_node(c, node, TD_EINVAL,
+                     "restore: a snapshot taken at another parallelism holds state of the "
+                     "module's own (%u bytes from its snapshot callback), which cannot be split "
+                     "by key group; resume at the parallelism it was taken with",
+                     (unsigned)own.v.s.len);
+  /* empty: the module's restore, once, with no bytes (as at the same parallelism) */
+  node_t *n = &c->nodes[node];
+  if (n->own_rescaled) return 0;
+  n->own_rescaled = 1;
+  return restore_or_stash(c, node, "", 0);
 }
 
 int td_modchain_open(td_modchain_t *c, int node, const char *config, size_t len) {

@@ -144,6 +144,19 @@ int td_modchain_snapshot(td_modchain_t *c, int node, td_wbuf_t *out);
  * 0, TD_ECORRUPT, TD_ENOMEM or the module's restore code. */
 int td_modchain_restore(td_modchain_t *c, int node, const char *data, size_t len);
 
+/*
+ * td_modchain_rescale - one old subtask's snapshot of the node taken at
+ * another parallelism; call it with every old subtask's whose key groups
+ * overlap this instance's, in any order. Its keyed state and timers of
+ * this instance's key-group range are added (Flink's restore of keyed
+ * state by key-group range: keyed.h td_keyed_restore). The module's own
+ * part (its snapshot callback's bytes) cannot be split by key group: it
+ * must be nil or empty (then the module's restore is called once, with no
+ * bytes, as at the same parallelism), else TD_EINVAL with a message. 0,
+ * TD_ECORRUPT, TD_ENOMEM, TD_EINVAL or the module's restore code.
+ */
+int td_modchain_rescale(td_modchain_t *c, int node, const char *data, size_t len);
+
 /* td_modchain_pending - how many boundaries hold records. */
 int td_modchain_pending(const td_modchain_t *c);
 

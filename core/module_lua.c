@@ -2,7 +2,8 @@
  * module_lua.c - the Lua binding of C modules (see module_lua.h).
  *
  *   core.module_load(path) -> {name =, version =, path =, abi =, ops =
- *     {{name =, kind =, max_fanout =}, ...}} | nil, message
+ *     {{name =, kind =, max_fanout =, snapshot =}, ...}} | nil, message
+ *     (snapshot: the operator has a snapshot callback, state of its own)
  *   core.module_chain([task]) -> chain: the module operators of this
  *     subtask's task (task: core.task_handle(), nil in a test harness)
  *
@@ -11,7 +12,8 @@
  *                                      parallelism, max_parallelism, key}
  *   to_node(from, to), to_edge(from, edge [, key]), to_discard(from),
  *   to_boundary(from) -> b             wiring (raise on bad arguments)
- *   open(node, config), restore(node, bytes), push(node, buf, n [, ts
+ *   open(node, config), restore(node, bytes), rescale(node, bytes) (an
+ *   old subtask's snapshot at another parallelism), push(node, buf, n [, ts
  *   [, keys]]), poll(node, timeout), read(node, max), watermark(node, wm),
  *   finish(node), pre_commit(node, id), commit(node, id), snapshot(node)
  *     -> their results, or nil, message, failed node (-1: none),
@@ -111,13 +113,15 @@ static int l_module_load(lua_State *L) {
   lua_createtable(L, n, 0);
   for (int i = 0; i < n; i++) {
     const td_op_t *op = td_module_op(m, i);
-    lua_createtable(L, 0, 3);
+    lua_createtable(L, 0, 4);
     lua_pushstring(L, op->name);
     lua_setfield(L, -2, "name");
     lua_pushstring(L, td_module_kind_name(op->kind));
     lua_setfield(L, -2, "kind");
     lua_pushinteger(L, op->max_fanout);
     lua_setfield(L, -2, "max_fanout");
+    lua_pushboolean(L, op->snapshot != NULL);
+    lua_setfield(L, -2, "snapshot");
     lua_rawseti(L, -2, i + 1);
   }
   lua_setfield(L, -2, "ops");
@@ -240,6 +244,13 @@ static int chain_restore(lua_State *L) {
   size_t len;
   const char *s = luaL_checklstring(L, 3, &len);
   return done(L, lc, td_modchain_restore(lc->c, node_arg(L, 2), s, len));
+}
+
+static int chain_rescale(lua_State *L) {
+  lchain_t *lc = check_chain(L);
+  size_t len;
+  const char *s = luaL_checklstring(L, 3, &len);
+  return done(L, lc, td_modchain_rescale(lc->c, node_arg(L, 2), s, len));
 }
 
 static int grow(lchain_t *lc, int n) {
@@ -427,7 +438,8 @@ static int l_module_chain(lua_State *L) {
         {"add", chain_add},           {"to_node", chain_to_node},
         {"to_edge", chain_to_edge},   {"to_discard", chain_to_discard},
         {"to_boundary", chain_to_boundary}, {"open", chain_open},
-        {"restore", chain_restore},   {"push", chain_push},
+        {"restore", chain_restore},   {"rescale", chain_rescale},
+        {"push", chain_push},
         {"poll", chain_poll},         {"read", chain_read},
         {"watermark", chain_watermark}, {"finish", chain_finish},
         {"pre_commit", chain_pre_commit}, {"commit", chain_commit},

@@ -397,11 +397,15 @@ typedef struct td_op {
   /* snapshot - write the instance's own state (a source's position, a
    * sink's pending files, ...) into out, in any format. Runs in the
    * checkpoint's forked child: no malloc, no locks, no threads; only out
-   * and system calls. Keyed state and timers are saved by the host. */
+   * and system calls. Keyed state and timers are saved by the host.
+   * Own state cannot be split by key group: a checkpoint in which any
+   * subtask wrote some is not restored at another parallelism (keyed state
+   * and timers are redistributed; docs/MODULES.md, "Rescaling"). */
   int (*snapshot)(td_ctx_t *ctx, void *state, td_buf_t *out);
   /* restore - state from the snapshot of the checkpoint the job resumes
    * from (data borrowed for the call), after open. A sink commits here
-   * what that checkpoint had pending. */
+   * what that checkpoint had pending. At another parallelism: len 0 (the
+   * old subtasks wrote nothing). */
   int (*restore)(td_ctx_t *ctx, void *state, const char *data, size_t len);
   /* finish - the input ended (bounded sources only): flush what is held.
    * Sinks get pre_commit(TD_FINAL_CHECKPOINT) instead. */

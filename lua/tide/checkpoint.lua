@@ -122,28 +122,44 @@ function M.job_info(env, plan, name)
     tasks = tasks })
 end
 
+-- Why a C module operator of env that runs at another parallelism than in
+-- job (the _metadata's job info of checkpoint or savepoint directory dir)
+-- cannot be restored there (tide.modules.rescale_refusal: state of the
+-- module's own cannot be split by key group), and its old parallelism; nil
+-- when every one can.
+local function module_refusal(dir, job, env)
+  local old_p = {}
+  for _, t in ipairs(job.tasks or {}) do
+    for _, uid in ipairs(t.uids) do old_p[uid] = t.parallelism end
+  end
+  for _, n in ipairs(env and env.nodes or {}) do
+    local mod = n.kind == "module" or (n.source and n.source.type == "module") or
+      (n.sink and n.sink.type == "module")
+    local p = old_p[n.uid]
+    if mod and p and p ~= n.p then
+      local why = require("tide.modules").rescale_refusal(n, p, function(s)
+        return core.read_state(dir .. "/" .. M.state_file(n.uid, s))
+      end)
+      if why then return why, p end
+    end
+  end
+  return nil
+end
+
 --- Why checkpoint `restore` ({dir =, job =, subtasks =} from find_latest)
 -- cannot be restored by `plan`, whose graph fingerprint differs from the
 -- checkpoint's; nil when it is the same graph at another parallelism and
 -- can be rescaled: the same operators, uids and edges (the shape), the
 -- same max parallelism (the number of key groups), no in-flight data of
 -- unaligned checkpoints (as Flink before 1.13, which could not rescale
--- those), no C module operator (env: the job's environment).
+-- those), no C module operator whose old subtasks wrote state of the
+-- module's own (env: the job's environment; keyed state and timers of C
+-- keyed processes are redistributed by key group).
 function M.rescale_refusal(restore, plan, env)
   local job = restore.job
   if job.shape ~= plan.shape then
     return string.format("checkpoint %s was taken by a different job graph (operators, uids or edges " ..
       "changed); cannot restore it", restore.dir)
-  end
-  -- C module operators keep their state in C, restored whole per subtask
-  for _, n in ipairs(env and env.nodes or {}) do
-    local mod = n.kind == "module" or (n.source and n.source.type == "module") or
-      (n.sink and n.sink.type == "module")
-    if mod then
-      return string.format("checkpoint %s cannot be restored at another parallelism: %s (uid '%s') is a C " ..
-        "module operator, whose state is restored per subtask; resume at the parallelism it was taken with",
-        restore.dir, n.name, n.uid)
-    end
   end
   if job.max_parallelism ~= plan.max_parallelism then
     return string.format("checkpoint %s was taken with max parallelism %s and the job now has %d: the number " ..
@@ -155,6 +171,11 @@ function M.rescale_refusal(restore, plan, env)
       return string.format("checkpoint %s holds in-flight data of an unaligned checkpoint, which cannot be " ..
         "restored at another parallelism; resume at the parallelism it was taken with", restore.dir)
     end
+  end
+  local why, old_p = module_refusal(restore.dir, job, env)
+  if why then
+    return string.format("checkpoint %s cannot be restored at another parallelism: %s; resume at the " ..
+      "parallelism it was taken with (%d)", restore.dir, why, old_p)
   end
   return nil
 end
@@ -181,7 +202,8 @@ end
 -- parallelism (the number of key groups); a uid with state in the
 -- savepoint that the new job lacks, unless allow_non_restored (then that
 -- state is dropped, with a warning through warn); a C module operator at
--- another parallelism. Operators of the new job absent from the savepoint
+-- another parallelism whose old subtasks wrote state of the module's own
+-- (as rescale_refusal). Operators of the new job absent from the savepoint
 -- start empty; another parallelism rescales.
 function M.savepoint_refusal(sp, plan, env, allow_non_restored, warn)
   local job = sp.job
@@ -204,15 +226,13 @@ function M.savepoint_refusal(sp, plan, env, allow_non_restored, warn)
           if v then has_state = true end
         end
         if has_state then dropped[#dropped + 1] = uid end
-      elseif t.parallelism ~= n.p then
-        local mod = n.kind == "module" or (n.source and n.source.type == "module") or
-          (n.sink and n.sink.type == "module")
-        if mod then
-          return string.format("savepoint %s cannot be restored at another parallelism: %s (uid '%s') is a C " ..
-            "module operator, whose state is restored per subtask", sp.dir, n.name, n.uid)
-        end
       end
     end
+  end
+  local why, old_p = module_refusal(sp.dir, job, env)
+  if why then
+    return string.format("savepoint %s cannot be restored at another parallelism: %s; restore it at the " ..
+      "parallelism it was taken with (%d)", sp.dir, why, old_p)
   end
   if #dropped > 0 then
     table.sort(dropped)

@@ -19,6 +19,7 @@
 local core = require "tide.core"
 local operators = require "tide.operators"
 local compat = require "tide.compat"
+local state = require "tide.state"
 
 local M = {}
 local FINAL = compat.MAX_INT
@@ -165,14 +166,20 @@ local function key_of(node)
   return node.keyed and inp and inp.key_field or nil
 end
 
+-- the job's max parallelism (key groups): the runtime's (rt), else the
+-- subtask's context's
+local function max_parallelism(rt)
+  local ctx = core.context()
+  return rt.max_parallelism or (ctx and ctx.max_parallelism) or 128
+end
+
 -- Create node's C node and wire its output (out.targets, runtime.build).
 local function add_node(node, out, rt)
   local c = chain()
-  local ctx = core.context()
   local idx = c:add(node.module or node.source and node.source.module or node.sink.module,
     node.op or (node.source and node.source.op) or node.sink.op,
     { uid = node.uid, name = node.name, job = rt.job_name or "job", subtask = rt.subtask,
-      parallelism = rt.parallelism, max_parallelism = ctx and ctx.max_parallelism or 128,
+      parallelism = rt.parallelism, max_parallelism = max_parallelism(rt),
       key = key_of(node) })
   failed_nodes[idx] = node
   for _, t in ipairs(out and out.targets or {}) do
@@ -218,8 +225,17 @@ function M.op(node, out, rt)
     if not s then error(msg, 0) end
     return s
   end
-  -- (never at another parallelism: checkpoint.rescale_refusal)
-  function op.restore(s) check(node, c:restore(idx, s)) end
+  -- all: every old subtask's snapshot (its n the old parallelism); at
+  -- another parallelism the keyed state and timers of this subtask's key
+  -- groups come from each old snapshot that has some (M.rescale_sources)
+  function op.restore(s, all)
+    local olds = M.rescale_sources(all, rt, node.keyed)
+    if not olds then
+      if s then check(node, c:restore(idx, s)) end
+      return
+    end
+    for _, o in ipairs(olds) do check(node, c:rescale(idx, o)) end
+  end
   if node.kind == "sink" then
     function op.prepare_snapshot(id) check(node, c:pre_commit(idx, id)) end
     function op.notify_checkpoint_complete(id, final) check(node, c:commit(idx, final and FINAL or id)) end
@@ -277,7 +293,81 @@ function M.open_source(node, rt)
       return s
     end,
     restore = function(s) check(node, c:restore(idx, s)) end,
+    -- at another parallelism (runtime.lua: old subtask i's position to new
+    -- subtask i mod p): a source's own state cannot be split, so only
+    -- empty ones restore (M.rescale_refusal refused the others)
+    restore_splits = function(list)
+      for _, s in ipairs(list) do check(node, c:rescale(idx, s)) end
+    end,
   }
+end
+
+--- The old snapshots a module operator restores from at another
+-- parallelism, or nil at the same one (restore its own snapshot). all:
+-- every old subtask's snapshot (the runtime's lazy list, all.n the old
+-- parallelism). A keyed process reads the old subtasks whose key-group
+-- range overlaps its own (Flink's restore of keyed state by key-group
+-- range); other operators every old subtask's (their own state must be
+-- empty, which td_modchain_rescale checks).
+function M.rescale_sources(all, rt, keyed)
+  local n = all and (all.n or #all) or 0
+  if n == 0 or n == rt.parallelism then return nil end
+  local maxp = max_parallelism(rt)
+  local first, last = state.key_group_range(maxp, rt.parallelism, rt.subtask)
+  local olds = {}
+  for i = 1, n do
+    local f, l = state.key_group_range(maxp, n, i - 1)
+    if not keyed or (f <= last and l >= first) then
+      local o = all[i]
+      if o then olds[#olds + 1] = o end
+    end
+  end
+  return olds
+end
+
+-- the module snapshots in a state file's value v (a module operator's
+-- bytes, or wrapped with a source position and combiner partials)
+local function module_snapshots(v)
+  if type(v) == "string" then return { v } end
+  local out = {}
+  if type(v) == "table" then
+    if type(v.op) == "string" then out[#out + 1] = v.op end
+    if type(v.source) == "string" then out[#out + 1] = v.source end
+  end
+  return out
+end
+
+--- Why module operator node n (a graph node) cannot be restored from the
+-- snapshots of its old_p old subtasks at another parallelism, or nil.
+-- Keyed state and timers are redistributed by key group; the state of the
+-- module's own (what its snapshot callback wrote: a source's position, a
+-- sink's pending transaction) cannot be split, so an operator whose old
+-- subtasks wrote any is refused, as Flink refuses to rescale state it
+-- cannot redistribute. An operator without a snapshot callback has none,
+-- and its files are not read. read(s) gives old subtask s's state file
+-- value (checkpoint.lua).
+function M.rescale_refusal(n, old_p, read)
+  local path = n.module or (n.source and n.source.module) or (n.sink and n.sink.module)
+  local opname = n.op or (n.source and n.source.op) or (n.sink and n.sink.op)
+  local info = core.module_load(path)
+  local has_snapshot = true
+  for _, o in ipairs(info and info.ops or {}) do
+    if o.name == opname then has_snapshot = o.snapshot end
+  end
+  if not has_snapshot then return nil end
+  for s = 0, old_p - 1 do
+    for _, bytes in ipairs(module_snapshots(read(s))) do
+      local ok, t = pcall(core.decode, bytes)
+      local own = ok and type(t) == "table" and t[4]
+      if type(own) == "string" and #own > 0 then
+        return string.format("%s (uid '%s') is a C module operator whose subtask %d of %d wrote state of its " ..
+          "own (%d bytes from its snapshot callback: e.g. a source's position or a sink's pending transaction), " ..
+          "which cannot be split by key group (only keyed state and timers are redistributed)", n.name, n.uid,
+          s + 1, old_p, #own)
+      end
+    end
+  end
+  return nil
 end
 
 operators.ops.module = M.op

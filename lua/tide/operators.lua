@@ -1079,7 +1079,8 @@ end
 -- splits. The position is {splits = {{index =, count =, state =}...}}.
 function M.open_source(node, rt)
   if node.source.type == "module" then
-    -- (never restored at another parallelism: checkpoint.rescale_refusal)
+    -- (at another parallelism only a position that is empty restores:
+    -- tide.modules.rescale_refusal)
     return require("tide.modules").open_source(node, rt)
   end
   local read, pos = open_split(node, rt, rt.subtask, rt.parallelism)

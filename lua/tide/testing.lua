@@ -275,7 +275,8 @@ end
 -- all = every old subtask's (false where one has none). An operator with no
 -- old state of its own is restored only when the old snapshots carry
 -- operator state or keyed state for it (the `operator_state` and `keyed`
--- fields), which it takes from all: keyed state by key-group range.
+-- fields, or a C module operator's snapshot), which it takes from all:
+-- keyed state by key-group range.
 function Harness:_restore(snaps)
   if type(snaps) == "string" then snaps = { snaps } end
   local datas = {}
@@ -288,6 +289,8 @@ function Harness:_restore(snaps)
       if s ~= nil then
         any = true
         if type(s) == "table" and (s.operator_state ~= nil or s.keyed ~= nil) then redistributed = true end
+        -- a C module operator's (bytes): its keyed state by key-group range
+        if node.kind == "module" then redistributed = true end
       end
     end
     local s = all[self.subtask + 1] or nil

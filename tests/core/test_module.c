@@ -14,6 +14,7 @@
 
 #include "error.h"
 #include "keyed.h"
+#include "keygroup.h"
 #include "modchain.h"
 #include "module.h"
 #include "msgpack.h"
@@ -508,6 +509,312 @@ TD_TEST(test_keyed_restore_takes_own_key_groups) {
   td_keyed_free(h1);
 }
 
+/* ---- rescaling: keyed snapshots restored by key-group range ---- */
+
+/* streamkit's seq source of 1..100 as subtask s of p, opened, its output
+ * into boundary *b */
+static td_modchain_t *seq_chain(td_module_t *m, int s, int p, int *node, int *b) {
+  td_wbuf_t cfg = {0};
+  const char *k[] = {"count"};
+  int64_t v[] = {100};
+  config_ints(&cfg, 1, k, v);
+  td_modchain_t *c;
+  td_modchain_new(&c, NULL);
+  td_module_spec_t sp = spec_of("seq", s, p);
+  TD_CHECK_INT(td_modchain_add(c, m, "seq", &sp, NULL, node), 0);
+  td_modchain_to_boundary(c, *node, b);
+  TD_CHECK_INT(td_modchain_open(c, *node, cfg.data, cfg.len), 0);
+  td_wbuf_destroy(&cfg);
+  return c;
+}
+
+#define RS_KEYS 60
+
+/* the subtask of p (max parallelism 128) that holds string key s */
+static int owner_of(const char *s, int p) {
+  char key[64];
+  size_t kl = key_bytes(key, s);
+  return td_keygroup_subtask(td_keygroup_of(td_keygroup_hash(key, kl), 128), p, 128);
+}
+
+/* p instances holding keys r0..r59 between them (each in its owner):
+ * value "v<i>" in state "a", "w<i>" in state "b" namespace "ns", a timer
+ * at 1000 + i; states declared in another order by odd subtasks (a
+ * snapshot restores by name) */
+static void rs_fill(td_keyed_t **ks, int p) {
+  for (int s = 0; s < p; s++) {
+    TD_CHECK_INT(td_keyed_new(&ks[s], s, p, 128), 0);
+    uint32_t a, b;
+    if (s % 2) {
+      td_keyed_state_id(ks[s], "b", &b);
+      td_keyed_state_id(ks[s], "a", &a);
+    } else {
+      td_keyed_state_id(ks[s], "a", &a);
+      td_keyed_state_id(ks[s], "b", &b);
+    }
+    for (int i = 0; i < RS_KEYS; i++) {
+      char name[16], key[64], v[16];
+      snprintf(name, sizeof name, "r%d", i);
+      size_t kl = key_bytes(key, name);
+      if (td_keyed_set_key(ks[s], key, kl) != 0) continue; /* another subtask's */
+      TD_CHECK_INT(owner_of(name, p), s);
+      snprintf(v, sizeof v, "v%d", i);
+      TD_CHECK_INT(td_keyed_put(ks[s], a, NULL, 0, v, strlen(v)), 0);
+      snprintf(v, sizeof v, "w%d", i);
+      TD_CHECK_INT(td_keyed_put(ks[s], b, "ns", 2, v, strlen(v)), 0);
+      TD_CHECK_INT(td_keyed_timer_add(ks[s], 1000 + i), 0);
+    }
+  }
+}
+
+/* The p new instances, each restored from all n old snapshots, hold every
+ * key exactly once, in its owner, with its values and its timer. */
+static void rs_check(td_wbuf_t *snaps, int n, int p) {
+  td_keyed_t *ks[8];
+  char err[256];
+  uint64_t entries = 0, timers = 0;
+  for (int s = 0; s < p; s++) {
+    TD_CHECK_INT(td_keyed_new(&ks[s], s, p, 128), 0);
+    for (int j = 0; j < n; j++)
+      TD_CHECK_INT(td_keyed_restore(ks[s], snaps[j].data, snaps[j].len, err, sizeof err), 0);
+    entries += td_keyed_entries(ks[s]);
+    timers += td_keyed_timers(ks[s]);
+  }
+  TD_CHECK_INT(entries, 3 * RS_KEYS); /* a, b and the timer of every key, once */
+  TD_CHECK_INT(timers, RS_KEYS);
+  for (int i = 0; i < RS_KEYS; i++) {
+    char name[16], key[64], want[16];
+    snprintf(name, sizeof name, "r%d", i);
+    size_t kl = key_bytes(key, name);
+    int own = owner_of(name, p);
+    for (int s = 0; s < p; s++) {
+      if (s != own) continue;
+      uint32_t a, b;
+      td_keyed_state_id(ks[s], "a", &a);
+      td_keyed_state_id(ks[s], "b", &b);
+      TD_CHECK_INT(td_keyed_set_key(ks[s], key, kl), 0);
+      const char *v;
+      size_t len;
+      snprintf(want, sizeof want, "v%d", i);
+      TD_CHECK_INT(td_keyed_get(ks[s], a, NULL, 0, &v, &len), 1);
+      TD_CHECK(len == strlen(want) && memcmp(v, want, len) == 0);
+      snprintf(want, sizeof want, "w%d", i);
+      TD_CHECK_INT(td_keyed_get(ks[s], b, "ns", 2, &v, &len), 1);
+      TD_CHECK(len == strlen(want) && memcmp(v, want, len) == 0);
+      TD_CHECK_INT(td_keyed_get(ks[s], b, NULL, 0, &v, &len), 0);
+    }
+  }
+  /* each instance fires the timers of its own keys, in timestamp order */
+  int fired = 0;
+  for (int s = 0; s < p; s++) {
+    int64_t ts, last = INT64_MIN;
+    while (td_keyed_next_timer(ks[s], INT64_MAX, &ts) == 1) {
+      const char *key;
+      size_t kl;
+      TD_CHECK_INT(td_keyed_key(ks[s], &key, &kl), 0);
+      char name[16], want[64];
+      snprintf(name, sizeof name, "r%d", (int)(ts - 1000));
+      size_t wl = key_bytes(want, name);
+      TD_CHECK(kl == wl && memcmp(key, want, kl) == 0); /* the timer's own key */
+      TD_CHECK_INT(owner_of(name, p), s);
+      TD_CHECK(ts > last);
+      last = ts;
+      fired++;
+    }
+    td_keyed_free(ks[s]);
+  }
+  TD_CHECK_INT(fired, RS_KEYS);
+}
+
+TD_TEST(test_keyed_rescale_by_key_group_range) {
+  /* several old snapshots into one instance and into several (3 -> 1, 3 ->
+   * 2, 2 -> 5), one snapshot into several (1 -> 4, 1 -> 3) */
+  static const int cases[][2] = {{3, 1}, {3, 2}, {2, 5}, {1, 4}, {1, 3}, {2, 2}};
+  for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+    int from = cases[c][0], to = cases[c][1];
+    td_keyed_t *old[8];
+    td_wbuf_t snaps[8];
+    memset(snaps, 0, sizeof snaps);
+    rs_fill(old, from);
+    for (int s = 0; s < from; s++) {
+      TD_CHECK_INT(td_keyed_snapshot(old[s], &snaps[s]), 0);
+      td_keyed_free(old[s]);
+    }
+    rs_check(snaps, from, to);
+    for (int s = 0; s < from; s++) td_wbuf_destroy(&snaps[s]);
+  }
+}
+
+/* window_count (windows of 10 ms per key, index 1 of [key, value]
+ * records) as subtask s of p, with a boundary *b */
+static td_modchain_t *wc_chain(td_module_t *m, int s, int p, int *node, int *b) {
+  td_modchain_t *c;
+  td_modchain_new(&c, NULL);
+  td_module_spec_t sp = spec_of("wc", s, p);
+  td_keyspec_t key = {.kind = TD_KEY_INDEX, .index = 1};
+  TD_CHECK_INT(td_modchain_add(c, m, "window_count", &sp, &key, node), 0);
+  td_modchain_to_boundary(c, *node, b);
+  return c;
+}
+
+static void wc_open(td_modchain_t *c, int node) {
+  td_wbuf_t cfg = {0};
+  const char *k[] = {"size"};
+  int64_t v[] = {10};
+  config_ints(&cfg, 1, k, v);
+  TD_CHECK_INT(td_modchain_open(c, node, cfg.data, cfg.len), 0);
+  td_wbuf_destroy(&cfg);
+}
+
+static void append(td_wbuf_t *b, const char *s, size_t n) {
+  TD_CHECK_INT(td_wbuf_reserve(b, n), 0);
+  memcpy(b->data + b->len, s, n);
+  b->len += n;
+}
+
+/* the window_count records of boundary b as "key@start=count\n" lines */
+static void wc_take(td_modchain_t *c, int b, td_wbuf_t *out) {
+  td_batch_t v;
+  int n = td_modchain_boundary(c, b, &v);
+  for (int j = 0; j < n; j++) {
+    const char *rec = v.data + v.off[j], *end = v.data + v.stop[j], *f;
+    td_mp_item_t key, start, count;
+    TD_CHECK_INT(td_mp_map_get(rec, end, "key", 3, &f), 1);
+    td_mp_read(&f, end, &key);
+    TD_CHECK_INT(td_mp_map_get(rec, end, "window_start", 12, &f), 1);
+    td_mp_read(&f, end, &start);
+    TD_CHECK_INT(td_mp_map_get(rec, end, "count", 5, &f), 1);
+    td_mp_read(&f, end, &count);
+    char line[128];
+    int len = snprintf(line, sizeof line, "%.*s@%lld=%lld\n", (int)key.v.s.len, key.v.s.p,
+                       (long long)start.v.i, (long long)count.v.i);
+    append(out, line, (size_t)len);
+  }
+  td_modchain_clear(c, b);
+}
+
+static int cmp_lines(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* out's lines sorted, in place */
+static void sort_lines(td_wbuf_t *out) {
+  char *lines[4096];
+  int n = 0;
+  append(out, "", 1);
+  for (char *p = out->data; *p && n < 4096; n++) {
+    lines[n] = p;
+    p = strchr(p, '\n');
+    *p++ = 0;
+  }
+  qsort(lines, (size_t)n, sizeof *lines, cmp_lines);
+  td_wbuf_t s = {0};
+  for (int i = 0; i < n; i++) {
+    append(&s, lines[i], strlen(lines[i]));
+    append(&s, "\n", 1);
+  }
+  td_wbuf_destroy(out);
+  *out = s;
+}
+
+/* 3000 records of 17 keys in windows of 10 ms, through window_count at
+ * parallelism `from`, a snapshot of every subtask at record 1500, then at
+ * parallelism `to` (each new subtask restored from every old snapshot
+ * with td_modchain_rescale); to == 0: no failure. The windows, sorted. */
+static void wc_run(td_module_t *m, int from, int to, td_wbuf_t *out) {
+  static batch_t in[8];
+  td_modchain_t *c[8];
+  int node[8], b[8], p = from;
+  for (int s = 0; s < p; s++) {
+    c[s] = wc_chain(m, s, p, &node[s], &b[s]);
+    wc_open(c[s], node[s]);
+  }
+  for (int i = 0; i < 3000; i++) {
+    char key[16];
+    snprintf(key, sizeof key, "key%d", (i * 7) % 17);
+    add_pair(&in[owner_of(key, p)], key, i, i / 10);
+    if ((i + 1) % 100 != 0) continue;
+    for (int s = 0; s < p; s++) {
+      if (in[s].n) TD_CHECK_INT(td_modchain_push(c[s], node[s], view(&in[s]), NULL, NULL), 0);
+      batch_reset(&in[s]);
+      TD_CHECK_INT(td_modchain_watermark(c[s], node[s], i / 10 - 3), 0);
+      wc_take(c[s], b[s], out);
+    }
+    if (i + 1 == 1500 && to > 0) {
+      td_wbuf_t snaps[8];
+      memset(snaps, 0, sizeof snaps);
+      for (int s = 0; s < p; s++) {
+        TD_CHECK_INT(td_modchain_snapshot(c[s], node[s], &snaps[s]), 0);
+        td_modchain_free(c[s]);
+      }
+      for (int s = 0; s < to; s++) {
+        c[s] = wc_chain(m, s, to, &node[s], &b[s]);
+        for (int j = 0; j < p; j++)
+          TD_CHECK_INT(td_modchain_rescale(c[s], node[s], snaps[j].data, snaps[j].len), 0);
+        wc_open(c[s], node[s]);
+      }
+      for (int j = 0; j < p; j++) td_wbuf_destroy(&snaps[j]);
+      p = to;
+    }
+  }
+  for (int s = 0; s < p; s++) {
+    TD_CHECK_INT(td_modchain_watermark(c[s], node[s], INT64_MAX), 0);
+    wc_take(c[s], b[s], out);
+    td_modchain_free(c[s]);
+  }
+  for (int s = 0; s < 8; s++) {
+    batch_free(&in[s]);
+    batch_reset(&in[s]);
+  }
+  sort_lines(out);
+}
+
+TD_TEST(test_module_keyed_rescale_exact) {
+  /* window_count's state and timers taken at parallelism 2 (and 3)
+   * restored at 1, 3 and 4: exactly the windows of a run at parallelism 1
+   * without a failure */
+  td_module_t *m = load_ok(MOD("streamkit"));
+  if (!m) return;
+  td_wbuf_t want = {0};
+  wc_run(m, 1, 0, &want);
+  TD_CHECK(want.len > 1000);
+  static const int cases[][2] = {{2, 1}, {2, 3}, {2, 4}, {3, 2}, {1, 4}};
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    td_wbuf_t got = {0};
+    wc_run(m, cases[i][0], cases[i][1], &got);
+    TD_CHECK(got.len == want.len && memcmp(got.data, want.data, want.len) == 0);
+    if (got.len != want.len || memcmp(got.data, want.data, want.len) != 0)
+      fprintf(stderr, "  %d -> %d: %zu bytes of windows, expected %zu\n", cases[i][0], cases[i][1],
+              got.len, want.len);
+    td_wbuf_destroy(&got);
+  }
+  td_wbuf_destroy(&want);
+}
+
+TD_TEST(test_module_rescale_refuses_own_state) {
+  /* a source's position (state of the module's own) cannot be split by
+   * key group: td_modchain_rescale refuses it, naming the operator */
+  td_module_t *m = load_ok(MOD("streamkit"));
+  if (!m) return;
+  td_wbuf_t snap = {0};
+  int node, b;
+  td_modchain_t *c = seq_chain(m, 0, 2, &node, &b);
+  uint32_t n;
+  int ended = 0;
+  TD_CHECK_INT(td_modchain_read(c, node, 20, &n, &ended), 0);
+  TD_CHECK_INT(td_modchain_snapshot(c, node, &snap), 0);
+  td_modchain_free(c);
+  c = seq_chain(m, 0, 1, &node, &b);
+  TD_CHECK_INT(td_modchain_rescale(c, node, snap.data, snap.len), TD_EINVAL);
+  TD_CHECK(strstr(td_modchain_error(c), "operator 'seq' (uid 'seq')") != NULL);
+  TD_CHECK(strstr(td_modchain_error(c), "state of the module's own") != NULL);
+  TD_CHECK(strstr(td_modchain_error(c), "cannot be split by key group") != NULL);
+  /* a corrupt snapshot is refused as by td_modchain_restore */
+  TD_CHECK_INT(td_modchain_rescale(c, node, "\x93\x01\x02\x03", 4), TD_ECORRUPT);
+  td_modchain_free(c);
+  td_wbuf_destroy(&snap);
+}
+
 /* keyed_sum keyed by index 1 of [key, value] records, timers at 100 */
 static td_modchain_t *keyed_chain(td_module_t *m, int *node, int *b) {
   td_modchain_t *c;
@@ -679,20 +986,12 @@ TD_TEST(test_module_window_count_restore_exact) {
 TD_TEST(test_module_source_snapshot_position) {
   td_module_t *m = load_ok(MOD("streamkit"));
   if (!m) return;
-  td_wbuf_t cfg = {0}, snap = {0};
-  const char *k[] = {"count"};
-  int64_t v[] = {100};
-  config_ints(&cfg, 1, k, v);
+  td_wbuf_t snap = {0};
   int64_t got[200];
   int total = 0;
   for (int run = 0; run < 2; run++) {
-    td_modchain_t *c;
-    td_modchain_new(&c, NULL);
-    td_module_spec_t s = spec_of("seq", 1, 2); /* subtask 1 of 2: 51..100 */
     int node, b;
-    td_modchain_add(c, m, "seq", &s, NULL, &node);
-    td_modchain_to_boundary(c, node, &b);
-    td_modchain_open(c, node, cfg.data, cfg.len);
+    td_modchain_t *c = seq_chain(m, 1, 2, &node, &b); /* subtask 1 of 2: 51..100 */
     if (run == 1) TD_CHECK_INT(td_modchain_restore(c, node, snap.data, snap.len), 0);
     uint32_t n;
     int ended = 0;
@@ -709,7 +1008,6 @@ TD_TEST(test_module_source_snapshot_position) {
   TD_CHECK_INT(got[0], 51);
   TD_CHECK_INT(got[20], 71);
   TD_CHECK_INT(got[total - 1], 100);
-  td_wbuf_destroy(&cfg);
   td_wbuf_destroy(&snap);
 }
 
@@ -813,4 +1111,5 @@ TD_TEST_MAIN(test_module_load, test_module_load_missing, test_module_load_not_a_
              test_keyed_timers_order_and_snapshot, test_keyed_restore_takes_own_key_groups,
              test_module_keyed_state_timers_snapshot, test_module_window_count_restore_exact,
              test_module_source_snapshot_position, test_module_canonical_keys,
-             test_module_sink_two_phase_commit)
+             test_module_sink_two_phase_commit, test_keyed_rescale_by_key_group_range,
+             test_module_keyed_rescale_exact, test_module_rescale_refuses_own_state)

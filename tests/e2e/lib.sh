@@ -245,6 +245,30 @@ wait_completed() {
   done
 }
 
+# newest_checkpoint JOB_DIR: the id of the newest completed checkpoint of
+# a job's checkpoint directory (0: none).
+newest_checkpoint() { completed "$1" | head -n 1 | grep . || echo 0; }
+
+# wait_checkpoint JOB_DIR ID: wait until JOB_DIR's newest completed
+# checkpoint is ID or later, looking every 20 ms, at most 8 s.
+wait_checkpoint() {
+  _e2e_i=0
+  while [ "$(newest_checkpoint "$1")" -lt "$2" ] && [ "$_e2e_i" -lt 400 ]; do
+    sleep 0.02
+    _e2e_i=$((_e2e_i + 1))
+  done
+}
+
+# kill_at_checkpoint PID JOB_DIR ID: once JOB_DIR completed checkpoint ID
+# (wait_checkpoint), SIGKILL PID (a child of this shell) and wait for it;
+# KILLED is its exit status (137: killed, not ended first).
+kill_at_checkpoint() {
+  wait_checkpoint "$2" "$3"
+  kill -9 "$1" 2>/dev/null
+  wait "$1" 2>/dev/null
+  KILLED=$?
+}
+
 # check_rc_of NAME WANT GOT STDERR_FILE: exit status GOT is WANT; on
 # failure shows STDERR_FILE.
 check_rc_of() {

@@ -49,25 +49,7 @@ fi
 # job), non-merge commits: count, insertions, deletions, as the JSON lines
 # the sink writes; and as CSV rows
 oracle() {
-"$PYTHON" - "$INPUT" "$TMP/oracle.jsonl" "$TMP/oracle.csv" "$1" <<'EOF'
-import csv, json, sys
-W = 30 * 86400000
-acc = {}
-with open(sys.argv[1], newline="") as f:
-    for row in csv.DictReader(f):
-        if int(row["files_changed"]) <= 0:
-            continue
-        ts = int(row[sys.argv[4]])
-        a = acc.setdefault((row["author"], ts - ts % W), [0, 0, 0])
-        a[0] += 1
-        a[1] += int(row["insertions"])
-        a[2] += int(row["deletions"])
-with open(sys.argv[2], "w") as j, open(sys.argv[3], "w") as c:
-    for (author, start), (n, ins, dels) in sorted(acc.items()):
-        j.write(json.dumps({"key": author, "window_start": start, "count": n, "insertions": ins,
-                            "deletions": dels}, separators=(",", ":")) + "\n")
-        c.write("%s,%d,%d,%d,%d\n" % (author, start, n, ins, dels))
-EOF
+  "$PYTHON" tests/e2e/oracle_author_windows.py "$INPUT" "$1" "$TMP/oracle.jsonl" "$TMP/oracle.csv"
 }
 oracle commit_time_ms
 sort "$TMP/oracle.jsonl" >"$TMP/expected.commit"

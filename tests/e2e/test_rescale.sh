@@ -26,29 +26,18 @@ with open(sys.argv[1] + ".window", "w") as f:
 PY
 sort "$INPUT.window" >"$TMP/wantwindow"
 
-# the newest completed checkpoint id of a job directory (0: none)
-newest() { completed "$1" | head -n 1 | grep . || echo 0; }
-
 # run at parallelism P in the background and SIGKILL it once two more
 # checkpoints completed than the directory held (it must not end first:
 # the rate limit makes it run for about 1.5 s)
 kill_after() { # NAME P [--resume]
   _name=$1 _p=$2
   shift 2
-  _from=$(newest "$TMP/ck-$_name/rescale")
+  _from=$(newest_checkpoint "$TMP/ck-$_name/rescale")
   "$TIDE" run "$JOB" -p "$_p" $STATE_ARGS "$@" -- "$INPUT" "$TMP/out-$_name" "$TMP/ck-$_name" 20000 \
     $MODE >"$TMP/$_name.out" 2>"$TMP/$_name.err" &
-  _pid=$!
-  _i=0
-  while [ "$(newest "$TMP/ck-$_name/rescale")" -lt $((_from + 2)) ] && [ "$_i" -lt 400 ]; do
-    sleep 0.02
-    _i=$((_i + 1))
-  done
-  kill -9 "$_pid" 2>/dev/null
-  wait "$_pid" 2>/dev/null
-  _st=$?
-  check "$_name: killed at parallelism $_p after checkpoints completed, before the end (status $_st)" \
-    test "$(newest "$TMP/ck-$_name/rescale")" -ge $((_from + 2)) -a "$_st" -eq 137
+  kill_at_checkpoint $! "$TMP/ck-$_name/rescale" $((_from + 2))
+  check "$_name: killed at parallelism $_p after checkpoints completed, before the end (status $KILLED)" \
+    test "$(newest_checkpoint "$TMP/ck-$_name/rescale")" -ge $((_from + 2)) -a "$KILLED" -eq 137
 }
 
 scenario() { # NAME P1 P2 [P3]: kill at P1, resume at P2 (kill again, resume at P3)

@@ -49,8 +49,6 @@ print("\n".join(sorted(f"{w},{i}" for w, n in counts.items() for i in range(1, n
 PY
 check "oracle computed ($(wc -l <"$TMP/want" | tr -d ' ') rows)" test -s "$TMP/want"
 
-# the newest completed checkpoint id of a job directory (0: none)
-newest() { completed "$1" | head -n 1 | grep . || echo 0; }
 
 # check_output NAME OUT_DIR: the committed output is exactly the oracle's
 check_output() {
@@ -79,7 +77,7 @@ while kill -0 "$pid" 2>/dev/null; do
 done
 wait "$pid"
 check_rc_of "a: the job runs to its end, exit 0" 0 "$?" "$d/run.err"
-n=$(newest "$d/ck/rocks")
+n=$(newest_checkpoint "$d/ck/rocks")
 check "a: at least 20 checkpoints completed (newest: $n)" test "$n" -ge 21
 check_str "a: retained = 2: two completed checkpoints remain" "$((n - 1)) $n" \
   "$(completed "$d/ck/rocks" | sort -n | tr '\n' ' ' | sed 's/ $//')"
@@ -123,19 +121,19 @@ awk -v s="$SEED" 'BEGIN { srand(s); for (i = 0; i < 40; i++) printf "%d %.3f\n",
 kills=0 attempt=0 resume='' bad='' fell_back=0 moments=''
 while [ "$kills" -lt 10 ] && read -r after_completion delay; do
   attempt=$((attempt + 1))
-  from=$(newest "$d/ck/rocks")
+  from=$(newest_checkpoint "$d/ck/rocks")
   "$TIDE" run "$JOB" --state-backend rocksdb --state-dir "$d/sd" $resume \
     -- "$INPUT" "$d/out" "$d/ck" 2000 interval=20ms >"$d/a$attempt.out" 2>"$d/a$attempt.err" &
   pid=$!
   if [ "$after_completion" = 1 ]; then
     # right after a checkpoint completed: the coordinator sweeps shared/
     i=0
-    while [ "$(newest "$d/ck/rocks")" -le "$from" ] && [ "$i" -lt 500 ] && kill -0 "$pid" 2>/dev/null; do
+    while [ "$(newest_checkpoint "$d/ck/rocks")" -le "$from" ] && [ "$i" -lt 500 ] && kill -0 "$pid" 2>/dev/null; do
       sleep 0.005
       i=$((i + 1))
     done
     sleep "0.0$(echo "$delay" | cut -c5)"
-    how="after checkpoint $(newest "$d/ck/rocks")"
+    how="after checkpoint $(newest_checkpoint "$d/ck/rocks")"
   else
     sleep "$delay"
     how="after ${delay}s"
@@ -197,7 +195,7 @@ mkdir -p "$d"
 pid=$!
 wait_completed "$d/ck/rocks" 2 400
 i=0
-while [ "$(newest "$d/ck/rocks")" -lt 3 ] && [ "$i" -lt 400 ]; do
+while [ "$(newest_checkpoint "$d/ck/rocks")" -lt 3 ] && [ "$i" -lt 400 ]; do
   sleep 0.02
   i=$((i + 1))
 done
@@ -358,7 +356,7 @@ pid=$!
 sleep 1.5
 kill -9 "$pid" 2>/dev/null
 wait "$pid" 2>/dev/null
-n=$(newest "$d/ck/rocks")
+n=$(newest_checkpoint "$d/ck/rocks")
 check "f: full checkpoints completed before the kill (newest: $n)" test "$n" -ge 2
 check "f: nothing in shared/: every checkpoint is self-contained" \
   test -z "$(ls "$d/ck/rocks/shared" 2>/dev/null)"

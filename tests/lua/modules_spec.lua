@@ -72,6 +72,62 @@ describe("C modules #unit", function()
       { key = "a", window_start = 10, count = 2, n = 7 } }, got)
   end)
 
+  it("rescales a keyed process's state and timers by key-group range", function()
+    local core = require "tide.core"
+    local function build(s)
+      return s:key_by("author"):transform(kit.window_count, { size = 10, sum = { "n" } }):uid("count")
+    end
+    -- records of 12 authors in windows [0, 10) and [10, 20), each to the
+    -- subtask of p that holds its key group (as the exchange routes them)
+    local function owner(author, p) return math.floor(core.key_group(author, 128) * p / 128) end
+    local records = {}
+    for i = 1, 48 do records[i] = { author = "a" .. (i % 12), n = i, ts = i < 30 and 5 or 15 } end
+    local function sorted(list)
+      table.sort(list, function(x, y) return string.format("%s/%d", x.key, x.window_start) <
+        string.format("%s/%d", y.key, y.window_start) end)
+      return list
+    end
+    -- unbroken at parallelism 1
+    local one = testing.harness(build)
+    for _, r in ipairs(records) do one:process(r, r.ts) end
+    one:finish()
+    local want = sorted(values(one))
+    assert.are.equal(24, #want)
+    -- at parallelism 2 the first 30 records (window [0, 10) of every
+    -- author and its timer, a part of [10, 20)), then snapshots
+    local snaps = {}
+    for s = 0, 1 do
+      local h = testing.harness(build, { subtask = s, parallelism = 2 })
+      for i = 1, 30 do
+        local r = records[i]
+        if owner(r.author, 2) == s then h:process(r, r.ts) end
+      end
+      assert.are.same({}, values(h)) -- nothing fired yet
+      snaps[s + 1] = h:snapshot()
+    end
+    -- restored at 1, 3 and 4: every window exactly once
+    for _, p in ipairs({ 1, 3, 4 }) do
+      local got = {}
+      for s = 0, p - 1 do
+        local h = testing.harness(build, { subtask = s, parallelism = p, restore = snaps })
+        for i = 31, #records do
+          local r = records[i]
+          if owner(r.author, p) == s then h:process(r, r.ts) end
+        end
+        h:finish()
+        for _, v in ipairs(values(h)) do got[#got + 1] = v end
+      end
+      assert.are.same(want, sorted(got), "restored at parallelism " .. p)
+    end
+    -- a map without state restores at any parallelism
+    local function map(s) return s:transform(kit.affine, { mul = 2, add = 0 }):uid("affine") end
+    local m = testing.harness(map)
+    m:process(1)
+    local r = testing.harness(map, { subtask = 2, parallelism = 3, restore = { m:snapshot() } })
+    r:process(5)
+    assert.are.same({ 10 }, values(r))
+  end)
+
   it("takes a keyed process's keys from a Lua key function", function()
     local h = testing.harness(function(s)
       return s:key_by(function(v) return v.who end):transform(kit.window_count, {})
