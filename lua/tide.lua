@@ -135,7 +135,11 @@ end
 --   rocksdb (table): block_cache (size, default "256MB": one LRU cache for
 --     the whole process), write_buffer (size of a memtable, default
 --     "64MB"), max_write_buffers (memtables per state, default 2); sizes
---     in bytes or strings like "64MB"
+--     in bytes or strings like "64MB"; timer_service ("rocksdb" | "heap",
+--     default "rocksdb": where the timers of keyed operators live with
+--     this backend, Flink's state.backend.rocksdb.timer-service.factory),
+--     timer_cache (timers cached in memory per key group and time domain,
+--     default 128, Flink's ...timer-service.cache-size)
 -- @return Env
 function tide.env(cfg)
   cfg = cfg or {}
@@ -178,10 +182,16 @@ function tide.env(cfg)
   if type(rcfg) ~= "table" then error("bad env option 'rocksdb': table expected, got " .. type(rcfg), 2) end
   env.rocksdb = {}
   for _, k in ipairs(util.sorted_keys(rcfg)) do
-    if k ~= "block_cache" and k ~= "write_buffer" and k ~= "max_write_buffers" then
+    if k ~= "block_cache" and k ~= "write_buffer" and k ~= "max_write_buffers" and k ~= "timer_service"
+      and k ~= "timer_cache" then
       error("unknown rocksdb option '" .. tostring(k) .. "'", 2)
     end
-    if k == "max_write_buffers" then
+    if k == "timer_service" then
+      if rcfg[k] ~= "rocksdb" and rcfg[k] ~= "heap" then
+        error("bad rocksdb option timer_service '" .. tostring(rcfg[k]) .. "' (expected 'rocksdb' or 'heap')", 2)
+      end
+      env.rocksdb[k] = rcfg[k]
+    elseif k == "max_write_buffers" or k == "timer_cache" then
       env.rocksdb[k] = check_positive_int(rcfg[k], 1, "env")
     else
       env.rocksdb[k] = util.bytes(rcfg[k], "rocksdb." .. k, 2)
