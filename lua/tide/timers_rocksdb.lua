@@ -27,7 +27,10 @@
 -- Flink's seek hint, past the tombstones); a binary heap of the key
 -- groups by their head timer. A key group's cache holds all of its timers
 -- until one is pushed out (all = true): then what is not in the cache is
--- known to be after its last element.
+-- known to be after its last element. As many timers stored and not
+-- cached are remembered (their sequence numbers), the oldest forgotten
+-- first: registering one again (a window does it for every element) or
+-- deleting it needs no read.
 --
 -- Batches. Registrations and deletes are collected in memory and written
 -- into the instance's write batch when the backend writes back (at the end
@@ -79,10 +82,12 @@ local function less(a, b)
 end
 
 -- ---- known timers: known[key][ns][ts] -> entry -------------------------------
--- An entry is a cached timer, a timer written (or to be written) only to
--- RocksDB and known for this round (transient), a mark {absent = true}
--- for a timer fired or deleted this round (transient), or an open
--- question {ask = "reg" | "del"} waiting for the index.
+-- An entry is a cached timer; a timer stored (or to be stored) in RocksDB
+-- and not cached, remembered up to a budget (the same number as the
+-- caches hold: the oldest is forgotten first), so that registering it
+-- again or deleting it asks nothing; a mark {absent = true} for a timer
+-- fired or deleted this round (transient); or an open question {ask =
+-- "reg" | "del"} waiting for the index.
 
 local function kget(q, key, ns, ts)
   local a = q.known[key]
@@ -123,6 +128,17 @@ local function transient(q, x)
   kset(q, x)
   local t = q.transient
   t[#t + 1] = x
+end
+
+-- Remember stored timer x (not cached), forgetting the oldest one
+-- remembered when the ring is full.
+local function remember(q, x)
+  kset(q, x)
+  local ring, i = q.ring, q.ring_i
+  local old = ring[i]
+  if old then kdel(q, old) end
+  ring[i] = x
+  q.ring_i = i % q.svc.remembered + 1
 end
 
 -- ---- the heap of key groups by head timer ------------------------------------
@@ -311,7 +327,7 @@ local function add_timer(q, e)
     if K.hint_ts ~= nil and (e.ts < K.hint_ts or (e.ts == K.hint_ts and e.seq < K.hint_seq)) then
       K.hint_ts, K.hint_seq = e.ts, e.seq
     end
-    transient(q, e)
+    remember(q, e)
     return
   end
   local c = K.cache
@@ -323,19 +339,19 @@ local function add_timer(q, e)
       -- the last one is now only in RocksDB
       local x = table.remove(c, 1)
       x.cached = nil
-      kdel(q, x)
+      remember(q, x)
       K.all = false
     end
     cache_insert(q, K, e)
   else
     K.all = false
-    transient(q, e)
+    remember(q, e)
     return
   end
   if c[#c] == e then heap_fix(q, K) end
 end
 
--- Remove timer e (known: cached or transient) for good.
+-- Remove timer e (known: cached or remembered) for good.
 local function remove_timer(q, e)
   if e.cached then
     local K = q.kgs[e.kg]
@@ -367,8 +383,10 @@ local function resolve(q)
     local old = seqs[i]
     kdel(q, u)
     if u.ask == "reg" then
-      -- (present: a duplicate; the stored timer keeps its place)
-      if not old then
+      if old then
+        -- a duplicate: the stored timer keeps its place
+        remember(q, { ts = u.ts, seq = old, key = u.key, ns = u.ns, kg = u.kg })
+      else
         add_timer(q, { ts = u.ts, seq = u.seq, key = u.key, ns = u.ns, raw = u.raw, kg = u.kg })
       end
     else
@@ -442,10 +460,12 @@ end
 function M.new(on_fire, b, cache)
   local self = setmetatable({ on_fire = on_fire, backend = b, watermark = compat.MIN_INT, cache = cache or M.CACHE,
     max_parallelism = b.max_parallelism, kg_first = b.kg_first, kg_last = b.kg_last }, Service)
+  self.remembered = self.cache * (b.kg_last - b.kg_first + 1)
   local sid = M.state_id(b, STATE)
   for _, domain in ipairs(DOMAINS) do
     self[domain] = { svc = self, domain = domain, sid = sid, dom = DOMAIN_BYTE[domain], seq = 0, kgs = {},
-      fresh = true, heap = { n = 0 }, known = {}, pending = {}, transient = {}, asks = {}, to_load = {} }
+      fresh = true, heap = { n = 0 }, known = {}, pending = {}, transient = {}, asks = {}, to_load = {},
+      ring = {}, ring_i = 1 }
   end
   b.attached = self -- one service per backend: the last one made
   return self
