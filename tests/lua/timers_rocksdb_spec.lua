@@ -252,6 +252,56 @@ describe("tide.timers_rocksdb #unit", function()
   end)
 end)
 
+describe("tide.timers_rocksdb options #unit", function()
+  local tide = require "tide"
+  local testing = require "tide.testing"
+
+  it("env{rocksdb = {timer_service =, timer_cache =}} checks them", function()
+    local e = tide.env { rocksdb = { timer_service = "heap", timer_cache = 64 } }
+    assert.are.same({ timer_service = "heap", timer_cache = 64 }, e.rocksdb)
+    assert.are.same({ timer_service = "rocksdb" }, tide.env { rocksdb = { timer_service = "rocksdb" } }.rocksdb)
+    local ok, err = pcall(tide.env, { rocksdb = { timer_service = "memory" } })
+    assert.is_false(ok)
+    assert.matches("bad rocksdb option timer_service 'memory' (expected 'rocksdb' or 'heap')", err, 1, true)
+    ok, err = pcall(tide.env, { rocksdb = { timer_cache = 0 } })
+    assert.is_false(ok)
+    assert.matches("positive integer expected, got 0", err, 1, true)
+  end)
+
+  it("a job's process function keeps its timers where the options say", function()
+    local function build(st)
+      return st:key_by("k"):process {
+        on_record = function(r, ctx) ctx.timers:register_event_time(r.t) end,
+        on_timer = function(t, ctx, out) out:collect(ctx.key .. "@" .. t) end,
+      }
+    end
+    for _, case in ipairs {
+      { rocksdb = nil, stored = true, cache = 128 },
+      { rocksdb = { timer_cache = 5 }, stored = true, cache = 5 },
+      { rocksdb = { timer_service = "heap" }, stored = false },
+    } do
+      local h = testing.harness(build, { state_backend = "rocksdb", rocksdb = case.rocksdb })
+      local svc = h.state_cfg.backends[1].attached
+      assert.are.equal(case.stored, svc ~= nil)
+      if svc then assert.are.equal(case.cache, svc.cache) end
+      for i = 1, 30 do h:process({ k = "k" .. i % 7, t = i % 10 }, 1) end
+      h:watermark(100)
+      local got = {}
+      for _, o in ipairs(h:output()) do
+        if o.value then got[#got + 1] = o.value end
+      end
+      -- records i = 1..30: key i % 7, timer i % 10, all 30 distinct; by
+      -- timestamp, ties in registration order: t = 0 from i = 10, 20, 30
+      -- (keys 3, 6, 2), t = 1 from i = 1, 11, 21 (1, 4, 0), t = 2 from 2 ...
+      assert.are.same({ "k3@0", "k6@0", "k2@0", "k1@1", "k4@1", "k0@1", "k2@2" }, { compat.unpack(got, 1, 7) })
+      assert.are.equal(30, #got)
+      h:dispose()
+    end
+    assert.has_error(function() testing.harness(build, { rocksdb = { timer_service = "x" } }) end,
+      "bad argument #2 to 'harness' (rocksdb: {timer_service = 'rocksdb' | 'heap', timer_cache = n} expected)")
+  end)
+end)
+
 describe("tide.timers_rocksdb snapshots #unit", function()
   -- timers of keys 1..200 at timestamps with many ties; ns in two kinds
   local function load(n, m, rnd, count)
