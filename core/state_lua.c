@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <xxhash.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -287,6 +288,354 @@ static int l_compact(lua_State *L) {
   return 0;
 }
 
+/* ---- timers (lua/tide/timers_rocksdb.lua) ----
+ *
+ * The timers of a keyed operator are entries of one column family (state
+ * id), each timer two entries, d being its time domain's byte:
+ *   queue  key empty, namespace d ts8 seq8 (big-endian with the sign bit
+ *          flipped: byte order is (timestamp, sequence) order within a key
+ *          group and domain); value a flag byte (1: the timer has no raw
+ *          key) then the canonical encodings of its key and namespace;
+ *   index  key the key's canonical encoding, namespace d, the namespace's
+ *          encoding, ts8; value seq8: whether (key, namespace, timestamp)
+ *          has a timer, and its sequence number (its queue address).
+ * A key group's queue entries come first (empty key: length byte 0). */
+
+#define TIMER_POS 17 /* d ts8 seq8 */
+
+static void put_be64(unsigned char *p, int64_t v) {
+  uint64_t u = (uint64_t)v ^ 0x8000000000000000ull;
+  for (int i = 7; i >= 0; i--) {
+    p[i] = (unsigned char)u;
+    u >>= 8;
+  }
+}
+
+static int64_t get_be64(const unsigned char *p) {
+  uint64_t u = 0;
+  for (int i = 0; i < 8; i++) u = (u << 8) | p[i];
+  return (int64_t)(u ^ 0x8000000000000000ull);
+}
+
+static void timer_pos(unsigned char *pos, int dom, int64_t ts, int64_t seq) {
+  pos[0] = (unsigned char)dom;
+  put_be64(pos + 1, ts);
+  put_be64(pos + 9, seq);
+}
+
+static uint32_t sid_arg(lua_State *L, int idx) {
+  lua_Integer s = luaL_checkinteger(L, idx);
+  luaL_argcheck(L, s >= 0 && s < UINT32_MAX, idx, "bad state id");
+  return (uint32_t)s;
+}
+
+static int dom_arg(lua_State *L, int idx) {
+  lua_Integer v = luaL_checkinteger(L, idx);
+  luaL_argcheck(L, v >= 0 && v < 255, idx, "bad time domain");
+  return (int)v;
+}
+
+static uint32_t kg_arg(lua_State *L, ldb_t *d, int idx) {
+  lua_Integer kg = luaL_checkinteger(L, idx);
+  luaL_argcheck(L, kg >= d->b->kg_first && kg <= d->b->kg_last, idx,
+                "key group outside the backend's range");
+  return (uint32_t)kg;
+}
+
+/* Append the canonical encoding of the value at idx to b. */
+static void encode_more(lua_State *L, int idx, td_wbuf_t *b) {
+  char err[256];
+  int rc = td_codec_encode(L, idx, b, 1, err, sizeof err);
+  if (rc) luaL_error(L, "%s", rc == TD_ECODEC ? err : td_strerror(rc));
+}
+
+static void reserve_or_raise(lua_State *L, td_wbuf_t *b, size_t n) {
+  if (td_wbuf_reserve(b, n)) luaL_error(L, "%s", td_strerror(TD_ENOMEM));
+}
+
+/* Append the index entry's namespace of (dom, ns at index nsi, ts) to b. */
+static void index_ns(lua_State *L, td_wbuf_t *b, int dom, int nsi, int64_t ts) {
+  reserve_or_raise(L, b, 1);
+  b->data[b->len++] = (char)dom;
+  encode_more(L, nsi, b);
+  reserve_or_raise(L, b, 8);
+  put_be64((unsigned char *)b->data + b->len, ts);
+  b->len += 8;
+}
+
+/* The arguments (db, state, dom, kg, ts, seq, key, ns) of timer_put and
+ * timer_remove: the queue entry's namespace in pos, the key's encoding in
+ * d->kb and the index entry's namespace in d->nb. */
+typedef struct timer_args {
+  uint32_t sid, kg;
+  int dom;
+  int64_t seq;
+  unsigned char pos[TIMER_POS];
+} timer_args_t;
+
+static ldb_t *check_timer(lua_State *L, timer_args_t *a) {
+  ldb_t *d = check_db(L);
+  a->sid = sid_arg(L, 2);
+  a->dom = dom_arg(L, 3);
+  a->kg = kg_arg(L, d, 4);
+  int64_t ts = (int64_t)luaL_checkinteger(L, 5);
+  a->seq = (int64_t)luaL_checkinteger(L, 6);
+  luaL_checkany(L, 7);
+  luaL_checkany(L, 8);
+  timer_pos(a->pos, a->dom, ts, a->seq);
+  encode(L, 7, &d->kb, 1);
+  d->nb.len = 0;
+  index_ns(L, &d->nb, a->dom, 8, ts);
+  return d;
+}
+
+/* db:timer_put(state, dom, kg, ts, seq, key, ns, noraw): both entries of a
+ * timer, in the batch. */
+static int l_timer_put(lua_State *L) {
+  timer_args_t a;
+  ldb_t *d = check_timer(L, &a);
+  unsigned char sq[8];
+  put_be64(sq, a.seq);
+  d->vb.len = 0;
+  reserve_or_raise(L, &d->vb, 1);
+  d->vb.data[d->vb.len++] = (char)(lua_toboolean(L, 9) ? 1 : 0);
+  encode_more(L, 7, &d->vb);
+  encode_more(L, 8, &d->vb);
+  td_bytes_t none = {NULL, 0};
+  int rc = td_rocksdb_batch_put(d->b, a.sid, a.kg, none,
+                                (td_bytes_t){(const char *)a.pos, TIMER_POS}, bytes_of(&d->vb));
+  if (rc == 0)
+    rc = td_rocksdb_batch_put(d->b, a.sid, a.kg, bytes_of(&d->kb), bytes_of(&d->nb),
+                              (td_bytes_t){(const char *)sq, 8});
+  return rc ? raise_db(L, d, rc, "timer put") : 0;
+}
+
+/* db:timer_remove(state, dom, kg, ts, seq, key, ns): both entries, in the
+ * batch. */
+static int l_timer_remove(lua_State *L) {
+  timer_args_t a;
+  ldb_t *d = check_timer(L, &a);
+  td_bytes_t none = {NULL, 0};
+  int rc = td_rocksdb_batch_remove(d->b, a.sid, a.kg, none,
+                                   (td_bytes_t){(const char *)a.pos, TIMER_POS});
+  if (rc == 0) rc = td_rocksdb_batch_remove(d->b, a.sid, a.kg, bytes_of(&d->kb), bytes_of(&d->nb));
+  return rc ? raise_db(L, d, rc, "timer remove") : 0;
+}
+
+/* db:timer_lookup(state, dom, {kg1, key1, ns1, ts1, kg2, ...}) -> {seq1 |
+ * false, ...}: the sequence numbers of those timers (one multi-get). */
+static int l_timer_lookup(lua_State *L) {
+  ldb_t *d = check_db(L);
+  uint32_t sid = sid_arg(L, 2);
+  int dom = dom_arg(L, 3);
+  luaL_checktype(L, 4, LUA_TTABLE);
+  size_t n = (size_t)lua_rawlen(L, 4) / 4;
+  if (n == 0) {
+    lua_newtable(L);
+    return 1;
+  }
+  /* scratch memory owned by the Lua stack: nothing leaks when an argument
+   * check raises */
+  size_t each = sizeof(td_rocksdb_key_t) + sizeof(td_bytes_t) + 3 * sizeof(size_t) + sizeof(int);
+  if (n > SIZE_MAX / each) return luaL_error(L, "%s", td_strerror(TD_ENOMEM));
+  char *mem = lua_newuserdata(L, n * each);
+  td_rocksdb_key_t *keys = (td_rocksdb_key_t *)mem;
+  td_bytes_t *vals = (td_bytes_t *)(keys + n);
+  size_t *offs = (size_t *)(vals + n);
+  int *found = (int *)(offs + 3 * n);
+  /* every key and namespace encoded one after the other in vb; the
+   * addresses point into it once it stops growing */
+  td_wbuf_t *b = &d->vb;
+  b->len = 0;
+  for (size_t i = 0; i < n; i++) {
+    int base = (int)(4 * i);
+    lua_rawgeti(L, 4, base + 1);
+    lua_Integer kg = lua_tointeger(L, -1);
+    if (kg < d->b->kg_first || kg > d->b->kg_last)
+      return luaL_error(L, "timer_lookup: key group outside the backend's range");
+    keys[i].state_id = sid;
+    keys[i].key_group = (uint32_t)kg;
+    lua_rawgeti(L, 4, base + 2);
+    lua_rawgeti(L, 4, base + 3);
+    lua_rawgeti(L, 4, base + 4);
+    int64_t ts = (int64_t)luaL_checkinteger(L, -1);
+    offs[3 * i] = b->len;
+    encode_more(L, -3, b);
+    offs[3 * i + 1] = b->len;
+    index_ns(L, b, dom, -2, ts);
+    offs[3 * i + 2] = b->len;
+    lua_pop(L, 4);
+  }
+  for (size_t i = 0; i < n; i++) {
+    keys[i].key = (td_bytes_t){b->data + offs[3 * i], offs[3 * i + 1] - offs[3 * i]};
+    keys[i].ns = (td_bytes_t){b->data + offs[3 * i + 1], offs[3 * i + 2] - offs[3 * i + 1]};
+  }
+  int rc = td_rocksdb_multi_get(d->b, keys, n, vals, found);
+  if (rc) return raise_db(L, d, rc, "timer lookup");
+  lua_createtable(L, (int)n, 0);
+  for (size_t i = 0; i < n; i++) {
+    if (found[i] && vals[i].len == 8)
+      lua_pushinteger(L, (lua_Integer)get_be64((const unsigned char *)vals[i].data));
+    else
+      lua_pushboolean(L, 0);
+    lua_rawseti(L, -2, (int)i + 1);
+  }
+  return 1;
+}
+
+/* Push the key and namespace of a queue entry's value v (flag, key, ns);
+ * *noraw receives the flag; *split the offset of the namespace's
+ * encoding. Returns 0, or -1 when v is malformed (nothing pushed then). */
+static int push_timer_value(lua_State *L, td_bytes_t v, int *noraw, size_t *split) {
+  size_t off = 1;
+  int top = lua_gettop(L);
+  if (v.len < 3 || td_codec_decode(L, v.data, v.len, &off) != 0) goto bad;
+  *split = off;
+  if (td_codec_decode(L, v.data, v.len, &off) != 0 || off != v.len) goto bad;
+  *noraw = ((const unsigned char *)v.data)[0] == 1;
+  return 0;
+bad:
+  lua_settop(L, top);
+  return -1;
+}
+
+#define BAD_TIMER "rocksdb: a stored timer is not a valid encoding"
+
+/* An iterator over the queue entries of (state, dom, kg) from from (NULL:
+ * the first). */
+static int queue_iter(ldb_t *d, td_rocksdb_iter_t **it, uint32_t sid, int dom, uint32_t kg,
+                      const unsigned char *from) {
+  unsigned char lo[TIMER_POS], hi[1];
+  memset(lo, 0, sizeof lo);
+  lo[0] = (unsigned char)dom;
+  hi[0] = (unsigned char)(dom + 1);
+  td_bytes_t f = {from ? (const char *)from : (const char *)lo, from ? TIMER_POS : 1},
+             t = {(const char *)hi, 1};
+  return td_rocksdb_iter_new(it, d->b, sid, kg, (td_bytes_t){NULL, 0}, &f, &t);
+}
+
+/* db:timer_range(state, dom, kg [, ts, seq], n) -> {ts1, seq1, key1, ns1,
+ * noraw1, ts2, ...}, more: the first n timers of key group kg from (ts,
+ * seq) on (inclusive; absent: from the first), in (timestamp, sequence)
+ * order; more tells whether there are others after them. */
+static int l_timer_range(lua_State *L) {
+  ldb_t *d = check_db(L);
+  uint32_t sid = sid_arg(L, 2), kg = kg_arg(L, d, 4);
+  int dom = dom_arg(L, 3);
+  unsigned char pos[TIMER_POS];
+  int bounded = !lua_isnoneornil(L, 5);
+  if (bounded)
+    timer_pos(pos, dom, (int64_t)luaL_checkinteger(L, 5), (int64_t)luaL_checkinteger(L, 6));
+  lua_Integer n = luaL_checkinteger(L, 7);
+  luaL_argcheck(L, n >= 0, 7, "non-negative count expected");
+  td_rocksdb_iter_t *it = NULL;
+  int rc = queue_iter(d, &it, sid, dom, kg, bounded ? pos : NULL);
+  if (rc) return raise_db(L, d, rc, "timer range");
+  lua_createtable(L, (int)(n < 1024 ? n : 1024) * 5, 0);
+  int t = lua_gettop(L), more = 0;
+  lua_Integer got = 0;
+  td_bytes_t ns, v;
+  while ((rc = td_rocksdb_iter_next(it, &ns, &v)) == 1) {
+    if (got == n) {
+      more = 1;
+      break;
+    }
+    int noraw;
+    size_t split;
+    if (ns.len != TIMER_POS || push_timer_value(L, v, &noraw, &split) != 0) {
+      td_rocksdb_iter_free(it);
+      return luaL_error(L, BAD_TIMER);
+    }
+    lua_Integer base = 5 * got;
+    lua_rawseti(L, t, (int)base + 4);
+    lua_rawseti(L, t, (int)base + 3);
+    lua_pushinteger(L, (lua_Integer)get_be64((const unsigned char *)ns.data + 1));
+    lua_rawseti(L, t, (int)base + 1);
+    lua_pushinteger(L, (lua_Integer)get_be64((const unsigned char *)ns.data + 9));
+    lua_rawseti(L, t, (int)base + 2);
+    lua_pushboolean(L, noraw);
+    lua_rawseti(L, t, (int)base + 5);
+    got++;
+  }
+  td_rocksdb_iter_free(it);
+  if (rc < 0) return raise_db(L, d, rc, "timer range");
+  lua_pushboolean(L, more);
+  return 2;
+}
+
+/* One pass of timer_rewrite over it: pass 0 removes every timer's queue
+ * entry (and with clear its index entry), pass 1 writes the queue entry
+ * at seq + offset and the index entry's new sequence number. Batches are
+ * committed every 4096 writes. Returns 0, -1 for a malformed entry, or a
+ * negative TD_E* code. */
+static int rewrite_pass(lua_State *L, ldb_t *d, td_rocksdb_iter_t *it, uint32_t sid, int dom,
+                        uint32_t kg, int pass, int clear, int64_t offset, lua_Integer *count) {
+  td_bytes_t none = {NULL, 0}, ns, v;
+  int rc;
+  while ((rc = td_rocksdb_iter_next(it, &ns, &v)) == 1) {
+    int noraw;
+    size_t split;
+    if (ns.len != TIMER_POS || push_timer_value(L, v, &noraw, &split) != 0) return -1;
+    lua_pop(L, 2);
+    int64_t ts = get_be64((const unsigned char *)ns.data + 1);
+    int64_t seq = get_be64((const unsigned char *)ns.data + 9) + offset;
+    /* the index entry: key bytes v[1, split), namespace d v[split, len) ts8 */
+    td_bytes_t key = {(const char *)v.data + 1, split - 1};
+    size_t nlen = 1 + (v.len - split) + 8;
+    d->nb.len = 0;
+    if (td_wbuf_reserve(&d->nb, nlen)) return TD_ENOMEM;
+    d->nb.data[0] = (char)dom;
+    memcpy(d->nb.data + 1, (const char *)v.data + split, v.len - split);
+    put_be64((unsigned char *)d->nb.data + 1 + (v.len - split), ts);
+    d->nb.len = nlen;
+    if (pass == 0) {
+      rc = td_rocksdb_batch_remove(d->b, sid, kg, none, ns);
+      if (rc == 0 && clear) rc = td_rocksdb_batch_remove(d->b, sid, kg, key, bytes_of(&d->nb));
+    } else {
+      unsigned char pos[TIMER_POS], sq[8];
+      timer_pos(pos, dom, ts, seq);
+      put_be64(sq, seq);
+      rc = td_rocksdb_batch_put(d->b, sid, kg, none, (td_bytes_t){(const char *)pos, TIMER_POS}, v);
+      if (rc == 0)
+        rc = td_rocksdb_batch_put(d->b, sid, kg, key, bytes_of(&d->nb),
+                                  (td_bytes_t){(const char *)sq, 8});
+    }
+    if (rc == 0 && td_rocksdb_batch_size(d->b) >= 4096) rc = td_rocksdb_batch_commit(d->b);
+    if (rc) return rc;
+    if (pass == 0) (*count)++;
+  }
+  if (rc == 0) rc = td_rocksdb_batch_commit(d->b);
+  return rc;
+}
+
+/* db:timer_rewrite(state, dom, kg [, offset]) -> count: every timer of
+ * domain dom in key group kg gets offset added to its sequence number, or
+ * with no offset is removed. Two iterators read the key group as it was
+ * before (their snapshots): the first pass removes every old queue entry,
+ * the second writes the new ones, so that a new address never meets an
+ * old one in the batches; memory does not grow with the number of
+ * timers. */
+static int l_timer_rewrite(lua_State *L) {
+  ldb_t *d = check_db(L);
+  uint32_t sid = sid_arg(L, 2), kg = kg_arg(L, d, 4);
+  int dom = dom_arg(L, 3);
+  int clear = lua_isnoneornil(L, 5);
+  int64_t offset = clear ? 0 : (int64_t)luaL_checkinteger(L, 5);
+  td_rocksdb_iter_t *its[2] = {NULL, NULL};
+  int rc = queue_iter(d, &its[0], sid, dom, kg, NULL);
+  if (rc == 0 && !clear) rc = queue_iter(d, &its[1], sid, dom, kg, NULL);
+  lua_Integer count = 0;
+  for (int pass = 0; rc == 0 && pass < (clear ? 1 : 2); pass++)
+    rc = rewrite_pass(L, d, its[pass], sid, dom, kg, pass, clear, offset, &count);
+  td_rocksdb_iter_free(its[0]);
+  td_rocksdb_iter_free(its[1]);
+  if (rc == -1) return luaL_error(L, BAD_TIMER);
+  if (rc == TD_ENOMEM) return luaL_error(L, "%s", td_strerror(rc));
+  if (rc < 0) return raise_db(L, d, rc, "timer rewrite");
+  lua_pushinteger(L, count);
+  return 1;
+}
+
 static int l_close(lua_State *L) {
   ldb_t *d = luaL_checkudata(L, 1, DB_MT);
   td_backend_free(d->b);
@@ -437,7 +786,9 @@ static const luaL_Reg db_methods[] = {
     {"add", l_add},       {"commit", l_commit},       {"abort", l_abort},
     {"scan", l_scan},     {"checkpoint", l_checkpoint}, {"close", l_close},
     {"set_ttl", l_set_ttl}, {"set_time", l_set_time}, {"compact", l_compact},
-    {NULL, NULL}};
+    {"timer_put", l_timer_put},   {"timer_remove", l_timer_remove},
+    {"timer_lookup", l_timer_lookup}, {"timer_range", l_timer_range},
+    {"timer_rewrite", l_timer_rewrite}, {NULL, NULL}};
 
 static const luaL_Reg core_funcs[] = {
     {"rocksdb_open", l_open},       {"shared_upload", l_shared_upload},

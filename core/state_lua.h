@@ -24,6 +24,17 @@
  *   db:checkpoint(dir) -> {file names}   flush + RocksDB checkpoint
  *   db:set_ttl(state, ms, is_list), db:set_time(now_ms), db:compact()
  *       the TTL compaction filter's configuration (rocksdb.h)
+ *   Timers (lua/tide/timers_rocksdb.lua; the layout is in state_lua.c):
+ *   db:timer_put(state, dom, kg, ts, seq, key, ns, noraw),
+ *   db:timer_remove(state, dom, kg, ts, seq, key, ns)
+ *       a timer's two entries (queue and index), in the batch
+ *   db:timer_lookup(state, dom, {kg, key, ns, ts, ...}) -> {seq | false,
+ *       ...}   whether those timers exist (one multi-get of the index)
+ *   db:timer_range(state, dom, kg [, ts, seq], n) -> {ts, seq, key, ns,
+ *       noraw, ...}, more   the first n timers of a key group from (ts,
+ *       seq) on, in firing order
+ *   db:timer_rewrite(state, dom, kg [, offset]) -> count   every timer of
+ *       a key group moved by offset sequence numbers, or removed
  *   db:close()                           (also __gc)
  *   core.shared_upload(path, shared_dir [, journal]) -> name, size, crc |
  *       nil, message; journal: a file the line "<file name> <name> <size>

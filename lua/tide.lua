@@ -140,7 +140,12 @@ end
 --     has (Flink's incremental checkpoints); false: every checkpoint is
 --     full and self-contained, every key written in the canonical format
 --     savepoints use (Flink's full snapshots of RocksDB), read at the
---     barrier, so the task's pause grows with the state
+--     barrier, so the task's pause grows with the state; timer_service
+--     ("rocksdb" | "heap", default "rocksdb": where the timers of keyed
+--     operators live with this backend, Flink's
+--     state.backend.rocksdb.timer-service.factory), timer_cache (timers
+--     cached in memory per key group and time domain, default 128,
+--     Flink's ...timer-service.cache-size)
 -- @return Env
 function tide.env(cfg)
   cfg = cfg or {}
@@ -183,13 +188,19 @@ function tide.env(cfg)
   if type(rcfg) ~= "table" then error("bad env option 'rocksdb': table expected, got " .. type(rcfg), 2) end
   env.rocksdb = {}
   for _, k in ipairs(util.sorted_keys(rcfg)) do
-    if k ~= "block_cache" and k ~= "write_buffer" and k ~= "max_write_buffers" and k ~= "incremental" then
+    if k ~= "block_cache" and k ~= "write_buffer" and k ~= "max_write_buffers" and k ~= "incremental"
+      and k ~= "timer_service" and k ~= "timer_cache" then
       error("unknown rocksdb option '" .. tostring(k) .. "'", 2)
     end
     if k == "incremental" then
       if type(rcfg[k]) ~= "boolean" then error("bad rocksdb.incremental: true or false expected", 2) end
       env.rocksdb[k] = rcfg[k]
-    elseif k == "max_write_buffers" then
+    elseif k == "timer_service" then
+      if rcfg[k] ~= "rocksdb" and rcfg[k] ~= "heap" then
+        error("bad rocksdb option timer_service '" .. tostring(rcfg[k]) .. "' (expected 'rocksdb' or 'heap')", 2)
+      end
+      env.rocksdb[k] = rcfg[k]
+    elseif k == "max_write_buffers" or k == "timer_cache" then
       env.rocksdb[k] = check_positive_int(rcfg[k], 1, "env")
     else
       env.rocksdb[k] = util.bytes(rcfg[k], "rocksdb." .. k, 2)

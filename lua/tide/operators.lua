@@ -365,7 +365,7 @@ function ops.process(node, out, rt)
       ctx.time_domain = domain
       set_ts(ctx.timestamp)
       if on_timer then on_timer(t, ctx, col) end
-    end)
+    end, backend)
     ctx.timers = {
       register_event_time = function(_, t) service:register("event", t, cur.key, false, ctx.key) end,
       register_processing_time = function(_, t) service:register("processing", t, cur.key, false, ctx.key) end,
@@ -406,12 +406,12 @@ function ops.process(node, out, rt)
     end
     function op.next_timer() return service:next_processing_time() end
     function op.snapshot(opts)
-      return { keyed = backend:snapshot(opts), timers = service:snapshot(), operator_state = ctx.operator_state:snapshot() }
+      return { keyed = backend:snapshot(opts), timers = service:snapshot(opts), operator_state = ctx.operator_state:snapshot() }
     end
     function op.restore(s, all)
       for _, o in ipairs(keyed_sources(s, all, rt)) do
         backend:restore({ o.keyed })
-        service:restore(o.timers or {}, backend)
+        service:restore(o.timers or {}, backend, o.keyed)
       end
       restore_operator_state(s, all)
     end

@@ -207,8 +207,15 @@ end
 --- Write back what was touched since the last flush (one write batch) and
 -- empty the caches.
 function R:flush()
+  -- the timer service stored here (tide.timers_rocksdb) writes into the
+  -- same write batch
+  local timers = self.attached
+  if timers then timers:write() end
   local dirty = self.dirty
-  if next(dirty) == nil then return end
+  if next(dirty) == nil then
+    if self.handle then self.handle:commit() end
+    return
+  end
   local db = self:db()
   db:set_time(self.clock()) -- the compaction filter's "now"
   for s in pairs(dirty) do
@@ -308,6 +315,7 @@ function R:prepare_snapshot(id, savepoint)
     -- a savepoint is canonical (the heap format), read here: RocksDB is
     -- not to be used in the snapshot child
     self.prepared = { id = id, canonical = self:canonical_snapshot() }
+    if self.attached then self.attached:prepare_savepoint() end
     return
   end
   self:read_journals(id)
@@ -464,6 +472,7 @@ end
 -- goes on; the child removes them once uploaded).
 function R:snapshot_started()
   self.prepared = nil
+  if self.attached then self.attached:snapshot_started() end
 end
 
 --- Close the instance; its working directory is removed, with what a
@@ -481,11 +490,11 @@ function R:close()
   core.remove_files(self.home, left)
 end
 
---- Visit every entry of a rocksdb snapshot within backend b's key groups
--- (a heap backend restoring it): fn(s, key, ns | nil, value) with s the
--- state of b it belongs to (registered as tide.state's restore does).
-function M.scan_snapshot(cfg, snap, b, fn)
-  if not (snap.kg_last >= b.kg_first and snap.kg_first <= b.kg_last and #snap.files > 0) then return end
+--- Open the instance of rocksdb snapshot snap clipped to backend b's key
+-- groups, in a working directory of its own (removed when the db is
+-- closed), or nil when it has none of them.
+function M.open_snapshot(cfg, snap, b)
+  if not (snap.kg_last >= b.kg_first and snap.kg_first <= b.kg_last and #snap.files > 0) then return nil end
   seq = seq + 1
   local base = string.format("%s-scan%d", cfg.dir or ((os.getenv("TMPDIR") or "/tmp") .. "/tide"), seq)
   local names = link_snapshot(cfg, snap, base .. ".restore")
@@ -493,6 +502,15 @@ function M.scan_snapshot(cfg, snap, b, fn)
     kg_last = b.kg_last, restore = { base .. ".restore" } }
   core.remove_files(base .. ".restore", names)
   if not db then error("cannot restore keyed state: " .. err, 0) end
+  return db
+end
+
+--- Visit every entry of a rocksdb snapshot within backend b's key groups
+-- (a heap backend restoring it): fn(s, key, ns | nil, value) with s the
+-- state of b it belongs to (registered as tide.state's restore does).
+function M.scan_snapshot(cfg, snap, b, fn)
+  local db = M.open_snapshot(cfg, snap, b)
+  if not db then return end
   for name, st in pairs(snap.states) do
     local s = b:register_restored(name, st, snap.kg_first, snap.kg_last)
     db:scan(st.id, function(_, k, ns, v) fn(s, k, ns, v) end)

@@ -70,6 +70,12 @@ local function check_opts(opts)
   if math_type(i) ~= "integer" or i < 0 or i >= p then
     error("bad argument #2 to 'harness' (subtask: integer in [0, parallelism) expected)", 3)
   end
+  local rk = opts.rocksdb
+  if rk ~= nil and (type(rk) ~= "table" or (rk.timer_service ~= nil and rk.timer_service ~= "heap"
+    and rk.timer_service ~= "rocksdb") or (rk.timer_cache ~= nil and (math_type(rk.timer_cache) ~= "integer"
+    or rk.timer_cache < 1))) then
+    error("bad argument #2 to 'harness' (rocksdb: {timer_service = 'rocksdb' | 'heap', timer_cache = n} expected)", 3)
+  end
   local r = opts.restore
   if r ~= nil and type(r) ~= "string" then
     local ok = type(r) == "table" and #r > 0
@@ -100,6 +106,8 @@ end
 --     suite runs every spec on both); rocksdb instances live under
 --     $TMPDIR, snapshots upload their files to a shared directory of this
 --     process's harnesses.
+--   rocksdb: the RocksDB options of tide.env's rocksdb table that apply
+--     here: timer_service ("rocksdb" | "heap") and timer_cache.
 -- Process functions' open hooks run once the state is restored.
 -- @return Harness
 -- Raises on bad arguments, and on state an operator cannot restore.
@@ -144,7 +152,7 @@ function M.harness(build, opts)
   -- the operators' keyed state: of the backend asked for, made while they
   -- are built (the configuration is this VM's: put back afterwards)
   h.state_cfg = { backend = backend, dir = string.format("%s/tide-harness-%d-%d", TMP, harness_seq(), core.monotonic_us()),
-    shared_dir = shared_dir(), restore_shared = shared_dir() }
+    shared_dir = shared_dir(), restore_shared = shared_dir(), rocksdb = opts.rocksdb }
   state.configure(h.state_cfg)
   h.ops, h.op_of_fn = runtime.build(env, ids, rt,
     function(node) return consumers[node.id] end,

@@ -9,9 +9,15 @@
 --   t:advance_watermark(wm)          -- fires event-time timers with ts <= wm
 --   t:advance_processing_time(now)   -- fires processing-time timers <= now
 --
--- key is the normalized key (string, number or boolean; tables are replaced
--- by their canonical encoding by the caller), ns a namespace (false when
--- unused; windows use their own), raw_key the key as the user sees it.
+-- key is the layer's key (tide.state's backend:key: a scalar, or an
+-- interned table), ns a namespace (false when unused; windows use their
+-- own), raw_key the key as the user sees it: a value equal to key (a copy
+-- of a table key), or nil (a window without key_by).
+--
+-- This module is the heap service (Flink's HEAP timer service). With a
+-- RocksDB state backend timers.new returns tide.timers_rocksdb's service
+-- instead, with the same interface and firing order, its timers stored
+-- in the backend's instance.
 local compat = require "tide.compat"
 
 local M = {}
@@ -127,12 +133,24 @@ end
 
 local Timers = {}
 Timers.__index = Timers
+M.Timers = Timers -- (advance_* shared with tide.timers_rocksdb's service)
 
 --- A timer service. on_fire(domain, ts, key, ns, raw_key) is called for
 -- each due timer ("event" or "processing"), with the timer already removed,
 -- so it may register new timers (also due ones: they fire in the same
 -- advance, as Flink's do).
-function M.new(on_fire)
+-- backend (optional): the operator's tide.state backend. On a RocksDB
+-- backend the timers are stored in its instance (tide.timers_rocksdb,
+-- Flink's default there) unless its configuration says rocksdb =
+-- {timer_service = "heap"} (Flink's state.backend.rocksdb.timer-service.factory:
+-- HEAP); otherwise they live in memory, in this module's heaps.
+function M.new(on_fire, backend)
+  if backend ~= nil and type(backend.db) == "function" then
+    local r = backend.cfg and backend.cfg.rocksdb or {}
+    if r.timer_service ~= "heap" then
+      return require("tide.timers_rocksdb").new(on_fire, backend, r.timer_cache)
+    end
+  end
   return setmetatable({ event = new_heap(), processing = new_heap(), on_fire = on_fire,
     watermark = compat.MIN_INT }, Timers)
 end
@@ -149,7 +167,8 @@ function Timers:delete(domain, ts, key, ns)
   set_remove(self[domain], key, ns, ts)
 end
 
-local function fire_until(self, domain, limit)
+-- Fire every timer of domain with timestamp <= limit, in order.
+function Timers:fire_until(domain, limit)
   local h = self[domain]
   while true do
     local top = h:peek()
@@ -163,12 +182,12 @@ end
 --- Fire every event-time timer with timestamp <= wm, in order.
 function Timers:advance_watermark(wm)
   self.watermark = wm
-  fire_until(self, "event", wm)
+  self:fire_until("event", wm)
 end
 
 --- Fire every processing-time timer with timestamp <= now, in order.
 function Timers:advance_processing_time(now)
-  fire_until(self, "processing", now)
+  self:fire_until("processing", now)
 end
 
 --- The earliest pending processing-time timer, or nil.
@@ -211,7 +230,14 @@ end
 -- backend (optional, a tide.state backend): keys become its layer keys
 -- (table keys interned, as the restored state's) and timers of keys
 -- outside its key groups are left out.
-function Timers:restore(data, backend)
+-- keyed (optional): the keyed-state snapshot taken with data; needed when
+-- data is a RocksDB timer service's ({store = "rocksdb"}: the timers are
+-- in that snapshot's instance, read here).
+function Timers:restore(data, backend, keyed)
+  if data.store == "rocksdb" then
+    if not (backend and keyed) then error("timers: cannot restore timers stored in RocksDB without their state", 0) end
+    data = require("tide.timers_rocksdb").read_snapshot(backend, keyed)
+  end
   for _, domain in ipairs { "event", "processing" } do
     for _, t in ipairs(data[domain] or {}) do
       local key = t[2]

@@ -1402,7 +1402,7 @@ local function general_op(node, out, rt, P)
       clear_all(nk, w, wid, swid)
     end
   end
-  tm = timers.new(on_timer)
+  tm = timers.new(on_timer, B)
 
   -- ---- merging (Flink's MergingWindowSet.addWindow and the operator's
   -- merge function)
@@ -1612,16 +1612,16 @@ local function general_op(node, out, rt, P)
   end
   function op.dropped() return late.dropped end
   function op.snapshot(opts)
-    return { window = FORMAT, watermark = tm.watermark, keyed = B:snapshot(opts), timers = tm:snapshot() }
+    return { window = FORMAT, watermark = tm.watermark, keyed = B:snapshot(opts), timers = tm:snapshot(opts) }
   end
   --- Restore from a window snapshot of any implementation (data: this
   -- subtask's; all: every old subtask's, for rescaling).
   function op.restore(data, all)
     local olds, wm = window_sources(data, all, rt)
-    tm = timers.new(on_timer)
+    tm = timers.new(on_timer, B)
     for _, o in ipairs(olds) do
       B:restore({ o.keyed })
-      tm:restore(o.timers or {}, B)
+      tm:restore(o.timers or {}, B, o.keyed)
     end
     tm.watermark = wm
     if merging then MW = B:state(MERGING, "map").t end

@@ -10,6 +10,10 @@
 #      (default 20M) on rocksdb: peak RSS < 1 GB
 #   R4 an incremental checkpoint after touching 1% of ROCKS_INC_KEYS keys
 #      (default 10M) writes < 10% of the bytes of a full one
+#   W  event-time tumbling windows (windows.lua tumbling_sum: 1 s windows
+#      over 10K keys, ROCKS_WIN_N events, default 500K) on rocksdb with the
+#      timers stored in RocksDB (the default) and kept on the heap
+#      (timer_service = "heap"), beside the heap backend's fast path
 # ROCKS_N records for R1/R2 (default 2M), ROCKS_RUNS runs (default 1).
 set -u
 
@@ -18,6 +22,7 @@ RUNS=${ROCKS_RUNS:-1}
 N=${ROCKS_N:-2000000}
 BIG=${ROCKS_BIG_N:-20000000}
 INC=${ROCKS_INC_KEYS:-10000000}
+WIN=${ROCKS_WIN_N:-500000}
 KEYS=1000000
 LUA=${LUA:-lua5.4}
 HERE=$(dirname "$0")
@@ -46,6 +51,15 @@ while [ "$r" -le "$RUNS" ]; do
     [ "$(cat "$TMP/$x.out")" = "$(cat "$TMP/bare.out")" ] ||
       fail "$x" "counted '$(cat "$TMP/$x.out")', the bare loop '$(cat "$TMP/bare.out")'"
   done
+  timed win_heap "$TIDE" run "$HERE/windows.lua" -p 1 -- tumbling_sum "$WIN"
+  timed win_rocks_heap "$TIDE" run "$HERE/windows.lua" -p 1 --state-backend rocksdb --state-dir "$TMP" \
+    -- tumbling_sum "$WIN" periodic heap
+  timed win_rocks "$TIDE" run "$HERE/windows.lua" -p 1 --state-backend rocksdb --state-dir "$TMP" \
+    -- tumbling_sum "$WIN" periodic rocksdb
+  for x in win_rocks_heap win_rocks; do
+    [ "$(cat "$TMP/$x.out")" = "$(cat "$TMP/win_heap.out")" ] ||
+      fail "$x" "gave '$(cat "$TMP/$x.out")' window results and total, the heap backend '$(cat "$TMP/win_heap.out")'"
+  done
   r=$((r + 1))
 done
 timed big "$TIDE" run "$HERE/keyed_big.lua" -p 1 --state-backend rocksdb --state-dir "$TMP" -- "$BIG"
@@ -56,12 +70,12 @@ T1=$(date +%s)
 head -n 1 /proc/stat >"$TMP/stat1" 2>/dev/null || : >"$TMP/stat1"
 
 python3 - "$TMP/times" "$RUNS" "$N" "$BIG" "$INC" "$(cat "$TMP/inc.out")" "$((T1 - T0))" \
-  "$TMP/stat0" "$TMP/stat1" "$(getconf CLK_TCK 2>/dev/null || echo 100)" <<'PY'
+  "$TMP/stat0" "$TMP/stat1" "$(getconf CLK_TCK 2>/dev/null || echo 100)" "$WIN" <<'PY'
 import os
 import sys
 
-times_file, runs, n, big, inc, inc_out, elapsed, stat0, stat1, hz = sys.argv[1:]
-runs, n, big, inc, elapsed = int(runs), int(n), int(big), int(inc), int(elapsed)
+times_file, runs, n, big, inc, inc_out, elapsed, stat0, stat1, hz, win = sys.argv[1:]
+runs, n, big, inc, elapsed, win = int(runs), int(n), int(big), int(inc), int(elapsed), int(win)
 sys.path.insert(0, os.environ["BENCH_DIR"])
 from load import print_verdicts, read_times
 
@@ -86,6 +100,19 @@ for goal, who, k in rows:
         goal, who, best[k], cpu[k], rss[k] / 1024, rate[k] / 1e3, 100 * rate[k] / rate["bare"]))
 print("| R3 large state | Tide, value state of 100-byte values, %d keys, rocksdb | %.2f | %.2f | %.0f | %.0f K records/s | |" % (
     big, best["big"], cpu["big"], rss["big"] / 1024, big / max(best["big"], 0.01) / 1e3))
+print()
+print("W: event-time tumbling 1 s windows, built-in sum, %d events over 10000 keys (windows.lua "
+      "tumbling_sum), p1; on rocksdb the general window operator (contents in RocksDB), its timers "
+      "in RocksDB or on the heap." % win)
+print()
+print("| contender | best wall s | CPU s | peak RSS MiB | throughput | relative |")
+print("|---|---:|---:|---:|---:|---|")
+for who, k in (("heap backend (fast path)", "win_heap"),
+               ("rocksdb backend, timers on the heap", "win_rocks_heap"),
+               ("rocksdb backend, timers in RocksDB", "win_rocks")):
+    print("| %s | %.2f | %.2f | %.0f | %.0f K events/s | %.0f%% of the heap timers' CPU time |" % (
+        who, best[k], cpu[k], rss[k] / 1024, win / max(best[k], 0.01) / 1e3,
+        100 * cpu[k] / max(cpu["win_rocks_heap"], 0.01)))
 full, new, sync_ms, upload_ms = inc_out.split()
 full, new = int(full), int(new)
 print()

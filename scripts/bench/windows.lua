@@ -1,6 +1,6 @@
 -- Window benchmarks: event-time windows on generated events, on one core
 -- (everything chained into one task at parallelism 1).
---   tide run scripts/bench/windows.lua --parallelism 1 -- CASE [N [WATERMARKS]]
+--   tide run scripts/bench/windows.lua --parallelism 1 -- CASE [N [WATERMARKS [TIMERS]]]
 -- CASE:
 --   tumbling_sum   (a) tumbling 1 s windows, built-in sum("v")
 --   sliding_count  (b) sliding 10 s windows every 1 s, built-in count()
@@ -11,6 +11,9 @@
 -- WATERMARKS: "periodic" (default: every auto_watermark_interval, 200 ms
 --   of processing time), "per_record", or a duration such as "50ms" (the
 --   periodic interval).
+-- TIMERS: with --state-backend rocksdb, where the window operator's
+--   timers live: "rocksdb" (default, in the instance) or "heap"
+--   (env{rocksdb = {timer_service =}}).
 --
 -- Events i = 1..N: {key = i % 10000, v = 1, ts = ts_of(i)}. Timestamps
 -- come in bursts of 10 s of event time at 100 events/ms (1,000,000 events,
@@ -44,6 +47,7 @@ local function ts_of(i)
 end
 
 local cfg = {}
+if arg[4] then cfg.rocksdb = { timer_service = arg[4] } end
 local strategy
 if wmode == "per_record" then
   strategy = tide.watermarks.bounded(300, { per_record = true })

@@ -11,7 +11,9 @@
 #     independent Python oracle. Then the same on the RocksDB backend with
 #     incremental checkpoints (issue 10), at parallelism 1 and 2, at twice
 #     the rate (to keep the run short); after each, tide verify passes on
-#     every checkpoint left and every shared file they reference is there.
+#     every checkpoint left and every shared file they reference is there;
+#     the windows' timers are stored in RocksDB too (Flink's default timer
+#     service there), and survive the kills.
 #     CHAOS_BACKEND=rocksdb runs every chaos scenario on RocksDB.
 #  2. restart strategies: a UDF that fails once recovers from a checkpoint
 #     (fixed_delay) with the same output; one that always fails ends the job
@@ -92,7 +94,7 @@ chaos() {
     [ -n "${FIRST_DELAY:-}" ] && echo "$FIRST_DELAY"
     awk -v s="$seed" -v m="${MIN_DELAY:-0.3}" 'BEGIN { srand(s); for (i = 0; i < 30; i++) printf "%.2f\n", m + rand() * 1.3 }'
   } >"$d/delays"
-  kills=0 attempt=0 fresh=0 resume='' moments='' bad='' with_inflight=0 inflight_files=0
+  kills=0 attempt=0 fresh=0 resume='' moments='' bad='' with_inflight=0 inflight_files=0 timers_stored=0
   t0=$(date +%s)
   while [ "$kills" -lt "$KILLS" ] && read -r delay; do
     attempt=$((attempt + 1))
@@ -115,6 +117,9 @@ chaos() {
         inflight_files=$((inflight_files + n))
         n=$(find "$d/ck/chaos/chk-$newest" -name 'inflight-*' -size +64c | wc -l)
         [ "$n" -gt 0 ] && with_inflight=$((with_inflight + 1))
+        # on RocksDB, the window operator's timers are in its instance: its
+        # snapshot's timers say {store = "rocksdb", ...} (MessagePack)
+        grep -aqs 'store.rocksdb' "$d/ck/chaos/chk-$newest/"daily-*.state && timers_stored=$((timers_stored + 1))
       fi
     elif [ "$rc" = 2 ] && [ -n "$resume" ] && grep -q "no completed checkpoint" "$d/a$attempt.err"; then
       # killed before its first checkpoint completed: start afresh, as an
@@ -158,6 +163,9 @@ chaos() {
   case $CHAOS_STATE_ARGS in
   *rocksdb*)
     check "$label: the RocksDB checkpoints uploaded shared files" test -n "$(ls "$d/ck/chaos/shared" 2>/dev/null)"
+    grep -raqs 'store.rocksdb' --include='daily-*' "$d/ck/chaos" && timers_stored=$((timers_stored + 1))
+    check "$label: the windows' timers were in RocksDB in the checkpoints ($timers_stored resumed from or left)" \
+      test "$timers_stored" -ge 1
     run_tide "$d/verify" verify "$d/ck/chaos"
     check_rc "$label: tide verify of every checkpoint left passes" 0
     check "$label: every shared file a checkpoint references is there (shared_refs.py)" \

@@ -6,7 +6,8 @@
 # at 3; the committed output must be exactly an uninterrupted run's: for
 # every word w seen N times, the lines "w,1" .. "w,N" once each (the
 # running sums, whatever order the records come in). The same with count
-# windows of 3 per word (the general window operator), resumed at 3 and 1.
+# windows of 3 per word (the general window operator), resumed at 3 and 1,
+# and with event-time timers per word (stored in RocksDB on that backend).
 # Oracle: Python.
 . tests/e2e/lib.sh
 
@@ -23,8 +24,12 @@ print("\n".join(sorted(f"{w},{i}" for w, n in counts.items() for i in range(1, n
 with open(sys.argv[1] + ".window", "w") as f:
     lines = sorted(f"{w},3" for w, n in counts.items() for _ in range(n // 3))
     f.write("\n".join(lines) + "\n")
+with open(sys.argv[1] + ".timers", "w") as f:
+    lines = sorted(f"{w},{t},{n}" for w, n in counts.items() for t in range(1, (n + 2) // 3 + 1))
+    f.write("\n".join(lines) + "\n")
 PY
 sort "$INPUT.window" >"$TMP/wantwindow"
+sort "$INPUT.timers" >"$TMP/wanttimers"
 
 # run at parallelism P in the background and SIGKILL it once two more
 # checkpoints completed than the directory held (it must not end first:
@@ -85,6 +90,20 @@ scenario rocks-to-heap-p2-p3 2 3
 STATE_ARGS= END_ARGS="--state-backend rocksdb"
 scenario heap-to-rocks-p2-p1 2 1
 END_ARGS=
+
+# event-time timers (tens of thousands, most only in RocksDB beyond its
+# per-key-group caches) through kills and rescaling, all firing at the
+# end; and across backends (the heap's timer lists restore into RocksDB,
+# RocksDB's stored timers into the heap). Expected: for a word seen N
+# times, "w,t,N" for each timer t = 1 .. ceil(N / 3)
+MODE=timers
+STATE_ARGS="--state-backend rocksdb"
+scenario rocks-timers-p2-p4-p3 2 4 3
+END_ARGS="--state-backend heap"
+scenario rocks-to-heap-timers-p2-p3 2 3
+STATE_ARGS= END_ARGS="--state-backend rocksdb"
+scenario heap-to-rocks-timers-p2-p1 2 1
+STATE_ARGS= END_ARGS= MODE=
 
 # refusals: another max parallelism; the same graph's shape changed
 kill_after refuse 2

@@ -9,7 +9,9 @@
 # refused naming it), state schema evolution (a state declared version 2
 # with migrate: migrated once, on heap and on rocksdb; a version going
 # down refused), savepoints (aligned) of jobs checkpointing unaligned
-# or at least once, stop --drain (every window fires), and bad input: a
+# or at least once, stop --drain (every window fires), windows whose
+# timers are stored in RocksDB stopped with a savepoint and resumed on
+# either backend (every window fires once), and bad input: a
 # savepoint directory that exists or cannot be created, a corrupted
 # savepoint.
 . tests/e2e/lib.sh
@@ -247,6 +249,38 @@ for x in range(1, c + 1):
 print(''.join(sorted('%d,%d\n' % kv for kv in w.items())), end='')" "$C" >"$TMP/wantw"
 check "drained mid-run (0 < $C < 6000)" test "$C" -gt 0 -a "$C" -lt 6000
 check_eq "drained: every window of records 1..cut fired, the last one too (oracle)" "$TMP/wantw" "$TMP/gotw"
+
+# ---- windows' timers in RocksDB through a savepoint: stopped mid-run with
+# open windows (their timers stored in RocksDB, written canonical into the
+# savepoint), resumed on the heap and on RocksDB: every window of 1..6000
+# fires once over both runs ----
+"$PYTHON" -c "
+w = {}
+for x in range(1, 6001):
+    s = x * 10 // 1000 * 1000
+    w[s] = w.get(s, 0) + 1
+print(''.join(sorted('%d,%d\n' % kv for kv in w.items())), end='')" >"$TMP/wantwall"
+start_tide winr run "$TMP/win.lua" --state-backend rocksdb -- "$TMP/woutr" "$TMP/rawr" "$TMP/ckwr"
+sleep 1
+run_tide "$TMP/stopwr" stop "$ID" --savepoint "$TMP/spwr"
+check_rc "rocksdb windows: tide stop --savepoint: exit 0" 0
+SPWR=$(cat "$TMP/stopwr.out")
+wait_tide winr
+check_rc "rocksdb windows: the stopped job exits 0" 0
+check "rocksdb windows: stopped mid-run, windows open" test -n "$(cat_parts "$TMP/woutr")" -a \
+  "$(cat_parts "$TMP/rawr" | wc -l)" -lt 6000
+check "rocksdb windows: the savepoint lists the timers (canonical, not stored in RocksDB)" \
+  sh -c "test -s '$SPWR/win-0.state' && ! grep -aq 'store.rocksdb' '$SPWR/win-0.state'"
+for to in heap rocksdb; do
+  cp -r "$TMP/woutr" "$TMP/woutr-$to"
+  cp -r "$TMP/rawr" "$TMP/rawr-$to"
+  run_tide "$TMP/winr-$to" run "$TMP/win.lua" --state-backend "$to" --from-savepoint "$SPWR" \
+    -- "$TMP/woutr-$to" "$TMP/rawr-$to" "$TMP/ckwr-$to"
+  check_rc "rocksdb windows' savepoint resumed on $to: exit 0" 0
+  cat_parts "$TMP/woutr-$to" | sort >"$TMP/gotwr-$to"
+  check_eq "rocksdb windows' savepoint resumed on $to: every window fired once (oracle)" "$TMP/wantwall" \
+    "$TMP/gotwr-$to"
+done
 
 # ---- savepoints are backend-independent: heap -> rocksdb, rocksdb -> heap ----
 run_tide "$TMP/v2r" run "$JOB_LUA" -p 3 --state-backend rocksdb --from-savepoint "$TMP/moved/sp" \

@@ -4,71 +4,97 @@
 -- order when the watermark / the processing-time clock reaches them,
 -- deletes, and snapshot/restore. Expectations come from a plain reference
 -- model (a list sorted by (timestamp, registration order)).
+--
+-- Every case runs on each implementation: the heap service, and the
+-- RocksDB service (tide.timers_rocksdb) with Flink's default cache of 128
+-- timers per key group and with a cache of 2 (most timers only in
+-- RocksDB: caches refilled, timers pushed out of them, existence asked of
+-- the index), the backend writing back after every call or only when the
+-- case asks for a snapshot.
 local timers = require "tide.timers"
 local core = require "tide.core"
 local compat = require "tide.compat"
+local state = require "tide.state"
+local oracle = dofile("tests/lua/timer_model.lua")
+local lcg, model = oracle.lcg, oracle.model
+
+local TMP = os.getenv("TMPDIR") or "/tmp"
+local runs = 0
+local disposers = {}
+
+-- the implementations: make(on_fire) -> service
+local VARIANTS = {
+  { name = "heap" },
+  { name = "rocksdb", rocksdb = { timer_cache = 128 } },
+  { name = "rocksdb, cache 2, write-back after every call", rocksdb = { timer_cache = 2 }, eager = true },
+}
+
+-- A RocksDB backend of this spec (for subtask i of p), its configuration
+-- in the layer's (shared directory: the harnesses').
+local function rocks_backend(rocksdb, p, i)
+  runs = runs + 1
+  local shared = TMP .. "/tide-harness-shared"
+  assert(core.mkdir_p(shared))
+  state.configure { backend = "rocksdb", dir = string.format("%s/tide-timers-spec-%d-%d", TMP, runs, core.monotonic_us()),
+    shared_dir = shared, restore_shared = shared, rocksdb = rocksdb }
+  local b = state.backend(128, p or 1, i or 0)
+  state.configure(nil)
+  disposers[#disposers + 1] = b
+  return b
+end
+
+-- A service of variant V; with `eager`, every call is followed by the
+-- backend's write-back (the runtime does it after every batch, watermark
+-- and timer round).
+local function make(V, on_fire, b)
+  if not V.rocksdb then return timers.new(on_fire) end
+  b = b or rocks_backend(V.rocksdb)
+  local svc = timers.new(on_fire, b)
+  assert.are.equal(b, svc.backend) -- the RocksDB service, not the heap's
+  svc.test_backend = b
+  if V.eager then
+    local proxy = setmetatable({}, {
+      __index = function(_, k)
+        local v = svc[k]
+        if type(v) ~= "function" then return v end
+        return function(_, ...)
+          local r = { v(svc, ...) }
+          b:flush()
+          return compat.unpack(r)
+        end
+      end,
+      __newindex = function(_, k, v) svc[k] = v end,
+    })
+    return proxy
+  end
+  return svc
+end
+
+-- The service's timers as the heap service's snapshot lists them (a
+-- RocksDB service's savepoint form).
+local function listed(svc)
+  if svc.test_backend then return svc:snapshot({ savepoint = true }) end
+  return svc:snapshot()
+end
+
+teardown(function()
+  for _, b in ipairs(disposers) do b:close() end
+end)
+
+for _, V in ipairs(VARIANTS) do
 
 -- A service that records what fires as "domain:ts:key:ns".
 local function recorder(extra)
   local fired = {}
   local svc
-  svc = timers.new(function(domain, ts, key, ns, raw)
+  svc = make(V, function(domain, ts, key, ns, raw)
     fired[#fired + 1] = string.format("%s:%d:%s:%s", domain, ts, tostring(key), tostring(ns))
     if extra then extra(svc, domain, ts, key, ns, raw) end
   end)
   return svc, fired
 end
 
--- A deterministic pseudo-random generator, so that failures reproduce:
--- Park and Miller's minimal standard generator (x * 48271 mod 2^31 - 1),
--- whose products stay below 2^53, so it is exact and the same on Lua 5.4
--- and LuaJIT.
-local function lcg(seed)
-  local x = seed
-  return function(n)
-    x = x * 48271 % 2147483647
-    return x % n
-  end
-end
-
--- Reference model: the live timers with the order of their (latest)
--- registration.
-local function model()
-  local m = { live = {}, seq = 0 }
-  local function id(ts, key, ns) return ts .. "|" .. tostring(key) .. "|" .. tostring(ns) end
-  function m.register(ts, key, ns)
-    local k = id(ts, key, ns)
-    if m.live[k] then return end
-    m.seq = m.seq + 1
-    m.live[k] = { ts = ts, key = key, ns = ns, seq = m.seq }
-  end
-  function m.delete(ts, key, ns) m.live[id(ts, key, ns)] = nil end
-  -- fire everything <= limit: the expected "domain:ts:key:ns" lines
-  function m.fire(domain, limit)
-    local due = {}
-    for k, t in pairs(m.live) do
-      if t.ts <= limit then
-        due[#due + 1] = t
-        m.live[k] = nil
-      end
-    end
-    table.sort(due, function(a, b)
-      if a.ts ~= b.ts then return a.ts < b.ts end
-      return a.seq < b.seq
-    end)
-    local out = {}
-    for i, t in ipairs(due) do out[i] = string.format("%s:%d:%s:%s", domain, t.ts, tostring(t.key), tostring(t.ns)) end
-    return out
-  end
-  function m.count()
-    local n = 0
-    for _ in pairs(m.live) do n = n + 1 end
-    return n
-  end
-  return m
-end
-
-describe("tide.timers order #unit", function()
+describe("tide.timers order (" .. V.name .. ") #unit", function()
   it("fires many random timers in (timestamp, registration) order, one per (key, ns, ts)", function()
     local rnd = lcg(42)
     local svc, fired = recorder()
@@ -78,9 +104,9 @@ describe("tide.timers order #unit", function()
       local key = "k" .. rnd(40)
       local ns = rnd(4) == 0 and ("w" .. rnd(3)) or false
       svc:register("event", ts, key, ns, key)
-      m.register(ts, key, ns)
+      m.register("event", ts, key, ns)
     end
-    assert.are.equal(m.count(), svc:count("event"))
+    assert.are.equal(m.count("event"), svc:count("event"))
     local expected = {}
     for _, wm in ipairs { -600, -1, 0, 733, 1499, 1499, 5000 } do
       for _, l in ipairs(m.fire("event", wm)) do expected[#expected + 1] = l end
@@ -164,7 +190,7 @@ describe("tide.timers order #unit", function()
 
   it("passes the raw key to on_fire", function()
     local raws = {}
-    local svc = timers.new(function(_, _, key, _, raw) raws[#raws + 1] = { key, raw } end)
+    local svc = make(V, function(_, _, key, _, raw) raws[#raws + 1] = { key, raw } end)
     local tkey = { "x", 1 }
     svc:register("event", 1, "normalized", false, tkey)
     svc:advance_watermark(1)
@@ -188,7 +214,7 @@ describe("tide.timers order #unit", function()
   end)
 end)
 
-describe("tide.timers delete #unit", function()
+describe("tide.timers delete (" .. V.name .. ") #unit", function()
   it("deletes exactly the timer named, and ignores missing ones", function()
     local svc, fired = recorder()
     svc:register("event", 10, "a", false)
@@ -212,15 +238,15 @@ describe("tide.timers delete #unit", function()
     for _ = 1, 3000 do
       local ts, key = rnd(1000), "k" .. rnd(25)
       svc:register("event", ts, key, false)
-      m.register(ts, key, false)
+      m.register("event", ts, key, false)
       regs[#regs + 1] = { ts, key }
     end
     -- delete about a third of them, plus the current minimum a few times
     for i = 1, #regs, 3 do
       svc:delete("event", regs[i][1], regs[i][2], false)
-      m.delete(regs[i][1], regs[i][2], false)
+      m.delete("event", regs[i][1], regs[i][2], false)
     end
-    assert.are.equal(m.count(), svc:count("event"))
+    assert.are.equal(m.count("event"), svc:count("event"))
     local expected = {}
     for _, wm in ipairs { 100, 400, 999 } do
       for _, l in ipairs(m.fire("event", wm)) do expected[#expected + 1] = l end
@@ -245,7 +271,7 @@ describe("tide.timers delete #unit", function()
     svc:register("event", 10, "a", false)
     svc:delete("event", 10, "a", false)
     svc:register("event", 10, "a", false)
-    assert.are.equal(1, #svc:snapshot().event)
+    assert.are.equal(1, #listed(svc).event)
   end)
 
   it("a timer deleted from inside on_fire does not fire", function()
@@ -260,7 +286,7 @@ describe("tide.timers delete #unit", function()
   end)
 end)
 
-describe("tide.timers snapshot and restore #unit", function()
+describe("tide.timers snapshot and restore (" .. V.name .. ") #unit", function()
   it("round-trips through snapshot, the codec and restore: same timers, same firing order", function()
     local rnd = lcg(2024)
     local svc, fired = recorder()
@@ -275,7 +301,7 @@ describe("tide.timers snapshot and restore #unit", function()
     for i = 1, #regs, 6 do svc:delete(compat.unpack(regs[i])) end
     svc:advance_watermark(50) -- some fired before the snapshot
     svc:advance_processing_time(20)
-    local snap = svc:snapshot()
+    local snap = listed(svc)
     -- plain data in firing order: {ts, key, ns, raw}
     for _, domain in ipairs { "event", "processing" } do
       assert.are.equal(svc:count(domain), #snap[domain])
@@ -285,7 +311,7 @@ describe("tide.timers snapshot and restore #unit", function()
 
     local restored, rfired = recorder()
     restored:restore(data)
-    assert.are.same(snap, restored:snapshot())
+    assert.are.same(snap, listed(restored))
     assert.are.equal(svc:count("event"), restored:count("event"))
     assert.are.equal(svc:count("processing"), restored:count("processing"))
 
@@ -300,14 +326,18 @@ describe("tide.timers snapshot and restore #unit", function()
     assert.is_true(#rfired > 100)
   end)
 
-  it("restores raw keys and namespaces", function()
-    local svc = timers.new(function() end)
-    svc:register("event", 5, "enc", "ns1", { "t", 1 })
+  it("restores keys, raw keys and namespaces", function()
+    -- the raw key is the key as the user sees it (a copy of a table key)
+    -- or none (a window without key_by)
+    local svc = make(V, function() end)
+    local tkey = { "t", 1 }
+    svc:register("event", 5, tkey, "ns1", { "t", 1 })
+    svc:register("event", 6, 7, { 1, 2 }, nil)
     local raws = {}
-    local r = timers.new(function(domain, ts, key, ns, raw) raws[#raws + 1] = { domain, ts, key, ns, raw } end)
-    r:restore(core.decode(core.encode(svc:snapshot())))
-    r:advance_watermark(5)
-    assert.are.same({ { "event", 5, "enc", "ns1", { "t", 1 } } }, raws)
+    local r = make(V, function(domain, ts, key, ns, raw) raws[#raws + 1] = { domain, ts, key, ns, raw or "none" } end)
+    r:restore(core.decode(core.encode(listed(svc))))
+    r:advance_watermark(6)
+    assert.are.same({ { "event", 5, { "t", 1 }, "ns1", { "t", 1 } }, { "event", 6, 7, { 1, 2 }, "none" } }, raws)
   end)
 
   it("does not snapshot fired or deleted timers", function()
@@ -318,8 +348,8 @@ describe("tide.timers snapshot and restore #unit", function()
     svc:register("processing", 4, "a", false)
     svc:delete("event", 3, "a", false)
     svc:advance_watermark(1)
-    local snap = svc:snapshot()
-    assert.are.same({ { 2, "a", false } }, snap.event)
+    local snap = listed(svc)
+    assert.are.same({ { 2, "a", false, nil } }, snap.event)
     assert.are.same({ { 4, "a", false } }, snap.processing)
   end)
 
@@ -330,9 +360,11 @@ describe("tide.timers snapshot and restore #unit", function()
     local b, fired = recorder()
     b:register("event", 10, "x", false)
     b:register("event", 15, "z", false)
-    b:restore(a:snapshot())
+    b:restore(listed(a))
     assert.are.equal(3, b:count("event"))
     b:advance_watermark(100)
     assert.are.same({ "event:10:x:false", "event:15:z:false", "event:20:y:false" }, fired)
   end)
 end)
+
+end -- VARIANTS
