@@ -1044,13 +1044,14 @@ local function open_split(node, rt, split, n_splits)
       restore = function(s) pos = s.index end,
     }
   elseif src.type == "generate" then
+    -- split k of n takes the sequence numbers k+1, k+1+n, k+1+2n, ...,
+    -- bounded or not: the subtasks go through the sequence side by side,
+    -- so event times derived from it advance together on every subtask
+    -- (as Nexmark's parallel generators share event numbers) and the
+    -- watermark downstream, their minimum, does not hold back one
+    -- subtask's windows until the other has read its whole range
     local fn, count = src.fn, src.count
-    local seq, last, step
-    if count then
-      seq, last, step = idiv(count * split, n_splits) + 1, idiv(count * (split + 1), n_splits), 1
-    else
-      seq, last, step = split + 1, MAX_INT, n_splits
-    end
+    local seq, last, step = split + 1, count or MAX_INT, n_splits
     return function(buf, max)
       local n = 0
       max = max or BATCH
@@ -1064,8 +1065,15 @@ local function open_split(node, rt, split, n_splits)
       return n
     end, {
       readers = n_splits,
-      snapshot = function() return { seq = seq } end,
-      restore = function(s) seq = s.seq end,
+      snapshot = function() return { seq = seq, step = step } end,
+      restore = function(s)
+        seq = s.seq
+        if count and s.step == nil and n_splits > 1 then
+          -- a position written when bounded splits were contiguous ranges
+          -- (count * k / n + 1 .. count * (k + 1) / n): the rest of it
+          last, step = idiv(count * (split + 1), n_splits), 1
+        end
+      end,
     }
   end
   error("unknown source type " .. tostring(src.type))

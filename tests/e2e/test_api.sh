@@ -346,7 +346,7 @@ env:generate(function(i) return i end, 30)
      open = function(ctx) opens = opens + 1 end,
      on_record = function(v, ctx, out)
        n = n + 1
-       if v % 10 == 0 then out:collect("seen " .. n .. " opens " .. opens) end
+       if n == 10 then out:collect("seen " .. n .. " opens " .. opens) end
      end,
      close = function(ctx) io.stderr:write("closed " .. ctx.subtask .. " " .. n .. " " .. opens .. "\n") end,
    }
