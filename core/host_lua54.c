@@ -986,8 +986,14 @@ static int encode_error(lua_State *L, const char *err) {
 }
 
 /* core.emit(edge, buf, n [, keys [, ts]]) sends buf[1..n] over edge
- * (1-based); keys[1..n] are the records' keys for a hash edge (nil
- * otherwise), ts[1..n] their timestamps (integer ms or nil), if any. */
+ * (1-based); ts[1..n] are their timestamps (integer ms or nil), if any.
+ * For a hash edge, keys is either the records' keys, keys[1..n], or the
+ * field (a string or an integer) of every record that is its key: the key
+ * is then read here, record[field] (metamethods included, as in Lua), with
+ * no key array built by a Lua loop. Returns nothing when all n records
+ * were sent; with a field, the index of the first record that is not a
+ * table or has a nil key: it and those after it were not sent (the caller
+ * takes them through its general path, which raises the error). */
 static int l_emit(lua_State *L) {
   td_subtask_t *st = subtask_of(L);
   host_data_t *hd = st->host;
@@ -1000,8 +1006,22 @@ static int l_emit(lua_State *L) {
   int n = (int)luaL_checkinteger(L, 3);
   td_partition_t part = st->outputs[e].partition;
   char err[256];
-  int rc;
-  if (part == TD_PART_HASH) luaL_checktype(L, 4, LUA_TTABLE);
+  int rc, stop = 0;
+  int by_field = 0; /* hash edge keyed by a field: 1 string, 2 integer */
+  lua_Integer ifield = 0;
+  const char *sfield = NULL;
+  if (part == TD_PART_HASH) {
+    int kt = lua_type(L, 4);
+    if (kt == LUA_TSTRING) {
+      by_field = 1;
+      sfield = lua_tostring(L, 4);
+    } else if (lua_isinteger(L, 4)) {
+      by_field = 2;
+      ifield = lua_tointeger(L, 4);
+    } else {
+      luaL_checktype(L, 4, LUA_TTABLE);
+    }
+  }
   int with_ts = lua_istable(L, 5);
   for (int i = 1; i <= n; i++) {
     int64_t ts = TD_NO_TIMESTAMP;
@@ -1015,7 +1035,18 @@ static int l_emit(lua_State *L) {
     }
     int key_is_record = 0;
     hd->scratch.len = 0;
-    if (part == TD_PART_HASH) {
+    if (by_field) {
+      /* the record stays on the stack for its encoding below */
+      if (lua_rawgeti(L, 2, i) != LUA_TTABLE ||
+          (by_field == 1 ? lua_getfield(L, -1, sfield)
+                         : (lua_pushinteger(L, ifield), lua_gettable(L, -2))) == LUA_TNIL) {
+        stop = i;
+        break;
+      }
+      rc = td_codec_encode(L, -1, &hd->scratch, 1, err, sizeof err);
+      if (rc) return luaL_error(L, "cannot hash a key: %s", err);
+      lua_pop(L, 1);
+    } else if (part == TD_PART_HASH) {
       lua_rawgeti(L, 4, i);
       rc = td_codec_encode(L, -1, &hd->scratch, 1, err, sizeof err);
       if (rc) return luaL_error(L, "cannot hash a key: %s", err);
@@ -1046,7 +1077,7 @@ static int l_emit(lua_State *L) {
       memcpy(buf->data + buf->len, hd->scratch.data, hd->scratch.len);
       buf->len += hd->scratch.len;
     } else {
-      lua_rawgeti(L, 2, i);
+      if (!by_field) lua_rawgeti(L, 2, i);
       rc = td_codec_encode(L, -1, buf, 0, err, sizeof err);
       lua_pop(L, 1);
       if (rc) {
@@ -1056,9 +1087,12 @@ static int l_emit(lua_State *L) {
     }
     td_task_record_end(t, 1);
   }
-  if (n > 0) atomic_fetch_add_explicit(&st->records_out, n, memory_order_relaxed);
+  int sent = stop ? stop - 1 : n;
+  if (sent > 0) atomic_fetch_add_explicit(&st->records_out, sent, memory_order_relaxed);
   td_task_flush_due(t);
-  return 0;
+  if (!stop) return 0;
+  lua_pushinteger(L, stop);
+  return 1;
 }
 
 /* core.tick([n]) - a source between two batches (n: the records its last
