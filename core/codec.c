@@ -339,6 +339,55 @@ fail:
   return rc; /* the caller restores the stack and out->len */
 }
 
+/* copy_small - memcpy(d, s, n) for n < 32, inline: the widest of 8, 4, 2
+ * or 1-byte moves that n holds, the last overlapping its predecessor, so
+ * that none reads or writes past either end. */
+static inline void copy_small(unsigned char *d, const char *s, size_t n) {
+  uint64_t x8;
+  uint32_t x4;
+  uint16_t x2;
+  if (n >= 8) {
+    for (size_t i = 0; i + 8 < n; i += 8) memcpy(d + i, (memcpy(&x8, s + i, 8), &x8), 8);
+    memcpy(d + n - 8, (memcpy(&x8, s + n - 8, 8), &x8), 8);
+  } else if (n >= 4) {
+    memcpy(&x4, s + n - 4, 4);
+    memcpy(d, s, 4);
+    memcpy(d + n - 4, &x4, 4);
+  } else if (n >= 2) {
+    memcpy(&x2, s + n - 2, 2);
+    memcpy(d, s, 2);
+    memcpy(d + n - 2, &x2, 2);
+  } else if (n) {
+    d[0] = (unsigned char)s[0];
+  }
+}
+
+/* enc_item - enc_typed of the value at idx, with a record's usual fields
+ * written inline: short strings (a field name, a word) and integers; any
+ * other value, or a buffer short of room, goes through enc_typed. */
+static inline __attribute__((always_inline)) int enc_item(enc_t *e, int idx, int depth) {
+  lua_State *L = e->L;
+  td_wbuf_t *out = e->out;
+  int type = lua_type(L, idx);
+  if (LIKELY(out->cap - out->len >= 32)) {
+    unsigned char *p = (unsigned char *)out->data + out->len;
+    if (type == LUA_TSTRING) {
+      size_t n;
+      const char *str = lua_tolstring(L, idx, &n);
+      if (LIKELY(n < 32)) {
+        p[0] = (unsigned char)(0xa0 | n);
+        copy_small(p + 1, str, n);
+        out->len += n + 1;
+        return 0;
+      }
+    } else if (type == LUA_TNUMBER && lua_isinteger(L, idx)) {
+      out->len += put_int(p, (int64_t)lua_tointeger(L, idx));
+      return 0;
+    }
+  }
+  return enc_typed(e, idx, type, depth);
+}
+
 /* enc_map - the table at idx as a map, in lua_next order. With `pushed`,
  * lua_next already pushed its first entry: top is the stack top below it. */
 static int enc_map(enc_t *e, int idx, int depth, int pushed, int top) {
@@ -355,9 +404,9 @@ static int enc_map(enc_t *e, int idx, int depth, int pushed, int top) {
     if (!lua_next(L, idx)) goto done;
   }
   do {
-    if ((rc = enc_typed(e, top + 1, lua_type(L, top + 1), depth))) return rc;
-    if ((rc = enc_typed(e, top + 2, lua_type(L, top + 2), depth))) return rc;
-    lua_pop(L, 1);
+    if ((rc = enc_item(e, top + 1, depth))) return rc;
+    if ((rc = enc_item(e, top + 2, depth))) return rc;
+    lua_settop(L, top + 1);
     n++;
   } while (lua_next(L, idx));
 done:
