@@ -77,6 +77,9 @@ typedef struct host_data {
   td_task_t *task;
   td_wbuf_t scratch;       /* canonical key bytes, broadcast records */
   int ts_hi;               /* poll's ts table may hold timestamps up to here */
+  unsigned char *shapes;   /* poll with reuse: the keys of the table at each
+                              place of buf (td_codec_reuse_t.shape) */
+  int n_shapes;
 } host_data_t;
 
 void td_host_set_defaults(int parallelism, int max_parallelism) {
@@ -380,6 +383,7 @@ static void subtask_body(td_subtask_t *st) {
 #endif
   td_task_free(hd->task);
   td_wbuf_destroy(&hd->scratch);
+  free(hd->shapes);
   free(hd);
   st->host = NULL;
 }
@@ -919,7 +923,22 @@ static int l_begin(lua_State *L) {
 
 static const char *const EVENT_NAMES[] = {NULL, "watermark", "idle", "active", "barrier"};
 
-/* core.poll(buf, ts [, timeout_ms]) -> n, edge, event, value, has_ts
+/* The shape records of buf[1..n], grown as batches grow; NULL when out of
+ * memory (poll then creates every table). */
+static unsigned char *shapes_for(host_data_t *hd, int n) {
+  if (n > hd->n_shapes) {
+    int cap = hd->n_shapes ? hd->n_shapes : 256;
+    while (cap < n) cap *= 2;
+    unsigned char *s = realloc(hd->shapes, (size_t)cap * (TD_CODEC_SHAPE_MAX + 1));
+    if (!s) return NULL;
+    for (int i = hd->n_shapes; i < cap; i++) s[(size_t)i * (TD_CODEC_SHAPE_MAX + 1)] = TD_CODEC_SHAPE_NONE;
+    hd->shapes = s;
+    hd->n_shapes = cap;
+  }
+  return hd->shapes;
+}
+
+/* core.poll(buf, ts [, timeout_ms [, reuse]]) -> n, edge, event, value, has_ts
  * Decodes the next batch of the input (td_task_poll: records up to the
  * first in-band event for the task and at most the input's budget) into
  * buf[1..n], and their timestamps into ts[1..n] (nil where a record has
@@ -930,12 +949,17 @@ static const char *const EVENT_NAMES[] = {NULL, "watermark", "idle", "active", "
  * tells whether any record had a timestamp. Returns nil at the end of
  * every input, and 0 when timeout_ms passed with nothing to deliver. Pass
  * the same ts table on every call: slots are cleared only where an earlier
- * call filled them. */
+ * call filled them. reuse (the consumer borrows the records: it keeps no
+ * reference to a record table and changes none): a map record may be
+ * decoded into the table buf[i] holds from the previous batch
+ * (td_codec_decode_reuse), instead of a new one. Pass the same buf on every
+ * call. */
 static int l_poll(lua_State *L) {
   host_data_t *hd = subtask_of(L)->host;
   luaL_checktype(L, 1, LUA_TTABLE);
   luaL_checktype(L, 2, LUA_TTABLE);
   int timeout = (int)luaL_optinteger(L, 3, -1);
+  int reuse = lua_toboolean(L, 4);
   td_batch_t b;
   int r = check(L, hd->task, td_task_poll(hd->task, timeout, &b));
   if (r == TD_TASK_END) {
@@ -946,13 +970,34 @@ static int l_poll(lua_State *L) {
     lua_pushinteger(L, 0);
     return 1;
   }
+  unsigned char *shapes = b.n ? shapes_for(hd, b.n) : NULL;
+  td_codec_reuse_t ru = {NULL, 1, 0, 0};
   td_codec_cache_t cache;
   td_codec_cache_init(L, &cache);
   for (int i = 0; i < b.n; i++) {
     size_t off = b.off[i];
-    if (td_codec_decode_cached(L, &cache, b.data, b.stop[i], &off) != 0)
+    int rc;
+    if (shapes) {
+      ru.shape = shapes + (size_t)i * (TD_CODEC_SHAPE_MAX + 1);
+      if (reuse) {
+        ru.i = i + 1;
+        rc = td_codec_decode_reuse(L, &cache, &ru, b.data, b.stop[i], &off);
+      } else {
+        /* a new table: what the place held before is forgotten */
+        ru.shape[0] = TD_CODEC_SHAPE_NONE;
+        rc = td_codec_decode_cached(L, &cache, b.data, b.stop[i], &off);
+      }
+    } else {
+      rc = td_codec_decode_cached(L, &cache, b.data, b.stop[i], &off);
+    }
+    if (rc != 0)
       return luaL_error(L, "corrupt exchange buffer");
-    lua_rawseti(L, 1, i + 1);
+    if (ru.reused) {
+      ru.reused = 0;
+      lua_pop(L, 1); /* buf[i + 1] holds it already */
+    } else {
+      lua_rawseti(L, 1, i + 1);
+    }
     if (b.has_ts && b.ts[i] != TD_NO_TIMESTAMP) {
       lua_pushinteger(L, b.ts[i]);
       lua_rawseti(L, 2, i + 1);

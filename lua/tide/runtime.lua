@@ -574,8 +574,12 @@ function M.run(env, plan, ctx)
         if stop_mode ~= "stop" then head.watermark(MAXWM) end
         flush_state()
       else
-        -- a C module operator at the head polls the exchange in C
+        -- a C module operator at the head polls the exchange in C; a head
+        -- that borrows its input (keeps no reference to a record and
+        -- changes none: op.borrow() says it will) gets records decoded into
+        -- the tables of the previous batch (object reuse, see core.poll)
         local poll, tsbuf = head.poll or core.poll, {}
+        local reuse = not head.poll and head.borrow ~= nil and head.borrow() == true
         local watermark, status = head.watermark, head.status
         -- sinks learn of completed checkpoints even when no input comes
         local idle_wait = #committers > 0 and 100 or nil
@@ -583,7 +587,7 @@ function M.run(env, plan, ctx)
           local deadline = fire_due()
           local timeout = deadline and math.max(0, deadline - now()) or nil
           if idle_wait and (not timeout or timeout > idle_wait) then timeout = idle_wait end
-          local n, _, event, value, has_ts = poll(buf, tsbuf, timeout)
+          local n, _, event, value, has_ts = poll(buf, tsbuf, timeout, reuse)
           if n == nil then break end
           if n > 0 then push(buf, has_ts and tsbuf or nil, n) end
           if event == "watermark" then
