@@ -1271,19 +1271,27 @@ TD_TEST(test_codec_round_trips_records) {
  * buffer, decode them back one by one through a string cache (collecting
  * garbage after each: only the cache's slots hold its strings) into the
  * global `got`, and check got equals vals. */
+/* encode_list - encode the values of the list on top of the stack (popped)
+ * one after the other into b, stops[i] the end of value i + 1; returns
+ * their count (at most max). */
+static int encode_list(lua_State *L, td_wbuf_t *b, size_t *stops, int max) {
+  int n = (int)lua_rawlen(L, -1);
+  TD_CHECK(n <= max);
+  for (int i = 1; i <= n && i <= max; i++) {
+    lua_rawgeti(L, -1, i);
+    TD_CHECK_INT(td_codec_encode(L, -1, b, 0, NULL, 0), 0);
+    lua_pop(L, 1);
+    stops[i - 1] = b->len;
+  }
+  lua_pop(L, 1);
+  return n;
+}
+
 static void cache_batch(lua_State *L) {
   td_wbuf_t b = {0};
   size_t stops[4096];
   lua_getglobal(L, "vals");
-  int n = (int)lua_rawlen(L, -1);
-  TD_CHECK(n <= 4096);
-  for (int i = 1; i <= n; i++) {
-    lua_rawgeti(L, -1, i);
-    TD_CHECK_INT(td_codec_encode(L, -1, &b, 0, NULL, 0), 0);
-    lua_pop(L, 1);
-    stops[i - 1] = b.len;
-  }
-  lua_pop(L, 1);
+  int n = encode_list(L, &b, stops, 4096);
   lua_newtable(L);
   td_codec_cache_t c;
   td_codec_cache_init(L, &c);
@@ -1438,15 +1446,8 @@ static int reuse_batches(lua_State *L) {
     size_t stops[64];
     lua_getglobal(L, "batches");
     lua_rawgeti(L, -1, j);
-    int n = (int)lua_rawlen(L, -1);
-    TD_CHECK(n <= 64);
-    for (int i = 1; i <= n; i++) {
-      lua_rawgeti(L, -1, i);
-      TD_CHECK_INT(td_codec_encode(L, -1, &b, 0, NULL, 0), 0);
-      lua_pop(L, 1);
-      stops[i - 1] = b.len;
-    }
-    lua_pop(L, 2);
+    int n = encode_list(L, &b, stops, 64);
+    lua_pop(L, 1);
     td_codec_cache_t c;
     td_codec_cache_init(L, &c);
     size_t off = 0;
