@@ -32,6 +32,7 @@
 #include "luacompat.h"
 
 #include "error.h"
+#include "msgpack.h"
 
 _Static_assert(sizeof(lua_Integer) == 8, "lua_Integer must be 64 bits");
 _Static_assert(sizeof(lua_Number) == 8, "lua_Number must be a double");
@@ -339,6 +340,55 @@ fail:
   return rc; /* the caller restores the stack and out->len */
 }
 
+/* copy_small - memcpy(d, s, n) for n < 32, inline: the widest of 8, 4, 2
+ * or 1-byte moves that n holds, the last overlapping its predecessor, so
+ * that none reads or writes past either end. */
+static inline void copy_small(unsigned char *d, const char *s, size_t n) {
+  uint64_t x8;
+  uint32_t x4;
+  uint16_t x2;
+  if (n >= 8) {
+    for (size_t i = 0; i + 8 < n; i += 8) memcpy(d + i, (memcpy(&x8, s + i, 8), &x8), 8);
+    memcpy(d + n - 8, (memcpy(&x8, s + n - 8, 8), &x8), 8);
+  } else if (n >= 4) {
+    memcpy(&x4, s + n - 4, 4);
+    memcpy(d, s, 4);
+    memcpy(d + n - 4, &x4, 4);
+  } else if (n >= 2) {
+    memcpy(&x2, s + n - 2, 2);
+    memcpy(d, s, 2);
+    memcpy(d + n - 2, &x2, 2);
+  } else if (n) {
+    d[0] = (unsigned char)s[0];
+  }
+}
+
+/* enc_item - enc_typed of the value at idx, with a record's usual fields
+ * written inline: short strings (a field name, a word) and integers; any
+ * other value, or a buffer short of room, goes through enc_typed. */
+static inline __attribute__((always_inline)) int enc_item(enc_t *e, int idx, int depth) {
+  lua_State *L = e->L;
+  td_wbuf_t *out = e->out;
+  int type = lua_type(L, idx);
+  if (LIKELY(out->cap - out->len >= 32)) {
+    unsigned char *p = (unsigned char *)out->data + out->len;
+    if (type == LUA_TSTRING) {
+      size_t n;
+      const char *str = lua_tolstring(L, idx, &n);
+      if (LIKELY(n < 32)) {
+        p[0] = (unsigned char)(0xa0 | n);
+        copy_small(p + 1, str, n);
+        out->len += n + 1;
+        return 0;
+      }
+    } else if (type == LUA_TNUMBER && lua_isinteger(L, idx)) {
+      out->len += put_int(p, (int64_t)lua_tointeger(L, idx));
+      return 0;
+    }
+  }
+  return enc_typed(e, idx, type, depth);
+}
+
 /* enc_map - the table at idx as a map, in lua_next order. With `pushed`,
  * lua_next already pushed its first entry: top is the stack top below it. */
 static int enc_map(enc_t *e, int idx, int depth, int pushed, int top) {
@@ -355,9 +405,9 @@ static int enc_map(enc_t *e, int idx, int depth, int pushed, int top) {
     if (!lua_next(L, idx)) goto done;
   }
   do {
-    if ((rc = enc_typed(e, top + 1, lua_type(L, top + 1), depth))) return rc;
-    if ((rc = enc_typed(e, top + 2, lua_type(L, top + 2), depth))) return rc;
-    lua_pop(L, 1);
+    if ((rc = enc_item(e, top + 1, depth))) return rc;
+    if ((rc = enc_item(e, top + 2, depth))) return rc;
+    lua_settop(L, top + 1);
     n++;
   } while (lua_next(L, idx));
 done:
@@ -566,6 +616,7 @@ typedef struct dec {
   const unsigned char *end;
   td_codec_cache_t *cache;
   int room; /* the top-level container has stack room (3 slots) already */
+  td_codec_reuse_t *reuse; /* the top-level map's slot, or NULL */
 } dec_t;
 
 static int dec_value(dec_t *d, const unsigned char **ps, int depth);
@@ -642,17 +693,61 @@ static int dec_map(dec_t *d, const unsigned char **ps, size_t n, int depth) {
   if (n > (size_t)(d->end - *ps) / 2 || depth >= TD_CODEC_MAX_DEPTH)
     return TD_ECORRUPT;
   if (depth || !d->room) luaL_checkstack(L, 3, "decoding nested tables");
-  lua_createtable(L, 0, n > INT32_MAX ? 0 : (int)n);
+  /* The top-level map of a reused slot goes into the slot's table if its
+   * keys are the ones the table was last decoded with: checked key by key
+   * while filling; at the first key that differs, the table (which its
+   * borrower no longer needs) is left half-filled and the map is decoded
+   * again from its start into a new table, whose keys are recorded. */
+  td_codec_reuse_t *r = depth ? NULL : d->reuse;
+  const unsigned char *start = *ps;
+  unsigned char *shape = NULL; /* recording: the keys of a new table */
+  const unsigned char *want = NULL; /* checking: the keys of the slot's table */
+  size_t at = 0;
+  if (r) {
+    d->reuse = NULL; /* nested maps are new tables */
+    if (r->shape[0] != TD_CODEC_SHAPE_NONE && lua_rawgeti(L, r->tidx, r->i) == LUA_TTABLE) {
+      want = r->shape;
+    } else {
+      if (r->shape[0] != TD_CODEC_SHAPE_NONE) lua_pop(L, 1);
+      shape = r->shape;
+      shape[0] = TD_CODEC_SHAPE_NONE;
+      lua_createtable(L, 0, n > INT32_MAX ? 0 : (int)n);
+    }
+  } else {
+    lua_createtable(L, 0, n > INT32_MAX ? 0 : (int)n);
+  }
   for (size_t i = 0; i < n; i++) {
     /* only nil (0xc0) and floats (0xca, 0xcb) can be bad keys */
     unsigned c = *ps < d->end ? **ps : 0;
     int rc;
     size_t kn = c - 0xa1; /* a record's key: a short string, 1 to 31 bytes */
     if (kn < 31 && d->cache && (size_t)(d->end - *ps) > kn + 1) {
+      if (want) { /* the slot's table: the same key here? */
+        if (at + kn + 2 > want[0] || want[1 + at] != c ||
+            !same_bytes((const char *)want + 2 + at, *ps + 1, kn + 1)) {
+          lua_pop(L, 1);
+          *ps = start;
+          r->shape[0] = TD_CODEC_SHAPE_NONE;
+          d->reuse = r;
+          return dec_map(d, ps, n, depth); /* a new table, recorded */
+        }
+      } else if (shape) { /* record the key's bytes while they fit */
+        if (at + kn + 2 <= TD_CODEC_SHAPE_MAX) memcpy(shape + 1 + at, *ps, kn + 2);
+        else shape = NULL;
+      }
+      at += kn + 2;
       push_cached(L, d->cache, *ps + 1, kn + 1);
       *ps += kn + 2;
-    } else if ((rc = dec_value(d, ps, depth + 1))) {
-      return rc;
+    } else {
+      if (want) { /* a key that no slot records: a new table */
+        lua_pop(L, 1);
+        *ps = start;
+        r->shape[0] = TD_CODEC_SHAPE_NONE;
+        d->reuse = r;
+        return dec_map(d, ps, n, depth);
+      }
+      shape = NULL;
+      if ((rc = dec_value(d, ps, depth + 1))) return rc;
     }
     if (UNLIKELY(c == 0xc0)) return TD_ECORRUPT;
     if (UNLIKELY(c == 0xca || c == 0xcb)) {
@@ -661,6 +756,18 @@ static int dec_map(dec_t *d, const unsigned char **ps, size_t n, int depth) {
     }
     if ((rc = dec_value(d, ps, depth + 1))) return rc;
     lua_rawset(L, -3);
+  }
+  if (want) {
+    if (at != want[0]) { /* fewer keys than the table has: a new table */
+      lua_pop(L, 1);
+      *ps = start;
+      r->shape[0] = TD_CODEC_SHAPE_NONE;
+      d->reuse = r;
+      return dec_map(d, ps, n, depth);
+    }
+    r->reused = 1;
+  } else if (shape) {
+    shape[0] = (unsigned char)at;
   }
   return 0;
 }
@@ -833,14 +940,16 @@ str:
 
 /* decode - decode one value from p[*off .. len) and push it (see
  * td_codec_decode), through cache c if not NULL. */
-static inline int decode(lua_State *L, td_codec_cache_t *c, const char *p,
-                         size_t len, size_t *off) {
+static inline int decode(lua_State *L, td_codec_cache_t *c, td_codec_reuse_t *r,
+                         const char *p, size_t len, size_t *off) {
   if (UNLIKELY(*off >= len)) return TD_ECORRUPT;
   const unsigned char *s = (const unsigned char *)p + *off;
   int top = lua_gettop(L);
   /* the cache's init left room for one value on top of the slots */
   dec_t d = {L, (const unsigned char *)p + len, c,
-             c && top == c->base + TD_CODEC_CACHE_SLOTS - 1};
+             c && top == c->base + TD_CODEC_CACHE_SLOTS - 1, r};
+  /* a slot whose record is not a map keeps no table of known keys */
+  if (r && (*s & 0xf0) != 0x80 && *s != 0xde && *s != 0xdf) r->shape[0] = TD_CODEC_SHAPE_NONE;
   int rc = dec_value(&d, &s, 0);
   if (UNLIKELY(rc)) {
     lua_settop(L, top);
@@ -851,7 +960,7 @@ static inline int decode(lua_State *L, td_codec_cache_t *c, const char *p,
 }
 
 int td_codec_decode(lua_State *L, const char *p, size_t len, size_t *off) {
-  return decode(L, NULL, p, len, off);
+  return decode(L, NULL, NULL, p, len, off);
 }
 
 void td_codec_cache_init(lua_State *L, td_codec_cache_t *c) {
@@ -867,7 +976,15 @@ void td_codec_cache_destroy(lua_State *L, td_codec_cache_t *c) {
 
 int td_codec_decode_cached(lua_State *L, td_codec_cache_t *c, const char *p,
                            size_t len, size_t *off) {
-  return decode(L, c, p, len, off);
+  return decode(L, c, NULL, p, len, off);
+}
+
+int td_codec_decode_reuse(lua_State *L, td_codec_cache_t *c, td_codec_reuse_t *r,
+                          const char *p, size_t len, size_t *off) {
+  r->reused = 0;
+  int rc = decode(L, c, r, p, len, off);
+  if (UNLIKELY(rc)) r->shape[0] = TD_CODEC_SHAPE_NONE;
+  return rc;
 }
 
 int td_codec_decode_into(lua_State *L, int tidx, const char *p, size_t len) {
@@ -878,7 +995,7 @@ int td_codec_decode_into(lua_State *L, int tidx, const char *p, size_t len) {
   size_t off = 0;
   lua_Integer n = 0;
   while (off < len) {
-    if (UNLIKELY(decode(L, &c, p, len, &off))) {
+    if (UNLIKELY(decode(L, &c, NULL, p, len, &off))) {
       td_codec_cache_destroy(L, &c);
       return TD_ECORRUPT;
     }

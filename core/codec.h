@@ -89,6 +89,40 @@ int td_codec_decode_cached(lua_State *L, td_codec_cache_t *c, const char *p,
                            size_t len, size_t *off);
 
 /*
+ * td_codec_reuse_t - decoding a record into the table that held the record
+ * decoded at the same place of the previous batch (object reuse, as
+ * Flink's enableObjectReuse, for consumers that borrow their input: they
+ * keep no reference to a record table and change none). A record that is
+ * a map whose keys are byte for byte, in order, the keys its table was
+ * last decoded with (fixstr keys, TD_CODEC_SHAPE_MAX bytes in all at
+ * most) gets its values written into that table: no table is created, no
+ * key is inserted. Any other record gets a new table, and the shape of
+ * its keys is recorded for the next time.
+ *   shape  the slot's record of its table's keys: shape[0] the byte count
+ *          (TD_CODEC_SHAPE_NONE: no table of known keys), then the keys'
+ *          bytes (headers included)
+ *   tidx, i  the table holding the slot's tables (stack index) and the
+ *          slot's index in it
+ */
+#define TD_CODEC_SHAPE_MAX 63
+#define TD_CODEC_SHAPE_NONE 255
+typedef struct td_codec_reuse {
+  unsigned char *shape; /* TD_CODEC_SHAPE_MAX + 1 bytes */
+  int tidx;
+  lua_Integer i;
+  int reused;           /* out: the value pushed is the slot's table */
+} td_codec_reuse_t;
+
+/*
+ * td_codec_decode_reuse - td_codec_decode_cached, with the record decoded
+ * into the slot's table of r when its keys allow (see above); the value
+ * pushed is that table (r->reused = 1) or a new value, and r->shape is
+ * updated. Same values (as seen by a borrower), same errors.
+ */
+int td_codec_decode_reuse(lua_State *L, td_codec_cache_t *c, td_codec_reuse_t *r,
+                          const char *p, size_t len, size_t *off);
+
+/*
  * td_codec_decode_into - decode every value in p[0 .. len) into the table at
  * stack index `tidx`, at positions 1..n, and return n (>= 0), or
  * TD_ECORRUPT. Entries of the table after n are left as they were.

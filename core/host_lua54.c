@@ -77,6 +77,9 @@ typedef struct host_data {
   td_task_t *task;
   td_wbuf_t scratch;       /* canonical key bytes, broadcast records */
   int ts_hi;               /* poll's ts table may hold timestamps up to here */
+  unsigned char *shapes;   /* poll with reuse: the keys of the table at each
+                              place of buf (td_codec_reuse_t.shape) */
+  int n_shapes;
 } host_data_t;
 
 void td_host_set_defaults(int parallelism, int max_parallelism) {
@@ -390,6 +393,7 @@ static void subtask_body(td_subtask_t *st) {
 #endif
   td_task_free(hd->task);
   td_wbuf_destroy(&hd->scratch);
+  free(hd->shapes);
   free(hd);
   st->host = NULL;
 }
@@ -929,7 +933,22 @@ static int l_begin(lua_State *L) {
 
 static const char *const EVENT_NAMES[] = {NULL, "watermark", "idle", "active", "barrier"};
 
-/* core.poll(buf, ts [, timeout_ms]) -> n, edge, event, value, has_ts
+/* The shape records of buf[1..n], grown as batches grow; NULL when out of
+ * memory (poll then creates every table). */
+static unsigned char *shapes_for(host_data_t *hd, int n) {
+  if (n > hd->n_shapes) {
+    int cap = hd->n_shapes ? hd->n_shapes : 256;
+    while (cap < n) cap *= 2;
+    unsigned char *s = realloc(hd->shapes, (size_t)cap * (TD_CODEC_SHAPE_MAX + 1));
+    if (!s) return NULL;
+    for (int i = hd->n_shapes; i < cap; i++) s[(size_t)i * (TD_CODEC_SHAPE_MAX + 1)] = TD_CODEC_SHAPE_NONE;
+    hd->shapes = s;
+    hd->n_shapes = cap;
+  }
+  return hd->shapes;
+}
+
+/* core.poll(buf, ts [, timeout_ms [, reuse]]) -> n, edge, event, value, has_ts
  * Decodes the next batch of the input (td_task_poll: records up to the
  * first in-band event for the task and at most the input's budget) into
  * buf[1..n], and their timestamps into ts[1..n] (nil where a record has
@@ -940,12 +959,17 @@ static const char *const EVENT_NAMES[] = {NULL, "watermark", "idle", "active", "
  * tells whether any record had a timestamp. Returns nil at the end of
  * every input, and 0 when timeout_ms passed with nothing to deliver. Pass
  * the same ts table on every call: slots are cleared only where an earlier
- * call filled them. */
+ * call filled them. reuse (the consumer borrows the records: it keeps no
+ * reference to a record table and changes none): a map record may be
+ * decoded into the table buf[i] holds from the previous batch
+ * (td_codec_decode_reuse), instead of a new one. Pass the same buf on every
+ * call. */
 static int l_poll(lua_State *L) {
   host_data_t *hd = subtask_of(L)->host;
   luaL_checktype(L, 1, LUA_TTABLE);
   luaL_checktype(L, 2, LUA_TTABLE);
   int timeout = (int)luaL_optinteger(L, 3, -1);
+  int reuse = lua_toboolean(L, 4);
   td_batch_t b;
   int r = check(L, hd->task, td_task_poll(hd->task, timeout, &b));
   if (r == TD_TASK_END) {
@@ -956,13 +980,34 @@ static int l_poll(lua_State *L) {
     lua_pushinteger(L, 0);
     return 1;
   }
+  unsigned char *shapes = b.n ? shapes_for(hd, b.n) : NULL;
+  td_codec_reuse_t ru = {NULL, 1, 0, 0};
   td_codec_cache_t cache;
   td_codec_cache_init(L, &cache);
   for (int i = 0; i < b.n; i++) {
     size_t off = b.off[i];
-    if (td_codec_decode_cached(L, &cache, b.data, b.stop[i], &off) != 0)
+    int rc;
+    if (shapes) {
+      ru.shape = shapes + (size_t)i * (TD_CODEC_SHAPE_MAX + 1);
+      if (reuse) {
+        ru.i = i + 1;
+        rc = td_codec_decode_reuse(L, &cache, &ru, b.data, b.stop[i], &off);
+      } else {
+        /* a new table: what the place held before is forgotten */
+        ru.shape[0] = TD_CODEC_SHAPE_NONE;
+        rc = td_codec_decode_cached(L, &cache, b.data, b.stop[i], &off);
+      }
+    } else {
+      rc = td_codec_decode_cached(L, &cache, b.data, b.stop[i], &off);
+    }
+    if (rc != 0)
       return luaL_error(L, "corrupt exchange buffer");
-    lua_rawseti(L, 1, i + 1);
+    if (ru.reused) {
+      ru.reused = 0;
+      lua_pop(L, 1); /* buf[i + 1] holds it already */
+    } else {
+      lua_rawseti(L, 1, i + 1);
+    }
     if (b.has_ts && b.ts[i] != TD_NO_TIMESTAMP) {
       lua_pushinteger(L, b.ts[i]);
       lua_rawseti(L, 2, i + 1);
@@ -996,8 +1041,14 @@ static int encode_error(lua_State *L, const char *err) {
 }
 
 /* core.emit(edge, buf, n [, keys [, ts]]) sends buf[1..n] over edge
- * (1-based); keys[1..n] are the records' keys for a hash edge (nil
- * otherwise), ts[1..n] their timestamps (integer ms or nil), if any. */
+ * (1-based); ts[1..n] are their timestamps (integer ms or nil), if any.
+ * For a hash edge, keys is either the records' keys, keys[1..n], or the
+ * field (a string or an integer) of every record that is its key: the key
+ * is then read here, record[field] (metamethods included, as in Lua), with
+ * no key array built by a Lua loop. Returns nothing when all n records
+ * were sent; with a field, the index of the first record that is not a
+ * table or has a nil key: it and those after it were not sent (the caller
+ * takes them through its general path, which raises the error). */
 static int l_emit(lua_State *L) {
   td_subtask_t *st = subtask_of(L);
   host_data_t *hd = st->host;
@@ -1010,8 +1061,22 @@ static int l_emit(lua_State *L) {
   int n = (int)luaL_checkinteger(L, 3);
   td_partition_t part = st->outputs[e].partition;
   char err[256];
-  int rc;
-  if (part == TD_PART_HASH) luaL_checktype(L, 4, LUA_TTABLE);
+  int rc, stop = 0;
+  int by_field = 0; /* hash edge keyed by a field: 1 string, 2 integer */
+  lua_Integer ifield = 0;
+  const char *sfield = NULL;
+  if (part == TD_PART_HASH) {
+    int kt = lua_type(L, 4);
+    if (kt == LUA_TSTRING) {
+      by_field = 1;
+      sfield = lua_tostring(L, 4);
+    } else if (lua_isinteger(L, 4)) {
+      by_field = 2;
+      ifield = lua_tointeger(L, 4);
+    } else {
+      luaL_checktype(L, 4, LUA_TTABLE);
+    }
+  }
   int with_ts = lua_istable(L, 5);
   for (int i = 1; i <= n; i++) {
     int64_t ts = TD_NO_TIMESTAMP;
@@ -1025,7 +1090,18 @@ static int l_emit(lua_State *L) {
     }
     int key_is_record = 0;
     hd->scratch.len = 0;
-    if (part == TD_PART_HASH) {
+    if (by_field) {
+      /* the record stays on the stack for its encoding below */
+      if (lua_rawgeti(L, 2, i) != LUA_TTABLE ||
+          (by_field == 1 ? lua_getfield(L, -1, sfield)
+                         : (lua_pushinteger(L, ifield), lua_gettable(L, -2))) == LUA_TNIL) {
+        stop = i;
+        break;
+      }
+      rc = td_codec_encode(L, -1, &hd->scratch, 1, err, sizeof err);
+      if (rc) return luaL_error(L, "cannot hash a key: %s", err);
+      lua_pop(L, 1);
+    } else if (part == TD_PART_HASH) {
       lua_rawgeti(L, 4, i);
       rc = td_codec_encode(L, -1, &hd->scratch, 1, err, sizeof err);
       if (rc) return luaL_error(L, "cannot hash a key: %s", err);
@@ -1056,7 +1132,7 @@ static int l_emit(lua_State *L) {
       memcpy(buf->data + buf->len, hd->scratch.data, hd->scratch.len);
       buf->len += hd->scratch.len;
     } else {
-      lua_rawgeti(L, 2, i);
+      if (!by_field) lua_rawgeti(L, 2, i);
       rc = td_codec_encode(L, -1, buf, 0, err, sizeof err);
       lua_pop(L, 1);
       if (rc) {
@@ -1066,9 +1142,12 @@ static int l_emit(lua_State *L) {
     }
     td_task_record_end(t, 1);
   }
-  if (n > 0) atomic_fetch_add_explicit(&st->records_out, n, memory_order_relaxed);
+  int sent = stop ? stop - 1 : n;
+  if (sent > 0) atomic_fetch_add_explicit(&st->records_out, sent, memory_order_relaxed);
   td_task_flush_due(t);
-  return 0;
+  if (!stop) return 0;
+  lua_pushinteger(L, stop);
+  return 1;
 }
 
 /* core.tick([n]) - a source between two batches (n: the records its last

@@ -625,12 +625,30 @@ function M.install(core)
     return n, b.edge >= 0 and b.edge + 1 or nil, EVENTS[ev], value, has_ts
   end
 
-  -- core.emit(edge, buf, n [, keys [, ts]])
+  -- core.emit(edge, buf, n [, keys [, ts]]); keys: the keys, or the
+  -- records' key field (returns the index of the first record that is not
+  -- a table or has a nil key: it and the rest are not sent)
   local recs, keybuf = new_buf(65536), new_buf(4096)
   local ends, kends, tsarr, cap = nil, nil, nil, 0
   local MAXTS, MINTS, NO_TS = INT64_MAX, INT64_MIN, INT64_MIN
+  local field_keys = {}
   function core.emit(edge, buf, n, keys, ts)
     local t = the_task()
+    local stop
+    if keys ~= nil and type(keys) ~= "table" then
+      local field = keys
+      keys = field_keys
+      for i = 1, n do
+        local v, k = buf[i], nil
+        if type(v) == "table" then k = v[field] end
+        if k == nil then
+          stop = i
+          n = i - 1
+          break
+        end
+        keys[i] = k
+      end
+    end
     if n > cap then
       cap = n < 1024 and 1024 or n
       ends, kends, tsarr = ffi.new("uint32_t[?]", cap), ffi.new("uint32_t[?]", cap), ffi.new("int64_t[?]", cap)
@@ -660,6 +678,7 @@ function M.install(core)
     local rc = C.td_task_emit_batch(t, edge - 1, ffi.cast("const char *", recs.p), ends, n,
       ts and tsarr or nil, keys and ffi.cast("const char *", keybuf.p) or nil, keys and kends or nil)
     if rc ~= 0 then fail(rc) end
+    return stop
   end
 
   -- core.encode(v [, canonical]) -> bytes; core.decode(s) -> v

@@ -470,8 +470,8 @@ end
 
 local AGG_TEMPLATE = [[
 local keyf, kfield, field, fn, vals, firsts, nxt, intern, fail, result, raws, check_numbers, spec = ...
-local shape_of, slots, slot_shape, SH, reslot, shape_for =
-  spec.shape_of, spec.slots, spec.slot_shape, spec.SH, spec.reslot, spec.shape_for
+local shape_of, slots, slot_shape, SH, reslot, shape_for, copy =
+  spec.shape_of, spec.slots, spec.slot_shape, spec.SH, spec.reslot, spec.shape_for, spec.copy
 local type = type
 local o = {}
 return function(b, ts, n)
@@ -538,6 +538,19 @@ local function aggregation_loop(node, out, rt, agg, st, mode)
   local with_first = agg ~= "reduce" and field ~= nil
   local keys = agg == "count" and st:state("count.key", "value").t or nil
   local raws = mode == "combine" and {} or nil
+  -- The loop can borrow its input (op.borrow(): it keeps no record and
+  -- changes none, so the exchange may decode the next batch into the same
+  -- tables) when its key is a field (a value inside the record, never the
+  -- record): it then keeps a key's first record as a copy. Reduce hands
+  -- records to the user's function, which may keep them.
+  local borrows = mode == nil and agg ~= "reduce" and inp.key_field ~= nil
+  local borrowed = false
+  local function copy(v)
+    if not borrowed or type(v) ~= "table" then return v end
+    local c = {}
+    for f, x in next, v do c[f] = x end
+    return c
+  end
   -- The output of a key: its first record with the field replaced by the
   -- aggregate. Records of one shape (the same field names, all of them
   -- identifiers) share generated code that builds the copy in one
@@ -690,7 +703,8 @@ local function aggregation_loop(node, out, rt, agg, st, mode)
     :gsub("%$VALUE", agg == "count" and "1" or (agg == "reduce" or field == nil) and "v" or index(field))
     :gsub("%$CHECK", check)
     :gsub("%$BATCHCHECK", batch_check)
-    :gsub("%$FIRST", with_first and "firsts[k] = v" or keys and "firsts[k] = $KEY" or "")
+    :gsub("%$FIRST", with_first and (borrows and "firsts[k] = copy(v)" or "firsts[k] = v")
+      or keys and "firsts[k] = $KEY" or "")
     :gsub("%$KEY", function() return kexpr end)
     :gsub("%$COMBINE", COMBINE[agg])
     :gsub("%$EMIT", function() return emit_code(sh) end)
@@ -698,7 +712,7 @@ local function aggregation_loop(node, out, rt, agg, st, mode)
   return assert(load(src, "=[tide " .. agg .. "]", "t"))(inp.key, inp.key_field, field, node.fn,
     vals, keys or firsts, nxt, function(k) return st:key(k) end, fail, result, raws, core.check_numbers,
     { shape_of = shape_of, slots = slots, slot_shape = slot_shape, SH = sh, reslot = reslot,
-      shape_for = shape_for })
+      shape_for = shape_for, copy = copy })
   end
   local push = gen(nil)
   if reuse and with_first and type(field) == "string" and mode == nil then
@@ -750,6 +764,10 @@ local function aggregation_loop(node, out, rt, agg, st, mode)
     end
   end
   return { push = push, finish = finish,
+    borrow = borrows and function()
+      borrowed = true
+      return true
+    end or nil,
     snapshot = function(opts) return { keyed = st:snapshot(opts), raws = raws } end,
     restore = function(s, all)
       -- the combiner's partials (mode "combine") belong to its subtask,
@@ -1044,13 +1062,14 @@ local function open_split(node, rt, split, n_splits)
       restore = function(s) pos = s.index end,
     }
   elseif src.type == "generate" then
+    -- split k of n takes the sequence numbers k+1, k+1+n, k+1+2n, ...,
+    -- bounded or not: the subtasks go through the sequence side by side,
+    -- so event times derived from it advance together on every subtask
+    -- (as Nexmark's parallel generators share event numbers) and the
+    -- watermark downstream, their minimum, does not hold back one
+    -- subtask's windows until the other has read its whole range
     local fn, count = src.fn, src.count
-    local seq, last, step
-    if count then
-      seq, last, step = idiv(count * split, n_splits) + 1, idiv(count * (split + 1), n_splits), 1
-    else
-      seq, last, step = split + 1, MAX_INT, n_splits
-    end
+    local seq, last, step = split + 1, count or MAX_INT, n_splits
     return function(buf, max)
       local n = 0
       max = max or BATCH
@@ -1064,8 +1083,15 @@ local function open_split(node, rt, split, n_splits)
       return n
     end, {
       readers = n_splits,
-      snapshot = function() return { seq = seq } end,
-      restore = function(s) seq = s.seq end,
+      snapshot = function() return { seq = seq, step = step } end,
+      restore = function(s)
+        seq = s.seq
+        if count and s.step == nil and n_splits > 1 then
+          -- a position written when bounded splits were contiguous ranges
+          -- (count * k / n + 1 .. count * (k + 1) / n): the rest of it
+          last, step = idiv(count * (split + 1), n_splits), 1
+        end
+      end,
     }
   end
   error("unknown source type " .. tostring(src.type))

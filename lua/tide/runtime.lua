@@ -155,7 +155,7 @@ local function remote_output(edge, env, rt)
   elseif edge.partition == "hash" then
     local keyf, keys = edge.key, {}
     local to = env.nodes[edge.to_node]
-    r.push = function(b, ts, n)
+    local function by_function(b, ts, n)
       for i = 1, n do
         local k = keyf(b[i])
         if k == nil then
@@ -165,6 +165,27 @@ local function remote_output(edge, env, rt)
         keys[i] = k
       end
       emit(id, b, n, keys, ts)
+    end
+    local field = edge.key_field
+    if field == nil then
+      r.push = by_function
+    else
+      -- keyed by a field: core.emit reads each record's key itself; from
+      -- a record that is not a table or has a nil key on, the batch goes
+      -- through the key function (which raises for the nil key)
+      local rest, rest_ts = {}, {}
+      r.push = function(b, ts, n)
+        local stop = emit(id, b, n, field, ts)
+        if stop == nil then return end
+        local m = 0
+        for i = stop, n do
+          m = m + 1
+          rest[m] = b[i]
+          if ts then rest_ts[m] = ts[i] end
+        end
+        by_function(rest, ts and rest_ts, m)
+        for i = 1, m do rest[i] = nil end
+      end
     end
   else
     r.push = function(b, ts, n) emit(id, b, n, nil, ts) end
@@ -553,8 +574,12 @@ function M.run(env, plan, ctx)
         if stop_mode ~= "stop" then head.watermark(MAXWM) end
         flush_state()
       else
-        -- a C module operator at the head polls the exchange in C
+        -- a C module operator at the head polls the exchange in C; a head
+        -- that borrows its input (keeps no reference to a record and
+        -- changes none: op.borrow() says it will) gets records decoded into
+        -- the tables of the previous batch (object reuse, see core.poll)
         local poll, tsbuf = head.poll or core.poll, {}
+        local reuse = not head.poll and head.borrow ~= nil and head.borrow() == true
         local watermark, status = head.watermark, head.status
         -- sinks learn of completed checkpoints even when no input comes
         local idle_wait = #committers > 0 and 100 or nil
@@ -562,7 +587,7 @@ function M.run(env, plan, ctx)
           local deadline = fire_due()
           local timeout = deadline and math.max(0, deadline - now()) or nil
           if idle_wait and (not timeout or timeout > idle_wait) then timeout = idle_wait end
-          local n, _, event, value, has_ts = poll(buf, tsbuf, timeout)
+          local n, _, event, value, has_ts = poll(buf, tsbuf, timeout, reuse)
           if n == nil then break end
           if n > 0 then push(buf, has_ts and tsbuf or nil, n) end
           if event == "watermark" then

@@ -2130,7 +2130,14 @@ local function aligned_op(node, out, rt, P)
     "aligned " .. kind, S, slice_for, late_fire, skip, P.keyf, P.key_field, field, fn,
     agg and agg.add, agg and agg.create, bkey, fail)
 
-  local op = { path = "aligned" }
+  -- count, sum, min and max keep no element (a first element's fields are
+  -- copied to V) and change none: the operator can borrow its input
+  -- (op.borrow: object reuse on the exchange, see core.poll) unless late
+  -- elements go to a side output (which gets the elements themselves) or
+  -- the key is a function's (which may return the element)
+  local borrows = not generic and (kind == "count" or kind == "sum" or kind == "min" or kind == "max")
+    and P.late_tag == nil and (not P.keyed or P.key_field ~= nil)
+  local op = { path = "aligned", borrow = borrows and function() return true end or nil }
   function op.push(b, ts, n)
     if batch_check then
       local bad, x = batch_check(b, n, field)

@@ -1271,19 +1271,27 @@ TD_TEST(test_codec_round_trips_records) {
  * buffer, decode them back one by one through a string cache (collecting
  * garbage after each: only the cache's slots hold its strings) into the
  * global `got`, and check got equals vals. */
+/* encode_list - encode the values of the list on top of the stack (popped)
+ * one after the other into b, stops[i] the end of value i + 1; returns
+ * their count (at most max). */
+static int encode_list(lua_State *L, td_wbuf_t *b, size_t *stops, int max) {
+  int n = (int)lua_rawlen(L, -1);
+  TD_CHECK(n <= max);
+  for (int i = 1; i <= n && i <= max; i++) {
+    lua_rawgeti(L, -1, i);
+    TD_CHECK_INT(td_codec_encode(L, -1, b, 0, NULL, 0), 0);
+    lua_pop(L, 1);
+    stops[i - 1] = b->len;
+  }
+  lua_pop(L, 1);
+  return n;
+}
+
 static void cache_batch(lua_State *L) {
   td_wbuf_t b = {0};
   size_t stops[4096];
   lua_getglobal(L, "vals");
-  int n = (int)lua_rawlen(L, -1);
-  TD_CHECK(n <= 4096);
-  for (int i = 1; i <= n; i++) {
-    lua_rawgeti(L, -1, i);
-    TD_CHECK_INT(td_codec_encode(L, -1, &b, 0, NULL, 0), 0);
-    lua_pop(L, 1);
-    stops[i - 1] = b.len;
-  }
-  lua_pop(L, 1);
+  int n = encode_list(L, &b, stops, 4096);
   lua_newtable(L);
   td_codec_cache_t c;
   td_codec_cache_init(L, &c);
@@ -1419,6 +1427,101 @@ TD_TEST(test_codec_cache_corrupt_input_keeps_stack) {
   lua_close(L);
 }
 
+/* reuse_batches - decode the batches of the global `batches` (a list of
+ * lists of values) one after the other into one buf table, through
+ * td_codec_decode_reuse as core.poll does (one shape record per place);
+ * after each batch buf[1..n] must equal it (deq). Returns how many places
+ * got their previous table again. */
+static int reuse_batches(lua_State *L) {
+  static unsigned char shapes[64][TD_CODEC_SHAPE_MAX + 1];
+  for (int i = 0; i < 64; i++) shapes[i][0] = TD_CODEC_SHAPE_NONE;
+  int reused = 0;
+  TD_CHECK_INT(lua_gettop(L), 0);
+  lua_newtable(L); /* buf, at index 1 */
+  lua_getglobal(L, "batches");
+  int nb = (int)lua_rawlen(L, -1);
+  lua_pop(L, 1);
+  for (int j = 1; j <= nb; j++) {
+    td_wbuf_t b = {0};
+    size_t stops[64];
+    lua_getglobal(L, "batches");
+    lua_rawgeti(L, -1, j);
+    int n = encode_list(L, &b, stops, 64);
+    lua_pop(L, 1);
+    td_codec_cache_t c;
+    td_codec_cache_init(L, &c);
+    size_t off = 0;
+    for (int i = 0; i < n; i++) {
+      lua_rawgeti(L, 1, i + 1);
+      const void *before = lua_topointer(L, -1);
+      lua_pop(L, 1);
+      td_codec_reuse_t r = {shapes[i], 1, i + 1, 0};
+      TD_CHECK_INT(td_codec_decode_reuse(L, &c, &r, b.data, stops[i], &off), 0);
+      TD_CHECK_INT(off, stops[i]);
+      if (r.reused) {
+        TD_CHECK(lua_istable(L, -1) && lua_topointer(L, -1) == before);
+        lua_pop(L, 1);
+        reused++;
+      } else {
+        TD_CHECK(!lua_istable(L, -1) || lua_topointer(L, -1) != before);
+        lua_rawseti(L, 1, i + 1);
+      }
+      lua_gc(L, LUA_GCCOLLECT, 0);
+    }
+    td_codec_cache_destroy(L, &c);
+    TD_CHECK_INT(lua_gettop(L), 1);
+    lua_pushvalue(L, 1);
+    lua_setglobal(L, "got");
+    lua_pushinteger(L, j);
+    lua_setglobal(L, "j");
+    push_expr(L, "(function() for i, v in ipairs(batches[j]) do "
+                 "if not deq(got[i], v) then return false end end return true end)()");
+    TD_CHECK(lua_toboolean(L, -1));
+    lua_pop(L, 1);
+    td_wbuf_destroy(&b);
+  }
+  lua_pop(L, 1);
+  return reused;
+}
+
+TD_TEST(test_codec_reuse_same_keys_same_table) {
+  lua_State *L = new_state();
+  /* three batches of records of one shape: from the second on, every
+   * place gets its table back, with the new values */
+  run(L, "batches = {}\n"
+         "for j = 1, 3 do\n"
+         "  local b = {}\n"
+         "  for i = 1, 20 do b[i] = {id = j * 100 + i, name = 'n' .. i % 3, w = i / 4} end\n"
+         "  batches[j] = b\n"
+         "end\n");
+  TD_CHECK_INT(reuse_batches(L), 40);
+  lua_close(L);
+}
+
+TD_TEST(test_codec_reuse_other_keys_new_table) {
+  lua_State *L = new_state();
+  /* per place, a record whose keys differ from its table's: fewer keys,
+   * more keys, another key at the first or the last place, a string, a
+   * map after a string, an integer key (not recorded), keys longer than
+   * a shape holds (not recorded), a nested map: each a new table with
+   * exactly its own fields (no key of the table before survives) */
+  run(L, "local long = {('a'):rep(30), ('b'):rep(30), ('c'):rep(30)}\n"
+         "local function L3(v) return {[long[1]] = v, [long[2]] = v, [long[3]] = v} end\n"
+         "batches = {\n"
+         "  {{a = 1, b = 2}, {a = 1, b = 2}, {x = 1}, {x = 1, y = 2}, 'str', {a = 1},\n"
+         "   {[1] = 'i', z = 2}, L3(1), {k = {k = 1}}, {a = 1, b = 2}},\n"
+         "  {{a = 3}, {a = 3, b = 4, c = 5}, {q = 1}, {x = 1, q = 2}, {a = 1}, 'str',\n"
+         "   {[1] = 'j', z = 3}, L3(2), {k = {k = 2}}, {a = 5, c = 6}},\n"
+         "  {{a = 7}, {a = 3, b = 4, c = 6}, {q = 2}, {x = 3, q = 4}, {a = 2}, {a = 2},\n"
+         "   {[1] = 'k', z = 4}, L3(3), {k = {k = 3}}, {a = 7, c = 8}},\n"
+         "}\n");
+  /* reused: place 9 in the second batch (the same top-level key; its
+   * nested map is new), places 1-5, 9 and 10 in the third (the keys of the
+   * second); 6 held a string, 7 and 8 record no keys */
+  TD_CHECK_INT(reuse_batches(L), 8);
+  lua_close(L);
+}
+
 TD_TEST_MAIN(test_codec_wbuf_reserve_grows_geometrically,
              test_codec_encode_appends_to_buffer,
              test_codec_nil_and_booleans,
@@ -1448,4 +1551,6 @@ TD_TEST_MAIN(test_codec_wbuf_reserve_grows_geometrically,
              test_codec_round_trips_records,
              test_codec_cache_decodes_what_decode_does,
              test_codec_cache_bin_and_str_formats_agree,
-             test_codec_cache_corrupt_input_keeps_stack)
+             test_codec_cache_corrupt_input_keeps_stack,
+             test_codec_reuse_same_keys_same_table,
+             test_codec_reuse_other_keys_new_table)

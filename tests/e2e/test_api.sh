@@ -346,7 +346,7 @@ env:generate(function(i) return i end, 30)
      open = function(ctx) opens = opens + 1 end,
      on_record = function(v, ctx, out)
        n = n + 1
-       if v % 10 == 0 then out:collect("seen " .. n .. " opens " .. opens) end
+       if n == 10 then out:collect("seen " .. n .. " opens " .. opens) end
      end,
      close = function(ctx) io.stderr:write("closed " .. ctx.subtask .. " " .. n .. " " .. opens .. "\n") end,
    }
@@ -687,5 +687,39 @@ strip_prefix <"$TMP/types2.out" | sort | uniq -c | awk '{print $2" "$1}' >"$TMP/
 printf 'float 100\ninteger 100\n' >"$TMP/types2.expected"
 check_eq "math.type after rebalance prints integer for ints, float after key_by for floats" \
   "$TMP/types2.expected" "$TMP/types2.actual"
+
+# ---- object reuse behind a keyed exchange ---------------------------------------
+# A running sum and a sliding window sum borrow their input: at p=2 the
+# exchange decodes each batch into the tables of the batch before. What
+# they keep must not change with it: every output of a key carries the
+# fields of one first record of that key, and the sums are p=1's.
+job reuse <<'EOF'
+local tide = require "tide"
+local env = tide.env()
+local s = env:generate(function(i) return { k = i % 7, v = i, tag = "t" .. i, ts = i } end, 20000)
+s:key_by("k"):sum("v")
+   :map(function(r) return "sum " .. r.k .. " " .. r.v .. " " .. r.tag end)
+   :print():set_parallelism(1)
+s:assign_timestamps(function(r) return r.ts end, tide.watermarks.monotonous())
+   :key_by("k"):window(tide.windows.sliding(1000, 500)):sum("v")
+   :map(function(r) return "win " .. r.k .. " " .. r.v .. " " .. r.tag end)
+   :print():set_parallelism(1)
+env:execute()
+EOF
+for p in 1 2; do
+  run reuse --parallelism $p
+  check_rc "reuse p=$p: exits 0" 0
+  strip_prefix <"$TMP/reuse.out" >"$TMP/reuse$p.out"
+done
+awk '$1 == "sum" { if (!($2 in tag)) tag[$2] = $4; else if (tag[$2] != $4) bad++ }
+     { split($4, t, "t"); if (t[2] % 7 != $2 + 0) bad++ }
+     END { print bad + 0 }' "$TMP/reuse2.out" >"$TMP/reuse.bad"
+echo 0 >"$TMP/reuse.nobad"
+check_eq "reuse p=2: each key's outputs carry one first record of that key" "$TMP/reuse.nobad" "$TMP/reuse.bad"
+for p in 1 2; do
+  awk '$1 == "sum" { if ($3 > m[$2]) m[$2] = $3 } $1 == "win" { print $2, $3 } END { for (k in m) print "total", k, m[k] }' \
+    "$TMP/reuse$p.out" | sort >"$TMP/reuse$p.sums"
+done
+check_eq "reuse p=2: the running sums' totals and the window sums are p=1's" "$TMP/reuse1.sums" "$TMP/reuse2.sums"
 
 finish

@@ -224,6 +224,21 @@ for p in 1 2; do
   check_contains "key_by on a nil field p=$p: stderr names the keyed operator's uid" "$TMP/nilkey.err" "sum-by-k"
 done
 
+# a record that is not a table, keyed by a field: the key function's own
+# error (the exchange reads field keys in C and hands such records back)
+job nontable <<'EOF'
+local tide = require "tide"
+local env = tide.env()
+env:from_list{ { k = "a", v = 1 }, 7, { k = "b", v = 3 } }
+   :key_by("k"):sum("v"):uid("sum-nontable")
+   :print()
+env:execute()
+EOF
+run nontable --parallelism 2
+check_rc "key_by a field of a number record p=2: exit 1" 1
+check_match "key_by a field of a number record p=2: stderr says a number was indexed" "$TMP/nontable.err" \
+  "index.*a number value"
+
 # ---- the job script itself ---------------------------------------------------------
 printf 'local tide = require "tide"\nlocal env = tide.env()\nlocal = 5\nenv:execute()\n' >"$TMP/syntax.lua"
 run syntax

@@ -112,6 +112,21 @@ describe("tide.core.encode/decode #unit", function()
     end
   end)
 
+  it("keeps a map's short string keys and values and its integers, at every length", function()
+    -- a record's usual fields: short strings and integers are written
+    -- inline; each length from 0 to 40 bytes, distinct bytes at both ends
+    for n = 0, 40 do
+      local str = n == 0 and "" or ("<" .. ("abcdefgh"):rep(5):sub(1, math.max(n - 2, 0)) .. ">"):sub(-n)
+      assert.are.equal(n, #str)
+      local key = str ~= "" and str or "empty"
+      local rec = { [key] = str, n = n, neg = -n * 1000003, big = math.floor(n * 2 ^ 40) }
+      local got = decode(encode(rec))
+      assert.are.same(rec, got)
+      assert.are.equal(str, got[key])
+      assert.are.equal(math_type(rec.big), math_type(got.big))
+    end
+  end)
+
   it("keeps booleans and nested tables", function()
     assert.are.equal(true, roundtrip(true))
     assert.are.equal(false, roundtrip(false))

@@ -1,7 +1,7 @@
--- File sources (tide.operators.open_source): what a CSV source under
+-- Sources (tide.operators.open_source): what a CSV source under
 -- on_error = "skip" reports, and that its count and first message survive
--- a snapshot and restore. Expected messages are written out by hand from
--- the input files.
+-- a snapshot and restore (expected messages are written out by hand from
+-- the input files); which numbers each split of generate reads.
 local core = require "tide.core"
 local operators = require "tide.operators"
 
@@ -95,5 +95,46 @@ describe("read_csv with on_error = 'skip' #unit", function()
     local _, keys = read_text("k,v\na,1\n")
     assert.are.same({ "a" }, keys)
     assert.are.same({}, warnings)
+  end)
+end)
+
+describe("generate's splits #unit", function()
+  local function gen_node(count)
+    return { uid = "gen", name = "generate", site = "job.lua:3",
+      source = { type = "generate", fn = function(i) return i end, count = count } }
+  end
+  local function read_all(read)
+    local all, buf = {}, {}
+    while true do
+      local n = read(buf, 4)
+      if n == 0 then return all end
+      for i = 1, n do all[#all + 1] = buf[i] end
+    end
+  end
+
+  it("gives split k of n every n-th number from k + 1, bounded or not", function()
+    local rt = { subtask = 1, parallelism = 3 }
+    assert.are.same({ 2, 5, 8, 11 }, read_all((operators.open_source(gen_node(11), rt))))
+    rt.subtask = 2
+    assert.are.same({ 3, 6, 9 }, read_all((operators.open_source(gen_node(11), rt))))
+    local read = operators.open_source(gen_node(nil), { subtask = 0, parallelism = 2 })
+    local buf = {}
+    assert.are.equal(3, read(buf, 3))
+    assert.are.same({ 1, 3, 5 }, buf)
+  end)
+
+  it("restores its position, and a position of the old contiguous splits as such", function()
+    local rt = { subtask = 1, parallelism = 2 }
+    local read, pos = operators.open_source(gen_node(10), rt)
+    local buf = {}
+    assert.are.equal(2, read(buf, 2)) -- 2, 4
+    local snap = core.decode(core.encode(pos.snapshot()))
+    local read2, pos2 = operators.open_source(gen_node(10), rt)
+    pos2.restore(snap)
+    assert.are.same({ 6, 8, 10 }, read_all(read2))
+    -- written when split 1 of 2 was 6..10, after reading 6 and 7
+    local read3, pos3 = operators.open_source(gen_node(10), rt)
+    pos3.restore({ splits = { { index = 1, count = 2, state = { seq = 8 } } } })
+    assert.are.same({ 8, 9, 10 }, read_all(read3))
   end)
 end)
