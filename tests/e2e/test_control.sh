@@ -13,10 +13,12 @@ XDG_RUNTIME_DIR=$TMP/run
 export XDG_RUNTIME_DIR
 mkdir -m 700 "$XDG_RUNTIME_DIR"
 
+# 600000 records at 2000/s: 5 minutes, so that the job still runs when a
+# loaded machine reaches the last checks (the test cancels it)
 cat >"$TMP/job.lua" <<'LUA'
 local tide = require "tide"
 local list = {}
-for i = 1, 100000 do list[i] = i end
+for i = 1, 600000 do list[i] = i end
 local env = tide.env{ checkpoint = { dir = arg[2], interval = "200ms" } }
 env:from_list(list, { rate_limit = 2000 }):uid("numbers")
   :assign_timestamps(function(x) return x end, tide.watermarks.monotonous({ per_record = true })):uid("ts")
