@@ -1568,7 +1568,10 @@ static int l_verify_checkpoint(lua_State *L) {
 static void collect_corrupt(void *ud, int64_t id, td_meta_found_t found, const char *err) {
   lua_State *L = ud;
   if (found != TD_META_CORRUPT) return;
-  lua_pushfstring(L, "checkpoint %I: %s", (lua_Integer)id, err ? err : "corrupt");
+  /* not lua_pushfstring's %I: LuaJIT's lacks it */
+  char line[2200];
+  snprintf(line, sizeof line, "checkpoint %lld: %s", (long long)id, err ? err : "corrupt");
+  lua_pushstring(L, line);
   lua_rawseti(L, -2, (lua_Integer)luaL_len(L, -2) + 1);
 }
 
@@ -1596,7 +1599,9 @@ static int l_find_latest(lua_State *L) {
       return 2;
     }
     lua_settop(L, corrupt);
-    lua_pushfstring(L, "checkpoint %I: %s", (lua_Integer)id, rc ? err : "bad job description");
+    char line[1600];
+    snprintf(line, sizeof line, "checkpoint %lld: %s", (long long)id, rc ? err : "bad job description");
+    lua_pushstring(L, line);
     lua_rawseti(L, corrupt, (lua_Integer)luaL_len(L, corrupt) + 1);
   }
   lua_pushnil(L);
