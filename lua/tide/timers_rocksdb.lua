@@ -6,14 +6,14 @@
 -- operator's RocksDB instance, so that their number is not bounded by
 -- memory.
 --
--- Layout (core/state_lua.c, "timers"). Per time domain two column
--- families of the instance: the queue, whose entries are addressed by key
--- group + timestamp + sequence number (big-endian: byte order is firing
--- order within a key group) and hold the timer's key and namespace; and
--- the index, addressed by key group + key + namespace + timestamp, holding
--- the sequence number: it answers "is there such a timer" (one timer per
--- (key, namespace, timestamp)) and gives a timer's queue address for a
--- delete. Flink's queue key is key group + timestamp + key + namespace and
+-- Layout (core/state_lua.c, "timers"). One column family of the instance
+-- ("_timer_state"), two entries per timer: the queue entry, addressed by
+-- key group + time domain + timestamp + sequence number (big-endian: byte
+-- order is firing order within a key group), holds the timer's key and
+-- namespace; the index entry, addressed by key group + key + domain +
+-- namespace + timestamp, holds the sequence number: it answers "is there
+-- such a timer" (one per (key, namespace, timestamp)) and gives a timer's
+-- queue address for a delete. Flink's queue key is key group + timestamp + key + namespace and
 -- orders timers of one timestamp by their serialized key (its heap service
 -- by heap position: neither keeps an order for ties); the sequence number
 -- (the registration order, as the heap service's) keeps Tide's order, the
@@ -48,8 +48,8 @@
 --
 -- Snapshots. A checkpoint's timers are in the instance's RocksDB
 -- checkpoint: the operator snapshot's `timers` is only {store =
--- "rocksdb", event = {seq =}, processing = {seq =}} (the next sequence
--- numbers). A savepoint's are the heap service's canonical lists. Restore
+-- "rocksdb", event = {seq =}, processing = {seq =}} (the last sequence
+-- numbers given). A savepoint's are the heap service's canonical lists. Restore
 -- takes either: the heap service's lists (a job that changed backend or
 -- timer service, or a savepoint) are written into the instance; stored
 -- timers come with the instance (clipped to the key groups, rescaling);
