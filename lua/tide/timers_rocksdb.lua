@@ -484,7 +484,7 @@ function M.new(on_fire, b, cache)
   local self = setmetatable({ on_fire = on_fire, backend = b, watermark = compat.MIN_INT, cache = cache or M.CACHE,
     max_parallelism = b.max_parallelism, kg_first = b.kg_first, kg_last = b.kg_last }, Service)
   self.remembered = self.cache * (b.kg_last - b.kg_first + 1)
-  local sid = M.state_id(b, STATE)
+  local sid = M.state_id(b)
   for _, domain in ipairs(DOMAINS) do
     self[domain] = { svc = self, domain = domain, sid = sid, dom = DOMAIN_BYTE[domain], seq = 0, kgs = {},
       fresh = true, heap = { n = 0 }, known = {}, pending = {}, transient = {}, asks = {}, to_load = {},
@@ -494,16 +494,18 @@ function M.new(on_fire, b, cache)
   return self
 end
 
---- The column family id of name in backend b (registered there, so that a
--- state of the same id is refused).
-function M.state_id(b, name)
-  local id = core.state_id(name)
+--- The column family id of the timers in backend b, registered there
+-- under a name no state can have: a state whose id is the same (a state
+-- named "_timer_state" too) is refused as any two states of one id are.
+function M.state_id(b)
+  local id = core.state_id(STATE)
+  local mine = "(the timers' " .. STATE .. ")"
   local other = b.ids and b.ids[id]
-  if other and other ~= name then
+  if other and other ~= mine then
     error(string.format("state names '%s' and '%s' have the same RocksDB column family id; rename one",
-      other, name), 0)
+      other, mine), 0)
   end
-  if b.ids then b.ids[id] = name end
+  if b.ids then b.ids[id] = mine end
   return id
 end
 
