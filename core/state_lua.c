@@ -7,7 +7,6 @@
 #include <sys/stat.h>
 #include <xxhash.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 

@@ -6,14 +6,14 @@
 -- operator's RocksDB instance, so that their number is not bounded by
 -- memory.
 --
--- Layout (core/state_lua.c, "timers"). Per time domain two column
--- families of the instance: the queue, whose entries are addressed by key
--- group + timestamp + sequence number (big-endian: byte order is firing
--- order within a key group) and hold the timer's key and namespace; and
--- the index, addressed by key group + key + namespace + timestamp, holding
--- the sequence number: it answers "is there such a timer" (one timer per
--- (key, namespace, timestamp)) and gives a timer's queue address for a
--- delete. Flink's queue key is key group + timestamp + key + namespace and
+-- Layout (core/state_lua.c, "timers"). One column family of the instance
+-- ("_timer_state"), two entries per timer: the queue entry, addressed by
+-- key group + time domain + timestamp + sequence number (big-endian: byte
+-- order is firing order within a key group), holds the timer's key and
+-- namespace; the index entry, addressed by key group + key + domain +
+-- namespace + timestamp, holds the sequence number: it answers "is there
+-- such a timer" (one per (key, namespace, timestamp)) and gives a timer's
+-- queue address for a delete. Flink's queue key is key group + timestamp + key + namespace and
 -- orders timers of one timestamp by their serialized key (its heap service
 -- by heap position: neither keeps an order for ties); the sequence number
 -- (the registration order, as the heap service's) keeps Tide's order, the
@@ -48,8 +48,8 @@
 --
 -- Snapshots. A checkpoint's timers are in the instance's RocksDB
 -- checkpoint: the operator snapshot's `timers` is only {store =
--- "rocksdb", event = {seq =}, processing = {seq =}} (the next sequence
--- numbers). A savepoint's are the heap service's canonical lists. Restore
+-- "rocksdb", event = {seq =}, processing = {seq =}} (the last sequence
+-- numbers given). A savepoint's are the heap service's canonical lists. Restore
 -- takes either: the heap service's lists (a job that changed backend or
 -- timer service, or a savepoint) are written into the instance; stored
 -- timers come with the instance (clipped to the key groups, rescaling);
@@ -144,8 +144,8 @@ end
 -- ---- the heap of key groups by head timer ------------------------------------
 -- A key group K: {kg =, cache = timers in descending order (the head last),
 -- all = whether every timer of K is cached, loaded = whether the cache is
--- valid (else K is to be read), hint_ts, hint_seq = a lower bound of K's
--- timers when it is read, pos = its index in the heap, ts, seq = its head
+-- valid (else K is to be read), hint_ts, hint_seq = where to read it
+-- from: each of K's timers is after it, pos = its index in the heap, ts, seq = its head
 -- timer's while in the heap}.
 
 local function head(K)
@@ -300,16 +300,29 @@ local function write_out(q, db)
     end
   end
   q.pending = {}
+  for _, K in ipairs(q.dirty) do K.dirty = nil end
+  q.dirty = {}
   -- what was known only for the round: RocksDB knows it now
   local t = q.transient
   for i = 1, #t do kdel(q, t[i]) end
   q.transient = {}
 end
 
-local function pend(q, put, e)
+-- Collect a write: put (true) or remove timer e. Only a timer fired (pop)
+-- leaves its key group clean: it is at or before the point the group's
+-- cache is read again from, which needs no write-out first; anything else
+-- may be in what that read finds.
+local function pend(q, put, e, pop)
   local p = q.pending
   local n = #p
   p[n + 1], p[n + 2] = put, e
+  if not pop then
+    local K = q.kgs[e.kg]
+    if K and not K.dirty then
+      K.dirty = true
+      q.dirty[#q.dirty + 1] = K
+    end
+  end
   if n + 2 >= 2 * WRITE_EVERY then
     local db = q.svc:db()
     write_out(q, db)
@@ -321,11 +334,12 @@ end
 -- timestamp): written at the next write-out, cached when it belongs to
 -- its key group's cache (Flink's RocksDBCachingPriorityQueueSet.add).
 local function add_timer(q, e)
-  pend(q, true, e)
   local K = kg_of(q, e.kg)
+  pend(q, true, e)
   if not K.loaded then
-    if K.hint_ts ~= nil and (e.ts < K.hint_ts or (e.ts == K.hint_ts and e.seq < K.hint_seq)) then
-      K.hint_ts, K.hint_seq = e.ts, e.seq
+    -- the read starts after the hint: it must now start before e
+    if K.hint_ts ~= nil and (e.ts < K.hint_ts or (e.ts == K.hint_ts and e.seq <= K.hint_seq)) then
+      K.hint_ts, K.hint_seq = e.ts, e.seq - 1
     end
     remember(q, e)
     return
@@ -414,12 +428,21 @@ local function load(q)
   resolve(q) -- what a read brings into the cache must not be asked about
   local svc = q.svc
   local db, b, size = svc:db(), svc.backend, svc.cache
-  write_out(q, db)
-  db:commit()
+  for _, K in ipairs(tl) do
+    if K.dirty then
+      -- writes the read must see (not only the removal of fired timers)
+      write_out(q, db)
+      db:commit()
+      break
+    end
+  end
   q.to_load = {}
   for _, K in ipairs(tl) do
     if not K.loaded then
-      local list, more = db:timer_range(q.sid, q.dom, K.kg, K.hint_ts, K.hint_seq, size)
+      -- from just after the last timer the cache gave out (fired ones
+      -- before it may not be written out yet)
+      local seq = K.hint_seq and K.hint_seq + 1
+      local list, more = db:timer_range(q.sid, q.dom, K.kg, K.hint_ts, seq, size)
       local m = #list / 5
       local c = {}
       for j = 1, m do
@@ -461,26 +484,28 @@ function M.new(on_fire, b, cache)
   local self = setmetatable({ on_fire = on_fire, backend = b, watermark = compat.MIN_INT, cache = cache or M.CACHE,
     max_parallelism = b.max_parallelism, kg_first = b.kg_first, kg_last = b.kg_last }, Service)
   self.remembered = self.cache * (b.kg_last - b.kg_first + 1)
-  local sid = M.state_id(b, STATE)
+  local sid = M.state_id(b)
   for _, domain in ipairs(DOMAINS) do
     self[domain] = { svc = self, domain = domain, sid = sid, dom = DOMAIN_BYTE[domain], seq = 0, kgs = {},
       fresh = true, heap = { n = 0 }, known = {}, pending = {}, transient = {}, asks = {}, to_load = {},
-      ring = {}, ring_i = 1 }
+      ring = {}, ring_i = 1, dirty = {} }
   end
   b.attached = self -- one service per backend: the last one made
   return self
 end
 
---- The column family id of name in backend b (registered there, so that a
--- state of the same id is refused).
-function M.state_id(b, name)
-  local id = core.state_id(name)
+--- The column family id of the timers in backend b, registered there
+-- under a name no state can have: a state whose id is the same (a state
+-- named "_timer_state" too) is refused as any two states of one id are.
+function M.state_id(b)
+  local id = core.state_id(STATE)
+  local mine = "(the timers' " .. STATE .. ")"
   local other = b.ids and b.ids[id]
-  if other and other ~= name then
+  if other and other ~= mine then
     error(string.format("state names '%s' and '%s' have the same RocksDB column family id; rename one",
-      other, name), 0)
+      other, mine), 0)
   end
-  if b.ids then b.ids[id] = name end
+  if b.ids then b.ids[id] = mine end
   return id
 end
 
@@ -548,7 +573,7 @@ function Service:fire_until(domain, limit)
     c[n] = nil
     e.cached = nil
     transient(q, { absent = true, key = e.key, ns = e.ns, ts = e.ts })
-    pend(q, false, e)
+    pend(q, false, e, true)
     after_remove(q, K, e)
     on_fire(domain, e.ts, e.key, e.ns, e.raw)
   end

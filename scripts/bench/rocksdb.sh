@@ -14,6 +14,10 @@
 #      over 10K keys, ROCKS_WIN_N events, default 500K) on rocksdb with the
 #      timers stored in RocksDB (the default) and kept on the heap
 #      (timer_service = "heap"), beside the heap backend's fast path
+#   T  the timer services alone (timers.lua): ROCKS_TIMERS event-time
+#      timers (default 1M) over 100K keys registered, then fired, heap
+#      against RocksDB: rates and peak RSS (the RocksDB service's memory
+#      does not grow with the timers)
 # ROCKS_N records for R1/R2 (default 2M), ROCKS_RUNS runs (default 1).
 set -u
 
@@ -23,6 +27,7 @@ N=${ROCKS_N:-2000000}
 BIG=${ROCKS_BIG_N:-20000000}
 INC=${ROCKS_INC_KEYS:-10000000}
 WIN=${ROCKS_WIN_N:-500000}
+TIMERS=${ROCKS_TIMERS:-1000000}
 KEYS=1000000
 LUA=${LUA:-lua5.4}
 HERE=$(dirname "$0")
@@ -60,6 +65,13 @@ while [ "$r" -le "$RUNS" ]; do
     [ "$(cat "$TMP/$x.out")" = "$(cat "$TMP/win_heap.out")" ] ||
       fail "$x" "gave '$(cat "$TMP/$x.out")' window results and total, the heap backend '$(cat "$TMP/win_heap.out")'"
   done
+  for k in heap rocksdb; do
+    timed "timers_$k" env LUA_CPATH="$BUILD/lua/?.so;;" LUA_PATH="lua/?.lua;;" TMPDIR="$TMP" \
+      "$LUA" "$HERE/timers.lua" "$k" "$TIMERS"
+  done
+  # the same timers fired in the same order (count and checksum)
+  [ "$(cut -d' ' -f1,2 "$TMP/timers_rocksdb.out")" = "$(cut -d' ' -f1,2 "$TMP/timers_heap.out")" ] ||
+    fail timers_rocksdb "fired '$(cat "$TMP/timers_rocksdb.out")', the heap service '$(cat "$TMP/timers_heap.out")'"
   r=$((r + 1))
 done
 timed big "$TIDE" run "$HERE/keyed_big.lua" -p 1 --state-backend rocksdb --state-dir "$TMP" -- "$BIG"
@@ -70,12 +82,15 @@ T1=$(date +%s)
 head -n 1 /proc/stat >"$TMP/stat1" 2>/dev/null || : >"$TMP/stat1"
 
 python3 - "$TMP/times" "$RUNS" "$N" "$BIG" "$INC" "$(cat "$TMP/inc.out")" "$((T1 - T0))" \
-  "$TMP/stat0" "$TMP/stat1" "$(getconf CLK_TCK 2>/dev/null || echo 100)" "$WIN" <<'PY'
+  "$TMP/stat0" "$TMP/stat1" "$(getconf CLK_TCK 2>/dev/null || echo 100)" "$WIN" "$TIMERS" \
+  "$(cat "$TMP/timers_heap.out")" "$(cat "$TMP/timers_rocksdb.out")" <<'PY'
 import os
 import sys
 
-times_file, runs, n, big, inc, inc_out, elapsed, stat0, stat1, hz, win = sys.argv[1:]
-runs, n, big, inc, elapsed, win = int(runs), int(n), int(big), int(inc), int(elapsed), int(win)
+(times_file, runs, n, big, inc, inc_out, elapsed, stat0, stat1, hz, win, ntimers,
+ t_heap, t_rocks) = sys.argv[1:]
+runs, n, big, inc, elapsed, win, ntimers = (int(runs), int(n), int(big), int(inc), int(elapsed),
+                                           int(win), int(ntimers))
 sys.path.insert(0, os.environ["BENCH_DIR"])
 from load import print_verdicts, read_times
 
@@ -113,6 +128,20 @@ for who, k in (("heap backend (fast path)", "win_heap"),
     print("| %s | %.2f | %.2f | %.0f | %.0f K events/s | %.0f%% of the heap timers' CPU time |" % (
         who, best[k], cpu[k], rss[k] / 1024, win / max(best[k], 0.01) / 1e3,
         100 * cpu[k] / max(cpu["win_rocks_heap"], 0.01)))
+print()
+print("T: the timer services alone (timers.lua), %d registrations (every fourth a repeat) of event-time "
+      "timers over 100000 keys in batches of 1024, then fired by 100 watermarks; CPU seconds of each "
+      "phase (the last run), peak RSS of the process." % ntimers)
+print()
+print("| service | timers fired | register CPU s | fire CPU s | registrations/s (CPU) | fired/s (CPU) | peak RSS MiB |")
+print("|---|---:|---:|---:|---:|---:|---:|")
+for who, k, out in (("heap (tide.timers)", "timers_heap", t_heap),
+                    ("RocksDB (tide.timers_rocksdb)", "timers_rocksdb", t_rocks)):
+    fired, _, reg_s, fire_s = out.split()
+    fired, reg_s, fire_s = int(fired), float(reg_s), float(fire_s)
+    print("| %s | %d | %.2f | %.2f | %.0f K | %.0f K | %.0f |" % (
+        who, fired, reg_s, fire_s, ntimers / max(reg_s, 0.001) / 1e3, fired / max(fire_s, 0.001) / 1e3,
+        rss[k] / 1024))
 full, new, sync_ms, upload_ms = inc_out.split()
 full, new = int(full), int(new)
 print()

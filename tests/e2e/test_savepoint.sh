@@ -260,13 +260,19 @@ for x in range(1, 6001):
     s = x * 10 // 1000 * 1000
     w[s] = w.get(s, 0) + 1
 print(''.join(sorted('%d,%d\n' % kv for kv in w.items())), end='')" >"$TMP/wantwall"
+# stop_savepoint NAME LABEL: a second after start_tide NAME began a job,
+# stop it with a savepoint; SP is the savepoint's directory
+stop_savepoint() {
+  sleep 1
+  run_tide "$TMP/stop-$1" stop "$ID" --savepoint "$TMP/sp-$1"
+  check_rc "$2: tide stop --savepoint: exit 0" 0
+  SP=$(cat "$TMP/stop-$1.out")
+  wait_tide "$1"
+  check_rc "$2: the stopped job exits 0" 0
+}
 start_tide winr run "$TMP/win.lua" --state-backend rocksdb -- "$TMP/woutr" "$TMP/rawr" "$TMP/ckwr"
-sleep 1
-run_tide "$TMP/stopwr" stop "$ID" --savepoint "$TMP/spwr"
-check_rc "rocksdb windows: tide stop --savepoint: exit 0" 0
-SPWR=$(cat "$TMP/stopwr.out")
-wait_tide winr
-check_rc "rocksdb windows: the stopped job exits 0" 0
+stop_savepoint winr "rocksdb windows"
+SPWR=$SP
 check "rocksdb windows: stopped mid-run, windows open" test -n "$(cat_parts "$TMP/woutr")" -a \
   "$(cat_parts "$TMP/rawr" | wc -l)" -lt 6000
 check "rocksdb windows: the savepoint lists the timers (canonical, not stored in RocksDB)" \
@@ -289,12 +295,8 @@ check_rc "the heap savepoint restored on rocksdb: exit 0" 0
 cat_parts "$TMP/out2r" | sort >"$TMP/got2r"
 check_eq "heap savepoint on rocksdb: v1 up to the cut, v2 after it (oracle)" "$TMP/want2" "$TMP/got2r"
 start_tide r1 run "$JOB_LUA" -p 2 --state-backend rocksdb -- v1 "$TMP/outr" "$TMP/ckr" $N $RATE
-sleep 1
-run_tide "$TMP/stopr" stop "$ID" --savepoint "$TMP/spsr"
-check_rc "rocksdb: tide stop --savepoint: exit 0" 0
-SPR=$(cat "$TMP/stopr.out")
-wait_tide r1
-check_rc "rocksdb: the stopped job exits 0" 0
+stop_savepoint r1 rocksdb
+SPR=$SP
 check "rocksdb: the savepoint references no shared file (self-contained)" \
   test -z "$(ls "$SPR" | grep '\.shared$')"
 cat_parts "$TMP/outr" | sort >"$TMP/gotr1"

@@ -268,6 +268,12 @@ describe("tide.timers_rocksdb options #unit", function()
     assert.matches("positive integer expected, got 0", err, 1, true)
   end)
 
+  it("refuses a state that would share the timers' column family", function()
+    local n = node("rocksdb")
+    assert.has_error(function() n.b:state("_timer_state", "value") end,
+      "state names '(the timers' _timer_state)' and '_timer_state' have the same RocksDB column family id; rename one")
+  end)
+
   it("a job's process function keeps its timers where the options say", function()
     local function build(st)
       return st:key_by("k"):process {
