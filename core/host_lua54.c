@@ -11,6 +11,7 @@
 #include "host.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1730,6 +1731,16 @@ static int l_decode(lua_State *L) {
   return 1;
 }
 
+/* core.table_new(narray, nhash) -> a new empty table with room for narray
+ * array elements and nhash hash entries (lua_createtable: a table filled
+ * with a known number of entries, e.g. a restored state's, is not rehashed
+ * as it grows). Counts beyond INT_MAX or below 0 are clamped. */
+static int l_table_new(lua_State *L) {
+  lua_Integer na = luaL_checkinteger(L, 1), nh = luaL_checkinteger(L, 2);
+  lua_createtable(L, na < 0 ? 0 : na > INT_MAX ? INT_MAX : (int)na, nh < 0 ? 0 : nh > INT_MAX ? INT_MAX : (int)nh);
+  return 1;
+}
+
 /* core.key_group(key, max_parallelism) -> key group (0-based) */
 static int l_key_group(lua_State *L) {
   luaL_checkany(L, 1);
@@ -2196,6 +2207,7 @@ static const luaL_Reg core_funcs[] = {
     {"encode", l_encode},
     {"decode", l_decode},
     {"key_group", l_key_group},
+    {"table_new", l_table_new},
     {"subtask_of_key_group", l_subtask_of_kg},
     {"default_max_parallelism", l_default_maxp},
     {"now_ms", l_now_ms},

@@ -1,9 +1,13 @@
 /* luaalloc.c - a size-class pool allocator for subtask VMs (luaalloc.h). */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* mremap */
+#endif
 #include "luaalloc.h"
 
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #if defined(__GNUC__) || defined(__clang__)
 #define NOINLINE __attribute__((noinline))
@@ -15,6 +19,8 @@
 #define NCLASS 16u                   /* classes 16, 32, ..., 256 bytes */
 #define MAX_SMALL (GRAIN * NCLASS)   /* larger blocks go to realloc(3) */
 #define CHUNK (256u * 1024u)         /* bytes carved into blocks at a time */
+#define BIG (1u << 20)               /* blocks of this many bytes and more
+                                        are mappings of their own */
 
 typedef struct chunk {
   struct chunk *next;
@@ -64,15 +70,49 @@ static inline void give(td_lua_pool_t *p, void *b, size_t size) {
   p->free[c] = b;
 }
 
+/* Big blocks (the arrays and hash parts of large tables: a restored
+ * state's, a snapshot's decoded key groups) are anonymous mappings that ask
+ * for transparent huge pages: filling 1M keys otherwise takes ~30K page
+ * faults, and a fault costs microseconds on virtual machines. They grow by
+ * mremap (page tables move, bytes are not copied). A fork's copy-on-write
+ * of a huge page copies only the 4 KiB page written (Linux >= 5.8). */
+static size_t map_len(size_t n) { return (n + 4095u) & ~(size_t)4095u; }
+
+static void *big_new(size_t n) {
+  void *m = mmap(NULL, map_len(n), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (m == MAP_FAILED) return NULL;
+#ifdef MADV_HUGEPAGE
+  madvise(m, map_len(n), MADV_HUGEPAGE);
+#endif
+  return m;
+}
+
+/* a block of osize bytes (ptr not NULL) freed, whichever kind it is */
+static void release(td_lua_pool_t *p, void *ptr, size_t osize) {
+  if (osize >= BIG) munmap(ptr, map_len(osize));
+  else if (osize <= MAX_SMALL) give(p, ptr, osize);
+  else free(ptr);
+}
+
 /* Every case: growing, shrinking, large blocks, empty free lists. */
 static NOINLINE void *alloc_slow(td_lua_pool_t *p, void *ptr, size_t osize, size_t nsize) {
   if (ptr == NULL) osize = 0; /* osize is then the object's type */
   if (nsize == 0) {
-    if (ptr) {
-      if (osize <= MAX_SMALL) give(p, ptr, osize);
-      else free(ptr);
-    }
+    if (ptr) release(p, ptr, osize);
     return NULL;
+  }
+  if (nsize >= BIG || osize >= BIG) {
+    if (osize >= BIG && nsize >= BIG) {
+      void *m = mremap(ptr, map_len(osize), map_len(nsize), MREMAP_MAYMOVE);
+      return m == MAP_FAILED ? NULL : m;
+    }
+    void *q = nsize >= BIG ? big_new(nsize) : nsize <= MAX_SMALL ? take(p, class_of(nsize)) : malloc(nsize);
+    if (!q) return NULL;
+    if (ptr) {
+      memcpy(q, ptr, osize < nsize ? osize : nsize);
+      release(p, ptr, osize);
+    }
+    return q;
   }
   if (nsize <= MAX_SMALL) {
     if (ptr && osize <= MAX_SMALL && class_of(osize) == class_of(nsize)) return ptr;
@@ -80,8 +120,7 @@ static NOINLINE void *alloc_slow(td_lua_pool_t *p, void *ptr, size_t osize, size
     if (!q) return NULL;
     if (ptr) {
       memcpy(q, ptr, osize < nsize ? osize : nsize);
-      if (osize <= MAX_SMALL) give(p, ptr, osize);
-      else free(ptr);
+      release(p, ptr, osize);
     }
     return q;
   }

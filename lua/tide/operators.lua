@@ -356,7 +356,7 @@ function ops.process(node, out, rt)
   if node.keyed then
     local cur = {}
     local keyf = node.inputs[1].key
-    local backend = state.backend(rt.max_parallelism, rt.parallelism, rt.subtask, rt.now)
+    local backend = state.operator_backend(rt, node.uid, rt.now)
     ctx.state = state.new(cur, backend, describe(node))
     local service = timers.new(function(domain, t, k, _, raw)
       cur.key = k
@@ -807,14 +807,14 @@ function M.combiner(node, rt, emit)
 end
 
 function ops.reduce(node, out, rt)
-  return aggregation_loop(node, out, rt, "reduce", state.backend(rt.max_parallelism, rt.parallelism, rt.subtask))
+  return aggregation_loop(node, out, rt, "reduce", state.operator_backend(rt, node.uid))
 end
 
 -- sum/min/max(field): Flink's aggregations keep the key's first record and
 -- replace the field by the aggregate; with no field, records are numbers.
 -- count(): records per key, emitted as {key = k, count = n}.
 function ops.aggregate(node, out, rt)
-  return aggregation_loop(node, out, rt, node.agg, state.backend(rt.max_parallelism, rt.parallelism, rt.subtask),
+  return aggregation_loop(node, out, rt, node.agg, state.operator_backend(rt, node.uid),
     node.merge_partials and "merge" or nil)
 end
 

@@ -87,6 +87,40 @@ function M.backend(max_parallelism, parallelism, subtask, clock)
   return M.heap_backend(max_parallelism, parallelism, subtask, clock)
 end
 
+--- The entries of each state in an operator's old snapshot, for
+-- M.operator_backend: {[state name] = entries}, or nil when the snapshot
+-- has no heap-format keyed state.
+-- @param snap the runtime's snapshot of one operator of a subtask: the
+--   operator's ({keyed = Backend:snapshot(), ...}) or one wrapped with the
+--   source position or combiner partials ({op = that}); nil: none
+function M.restore_sizes(snap)
+  if type(snap) ~= "table" then return nil end
+  local keyed = snap.keyed
+  if keyed == nil and type(snap.op) == "table" then keyed = snap.op.keyed end
+  if type(keyed) ~= "table" or keyed.backend == "rocksdb" or type(keyed.states) ~= "table" then return nil end
+  local sizes = {}
+  for name, st in pairs(keyed.states) do
+    local n = 0
+    for _, g in pairs(st.groups or {}) do n = n + #g end
+    sizes[name] = math.floor(n / 2)
+  end
+  return sizes
+end
+
+--- The backend of keyed operator `uid` in a subtask (M.backend): when the
+-- runtime restores (rt.restore_sizes(uid) -> {[state name] = entries}),
+-- the heap backend makes each state's table with room for its restored
+-- entries, so that filling it does not rehash it as it grows.
+-- @param rt the runtime's {max_parallelism, parallelism, subtask,
+--   restore_sizes = nil | f(uid)}
+-- @param uid the operator's uid
+-- @param clock as M.backend's
+function M.operator_backend(rt, uid, clock)
+  local b = M.backend(rt.max_parallelism, rt.parallelism, rt.subtask, clock)
+  b.sizes = rt.restore_sizes and rt.restore_sizes(uid) or nil
+  return b
+end
+
 -- Call method `name` of every backend M.backend made that needs the
 -- runtime's calls (RocksDB ones; heap backends need none).
 local function each(name, ...)
@@ -191,7 +225,11 @@ function Backend:each_key(name, fn)
 end
 
 --- The live table of a new state s (heap: a plain table).
-function Backend:new_table() return {} end
+function Backend:new_table(s)
+  local n = self.sizes and self.sizes[s.name]
+  if n and n > 0 then return core().table_new(0, n) end
+  return {}
+end
 
 --- End of a batch: write what the batch changed (heap: nothing to do).
 function Backend:flush() end
@@ -314,7 +352,19 @@ function Backend:restore(snaps)
         end)
       end
       if snap.backend ~= "rocksdb" then
-        self:each_snapshot_entry(snap, function(st, k, v) st.t[self:key(k)] = v end)
+        -- (each_snapshot_entry's loop, inlined: no call per entry)
+        for name, st in pairs(snap.states) do
+          local t = self:register_restored(name, st).t
+          for kg, g in pairs(st.groups) do
+            if kg >= self.kg_first and kg <= self.kg_last then
+              for j = 1, #g, 2 do
+                local k = g[j]
+                if type(k) == "table" then k = self:key(k) end
+                t[k] = g[j + 1]
+              end
+            end
+          end
+        end
       end
     end
   end

@@ -809,8 +809,8 @@ local function contents_kind(P)
   return "aggregating"
 end
 
-local function new_backend(rt)
-  return state.backend(rt.max_parallelism, rt.parallelism, rt.subtask)
+local function new_backend(rt, P)
+  return state.operator_backend(rt, P.uid)
 end
 
 -- "start:stop" (LuaJIT turns numbers into strings with 14 significant
@@ -857,7 +857,7 @@ end
 -- watermark is before it, and the cleanup timer at cleanup (when later).
 -- opts: the runtime's snapshot options ({savepoint = true}), for the backend.
 local function fast_snapshot(rt, P, wm, merging, opts)
-  local b = new_backend(rt)
+  local b = new_backend(rt, P)
   local ct = b:state(CONTENTS, contents_kind(P), { namespaced = true }).t
   local mt = merging and b:state(MERGING, "map").t
   local ev = {}
@@ -892,7 +892,7 @@ end
 -- the caller takes the operator's, B:key); the watermark.
 local function fast_restore(rt, P, data, all)
   local olds, wm = window_sources(data, all, rt)
-  local b = new_backend(rt)
+  local b = new_backend(rt, P)
   b:state(CONTENTS, contents_kind(P), { namespaced = true })
   for _, o in ipairs(olds) do b:restore({ o.keyed }) end
   return b, wm
@@ -1021,7 +1021,7 @@ local function general_op(node, out, rt, P)
   -- C[key][state window id]; merging window sets MW[key][window id] =
   -- state window id; trigger state TS[name][key][window id], of kind
   -- TK[name]; keys are the layer's (B:key)
-  local B = new_backend(rt)
+  local B = new_backend(rt, P)
   local C = B:state(CONTENTS, contents_kind(P), { namespaced = true }).t
   local MW = merging and B:state(MERGING, "map").t or {}
   local TS, TK, RF = {}, {}, {}
@@ -1915,7 +1915,7 @@ local function aligned_op(node, out, rt, P)
   local wslices = {}
   local tm
   -- keys: the layer's (see "keyed state and snapshots")
-  local B = new_backend(rt)
+  local B = new_backend(rt, P)
   local function bkey(k) return B:key(k) end
 
   local function cleanup_of(max)
@@ -2307,7 +2307,7 @@ local function session_op(node, out, rt, P)
   local result_out = fast_result(P, E.emit, col)
   local fn, agg = P.fn, P.agg
   -- keys: the layer's (see "keyed state and snapshots")
-  local B = new_backend(rt)
+  local B = new_backend(rt, P)
   -- SS: key -> its latest session; sessions of a key form a list by start
   -- (s.prev: the one before, s.nxt: the one after)
   local S = { SS = {}, gap = A.gap }
@@ -2611,7 +2611,7 @@ function M.operator(node, out, rt)
   local P = {
     assigner = A, evictor = node.evictor, lateness = node.allowed_lateness or 0, late_tag = node.late_tag,
     keyed = keyed, fn_kind = node.fn_kind, fn = node.fn, agg = node.agg, field = node.field,
-    process_fn = node.process_fn,
+    process_fn = node.process_fn, uid = node.uid,
   }
   if keyed then
     P.keyf = inp and inp.key

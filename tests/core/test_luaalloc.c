@@ -1,6 +1,7 @@
 /* test_luaalloc.c - the subtask VMs' pool allocator (core/luaalloc.h):
  * Lua's lua_Alloc contract, block reuse by size class, contents kept on
- * reallocation across classes and into and out of malloc'd sizes, and a
+ * reallocation across classes and into and out of malloc'd and mapped
+ * (big) sizes, and a
  * Lua VM running on it. */
 #include <lauxlib.h>
 #include <lualib.h>
@@ -51,7 +52,11 @@ TD_TEST(test_luaalloc_reuses_freed_blocks_of_a_class) {
 
 TD_TEST(test_luaalloc_keeps_contents_across_classes_and_malloc) {
   td_lua_pool_t *p = td_lua_pool_new();
-  static const size_t sizes[] = {1, 16, 17, 100, 256, 257, 4096, 100000, 300, 24, 8};
+  /* and big blocks (1 MiB and more: mappings of their own), grown by
+   * mremap, shrunk into malloc's and the pool's sizes and back */
+  static const size_t sizes[] = {1,       16,      17,          100,     256,  257,     4096,
+                                 100000,  1048575, 1048576,     3000001, 9000000, 1500000, 5000,
+                                 2100000, 24,      (size_t)1 << 21, 300, 8};
   unsigned char *q = td_lua_pool_alloc(p, NULL, 0, sizes[0]);
   fill(q, sizes[0], 9);
   size_t have = sizes[0];
