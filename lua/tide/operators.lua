@@ -374,17 +374,27 @@ function ops.process(node, out, rt)
       current_watermark = function() return watermark end,
       current_processing_time = function() return rt.now() end,
     }
+    -- key_by(field): the field read here, not through keyf (a call per
+    -- record)
+    local kf = node.inputs[1].key_field
     function op.push(b, ts, n)
       ctx.time_domain = nil
+      if not ts then
+        ctx.timestamp = nil
+        set_ts(nil)
+      end
       for i = 1, n do
         local v = b[i]
-        local k = keyf(v)
+        local k
+        if kf ~= nil then k = v[kf] else k = keyf(v) end
         if k == nil then norm_key(k, node) end
         if type(k) == "table" then cur.key = backend:key(k) else cur.key = k end
         ctx.key = k
-        local t = ts and ts[i]
-        ctx.timestamp = t
-        set_ts(t)
+        if ts then
+          local t = ts[i]
+          ctx.timestamp = t
+          set_ts(t)
+        end
         on_record(v, ctx, col)
       end
       flush()

@@ -889,7 +889,11 @@ end
 -- @param opts table or nil: ttl, version, migrate (above)
 -- @return the handle, bound to the current key
 function KeyedState:value(name, opts)
-  local h = handle(self, name, "value", opts, nil, function(cur, t)
+  -- (the handle made before, with no closure made for handle(): this
+  -- runs per record)
+  local h = self.handles[name]
+  if h and self.kinds[name] == "value" and self.opts[name] == opts then return h end
+  h = handle(self, name, "value", opts, nil, function(cur, t)
     return {
       value = function() return t[cur.key] end,
       update = function(_, v) t[cur.key] = v end,
@@ -932,7 +936,9 @@ end
 -- hole ({3, nil, 5}) are errors that leave the state unchanged.
 -- opts: ttl, version, migrate (per element); returns the handle.
 function KeyedState:list(name, opts)
-  local h = handle(self, name, "list", opts, nil, function(cur, t)
+  local h = self.handles[name] -- (as in KeyedState:value)
+  if h and self.kinds[name] == "list" and self.opts[name] == opts then return h end
+  h = handle(self, name, "list", opts, nil, function(cur, t)
     return {
       get = function()
         return t[cur.key] or {}
@@ -976,7 +982,9 @@ end
 -- opts: ttl, version, migrate (per map value; map keys stay); returns the
 -- handle.
 function KeyedState:map(name, opts)
-  local h = handle(self, name, "map", opts, nil, function(cur, t)
+  local h = self.handles[name] -- (as in KeyedState:value)
+  if h and self.kinds[name] == "map" and self.opts[name] == opts then return h end
+  h = handle(self, name, "map", opts, nil, function(cur, t)
     local function user_map(create)
       local k = cur.key
       local m = t[k]
@@ -1049,7 +1057,9 @@ end
 -- value is kept as is), get() -> acc or nil, clear(). opts (third):
 -- ttl, version, migrate (of the reduced value); returns the handle.
 function KeyedState:reducing(name, fn, opts)
-  local h = handle(self, name, "reducing", opts, function()
+  local h = self.handles[name] -- (as in KeyedState:value)
+  if h and self.kinds[name] == "reducing" and self.opts[name] == opts then return h end
+  h = handle(self, name, "reducing", opts, function()
     if type(fn) ~= "function" then error("bad argument #2 to 'reducing' (function expected)", 4) end
   end, function(cur, t)
     return {
@@ -1083,7 +1093,9 @@ end
 -- result or nil when empty, clear(). opts (third): ttl, version,
 -- migrate (of the accumulator, not the result); returns the handle.
 function KeyedState:aggregating(name, agg, opts)
-  local h = handle(self, name, "aggregating", opts, function()
+  local h = self.handles[name] -- (as in KeyedState:value)
+  if h and self.kinds[name] == "aggregating" and self.opts[name] == opts then return h end
+  h = handle(self, name, "aggregating", opts, function()
     if type(agg) ~= "table" or type(agg.create) ~= "function" or type(agg.add) ~= "function"
       or type(agg.result) ~= "function" then
       error("bad argument #2 to 'aggregating' (table with create, add and result functions expected)", 4)
