@@ -71,6 +71,16 @@
 /* a batch filled by restore is written when its data passes this */
 #define RESTORE_BATCH_BYTES ((size_t)4 << 20)
 
+/* a staged batch write: op 'p' put, 'd' delete, 'm' merge; key and value
+ * bytes at koff and voff of the backend's sbuf; seq keeps the call order of
+ * writes to the same key */
+typedef struct staged {
+  rocksdb_column_family_handle_t *h;
+  uint32_t sid, seq;
+  size_t koff, klen, voff, vlen;
+  char op;
+} staged_t;
+
 typedef struct cf {
   uint32_t sid;
   rocksdb_column_family_handle_t *h;
@@ -110,6 +120,13 @@ typedef struct rdb {
   char **mg_vals;               /* the last multi-get's values */
   size_t mg_n;
   rocksdb_writebatch_t *batch;
+  /* the batch's writes, staged in call order and applied sorted by family
+   * and key at commit: the memtable (a skip list) inserts keys in order far
+   * faster than at random (the splice of one insert serves the next) */
+  struct staged *stg;
+  size_t nstg, capstg;
+  unsigned char *sbuf; /* the staged keys and values */
+  size_t slen, scap;
   uint64_t count;
   int count_valid;
   char err[512];
@@ -779,6 +796,8 @@ static void rdb_free(td_backend_t *b) {
   rdb_t *r = (rdb_t *)b;
   release_reads(r);
   if (r->batch) rocksdb_writebatch_destroy(r->batch);
+  free(r->stg);
+  free(r->sbuf);
   close_db(r);
   for (size_t i = 0; i < r->nttl; i++) ttl_free(r->ttls[i]);
   free(r->ttls);
@@ -1053,6 +1072,35 @@ static rocksdb_writebatch_t *batch_of(rdb_t *r) {
   return r->batch;
 }
 
+/* stage - append a write of the key in r->kbuf (klen bytes) and value to
+ * the staged batch of family h. */
+static int stage(rdb_t *r, rocksdb_column_family_handle_t *h, uint32_t sid, char op,
+                 size_t klen, const void *value, size_t vlen) {
+  if (r->nstg == r->capstg) {
+    size_t cap = r->capstg ? r->capstg * 2 : 256;
+    staged_t *n = realloc(r->stg, cap * sizeof *n);
+    if (!n) return fail(r, TD_ENOMEM, NULL, "rocksdb: out of memory");
+    r->stg = n;
+    r->capstg = cap;
+  }
+  if (r->scap - r->slen < klen + vlen) {
+    size_t cap = r->scap ? r->scap : 4096;
+    while (cap - r->slen < klen + vlen) cap *= 2;
+    unsigned char *n = realloc(r->sbuf, cap);
+    if (!n) return fail(r, TD_ENOMEM, NULL, "rocksdb: out of memory");
+    r->sbuf = n;
+    r->scap = cap;
+  }
+  staged_t *e = &r->stg[r->nstg];
+  *e = (staged_t){.h = h, .sid = sid, .seq = (uint32_t)r->nstg, .koff = r->slen, .klen = klen,
+                  .voff = r->slen + klen, .vlen = vlen, .op = op};
+  memcpy(r->sbuf + r->slen, r->kbuf, klen);
+  if (vlen) memcpy(r->sbuf + r->slen + klen, value, vlen);
+  r->slen += klen + vlen;
+  r->nstg++;
+  return 0;
+}
+
 /* batch_prep - the checks every batch call makes: the key in r->kbuf, the
  * family in *h (created if needed: even a remove may follow a put of the
  * same state in the batch). */
@@ -1062,7 +1110,6 @@ static int batch_prep(rdb_t *r, uint32_t sid, uint32_t kg, td_bytes_t key,
   if (!r) return TD_EINVAL;
   int rc = check(r, sid, kg, key, ns, klen);
   if (rc) return rc;
-  if (!batch_of(r)) return TD_ENOMEM;
   *h = cf_of(r, sid, 1);
   return *h ? 0 : cf_error(r);
 }
@@ -1075,9 +1122,7 @@ int td_rocksdb_batch_put(td_backend_t *b, uint32_t sid, uint32_t kg,
   int rc = batch_prep(r, sid, kg, key, ns, &klen, &h);
   if (rc == 0) rc = check_value(r, value);
   if (rc) return rc;
-  rocksdb_writebatch_put_cf(r->batch, h, (const char *)r->kbuf, klen,
-                            value.len ? value.data : "", value.len);
-  return 0;
+  return stage(r, h, sid, 'p', klen, value.data, value.len);
 }
 
 int td_rocksdb_batch_remove(td_backend_t *b, uint32_t sid, uint32_t kg,
@@ -1087,8 +1132,7 @@ int td_rocksdb_batch_remove(td_backend_t *b, uint32_t sid, uint32_t kg,
   rocksdb_column_family_handle_t *h;
   int rc = batch_prep(r, sid, kg, key, ns, &klen, &h);
   if (rc) return rc;
-  rocksdb_writebatch_delete_cf(r->batch, h, (const char *)r->kbuf, klen);
-  return 0;
+  return stage(r, h, sid, 'd', klen, NULL, 0);
 }
 
 int td_rocksdb_batch_add(td_backend_t *b, uint32_t sid, uint32_t kg,
@@ -1100,19 +1144,42 @@ int td_rocksdb_batch_add(td_backend_t *b, uint32_t sid, uint32_t kg,
   if (rc) return rc;
   char op[8];
   put_le64(op, (uint64_t)delta);
-  rocksdb_writebatch_merge_cf(r->batch, h, (const char *)r->kbuf, klen, op, 8);
-  return 0;
+  return stage(r, h, sid, 'm', klen, op, 8);
 }
 
 size_t td_rocksdb_batch_size(td_backend_t *b) {
   rdb_t *r = as_rdb(b);
-  return r && r->batch ? (size_t)rocksdb_writebatch_count(r->batch) : 0;
+  return r ? r->nstg : 0;
+}
+
+/* the staged writes' order: family, key bytes (RocksDB's bytewise order),
+ * then call order */
+static int staged_cmp(const void *a, const void *b, void *buf) {
+  const staged_t *x = a, *y = b;
+  const unsigned char *sb = buf;
+  if (x->sid != y->sid) return x->sid < y->sid ? -1 : 1;
+  size_t n = x->klen < y->klen ? x->klen : y->klen;
+  int c = memcmp(sb + x->koff, sb + y->koff, n);
+  if (c) return c;
+  if (x->klen != y->klen) return x->klen < y->klen ? -1 : 1;
+  return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
 int td_rocksdb_batch_commit(td_backend_t *b) {
   rdb_t *r = as_rdb(b);
   if (!r) return TD_EINVAL;
-  if (!r->batch || rocksdb_writebatch_count(r->batch) == 0) return 0;
+  if (r->nstg == 0) return 0;
+  if (!batch_of(r)) return TD_ENOMEM;
+  qsort_r(r->stg, r->nstg, sizeof *r->stg, staged_cmp, r->sbuf);
+  for (size_t i = 0; i < r->nstg; i++) {
+    const staged_t *e = &r->stg[i];
+    const char *k = (const char *)r->sbuf + e->koff, *v = (const char *)r->sbuf + e->voff;
+    if (e->op == 'p') rocksdb_writebatch_put_cf(r->batch, e->h, k, e->klen, e->vlen ? v : "", e->vlen);
+    else if (e->op == 'd') rocksdb_writebatch_delete_cf(r->batch, e->h, k, e->klen);
+    else rocksdb_writebatch_merge_cf(r->batch, e->h, k, e->klen, v, e->vlen);
+  }
+  r->nstg = 0;
+  r->slen = 0;
   char *e = NULL;
   rocksdb_write(r->db, r->wo, r->batch, &e);
   rocksdb_writebatch_clear(r->batch);
@@ -1123,7 +1190,10 @@ int td_rocksdb_batch_commit(td_backend_t *b) {
 
 void td_rocksdb_batch_abort(td_backend_t *b) {
   rdb_t *r = as_rdb(b);
-  if (r && r->batch) rocksdb_writebatch_clear(r->batch);
+  if (!r) return;
+  r->nstg = 0;
+  r->slen = 0;
+  if (r->batch) rocksdb_writebatch_clear(r->batch);
 }
 
 int td_rocksdb_multi_get(td_backend_t *b, const td_rocksdb_key_t *keys,

@@ -356,15 +356,25 @@ TD_TEST(test_rocksdb_merge_add) {
   TD_CHECK_INT(td_backend_put(b, 2, 0, S("w"), NONE, m), 0);
   TD_CHECK_INT(td_rocksdb_add(b, 2, 0, S("w"), NONE, 1), 0);
   TD_CHECK(get_int(b, 2, 0, "w") == INT64_MIN);
-  /* batched adds, a remove in between */
-  for (int i = 0; i < 100; i++)
+  /* batched adds, a remove in between, interleaved with writes to keys
+   * that sort before and after (a batch is applied in key order, and in
+   * call order for one key) */
+  for (int i = 0; i < 100; i++) {
     TD_CHECK_INT(td_rocksdb_batch_add(b, 3, 9, S("b"), NONE, i), 0);
+    TD_CHECK_INT(td_rocksdb_batch_add(b, 3, 9, S("c"), NONE, 1), 0);
+    TD_CHECK_INT(td_rocksdb_batch_add(b, 3, 8, S("z"), NONE, 2), 0);
+  }
   TD_CHECK_INT(td_rocksdb_batch_remove(b, 3, 9, S("b"), NONE), 0);
+  TD_CHECK_INT(td_rocksdb_batch_remove(b, 3, 8, S("z"), NONE), 0);
   for (int i = 0; i < 10; i++)
     TD_CHECK_INT(td_rocksdb_batch_add(b, 3, 9, S("b"), NONE, 2), 0);
   TD_CHECK_INT(get_int(b, 3, 9, "b"), INT64_MIN); /* not committed */
   TD_CHECK_INT(td_rocksdb_batch_commit(b), 0);
   TD_CHECK_INT(get_int(b, 3, 9, "b"), 20);
+  TD_CHECK_INT(get_int(b, 3, 9, "c"), 100);
+  TD_CHECK_INT(get_int(b, 3, 8, "z"), INT64_MIN);
+  TD_CHECK_INT(td_rocksdb_batch_remove(b, 3, 9, S("c"), NONE), 0);
+  TD_CHECK_INT(td_rocksdb_batch_commit(b), 0);
   /* bad addresses */
   TD_CHECK_INT(td_rocksdb_add(b, 1, 16, S("k"), NONE, 1), TD_EINVAL);
   TD_CHECK_INT(td_rocksdb_add(b, UINT32_MAX, 0, S("k"), NONE, 1), TD_EINVAL);
