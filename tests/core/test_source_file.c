@@ -2511,7 +2511,93 @@ TD_TEST(test_source_file_position_invalid) {
   tmp_cleanup(&t);
 }
 
-TD_TEST_MAIN(test_source_file_lines_lf, test_source_file_lines_crlf,
+/* JSON lines: values, blank lines, bad lines named by line (skipped or
+ * failing with the position before them), positions that restore the
+ * skipped count, other splits reading nothing. */
+TD_TEST(test_source_file_json_lines) {
+  tmpdir_t t;
+  tmp_init(&t);
+  const char *p = tmp_write_str(&t, "j.json",
+                                "{\"a\":1,\"s\":\"x\",\"n\":null}\n" /* 1 */
+                                "\n"                              /* 2 blank */
+                                "[1,null,3]\r\n"                  /* 3 */
+                                "{oops}\n"                        /* 4 bad */
+                                "null\n"                          /* 5 bad */
+                                "2.5\n"                           /* 6 */
+                                "{\"deep\":{\"t\":true}}");       /* 7, no line end */
+  lua_State *L = new_state();
+  td_reader_t *r;
+  char err[256];
+  /* failing: three good values, then line 4 fails, and fails again */
+  TD_CHECK_INT(td_reader_open_json(&r, p, 0, 0, 1, err, sizeof err), 0);
+  TD_CHECK_INT(read_all(L, r, 10), TD_EPARSE);
+  TD_CHECK_INT((int)lua_rawlen(L, -1), 2);
+  TD_CHECK(strstr(td_reader_error(r), "j.json:4: bad JSON:") != NULL);
+  td_reader_pos_t pos;
+  TD_CHECK_INT(td_reader_position(r, &pos), 0);
+  TD_CHECK_INT((int)pos.line, 4);
+  TD_CHECK_INT(pos.kind, TD_READER_JSON);
+  td_reader_free(r);
+  lua_pop(L, 1);
+  /* skipping: 1, 3, 6, 7 */
+  TD_CHECK_INT(td_reader_open_json(&r, p, 1, 0, 1, err, sizeof err), 0);
+  TD_CHECK_INT(read_all(L, r, 2), 4);
+  TD_CHECK_INT((int)td_reader_skipped(r), 2);
+  TD_CHECK(strstr(td_reader_first_skipped(r), "j.json:4: bad JSON:") != NULL);
+  int all = lua_gettop(L);
+  lua_rawgeti(L, all, 1);
+  int isint = 0;
+  TD_CHECK_INT((int)get_int(L, -1, "a", &isint), 1);
+  TD_CHECK(isint);
+  TD_CHECK_STR(get_str(L, -1, "s"), "x");
+  TD_CHECK_INT(get_type(L, -1, "n"), LUA_TNIL);
+  lua_pop(L, 1);
+  lua_rawgeti(L, all, 2); /* [1, null, 3]: a hole at 2 */
+  lua_rawgeti(L, -1, 3);
+  TD_CHECK_INT((int)lua_tointeger(L, -1), 3);
+  lua_rawgeti(L, -2, 2);
+  TD_CHECK(lua_isnil(L, -1));
+  lua_pop(L, 3);
+  lua_rawgeti(L, all, 3);
+  TD_CHECK(lua_tonumber(L, -1) == 2.5);
+  lua_pop(L, 1);
+  lua_rawgeti(L, all, 4);
+  lua_getfield(L, -1, "deep");
+  TD_CHECK_INT(get_type(L, -1, "t"), LUA_TBOOLEAN);
+  lua_pop(L, 3);
+  td_reader_free(r);
+  /* a position after line 5 restores the skipped count and the line */
+  TD_CHECK_INT(td_reader_open_json(&r, p, 1, 0, 1, err, sizeof err), 0);
+  lua_newtable(L);
+  TD_CHECK_INT(td_reader_read(r, L, -1, 2), 2); /* lines 1 and 3 */
+  TD_CHECK_INT(td_reader_read(r, L, -1, 1), 1); /* skips 4 and 5, reads 6 */
+  TD_CHECK_INT(td_reader_position(r, &pos), 0);
+  TD_CHECK_INT((int)pos.line, 7);
+  TD_CHECK_INT((int)pos.skipped, 2);
+  td_reader_free(r);
+  TD_CHECK_INT(td_reader_open_json(&r, p, 1, 0, 1, err, sizeof err), 0);
+  TD_CHECK_INT(td_reader_seek(r, &pos), 0);
+  TD_CHECK_INT(td_reader_read(r, L, -1, 5), 1);
+  TD_CHECK_INT((int)td_reader_skipped(r), 2);
+  TD_CHECK_INT(td_reader_read(r, L, -1, 5), 0);
+  td_reader_free(r);
+  /* a text position does not restore a JSON reader */
+  TD_CHECK_INT(td_reader_open_json(&r, p, 1, 0, 1, err, sizeof err), 0);
+  pos.kind = TD_READER_TEXT;
+  TD_CHECK_INT(td_reader_seek(r, &pos), TD_EINVAL);
+  TD_CHECK(strstr(td_reader_error(r), "a text position for a JSON reader") != NULL);
+  td_reader_free(r);
+  /* split 1 of 2 reads nothing */
+  TD_CHECK_INT(td_reader_open_json(&r, p, 1, 1, 2, err, sizeof err), 0);
+  TD_CHECK_INT(td_reader_read(r, L, -1, 5), 0);
+  TD_CHECK_INT(td_reader_whole(r), 1);
+  td_reader_free(r);
+  lua_pop(L, 1);
+  lua_close(L);
+  tmp_cleanup(&t);
+}
+
+TD_TEST_MAIN(test_source_file_json_lines, test_source_file_lines_lf, test_source_file_lines_crlf,
              test_source_file_lines_no_final_newline,
              test_source_file_lines_empty_lines_kept,
              test_source_file_lines_empty_file,
