@@ -12,7 +12,6 @@
 
 #include <errno.h>
 #include <limits.h>
-#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,7 +27,6 @@
 #include <unistd.h>
 
 #include "luacompat.h"
-#include <jansson.h>
 
 #include "alloc.h"
 #include "barrier.h"
@@ -2092,122 +2090,6 @@ static int l_open_text(lua_State *L) {
   return 1;
 }
 
-/* core.open_json(path, skip_errors, split, n_splits) -> reader | nil,
- * message: a JSON lines reader (td_reader_open_json) */
-static int l_open_json(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
-  int skip = lua_toboolean(L, 2);
-  int split = (int)luaL_checkinteger(L, 3);
-  int n = (int)luaL_checkinteger(L, 4);
-  luaL_argcheck(L, n >= 1 && split >= 0 && split < n, 3, "bad split");
-  lreader_t *lr = new_reader(L);
-  char err[1024];
-  int rc = td_reader_open_json(&lr->r, path, skip, split, n, err, sizeof err);
-  if (rc) {
-    lua_pushnil(L);
-    lua_pushstring(L, err);
-    return 2;
-  }
-  return 1;
-}
-
-/* to_json - the Lua value at index i as a new JSON value, or NULL with a
- * message in err: tables whose keys are 1..n (n > 0) become arrays, tables
- * with string keys objects (an empty table: an object); integers (LuaJIT:
- * integral numbers below 2^53) become JSON integers, other numbers reals;
- * NaN, infinities, functions, userdata and other keys are errors. */
-static json_t *to_json(lua_State *L, int i, int depth, char *err, size_t errlen) {
-  i = lua_absindex(L, i);
-  switch (lua_type(L, i)) {
-  case LUA_TNIL: return json_null();
-  case LUA_TBOOLEAN: return json_boolean(lua_toboolean(L, i));
-  case LUA_TSTRING: {
-    size_t len;
-    const char *p = lua_tolstring(L, i, &len);
-    json_t *v = json_stringn(p, len);
-    if (!v) snprintf(err, errlen, "a string that is not UTF-8");
-    return v;
-  }
-  case LUA_TNUMBER: {
-    if (lua_isinteger(L, i)) return json_integer((json_int_t)lua_tointeger(L, i));
-    double d = lua_tonumber(L, i);
-    if (isnan(d) || isinf(d)) {
-      snprintf(err, errlen, "the number %g (JSON has no NaN or infinities)", d);
-      return NULL;
-    }
-    return json_real(d);
-  }
-  case LUA_TTABLE: {
-    if (depth > 200 || !lua_checkstack(L, 4)) {
-      snprintf(err, errlen, "a table nested too deeply (or a cycle)");
-      return NULL;
-    }
-    size_t n = (size_t)lua_rawlen(L, i), count = 0;
-    int strings = 0, others = 0;
-    lua_pushnil(L);
-    while (lua_next(L, i)) {
-      lua_pop(L, 1);
-      count++;
-      if (lua_type(L, -1) == LUA_TSTRING) strings = 1;
-      else others = 1;
-    }
-    int array = n > 0 && count == n && !strings;
-    if (!array && others) {
-      snprintf(err, errlen, "a table with keys that are neither 1..n nor strings");
-      return NULL;
-    }
-    json_t *v = array ? json_array() : json_object();
-    if (!v) {
-      snprintf(err, errlen, "out of memory");
-      return NULL;
-    }
-    if (array) {
-      for (size_t k = 1; k <= n; k++) {
-        lua_rawgeti(L, i, (lua_Integer)k);
-        json_t *x = to_json(L, -1, depth + 1, err, errlen);
-        lua_pop(L, 1);
-        if (!x || json_array_append_new(v, x)) {
-          json_decref(v);
-          return NULL;
-        }
-      }
-      return v;
-    }
-    lua_pushnil(L);
-    while (lua_next(L, i)) {
-      json_t *x = to_json(L, -1, depth + 1, err, errlen);
-      if (!x || json_object_setn_new(v, lua_tostring(L, -2), lua_rawlen(L, -2), x)) {
-        if (x && err[0] == '\0') snprintf(err, errlen, "a key that is not UTF-8");
-        lua_pop(L, 2);
-        json_decref(v);
-        return NULL;
-      }
-      lua_pop(L, 1);
-    }
-    return v;
-  }
-  default:
-    snprintf(err, errlen, "a %s value", lua_typename(L, lua_type(L, i)));
-    return NULL;
-  }
-}
-
-/* core.json_encode(v) -> string: v as one line of compact JSON with the
- * object keys sorted (to_json says what encodes how), through jansson;
- * raises "cannot encode as JSON: REASON" otherwise. */
-static int l_json_encode(lua_State *L) {
-  luaL_checkany(L, 1);
-  char err[200] = "";
-  json_t *v = to_json(L, 1, 0, err, sizeof err);
-  if (!v) return luaL_error(L, "cannot encode as JSON: %s", err[0] ? err : "out of memory");
-  char *text = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
-  json_decref(v);
-  if (!text) return luaL_error(L, "cannot encode as JSON: out of memory");
-  lua_pushstring(L, text);
-  free(text);
-  return 1;
-}
-
 static td_col_type_t col_type(lua_State *L, const char *s, const char *col) {
   if (strcmp(s, "string") == 0) return TD_COL_STRING;
   if (strcmp(s, "int") == 0 || strcmp(s, "integer") == 0) return TD_COL_INT;
@@ -2337,8 +2219,6 @@ static const luaL_Reg core_funcs[] = {
     {"list_dir", l_list_dir},
     {"open_text", l_open_text},
     {"open_csv", l_open_csv},
-    {"open_json", l_open_json},
-    {"json_encode", l_json_encode},
     {"snapshot", l_snapshot},
     {"monotonic_us", l_monotonic_us},
     {"finished", l_finished},

@@ -33,7 +33,6 @@
 #include <unistd.h>
 
 #include "luacompat.h"
-#include <jansson.h>
 #include <zlib.h>
 
 #include "error.h"
@@ -67,7 +66,6 @@ struct td_reader {
   char *path;
   gzFile gz;
   int is_csv;
-  int is_json;       /* JSON lines: one value per line (td_reader_open_json) */
   int done;          /* no more records */
   int eof;           /* gzread reported end of input */
   int whole;         /* not split: subtask 0 reads everything */
@@ -349,167 +347,6 @@ static int read_text(td_reader_t *r, lua_State *L, int tidx, int max) {
     }
     r->rpos = next;
     r->scan = 0;
-  }
-  return n;
-}
-
-/* ------------------------------------------------------------------ */
-/* JSON lines */
-
-int td_reader_open_json(td_reader_t **out, const char *path, int skip_errors,
-                        int split, int n_splits, char *errbuf, size_t errlen) {
-  /* not split (line numbers in messages need reading from the start):
-   * split 0 reads the whole file, the others nothing */
-  if (!out || n_splits < 1 || split < 0 || split >= n_splits) {
-    if (out) *out = NULL;
-    set_errbuf(errbuf, errlen, "read_json: bad arguments (split %d of %d)", split, n_splits);
-    return TD_EINVAL;
-  }
-  int rc = td_reader_open_text(out, path, 0, 1, errbuf, errlen);
-  if (rc) return rc;
-  td_reader_t *r = *out;
-  r->is_json = 1;
-  r->whole = 1;
-  r->skip_errors = skip_errors;
-  r->split = split;
-  r->n_splits = n_splits;
-  if (split != 0) {
-    r->done = r->empty = 1;
-    r->line = r->start_line = 0;
-  }
-  return 0;
-}
-
-/* push_json - push JSON value v as a Lua value: objects as tables keyed by
- * name (null members left out), arrays as arrays (null elements are holes),
- * integers as Lua integers (LuaJIT: as numbers below 2^53 and as strings
- * beyond, docs/LUAJIT.md), reals as numbers, null (top level) as nil.
- * Returns 0, or -1 when the nesting is too deep for the Lua stack. */
-static int push_json(lua_State *L, json_t *v, int depth) {
-  if (depth > 200 || !lua_checkstack(L, 4)) return -1;
-  switch (json_typeof(v)) {
-  case JSON_OBJECT: {
-    lua_createtable(L, 0, (int)json_object_size(v));
-    const char *k;
-    json_t *x;
-    json_object_foreach(v, k, x) {
-      if (json_is_null(x)) continue;
-      if (push_json(L, x, depth + 1)) return -1;
-      lua_setfield(L, -2, k);
-    }
-    return 0;
-  }
-  case JSON_ARRAY: {
-    size_t n = json_array_size(v);
-    lua_createtable(L, n > INT_MAX ? 0 : (int)n, 0);
-    for (size_t i = 0; i < n; i++) {
-      json_t *x = json_array_get(v, i);
-      if (json_is_null(x)) continue;
-      if (push_json(L, x, depth + 1)) return -1;
-      lua_rawseti(L, -2, (lua_Integer)i + 1);
-    }
-    return 0;
-  }
-  case JSON_STRING:
-    lua_pushlstring(L, json_string_value(v), json_string_length(v));
-    return 0;
-  case JSON_INTEGER: {
-    json_int_t i = json_integer_value(v);
-#ifdef TD_LUAJIT
-    if (i >= -(json_int_t)9007199254740992LL && i <= (json_int_t)9007199254740992LL) {
-      lua_pushnumber(L, (lua_Number)i);
-    } else {
-      char d[32];
-      snprintf(d, sizeof d, "%lld", (long long)i);
-      lua_pushstring(L, d);
-    }
-#else
-    lua_pushinteger(L, (lua_Integer)i);
-#endif
-    return 0;
-  }
-  case JSON_REAL:
-    lua_pushnumber(L, json_real_value(v));
-    return 0;
-  case JSON_TRUE:
-    lua_pushboolean(L, 1);
-    return 0;
-  case JSON_FALSE:
-    lua_pushboolean(L, 0);
-    return 0;
-  default:
-    lua_pushnil(L);
-    return 0;
-  }
-}
-
-/* json_line - parse the line at p (len bytes, no line end) into a Lua value
- * on the stack: 1; 0 for a blank line or a bad one skipped under
- * skip_errors (counted, the first message kept); TD_EPARSE for a bad one
- * otherwise ("PATH:LINE: ...", the position stays before the line). */
-static int json_line(td_reader_t *r, lua_State *L, const char *p, size_t len) {
-  size_t i = 0;
-  while (i < len && (p[i] == ' ' || p[i] == '\t' || p[i] == '\r')) i++;
-  if (i == len) return 0;
-  json_error_t e;
-  json_t *v = json_loadb(p, len, JSON_DECODE_ANY, &e);
-  int deep = 0;
-  if (v) {
-    int top = lua_gettop(L);
-    deep = push_json(L, v, 0) != 0;
-    json_decref(v);
-    if (deep) lua_settop(L, top);
-    else if (lua_isnil(L, -1)) { /* a line holding null: no record */
-      lua_pop(L, 1);
-      snprintf(e.text, sizeof e.text, "null is not a record");
-      e.column = (int)i + 1;
-    } else {
-      return 1;
-    }
-  }
-  if (deep) snprintf(e.text, sizeof e.text, "nested too deeply");
-  snprintf(r->errmsg, sizeof r->errmsg, "%s:%llu: bad JSON: %s (column %d)", r->path,
-           (unsigned long long)r->line, e.text, deep ? 1 : e.column);
-  if (r->skip_errors) {
-    if (!r->first_skip[0]) memcpy(r->first_skip, r->errmsg, sizeof r->first_skip);
-    r->skipped++;
-    return 0;
-  }
-  r->err = TD_EPARSE;
-  return TD_EPARSE;
-}
-
-static int read_json(td_reader_t *r, lua_State *L, int tidx, int max) {
-  int n = 0;
-  while (n < max && !r->done) {
-    char *p = r->buf + r->rpos;
-    size_t avail = r->wpos - r->rpos;
-    char *nl = avail > r->scan ? memchr(p + r->scan, '\n', avail - r->scan) : NULL;
-    size_t len, next;
-    if (!nl) {
-      if (!r->eof) {
-        r->scan = avail;
-        int rc = refill(r);
-        if (rc) return n ? n : rc;
-        continue;
-      }
-      if (avail == 0) {
-        r->done = 1;
-        break;
-      }
-      len = avail; /* the last line, without a line end */
-      next = r->wpos;
-    } else {
-      len = (size_t)(nl - p);
-      next = r->rpos + len + 1;
-    }
-    if (len && p[len - 1] == '\r') len--;
-    int rc = json_line(r, L, p, len);
-    if (rc < 0) break; /* the bad line stays next: a restored reader fails on it too */
-    r->rpos = next;
-    r->scan = 0;
-    r->line++;
-    if (rc > 0) lua_rawseti(L, tidx, ++n);
   }
   return n;
 }
@@ -1191,7 +1028,7 @@ int td_reader_read(td_reader_t *r, lua_State *L, int tidx, int max) {
   if (!lua_checkstack(L, 8))
     return reader_fail(r, TD_ENOMEM, "%s: Lua stack overflow", r->path);
   if (r->is_csv) return read_csv(r, L, tidx, max);
-  int n = r->is_json ? read_json(r, L, tidx, max) : read_text(r, L, tidx, max);
+  int n = read_text(r, L, tidx, max);
   if (r->err && n == 0) return r->err;
   return n;
 }
@@ -1203,7 +1040,7 @@ int td_reader_position(const td_reader_t *r, td_reader_pos_t *pos) {
   if (!r || !pos) return TD_EINVAL;
   if (r->pos_bad) return r->err ? r->err : TD_EINVAL;
   memset(pos, 0, sizeof *pos);
-  pos->kind = r->is_csv ? TD_READER_CSV : r->is_json ? TD_READER_JSON : TD_READER_TEXT;
+  pos->kind = r->is_csv ? TD_READER_CSV : TD_READER_TEXT;
   pos->split = r->split;
   pos->n_splits = r->n_splits;
   if (r->empty) {
@@ -1223,7 +1060,6 @@ int td_reader_position(const td_reader_t *r, td_reader_pos_t *pos) {
     pos->skipped = r->skipped;
     pos->ncols = r->ncols_fixed ? (uint64_t)r->ncols : 0;
   }
-  if (r->is_json) pos->skipped = r->skipped;
   return 0;
 }
 
@@ -1313,11 +1149,11 @@ int td_reader_seek(td_reader_t *r, const td_reader_pos_t *pos) {
   if (r->used)
     return seek_fail(r, TD_EINVAL, "the reader was already read from or "
                      "restored (seek a freshly opened reader)");
-  static const char *const kinds[] = {"malformed", "text", "CSV", "JSON"};
-  int kind = r->is_csv ? TD_READER_CSV : r->is_json ? TD_READER_JSON : TD_READER_TEXT;
+  static const char *const kinds[] = {"malformed", "text", "CSV"};
+  int kind = r->is_csv ? TD_READER_CSV : TD_READER_TEXT;
   if (pos->kind != kind)
     return seek_fail(r, TD_EINVAL, "a %s position for a %s reader",
-                     pos->kind >= TD_READER_TEXT && pos->kind <= TD_READER_JSON
+                     pos->kind == TD_READER_TEXT || pos->kind == TD_READER_CSV
                          ? kinds[pos->kind] : kinds[0],
                      kinds[kind]);
   if (pos->split != r->split || pos->n_splits != r->n_splits)
@@ -1367,7 +1203,7 @@ int td_reader_seek(td_reader_t *r, const td_reader_pos_t *pos) {
       return seek_fail(r, TD_EINVAL, "the position has %llu columns, the "
                        "reader %zu", (unsigned long long)pos->ncols,
                        r->ncols);
-  } else if ((pos->skipped && (!r->is_json || off == r->start)) || pos->ncols) {
+  } else if (pos->skipped || pos->ncols) {
     return seek_fail(r, TD_EINVAL, "malformed position");
   }
 
@@ -1407,7 +1243,6 @@ int td_reader_seek(td_reader_t *r, const td_reader_pos_t *pos) {
     r->skip_partial = 0;
   }
   r->line = pos->line;
-  if (r->is_json) r->skipped = pos->skipped;
   if (r->is_csv) {
     r->skipped = pos->skipped;
     if (!r->named && pos->ncols && csv_fix_ncols(r, (size_t)pos->ncols))

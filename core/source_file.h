@@ -61,22 +61,6 @@ int td_reader_open_text(td_reader_t **out, const char *path, int split,
                         int n_splits, char *errbuf, size_t errlen);
 
 /*
- * td_reader_open_json - open a JSON lines reader over `path` (one JSON
- * value per line; blank lines are skipped), parsed with jansson. It is not
- * split, so that messages name lines: split 0 reads the whole file, the
- * others nothing. td_reader_read makes each line a Lua value (push_json in
- * source_file.c: objects become tables keyed by name, null members left
- * out; arrays become arrays; integers beyond 2^53 become strings on
- * LuaJIT). A line that is not JSON, or holds null, is bad: "PATH:LINE: bad
- * JSON: REASON (column C)", counted and skipped when skip_errors is set,
- * else the read fails with TD_EPARSE and the position stays before it.
- * Positions (kind TD_READER_JSON) carry the skipped count. Returns 0 or a
- * negative code with a message in errbuf.
- */
-int td_reader_open_json(td_reader_t **out, const char *path, int skip_errors,
-                        int split, int n_splits, char *errbuf, size_t errlen);
-
-/*
  * td_reader_open_csv - open a CSV reader (RFC 4180: fields quoted with ",
  * "" for a quote inside quotes, quoted fields may hold delimiters and line
  * breaks, CRLF or LF line ends). Only split 0 reads rows. The header row is
@@ -139,7 +123,7 @@ uint64_t td_reader_skipped(const td_reader_t *r);
 const char *td_reader_first_skipped(const td_reader_t *r);
 
 /* Reader kinds, as recorded in a position. */
-enum { TD_READER_TEXT = 1, TD_READER_CSV = 2, TD_READER_JSON = 3 };
+enum { TD_READER_TEXT = 1, TD_READER_CSV = 2 };
 
 /*
  * td_reader_pos_t - a replayable reader position: the point just after the
@@ -162,7 +146,7 @@ enum { TD_READER_TEXT = 1, TD_READER_CSV = 2, TD_READER_JSON = 3 };
  *             a restore; 0 when unknown, which is the case only for a text
  *             split that does not start at offset 0 (knowing its line
  *             numbers would mean reading the file up to the split).
- *   skipped   CSV and JSON: rows (lines) skipped so far under skip_errors; a restored
+ *   skipped   CSV: rows skipped so far under skip_errors; a restored
  *             reader's td_reader_skipped() continues from it. 0 for text.
  *   ncols     CSV: the column count the rows are checked against (from the
  *             header or the names; without either, fixed by the first row,
@@ -172,7 +156,7 @@ enum { TD_READER_TEXT = 1, TD_READER_CSV = 2, TD_READER_JSON = 3 };
  *   split, n_splits
  *             the split the position belongs to; it is only valid for a
  *             reader of that same split.
- *   kind      TD_READER_TEXT, TD_READER_CSV or TD_READER_JSON.
+ *   kind      TD_READER_TEXT or TD_READER_CSV.
  *   reserved  0.
  */
 typedef struct td_reader_pos {

@@ -252,17 +252,16 @@ local function check_rate(r, fname)
   return r
 end
 
-local function check_readable(path, fname, deeper)
-  local level = 3 + (deeper or 0)
+local function check_readable(path, fname)
   if type(path) ~= "string" then
-    error(string.format("bad argument #1 to '%s' (path expected, got %s)", fname, type(path)), level)
+    error(string.format("bad argument #1 to '%s' (path expected, got %s)", fname, type(path)), 3)
   end
   local f, err = io.open(path, "rb")
-  if not f then error(fname .. ": cannot open '" .. path .. "': " .. (err:match(": (.*)$") or err), level) end
+  if not f then error(fname .. ": cannot open '" .. path .. "': " .. (err:match(": (.*)$") or err), 3) end
   local ok, rerr, code = f:read(0)
   f:close()
   if ok == nil and code then
-    error(fname .. ": cannot read '" .. path .. "': " .. tostring(rerr):gsub("^.-: ", ""), level)
+    error(fname .. ": cannot read '" .. path .. "': " .. tostring(rerr):gsub("^.-: ", ""), 3)
   end
 end
 
@@ -278,22 +277,6 @@ function Env:read_text(path, opts)
   opts = opts or {}
   return add_node(self, "source", {}, { source = { type = "text", path = path,
     rate_limit = check_rate(opts.rate_limit, "read_text") }, name = "read_text" }, 2)
-end
-
--- The checks of a parsing file source's arguments (read_csv, read_json),
--- raised at the caller's caller: path readable, opts a table or nil,
--- on_error "fail" (default) or "skip". Returns opts (a table) and on_error.
-local function parse_options(path, opts, name)
-  check_readable(path, name, 1)
-  opts = opts or {}
-  if type(opts) ~= "table" then
-    error("bad argument #2 to '" .. name .. "' (table expected, got " .. type(opts) .. ")", 3)
-  end
-  local on_error = opts.on_error or "fail"
-  if on_error ~= "fail" and on_error ~= "skip" then
-    error(name .. ": on_error must be 'fail' or 'skip', not '" .. tostring(on_error) .. "'", 3)
-  end
-  return opts, on_error
 end
 
 local CSV_TYPES = { string = true, int = true, integer = true, float = true, number = true,
@@ -324,8 +307,15 @@ local CSV_TYPES = { string = true, int = true, integer = true, float = true, num
 --   rate_limit (records/s for the whole source, optional)
 -- @return DataStream of tables keyed by column name (arrays without names)
 function Env:read_csv(path, opts)
-  local on_error
-  opts, on_error = parse_options(path, opts, "read_csv")
+  check_readable(path, "read_csv")
+  opts = opts or {}
+  if type(opts) ~= "table" then
+    error("bad argument #2 to 'read_csv' (table expected, got " .. type(opts) .. ")", 2)
+  end
+  local on_error = opts.on_error or "fail"
+  if on_error ~= "fail" and on_error ~= "skip" then
+    error("read_csv: on_error must be 'fail' or 'skip', not '" .. tostring(on_error) .. "'", 2)
+  end
   local types = opts.types or {}
   for _, col in ipairs(util.sorted_keys(types)) do -- the same first error on every VM
     local ty = types[col]
@@ -341,28 +331,6 @@ function Env:read_csv(path, opts)
   }
   return add_node(self, "source", {}, { source = { type = "csv", path = path, opts = copts,
     rate_limit = check_rate(opts.rate_limit, "read_csv") }, name = "read_csv" }, 2)
-end
-
---- A bounded source of the records of a JSON lines file (one JSON value a
--- line, as Flink's JSON format reads them; parsed with jansson; ".gz"
--- decompressed transparently; read by subtask 0, so that messages can name
--- lines). Blank lines are skipped.
--- @param path string
--- @param opts table, optional:
---   on_error ("fail" | "skip", default "fail"): a line that is not JSON (or
---     holds null) fails the job naming the file and line ("events.json:17:
---     bad JSON: ... (column 5)"), or is counted and skipped with one
---     warning line at the end of the input, as read_csv's
---   rate_limit (records/s for the whole source)
--- @return DataStream of the decoded values: objects become tables keyed by
---   member name (null members are left out), arrays become arrays (a null
---   element is a hole), integers Lua integers (on LuaJIT: numbers, and
---   strings beyond 2^53, docs/LUAJIT.md), true/false booleans
-function Env:read_json(path, opts)
-  local on_error
-  opts, on_error = parse_options(path, opts, "read_json")
-  return add_node(self, "source", {}, { source = { type = "json", path = path, skip_errors = on_error == "skip",
-    rate_limit = check_rate(opts.rate_limit, "read_json") }, name = "read_json" }, 2)
 end
 
 --- A bounded source of the values of a Lua array, in order (Flink's
@@ -690,17 +658,6 @@ local function check_dir(dir, fname)
   if not ok then error(fname .. ": " .. err, 3) end
 end
 
--- A part-file sink node (write_text, write_csv, write_json): cfg, the
--- sink's config, gets the rolling policy of opts (durations checked,
--- raised at the user's line).
-local function part_file_sink(self, name, cfg, opts)
-  cfg.rolling_size = opts.rolling_size
-  cfg.rollover_interval = opts.rollover_interval and util.duration(opts.rollover_interval, "rollover_interval", 3)
-  cfg.inactivity_interval = opts.inactivity_interval and
-    util.duration(opts.inactivity_interval, "inactivity_interval", 3)
-  return sink(self, { sink = cfg, name = name })
-end
-
 --- Write records as text lines into part files in dir (Flink's FileSink
 -- with a row format), exactly once: each subtask writes
 -- ".part-<job>-<subtask>-<n>.inprogress" files; at a checkpoint's barrier
@@ -716,8 +673,11 @@ end
 --   (duration: roll a file not written to for this long)
 function DataStream:write_text(dir, opts)
   check_dir(dir, "write_text")
-  local s = part_file_sink(self, "write_text", { type = "text", dir = dir }, opts or {})
-  return s -- (not a tail call: errors name the caller's line)
+  opts = opts or {}
+  return sink(self, { sink = { type = "text", dir = dir, rolling_size = opts.rolling_size,
+    rollover_interval = opts.rollover_interval and util.duration(opts.rollover_interval, "rollover_interval", 2),
+    inactivity_interval = opts.inactivity_interval and util.duration(opts.inactivity_interval, "inactivity_interval", 2) },
+    name = "write_text" })
 end
 
 --- Write records as CSV rows (RFC 4180 quoting) into part files in dir,
@@ -734,25 +694,11 @@ function DataStream:write_csv(dir, opts)
     error("write_csv: header = true needs columns", 2)
   end
   check_dir(dir, "write_csv")
-  local s = part_file_sink(self, "write_csv", { type = "csv", dir = dir, columns = opts.columns, header = opts.header,
-    delimiter = opts.delimiter or "," }, opts)
-  return s -- (not a tail call: errors name the caller's line)
-end
-
---- Write records as JSON lines into part files in dir (compact, object
--- keys sorted; encoded with jansson), committed exactly once as
--- write_text's are. Tables whose keys are 1..n become arrays, tables with
--- string keys objects (an empty table: {}); Lua integers become JSON
--- integers and other numbers reals (on LuaJIT integral numbers below 2^53
--- are integers). A record that cannot be encoded (a function, NaN, a table
--- with other keys) fails the job naming the sink.
--- @param dir string: created if missing
--- @param opts table, optional: rolling_size, rollover_interval,
---   inactivity_interval (as write_text)
-function DataStream:write_json(dir, opts)
-  check_dir(dir, "write_json")
-  local s = part_file_sink(self, "write_json", { type = "json", dir = dir }, opts or {})
-  return s -- (not a tail call: errors name the caller's line)
+  return sink(self, { sink = { type = "csv", dir = dir, columns = opts.columns, header = opts.header,
+    delimiter = opts.delimiter or ",", rolling_size = opts.rolling_size,
+    rollover_interval = opts.rollover_interval and util.duration(opts.rollover_interval, "rollover_interval", 2),
+    inactivity_interval = opts.inactivity_interval and util.duration(opts.inactivity_interval, "inactivity_interval", 2) },
+    name = "write_csv" })
 end
 
 -- ---- planning -----------------------------------------------------------

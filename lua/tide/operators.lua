@@ -982,20 +982,6 @@ function sinks.csv(node, rt)
   end, w
 end
 
-function sinks.json(node, rt)
-  local w = part_writer(node, rt)
-  local json_encode = core.json_encode
-  local lines = {}
-  return function(b, _, n)
-    for i = 1, n do
-      local ok, line = pcall(json_encode, b[i])
-      if not ok then error(string.format("%s: %s", describe(node), line), 0) end
-      lines[i] = line
-    end
-    w.write_lines(lines, n)
-  end, w
-end
-
 -- Sinks write, print or drop each record at once: they keep none
 -- (runtime.build: the operator before them may reuse its records).
 function ops.sink(node, out, rt)
@@ -1031,12 +1017,10 @@ end
 -- reader only knows the messages of rows it skipped itself.
 local function open_split(node, rt, split, n_splits)
   local src = node.source
-  if src.type == "text" or src.type == "csv" or src.type == "json" then
+  if src.type == "text" or src.type == "csv" then
     local r, err
     if src.type == "text" then
       r, err = core.open_text(src.path, split, n_splits)
-    elseif src.type == "json" then
-      r, err = core.open_json(src.path, src.skip_errors, split, n_splits)
     else
       r, err = core.open_csv(src.path, src.opts, split, n_splits)
     end
@@ -1046,9 +1030,8 @@ local function open_split(node, rt, split, n_splits)
       local n = r:skipped()
       if n == 0 then return end
       local first = first_bad or r:first_skipped()
-      M.warn(string.format("%s (uid '%s', subtask %d/%d): skipped %d bad %s%s of %s%s, first %s",
-        node.name, node.uid, split + 1, n_splits, n, src.type == "json" and "line" or "row", n == 1 and "" or "s",
-        src.path,
+      M.warn(string.format("%s (uid '%s', subtask %d/%d): skipped %d bad row%s of %s%s, first %s",
+        node.name, node.uid, split + 1, n_splits, n, n == 1 and "" or "s", src.path,
         skipped_before > 0 and string.format(" (%d before the restored checkpoint)", skipped_before) or "",
         first and "at " .. first or "before the restored checkpoint"))
     end
