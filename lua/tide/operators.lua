@@ -310,9 +310,101 @@ local function keyed_sources(s, all, rt) return state.keyed_sources(s, all, rt.p
 -- snapshot; nil after rescaling up: none), operator state redistributed
 -- from all (every old subtask's snapshot, in subtask order) to
 -- rt.subtask of rt.parallelism, or from s alone when all is nil.
+-- A guard standing in for ctx.state or ctx.timers where they cannot be
+-- used: every access raises message.
+local function refusing(message)
+  return setmetatable({}, { __index = function()
+    return function() error(message, 2) end
+  end })
+end
+
+-- Broadcast state (Flink's BroadcastState, for BroadcastProcessFunction):
+-- one map per descriptor name, the same in every subtask since every
+-- subtask sees every broadcast record. view(name) returns the map's
+-- read-write handle, or in on_record (set_writable(false)) its read-only
+-- one. snapshot() -> {name -> map}; restore(s) takes those maps.
+local function broadcast_state(names, owner)
+  local maps, rw, ro, writable = {}, {}, {}, false
+  for _, name in ipairs(names) do maps[name] = {} end
+  local function make(name, write)
+    local function m() return maps[name] end
+    local h = {
+      get = function(_, k) return m()[k] end,
+      contains = function(_, k) return m()[k] ~= nil end,
+      entries = function() return next, m(), nil end,
+      keys = function()
+        local t, k = m(), nil
+        return function()
+          k = next(t, k)
+          return k
+        end
+      end,
+      values = function()
+        local t, k, v = m(), nil, nil
+        return function()
+          k, v = next(t, k)
+          return v
+        end
+      end,
+      is_empty = function() return next(m()) == nil end,
+    }
+    local function refuse(what)
+      return function()
+        error(string.format("broadcast state '%s' is read-only in on_record (%s in on_broadcast only; %s)",
+          name, what, owner), 2)
+      end
+    end
+    if write then
+      h.put = function(_, k, v)
+        if k == nil then error("put: broadcast state keys cannot be nil", 2) end
+        m()[k] = v
+      end
+      h.remove = function(_, k) m()[k] = nil end
+      h.clear = function() maps[name] = {} end
+    else
+      h.put, h.remove, h.clear = refuse("put"), refuse("remove"), refuse("clear")
+    end
+    return h
+  end
+  for _, name in ipairs(names) do rw[name], ro[name] = make(name, true), make(name, false) end
+  local bs = {}
+  function bs.view(name)
+    local h = (writable and rw or ro)[name]
+    if not h then
+      error(string.format("no broadcast state '%s': broadcast() declared %s (%s)", tostring(name),
+        table.concat(names, ", "), owner), 3)
+    end
+    return h
+  end
+  function bs.set_writable(w) writable = w end
+  function bs.snapshot() return maps end
+  function bs.restore(s)
+    for _, name in ipairs(names) do maps[name] = s and s[name] or {} end
+  end
+  return bs
+end
+
+-- The old snapshot a new subtask takes broadcast state from: old subtask
+-- (subtask mod old parallelism)'s, as Flink's broadcast state
+-- redistribution reads it (every old copy is the same); s when all is nil.
+local function broadcast_source(s, all, subtask)
+  if not all then return s end
+  local n = 0
+  while all[n + 1] ~= nil do n = n + 1 end
+  if n == 0 then return s end
+  return all[subtask % n + 1] or nil
+end
+
 function ops.process(node, out, rt)
   local spec = node.spec
   local on_record, on_timer = spec.on_record, spec.on_timer
+  -- two inputs (co_process): push's fourth argument, the input (1 or 2),
+  -- picks the function and the key function
+  local on_records, keyfs
+  if node.two_input then
+    on_records = node.broadcast and { spec.on_record, spec.on_broadcast } or { spec.on_record1, spec.on_record2 }
+    keyfs = { node.inputs[1].key, node.inputs[2].key }
+  end
   local col, flush, set_ts = collector(out.push)
   local sides = {}
   local function side_flush()
@@ -335,6 +427,13 @@ function ops.process(node, out, rt)
     end
     ctx.operator_state:restore(s and s.operator_state, olds, rt.subtask, rt.parallelism)
   end
+  -- the timestamp of what on_record collects next (for operators built on
+  -- process, such as the interval join: its output's timestamp is the
+  -- larger of the pair's)
+  function ctx._set_timestamp(_, t)
+    ctx.timestamp = t
+    set_ts(t)
+  end
   function ctx.output(_, tag, v)
     local s = sides[tag]
     if not s then
@@ -352,6 +451,37 @@ function ops.process(node, out, rt)
       current_watermark = function() return watermark end,
       current_processing_time = function() return rt.now() end,
     }, getmetatable(NO_TIMERS))
+  end
+  if node.mixed_keying then
+    ctx.state = refusing("keyed state needs both inputs keyed: " .. node.mixed_keying .. "; " .. describe(node))
+    ctx.timers = setmetatable({
+      current_watermark = function() return watermark end,
+      current_processing_time = function() return rt.now() end,
+    }, { __index = function()
+      return function()
+        error("timers need both inputs keyed: " .. node.mixed_keying .. "; " .. describe(node), 2)
+      end
+    end })
+  end
+  -- f(value, ctx, out) for records b[1..n], ctx.timestamp from ts
+  local function each_record(f, b, ts, n)
+    for i = 1, n do
+      local t = ts and ts[i]
+      ctx.timestamp = t
+      set_ts(t)
+      f(b[i], ctx, col)
+    end
+  end
+  local bstate
+  if node.broadcast then
+    bstate = broadcast_state(node.broadcast, describe(node))
+    function ctx.broadcast_state(_, name) return bstate.view(name) end
+  end
+  local function restore_broadcast(s, all)
+    if bstate then
+      local b = broadcast_source(s, all, rt.subtask)
+      bstate.restore(b and b.broadcast)
+    end
   end
   if node.keyed then
     local cur = {}
@@ -374,7 +504,9 @@ function ops.process(node, out, rt)
       current_watermark = function() return watermark end,
       current_processing_time = function() return rt.now() end,
     }
-    function op.push(b, ts, n)
+    local keyed_state, keyed_timers = ctx.state, ctx.timers
+    local function push_keyed(b, ts, n, input)
+      if input then on_record, keyf = on_records[input], keyfs[input] end
       ctx.time_domain = nil
       for i = 1, n do
         local v = b[i]
@@ -389,6 +521,39 @@ function ops.process(node, out, rt)
       end
       flush()
       side_flush()
+    end
+    op.push = push_keyed
+    if node.broadcast then
+      -- Flink's KeyedBroadcastProcessFunction: on_broadcast has no current
+      -- key; it reaches keyed state through apply_to_keyed_state
+      local no_key = "on_broadcast has no current key: use ctx:apply_to_keyed_state(name, fn) (" ..
+        describe(node) .. ")"
+      local bstate_of_key, btimers = refusing("keyed state " .. no_key), refusing("timers: " .. no_key)
+      function ctx.apply_to_keyed_state(_, name, fn)
+        if type(name) ~= "string" then error("bad argument #1 to 'apply_to_keyed_state' (state name expected)", 2) end
+        if type(fn) ~= "function" then error("bad argument #2 to 'apply_to_keyed_state' (function expected)", 2) end
+        ctx.state = keyed_state
+        local ok, err = pcall(backend.each_key, backend, name, function(k)
+          cur.key, ctx.key = k, k
+          fn(k, keyed_state)
+        end)
+        cur.key, ctx.key, ctx.state = nil, nil, bstate_of_key
+        if not ok then error(err, 0) end
+      end
+      function op.push(b, ts, n, input)
+        if input ~= 2 then
+          bstate.set_writable(false)
+          return push_keyed(b, ts, n, 1)
+        end
+        bstate.set_writable(true)
+        cur.key, ctx.key, ctx.state, ctx.timers = nil, nil, bstate_of_key, btimers
+        ctx.time_domain = nil
+        each_record(on_records[2], b, ts, n)
+        ctx.state, ctx.timers = keyed_state, keyed_timers
+        bstate.set_writable(false)
+        flush()
+        side_flush()
+      end
     end
     function op.watermark(wm)
       watermark = wm
@@ -406,7 +571,8 @@ function ops.process(node, out, rt)
     end
     function op.next_timer() return service:next_processing_time() end
     function op.snapshot(opts)
-      return { keyed = backend:snapshot(opts), timers = service:snapshot(opts), operator_state = ctx.operator_state:snapshot() }
+      return { keyed = backend:snapshot(opts), timers = service:snapshot(opts), operator_state = ctx.operator_state:snapshot(),
+        broadcast = bstate and bstate.snapshot() }
     end
     function op.restore(s, all)
       for _, o in ipairs(keyed_sources(s, all, rt)) do
@@ -414,15 +580,16 @@ function ops.process(node, out, rt)
         service:restore(o.timers or {}, backend, o.keyed)
       end
       restore_operator_state(s, all)
+      restore_broadcast(s, all)
     end
   else
-    function op.push(b, ts, n)
-      for i = 1, n do
-        local t = ts and ts[i]
-        ctx.timestamp = t
-        set_ts(t)
-        on_record(b[i], ctx, col)
+    function op.push(b, ts, n, input)
+      if input then
+        on_record = on_records[input]
+        if bstate then bstate.set_writable(input == 2) end
       end
+      each_record(on_record, b, ts, n)
+      if bstate then bstate.set_writable(false) end
       flush()
       side_flush()
     end
@@ -430,8 +597,13 @@ function ops.process(node, out, rt)
       watermark = wm
       out.watermark(wm)
     end
-    function op.snapshot() return { operator_state = ctx.operator_state:snapshot() } end
-    op.restore = restore_operator_state
+    function op.snapshot()
+      return { operator_state = ctx.operator_state:snapshot(), broadcast = bstate and bstate.snapshot() }
+    end
+    function op.restore(s, all)
+      restore_operator_state(s, all)
+      restore_broadcast(s, all)
+    end
   end
   if spec.close then
     function op.finish()
@@ -465,6 +637,11 @@ function ops.process(node, out, rt)
   end
   return op
 end
+
+-- Flink's CoProcessFunction / KeyedCoProcessFunction / (Keyed)
+-- BroadcastProcessFunction: the process operator with two inputs
+-- (node.two_input; push's fourth argument says which).
+ops.co_process = ops.process
 
 -- ---- keyed rolling aggregations ---------------------------------------------
 
