@@ -433,8 +433,15 @@ end
 
 local ConnectedStreams = {}
 ConnectedStreams.__index = ConnectedStreams
+-- a BroadcastStream only connects (Flink's BroadcastStream has no other
+-- operation): any other method raises, naming what to do
 local BroadcastStream = {}
-BroadcastStream.__index = BroadcastStream
+BroadcastStream.__index = function(_, k)
+  return function()
+    error("'" .. tostring(k) .. "' on a broadcast stream with state descriptors: such a stream can only be " ..
+      "connected (stream:connect(b) or keyed:connect(b), then process{on_record =, on_broadcast =})", 2)
+  end
+end
 local BroadcastConnectedStream = {}
 BroadcastConnectedStream.__index = BroadcastConnectedStream
 
@@ -540,17 +547,20 @@ end
 -- non-keyed stream BroadcastProcessFunction).
 -- @param spec table: on_record = function(value, ctx, out) (required): a
 --   record of the (keyed) stream, ctx:broadcast_state(name) read-only
---   (get, contains, entries, keys, values, is_empty: writing raises);
+--   (get(k), contains(k), entries() in key order; writing raises);
 --   on_broadcast = function(value, ctx, out) (required): a record of the
 --   broadcast stream, every subtask sees each one, ctx:broadcast_state(name)
---   read-write (put, remove, clear too), and on a keyed stream
+--   read-write (put(k, v), remove(k), clear() too; keys are strings,
+--   numbers or booleans), and on a keyed stream
 --   ctx:apply_to_keyed_state(state_name, fn(key, state)) runs fn for every
 --   key that has state_name in this subtask, with ctx.state on that key;
 --   open, close, on_timer (keyed) as process's. The names are those of the
---   descriptors given to broadcast(). Broadcast state is operator state:
---   snapshotted with every checkpoint, and restored at another parallelism
---   new subtask i takes old subtask (i mod old parallelism)'s copy, as
---   Flink redistributes broadcast state.
+--   descriptors given to broadcast(). Broadcast state is the operator
+--   state's broadcast state of that name (ctx.operator_state
+--   :get_broadcast_state(name) is the same map): snapshotted with every
+--   checkpoint, and restored at another parallelism new subtask i takes old
+--   subtask (i mod old parallelism)'s copy, as Flink redistributes
+--   broadcast state.
 -- @return DataStream
 function BroadcastConnectedStream:process(spec)
   if type(spec) ~= "table" then

@@ -7,9 +7,10 @@
 --     state until the watermark passes them.
 --   a:join(b):where(f):equal_to(g):window(assigner):apply(fn)
 --   a:co_group(b):where(f):equal_to(g):window(assigner):apply(fn)
---     Flink's JoinedStreams / CoGroupedStreams: a tagged union of both
---     inputs keyed and windowed by the normal window operator, so every
---     assigner, trigger, evictor and allowed_lateness applies.
+--     Flink's JoinedStreams / CoGroupedStreams: both inputs tagged with
+--     their side and key, keyed and read by one node of the normal window
+--     operator (a union, as Flink's), so every assigner, trigger, evictor
+--     and allowed_lateness applies.
 local util = require "tide.util"
 local compat = require "tide.compat"
 local math_type, MIN_INT = compat.math_type, compat.MIN_INT
@@ -244,9 +245,20 @@ function Joined:window(assigner)
       return { k = k, i = i, v = v }
     end
   end
-  local u = self.a:map(tagger(1, k1)):name(self.fname .. "_tag_1")
-    :union(self.b:map(tagger(2, k2)):name(self.fname .. "_tag_2"))
-  local ws = require("tide.window").windowed(u:key_by("k"), assigner, { keyed = true })
+  -- a tagging map runs at its input's parallelism when that is fixed (a
+  -- non-parallel source, or one set with set_parallelism), so it chains
+  -- and keeps the input's order up to the exchange
+  local function tagged(s, i, keyf)
+    local t = s:map(tagger(i, keyf)):name(self.fname .. "_tag_" .. i)
+    local up = s.env.nodes[s.id]
+    local p = up.non_parallel and 1 or up.parallelism
+    if p and s.partition == nil then t:set_parallelism(p) end
+    return t
+  end
+  -- the window node reads both tagged streams, keyed alike (no union node:
+  -- each input keeps its order up to the window)
+  local ws = require("tide.window").windowed(tagged(self.a, 1, k1):key_by("k"), assigner, { keyed = true })
+  ws.more_inputs = { tagged(self.b, 2, k2):key_by("k") }
   local join = self.join
   local window = require "tide.window"
   -- the window's element arrays split by input

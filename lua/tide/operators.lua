@@ -318,81 +318,42 @@ local function refusing(message)
   end })
 end
 
--- Broadcast state (Flink's BroadcastState, for BroadcastProcessFunction):
--- one map per descriptor name, the same in every subtask since every
--- subtask sees every broadcast record. view(name) returns the map's
--- read-write handle, or in on_record (set_writable(false)) its read-only
--- one. snapshot() -> {name -> map}; restore(s) takes those maps.
-local function broadcast_state(names, owner)
-  local maps, rw, ro, writable = {}, {}, {}, false
-  for _, name in ipairs(names) do maps[name] = {} end
-  local function make(name, write)
-    local function m() return maps[name] end
-    local h = {
-      get = function(_, k) return m()[k] end,
-      contains = function(_, k) return m()[k] ~= nil end,
-      entries = function() return next, m(), nil end,
-      keys = function()
-        local t, k = m(), nil
-        return function()
-          k = next(t, k)
-          return k
-        end
-      end,
-      values = function()
-        local t, k, v = m(), nil, nil
-        return function()
-          k, v = next(t, k)
-          return v
-        end
-      end,
-      is_empty = function() return next(m()) == nil end,
-    }
-    local function refuse(what)
-      return function()
-        error(string.format("broadcast state '%s' is read-only in on_record (%s in on_broadcast only; %s)",
-          name, what, owner), 2)
-      end
-    end
-    if write then
-      h.put = function(_, k, v)
-        if k == nil then error("put: broadcast state keys cannot be nil", 2) end
-        m()[k] = v
-      end
-      h.remove = function(_, k) m()[k] = nil end
-      h.clear = function() maps[name] = {} end
-    else
-      h.put, h.remove, h.clear = refuse("put"), refuse("remove"), refuse("clear")
-    end
-    return h
-  end
-  for _, name in ipairs(names) do rw[name], ro[name] = make(name, true), make(name, false) end
+-- Broadcast state of a (keyed) broadcast process function (Flink's
+-- BroadcastState): the operator state's broadcast state of each
+-- descriptor name (lua/tide/operator_state.lua: snapshotted with it, and
+-- on restore at another parallelism new subtask i takes old subtask (i mod
+-- old parallelism)'s copy, as Flink redistributes broadcast state).
+-- view(name) is the read-write handle in on_broadcast (set_writable(true))
+-- and a read-only one (get, contains, entries) in on_record.
+local function broadcast_state(names, store, owner)
+  local declared, writable = {}, false
+  for _, name in ipairs(names) do declared[name] = true end
+  local ro = {}
   local bs = {}
   function bs.view(name)
-    local h = (writable and rw or ro)[name]
-    if not h then
+    if not declared[name] then
       error(string.format("no broadcast state '%s': broadcast() declared %s (%s)", tostring(name),
         table.concat(names, ", "), owner), 3)
     end
-    return h
+    local h = store:get_broadcast_state(name)
+    if writable then return h end
+    local r = ro[name]
+    if not r or r.h ~= h then
+      local function refuse(what)
+        return function()
+          error(string.format("broadcast state '%s' is read-only in on_record (%s in on_broadcast only; %s)",
+            name, what, owner), 2)
+        end
+      end
+      r = { h = h, get = function(_, k) return h:get(k) end, contains = function(_, k) return h:contains(k) end,
+        entries = function() return h:entries() end, put = refuse("put"), remove = refuse("remove"),
+        clear = refuse("clear") }
+      ro[name] = r
+    end
+    return r
   end
   function bs.set_writable(w) writable = w end
-  function bs.snapshot() return maps end
-  function bs.restore(s)
-    for _, name in ipairs(names) do maps[name] = s and s[name] or {} end
-  end
   return bs
-end
-
--- The old snapshot a new subtask takes broadcast state from: old subtask
--- (subtask mod old parallelism)'s, as Flink's broadcast state
--- redistribution reads it (every old copy is the same); s when all is nil.
-local function broadcast_source(s, all, subtask)
-  if not all then return s end
-  local n = 0
-  while all[n + 1] ~= nil do n = n + 1 end
-  if n == 0 then return s end
-  return all[subtask % n + 1] or nil
 end
 
 function ops.process(node, out, rt)
@@ -474,14 +435,8 @@ function ops.process(node, out, rt)
   end
   local bstate
   if node.broadcast then
-    bstate = broadcast_state(node.broadcast, describe(node))
+    bstate = broadcast_state(node.broadcast, ctx.operator_state, describe(node))
     function ctx.broadcast_state(_, name) return bstate.view(name) end
-  end
-  local function restore_broadcast(s, all)
-    if bstate then
-      local b = broadcast_source(s, all, rt.subtask)
-      bstate.restore(b and b.broadcast)
-    end
   end
   if node.keyed then
     local cur = {}
@@ -571,8 +526,7 @@ function ops.process(node, out, rt)
     end
     function op.next_timer() return service:next_processing_time() end
     function op.snapshot(opts)
-      return { keyed = backend:snapshot(opts), timers = service:snapshot(opts), operator_state = ctx.operator_state:snapshot(),
-        broadcast = bstate and bstate.snapshot() }
+      return { keyed = backend:snapshot(opts), timers = service:snapshot(opts), operator_state = ctx.operator_state:snapshot() }
     end
     function op.restore(s, all)
       for _, o in ipairs(keyed_sources(s, all, rt)) do
@@ -580,7 +534,6 @@ function ops.process(node, out, rt)
         service:restore(o.timers or {}, backend, o.keyed)
       end
       restore_operator_state(s, all)
-      restore_broadcast(s, all)
     end
   else
     function op.push(b, ts, n, input)
@@ -597,13 +550,8 @@ function ops.process(node, out, rt)
       watermark = wm
       out.watermark(wm)
     end
-    function op.snapshot()
-      return { operator_state = ctx.operator_state:snapshot(), broadcast = bstate and bstate.snapshot() }
-    end
-    function op.restore(s, all)
-      restore_operator_state(s, all)
-      restore_broadcast(s, all)
-    end
+    function op.snapshot() return { operator_state = ctx.operator_state:snapshot() } end
+    op.restore = restore_operator_state
   end
   if spec.close then
     function op.finish()

@@ -280,6 +280,14 @@ describe("broadcast state (Flink's KeyedBroadcastProcessFunction) #unit", functi
     contains(error_of(h2.process1, h2, 1), "no broadcast state 'other': broadcast() declared rules")
   end)
 
+  it("refuses any use of a broadcast stream but connect", function()
+    local env = tide.env{}
+    local b = env:from_list{ 1 }:broadcast(rules)
+    contains(error_of(function() b:map(print) end), "'map' on a broadcast stream with state descriptors")
+    contains(error_of(function() env:from_list{ 1 }:broadcast({}) end),
+      "bad argument #1 to 'broadcast' (state descriptor from tide.map_state_descriptor expected)")
+  end)
+
   it("non-keyed (BroadcastProcessFunction): every record sees the rules so far", function()
     local h = testing.two_input_harness(function(a, b)
       return a:connect(b:broadcast(rules)):process{
