@@ -97,10 +97,14 @@ function IntervalJoined:side_output_right_late_data(tag)
   return self
 end
 
--- The timestamps of a buffer (map state ts -> {values}), ascending.
-local function sorted_timestamps(buffer)
+-- The timestamps of a buffer (map state ts -> {values}) in [lo, hi],
+-- ascending (only the matches are sorted: the buffer is scanned whole, as
+-- Flink's IntervalJoinOperator iterates the other side's buffer).
+local function timestamps_in(buffer, lo, hi)
   local list = {}
-  for t in buffer:keys() do list[#list + 1] = t end
+  for t in buffer:keys() do
+    if t >= lo and t <= hi then list[#list + 1] = t end
+  end
   table.sort(list)
   return list
 end
@@ -157,11 +161,9 @@ function IntervalJoined:process(fn)
     ours:put(ts, list)
     local rlo, rhi = lower, upper
     if not is_left then rlo, rhi = -upper, -lower end
-    for _, t in ipairs(sorted_timestamps(other)) do
-      if t >= ts + rlo and t <= ts + rhi then
-        for _, o in ipairs(other:get(t)) do
-          if is_left then emit(v, ts, o, t, out) else emit(o, t, v, ts, out) end
-        end
+    for _, t in ipairs(timestamps_in(other, ts + rlo, ts + rhi)) do
+      for _, o in ipairs(other:get(t)) do
+        if is_left then emit(v, ts, o, t, out) else emit(o, t, v, ts, out) end
       end
     end
     ctx:_set_timestamp(ts)

@@ -9,8 +9,9 @@
 # must be exactly the oracle's (tests/e2e/oracle_two_input.py, Python over
 # the rows). Also: the broadcast job rescaled p2 -> p3 from a checkpoint
 # (keyed state by key group, broadcast state copied to the new subtask),
-# the interval join on --state-backend rocksdb, and the window join with
-# unaligned checkpoints (in-flight data of both inputs).
+# the interval join on --state-backend rocksdb, the window join with
+# unaligned checkpoints (in-flight data of both inputs), and a stop with a
+# savepoint on heap restored on RocksDB at parallelism 3.
 . tests/e2e/lib.sh
 
 CSV=$TMP/commits.csv
@@ -61,4 +62,24 @@ scenario rocksdb-interval interval 2 2 --state-backend rocksdb
 EXTRA=unaligned
 scenario unaligned-window window 2 2
 scenario unaligned-broadcast broadcast 2 2
+EXTRA=
+
+# stop with a savepoint mid-run (heap, parallelism 2), restore it on RocksDB
+# at parallelism 3: keyed list state, broadcast state and the interval
+# join's buffers and timers in the canonical savepoint format
+for m in broadcast interval; do
+  start_tide "sp-$m" run "$JOB" -p 2 -- "$m" "$CSV" "$TMP/out-sp-$m" "$TMP/ck-sp-$m" 4000
+  sleep 1
+  run_tide "$TMP/stop-$m" stop "$ID" --savepoint "$TMP/sp-$m"
+  check_rc "savepoint-$m: tide stop --savepoint mid-run: exit 0" 0
+  SP=$(cat "$TMP/stop-$m.out")
+  wait_tide "sp-$m"
+  check_rc "savepoint-$m: the stopped job exits 0" 0
+  check "savepoint-$m: it stopped before the end of its input" \
+    test "$(cat_parts "$TMP/out-sp-$m" | wc -l)" -lt "$(wc -l <"$TMP/want-$m")"
+  run_tide "$TMP/sp-$m-end" run "$JOB" -p 3 --state-backend rocksdb --from-savepoint "$SP" \
+    -- "$m" "$CSV" "$TMP/out-sp-$m" "$TMP/ck-sp-$m" 10000000
+  check_rc "savepoint-$m: restored on rocksdb at parallelism 3, the job ends (exit 0)" 0
+  check_output "savepoint-$m" "$m" "$TMP/out-sp-$m"
+done
 finish
