@@ -495,10 +495,18 @@ local function co_node(self, spec, name)
     keyed = keyed, mixed_keying = mixed, two_input = true, connect_site = self.site }, 3)
 end
 
+-- spec's hooks: the required ones functions, the optional ones functions
+-- or nil; errors name the line that called the caller (process)
 local function check_hooks(spec, fname, required, optional)
-  for _, hook in ipairs(required) do check_fn(spec[hook], 1, fname, hook .. " function") end
+  local function bad(hook)
+    error(string.format("bad argument #1 to '%s' (%s function expected, got %s)", fname, hook,
+      type(spec[hook])), 4)
+  end
+  for _, hook in ipairs(required) do
+    if type(spec[hook]) ~= "function" then bad(hook) end
+  end
   for _, hook in ipairs(optional) do
-    if spec[hook] ~= nil then check_fn(spec[hook], 1, fname, hook .. " function") end
+    if spec[hook] ~= nil and type(spec[hook]) ~= "function" then bad(hook) end
   end
 end
 

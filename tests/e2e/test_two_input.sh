@@ -69,12 +69,7 @@ EXTRA=
 # join's buffers and timers in the canonical savepoint format
 for m in broadcast interval; do
   start_tide "sp-$m" run "$JOB" -p 2 -- "$m" "$CSV" "$TMP/out-sp-$m" "$TMP/ck-sp-$m" 4000
-  sleep 1
-  run_tide "$TMP/stop-$m" stop "$ID" --savepoint "$TMP/sp-$m"
-  check_rc "savepoint-$m: tide stop --savepoint mid-run: exit 0" 0
-  SP=$(cat "$TMP/stop-$m.out")
-  wait_tide "sp-$m"
-  check_rc "savepoint-$m: the stopped job exits 0" 0
+  stop_savepoint "sp-$m" "savepoint-$m (mid-run)"
   check "savepoint-$m: it stopped before the end of its input" \
     test "$(cat_parts "$TMP/out-sp-$m" | wc -l)" -lt "$(wc -l <"$TMP/want-$m")"
   run_tide "$TMP/sp-$m-end" run "$JOB" -p 3 --state-backend rocksdb --from-savepoint "$SP" \

@@ -102,6 +102,20 @@ describe("connect + process, non-keyed (Flink's CoProcessOperatorTest) #unit", f
     contains(error_of(h.process2, h, 1), "timers need both inputs keyed")
   end)
 
+  it("names the calling line for bad arguments", function()
+    local env = tide.env{}
+    local a = env:from_list{ 1 }
+    local line = debug.getinfo(1, "l").currentline
+    local e1 = error_of(function() a:connect(a):process{ on_record1 = print } end)
+    local e2 = error_of(function() a:connect(a:broadcast(tide.map_state_descriptor("r"))):process{ on_record = print } end)
+    local e3 = error_of(function() a:connect(5) end)
+    local e4 = error_of(function() a:connect(a):map(print) end)
+    contains(e1, "two_input_spec.lua:" .. (line + 1) .. ": bad argument #1 to 'process' (on_record2 function expected, got nil)")
+    contains(e2, "two_input_spec.lua:" .. (line + 2) .. ": bad argument #1 to 'process' (on_broadcast function expected")
+    contains(e3, "two_input_spec.lua:" .. (line + 3) .. ": bad argument #1 to 'connect' (stream expected, got number)")
+    contains(e4, "two_input_spec.lua:" .. (line + 4) .. ": bad argument #2 to 'map' (function expected, got nil)")
+  end)
+
   it("sends side outputs from both inputs", function()
     local h = testing.two_input_harness(function(a, b)
       return a:connect(b):process{
