@@ -294,22 +294,6 @@ local operator_state = require "tide.operator_state"
 
 local function keyed_sources(s, all, rt) return state.keyed_sources(s, all, rt.parallelism) end
 
--- Flink's ProcessFunction / KeyedProcessFunction: on_record(value, ctx,
--- out) per record, on_timer(ts, ctx, out) per due timer (keyed streams),
--- ctx:output(tag, v) for side outputs. Records collected in on_record take
--- the input's timestamp; in on_timer, the timer's for event time and none
--- for processing time. ctx.operator_state is the subtask's operator state
--- (lua/tide/operator_state.lua, Flink's OperatorStateStore), keyed or not.
--- spec.open(ctx) runs once, after restore (ctx.is_restored tells whether
--- there was one, as Flink's FunctionInitializationContext.isRestored) and
--- before the first record, timer or watermark: op.open() when the runtime
--- calls it, else at the first of those.
---
--- snapshot() -> {operator_state =} and, keyed, {state =, timers =};
--- restore(s, all): keyed state and timers from s (this subtask's own
--- snapshot; nil after rescaling up: none), operator state redistributed
--- from all (every old subtask's snapshot, in subtask order) to
--- rt.subtask of rt.parallelism, or from s alone when all is nil.
 -- A guard standing in for ctx.state or ctx.timers where they cannot be
 -- used: every access raises message.
 local function refusing(message)
@@ -356,6 +340,27 @@ local function broadcast_state(names, store, owner)
   return bs
 end
 
+-- Flink's ProcessFunction / KeyedProcessFunction: on_record(value, ctx,
+-- out) per record, on_timer(ts, ctx, out) per due timer (keyed streams),
+-- ctx:output(tag, v) for side outputs. Records collected in on_record take
+-- the input's timestamp; in on_timer, the timer's for event time and none
+-- for processing time. ctx.operator_state is the subtask's operator state
+-- (lua/tide/operator_state.lua, Flink's OperatorStateStore), keyed or not.
+-- spec.open(ctx) runs once, after restore (ctx.is_restored tells whether
+-- there was one, as Flink's FunctionInitializationContext.isRestored) and
+-- before the first record, timer or watermark: op.open() when the runtime
+-- calls it, else at the first of those.
+--
+-- snapshot() -> {operator_state =} and, keyed, {state =, timers =};
+-- restore(s, all): keyed state and timers from s (this subtask's own
+-- snapshot; nil after rescaling up: none), operator state redistributed
+-- from all (every old subtask's snapshot, in subtask order) to
+-- rt.subtask of rt.parallelism, or from s alone when all is nil.
+--
+-- With two inputs (node.two_input: connect, broadcast connect, interval
+-- join) push(b, ts, n, input) takes the input (1 or 2), which picks
+-- spec.on_record1/2 (or on_record/on_broadcast) and the input's key
+-- function; state, timers and snapshots are shared by both inputs.
 function ops.process(node, out, rt)
   local spec = node.spec
   local on_record, on_timer = spec.on_record, spec.on_timer
