@@ -70,6 +70,11 @@ function IntervalJoin:between(lower, upper)
     lower_inclusive = true, upper_inclusive = true }, IntervalJoined)
 end
 
+--- Refused: an interval join needs between(lower, upper) first.
+function IntervalJoin:process()
+  error("interval_join at " .. self.site .. ": process needs between(lower, upper) first", 2)
+end
+
 --- Exclude the lower bound (Flink's lowerBoundExclusive).
 function IntervalJoined:lower_bound_exclusive()
   self.lower_inclusive = false
@@ -223,6 +228,12 @@ function Joined:equal_to(key)
   if not self.key1 then error(self.fname .. " at " .. self.site .. ": equal_to before where", 2) end
   self.key2 = key_fn(key, "equal_to")
   return self
+end
+
+--- Refused: a window join or co-group needs where, equal_to and window
+-- before apply.
+function Joined:apply()
+  error(self.fname .. " at " .. self.site .. ": apply needs where(key), equal_to(key) and window(assigner) first", 2)
 end
 
 --- Window both inputs (Flink's JoinedStreams.where().equalTo().window()):

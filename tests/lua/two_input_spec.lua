@@ -617,5 +617,9 @@ describe("window join and co-group #unit", function()
     local a = env:from_list{ 1 }
     contains(error_of(function() return a:join(a):window(tide.windows.tumbling(10)) end),
       "window needs where(key) and equal_to(key) first")
+    contains(error_of(function() return a:co_group(a):where(1):apply(print) end),
+      "apply needs where(key), equal_to(key) and window(assigner) first")
+    contains(error_of(function() return a:key_by(1):interval_join(a:key_by(1)):process(print) end),
+      "process needs between(lower, upper) first")
   end)
 end)
