@@ -80,6 +80,9 @@ local function call_site()
   return "?"
 end
 
+-- for modules that extend the API (tide.join)
+tide._call_site = call_site
+
 local function check_fn(v, n, fname, what)
   if type(v) ~= "function" then
     error(string.format("bad argument #%d to '%s' (%s expected, got %s)", n, fname,
@@ -426,6 +429,168 @@ function DataStream:process(spec)
   return add_node(self.env, "process", { self }, { spec = spec, name = "process", keyed = self.key ~= nil }, 2)
 end
 
+-- ---- two inputs (Flink's ConnectedStreams) ---------------------------------
+
+local ConnectedStreams = {}
+ConnectedStreams.__index = ConnectedStreams
+-- a BroadcastStream only connects (Flink's BroadcastStream has no other
+-- operation): any other method raises, naming what to do
+local BroadcastStream = {}
+BroadcastStream.__index = function(_, k)
+  return function()
+    error("'" .. tostring(k) .. "' on a broadcast stream with state descriptors: such a stream can only be " ..
+      "connected (stream:connect(b) or keyed:connect(b), then process{on_record =, on_broadcast =})", 2)
+  end
+end
+local BroadcastConnectedStream = {}
+BroadcastConnectedStream.__index = BroadcastConnectedStream
+
+local function is_stream(s)
+  local mt = getmetatable(s)
+  return mt == DataStream or mt == KeyedStream
+end
+
+--- Connect this stream with another (Flink's DataStream.connect): the two
+-- keep their types; a two-input operator (process, map, flat_map) sees
+-- which input each record came over. With a BroadcastStream
+-- (stream:broadcast(desc)), a broadcast-connected stream instead.
+-- @param other DataStream, KeyedStream or BroadcastStream
+-- @return ConnectedStreams (or BroadcastConnectedStream)
+function DataStream:connect(other)
+  if getmetatable(other) == BroadcastStream then
+    if other.env ~= self.env then error("cannot combine streams of different environments", 2) end
+    return setmetatable({ env = self.env, first = self, second = other, site = call_site() },
+      BroadcastConnectedStream)
+  end
+  if not is_stream(other) then
+    error("bad argument #1 to 'connect' (stream expected, got " .. type(other) .. ")", 2)
+  end
+  return setmetatable({ env = self.env, first = self, second = other, site = call_site() }, ConnectedStreams)
+end
+
+--- Key both inputs (Flink's ConnectedStreams.keyBy(key1, key2)): records
+-- of input 1 by key1, of input 2 by key2 (field names, indexes or
+-- functions, as key_by's). Equal keys of either input meet in one subtask.
+function ConnectedStreams:key_by(key1, key2)
+  if key2 == nil then error("bad argument #2 to 'key_by' (a key for the second input expected)", 2) end
+  local a, b = self.first:key_by(key1), self.second:key_by(key2)
+  return setmetatable({ env = self.env, first = a, second = b, site = self.site }, ConnectedStreams)
+end
+
+-- "keyed" when both inputs are keyed, "mixed" when only one is
+local function connected_keying(self)
+  local k1, k2 = self.first.key ~= nil, self.second.key ~= nil
+  if k1 and k2 then return true, nil end
+  if k1 or k2 then
+    return false, string.format("connect at %s joins a keyed and a non-keyed stream (key both inputs, " ..
+      "or neither)", self.site)
+  end
+  return false, nil
+end
+
+-- the two-input process node of connected streams, for the caller's caller
+local function co_node(self, spec, name)
+  local keyed, mixed = connected_keying(self)
+  return add_node(self.env, "co_process", { self.first, self.second }, { spec = spec, name = name,
+    keyed = keyed, mixed_keying = mixed, two_input = true, connect_site = self.site }, 3)
+end
+
+-- spec's hooks: the required ones functions, the optional ones functions
+-- or nil; errors name the line that called the caller (process)
+local function check_hooks(spec, fname, required, optional)
+  local function bad(hook)
+    error(string.format("bad argument #1 to '%s' (%s function expected, got %s)", fname, hook,
+      type(spec[hook])), 4)
+  end
+  for _, hook in ipairs(required) do
+    if type(spec[hook]) ~= "function" then bad(hook) end
+  end
+  for _, hook in ipairs(optional) do
+    if spec[hook] ~= nil and type(spec[hook]) ~= "function" then bad(hook) end
+  end
+end
+
+--- A two-input process function (Flink's CoProcessFunction; with both
+-- inputs keyed, KeyedCoProcessFunction).
+-- @param spec table: on_record1 = function(value, ctx, out) and
+--   on_record2 = function(value, ctx, out) (required): a record of input 1
+--   or 2; open(ctx), close(ctx), on_timer(ts, ctx, out) as process's. The
+--   ctx is process's: on keyed inputs ctx.key, keyed state (ctx.state)
+--   and timers (ctx.timers) shared by both inputs, the key being the one
+--   of the record's own input's key function; ctx.timestamp, ctx:output
+--   (tag, v), ctx.operator_state. The input watermark is the minimum of
+--   both inputs' (Flink's processWatermark1/2). Keyed state or timers on a
+--   connect of a keyed and a non-keyed stream raise, naming the connect.
+-- @return DataStream
+function ConnectedStreams:process(spec)
+  if type(spec) ~= "table" then
+    error("bad argument #1 to 'process' (table expected, got " .. type(spec) .. ")", 2)
+  end
+  check_hooks(spec, "process", { "on_record1", "on_record2" }, { "open", "close", "on_timer" })
+  return co_node(self, spec, "co_process")
+end
+
+--- Map each input with its own function (Flink's CoMapFunction): fn1(v)
+-- for records of input 1, fn2(v) for input 2; each returns the new value.
+function ConnectedStreams:map(fn1, fn2)
+  check_fn(fn1, 1, "map")
+  check_fn(fn2, 2, "map")
+  local function wrap(f)
+    return function(v, _, out) out:collect(f(v)) end
+  end
+  return co_node(self, { on_record1 = wrap(fn1), on_record2 = wrap(fn2) }, "co_map")
+end
+
+--- flat_map each input with its own function (Flink's CoFlatMapFunction):
+-- fn1(v, out) and fn2(v, out) emit with out:collect(v).
+function ConnectedStreams:flat_map(fn1, fn2)
+  check_fn(fn1, 1, "flat_map")
+  check_fn(fn2, 2, "flat_map")
+  return co_node(self, { on_record1 = function(v, _, out) fn1(v, out) end,
+    on_record2 = function(v, _, out) fn2(v, out) end }, "co_flat_map")
+end
+
+--- A broadcast process function over a (keyed) stream connected with a
+-- BroadcastStream (Flink's KeyedBroadcastProcessFunction, or on a
+-- non-keyed stream BroadcastProcessFunction).
+-- @param spec table: on_record = function(value, ctx, out) (required): a
+--   record of the (keyed) stream, ctx:broadcast_state(name) read-only
+--   (get(k), contains(k), entries() in key order; writing raises);
+--   on_broadcast = function(value, ctx, out) (required): a record of the
+--   broadcast stream, every subtask sees each one, ctx:broadcast_state(name)
+--   read-write (put(k, v), remove(k), clear() too; keys are strings,
+--   numbers or booleans), and on a keyed stream
+--   ctx:apply_to_keyed_state(state_name, fn(key, state)) runs fn for every
+--   key that has state_name in this subtask, with ctx.state on that key;
+--   open, close, on_timer (keyed) as process's. The names are those of the
+--   descriptors given to broadcast(). Broadcast state is the operator
+--   state's broadcast state of that name (ctx.operator_state
+--   :get_broadcast_state(name) is the same map): snapshotted with every
+--   checkpoint, and restored at another parallelism new subtask i takes old
+--   subtask (i mod old parallelism)'s copy, as Flink redistributes
+--   broadcast state.
+-- @return DataStream
+function BroadcastConnectedStream:process(spec)
+  if type(spec) ~= "table" then
+    error("bad argument #1 to 'process' (table expected, got " .. type(spec) .. ")", 2)
+  end
+  check_hooks(spec, "process", { "on_record", "on_broadcast" }, { "open", "close", "on_timer" })
+  local first, b = self.first, self.second
+  local bcast = { env = b.env, id = b.id, partition = "broadcast" }
+  return add_node(self.env, "co_process", { first, bcast }, { spec = spec, name = "broadcast_process",
+    keyed = first.key ~= nil, two_input = true, broadcast = b.descriptors, connect_site = self.site }, 2)
+end
+
+--- A descriptor of a map-shaped broadcast state (Flink's
+-- MapStateDescriptor), for stream:broadcast(desc).
+-- @param name string, non-empty
+function tide.map_state_descriptor(name)
+  if type(name) ~= "string" or name == "" then
+    error("bad argument #1 to 'map_state_descriptor' (non-empty string expected)", 2)
+  end
+  return { state_descriptor = "map", name = name }
+end
+
 --- Apply a C module operator (Flink's transform): op is m.<map>,
 -- m.<flat_map>, m.<filter>, or m.<process> (a keyed process: on a
 -- KeyedStream only); config plain Lua data handed to the module encoded
@@ -470,8 +635,22 @@ end
 --- Distribute records round-robin over the next operator's subtasks.
 function DataStream:rebalance() return repartition(self, "rebalance") end
 
---- Send every record to every subtask of the next operator.
-function DataStream:broadcast() return repartition(self, "broadcast") end
+--- Send every record to every subtask of the next operator. With state
+-- descriptors (tide.map_state_descriptor), a BroadcastStream for
+-- keyed:connect(b) / stream:connect(b) with broadcast state (Flink's
+-- broadcast(MapStateDescriptor...)).
+function DataStream:broadcast(...)
+  local descs = { ... }
+  if #descs == 0 then return repartition(self, "broadcast") end
+  local names = {}
+  for i, d in ipairs(descs) do
+    if type(d) ~= "table" or d.state_descriptor ~= "map" then
+      error("bad argument #" .. i .. " to 'broadcast' (state descriptor from tide.map_state_descriptor expected)", 2)
+    end
+    names[i] = d.name
+  end
+  return setmetatable({ env = self.env, id = self.id, descriptors = names }, BroadcastStream)
+end
 
 --- Set the parallelism of the operator that produced this stream.
 function DataStream:set_parallelism(n)
@@ -600,6 +779,29 @@ function KeyedStream:max(field) return aggregation(self, "max", field) end
 -- saves building a table per record, the main cost of a Lua word count.
 function KeyedStream:count()
   return keyed_node(self, "aggregate", { agg = "count", name = "count" })
+end
+
+-- ---- joins (lua/tide/join.lua) -------------------------------------------
+
+--- Join this keyed stream with another keyed stream by time intervals
+-- (Flink's KeyedStream.intervalJoin): :between(lower, upper), optionally
+-- :lower_bound_exclusive(), :upper_bound_exclusive(),
+-- :side_output_left_late_data(tag), :side_output_right_late_data(tag),
+-- then :process(fn(left, right, ctx, out)). See lua/tide/join.lua.
+function DataStream:interval_join(other)
+  return require("tide.join").interval_join(self, other, 2)
+end
+
+--- Window join (Flink's DataStream.join): a:join(b):where(key1)
+-- :equal_to(key2):window(assigner):apply(fn(left, right [, out]) -> v).
+function DataStream:join(other)
+  return require("tide.join").joined(self, other, true, 2)
+end
+
+--- Window co-group (Flink's DataStream.coGroup): a:co_group(b)
+-- :where(key1):equal_to(key2):window(assigner):apply(fn(lefts, rights, out)).
+function DataStream:co_group(other)
+  return require("tide.join").joined(self, other, false, 2)
 end
 
 -- ---- windows (lua/tide/window.lua) -------------------------------------
@@ -1038,4 +1240,5 @@ function Env:execute(name)
 end
 
 tide.DataStream, tide.KeyedStream, tide.Env = DataStream, KeyedStream, Env
+tide.ConnectedStreams, tide.BroadcastStream = ConnectedStreams, BroadcastStream
 return tide

@@ -294,6 +294,52 @@ local operator_state = require "tide.operator_state"
 
 local function keyed_sources(s, all, rt) return state.keyed_sources(s, all, rt.parallelism) end
 
+-- A guard standing in for ctx.state or ctx.timers where they cannot be
+-- used: every access raises message.
+local function refusing(message)
+  return setmetatable({}, { __index = function()
+    return function() error(message, 2) end
+  end })
+end
+
+-- Broadcast state of a (keyed) broadcast process function (Flink's
+-- BroadcastState): the operator state's broadcast state of each
+-- descriptor name (lua/tide/operator_state.lua: snapshotted with it, and
+-- on restore at another parallelism new subtask i takes old subtask (i mod
+-- old parallelism)'s copy, as Flink redistributes broadcast state).
+-- view(name) is the read-write handle in on_broadcast (set_writable(true))
+-- and a read-only one (get, contains, entries) in on_record.
+local function broadcast_state(names, store, owner)
+  local declared, writable = {}, false
+  for _, name in ipairs(names) do declared[name] = true end
+  local ro = {}
+  local bs = {}
+  function bs.view(name)
+    if not declared[name] then
+      error(string.format("no broadcast state '%s': broadcast() declared %s (%s)", tostring(name),
+        table.concat(names, ", "), owner), 3)
+    end
+    local h = store:get_broadcast_state(name)
+    if writable then return h end
+    local r = ro[name]
+    if not r or r.h ~= h then
+      local function refuse(what)
+        return function()
+          error(string.format("broadcast state '%s' is read-only in on_record (%s in on_broadcast only; %s)",
+            name, what, owner), 2)
+        end
+      end
+      r = { h = h, get = function(_, k) return h:get(k) end, contains = function(_, k) return h:contains(k) end,
+        entries = function() return h:entries() end, put = refuse("put"), remove = refuse("remove"),
+        clear = refuse("clear") }
+      ro[name] = r
+    end
+    return r
+  end
+  function bs.set_writable(w) writable = w end
+  return bs
+end
+
 -- Flink's ProcessFunction / KeyedProcessFunction: on_record(value, ctx,
 -- out) per record, on_timer(ts, ctx, out) per due timer (keyed streams),
 -- ctx:output(tag, v) for side outputs. Records collected in on_record take
@@ -310,9 +356,21 @@ local function keyed_sources(s, all, rt) return state.keyed_sources(s, all, rt.p
 -- snapshot; nil after rescaling up: none), operator state redistributed
 -- from all (every old subtask's snapshot, in subtask order) to
 -- rt.subtask of rt.parallelism, or from s alone when all is nil.
+--
+-- With two inputs (node.two_input: connect, broadcast connect, interval
+-- join) push(b, ts, n, input) takes the input (1 or 2), which picks
+-- spec.on_record1/2 (or on_record/on_broadcast) and the input's key
+-- function; state, timers and snapshots are shared by both inputs.
 function ops.process(node, out, rt)
   local spec = node.spec
   local on_record, on_timer = spec.on_record, spec.on_timer
+  -- two inputs (co_process): push's fourth argument, the input (1 or 2),
+  -- picks the function and the key function
+  local on_records, keyfs
+  if node.two_input then
+    on_records = node.broadcast and { spec.on_record, spec.on_broadcast } or { spec.on_record1, spec.on_record2 }
+    keyfs = { node.inputs[1].key, node.inputs[2].key }
+  end
   local col, flush, set_ts = collector(out.push)
   local sides = {}
   local function side_flush()
@@ -335,6 +393,13 @@ function ops.process(node, out, rt)
     end
     ctx.operator_state:restore(s and s.operator_state, olds, rt.subtask, rt.parallelism)
   end
+  -- the timestamp of what on_record collects next (for operators built on
+  -- process, such as the interval join: its output's timestamp is the
+  -- larger of the pair's)
+  function ctx._set_timestamp(_, t)
+    ctx.timestamp = t
+    set_ts(t)
+  end
   function ctx.output(_, tag, v)
     local s = sides[tag]
     if not s then
@@ -352,6 +417,31 @@ function ops.process(node, out, rt)
       current_watermark = function() return watermark end,
       current_processing_time = function() return rt.now() end,
     }, getmetatable(NO_TIMERS))
+  end
+  if node.mixed_keying then
+    ctx.state = refusing("keyed state needs both inputs keyed: " .. node.mixed_keying .. "; " .. describe(node))
+    ctx.timers = setmetatable({
+      current_watermark = function() return watermark end,
+      current_processing_time = function() return rt.now() end,
+    }, { __index = function()
+      return function()
+        error("timers need both inputs keyed: " .. node.mixed_keying .. "; " .. describe(node), 2)
+      end
+    end })
+  end
+  -- f(value, ctx, out) for records b[1..n], ctx.timestamp from ts
+  local function each_record(f, b, ts, n)
+    for i = 1, n do
+      local t = ts and ts[i]
+      ctx.timestamp = t
+      set_ts(t)
+      f(b[i], ctx, col)
+    end
+  end
+  local bstate
+  if node.broadcast then
+    bstate = broadcast_state(node.broadcast, ctx.operator_state, describe(node))
+    function ctx.broadcast_state(_, name) return bstate.view(name) end
   end
   if node.keyed then
     local cur = {}
@@ -374,10 +464,13 @@ function ops.process(node, out, rt)
       current_watermark = function() return watermark end,
       current_processing_time = function() return rt.now() end,
     }
+    local keyed_state, keyed_timers = ctx.state, ctx.timers
     -- key_by(field): the field read here, not through keyf (a call per
     -- record)
     local kf = node.inputs[1].key_field
-    function op.push(b, ts, n)
+    local kfs = node.two_input and { node.inputs[1].key_field, node.inputs[2].key_field }
+    local function push_keyed(b, ts, n, input)
+      if input then on_record, keyf, kf = on_records[input], keyfs[input], kfs[input] end
       ctx.time_domain = nil
       if not ts then
         ctx.timestamp = nil
@@ -399,6 +492,39 @@ function ops.process(node, out, rt)
       end
       flush()
       side_flush()
+    end
+    op.push = push_keyed
+    if node.broadcast then
+      -- Flink's KeyedBroadcastProcessFunction: on_broadcast has no current
+      -- key; it reaches keyed state through apply_to_keyed_state
+      local no_key = "on_broadcast has no current key: use ctx:apply_to_keyed_state(name, fn) (" ..
+        describe(node) .. ")"
+      local bstate_of_key, btimers = refusing("keyed state " .. no_key), refusing("timers: " .. no_key)
+      function ctx.apply_to_keyed_state(_, name, fn)
+        if type(name) ~= "string" then error("bad argument #1 to 'apply_to_keyed_state' (state name expected)", 2) end
+        if type(fn) ~= "function" then error("bad argument #2 to 'apply_to_keyed_state' (function expected)", 2) end
+        ctx.state = keyed_state
+        local ok, err = pcall(backend.each_key, backend, name, function(k)
+          cur.key, ctx.key = k, k
+          fn(k, keyed_state)
+        end)
+        cur.key, ctx.key, ctx.state = nil, nil, bstate_of_key
+        if not ok then error(err, 0) end
+      end
+      function op.push(b, ts, n, input)
+        if input ~= 2 then
+          bstate.set_writable(false)
+          return push_keyed(b, ts, n, 1)
+        end
+        bstate.set_writable(true)
+        cur.key, ctx.key, ctx.state, ctx.timers = nil, nil, bstate_of_key, btimers
+        ctx.time_domain = nil
+        each_record(on_records[2], b, ts, n)
+        ctx.state, ctx.timers = keyed_state, keyed_timers
+        bstate.set_writable(false)
+        flush()
+        side_flush()
+      end
     end
     function op.watermark(wm)
       watermark = wm
@@ -426,13 +552,13 @@ function ops.process(node, out, rt)
       restore_operator_state(s, all)
     end
   else
-    function op.push(b, ts, n)
-      for i = 1, n do
-        local t = ts and ts[i]
-        ctx.timestamp = t
-        set_ts(t)
-        on_record(b[i], ctx, col)
+    function op.push(b, ts, n, input)
+      if input then
+        on_record = on_records[input]
+        if bstate then bstate.set_writable(input == 2) end
       end
+      each_record(on_record, b, ts, n)
+      if bstate then bstate.set_writable(false) end
       flush()
       side_flush()
     end
@@ -475,6 +601,11 @@ function ops.process(node, out, rt)
   end
   return op
 end
+
+-- Flink's CoProcessFunction / KeyedCoProcessFunction / (Keyed)
+-- BroadcastProcessFunction: the process operator with two inputs
+-- (node.two_input; push's fourth argument says which).
+ops.co_process = ops.process
 
 -- ---- keyed rolling aggregations ---------------------------------------------
 

@@ -18,13 +18,42 @@ local M = {}
 
 local compat = require "tide.compat"
 local util = require "tide.util"
-local MAXWM = compat.MAX_INT
+local MAXWM, MIN = compat.MAX_INT, compat.MIN_INT
 
 local function fanout(list)
   if #list == 0 then return function() end end
   if #list == 1 then return list[1] end
   return function(...)
     for i = 1, #list do list[i](...) end
+  end
+end
+
+-- An operator with several inputs fed inside a chain (the test harness:
+-- in a job it heads its task, and the task's input valve merges the
+-- watermarks of all its channels): its watermark is the minimum over its
+-- inputs, forwarded when it advances (Flink's
+-- AbstractStreamOperator#processWatermark1/2), and a two-input operator's
+-- push learns the input j its records came from.
+local function multi_input_wiring(cop, cnode, j, valves)
+  local v = valves[cnode.id]
+  if not v then
+    v = { out = MIN }
+    for i = 1, #cnode.inputs do v[i] = MIN end
+    valves[cnode.id] = v
+  end
+  local push, watermark = cop.push, cop.watermark
+  local wired_push = push
+  if cnode.two_input then wired_push = function(b, ts, n) return push(b, ts, n, j) end end
+  return wired_push, function(wm)
+    v[j] = wm
+    local m = wm
+    for i = 1, #v do
+      if v[i] < m then m = v[i] end
+    end
+    if m > v.out then
+      v.out = m
+      watermark(m)
+    end
   end
 end
 
@@ -42,6 +71,7 @@ end
 --   its node (to name the operator in errors)
 function M.build(env, ids, rt, local_consumers, remote_outputs, unconsumed_side)
   local built, op_of_fn = {}, {}
+  local valves = {} -- per node with several inputs: its inputs' watermarks
   for i = #ids, 1, -1 do
     local node = env.nodes[ids[i]]
     local main, wms, statuses, side_pushes, targets = {}, {}, {}, {}, {}
@@ -63,10 +93,11 @@ function M.build(env, ids, rt, local_consumers, remote_outputs, unconsumed_side)
     end
     for _, c in ipairs(local_consumers(node)) do
       local cop = built[c]
-      for _, inp in ipairs(env.nodes[c].inputs) do
+      for j, inp in ipairs(env.nodes[c].inputs) do
         if inp.node == node.id then
-          add(inp.tag, cop.push, cop.watermark, cop.status, { push = cop.push, op = cop, node = env.nodes[c] },
-            cop.retains)
+          local push, wm = cop.push, cop.watermark
+          if #env.nodes[c].inputs > 1 then push, wm = multi_input_wiring(cop, env.nodes[c], j, valves) end
+          add(inp.tag, push, wm, cop.status, { push = push, op = cop, node = env.nodes[c] }, cop.retains)
         end
       end
     end
@@ -598,6 +629,18 @@ function M.run(env, plan, ctx)
         -- that borrows its input (keeps no reference to a record and
         -- changes none: op.borrow() says it will) gets records decoded into
         -- the tables of the previous batch (object reuse, see core.poll)
+        -- a two-input head learns the input (1 or 2) of each batch from
+        -- the edge it came over
+        local input_of = {}
+        if nodes[task.head].two_input then
+          local j = 0
+          for eid, e in ipairs(plan.edges) do
+            if e.to_node == task.head then
+              j = j + 1
+              input_of[eid] = j
+            end
+          end
+        end
         local poll, tsbuf = head.poll or core.poll, {}
         local reuse = not head.poll and head.borrow ~= nil and head.borrow() == true
         local watermark, status = head.watermark, head.status
@@ -607,9 +650,9 @@ function M.run(env, plan, ctx)
           local deadline = fire_due()
           local timeout = deadline and math.max(0, deadline - now()) or nil
           if idle_wait and (not timeout or timeout > idle_wait) then timeout = idle_wait end
-          local n, _, event, value, has_ts = poll(buf, tsbuf, timeout, reuse)
+          local n, edge, event, value, has_ts = poll(buf, tsbuf, timeout, reuse)
           if n == nil then break end
-          if n > 0 then push(buf, has_ts and tsbuf or nil, n) end
+          if n > 0 then push(buf, has_ts and tsbuf or nil, n, input_of[edge]) end
           if event == "watermark" then
             watermark(value)
           elseif event == "barrier" then

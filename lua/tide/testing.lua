@@ -111,19 +111,22 @@ end
 -- Process functions' open hooks run once the state is restored.
 -- @return Harness
 -- Raises on bad arguments, and on state an operator cannot restore.
-function M.harness(build, opts)
+local function new_harness(build, opts, n_inputs)
   opts = opts or {}
-  if type(build) ~= "function" then error("bad argument #1 to 'harness' (function expected)", 2) end
+  if type(build) ~= "function" then error("bad argument #1 to 'harness' (function expected)", 3) end
   local subtask, parallelism = check_opts(opts)
   local backend = opts.state_backend or os.getenv("TIDE_TEST_STATE_BACKEND") or "heap"
   if backend ~= "heap" and backend ~= "rocksdb" then
-    error("bad argument #2 to 'harness' (state_backend: 'heap' or 'rocksdb' expected)", 2)
+    error("bad argument #2 to 'harness' (state_backend: 'heap' or 'rocksdb' expected)", 3)
   end
   local env = tide.env{ parallelism = 1, runtime_mode = opts.runtime_mode }
-  local input = env:_add_node("source", {}, { name = "harness_input", source = { type = "harness" } })
-  local result = build(input)
+  local inputs = {}
+  for i = 1, n_inputs do
+    inputs[i] = env:_add_node("source", {}, { name = "harness_input", source = { type = "harness" } })
+  end
+  local result = build(compat.unpack(inputs))
   if type(result) ~= "table" or result.env ~= env then
-    error("harness: the build function must return the stream to test", 2)
+    error("harness: the build function must return the stream to test", 3)
   end
   local h = setmetatable({ out = {}, sides = {}, warnings = {}, clock = 0, env = env }, Harness)
   env:_add_node("harness_capture", { result }, { name = "harness_output", capture = h.out })
@@ -165,6 +168,8 @@ function M.harness(build, opts)
       end
     end)
   h.head = h.ops[1]
+  h.heads = {}
+  for i = 1, n_inputs do h.heads[i] = h.ops[i] end
   h.handler = runtime.handler(h.op_of_fn)
   h.subtask = subtask
   if opts.restore then h:_restore(opts.restore) end
@@ -177,6 +182,21 @@ function M.harness(build, opts)
   end
   return h
 end
+
+function M.harness(build, opts) return new_harness(build, opts, 1) end
+
+--- Create a two-input harness (Flink's TwoInputStreamOperatorTestHarness
+-- / KeyedTwoInputStreamOperatorTestHarness): build(s1, s2) -> stream, the
+-- pipeline under test on two input streams (s1:connect(s2):process{...},
+-- s1:key_by(f):interval_join(s2:key_by(g))..., s1:join(s2)...). Feed with
+-- h:process1(v, ts) / h:process2(v, ts) and h:watermark1(ms) /
+-- h:watermark2(ms): a two-input operator's watermark is the minimum of
+-- both inputs', as in a job. Everything else (output, side_output,
+-- processing_time, snapshot, restore, finish) is the one-input harness's.
+-- @param build function(stream1, stream2) -> stream
+-- @param opts table, optional: as harness's
+-- @return Harness
+function M.two_input_harness(build, opts) return new_harness(build, opts, 2) end
 
 -- Call method `name` of every keyed-state backend that needs the
 -- runtime's calls (RocksDB ones).
@@ -209,6 +229,32 @@ function Harness:watermark(ts)
   self:_call(self.head.watermark, ts)
 end
 
+local function feed(self, i, fname, value, ts)
+  local head = self.heads[i]
+  if not head then error("'" .. fname .. "': this harness has one input (use testing.two_input_harness)", 3) end
+  if value == nil then error("bad argument #1 to '" .. fname .. "' (record expected)", 3) end
+  if ts ~= nil and not is_integer(ts) then
+    error("bad argument #2 to '" .. fname .. "' (integer timestamp in ms expected)", 3)
+  end
+  self:_call(head.push, { value }, ts ~= nil and { ts } or nil, 1)
+end
+
+local function feed_watermark(self, i, fname, ts)
+  local head = self.heads[i]
+  if not head then error("'" .. fname .. "': this harness has one input (use testing.two_input_harness)", 3) end
+  if not is_integer(ts) then error("bad argument #1 to '" .. fname .. "' (integer ms expected)", 3) end
+  self:_call(head.watermark, ts)
+end
+
+--- Two-input harness: feed one record to input 1 / 2, with an event
+-- timestamp (integer ms) or none.
+function Harness:process1(value, ts) feed(self, 1, "process1", value, ts) end
+function Harness:process2(value, ts) feed(self, 2, "process2", value, ts) end
+
+--- Two-input harness: input 1's / 2's watermark (integer ms).
+function Harness:watermark1(ts) feed_watermark(self, 1, "watermark1", ts) end
+function Harness:watermark2(ts) feed_watermark(self, 2, "watermark2", ts) end
+
 --- Advance processing time to t (ms) and fire what is due.
 function Harness:processing_time(t)
   if not is_integer(t) then error("bad argument #1 to 'processing_time' (integer ms expected)", 2) end
@@ -224,7 +270,7 @@ end
 
 --- End of input: the final watermark, then every operator's finish.
 function Harness:finish()
-  self:_call(self.head.watermark, compat.MAX_INT)
+  for _, head in ipairs(self.heads) do self:_call(head.watermark, compat.MAX_INT) end
   for id = 1, #self.env.nodes do
     local f = self.ops[id].finish
     if f then self:_call(f) end

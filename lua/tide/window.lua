@@ -648,7 +648,11 @@ local function finish(self, props, fname)
   if a.merging and props.fn_kind == "aggregate" and type(props.agg.merge) ~= "function" then
     error(fname .. ": session windows merge, so the aggregate needs a merge function", 3)
   end
-  return self.stream.env:_add_node("window", { self.stream }, props)
+  -- more inputs keyed alike (a window join's or co-group's tagged inputs,
+  -- lua/tide/join.lua): the node reads every one of them
+  local inputs = { self.stream }
+  for i, s in ipairs(self.more_inputs or {}) do inputs[i + 1] = s end
+  return self.stream.env:_add_node("window", inputs, props)
 end
 
 --- Incremental reduce per window: fn(acc, value) -> acc (Flink's

@@ -192,6 +192,18 @@ wait_tide() {
 
 # check_rc NAME WANT: the last run_tide exited with status WANT; on failure
 # shows its stderr.
+# stop_savepoint NAME LABEL: a second after start_tide NAME began a job,
+# stop it with a savepoint into $TMP/sp-NAME (checked: tide stop and the
+# job exit 0); SP is the savepoint's directory
+stop_savepoint() {
+  sleep 1
+  run_tide "$TMP/stop-$1" stop "$ID" --savepoint "$TMP/sp-$1"
+  check_rc "$2: tide stop --savepoint: exit 0" 0
+  SP=$(cat "$TMP/stop-$1.out")
+  wait_tide "$1"
+  check_rc "$2: the stopped job exits 0" 0
+}
+
 check_rc() {
   if [ "$RC" = "$2" ]; then
     ok "$1"

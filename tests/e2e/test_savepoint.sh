@@ -260,16 +260,6 @@ for x in range(1, 6001):
     s = x * 10 // 1000 * 1000
     w[s] = w.get(s, 0) + 1
 print(''.join(sorted('%d,%d\n' % kv for kv in w.items())), end='')" >"$TMP/wantwall"
-# stop_savepoint NAME LABEL: a second after start_tide NAME began a job,
-# stop it with a savepoint; SP is the savepoint's directory
-stop_savepoint() {
-  sleep 1
-  run_tide "$TMP/stop-$1" stop "$ID" --savepoint "$TMP/sp-$1"
-  check_rc "$2: tide stop --savepoint: exit 0" 0
-  SP=$(cat "$TMP/stop-$1.out")
-  wait_tide "$1"
-  check_rc "$2: the stopped job exits 0" 0
-}
 start_tide winr run "$TMP/win.lua" --state-backend rocksdb -- "$TMP/woutr" "$TMP/rawr" "$TMP/ckwr"
 stop_savepoint winr "rocksdb windows"
 SPWR=$SP

@@ -9,35 +9,10 @@ local tide = require "tide"
 local testing = require "tide.testing"
 
 local compat = require "tide.compat"
-local util = require "tide.util"
 local MAXWM = compat.MAX_INT -- +inf: math.maxinteger on Lua 5.4, 2^63 on LuaJIT
 
--- The harness output as compact strings: "value@ts" for records ("value@-"
--- when the record has no timestamp) and "W<t>" for watermarks ("W+inf" for
--- the final one).
-local function show(list)
-  local out = {}
-  for i, e in ipairs(list) do
-    if e.watermark ~= nil then
-      out[i] = e.watermark == MAXWM and "W+inf" or ("W" .. util.format(e.watermark))
-    else
-      out[i] = tostring(e.value) .. "@" .. (e.ts == nil and "-" or util.format(e.ts))
-    end
-  end
-  return out
-end
-
-local function output(h) return show(h:output()) end
-
-local function error_of(fn, ...)
-  local ok, err = pcall(fn, ...)
-  assert.is_false(ok, "expected an error")
-  return tostring(err)
-end
-
-local function contains(s, sub)
-  assert.is_truthy(s:find(sub, 1, true), "'" .. s .. "' does not contain '" .. sub .. "'")
-end
+local helpers = dofile("tests/lua/harness_helpers.lua")
+local show, output, error_of, contains = helpers.show, helpers.output, helpers.error_of, helpers.contains
 
 -- A keyed process function that registers an event-time timer at v.t for
 -- key v.k, emits "rec <k>" and, on a timer, "<key> fired <ts>".

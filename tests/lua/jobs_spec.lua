@@ -437,4 +437,138 @@ describe("tide jobs #e2e", function()
       end)
     end
   end)
+
+  -- Flink's CoGroupJoinITCase (testCoGroup, testJoin, testSelfJoin):
+  -- tumbling event-time windows of 3 ms, a watermark of ts - 1 after each
+  -- record; the expected lines are Flink's, compared sorted
+  describe("window joins and co-groups (Flink's CoGroupJoinITCase)", function()
+    local SOURCES = [[
+      local env = tide.env{ parallelism = %d }
+      local function src(list)
+        -- at parallelism 1 as the list, so each input keeps its order
+        return env:from_list(list):assign_timestamps(function(t) return t[#t] end,
+          tide.watermarks.monotonous{ per_record = true }):set_parallelism(1)
+      end
+      local function tuple(t) return "(" .. table.concat(t, ",") .. ")" end
+    ]]
+    local function sorted_lines(out)
+      local t = {}
+      for l in out:gmatch("([^\n]*)\n") do t[#t + 1] = l:gsub("^%d+> ", "") end
+      table.sort(t)
+      return t
+    end
+    for _, p in ipairs { 1, 2 } do
+      it("co-groups (parallelism " .. p .. ")", function()
+        local out, code = run(SOURCES:format(p) .. [[
+          local s1 = src{ { "a", 0 }, { "a", 1 }, { "a", 2 }, { "b", 3 }, { "b", 4 }, { "b", 5 }, { "a", 6 },
+            { "a", 7 }, { "a", 8 } }
+          local s2 = src{ { "a", 0 }, { "a", 1 }, { "b", 3 }, { "c", 6 }, { "c", 7 }, { "c", 8 } }
+          s1:co_group(s2):where(1):equal_to(1):window(tide.windows.tumbling(3)):apply(function(f, s, out)
+            local r = { "F:" }
+            for _, t in ipairs(f) do r[#r + 1] = tuple(t) end
+            r[#r + 1] = " S:"
+            for _, t in ipairs(s) do r[#r + 1] = tuple(t) end
+            out:collect(table.concat(r))
+          end):print()
+          env:execute("cogroup")
+        ]])
+        assert.are.equal(0, code)
+        assert.are.same({ "F: S:(c,6)(c,7)(c,8)", "F:(a,0)(a,1)(a,2) S:(a,0)(a,1)", "F:(a,6)(a,7)(a,8) S:",
+          "F:(b,3)(b,4)(b,5) S:(b,3)" }, sorted_lines(out))
+      end)
+
+      -- s1 joined with `right` (the Lua source of the second input)
+      local S1 = [[
+        local s1 = src{ { "a", "x", 0 }, { "a", "y", 1 }, { "a", "z", 2 }, { "b", "u", 3 }, { "b", "w", 5 },
+          { "a", "i", 6 }, { "a", "j", 7 }, { "a", "k", 8 } }
+      ]]
+      local function join_lines(right)
+        local out, code = run(SOURCES:format(p) .. S1 .. "local s2 = " .. right .. [[
+          s1:join(s2):where(1):equal_to(1):window(tide.windows.tumbling(3))
+            :apply(function(a, b) return tuple(a) .. ":" .. tuple(b) end):print()
+          env:execute("join")
+        ]])
+        assert.are.equal(0, code)
+        return sorted_lines(out)
+      end
+
+      it("joins (parallelism " .. p .. ")", function()
+        assert.are.same({ "(a,i,6):(a,x,6)", "(a,i,6):(a,z,8)", "(a,j,7):(a,x,6)", "(a,j,7):(a,z,8)",
+          "(a,k,8):(a,x,6)", "(a,k,8):(a,z,8)", "(a,x,0):(a,u,0)", "(a,x,0):(a,w,1)", "(a,y,1):(a,u,0)",
+          "(a,y,1):(a,w,1)", "(a,z,2):(a,u,0)", "(a,z,2):(a,w,1)", "(b,u,3):(b,i,3)", "(b,u,3):(b,k,5)",
+          "(b,w,5):(b,i,3)", "(b,w,5):(b,k,5)" },
+          join_lines([[src{ { "a", "u", 0 }, { "a", "w", 1 }, { "b", "i", 3 }, { "b", "k", 5 }, { "a", "x", 6 },
+            { "a", "z", 8 } }
+          ]]))
+      end)
+
+      it("self-joins (parallelism " .. p .. ")", function()
+        assert.are.same({ "(a,i,6):(a,i,6)", "(a,i,6):(a,j,7)", "(a,i,6):(a,k,8)", "(a,j,7):(a,i,6)",
+          "(a,j,7):(a,j,7)", "(a,j,7):(a,k,8)", "(a,k,8):(a,i,6)", "(a,k,8):(a,j,7)", "(a,k,8):(a,k,8)",
+          "(a,x,0):(a,x,0)", "(a,x,0):(a,y,1)", "(a,x,0):(a,z,2)", "(a,y,1):(a,x,0)", "(a,y,1):(a,y,1)",
+          "(a,y,1):(a,z,2)", "(a,z,2):(a,x,0)", "(a,z,2):(a,y,1)", "(a,z,2):(a,z,2)", "(b,u,3):(b,u,3)",
+          "(b,u,3):(b,w,5)", "(b,w,5):(b,u,3)", "(b,w,5):(b,w,5)" }, join_lines("s1\n"))
+      end)
+    end
+
+    it("meets equal keys of both inputs in one subtask (keyed connect at parallelism 3)", function()
+      local out, code = run([[
+        local env = tide.env{ parallelism = 3 }
+        local names = env:from_list{ { id = 1, name = "ann" }, { id = 2, name = "bob" }, { id = 3, name = "cy" },
+          { id = 4, name = "dee" } }
+        local orders = env:generate(function(i) return { user = i % 4 + 1, n = i } end, 400)
+        names:connect(orders):key_by("id", "user"):process{
+          on_record1 = function(v, ctx) ctx.state:value("name"):update(v.name) end,
+          on_record2 = function(v, ctx)
+            local s = ctx.state:value("sum")
+            s:update((s:value() or 0) + v.n)
+          end,
+          close = function() end,
+          on_timer = function() end,
+        }:uid("co")
+        -- every key's total, once both inputs ended: a timer at the end of input
+        names:connect(orders):key_by("id", "user"):process{
+          on_record1 = function(v, ctx)
+            ctx.state:value("name"):update(v.name)
+            ctx.timers:register_event_time(1)
+          end,
+          on_record2 = function(v, ctx)
+            local s = ctx.state:value("sum")
+            s:update((s:value() or 0) + v.n)
+            ctx.timers:register_event_time(1)
+          end,
+          on_timer = function(_, ctx, out)
+            out:collect(ctx.key .. "," .. tostring(ctx.state:value("name"):value()) .. "," ..
+              ctx.state:value("sum"):value())
+          end,
+        }:uid("totals"):print()
+        env:execute("co")
+      ]])
+      assert.are.equal(0, code)
+      -- oracle: sum of i in 1..400 with i % 4 + 1 == id
+      local want = {}
+      for id, name in ipairs { "ann", "bob", "cy", "dee" } do
+        local sum = 0
+        for i = 1, 400 do if i % 4 + 1 == id then sum = sum + i end end
+        want[#want + 1] = id .. "," .. name .. "," .. sum
+      end
+      assert.are.same(want, sorted_lines(out))
+    end)
+
+    it("fails naming the operator and the connect when a mixed connect uses keyed state", function()
+      local out, code, path = run([[
+        local env = tide.env{ parallelism = 2 }
+        local a, b = env:from_list{ 1, 2 }, env:from_list{ 3 }
+        a:key_by(tostring):connect(b):process{
+          on_record1 = function(v, ctx) ctx.state:value("x"):update(v) end,
+          on_record2 = function() end,
+        }:uid("mixed"):print()
+        env:execute("mixed")
+      ]], { stderr = true })
+      assert.are.equal(1, code)
+      assert.matches("operator 'mixed'", out, 1, true)
+      assert.matches("keyed state needs both inputs keyed: connect at " .. path .. ":4 joins a keyed and a " ..
+        "non-keyed stream", out, 1, true)
+    end)
+  end)
 end)

@@ -1,0 +1,80 @@
+#!/bin/sh
+# tests/e2e/test_two_input.sh - two-input operators in jobs (issue 12):
+# tests/e2e/two_input_job.lua over the first 12000 git commits sorted by
+# author time, in three modes: broadcast state (commits keyed by author
+# enriched by a slow broadcast rules stream, waiting commits in keyed list
+# state flushed through apply_to_keyed_state), an interval join, and a
+# window join plus co-group. Each runs uninterrupted, then is killed
+# (SIGKILL) after checkpoints completed and resumed; the committed output
+# must be exactly the oracle's (tests/e2e/oracle_two_input.py, Python over
+# the rows). Also: the broadcast job rescaled p2 -> p3 from a checkpoint
+# (keyed state by key group, broadcast state copied to the new subtask),
+# the interval join on --state-backend rocksdb, the window join with
+# unaligned checkpoints (in-flight data of both inputs), and a stop with a
+# savepoint on heap restored on RocksDB at parallelism 3.
+. tests/e2e/lib.sh
+
+CSV=$TMP/commits.csv
+"$PYTHON" tests/e2e/oracle_two_input.py sort "$DATA/git-commits.csv" 12000 "$CSV"
+JOB=tests/e2e/two_input_job.lua
+for m in broadcast interval window; do
+  "$PYTHON" tests/e2e/oracle_two_input.py "$m" "$CSV" >"$TMP/want-$m"
+done
+
+# check_output NAME MODE OUTDIR: the committed part files hold exactly the
+# oracle's lines, and no hidden file is left
+check_output() {
+  cat_parts "$3" | sort >"$TMP/got-$1"
+  check_eq "$1: the output is exactly the oracle's ($(wc -l <"$TMP/want-$2") lines)" "$TMP/want-$2" "$TMP/got-$1"
+  hidden_files "$3" >"$TMP/hidden-$1"
+  check_empty "$1: no in-progress or pending part file is left" "$TMP/hidden-$1"
+}
+
+for m in broadcast interval window; do
+  run_tide "$TMP/plain-$m" run "$JOB" -p 2 -- "$m" "$CSV" "$TMP/out-plain-$m" "$TMP/ck-plain-$m" 10000000
+  check_rc "$m: an uninterrupted run at parallelism 2 ends (exit 0)" 0
+  check_output "plain-$m" "$m" "$TMP/out-plain-$m"
+done
+
+# scenario NAME MODE P1 P2 [ARGS...] [-- JOB ARGS]: run MODE at parallelism P1,
+# rate-limited, SIGKILL it once two checkpoints completed, resume at P2
+scenario() {
+  name=$1 mode=$2 p1=$3 p2=$4
+  shift 4
+  ck=$TMP/ck-$name
+  "$TIDE" run "$JOB" -p "$p1" "$@" -- "$mode" "$CSV" "$TMP/out-$name" "$ck" 6000 $EXTRA \
+    >"$TMP/$name.out" 2>"$TMP/$name.err" &
+  kill_at_checkpoint $! "$ck/two_input_$mode" 3
+  check "$name: killed (status $KILLED) after checkpoints completed, before the end" \
+    test "$(newest_checkpoint "$ck/two_input_$mode")" -ge 3 -a "$KILLED" -eq 137
+  run_tide "$TMP/$name-end" run "$JOB" -p "$p2" "$@" --resume -- "$mode" "$CSV" "$TMP/out-$name" "$ck" 10000000 $EXTRA
+  check_rc "$name: resumed at parallelism $p2, the job ends (exit 0)" 0
+  check_contains "$name: it resumed from a checkpoint" "$TMP/$name-end.err" "tide: resuming job 'two_input_$mode' from checkpoint"
+  check_output "$name" "$mode" "$TMP/out-$name"
+}
+
+EXTRA=
+scenario kill-broadcast broadcast 2 2
+scenario kill-interval interval 2 2
+scenario kill-window window 2 2
+scenario rescale-broadcast broadcast 2 3
+scenario rocksdb-interval interval 2 2 --state-backend rocksdb
+EXTRA=unaligned
+scenario unaligned-window window 2 2
+scenario unaligned-broadcast broadcast 2 2
+EXTRA=
+
+# stop with a savepoint mid-run (heap, parallelism 2), restore it on RocksDB
+# at parallelism 3: keyed list state, broadcast state and the interval
+# join's buffers and timers in the canonical savepoint format
+for m in broadcast interval; do
+  start_tide "sp-$m" run "$JOB" -p 2 -- "$m" "$CSV" "$TMP/out-sp-$m" "$TMP/ck-sp-$m" 4000
+  stop_savepoint "sp-$m" "savepoint-$m (mid-run)"
+  check "savepoint-$m: it stopped before the end of its input" \
+    test "$(cat_parts "$TMP/out-sp-$m" | wc -l)" -lt "$(wc -l <"$TMP/want-$m")"
+  run_tide "$TMP/sp-$m-end" run "$JOB" -p 3 --state-backend rocksdb --from-savepoint "$SP" \
+    -- "$m" "$CSV" "$TMP/out-sp-$m" "$TMP/ck-sp-$m" 10000000
+  check_rc "savepoint-$m: restored on rocksdb at parallelism 3, the job ends (exit 0)" 0
+  check_output "savepoint-$m" "$m" "$TMP/out-sp-$m"
+done
+finish
