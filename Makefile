@@ -141,8 +141,13 @@ $(BUILD)/tests/test_module: tests/core/test_module.c $(BUILD)/libtide.a tests/co
 modules: $(MODULES)
 
 # librdkafka's mock cluster for the Kafka tests (tests/e2e/kafka.sh)
-KAFKA_MOCK = $(BUILD)/tests/kafka_mock_cluster
-$(KAFKA_MOCK): tests/kafka/mock_cluster.c
+# and a producer with explicit partitions and timestamps
+KAFKA_MOCK = $(BUILD)/tests/kafka_mock_cluster $(BUILD)/tests/kafka_produce
+$(BUILD)/tests/kafka_mock_cluster: tests/kafka/mock_cluster.c
+	@mkdir -p $(dir $@)
+	$(CC) $(TD_CFLAGS) $(CFLAGS) $(SAN) -o $@ $< -lrdkafka
+
+$(BUILD)/tests/kafka_produce: tests/kafka/produce.c
 	@mkdir -p $(dir $@)
 	$(CC) $(TD_CFLAGS) $(CFLAGS) $(SAN) -o $@ $< -lrdkafka
 

@@ -90,12 +90,15 @@ end
 -- nor ended; all of them idle: the status "idle" (Flink's per-split
 -- watermarks and idleness). position.prepare_snapshot(id) remembers the
 -- offsets of checkpoint id, and notify_checkpoint_complete(id) commits
--- them to the consumer group (monitoring only).
+-- them to the consumer group (monitoring only; at the end of a bounded
+-- job, the end offsets).
 -- @param fail function(message): raises the operator's failure
 function M.open_source(node, rt, fail)
   local cfg = node.source
   local extra = { ["client.id"] = string.format("tide-%s-%d", node.uid, rt.subtask) }
-  if cfg.group_id then extra["group.id"] = cfg.group_id end
+  -- librdkafka's consumer needs a group even for assigned partitions;
+  -- without group_id a private one, never committed to
+  extra["group.id"] = cfg.group_id or string.format("tide-%s-%s", rt.job_id, node.uid)
   local c, err = core.kafka_new("consumer", conf(cfg, extra))
   if not c then fail(err) end
   local parts -- the partitions of this subtask, nil until started
@@ -247,8 +250,9 @@ function M.open_source(node, rt, fail)
     function position.prepare_snapshot(id)
       if parts then pending[id] = offsets() end
     end
-    function position.notify_checkpoint_complete(id)
-      local list = pending[id]
+    -- final: the job's end (the source read all it will): its offsets
+    function position.notify_checkpoint_complete(id, final)
+      local list = final and offsets() or pending[id]
       for k in pairs(pending) do
         if k <= id then pending[k] = nil end
       end
