@@ -226,8 +226,10 @@ function M.open_source(node, rt, fail)
     return list
   end
 
+  -- (snapshot may run in the checkpoint's child process, where librdkafka
+  -- cannot be called: prepare_snapshot, on the task thread, starts first)
   function position.snapshot()
-    if not parts then start() end
+    assert(parts, "kafka source: snapshot before prepare_snapshot")
     return { kafka = offsets(), last_wm = last_wm }
   end
   function position.restore_splits(olds)
@@ -246,10 +248,11 @@ function M.open_source(node, rt, fail)
   function position.restore(s) position.restore_splits({ s }) end
   function position.close() c:close() end
 
+  function position.prepare_snapshot(id)
+    if not parts then start() end
+    if cfg.group_id then pending[id] = offsets() end
+  end
   if cfg.group_id then
-    function position.prepare_snapshot(id)
-      if parts then pending[id] = offsets() end
-    end
     -- final: the job's end (the source read all it will): its offsets
     function position.notify_checkpoint_complete(id, final)
       local list = final and offsets() or pending[id]
