@@ -3,8 +3,10 @@
 #
 #   kafka_start TOPIC:PARTITIONS ...   start librdkafka's mock cluster
 #       (build/tests/kafka_mock_cluster, 3 brokers) with these topics; BOOT
-#       is its bootstrap servers. The cluster lives as long as the test:
-#       the EXIT trap kills it (and removes TMP, as lib.sh's does).
+#       is its bootstrap servers, MOCK_PID its process (kill -USR1 takes
+#       every broker down, -USR2 brings them back). The cluster lives as
+#       long as the test: the EXIT trap kills it (and removes TMP, as
+#       lib.sh's does).
 #   kafka_produce TOPIC < lines "PARTITION<TAB>TS_MS<TAB>VALUE"
 #   kafka_consume TOPIC [KCAT_ARG...]  every record's value of TOPIC, one
 #       a line, read with kcat up to the end of every partition

@@ -15,9 +15,12 @@
 #     input line exactly once, a key always in one partition;
 #  5. Kafka source resume after SIGKILL: a checkpointed job killed at
 #     random moments and resumed, through an exactly-once file sink: every
-#     record once, no offset skipped or repeated;
-#  6. errors: unknown topic, unreachable brokers, bad options, named by
-#     the script's file:line.
+#     record once, no offset skipped or repeated; the same across restores
+#     at parallelism 2 -> 3 -> 1;
+#  6. errors: every broker down during a job (the mock cluster's brokers
+#     taken down: the job fails, and resumes exactly once when they are
+#     back), unknown topic, unreachable brokers, bad options, named by the
+#     script's file:line.
 # Runs under either VM (TIDE_VM=luajit).
 . tests/e2e/lib.sh
 . tests/e2e/kafka.sh
@@ -171,6 +174,46 @@ check_match "resume after SIGKILL: the last run resumed from a checkpoint" "$d/f
 cat_parts "$d/out" | sort >"$d/actual"
 check_eq "resume after SIGKILL: every record once, no offset skipped or repeated" \
   "$TMP/expected.all" "$d/actual"
+
+# restored at another parallelism: p2, killed after checkpoint 3, resumed
+# at p3, killed after a later checkpoint, resumed at p1 to the end
+d=$TMP/rescale
+"$TIDE" run "$JOB" -p 2 --checkpoint-dir "$d/ck" --checkpoint-interval 200ms \
+  -- "$BOOT" read "$d/out" rate=1000 >"$d.a1.out" 2>"$d.a1.err" &
+kill_at_checkpoint $! "$d/ck/kafka-read" 3
+check_str "rescale: the p2 run was killed after checkpoint 3" 137 "$KILLED"
+c=$(newest_checkpoint "$d/ck/kafka-read")
+"$TIDE" run "$JOB" -p 3 --checkpoint-dir "$d/ck" --checkpoint-interval 200ms --resume \
+  -- "$BOOT" read "$d/out" rate=1000 >"$d.a2.out" 2>"$d.a2.err" &
+kill_at_checkpoint $! "$d/ck/kafka-read" $((c + 3))
+check_str "rescale: the p3 run resumed and was killed after 3 more checkpoints" 137 "$KILLED"
+check_contains "rescale: the p3 run resumed from checkpoint $c" "$d.a2.err" "from checkpoint $c"
+run_tide "$d/final" run "$JOB" -p 1 --checkpoint-dir "$d/ck" --checkpoint-interval 200ms --resume \
+  -- "$BOOT" read "$d/out" rate=1000
+check_rc "rescale: the p1 resume runs to the end" 0
+cat_parts "$d/out" | sort >"$d/actual"
+check_eq "rescale p2 -> p3 -> p1: every record once, no offset skipped or repeated" "$TMP/expected.all" "$d/actual"
+
+# a broker failure during a job fails it (after the restart strategy's
+# attempts), naming the operator; with the brokers back, --resume reads
+# on from the last checkpoint: every record once
+d=$TMP/down
+"$TIDE" run "$JOB" -p 2 --checkpoint-dir "$d/ck" --checkpoint-interval 200ms \
+  -- "$BOOT" read "$d/out" rate=1000 >"$d.a1.out" 2>"$d.a1.err" &
+pid=$!
+wait_checkpoint "$d/ck/kafka-read" 2
+kill -USR1 "$MOCK_PID"
+wait "$pid"
+RC=$? LAST=$d.a1
+kill -USR2 "$MOCK_PID"
+check "brokers down: the job fails" test "$RC" -ne 0 -a "$RC" -ne 137
+check_match "brokers down: the error names the operator, its file:line and the brokers" "$d.a1.err" \
+  "job 'kafka-read' failed: operator 'kafka-in' \\(read_kafka, defined at tests/e2e/kafka_job.lua:[0-9]+\\) failed in subtask [12]/2: every Kafka broker is down or unreachable"
+run_tide "$d/final" run "$JOB" -p 2 --checkpoint-dir "$d/ck" --checkpoint-interval 200ms --resume \
+  -- "$BOOT" read "$d/out" rate=1000
+check_rc "brokers back: --resume runs to the end" 0
+cat_parts "$d/out" | sort >"$d/actual"
+check_eq "brokers down and back: every record once" "$TMP/expected.all" "$d/actual"
 
 # ---- 6. errors -------------------------------------------------------------------------
 # bad_job NAME LINE: runs a job whose line 3 is LINE (the error's line)

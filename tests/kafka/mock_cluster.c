@@ -3,6 +3,9 @@
  * bootstrap servers on one line and serves until killed.
  *
  *   mock_cluster BROKERS [TOPIC:PARTITIONS ...]
+ *
+ * SIGUSR1 takes every broker down (connections closed and refused, as a
+ * failed cluster), SIGUSR2 brings them up again.
  */
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
@@ -12,9 +15,16 @@
 #include <string.h>
 #include <unistd.h>
 
-static volatile sig_atomic_t stop;
+static volatile sig_atomic_t stop, down, up;
 
-static void on_signal(int sig) { stop = sig; }
+static void on_signal(int sig) {
+  if (sig == SIGUSR1)
+    down = 1;
+  else if (sig == SIGUSR2)
+    up = 1;
+  else
+    stop = sig;
+}
 
 int main(int argc, char **argv) {
   if (argc < 2) {
@@ -49,9 +59,19 @@ int main(int argc, char **argv) {
   }
   signal(SIGTERM, on_signal);
   signal(SIGINT, on_signal);
+  signal(SIGUSR1, on_signal);
+  signal(SIGUSR2, on_signal);
+  int brokers = atoi(argv[1]);
   printf("%s\n", rd_kafka_mock_cluster_bootstraps(mc));
   fflush(stdout);
-  while (!stop) pause();
+  while (!stop) {
+    pause();
+    if (down || up) {
+      for (int b = 1; b <= brokers; b++)
+        (down ? rd_kafka_mock_broker_set_down : rd_kafka_mock_broker_set_up)(mc, b);
+      down = up = 0;
+    }
+  }
   rd_kafka_mock_cluster_destroy(mc);
   rd_kafka_destroy(rk);
   return 0;
