@@ -107,7 +107,7 @@ function M.open_source(node, rt, fail)
   local bound, idleness = strategy and strategy.bound, strategy and strategy.idleness
   local ts = strategy and {} or nil
   local tps, offs, tps_ts = {}, {}, {}
-  local last_wm, idle = MIN_INT, false
+  local last_wm, idle, head_wm = MIN_INT, false, nil
   local pending = {} -- checkpoint id -> offsets to commit
 
   local function set_parts(list)
@@ -189,32 +189,48 @@ function M.open_source(node, rt, fail)
   local position = { readers = rt.parallelism }
 
   if strategy then
-    function position.emit(head)
-      local now, wm, any = rt.now(), MAX_INT, false
+    -- the min of the partitions' watermarks over those not ended and
+    -- seen at or after `since` (nil: none)
+    local function min_wm(since)
+      local wm
       for _, s in ipairs(parts or {}) do
-        if not s.done and not (idleness and now - s.seen >= idleness) then
-          any = true
+        if not s.done and s.seen >= since then
           local w = s.max_ts == MIN_INT and MIN_INT or s.max_ts - bound - 1
-          if w < wm then wm = w end
+          if not wm or w < wm then wm = w end
         end
       end
-      if not any then
-        -- every partition idle (or none left or assigned): downstream
-        -- watermarks do not wait for this subtask
-        if not idle and active > 0 or (not idle and #(parts or {}) == 0 and not cfg.stopping_offsets) then
-          idle = true
-          head.status("idle")
-        end
-        return
-      end
-      if idle then
-        idle = false
-        head.status("active")
-      end
-      if wm > last_wm and wm ~= MIN_INT then
+      return wm
+    end
+    local function advance(wm)
+      if wm and wm > last_wm and wm ~= MIN_INT then
         last_wm = wm
-        head.watermark(wm)
+        head_wm(wm)
       end
+    end
+    function position.emit(head)
+      head_wm = head.watermark
+      local now = rt.now()
+      local wm = min_wm(idleness and now - idleness + 1 or MIN_INT)
+      if wm then
+        if idle then
+          idle = false
+          head.status("active")
+        end
+        return advance(wm)
+      end
+      if idle or (active == 0 and (#(parts or {}) > 0 or cfg.stopping_offsets)) then return end
+      -- every partition idle (or none assigned, unbounded): downstream
+      -- watermarks do not wait for this subtask. Idleness is checked
+      -- between batches, as if continuously: the partitions that went idle
+      -- last were the only active ones just before, so their watermark is
+      -- sent first (several going idle between two checks do not skip it)
+      local latest = MIN_INT
+      for _, s in ipairs(parts or {}) do
+        if not s.done and s.seen > latest then latest = s.seen end
+      end
+      advance(min_wm(latest))
+      idle = true
+      head.status("idle")
     end
   end
 

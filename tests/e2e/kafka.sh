@@ -6,7 +6,7 @@
 #       is its bootstrap servers, MOCK_PID its process (kill -USR1 takes
 #       every broker down, -USR2 brings them back). The cluster lives as
 #       long as the test: the EXIT trap kills it (and removes TMP, as
-#       lib.sh's does).
+#       lib.sh's does, unless KEEP is set: for debugging).
 #   kafka_produce TOPIC < lines "PARTITION<TAB>TS_MS<TAB>VALUE"
 #   kafka_consume TOPIC [KCAT_ARG...]  every record's value of TOPIC, one
 #       a line, read with kcat up to the end of every partition
@@ -22,7 +22,7 @@ kafka_stop() {
     MOCK_PID=
   fi
 }
-trap 'kafka_stop; rm -rf "$TMP"' EXIT
+trap 'kafka_stop; [ -n "${KEEP:-}" ] || rm -rf "$TMP"' EXIT
 
 kafka_start() {
   if [ ! -x "$KAFKA_BIN/kafka_mock_cluster" ] || [ ! -x "$KAFKA_BIN/kafka_produce" ]; then

@@ -9,7 +9,8 @@
 -- MODE windows: read_kafka of T with the Kafka timestamps as event time
 --   and per-partition monotonous watermarks; values "commit,author"; key
 --   by author, tumbling 1-day windows counting commits: OUT gets
---   "author,day_start_ms,count", late records go to LATE=dir.
+--   "author,day_start_ms,count", late records go to LATE=dir; options
+--   idle=MS (the partitions' idleness), unbounded=1, rate=N.
 -- MODE sink: the lines of the file in=F written to topic T with
 --   delivery=at_least_once|exactly_once|none, keyed by the author field.
 local tide = require "tide"
@@ -32,8 +33,11 @@ if mode == "read" then
     :map(function(r) return r.partition .. " " .. r.offset .. " " .. r.value end)
     :write_text(out)
 elseif mode == "windows" then
-  local counts = env:read_kafka{ bootstrap_servers = boot, topics = { topic }, stopping_offsets = "latest",
-      watermarks = tide.watermarks.monotonous() }:uid("kafka-in")
+  local wm = tide.watermarks.monotonous()
+  if opt.idle then wm = wm:with_idleness(tonumber(opt.idle)) end
+  local counts = env:read_kafka{ bootstrap_servers = boot, topics = { topic },
+      stopping_offsets = opt.unbounded ~= "1" and "latest" or nil, watermarks = wm,
+      rate_limit = opt.rate and tonumber(opt.rate) }:uid("kafka-in")
     :map(function(v) return v:match(",(.*)$") end)
     :key_by(function(author) return author end)
     :window(tide.windows.tumbling("1d"))

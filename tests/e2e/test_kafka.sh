@@ -10,7 +10,8 @@
 #     checkpoints), earliest for a group without commits;
 #  3. per-partition watermarks: an event-time window job on the Kafka
 #     timestamps, whose partitions are each in order but far apart, equals
-#     a Python oracle and drops nothing as late;
+#     a Python oracle and drops nothing as late; a partition without
+#     records, idle, does not hold the watermark back;
 #  4. the sink at_least_once and exactly_once (read_committed): every
 #     input line exactly once, a key always in one partition;
 #  5. Kafka source resume after SIGKILL: a checkpointed job killed at
@@ -30,7 +31,7 @@ N=${KAFKA_RECORDS:-6000}
 SEED=${SEED:-$$}
 echo "# SEED=$SEED (replay: SEED=$SEED sh tests/e2e/test_kafka.sh)"
 
-kafka_start in:3 late:3 out_alo:3 out_eos:3 out_none:2
+kafka_start in:3 late:3 idle:3 out_alo:3 out_eos:3 out_none:2
 
 # the input: N rows "commit,author" with commit_time_ms as the Kafka
 # timestamp; partition k gets the k-th block of N/3 rows (in file order,
@@ -112,6 +113,44 @@ for p in 1 2; do
   cat_parts "$TMP/win$p-late" >"$TMP/win$p.late"
   check_empty "windows p$p: no record late (the watermark is the min over partitions)" "$TMP/win$p.late"
 done
+
+# an idle partition (Flink's withIdleness): topic "idle" has records in
+# partitions 0 and 1 (the same rows in both, so the watermark at the end
+# is their last timestamp - 1 whichever was read first) and none in 2; an
+# unbounded job whose partitions idle after 1 s fires every window that
+# ends at or before that timestamp, although partition 2 never has a
+# record (without idleness it would hold the watermark back forever)
+head -n "$((N / 3))" "$TMP/input.tsv" | awk -F'\t' '{ print "0\t" $2 "\t" $3; print "1\t" $2 "\t" $3 }' >"$TMP/idle.tsv"
+kafka_produce idle <"$TMP/idle.tsv"
+cat >"$TMP/idle.py" <<'PY'
+import sys
+DAY = 86400000
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])]
+last = max(int(ts) for _, ts, _ in rows)
+counts = {}
+for p, ts, value in rows:
+    author = value.split(",", 1)[1]
+    start = int(ts) - int(ts) % DAY
+    if start + DAY <= last:  # fired: max_timestamp start + DAY - 1 <= watermark last - 1
+        counts[(author, start)] = counts.get((author, start), 0) + 1
+sys.stdout.write("".join(sorted("%s,%d,%d\n" % (a, d, n) for (a, d), n in counts.items())))
+PY
+"$PYTHON" "$TMP/idle.py" "$TMP/idle.tsv" >"$TMP/expected.idle"
+start_tide idle run "$JOB" -p 1 --checkpoint-dir "$TMP/ck-idle" --checkpoint-interval 200ms \
+  -- "$BOOT" windows "$TMP/idle-out" topic=idle "late=$TMP/idle-late" idle=1000 unbounded=1
+# the committed output grows until every window the watermark passes has
+# fired and a checkpoint committed it (at most 60 s: a hang detector)
+i=0
+while [ "$i" -lt 600 ]; do
+  cat_parts "$TMP/idle-out" | sort >"$TMP/idle.sorted"
+  cmp -s "$TMP/expected.idle" "$TMP/idle.sorted" && break
+  sleep 0.1
+  i=$((i + 1))
+done
+kill "$PID" 2>/dev/null
+wait "$PID" 2>/dev/null
+check_eq "an idle partition does not hold the watermark back: every window up to the others' watermark fired" \
+  "$TMP/expected.idle" "$TMP/idle.sorted"
 
 # ---- 4. the sink --------------------------------------------------------------------
 cut -f 3 "$TMP/input.tsv" >"$TMP/lines"
