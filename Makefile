@@ -195,7 +195,7 @@ test-e2e: all modules $(KAFKA_MOCK)
 test-asan: deps
 	$(MAKE) BUILD=build-asan OPT=-O1 \
 	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
-	  all $(patsubst $(BUILD)/%,build-asan/%,$(TEST_BIN)) modules
+	  all $(patsubst $(BUILD)/%,build-asan/%,$(TEST_BIN) $(KAFKA_MOCK)) modules
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  BUILD=build-asan LUA=$(LUA) LUAJIT=$(LUAJIT) BUSTED=$(BUSTED) DATA=$(DATA) TIDE_ASAN=1 sh tests/run.sh
 
