@@ -234,14 +234,24 @@ int td_kafka_poll(td_kafka_t *k, int timeout_ms, td_kafka_msg_t *m, char *err, s
   return 1;
 }
 
-int td_kafka_commit(td_kafka_t *k, int n, const char *const *topics, const int32_t *partitions,
-                    const int64_t *offsets, char *err, size_t errlen) {
+static int commit(td_kafka_t *k, int n, const char *const *topics, const int32_t *partitions,
+                  const int64_t *offsets, int async, char *err, size_t errlen) {
   if (n == 0) return 0;
   rd_kafka_topic_partition_list_t *l = list_of(n, topics, partitions, offsets);
-  rd_kafka_resp_err_t e = rd_kafka_commit(k->rk, l, 1);
+  rd_kafka_resp_err_t e = rd_kafka_commit(k->rk, l, async);
   rd_kafka_topic_partition_list_destroy(l);
   if (e) return fail(err, errlen, "cannot commit offsets: %s", rd_kafka_err2str(e));
   return 0;
+}
+
+int td_kafka_commit(td_kafka_t *k, int n, const char *const *topics, const int32_t *partitions,
+                    const int64_t *offsets, char *err, size_t errlen) {
+  return commit(k, n, topics, partitions, offsets, 1, err, errlen);
+}
+
+int td_kafka_commit_sync(td_kafka_t *k, int n, const char *const *topics, const int32_t *partitions,
+                         const int64_t *offsets, char *err, size_t errlen) {
+  return commit(k, n, topics, partitions, offsets, 0, err, errlen);
 }
 
 static int pending_failure(td_kafka_t *k, char *err, size_t errlen) {

@@ -98,10 +98,14 @@ int td_kafka_assign(td_kafka_t *k, int n, const char *const *topics, const int32
 int td_kafka_poll(td_kafka_t *k, int timeout_ms, td_kafka_msg_t *m, char *err, size_t errlen);
 
 /* td_kafka_commit - commit these offsets (the next offset to read) for the
- * consumer's group, asynchronously (monitoring: Flink's commit on
- * checkpoint completion); a failure shows in later polls' logs only. */
+ * consumer's group (monitoring: Flink's commit on checkpoint completion),
+ * asynchronously (a failure shows in librdkafka's log only); and
+ * td_kafka_commit_sync, which waits for the broker's answer (the last
+ * commit before the client is closed). */
 int td_kafka_commit(td_kafka_t *k, int n, const char *const *topics, const int32_t *partitions,
                     const int64_t *offsets, char *err, size_t errlen);
+int td_kafka_commit_sync(td_kafka_t *k, int n, const char *const *topics, const int32_t *partitions,
+                         const int64_t *offsets, char *err, size_t errlen);
 
 /*
  * td_kafka_produce - queue a record for topic (partition chosen by

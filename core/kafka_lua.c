@@ -204,7 +204,9 @@ static int with_lists(lua_State *L, list_fn fn) {
 }
 
 static int l_assign(lua_State *L) { return with_lists(L, td_kafka_assign); }
-static int l_commit(lua_State *L) { return with_lists(L, td_kafka_commit); }
+static int l_commit(lua_State *L) {
+  return with_lists(L, lua_toboolean(L, 5) ? td_kafka_commit_sync : td_kafka_commit);
+}
 
 static void push_tp(lua_State *L, const td_kafka_msg_t *m) {
   lua_pushfstring(L, "%s/%d", m->topic, (int)m->partition);

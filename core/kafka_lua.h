@@ -14,7 +14,8 @@
  *   c:committed(topic, partition, timeout_ms) -> offset (-1: none) | nil,
  *       message
  *   c:assign(topics, partitions, offsets) -> true | nil, message
- *   c:commit(topics, partitions, offsets) -> true | nil, message
+ *   c:commit(topics, partitions, offsets [, sync]) -> true | nil, message
+ *       (asynchronous unless sync)
  *   c:read(buf, ts, tps, offs, max, timeout_ms, raw) -> n, eofs | nil,
  *       message: up to max records into buf[1..n] (raw false: the value
  *       as a string, a record without value is an error; raw true: a

@@ -269,7 +269,8 @@ function M.open_source(node, rt, fail)
     if cfg.group_id then pending[id] = offsets() end
   end
   if cfg.group_id then
-    -- final: the job's end (the source read all it will): its offsets
+    -- final: the job's end (the source read all it will): its offsets,
+    -- committed synchronously (the process may end right after)
     function position.notify_checkpoint_complete(id, final)
       local list = final and offsets() or pending[id]
       for k in pairs(pending) do
@@ -280,7 +281,7 @@ function M.open_source(node, rt, fail)
       for i, s in ipairs(list) do topics[i], ids[i], o[i] = s.topic, s.partition, s.offset end
       -- a failed commit is not the job's failure: the offsets are only for
       -- monitoring (Flink logs it and goes on)
-      local ok, cerr = c:commit(topics, ids, o)
+      local ok, cerr = c:commit(topics, ids, o, final)
       if not ok then rt.warn(string.format("%s: cannot commit offsets to group '%s': %s", node.name, cfg.group_id,
         cerr)) end
     end
