@@ -354,7 +354,14 @@ function M.sink(node, rt, fail)
       values[i] = type(v) == "string" and v or fmt(v)
       if keys then
         local k
-        if type(key) == "function" then k = key(v) else k = type(v) == "table" and v[key] or nil end
+        if type(key) == "function" then
+          k = key(v)
+        elseif type(v) == "table" then
+          k = v[key]
+        else
+          fail(string.format("key = '%s' names a field, but a record is a %s, not a table: %s", tostring(key),
+            type(v), fmt(v)))
+        end
         keys[i] = k ~= nil and tostring(k) or false
       end
     end

@@ -279,6 +279,11 @@ bad_job bad_prop "env:from_list({ 'a' }):write_kafka{ bootstrap_servers = '127.0
 check "a bad librdkafka property: the job fails" test "$RC" -ne 0
 check_contains "a bad librdkafka property: named" "$TMP/bad_prop.err" "property 'no.such.property' = '1'"
 
+bad_job key_field "env:from_list({ 'a' }):write_kafka{ bootstrap_servers = '$BOOT', topic = 'out_none', key = 'user' }"
+check "a key field on a record that is not a table: the job fails" test "$RC" -ne 0
+check_contains "a key field on a record that is not a table: named" "$TMP/key_field.err" \
+  "key_field.lua:3) failed in subtask 1/1: key = 'user' names a field, but a record is a string, not a table: a"
+
 bad_job no_prefix "env:from_list({ 'a' }):write_kafka{ bootstrap_servers = '127.0.0.1:1', topic = 'x', delivery_guarantee = 'exactly_once' }"
 check_contains "exactly_once without transactional_id_prefix: named with file:line" "$TMP/no_prefix.err" \
   "no_prefix.lua:3: write_kafka: delivery_guarantee = 'exactly_once' needs transactional_id_prefix"
