@@ -13,7 +13,8 @@
 #     a Python oracle and drops nothing as late; a partition without
 #     records, idle, does not hold the watermark back;
 #  4. the sink at_least_once and exactly_once (read_committed): every
-#     input line exactly once, a key always in one partition;
+#     input line exactly once, a key always in one partition; at least
+#     once after SIGKILLs;
 #  5. Kafka source resume after SIGKILL: a checkpointed job killed at
 #     random moments and resumed, through an exactly-once file sink: every
 #     record once, no offset skipped or repeated; the same across restores
@@ -31,7 +32,7 @@ N=${KAFKA_RECORDS:-6000}
 SEED=${SEED:-$$}
 echo "# SEED=$SEED (replay: SEED=$SEED sh tests/e2e/test_kafka.sh)"
 
-kafka_start in:3 late:3 idle:3 out_alo:3 out_eos:3 out_none:2
+kafka_start in:3 late:3 idle:3 out_alo:3 out_alo2:3 out_eos:3 out_none:2
 
 # the input: N rows "commit,author" with commit_time_ms as the Kafka
 # timestamp; partition k gets the k-th block of N/3 rows (in file order,
@@ -176,43 +177,61 @@ kafka_consume out_none | sort >"$TMP/none.sorted"
 check_eq "sink none: every line (flushed at the end)" "$TMP/lines.sorted" "$TMP/none.sorted"
 
 # ---- 5. Kafka source resume after SIGKILL -----------------------------------------
-# about 6 s of input at 1000 records/s; kills after 0.6-1.6 s
-d=$TMP/chaos
-mkdir -p "$d"
-awk -v s="$SEED" 'BEGIN { srand(s); for (i = 0; i < 20; i++) printf "%.2f\n", 0.6 + rand() }' >"$d/delays"
-kills=0 attempt=0 resume='' bad=''
-while [ "$kills" -lt 4 ] && read -r delay; do
-  attempt=$((attempt + 1))
-  "$TIDE" run "$JOB" -p 2 --checkpoint-dir "$d/ck" --checkpoint-interval 200ms $resume \
-    -- "$BOOT" read "$d/out" rate=1000 group=chaos >"$d/a$attempt.out" 2>"$d/a$attempt.err" &
-  pid=$!
-  sleep "$delay"
-  kill -KILL "$pid" 2>/dev/null
-  wait "$pid" 2>/dev/null
-  rc=$?
-  if [ "$rc" = 137 ]; then
-    kills=$((kills + 1))
-    [ -n "$(completed "$d/ck/kafka-read")" ] && resume=--resume
+# chaos LABEL DIR JOB_NAME KILLS MODE ARG...: runs the job (MODE ARG... as
+# kafka_job.lua takes them, checkpoints every 200 ms into DIR/ck) at p2,
+# SIGKILLs it after 0.6-1.6 s and resumes it, KILLS times, then lets the
+# last --resume run to its end (RC, LAST as run_tide sets them)
+chaos() {
+  label=$1 d=$2 name=$3 want=$4
+  shift 4
+  mkdir -p "$d"
+  awk -v s="$SEED$want" 'BEGIN { srand(s); for (i = 0; i < 20; i++) printf "%.2f\n", 0.6 + rand() }' >"$d/delays"
+  kills=0 attempt=0 resume='' bad=''
+  while [ "$kills" -lt "$want" ] && read -r delay; do
+    attempt=$((attempt + 1))
+    "$TIDE" run "$JOB" -p 2 --checkpoint-dir "$d/ck" --checkpoint-interval 200ms $resume \
+      -- "$BOOT" "$@" >"$d/a$attempt.out" 2>"$d/a$attempt.err" &
+    pid=$!
+    sleep "$delay"
+    kill -KILL "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+    rc=$?
+    if [ "$rc" = 137 ]; then
+      kills=$((kills + 1))
+      [ -n "$(completed "$d/ck/$name")" ] && resume=--resume
+    else
+      bad="attempt $attempt (kill after ${delay}s) exited $rc"
+      break
+    fi
+  done <"$d/delays"
+  if [ -n "$bad" ]; then
+    not_ok "$label: every attempt runs until killed"
+    echo "#   $bad"
+    diag "$d/a$attempt.err"
   else
-    bad="attempt $attempt (kill after ${delay}s) exited $rc"
-    break
+    ok "$label: killed $kills times"
   fi
-done <"$d/delays"
-if [ -n "$bad" ]; then
-  not_ok "resume after SIGKILL: every attempt runs until killed"
-  echo "#   $bad"
-  diag "$d/a$attempt.err"
-else
-  ok "resume after SIGKILL: killed $kills times"
-fi
-run_tide "$d/final" run "$JOB" -p 2 --checkpoint-dir "$d/ck" --checkpoint-interval 200ms $resume \
-  -- "$BOOT" read "$d/out" rate=1000 group=chaos
-check_rc "resume after SIGKILL: the last --resume runs to the end" 0
-check_match "resume after SIGKILL: the last run resumed from a checkpoint" "$d/final.err" \
-  "resuming job 'kafka-read' from checkpoint [0-9]+"
+  run_tide "$d/final" run "$JOB" -p 2 --checkpoint-dir "$d/ck" --checkpoint-interval 200ms $resume -- "$BOOT" "$@"
+  check_rc "$label: the last --resume runs to the end" 0
+  check_match "$label: the last run resumed from a checkpoint" "$d/final.err" \
+    "resuming job '$name' from checkpoint [0-9]+"
+}
+
+# about 6 s of input at 1000 records/s
+d=$TMP/chaos
+chaos "resume after SIGKILL" "$d" kafka-read 4 read "$d/out" rate=1000 group=chaos
 cat_parts "$d/out" | sort >"$d/actual"
 check_eq "resume after SIGKILL: every record once, no offset skipped or repeated" \
   "$TMP/expected.all" "$d/actual"
+
+# the at-least-once sink killed and resumed: every line at least once
+d=$TMP/alo-chaos
+chaos "sink at_least_once after SIGKILL" "$d" kafka-sink 3 sink - topic=out_alo2 delivery=at_least_once \
+  "in=$TMP/lines" rate=1000
+kafka_consume out_alo2 | sort >"$d/all"
+sort -u "$d/all" >"$d/unique"
+check_eq "sink at_least_once after SIGKILL: every line at least once" "$TMP/lines.sorted" "$d/unique"
+echo "# sink at_least_once after SIGKILL: $(wc -l <"$d/all") records for $(wc -l <"$TMP/lines") lines"
 
 # restored at another parallelism: p2, killed after checkpoint 3, resumed
 # at p3, killed after a later checkpoint, resumed at p1 to the end
