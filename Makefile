@@ -26,7 +26,7 @@ OPT        ?= -O2
 CFLAGS     ?= $(OPT) -g
 TD_CFLAGS   = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter \
               -fPIC -pthread -I. -Icore -Istate -I$(LUA_INCDIR)
-SYSLIBS     = -lrocksdb -lmicrohttpd -ljansson -lz -lxxhash -lisal -lm -ldl -pthread
+SYSLIBS     = -lrocksdb -lrdkafka -lmicrohttpd -ljansson -lz -lxxhash -lisal -lm -ldl -pthread
 LDLIBS     ?= $(LUA_LIB) $(SYSLIBS)
 # the same sources for the LuaJIT host: LuaJIT's headers, TD_LUAJIT
 TDJ_CFLAGS  = $(subst -I$(LUA_INCDIR),-I$(LUAJIT_INCDIR),$(TD_CFLAGS)) -DTD_LUAJIT
@@ -35,13 +35,15 @@ SAN        ?=
 DEBIAN_PKGS = lua5.4 liblua5.4-dev luajit libluajit-5.1-dev librocksdb-dev \
               libev-dev lua-busted luarocks pkg-config zlib1g-dev \
               libxxhash-dev xxhash libisal-dev python3 gzip time \
-              cppcheck lua-check libmicrohttpd-dev libjansson-dev
+              cppcheck lua-check libmicrohttpd-dev libjansson-dev \
+              librdkafka-dev kcat
 
 CORE_SRC   = $(filter-out core/main.c core/lua_module.c,$(wildcard core/*.c)) \
              $(wildcard state/*.c)
 CORE_OBJ   = $(CORE_SRC:%.c=$(BUILD)/%.o)
 # what runs Lua (compiled once per VM) and what does not (shared)
-LUA_SRC    = core/host_lua54.c core/codec.c core/source_file.c core/module_lua.c core/state_lua.c
+LUA_SRC    = core/host_lua54.c core/codec.c core/source_file.c core/module_lua.c core/state_lua.c \
+             core/kafka_lua.c
 FREE_OBJ   = $(filter-out $(LUA_SRC:%.c=$(BUILD)/%.o) $(BUILD)/core/luaalloc.o,$(CORE_OBJ))
 JIT_OBJ    = $(LUA_SRC:%.c=$(BUILD)/luajit/%.o)
 TEST_SRC   = $(wildcard tests/core/test_*.c)
@@ -138,6 +140,17 @@ $(BUILD)/tests/test_module: tests/core/test_module.c $(BUILD)/libtide.a tests/co
 
 modules: $(MODULES)
 
+# librdkafka's mock cluster for the Kafka tests (tests/e2e/kafka.sh)
+# and a producer with explicit partitions and timestamps
+KAFKA_MOCK = $(BUILD)/tests/kafka_mock_cluster $(BUILD)/tests/kafka_produce
+$(BUILD)/tests/kafka_mock_cluster: tests/kafka/mock_cluster.c
+	@mkdir -p $(dir $@)
+	$(CC) $(TD_CFLAGS) $(CFLAGS) $(SAN) -o $@ $< -lrdkafka
+
+$(BUILD)/tests/kafka_produce: tests/kafka/produce.c
+	@mkdir -p $(dir $@)
+	$(CC) $(TD_CFLAGS) $(CFLAGS) $(SAN) -o $@ $< -lrdkafka
+
 $(BUILD)/modules/streamkit.so: scripts/modules/streamkit.c core/tide.h
 	@mkdir -p $(dir $@)
 	$(CC) $(MOD_CFLAGS) $(CFLAGS) $(SAN) -o $@ $<
@@ -161,7 +174,7 @@ $(BUILD)/tests/test_fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c $(FUZZ_HEADE
 # deps first, then the build (also under make -j: nothing compiles before
 # the packages it needs are installed)
 test check: deps
-	@$(MAKE) --no-print-directory all $(TEST_BIN) modules
+	@$(MAKE) --no-print-directory all $(TEST_BIN) modules $(KAFKA_MOCK)
 	@BUILD=$(BUILD) LUA=$(LUA) LUAJIT=$(LUAJIT) BUSTED=$(BUSTED) DATA=$(DATA) sh tests/run.sh
 
 test-c: all $(TEST_BIN) modules
@@ -172,17 +185,17 @@ test-lua: all modules
 
 # everything under LuaJIT: the library parses, every spec and every
 # end-to-end test passes with the LuaJIT host (build/tide-luajit)
-test-luajit: all
+test-luajit: all $(KAFKA_MOCK)
 	@BUILD=$(BUILD) LUAJIT=$(LUAJIT) BUSTED=$(BUSTED) DATA=$(DATA) sh tests/run.sh luajit
 
-test-e2e: all modules
+test-e2e: all modules $(KAFKA_MOCK)
 	@BUILD=$(BUILD) DATA=$(DATA) sh tests/run.sh e2e
 
 # Everything built with AddressSanitizer and UBSan, in its own build dir.
 test-asan: deps
 	$(MAKE) BUILD=build-asan OPT=-O1 \
 	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
-	  all $(patsubst $(BUILD)/%,build-asan/%,$(TEST_BIN)) modules
+	  all $(patsubst $(BUILD)/%,build-asan/%,$(TEST_BIN) $(KAFKA_MOCK)) modules
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  BUILD=build-asan LUA=$(LUA) LUAJIT=$(LUAJIT) BUSTED=$(BUSTED) DATA=$(DATA) TIDE_ASAN=1 sh tests/run.sh
 

@@ -118,4 +118,20 @@ static inline void td_lua_preload(lua_State *L, const char *name, lua_CFunction 
 }
 
 #endif
+/* td_lua_class - register the metatable `name` (once per state): methods
+ * as its __index table, gc as its __gc. The stack is left as it was. */
+static inline void td_lua_class(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction gc) {
+  if (luaL_newmetatable(L, name)) {
+    lua_newtable(L);
+    for (const luaL_Reg *r = methods; r->name; r++) {
+      lua_pushcfunction(L, r->func);
+      lua_setfield(L, -2, r->name);
+    }
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_pop(L, 1);
+}
+
 #endif

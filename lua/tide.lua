@@ -60,6 +60,7 @@ DataStream.__index = DataStream
 local KeyedStream = setmetatable({}, { __index = DataStream })
 KeyedStream.__index = KeyedStream
 local Env = {}
+local Strategy -- watermark strategies (tide.watermarks, below)
 Env.__index = Env
 
 local executions = 0 -- env:execute() calls so far in this VM
@@ -381,6 +382,119 @@ function Env:add_source(op, config)
   return require("tide.modules").add_source(self, op, config, 2)
 end
 
+-- ---- Kafka (lua/tide/kafka.lua; docs/CONNECTORS.md) -----------------------
+
+-- the options read_kafka and write_kafka share; errors at the caller's
+-- caller (level 3)
+local function kafka_common(opts, fname)
+  if type(opts) ~= "table" then
+    error(string.format("bad argument #1 to '%s' (table of options expected, got %s)", fname, type(opts)), 3)
+  end
+  if type(opts.bootstrap_servers) ~= "string" or opts.bootstrap_servers == "" then
+    error(fname .. ": bootstrap_servers must be a string 'host:port[,host:port...]'", 3)
+  end
+  if opts.properties ~= nil then
+    if type(opts.properties) ~= "table" then error(fname .. ": properties must be a table of librdkafka properties", 3) end
+    for k, v in pairs(opts.properties) do
+      if type(k) ~= "string" or (type(v) ~= "string" and type(v) ~= "number" and type(v) ~= "boolean") then
+        error(string.format("%s: properties: '%s' must be a string name with a string, number or boolean value",
+          fname, tostring(k)), 3)
+      end
+    end
+  end
+  local timeout = util.duration(opts.timeout or "10s", fname .. " timeout", 3)
+  if timeout <= 0 or timeout > 3600000 then error(fname .. ": timeout must be between 1 ms and 1 h", 3) end
+  return { bootstrap_servers = opts.bootstrap_servers, properties = opts.properties, timeout = timeout }
+end
+
+local function check_topic(t, fname, what)
+  if type(t) ~= "string" or t == "" or not t:find("^[%w%._%-]+$") then
+    error(string.format("%s: %s must be a topic name (letters, digits, '.', '_', '-'), got %s", fname, what,
+      type(t) == "string" and "'" .. t .. "'" or tostring(t)), 3)
+  end
+  return t
+end
+
+--- A source of the records of Kafka topics (Flink's KafkaSource): topic
+-- partitions are its splits, assigned to subtasks deterministically; the
+-- offsets are its position in checkpoints (restored exactly, also at
+-- another parallelism); offsets are committed to group_id when a
+-- checkpoint completes (for monitoring). See docs/CONNECTORS.md.
+-- @param opts table:
+--   bootstrap_servers (string, required): "host:port,..."
+--   topics (array of topic names) or topic_pattern (a Lua pattern matched
+--     against whole topic names at the first start)
+--   group_id (string, optional): the consumer group offsets are committed
+--     to (needed by starting_offsets = "committed")
+--   starting_offsets: "earliest" (default) | "latest" | "committed" (the
+--     group's, else earliest) | {timestamp = ms} (the first record at or
+--     after ms, else the end)
+--   stopping_offsets: nil (unbounded) | "latest" (the end offsets at the
+--     first start: the source is bounded, Flink's setBounded)
+--   format: "text" (default: each record's value as a string) | "raw"
+--     (a table {topic, partition, offset, timestamp, key, value})
+--   watermarks: a strategy from tide.watermarks: records carry their
+--     Kafka timestamp as event time and watermarks are generated per
+--     partition (the min over partitions that are neither idle nor ended)
+--   properties (table): librdkafka consumer properties
+--   timeout (duration, default "10s"): for metadata and offset requests
+--   rate_limit (records/s for the whole source)
+-- @return DataStream
+function Env:read_kafka(opts)
+  local cfg = kafka_common(opts, "read_kafka")
+  cfg.type = "kafka"
+  if (opts.topics == nil) == (opts.topic_pattern == nil) then
+    error("read_kafka: give either topics = {...} or topic_pattern = '...'", 2)
+  end
+  if opts.topics ~= nil then
+    if type(opts.topics) ~= "table" or #opts.topics == 0 then
+      error("read_kafka: topics must be a non-empty array of topic names", 2)
+    end
+    cfg.topics = {}
+    for i, t in ipairs(opts.topics) do cfg.topics[i] = check_topic(t, "read_kafka", "topics[" .. i .. "]") end
+    table.sort(cfg.topics)
+  else
+    if type(opts.topic_pattern) ~= "string" or not pcall(string.find, "", opts.topic_pattern) then
+      error("read_kafka: topic_pattern must be a valid Lua pattern", 2)
+    end
+    cfg.topic_pattern = opts.topic_pattern
+  end
+  if opts.group_id ~= nil and (type(opts.group_id) ~= "string" or opts.group_id == "") then
+    error("read_kafka: group_id must be a non-empty string", 2)
+  end
+  cfg.group_id = opts.group_id
+  local so = opts.starting_offsets or "earliest"
+  if so == "committed" and not cfg.group_id then
+    error("read_kafka: starting_offsets = 'committed' needs group_id", 2)
+  end
+  if type(so) == "table" then
+    if math_type(so.timestamp) ~= "integer" or so.timestamp < 0 then
+      error("read_kafka: starting_offsets = {timestamp = ms} needs an integer timestamp >= 0", 2)
+    end
+    so = { timestamp = so.timestamp }
+  elseif so ~= "earliest" and so ~= "latest" and so ~= "committed" then
+    error("read_kafka: starting_offsets must be 'earliest', 'latest', 'committed' or {timestamp = ms}, not " ..
+      tostring(so), 2)
+  end
+  cfg.starting_offsets = so
+  if opts.stopping_offsets ~= nil and opts.stopping_offsets ~= "latest" then
+    error("read_kafka: stopping_offsets must be 'latest' or nil (unbounded), not " .. tostring(opts.stopping_offsets), 2)
+  end
+  cfg.stopping_offsets = opts.stopping_offsets
+  cfg.format = opts.format or "text"
+  if cfg.format ~= "text" and cfg.format ~= "raw" then
+    error("read_kafka: format must be 'text' or 'raw', not " .. tostring(cfg.format), 2)
+  end
+  if opts.watermarks ~= nil then
+    if getmetatable(opts.watermarks) ~= Strategy then
+      error("read_kafka: watermarks must be a strategy from tide.watermarks", 2)
+    end
+    cfg.watermarks = { bound = opts.watermarks.bound, idleness = opts.watermarks.idleness }
+  end
+  cfg.rate_limit = check_rate(opts.rate_limit, "read_kafka")
+  return add_node(self, "source", {}, { source = cfg, name = "read_kafka" }, 2)
+end
+
 -- ---- transformations ----------------------------------------------------
 
 --- Apply fn to every record (Flink's map). fn(value) -> new value (non-nil).
@@ -682,7 +796,7 @@ end
 
 -- ---- event time -----------------------------------------------------------
 
-local Strategy = {}
+Strategy = {}
 Strategy.__index = Strategy
 
 --- Mark the stream idle after d of processing time without records, so
@@ -901,6 +1015,46 @@ function DataStream:write_csv(dir, opts)
     rollover_interval = opts.rollover_interval and util.duration(opts.rollover_interval, "rollover_interval", 2),
     inactivity_interval = opts.inactivity_interval and util.duration(opts.inactivity_interval, "inactivity_interval", 2) },
     name = "write_csv" })
+end
+
+local GUARANTEES = { none = true, at_least_once = true, exactly_once = true }
+
+--- Write records to a Kafka topic (Flink's KafkaSink). Each record's value
+-- is the record itself when a string, else tide.format(record).
+-- @param opts table:
+--   bootstrap_servers (string, required), topic (string, required)
+--   key: a function(record) -> key, or a field name; nil: no key (the key
+--     picks the partition, librdkafka's default partitioner)
+--   delivery_guarantee: "at_least_once" (default: the idempotent
+--     producer, flushed at every checkpoint barrier) | "exactly_once"
+--     (a Kafka transaction per checkpoint per subtask, written and
+--     committed when the checkpoint completes; needs
+--     transactional_id_prefix) | "none"
+--   transactional_id_prefix (string): transactional ids are
+--     "<prefix>-<subtask>"; unique per job writing to the cluster
+--   properties (table): librdkafka producer properties
+--   timeout (duration, default "10s"): flush and transaction requests
+function DataStream:write_kafka(opts)
+  local cfg = kafka_common(opts, "write_kafka")
+  cfg.type = "kafka"
+  cfg.topic = check_topic(opts.topic, "write_kafka", "topic")
+  if opts.key ~= nil and type(opts.key) ~= "function" and type(opts.key) ~= "string" and math_type(opts.key) ~= "integer" then
+    error("write_kafka: key must be a function(record) or a field name", 2)
+  end
+  cfg.key = opts.key
+  cfg.delivery_guarantee = opts.delivery_guarantee or "at_least_once"
+  if not GUARANTEES[cfg.delivery_guarantee] then
+    error("write_kafka: delivery_guarantee must be 'at_least_once', 'exactly_once' or 'none', not " ..
+      tostring(cfg.delivery_guarantee), 2)
+  end
+  if cfg.delivery_guarantee == "exactly_once" then
+    local p = opts.transactional_id_prefix
+    if type(p) ~= "string" or p == "" then
+      error("write_kafka: delivery_guarantee = 'exactly_once' needs transactional_id_prefix (a string)", 2)
+    end
+    cfg.transactional_id_prefix = p
+  end
+  return sink(self, { sink = cfg, name = "write_kafka" })
 end
 
 -- ---- planning -----------------------------------------------------------

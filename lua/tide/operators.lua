@@ -1113,6 +1113,10 @@ function sinks.csv(node, rt)
   end, w
 end
 
+function sinks.kafka(node, rt)
+  return require("tide.kafka").sink(node, rt, function(m) input_failure(node, m) end)
+end
+
 -- Sinks write, print or drop each record at once: they keep none
 -- (runtime.build: the operator before them may reuse its records).
 function ops.sink(node, out, rt)
@@ -1245,6 +1249,9 @@ end
 -- to its end, one after the other, as Flink's source readers take several
 -- splits. The position is {splits = {{index =, count =, state =}...}}.
 function M.open_source(node, rt)
+  if node.source.type == "kafka" then
+    return require("tide.kafka").open_source(node, rt, function(m) input_failure(node, m) end)
+  end
   if node.source.type == "module" then
     -- (at another parallelism only a position that is empty restores:
     -- tide.modules.rescale_refusal)

@@ -437,6 +437,7 @@ function M.run(env, plan, ctx)
       return
     end
     local t0 = clock()
+    if source_pos and source_pos.prepare_snapshot then source_pos.prepare_snapshot(id) end
     for _, nid in ipairs(task.nodes) do
       local f = built[nid].prepare_snapshot
       if f then f(id) end
@@ -463,10 +464,10 @@ function M.run(env, plan, ctx)
   end
   local completed = core.checkpoint_completed
   local function check_completed()
+    if #committers == 0 then return end
     local id = completed()
     if id > seen then notify(id, false) end
   end
-  if #committers == 0 then check_completed = function() end end
 
   -- processing time: fire what is due; return the next deadline (or nil)
   local function fire_due()
@@ -492,6 +493,8 @@ function M.run(env, plan, ctx)
     if is_source then
       read, source_pos = operators.open_source(nodes[task.head], rt)
       op_of_fn[read] = nodes[task.head]
+      -- a source that commits its positions somewhere (Kafka's offsets)
+      if source_pos.notify_checkpoint_complete then committers[#committers + 1] = source_pos end
     end
     if ctx.restore_dir then
       local states, all, finished, inflight, rescaled_of = compat.unpack(pre_read, 1, 5)
@@ -582,6 +585,7 @@ function M.run(env, plan, ctx)
         local rate = src.source.rate_limit and src.source.rate_limit / source_pos.readers
         local max = rate and math.max(1, math.min(operators.BATCH, math.floor(rate / 20))) or nil
         local start, sent, sleep = now(), 0, core.sleep_ms
+        local source_emit = source_pos.emit
         while true do
           if rate then
             -- wait before reading: a checkpoint taken while waiting must
@@ -602,10 +606,14 @@ function M.run(env, plan, ctx)
           end
           -- pushed: a C module source ran the batch through its chain
           -- already (0 records and pushed: nothing right now)
-          local n, pushed = read(buf, max)
+          -- ts: the records' timestamps (a source giving event time);
+          -- emit(head): the source's own watermarks and idleness, after
+          -- the records (Kafka's per-partition watermarks)
+          local n, pushed, ts = read(buf, max)
           if n == 0 and not pushed then break end
           sent = sent + n
-          if not pushed then push(buf, nil, n) end
+          if not pushed then push(buf, ts, n) end
+          if source_emit then source_emit(head) end
           flush_state()
           -- tick returns once the outputs can take the next batch, or
           -- with a checkpoint to take first (FLIP-76: a source blocked
