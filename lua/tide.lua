@@ -279,6 +279,20 @@ function Env:read_text(path, opts)
     rate_limit = check_rate(opts.rate_limit, "read_text") }, name = "read_text" }, 2)
 end
 
+-- opts of a source that parses records (read_csv, read_json): the table
+-- (or {}) and its on_error, "fail" (default) or "skip"
+local function source_opts(opts, fname)
+  opts = opts or {}
+  if type(opts) ~= "table" then
+    error("bad argument #2 to '" .. fname .. "' (table expected, got " .. type(opts) .. ")", 3)
+  end
+  local on_error = opts.on_error or "fail"
+  if on_error ~= "fail" and on_error ~= "skip" then
+    error(fname .. ": on_error must be 'fail' or 'skip', not '" .. tostring(on_error) .. "'", 3)
+  end
+  return opts, on_error
+end
+
 local CSV_TYPES = { string = true, int = true, integer = true, float = true, number = true,
   bool = true, boolean = true }
 
@@ -308,14 +322,8 @@ local CSV_TYPES = { string = true, int = true, integer = true, float = true, num
 -- @return DataStream of tables keyed by column name (arrays without names)
 function Env:read_csv(path, opts)
   check_readable(path, "read_csv")
-  opts = opts or {}
-  if type(opts) ~= "table" then
-    error("bad argument #2 to 'read_csv' (table expected, got " .. type(opts) .. ")", 2)
-  end
-  local on_error = opts.on_error or "fail"
-  if on_error ~= "fail" and on_error ~= "skip" then
-    error("read_csv: on_error must be 'fail' or 'skip', not '" .. tostring(on_error) .. "'", 2)
-  end
+  local on_error
+  opts, on_error = source_opts(opts, "read_csv")
   local types = opts.types or {}
   for _, col in ipairs(util.sorted_keys(types)) do -- the same first error on every VM
     local ty = types[col]
@@ -331,6 +339,27 @@ function Env:read_csv(path, opts)
   }
   return add_node(self, "source", {}, { source = { type = "csv", path = path, opts = copts,
     rate_limit = check_rate(opts.rate_limit, "read_csv") }, name = "read_csv" }, 2)
+end
+
+--- A bounded source of the values of a JSON lines file (one JSON value a
+-- line, as Flink's JsonLinesInputFormat / the json format of its
+-- FileSource), read by subtask 0; ".gz" decompressed transparently; blank
+-- lines are skipped. Objects become tables keyed by name, arrays tables
+-- 1..n, null nil; integers are Lua integers (on LuaJIT, beyond 2^53 their
+-- digits as a string: docs/LUAJIT.md); a top-level null is a bad line.
+-- @param path string
+-- @param opts table, optional:
+--   on_error ("fail" | "skip", default "fail"): a bad line fails the job
+--     naming "file:line: reason", or is counted and skipped (one warning
+--     at the end of the input: the count and the first bad line)
+--   rate_limit (records/s, optional)
+-- @return DataStream of Lua values (tables for objects)
+function Env:read_json(path, opts)
+  check_readable(path, "read_json")
+  local on_error
+  opts, on_error = source_opts(opts, "read_json")
+  return add_node(self, "source", {}, { source = { type = "json", path = path, skip_errors = on_error == "skip",
+    rate_limit = check_rate(opts.rate_limit, "read_json") }, name = "read_json" }, 2)
 end
 
 --- A bounded source of the values of a Lua array, in order (Flink's
@@ -701,6 +730,23 @@ function DataStream:write_csv(dir, opts)
     name = "write_csv" })
 end
 
+--- Write records as JSON lines (one compact JSON value a line, object
+-- names sorted) into part files in dir, committed exactly once as
+-- write_text's are. Tables with keys exactly 1..n are arrays, other tables
+-- objects; Lua integers are JSON integers. A record JSON cannot hold (a
+-- function, NaN, a string that is not UTF-8, a cycle) fails the job.
+-- @param dir string
+-- @param opts table, optional: rolling_size, rollover_interval,
+--   inactivity_interval (as write_text)
+function DataStream:write_json(dir, opts)
+  opts = opts or {}
+  check_dir(dir, "write_json")
+  return sink(self, { sink = { type = "json", dir = dir, rolling_size = opts.rolling_size,
+    rollover_interval = opts.rollover_interval and util.duration(opts.rollover_interval, "rollover_interval", 2),
+    inactivity_interval = opts.inactivity_interval and util.duration(opts.inactivity_interval, "inactivity_interval", 2) },
+    name = "write_json" })
+end
+
 -- ---- planning -----------------------------------------------------------
 
 local function random_id()
@@ -740,7 +786,7 @@ local function build_plan(env, name)
       error("runtime_mode 'batch' needs bounded sources: generate at " .. n.site .. " has no count", 3)
     end
   end
-  if not has_sink then error("the job has no sink (print, write_text, write_csv, discard)", 3) end
+  if not has_sink then error("the job has no sink (print, write_text, write_csv, write_json, discard)", 3) end
   local tasks, edges, fp, shape = {}, {}, {}, {}
   for _, n in ipairs(nodes) do
     for _, inp in ipairs(n.inputs) do

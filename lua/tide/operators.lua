@@ -972,6 +972,20 @@ function sinks.csv(node, rt)
   end, w
 end
 
+function sinks.json(node, rt)
+  local w = part_writer(node, rt)
+  local json_encode = core.json_encode
+  local lines = {}
+  return function(b, _, n)
+    for i = 1, n do
+      local text, err = json_encode(b[i])
+      if not text then error(node.name .. ": " .. err, 0) end
+      lines[i] = text
+    end
+    w.write_lines(lines, n)
+  end, w
+end
+
 -- Sinks write, print or drop each record at once: they keep none
 -- (runtime.build: the operator before them may reuse its records).
 function ops.sink(node, out, rt)
@@ -1040,6 +1054,59 @@ local function open_split(node, rt, split, n_splits)
       restore = function(s)
         r:seek(s.position)
         first_bad, skipped_before = s.first_bad, s.position.skipped or 0
+      end,
+    }
+  elseif src.type == "json" then
+    -- JSON lines: one value per line, decoded by core.json_decode; read by
+    -- subtask 0 so that each bad line is named by its line number (the
+    -- count of lines read is in the position next to the reader's)
+    if split ~= 0 then
+      return function() return 0 end, { readers = 1, snapshot = function() return {} end, restore = function() end }
+    end
+    local r, err = core.open_text(src.path, 0, 1)
+    if not r then input_failure(node, node.name .. ": " .. err) end
+    local decode, find = core.json_decode, string.find
+    local line, skipped, first_bad, ended = 0, 0, nil, false
+    local lines = {}
+    return function(buf, max)
+      local n = 0
+      max = max or BATCH
+      while n == 0 do
+        local got, rerr = r:read(lines, max)
+        if not got then input_failure(node, rerr) end
+        if got == 0 then
+          if not ended and skipped > 0 then
+            M.warn(string.format("%s (uid '%s'): skipped %d bad line%s of %s, first at %s",
+              node.name, node.uid, skipped, skipped == 1 and "" or "s", src.path, first_bad))
+          end
+          ended = true
+          return 0
+        end
+        for i = 1, got do
+          line = line + 1
+          local text = lines[i]
+          if find(text, "%S") then
+            local v, derr = decode(text)
+            if v ~= nil then
+              n = n + 1
+              buf[n] = v
+            else
+              local where = string.format("%s:%d: %s", src.path, line, derr)
+              if not src.skip_errors then input_failure(node, node.name .. ": " .. where) end
+              skipped = skipped + 1
+              first_bad = first_bad or where
+            end
+          end
+        end
+      end
+      return n
+    end, {
+      readers = 1,
+      close = function() r:close() end,
+      snapshot = function() return { position = r:position(), line = line, skipped = skipped, first_bad = first_bad } end,
+      restore = function(s)
+        r:seek(s.position)
+        line, skipped, first_bad = s.line, s.skipped, s.first_bad
       end,
     }
   elseif src.type == "list" then
