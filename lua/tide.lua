@@ -265,20 +265,6 @@ local function check_readable(path, fname)
   end
 end
 
---- A bounded source of the lines of a text file (Flink's FileSource with a
--- text line format). A ".gz" file is decompressed transparently. A plain
--- file is split into byte ranges read by the source's subtasks in
--- parallel; a gzip file is read by subtask 0.
--- @param path string
--- @param opts table, optional: rate_limit (records/s for the whole source)
--- @return DataStream of strings (lines without their line end)
-function Env:read_text(path, opts)
-  check_readable(path, "read_text")
-  opts = opts or {}
-  return add_node(self, "source", {}, { source = { type = "text", path = path,
-    rate_limit = check_rate(opts.rate_limit, "read_text") }, name = "read_text" }, 2)
-end
-
 -- opts of a source that parses records (read_csv, read_json): the table
 -- (or {}) and its on_error, "fail" (default) or "skip"
 local function source_opts(opts, fname)
@@ -291,6 +277,46 @@ local function source_opts(opts, fname)
     error(fname .. ": on_error must be 'fail' or 'skip', not '" .. tostring(on_error) .. "'", 3)
   end
   return opts, on_error
+end
+
+--- A bounded source of the lines of a text file (Flink's FileSource with a
+-- text line format). A ".gz" file is decompressed transparently. A plain
+-- file is split into byte ranges read by the source's subtasks in
+-- parallel; a gzip file is read by subtask 0.
+--
+-- With opts.monitor, path is a directory read continuously (Flink's
+-- FileSource.monitorContinuously): every `monitor` (a duration, e.g.
+-- "1s") the directory is listed and each new file is read once, in name
+-- order, by subtask 0; names starting with "." or "_" are skipped (write a
+-- file under such a name, then rename it in). The files done and the
+-- current file's offset are in each checkpoint: a restore skips what was
+-- read. The source never ends: `tide stop`, `tide cancel` or a signal
+-- stops the job. opts.format = "json" decodes each line as read_json does
+-- (opts.on_error "fail" | "skip" as there).
+-- @param path string: a file, or with monitor a directory
+-- @param opts table, optional: rate_limit (records/s for the whole
+--   source), monitor (duration), format ("text" | "json"), on_error
+-- @return DataStream of strings (lines without their line end), or of
+--   decoded values with format = "json"
+function Env:read_text(path, opts)
+  opts = opts or {}
+  if opts.monitor ~= nil then
+    if type(path) ~= "string" or not core.list_dir(path) then
+      error("read_text: monitor needs a readable directory, not '" .. tostring(path) .. "'", 2)
+    end
+    local format = opts.format or "text"
+    if format ~= "text" and format ~= "json" then
+      error("read_text: format must be 'text' or 'json', not '" .. tostring(format) .. "'", 2)
+    end
+    local on_error
+    opts, on_error = source_opts(opts, "read_text")
+    return add_node(self, "source", {}, { source = { type = "monitor", path = path, format = format,
+      monitor = util.duration(opts.monitor, "monitor", 2), skip_errors = on_error == "skip",
+      rate_limit = check_rate(opts.rate_limit, "read_text") }, name = "read_text" }, 2)
+  end
+  check_readable(path, "read_text")
+  return add_node(self, "source", {}, { source = { type = "text", path = path,
+    rate_limit = check_rate(opts.rate_limit, "read_text") }, name = "read_text" }, 2)
 end
 
 local CSV_TYPES = { string = true, int = true, integer = true, float = true, number = true,
@@ -784,6 +810,9 @@ local function build_plan(env, name)
     if env.runtime_mode == "batch" and n.kind == "source" and n.source.type == "generate"
       and n.source.count == nil then
       error("runtime_mode 'batch' needs bounded sources: generate at " .. n.site .. " has no count", 3)
+    end
+    if env.runtime_mode == "batch" and n.kind == "source" and n.source.type == "monitor" then
+      error("runtime_mode 'batch' needs bounded sources: read_text with monitor at " .. n.site .. " never ends", 3)
     end
   end
   if not has_sink then error("the job has no sink (print, write_text, write_csv, write_json, discard)", 3) end
