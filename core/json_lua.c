@@ -221,9 +221,4 @@ static const luaL_Reg json_funcs[] = {
     {"json_encode", l_json_encode},
     {NULL, NULL}};
 
-void td_json_lua_open(lua_State *L) {
-  for (const luaL_Reg *r = json_funcs; r->name; r++) {
-    lua_pushcfunction(L, r->func);
-    lua_setfield(L, -2, r->name);
-  }
-}
+void td_json_lua_open(lua_State *L) { td_lua_setfuncs(L, json_funcs); }

@@ -797,19 +797,6 @@ static const luaL_Reg core_funcs[] = {
     {NULL, NULL}};
 
 void td_state_lua_open(lua_State *L) {
-  if (luaL_newmetatable(L, DB_MT)) {
-    lua_newtable(L);
-    for (const luaL_Reg *r = db_methods; r->name; r++) {
-      lua_pushcfunction(L, r->func);
-      lua_setfield(L, -2, r->name);
-    }
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, l_close);
-    lua_setfield(L, -2, "__gc");
-  }
-  lua_pop(L, 1);
-  for (const luaL_Reg *r = core_funcs; r->name; r++) {
-    lua_pushcfunction(L, r->func);
-    lua_setfield(L, -2, r->name);
-  }
+  td_lua_class(L, DB_MT, db_methods, l_close);
+  td_lua_setfuncs(L, core_funcs);
 }

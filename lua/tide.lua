@@ -388,6 +388,47 @@ function Env:read_json(path, opts)
     rate_limit = check_rate(opts.rate_limit, "read_json") }, name = "read_json" }, 2)
 end
 
+-- host (a non-empty string) and port (an integer 1..65535) of a socket
+-- connector, or an error at the script's line
+local function check_address(host, port, fname)
+  if type(host) ~= "string" or host == "" then
+    error("bad argument #1 to '" .. fname .. "' (host expected, got " .. type(host) .. ")", 3)
+  end
+  if math_type(port) ~= "integer" or port < 1 or port > 65535 then
+    error(fname .. ": port must be an integer 1..65535, not " .. tostring(port), 3)
+  end
+end
+
+--- An unbounded source of the text a TCP server sends, split at a
+-- delimiter (Flink's socketTextStream): the source (parallelism 1)
+-- connects to host:port and ends when the server closes the connection.
+-- Not replayable: a restore from a checkpoint reconnects and reads on from
+-- what the server sends then, so records received between the checkpoint
+-- and the failure are lost: at most once across a restore.
+-- @param host string: a name or address
+-- @param port integer 1..65535
+-- @param opts table, optional: delimiter (string, default "\n"), format
+--   ("text" | "json": each piece decoded as read_json's lines, errors
+--   named host:port:n), on_error (with json), rate_limit
+-- @return DataStream of strings (or decoded values with format = "json")
+function Env:socket_text_stream(host, port, opts)
+  check_address(host, port, "socket_text_stream")
+  local on_error
+  opts, on_error = source_opts(opts, "socket_text_stream")
+  local delim = opts.delimiter or "\n"
+  if type(delim) ~= "string" or delim == "" then
+    error("socket_text_stream: delimiter must be a non-empty string", 2)
+  end
+  local format = opts.format or "text"
+  if format ~= "text" and format ~= "json" then
+    error("socket_text_stream: format must be 'text' or 'json', not '" .. tostring(format) .. "'", 2)
+  end
+  return add_node(self, "source", {}, { source = { type = "socket", host = host, port = port,
+    delimiter = delim, format = format, skip_errors = on_error == "skip",
+    rate_limit = check_rate(opts.rate_limit, "socket_text_stream") }, name = "socket_text_stream",
+    parallelism = 1 }, 2)
+end
+
 --- A bounded source of the values of a Lua array, in order (Flink's
 -- fromCollection: not parallel, its parallelism is 1).
 -- @param t array of records (no nil holes)
@@ -773,6 +814,19 @@ function DataStream:write_json(dir, opts)
     name = "write_json" })
 end
 
+--- Send each record as a line (tide.format) to a TCP server (Flink's
+-- SocketClientSink). The sink's subtasks each connect when the job
+-- starts; a failed connection or write fails the job. Not transactional:
+-- lines sent after the last checkpoint are not taken back, and a restore
+-- replays them (at least once with a replayable source; with
+-- socket_text_stream upstream, at most once).
+-- @param host string
+-- @param port integer 1..65535
+function DataStream:write_socket(host, port)
+  check_address(host, port, "write_socket")
+  return sink(self, { sink = { type = "socket", host = host, port = port }, name = "write_socket" })
+end
+
 -- ---- planning -----------------------------------------------------------
 
 local function random_id()
@@ -815,7 +869,7 @@ local function build_plan(env, name)
       error("runtime_mode 'batch' needs bounded sources: read_text with monitor at " .. n.site .. " never ends", 3)
     end
   end
-  if not has_sink then error("the job has no sink (print, write_text, write_csv, write_json, discard)", 3) end
+  if not has_sink then error("the job has no sink (print, write_text, write_csv, write_json, write_socket, discard)", 3) end
   local tasks, edges, fp, shape = {}, {}, {}, {}
   for _, n in ipairs(nodes) do
     for _, inp in ipairs(n.inputs) do

@@ -986,6 +986,21 @@ function sinks.json(node, rt)
   end, w
 end
 
+-- write_socket (Flink's SocketClientSink): each record as a line, sent
+-- at once; at most once (nothing is replayed into the socket)
+function sinks.socket(node, rt)
+  local cfg = node.sink
+  local sock, err = core.socket_connect(cfg.host, cfg.port)
+  if not sock then error(node.name .. ": " .. err, 0) end
+  local fmt = util.format
+  local lines = {}
+  return function(b, _, n)
+    for i = 1, n do lines[i] = fmt(b[i]) end
+    local ok, werr = sock:write(table.concat(lines, "\n", 1, n) .. "\n")
+    if not ok then error(node.name .. " " .. cfg.host .. ":" .. cfg.port .. ": " .. werr, 0) end
+  end
+end
+
 -- Sinks write, print or drop each record at once: they keep none
 -- (runtime.build: the operator before them may reuse its records).
 function ops.sink(node, out, rt)
@@ -1132,6 +1147,57 @@ local function monitor_split(node, rt, split)
   }
 end
 
+-- The socket source (env:socket_text_stream, Flink's
+-- SocketTextStreamFunction): subtask 0 connects to host:port and splits
+-- what it receives at the delimiter (format "json": each piece decoded as
+-- read_json's lines); the source ends when the peer closes the connection
+-- (the text after the last delimiter is a record too, when not empty).
+-- Not replayable: its position is empty, a restore reconnects and reads
+-- what the server sends from then on (at most once).
+local function socket_split(node, split)
+  local src = node.source
+  local none = { readers = 1, snapshot = function() return {} end, restore = function() end }
+  if split ~= 0 then return function() return 0 end, none end
+  local sock, err = core.socket_connect(src.host, src.port)
+  if not sock then input_failure(node, node.name .. ": " .. err) end
+  local delim, find, sub = src.delimiter, string.find, string.sub
+  local dec = src.format == "json" and json_lines(node, src.skip_errors)
+  local where = src.host .. ":" .. src.port
+  local pending, line, closed = "", 0, false
+  local function add(piece, buf, n)
+    line = line + 1
+    if dec then return dec.decode(piece, where, line, buf, n) end
+    buf[n + 1] = piece
+    return n + 1
+  end
+  none.close = function() sock:close() end
+  return function(buf, max)
+    if closed then return 0 end
+    max = max or BATCH
+    local data, rerr = sock:read(50)
+    if data == nil and rerr then input_failure(node, node.name .. " " .. where .. ": " .. rerr) end
+    local n, pos = 0, 1
+    if data == nil then
+      closed = true
+      if pending ~= "" then n = add(pending, buf, n) end
+      pending = ""
+      if dec then dec.report(where) end
+      sock:close()
+      return n
+    end
+    pending = pending .. data
+    while n < max do
+      local a, b = find(pending, delim, pos, true)
+      if not a then break end
+      n = add(sub(pending, pos, a - 1), buf, n)
+      pos = b + 1
+    end
+    pending = sub(pending, pos)
+    -- (0, true): nothing right now, the source goes on
+    return n, n == 0 or nil
+  end, none
+end
+
 -- Returns read(buf [, max]) -> n (0 at the end) for this subtask's split:
 -- up to max (default BATCH) records into buf[1..n]; and the source's
 -- position for checkpoints: {snapshot = f() -> data, restore = f(data)}.
@@ -1223,6 +1289,8 @@ local function open_split(node, rt, split, n_splits)
         line, dec.skipped, dec.first_bad = s.line, s.skipped, s.first_bad
       end,
     }
+  elseif src.type == "socket" then
+    return socket_split(node, split)
   elseif src.type == "monitor" then
     return monitor_split(node, rt, split)
   elseif src.type == "list" then
