@@ -45,6 +45,8 @@
 #include "restart.h"
 #include "state_lua.h"
 #include "kafka_lua.h"
+#include "json_lua.h"
+#include "socket_lua.h"
 #include "snapshot.h"
 #include "source_file.h"
 #include "task.h"
@@ -2251,6 +2253,8 @@ int td_host_openlib(lua_State *L) {
   td_module_lua_open(L); /* core.module_load, core.module_chain */
   td_state_lua_open(L);  /* core.rocksdb_open, core.shared_upload, ... */
   td_kafka_lua_open(L);  /* core.kafka_new */
+  td_json_lua_open(L);   /* core.json_decode, core.json_encode */
+  td_socket_lua_open(L); /* core.socket_connect */
   lua_pushliteral(L, TD_VERSION);
   lua_setfield(L, -2, "version");
   lua_pushlightuserdata(L, &CANCELLED);

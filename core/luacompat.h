@@ -118,15 +118,23 @@ static inline void td_lua_preload(lua_State *L, const char *name, lua_CFunction 
 }
 
 #endif
-/* td_lua_class - register the metatable `name` (once per state): methods
- * as its __index table, gc as its __gc. The stack is left as it was. */
-static inline void td_lua_class(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction gc) {
-  if (luaL_newmetatable(L, name)) {
+/* td_lua_setfuncs - set the functions of fns (a NULL-terminated luaL_Reg
+ * array) as fields of the table on top of the stack, without upvalues. */
+static inline void td_lua_setfuncs(lua_State *L, const luaL_Reg *fns) {
+  for (const luaL_Reg *r = fns; r->name; r++) {
+    lua_pushcfunction(L, r->func);
+    lua_setfield(L, -2, r->name);
+  }
+}
+
+/* td_lua_class - create the metatable tname (once per VM) of a userdata
+ * type: __index the table of methods, __gc the function gc. The stack is
+ * left as it was. */
+static inline void td_lua_class(lua_State *L, const char *tname, const luaL_Reg *methods,
+                                lua_CFunction gc) {
+  if (luaL_newmetatable(L, tname)) {
     lua_newtable(L);
-    for (const luaL_Reg *r = methods; r->name; r++) {
-      lua_pushcfunction(L, r->func);
-      lua_setfield(L, -2, r->name);
-    }
+    td_lua_setfuncs(L, methods);
     lua_setfield(L, -2, "__index");
     lua_pushcfunction(L, gc);
     lua_setfield(L, -2, "__gc");

@@ -798,8 +798,5 @@ static const luaL_Reg core_funcs[] = {
 
 void td_state_lua_open(lua_State *L) {
   td_lua_class(L, DB_MT, db_methods, l_close);
-  for (const luaL_Reg *r = core_funcs; r->name; r++) {
-    lua_pushcfunction(L, r->func);
-    lua_setfield(L, -2, r->name);
-  }
+  td_lua_setfuncs(L, core_funcs);
 }

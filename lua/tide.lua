@@ -269,16 +269,56 @@ local function check_readable(path, fname)
   end
 end
 
+-- opts of a source that parses records (read_csv, read_json): the table
+-- (or {}) and its on_error, "fail" (default) or "skip"
+local function source_opts(opts, fname)
+  opts = opts or {}
+  if type(opts) ~= "table" then
+    error("bad argument #2 to '" .. fname .. "' (table expected, got " .. type(opts) .. ")", 3)
+  end
+  local on_error = opts.on_error or "fail"
+  if on_error ~= "fail" and on_error ~= "skip" then
+    error(fname .. ": on_error must be 'fail' or 'skip', not '" .. tostring(on_error) .. "'", 3)
+  end
+  return opts, on_error
+end
+
 --- A bounded source of the lines of a text file (Flink's FileSource with a
 -- text line format). A ".gz" file is decompressed transparently. A plain
 -- file is split into byte ranges read by the source's subtasks in
 -- parallel; a gzip file is read by subtask 0.
--- @param path string
--- @param opts table, optional: rate_limit (records/s for the whole source)
--- @return DataStream of strings (lines without their line end)
+--
+-- With opts.monitor, path is a directory read continuously (Flink's
+-- FileSource.monitorContinuously): every `monitor` (a duration, e.g.
+-- "1s") the directory is listed and each new file is read once, in name
+-- order, by subtask 0; names starting with "." or "_" are skipped (write a
+-- file under such a name, then rename it in). The files done and the
+-- current file's offset are in each checkpoint: a restore skips what was
+-- read. The source never ends: `tide stop`, `tide cancel` or a signal
+-- stops the job. opts.format = "json" decodes each line as read_json does
+-- (opts.on_error "fail" | "skip" as there).
+-- @param path string: a file, or with monitor a directory
+-- @param opts table, optional: rate_limit (records/s for the whole
+--   source), monitor (duration), format ("text" | "json"), on_error
+-- @return DataStream of strings (lines without their line end), or of
+--   decoded values with format = "json"
 function Env:read_text(path, opts)
-  check_readable(path, "read_text")
   opts = opts or {}
+  if opts.monitor ~= nil then
+    if type(path) ~= "string" or not core.list_dir(path) then
+      error("read_text: monitor needs a readable directory, not '" .. tostring(path) .. "'", 2)
+    end
+    local format = opts.format or "text"
+    if format ~= "text" and format ~= "json" then
+      error("read_text: format must be 'text' or 'json', not '" .. tostring(format) .. "'", 2)
+    end
+    local on_error
+    opts, on_error = source_opts(opts, "read_text")
+    return add_node(self, "source", {}, { source = { type = "monitor", path = path, format = format,
+      monitor = util.duration(opts.monitor, "monitor", 2), skip_errors = on_error == "skip",
+      rate_limit = check_rate(opts.rate_limit, "read_text") }, name = "read_text" }, 2)
+  end
+  check_readable(path, "read_text")
   return add_node(self, "source", {}, { source = { type = "text", path = path,
     rate_limit = check_rate(opts.rate_limit, "read_text") }, name = "read_text" }, 2)
 end
@@ -312,14 +352,8 @@ local CSV_TYPES = { string = true, int = true, integer = true, float = true, num
 -- @return DataStream of tables keyed by column name (arrays without names)
 function Env:read_csv(path, opts)
   check_readable(path, "read_csv")
-  opts = opts or {}
-  if type(opts) ~= "table" then
-    error("bad argument #2 to 'read_csv' (table expected, got " .. type(opts) .. ")", 2)
-  end
-  local on_error = opts.on_error or "fail"
-  if on_error ~= "fail" and on_error ~= "skip" then
-    error("read_csv: on_error must be 'fail' or 'skip', not '" .. tostring(on_error) .. "'", 2)
-  end
+  local on_error
+  opts, on_error = source_opts(opts, "read_csv")
   local types = opts.types or {}
   for _, col in ipairs(util.sorted_keys(types)) do -- the same first error on every VM
     local ty = types[col]
@@ -335,6 +369,68 @@ function Env:read_csv(path, opts)
   }
   return add_node(self, "source", {}, { source = { type = "csv", path = path, opts = copts,
     rate_limit = check_rate(opts.rate_limit, "read_csv") }, name = "read_csv" }, 2)
+end
+
+--- A bounded source of the values of a JSON lines file (one JSON value a
+-- line, as Flink's JsonLinesInputFormat / the json format of its
+-- FileSource), read by subtask 0; ".gz" decompressed transparently; blank
+-- lines are skipped. Objects become tables keyed by name, arrays tables
+-- 1..n, null nil; integers are Lua integers (on LuaJIT, beyond 2^53 their
+-- digits as a string: docs/LUAJIT.md); a top-level null is a bad line.
+-- @param path string
+-- @param opts table, optional:
+--   on_error ("fail" | "skip", default "fail"): a bad line fails the job
+--     naming "file:line: reason", or is counted and skipped (one warning
+--     at the end of the input: the count and the first bad line)
+--   rate_limit (records/s, optional)
+-- @return DataStream of Lua values (tables for objects)
+function Env:read_json(path, opts)
+  check_readable(path, "read_json")
+  local on_error
+  opts, on_error = source_opts(opts, "read_json")
+  return add_node(self, "source", {}, { source = { type = "json", path = path, skip_errors = on_error == "skip",
+    rate_limit = check_rate(opts.rate_limit, "read_json") }, name = "read_json" }, 2)
+end
+
+-- host (a non-empty string) and port (an integer 1..65535) of a socket
+-- connector, or an error at the script's line
+local function check_address(host, port, fname)
+  if type(host) ~= "string" or host == "" then
+    error("bad argument #1 to '" .. fname .. "' (host expected, got " .. type(host) .. ")", 3)
+  end
+  if math_type(port) ~= "integer" or port < 1 or port > 65535 then
+    error(fname .. ": port must be an integer 1..65535, not " .. tostring(port), 3)
+  end
+end
+
+--- An unbounded source of the text a TCP server sends, split at a
+-- delimiter (Flink's socketTextStream): the source (parallelism 1)
+-- connects to host:port and ends when the server closes the connection.
+-- Not replayable: a restore from a checkpoint reconnects and reads on from
+-- what the server sends then, so records received between the checkpoint
+-- and the failure are lost: at most once across a restore.
+-- @param host string: a name or address
+-- @param port integer 1..65535
+-- @param opts table, optional: delimiter (string, default "\n"), format
+--   ("text" | "json": each piece decoded as read_json's lines, errors
+--   named host:port:n), on_error (with json), rate_limit
+-- @return DataStream of strings (or decoded values with format = "json")
+function Env:socket_text_stream(host, port, opts)
+  check_address(host, port, "socket_text_stream")
+  local on_error
+  opts, on_error = source_opts(opts, "socket_text_stream")
+  local delim = opts.delimiter or "\n"
+  if type(delim) ~= "string" or delim == "" then
+    error("socket_text_stream: delimiter must be a non-empty string", 2)
+  end
+  local format = opts.format or "text"
+  if format ~= "text" and format ~= "json" then
+    error("socket_text_stream: format must be 'text' or 'json', not '" .. tostring(format) .. "'", 2)
+  end
+  return add_node(self, "source", {}, { source = { type = "socket", host = host, port = port,
+    delimiter = delim, format = format, skip_errors = on_error == "skip",
+    rate_limit = check_rate(opts.rate_limit, "socket_text_stream") }, name = "socket_text_stream",
+    parallelism = 1 }, 2)
 end
 
 --- A bounded source of the values of a Lua array, in order (Flink's
@@ -1057,6 +1153,36 @@ function DataStream:write_kafka(opts)
   return sink(self, { sink = cfg, name = "write_kafka" })
 end
 
+--- Write records as JSON lines (one compact JSON value a line, object
+-- names sorted) into part files in dir, committed exactly once as
+-- write_text's are. Tables with keys exactly 1..n are arrays, other tables
+-- objects; Lua integers are JSON integers. A record JSON cannot hold (a
+-- function, NaN, a string that is not UTF-8, a cycle) fails the job.
+-- @param dir string
+-- @param opts table, optional: rolling_size, rollover_interval,
+--   inactivity_interval (as write_text)
+function DataStream:write_json(dir, opts)
+  opts = opts or {}
+  check_dir(dir, "write_json")
+  return sink(self, { sink = { type = "json", dir = dir, rolling_size = opts.rolling_size,
+    rollover_interval = opts.rollover_interval and util.duration(opts.rollover_interval, "rollover_interval", 2),
+    inactivity_interval = opts.inactivity_interval and util.duration(opts.inactivity_interval, "inactivity_interval", 2) },
+    name = "write_json" })
+end
+
+--- Send each record as a line (tide.format) to a TCP server (Flink's
+-- SocketClientSink). The sink's subtasks each connect when the job
+-- starts; a failed connection or write fails the job. Not transactional:
+-- lines sent after the last checkpoint are not taken back, and a restore
+-- replays them (at least once with a replayable source; with
+-- socket_text_stream upstream, at most once).
+-- @param host string
+-- @param port integer 1..65535
+function DataStream:write_socket(host, port)
+  check_address(host, port, "write_socket")
+  return sink(self, { sink = { type = "socket", host = host, port = port }, name = "write_socket" })
+end
+
 -- ---- planning -----------------------------------------------------------
 
 local function random_id()
@@ -1095,8 +1221,11 @@ local function build_plan(env, name)
       and n.source.count == nil then
       error("runtime_mode 'batch' needs bounded sources: generate at " .. n.site .. " has no count", 3)
     end
+    if env.runtime_mode == "batch" and n.kind == "source" and n.source.type == "monitor" then
+      error("runtime_mode 'batch' needs bounded sources: read_text with monitor at " .. n.site .. " never ends", 3)
+    end
   end
-  if not has_sink then error("the job has no sink (print, write_text, write_csv, discard)", 3) end
+  if not has_sink then error("the job has no sink (print, write_text, write_csv, write_json, write_socket, discard)", 3) end
   local tasks, edges, fp, shape = {}, {}, {}, {}
   for _, n in ipairs(nodes) do
     for _, inp in ipairs(n.inputs) do

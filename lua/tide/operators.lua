@@ -1117,6 +1117,35 @@ function sinks.kafka(node, rt)
   return require("tide.kafka").sink(node, rt, function(m) input_failure(node, m) end)
 end
 
+function sinks.json(node, rt)
+  local w = part_writer(node, rt)
+  local json_encode = core.json_encode
+  local lines = {}
+  return function(b, _, n)
+    for i = 1, n do
+      local text, err = json_encode(b[i])
+      if not text then error(node.name .. ": " .. err, 0) end
+      lines[i] = text
+    end
+    w.write_lines(lines, n)
+  end, w
+end
+
+-- write_socket (Flink's SocketClientSink): each record as a line, sent
+-- at once; at most once (nothing is replayed into the socket)
+function sinks.socket(node, rt)
+  local cfg = node.sink
+  local sock, err = core.socket_connect(cfg.host, cfg.port)
+  if not sock then error(node.name .. ": " .. err, 0) end
+  local fmt = util.format
+  local lines = {}
+  return function(b, _, n)
+    for i = 1, n do lines[i] = fmt(b[i]) end
+    local ok, werr = sock:write(table.concat(lines, "\n", 1, n) .. "\n")
+    if not ok then error(node.name .. " " .. cfg.host .. ":" .. cfg.port .. ": " .. werr, 0) end
+  end
+end
+
 -- Sinks write, print or drop each record at once: they keep none
 -- (runtime.build: the operator before them may reuse its records).
 function ops.sink(node, out, rt)
@@ -1133,6 +1162,186 @@ function ops.window(node, out, rt)
 end
 
 -- ---- sources ------------------------------------------------------------
+
+-- Decoding JSON lines into records (read_json, the monitored source's
+-- format = "json"): dec.decode(text, path, line, buf, n) -> n appends the
+-- line's value to buf[1..n] (a blank line adds nothing); a bad line fails
+-- the job as "path:line: reason", or under skip is counted (dec.skipped,
+-- dec.first_bad: both belong in the source's position); dec.report(what)
+-- warns once about the skipped lines.
+local function json_lines(node, skip)
+  local decode, find = core.json_decode, string.find
+  local dec = { skipped = 0 }
+  function dec.decode(text, path, line, buf, n)
+    if not find(text, "%S") then return n end
+    local v, derr = decode(text)
+    if v ~= nil then
+      buf[n + 1] = v
+      return n + 1
+    end
+    local where = string.format("%s:%d: %s", path, line, derr)
+    if not skip then input_failure(node, node.name .. ": " .. where) end
+    dec.skipped = dec.skipped + 1
+    dec.first_bad = dec.first_bad or where
+    return n
+  end
+  function dec.report(what)
+    local k = dec.skipped
+    if k == 0 then return end
+    M.warn(string.format("%s (uid '%s'): skipped %d bad line%s of %s, first at %s",
+      node.name, node.uid, k, k == 1 and "" or "s", what, dec.first_bad))
+  end
+  return dec
+end
+
+-- The continuous file source (env:read_text(dir, {monitor =}), Flink's
+-- FileSource.monitorContinuously): subtask 0 lists dir every `monitor` ms
+-- and reads each new file (names starting with "." or "_" are not
+-- files yet: write them under such a name and rename them in) once, in
+-- name order, line by line (format "json": decoded as read_json's). Its
+-- position: the names of the files done, the current file and its offset
+-- (and line); a restore skips the files done and seeks into the current
+-- one. It never ends: `tide stop`, `tide cancel` or a signal stops it.
+-- When there is nothing to read it returns (0, true) after a short wait,
+-- so that checkpoints and timers go on.
+local function monitor_split(node, rt, split)
+  local src = node.source
+  local idle = { readers = 1, snapshot = function() return {} end, restore = function() end }
+  if split ~= 0 then
+    return function() core.sleep_ms(100) return 0, true end, idle
+  end
+  local dir, every = src.path, src.monitor
+  local done, queue = {}, {}
+  local cur, r, line = nil, nil, 0
+  local next_scan = 0
+  local dec = src.format == "json" and json_lines(node, src.skip_errors)
+  local lines = {}
+  local function open(name)
+    local err
+    r, err = core.open_text(dir .. "/" .. name, 0, 1)
+    if not r then input_failure(node, node.name .. ": " .. err) end
+    cur, line = name, 0
+  end
+  local function scan()
+    local names, err = core.list_dir(dir)
+    if not names then input_failure(node, node.name .. ": cannot list '" .. dir .. "': " .. tostring(err)) end
+    table.sort(names)
+    queue = {}
+    for _, name in ipairs(names) do
+      local c = name:sub(1, 1)
+      if c ~= "." and c ~= "_" and not done[name] and name ~= cur then queue[#queue + 1] = name end
+    end
+  end
+  return function(buf, max)
+    max = max or BATCH
+    while true do
+      if not r then
+        if #queue == 0 then
+          local now = core.now_ms()
+          if now >= next_scan then
+            scan()
+            next_scan = now + every
+          end
+          if #queue == 0 then
+            core.sleep_ms(math.max(1, math.min(50, next_scan - core.now_ms())))
+            return 0, true
+          end
+        end
+        open(table.remove(queue, 1))
+      end
+      local got, rerr = r:read(lines, max)
+      if not got then input_failure(node, rerr) end
+      if got == 0 then
+        r:close()
+        r, done[cur], cur = nil, true, nil
+      elseif dec then
+        local n = 0
+        for i = 1, got do
+          line = line + 1
+          n = dec.decode(lines[i], dir .. "/" .. cur, line, buf, n)
+        end
+        if n > 0 then return n end
+      else
+        for i = 1, got do buf[i] = lines[i] end
+        line = line + got
+        return got
+      end
+    end
+  end, {
+    readers = 1,
+    close = function() if r then r:close() end end,
+    snapshot = function()
+      local names = {}
+      for name in pairs(done) do names[#names + 1] = name end
+      table.sort(names)
+      return { done = names, current = cur, position = r and r:position(), line = line,
+        skipped = dec and dec.skipped, first_bad = dec and dec.first_bad }
+    end,
+    restore = function(s)
+      done = {}
+      for _, name in ipairs(s.done or {}) do done[name] = true end
+      if r then r:close() end
+      r, cur, queue, next_scan = nil, nil, {}, 0
+      if s.current then
+        open(s.current)
+        r:seek(s.position)
+        line = s.line
+      end
+      if dec then dec.skipped, dec.first_bad = s.skipped or 0, s.first_bad end
+    end,
+  }
+end
+
+-- The socket source (env:socket_text_stream, Flink's
+-- SocketTextStreamFunction): subtask 0 connects to host:port and splits
+-- what it receives at the delimiter (format "json": each piece decoded as
+-- read_json's lines); the source ends when the peer closes the connection
+-- (the text after the last delimiter is a record too, when not empty).
+-- Not replayable: its position is empty, a restore reconnects and reads
+-- what the server sends from then on (at most once).
+local function socket_split(node, split)
+  local src = node.source
+  local none = { readers = 1, snapshot = function() return {} end, restore = function() end }
+  if split ~= 0 then return function() return 0 end, none end
+  local sock, err = core.socket_connect(src.host, src.port)
+  if not sock then input_failure(node, node.name .. ": " .. err) end
+  local delim, find, sub = src.delimiter, string.find, string.sub
+  local dec = src.format == "json" and json_lines(node, src.skip_errors)
+  local where = src.host .. ":" .. src.port
+  local pending, line, closed = "", 0, false
+  local function add(piece, buf, n)
+    line = line + 1
+    if dec then return dec.decode(piece, where, line, buf, n) end
+    buf[n + 1] = piece
+    return n + 1
+  end
+  none.close = function() sock:close() end
+  return function(buf, max)
+    if closed then return 0 end
+    max = max or BATCH
+    local data, rerr = sock:read(50)
+    if data == nil and rerr then input_failure(node, node.name .. " " .. where .. ": " .. rerr) end
+    local n, pos = 0, 1
+    if data == nil then
+      closed = true
+      if pending ~= "" then n = add(pending, buf, n) end
+      pending = ""
+      if dec then dec.report(where) end
+      sock:close()
+      return n
+    end
+    pending = pending .. data
+    while n < max do
+      local a, b = find(pending, delim, pos, true)
+      if not a then break end
+      n = add(sub(pending, pos, a - 1), buf, n)
+      pos = b + 1
+    end
+    pending = sub(pending, pos)
+    -- (0, true): nothing right now, the source goes on
+    return n, n == 0 or nil
+  end, none
+end
 
 -- Returns read(buf [, max]) -> n (0 at the end) for this subtask's split:
 -- up to max (default BATCH) records into buf[1..n]; and the source's
@@ -1187,6 +1396,48 @@ local function open_split(node, rt, split, n_splits)
         first_bad, skipped_before = s.first_bad, s.position.skipped or 0
       end,
     }
+  elseif src.type == "json" then
+    -- JSON lines: one value per line, decoded by core.json_decode; read by
+    -- subtask 0 so that each bad line is named by its line number (the
+    -- count of lines read is in the position next to the reader's)
+    if split ~= 0 then
+      return function() return 0 end, { readers = 1, snapshot = function() return {} end, restore = function() end }
+    end
+    local r, err = core.open_text(src.path, 0, 1)
+    if not r then input_failure(node, node.name .. ": " .. err) end
+    local dec = json_lines(node, src.skip_errors)
+    local line, ended = 0, false
+    local lines = {}
+    return function(buf, max)
+      local n = 0
+      max = max or BATCH
+      while n == 0 do
+        local got, rerr = r:read(lines, max)
+        if not got then input_failure(node, rerr) end
+        if got == 0 then
+          if not ended then dec.report(src.path) end
+          ended = true
+          return 0
+        end
+        for i = 1, got do
+          line = line + 1
+          n = dec.decode(lines[i], src.path, line, buf, n)
+        end
+      end
+      return n
+    end, {
+      readers = 1,
+      close = function() r:close() end,
+      snapshot = function() return { position = r:position(), line = line, skipped = dec.skipped, first_bad = dec.first_bad } end,
+      restore = function(s)
+        r:seek(s.position)
+        line, dec.skipped, dec.first_bad = s.line, s.skipped, s.first_bad
+      end,
+    }
+  elseif src.type == "socket" then
+    return socket_split(node, split)
+  elseif src.type == "monitor" then
+    return monitor_split(node, rt, split)
   elseif src.type == "list" then
     local list, pos = src.list, 0
     if split ~= 0 then
