@@ -207,33 +207,6 @@ static json_t *watermark_value(int64_t wm) {
   return json_string(v);
 }
 
-static json_t *vertex(td_job_t *job, int t, int watermarks_only) {
-  const td_job_spec_t *s = td_job_spec_of(job);
-  int n;
-  td_subtask_t *st = td_job_subtasks(job, &n) + td_job_first_subtask(job, t);
-  json_t *subs = json_array();
-  for (int i = 0; i < s->parallelism[t]; i++) {
-    int64_t wm = atomic_load(&st[i].watermark);
-    if (watermarks_only) {
-      char id[48];
-      snprintf(id, sizeof id, "%d.currentInputWatermark", i);
-      json_array_append_new(subs, json_pack("{s:s, s:o}", "id", id, "value", watermark_value(wm)));
-      continue;
-    }
-    json_array_append_new(
-        subs, json_pack("{s:i, s:{s:I, s:I, s:o}}", "subtask", i, "metrics", "read-records",
-                        (json_int_t)atomic_load(&st[i].records_in), "write-records",
-                        (json_int_t)atomic_load(&st[i].records_out), "current-input-watermark",
-                        watermark_value(wm)));
-  }
-  if (watermarks_only) return subs;
-  char name[2048], id[16];
-  task_name(s, t, name, sizeof name);
-  snprintf(id, sizeof id, "%d", t);
-  return json_pack("{s:s, s:s, s:i, s:o}", "id", id, "name", name, "parallelism",
-                   s->parallelism[t], "subtasks", subs);
-}
-
 static json_t *record_json(const td_coord_record_t *r) {
   static const char *const status[] = {"IN_PROGRESS", "COMPLETED", "FAILED"};
   json_t *o = json_pack("{s:I, s:s, s:b, s:I, s:I, s:I, s:s}", "id", (json_int_t)r->id, "status",
@@ -503,6 +476,44 @@ static int windows_for(td_control_t *c, td_job_t *job, int n) {
   return c->windows ? 0 : TD_ENOMEM;
 }
 
+/* GET /jobs/ID/vertices/V (watermarks_only: .../watermarks): per subtask
+ * the figures of /metrics (c->mu held). */
+static json_t *vertex(td_control_t *c, td_job_t *job, int t, int watermarks_only) {
+  const td_job_spec_t *s = td_job_spec_of(job);
+  int n;
+  td_subtask_t *st = td_job_subtasks(job, &n) + td_job_first_subtask(job, t);
+  if (windows_for(c, job, n)) return NULL;
+  int64_t now_ns = td_metrics_now_ns();
+  json_t *subs = json_array();
+  for (int i = 0; i < s->parallelism[t]; i++) {
+    int64_t wm = atomic_load(&st[i].watermark);
+    if (watermarks_only) {
+      char id[48];
+      snprintf(id, sizeof id, "%d.currentInputWatermark", i);
+      json_array_append_new(subs, json_pack("{s:s, s:o}", "id", id, "value", watermark_value(wm)));
+      continue;
+    }
+    double v[M_COUNT];
+    int has[M_COUNT];
+    subtask_values(c, &st[i], now_ns, v, has);
+    json_array_append_new(
+        subs, json_pack("{s:i, s:{s:I, s:I, s:I, s:I, s:o, s:o, s:f, s:f, s:f}}", "subtask", i,
+                        "metrics", "read-records", (json_int_t)v[M_RECORDS_IN], "write-records",
+                        (json_int_t)v[M_RECORDS_OUT], "read-bytes", (json_int_t)v[M_BYTES_IN],
+                        "write-bytes", (json_int_t)v[M_BYTES_OUT], "current-input-watermark",
+                        watermark_value(wm), "current-output-watermark",
+                        watermark_value(atomic_load(&st[i].watermark_out)),
+                        "busy-time-ms-per-second", v[M_BUSY], "idle-time-ms-per-second",
+                        v[M_IDLE], "backpressured-time-ms-per-second", v[M_BP]));
+  }
+  if (watermarks_only) return subs;
+  char name[2048], id[16];
+  task_name(s, t, name, sizeof name);
+  snprintf(id, sizeof id, "%d", t);
+  return json_pack("{s:s, s:s, s:i, s:o}", "id", id, "name", name, "parallelism",
+                   s->parallelism[t], "subtasks", subs);
+}
+
 /* A job-scope metric: tide_job_<name>{job=jl} v with its HELP and TYPE. */
 static void job_metric(text_t *t, const char *jl, const char *name, const char *type,
                        const char *help, double v) {
@@ -764,8 +775,13 @@ static enum MHD_Result route(td_control_t *c, struct MHD_Connection *conn, const
       ret = send_error(conn, MHD_HTTP_NOT_FOUND, "no vertex %s (the job has %d)", p[3], s->n_tasks);
     else if (n == 5 && strcmp(p[4], "watermarks") != 0)
       ret = send_error(conn, MHD_HTTP_NOT_FOUND, "not found: %s", url);
-    else
-      ret = send_json(conn, MHD_HTTP_OK, vertex(job, (int)t, n == 5));
+    else {
+      pthread_mutex_lock(&c->mu);
+      json_t *v = vertex(c, job, (int)t, n == 5);
+      pthread_mutex_unlock(&c->mu);
+      ret = v ? send_json(conn, MHD_HTTP_OK, v)
+              : send_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+    }
   } else if (n == 3 && post && (strcmp(p[2], "savepoints") == 0 || strcmp(p[2], "stop") == 0)) {
     ret = post_op(c, conn, job, b, p[2][1] == 't');
     job = NULL; /* the request's thread holds the reference */

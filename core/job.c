@@ -182,6 +182,8 @@ static void log_durations(td_job_t *job) {
 static void *thread_main(void *arg) {
   td_subtask_t *st = arg;
   st->job->body(st);
+  /* a finished subtask waits for nothing more: idle from now on */
+  td_time_wait_begin(&st->time, TD_WAIT_IDLE, td_metrics_now_ns());
   return NULL;
 }
 

@@ -346,6 +346,9 @@ int td_task_finish(td_task_t *t) {
     if (rc == 0) rc = td_output_finish(o);
     if (rc) return out_error(t, rc);
   }
+  /* finished: what the subtask does from now on (waiting for the final
+   * checkpoint) is idle time, as Flink's finished tasks report none */
+  td_time_wait_begin(&t->st->time, TD_WAIT_IDLE, td_metrics_now_ns());
   return 0;
 }
 
