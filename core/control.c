@@ -460,6 +460,8 @@ static void subtask_values(td_control_t *c, td_subtask_t *st, int64_t now_ns, do
   v[M_WM_IN] = (double)wi;
   v[M_WM_OUT] = (double)wo;
   for (int m = 0; m < M_COUNT; m++) has[m] = 1;
+  if (!td_metrics_enabled()) /* --no-metrics: no time or byte accounting */
+    has[M_BYTES_IN] = has[M_BYTES_OUT] = has[M_BUSY] = has[M_IDLE] = has[M_BP] = 0;
   has[M_WM_IN] = wi != INT64_MIN;
   has[M_WM_OUT] = wo != INT64_MIN;
 }

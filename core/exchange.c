@@ -1,5 +1,6 @@
 /* exchange.c - partitioners and the output writer (see exchange.h). */
 #include "exchange.h"
+#include "metrics.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -63,7 +64,8 @@ int td_output_hash_target(const td_output_t *o, const void *key, size_t len) {
 
 /* Send target's buffer b, counting its bytes. */
 static void send_buffer(td_output_t *o, int target, td_buffer_t *b) {
-  atomic_fetch_add_explicit(&o->bytes, (int64_t)b->data.len, memory_order_relaxed);
+  if (td_metrics_enabled())
+    atomic_fetch_add_explicit(&o->bytes, (int64_t)b->data.len, memory_order_relaxed);
   td_channel_send(o->targets[target], b);
 }
 

@@ -38,6 +38,7 @@
 #include "input.h"
 #include "job.h"
 #include "keygroup.h"
+#include "log.h"
 #include "luaalloc.h"
 #include "metadata.h"
 #include "module_lua.h"
@@ -430,7 +431,7 @@ static td_partition_t partition_of(lua_State *L, const char *s) {
 static void log_stderr(void *ud, const char *line) {
   (void)ud;
   pthread_mutex_lock(&g_stdout_mu);
-  fprintf(stderr, "tide: %s\n", line);
+  td_log(strncmp(line, "warning: ", 9) == 0 ? TD_LOG_WARN : TD_LOG_INFO, "runtime", NULL, line);
   pthread_mutex_unlock(&g_stdout_mu);
 }
 
@@ -1848,6 +1849,23 @@ static int l_sleep_ms(lua_State *L) {
 }
 
 /* core.now_ms() -> wall-clock time, int64 ms since the epoch */
+/* core.log(level, component, subtask, message): one log line (log.h):
+ * level "error" | "warn" | "info" | "debug", component a word, subtask a
+ * string such as "1/2 of task 3" or nil, message one line. Raises on an
+ * unknown level. */
+static int l_log(lua_State *L) {
+  td_log_level_t level;
+  const char *name = luaL_checkstring(L, 1);
+  if (td_log_level_parse(name, &level)) return luaL_error(L, "core.log: unknown level '%s'", name);
+  const char *component = luaL_checkstring(L, 2);
+  const char *subtask = luaL_optstring(L, 3, NULL);
+  const char *message = luaL_checkstring(L, 4);
+  pthread_mutex_lock(&g_stdout_mu);
+  td_log(level, component, subtask, message);
+  pthread_mutex_unlock(&g_stdout_mu);
+  return 0;
+}
+
 static int l_now_ms(lua_State *L) {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
@@ -2211,6 +2229,7 @@ static const luaL_Reg core_funcs[] = {
     {"subtask_of_key_group", l_subtask_of_kg},
     {"default_max_parallelism", l_default_maxp},
     {"now_ms", l_now_ms},
+    {"log", l_log},
     {"sleep_ms", l_sleep_ms},
     {"check_timestamps", l_check_timestamps},
     {"check_numbers", l_check_numbers},

@@ -48,6 +48,8 @@
 #include "job.h"
 #include "keygroup.h"
 #include "metadata.h"
+#include "log.h"
+#include "metrics.h"
 #include "reload.h"
 #include "rundir.h"
 
@@ -58,6 +60,7 @@ static const char USAGE[] =
     "                        [--from-savepoint P [--allow-non-restored-state]]\n"
     "                        [--buffer-timeout T] [--state-backend heap|rocksdb]\n"
     "                        [--state-dir D] [--rest-port N] [--rest-bind ADDR]\n"
+    "                        [--no-metrics] [--log-level L] [--log-format F]\n"
     "                        [-- ARGS...]\n"
     "       tide list\n"
     "       tide savepoint JOB [DIR]\n"
@@ -96,6 +99,13 @@ static const char USAGE[] =
     "                         job no longer has, instead of refusing\n"
     "      --rest-port N      the control endpoint's port (default: a free one)\n"
     "      --rest-bind ADDR   its address (default 127.0.0.1)\n"
+    "      --no-metrics       no busy/idle/backpressured time and no byte counts\n"
+    "                         (docs/METRICS.md); record counts stay\n"
+    "      --log-level L      error, warn, info (default) or debug: the\n"
+    "                         highest level of the lines written on stderr\n"
+    "      --log-format F     text (default: tide: MESSAGE) or json (one\n"
+    "                         object a line: ts, level, component, job,\n"
+    "                         subtask, message)\n"
     "  -- ARGS...             passed to the script as arg[1..] and ...\n"
     "  list                   the running jobs of this user on this machine\n"
     "  savepoint JOB [DIR]    take a savepoint of job JOB into\n"
@@ -214,7 +224,9 @@ static void *signal_thread(void *arg) {
     if (errno != EINTR) return NULL;
   }
   const char *name = b == SIGINT ? "SIGINT" : "SIGTERM";
-  fprintf(stderr, "tide: %s: cancelling the job (again to exit at once)\n", name);
+  char line[128];
+  snprintf(line, sizeof line, "%s: cancelling the job (again to exit at once)", name);
+  td_log(TD_LOG_INFO, "run", NULL, line);
   td_host_set_cancel_signal(b);
   char reason[64];
   snprintf(reason, sizeof reason, "cancelled by %s", name);
@@ -363,13 +375,17 @@ static int cmd_run(int argc, char **argv) {
       {"rest-bind", required_argument, NULL, 'B'},
       {"from-savepoint", required_argument, NULL, 's'},
       {"allow-non-restored-state", no_argument, NULL, 'n'},
+      {"no-metrics", no_argument, NULL, 'M'},
+      {"log-level", required_argument, NULL, 'L'},
+      {"log-format", required_argument, NULL, 'F'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   int parallelism = 1, max_parallelism = 0, c, resume = 0, allow_existing = 0;
   const char *ckpt_dir = NULL, *ckpt_interval = NULL, *buffer_timeout = NULL;
   const char *state_backend = NULL, *state_dir = NULL;
   const char *script = NULL, *rest_bind = NULL, *from_savepoint = NULL;
-  int rest_port = 0, allow_non_restored = 0;
+  int rest_port = 0, allow_non_restored = 0, log_json = 0;
+  td_log_level_t log_level = TD_LOG_INFO;
   optind = 1;
   opterr = 0;
   /* options may come before or after JOB.lua; "--" ends them */
@@ -444,6 +460,18 @@ static int cmd_run(int argc, char **argv) {
     case 'n':
       allow_non_restored = 1;
       break;
+    case 'M':
+      td_metrics_set_enabled(0);
+      break;
+    case 'L':
+      if (td_log_level_parse(optarg, &log_level))
+        return usage_error("--log-level needs error, warn, info or debug, not '%s'", optarg);
+      break;
+    case 'F':
+      if (strcmp(optarg, "text") != 0 && strcmp(optarg, "json") != 0)
+        return usage_error("--log-format needs text or json, not '%s'", optarg);
+      log_json = strcmp(optarg, "json") == 0;
+      break;
     case 'h':
       fputs(USAGE, stdout);
       return 0;
@@ -470,6 +498,8 @@ static int cmd_run(int argc, char **argv) {
   /* the control endpoint and the run file that lets tide list find it */
   static char run_id[17];
   new_run_id(run_id);
+  td_log_configure(log_level, log_json);
+  td_log_set_job(run_id);
   td_control_t *control = NULL;
   char cerr[512];
   if (td_control_new(&control, rest_bind, rest_port, run_id, cerr, sizeof cerr) != 0) {
@@ -486,8 +516,13 @@ static int cmd_run(int argc, char **argv) {
   snprintf(entry.script, sizeof entry.script, "%s", script);
   entry.started_ms = (int64_t)time(NULL) * 1000;
   int registered = td_rundir_add(&entry, cerr, sizeof cerr) == 0;
-  if (!registered) fprintf(stderr, "tide: warning: %s (tide list will not show the job)\n", cerr);
-  fprintf(stderr, "tide: job %s, control at http://%s\n", run_id, td_control_address(control));
+  char line[1024];
+  if (!registered) {
+    snprintf(line, sizeof line, "%s (tide list will not show the job)", cerr);
+    td_log(TD_LOG_WARN, "run", NULL, line);
+  }
+  snprintf(line, sizeof line, "job %s, control at http://%s", run_id, td_control_address(control));
+  td_log(TD_LOG_INFO, "run", NULL, line);
 
   install_signal_handlers();
   td_host_set_run_id(run_id);
@@ -503,7 +538,7 @@ static int cmd_run(int argc, char **argv) {
   while (rc == TD_RUN_RELOAD) {
     rc = run_reload(&cur, &entry, registered, err, sizeof err);
   }
-  if (rc != TD_RUN_OK) fprintf(stderr, "tide: %s\n", err);
+  if (rc != TD_RUN_OK) td_log(TD_LOG_ERROR, "run", NULL, err);
   logic_free(&cur);
   if (registered) td_rundir_remove(run_id);
   td_control_free(control);

@@ -6,6 +6,12 @@
 
 #define SECOND_NS 1000000000LL
 
+static int enabled = 1;
+
+void td_metrics_set_enabled(int on) { enabled = on != 0; }
+
+int td_metrics_enabled(void) { return enabled; }
+
 int64_t td_metrics_now_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);

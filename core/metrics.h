@@ -45,6 +45,17 @@ typedef struct td_time_window {
   td_time_totals_t older, newer; /* newer.at_ns == 0: none yet */
 } td_time_window_t;
 
+/*
+ * td_metrics_set_enabled - switch the time and byte accounting of every
+ * subtask on (the default) or off (`tide run --no-metrics`). Call before a
+ * job starts; the record counters and watermarks stay on either way (they
+ * predate this switch and the control endpoint's views rely on them).
+ */
+void td_metrics_set_enabled(int on);
+
+/* td_metrics_enabled - whether time and byte accounting is on. */
+int td_metrics_enabled(void);
+
 /* td_metrics_now_ns - CLOCK_MONOTONIC now, in nanoseconds. */
 int64_t td_metrics_now_ns(void);
 

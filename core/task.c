@@ -375,7 +375,7 @@ static int await_outputs(td_task_t *t, int watch_priority, int64_t injected, int
         last = 1;
       }
     }
-    if (!waiting && !td_subtask_outputs_available(t->st)) {
+    if (!waiting && td_metrics_enabled() && !td_subtask_outputs_available(t->st)) {
       /* waiting for output credit: backpressured time (metrics.h) */
       waiting = 1;
       td_time_wait_begin(&t->st->time, TD_WAIT_BACKPRESSURE, td_metrics_now_ns());
@@ -457,10 +457,12 @@ static int input_next(td_task_t *t, int timeout, int *events, td_align_event_t *
   int r = td_input_next(t->input, 0, align_timeout, events, ev);
   if (r == TD_INPUT_TIMEOUT) {
     td_task_flush(t);
-    if (timeout != 0) { /* waiting for input: idle time (metrics.h) */
+    if (timeout != 0 && td_metrics_enabled()) { /* waiting for input: idle time (metrics.h) */
       td_time_wait_begin(&t->st->time, TD_WAIT_IDLE, td_metrics_now_ns());
       r = td_input_next(t->input, timeout, align_timeout, events, ev);
       td_time_wait_end(&t->st->time, td_metrics_now_ns());
+    } else if (timeout != 0) {
+      r = td_input_next(t->input, timeout, align_timeout, events, ev);
     }
   } else {
     flush_due(t);
@@ -619,7 +621,8 @@ int td_task_poll(td_task_t *t, int timeout, td_batch_t *b) {
   td_input_returned(in, n);
   /* the control endpoint's counters: once per batch */
   if (n) atomic_fetch_add_explicit(&t->st->records_in, n, memory_order_relaxed);
-  atomic_fetch_add_explicit(&t->st->bytes_in, (int64_t)(off - off0), memory_order_relaxed);
+  if (td_metrics_enabled())
+    atomic_fetch_add_explicit(&t->st->bytes_in, (int64_t)(off - off0), memory_order_relaxed);
   if (b->event == TD_TASK_EV_WATERMARK)
     atomic_store_explicit(&t->st->watermark, b->value, memory_order_relaxed);
   b->n = n;

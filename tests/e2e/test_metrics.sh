@@ -49,21 +49,22 @@ cancel() {
   wait "$PID"
 }
 
-# run_metrics_job K: start the metrics job with K keys and wait (at most
-# 60 s) until its last task took every line of the input
+# run_metrics_job NAME K [OPTION]: start the metrics job with K keys (and
+# tide run OPTION) and wait, at most 60 s, until its last task took every
+# line of the input; the last scrape in $TMP/NAME
 run_metrics_job() {
-  start_tide "job$1" run tests/e2e/metrics_job.lua -- "$INPUT" "$1" "$TMP/out$1"
+  start_tide "$1" run tests/e2e/metrics_job.lua ${3:-} -- "$INPUT" "$2" "$TMP/out$1"
   _i=0
   while [ "$_i" -lt 120 ]; do
-    scrape "$TMP/wait$1" >/dev/null 2>&1
-    [ "$(value "$TMP/wait$1" tide_subtask_records_in_total 2 2>/dev/null)" = "$LINES" ] && break
+    scrape "$TMP/$1" >/dev/null 2>&1
+    [ "$(value "$TMP/$1" tide_subtask_records_in_total 2 2>/dev/null)" = "$LINES" ] && break
     sleep 0.5
     _i=$((_i + 1))
   done
 }
 
 # ---- a job that read a file and waits --------------------------------------------
-run_metrics_job 10
+run_metrics_job k10 10
 sleep 1.2
 T=$(scrape "$TMP/m10")
 check "the exposition parses as Prometheus text 0.0.4" test -s "$TMP/m10" -a ! -s "$TMP/m10.err"
@@ -105,11 +106,19 @@ PY
 grep -v '^tide_job_uptime' "$TMP/m10" | sed 's/job=[0-9a-f]*,\{0,1\}//; s/} .*/}/' | sort >"$TMP/series10"
 cancel
 
-run_metrics_job 100
+run_metrics_job k100 100
 scrape "$TMP/m100" >/dev/null
 grep -v '^tide_job_uptime' "$TMP/m100" | sed 's/job=[0-9a-f]*,\{0,1\}//; s/} .*/}/' | sort >"$TMP/series100"
 check_str "10x the keys: as many series" "$(wc -l <"$TMP/series10")" "$(wc -l <"$TMP/series100")"
 check_eq "  and the same ones" "$TMP/series10" "$TMP/series100"
+cancel
+
+# ---- --no-metrics: no time or byte accounting, the record counts stay -------------
+run_metrics_job off 10 --no-metrics
+check_str "--no-metrics: records into the keyed task = the file's lines" "$LINES" \
+  "$(value "$TMP/off" tide_subtask_records_in_total 2)"
+check_not_contains "  no busy/idle/backpressured time" "$TMP/off" "_time_ms_per_second"
+check_not_contains "  no byte counts" "$TMP/off" "bytes_"
 cancel
 
 # ---- a slow map behind two fast tasks, with checkpoints ---------------------------
