@@ -1837,18 +1837,23 @@ static int l_check_numbers(lua_State *L) {
   return 0;
 }
 
-/* core.sleep_ms(ms): sleep this thread for ms milliseconds (>= 0). */
+/* core.sleep_ms(ms[, idle]): sleep this thread for ms milliseconds (>= 0);
+ * idle true: in a task, the sleep counts as idle time (metrics.h). */
 static int l_sleep_ms(lua_State *L) {
   lua_Integer ms = luaL_checkinteger(L, 1);
+  /* idle: a source waiting until its rate limit allows the next batch
+   * (metrics.h: idle time, as a Flink source waiting for data) */
+  td_subtask_t *st = lua_toboolean(L, 2) ? lua_touserdata(L, lua_upvalueindex(1)) : NULL;
+  if (st && td_metrics_enabled()) td_time_wait_begin(&st->time, TD_WAIT_IDLE, td_metrics_now_ns());
   if (ms > 0) {
     struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
     }
   }
+  if (st && td_metrics_enabled()) td_time_wait_end(&st->time, td_metrics_now_ns());
   return 0;
 }
 
-/* core.now_ms() -> wall-clock time, int64 ms since the epoch */
 /* core.log(level, component, subtask, message): one log line (log.h):
  * level "error" | "warn" | "info" | "debug", component a word, subtask a
  * string such as "1/2 of task 3" or nil, message one line. Raises on an
@@ -1866,6 +1871,7 @@ static int l_log(lua_State *L) {
   return 0;
 }
 
+/* core.now_ms() -> wall-clock time, int64 ms since the epoch */
 static int l_now_ms(lua_State *L) {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);

@@ -563,7 +563,7 @@ function M.run(env, plan, ctx)
             -- buffer timeout
             if now() < due then core.flush() end
             while now() < due and not stop_mode do
-              sleep(math.min(100, math.ceil(due - now())))
+              sleep(math.min(100, math.ceil(due - now())), true) -- idle (metrics)
               local id = tick()
               while id and not stop_mode do
                 checkpoint(id)

@@ -81,6 +81,9 @@ check "bytes in of the keyed task = bytes out of the tasks before it" test \
 IDLE=$(value "$TMP/m10" tide_subtask_idle_time_ms_per_second 2)
 check "the keyed task, waiting for input, is idle (> 800 ms/s: $IDLE)" \
   "$PYTHON" -c "import sys; sys.exit(not float(sys.argv[1]) > 800)" "$IDLE"
+IDLE1=$(value "$TMP/m10" tide_subtask_idle_time_ms_per_second 1)
+check "the rate-limited tick source, pausing between batches, is idle (> 800 ms/s: $IDLE1)" \
+  "$PYTHON" -c "import sys; sys.exit(not float(sys.argv[1]) > 800)" "$IDLE1"
 check "busy + idle + backpressured = 1000 ms/s for every subtask" "$PYTHON" - "$TMP/m10" <<'PY'
 import re, sys
 sums = {}
