@@ -59,7 +59,7 @@ static int g_default_parallelism = 1;
 static int g_default_max_parallelism = 0;
 static pthread_mutex_t g_stdout_mu = PTHREAD_MUTEX_INITIALIZER;
 static const char *g_checkpoint_dir, *g_checkpoint_interval;
-static int g_resume, g_allow_existing_output;
+static int g_resume, g_allow_existing_output, g_summary;
 static const char *g_buffer_timeout;
 static const char *g_state_backend, *g_state_dir;
 static const char *g_run_id, *g_from_savepoint;
@@ -94,6 +94,8 @@ void td_host_set_checkpoint_defaults(const char *dir, const char *interval, int 
   g_checkpoint_interval = interval;
   g_resume = resume;
 }
+
+void td_host_set_summary(int on) { g_summary = on; }
 
 void td_host_set_output_defaults(int allow_existing_output, const char *buffer_timeout) {
   g_allow_existing_output = allow_existing_output;
@@ -480,8 +482,11 @@ static int l_script_hash(lua_State *L) {
   return 1;
 }
 
-/* core.execute(plan) -> true, nil, notes | nil, message, notes: notes are
- * the lines subtasks added with core.note (for the exit summary). */
+/* core.execute(plan) -> true, nil, notes, stopped_at, for_reload, counts |
+ * nil, message, notes, ...: notes are the lines subtasks added with
+ * core.note (for the exit summary); counts[t] = {read =, records_in =,
+ * records_out =} sums task t's subtask counters at the end, and
+ * counts.checkpoints the checkpoints completed (the exit summary). */
 static int l_execute(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   td_job_spec_t spec;
@@ -635,11 +640,25 @@ static int l_execute(lua_State *L) {
   const char *stopped_at = NULL;
   int for_reload = 0;
   td_job_t *job;
+  /* per task: records read by its sources, records in, records out (the
+   * exit summary); then the checkpoints completed */
+  int64_t *counts = calloc((size_t)spec.n_tasks * 3 + 1, sizeof *counts);
+  if (!counts) return luaL_error(L, "out of memory");
   int rc = td_job_start(&job, &spec, subtask_body, err, sizeof err);
   if (rc == 0) {
     rc = td_job_wait(job, err, sizeof err);
     stopped_at = td_job_stopped_at(job, stopped, sizeof stopped);
     for_reload = td_job_stopped_for_reload(job);
+    int n;
+    td_subtask_t *sts = td_job_subtasks(job, &n);
+    for (int i = 0; i < n; i++) {
+      counts[3 * sts[i].task] += atomic_load(&sts[i].records_read);
+      counts[3 * sts[i].task + 1] += atomic_load(&sts[i].records_in);
+      counts[3 * sts[i].task + 2] += atomic_load(&sts[i].records_out);
+    }
+    td_coord_stats_t cs;
+    td_coord_stats(td_job_coordinator(job), &cs);
+    counts[3 * spec.n_tasks] = cs.completed;
     td_job_free(job);
   }
   pthread_mutex_lock(&g_stdout_mu);
@@ -663,7 +682,20 @@ static int l_execute(lua_State *L) {
   if (stopped_at) lua_pushstring(L, stopped_at);
   else lua_pushnil(L);
   lua_pushboolean(L, for_reload);
-  return 5;
+  lua_createtable(L, spec.n_tasks, 1);
+  static const char *const fields[] = {"read", "records_in", "records_out"};
+  for (int t = 0; t < spec.n_tasks; t++) {
+    lua_createtable(L, 0, 3);
+    for (int f = 0; f < 3; f++) {
+      lua_pushinteger(L, (lua_Integer)counts[3 * t + f]);
+      lua_setfield(L, -2, fields[f]);
+    }
+    lua_rawseti(L, -2, t + 1);
+  }
+  lua_pushinteger(L, (lua_Integer)counts[3 * spec.n_tasks]);
+  lua_setfield(L, -2, "checkpoints");
+  free(counts);
+  return 6;
 }
 
 /* core.reload_swap(cut): the job stopped at cut for a live reload
@@ -849,6 +881,8 @@ static int l_defaults(lua_State *L) {
   }
   lua_pushboolean(L, g_resume);
   lua_setfield(L, -2, "resume");
+  lua_pushboolean(L, g_summary);
+  lua_setfield(L, -2, "summary");
   lua_pushboolean(L, g_allow_existing_output);
   lua_setfield(L, -2, "allow_existing_output");
   if (g_run_id) {

@@ -61,6 +61,7 @@ static const char USAGE[] =
     "                        [--buffer-timeout T] [--state-backend heap|rocksdb]\n"
     "                        [--state-dir D] [--rest-port N] [--rest-bind ADDR]\n"
     "                        [--no-metrics] [--log-level L] [--log-format F]\n"
+    "                        [--summary] [--quiet]\n"
     "                        [-- ARGS...]\n"
     "       tide list\n"
     "       tide savepoint JOB [DIR]\n"
@@ -106,6 +107,10 @@ static const char USAGE[] =
     "      --log-format F     text (default: tide: MESSAGE) or json (one\n"
     "                         object a line: ts, level, component, job,\n"
     "                         subtask, message)\n"
+    "      --summary          at the end, records per task, checkpoints,\n"
+    "                         restarts and runtime (default when stderr is a\n"
+    "                         terminal)\n"
+    "      --quiet            no summary unless an event calls for one\n"
     "  -- ARGS...             passed to the script as arg[1..] and ...\n"
     "  list                   the running jobs of this user on this machine\n"
     "  savepoint JOB [DIR]    take a savepoint of job JOB into\n"
@@ -378,13 +383,15 @@ static int cmd_run(int argc, char **argv) {
       {"no-metrics", no_argument, NULL, 'M'},
       {"log-level", required_argument, NULL, 'L'},
       {"log-format", required_argument, NULL, 'F'},
+      {"summary", no_argument, NULL, 'U'},
+      {"quiet", no_argument, NULL, 'Q'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   int parallelism = 1, max_parallelism = 0, c, resume = 0, allow_existing = 0;
   const char *ckpt_dir = NULL, *ckpt_interval = NULL, *buffer_timeout = NULL;
   const char *state_backend = NULL, *state_dir = NULL;
   const char *script = NULL, *rest_bind = NULL, *from_savepoint = NULL;
-  int rest_port = 0, allow_non_restored = 0, log_json = 0;
+  int rest_port = 0, allow_non_restored = 0, log_json = 0, summary = 0, quiet = 0;
   td_log_level_t log_level = TD_LOG_INFO;
   optind = 1;
   opterr = 0;
@@ -463,6 +470,12 @@ static int cmd_run(int argc, char **argv) {
     case 'M':
       td_metrics_set_enabled(0);
       break;
+    case 'U':
+      summary = 1;
+      break;
+    case 'Q':
+      quiet = 1;
+      break;
     case 'L':
       if (td_log_level_parse(optarg, &log_level))
         return usage_error("--log-level needs error, warn, info or debug, not '%s'", optarg);
@@ -530,6 +543,7 @@ static int cmd_run(int argc, char **argv) {
   td_host_set_defaults(parallelism, max_parallelism);
   td_host_set_checkpoint_defaults(ckpt_dir, ckpt_interval, resume);
   td_host_set_output_defaults(allow_existing, buffer_timeout);
+  td_host_set_summary(summary || (!quiet && isatty(2)));
   td_host_set_state_defaults(state_backend, state_dir);
   td_reload_set_check(td_host_check_script);
   static char err[16384];

@@ -939,11 +939,22 @@ function Env:execute(name)
   local restart = ckpt.restart_strategy(self.restart_cfg, cc ~= nil)
   local t0 = core.now_ms()
   local notes, restarts = {}, 0
+  local counts -- the last attempt's records per task (core.execute)
   local function summary(how)
-    if #notes == 0 and restarts == 0 then return end
+    if #notes == 0 and restarts == 0 and not defaults.summary then return end
     core.log("info", "run", nil, string.format("summary of job '%s': %s after %d ms, %d restart%s", name, how,
       core.now_ms() - t0, restarts, restarts == 1 and "" or "s"))
     for _, line in ipairs(notes) do core.log("info", "run", nil, "  " .. line) end
+    if not (defaults.summary and counts) then return end
+    for t, c in ipairs(counts) do
+      local names = {}
+      for _, id in ipairs(plan.tasks[t] and plan.tasks[t].nodes or {}) do
+        names[#names + 1] = self.nodes[id].name or self.nodes[id].kind
+      end
+      core.log("info", "run", nil, string.format("  task %d (%s): %d records read, %d in, %d out", t,
+        table.concat(names, " -> "), c.read, c.records_in, c.records_out))
+    end
+    core.log("info", "run", nil, string.format("  checkpoints completed: %d", counts.checkpoints))
   end
   local run_first -- the first checkpoint id of this run
   while true do
@@ -967,7 +978,8 @@ function Env:execute(name)
         job_info = ckpt.job_info(self, plan, name), expected = ckpt.expected_files(self, plan) }
     end
     plan.restore_dir = restore and restore.dir or nil
-    local ok, err, run_notes, stopped_at, for_reload = core.execute(plan)
+    local ok, err, run_notes, stopped_at, for_reload, run_counts = core.execute(plan)
+    counts = run_counts
     table.move(run_notes, 1, #run_notes, #notes + 1, notes)
     if ok and for_reload then
       -- tide reload: the job stopped at its cut; this VM ends here and the

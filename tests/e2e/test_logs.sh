@@ -54,6 +54,41 @@ for l in open(sys.argv[1]):
     out.append(o['level'] + ':' + m)
 print('|'.join(out))" "$TMP/json.err")"
 
+# the exit summary: with --summary, or when stderr is a terminal (a pty
+# here) unless --quiet; the counts by hand: 3 data rows, 1 skipped
+run_tide "$TMP/sum" run "$TMP/job.lua" --summary -- "$TMP/in.csv" "$TMP/o7"
+check_match "--summary: the summary line" "$TMP/sum.err" "^tide: summary of job 'logs': finished after [0-9]+ ms, 0 restarts$"
+check_contains "  records per task: 2 rows read" "$TMP/sum.err" \
+  "tide:   task 1 (read_csv -> map -> write_text): 2 records read, 0 in, 0 out"
+check_contains "  checkpoints" "$TMP/sum.err" "tide:   checkpoints completed: 0"
+# on_tty OUT ARGS...: run tide with stderr on a pseudo-terminal, its
+# output in OUT
+on_tty() {
+  "$PYTHON" - "$@" <<'PY'
+import os, pty, subprocess, sys
+out = sys.argv[1]
+master, slave = pty.openpty()
+p = subprocess.Popen(sys.argv[2:], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=slave)
+os.close(slave)
+data = b""
+while True:
+    try:
+        chunk = os.read(master, 65536)
+    except OSError:
+        break
+    if not chunk:
+        break
+    data += chunk
+p.wait()
+open(out, "wb").write(data.replace(b"\r\n", b"\n"))
+PY
+}
+on_tty "$TMP/tty.err" "$TIDE" run "$TMP/job.lua" -- "$TMP/in.csv" "$TMP/o8"
+check_contains "stderr a terminal: the summary" "$TMP/tty.err" "tide:   task 1 (read_csv -> map -> write_text): 2 records read"
+on_tty "$TMP/quiet.err" "$TIDE" run "$TMP/job.lua" --quiet -- "$TMP/in.csv" "$TMP/o9"
+check_not_contains "  --quiet: none" "$TMP/quiet.err" "summary of job"
+check_contains "  (but the warning)" "$TMP/quiet.err" "tide: warning: $WARN"
+
 run_tide "$TMP/bad" run "$TMP/job.lua" --log-level loud -- "$TMP/in.csv" "$TMP/o5"
 check_rc "--log-level loud: exit 2" 2
 check_contains "  says which levels" "$TMP/bad.err" "--log-level needs error, warn, info or debug, not 'loud'"
