@@ -13,6 +13,7 @@ static td_log_level_t max_level = TD_LOG_INFO;
 static int as_json;
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static char *job; /* mu */
+static char status[256]; /* mu: the status line shown on the terminal */
 
 static const char *const names[] = {"error", "warn", "info", "debug"};
 
@@ -46,7 +47,10 @@ void td_log(td_log_level_t level, const char *component, const char *subtask,
   if (!td_log_enabled(level)) return;
   if (!as_json) {
     const char *warn = level == TD_LOG_WARN && strncmp(message, "warning: ", 9) != 0 ? "warning: " : "";
-    fprintf(stderr, "tide: %s%s\n", warn, message);
+    pthread_mutex_lock(&mu);
+    /* over the status line, which comes back below the event */
+    fprintf(stderr, "%stide: %s%s\n%s", status[0] ? "\r\033[K" : "", warn, message, status);
+    pthread_mutex_unlock(&mu);
     return;
   }
   if (level == TD_LOG_WARN && strncmp(message, "warning: ", 9) == 0) message += 9;
@@ -68,4 +72,17 @@ void td_log(td_log_level_t level, const char *component, const char *subtask,
   } else {
     fprintf(stderr, "tide: %s\n", message); /* out of memory: the text */
   }
+}
+
+void td_log_status(const char *text) {
+  pthread_mutex_lock(&mu);
+  if (text && *text) {
+    snprintf(status, sizeof status, "%s", text);
+    fprintf(stderr, "\r\033[K%s", status);
+  } else if (status[0]) {
+    status[0] = 0;
+    fputs("\r\033[K", stderr);
+  }
+  fflush(stderr);
+  pthread_mutex_unlock(&mu);
 }

@@ -48,4 +48,12 @@ int td_log_enabled(td_log_level_t level);
 void td_log(td_log_level_t level, const char *component, const char *subtask,
             const char *message);
 
+/*
+ * td_log_status - show text (one line, no newline) as the terminal's
+ * status line, replacing the last one; NULL or "": remove it. Text log
+ * lines are written above it and it is drawn again below them. Only for a
+ * terminal on stderr (the caller checks isatty).
+ */
+void td_log_status(const char *text);
+
 #endif

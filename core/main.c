@@ -29,6 +29,7 @@
 #include <fcntl.h>
 #include <time.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -110,7 +111,8 @@ static const char USAGE[] =
     "      --summary          at the end, records per task, checkpoints,\n"
     "                         restarts and runtime (default when stderr is a\n"
     "                         terminal)\n"
-    "      --quiet            no summary unless an event calls for one\n"
+    "      --quiet            no progress line on a terminal, no summary\n"
+    "                         unless an event calls for one\n"
     "  -- ARGS...             passed to the script as arg[1..] and ...\n"
     "  list                   the running jobs of this user on this machine\n"
     "  savepoint JOB [DIR]    take a savepoint of job JOB into\n"
@@ -365,6 +367,46 @@ static int run_reload(logic_t *cur, td_rundir_entry_t *entry, int registered, ch
   return rc;
 }
 
+/* ---- the progress line of tide run on a terminal ---- */
+
+static atomic_int progress_stop;
+
+/* Every 500 ms: the records the job's sources read, their rate over the
+ * last interval and the time since the job started, as the terminal's
+ * status line (td_log_status), until progress_stop. */
+static void *progress_main(void *arg) {
+  (void)arg;
+  int64_t last_n = -1, last_ms = 0;
+  double rate = 0;
+  while (!atomic_load(&progress_stop)) {
+    struct timespec ts = {0, 500000000L};
+    nanosleep(&ts, NULL);
+    td_job_t *job = td_job_current();
+    if (!job) {
+      last_n = -1;
+      continue;
+    }
+    int n;
+    td_subtask_t *st = td_job_subtasks(job, &n);
+    int64_t read = 0;
+    for (int i = 0; i < n; i++) read += atomic_load(&st[i].records_read);
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    int64_t now_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+    int64_t started = td_job_start_time(job);
+    td_job_release(job);
+    if (last_n >= 0 && now_ms > last_ms) rate = 1000.0 * (double)(read - last_n) / (double)(now_ms - last_ms);
+    last_n = read;
+    last_ms = now_ms;
+    char line[160];
+    snprintf(line, sizeof line, "tide: %" PRId64 " records read, %.0f records/s, %" PRId64 " s", read,
+             rate, (now_ms - started) / 1000);
+    if (!atomic_load(&progress_stop)) td_log_status(line);
+  }
+  td_log_status(NULL);
+  return NULL;
+}
+
 static int cmd_run(int argc, char **argv) {
   static const struct option opts[] = {
       {"parallelism", required_argument, NULL, 'p'},
@@ -538,6 +580,9 @@ static int cmd_run(int argc, char **argv) {
   td_log(TD_LOG_INFO, "run", NULL, line);
 
   install_signal_handlers();
+  pthread_t progress;
+  int progress_on = !quiet && !log_json && isatty(2) &&
+                    pthread_create(&progress, NULL, progress_main, NULL) == 0;
   td_host_set_run_id(run_id);
   td_host_set_restore_defaults(from_savepoint, allow_non_restored);
   td_host_set_defaults(parallelism, max_parallelism);
@@ -551,6 +596,10 @@ static int cmd_run(int argc, char **argv) {
   int rc = run_planning(&cur, err, sizeof err);
   while (rc == TD_RUN_RELOAD) {
     rc = run_reload(&cur, &entry, registered, err, sizeof err);
+  }
+  if (progress_on) {
+    atomic_store(&progress_stop, 1);
+    pthread_join(progress, NULL);
   }
   if (rc != TD_RUN_OK) td_log(TD_LOG_ERROR, "run", NULL, err);
   logic_free(&cur);

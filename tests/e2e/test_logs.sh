@@ -89,6 +89,25 @@ on_tty "$TMP/quiet.err" "$TIDE" run "$TMP/job.lua" --quiet -- "$TMP/in.csv" "$TM
 check_not_contains "  --quiet: none" "$TMP/quiet.err" "summary of job"
 check_contains "  (but the warning)" "$TMP/quiet.err" "tide: warning: $WARN"
 
+# the progress line on a terminal: a job reading 300 records at 200/s
+# (1.5 s) shows the records read as its status line, then clears it
+cat >"$TMP/slow.lua" <<'LUA'
+local tide = require "tide"
+local env = tide.env{}
+env:generate(function(i) return i end, 300, { rate_limit = 200 }):uid("n")
+  :map(function(x) return x end):uid("m"):discard()
+env:execute("slow")
+LUA
+on_tty "$TMP/slow.err" "$TIDE" run "$TMP/slow.lua"
+check_match "stderr a terminal: a progress line (records read, records/s, time)" "$TMP/slow.err" \
+  "tide: [0-9]+ records read, [0-9]+ records/s, [0-9]+ s"
+check "  ending cleared (the last bytes erase the line)" "$PYTHON" -c "
+import sys; sys.exit(not open(sys.argv[1], 'rb').read().endswith(b'\\r\\x1b[K'))" "$TMP/slow.err"
+on_tty "$TMP/slowq.err" "$TIDE" run "$TMP/slow.lua" --quiet
+check_not_contains "  --quiet: no progress line" "$TMP/slowq.err" "records/s"
+run_tide "$TMP/slown" run "$TMP/slow.lua"
+check_not_contains "  stderr not a terminal: none" "$TMP/slown.err" "records/s"
+
 run_tide "$TMP/bad" run "$TMP/job.lua" --log-level loud -- "$TMP/in.csv" "$TMP/o5"
 check_rc "--log-level loud: exit 2" 2
 check_contains "  says which levels" "$TMP/bad.err" "--log-level needs error, warn, info or debug, not 'loud'"
