@@ -51,6 +51,11 @@ struct td_control {
   pthread_mutex_t mu;
   op_t ops[MAX_OPS];
   int64_t next_request;
+  /* the readings behind the per-second times of /metrics, per subtask of
+   * the job started at windows_job (c->mu) */
+  td_time_window_t *windows;
+  int n_windows;
+  int64_t windows_job;
 };
 
 /* The body of a request, gathered across calls. */
@@ -200,33 +205,6 @@ static json_t *watermark_value(int64_t wm) {
   char v[32];
   snprintf(v, sizeof v, "%" PRId64, wm);
   return json_string(v);
-}
-
-static json_t *vertex(td_job_t *job, int t, int watermarks_only) {
-  const td_job_spec_t *s = td_job_spec_of(job);
-  int n;
-  td_subtask_t *st = td_job_subtasks(job, &n) + td_job_first_subtask(job, t);
-  json_t *subs = json_array();
-  for (int i = 0; i < s->parallelism[t]; i++) {
-    int64_t wm = atomic_load(&st[i].watermark);
-    if (watermarks_only) {
-      char id[48];
-      snprintf(id, sizeof id, "%d.currentInputWatermark", i);
-      json_array_append_new(subs, json_pack("{s:s, s:o}", "id", id, "value", watermark_value(wm)));
-      continue;
-    }
-    json_array_append_new(
-        subs, json_pack("{s:i, s:{s:I, s:I, s:o}}", "subtask", i, "metrics", "read-records",
-                        (json_int_t)atomic_load(&st[i].records_in), "write-records",
-                        (json_int_t)atomic_load(&st[i].records_out), "current-input-watermark",
-                        watermark_value(wm)));
-  }
-  if (watermarks_only) return subs;
-  char name[2048], id[16];
-  task_name(s, t, name, sizeof name);
-  snprintf(id, sizeof id, "%d", t);
-  return json_pack("{s:s, s:s, s:i, s:o}", "id", id, "name", name, "parallelism",
-                   s->parallelism[t], "subtasks", subs);
 }
 
 static json_t *record_json(const td_coord_record_t *r) {
@@ -397,6 +375,257 @@ static const char *target_dir(json_t *body, td_job_t *job) {
   return dir;
 }
 
+/* ---- Prometheus exposition (GET /metrics) ----------------------------------------- */
+
+/* A text in memory, grown as needed (the exposition). */
+typedef struct text {
+  char *data;
+  size_t len, cap;
+  int oom;
+} text_t;
+
+static void put(text_t *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void put(text_t *t, const char *fmt, ...) {
+  for (;;) {
+    va_list ap;
+    va_start(ap, fmt);
+    size_t room = t->cap - t->len;
+    int n = t->oom ? 0 : vsnprintf(t->data ? t->data + t->len : NULL, room, fmt, ap);
+    va_end(ap);
+    if (t->oom || n < 0) return;
+    if ((size_t)n < room) {
+      t->len += (size_t)n;
+      return;
+    }
+    size_t cap = t->cap ? t->cap * 2 : 8192;
+    while (cap - t->len <= (size_t)n) cap *= 2;
+    char *d = realloc(t->data, cap);
+    if (!d) {
+      t->oom = 1;
+      return;
+    }
+    t->data = d;
+    t->cap = cap;
+  }
+}
+
+/* A label value escaped as the text format wants (\\, \", \n). */
+static void label_value(char *out, size_t len, const char *v) {
+  size_t n = 0;
+  for (; *v && n + 3 < len; v++) {
+    if (*v == '\\' || *v == '"') out[n++] = '\\';
+    if (*v == '\n') {
+      out[n++] = '\\';
+      out[n++] = 'n';
+      continue;
+    }
+    out[n++] = *v;
+  }
+  out[n] = 0;
+}
+
+/* The subtask metrics: name (after tide_subtask_), type, help. */
+enum {
+  M_RECORDS_IN, M_RECORDS_OUT, M_RECORDS_READ, M_BYTES_IN, M_BYTES_OUT, M_BUSY, M_IDLE, M_BP,
+  M_WM_IN, M_WM_OUT, M_COUNT
+};
+static const char *const subtask_metric[M_COUNT][3] = {
+    {"records_in_total", "counter", "Records the subtask took from its input gate (Flink's numRecordsIn)."},
+    {"records_out_total", "counter", "Records the subtask sent on its exchanges (Flink's numRecordsOut)."},
+    {"source_records_read_total", "counter", "Records a source subtask's source read."},
+    {"bytes_in_total", "counter", "Bytes of records and events taken from the input gate (Flink's numBytesIn)."},
+    {"bytes_out_total", "counter", "Bytes of the exchange buffers the subtask sent (Flink's numBytesOut)."},
+    {"busy_time_ms_per_second", "gauge", "Ms per second the subtask neither waited for input nor for output credit (Flink's busyTimeMsPerSecond)."},
+    {"idle_time_ms_per_second", "gauge", "Ms per second the subtask waited for input (Flink's idleTimeMsPerSecond)."},
+    {"backpressured_time_ms_per_second", "gauge", "Ms per second the subtask waited for output credit (Flink's backPressuredTimeMsPerSecond)."},
+    {"current_input_watermark_ms", "gauge", "The subtask's input watermark, ms since the epoch (a source: the last it emitted); absent before the first."},
+    {"current_output_watermark_ms", "gauge", "The last watermark the subtask emitted, ms since the epoch; absent before the first."},
+};
+
+/* One subtask's figures, in subtask_metric's order; has[m]: present. */
+static void subtask_values(td_control_t *c, td_subtask_t *st, int64_t now_ns, double *v,
+                           int *has) {
+  const td_job_spec_t *s = td_job_spec_of(st->job);
+  int64_t bytes_out = 0;
+  for (int e = 0; e < s->n_edges; e++)
+    if (st->outputs[e].n) bytes_out += atomic_load_explicit(&st->outputs[e].bytes, memory_order_relaxed);
+  v[M_RECORDS_IN] = (double)atomic_load(&st->records_in);
+  v[M_RECORDS_OUT] = (double)atomic_load(&st->records_out);
+  v[M_RECORDS_READ] = (double)atomic_load(&st->records_read);
+  v[M_BYTES_IN] = (double)atomic_load(&st->bytes_in);
+  v[M_BYTES_OUT] = (double)bytes_out;
+  td_time_rates(&st->time, &c->windows[st->global], now_ns, &v[M_BUSY], &v[M_IDLE], &v[M_BP]);
+  int64_t wi = atomic_load(&st->watermark), wo = atomic_load(&st->watermark_out);
+  v[M_WM_IN] = (double)wi;
+  v[M_WM_OUT] = (double)wo;
+  for (int m = 0; m < M_COUNT; m++) has[m] = 1;
+  if (!td_metrics_enabled()) /* --no-metrics: no time or byte accounting */
+    has[M_BYTES_IN] = has[M_BYTES_OUT] = has[M_BUSY] = has[M_IDLE] = has[M_BP] = 0;
+  has[M_WM_IN] = wi != INT64_MIN;
+  has[M_WM_OUT] = wo != INT64_MIN;
+}
+
+/* The time windows for job's subtasks (c->mu held): kept while the same
+ * job runs, fresh for a new one. 0 or TD_ENOMEM. */
+static int windows_for(td_control_t *c, td_job_t *job, int n) {
+  int64_t started = td_job_start_time(job);
+  if (c->windows && c->n_windows == n && c->windows_job == started) return 0;
+  free(c->windows);
+  c->windows = calloc(n ? (size_t)n : 1, sizeof *c->windows);
+  c->n_windows = c->windows ? n : 0;
+  c->windows_job = started;
+  return c->windows ? 0 : TD_ENOMEM;
+}
+
+/* GET /jobs/ID/vertices/V (watermarks_only: .../watermarks): per subtask
+ * the figures of /metrics (c->mu held). */
+static json_t *vertex(td_control_t *c, td_job_t *job, int t, int watermarks_only) {
+  const td_job_spec_t *s = td_job_spec_of(job);
+  int n;
+  td_subtask_t *st = td_job_subtasks(job, &n) + td_job_first_subtask(job, t);
+  if (windows_for(c, job, n)) return NULL;
+  int64_t now_ns = td_metrics_now_ns();
+  json_t *subs = json_array();
+  for (int i = 0; i < s->parallelism[t]; i++) {
+    int64_t wm = atomic_load(&st[i].watermark);
+    if (watermarks_only) {
+      char id[48];
+      snprintf(id, sizeof id, "%d.currentInputWatermark", i);
+      json_array_append_new(subs, json_pack("{s:s, s:o}", "id", id, "value", watermark_value(wm)));
+      continue;
+    }
+    double v[M_COUNT];
+    int has[M_COUNT];
+    subtask_values(c, &st[i], now_ns, v, has);
+    json_array_append_new(
+        subs, json_pack("{s:i, s:{s:I, s:I, s:I, s:I, s:o, s:o, s:f, s:f, s:f}}", "subtask", i,
+                        "metrics", "read-records", (json_int_t)v[M_RECORDS_IN], "write-records",
+                        (json_int_t)v[M_RECORDS_OUT], "read-bytes", (json_int_t)v[M_BYTES_IN],
+                        "write-bytes", (json_int_t)v[M_BYTES_OUT], "current-input-watermark",
+                        watermark_value(wm), "current-output-watermark",
+                        watermark_value(atomic_load(&st[i].watermark_out)),
+                        "busy-time-ms-per-second", v[M_BUSY], "idle-time-ms-per-second",
+                        v[M_IDLE], "backpressured-time-ms-per-second", v[M_BP]));
+  }
+  if (watermarks_only) return subs;
+  char name[2048], id[16];
+  task_name(s, t, name, sizeof name);
+  snprintf(id, sizeof id, "%d", t);
+  return json_pack("{s:s, s:s, s:i, s:o}", "id", id, "name", name, "parallelism",
+                   s->parallelism[t], "subtasks", subs);
+}
+
+/* A job-scope metric: tide_job_<name>{job=jl} v with its HELP and TYPE. */
+static void job_metric(text_t *t, const char *jl, const char *name, const char *type,
+                       const char *help, double v) {
+  put(t, "# HELP tide_job_%s %s\n# TYPE tide_job_%s %s\ntide_job_%s{job=\"%s\"} %.17g\n", name, help,
+      name, type, name, jl, v);
+}
+
+static void job_metrics(td_control_t *c, td_job_t *job, const char *jl, text_t *t) {
+  const td_job_spec_t *s = td_job_spec_of(job);
+  int n;
+  td_subtask_t *sts = td_job_subtasks(job, &n);
+  if (windows_for(c, job, n)) {
+    t->oom = 1;
+    return;
+  }
+  int64_t now_ns = td_metrics_now_ns();
+  double(*v)[M_COUNT] = calloc(n ? (size_t)n : 1, sizeof *v);
+  int(*has)[M_COUNT] = calloc(n ? (size_t)n : 1, sizeof *has);
+  if (!v || !has) {
+    free(v);
+    free(has);
+    t->oom = 1;
+    return;
+  }
+  for (int i = 0; i < n; i++) subtask_values(c, &sts[i], now_ns, v[i], has[i]);
+  for (int m = 0; m < M_COUNT; m++) {
+    put(t, "# HELP tide_subtask_%s %s\n# TYPE tide_subtask_%s %s\n", subtask_metric[m][0],
+        subtask_metric[m][2], subtask_metric[m][0], subtask_metric[m][1]);
+    for (int i = 0; i < n; i++) {
+      if (!has[i][m]) continue;
+      char name[2048], ol[4200];
+      task_name(s, sts[i].task, name, sizeof name);
+      label_value(ol, sizeof ol, name);
+      put(t, "tide_subtask_%s{job=\"%s\",task=\"%d\",operator=\"%s\",subtask=\"%d\"} %.17g\n",
+          subtask_metric[m][0], jl, sts[i].task, ol, sts[i].index, v[i][m]);
+    }
+  }
+  free(v);
+  free(has);
+  /* the job's checkpoints */
+  td_coord_stats_t cs;
+  td_coord_stats(td_job_coordinator(job), &cs);
+  static td_coord_record_t rec[TD_COORD_HISTORY]; /* c->mu */
+  size_t nh = td_coord_history(td_job_coordinator(job), rec, TD_COORD_HISTORY);
+  const td_coord_record_t *last = NULL;
+  int in_progress = 0;
+  for (size_t i = 0; i < nh; i++) {
+    if (rec[i].kind == TD_CKPT_CHECKPOINT && rec[i].status == TD_CKPT_COMPLETED) last = &rec[i];
+    if (rec[i].status == TD_CKPT_IN_PROGRESS) in_progress++;
+  }
+  job_metric(t, jl, "checkpoints_completed_total", "counter",
+             "Checkpoints completed (Flink's numberOfCompletedCheckpoints).", (double)cs.completed);
+  job_metric(t, jl, "checkpoints_failed_total", "counter",
+             "Checkpoints aborted or failed (Flink's numberOfFailedCheckpoints).", (double)cs.aborted);
+  job_metric(t, jl, "checkpoints_in_progress", "gauge",
+             "Checkpoints and savepoints in progress (Flink's numberOfInProgressCheckpoints).",
+             in_progress);
+  job_metric(t, jl, "checkpoint_sync_time_ms_total", "counter",
+             "Ms the subtasks spent in the synchronous part of their snapshots.",
+             (double)cs.sum_pause_us / 1000);
+  if (last) {
+    job_metric(t, jl, "last_checkpoint_id", "gauge", "The id of the last completed checkpoint.",
+               (double)last->id);
+    job_metric(t, jl, "last_checkpoint_duration_ms", "gauge",
+               "Trigger to _metadata of the last completed checkpoint (Flink's "
+               "lastCheckpointDuration).",
+               (double)last->duration_ms);
+    job_metric(t, jl, "last_checkpoint_size_bytes", "gauge",
+               "Bytes of the files the last completed checkpoint lists (Flink's lastCheckpointSize).",
+               (double)last->size);
+    job_metric(t, jl, "last_checkpoint_trigger_timestamp_ms", "gauge",
+               "Wall time the last completed checkpoint was triggered, ms since the epoch.",
+               (double)last->trigger_ms);
+  }
+  job_metric(t, jl, "uptime_seconds", "gauge",
+             "Seconds since the job (this attempt) started (Flink's uptime).",
+             (double)(wall_ms() - td_job_start_time(job)) / 1000);
+}
+
+/* The exposition of every metric (Prometheus text format 0.0.4). */
+static enum MHD_Result send_metrics(td_control_t *c, struct MHD_Connection *conn, td_job_t *job) {
+  text_t t = {0};
+  char jl[256];
+  label_value(jl, sizeof jl, c->job_id);
+  td_job_state_t state = job ? td_job_state(job) : td_job_process_state();
+  put(&t, "# HELP tide_job_status 1 for the job's status now (Flink's JobStatus).\n"
+          "# TYPE tide_job_status gauge\n"
+          "tide_job_status{job=\"%s\",status=\"%s\"} 1\n", jl, td_job_state_name(state));
+  job_metric(&t, jl, "restarts_total", "counter",
+             "Restarts of the job after failures (Flink's numRestarts).", (double)td_job_restarts());
+  if (job) {
+    pthread_mutex_lock(&c->mu);
+    job_metrics(c, job, jl, &t);
+    pthread_mutex_unlock(&c->mu);
+  }
+  if (t.oom) {
+    free(t.data);
+    return send_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+  }
+  struct MHD_Response *r = MHD_create_response_from_buffer(t.len, t.data, MHD_RESPMEM_MUST_FREE);
+  if (!r) {
+    free(t.data);
+    return MHD_NO;
+  }
+  MHD_add_response_header(r, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+  enum MHD_Result ret = MHD_queue_response(conn, MHD_HTTP_OK, r);
+  MHD_destroy_response(r);
+  return ret;
+}
+
 /* ---- routing ---------------------------------------------------------------------- */
 
 /* Split url into at most max parts at '/'; the number of parts. */
@@ -494,6 +723,13 @@ static enum MHD_Result route(td_control_t *c, struct MHD_Connection *conn, const
   int n = split(buf, p, 8);
   int get = strcmp(method, "GET") == 0, post = strcmp(method, "POST") == 0;
   int patch = strcmp(method, "PATCH") == 0;
+  if (n == 1 && strcmp(p[0], "metrics") == 0) {
+    if (!get) return send_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "%s /metrics: use GET", method);
+    td_job_t *job = td_job_current();
+    enum MHD_Result ret = send_metrics(c, conn, job);
+    if (job) td_job_release(job);
+    return ret;
+  }
   if (n == 0 || strcmp(p[0], "jobs") != 0)
     return send_error(conn, MHD_HTTP_NOT_FOUND, "not found: %s", url);
   if (n == 1) {
@@ -541,8 +777,13 @@ static enum MHD_Result route(td_control_t *c, struct MHD_Connection *conn, const
       ret = send_error(conn, MHD_HTTP_NOT_FOUND, "no vertex %s (the job has %d)", p[3], s->n_tasks);
     else if (n == 5 && strcmp(p[4], "watermarks") != 0)
       ret = send_error(conn, MHD_HTTP_NOT_FOUND, "not found: %s", url);
-    else
-      ret = send_json(conn, MHD_HTTP_OK, vertex(job, (int)t, n == 5));
+    else {
+      pthread_mutex_lock(&c->mu);
+      json_t *v = vertex(c, job, (int)t, n == 5);
+      pthread_mutex_unlock(&c->mu);
+      ret = v ? send_json(conn, MHD_HTTP_OK, v)
+              : send_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+    }
   } else if (n == 3 && post && (strcmp(p[2], "savepoints") == 0 || strcmp(p[2], "stop") == 0)) {
     ret = post_op(c, conn, job, b, p[2][1] == 't');
     job = NULL; /* the request's thread holds the reference */
@@ -664,5 +905,6 @@ void td_control_free(td_control_t *c) {
   }
   pthread_mutex_destroy(&c->mu);
   free(c->job_id);
+  free(c->windows);
   free(c);
 }

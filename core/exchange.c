@@ -1,5 +1,6 @@
 /* exchange.c - partitioners and the output writer (see exchange.h). */
 #include "exchange.h"
+#include "metrics.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +62,13 @@ int td_output_hash_target(const td_output_t *o, const void *key, size_t len) {
   return td_keygroup_subtask(kg, o->target_parallelism, o->max_parallelism);
 }
 
+/* Send target's buffer b, counting its bytes. */
+static void send_buffer(td_output_t *o, int target, td_buffer_t *b) {
+  if (td_metrics_enabled())
+    atomic_fetch_add_explicit(&o->bytes, (int64_t)b->data.len, memory_order_relaxed);
+  td_channel_send(o->targets[target], b);
+}
+
 int td_output_buffer(td_output_t *o, int target, td_buffer_t **out) {
   td_buffer_t *b = o->cur[target];
   if (!b) {
@@ -77,7 +85,7 @@ void td_output_commit(td_output_t *o, int target) {
   b->count++;
   if (b->data.len >= TD_BUFFER_SIZE) {
     o->cur[target] = NULL;
-    td_channel_send(o->targets[target], b);
+    send_buffer(o, target, b);
   }
 }
 
@@ -86,7 +94,7 @@ void td_output_flush(td_output_t *o) {
     td_buffer_t *b = o->cur[i];
     if (b && b->count) {
       o->cur[i] = NULL;
-      td_channel_send(o->targets[i], b);
+      send_buffer(o, i, b);
     }
   }
 }
@@ -115,7 +123,7 @@ int td_output_finish(td_output_t *o) {
     if (rc) return rc;
     o->cur[i] = NULL;
     b->kind = TD_BUF_END;
-    td_channel_send(o->targets[i], b);
+    send_buffer(o, i, b);
   }
   return 0;
 }

@@ -15,6 +15,7 @@
 #ifndef TD_EXCHANGE_H
 #define TD_EXCHANGE_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "channel.h"
@@ -35,6 +36,8 @@ typedef struct td_output {
   int target_parallelism; /* parallelism of the receiving operator */
   int max_parallelism;    /* of the receiving keyed operator */
   int maxp_shift;         /* log2(max_parallelism) if a power of two, else -1 */
+  _Atomic int64_t bytes;  /* bytes of the buffers sent, counted per buffer
+                             (Flink's numBytesOut); read by any thread */
 } td_output_t;
 
 /*

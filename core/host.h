@@ -43,6 +43,12 @@ void td_host_set_checkpoint_defaults(const char *dir, const char *interval, int 
  * the string must outlive the script). */
 void td_host_set_output_defaults(int allow_existing_output, const char *buffer_timeout);
 
+/* td_host_set_summary - whether the planning VM prints the exit summary
+ * (records per task, checkpoints, restarts, runtime) also when nothing
+ * else calls for it: tide run --summary, or stderr a terminal without
+ * --quiet (core.defaults().summary). */
+void td_host_set_summary(int on);
+
 /* td_host_set_state_defaults - the command line's --state-backend
  * ("heap" | "rocksdb") and --state-dir (the base directory of RocksDB
  * working directories); NULL: the script's env{} or the defaults (heap,

@@ -38,6 +38,7 @@
 #include "input.h"
 #include "job.h"
 #include "keygroup.h"
+#include "log.h"
 #include "luaalloc.h"
 #include "metadata.h"
 #include "module_lua.h"
@@ -61,7 +62,7 @@ static int g_default_parallelism = 1;
 static int g_default_max_parallelism = 0;
 static pthread_mutex_t g_stdout_mu = PTHREAD_MUTEX_INITIALIZER;
 static const char *g_checkpoint_dir, *g_checkpoint_interval;
-static int g_resume, g_allow_existing_output;
+static int g_resume, g_allow_existing_output, g_summary;
 static const char *g_buffer_timeout;
 static const char *g_state_backend, *g_state_dir;
 static const char *g_run_id, *g_from_savepoint;
@@ -96,6 +97,8 @@ void td_host_set_checkpoint_defaults(const char *dir, const char *interval, int 
   g_checkpoint_interval = interval;
   g_resume = resume;
 }
+
+void td_host_set_summary(int on) { g_summary = on; }
 
 void td_host_set_output_defaults(int allow_existing_output, const char *buffer_timeout) {
   g_allow_existing_output = allow_existing_output;
@@ -433,7 +436,7 @@ static td_partition_t partition_of(lua_State *L, const char *s) {
 static void log_stderr(void *ud, const char *line) {
   (void)ud;
   pthread_mutex_lock(&g_stdout_mu);
-  fprintf(stderr, "tide: %s\n", line);
+  td_log(strncmp(line, "warning: ", 9) == 0 ? TD_LOG_WARN : TD_LOG_INFO, "runtime", NULL, line);
   pthread_mutex_unlock(&g_stdout_mu);
 }
 
@@ -482,8 +485,11 @@ static int l_script_hash(lua_State *L) {
   return 1;
 }
 
-/* core.execute(plan) -> true, nil, notes | nil, message, notes: notes are
- * the lines subtasks added with core.note (for the exit summary). */
+/* core.execute(plan) -> true, nil, notes, stopped_at, for_reload, counts |
+ * nil, message, notes, ...: notes are the lines subtasks added with
+ * core.note (for the exit summary); counts[t] = {read =, records_in =,
+ * records_out =} sums task t's subtask counters at the end, and
+ * counts.checkpoints the checkpoints completed (the exit summary). */
 static int l_execute(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   td_job_spec_t spec;
@@ -637,11 +643,25 @@ static int l_execute(lua_State *L) {
   const char *stopped_at = NULL;
   int for_reload = 0;
   td_job_t *job;
+  /* per task: records read by its sources, records in, records out (the
+   * exit summary); then the checkpoints completed */
+  int64_t *counts = calloc((size_t)spec.n_tasks * 3 + 1, sizeof *counts);
+  if (!counts) return luaL_error(L, "out of memory");
   int rc = td_job_start(&job, &spec, subtask_body, err, sizeof err);
   if (rc == 0) {
     rc = td_job_wait(job, err, sizeof err);
     stopped_at = td_job_stopped_at(job, stopped, sizeof stopped);
     for_reload = td_job_stopped_for_reload(job);
+    int n;
+    td_subtask_t *sts = td_job_subtasks(job, &n);
+    for (int i = 0; i < n; i++) {
+      counts[3 * sts[i].task] += atomic_load(&sts[i].records_read);
+      counts[3 * sts[i].task + 1] += atomic_load(&sts[i].records_in);
+      counts[3 * sts[i].task + 2] += atomic_load(&sts[i].records_out);
+    }
+    td_coord_stats_t cs;
+    td_coord_stats(td_job_coordinator(job), &cs);
+    counts[3 * spec.n_tasks] = cs.completed;
     td_job_free(job);
   }
   pthread_mutex_lock(&g_stdout_mu);
@@ -665,7 +685,20 @@ static int l_execute(lua_State *L) {
   if (stopped_at) lua_pushstring(L, stopped_at);
   else lua_pushnil(L);
   lua_pushboolean(L, for_reload);
-  return 5;
+  lua_createtable(L, spec.n_tasks, 1);
+  static const char *const fields[] = {"read", "records_in", "records_out"};
+  for (int t = 0; t < spec.n_tasks; t++) {
+    lua_createtable(L, 0, 3);
+    for (int f = 0; f < 3; f++) {
+      lua_pushinteger(L, (lua_Integer)counts[3 * t + f]);
+      lua_setfield(L, -2, fields[f]);
+    }
+    lua_rawseti(L, -2, t + 1);
+  }
+  lua_pushinteger(L, (lua_Integer)counts[3 * spec.n_tasks]);
+  lua_setfield(L, -2, "checkpoints");
+  free(counts);
+  return 6;
 }
 
 /* core.reload_swap(cut): the job stopped at cut for a live reload
@@ -851,6 +884,8 @@ static int l_defaults(lua_State *L) {
   }
   lua_pushboolean(L, g_resume);
   lua_setfield(L, -2, "resume");
+  lua_pushboolean(L, g_summary);
+  lua_setfield(L, -2, "summary");
   lua_pushboolean(L, g_allow_existing_output);
   lua_setfield(L, -2, "allow_existing_output");
   if (g_run_id) {
@@ -1839,14 +1874,37 @@ static int l_check_numbers(lua_State *L) {
   return 0;
 }
 
-/* core.sleep_ms(ms): sleep this thread for ms milliseconds (>= 0). */
+/* core.sleep_ms(ms[, idle]): sleep this thread for ms milliseconds (>= 0);
+ * idle true: in a task, the sleep counts as idle time (metrics.h). */
 static int l_sleep_ms(lua_State *L) {
   lua_Integer ms = luaL_checkinteger(L, 1);
+  /* idle: a source waiting until its rate limit allows the next batch
+   * (metrics.h: idle time, as a Flink source waiting for data) */
+  td_subtask_t *st = lua_toboolean(L, 2) ? lua_touserdata(L, lua_upvalueindex(1)) : NULL;
+  if (st && td_metrics_enabled()) td_time_wait_begin(&st->time, TD_WAIT_IDLE, td_metrics_now_ns());
   if (ms > 0) {
     struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
     }
   }
+  if (st && td_metrics_enabled()) td_time_wait_end(&st->time, td_metrics_now_ns());
+  return 0;
+}
+
+/* core.log(level, component, subtask, message): one log line (log.h):
+ * level "error" | "warn" | "info" | "debug", component a word, subtask a
+ * string such as "1/2 of task 3" or nil, message one line. Raises on an
+ * unknown level. */
+static int l_log(lua_State *L) {
+  td_log_level_t level;
+  const char *name = luaL_checkstring(L, 1);
+  if (td_log_level_parse(name, &level)) return luaL_error(L, "core.log: unknown level '%s'", name);
+  const char *component = luaL_checkstring(L, 2);
+  const char *subtask = luaL_optstring(L, 3, NULL);
+  const char *message = luaL_checkstring(L, 4);
+  pthread_mutex_lock(&g_stdout_mu);
+  td_log(level, component, subtask, message);
+  pthread_mutex_unlock(&g_stdout_mu);
   return 0;
 }
 
@@ -2214,6 +2272,7 @@ static const luaL_Reg core_funcs[] = {
     {"subtask_of_key_group", l_subtask_of_kg},
     {"default_max_parallelism", l_default_maxp},
     {"now_ms", l_now_ms},
+    {"log", l_log},
     {"sleep_ms", l_sleep_ms},
     {"check_timestamps", l_check_timestamps},
     {"check_numbers", l_check_numbers},

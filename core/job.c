@@ -41,6 +41,7 @@ static pthread_mutex_t running_mu = PTHREAD_MUTEX_INITIALIZER;
 static td_job_t *running;
 static char *cancel_all_reason;
 static td_job_state_t last_state = TD_JOB_CREATED; /* running_mu */
+static int64_t restarts;                            /* running_mu */
 
 static void running_add(td_job_t *job) {
   pthread_mutex_lock(&running_mu);
@@ -181,6 +182,8 @@ static void log_durations(td_job_t *job) {
 static void *thread_main(void *arg) {
   td_subtask_t *st = arg;
   st->job->body(st);
+  /* a finished subtask waits for nothing more: idle from now on */
+  td_time_wait_begin(&st->time, TD_WAIT_IDLE, td_metrics_now_ns());
   return NULL;
 }
 
@@ -248,6 +251,10 @@ int td_job_start(td_job_t **out, const td_job_spec_t *spec, void (*body)(td_subt
       atomic_init(&st->records_in, 0);
       atomic_init(&st->records_out, 0);
       atomic_init(&st->records_read, 0);
+      atomic_init(&st->bytes_in, 0);
+      atomic_init(&st->bytes_out, 0);
+      atomic_init(&st->watermark_out, INT64_MIN);
+      td_time_init(&st->time, td_metrics_now_ns());
       atomic_init(&st->watermark, INT64_MIN);
       st->outputs = calloc(spec->n_edges ? (size_t)spec->n_edges : 1,
                            sizeof *st->outputs);
@@ -402,7 +409,15 @@ td_job_state_t td_job_process_state(void) {
 void td_job_set_restarting(void) {
   pthread_mutex_lock(&running_mu);
   last_state = TD_JOB_RESTARTING;
+  restarts++;
   pthread_mutex_unlock(&running_mu);
+}
+
+int64_t td_job_restarts(void) {
+  pthread_mutex_lock(&running_mu);
+  int64_t n = restarts;
+  pthread_mutex_unlock(&running_mu);
+  return n;
 }
 
 const char *td_job_state_name(td_job_state_t s) {

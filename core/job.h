@@ -29,6 +29,7 @@
 #include "channel.h"
 #include "checkpoint.h"
 #include "exchange.h"
+#include "metrics.h"
 #include "notify.h"
 
 typedef struct td_job td_job_t;
@@ -113,6 +114,12 @@ struct td_subtask {
   /* Records a source subtask's source read (0 elsewhere), per batch
    * (Flink's numRecordsIn of a source operator). */
   _Atomic int64_t records_read;
+  /* Bytes of records and events taken from the input gate and appended to
+   * the outputs (Flink's numBytesIn/Out), per batch; the last watermark the
+   * subtask emitted (Flink's currentOutputWatermark; INT64_MIN before any);
+   * busy / idle / backpressured time (metrics.h), marked per wait. */
+  _Atomic int64_t bytes_in, bytes_out, watermark_out;
+  td_time_acct_t time;
 };
 
 /* A job's status (Flink's JobStatus names: td_job_state_name). */
@@ -178,6 +185,11 @@ td_job_state_t td_job_process_state(void);
 /* td_job_set_restarting - the planning VM restarts the failed job after
  * a delay: td_job_process_state says RESTARTING until the next start. */
 void td_job_set_restarting(void);
+
+/* td_job_restarts - how many times the process's job was restarted after
+ * a failure (td_job_set_restarting calls; Flink's numRestarts).
+ * Thread-safe. */
+int64_t td_job_restarts(void);
 
 /* td_job_state - the job's status now. Thread-safe. */
 td_job_state_t td_job_state(td_job_t *job);

@@ -29,6 +29,7 @@
 #include <fcntl.h>
 #include <time.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -48,6 +49,8 @@
 #include "job.h"
 #include "keygroup.h"
 #include "metadata.h"
+#include "log.h"
+#include "metrics.h"
 #include "reload.h"
 #include "rundir.h"
 
@@ -58,6 +61,8 @@ static const char USAGE[] =
     "                        [--from-savepoint P [--allow-non-restored-state]]\n"
     "                        [--buffer-timeout T] [--state-backend heap|rocksdb]\n"
     "                        [--state-dir D] [--rest-port N] [--rest-bind ADDR]\n"
+    "                        [--no-metrics] [--log-level L] [--log-format F]\n"
+    "                        [--summary] [--quiet]\n"
     "                        [-- ARGS...]\n"
     "       tide list\n"
     "       tide savepoint JOB [DIR]\n"
@@ -96,6 +101,18 @@ static const char USAGE[] =
     "                         job no longer has, instead of refusing\n"
     "      --rest-port N      the control endpoint's port (default: a free one)\n"
     "      --rest-bind ADDR   its address (default 127.0.0.1)\n"
+    "      --no-metrics       no busy/idle/backpressured time and no byte counts\n"
+    "                         (docs/METRICS.md); record counts stay\n"
+    "      --log-level L      error, warn, info (default) or debug: the\n"
+    "                         highest level of the lines written on stderr\n"
+    "      --log-format F     text (default: tide: MESSAGE) or json (one\n"
+    "                         object a line: ts, level, component, job,\n"
+    "                         subtask, message)\n"
+    "      --summary          at the end, records per task, checkpoints,\n"
+    "                         restarts and runtime (default when stderr is a\n"
+    "                         terminal)\n"
+    "      --quiet            no progress line on a terminal, no summary\n"
+    "                         unless an event calls for one\n"
     "  -- ARGS...             passed to the script as arg[1..] and ...\n"
     "  list                   the running jobs of this user on this machine\n"
     "  savepoint JOB [DIR]    take a savepoint of job JOB into\n"
@@ -214,7 +231,9 @@ static void *signal_thread(void *arg) {
     if (errno != EINTR) return NULL;
   }
   const char *name = b == SIGINT ? "SIGINT" : "SIGTERM";
-  fprintf(stderr, "tide: %s: cancelling the job (again to exit at once)\n", name);
+  char line[128];
+  snprintf(line, sizeof line, "%s: cancelling the job (again to exit at once)", name);
+  td_log(TD_LOG_INFO, "run", NULL, line);
   td_host_set_cancel_signal(b);
   char reason[64];
   snprintf(reason, sizeof reason, "cancelled by %s", name);
@@ -348,6 +367,46 @@ static int run_reload(logic_t *cur, td_rundir_entry_t *entry, int registered, ch
   return rc;
 }
 
+/* ---- the progress line of tide run on a terminal ---- */
+
+static atomic_int progress_stop;
+
+/* Every 500 ms: the records the job's sources read, their rate over the
+ * last interval and the time since the job started, as the terminal's
+ * status line (td_log_status), until progress_stop. */
+static void *progress_main(void *arg) {
+  (void)arg;
+  int64_t last_n = -1, last_ms = 0;
+  double rate = 0;
+  while (!atomic_load(&progress_stop)) {
+    struct timespec ts = {0, 500000000L};
+    nanosleep(&ts, NULL);
+    td_job_t *job = td_job_current();
+    if (!job) {
+      last_n = -1;
+      continue;
+    }
+    int n;
+    td_subtask_t *st = td_job_subtasks(job, &n);
+    int64_t read = 0;
+    for (int i = 0; i < n; i++) read += atomic_load(&st[i].records_read);
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    int64_t now_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+    int64_t started = td_job_start_time(job);
+    td_job_release(job);
+    if (last_n >= 0 && now_ms > last_ms) rate = 1000.0 * (double)(read - last_n) / (double)(now_ms - last_ms);
+    last_n = read;
+    last_ms = now_ms;
+    char line[160];
+    snprintf(line, sizeof line, "tide: %" PRId64 " records read, %.0f records/s, %" PRId64 " s", read,
+             rate, (now_ms - started) / 1000);
+    if (!atomic_load(&progress_stop)) td_log_status(line);
+  }
+  td_log_status(NULL);
+  return NULL;
+}
+
 static int cmd_run(int argc, char **argv) {
   static const struct option opts[] = {
       {"parallelism", required_argument, NULL, 'p'},
@@ -363,13 +422,19 @@ static int cmd_run(int argc, char **argv) {
       {"rest-bind", required_argument, NULL, 'B'},
       {"from-savepoint", required_argument, NULL, 's'},
       {"allow-non-restored-state", no_argument, NULL, 'n'},
+      {"no-metrics", no_argument, NULL, 'M'},
+      {"log-level", required_argument, NULL, 'L'},
+      {"log-format", required_argument, NULL, 'F'},
+      {"summary", no_argument, NULL, 'U'},
+      {"quiet", no_argument, NULL, 'Q'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   int parallelism = 1, max_parallelism = 0, c, resume = 0, allow_existing = 0;
   const char *ckpt_dir = NULL, *ckpt_interval = NULL, *buffer_timeout = NULL;
   const char *state_backend = NULL, *state_dir = NULL;
   const char *script = NULL, *rest_bind = NULL, *from_savepoint = NULL;
-  int rest_port = 0, allow_non_restored = 0;
+  int rest_port = 0, allow_non_restored = 0, log_json = 0, summary = 0, quiet = 0;
+  td_log_level_t log_level = TD_LOG_INFO;
   optind = 1;
   opterr = 0;
   /* options may come before or after JOB.lua; "--" ends them */
@@ -444,6 +509,24 @@ static int cmd_run(int argc, char **argv) {
     case 'n':
       allow_non_restored = 1;
       break;
+    case 'M':
+      td_metrics_set_enabled(0);
+      break;
+    case 'U':
+      summary = 1;
+      break;
+    case 'Q':
+      quiet = 1;
+      break;
+    case 'L':
+      if (td_log_level_parse(optarg, &log_level))
+        return usage_error("--log-level needs error, warn, info or debug, not '%s'", optarg);
+      break;
+    case 'F':
+      if (strcmp(optarg, "text") != 0 && strcmp(optarg, "json") != 0)
+        return usage_error("--log-format needs text or json, not '%s'", optarg);
+      log_json = strcmp(optarg, "json") == 0;
+      break;
     case 'h':
       fputs(USAGE, stdout);
       return 0;
@@ -470,6 +553,8 @@ static int cmd_run(int argc, char **argv) {
   /* the control endpoint and the run file that lets tide list find it */
   static char run_id[17];
   new_run_id(run_id);
+  td_log_configure(log_level, log_json);
+  td_log_set_job(run_id);
   td_control_t *control = NULL;
   char cerr[512];
   if (td_control_new(&control, rest_bind, rest_port, run_id, cerr, sizeof cerr) != 0) {
@@ -486,15 +571,24 @@ static int cmd_run(int argc, char **argv) {
   snprintf(entry.script, sizeof entry.script, "%s", script);
   entry.started_ms = (int64_t)time(NULL) * 1000;
   int registered = td_rundir_add(&entry, cerr, sizeof cerr) == 0;
-  if (!registered) fprintf(stderr, "tide: warning: %s (tide list will not show the job)\n", cerr);
-  fprintf(stderr, "tide: job %s, control at http://%s\n", run_id, td_control_address(control));
+  char line[1024];
+  if (!registered) {
+    snprintf(line, sizeof line, "%s (tide list will not show the job)", cerr);
+    td_log(TD_LOG_WARN, "run", NULL, line);
+  }
+  snprintf(line, sizeof line, "job %s, control at http://%s", run_id, td_control_address(control));
+  td_log(TD_LOG_INFO, "run", NULL, line);
 
   install_signal_handlers();
+  pthread_t progress;
+  int progress_on = !quiet && !log_json && isatty(2) &&
+                    pthread_create(&progress, NULL, progress_main, NULL) == 0;
   td_host_set_run_id(run_id);
   td_host_set_restore_defaults(from_savepoint, allow_non_restored);
   td_host_set_defaults(parallelism, max_parallelism);
   td_host_set_checkpoint_defaults(ckpt_dir, ckpt_interval, resume);
   td_host_set_output_defaults(allow_existing, buffer_timeout);
+  td_host_set_summary(summary || (!quiet && isatty(2)));
   td_host_set_state_defaults(state_backend, state_dir);
   td_reload_set_check(td_host_check_script);
   static char err[16384];
@@ -503,7 +597,11 @@ static int cmd_run(int argc, char **argv) {
   while (rc == TD_RUN_RELOAD) {
     rc = run_reload(&cur, &entry, registered, err, sizeof err);
   }
-  if (rc != TD_RUN_OK) fprintf(stderr, "tide: %s\n", err);
+  if (progress_on) {
+    atomic_store(&progress_stop, 1);
+    pthread_join(progress, NULL);
+  }
+  if (rc != TD_RUN_OK) td_log(TD_LOG_ERROR, "run", NULL, err);
   logic_free(&cur);
   if (registered) td_rundir_remove(run_id);
   td_control_free(control);

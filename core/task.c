@@ -325,6 +325,7 @@ int td_task_emit_watermark(td_task_t *t, int edge, int64_t wm) {
   td_ext8(ev, TD_EXT_WATERMARK, wm);
   int rc = append_all(o, ev, sizeof ev);
   if (!t->st->gate) atomic_store_explicit(&t->st->watermark, wm, memory_order_relaxed);
+  atomic_store_explicit(&t->st->watermark_out, wm, memory_order_relaxed);
   return rc ? out_error(t, rc) : 0;
 }
 
@@ -345,6 +346,9 @@ int td_task_finish(td_task_t *t) {
     if (rc == 0) rc = td_output_finish(o);
     if (rc) return out_error(t, rc);
   }
+  /* finished: what the subtask does from now on (waiting for the final
+   * checkpoint) is idle time, as Flink's finished tasks report none */
+  td_time_wait_begin(&t->st->time, TD_WAIT_IDLE, td_metrics_now_ns());
   return 0;
 }
 
@@ -354,6 +358,7 @@ int td_task_finish(td_task_t *t) {
  * TD_ECANCELED. */
 static int await_outputs(td_task_t *t, int watch_priority, int64_t injected, int timeout_ms) {
   int64_t start = mono_ms();
+  int waiting = 0;
   for (;;) {
     int64_t now = mono_ms();
     int64_t period = t->buffer_timeout_ms > 0 ? t->buffer_timeout_ms : TD_BUFFER_TIMEOUT_DEFAULT_MS;
@@ -370,9 +375,16 @@ static int await_outputs(td_task_t *t, int watch_priority, int64_t injected, int
         last = 1;
       }
     }
+    if (!waiting && td_metrics_enabled() && !td_subtask_outputs_available(t->st)) {
+      /* waiting for output credit: backpressured time (metrics.h) */
+      waiting = 1;
+      td_time_wait_begin(&t->st->time, TD_WAIT_BACKPRESSURE, td_metrics_now_ns());
+    }
     int r = td_subtask_await_outputs(t->st, watch_priority, injected, wait);
-    if (r == TD_ECANCELED) return r;
-    if (r != TD_AWAIT_TIMEOUT || last) return r;
+    if (r == TD_ECANCELED || r != TD_AWAIT_TIMEOUT || last) {
+      if (waiting) td_time_wait_end(&t->st->time, td_metrics_now_ns());
+      return r;
+    }
   }
 }
 
@@ -445,7 +457,13 @@ static int input_next(td_task_t *t, int timeout, int *events, td_align_event_t *
   int r = td_input_next(t->input, 0, align_timeout, events, ev);
   if (r == TD_INPUT_TIMEOUT) {
     td_task_flush(t);
-    if (timeout != 0) r = td_input_next(t->input, timeout, align_timeout, events, ev);
+    if (timeout != 0 && td_metrics_enabled()) { /* waiting for input: idle time (metrics.h) */
+      td_time_wait_begin(&t->st->time, TD_WAIT_IDLE, td_metrics_now_ns());
+      r = td_input_next(t->input, timeout, align_timeout, events, ev);
+      td_time_wait_end(&t->st->time, td_metrics_now_ns());
+    } else if (timeout != 0) {
+      r = td_input_next(t->input, timeout, align_timeout, events, ev);
+    }
   } else {
     flush_due(t);
   }
@@ -530,6 +548,7 @@ int td_task_poll(td_task_t *t, int timeout, td_batch_t *b) {
   b->data = view.data;
   const unsigned char *p = (const unsigned char *)view.data;
   size_t len = view.len, off = view.off;
+  size_t off0 = off;
   int budget = td_input_budget(in);
   int n = 0, gone = 0, event = 0;
   td_valve_t *v = &t->valve;
@@ -602,6 +621,8 @@ int td_task_poll(td_task_t *t, int timeout, td_batch_t *b) {
   td_input_returned(in, n);
   /* the control endpoint's counters: once per batch */
   if (n) atomic_fetch_add_explicit(&t->st->records_in, n, memory_order_relaxed);
+  if (td_metrics_enabled())
+    atomic_fetch_add_explicit(&t->st->bytes_in, (int64_t)(off - off0), memory_order_relaxed);
   if (b->event == TD_TASK_EV_WATERMARK)
     atomic_store_explicit(&t->st->watermark, b->value, memory_order_relaxed);
   b->n = n;

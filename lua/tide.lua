@@ -1362,7 +1362,7 @@ function Env:execute(name)
   local cc = self.checkpoint
   local job_dir = cc and ckpt.job_dir(cc.dir, name)
   local defaults = core.defaults()
-  local function warn(msg) io.stderr:write("tide: warning: ", msg, "\n") end
+  local function warn(msg) core.log("warn", "run", nil, msg) end
   local restore, savepoint
   if cc then
     -- one job at a time per checkpoint directory (a lock held until the
@@ -1387,7 +1387,7 @@ function Env:execute(name)
           n.name or n.kind, n.site or "?", n.uid))
       end
     end
-    io.stderr:write(string.format("tide: restoring job '%s' from savepoint %s (taken of job '%s', checkpoint %d)\n",
+    core.log("info", "restore", nil, string.format("restoring job '%s' from savepoint %s (taken of job '%s', checkpoint %d)",
       name, savepoint.dir, savepoint.job_name or "?", savepoint.id))
     restore = savepoint
   elseif defaults.resume then
@@ -1397,11 +1397,11 @@ function Env:execute(name)
     local corrupt
     restore, corrupt = ckpt.find_latest(job_dir, warn, name)
     if not restore then error(no_checkpoint_error(job_dir, corrupt), 2) end
-    io.stderr:write(string.format("tide: resuming job '%s' from checkpoint %d (%s)\n", name, restore.id, restore.dir))
+    core.log("info", "restore", nil, string.format("resuming job '%s' from checkpoint %d (%s)", name, restore.id, restore.dir))
     local h = restore.job.script_hash
     if h and h ~= core.script_hash(plan.script) then
-      io.stderr:write(string.format("tide: note: %s is not the script checkpoint %d was taken with " ..
-        "(script hash %s then, %s now): the job resumes with the new logic\n", plan.script, restore.id, h,
+      core.log("info", "restore", nil, string.format("note: %s is not the script checkpoint %d was taken with " ..
+        "(script hash %s then, %s now): the job resumes with the new logic", plan.script, restore.id, h,
         core.script_hash(plan.script)))
     end
   elseif not defaults.allow_existing_output then
@@ -1424,11 +1424,22 @@ function Env:execute(name)
   local restart = ckpt.restart_strategy(self.restart_cfg, cc ~= nil)
   local t0 = core.now_ms()
   local notes, restarts = {}, 0
+  local counts -- the last attempt's records per task (core.execute)
   local function summary(how)
-    if #notes == 0 and restarts == 0 then return end
-    io.stderr:write(string.format("tide: summary of job '%s': %s after %d ms, %d restart%s\n", name, how,
+    if #notes == 0 and restarts == 0 and not defaults.summary then return end
+    core.log("info", "run", nil, string.format("summary of job '%s': %s after %d ms, %d restart%s", name, how,
       core.now_ms() - t0, restarts, restarts == 1 and "" or "s"))
-    for _, line in ipairs(notes) do io.stderr:write("tide:   ", line, "\n") end
+    for _, line in ipairs(notes) do core.log("info", "run", nil, "  " .. line) end
+    if not (defaults.summary and counts) then return end
+    for t, c in ipairs(counts) do
+      local names = {}
+      for _, id in ipairs(plan.tasks[t] and plan.tasks[t].nodes or {}) do
+        names[#names + 1] = self.nodes[id].name or self.nodes[id].kind
+      end
+      core.log("info", "run", nil, string.format("  task %d (%s): %d records read, %d in, %d out", t,
+        table.concat(names, " -> "), c.read, c.records_in, c.records_out))
+    end
+    core.log("info", "run", nil, string.format("  checkpoints completed: %d", counts.checkpoints))
   end
   local run_first -- the first checkpoint id of this run
   while true do
@@ -1452,19 +1463,20 @@ function Env:execute(name)
         job_info = ckpt.job_info(self, plan, name), expected = ckpt.expected_files(self, plan) }
     end
     plan.restore_dir = restore and restore.dir or nil
-    local ok, err, run_notes, stopped_at, for_reload = core.execute(plan)
+    local ok, err, run_notes, stopped_at, for_reload, run_counts = core.execute(plan)
+    counts = run_counts
     table.move(run_notes, 1, #run_notes, #notes + 1, notes)
     if ok and for_reload then
       -- tide reload: the job stopped at its cut; this VM ends here and the
       -- process runs the new logic from the cut (core/reload.h)
-      io.stderr:write(string.format("tide: job '%s' stopped at savepoint %s for a live reload\n", name,
+      core.log("info", "run", nil, string.format("job '%s' stopped at savepoint %s for a live reload", name,
         stopped_at))
       summary("stopped for a reload")
       core.reload_swap(stopped_at)
     end
     if ok then
       if stopped_at then
-        io.stderr:write(string.format("tide: job '%s' stopped with savepoint %s\n", name, stopped_at))
+        core.log("info", "run", nil, string.format("job '%s' stopped with savepoint %s", name, stopped_at))
       end
       break
     end
@@ -1500,7 +1512,7 @@ function Env:execute(name)
       error(setmetatable({ job = name, message = err }, JobFailure), 2)
     end
     restarts = restarts + 1
-    io.stderr:write(string.format("tide: job '%s' failed; restarting in %d ms: %s\n", name, delay, err))
+    core.log("error", "run", nil, string.format("job '%s' failed; restarting in %d ms: %s", name, delay, err))
     core.set_restarting()
     core.sleep_ms(delay)
     if cc then
@@ -1514,7 +1526,7 @@ function Env:execute(name)
       end
     end
     if restore then
-      io.stderr:write(string.format("tide: restoring checkpoint %d (%s)\n", restore.id, restore.dir))
+      core.log("info", "restore", nil, string.format("restoring checkpoint %d (%s)", restore.id, restore.dir))
     end
   end
   summary("finished")

@@ -52,7 +52,7 @@ end
 
 --- Warnings of operators go here (one line each; tests replace it).
 function M.warn(message)
-  io.stderr:write("tide: warning: ", message, "\n")
+  core.log("warn", "operator", nil, message)
 end
 
 -- Keys: tables are compared by value, so they are replaced by their

@@ -317,7 +317,7 @@ function M.run(env, plan, ctx)
     max_parallelism = plan.max_parallelism,
     batch = env.runtime_mode == "batch", now = core.now_ms,
     warn = function(line)
-      io.stderr:write("tide: warning: ", line, "\n")
+      core.log("warn", "runtime", string.format("%d/%d of task %d", ctx.subtask + 1, ctx.parallelism, ctx.task), line)
       core.note(line)
     end,
     -- runs whose files completed checkpoints of this job may reference
@@ -448,7 +448,9 @@ function M.run(env, plan, ctx)
     local ok, err = core.snapshot(id, kind == "savepoint" and function() return collect(savepoint_opts) end
       or collect, t0)
     state.snapshot_started()
-    if not ok then io.stderr:write("tide: ", err, "\n") end
+    if not ok then
+      core.log("error", "checkpoint", string.format("%d/%d of task %d", ctx.subtask + 1, ctx.parallelism, ctx.task), err)
+    end
     if stop == "stop" then
       stop_cut = true
       if is_source and ok and core.await_checkpoint(id) then stop_mode = "stop" end
@@ -551,8 +553,9 @@ function M.run(env, plan, ctx)
     if ctx.restore_dir and os.getenv("TIDE_CHECKPOINT_STATS") then
       -- (process CPU time beside it: the machines that run benchmarks are
       -- shared)
-      io.stderr:write(string.format("tide: subtask %d/%d of task %d restored in %.1f ms (process CPU %.0f ms)\n",
-        ctx.subtask + 1, ctx.parallelism, ctx.task, (clock() - t0) / 1000, (os.clock() - restore_cpu0) * 1000))
+      core.log("info", "restore", string.format("%d/%d of task %d", ctx.subtask + 1, ctx.parallelism, ctx.task),
+        string.format("subtask %d/%d of task %d restored in %.1f ms (process CPU %.0f ms)",
+          ctx.subtask + 1, ctx.parallelism, ctx.task, (clock() - t0) / 1000, (os.clock() - restore_cpu0) * 1000))
     end
   end
 
@@ -595,7 +598,7 @@ function M.run(env, plan, ctx)
             -- buffer timeout
             if now() < due then core.flush() end
             while now() < due and not stop_mode do
-              sleep(math.min(100, math.ceil(due - now())))
+              sleep(math.min(100, math.ceil(due - now())), true) -- idle (metrics)
               local id = tick()
               while id and not stop_mode do
                 checkpoint(id)

@@ -30,3 +30,14 @@ fail() {
 tide_counts() {
   cat "$1"/part-* | awk -F, '{ d++; t += $NF } END { printf "%d %d\n", d, t }'
 }
+
+# bench_setup NAME: check that $TIDE was built, make TMP (a fresh
+# directory, removed at exit) and decompress the messages into TXT.
+bench_setup() {
+  [ -x "$TIDE" ] || die "$TIDE not found (make all)"
+  TMP=$(mktemp -d "${TMPDIR:-/tmp}/tide-bench-$1.XXXXXX") || die "mktemp failed"
+  trap 'rm -rf "$TMP"' EXIT
+  trap 'exit 130' INT TERM
+  TXT=$TMP/git-messages.txt
+  gzip -dc "$DATA/git-messages.txt.gz" >"$TXT" || die "cannot decompress the messages"
+}

@@ -357,6 +357,10 @@ sck_rc=$?
 # ---- issue 11: savepoints and live reload: a tenth table -----------------------
 BUILD=$BUILD sh "$HERE/reload.sh"
 reload_rc=$?
+# ---- issue 13: metrics on vs off: an eleventh table ----------------------------
+BUILD=$BUILD DATA=$DATA sh "$HERE/metrics.sh"
+metrics_rc=$?
+[ "$metrics_rc" -ne 0 ] && exit "$metrics_rc"
 [ "$report_rc" -ne 0 ] && exit "$report_rc"
 [ "$wreport_rc" -ne 0 ] && exit "$wreport_rc"
 [ "$ckpt_rc" -ne 0 ] && exit "$ckpt_rc"

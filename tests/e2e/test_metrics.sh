@@ -1,0 +1,144 @@
+#!/bin/sh
+# tests/e2e/test_metrics.sh - the control endpoint's Prometheus metrics
+# (issue 13, docs/METRICS.md): the exposition parses as the text format
+# 0.0.4 (tests/e2e/prom_check.py, written from the format's description);
+# records in/out equal the input's line count (wc -l); a task waiting for
+# input is idle, the tasks before a slow map are backpressured and the map
+# busy; the output watermark of a source stamping records now - 5 s lags
+# by 5 s; the last checkpoint is one completed on disk; the series do not
+# grow with the number of keys.
+. tests/e2e/lib.sh
+
+XDG_RUNTIME_DIR=$TMP/run
+export XDG_RUNTIME_DIR
+mkdir -m 700 "$XDG_RUNTIME_DIR"
+INPUT=$DATA/git-commits.csv
+LINES=$(wc -l <"$INPUT")
+
+# scrape OUT: GET /metrics into OUT.raw, its samples (prom_check.py) into
+# OUT; prints the wall time before and after the request, ms
+scrape() {
+  "$PYTHON" - "$ADDR" "$1.raw" <<'PY'
+import sys, time, urllib.request
+before = int(time.time() * 1000)
+with urllib.request.urlopen("http://" + sys.argv[1] + "/metrics", timeout=10) as r:
+    body = r.read()
+after = int(time.time() * 1000)
+open(sys.argv[2], "wb").write(body)
+print(before, after)
+PY
+  "$PYTHON" tests/e2e/prom_check.py "$1.raw" >"$1" 2>"$1.err"
+}
+
+# value FILE METRIC TASK: the sum of METRIC over the subtasks of TASK (-: all)
+value() {
+  "$PYTHON" - "$@" <<'PY'
+import re, sys
+f, metric, task = sys.argv[1:4]
+total = 0.0
+for line in open(f):
+    m = re.match(r"(\w+)\{(.*)\} (\S+)$", line.strip())
+    if m and m.group(1) == metric and (task == "-" or ("task=" + task) in m.group(2).split(",")):
+        total += float(m.group(3))
+print(int(total) if total == int(total) else total)
+PY
+}
+
+cancel() {
+  "$PYTHON" -c "import sys, urllib.request; urllib.request.urlopen(urllib.request.Request('http://' + sys.argv[1] + '/jobs/' + sys.argv[2] + '/cancel', method='POST'), timeout=10)" "$ADDR" "$ID"
+  wait "$PID"
+}
+
+# run_metrics_job NAME K [OPTION]: start the metrics job with K keys (and
+# tide run OPTION) and wait, at most 60 s, until its last task took every
+# line of the input; the last scrape in $TMP/NAME
+run_metrics_job() {
+  start_tide "$1" run tests/e2e/metrics_job.lua ${3:-} -- "$INPUT" "$2" "$TMP/out$1"
+  _i=0
+  while [ "$_i" -lt 120 ]; do
+    scrape "$TMP/$1" >/dev/null 2>&1
+    [ "$(value "$TMP/$1" tide_subtask_records_in_total 2 2>/dev/null)" = "$LINES" ] && break
+    sleep 0.5
+    _i=$((_i + 1))
+  done
+}
+
+# ---- a job that read a file and waits --------------------------------------------
+run_metrics_job k10 10
+sleep 1.2
+T=$(scrape "$TMP/m10")
+check "the exposition parses as Prometheus text 0.0.4" test -s "$TMP/m10" -a ! -s "$TMP/m10.err"
+diag "$TMP/m10.err"
+check_str "records out of the file's task = its lines (wc -l)" "$LINES" \
+  "$(value "$TMP/m10" tide_subtask_records_out_total 0)"
+check_str "records into the keyed task = the file's lines" "$LINES" \
+  "$(value "$TMP/m10" tide_subtask_records_in_total 2)"
+check_str "nothing out of the tick task (its filter drops every record)" 0 \
+  "$(value "$TMP/m10" tide_subtask_records_out_total 1)"
+check "bytes in of the keyed task = bytes out of the tasks before it" test \
+  "$(value "$TMP/m10" tide_subtask_bytes_in_total 2)" = \
+  "$(( $(value "$TMP/m10" tide_subtask_bytes_out_total 0) + $(value "$TMP/m10" tide_subtask_bytes_out_total 1) ))"
+IDLE=$(value "$TMP/m10" tide_subtask_idle_time_ms_per_second 2)
+check "the keyed task, waiting for input, is idle (> 800 ms/s: $IDLE)" \
+  "$PYTHON" -c "import sys; sys.exit(not float(sys.argv[1]) > 800)" "$IDLE"
+IDLE1=$(value "$TMP/m10" tide_subtask_idle_time_ms_per_second 1)
+check "the rate-limited tick source, pausing between batches, is idle (> 800 ms/s: $IDLE1)" \
+  "$PYTHON" -c "import sys; sys.exit(not float(sys.argv[1]) > 800)" "$IDLE1"
+check "busy + idle + backpressured = 1000 ms/s for every subtask" "$PYTHON" - "$TMP/m10" <<'PY'
+import re, sys
+sums = {}
+for line in open(sys.argv[1]):
+    m = re.match(r"tide_subtask_(busy|idle|backpressured)_time_ms_per_second\{(.*)\} (\S+)$", line.strip())
+    if m:
+        sums[m.group(2)] = sums.get(m.group(2), 0) + float(m.group(3))
+sys.exit(not (sums and all(abs(v - 1000) < 1 for v in sums.values())))
+PY
+WM=$(value "$TMP/m10" tide_subtask_current_output_watermark_ms 1)
+check "the watermark of records stamped now - 5 s lags 5 s (within 1 s)" "$PYTHON" -c "
+import sys
+before, after, wm = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+sys.exit(not (before - wm > 4000 and after - wm < 6000))" $T "$WM"
+check "GET /jobs/ID/vertices/2: read-records = the file's lines, idle > 800 ms/s" "$PYTHON" - "$ADDR" "$ID" "$LINES" <<'PY'
+import json, sys, urllib.request
+addr, jid, lines = sys.argv[1], sys.argv[2], int(sys.argv[3])
+v = json.load(urllib.request.urlopen(f"http://{addr}/jobs/{jid}/vertices/2", timeout=10))
+m = [s["metrics"] for s in v["subtasks"]]
+ok = sum(x["read-records"] for x in m) == lines and all(x["idle-time-ms-per-second"] > 800 for x in m)
+sys.exit(not ok)
+PY
+grep -v '^tide_job_uptime' "$TMP/m10" | sed 's/job=[0-9a-f]*,\{0,1\}//; s/} .*/}/' | sort >"$TMP/series10"
+cancel
+
+run_metrics_job k100 100
+scrape "$TMP/m100" >/dev/null
+grep -v '^tide_job_uptime' "$TMP/m100" | sed 's/job=[0-9a-f]*,\{0,1\}//; s/} .*/}/' | sort >"$TMP/series100"
+check_str "10x the keys: as many series" "$(wc -l <"$TMP/series10")" "$(wc -l <"$TMP/series100")"
+check_eq "  and the same ones" "$TMP/series10" "$TMP/series100"
+cancel
+
+# ---- --no-metrics: no time or byte accounting, the record counts stay -------------
+run_metrics_job off 10 --no-metrics
+check_str "--no-metrics: records into the keyed task = the file's lines" "$LINES" \
+  "$(value "$TMP/off" tide_subtask_records_in_total 2)"
+check_not_contains "  no busy/idle/backpressured time" "$TMP/off" "_time_ms_per_second"
+check_not_contains "  no byte counts" "$TMP/off" "bytes_"
+cancel
+
+# ---- a slow map behind two fast tasks, with checkpoints ---------------------------
+start_tide bp run tests/e2e/backpressure_job.lua --checkpoint-dir "$TMP/ck" \
+  --checkpoint-interval 300ms -- 100000 400 "$TMP/bp"
+wait_completed "$TMP/ck/backpressure" 2 400
+scrape "$TMP/bp1" >/dev/null
+sleep 1.2
+scrape "$TMP/bp2" >/dev/null
+BP=$(value "$TMP/bp2" tide_subtask_backpressured_time_ms_per_second 1)
+BUSY=$(value "$TMP/bp2" tide_subtask_busy_time_ms_per_second 2)
+check "the task before the slow map is backpressured (> 500 ms/s: $BP)" \
+  "$PYTHON" -c "import sys; sys.exit(not float(sys.argv[1]) > 500)" "$BP"
+check "the slow map is busy (> 500 ms/s: $BUSY)" \
+  "$PYTHON" -c "import sys; sys.exit(not float(sys.argv[1]) > 500)" "$BUSY"
+LAST=$(value "$TMP/bp2" tide_job_last_checkpoint_id -)
+check "the last checkpoint ($LAST) is a completed one on disk" test -f "$TMP/ck/backpressure/chk-$LAST/_metadata"
+check "completed checkpoints counted: at least 2" test "$(value "$TMP/bp2" tide_job_checkpoints_completed_total -)" -ge 2
+cancel
+finish
