@@ -6,7 +6,7 @@ local core = require "tide.core"
 local compat = require "tide.compat"
 local util = require "tide.util"
 
-local MAX_INT, MIN_INT = compat.MAX_INT, compat.MIN_INT
+local MIN_INT = compat.MIN_INT
 local M = {}
 
 local POLL_MS = 100 -- how long an unbounded source waits for a record
