@@ -1779,6 +1779,79 @@ static int l_table_new(lua_State *L) {
   return 1;
 }
 
+/* core.table_for_pairs(lists) -> a new empty table sized for the keys of
+ * lists, an array of flat pair arrays {k1, v1, k2, v2, ...} (a heap
+ * snapshot's key groups): the integer keys 1..n go to the array part when
+ * Lua's own rehash would put them there (more than half of the slots up to
+ * a power of two used, as ltable.c's computesizes), the array trimmed to
+ * the largest such key; every other key has a slot in the hash part. A
+ * restored state's table so holds the layout an uninterrupted run would
+ * have grown, without a rehash while it is filled. */
+static int l_table_for_pairs(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_Unsigned nums[65] = {0}; /* integer keys in (2^(i-1), 2^i] */
+  lua_Integer maxk[65] = {0};  /* the largest of them */
+  lua_Unsigned total = 0, nint = 0;
+  lua_Integer nl = (lua_Integer)lua_rawlen(L, 1);
+  for (lua_Integer l = 1; l <= nl; l++) {
+    if (lua_rawgeti(L, 1, l) != LUA_TTABLE) return luaL_argerror(L, 1, "arrays of pairs expected");
+    lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
+    for (lua_Integer j = 1; j <= n; j += 2) {
+      lua_rawgeti(L, -1, j);
+      int isnum;
+      lua_Integer k = lua_tointegerx(L, -1, &isnum);
+      lua_pop(L, 1);
+      total++;
+      if (!isnum || k < 1) continue;
+      int b = k == 1 ? 0 : 64 - __builtin_clzll((unsigned long long)(k - 1));
+      nums[b]++;
+      if (k > maxk[b]) maxk[b] = k;
+      nint++;
+    }
+    lua_pop(L, 1);
+  }
+  /* computesizes: the largest power of two 2^i with more than 2^(i-1) of
+   * the integer keys in 1..2^i */
+  lua_Unsigned a = 0, na = 0;
+  lua_Integer narr = 0, top = 0;
+  int i = 0;
+  for (lua_Unsigned twotoi = 1; i < 64 && nint > twotoi / 2; i++, twotoi *= 2) {
+    a += nums[i];
+    if (maxk[i] > top) top = maxk[i];
+    if (a > twotoi / 2) {
+      narr = top;
+      na = a;
+    }
+  }
+  lua_Unsigned nh = total - na;
+  lua_createtable(L, narr > INT_MAX ? INT_MAX : (int)narr, nh > INT_MAX ? INT_MAX : (int)nh);
+  return 1;
+}
+
+/* core.fill_pairs(t, pairs) -> nil | positions: t[k] = v for every pair
+ * of the flat array pairs {k1, v1, k2, v2, ...} whose key is not a table
+ * (raw sets, no call per pair into Lua); positions lists the index j of
+ * each pair pairs[j], pairs[j + 1] with a table key, left to the caller
+ * (the keyed-state layer interns table keys). */
+static int l_fill_pairs(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_settop(L, 2);
+  lua_Integer n = (lua_Integer)lua_rawlen(L, 2), nt = 0;
+  for (lua_Integer j = 1; j < n; j += 2) {
+    if (lua_rawgeti(L, 2, j) == LUA_TTABLE) {
+      lua_pop(L, 1);
+      if (!nt) lua_newtable(L); /* index 3 */
+      lua_pushinteger(L, j);
+      lua_rawseti(L, 3, ++nt);
+      continue;
+    }
+    lua_rawgeti(L, 2, j + 1);
+    lua_rawset(L, 1);
+  }
+  return nt ? 1 : 0;
+}
+
 /* core.key_group(key, max_parallelism) -> key group (0-based) */
 static int l_key_group(lua_State *L) {
   luaL_checkany(L, 1);
@@ -2269,6 +2342,8 @@ static const luaL_Reg core_funcs[] = {
     {"decode", l_decode},
     {"key_group", l_key_group},
     {"table_new", l_table_new},
+    {"table_for_pairs", l_table_for_pairs},
+    {"fill_pairs", l_fill_pairs},
     {"subtask_of_key_group", l_subtask_of_kg},
     {"default_max_parallelism", l_default_maxp},
     {"now_ms", l_now_ms},

@@ -280,11 +280,15 @@ local function restored_state(env, task, ctx, ckpt)
       rescaled[id] = o.p ~= ctx.parallelism
     end
   end
+  -- (one lazy list per uid: the restore and the sizing of state tables
+  -- share the snapshots read)
+  local all_of = {}
   local function all(uid)
     if not old_of[uid] then return nil end
+    if all_of[uid] then return all_of[uid] end
     local n = old_of[uid].p
     -- n: the old parallelism (LuaJIT ignores __len on tables)
-    return setmetatable({ n = n }, {
+    all_of[uid] = setmetatable({ n = n }, {
       __index = function(t, i)
         if compat.math_type(i) ~= "integer" or i < 1 or i > n then return nil end
         local v = i - 1 == ctx.subtask and own[uid] or read(uid, i - 1)
@@ -293,6 +297,7 @@ local function restored_state(env, task, ctx, ckpt)
       end,
       __len = function() return n end,
     })
+    return all_of[uid]
   end
   return states, all, finished, inflight, rescaled
 end
@@ -349,11 +354,19 @@ function M.run(env, plan, ctx)
   local restore_t0, restore_cpu0, pre_read = core.monotonic_us(), os.clock(), nil
   if ctx.restore_dir then
     pre_read = compat.pack(restored_state(env, task, ctx, ckpt))
+    -- (a rescaled operator's: every old subtask's, clipped to its key groups)
     local own_of = {}
     for _, id in ipairs(task.nodes) do
       if not pre_read[5][id] then own_of[nodes[id].uid] = pre_read[1][id] end
     end
-    rt.restore_sizes = function(uid) return state.restore_sizes(own_of[uid]) end
+    rt.restored_groups = function(uid, first, last)
+      if own_of[uid] then return state.restored_groups({ own_of[uid] }, first, last) end
+      local olds = pre_read[2](uid)
+      if not olds then return nil end
+      local list = {}
+      for i = 1, olds.n do list[i] = olds[i] or false end
+      return state.restored_groups(list, first, last)
+    end
   end
   local combiners = {} -- node id -> {edge id -> combiner}
   local built, op_of_fn = M.build(env, task.nodes, rt,

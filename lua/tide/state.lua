@@ -87,37 +87,48 @@ function M.backend(max_parallelism, parallelism, subtask, clock)
   return M.heap_backend(max_parallelism, parallelism, subtask, clock)
 end
 
---- The entries of each state in an operator's old snapshot, for
--- M.operator_backend: {[state name] = entries}, or nil when the snapshot
--- has no heap-format keyed state.
--- @param snap the runtime's snapshot of one operator of a subtask: the
---   operator's ({keyed = Backend:snapshot(), ...}) or one wrapped with the
---   source position or combiner partials ({op = that}); nil: none
-function M.restore_sizes(snap)
-  if type(snap) ~= "table" then return nil end
-  local keyed = snap.keyed
-  if keyed == nil and type(snap.op) == "table" then keyed = snap.op.keyed end
-  if type(keyed) ~= "table" or keyed.backend == "rocksdb" or type(keyed.states) ~= "table" then return nil end
-  local sizes = {}
-  for name, st in pairs(keyed.states) do
-    local n = 0
-    for _, g in pairs(st.groups or {}) do n = n + #g end
-    sizes[name] = math.floor(n / 2)
+--- The key groups of each state in an operator's old snapshots, for
+-- M.operator_backend: {[state name] = {pairs, ...}} (each a key group's
+-- flat array {k1, v1, ...}) of the key groups first..last, or nil when no
+-- snapshot has heap-format keyed state.
+-- @param snaps array of the runtime's snapshots of one operator (old
+--   subtasks'; false entries are skipped): the operator's ({keyed =
+--   Backend:snapshot(), ...}) or one wrapped with the source position or
+--   combiner partials ({op = that})
+-- @param first, last the key groups the new backend holds
+function M.restored_groups(snaps, first, last)
+  local out
+  for i = 1, #snaps do
+    local snap = snaps[i]
+    local keyed = type(snap) == "table" and snap.keyed
+    if keyed == nil and type(snap) == "table" and type(snap.op) == "table" then keyed = snap.op.keyed end
+    if type(keyed) == "table" and keyed.backend ~= "rocksdb" and type(keyed.states) == "table" then
+      out = out or {}
+      for name, st in pairs(keyed.states) do
+        local gs = out[name] or {}
+        out[name] = gs
+        for kg, g in pairs(st.groups or {}) do
+          if kg >= first and kg <= last then gs[#gs + 1] = g end
+        end
+      end
+    end
   end
-  return sizes
+  return out
 end
 
 --- The backend of keyed operator `uid` in a subtask (M.backend): when the
--- runtime restores (rt.restore_sizes(uid) -> {[state name] = entries}),
+-- runtime restores (rt.restored_groups(uid, first, last) -> the value of
+-- M.restored_groups for the backend's key groups),
 -- the heap backend makes each state's table with room for its restored
--- entries, so that filling it does not rehash it as it grows.
+-- entries, laid out as Lua would have grown it (core.table_for_pairs), so
+-- that filling it does not rehash it.
 -- @param rt the runtime's {max_parallelism, parallelism, subtask,
---   restore_sizes = nil | f(uid)}
+--   restored_groups = nil | f(uid, first, last)}
 -- @param uid the operator's uid
 -- @param clock as M.backend's
 function M.operator_backend(rt, uid, clock)
   local b = M.backend(rt.max_parallelism, rt.parallelism, rt.subtask, clock)
-  b.sizes = rt.restore_sizes and rt.restore_sizes(uid) or nil
+  b.restored_groups = rt.restored_groups and rt.restored_groups(uid, b.kg_first, b.kg_last) or nil
   return b
 end
 
@@ -226,8 +237,8 @@ end
 
 --- The live table of a new state s (heap: a plain table).
 function Backend:new_table(s)
-  local n = self.sizes and self.sizes[s.name]
-  if n and n > 0 then return core().table_new(0, n) end
+  local gs = self.restored_groups and self.restored_groups[s.name]
+  if gs then return core().table_for_pairs(gs) end
   return {}
 end
 
@@ -352,15 +363,18 @@ function Backend:restore(snaps)
         end)
       end
       if snap.backend ~= "rocksdb" then
-        -- (each_snapshot_entry's loop, inlined: no call per entry)
+        -- (each_snapshot_entry's loop, in C: no call per entry)
+        local fill = core().fill_pairs
         for name, st in pairs(snap.states) do
           local t = self:register_restored(name, st).t
           for kg, g in pairs(st.groups) do
             if kg >= self.kg_first and kg <= self.kg_last then
-              for j = 1, #g, 2 do
-                local k = g[j]
-                if type(k) == "table" then k = self:key(k) end
-                t[k] = g[j + 1]
+              local tables = fill(t, g)
+              if tables then
+                for x = 1, #tables do
+                  local j = tables[x]
+                  t[self:key(g[j])] = g[j + 1]
+                end
               end
             end
           end

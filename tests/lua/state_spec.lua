@@ -523,6 +523,79 @@ describe("tide.state backend: key groups, snapshots, rescaling #unit", function(
     assert.are_not.equal(k, b:key(k))
   end)
 
+  it("fills a table sized for restored key groups with every pair, table keys left to the caller", function()
+    -- dense integers (array part), 0, negatives, sparse large ones, floats,
+    -- strings, booleans and table keys, spread over three "key groups"
+    local groups, want = { {}, {}, {} }, {}
+    local n = 0
+    local function add(k, v)
+      n = n + 1
+      local g = groups[n % 3 + 1]
+      g[#g + 1], g[#g + 2] = k, v
+      if type(k) ~= "table" then want[k] = v end
+    end
+    for i = 1, 5000 do add(i, i * 2) end
+    for _, k in ipairs { 0, -1, -7, 2 ^ 40, 123456789, 1.5, "a", "b", true, false } do add(k, tostring(k)) end
+    add({ "t", 1 }, "table 1")
+    add({ "t", 2 }, { nested = true })
+    local t = core.table_for_pairs(groups)
+    assert.is_nil(next(t))
+    local left = {}
+    for gi, g in ipairs(groups) do
+      local tables = core.fill_pairs(t, g)
+      for _, j in ipairs(tables or {}) do left[#left + 1] = { g[j], g[j + 1], gi } end
+    end
+    local got = 0
+    for k, v in pairs(t) do
+      assert.are.same(want[k], v, "key " .. tostring(k))
+      got = got + 1
+    end
+    assert.are.equal(5010, got)
+    -- the two table-keyed pairs, as the caller must handle them
+    table.sort(left, function(a, b) return a[1][2] < b[1][2] end)
+    assert.are.same({ { { "t", 1 }, "table 1", 2 }, { { "t", 2 }, { nested = true }, 3 } }, left)
+    -- the table grows on as any table does
+    for i = 5001, 20000 do t[i] = i end
+    for i = 1, 20000 do assert.are.equal(i <= 5000 and i * 2 or i, t[i]) end
+    -- no pairs: an empty table; a bad argument is an error
+    assert.is_nil(next(core.table_for_pairs({})))
+    assert.is_false(pcall(core.table_for_pairs, { 1 }))
+  end)
+
+  it("restores into state tables made for the restored key groups (as the runtime does)", function()
+    local old = state.backend(128)
+    local keys = fill(old)
+    local snap = core.decode(core.encode(old:snapshot()))
+    for _, p in ipairs { 1, 3 } do
+      local got = {}
+      for i = 0, p - 1 do
+        local rt = { max_parallelism = 128, parallelism = p, subtask = i,
+          restored_groups = function(uid, first, last)
+            assert.are.equal("op", uid)
+            return state.restored_groups({ { op = { keyed = snap } } }, first, last)
+          end }
+        local b = state.operator_backend(rt, "op")
+        b:restore({ snap })
+        local t = b:state("n", "value").t
+        for k, v in pairs(t) do
+          local id = type(k) == "table" and core.encode(k, true) or k
+          assert.is_nil(got[id], "key restored twice")
+          got[id] = v
+        end
+        -- a table key is the interned copy: an equal table finds it
+        for j, k in ipairs(keys) do
+          if type(k) == "table" and math.floor(core.key_group(k, 128) * p / 128) == i then
+            assert.are.equal(j, t[b:key({ k[1], k[2] })])
+          end
+        end
+      end
+      for j, k in ipairs(keys) do
+        local id = type(k) == "table" and core.encode(k, true) or k
+        assert.are.equal(j, got[id], "key " .. tostring(k) .. " at p=" .. p)
+      end
+    end
+  end)
+
   it("refuses a snapshot of another max parallelism", function()
     local b = state.backend(64)
     fill(b)
