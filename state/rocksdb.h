@@ -105,6 +105,14 @@ int td_backend_restore_rocksdb(td_backend_t **out,
  */
 int td_rocksdb_shared_cache(size_t size_bytes);
 
+/* td_rocksdb_cache_shard_bits - log2 of the number of shards the shared
+ * cache of capacity bytes is made with: the most (up to 6, RocksDB's
+ * limit) that leave every shard at least 32 MiB, so that the whole-file
+ * bloom filter of a 64 MiB SST file (several MiB) fits in one shard and is
+ * cached (RocksDB's default, shards of 512 KiB and up, gives a 256 MiB
+ * cache 64 shards of 4 MiB). */
+int td_rocksdb_cache_shard_bits(size_t capacity);
+
 /* td_rocksdb_shared_cache_capacity - the shared cache's capacity in bytes,
  * or 0 while no backend holds it (and it was never set). Thread-safe. */
 size_t td_rocksdb_shared_cache_capacity(void);

@@ -29,7 +29,9 @@ import sys
 import threading
 import time
 
-TIMEOUT_S = 60
+# seconds each step may take (CKPT_RECOVER_TIMEOUT: filling 10M keys on
+# RocksDB takes longer than the default)
+TIMEOUT_S = float(os.environ.get("CKPT_RECOVER_TIMEOUT", "60"))
 
 
 def die(msg):

@@ -821,6 +821,18 @@ TD_TEST(test_rocksdb_rescale_merge) {
   rm_tree(root);
 }
 
+/* The shared cache's shards hold at least 32 MiB each (a multi-MiB
+ * whole-file filter must fit in one), at most 64 of them: hand-computed. */
+TD_TEST(test_rocksdb_cache_shard_bits) {
+  TD_CHECK_INT(td_rocksdb_cache_shard_bits(1u << 20), 0);
+  TD_CHECK_INT(td_rocksdb_cache_shard_bits((32u << 20) + 1), 0);
+  TD_CHECK_INT(td_rocksdb_cache_shard_bits((64u << 20) - 1), 0);
+  TD_CHECK_INT(td_rocksdb_cache_shard_bits(64u << 20), 1);
+  TD_CHECK_INT(td_rocksdb_cache_shard_bits(256u << 20), 3); /* the default: 8 x 32 MiB */
+  TD_CHECK_INT(td_rocksdb_cache_shard_bits((size_t)2 << 30), 6);
+  TD_CHECK_INT(td_rocksdb_cache_shard_bits((size_t)64 << 30), 6);
+}
+
 /* The shared block cache: one per process, its capacity set by
  * td_rocksdb_shared_cache or an option; gone with the last backend. */
 TD_TEST(test_rocksdb_shared_cache) {
@@ -874,4 +886,4 @@ TD_TEST_MAIN(test_state_ops_name, test_state_put_get, test_state_replace,
              test_rocksdb_merge_add, test_rocksdb_batch_multi_get,
              test_rocksdb_map_iteration, test_rocksdb_checkpoint_restore,
              test_rocksdb_rescale_split, test_rocksdb_rescale_merge,
-             test_rocksdb_shared_cache)
+             test_rocksdb_cache_shard_bits, test_rocksdb_shared_cache)
