@@ -25,8 +25,8 @@ BUILD      ?= build
 OPT        ?= -O2
 CFLAGS     ?= $(OPT) -g
 TD_CFLAGS   = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter \
-              -fPIC -pthread -I. -Icore -Istate -I$(LUA_INCDIR)
-SYSLIBS     = -lrocksdb -lrdkafka -lmicrohttpd -ljansson -lz -lxxhash -lisal -lm -ldl -pthread
+              -fPIC -pthread -I. -Icore -Istate -I$(LUA_INCDIR) -I/usr/include/postgresql
+SYSLIBS     = -lpq -lrocksdb -lrdkafka -lmicrohttpd -ljansson -lz -lxxhash -lisal -lm -ldl -pthread
 LDLIBS     ?= $(LUA_LIB) $(SYSLIBS)
 # the same sources for the LuaJIT host: LuaJIT's headers, TD_LUAJIT
 TDJ_CFLAGS  = $(subst -I$(LUA_INCDIR),-I$(LUAJIT_INCDIR),$(TD_CFLAGS)) -DTD_LUAJIT
@@ -36,14 +36,14 @@ DEBIAN_PKGS = lua5.4 liblua5.4-dev luajit libluajit-5.1-dev librocksdb-dev \
               libev-dev lua-busted luarocks pkg-config zlib1g-dev \
               libxxhash-dev xxhash libisal-dev python3 gzip time \
               cppcheck lua-check libmicrohttpd-dev libjansson-dev \
-              librdkafka-dev kcat
+              librdkafka-dev kcat libpq-dev postgresql
 
 CORE_SRC   = $(filter-out core/main.c core/lua_module.c,$(wildcard core/*.c)) \
              $(wildcard state/*.c)
 CORE_OBJ   = $(CORE_SRC:%.c=$(BUILD)/%.o)
 # what runs Lua (compiled once per VM) and what does not (shared)
 LUA_SRC    = core/host_lua54.c core/codec.c core/source_file.c core/module_lua.c core/state_lua.c \
-             core/kafka_lua.c core/json_lua.c core/socket_lua.c
+             core/kafka_lua.c core/json_lua.c core/socket_lua.c core/postgres_lua.c
 FREE_OBJ   = $(filter-out $(LUA_SRC:%.c=$(BUILD)/%.o) $(BUILD)/core/luaalloc.o,$(CORE_OBJ))
 JIT_OBJ    = $(LUA_SRC:%.c=$(BUILD)/luajit/%.o)
 TEST_SRC   = $(wildcard tests/core/test_*.c)

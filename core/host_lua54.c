@@ -48,6 +48,7 @@
 #include "kafka_lua.h"
 #include "json_lua.h"
 #include "socket_lua.h"
+#include "postgres_lua.h"
 #include "snapshot.h"
 #include "source_file.h"
 #include "task.h"
@@ -2389,6 +2390,7 @@ int td_host_openlib(lua_State *L) {
   td_kafka_lua_open(L);  /* core.kafka_new */
   td_json_lua_open(L);   /* core.json_decode, core.json_encode */
   td_socket_lua_open(L); /* core.socket_connect */
+  td_postgres_lua_open(L); /* core.pg_connect */
   lua_pushliteral(L, TD_VERSION);
   lua_setfield(L, -2, "version");
   lua_pushlightuserdata(L, &CANCELLED);

@@ -1153,6 +1153,74 @@ function DataStream:write_kafka(opts)
   return sink(self, { sink = cfg, name = "write_kafka" })
 end
 
+--- Write records as rows of a PostgreSQL table through libpq (Flink's
+-- JdbcSink; exactly once as its JdbcXaSinkFunction). See
+-- docs/CONNECTORS.md ("PostgreSQL"). opts:
+--   conninfo (string): libpq's connection string ("host=... dbname=...
+--     user=...") or a postgresql:// URI
+--   table (string): the table ("schema.table" allowed); it must exist
+--   columns (array of strings): the columns written, each from the record
+--     field of the same name (records are tables; nil is NULL; a table
+--     value is written as JSON)
+--   mode: "append" (default: INSERT) | "upsert" (INSERT ... ON CONFLICT
+--     (key) DO UPDATE: the table needs a unique index on key)
+--   key (array of strings, upsert): the conflict columns, among columns
+--   delivery_guarantee: "at_least_once" (default: a transaction committed
+--     at every checkpoint) | "exactly_once" (a transaction per checkpoint
+--     interval, prepared at the barrier with PREPARE TRANSACTION and
+--     committed when the checkpoint completes; the server needs
+--     max_prepared_transactions > 0)
+--   batch_size (integer, default 500): rows per INSERT statement
+-- Errors (a bad option) are raised at the caller; a connection or SQL
+-- error when the job runs fails the job, naming the operator.
+function DataStream:write_postgres(opts)
+  local function bad(msg) error("write_postgres: " .. msg, 3) end
+  if type(opts) ~= "table" then bad("a table of options expected") end
+  local cfg = { type = "postgres" }
+  if type(opts.conninfo) ~= "string" then bad("conninfo (a libpq connection string) expected") end
+  if type(opts.table) ~= "string" or opts.table == "" then bad("table (a table name) expected") end
+  cfg.conninfo, cfg.table = opts.conninfo, opts.table
+  if type(opts.columns) ~= "table" or #opts.columns == 0 then bad("columns (an array of column names) expected") end
+  local index = {}
+  cfg.columns = {}
+  for i, c in ipairs(opts.columns) do
+    if type(c) ~= "string" or c == "" then bad("columns[" .. i .. "] is not a column name") end
+    if index[c] then bad("column '" .. c .. "' is listed twice") end
+    index[c] = i
+    cfg.columns[i] = c
+  end
+  cfg.mode = opts.mode or "append"
+  if cfg.mode ~= "append" and cfg.mode ~= "upsert" then
+    bad("mode must be 'append' or 'upsert', not " .. tostring(cfg.mode))
+  end
+  if cfg.mode == "upsert" then
+    if type(opts.key) ~= "table" or #opts.key == 0 then bad("mode = 'upsert' needs key (an array of columns)") end
+    cfg.key, cfg.key_index = {}, {}
+    for i, c in ipairs(opts.key) do
+      if not index[c] then bad("key column '" .. tostring(c) .. "' is not one of the columns") end
+      cfg.key[i], cfg.key_index[i] = c, index[c]
+    end
+  elseif opts.key ~= nil then
+    bad("key is for mode = 'upsert'")
+  end
+  cfg.delivery_guarantee = opts.delivery_guarantee or "at_least_once"
+  if cfg.delivery_guarantee ~= "at_least_once" and cfg.delivery_guarantee ~= "exactly_once" then
+    bad("delivery_guarantee must be 'at_least_once' or 'exactly_once', not " .. tostring(cfg.delivery_guarantee))
+  end
+  local bs = opts.batch_size or 500
+  if math_type(bs) ~= "integer" or bs < 1 or bs * #cfg.columns > 65535 then
+    bad("batch_size must be an integer from 1 to " .. math.floor(65535 / #cfg.columns) ..
+      " (65535 parameters a statement)")
+  end
+  cfg.batch_size = bs
+  for k in pairs(opts) do
+    if not ({ conninfo = 1, table = 1, columns = 1, mode = 1, key = 1, delivery_guarantee = 1, batch_size = 1 })[k] then
+      bad("unknown option '" .. tostring(k) .. "'")
+    end
+  end
+  return sink(self, { sink = cfg, name = "write_postgres" })
+end
+
 --- Write records as JSON lines (one compact JSON value a line, object
 -- names sorted) into part files in dir, committed exactly once as
 -- write_text's are. Tables with keys exactly 1..n are arrays, other tables

@@ -1117,6 +1117,10 @@ function sinks.kafka(node, rt)
   return require("tide.kafka").sink(node, rt, function(m) input_failure(node, m) end)
 end
 
+function sinks.postgres(node, rt)
+  return require("tide.postgres").sink(node, rt, function(m) input_failure(node, m) end)
+end
+
 function sinks.json(node, rt)
   local w = part_writer(node, rt)
   local json_encode = core.json_encode
