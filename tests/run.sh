@@ -11,7 +11,8 @@
 #                   every spec runs under it (busted --run=luajit, with
 #                   the LuaJIT build of tide.core), and every end-to-end
 #                   test with $BUILD/tide-luajit (TIDE_VM=luajit)
-#   end-to-end:     tests/e2e/test_*.sh  (each ends "N passed, N failed")
+#   end-to-end:     tests/e2e/test_*.sh  (each ends "N passed, N failed"),
+#                   TIDE_TEST_JOBS at a time (default: the number of cores)
 set -u
 BUILD=${BUILD:-build}
 LUA=${LUA:-lua5.4}
@@ -20,6 +21,7 @@ LUAJIT=${LUAJIT:-luajit}
 DATA=${DATA:-../shared/data}
 export BUILD LUA DATA
 suites=${*:-c lua luajit e2e}
+jobs=${TIDE_TEST_JOBS:-$(nproc 2>/dev/null || echo 2)}
 passed=0
 failed=0
 log=$(mktemp)
@@ -55,14 +57,29 @@ count_tap() { # add the TAP results ("ok ...", "not ok ...") of $log
   failed=$((failed + f))
 }
 
-run_e2e() { # run_e2e VM TIDE LABEL: every tests/e2e/test_*.sh
+# run_e2e VM TIDE LABEL: every tests/e2e/test_*.sh, TIDE_TEST_JOBS of them
+# at a time (default: the number of cores; most of an end-to-end test's
+# time is waiting for checkpoints, kills and restarts). Each test gets its
+# own XDG_RUNTIME_DIR, so that `tide list` shows only its own jobs. The
+# results are printed in file order, each with its wall time.
+run_e2e() {
+  e2e_dir=$(mktemp -d)
+  ls tests/e2e/test_*.sh | TIDE="$2" TIDE_VM="$1" E2E_DIR="$e2e_dir" \
+    xargs -P "$jobs" -n 1 sh -c '
+      n=$(basename "$0" .sh)
+      mkdir -m 700 "$E2E_DIR/$n.run"
+      s=$(date +%s)
+      XDG_RUNTIME_DIR="$E2E_DIR/$n.run" sh "$0" >"$E2E_DIR/$n.log" 2>&1
+      echo $(($(date +%s) - s)) >"$E2E_DIR/$n.time"'
   for t in tests/e2e/test_*.sh; do
     [ -f "$t" ] || continue
-    echo "== $t$3"
-    TIDE="$2" TIDE_VM="$1" sh "$t" >"$log" 2>&1
+    n=$(basename "$t" .sh)
+    echo "== $t$3 ($(cat "$e2e_dir/$n.time" 2>/dev/null || echo '?') s)"
+    cp "$e2e_dir/$n.log" "$log" 2>/dev/null || : >"$log"
     grep -v '^ok ' "$log"
     count_line
   done
+  rm -rf "$e2e_dir"
 }
 
 for suite in $suites; do

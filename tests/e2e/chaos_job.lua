@@ -1,4 +1,4 @@
--- A stateful event-time job for the checkpoint tests (tests/e2e/test_checkpoint.sh).
+-- A stateful event-time job for the checkpoint tests (tests/e2e/checkpoint_cases.sh).
 --
 --   tide run tests/e2e/chaos_job.lua [-p N] [--checkpoint-dir D ...] -- \
 --       COMMITS_CSV OUT_DIR LATE_DIR [OPTION=VALUE...]
