@@ -312,6 +312,51 @@ strip_prefix() {
 
 # finish: the final line "N passed, N failed"; exit status 1 on failures
 # (or when no check ran at all).
+# kill_resume LABEL DIR WANT MIN_DELAY ARG...: runs `$TIDE run $JOB -p 2
+# --checkpoint-dir DIR/ck --checkpoint-interval 200ms [--resume] -- ARG...`
+# in the background and SIGKILLs it after MIN_DELAY plus 0-1 s (drawn from
+# SEED), WANT times, each run with --resume once DIR/ck holds a completed
+# checkpoint; then lets a last run go to its end (RC, LAST as run_tide
+# sets them). Checks that every attempt ran until killed and that the last
+# one exits 0. AFTER_KILL, if set, is a command run after each kill.
+kill_resume() {
+  _kr_label=$1 _kr_d=$2 _kr_want=$3 _kr_min=$4
+  shift 4
+  mkdir -p "$_kr_d"
+  awk -v s="$SEED$_kr_want" -v m="$_kr_min" \
+    'BEGIN { srand(s); for (i = 0; i < 20; i++) printf "%.2f\n", m + rand() }' >"$_kr_d/delays"
+  _kr_kills=0 _kr_n=0 _kr_resume='' _kr_bad=''
+  while [ "$_kr_kills" -lt "$_kr_want" ] && read -r _kr_delay; do
+    _kr_n=$((_kr_n + 1))
+    "$TIDE" run "$JOB" -p 2 --checkpoint-dir "$_kr_d/ck" --checkpoint-interval 200ms $_kr_resume \
+      -- "$@" >"$_kr_d/a$_kr_n.out" 2>"$_kr_d/a$_kr_n.err" &
+    _kr_pid=$!
+    sleep "$_kr_delay"
+    kill -KILL "$_kr_pid" 2>/dev/null
+    wait "$_kr_pid" 2>/dev/null
+    _kr_rc=$?
+    if [ "$_kr_rc" = 137 ]; then
+      _kr_kills=$((_kr_kills + 1))
+      [ -n "${AFTER_KILL:-}" ] && $AFTER_KILL
+      for _kr_j in "$_kr_d"/ck/*; do [ -n "$(completed "$_kr_j")" ] && _kr_resume=--resume; done
+    else
+      _kr_bad="attempt $_kr_n (kill after ${_kr_delay}s) exited $_kr_rc"
+      break
+    fi
+  done <"$_kr_d/delays"
+  if [ -n "$_kr_bad" ]; then
+    not_ok "$_kr_label: every attempt runs until killed"
+    echo "#   $_kr_bad"
+    diag "$_kr_d/a$_kr_n.err"
+  else
+    ok "$_kr_label: killed $_kr_kills times"
+  fi
+  echo "# $_kr_label: seed $SEED, kills after $(head -n "$_kr_n" "$_kr_d/delays" | tr '\n' ' ')s"
+  run_tide "$_kr_d/final" run "$JOB" -p 2 --checkpoint-dir "$_kr_d/ck" --checkpoint-interval 200ms $_kr_resume \
+    -- "$@"
+  check_rc "$_kr_label: the last --resume runs to the end" 0
+}
+
 finish() {
   echo "$_e2e_pass passed, $_e2e_fail failed"
   [ "$_e2e_fail" -eq 0 ] && [ "$_e2e_n" -gt 0 ]

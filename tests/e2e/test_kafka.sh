@@ -184,35 +184,7 @@ check_eq "sink none: every line (flushed at the end)" "$TMP/lines.sorted" "$TMP/
 chaos() {
   label=$1 d=$2 name=$3 want=$4
   shift 4
-  mkdir -p "$d"
-  awk -v s="$SEED$want" 'BEGIN { srand(s); for (i = 0; i < 20; i++) printf "%.2f\n", 0.6 + rand() }' >"$d/delays"
-  kills=0 attempt=0 resume='' bad=''
-  while [ "$kills" -lt "$want" ] && read -r delay; do
-    attempt=$((attempt + 1))
-    "$TIDE" run "$JOB" -p 2 --checkpoint-dir "$d/ck" --checkpoint-interval 200ms $resume \
-      -- "$BOOT" "$@" >"$d/a$attempt.out" 2>"$d/a$attempt.err" &
-    pid=$!
-    sleep "$delay"
-    kill -KILL "$pid" 2>/dev/null
-    wait "$pid" 2>/dev/null
-    rc=$?
-    if [ "$rc" = 137 ]; then
-      kills=$((kills + 1))
-      [ -n "$(completed "$d/ck/$name")" ] && resume=--resume
-    else
-      bad="attempt $attempt (kill after ${delay}s) exited $rc"
-      break
-    fi
-  done <"$d/delays"
-  if [ -n "$bad" ]; then
-    not_ok "$label: every attempt runs until killed"
-    echo "#   $bad"
-    diag "$d/a$attempt.err"
-  else
-    ok "$label: killed $kills times"
-  fi
-  run_tide "$d/final" run "$JOB" -p 2 --checkpoint-dir "$d/ck" --checkpoint-interval 200ms $resume -- "$BOOT" "$@"
-  check_rc "$label: the last --resume runs to the end" 0
+  kill_resume "$label" "$d" "$want" 0.6 "$BOOT" "$@"
   check_match "$label: the last run resumed from a checkpoint" "$d/final.err" \
     "resuming job '$name' from checkpoint [0-9]+"
 }

@@ -79,41 +79,15 @@ check_str "upsert, exactly once: no prepared transaction left" 0 "$(prepared)"
 # ---- 3. exactly once under SIGKILLs ----------------------------------------------
 # pgchaos LABEL DIR KILLS ARG...: runs the job (ARG... after the conninfo)
 # at p2 with checkpoints every 200 ms into DIR/ck, SIGKILLs it after 0.5-1.5
-# s and resumes it, KILLS times, then lets the last --resume run to its end
+# s and resumes it, KILLS times, then lets the last --resume run to its end;
+# counts the kills that left a prepared transaction behind
+note_prepared() { [ "$(prepared)" -gt 0 ] && left=$((left + 1)); }
 pgchaos() {
   label=$1 d=$2 want=$3
   shift 3
-  mkdir -p "$d"
-  awk -v s="$SEED$want$label" 'BEGIN { srand(s); for (i = 0; i < 20; i++) printf "%.2f\n", 0.5 + rand() }' >"$d/delays"
-  kills=0 attempt=0 resume='' bad='' left=0
-  while [ "$kills" -lt "$want" ] && read -r delay; do
-    attempt=$((attempt + 1))
-    "$TIDE" run "$JOB" -p 2 --checkpoint-dir "$d/ck" --checkpoint-interval 200ms $resume \
-      -- "$PGCONN" "$@" >"$d/a$attempt.out" 2>"$d/a$attempt.err" &
-    pid=$!
-    sleep "$delay"
-    kill -KILL "$pid" 2>/dev/null
-    wait "$pid" 2>/dev/null
-    rc=$?
-    if [ "$rc" = 137 ]; then
-      kills=$((kills + 1))
-      [ "$(prepared)" -gt 0 ] && left=$((left + 1))
-      for j in "$d"/ck/*; do [ -n "$(completed "$j")" ] && resume=--resume; done
-    else
-      bad="attempt $attempt (kill after ${delay}s) exited $rc"
-      break
-    fi
-  done <"$d/delays"
-  if [ -n "$bad" ]; then
-    not_ok "$label: every attempt runs until killed"
-    echo "#   $bad"
-    diag "$d/a$attempt.err"
-  else
-    ok "$label: killed $kills times"
-  fi
-  echo "# $label: seed $SEED, kills after $(head -n "$attempt" "$d/delays" | tr '\n' ' ')s; $left left prepared transactions behind"
-  run_tide "$d/final" run "$JOB" -p 2 --checkpoint-dir "$d/ck" --checkpoint-interval 200ms $resume -- "$PGCONN" "$@"
-  check_rc "$label: the last --resume runs to the end" 0
+  left=0
+  AFTER_KILL=note_prepared kill_resume "$label" "$d" "$want" 0.5 "$PGCONN" "$@"
+  echo "# $label: $left kills left prepared transactions behind"
   check_str "$label: no prepared transaction left" 0 "$(prepared)"
 }
 
