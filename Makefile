@@ -26,7 +26,7 @@ OPT        ?= -O2
 CFLAGS     ?= $(OPT) -g
 TD_CFLAGS   = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter \
               -fPIC -pthread -I. -Icore -Istate -I$(LUA_INCDIR) -I/usr/include/postgresql
-SYSLIBS     = -lpq -lrocksdb -lrdkafka -lmicrohttpd -ljansson -lz -lxxhash -lisal -lm -ldl -pthread
+SYSLIBS     = -lsodium -lpq -lrocksdb -lrdkafka -lmicrohttpd -ljansson -lz -lxxhash -lisal -lm -ldl -pthread
 LDLIBS     ?= $(LUA_LIB) $(SYSLIBS)
 # the same sources for the LuaJIT host: LuaJIT's headers, TD_LUAJIT
 TDJ_CFLAGS  = $(subst -I$(LUA_INCDIR),-I$(LUAJIT_INCDIR),$(TD_CFLAGS)) -DTD_LUAJIT
@@ -36,7 +36,7 @@ DEBIAN_PKGS = lua5.4 liblua5.4-dev luajit libluajit-5.1-dev librocksdb-dev \
               libev-dev lua-busted luarocks pkg-config zlib1g-dev \
               libxxhash-dev xxhash libisal-dev python3 gzip time \
               cppcheck lua-check libmicrohttpd-dev libjansson-dev \
-              librdkafka-dev kcat libpq-dev postgresql
+              librdkafka-dev kcat libpq-dev postgresql libsodium-dev
 
 CORE_SRC   = $(filter-out core/main.c core/lua_module.c,$(wildcard core/*.c)) \
              $(wildcard state/*.c)
