@@ -122,13 +122,7 @@ static const char *ship_strategy(td_partition_t p) {
 /* A task's name: its operators' names joined by " -> " (Flink's chain
  * names). */
 static void task_name(const td_job_spec_t *s, int t, char *buf, size_t len) {
-  size_t n = 0;
-  buf[0] = 0;
-  for (int i = 0; i < s->n_operators && n < len; i++) {
-    if (s->operators[i].task != t) continue;
-    n += (size_t)snprintf(buf + n, len - n, "%s%s", n ? " -> " : "", s->operators[i].name);
-  }
-  if (!buf[0]) snprintf(buf, len, "task %d", t + 1);
+  td_job_task_name(s, t, buf, len);
 }
 
 /* Sum of a task's subtask counters. */
@@ -425,22 +419,23 @@ static void label_value(char *out, size_t len, const char *v) {
   out[n] = 0;
 }
 
-/* The subtask metrics: name (after tide_subtask_), type, help. */
+/* The subtask metrics: name (after tide_), type, help. */
 enum {
   M_RECORDS_IN, M_RECORDS_OUT, M_RECORDS_READ, M_BYTES_IN, M_BYTES_OUT, M_BUSY, M_IDLE, M_BP,
-  M_WM_IN, M_WM_OUT, M_COUNT
+  M_WM_IN, M_WM_OUT, M_LATE, M_COUNT
 };
 static const char *const subtask_metric[M_COUNT][3] = {
-    {"records_in_total", "counter", "Records the subtask took from its input gate (Flink's numRecordsIn)."},
-    {"records_out_total", "counter", "Records the subtask sent on its exchanges (Flink's numRecordsOut)."},
-    {"source_records_read_total", "counter", "Records a source subtask's source read."},
-    {"bytes_in_total", "counter", "Bytes of records and events taken from the input gate (Flink's numBytesIn)."},
-    {"bytes_out_total", "counter", "Bytes of the exchange buffers the subtask sent (Flink's numBytesOut)."},
-    {"busy_time_ms_per_second", "gauge", "Ms per second the subtask neither waited for input nor for output credit (Flink's busyTimeMsPerSecond)."},
-    {"idle_time_ms_per_second", "gauge", "Ms per second the subtask waited for input (Flink's idleTimeMsPerSecond)."},
-    {"backpressured_time_ms_per_second", "gauge", "Ms per second the subtask waited for output credit (Flink's backPressuredTimeMsPerSecond)."},
-    {"current_input_watermark_ms", "gauge", "The subtask's input watermark, ms since the epoch (a source: the last it emitted); absent before the first."},
-    {"current_output_watermark_ms", "gauge", "The last watermark the subtask emitted, ms since the epoch; absent before the first."},
+    {"subtask_records_in_total", "counter", "Records the subtask took from its input gate (Flink's numRecordsIn)."},
+    {"subtask_records_out_total", "counter", "Records the subtask sent on its exchanges (Flink's numRecordsOut)."},
+    {"subtask_source_records_read_total", "counter", "Records a source subtask's source read."},
+    {"subtask_bytes_in_total", "counter", "Bytes of records and events taken from the input gate (Flink's numBytesIn)."},
+    {"subtask_bytes_out_total", "counter", "Bytes of the exchange buffers the subtask sent (Flink's numBytesOut)."},
+    {"subtask_busy_time_ms_per_second", "gauge", "Ms per second the subtask neither waited for input nor for output credit (Flink's busyTimeMsPerSecond)."},
+    {"subtask_idle_time_ms_per_second", "gauge", "Ms per second the subtask waited for input (Flink's idleTimeMsPerSecond)."},
+    {"subtask_backpressured_time_ms_per_second", "gauge", "Ms per second the subtask waited for output credit (Flink's backPressuredTimeMsPerSecond)."},
+    {"subtask_current_input_watermark_ms", "gauge", "The subtask's input watermark, ms since the epoch (a source: the last it emitted); absent before the first."},
+    {"subtask_current_output_watermark_ms", "gauge", "The last watermark the subtask emitted, ms since the epoch; absent before the first."},
+    {"operator_late_records_dropped_total", "counter", "Late records the subtask's window operators dropped (not those sent to a late side output; Flink's numLateRecordsDropped)."},
 };
 
 /* One subtask's figures, in subtask_metric's order; has[m]: present. */
@@ -459,6 +454,7 @@ static void subtask_values(td_control_t *c, td_subtask_t *st, int64_t now_ns, do
   int64_t wi = atomic_load(&st->watermark), wo = atomic_load(&st->watermark_out);
   v[M_WM_IN] = (double)wi;
   v[M_WM_OUT] = (double)wo;
+  v[M_LATE] = (double)atomic_load(&st->late_dropped);
   for (int m = 0; m < M_COUNT; m++) has[m] = 1;
   if (!td_metrics_enabled()) /* --no-metrics: no time or byte accounting */
     has[M_BYTES_IN] = has[M_BYTES_OUT] = has[M_BUSY] = has[M_IDLE] = has[M_BP] = 0;
@@ -499,14 +495,15 @@ static json_t *vertex(td_control_t *c, td_job_t *job, int t, int watermarks_only
     int has[M_COUNT];
     subtask_values(c, &st[i], now_ns, v, has);
     json_array_append_new(
-        subs, json_pack("{s:i, s:{s:I, s:I, s:I, s:I, s:o, s:o, s:f, s:f, s:f}}", "subtask", i,
+        subs, json_pack("{s:i, s:{s:I, s:I, s:I, s:I, s:o, s:o, s:f, s:f, s:f, s:I}}", "subtask", i,
                         "metrics", "read-records", (json_int_t)v[M_RECORDS_IN], "write-records",
                         (json_int_t)v[M_RECORDS_OUT], "read-bytes", (json_int_t)v[M_BYTES_IN],
                         "write-bytes", (json_int_t)v[M_BYTES_OUT], "current-input-watermark",
                         watermark_value(wm), "current-output-watermark",
                         watermark_value(atomic_load(&st[i].watermark_out)),
                         "busy-time-ms-per-second", v[M_BUSY], "idle-time-ms-per-second",
-                        v[M_IDLE], "backpressured-time-ms-per-second", v[M_BP]));
+                        v[M_IDLE], "backpressured-time-ms-per-second", v[M_BP],
+                        "late-records-dropped", (json_int_t)v[M_LATE]));
   }
   if (watermarks_only) return subs;
   char name[2048], id[16];
@@ -514,6 +511,20 @@ static json_t *vertex(td_control_t *c, td_job_t *job, int t, int watermarks_only
   snprintf(id, sizeof id, "%d", t);
   return json_pack("{s:s, s:s, s:i, s:o}", "id", id, "name", name, "parallelism",
                    s->parallelism[t], "subtasks", subs);
+}
+
+/* GET /jobs/ID/exceptions: the last failures, newest first (Flink's
+ * exception history): {"exceptions":[{"timestamp", "task", "subtask",
+ * "message"}]}. */
+static json_t *exceptions(void) {
+  static td_job_exception_t ex[TD_JOB_EXCEPTIONS]; /* c->mu */
+  int n = td_job_exceptions(ex, TD_JOB_EXCEPTIONS);
+  json_t *a = json_array();
+  for (int i = 0; i < n; i++)
+    json_array_append_new(a, json_pack("{s:I, s:s, s:i, s:s}", "timestamp", (json_int_t)ex[i].timestamp_ms,
+                                       "task", ex[i].task, "subtask", ex[i].subtask, "message",
+                                       ex[i].message));
+  return json_pack("{s:o}", "exceptions", a);
 }
 
 /* A job-scope metric: tide_job_<name>{job=jl} v with its HELP and TYPE. */
@@ -542,14 +553,14 @@ static void job_metrics(td_control_t *c, td_job_t *job, const char *jl, text_t *
   }
   for (int i = 0; i < n; i++) subtask_values(c, &sts[i], now_ns, v[i], has[i]);
   for (int m = 0; m < M_COUNT; m++) {
-    put(t, "# HELP tide_subtask_%s %s\n# TYPE tide_subtask_%s %s\n", subtask_metric[m][0],
+    put(t, "# HELP tide_%s %s\n# TYPE tide_%s %s\n", subtask_metric[m][0],
         subtask_metric[m][2], subtask_metric[m][0], subtask_metric[m][1]);
     for (int i = 0; i < n; i++) {
       if (!has[i][m]) continue;
       char name[2048], ol[4200];
       task_name(s, sts[i].task, name, sizeof name);
       label_value(ol, sizeof ol, name);
-      put(t, "tide_subtask_%s{job=\"%s\",task=\"%d\",operator=\"%s\",subtask=\"%d\"} %.17g\n",
+      put(t, "tide_%s{job=\"%s\",task=\"%d\",operator=\"%s\",subtask=\"%d\"} %.17g\n",
           subtask_metric[m][0], jl, sts[i].task, ol, sts[i].index, v[i][m]);
     }
   }
@@ -762,6 +773,10 @@ static enum MHD_Result route(td_control_t *c, struct MHD_Connection *conn, const
     ret = send_error(conn, MHD_HTTP_CONFLICT,
                      "a reload of this job is in progress (%s): one at a time",
                      td_reload_phase_name(td_reload_phase()));
+  } else if (n == 3 && get && strcmp(p[2], "exceptions") == 0) {
+    pthread_mutex_lock(&c->mu);
+    ret = send_json(conn, MHD_HTTP_OK, exceptions());
+    pthread_mutex_unlock(&c->mu);
   } else if (!job) {
     ret = send_error(conn, MHD_HTTP_CONFLICT, "the job is not running (%s)",
                      td_job_state_name(td_job_process_state()));

@@ -393,7 +393,7 @@ static void subtask_body(td_subtask_t *st) {
              spec->script, st->task + 1);
     rc = TD_RUN_ERROR;
   }
-  if (rc != TD_RUN_OK && strcmp(err, "cancelled") != 0) td_job_fail(job, err);
+  if (rc != TD_RUN_OK && strcmp(err, "cancelled") != 0) td_subtask_fail(st, err);
   lua_close(L);
 #ifdef TD_LUA_POOL
   td_lua_pool_free(pool);
@@ -784,6 +784,15 @@ static int l_cancel_reason(lua_State *L) {
 static int l_set_restarting(lua_State *L) {
   (void)L;
   td_job_set_restarting();
+  return 0;
+}
+
+/* core.disable_metrics(): the planning VM switches the time and byte
+ * accounting off before the job starts (env{metrics = false}, as
+ * `tide run --no-metrics`; td_metrics_set_enabled). */
+static int l_disable_metrics(lua_State *L) {
+  (void)L;
+  td_metrics_set_enabled(0);
   return 0;
 }
 
@@ -1197,6 +1206,15 @@ static int l_emit(lua_State *L) {
  * tick again), or nothing once every output can take the next batch: it
  * waits for that (output credit), as a source must not start a batch that
  * would stop half-way and keep it from seeing the next checkpoint. */
+/* core.set_late_dropped(n) - the late records the subtask's window
+ * operators dropped so far (n >= 0; Flink's numLateRecordsDropped), read
+ * by the control endpoint; the runtime calls it at most once per batch. */
+static int l_set_late_dropped(lua_State *L) {
+  lua_Integer n = luaL_checkinteger(L, 1);
+  atomic_store_explicit(&subtask_of(L)->late_dropped, n, memory_order_relaxed);
+  return 0;
+}
+
 static int l_tick(lua_State *L) {
   td_task_t *t = task_of(L);
   lua_Integer n = luaL_optinteger(L, 1, 0);
@@ -1710,7 +1728,7 @@ static int l_finish(lua_State *L) {
  * wins) and cancels every subtask; then raises the cancel sentinel. */
 static int l_fail(lua_State *L) {
   td_subtask_t *st = subtask_of(L);
-  td_job_fail(st->job, luaL_checkstring(L, 1));
+  td_subtask_fail(st, luaL_checkstring(L, 1));
   raise_cancelled(L);
   return 0;
 }
@@ -2248,6 +2266,8 @@ static const luaL_Reg core_funcs[] = {
     {"cancel_signal", l_cancel_signal},
     {"cancel_reason", l_cancel_reason},
     {"set_restarting", l_set_restarting},
+    {"set_late_dropped", l_set_late_dropped},
+    {"disable_metrics", l_disable_metrics},
     {"lock_dir", l_lock_dir},
     {"reload_swap", l_reload_swap},
     {"reload_claim_failure", l_reload_claim_failure},

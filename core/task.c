@@ -111,7 +111,7 @@ td_subtask_t *td_task_subtask(const td_task_t *t) { return t->st; }
 
 const char *td_task_error(const td_task_t *t) { return t->err; }
 
-void td_task_fail(td_task_t *t, const char *message) { td_job_fail(t->st->job, message); }
+void td_task_fail(td_task_t *t, const char *message) { td_subtask_fail(t->st, message); }
 
 int td_task_cancelled(const td_task_t *t) { return td_job_cancelled(t->st->job); }
 
