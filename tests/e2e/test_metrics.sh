@@ -9,7 +9,9 @@
 # grow with the number of keys; late records dropped by windows equal a
 # Python count (tests/e2e/late_input.py), none when they go to a side
 # output; env{metrics = false} as --no-metrics; a job failing twice lists
-# both failures in GET /jobs/ID/exceptions, newest first.
+# both failures in GET /jobs/ID/exceptions, newest first; the slow map's
+# checkpoint start delay exceeds the time its queued input takes, and the
+# subtasks' checkpointed sizes add up to the checkpoint's files.
 . tests/e2e/lib.sh
 
 XDG_RUNTIME_DIR=$TMP/run
@@ -149,6 +151,41 @@ check "the slow map is busy (> 500 ms/s: $BUSY)" \
 LAST=$(value "$TMP/bp2" tide_job_last_checkpoint_id -)
 check "the last checkpoint ($LAST) is a completed one on disk" test -f "$TMP/ck/backpressure/chk-$LAST/_metadata"
 check "completed checkpoints counted: at least 2" test "$(value "$TMP/bp2" tide_job_checkpoints_completed_total -)" -ge 2
+# the slow map's input channel holds at least one full 32 KiB buffer of
+# 100-byte records (>= 300) ahead of each barrier, 400 us each: its barrier
+# comes > 120 ms after the trigger
+DELAY=$(value "$TMP/bp2" tide_subtask_last_checkpoint_start_delay_ms 2)
+check "the slow map's start delay in the last checkpoint > 100 ms ($DELAY)" \
+  "$PYTHON" -c "import sys; sys.exit(not float(sys.argv[1]) > 100)" "$DELAY"
+check_str "the subtasks' checkpointed sizes sum to the last checkpoint's size" \
+  "$(value "$TMP/bp2" tide_job_last_checkpoint_size_bytes -)" \
+  "$(value "$TMP/bp2" tide_subtask_checkpointed_state_size_bytes -)"
+check_str "  which is the bytes of its state files on disk (wc -c)" \
+  "$(cat "$TMP/ck/backpressure/chk-$LAST/"*.state | wc -c | tr -d ' ')" \
+  "$(value "$TMP/bp2" tide_subtask_checkpointed_state_size_bytes -)"
+check "every subtask has alignment, sync and async figures of the last checkpoint" "$PYTHON" - "$TMP/bp2" <<'PY'
+import re, sys
+seen = {}
+for line in open(sys.argv[1]):
+    m = re.match(r"tide_subtask_last_checkpoint_(alignment|sync|async|start_delay)_ms\{(.*)\} (\S+)$", line.strip())
+    if m and float(m.group(3)) >= 0:
+        seen.setdefault(m.group(2), set()).add(m.group(1))
+sys.exit(not (len(seen) == 5 and all(len(v) == 4 for v in seen.values())))
+PY
+check "GET /jobs/ID/checkpoints: every completed checkpoint lists its 5 subtasks, sizes summing to its state_size; the newest: the map's start delay > 100 ms" \
+  "$PYTHON" - "$ADDR" "$ID" <<'PY'
+import json, sys, urllib.request
+addr, jid = sys.argv[1:3]
+h = json.load(urllib.request.urlopen(f"http://{addr}/jobs/{jid}/checkpoints", timeout=10))["history"]
+done = [c for c in h if c["status"] == "COMPLETED"]
+ok = bool(done)
+for c in done:
+    subs = c["subtasks"]
+    ok = ok and len(subs) == 5 and sum(s["state_size"] for s in subs) == c["state_size"]
+    ok = ok and all(s["acknowledged"] and set(s["checkpoint"]) == {"sync", "async"} for s in subs)
+ok = ok and [s for s in done[0]["subtasks"] if s["task"] == 2][0]["start_delay"] > 100
+sys.exit(not ok)
+PY
 cancel
 # ---- late records dropped (tests/e2e/late_input.py counts them) -------------------
 LATE=$("$PYTHON" tests/e2e/late_input.py "$TMP/late.csv")
