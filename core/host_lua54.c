@@ -2018,7 +2018,27 @@ static int l_list_dir(lua_State *L) {
 typedef struct lreader {
   td_reader_t *r;
   char path[1024];
+  td_subtask_t *st;       /* the subtask reading (NULL: the planning VM) */
+  uint64_t counted;       /* bytes added to st's source_bytes_read */
+  int total_counted;      /* its share added to st's source_bytes_total */
 } lreader_t;
+
+/* Count the reader's progress into its subtask's source bytes (per batch;
+ * the progress line of tide run). */
+static void reader_count(lreader_t *lr) {
+  if (!lr->st || !lr->r) return;
+  uint64_t done, total;
+  td_reader_progress(lr->r, &done, &total);
+  if (!lr->total_counted) {
+    lr->total_counted = 1;
+    atomic_fetch_add_explicit(&lr->st->source_bytes_total, (int64_t)total, memory_order_relaxed);
+  }
+  if (done > lr->counted) {
+    atomic_fetch_add_explicit(&lr->st->source_bytes_read, (int64_t)(done - lr->counted),
+                              memory_order_relaxed);
+    lr->counted = done;
+  }
+}
 
 static lreader_t *check_reader(lua_State *L) {
   lreader_t *lr = luaL_checkudata(L, 1, READER_MT);
@@ -2040,6 +2060,7 @@ static int reader_read(lua_State *L) {
   luaL_checktype(L, 2, LUA_TTABLE);
   int max = (int)luaL_checkinteger(L, 3);
   int n = td_reader_read(lr->r, L, 2, max);
+  reader_count(lr);
   if (n < 0) {
     lua_pushnil(L);
     lua_pushstring(L, td_reader_error(lr->r));
@@ -2126,6 +2147,9 @@ static int reader_seek(lua_State *L) {
 static lreader_t *new_reader(lua_State *L) {
   lreader_t *lr = lua_newuserdatauv(L, sizeof *lr, 0);
   lr->r = NULL;
+  lr->st = lua_touserdata(L, lua_upvalueindex(1)); /* the calling core function's */
+  lr->counted = 0;
+  lr->total_counted = 0;
   if (luaL_newmetatable(L, READER_MT)) {
     lua_pushcfunction(L, reader_gc);
     lua_setfield(L, -2, "__gc");

@@ -122,6 +122,9 @@ struct td_subtask {
   /* Late records the subtask's window operators dropped (not those sent to
    * a late side output; Flink's numLateRecordsDropped), set per batch. */
   _Atomic int64_t late_dropped;
+  /* File sources: the bytes of the subtask's splits and how many of them
+   * it read (td_reader_progress), per batch; the progress line's. */
+  _Atomic int64_t source_bytes_total, source_bytes_read;
   td_time_acct_t time;
 };
 
