@@ -94,6 +94,10 @@ struct td_coord {
   int64_t stop_pending;        /* a stop savepoint is pending: its id */
   td_coord_record_t *history;  /* ring of TD_COORD_HISTORY entries */
   int64_t n_history;           /* entries ever added */
+  /* per history entry: its subtasks' figures (n each) and the trigger's
+   * monotonic time, us */
+  td_coord_subtask_stats_t *hist_sub;
+  int64_t *hist_trigger_us;
 };
 
 static void logf_(td_coord_t *c, const char *fmt, ...)
@@ -113,6 +117,12 @@ static int64_t mono_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t mono_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 static int64_t wall_ms(void) {
@@ -154,9 +164,16 @@ static td_coord_record_t *hist_find(td_coord_t *c, int64_t id) {
   return NULL;
 }
 
+/* The subtask figures of history entry r (n of them). */
+static td_coord_subtask_stats_t *hist_subs(td_coord_t *c, const td_coord_record_t *r) {
+  return c->hist_sub + (r - c->history) * c->n;
+}
+
 static void hist_add(td_coord_t *c, const pending_t *p, const char *path, int final) {
   td_coord_record_t *r = &c->history[c->n_history++ % TD_COORD_HISTORY];
   memset(r, 0, sizeof *r);
+  memset(hist_subs(c, r), 0, (size_t)c->n * sizeof *c->hist_sub);
+  c->hist_trigger_us[r - c->history] = mono_us();
   r->id = p->id;
   r->kind = p->kind;
   r->stop = p->stop;
@@ -166,11 +183,14 @@ static void hist_add(td_coord_t *c, const pending_t *p, const char *path, int fi
   snprintf(r->path, sizeof r->path, "%s", path);
 }
 
-static void hist_done(td_coord_t *c, int64_t id, int status, uint64_t size, const char *why) {
+/* sub_size (n entries, or NULL): the bytes of each subtask's files */
+static void hist_done(td_coord_t *c, int64_t id, int status, uint64_t size,
+                      const uint64_t *sub_size, const char *why) {
   td_coord_record_t *r = hist_find(c, id);
   if (!r || r->status != TD_CKPT_IN_PROGRESS) return;
   r->status = status;
   r->size = size;
+  for (int s = 0; sub_size && s < c->n; s++) hist_subs(c, r)[s].size = sub_size[s];
   r->duration_ms = wall_ms() - r->trigger_ms;
   if (why) snprintf(r->reason, sizeof r->reason, "%s", why);
   pthread_cond_broadcast(&c->waiters);
@@ -260,6 +280,9 @@ int td_coord_new(td_coord_t **out, const td_ckpt_config_t *cfg, int n_subtasks,
   c->job_name = strdup(cfg->job_name ? cfg->job_name : "");
   c->job_id = strdup(cfg->job_id ? cfg->job_id : "job");
   c->history = calloc(TD_COORD_HISTORY, sizeof *c->history);
+  c->hist_sub = calloc((size_t)TD_COORD_HISTORY * (size_t)(n_subtasks ? n_subtasks : 1),
+                       sizeof *c->hist_sub);
+  c->hist_trigger_us = calloc(TD_COORD_HISTORY, sizeof *c->hist_trigger_us);
   int expected_ok = 1;
   if (cfg->expected) {
     c->expected = calloc((size_t)n_subtasks, sizeof *c->expected);
@@ -270,7 +293,7 @@ int td_coord_new(td_coord_t **out, const td_ckpt_config_t *cfg, int n_subtasks,
   if (!c->is_source || !c->finished || !c->finishing || !c->finished_names || !c->finished_n ||
       !c->inflight_names ||
       !c->requested || !c->job_info || (cfg->dir && !c->dir) || !c->job_name || !expected_ok ||
-      !c->job_id || !c->history) {
+      !c->job_id || !c->history || !c->hist_sub || !c->hist_trigger_us) {
     td_coord_free(c);
     return TD_ENOMEM;
   }
@@ -347,7 +370,7 @@ static void abort_locked(td_coord_t *c, pending_t *p, const char *why) {
     char d[4200];
     remove_tree(dir_of(c, p->id, d, sizeof d));
   }
-  hist_done(c, p->id, TD_CKPT_FAILED, 0, why);
+  hist_done(c, p->id, TD_CKPT_FAILED, 0, NULL, why);
   if (c->stop_pending == p->id) c->stop_pending = 0;
   pending_t **pp = &c->pending;
   while (*pp && *pp != p) pp = &(*pp)->next;
@@ -418,6 +441,8 @@ void td_coord_free(td_coord_t *c) {
   free(c->durations);
   free(c->job_id);
   free(c->history);
+  free(c->hist_sub);
+  free(c->hist_trigger_us);
   pthread_mutex_destroy(&c->mu);
   pthread_cond_destroy(&c->waiters);
   pthread_cond_destroy(&c->wake);
@@ -458,6 +483,33 @@ void td_coord_snapshot_started(td_coord_t *c, int64_t id, int subtask,
   pt->expect_inflight = (unsigned char)expect_inflight;
   pthread_cond_signal(&c->wake);
   pthread_mutex_unlock(&c->mu);
+}
+
+void td_coord_snapshot_times(td_coord_t *c, int64_t id, int subtask, int64_t first_barrier_us,
+                             int64_t start_us, int64_t end_us) {
+  pthread_mutex_lock(&c->mu);
+  td_coord_record_t *r = subtask >= 0 && subtask < c->n ? hist_find(c, id) : NULL;
+  if (r) {
+    td_coord_subtask_stats_t *ss = &hist_subs(c, r)[subtask];
+    int64_t trigger = c->hist_trigger_us[r - c->history];
+    ss->reported = 1;
+    ss->start_delay_us = first_barrier_us > trigger ? first_barrier_us - trigger : 0;
+    ss->alignment_us = start_us > first_barrier_us ? start_us - first_barrier_us : 0;
+    ss->sync_us = end_us > start_us ? end_us - start_us : 0;
+    ss->sync_end_us = end_us;
+  }
+  pthread_mutex_unlock(&c->mu);
+}
+
+size_t td_coord_subtask_history(td_coord_t *c, int64_t id, td_coord_subtask_stats_t *out,
+                                size_t max) {
+  pthread_mutex_lock(&c->mu);
+  td_coord_record_t *r = hist_find(c, id);
+  size_t n = r ? (size_t)c->n : 0;
+  if (n > max) n = max;
+  if (n) memcpy(out, hist_subs(c, r), n * sizeof *out);
+  pthread_mutex_unlock(&c->mu);
+  return n;
 }
 
 void td_coord_inflight(td_coord_t *c, int64_t id, int subtask, const char *name,
@@ -705,6 +757,14 @@ static void update_acks(td_coord_t *c, pending_t *p) {
       if (pt->child_done && (!pt->expect_inflight || pt->inflight_done)) {
         pt->acked = 1;
         p->acked++;
+        /* the asynchronous part: from the end of the synchronous one to
+         * this acknowledgement (the files written, to the tick) */
+        td_coord_record_t *r = hist_find(c, p->id);
+        td_coord_subtask_stats_t *ss = r ? &hist_subs(c, r)[s] : NULL;
+        if (ss && ss->reported) {
+          int64_t a = mono_us() - ss->sync_end_us;
+          ss->async_us = a > 0 ? a : 0;
+        }
       }
     } else if (c->finished[s]) {
       if (link_finished(c, s, p->id) != 0) {
@@ -821,10 +881,10 @@ static int list_files(td_coord_t *c, int64_t id, const unsigned char *subs,
 }
 
 /* Write checkpoint id's _metadata (lock released meanwhile); *size: the
- * bytes of the files it lists. 0, or a negative code with the message in
- * why. */
+ * bytes of the files it lists, sub_size[s] (n entries) those of subtask s.
+ * 0, or a negative code with the message in why. */
 static int write_metadata(td_coord_t *c, int64_t id, unsigned char *subs, uint32_t flags,
-                          uint64_t *size, char *why, size_t whylen) {
+                          uint64_t *size, uint64_t *sub_size, char *why, size_t whylen) {
   char chk[4200];
   td_coord_chk_dir(c, id, chk, sizeof chk);
   td_meta_t m = {.id = id,
@@ -838,8 +898,11 @@ static int write_metadata(td_coord_t *c, int64_t id, unsigned char *subs, uint32
   int rc = list_files(c, id, subs, &m.files, &m.n_files, why, whylen);
   if (rc == 0) rc = td_meta_write(chk, &m, why, whylen);
   *size = 0;
+  memset(sub_size, 0, (size_t)c->n * sizeof *sub_size);
   for (size_t i = 0; i < m.n_files; i++) {
     *size += m.files[i].size;
+    if (m.files[i].subtask >= 0 && m.files[i].subtask < c->n)
+      sub_size[m.files[i].subtask] += m.files[i].size;
     free(m.files[i].name);
   }
   free(m.files);
@@ -986,7 +1049,10 @@ static void sweep(td_coord_t *c) {
 
 static void complete_locked(td_coord_t *c, pending_t *p) {
   unsigned char *subs = calloc((size_t)c->n, 1);
-  if (!subs) {
+  uint64_t *sub_size = calloc((size_t)c->n, sizeof *sub_size);
+  if (!subs || !sub_size) {
+    free(subs);
+    free(sub_size);
     p->failed = 1;
     return;
   }
@@ -998,10 +1064,12 @@ static void complete_locked(td_coord_t *c, pending_t *p) {
   char why[600];
   uint64_t size = 0;
   pthread_mutex_unlock(&c->mu);
-  int rc = write_metadata(c, id, subs, savepoint ? TD_META_SAVEPOINT : 0, &size, why, sizeof why);
+  int rc = write_metadata(c, id, subs, savepoint ? TD_META_SAVEPOINT : 0, &size, sub_size, why,
+                          sizeof why);
   free(subs);
   pthread_mutex_lock(&c->mu);
   p = find(c, id);
+  if (!p || rc) free(sub_size);
   if (!p) return; /* aborted meanwhile (stop) */
   if (rc) {
     logf_(c, "%s %" PRId64 " aborted: %s", savepoint ? "savepoint" : "checkpoint", id, why);
@@ -1017,7 +1085,8 @@ static void complete_locked(td_coord_t *c, pending_t *p) {
     while (*pp != p) pp = &(*pp)->next;
     *pp = p->next;
     free_pending(p, c->n);
-    hist_done(c, id, TD_CKPT_COMPLETED, size, NULL);
+    hist_done(c, id, TD_CKPT_COMPLETED, size, sub_size, NULL);
+    free(sub_size);
     if (stop) {
       c->stopping = 1;
       c->stop_pending = 0;
@@ -1036,7 +1105,8 @@ static void complete_locked(td_coord_t *c, pending_t *p) {
   *pp = p->next;
   int p_after_finish = p->after_finish;
   free_pending(p, c->n);
-  hist_done(c, id, TD_CKPT_COMPLETED, size, NULL);
+  hist_done(c, id, TD_CKPT_COMPLETED, size, sub_size, NULL);
+  free(sub_size);
   c->completed = id;
   c->consecutive_failures = 0;
   c->last_complete_ms = mono_ms();
@@ -1210,7 +1280,7 @@ size_t td_coord_history(td_coord_t *c, td_coord_record_t *out, size_t max) {
 static void final_failed(td_coord_t *c, int64_t id, const char *why) {
   char chk[4200];
   remove_tree(dir_of(c, id, chk, sizeof chk));
-  hist_done(c, id, TD_CKPT_FAILED, 0, why);
+  hist_done(c, id, TD_CKPT_FAILED, 0, NULL, why);
   snprintf(c->error, sizeof c->error, "cannot write the final checkpoint %" PRId64 ": %s", id,
            why);
   logf_(c, "%s", c->error);
@@ -1249,15 +1319,23 @@ static void final_locked(td_coord_t *c) {
     }
     char why[600];
     uint64_t size = 0;
+    uint64_t *sub_size = calloc((size_t)c->n, sizeof *sub_size);
+    if (!sub_size) {
+      free(subs);
+      final_failed(c, id, "out of memory");
+      return;
+    }
     pthread_mutex_unlock(&c->mu);
-    int rc = write_metadata(c, id, subs, TD_META_FINAL, &size, why, sizeof why);
+    int rc = write_metadata(c, id, subs, TD_META_FINAL, &size, sub_size, why, sizeof why);
     free(subs);
     pthread_mutex_lock(&c->mu);
     if (rc) {
+      free(sub_size);
       final_failed(c, id, why);
       return;
     }
-    hist_done(c, id, TD_CKPT_COMPLETED, size, NULL);
+    hist_done(c, id, TD_CKPT_COMPLETED, size, sub_size, NULL);
+    free(sub_size);
     c->completed = id;
     c->stats.completed++;
     sweep(c);

@@ -320,6 +320,43 @@ int td_coord_await(td_coord_t *c, int64_t id, int timeout_ms, char *reason, size
  */
 size_t td_coord_history(td_coord_t *c, td_coord_record_t *out, size_t max);
 
+/* One subtask's part in a checkpoint (Flink's checkpoint details per
+ * subtask, SubtaskCheckpointStatistics); times in microseconds. */
+typedef struct td_coord_subtask_stats {
+  int reported;           /* it took a snapshot of this checkpoint (0: not
+                             yet, or it had finished: final state linked) */
+  int64_t start_delay_us; /* trigger to the first barrier reaching it (a
+                             source: to its injection) */
+  int64_t alignment_us;   /* first barrier to the last (to the snapshot) */
+  int64_t sync_us;        /* the synchronous part, on the task thread
+                             (the fork, forwarding the barrier) */
+  int64_t async_us;       /* the end of the synchronous part to the
+                             acknowledgement (the child wrote the files;
+                             to the coordinator's 5 ms tick) */
+  uint64_t size;          /* bytes of its files the _metadata lists (Flink's
+                             checkpointed size); 0 before completion */
+  int64_t sync_end_us;    /* internal: when the synchronous part ended */
+} td_coord_subtask_stats_t;
+
+/*
+ * td_coord_snapshot_times - subtask's figures for checkpoint id, in
+ * microseconds of CLOCK_MONOTONIC (td_task_now_us): when the first barrier
+ * of id reached it (a source: when it injected it), when the snapshot
+ * started (the last barrier) and when the synchronous part ended. Kept
+ * with the history entry of id (td_coord_subtask_history); an id the
+ * history does not hold is ignored.
+ */
+void td_coord_snapshot_times(td_coord_t *c, int64_t id, int subtask, int64_t first_barrier_us,
+                             int64_t start_us, int64_t end_us);
+
+/*
+ * td_coord_subtask_history - the per-subtask figures of history entry id
+ * (job order, one per subtask) into out[0 .. max). Returns how many were
+ * written: 0 when the history no longer holds id.
+ */
+size_t td_coord_subtask_history(td_coord_t *c, int64_t id, td_coord_subtask_stats_t *out,
+                                size_t max);
+
 /* td_coord_record_pause - a subtask's synchronous snapshot part took us
  * microseconds (for td_coord_stats). */
 void td_coord_record_pause(td_coord_t *c, int64_t us);

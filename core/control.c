@@ -122,13 +122,7 @@ static const char *ship_strategy(td_partition_t p) {
 /* A task's name: its operators' names joined by " -> " (Flink's chain
  * names). */
 static void task_name(const td_job_spec_t *s, int t, char *buf, size_t len) {
-  size_t n = 0;
-  buf[0] = 0;
-  for (int i = 0; i < s->n_operators && n < len; i++) {
-    if (s->operators[i].task != t) continue;
-    n += (size_t)snprintf(buf + n, len - n, "%s%s", n ? " -> " : "", s->operators[i].name);
-  }
-  if (!buf[0]) snprintf(buf, len, "task %d", t + 1);
+  td_job_task_name(s, t, buf, len);
 }
 
 /* Sum of a task's subtask counters. */
@@ -207,7 +201,28 @@ static json_t *watermark_value(int64_t wm) {
   return json_string(v);
 }
 
-static json_t *record_json(const td_coord_record_t *r) {
+/* The per-subtask figures of checkpoint r (Flink's subtask checkpoint
+ * statistics): [{"task", "index", "acknowledged", "start_delay",
+ * "alignment": {"duration"}, "checkpoint": {"sync", "async"},
+ * "state_size"}], times in ms (fractions: us). */
+static json_t *record_subtasks(td_job_t *job, const td_coord_record_t *r) {
+  int n;
+  td_subtask_t *sts = td_job_subtasks(job, &n);
+  td_coord_subtask_stats_t *ss = calloc(n ? (size_t)n : 1, sizeof *ss);
+  json_t *a = json_array();
+  size_t got = ss ? td_coord_subtask_history(td_job_coordinator(job), r->id, ss, (size_t)n) : 0;
+  for (size_t i = 0; i < got; i++)
+    json_array_append_new(
+        a, json_pack("{s:i, s:i, s:b, s:f, s:{s:f}, s:{s:f, s:f}, s:I}", "task", sts[i].task,
+                     "index", sts[i].index, "acknowledged", ss[i].reported,
+                     "start_delay", ss[i].start_delay_us / 1e3, "alignment", "duration",
+                     ss[i].alignment_us / 1e3, "checkpoint", "sync", ss[i].sync_us / 1e3,
+                     "async", ss[i].async_us / 1e3, "state_size", (json_int_t)ss[i].size));
+  free(ss);
+  return a;
+}
+
+static json_t *record_json(td_job_t *job, const td_coord_record_t *r) {
   static const char *const status[] = {"IN_PROGRESS", "COMPLETED", "FAILED"};
   json_t *o = json_pack("{s:I, s:s, s:b, s:I, s:I, s:I, s:s}", "id", (json_int_t)r->id, "status",
                         status[r->status], "is_savepoint", r->kind == TD_CKPT_SAVEPOINT,
@@ -217,6 +232,7 @@ static json_t *record_json(const td_coord_record_t *r) {
   if (r->final) json_object_set_new(o, "final", json_true());
   if (r->stop) json_object_set_new(o, "stop", json_string(r->stop == TD_STOP_DRAIN ? "drain" : "stop"));
   if (r->status == TD_CKPT_FAILED) json_object_set_new(o, "failure_message", json_string(r->reason));
+  json_object_set_new(o, "subtasks", record_subtasks(job, r));
   return o;
 }
 
@@ -228,10 +244,10 @@ static json_t *checkpoints(td_job_t *job) {
   json_int_t done = 0, failed = 0, running = 0;
   json_t *hist = json_array(), *latest = json_null();
   for (size_t i = n; i-- > 0;) { /* newest first, as Flink */
-    json_array_append_new(hist, record_json(&rec[i]));
+    json_array_append_new(hist, record_json(job, &rec[i]));
     if (rec[i].status == TD_CKPT_COMPLETED) {
       done++;
-      if (json_is_null(latest)) latest = record_json(&rec[i]);
+      if (json_is_null(latest)) latest = record_json(job, &rec[i]);
     } else if (rec[i].status == TD_CKPT_FAILED) {
       failed++;
     } else {
@@ -425,22 +441,23 @@ static void label_value(char *out, size_t len, const char *v) {
   out[n] = 0;
 }
 
-/* The subtask metrics: name (after tide_subtask_), type, help. */
+/* The subtask metrics: name (after tide_), type, help. */
 enum {
   M_RECORDS_IN, M_RECORDS_OUT, M_RECORDS_READ, M_BYTES_IN, M_BYTES_OUT, M_BUSY, M_IDLE, M_BP,
-  M_WM_IN, M_WM_OUT, M_COUNT
+  M_WM_IN, M_WM_OUT, M_LATE, M_COUNT
 };
 static const char *const subtask_metric[M_COUNT][3] = {
-    {"records_in_total", "counter", "Records the subtask took from its input gate (Flink's numRecordsIn)."},
-    {"records_out_total", "counter", "Records the subtask sent on its exchanges (Flink's numRecordsOut)."},
-    {"source_records_read_total", "counter", "Records a source subtask's source read."},
-    {"bytes_in_total", "counter", "Bytes of records and events taken from the input gate (Flink's numBytesIn)."},
-    {"bytes_out_total", "counter", "Bytes of the exchange buffers the subtask sent (Flink's numBytesOut)."},
-    {"busy_time_ms_per_second", "gauge", "Ms per second the subtask neither waited for input nor for output credit (Flink's busyTimeMsPerSecond)."},
-    {"idle_time_ms_per_second", "gauge", "Ms per second the subtask waited for input (Flink's idleTimeMsPerSecond)."},
-    {"backpressured_time_ms_per_second", "gauge", "Ms per second the subtask waited for output credit (Flink's backPressuredTimeMsPerSecond)."},
-    {"current_input_watermark_ms", "gauge", "The subtask's input watermark, ms since the epoch (a source: the last it emitted); absent before the first."},
-    {"current_output_watermark_ms", "gauge", "The last watermark the subtask emitted, ms since the epoch; absent before the first."},
+    {"subtask_records_in_total", "counter", "Records the subtask took from its input gate (Flink's numRecordsIn)."},
+    {"subtask_records_out_total", "counter", "Records the subtask sent on its exchanges (Flink's numRecordsOut)."},
+    {"subtask_source_records_read_total", "counter", "Records a source subtask's source read."},
+    {"subtask_bytes_in_total", "counter", "Bytes of records and events taken from the input gate (Flink's numBytesIn)."},
+    {"subtask_bytes_out_total", "counter", "Bytes of the exchange buffers the subtask sent (Flink's numBytesOut)."},
+    {"subtask_busy_time_ms_per_second", "gauge", "Ms per second the subtask neither waited for input nor for output credit (Flink's busyTimeMsPerSecond)."},
+    {"subtask_idle_time_ms_per_second", "gauge", "Ms per second the subtask waited for input (Flink's idleTimeMsPerSecond)."},
+    {"subtask_backpressured_time_ms_per_second", "gauge", "Ms per second the subtask waited for output credit (Flink's backPressuredTimeMsPerSecond)."},
+    {"subtask_current_input_watermark_ms", "gauge", "The subtask's input watermark, ms since the epoch (a source: the last it emitted); absent before the first."},
+    {"subtask_current_output_watermark_ms", "gauge", "The last watermark the subtask emitted, ms since the epoch; absent before the first."},
+    {"operator_late_records_dropped_total", "counter", "Late records the subtask's window operators dropped (not those sent to a late side output; Flink's numLateRecordsDropped)."},
 };
 
 /* One subtask's figures, in subtask_metric's order; has[m]: present. */
@@ -459,6 +476,7 @@ static void subtask_values(td_control_t *c, td_subtask_t *st, int64_t now_ns, do
   int64_t wi = atomic_load(&st->watermark), wo = atomic_load(&st->watermark_out);
   v[M_WM_IN] = (double)wi;
   v[M_WM_OUT] = (double)wo;
+  v[M_LATE] = (double)atomic_load(&st->late_dropped);
   for (int m = 0; m < M_COUNT; m++) has[m] = 1;
   if (!td_metrics_enabled()) /* --no-metrics: no time or byte accounting */
     has[M_BYTES_IN] = has[M_BYTES_OUT] = has[M_BUSY] = has[M_IDLE] = has[M_BP] = 0;
@@ -499,14 +517,15 @@ static json_t *vertex(td_control_t *c, td_job_t *job, int t, int watermarks_only
     int has[M_COUNT];
     subtask_values(c, &st[i], now_ns, v, has);
     json_array_append_new(
-        subs, json_pack("{s:i, s:{s:I, s:I, s:I, s:I, s:o, s:o, s:f, s:f, s:f}}", "subtask", i,
+        subs, json_pack("{s:i, s:{s:I, s:I, s:I, s:I, s:o, s:o, s:f, s:f, s:f, s:I}}", "subtask", i,
                         "metrics", "read-records", (json_int_t)v[M_RECORDS_IN], "write-records",
                         (json_int_t)v[M_RECORDS_OUT], "read-bytes", (json_int_t)v[M_BYTES_IN],
                         "write-bytes", (json_int_t)v[M_BYTES_OUT], "current-input-watermark",
                         watermark_value(wm), "current-output-watermark",
                         watermark_value(atomic_load(&st[i].watermark_out)),
                         "busy-time-ms-per-second", v[M_BUSY], "idle-time-ms-per-second",
-                        v[M_IDLE], "backpressured-time-ms-per-second", v[M_BP]));
+                        v[M_IDLE], "backpressured-time-ms-per-second", v[M_BP],
+                        "late-records-dropped", (json_int_t)v[M_LATE]));
   }
   if (watermarks_only) return subs;
   char name[2048], id[16];
@@ -516,11 +535,83 @@ static json_t *vertex(td_control_t *c, td_job_t *job, int t, int watermarks_only
                    s->parallelism[t], "subtasks", subs);
 }
 
+/* GET /jobs/ID/exceptions: the last failures, newest first (Flink's
+ * exception history): {"exceptions":[{"timestamp", "task", "subtask",
+ * "message"}]}. */
+static json_t *exceptions(void) {
+  static td_job_exception_t ex[TD_JOB_EXCEPTIONS]; /* c->mu */
+  int n = td_job_exceptions(ex, TD_JOB_EXCEPTIONS);
+  json_t *a = json_array();
+  for (int i = 0; i < n; i++)
+    json_array_append_new(a, json_pack("{s:I, s:s, s:i, s:s}", "timestamp", (json_int_t)ex[i].timestamp_ms,
+                                       "task", ex[i].task, "subtask", ex[i].subtask, "message",
+                                       ex[i].message));
+  return json_pack("{s:o}", "exceptions", a);
+}
+
 /* A job-scope metric: tide_job_<name>{job=jl} v with its HELP and TYPE. */
 static void job_metric(text_t *t, const char *jl, const char *name, const char *type,
                        const char *help, double v) {
   put(t, "# HELP tide_job_%s %s\n# TYPE tide_job_%s %s\ntide_job_%s{job=\"%s\"} %.17g\n", name, help,
       name, type, name, jl, v);
+}
+
+/* The series of k subtask metrics (names after tide_, type, help in
+ * metric[k]) for n subtasks: v[i * k + m] where has[i * k + m]. */
+static void put_subtask_series(text_t *t, const td_job_spec_t *s, const td_subtask_t *sts, int n,
+                               const char *jl, const char *const (*metric)[3], int k,
+                               const double *v, const int *has) {
+  for (int m = 0; m < k; m++) {
+    put(t, "# HELP tide_%s %s\n# TYPE tide_%s %s\n", metric[m][0], metric[m][2], metric[m][0],
+        metric[m][1]);
+    for (int i = 0; i < n; i++) {
+      if (!has[i * k + m]) continue;
+      char name[2048], ol[4200];
+      task_name(s, sts[i].task, name, sizeof name);
+      label_value(ol, sizeof ol, name);
+      put(t, "tide_%s{job=\"%s\",task=\"%d\",operator=\"%s\",subtask=\"%d\"} %.17g\n",
+          metric[m][0], jl, sts[i].task, ol, sts[i].index, v[i * k + m]);
+    }
+  }
+}
+
+/* The subtask figures of the last completed checkpoint. */
+enum { C_DELAY, C_ALIGN, C_SYNC, C_ASYNC, C_SIZE, C_COUNT };
+static const char *const checkpoint_metric[C_COUNT][3] = {
+    {"subtask_last_checkpoint_start_delay_ms", "gauge", "Trigger to the first barrier reaching the subtask in the last completed checkpoint (Flink's checkpointStartDelayNanos)."},
+    {"subtask_last_checkpoint_alignment_ms", "gauge", "First barrier to the last (the snapshot) in the last completed checkpoint (Flink's checkpointAlignmentTime)."},
+    {"subtask_last_checkpoint_sync_ms", "gauge", "The synchronous part of the subtask's snapshot, on its thread, in the last completed checkpoint (Flink's sync duration)."},
+    {"subtask_last_checkpoint_async_ms", "gauge", "The asynchronous part (writing its files off the task thread) in the last completed checkpoint (Flink's async duration)."},
+    {"subtask_checkpointed_state_size_bytes", "gauge", "Bytes of the subtask's files in the last completed checkpoint (Flink's checkpointed state size)."},
+};
+
+/* The checkpoint_metric series of checkpoint id (c->mu held). */
+static void checkpoint_series(text_t *t, td_job_t *job, const char *jl, int64_t id) {
+  int n;
+  td_subtask_t *sts = td_job_subtasks(job, &n);
+  td_coord_subtask_stats_t *ss = calloc(n ? (size_t)n : 1, sizeof *ss);
+  double *v = calloc(n ? (size_t)n * C_COUNT : 1, sizeof *v);
+  int *has = calloc(n ? (size_t)n * C_COUNT : 1, sizeof *has);
+  if (!ss || !v || !has) {
+    t->oom = 1;
+  } else {
+    size_t got = td_coord_subtask_history(td_job_coordinator(job), id, ss, (size_t)n);
+    for (size_t i = 0; i < got; i++) {
+      double *w = v + i * C_COUNT;
+      w[C_DELAY] = ss[i].start_delay_us / 1e3;
+      w[C_ALIGN] = ss[i].alignment_us / 1e3;
+      w[C_SYNC] = ss[i].sync_us / 1e3;
+      w[C_ASYNC] = ss[i].async_us / 1e3;
+      w[C_SIZE] = (double)ss[i].size;
+      /* a subtask that had finished took no snapshot: its size only */
+      for (int m = 0; m < C_COUNT; m++) has[i * C_COUNT + m] = ss[i].reported || m == C_SIZE;
+    }
+    put_subtask_series(t, td_job_spec_of(job), sts, (int)got, jl, checkpoint_metric, C_COUNT, v,
+                       has);
+  }
+  free(ss);
+  free(v);
+  free(has);
 }
 
 static void job_metrics(td_control_t *c, td_job_t *job, const char *jl, text_t *t) {
@@ -541,18 +632,8 @@ static void job_metrics(td_control_t *c, td_job_t *job, const char *jl, text_t *
     return;
   }
   for (int i = 0; i < n; i++) subtask_values(c, &sts[i], now_ns, v[i], has[i]);
-  for (int m = 0; m < M_COUNT; m++) {
-    put(t, "# HELP tide_subtask_%s %s\n# TYPE tide_subtask_%s %s\n", subtask_metric[m][0],
-        subtask_metric[m][2], subtask_metric[m][0], subtask_metric[m][1]);
-    for (int i = 0; i < n; i++) {
-      if (!has[i][m]) continue;
-      char name[2048], ol[4200];
-      task_name(s, sts[i].task, name, sizeof name);
-      label_value(ol, sizeof ol, name);
-      put(t, "tide_subtask_%s{job=\"%s\",task=\"%d\",operator=\"%s\",subtask=\"%d\"} %.17g\n",
-          subtask_metric[m][0], jl, sts[i].task, ol, sts[i].index, v[i][m]);
-    }
-  }
+  put_subtask_series(t, s, sts, n, jl, subtask_metric, M_COUNT, (const double *)v,
+                     (const int *)has);
   free(v);
   free(has);
   /* the job's checkpoints */
@@ -589,6 +670,7 @@ static void job_metrics(td_control_t *c, td_job_t *job, const char *jl, text_t *
     job_metric(t, jl, "last_checkpoint_trigger_timestamp_ms", "gauge",
                "Wall time the last completed checkpoint was triggered, ms since the epoch.",
                (double)last->trigger_ms);
+    checkpoint_series(t, job, jl, last->id);
   }
   job_metric(t, jl, "uptime_seconds", "gauge",
              "Seconds since the job (this attempt) started (Flink's uptime).",
@@ -762,6 +844,10 @@ static enum MHD_Result route(td_control_t *c, struct MHD_Connection *conn, const
     ret = send_error(conn, MHD_HTTP_CONFLICT,
                      "a reload of this job is in progress (%s): one at a time",
                      td_reload_phase_name(td_reload_phase()));
+  } else if (n == 3 && get && strcmp(p[2], "exceptions") == 0) {
+    pthread_mutex_lock(&c->mu);
+    ret = send_json(conn, MHD_HTTP_OK, exceptions());
+    pthread_mutex_unlock(&c->mu);
   } else if (!job) {
     ret = send_error(conn, MHD_HTTP_CONFLICT, "the job is not running (%s)",
                      td_job_state_name(td_job_process_state()));

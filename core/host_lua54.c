@@ -394,7 +394,7 @@ static void subtask_body(td_subtask_t *st) {
              spec->script, st->task + 1);
     rc = TD_RUN_ERROR;
   }
-  if (rc != TD_RUN_OK && strcmp(err, "cancelled") != 0) td_job_fail(job, err);
+  if (rc != TD_RUN_OK && strcmp(err, "cancelled") != 0) td_subtask_fail(st, err);
   lua_close(L);
 #ifdef TD_LUA_POOL
   td_lua_pool_free(pool);
@@ -785,6 +785,15 @@ static int l_cancel_reason(lua_State *L) {
 static int l_set_restarting(lua_State *L) {
   (void)L;
   td_job_set_restarting();
+  return 0;
+}
+
+/* core.disable_metrics(): the planning VM switches the time and byte
+ * accounting off before the job starts (env{metrics = false}, as
+ * `tide run --no-metrics`; td_metrics_set_enabled). */
+static int l_disable_metrics(lua_State *L) {
+  (void)L;
+  td_metrics_set_enabled(0);
   return 0;
 }
 
@@ -1198,6 +1207,15 @@ static int l_emit(lua_State *L) {
  * tick again), or nothing once every output can take the next batch: it
  * waits for that (output credit), as a source must not start a batch that
  * would stop half-way and keep it from seeing the next checkpoint. */
+/* core.set_late_dropped(n) - the late records the subtask's window
+ * operators dropped so far (n >= 0; Flink's numLateRecordsDropped), read
+ * by the control endpoint; the runtime calls it at most once per batch. */
+static int l_set_late_dropped(lua_State *L) {
+  lua_Integer n = luaL_checkinteger(L, 1);
+  atomic_store_explicit(&subtask_of(L)->late_dropped, n, memory_order_relaxed);
+  return 0;
+}
+
 static int l_tick(lua_State *L) {
   td_task_t *t = task_of(L);
   lua_Integer n = luaL_optinteger(L, 1, 0);
@@ -1711,7 +1729,7 @@ static int l_finish(lua_State *L) {
  * wins) and cancels every subtask; then raises the cancel sentinel. */
 static int l_fail(lua_State *L) {
   td_subtask_t *st = subtask_of(L);
-  td_job_fail(st->job, luaL_checkstring(L, 1));
+  td_subtask_fail(st, luaL_checkstring(L, 1));
   raise_cancelled(L);
   return 0;
 }
@@ -2074,7 +2092,27 @@ static int l_list_dir(lua_State *L) {
 typedef struct lreader {
   td_reader_t *r;
   char path[1024];
+  td_subtask_t *st;       /* the subtask reading (NULL: the planning VM) */
+  uint64_t counted;       /* bytes added to st's source_bytes_read */
+  int total_counted;      /* its share added to st's source_bytes_total */
 } lreader_t;
+
+/* Count the reader's progress into its subtask's source bytes (per batch;
+ * the progress line of tide run). */
+static void reader_count(lreader_t *lr) {
+  if (!lr->st || !lr->r) return;
+  uint64_t done, total;
+  td_reader_progress(lr->r, &done, &total);
+  if (!lr->total_counted) {
+    lr->total_counted = 1;
+    atomic_fetch_add_explicit(&lr->st->source_bytes_total, (int64_t)total, memory_order_relaxed);
+  }
+  if (done > lr->counted) {
+    atomic_fetch_add_explicit(&lr->st->source_bytes_read, (int64_t)(done - lr->counted),
+                              memory_order_relaxed);
+    lr->counted = done;
+  }
+}
 
 static lreader_t *check_reader(lua_State *L) {
   lreader_t *lr = luaL_checkudata(L, 1, READER_MT);
@@ -2096,6 +2134,7 @@ static int reader_read(lua_State *L) {
   luaL_checktype(L, 2, LUA_TTABLE);
   int max = (int)luaL_checkinteger(L, 3);
   int n = td_reader_read(lr->r, L, 2, max);
+  reader_count(lr);
   if (n < 0) {
     lua_pushnil(L);
     lua_pushstring(L, td_reader_error(lr->r));
@@ -2182,6 +2221,9 @@ static int reader_seek(lua_State *L) {
 static lreader_t *new_reader(lua_State *L) {
   lreader_t *lr = lua_newuserdatauv(L, sizeof *lr, 0);
   lr->r = NULL;
+  lr->st = lua_touserdata(L, lua_upvalueindex(1)); /* the calling core function's */
+  lr->counted = 0;
+  lr->total_counted = 0;
   if (luaL_newmetatable(L, READER_MT)) {
     lua_pushcfunction(L, reader_gc);
     lua_setfield(L, -2, "__gc");
@@ -2322,6 +2364,8 @@ static const luaL_Reg core_funcs[] = {
     {"cancel_signal", l_cancel_signal},
     {"cancel_reason", l_cancel_reason},
     {"set_restarting", l_set_restarting},
+    {"set_late_dropped", l_set_late_dropped},
+    {"disable_metrics", l_disable_metrics},
     {"lock_dir", l_lock_dir},
     {"reload_swap", l_reload_swap},
     {"reload_claim_failure", l_reload_claim_failure},

@@ -24,6 +24,8 @@ struct td_job {
   atomic_int cancelled;
   td_coord_t *coord;
   char *error;                /* first failure */
+  int error_task, error_subtask; /* where it happened (-1: not a subtask) */
+  int64_t error_ms;           /* when, ms since the epoch */
   td_job_t *next_running;     /* the list td_job_cancel_all walks */
   int started;                /* subtask threads started */
   int refs;                   /* the starter's and td_job_current's (mu) */
@@ -42,6 +44,10 @@ static td_job_t *running;
 static char *cancel_all_reason;
 static td_job_state_t last_state = TD_JOB_CREATED; /* running_mu */
 static int64_t restarts;                            /* running_mu */
+/* The last failures, a ring (running_mu): exceptions[(n_exceptions - 1 -
+ * i) % TD_JOB_EXCEPTIONS] is the i-th newest. */
+static td_job_exception_t exceptions[TD_JOB_EXCEPTIONS];
+static int64_t n_exceptions;
 
 static void running_add(td_job_t *job) {
   pthread_mutex_lock(&running_mu);
@@ -339,9 +345,18 @@ int td_job_wait(td_job_t *job, char *errbuf, size_t errlen) {
     rc = TD_ESCRIPT;
   }
   job->final = rc == 0 ? TD_JOB_FINISHED : user_cancel ? TD_JOB_CANCELED : TD_JOB_FAILED;
+  td_job_exception_t ex = {0};
+  if (job->final == TD_JOB_FAILED) {
+    ex.timestamp_ms = job->error_ms;
+    ex.subtask = job->error_subtask;
+    if (job->error_task >= 0) td_job_task_name(spec, job->error_task, ex.task, sizeof ex.task);
+    else snprintf(ex.task, sizeof ex.task, "(job)");
+    snprintf(ex.message, sizeof ex.message, "%s", job->error);
+  }
   pthread_mutex_unlock(&job->mu);
   running_remove(job);
   pthread_mutex_lock(&running_mu);
+  if (job->final == TD_JOB_FAILED) exceptions[n_exceptions++ % TD_JOB_EXCEPTIONS] = ex;
   last_state = job->final;
   pthread_mutex_unlock(&running_mu);
   return rc;
@@ -501,14 +516,46 @@ const td_job_spec_t *td_job_spec_of(const td_job_t *job) { return job->spec; }
 
 td_coord_t *td_job_coordinator(const td_job_t *job) { return job->coord; }
 
-void td_job_fail(td_job_t *job, const char *message) {
+/* Record the first failure (at task t, subtask i; -1: not a subtask's) and
+ * cancel every subtask. */
+static void fail_at(td_job_t *job, int t, int i, const char *message) {
   pthread_mutex_lock(&job->mu);
-  if (!job->error) job->error = strdup(message ? message : "unknown failure");
+  if (!job->error) {
+    job->error = strdup(message ? message : "unknown failure");
+    job->error_task = t;
+    job->error_subtask = i;
+    job->error_ms = wall_ms();
+  }
   pthread_mutex_unlock(&job->mu);
   atomic_store(&job->cancelled, 1);
   for (int i = 0; i < job->n_subtasks; i++)
     if (job->subtasks[i].gate) td_gate_cancel(job->subtasks[i].gate);
   for (int i = 0; i < job->n_notify; i++) td_notify_signal(&job->subtasks[i].notify);
+}
+
+void td_job_fail(td_job_t *job, const char *message) { fail_at(job, -1, -1, message); }
+
+void td_subtask_fail(td_subtask_t *st, const char *message) {
+  fail_at(st->job, st->task, st->index, message);
+}
+
+int td_job_exceptions(td_job_exception_t *out, int max) {
+  pthread_mutex_lock(&running_mu);
+  int n = 0;
+  for (; n < max && n < TD_JOB_EXCEPTIONS && n < n_exceptions; n++)
+    out[n] = exceptions[(n_exceptions - 1 - n) % TD_JOB_EXCEPTIONS];
+  pthread_mutex_unlock(&running_mu);
+  return n;
+}
+
+void td_job_task_name(const td_job_spec_t *s, int t, char *buf, size_t len) {
+  size_t n = 0;
+  buf[0] = 0;
+  for (int i = 0; i < s->n_operators && n < len; i++) {
+    if (s->operators[i].task != t) continue;
+    n += (size_t)snprintf(buf + n, len - n, "%s%s", n ? " -> " : "", s->operators[i].name);
+  }
+  if (!buf[0]) snprintf(buf, len, "task %d", t + 1);
 }
 
 void td_job_note(td_job_t *job, const char *line) {

@@ -119,6 +119,12 @@ struct td_subtask {
    * subtask emitted (Flink's currentOutputWatermark; INT64_MIN before any);
    * busy / idle / backpressured time (metrics.h), marked per wait. */
   _Atomic int64_t bytes_in, bytes_out, watermark_out;
+  /* Late records the subtask's window operators dropped (not those sent to
+   * a late side output; Flink's numLateRecordsDropped), set per batch. */
+  _Atomic int64_t late_dropped;
+  /* File sources: the bytes of the subtask's splits and how many of them
+   * it read (td_reader_progress), per batch; the progress line's. */
+  _Atomic int64_t source_bytes_total, source_bytes_read;
   td_time_acct_t time;
 };
 
@@ -250,6 +256,38 @@ const td_job_spec_t *td_job_spec_of(const td_job_t *job);
  * every gate is woken and every later wait returns TD_ECANCELED.
  */
 void td_job_fail(td_job_t *job, const char *message);
+
+/*
+ * td_subtask_fail - as td_job_fail, and when it is the job's first failure
+ * the exception history (td_job_exceptions) names st's task and subtask.
+ */
+void td_subtask_fail(td_subtask_t *st, const char *message);
+
+/* The last failures kept (Flink's exception history, bounded). */
+#define TD_JOB_EXCEPTIONS 16
+
+/* A failure of the process's job: the first failure of a job attempt that
+ * ended FAILED (so each one that triggered a restart, and the final one). */
+typedef struct td_job_exception {
+  int64_t timestamp_ms;  /* when it happened, ms since the epoch */
+  char task[512];        /* the task's name ("a -> b"), "(job)" if no subtask's */
+  int subtask;           /* its subtask index, -1 if no subtask's */
+  char message[1024];    /* the failure message (truncated) */
+} td_job_exception_t;
+
+/*
+ * td_job_exceptions - copy the process's last failures, newest first, into
+ * out[0..max); returns how many (at most TD_JOB_EXCEPTIONS). Recorded by
+ * td_job_wait when a job attempt ends FAILED (Flink's JobExceptionsHandler
+ * history). Thread-safe.
+ */
+int td_job_exceptions(td_job_exception_t *out, int max);
+
+/*
+ * td_job_task_name - task t's name into buf (len bytes): its operators'
+ * names joined by " -> " as Flink names a chain, or "task <t+1>".
+ */
+void td_job_task_name(const td_job_spec_t *s, int t, char *buf, size_t len);
 
 /* td_job_note - add a line to the job's exit summary (spec->note). */
 void td_job_note(td_job_t *job, const char *line);

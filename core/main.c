@@ -372,8 +372,10 @@ static int run_reload(logic_t *cur, td_rundir_entry_t *entry, int registered, ch
 static atomic_int progress_stop;
 
 /* Every 500 ms: the records the job's sources read, their rate over the
- * last interval and the time since the job started, as the terminal's
- * status line (td_log_status), until progress_stop. */
+ * last interval and the time since the job started, and for file sources
+ * the share of their bytes read and the time left at the bytes/s since
+ * the job started (ETA), as the terminal's status line (td_log_status),
+ * until progress_stop. */
 static void *progress_main(void *arg) {
   (void)arg;
   int64_t last_n = -1, last_ms = 0;
@@ -388,8 +390,12 @@ static void *progress_main(void *arg) {
     }
     int n;
     td_subtask_t *st = td_job_subtasks(job, &n);
-    int64_t read = 0;
-    for (int i = 0; i < n; i++) read += atomic_load(&st[i].records_read);
+    int64_t read = 0, bytes = 0, total = 0;
+    for (int i = 0; i < n; i++) {
+      read += atomic_load(&st[i].records_read);
+      bytes += atomic_load(&st[i].source_bytes_read);
+      total += atomic_load(&st[i].source_bytes_total);
+    }
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     int64_t now_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
@@ -398,9 +404,19 @@ static void *progress_main(void *arg) {
     if (last_n >= 0 && now_ms > last_ms) rate = 1000.0 * (double)(read - last_n) / (double)(now_ms - last_ms);
     last_n = read;
     last_ms = now_ms;
-    char line[160];
-    snprintf(line, sizeof line, "tide: %" PRId64 " records read, %.0f records/s, %" PRId64 " s", read,
-             rate, (now_ms - started) / 1000);
+    char line[256];
+    int len = snprintf(line, sizeof line, "tide: %" PRId64 " records read, %.0f records/s, %" PRId64 " s",
+                       read, rate, (now_ms - started) / 1000);
+    if (total > 0 && len > 0 && (size_t)len < sizeof line) {
+      if (bytes > total) bytes = total;
+      int elapsed = (int)(now_ms - started);
+      int mb = total >= 1000000;
+      len += snprintf(line + len, sizeof line - (size_t)len, ", %d%% of %.1f %s",
+                      (int)(100 * bytes / total), (double)total / (mb ? 1e6 : 1e3), mb ? "MB" : "kB");
+      if (bytes > 0 && bytes < total && elapsed > 0 && (size_t)len < sizeof line)
+        snprintf(line + len, sizeof line - (size_t)len, ", ETA %.0f s",
+                 (double)(total - bytes) * elapsed / (double)bytes / 1000.0);
+    }
     if (!atomic_load(&progress_stop)) td_log_status(line);
   }
   td_log_status(NULL);

@@ -83,6 +83,7 @@ struct td_reader {
                         start, maybe inside a line; CSV: the first row) */
   uint64_t start_line; /* r->line at open */
   uint64_t size;     /* file size when known (splittable text), else max */
+  uint64_t disk_size; /* the file's size on disk (0: not a regular file) */
   int fail_set;      /* CSV: a row failed; fail_off/line is its start */
   uint64_t fail_off, fail_line;
   uint64_t line;     /* physical line where the next record starts (text:
@@ -187,6 +188,7 @@ static int reader_new(td_reader_t **out, const char *path, struct stat *st,
   r->cap = TD_RD_BUF;
   r->end = UINT64_MAX;
   r->size = UINT64_MAX;
+  r->disk_size = S_ISREG(st->st_mode) ? (uint64_t)st->st_size : 0;
   r->gz = gzdopen(fd, "rb");
   if (!r->gz) {
     close(fd);
@@ -1035,6 +1037,22 @@ int td_reader_read(td_reader_t *r, lua_State *L, int tidx, int max) {
 
 /* ------------------------------------------------------------------ */
 /* Positions */
+
+void td_reader_progress(const td_reader_t *r, uint64_t *done, uint64_t *total) {
+  *done = *total = 0;
+  if (r->empty || !r->disk_size) return;
+  if (r->whole || r->end == UINT64_MAX) {
+    *total = r->disk_size;
+    /* compressed: the bytes zlib took from the file; else the offset */
+    z_off_t raw = gzdirect(r->gz) ? -1 : gzoffset(r->gz);
+    *done = raw >= 0 ? (uint64_t)raw : r->base + r->rpos;
+  } else {
+    *total = r->end - r->start;
+    uint64_t at = r->base + r->rpos;
+    *done = at > r->start ? at - r->start : 0;
+  }
+  if (r->done || *done > *total) *done = *total;
+}
 
 int td_reader_position(const td_reader_t *r, td_reader_pos_t *pos) {
   if (!r || !pos) return TD_EINVAL;

@@ -182,6 +182,16 @@ typedef struct td_reader_pos {
 int td_reader_position(const td_reader_t *r, td_reader_pos_t *pos);
 
 /*
+ * td_reader_progress - how far the reader is through its share of the
+ * file, in bytes on disk: *total is its split's length (the whole file for
+ * a reader that reads it whole, e.g. CSV or gzip; 0 for an empty split or
+ * an input that is not a regular file), *done the bytes of it consumed so
+ * far (gzip: the compressed bytes zlib read; *total once at the end). For
+ * the progress line of `tide run` (issue 13).
+ */
+void td_reader_progress(const td_reader_t *r, uint64_t *done, uint64_t *total);
+
+/*
  * td_reader_seek - continue a freshly opened reader from *pos, a position
  * taken by td_reader_position from a reader opened over the same file with
  * the same split and the same options (the file unchanged). Must come

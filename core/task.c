@@ -32,6 +32,8 @@ struct td_task {
   int valve_dirty;          /* a channel ended at a barrier trigger: the
                                valve's report comes with the next poll */
   int64_t injected;         /* sources: the last barrier injected */
+  int64_t first_bar_id;     /* the newest checkpoint whose barrier came in */
+  int64_t first_bar_us;     /* when its first barrier came (td_task_now_us) */
   int64_t buffer_timeout_ms;
   int64_t last_flush_ms;
   /* the batch handed out by the last poll */
@@ -111,7 +113,7 @@ td_subtask_t *td_task_subtask(const td_task_t *t) { return t->st; }
 
 const char *td_task_error(const td_task_t *t) { return t->err; }
 
-void td_task_fail(td_task_t *t, const char *message) { td_job_fail(t->st->job, message); }
+void td_task_fail(td_task_t *t, const char *message) { td_subtask_fail(t->st, message); }
 
 int td_task_cancelled(const td_task_t *t) { return td_job_cancelled(t->st->job); }
 
@@ -573,6 +575,10 @@ int td_task_poll(td_task_t *t, int timeout, td_batch_t *b) {
     }
     if (control) {
       int64_t id = control == TD_EXT_END ? 0 : td_get_be64(e + 2);
+      if (control != TD_EXT_END && control != TD_EXT_CANCEL && id > t->first_bar_id) {
+        t->first_bar_id = id; /* the start delay ends, the alignment begins */
+        t->first_bar_us = td_task_now_us();
+      }
       int r = td_input_control(in, control, off, size, id, &aev);
       if (r < 0)
         return fail_with(t, r, "checkpoint barrier %lld on channel %d: %s", (long long)id, ch,
@@ -726,7 +732,11 @@ int td_task_snapshot(td_task_t *t, int64_t id, int64_t start_us, int *child) {
                             st->gate && t->spec->align_mode == TD_ALIGN_UNALIGNED &&
                                 !savepoint(t, id));
   int rc = forward_event(t, TD_EXT_BARRIER, id);
-  td_coord_record_pause(t->coord, td_task_now_us() - start_us);
+  int64_t end_us = td_task_now_us();
+  td_coord_record_pause(t->coord, end_us - start_us);
+  /* a source injects (and an unaligned barrier overtakes) at the snapshot */
+  td_coord_snapshot_times(t->coord, id, st->global, t->first_bar_id == id ? t->first_bar_us : start_us,
+                          start_us, end_us);
   return rc;
 }
 

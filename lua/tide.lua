@@ -130,6 +130,9 @@ end
 --     sends after every batch, for the lowest latency); the command line's
 --     --buffer-timeout wins
 --   name (string): the default job name
+--   metrics (boolean, default true): false switches the busy / idle /
+--     backpressured time and the byte counts off, as `tide run
+--     --no-metrics` (docs/METRICS.md)
 --   state_backend ("heap" | "rocksdb", default "heap"): where keyed state
 --     lives (Flink's HashMapStateBackend / EmbeddedRocksDBStateBackend);
 --     the command line's --state-backend wins
@@ -176,6 +179,12 @@ function tide.env(cfg)
     env.runtime_mode = cfg.runtime_mode
   end
   if cfg.chaining ~= nil then env.chaining = not not cfg.chaining end
+  if cfg.metrics ~= nil then
+    if type(cfg.metrics) ~= "boolean" then
+      error("bad env option 'metrics': true or false expected, got " .. type(cfg.metrics), 2)
+    end
+    env.metrics = cfg.metrics
+  end
   env.auto_watermark_interval = util.duration(cfg.auto_watermark_interval or 200, "auto_watermark_interval", 2)
   -- the command line's --buffer-timeout wins over the script's
   env.buffer_timeout = util.duration(d.buffer_timeout or cfg.buffer_timeout or 100, "buffer_timeout", 2)
@@ -1490,6 +1499,7 @@ function Env:execute(name)
   plan.run_id = defaults.run_id
   plan.savepoint_dir = cc and cc.dir
   local restart = ckpt.restart_strategy(self.restart_cfg, cc ~= nil)
+  if self.metrics == false then core.disable_metrics() end
   local t0 = core.now_ms()
   local notes, restarts = {}, 0
   local counts -- the last attempt's records per task (core.execute)

@@ -392,6 +392,25 @@ function M.run(env, plan, ctx)
     if built[id].next_timer then timed[#timed + 1] = built[id] end
     if built[id].notify_checkpoint_complete then committers[#committers + 1] = built[id] end
   end
+  -- late records the task's window operators dropped (Flink's
+  -- numLateRecordsDropped): summed once per batch, handed to the core
+  -- only when the sum changed
+  local droppers, dropped_sum = {}, 0
+  for _, id in ipairs(task.nodes) do
+    if built[id].dropped then droppers[#droppers + 1] = built[id].dropped end
+  end
+  if #droppers > 0 then
+    local batch_flush, set_dropped = flush_state, core.set_late_dropped
+    flush_state = function()
+      batch_flush()
+      local sum = 0
+      for i = 1, #droppers do sum = sum + droppers[i]() end
+      if sum ~= dropped_sum then
+        dropped_sum = sum
+        set_dropped(sum)
+      end
+    end
+  end
   local now = rt.now
   local is_source = nodes[task.head].kind == "source"
   local read, source_pos

@@ -2511,6 +2511,60 @@ TD_TEST(test_source_file_position_invalid) {
   tmp_cleanup(&t);
 }
 
+/* td_reader_progress: the bytes of each split (split points: each split
+ * starts after the line end before size * k / n), consumed to the end;
+ * splits add up to the file's size (stat); gzip counts compressed bytes
+ * of the whole file in split 0 and nothing in the others. */
+TD_TEST(test_source_file_progress) {
+  tmpdir_t t;
+  tmp_init(&t);
+  const char *text = "alpha\nbeta\ngamma\ndelta\nepsilon\n";
+  const char *p = tmp_write_str(&t, "p.txt", text);
+  struct stat sb;
+  TD_CHECK_INT(stat(p, &sb), 0);
+  lua_State *L = new_state();
+  for (int n = 1; n <= 3; n++) {
+    uint64_t sum = 0;
+    for (int s = 0; s < n; s++) {
+      td_reader_t *r = NULL;
+      char err[256];
+      TD_CHECK_INT(td_reader_open_text(&r, p, s, n, err, sizeof err), 0);
+      uint64_t done, total;
+      td_reader_progress(r, &done, &total);
+      TD_CHECK_INT((long long)done, 0);
+      lua_newtable(L);
+      while (td_reader_read(r, L, -1, 2) > 0) {
+      }
+      lua_pop(L, 1);
+      uint64_t done2, total2;
+      td_reader_progress(r, &done2, &total2);
+      TD_CHECK_INT((long long)total2, (long long)total);
+      TD_CHECK_INT((long long)done2, (long long)total);
+      sum += total;
+      td_reader_free(r);
+    }
+    TD_CHECK_INT((long long)sum, (long long)sb.st_size);
+  }
+  const char *gz = tmp_write_gz(&t, "p.txt.gz", text, strlen(text));
+  TD_CHECK_INT(stat(gz, &sb), 0);
+  for (int s = 0; s < 2; s++) {
+    td_reader_t *r = NULL;
+    char err[256];
+    TD_CHECK_INT(td_reader_open_text(&r, gz, s, 2, err, sizeof err), 0);
+    lua_newtable(L);
+    while (td_reader_read(r, L, -1, 2) > 0) {
+    }
+    lua_pop(L, 1);
+    uint64_t done, total;
+    td_reader_progress(r, &done, &total);
+    TD_CHECK_INT((long long)total, s == 0 ? (long long)sb.st_size : 0);
+    TD_CHECK_INT((long long)done, (long long)total);
+    td_reader_free(r);
+  }
+  lua_close(L);
+  tmp_cleanup(&t);
+}
+
 TD_TEST_MAIN(test_source_file_lines_lf, test_source_file_lines_crlf,
              test_source_file_lines_no_final_newline,
              test_source_file_lines_empty_lines_kept,
@@ -2544,4 +2598,4 @@ TD_TEST_MAIN(test_source_file_lines_lf, test_source_file_lines_crlf,
              test_source_file_position_csv_error_lines,
              test_source_file_position_csv_large,
              test_source_file_position_values,
-             test_source_file_position_invalid)
+             test_source_file_position_invalid, test_source_file_progress)

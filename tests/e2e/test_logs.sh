@@ -4,7 +4,9 @@
 # one JSON object a line (parsed by Python's json) naming the level,
 # component, job and message; text keeps the lines Tide always wrote; bad
 # values are usage errors. The job warns once: read_csv skips one bad row
-# (row 3 of the file below has one field of two).
+# (row 3 of the file below has one field of two). On a pty: the progress
+# line, with a file source its share of the file's bytes (wc -c) growing
+# to 100% and an ETA.
 . tests/e2e/lib.sh
 
 printf 'a,b\n1,2\n3\n5,6\n' >"$TMP/in.csv"
@@ -107,6 +109,33 @@ on_tty "$TMP/slowq.err" "$TIDE" run "$TMP/slow.lua" --quiet
 check_not_contains "  --quiet: no progress line" "$TMP/slowq.err" "records/s"
 run_tide "$TMP/slown" run "$TMP/slow.lua"
 check_not_contains "  stderr not a terminal: none" "$TMP/slown.err" "records/s"
+
+# a file source read at 300 lines/s (600 lines: 2 s), held 1.2 s after its
+# end: the progress line gives the share of the file's bytes read, growing
+# to 100%, and an ETA while it reads
+seq 1 600 >"$TMP/lines.txt"
+cat >"$TMP/file.lua" <<'LUA'
+local tide = require "tide"
+local core = require "tide.core"
+local env = tide.env{ parallelism = 1 }
+env:read_text(arg[1], { rate_limit = 300 }):uid("lines")
+  :process{ on_record = function() end, close = function() core.sleep_ms(1200) end }:uid("hold")
+  :discard()
+env:execute("progress")
+LUA
+on_tty "$TMP/file.err" "$TIDE" run "$TMP/file.lua" -- "$TMP/lines.txt"
+check "a file source: a percentage of its $(wc -c <"$TMP/lines.txt" | tr -d ' ') bytes that grows and ends at 100%" \
+  "$PYTHON" - "$TMP/file.err" "$(wc -c <"$TMP/lines.txt")" <<'PY'
+import re, sys
+text = open(sys.argv[1], "rb").read().decode()
+size = int(sys.argv[2])
+got = [(int(p), float(t), u) for p, t, u in re.findall(r"records/s, \d+ s, (\d+)% of ([0-9.]+) (kB|MB)", text)]
+pcts = [g[0] for g in got]
+ok = (len(set(pcts)) >= 2 and pcts == sorted(pcts) and pcts[-1] == 100
+      and all(abs(t * (1e3 if u == "kB" else 1e6) - size) <= 50 for _, t, u in got))
+sys.exit(not ok)
+PY
+check_match "  with an ETA while it reads" "$TMP/file.err" "% of [0-9.]+ kB, ETA [0-9]+ s"
 
 run_tide "$TMP/bad" run "$TMP/job.lua" --log-level loud -- "$TMP/in.csv" "$TMP/o5"
 check_rc "--log-level loud: exit 2" 2

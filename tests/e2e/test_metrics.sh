@@ -6,7 +6,12 @@
 # input is idle, the tasks before a slow map are backpressured and the map
 # busy; the output watermark of a source stamping records now - 5 s lags
 # by 5 s; the last checkpoint is one completed on disk; the series do not
-# grow with the number of keys.
+# grow with the number of keys; late records dropped by windows equal a
+# Python count (tests/e2e/late_input.py), none when they go to a side
+# output; env{metrics = false} as --no-metrics; a job failing twice lists
+# both failures in GET /jobs/ID/exceptions, newest first; the slow map's
+# checkpoint start delay exceeds the time its queued input takes, and the
+# subtasks' checkpointed sizes add up to the checkpoint's files.
 . tests/e2e/lib.sh
 
 XDG_RUNTIME_DIR=$TMP/run
@@ -49,18 +54,24 @@ cancel() {
   wait "$PID"
 }
 
+# wait_records NAME TASK N: scrape into $TMP/NAME until TASK took N
+# records, at most 60 s
+wait_records() {
+  _i=0
+  while [ "$_i" -lt 120 ]; do
+    scrape "$TMP/$1" >/dev/null 2>&1
+    [ "$(value "$TMP/$1" tide_subtask_records_in_total "$2" 2>/dev/null)" = "$3" ] && break
+    sleep 0.5
+    _i=$((_i + 1))
+  done
+}
+
 # run_metrics_job NAME K [OPTION]: start the metrics job with K keys (and
 # tide run OPTION) and wait, at most 60 s, until its last task took every
 # line of the input; the last scrape in $TMP/NAME
 run_metrics_job() {
   start_tide "$1" run tests/e2e/metrics_job.lua ${3:-} -- "$INPUT" "$2" "$TMP/out$1"
-  _i=0
-  while [ "$_i" -lt 120 ]; do
-    scrape "$TMP/$1" >/dev/null 2>&1
-    [ "$(value "$TMP/$1" tide_subtask_records_in_total 2 2>/dev/null)" = "$LINES" ] && break
-    sleep 0.5
-    _i=$((_i + 1))
-  done
+  wait_records "$1" 2 "$LINES"
 }
 
 # ---- a job that read a file and waits --------------------------------------------
@@ -140,5 +151,133 @@ check "the slow map is busy (> 500 ms/s: $BUSY)" \
 LAST=$(value "$TMP/bp2" tide_job_last_checkpoint_id -)
 check "the last checkpoint ($LAST) is a completed one on disk" test -f "$TMP/ck/backpressure/chk-$LAST/_metadata"
 check "completed checkpoints counted: at least 2" test "$(value "$TMP/bp2" tide_job_checkpoints_completed_total -)" -ge 2
+# the slow map's input channel holds at least one full 32 KiB buffer of
+# 100-byte records (>= 300) ahead of each barrier, 400 us each: its barrier
+# comes > 120 ms after the trigger
+DELAY=$(value "$TMP/bp2" tide_subtask_last_checkpoint_start_delay_ms 2)
+check "the slow map's start delay in the last checkpoint > 100 ms ($DELAY)" \
+  "$PYTHON" -c "import sys; sys.exit(not float(sys.argv[1]) > 100)" "$DELAY"
+check_str "the subtasks' checkpointed sizes sum to the last checkpoint's size" \
+  "$(value "$TMP/bp2" tide_job_last_checkpoint_size_bytes -)" \
+  "$(value "$TMP/bp2" tide_subtask_checkpointed_state_size_bytes -)"
+check_str "  which is the bytes of its state files on disk (wc -c)" \
+  "$(cat "$TMP/ck/backpressure/chk-$LAST/"*.state | wc -c | tr -d ' ')" \
+  "$(value "$TMP/bp2" tide_subtask_checkpointed_state_size_bytes -)"
+check "every subtask has alignment, sync and async figures of the last checkpoint" "$PYTHON" - "$TMP/bp2" <<'PY'
+import re, sys
+seen = {}
+for line in open(sys.argv[1]):
+    m = re.match(r"tide_subtask_last_checkpoint_(alignment|sync|async|start_delay)_ms\{(.*)\} (\S+)$", line.strip())
+    if m and float(m.group(3)) >= 0:
+        seen.setdefault(m.group(2), set()).add(m.group(1))
+sys.exit(not (len(seen) == 5 and all(len(v) == 4 for v in seen.values())))
+PY
+check "GET /jobs/ID/checkpoints: every completed checkpoint lists its 5 subtasks, sizes summing to its state_size; the newest: the map's start delay > 100 ms" \
+  "$PYTHON" - "$ADDR" "$ID" <<'PY'
+import json, sys, urllib.request
+addr, jid = sys.argv[1:3]
+h = json.load(urllib.request.urlopen(f"http://{addr}/jobs/{jid}/checkpoints", timeout=10))["history"]
+done = [c for c in h if c["status"] == "COMPLETED"]
+ok = bool(done)
+for c in done:
+    subs = c["subtasks"]
+    ok = ok and len(subs) == 5 and sum(s["state_size"] for s in subs) == c["state_size"]
+    ok = ok and all(s["acknowledged"] and set(s["checkpoint"]) == {"sync", "async"} for s in subs)
+ok = ok and [s for s in done[0]["subtasks"] if s["task"] == 2][0]["start_delay"] > 100
+sys.exit(not ok)
+PY
 cancel
+# ---- late records dropped (tests/e2e/late_input.py counts them) -------------------
+LATE=$("$PYTHON" tests/e2e/late_input.py "$TMP/late.csv")
+check "the oracle found late rows ($LATE)" test "${LATE:-0}" -gt 0
+ROWS=$(($(wc -l <"$TMP/late.csv") - 1))
+# run_late NAME [MODE]: the late job until its window task took every row;
+# the last scrape in $TMP/NAME
+run_late() {
+  rm -f "$TMP/late-flag"
+  start_tide "$1" run tests/e2e/late_job.lua -- "$TMP/late.csv" "$TMP/late-flag" ${2:-}
+  wait_records "$1" 1 "$ROWS"
+  # then until both window subtasks took the final watermark, which comes
+  # after the last rows' batch (and its late count)
+  _i=0
+  while [ "$(grep -c '^tide_subtask_current_input_watermark_ms{.*,task=1} 9\.223372036854776e+18$' "$TMP/$1")" -lt 2 ] &&
+    [ "$_i" -lt 120 ]; do
+    sleep 0.5
+    scrape "$TMP/$1" >/dev/null 2>&1
+    _i=$((_i + 1))
+  done
+}
+end_late() {
+  touch "$TMP/late-flag"
+  wait_tide "$1"
+  check_rc "  $1: the job ends (exit 0)" 0
+}
+run_late late
+check_str "late records dropped by the window task = the Python count" "$LATE" \
+  "$(value "$TMP/late" tide_operator_late_records_dropped_total 1)"
+check_str "  none by the source task" 0 "$(value "$TMP/late" tide_operator_late_records_dropped_total 0)"
+check "  one series per subtask of each task (3)" test \
+  "$(grep -c '^tide_operator_late_records_dropped_total{' "$TMP/late")" -eq 3
+check "GET /jobs/ID/vertices/1: late-records-dropped sums to the Python count" "$PYTHON" - "$ADDR" "$ID" "$LATE" <<'PY'
+import json, sys, urllib.request
+addr, jid, late = sys.argv[1], sys.argv[2], int(sys.argv[3])
+v = json.load(urllib.request.urlopen(f"http://{addr}/jobs/{jid}/vertices/1", timeout=10))
+sys.exit(not sum(s["metrics"]["late-records-dropped"] for s in v["subtasks"]) == late)
+PY
+check_contains "  and the time figures are there (metrics on)" "$TMP/late" "busy_time_ms_per_second"
+end_late late
+
+run_late lateside side
+check_str "late rows sent to a late side output are not counted as dropped" 0 \
+  "$(value "$TMP/lateside" tide_operator_late_records_dropped_total -)"
+check_str "  the side output's task took them all" "$LATE" \
+  "$(value "$TMP/lateside" tide_subtask_records_in_total 2)"
+end_late lateside
+
+# ---- env{metrics = false}: as --no-metrics ----------------------------------------
+run_late lateoff off
+check_str "env{metrics = false}: the late count stays" "$LATE" \
+  "$(value "$TMP/lateoff" tide_operator_late_records_dropped_total -)"
+check_not_contains "  no busy/idle/backpressured time" "$TMP/lateoff" "_time_ms_per_second"
+check_not_contains "  no byte counts" "$TMP/lateoff" "bytes_"
+end_late lateoff
+
+# ---- the exception history: a job failing at records 100 and 200 ------------------
+seq 1 300 >"$TMP/nums"
+mkdir "$TMP/ex"
+start_tide ex run tests/e2e/exceptions_job.lua -- "$TMP/nums" "$TMP/ex"
+_i=0
+while [ ! -f "$TMP/ex/2" ] && [ "$_i" -lt 200 ]; do sleep 0.1; _i=$((_i + 1)); done
+sleep 1
+check "GET /jobs/ID/exceptions: both failures, newest first, with task, subtask, file:line and uid" \
+  "$PYTHON" - "$ADDR" "$ID" "$TMP/ex" <<'PY'
+import json, os, sys, time, urllib.request
+addr, jid, d = sys.argv[1:4]
+body = json.load(urllib.request.urlopen(f"http://{addr}/jobs/{jid}/exceptions", timeout=10))
+ex = body["exceptions"]
+def fail(why):
+    sys.exit(why + ": " + json.dumps(body)[:2000])
+if list(body) != ["exceptions"] or len(ex) != 2:
+    fail("two exceptions expected")
+for e in ex:
+    if sorted(e) != ["message", "subtask", "task", "timestamp"]:
+        fail("fields")
+    if e["subtask"] != 0 or e["task"] != "read_text -> map -> process -> discard":
+        fail("task/subtask")
+    if "operator 'boom'" not in e["message"]:
+        fail("the operator uid")
+if "exceptions_job.lua:32: boom at 200" not in ex[0]["message"]:
+    fail("newest first: boom at 200")
+if "exceptions_job.lua:29: boom at 100" not in ex[1]["message"]:
+    fail("then boom at 100")
+# the marker files were written just before each failure: wall times agree
+for e, marker in ((ex[0], "2"), (ex[1], "1")):
+    if abs(e["timestamp"] - os.stat(os.path.join(d, marker)).st_mtime * 1000) > 5000:
+        fail("timestamp")
+if not ex[0]["timestamp"] >= ex[1]["timestamp"]:
+    fail("order")
+PY
+touch "$TMP/ex/done"
+wait_tide ex
+check_rc "  the job ends (exit 0) once its third attempt ran through" 0
 finish
