@@ -36,7 +36,7 @@ DEBIAN_PKGS = lua5.4 liblua5.4-dev luajit libluajit-5.1-dev librocksdb-dev \
               libev-dev lua-busted luarocks pkg-config zlib1g-dev \
               libxxhash-dev xxhash libisal-dev python3 gzip time \
               cppcheck lua-check libmicrohttpd-dev libjansson-dev \
-              librdkafka-dev kcat libpq-dev postgresql libsodium-dev
+              librdkafka-dev kcat libpq-dev postgresql libsodium-dev gdb
 
 CORE_SRC   = $(filter-out core/main.c core/lua_module.c,$(wildcard core/*.c)) \
              $(wildcard state/*.c)

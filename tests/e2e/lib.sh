@@ -155,12 +155,37 @@ check_empty() {
 }
 
 # run_tide BASE ARG...: runs "$TIDE" ARG... under a timeout; stdout goes to
-# BASE.out, stderr to BASE.err, the exit status to RC (124 or 137: it hung).
+# BASE.out, stderr to BASE.err, the exit status to RC (124: it hung). A run
+# that outlives TIDE_TIMEOUT has its threads' stacks written to BASE.hang
+# (gdb, where installed) before it is stopped with SIGTERM (SIGKILL 10 s
+# later), so that a rare hang can be diagnosed from the test's log.
 run_tide() {
   LAST=$1
   shift
-  timeout -k 10 "$TIDE_TIMEOUT" "$TIDE" "$@" >"$LAST.out" 2>"$LAST.err"
+  rm -f "$LAST.timedout" "$LAST.hang"
+  "$TIDE" "$@" >"$LAST.out" 2>"$LAST.err" &
+  _rt_pid=$!
+  (
+    trap 'kill "$_rt_s" 2>/dev/null; exit 0' TERM
+    sleep "$TIDE_TIMEOUT" &
+    _rt_s=$!
+    wait "$_rt_s"
+    kill -0 "$_rt_pid" 2>/dev/null || exit 0
+    : >"$LAST.timedout"
+    if command -v gdb >/dev/null 2>&1; then
+      timeout 60 gdb -batch -p "$_rt_pid" -ex "thread apply all bt" >"$LAST.hang" 2>&1
+    fi
+    kill -TERM "$_rt_pid" 2>/dev/null
+    sleep 10
+    kill -KILL "$_rt_pid" 2>/dev/null
+  ) >/dev/null 2>&1 &
+  _rt_dog=$!
+  wait "$_rt_pid"
   RC=$?
+  kill -TERM "$_rt_dog" 2>/dev/null
+  wait "$_rt_dog" 2>/dev/null
+  [ -e "$LAST.timedout" ] && RC=124
+  return 0
 }
 
 # start_tide NAME ARG...: runs "$TIDE" ARG... in the background under the
@@ -215,6 +240,10 @@ check_rc() {
     esac
     echo "#   stderr of $LAST:"
     diag "$LAST.err"
+    if [ -s "$LAST.hang" ]; then
+      echo "#   its threads when it timed out:"
+      grep -E '^Thread|^#' "$LAST.hang" | diag - 120
+    fi
   fi
 }
 
