@@ -130,7 +130,7 @@ $(BUILD)/lua/tide/core.so: $(BUILD)/core/lua_module.o $(BUILD)/libtide.a
 $(BUILD)/tests/%: tests/core/%.c $(BUILD)/libtide.a tests/core/testlib.h tests/core/deq.h \
              tests/core/state_cases.h
 	@mkdir -p $(dir $@)
-	$(CC) $(TD_CFLAGS) $(CFLAGS) $(SAN) -Itests/core -o $@ $< $(BUILD)/libtide.a $(LDLIBS)
+	$(CC) $(TD_CFLAGS) $(CFLAGS) $(SAN) -rdynamic -Itests/core -o $@ $< $(BUILD)/libtide.a $(LDLIBS)
 
 # The module tests load the modules built here.
 $(BUILD)/tests/test_module: tests/core/test_module.c $(BUILD)/libtide.a tests/core/testlib.h $(MODULES)

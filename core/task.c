@@ -16,6 +16,7 @@
 #include "checkpoint.h"
 #include "error.h"
 #include "exchange.h"
+#include "forkguard.h"
 #include "inband.h"
 #include "input.h"
 #include "metadata.h"
@@ -705,7 +706,7 @@ int td_task_snapshot(td_task_t *t, int64_t id, int64_t start_us, int *child) {
   if (t->chk_dir[0]) {
     pid_t parent = getpid();
     if (pipe2(pipefd, O_CLOEXEC) != 0) pipefd[0] = pipefd[1] = -1;
-    pid = fork();
+    pid = td_fork_guarded();
     if (pid == 0) {
       /* the child: no malloc from here on (alloc.h) */
       prctl(PR_SET_PDEATHSIG, SIGKILL);

@@ -173,7 +173,12 @@ run_tide() {
     kill -0 "$_rt_pid" 2>/dev/null || exit 0
     : >"$LAST.timedout"
     if command -v gdb >/dev/null 2>&1; then
-      timeout 60 gdb -batch -p "$_rt_pid" -ex "thread apply all bt" >"$LAST.hang" 2>&1
+      # its child processes first (snapshot children), then its threads
+      for _rt_c in $(pgrep -P "$_rt_pid" 2>/dev/null); do
+        echo "Process $_rt_c (a child of $_rt_pid): $(tr '\0' ' ' </proc/"$_rt_c"/cmdline 2>/dev/null)"
+        timeout 60 gdb -batch -p "$_rt_c" -ex "bt" 2>&1
+      done >"$LAST.hang"
+      timeout 60 gdb -batch -p "$_rt_pid" -ex "thread apply all bt" >>"$LAST.hang" 2>&1
     fi
     kill -TERM "$_rt_pid" 2>/dev/null
     sleep 10
@@ -242,7 +247,7 @@ check_rc() {
     diag "$LAST.err"
     if [ -s "$LAST.hang" ]; then
       echo "#   its threads when it timed out:"
-      grep -E '^Thread|^#' "$LAST.hang" | diag - 120
+      grep -E '^Process|^Thread|^#' "$LAST.hang" | diag - 160
     fi
   fi
 }
