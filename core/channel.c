@@ -111,6 +111,10 @@ int td_channel_available(const td_channel_t *c, int held) {
   return atomic_load_explicit(&c->in_use, memory_order_acquire) - held < c->credits;
 }
 
+int td_channel_would_block(const td_channel_t *c) {
+  return atomic_load_explicit(&c->in_use, memory_order_acquire) >= c->credits + c->gate->overdraft;
+}
+
 int td_channel_acquire(td_channel_t *c, td_buffer_t **out) {
   td_gate_t *g = c->gate;
   td_buffer_t *b = NULL;

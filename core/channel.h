@@ -144,6 +144,13 @@ int td_channel_acquire(td_channel_t *c, td_buffer_t **out);
  */
 int td_channel_available(const td_channel_t *c, int held);
 
+/*
+ * td_channel_would_block - whether td_channel_acquire(c) would wait now:
+ * every credit and the overdraft in use. Lock-free and may be stale, as
+ * td_channel_available; for the accounting of backpressured time.
+ */
+int td_channel_would_block(const td_channel_t *c);
+
 /* td_channel_send - queue a filled buffer at the receiving gate. */
 void td_channel_send(td_channel_t *c, td_buffer_t *b);
 

@@ -72,7 +72,11 @@ static void send_buffer(td_output_t *o, int target, td_buffer_t *b) {
 int td_output_buffer(td_output_t *o, int target, td_buffer_t **out) {
   td_buffer_t *b = o->cur[target];
   if (!b) {
-    int rc = td_channel_acquire(o->targets[target], &b);
+    td_channel_t *c = o->targets[target];
+    int timed = o->time && td_metrics_enabled() && td_channel_would_block(c);
+    if (timed) td_time_wait_begin(o->time, TD_WAIT_BACKPRESSURE, td_metrics_now_ns());
+    int rc = td_channel_acquire(c, &b);
+    if (timed) td_time_wait_end(o->time, td_metrics_now_ns());
     if (rc) return rc;
     o->cur[target] = b;
   }

@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "channel.h"
+#include "metrics.h"
 
 typedef enum {
   TD_PART_FORWARD = 0,
@@ -38,6 +39,9 @@ typedef struct td_output {
   int maxp_shift;         /* log2(max_parallelism) if a power of two, else -1 */
   _Atomic int64_t bytes;  /* bytes of the buffers sent, counted per buffer
                              (Flink's numBytesOut); read by any thread */
+  td_time_acct_t *time;   /* the sender's time accounting, or NULL: a wait
+                             for a buffer counts as backpressured time
+                             (Flink's requestBufferBuilderBlocking) */
 } td_output_t;
 
 /*

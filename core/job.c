@@ -154,6 +154,7 @@ static int wire(td_job_t *job) {
       for (int i = 0; i < n; i++) td_channel_set_notify(targets[i], &st->notify);
       rc = td_output_init(&st->outputs[e], ed->partition, targets, n,
                           s->max_parallelism, j);
+      st->outputs[e].time = &st->time;
     }
   }
   free(targets);

@@ -368,6 +368,54 @@ TD_TEST(test_exchange_send_when_full_or_flushed) {
   td_gate_free(g);
 }
 
+/* Takes one buffer of the gate after arg's milliseconds and recycles it. */
+typedef struct late_taker {
+  td_gate_t *g;
+  int after_ms;
+} late_taker_t;
+
+static void *take_late(void *arg) {
+  late_taker_t *lt = arg;
+  sleep_ms(lt->after_ms);
+  td_buffer_t *b;
+  if (td_gate_poll(lt->g, &b, BOUND_MS) == 1) td_gate_recycle(lt->g, b);
+  return NULL;
+}
+
+/* A sender that waits for a buffer (every credit and the overdraft in
+ * use) is backpressured for that time (Flink counts the blocking request
+ * of a buffer); taking a buffer that is there costs none. */
+TD_TEST(test_exchange_buffer_wait_is_backpressure) {
+  td_gate_t *g = new_gate(1, 1, NULL);
+  td_gate_set_overdraft(g, 0);
+  td_channel_t *c = td_gate_channel(g, 0);
+  td_output_t o;
+  TD_CHECK_INT(td_output_init(&o, TD_PART_FORWARD, &c, 1, 128, 0), 0);
+  td_time_acct_t acct;
+  td_time_init(&acct, td_metrics_now_ns());
+  o.time = &acct;
+  td_buffer_t *b;
+  TD_CHECK_INT(td_output_buffer(&o, 0, &b), 0); /* the credit: no wait */
+  td_time_totals_t t;
+  td_time_read(&acct, td_metrics_now_ns(), &t);
+  TD_CHECK_INT(t.bp_ns, 0);
+  TD_CHECK_INT(td_wbuf_reserve(&b->data, TD_BUFFER_SIZE), 0);
+  memset(b->data.data, 0xc0, TD_BUFFER_SIZE); /* nils: a full buffer, sent */
+  b->data.len = TD_BUFFER_SIZE;
+  td_output_commit(&o, 0);
+  TD_CHECK(o.cur[0] == NULL);
+  TD_CHECK(td_channel_would_block(c));
+  late_taker_t lt = {g, 100};
+  pthread_t th;
+  TD_CHECK_INT(pthread_create(&th, NULL, take_late, &lt), 0);
+  TD_CHECK_INT(td_output_buffer(&o, 0, &b), 0); /* waits for the taker */
+  pthread_join(th, NULL);
+  td_time_read(&acct, td_metrics_now_ns(), &t);
+  TD_CHECK(t.bp_ns >= 90 * 1000000LL);
+  td_output_destroy(&o);
+  td_gate_free(g);
+}
+
 /* A record larger than TD_BUFFER_SIZE is sent whole, at once. */
 TD_TEST(test_exchange_large_record) {
   td_gate_t *g = new_gate(1, 2, NULL);
@@ -780,7 +828,7 @@ TD_TEST_MAIN(test_exchange_init_invalid, test_exchange_rebalance_round_robin,
              test_exchange_forward_to_target_0,
              test_exchange_broadcast_every_target,
              test_exchange_send_when_full_or_flushed,
-             test_exchange_large_record,
+             test_exchange_large_record, test_exchange_buffer_wait_is_backpressure,
              test_exchange_finish_ends_every_target,
              test_exchange_destroy_returns_credits,
              test_exchange_cancel_unblocks_writer,
