@@ -20,6 +20,7 @@
 #include "error.h"
 #include "job.h"
 #include "reload.h"
+#include "web.h"
 
 /* Savepoint and stop requests kept for polling (the newest). */
 #define MAX_OPS 64
@@ -139,7 +140,8 @@ static void task_counts(td_job_t *job, int t, int64_t *in, int64_t *out) {
 
 static json_t *job_overview(td_control_t *c, td_job_t *job) {
   td_job_state_t state = job ? td_job_state(job) : td_job_process_state();
-  json_t *o = json_pack("{s:s, s:s}", "jid", c->job_id, "state", td_job_state_name(state));
+  json_t *o = json_pack("{s:s, s:s, s:I}", "jid", c->job_id, "state", td_job_state_name(state),
+                        "restarts", (json_int_t)td_job_restarts());
   if (!job) return o;
   const td_job_spec_t *s = td_job_spec_of(job);
   int64_t start = td_job_start_time(job), now = wall_ms();
@@ -710,6 +712,19 @@ static enum MHD_Result send_metrics(td_control_t *c, struct MHD_Connection *conn
 
 /* ---- routing ---------------------------------------------------------------------- */
 
+/* The dashboard's file f (web.h): not cached, as a new binary may serve
+ * other files at the same address. */
+static enum MHD_Result send_file(struct MHD_Connection *conn, const td_web_file_t *f) {
+  struct MHD_Response *r =
+      MHD_create_response_from_buffer(f->len, (void *)f->data, MHD_RESPMEM_PERSISTENT);
+  if (!r) return MHD_NO;
+  MHD_add_response_header(r, "Content-Type", f->content_type);
+  MHD_add_response_header(r, "Cache-Control", "no-cache");
+  enum MHD_Result ret = MHD_queue_response(conn, MHD_HTTP_OK, r);
+  MHD_destroy_response(r);
+  return ret;
+}
+
 /* Split url into at most max parts at '/'; the number of parts. */
 static int split(char *url, char **parts, int max) {
   int n = 0;
@@ -801,9 +816,14 @@ static enum MHD_Result route(td_control_t *c, struct MHD_Connection *conn, const
   snprintf(buf, sizeof buf, "%s", url);
   char *q = strchr(buf, '?');
   if (q) *q = 0;
+  int get = strcmp(method, "GET") == 0, post = strcmp(method, "POST") == 0;
+  td_web_file_t file;
+  if (td_web_file(buf, &file)) {
+    if (!get) return send_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "%s %s: use GET", method, buf);
+    return send_file(conn, &file);
+  }
   char *p[8];
   int n = split(buf, p, 8);
-  int get = strcmp(method, "GET") == 0, post = strcmp(method, "POST") == 0;
   int patch = strcmp(method, "PATCH") == 0;
   if (n == 1 && strcmp(p[0], "metrics") == 0) {
     if (!get) return send_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "%s /metrics: use GET", method);

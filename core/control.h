@@ -3,6 +3,8 @@
  * jansson) on 127.0.0.1 unless told otherwise, with the names of Flink's
  * REST API where they fit (docs/REST.md lists every endpoint):
  *
+ *   GET   /                                the web dashboard (web.h), with
+ *                                          /dashboard.js and /dashboard.css
  *   GET   /jobs                            the process's job and its status
  *   GET   /jobs/:id                        status, times, vertices (tasks)
  *   GET   /jobs/:id/plan                   the graph: tasks, operators, edges
