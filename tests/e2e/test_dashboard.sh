@@ -4,7 +4,7 @@
 # failure and restart, checkpoints every 300 ms.
 #
 # The page's files are served as built (byte for byte the files of
-# core/web/). Chromium (Debian's, headless) loads the page, lets it poll
+# core/web/); /metrics shows the source backpressured and the sink busy. Chromium (Debian's, headless) loads the page, lets it poll
 # the endpoint for 5 s of virtual time and dumps the DOM: the checks read
 # the figures the page shows (its data- attributes and texts), against what
 # the job was built to do and what the checkpoint directory holds. A
@@ -61,6 +61,23 @@ def status(path, method):
     except urllib.error.HTTPError as e:
         return e.code
 sys.exit(not (status("/", "POST") == 405 and status("/nothing.js", "GET") == 404))
+PY
+
+check "GET /metrics: the source backpressured and the slow sink busy (> 500 ms/s, the most of their subtasks)" \
+  "$PYTHON" - "$ADDR" <<'PY'
+import re, sys, urllib.request
+body = urllib.request.urlopen(f"http://{sys.argv[1]}/metrics", timeout=10).read().decode()
+def most(metric, task):
+    vals = []
+    for m in re.finditer(r"^(\w+)\{([^}]*)\} (\S+)$", body, re.M):
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', m.group(2)))
+        if m.group(1) == metric and labels.get("task") == task:
+            vals.append(float(m.group(3)))
+    return max(vals) if vals else None
+bp = most("tide_subtask_backpressured_time_ms_per_second", "0")
+busy = most("tide_subtask_busy_time_ms_per_second", "3")
+if not (bp and bp > 500 and busy and busy > 500):
+    sys.exit(f"source backpressured {bp}, sink busy {busy}")
 PY
 
 # chromium ARG...: headless, as root too, with a profile of its own
