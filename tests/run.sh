@@ -25,7 +25,8 @@ jobs=${TIDE_TEST_JOBS:-$(nproc 2>/dev/null || echo 2)}
 passed=0
 failed=0
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+pool_dir=
+trap 'rm -f "$log"; [ -z "$pool_dir" ] || rm -rf "$pool_dir"' EXIT
 
 count_line() { # add the "N passed, N failed" line of $log
   line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
@@ -57,29 +58,53 @@ count_tap() { # add the TAP results ("ok ...", "not ok ...") of $log
   failed=$((failed + f))
 }
 
-# run_e2e VM TIDE LABEL: every tests/e2e/test_*.sh, TIDE_TEST_JOBS of them
-# at a time (default: the number of cores; most of an end-to-end test's
-# time is waiting for checkpoints, kills and restarts). Each test gets its
-# own XDG_RUNTIME_DIR, so that `tide list` shows only its own jobs. The
-# results are printed in file order, each with its wall time.
-run_e2e() {
-  e2e_dir=$(mktemp -d)
-  ls tests/e2e/test_*.sh | TIDE="$2" TIDE_VM="$1" E2E_DIR="$e2e_dir" \
-    xargs -P "$jobs" -n 1 sh -c '
-      n=$(basename "$0" .sh)
-      mkdir -m 700 "$E2E_DIR/$n.run"
+# The end-to-end tests of every VM the suites ask for (lua5.4 for e2e,
+# luajit for luajit) run in one pool, TIDE_TEST_JOBS at a time (default:
+# the number of cores), the longest first (HEAVY, from the suite's
+# timings; the rest in file order), so that no core idles at the end of
+# one VM's tests while the other's wait. Each test gets its own
+# XDG_RUNTIME_DIR, so that `tide list` shows only its own jobs. run_e2e
+# prints one VM's results in file order, each with its wall time.
+HEAVY="test_checkpoint test_two_input test_rescale test_rocksdb test_module_rescale test_kafka
+  test_checkpoint_rocksdb test_checkpoint_recovery test_metrics test_control test_postgres"
+e2e_pool() {
+  pool_dir=$(mktemp -d)
+  vms=""
+  case " $suites " in *" luajit "*) vms="$vms luajit" ;; esac
+  case " $suites " in *" e2e "*) vms="$vms lua5.4" ;; esac
+  {
+    for n in $HEAVY; do
+      [ -f "tests/e2e/$n.sh" ] || continue
+      for vm in $vms; do echo "$vm tests/e2e/$n.sh"; done
+    done
+    for t in tests/e2e/test_*.sh; do
+      case " $(echo $HEAVY) " in *" $(basename "$t" .sh) "*) continue ;; esac
+      for vm in $vms; do echo "$vm $t"; done
+    done
+  } | BUILD="$BUILD" POOL_DIR="$pool_dir" xargs -P "$jobs" -n 2 sh -c '
+      vm=$0 t=$1 n=$(basename "$1" .sh)
+      d="$POOL_DIR/$vm"
+      mkdir -p "$d"
+      mkdir -m 700 "$d/$n.run"
+      tide="$BUILD/tide"
+      [ "$vm" = luajit ] && tide="$BUILD/tide-luajit"
       s=$(date +%s)
-      XDG_RUNTIME_DIR="$E2E_DIR/$n.run" sh "$0" >"$E2E_DIR/$n.log" 2>&1
-      echo $(($(date +%s) - s)) >"$E2E_DIR/$n.time"'
+      TIDE="$tide" TIDE_VM="$vm" XDG_RUNTIME_DIR="$d/$n.run" sh "$t" >"$d/$n.log" 2>&1
+      echo $(($(date +%s) - s)) >"$d/$n.time"'
+}
+
+# run_e2e VM LABEL: the results of VM's end-to-end tests (the pool runs
+# at the first call)
+run_e2e() {
+  [ -n "$pool_dir" ] || e2e_pool
   for t in tests/e2e/test_*.sh; do
     [ -f "$t" ] || continue
     n=$(basename "$t" .sh)
-    echo "== $t$3 ($(cat "$e2e_dir/$n.time" 2>/dev/null || echo '?') s)"
-    cp "$e2e_dir/$n.log" "$log" 2>/dev/null || : >"$log"
+    echo "== $t$2 ($(cat "$pool_dir/$1/$n.time" 2>/dev/null || echo '?') s)"
+    cp "$pool_dir/$1/$n.log" "$log" 2>/dev/null || : >"$log"
     grep -v '^ok ' "$log"
     count_line
   done
-  rm -rf "$e2e_dir"
 }
 
 for suite in $suites; do
@@ -129,10 +154,10 @@ for suite in $suites; do
       "$LUAJIT" "$(command -v "$BUSTED")" --run=luajit --ignore-lua --cpath="$BUILD/luajit/lua/?.so" \
       --output=TAP >"$log" 2>&1
     count_tap "busted ran no test"
-    run_e2e luajit "$BUILD/tide-luajit" " (LuaJIT)"
+    run_e2e luajit " (LuaJIT)"
     ;;
   e2e)
-    run_e2e lua5.4 "$BUILD/tide" ""
+    run_e2e lua5.4 ""
     ;;
   esac
 done
