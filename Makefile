@@ -26,7 +26,7 @@ OPT        ?= -O2
 CFLAGS     ?= $(OPT) -g
 TD_CFLAGS   = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter \
               -fPIC -pthread -I. -Icore -Istate -I$(LUA_INCDIR) -I/usr/include/postgresql
-SYSLIBS     = -lsodium -lpq -lrocksdb -lrdkafka -lmicrohttpd -ljansson -lz -lxxhash -lisal -lm -ldl -pthread
+SYSLIBS     = -lev -lsodium -lpq -lrocksdb -lrdkafka -lmicrohttpd -ljansson -lz -lxxhash -lisal -lm -ldl -pthread
 LDLIBS     ?= $(LUA_LIB) $(SYSLIBS)
 # the same sources for the LuaJIT host: LuaJIT's headers, TD_LUAJIT
 TDJ_CFLAGS  = $(subst -I$(LUA_INCDIR),-I$(LUAJIT_INCDIR),$(TD_CFLAGS)) -DTD_LUAJIT
