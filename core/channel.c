@@ -34,6 +34,9 @@ struct td_gate {
   int cancelled;
   td_notify_t *notify;        /* the receiver's notifier, or NULL */
   td_channel_t *channels;
+  td_channel_transport_t transport; /* a stub gate's (send != NULL) */
+  void (*recycled)(void *ud, int index); /* a remote sender's credits */
+  void *recycled_ud;
 };
 
 int td_gate_new(td_gate_t **out, int n_channels, int credits,
@@ -158,9 +161,46 @@ int td_channel_acquire(td_channel_t *c, td_buffer_t **out) {
   return 0;
 }
 
+void td_gate_set_transport(td_gate_t *g, const td_channel_transport_t *t) { g->transport = *t; }
+
+void td_gate_set_recycled(td_gate_t *g, void (*fn)(void *ud, int index), void *ud) {
+  g->recycled = fn;
+  g->recycled_ud = ud;
+}
+
+/* Ship b through the stub gate's transport; the buffer goes back to the
+ * channel's free list, its credit in use until td_channel_credit. */
+static void ship(td_channel_t *c, td_buffer_t *b) {
+  td_gate_t *g = c->gate;
+  pthread_mutex_lock(&g->mu);
+  b->seq = ++c->sent;
+  pthread_mutex_unlock(&g->mu);
+  int rc = g->transport.send(g->transport.ud, td_channel_index(c), b);
+  pthread_mutex_lock(&g->mu);
+  b->next = c->free;
+  c->free = b;
+  pthread_mutex_unlock(&g->mu);
+  if (rc) td_gate_cancel(g);
+}
+
+void td_channel_credit(td_channel_t *c, int n) {
+  td_gate_t *g = c->gate;
+  pthread_mutex_lock(&g->mu);
+  int used = atomic_load_explicit(&c->in_use, memory_order_relaxed) - n;
+  atomic_store_explicit(&c->in_use, used, memory_order_release);
+  pthread_cond_signal(&c->credit_cond);
+  td_notify_t *notify = used < c->credits ? c->notify : NULL;
+  pthread_mutex_unlock(&g->mu);
+  td_notify_signal(notify);
+}
+
 void td_channel_send(td_channel_t *c, td_buffer_t *b) {
   td_gate_t *g = c->gate;
   b->next = NULL;
+  if (g->transport.send) {
+    ship(c, b);
+    return;
+  }
   pthread_mutex_lock(&g->mu);
   b->seq = ++c->sent;
   if (g->tail) g->tail->next = b;
@@ -172,6 +212,16 @@ void td_channel_send(td_channel_t *c, td_buffer_t *b) {
 
 int td_channel_send_priority(td_channel_t *c, const void *event, size_t len) {
   td_gate_t *g = c->gate;
+  if (g->transport.send) {
+    pthread_mutex_lock(&g->mu);
+    uint64_t seq = c->sent;
+    int cancelled = g->cancelled;
+    pthread_mutex_unlock(&g->mu);
+    if (cancelled) return TD_ECANCELED;
+    int rc = g->transport.send_priority(g->transport.ud, td_channel_index(c), seq, event, len);
+    if (rc) td_gate_cancel(g);
+    return rc ? TD_ECANCELED : 0;
+  }
   td_buffer_t *b = calloc(1, sizeof *b);
   if (!b || td_wbuf_reserve(&b->data, len ? len : 1) != 0) {
     free(b);
@@ -245,10 +295,12 @@ int td_gate_poll(td_gate_t *g, td_buffer_t **out, int timeout_ms) {
       if (!g->head) g->tail = NULL;
       if (b->kind == TD_BUF_END) {
         g->open_channels--;
+        int index = td_channel_index(b->channel);
         td_notify_t *n = recycle_locked(b);
-        if (n) { /* signal outside the gate's lock */
+        if (n || g->recycled) { /* outside the gate's lock */
           pthread_mutex_unlock(&g->mu);
           td_notify_signal(n);
+          if (g->recycled) g->recycled(g->recycled_ud, index);
           pthread_mutex_lock(&g->mu);
         }
         continue;
@@ -329,10 +381,42 @@ void td_gate_recycle(td_gate_t *g, td_buffer_t *b) {
     return;
   }
   g = b->channel->gate;
+  int index = td_channel_index(b->channel);
   pthread_mutex_lock(&g->mu);
   td_notify_t *n = recycle_locked(b);
   pthread_mutex_unlock(&g->mu);
   td_notify_signal(n);
+  if (g->recycled) g->recycled(g->recycled_ud, index);
+}
+
+int td_channel_deliver(td_channel_t *c, td_buf_kind_t kind, uint32_t count, uint64_t seq,
+                       const void *data, size_t len) {
+  td_gate_t *g = c->gate;
+  if (kind == TD_BUF_PRIORITY) {
+    pthread_mutex_lock(&g->mu);
+    uint64_t sent = c->sent;
+    pthread_mutex_unlock(&g->mu);
+    if (seq != sent) return TD_EINVAL; /* it must follow what it overtakes */
+    return td_channel_send_priority(c, data, len);
+  }
+  if ((kind != TD_BUF_DATA && kind != TD_BUF_END) || td_channel_would_block(c)) return TD_EINVAL;
+  pthread_mutex_lock(&g->mu);
+  uint64_t next = c->sent + 1;
+  pthread_mutex_unlock(&g->mu);
+  if (seq != next) return TD_EINVAL;
+  td_buffer_t *b;
+  int rc = td_channel_acquire(c, &b);
+  if (rc) return rc;
+  if (len && td_wbuf_reserve(&b->data, len) != 0) {
+    td_gate_recycle(g, b);
+    return TD_ENOMEM;
+  }
+  if (len) memcpy(b->data.data, data, len);
+  b->data.len = len;
+  b->kind = kind;
+  b->count = count;
+  td_channel_send(c, b);
+  return 0;
 }
 
 void td_gate_cancel(td_gate_t *g) {

@@ -198,6 +198,51 @@ int td_gate_copy_queued(td_gate_t *g, int channel, uint64_t upto_seq,
 /* td_gate_available - whether a buffer (or the end) can be polled at once. */
 int td_gate_available(td_gate_t *g);
 
+/*
+ * The transport vtable: the network shuffle is this local exchange plus a
+ * transport (DESIGN.md). On the sending process a stub gate stands for the
+ * remote receiver: its channels hand every buffer to the transport instead
+ * of a local queue, and keep the buffer's credit in use until the receiver
+ * gives it back (td_channel_credit). On the receiving process the real
+ * gate takes the buffers that arrive (td_channel_deliver) and tells the
+ * transport of every buffer recycled, so that it returns the credit.
+ */
+typedef struct td_channel_transport {
+  /* ship buffer b (kind DATA or END, count, seq, data) of channel index;
+   * b is reused once this returns. 0, or an error (the gate is then
+   * cancelled: the receiver is gone) */
+  int (*send)(void *ud, int index, const td_buffer_t *b);
+  /* ship a priority event of channel index, sent after the channel's
+   * buffer seq: it must reach the receiver after them (it overtakes them
+   * in the receiver's gate). 0 or an error, as send */
+  int (*send_priority)(void *ud, int index, uint64_t seq, const void *event, size_t len);
+  void *ud;
+} td_channel_transport_t;
+
+/* td_gate_set_transport - make g a stub gate whose channels ship through t
+ * (copied). Call before any buffer moves. */
+void td_gate_set_transport(td_gate_t *g, const td_channel_transport_t *t);
+
+/* td_channel_credit - the remote receiver recycled n buffers of stub
+ * channel c: their credits are free again (wakes a waiting sender). */
+void td_channel_credit(td_channel_t *c, int n);
+
+/* td_gate_set_recycled - call fn(ud, index) whenever a buffer (DATA or
+ * END) of channel index is recycled: the credit a remote sender gets back.
+ * Call before any buffer moves. */
+void td_gate_set_recycled(td_gate_t *g, void (*fn)(void *ud, int index), void *ud);
+
+/*
+ * td_channel_deliver - queue at c's gate a buffer that came from a remote
+ * sender: kind DATA or END (count records, data of len bytes) or PRIORITY
+ * (an event; seq: the sender's last buffer before it, which has arrived).
+ * Returns 0; TD_EINVAL when the sender exceeded its credits and overdraft
+ * (a protocol violation: nothing is queued), a sequence mismatch, or
+ * another kind; TD_ENOMEM; TD_ECANCELED.
+ */
+int td_channel_deliver(td_channel_t *c, td_buf_kind_t kind, uint32_t count, uint64_t seq,
+                       const void *data, size_t len);
+
 /* td_gate_recycle - return a buffer to its channel, granting the credit
  * back to the sender (a PRIORITY buffer is freed). g may be NULL: the
  * buffer knows its gate. */

@@ -28,6 +28,7 @@
 typedef struct frame {
   struct frame *next;
   uint8_t type, flags;
+  uint8_t counted; /* a DATA frame that spends a credit */
   uint32_t len;
   unsigned char data[];
 } frame_t;
@@ -168,9 +169,9 @@ static void fill(td_net_peer_t *p) {
     for (int i = 0; i < p->n_chans && p->out.len - p->out.off < OUT_AHEAD; i++) {
       chan_t *c = &p->chans[i];
       frame_t *f = pop(&c->prio);
-      if (!f && c->data.head && (c->data.head->type != TD_WIRE_DATA || c->credit > 0)) {
+      if (!f && c->data.head && (!c->data.head->counted || c->credit > 0)) {
         f = pop(&c->data);
-        if (f->type == TD_WIRE_DATA) {
+        if (f->counted) {
           c->credit--;
           c->queued--;
         }
@@ -341,10 +342,12 @@ static int ready_frame(td_net_peer_t *p, const td_wire_frame_t *f) {
   }
   if (f->type == TD_WIRE_CREDIT) {
     const unsigned char *b = f->payload;
-    c->credit += (int64_t)((uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3]);
+    uint32_t more = (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+    c->credit += more;
     fill(p);
     want_write(p);
     pthread_mutex_unlock(&n->mu);
+    if (n->cfg.on_credit) n->cfg.on_credit(n->cfg.ud, p, f->channel, more);
     return 0;
   }
   pthread_mutex_unlock(&n->mu);
@@ -644,20 +647,23 @@ static int enqueue(td_net_peer_t *p, uint32_t channel, frame_t *f, int priority)
     return TD_ENOMEM;
   }
   push(priority ? &c->prio : &c->data, f);
-  if (!priority && f->type == TD_WIRE_DATA) c->queued++;
+  if (f->counted) c->queued++;
   pthread_mutex_unlock(&n->mu);
   wake(n);
   return 0;
 }
 
-int td_net_send(td_net_peer_t *p, uint32_t channel, uint8_t type, int priority,
+int td_net_send(td_net_peer_t *p, uint32_t channel, uint8_t type, td_net_mode_t mode,
                 const void *payload, uint32_t len) {
   if (channel == 0 || (type != TD_WIRE_DATA && type != TD_WIRE_CLOSE) ||
-      len > p->n->cfg.max_frame || (type == TD_WIRE_CLOSE && priority))
+      len > p->n->cfg.max_frame || (unsigned)mode > TD_NET_UNCOUNTED ||
+      (type == TD_WIRE_CLOSE && mode != TD_NET_ORDERED))
     return TD_EINVAL;
+  int priority = mode == TD_NET_OVERTAKE;
   frame_t *f = malloc(sizeof *f + len);
   if (!f) return TD_ENOMEM;
   f->type = type;
+  f->counted = type == TD_WIRE_DATA && mode == TD_NET_ORDERED;
   f->flags = priority ? TD_WIRE_F_PRIORITY : 0;
   f->len = len;
   if (len) memcpy(f->data, payload, len);
@@ -669,6 +675,7 @@ int td_net_grant(td_net_peer_t *p, uint32_t channel, uint32_t credits) {
   frame_t *f = malloc(sizeof *f + 4);
   if (!f) return TD_ENOMEM;
   f->type = TD_WIRE_CREDIT;
+  f->counted = 0;
   f->flags = 0;
   f->len = 4;
   f->data[0] = (unsigned char)(credits >> 24);
@@ -677,6 +684,8 @@ int td_net_grant(td_net_peer_t *p, uint32_t channel, uint32_t credits) {
   f->data[3] = (unsigned char)credits;
   return enqueue(p, channel, f, 1);
 }
+
+void td_net_close(td_net_peer_t *p, const char *why) { close_peer(p, why); }
 
 td_net_state_t td_net_peer_state(td_net_peer_t *p) { return (td_net_state_t)p->state; }
 

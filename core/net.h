@@ -61,7 +61,17 @@ typedef struct td_net_config {
   void (*on_channel_failed)(void *ud, td_net_peer_t *p, uint32_t channel, const char *why);
   /* p was refused or closed (why: the reason, also logged) */
   void (*on_closed)(void *ud, td_net_peer_t *p, const char *why);
+  /* the receiver of channel on p granted `credits` more (may be NULL) */
+  void (*on_credit)(void *ud, td_net_peer_t *p, uint32_t channel, uint32_t credits);
 } td_net_config_t;
+
+/* How td_net_send queues a frame. */
+typedef enum td_net_mode {
+  TD_NET_ORDERED = 0,  /* after the channel's queued frames; DATA spends a credit */
+  TD_NET_OVERTAKE = 1, /* before them, with the priority flag, without credit */
+  TD_NET_UNCOUNTED = 2 /* after them, without credit (an event the receiver
+                          does not count against its buffers) */
+} td_net_mode_t;
 
 /*
  * td_net_new - an endpoint with its loop thread. Returns 0 and *out, or
@@ -88,14 +98,15 @@ int td_net_connect(td_net_t *n, const char *addr, int port, td_net_peer_t **out,
 
 /*
  * td_net_send - queue a frame of channel (>= 1) to p: type TD_WIRE_DATA
- * (spends a credit: waits in the channel's queue for one) or TD_WIRE_CLOSE
- * (after the channel's data); priority: overtake the channel's queued
- * data, without credit. payload: len bytes (copied), at most the maximum
- * frame size. Frames sent before the handshake completes wait for it.
- * Returns 0, TD_EINVAL (channel 0, another type, too long), TD_ENOMEM, or
- * TD_ECANCELED when p is closed.
+ * or TD_WIRE_CLOSE (after the channel's data, without credit), as mode
+ * says (td_net_mode_t; a CLOSE is always ORDERED). A DATA frame sent
+ * ORDERED spends a credit: it waits in the channel's queue for one.
+ * payload: len bytes (copied), at most the maximum frame size. Frames
+ * sent before the handshake completes wait for it. Returns 0, TD_EINVAL
+ * (channel 0, another type or mode, too long), TD_ENOMEM, or TD_ECANCELED
+ * when p is closed.
  */
-int td_net_send(td_net_peer_t *p, uint32_t channel, uint8_t type, int priority,
+int td_net_send(td_net_peer_t *p, uint32_t channel, uint8_t type, td_net_mode_t mode,
                 const void *payload, uint32_t len);
 
 /*
@@ -104,6 +115,10 @@ int td_net_send(td_net_peer_t *p, uint32_t channel, uint8_t type, int priority,
  * TD_ECANCELED when p is closed.
  */
 int td_net_grant(td_net_peer_t *p, uint32_t channel, uint32_t credits);
+
+/* td_net_close - close p with the reason why (logged, given to
+ * on_closed). Only from the endpoint's own callbacks (its loop thread). */
+void td_net_close(td_net_peer_t *p, const char *why);
 
 /* td_net_peer_state - p's state now. */
 td_net_state_t td_net_peer_state(td_net_peer_t *p);

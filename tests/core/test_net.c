@@ -174,20 +174,20 @@ TD_TEST(test_net_handshake_and_data) {
   TD_CHECK_INT(td_net_peer_state(to_a), TD_NET_READY);
   TD_CHECK_INT(td_net_peer_state(sa.peer), TD_NET_READY);
   TD_CHECK_INT(td_net_grant(sa.peer, 1, 3), 0);
-  TD_CHECK_INT(td_net_send(to_a, 1, TD_WIRE_DATA, 0, "one", 3), 0);
-  TD_CHECK_INT(td_net_send(to_a, 1, TD_WIRE_DATA, 0, "two", 3), 0);
-  TD_CHECK_INT(td_net_send(to_a, 1, TD_WIRE_CLOSE, 0, NULL, 0), 0);
+  TD_CHECK_INT(td_net_send(to_a, 1, TD_WIRE_DATA, TD_NET_ORDERED, "one", 3), 0);
+  TD_CHECK_INT(td_net_send(to_a, 1, TD_WIRE_DATA, TD_NET_ORDERED, "two", 3), 0);
+  TD_CHECK_INT(td_net_send(to_a, 1, TD_WIRE_CLOSE, TD_NET_ORDERED, NULL, 0), 0);
   TD_CHECK(wait_frames(&sa, "1:one;1:two;1:CLOSE;"));
   /* the other way, on the connection a accepted */
   TD_CHECK_INT(td_net_grant(to_a, 7, 1), 0);
-  TD_CHECK_INT(td_net_send(sa.peer, 7, TD_WIRE_DATA, 0, "back", 4), 0);
+  TD_CHECK_INT(td_net_send(sa.peer, 7, TD_WIRE_DATA, TD_NET_ORDERED, "back", 4), 0);
   TD_CHECK(wait_frames(&sb, "7:back;"));
   TD_CHECK_INT(sa.failed + sb.failed + sa.closed + sb.closed, 0);
   /* wrong use */
-  TD_CHECK_INT(td_net_send(to_a, 0, TD_WIRE_DATA, 0, "x", 1), TD_EINVAL);
-  TD_CHECK_INT(td_net_send(to_a, 1, TD_WIRE_PING, 0, "x", 1), TD_EINVAL);
+  TD_CHECK_INT(td_net_send(to_a, 0, TD_WIRE_DATA, TD_NET_ORDERED, "x", 1), TD_EINVAL);
+  TD_CHECK_INT(td_net_send(to_a, 1, TD_WIRE_PING, TD_NET_ORDERED, "x", 1), TD_EINVAL);
   static char big[4097];
-  TD_CHECK_INT(td_net_send(to_a, 1, TD_WIRE_DATA, 0, big, sizeof big), TD_EINVAL);
+  TD_CHECK_INT(td_net_send(to_a, 1, TD_WIRE_DATA, TD_NET_ORDERED, big, sizeof big), TD_EINVAL);
   td_net_free(b);
   TD_CHECK(wait_for(&sa, &sa.closed, 1));
   TD_CHECK_STR(sa.closed_why, "closed by the peer");
@@ -206,8 +206,8 @@ TD_TEST(test_net_credit_per_channel_and_priority) {
   TD_CHECK_INT(td_net_grant(sa.peer, 2, 10), 0);
   const char *d[] = {"a", "b", "c", "d"};
   for (int i = 0; i < 4; i++) {
-    TD_CHECK_INT(td_net_send(to_a, 1, TD_WIRE_DATA, 0, d[i], 1), 0);
-    TD_CHECK_INT(td_net_send(to_a, 2, TD_WIRE_DATA, 0, d[i], 1), 0);
+    TD_CHECK_INT(td_net_send(to_a, 1, TD_WIRE_DATA, TD_NET_ORDERED, d[i], 1), 0);
+    TD_CHECK_INT(td_net_send(to_a, 2, TD_WIRE_DATA, TD_NET_ORDERED, d[i], 1), 0);
   }
   TD_CHECK(wait_channel(&sa, 2, "a;b;c;d;"));
   TD_CHECK(wait_channel(&sa, 1, "a;"));
@@ -216,10 +216,14 @@ TD_TEST(test_net_credit_per_channel_and_priority) {
   TD_CHECK_INT(td_net_peer_queued(to_a, 1), 3); /* waiting for credit */
   TD_CHECK_INT(td_net_peer_queued(to_a, 2), 0);
   /* a barrier overtakes b, c, d of channel 1 */
-  TD_CHECK_INT(td_net_send(to_a, 1, TD_WIRE_DATA, 1, "barrier", 7), 0);
+  TD_CHECK_INT(td_net_send(to_a, 1, TD_WIRE_DATA, TD_NET_OVERTAKE, "barrier", 7), 0);
+  TD_CHECK(wait_channel(&sa, 1, "a;!barrier;"));
+  /* an uncounted event needs no credit but keeps its place: behind d */
+  TD_CHECK_INT(td_net_send(to_a, 1, TD_WIRE_DATA, TD_NET_UNCOUNTED, "ev", 2), 0);
+  sleep_ms(100);
   TD_CHECK(wait_channel(&sa, 1, "a;!barrier;"));
   TD_CHECK_INT(td_net_grant(sa.peer, 1, 3), 0);
-  TD_CHECK(wait_channel(&sa, 1, "a;!barrier;b;c;d;"));
+  TD_CHECK(wait_channel(&sa, 1, "a;!barrier;b;c;d;ev;"));
   TD_CHECK_INT(sa.failed, 0); /* sequence numbers stayed consecutive */
   td_net_free(b);
   td_net_free(a);
@@ -237,7 +241,7 @@ TD_TEST(test_net_refusals_secret_and_cluster) {
     td_net_peer_t *p;
     TD_CHECK_INT(td_net_listen(a, NULL, 0, &port, err, sizeof err), 0);
     TD_CHECK_INT(td_net_connect(b, NULL, port, &p, err, sizeof err), 0);
-    TD_CHECK_INT(td_net_send(p, 1, TD_WIRE_DATA, 0, "never", 5), 0); /* waits for the handshake */
+    TD_CHECK_INT(td_net_send(p, 1, TD_WIRE_DATA, TD_NET_ORDERED, "never", 5), 0); /* waits for the handshake */
     TD_CHECK(wait_for(&sa, &sa.closed, 1));
     TD_CHECK(wait_for(&sb, &sb.closed, 1));
     const char *want = k == 0 ? "authentication failed" : "a peer of another cluster";
@@ -247,7 +251,7 @@ TD_TEST(test_net_refusals_secret_and_cluster) {
     TD_CHECK_INT(sa.ready + sb.ready, 0);
     TD_CHECK_STR(sa.frames, "");
     TD_CHECK_INT(td_net_peer_state(p), TD_NET_CLOSED);
-    TD_CHECK_INT(td_net_send(p, 1, TD_WIRE_DATA, 0, "x", 1), TD_ECANCELED);
+    TD_CHECK_INT(td_net_send(p, 1, TD_WIRE_DATA, TD_NET_ORDERED, "x", 1), TD_ECANCELED);
     td_net_free(b);
     td_net_free(a);
   }
@@ -312,13 +316,13 @@ TD_TEST(test_net_refusals_from_raw_peers) {
     int fd = raw_connect(port);
     unsigned char junk[TD_WIRE_HEADER];
     if (k == 0) {
-      td_wire_frame_header(junk, TD_WIRE_DATA, 0, 1, 1, 1u << 30);
+      td_wire_frame_header(junk, TD_WIRE_DATA, TD_NET_ORDERED, 1, 1, 1u << 30);
       if (write(fd, junk, sizeof junk) != (ssize_t)sizeof junk) abort();
     } else if (k == 1) {
       td_wire_frame_header(junk, 9, 0, 0, 1, 0);
       if (write(fd, junk, sizeof junk) != (ssize_t)sizeof junk) abort();
     } else if (k == 2) {
-      raw_frame(fd, TD_WIRE_DATA, 0, 1, 1, "early", 5);
+      raw_frame(fd, TD_WIRE_DATA, TD_NET_ORDERED, 1, 1, "early", 5);
     } else if (k == 3) {
       td_wire_frame_header(junk, TD_WIRE_HELLO_T, 0, 0, 1, TD_WIRE_HELLO);
       if (write(fd, junk, sizeof junk) != (ssize_t)sizeof junk) abort();
@@ -329,7 +333,7 @@ TD_TEST(test_net_refusals_from_raw_peers) {
       unsigned char hello[TD_WIRE_HELLO];
       td_wire_hello_encode(&mine, hello);
       raw_frame(fd, TD_WIRE_HELLO_T, 0, 0, 1, hello, sizeof hello);
-      raw_frame(fd, TD_WIRE_DATA, 0, 1, 1, "early", 5);
+      raw_frame(fd, TD_WIRE_DATA, TD_NET_ORDERED, 1, 1, "early", 5);
     }
     TD_CHECK(wait_for(&sa, &sa.closed, k + 1));
     if (!strstr(sa.closed_why, cases[k].want))
@@ -342,16 +346,16 @@ TD_TEST(test_net_refusals_from_raw_peers) {
    * connection and channel 4 go on */
   int fd = raw_authenticated(port);
   TD_CHECK(wait_for(&sa, &sa.ready, 1));
-  raw_frame(fd, TD_WIRE_DATA, 0, 3, 1, "x1", 2);
-  raw_frame(fd, TD_WIRE_DATA, 0, 3, 3, "x3", 2);
-  raw_frame(fd, TD_WIRE_DATA, 0, 3, 4, "x4", 2);
-  raw_frame(fd, TD_WIRE_DATA, 0, 4, 1, "y1", 2);
+  raw_frame(fd, TD_WIRE_DATA, TD_NET_ORDERED, 3, 1, "x1", 2);
+  raw_frame(fd, TD_WIRE_DATA, TD_NET_ORDERED, 3, 3, "x3", 2);
+  raw_frame(fd, TD_WIRE_DATA, TD_NET_ORDERED, 3, 4, "x4", 2);
+  raw_frame(fd, TD_WIRE_DATA, TD_NET_ORDERED, 4, 1, "y1", 2);
   TD_CHECK(wait_frames(&sa, "3:x1;4:y1;")); /* one socket: this order */
   TD_CHECK_INT(sa.failed, 1);
   TD_CHECK(strstr(sa.failed_why, "3: sequence number 3 where 2 was expected") != NULL);
   TD_CHECK_INT(td_net_peer_state(sa.peer), TD_NET_READY);
   /* a repeat fails channel 4 too */
-  raw_frame(fd, TD_WIRE_DATA, 0, 4, 1, "y1", 2);
+  raw_frame(fd, TD_WIRE_DATA, TD_NET_ORDERED, 4, 1, "y1", 2);
   TD_CHECK(wait_for(&sa, &sa.failed, 2));
   close(fd);
   TD_CHECK(wait_for(&sa, &sa.closed, 6));
