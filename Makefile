@@ -48,7 +48,7 @@ FREE_OBJ   = $(filter-out $(LUA_SRC:%.c=$(BUILD)/%.o) $(BUILD)/core/luaalloc.o,$
 JIT_OBJ    = $(LUA_SRC:%.c=$(BUILD)/luajit/%.o)
 TEST_SRC   = $(wildcard tests/core/test_*.c)
 # the fuzz targets' corpora replayed as tests (tests/fuzz/replay.c)
-FUZZ_TARGETS = codec snapshot csv
+FUZZ_TARGETS = codec snapshot csv wire
 FUZZ_REPLAY  = $(FUZZ_TARGETS:%=$(BUILD)/tests/test_fuzz_%)
 FUZZ_HEADERS = tests/fuzz/fuzz.h tests/core/deq.h
 TEST_BIN   = $(TEST_SRC:tests/core/%.c=$(BUILD)/tests/%) $(FUZZ_REPLAY)

@@ -28,7 +28,7 @@
 #define TD_WIRE_NONCE 32                  /* bytes */
 #define TD_WIRE_CLUSTER_ID 16             /* bytes */
 #define TD_WIRE_MAC 32                    /* bytes (HMAC-SHA-256) */
-#define TD_WIRE_HELLO 58                  /* bytes of a hello message */
+#define TD_WIRE_HELLO 56                  /* bytes of a hello message */
 
 /* Frame types. Data frames carry an exchange buffer (records and in-band
  * events, as the local exchange's); the others are the connection's and
