@@ -255,8 +255,13 @@ fuzz-merge:
 	    >$(FUZZ_BUILD)/merge_$$t.log 2>&1 || { tail -n 20 $(FUZZ_BUILD)/merge_$$t.log; exit 1; }; \
 	done; ls tests/fuzz/corpus/* | wc -l
 
+# issue 14's shuffle benchmark, over the core's library
+$(BUILD)/bench/shuffle: scripts/bench/shuffle.c $(BUILD)/libtide.a
+	@mkdir -p $(dir $@)
+	$(CC) $(TD_CFLAGS) -O2 -o $@ $< $(BUILD)/libtide.a $(LDLIBS)
+
 bench: deps
-	@$(MAKE) --no-print-directory all modules
+	@$(MAKE) --no-print-directory all modules $(BUILD)/bench/shuffle
 	@BUILD=$(BUILD) DATA=$(DATA) sh scripts/bench/run.sh
 
 demo: deps

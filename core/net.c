@@ -670,8 +670,37 @@ int td_net_send(td_net_peer_t *p, uint32_t channel, uint8_t type, td_net_mode_t 
   return enqueue(p, channel, f, priority);
 }
 
+/* Add credits to a CREDIT frame of channel still queued on p, if there is
+ * one: 1 when done (no frame needed). */
+static int add_to_queued_credit(td_net_peer_t *p, uint32_t channel, uint32_t credits) {
+  td_net_t *n = p->n;
+  pthread_mutex_lock(&n->mu);
+  int done = 0;
+  for (int i = 0; i < p->n_chans && !done; i++) {
+    chan_t *c = &p->chans[i];
+    if (c->id != channel) continue;
+    for (frame_t *f = c->prio.head; f; f = f->next) {
+      if (f->type != TD_WIRE_CREDIT) continue;
+      uint32_t had = (uint32_t)f->data[0] << 24 | (uint32_t)f->data[1] << 16 |
+                     (uint32_t)f->data[2] << 8 | f->data[3];
+      if (had > UINT32_MAX - credits) break;
+      had += credits;
+      f->data[0] = (unsigned char)(had >> 24);
+      f->data[1] = (unsigned char)(had >> 16);
+      f->data[2] = (unsigned char)(had >> 8);
+      f->data[3] = (unsigned char)had;
+      done = 1;
+      break;
+    }
+  }
+  pthread_mutex_unlock(&n->mu);
+  return done;
+}
+
 int td_net_grant(td_net_peer_t *p, uint32_t channel, uint32_t credits) {
   if (channel == 0) return TD_EINVAL;
+  /* grants not written yet add up: one frame for them all */
+  if (add_to_queued_credit(p, channel, credits)) return 0;
   frame_t *f = malloc(sizeof *f + 4);
   if (!f) return TD_ENOMEM;
   f->type = TD_WIRE_CREDIT;

@@ -357,10 +357,18 @@ sck_rc=$?
 # ---- issue 11: savepoints and live reload: a tenth table -----------------------
 BUILD=$BUILD sh "$HERE/reload.sh"
 reload_rc=$?
+# ---- issue 14: the shuffle over the transport: a twelfth table ------------------
+echo
+echo "Issue 14 (the network shuffle): one exchange channel between two transport endpoints over"
+echo "loopback TCP, against a plain TCP copy and the local exchange, same bytes, same run."
+echo
+"$BUILD/bench/shuffle" "${SHUFFLE_MB:-1024}"
+shuffle_rc=$?
 # ---- issue 13: metrics on vs off: an eleventh table ----------------------------
 BUILD=$BUILD DATA=$DATA sh "$HERE/metrics.sh"
 metrics_rc=$?
 [ "$metrics_rc" -ne 0 ] && exit "$metrics_rc"
+[ "$shuffle_rc" -ne 0 ] && exit "$shuffle_rc"
 [ "$report_rc" -ne 0 ] && exit "$report_rc"
 [ "$wreport_rc" -ne 0 ] && exit "$wreport_rc"
 [ "$ckpt_rc" -ne 0 ] && exit "$ckpt_rc"
