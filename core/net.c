@@ -342,7 +342,7 @@ static int ready_frame(td_net_peer_t *p, const td_wire_frame_t *f) {
   }
   if (f->type == TD_WIRE_CREDIT) {
     const unsigned char *b = f->payload;
-    uint32_t more = (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+    uint32_t more = td_wire_get32(b);
     c->credit += more;
     fill(p);
     want_write(p);
@@ -384,7 +384,7 @@ static void on_read(struct ev_loop *loop, ev_io *w, int revents) {
       if (used == -EMSGSIZE) {
         const unsigned char *h = p->in.p + p->in.off;
         refuse(p, "a frame of %u bytes, over the maximum of %u",
-               (uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 | (uint32_t)h[2] << 8 | h[3], max);
+               td_wire_get32(h), max);
         return;
       }
       if (used < 0) {
@@ -681,14 +681,9 @@ static int add_to_queued_credit(td_net_peer_t *p, uint32_t channel, uint32_t cre
     if (c->id != channel) continue;
     for (frame_t *f = c->prio.head; f; f = f->next) {
       if (f->type != TD_WIRE_CREDIT) continue;
-      uint32_t had = (uint32_t)f->data[0] << 24 | (uint32_t)f->data[1] << 16 |
-                     (uint32_t)f->data[2] << 8 | f->data[3];
+      uint32_t had = td_wire_get32(f->data);
       if (had > UINT32_MAX - credits) break;
-      had += credits;
-      f->data[0] = (unsigned char)(had >> 24);
-      f->data[1] = (unsigned char)(had >> 16);
-      f->data[2] = (unsigned char)(had >> 8);
-      f->data[3] = (unsigned char)had;
+      td_wire_put32(f->data, had + credits);
       done = 1;
       break;
     }
@@ -707,10 +702,7 @@ int td_net_grant(td_net_peer_t *p, uint32_t channel, uint32_t credits) {
   f->counted = 0;
   f->flags = 0;
   f->len = 4;
-  f->data[0] = (unsigned char)(credits >> 24);
-  f->data[1] = (unsigned char)(credits >> 16);
-  f->data[2] = (unsigned char)(credits >> 8);
-  f->data[3] = (unsigned char)credits;
+  td_wire_put32(f->data, credits);
   return enqueue(p, channel, f, 1);
 }
 

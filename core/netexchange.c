@@ -22,10 +22,12 @@ typedef struct route {
   int64_t initial; /* out: the first credits, the window the stub has */
 } route_t;
 
-typedef struct stub_ud {
+/* The argument of a gate's hooks: its netx and itself (a stub's transport,
+ * a receiving gate's recycle hook). */
+typedef struct gate_ud {
   struct td_netx *x;
   td_gate_t *g;
-} stub_ud_t;
+} gate_ud_t;
 
 struct td_netx {
   td_net_t *net;
@@ -34,7 +36,7 @@ struct td_netx {
   pthread_mutex_t mu; /* the routes and hooks */
   route_t *routes;
   int n, cap;
-  stub_ud_t **hooks; /* the gates' hook arguments, one per gate */
+  gate_ud_t **hooks; /* the gates' hook arguments, one per gate */
   int n_hooks, cap_hooks;
 };
 
@@ -63,8 +65,8 @@ static int lookup_wire(td_netx_t *x, int out, td_net_peer_t *peer, uint32_t chan
 
 static void put_head(unsigned char *h, td_buf_kind_t kind, uint32_t count, uint64_t seq) {
   h[0] = (unsigned char)kind;
-  for (int i = 0; i < 4; i++) h[1 + i] = (unsigned char)(count >> (24 - 8 * i));
-  for (int i = 0; i < 8; i++) h[5 + i] = (unsigned char)(seq >> (56 - 8 * i));
+  td_wire_put32(h + 1, count);
+  td_wire_put64(h + 5, seq);
 }
 
 /* ---- the sending side: the stub gate's transport ------------------------- */
@@ -89,12 +91,12 @@ static int ship(td_netx_t *x, td_gate_t *g, int index, td_buf_kind_t kind, uint3
 }
 
 static int stub_send(void *ud, int index, const td_buffer_t *b) {
-  stub_ud_t *s = ud;
+  gate_ud_t *s = ud;
   return ship(s->x, s->g, index, b->kind, b->count, b->seq, b->data.data, b->data.len);
 }
 
 static int stub_send_priority(void *ud, int index, uint64_t seq, const void *event, size_t len) {
-  stub_ud_t *s = ud;
+  gate_ud_t *s = ud;
   return ship(s->x, s->g, index, TD_BUF_PRIORITY, 0, seq, event, len);
 }
 
@@ -127,10 +129,8 @@ static void on_frame(void *ud, td_net_peer_t *p, uint8_t type, uint8_t flags, ui
     fail_route(&r, type == TD_WIRE_DATA ? "a frame shorter than its header" : "closed by the sender");
     return;
   }
-  uint32_t count = 0;
-  uint64_t seq = 0;
-  for (int i = 0; i < 4; i++) count = count << 8 | payload[1 + i];
-  for (int i = 0; i < 8; i++) seq = seq << 8 | payload[5 + i];
+  uint32_t count = td_wire_get32(payload + 1);
+  uint64_t seq = td_wire_get64(payload + 5);
   int rc = td_channel_deliver(td_gate_channel(r.gate, r.index), (td_buf_kind_t)payload[0], count,
                               seq, payload + HEAD, len - HEAD);
   if (rc == TD_EINVAL)
@@ -184,7 +184,7 @@ static void on_ready(void *ud, td_net_peer_t *p) {
 
 /* A buffer of a gate with remote senders was recycled: a credit back. */
 static void recycled(void *ud, int index) {
-  stub_ud_t *s = ud;
+  gate_ud_t *s = ud;
   pthread_mutex_lock(&s->x->mu);
   route_t *r = find_gate(s->x, 0, s->g, index);
   td_net_peer_t *peer = r ? r->peer : NULL;
@@ -196,17 +196,17 @@ static void recycled(void *ud, int index) {
 /* ---- the API ---------------------------------------------------------------- */
 
 /* The hook argument of gate g (made on first use; mu held), or NULL. */
-static stub_ud_t *hook_of(td_netx_t *x, td_gate_t *g) {
+static gate_ud_t *hook_of(td_netx_t *x, td_gate_t *g) {
   for (int i = 0; i < x->n_hooks; i++)
     if (x->hooks[i]->g == g) return x->hooks[i];
   if (x->n_hooks == x->cap_hooks) {
     int cap = x->cap_hooks ? 2 * x->cap_hooks : 8;
-    stub_ud_t **h = realloc(x->hooks, (size_t)cap * sizeof *h);
+    gate_ud_t **h = realloc(x->hooks, (size_t)cap * sizeof *h);
     if (!h) return NULL;
     x->hooks = h;
     x->cap_hooks = cap;
   }
-  stub_ud_t *s = malloc(sizeof *s);
+  gate_ud_t *s = malloc(sizeof *s);
   if (!s) return NULL;
   s->x = x;
   s->g = g;
@@ -216,12 +216,12 @@ static stub_ud_t *hook_of(td_netx_t *x, td_gate_t *g) {
 
 /* Add a route (mu held); its gate's hook argument, or NULL (TD_ENOMEM in
  * *rc) or a duplicate (TD_EINVAL). */
-static stub_ud_t *add_route(td_netx_t *x, const route_t *r, int *rc) {
+static gate_ud_t *add_route(td_netx_t *x, const route_t *r, int *rc) {
   if (find_wire(x, r->out, r->peer, r->channel) || find_gate(x, r->out, r->gate, r->index)) {
     *rc = TD_EINVAL;
     return NULL;
   }
-  stub_ud_t *hook = hook_of(x, r->gate);
+  gate_ud_t *hook = hook_of(x, r->gate);
   if (!hook) {
     *rc = TD_ENOMEM;
     return NULL;
@@ -277,7 +277,7 @@ int td_netx_route_out(td_netx_t *x, td_gate_t *stub, int index, int credits,
                .initial = credits};
   int rc;
   pthread_mutex_lock(&x->mu);
-  stub_ud_t *hook = add_route(x, &r, &rc);
+  gate_ud_t *hook = add_route(x, &r, &rc);
   pthread_mutex_unlock(&x->mu);
   if (!hook) return rc;
   td_channel_transport_t t = {stub_send, stub_send_priority, hook};
@@ -291,7 +291,7 @@ int td_netx_route_in(td_netx_t *x, td_gate_t *gate, int index, int credits, td_n
   route_t r = {.out = 0, .gate = gate, .index = index, .peer = peer, .channel = channel};
   int rc;
   pthread_mutex_lock(&x->mu);
-  stub_ud_t *hook = add_route(x, &r, &rc);
+  gate_ud_t *hook = add_route(x, &r, &rc);
   pthread_mutex_unlock(&x->mu);
   if (!hook) return rc;
   td_gate_set_recycled(gate, recycled, hook);

@@ -14,31 +14,21 @@ static void put16(unsigned char *p, uint16_t v) {
   p[0] = (unsigned char)(v >> 8);
   p[1] = (unsigned char)v;
 }
-static void put32(unsigned char *p, uint32_t v) {
-  for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (24 - 8 * i));
-}
-static void put64(unsigned char *p, uint64_t v) {
-  for (int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (56 - 8 * i));
-}
 static uint16_t get16(const unsigned char *p) { return (uint16_t)(p[0] << 8 | p[1]); }
-static uint32_t get32(const unsigned char *p) {
-  return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-static uint64_t get64(const unsigned char *p) { return (uint64_t)get32(p) << 32 | get32(p + 4); }
 
 void td_wire_frame_header(unsigned char *out, uint8_t type, uint8_t flags, uint32_t channel,
                           uint64_t seq, uint32_t length) {
-  put32(out, length);
+  td_wire_put32(out, length);
   out[4] = type;
   out[5] = flags;
   put16(out + 6, 0);
-  put32(out + 8, channel);
-  put64(out + 12, seq);
+  td_wire_put32(out + 8, channel);
+  td_wire_put64(out + 12, seq);
 }
 
 long td_wire_frame_parse(const unsigned char *p, size_t len, uint32_t max_frame, td_wire_frame_t *f) {
   if (len < TD_WIRE_HEADER) return 0;
-  uint32_t n = get32(p);
+  uint32_t n = td_wire_get32(p);
   if (p[4] < 1 || p[4] > TD_WIRE_TYPE_MAX || (p[5] & ~TD_WIRE_F_PRIORITY) || get16(p + 6))
     return TD_ECORRUPT;
   if (n > max_frame) return -EMSGSIZE;
@@ -46,8 +36,8 @@ long td_wire_frame_parse(const unsigned char *p, size_t len, uint32_t max_frame,
   f->length = n;
   f->type = p[4];
   f->flags = p[5];
-  f->channel = get32(p + 8);
-  f->seq = get64(p + 12);
+  f->channel = td_wire_get32(p + 8);
+  f->seq = td_wire_get64(p + 12);
   f->payload = p + TD_WIRE_HEADER;
   return (long)(TD_WIRE_HEADER + n);
 }

@@ -30,6 +30,21 @@
 #define TD_WIRE_MAC 32                    /* bytes (HMAC-SHA-256) */
 #define TD_WIRE_HELLO 56                  /* bytes of a hello message */
 
+/* Big-endian integers of the protocol's fields (frames, hellos, credits,
+ * the exchange's buffer headers). */
+static inline void td_wire_put32(unsigned char *p, uint32_t v) {
+  for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (24 - 8 * i));
+}
+static inline void td_wire_put64(unsigned char *p, uint64_t v) {
+  for (int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (56 - 8 * i));
+}
+static inline uint32_t td_wire_get32(const unsigned char *p) {
+  return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+static inline uint64_t td_wire_get64(const unsigned char *p) {
+  return (uint64_t)td_wire_get32(p) << 32 | td_wire_get32(p + 4);
+}
+
 /* Frame types. Data frames carry an exchange buffer (records and in-band
  * events, as the local exchange's); the others are the connection's and
  * the channels' control. */

@@ -118,11 +118,12 @@
   // A vertex's figures from its subtasks' metrics.
   function summarize(v, now) {
     var s = { in: 0, out: 0, busy: null, bp: null, inWm: null, outWm: null, late: 0 };
+    // the least of the subtasks' watermarks so far (a, null: none yet)
+    // and one more (b): a subtask without one (MIN_WM) makes it MIN_WM
     function least(a, b) {
-      if (b === undefined || b === MIN_WM) return a === null ? MIN_WM : a;
-      if (a === null || a === MIN_WM) return a === MIN_WM ? a : b;
-      if (a === MAX_WM) return b;
-      if (b === MAX_WM) return a;
+      if (b === undefined) b = MIN_WM;
+      if (a === null || b === MIN_WM || a === MAX_WM) return b;
+      if (a === MIN_WM || b === MAX_WM) return a;
       return Number(b) < Number(a) ? b : a;
     }
     v.subtasks.forEach(function (st) {

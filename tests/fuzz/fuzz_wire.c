@@ -32,10 +32,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     long used = td_wire_frame_parse(data + off, size - off, MAX_FRAME, &f);
     if (used == 0) {
       FUZZ_CHECK(size - off < TD_WIRE_HEADER ||
-                     size - off < TD_WIRE_HEADER + (size_t)((uint32_t)data[off] << 24 |
-                                                            (uint32_t)data[off + 1] << 16 |
-                                                            (uint32_t)data[off + 2] << 8 |
-                                                            data[off + 3]),
+                     size - off < TD_WIRE_HEADER + (size_t)td_wire_get32(data + off),
                  "more bytes asked for a whole frame at %zu", off);
       break;
     }
