@@ -44,6 +44,7 @@ typedef struct pending {
   int acked;               /* parts acked */
   int failed;              /* abort at the next tick */
   int counted;             /* a failure (I/O, timeout), not a decline */
+  int fail_subtask;        /* the subtask whose part failed (participants) */
   char reason[256];
   part_t *parts;
   struct pending *next;    /* ascending ids */
@@ -98,7 +99,14 @@ struct td_coord {
    * monotonic time, us */
   td_coord_subtask_stats_t *hist_sub;
   int64_t *hist_trigger_us;
+  unsigned char *local;        /* a participant's local subtasks, or NULL */
 };
+
+/* A participant of a job whose coordinator runs elsewhere (cluster mode). */
+static int participant(const td_coord_t *c) { return c->local != NULL; }
+
+/* Subtask s runs in this process. */
+static int is_local(const td_coord_t *c, int s) { return !c->local || c->local[s]; }
 
 static void logf_(td_coord_t *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -283,7 +291,9 @@ int td_coord_new(td_coord_t **out, const td_ckpt_config_t *cfg, int n_subtasks,
   c->hist_sub = calloc((size_t)TD_COORD_HISTORY * (size_t)(n_subtasks ? n_subtasks : 1),
                        sizeof *c->hist_sub);
   c->hist_trigger_us = calloc(TD_COORD_HISTORY, sizeof *c->hist_trigger_us);
-  int expected_ok = 1;
+  if (cfg->local && (c->local = malloc((size_t)n_subtasks)))
+    memcpy(c->local, cfg->local, (size_t)n_subtasks);
+  int expected_ok = !cfg->local || c->local;
   if (cfg->expected) {
     c->expected = calloc((size_t)n_subtasks, sizeof *c->expected);
     for (int i = 0; c->expected && i < n_subtasks; i++)
@@ -304,13 +314,14 @@ int td_coord_new(td_coord_t **out, const td_ckpt_config_t *cfg, int n_subtasks,
   c->cfg.job_name = c->job_name;
   c->cfg.job_id = c->job_id;
   c->cfg.expected = NULL; /* c->expected is the copy */
+  c->cfg.local = c->local;
   for (int i = 0; i < n_subtasks; i++) atomic_init(&c->requested[i], 0);
   c->next_id = cfg->first_id;
   c->last_trigger_ms = c->last_complete_ms = mono_ms();
   if (c->dir) {
     char fin[4200];
     int rc = mkdir_p(c->dir);
-    if (rc == 0) {
+    if (rc == 0 && !participant(c)) { /* the job's coordinator clears it */
       /* final states of an earlier run are stale */
       td_coord_finished_dir(c, fin, sizeof fin);
       remove_tree(fin);
@@ -366,10 +377,11 @@ static void abort_locked(td_coord_t *c, pending_t *p, const char *why) {
       pt->child_done = 1;
     }
   }
-  if (c->dir) {
+  if (c->dir && !participant(c)) {
     char d[4200];
     remove_tree(dir_of(c, p->id, d, sizeof d));
   }
+  if (c->cfg.on_abort && !participant(c)) c->cfg.on_abort(c->cfg.remote_ud, p->id);
   hist_done(c, p->id, TD_CKPT_FAILED, 0, NULL, why);
   if (c->stop_pending == p->id) c->stop_pending = 0;
   pending_t **pp = &c->pending;
@@ -443,6 +455,7 @@ void td_coord_free(td_coord_t *c) {
   free(c->history);
   free(c->hist_sub);
   free(c->hist_trigger_us);
+  free(c->local);
   pthread_mutex_destroy(&c->mu);
   pthread_cond_destroy(&c->waiters);
   pthread_cond_destroy(&c->wake);
@@ -552,6 +565,7 @@ void td_coord_decline(td_coord_t *c, int64_t id, int subtask, const char *reason
   pending_t *p = find(c, id);
   if (p && !p->failed) {
     p->failed = 1;
+    p->fail_subtask = subtask;
     snprintf(p->reason, sizeof p->reason, "subtask %d declined: %s", subtask,
              reason ? reason : "");
     pthread_cond_signal(&c->wake);
@@ -577,6 +591,8 @@ void td_coord_finished(td_coord_t *c, int subtask, int n,
     c->finishing[subtask] = 0;
     c->n_finishing--;
   }
+  if (participant(c) && c->cfg.on_finished)
+    c->cfg.on_finished(c->cfg.remote_ud, subtask, n, names, ok && complete);
   if (!c->finished[subtask]) {
     c->finished[subtask] = 1;
     c->finished_names[subtask] = copy;
@@ -597,12 +613,21 @@ void td_coord_finishing(td_coord_t *c, int subtask) {
   if (!c->finishing[subtask] && !c->finished[subtask]) {
     c->finishing[subtask] = 1;
     c->n_finishing++;
+    if (participant(c) && c->cfg.on_finishing) c->cfg.on_finishing(c->cfg.remote_ud, subtask);
   }
   pthread_mutex_unlock(&c->mu);
 }
 
 int td_coord_is_pending(td_coord_t *c, int64_t id) {
   pthread_mutex_lock(&c->mu);
+  if (participant(c)) {
+    /* a barrier may come over the network shuffle before the job
+     * master's trigger message: wait for the one or the other outcome */
+    struct timespec until;
+    td_deadline(&until, CLOCK_REALTIME, 10000);
+    while (!find(c, id) && !hist_find(c, id) && id > c->completed && !c->stopped)
+      if (pthread_cond_timedwait(&c->waiters, &c->mu, &until) == ETIMEDOUT) break;
+  }
   int r = find(c, id) != NULL;
   pthread_mutex_unlock(&c->mu);
   return r;
@@ -724,7 +749,7 @@ static int link_finished(td_coord_t *c, int s, int64_t id) {
 static void update_acks(td_coord_t *c, pending_t *p) {
   for (int s = 0; s < c->n; s++) {
     part_t *pt = &p->parts[s];
-    if (pt->acked) continue;
+    if (pt->acked || !is_local(c, s)) continue;
     if (pt->pid > 0 && !pt->child_done) {
       int st;
       pid_t r = waitpid(pt->pid, &st, WNOHANG);
@@ -738,6 +763,7 @@ static void update_acks(td_coord_t *c, pending_t *p) {
             msg[strcspn(msg, "\n")] = 0;
           }
           p->failed = p->counted = 1;
+          p->fail_subtask = s;
           if (msg[0])
             snprintf(p->reason, sizeof p->reason, "the snapshot of subtask %d failed: %s", s,
                      msg);
@@ -757,6 +783,9 @@ static void update_acks(td_coord_t *c, pending_t *p) {
       if (pt->child_done && (!pt->expect_inflight || pt->inflight_done)) {
         pt->acked = 1;
         p->acked++;
+        if (participant(c) && c->cfg.on_ack && !p->failed)
+          c->cfg.on_ack(c->cfg.remote_ud, p->id, s,
+                        pt->expect_inflight ? c->inflight_names[s] : NULL);
         /* the asynchronous part: from the end of the synchronous one to
          * this acknowledgement (the files written, to the tick) */
         td_coord_record_t *r = hist_find(c, p->id);
@@ -766,7 +795,7 @@ static void update_acks(td_coord_t *c, pending_t *p) {
           ss->async_us = a > 0 ? a : 0;
         }
       }
-    } else if (c->finished[s]) {
+    } else if (c->finished[s] && !participant(c)) {
       if (link_finished(c, s, p->id) != 0) {
         p->failed = p->counted = 1;
         snprintf(p->reason, sizeof p->reason,
@@ -1092,6 +1121,7 @@ static void complete_locked(td_coord_t *c, pending_t *p) {
       c->stop_pending = 0;
       if (id > c->completed) c->completed = id;
     }
+    if (c->cfg.on_complete) c->cfg.on_complete(c->cfg.remote_ud, id, TD_CKPT_SAVEPOINT, stop, 0);
     pthread_cond_broadcast(&c->waiters);
     return;
   }
@@ -1126,6 +1156,7 @@ static void complete_locked(td_coord_t *c, pending_t *p) {
   if (c->n_durations < c->cap_durations)
     c->durations[c->n_durations++] =
         (td_coord_duration_t){c->stats.last_duration_ms, p_after_finish};
+  if (c->cfg.on_complete) c->cfg.on_complete(c->cfg.remote_ud, id, TD_CKPT_CHECKPOINT, 0, 0);
   sweep(c);
   pthread_cond_broadcast(&c->waiters);
 }
@@ -1152,9 +1183,11 @@ static void request_locked(td_coord_t *c, pending_t *p) {
   while (*pp) pp = &(*pp)->next;
   *pp = p;
   for (int s = 0; s < c->n; s++)
-    if (c->is_source[s] && !c->finished[s]) {
+    if (c->is_source[s] && !c->finished[s] && is_local(c, s)) {
       atomic_store_explicit(&c->requested[s], p->id, memory_order_release);
       if (c->cfg.on_trigger) c->cfg.on_trigger(c->cfg.trigger_ud, s);
+      if (c->cfg.on_request && !participant(c))
+        c->cfg.on_request(c->cfg.remote_ud, s, p->id, p->kind, p->stop, p->path);
     }
 }
 
@@ -1236,6 +1269,106 @@ int td_coord_trigger_savepoint(td_coord_t *c, const char *dir, int stop, int64_t
   }
   pthread_mutex_unlock(&c->mu);
   return rc;
+}
+
+/* ---- cluster mode ------------------------------------------------------------ */
+
+void td_coord_remote_ack(td_coord_t *c, int64_t id, int subtask, const char *inflight) {
+  if (subtask < 0 || subtask >= c->n) return;
+  pthread_mutex_lock(&c->mu);
+  pending_t *p = find(c, id);
+  if (p && !p->parts[subtask].started && !p->parts[subtask].acked) {
+    part_t *pt = &p->parts[subtask];
+    pt->started = pt->child_done = 1;
+    pt->expect_inflight = pt->inflight_done = inflight != NULL;
+    if (inflight)
+      snprintf(c->inflight_names[subtask], sizeof c->inflight_names[subtask], "%s", inflight);
+    pthread_cond_signal(&c->wake);
+  }
+  pthread_mutex_unlock(&c->mu);
+}
+
+void td_coord_remote_decline(td_coord_t *c, int64_t id, int subtask, const char *reason,
+                             int counted) {
+  pthread_mutex_lock(&c->mu);
+  pending_t *p = find(c, id);
+  if (p && !p->failed) {
+    p->failed = 1;
+    p->counted = counted;
+    snprintf(p->reason, sizeof p->reason, "%s", reason ? reason : "declined");
+    pthread_cond_signal(&c->wake);
+  }
+  pthread_mutex_unlock(&c->mu);
+}
+
+int td_coord_remote_trigger(td_coord_t *c, int64_t id, int kind, int stop, const char *path) {
+  pthread_mutex_lock(&c->mu);
+  int rc = 0;
+  if (!find(c, id) && !hist_find(c, id) && id > c->completed) {
+    pending_t *p = new_pending(c, mono_ms());
+    if (p && path && !(p->path = strdup(path))) {
+      free_pending(p, c->n);
+      p = NULL;
+    }
+    if (!p) {
+      rc = TD_ENOMEM;
+    } else {
+      p->id = id;
+      p->kind = kind;
+      p->stop = stop;
+      if (stop) c->stop_pending = id;
+      if (id >= c->next_id) c->next_id = id + 1;
+      char chk[4200];
+      hist_add(c, p, path ? path : dir_of(c, id, chk, sizeof chk), 0);
+      request_locked(c, p);
+      pthread_cond_broadcast(&c->waiters);
+    }
+  }
+  pthread_mutex_unlock(&c->mu);
+  return rc;
+}
+
+void td_coord_remote_complete(td_coord_t *c, int64_t id, int kind, int stop, int final) {
+  pthread_mutex_lock(&c->mu);
+  for (pending_t *p = c->pending, *next; p; p = next) {
+    next = p->next;
+    if (p->id == id) {
+      hist_done(c, id, TD_CKPT_COMPLETED, 0, NULL, NULL);
+      abort_locked(c, p, "completed"); /* unlinks it; its children exited */
+      c->stats.aborted--;
+    } else if (p->id < id && p->kind != TD_CKPT_SAVEPOINT && kind == TD_CKPT_CHECKPOINT) {
+      abort_locked(c, p, "subsumed");
+    }
+  }
+  if (kind == TD_CKPT_CHECKPOINT || stop) {
+    if (id > c->completed) c->completed = id;
+    if (!final) c->stats.completed++;
+  }
+  if (stop) {
+    c->stopping = 1;
+    c->stop_pending = 0;
+  }
+  if (final) {
+    if (id) c->stats.completed++;
+    c->final_done = 1;
+  }
+  pthread_cond_broadcast(&c->waiters);
+  pthread_mutex_unlock(&c->mu);
+}
+
+void td_coord_remote_abort(td_coord_t *c, int64_t id, const char *why) {
+  pthread_mutex_lock(&c->mu);
+  pending_t *p = find(c, id);
+  if (p) {
+    abort_locked(c, p, why ? why : "aborted");
+  } else if (!hist_find(c, id)) {
+    /* aborted before its trigger came: barriers of it are not pending */
+    pending_t gone = {.id = id, .kind = TD_CKPT_CHECKPOINT};
+    hist_add(c, &gone, "", 0);
+    hist_done(c, id, TD_CKPT_FAILED, 0, NULL, why ? why : "aborted");
+  }
+  pthread_cond_broadcast(&c->waiters);
+  pthread_mutex_unlock(&c->mu);
 }
 
 int td_coord_kind(td_coord_t *c, int64_t id, int *stop) {
@@ -1341,6 +1474,8 @@ static void final_locked(td_coord_t *c) {
     sweep(c);
   }
   c->final_done = 1;
+  if (c->cfg.on_complete)
+    c->cfg.on_complete(c->cfg.remote_ud, c->completed, TD_CKPT_CHECKPOINT, 0, 1);
   pthread_cond_broadcast(&c->waiters);
 }
 
@@ -1389,7 +1524,7 @@ static void *coord_main(void *arg) {
     for (pending_t *p = c->pending, *next; p; p = next) {
       next = p->next;
       update_acks(c, p);
-      if (!p->failed && now - p->start_ms >= c->cfg.timeout_ms) {
+      if (!p->failed && !participant(c) && now - p->start_ms >= c->cfg.timeout_ms) {
         p->failed = p->counted = 1;
         snprintf(p->reason, sizeof p->reason, "timed out after %" PRId64 " ms",
                  c->cfg.timeout_ms);
@@ -1399,11 +1534,19 @@ static void *coord_main(void *arg) {
         int64_t id = p->id, counted = p->counted;
         memcpy(why, p->reason, sizeof why);
         int savepoint = p->kind == TD_CKPT_SAVEPOINT;
+        if (participant(c)) {
+          /* the job's coordinator aborts it everywhere */
+          if (c->cfg.on_decline)
+            c->cfg.on_decline(c->cfg.remote_ud, id, p->fail_subtask, why, (int)counted);
+          abort_locked(c, p, why);
+          continue;
+        }
         logf_(c, "%s %" PRId64 " aborted: %s", savepoint ? "savepoint" : "checkpoint", id, why);
         abort_locked(c, p, why);
         if (counted && !savepoint) count_failure(c, id, why);
       }
     }
+    if (participant(c)) goto wait;
     /* complete every fully acknowledged savepoint, and the newest fully
      * acknowledged checkpoint; older pending checkpoints are subsumed by
      * it (Flink's CheckpointCoordinator) */
@@ -1436,6 +1579,7 @@ static void *coord_main(void *arg) {
       trigger_locked(c, now);
     if (c->n_finished == c->n && !c->pending && !c->final_done && !c->final_failed)
       final_locked(c);
+  wait:;
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     ts.tv_nsec += TICK_MS * 1000000L;

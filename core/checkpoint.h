@@ -106,6 +106,36 @@ typedef struct td_ckpt_config {
   /* The job id users see (tide list), in savepoint directory names
    * (savepoint-<job_id>-<n>); NULL: "job". Copied. */
   const char *job_id;
+  /* Cluster mode (docs/CLUSTER.md): a job whose subtasks run in several
+   * processes has one coordinator of the whole job, in its job master, and
+   * a participant coordinator in each task manager.
+   *
+   * The whole job's coordinator (local NULL) reaches remote subtasks
+   * through these callbacks when they are set, called from its thread with
+   * its lock held (do no more than queue a message): on_request asks
+   * source subtask `subtask` for barrier id (kind TD_CKPT_*, stop TD_STOP_*,
+   * path: a savepoint's directory, else NULL); on_complete tells that id
+   * completed (final: the job's final checkpoint); on_abort that it was
+   * aborted. Remote subtasks answer with td_coord_remote_ack,
+   * td_coord_decline, td_coord_finishing and td_coord_finished.
+   *
+   * A participant (local non-NULL: local[i] tells whether subtask i runs in
+   * this process) triggers nothing, writes no _metadata, removes no
+   * directory and times nothing out: checkpoints begin with
+   * td_coord_remote_trigger and end with td_coord_remote_complete or
+   * td_coord_remote_abort. Each local subtask's acknowledgement (its
+   * snapshot child exited 0 and its in-flight data is written) goes to
+   * on_ack, a decline or failure to on_decline, a subtask's final state to
+   * on_finishing / on_finished; called with the lock held. */
+  const unsigned char *local;
+  void (*on_request)(void *ud, int subtask, int64_t id, int kind, int stop, const char *path);
+  void (*on_complete)(void *ud, int64_t id, int kind, int stop, int final);
+  void (*on_abort)(void *ud, int64_t id);
+  void (*on_ack)(void *ud, int64_t id, int subtask, const char *inflight);
+  void (*on_decline)(void *ud, int64_t id, int subtask, const char *reason, int counted);
+  void (*on_finishing)(void *ud, int subtask);
+  void (*on_finished)(void *ud, int subtask, int n, const char *const *names, int ok);
+  void *remote_ud;
 } td_ckpt_config_t;
 
 /* What a snapshot is for (td_coord_kind). */
@@ -296,6 +326,41 @@ size_t td_coord_durations(td_coord_t *c, td_coord_duration_t *out, size_t max);
  */
 int td_coord_trigger_savepoint(td_coord_t *c, const char *dir, int stop, int64_t *id,
                                char *path, size_t pathlen, char *err, size_t errlen);
+
+/*
+ * td_coord_remote_ack - (the whole job's coordinator) remote subtask
+ * `subtask` acknowledged id: its state files are written; inflight: the
+ * name of its in-flight data file (unaligned), or NULL.
+ */
+void td_coord_remote_ack(td_coord_t *c, int64_t id, int subtask, const char *inflight);
+
+/*
+ * td_coord_remote_decline - (the whole job's coordinator) remote subtask
+ * `subtask` could not take its part of id: the checkpoint is aborted;
+ * counted: an I/O failure that counts towards tolerable_failed (else a
+ * decline, as td_coord_decline).
+ */
+void td_coord_remote_decline(td_coord_t *c, int64_t id, int subtask, const char *reason,
+                             int counted);
+
+/*
+ * td_coord_remote_trigger - (a participant) the job's coordinator asks for
+ * barrier id (kind TD_CKPT_*, stop TD_STOP_*, path: a savepoint's
+ * directory or NULL): the local running sources inject it. Returns 0, or
+ * TD_ENOMEM.
+ */
+int td_coord_remote_trigger(td_coord_t *c, int64_t id, int kind, int stop, const char *path);
+
+/*
+ * td_coord_remote_complete - (a participant) id completed (final: the
+ * job's final checkpoint): pending checkpoints up to it end, waiters wake
+ * (sinks commit).
+ */
+void td_coord_remote_complete(td_coord_t *c, int64_t id, int kind, int stop, int final);
+
+/* td_coord_remote_abort - (a participant) id was aborted: its snapshot
+ * children are killed and reaped. */
+void td_coord_remote_abort(td_coord_t *c, int64_t id, const char *why);
 
 /*
  * td_coord_kind - what checkpoint id is: TD_CKPT_CHECKPOINT,

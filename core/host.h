@@ -66,6 +66,27 @@ void td_host_set_run_id(const char *id);
  * .allow_non_restored_state. The string must outlive the script. */
 void td_host_set_restore_defaults(const char *savepoint, int allow_non_restored);
 
+/* The command line's job defaults, as the td_host_set_* calls above set
+ * them (strings: NULL when not given). Cluster mode ships the job
+ * master's to the task managers, whose subtask VMs must see the same. */
+typedef struct td_host_defaults {
+  int parallelism, max_parallelism, resume, allow_existing_output, allow_non_restored;
+  const char *checkpoint_dir, *checkpoint_interval, *buffer_timeout, *state_backend,
+      *state_dir, *run_id, *from_savepoint;
+} td_host_defaults_t;
+
+/* td_host_get_defaults - the defaults set now. */
+void td_host_get_defaults(td_host_defaults_t *d);
+
+/* td_host_apply_defaults - set them all (the strings must outlive the
+ * jobs that run with them). */
+void td_host_apply_defaults(const td_host_defaults_t *d);
+
+struct td_subtask;
+/* td_host_subtask_body - the body of a subtask's thread (td_job_start's
+ * body): a fresh VM that runs the job script in task mode. */
+void td_host_subtask_body(struct td_subtask *st);
+
 /* td_host_set_cancel_signal - record that signal sig (SIGINT, SIGTERM)
  * cancelled the run: scripts see it as core.cancel_signal(). */
 void td_host_set_cancel_signal(int sig);

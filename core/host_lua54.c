@@ -8,6 +8,7 @@
  * into a Lua array, core.emit encodes an array of records into the output
  * buffers of one edge. No call crosses the boundary per record.
  */
+#include "cluster.h"
 #include "host.h"
 
 #include <errno.h>
@@ -116,6 +117,22 @@ void td_host_set_run_id(const char *id) { g_run_id = id; }
 void td_host_set_restore_defaults(const char *savepoint, int allow_non_restored) {
   g_from_savepoint = savepoint;
   g_allow_non_restored = allow_non_restored;
+}
+
+void td_host_get_defaults(td_host_defaults_t *d) {
+  *d = (td_host_defaults_t){g_default_parallelism, g_default_max_parallelism, g_resume,
+                            g_allow_existing_output, g_allow_non_restored, g_checkpoint_dir,
+                            g_checkpoint_interval, g_buffer_timeout, g_state_backend,
+                            g_state_dir, g_run_id, g_from_savepoint};
+}
+
+void td_host_apply_defaults(const td_host_defaults_t *d) {
+  td_host_set_defaults(d->parallelism, d->max_parallelism);
+  td_host_set_checkpoint_defaults(d->checkpoint_dir, d->checkpoint_interval, d->resume);
+  td_host_set_output_defaults(d->allow_existing_output, d->buffer_timeout);
+  td_host_set_state_defaults(d->state_backend, d->state_dir);
+  td_host_set_run_id(d->run_id);
+  td_host_set_restore_defaults(d->from_savepoint, d->allow_non_restored);
 }
 
 static td_subtask_t *subtask_of(lua_State *L) {
@@ -406,6 +423,8 @@ static void subtask_body(td_subtask_t *st) {
   st->host = NULL;
 }
 
+void td_host_subtask_body(td_subtask_t *st) { subtask_body(st); }
+
 /* ---- planning: core.execute(plan) ------------------------------------- */
 
 static const char *field_str(lua_State *L, int t, const char *k, int opt) {
@@ -648,7 +667,8 @@ static int l_execute(lua_State *L) {
    * exit summary); then the checkpoints completed */
   int64_t *counts = calloc((size_t)spec.n_tasks * 3 + 1, sizeof *counts);
   if (!counts) return luaL_error(L, "out of memory");
-  int rc = td_job_start(&job, &spec, subtask_body, err, sizeof err);
+  int rc = td_cluster_master_enabled() ? td_cluster_master_begin(&spec, err, sizeof err) : 0;
+  if (rc == 0) rc = td_job_start(&job, &spec, subtask_body, err, sizeof err);
   if (rc == 0) {
     rc = td_job_wait(job, err, sizeof err);
     stopped_at = td_job_stopped_at(job, stopped, sizeof stopped);
@@ -665,6 +685,7 @@ static int l_execute(lua_State *L) {
     counts[3 * spec.n_tasks] = cs.completed;
     td_job_free(job);
   }
+  if (spec.cluster) td_cluster_master_end();
   pthread_mutex_lock(&g_stdout_mu);
   fflush(stdout);
   pthread_mutex_unlock(&g_stdout_mu);

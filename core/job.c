@@ -11,6 +11,7 @@
 
 #include "barrier.h"
 #include "error.h"
+#include "netexchange.h"
 #include "reload.h"
 
 struct td_job {
@@ -35,6 +36,7 @@ struct td_job {
   char *stopped_at;           /* the savepoint a completed stop took (mu) */
   int stopped_for_reload;     /* that stop was a live reload's cut (mu) */
   int64_t start_ms;
+  atomic_int told;            /* cluster->cancel was called */
 };
 
 /* The jobs td_job_run is running, and the reason of td_job_cancel_all
@@ -99,9 +101,53 @@ static int gate_offset(const td_job_spec_t *s, int task, int edge) {
   return off;
 }
 
+uint32_t td_job_wire_channel(const td_job_spec_t *s, int global, int index) {
+  uint32_t ch = 2;
+  for (int t = 0, g = 0; t < s->n_tasks; t++) {
+    uint32_t size = (uint32_t)gate_offset(s, t, s->n_edges);
+    for (int i = 0; i < s->parallelism[t]; i++, g++) {
+      if (g == global) return ch + (uint32_t)index;
+      ch += size;
+    }
+  }
+  return 0;
+}
+
+/* Cluster mode: route the channels between this process's subtasks and
+ * the others' over the network shuffle. */
+static int route_remote(td_job_t *job) {
+  const td_job_spec_t *s = job->spec;
+  const td_job_cluster_t *cl = s->cluster;
+  int credits = TD_CHANNEL_CREDITS + TD_CHANNEL_OVERDRAFT, rc = 0;
+  for (int e = 0; e < s->n_edges && rc == 0; e++) {
+    const td_job_edge_t *ed = &s->edges[e];
+    int pf = s->parallelism[ed->from], pt = s->parallelism[ed->to];
+    int off = gate_offset(s, ed->to, e);
+    for (int j = 0; j < pf && rc == 0; j++) {
+      td_subtask_t *from = &job->subtasks[job->first_subtask[ed->from] + j];
+      for (int i = 0; i < pt && rc == 0; i++) {
+        if (ed->partition == TD_PART_FORWARD && i != j) continue;
+        td_subtask_t *to = &job->subtasks[job->first_subtask[ed->to] + i];
+        int idx = ed->partition == TD_PART_FORWARD ? off : off + j;
+        if (from->local == to->local) continue;
+        uint32_t ch = td_job_wire_channel(s, to->global, idx);
+        if (from->local)
+          rc = td_netx_route_out(cl->netx, to->gate, idx, credits,
+                                 cl->peers[cl->placement[to->global]], ch);
+        else
+          rc = td_netx_route_in(cl->netx, to->gate, idx, credits,
+                                cl->peers[cl->placement[from->global]], ch);
+      }
+    }
+  }
+  return rc;
+}
+
 static int wire(td_job_t *job) {
   const td_job_spec_t *s = job->spec;
   int rc = 0;
+  /* the job master runs no subtask: nothing to wire */
+  if (s->cluster && s->cluster->self < 0) return 0;
   for (int t = 0; t < s->n_tasks; t++) {
     int n_ch = gate_offset(s, t, s->n_edges);
     int *tags = n_ch ? malloc((size_t)n_ch * sizeof *tags) : NULL;
@@ -136,6 +182,7 @@ static int wire(td_job_t *job) {
     int off = gate_offset(s, ed->to, e);
     for (int j = 0; j < pf && rc == 0; j++) {
       td_subtask_t *st = &job->subtasks[job->first_subtask[ed->from] + j];
+      if (!st->local) continue; /* its outputs are another process's */
       int n;
       if (ed->partition == TD_PART_FORWARD) {
         if (pf != pt) {
@@ -158,6 +205,7 @@ static int wire(td_job_t *job) {
     }
   }
   free(targets);
+  if (rc == 0 && s->cluster) rc = route_remote(job);
   return rc;
 }
 
@@ -255,6 +303,7 @@ int td_job_start(td_job_t **out, const td_job_spec_t *spec, void (*body)(td_subt
       st->index = i;
       st->global = job->first_subtask[t] + i;
       st->parallelism = spec->parallelism[t];
+      st->local = !spec->cluster || spec->cluster->placement[st->global] == spec->cluster->self;
       atomic_init(&st->records_in, 0);
       atomic_init(&st->records_out, 0);
       atomic_init(&st->records_read, 0);
@@ -290,26 +339,60 @@ int td_job_start(td_job_t **out, const td_job_spec_t *spec, void (*body)(td_subt
   cfg.fail_ud = job;
   cfg.on_trigger = on_trigger;
   cfg.trigger_ud = job;
-  rc = is_source ? 0 : TD_ENOMEM;
-  for (int i = 0; rc == 0 && i < total; i++) is_source[i] = job->subtasks[i].gate == NULL;
+  unsigned char *local = NULL;
+  if (spec->cluster) {
+    const td_ckpt_config_t *h = &spec->cluster->hooks;
+    cfg.on_request = h->on_request;
+    cfg.on_complete = h->on_complete;
+    cfg.on_abort = h->on_abort;
+    cfg.on_ack = h->on_ack;
+    cfg.on_decline = h->on_decline;
+    cfg.on_finishing = h->on_finishing;
+    cfg.on_finished = h->on_finished;
+    cfg.remote_ud = h->remote_ud;
+    if (spec->cluster->self >= 0) {
+      local = malloc((size_t)total + 1);
+      for (int i = 0; local && i < total; i++) local[i] = (unsigned char)job->subtasks[i].local;
+      cfg.local = local;
+    } else {
+      cfg.on_trigger = NULL; /* no subtask here to wake */
+    }
+  }
+  rc = is_source && (!spec->cluster || spec->cluster->self < 0 || local) ? 0 : TD_ENOMEM;
+  /* sources: the subtasks of tasks without input edges */
+  for (int i = 0; rc == 0 && i < total; i++) {
+    int t = job->subtasks[i].task, in = 0;
+    for (int e = 0; e < spec->n_edges; e++) in |= spec->edges[e].to == t;
+    is_source[i] = !in;
+  }
   if (rc == 0)
     rc = td_coord_new(&job->coord, &cfg, total,
                       is_source, errbuf, errlen);
   free(is_source);
+  free(local);
   if (rc == 0) rc = td_coord_start(job->coord);
   if (rc) {
     if (rc == TD_ENOMEM) snprintf(errbuf, errlen, "cannot set up the job: %s", td_strerror(rc));
     job_free(job);
     return rc;
   }
+  if (spec->cluster && spec->cluster->started &&
+      (rc = spec->cluster->started(spec->cluster->ud, job, errbuf, errlen)) != 0) {
+    td_coord_stop(job->coord);
+    job_free(job);
+    return rc;
+  }
   running_add(job);
   td_reload_on_start(job);
   for (; job->started < total; job->started++) {
-    if (pthread_create(&job->subtasks[job->started].thread, NULL, thread_main,
-                       &job->subtasks[job->started]) != 0) {
+    td_subtask_t *st = &job->subtasks[job->started];
+    st->ran = 0;
+    if (!st->local) continue;
+    if (pthread_create(&st->thread, NULL, thread_main, st) != 0) {
       td_job_fail(job, "cannot start a subtask thread");
       break;
     }
+    st->thread_started = 1;
   }
   *out = job;
   return 0;
@@ -317,7 +400,13 @@ int td_job_start(td_job_t **out, const td_job_spec_t *spec, void (*body)(td_subt
 
 int td_job_wait(td_job_t *job, char *errbuf, size_t errlen) {
   const td_job_spec_t *spec = job->spec;
-  for (int i = 0; i < job->started; i++) pthread_join(job->subtasks[i].thread, NULL);
+  for (int i = 0; i < job->started; i++)
+    if (job->subtasks[i].thread_started) pthread_join(job->subtasks[i].thread, NULL);
+  if (spec->cluster && spec->cluster->self < 0 && spec->cluster->await) {
+    /* the job master: the task managers run the subtasks */
+    char why[1024];
+    if (spec->cluster->await(spec->cluster->ud, job, why, sizeof why) != 0) td_job_fail(job, why);
+  }
   td_coord_stop(job->coord);
   if (spec->log && getenv("TIDE_CHECKPOINT_STATS")) {
     td_coord_stats_t cs;
@@ -529,6 +618,9 @@ static void fail_at(td_job_t *job, int t, int i, const char *message) {
   }
   pthread_mutex_unlock(&job->mu);
   atomic_store(&job->cancelled, 1);
+  const td_job_cluster_t *cl = job->spec->cluster;
+  if (cl && cl->cancel && !atomic_exchange(&job->told, 1))
+    cl->cancel(cl->ud, message ? message : "unknown failure");
   for (int i = 0; i < job->n_subtasks; i++)
     if (job->subtasks[i].gate) td_gate_cancel(job->subtasks[i].gate);
   for (int i = 0; i < job->n_notify; i++) td_notify_signal(&job->subtasks[i].notify);

@@ -46,6 +46,41 @@ typedef struct td_job_operator {
   const char *uid, *name, *kind;
 } td_job_operator_t;
 
+struct td_netx;
+struct td_net_peer;
+
+/* Cluster mode (docs/CLUSTER.md): the job's subtasks run in several
+ * processes, the task managers, and its checkpoints are coordinated by
+ * its job master. A task manager's td_job_t runs the subtasks placed on
+ * it: a channel whose sender and receiver run in different processes goes
+ * over the network shuffle (netexchange.h), on wire channel
+ * td_job_wire_channel; its coordinator is a participant (checkpoint.h).
+ * The job master's td_job_t runs no subtask: its coordinator is the whole
+ * job's, and td_job_wait waits for the task managers (await). */
+typedef struct td_job_cluster {
+  const int *placement;     /* per subtask (job order): the index of the
+                               process that runs it */
+  int self;                 /* this process's index; -1: the job master */
+  struct td_netx *netx;     /* the shuffle's routes (task managers) */
+  struct td_net_peer *const *peers; /* per process index: the connection
+                                       to it (NULL for self) */
+  /* the coordinator's cluster callbacks and remote_ud (checkpoint.h);
+   * nothing else of it is used */
+  td_ckpt_config_t hooks;
+  /* called by td_job_start once the channels are routed and the
+   * coordinator runs, before any subtask starts (a task manager: report
+   * ready and wait for the go of the job master); 0, or a code with err:
+   * the job does not start */
+  int (*started)(void *ud, struct td_job *job, char *err, size_t errlen);
+  /* the job master: wait until the task managers ended the job's
+   * subtasks; 0, or a negative code with the first failure in err */
+  int (*await)(void *ud, struct td_job *job, char *err, size_t errlen);
+  /* the job failed or was cancelled in this process (why): tell the
+   * others; may be NULL */
+  void (*cancel)(void *ud, const char *why);
+  void *ud;
+} td_job_cluster_t;
+
 /* Everything the subtask threads need to rebuild the job in their VMs. */
 typedef struct td_job_spec {
   const char *name;
@@ -90,6 +125,8 @@ typedef struct td_job_spec {
    * dropped. */
   void (*note)(void *ud, const char *line);
   void *note_ud;
+  /* Cluster mode: where the subtasks run (NULL: all in this process). */
+  const td_job_cluster_t *cluster;
 } td_job_spec_t;
 
 struct td_subtask {
@@ -98,6 +135,9 @@ struct td_subtask {
   int global;                 /* index among all subtasks of the job */
   int index;                  /* subtask index, 0-based */
   int parallelism;
+  int local;                  /* runs in this process (cluster mode: else
+                                 its gate, if any, is a stub shipping to
+                                 the process that runs it) */
   td_gate_t *gate;            /* NULL for tasks without inputs */
   td_output_t *outputs;       /* per job edge; .n == 0 if not ours */
   int ran;                    /* the task loop ran in this subtask's VM */
@@ -105,6 +145,7 @@ struct td_subtask {
   td_notify_t notify;         /* credit back on an output channel, priority
                                  input, checkpoint trigger, cancellation */
   pthread_t thread;
+  int thread_started;
   /* Counters for the control endpoint, updated once per batch by the
    * subtask's thread, read by any (Flink's numRecordsIn/Out and
    * currentInputWatermark): records taken from the input gate, records
@@ -139,6 +180,14 @@ typedef enum td_job_state {
   TD_JOB_CANCELED,
   TD_JOB_RESTARTING     /* between a failure and the restart */
 } td_job_state_t;
+
+/*
+ * td_job_wire_channel - the wire channel (>= 2; 1 is the control channel)
+ * that carries channel `index` of the input gate of subtask `global` (job
+ * order) when its sender runs in another process: numbered by gate, in
+ * job order, so that every process computes the same.
+ */
+uint32_t td_job_wire_channel(const td_job_spec_t *spec, int global, int index);
 
 /*
  * td_job_run - td_job_start, td_job_wait, td_job_free: run the job to its

@@ -45,6 +45,7 @@
 #include "client.h"
 #include "error.h"
 #include "control.h"
+#include "cluster.h"
 #include "host.h"
 #include "job.h"
 #include "keygroup.h"
@@ -442,6 +443,8 @@ static int cmd_run(int argc, char **argv) {
       {"log-level", required_argument, NULL, 'L'},
       {"log-format", required_argument, NULL, 'F'},
       {"summary", no_argument, NULL, 'U'},
+      {"jobmanager", required_argument, NULL, 'J'},
+      {"secret-file", required_argument, NULL, 'K'},
       {"quiet", no_argument, NULL, 'Q'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
@@ -449,6 +452,7 @@ static int cmd_run(int argc, char **argv) {
   const char *ckpt_dir = NULL, *ckpt_interval = NULL, *buffer_timeout = NULL;
   const char *state_backend = NULL, *state_dir = NULL;
   const char *script = NULL, *rest_bind = NULL, *from_savepoint = NULL;
+  const char *jobmanager = NULL, *secret_file = NULL;
   int rest_port = 0, allow_non_restored = 0, log_json = 0, summary = 0, quiet = 0;
   td_log_level_t log_level = TD_LOG_INFO;
   optind = 1;
@@ -531,6 +535,12 @@ static int cmd_run(int argc, char **argv) {
     case 'U':
       summary = 1;
       break;
+    case 'J':
+      jobmanager = optarg;
+      break;
+    case 'K':
+      secret_file = optarg;
+      break;
     case 'Q':
       quiet = 1;
       break;
@@ -559,6 +569,8 @@ static int cmd_run(int argc, char **argv) {
     return usage_error("%s", "--allow-non-restored-state goes with --from-savepoint");
   if (from_savepoint && resume)
     return usage_error("%s", "--resume and --from-savepoint exclude each other");
+  if (!jobmanager != !secret_file)
+    return usage_error("%s", "--jobmanager and --secret-file go together");
 
   int n_args = 1 + (argc - optind);
   const char **args = malloc(sizeof(char *) * (size_t)n_args);
@@ -595,6 +607,15 @@ static int cmd_run(int argc, char **argv) {
   snprintf(line, sizeof line, "job %s, control at http://%s", run_id, td_control_address(control));
   td_log(TD_LOG_INFO, "run", NULL, line);
 
+  if (jobmanager && td_cluster_master_configure(jobmanager, secret_file,
+                                                td_control_address(control), cerr,
+                                                sizeof cerr) != 0) {
+    fprintf(stderr, "tide: %s\n", cerr);
+    if (registered) td_rundir_remove(run_id);
+    td_control_free(control);
+    free(args);
+    return 2;
+  }
   install_signal_handlers();
   pthread_t progress;
   int progress_on = !quiet && !log_json && isatty(2) &&
@@ -818,8 +839,24 @@ static int savepoint_request(const td_rundir_entry_t *e, const char *dir, int st
 }
 
 static int cmd_list(int argc, char **argv) {
-  (void)argv;
-  if (argc != 1) return usage_error("%s", "list takes no arguments");
+  if (argc > 1) {
+    static const struct option opts[] = {{"jobmanager", required_argument, NULL, 'j'},
+                                         {"secret-file", required_argument, NULL, 's'},
+                                         {NULL, 0, NULL, 0}};
+    const char *jobmanager = NULL, *secret_file = NULL;
+    int c;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+      if (c == 'j') jobmanager = optarg;
+      else if (c == 's') secret_file = optarg;
+      else return usage_error("unknown or incomplete option '%s'", argv[optind - 1]);
+    }
+    if (optind < argc) return usage_error("unexpected argument '%s'", argv[optind]);
+    if (!jobmanager || !secret_file)
+      return usage_error("%s", "list --jobmanager ADDR needs --secret-file FILE");
+    return td_cluster_list(jobmanager, secret_file);
+  }
   td_rundir_entry_t *es;
   size_t n;
   int stale;
@@ -1074,6 +1111,8 @@ int main(int argc, char **argv) {
   if (strcmp(cmd, "run") == 0) return cmd_run(argc - 1, argv + 1);
   if (strcmp(cmd, "verify") == 0) return cmd_verify(argc - 1, argv + 1);
   if (strcmp(cmd, "list") == 0) return cmd_list(argc - 1, argv + 1);
+  if (strcmp(cmd, "jobmanager") == 0) return td_jobmanager_main(argc - 1, argv + 1);
+  if (strcmp(cmd, "taskmanager") == 0) return td_taskmanager_main(argc - 1, argv + 1);
   if (strcmp(cmd, "savepoint") == 0) return cmd_savepoint(argc - 1, argv + 1);
   if (strcmp(cmd, "stop") == 0) return cmd_stop(argc - 1, argv + 1);
   if (strcmp(cmd, "cancel") == 0) return cmd_cancel(argc - 1, argv + 1);

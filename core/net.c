@@ -70,6 +70,7 @@ struct td_net_peer {
   chan_t *chans;            /* (n->mu) */
   int n_chans, cap_chans;
   char addr[64];
+  char shutdown[200];       /* td_net_shutdown's reason, "" if none (n->mu) */
 };
 
 struct td_net {
@@ -457,8 +458,13 @@ static void on_wake(struct ev_loop *loop, ev_async *w, int revents) {
     ev_io_start(loop, &n->lio);
     n->listening = 2;
   }
+  td_net_peer_t *closing = NULL;
   for (td_net_peer_t *p = n->peers; p; p = p->next) {
     if (p->state == TD_NET_CLOSED) continue;
+    if (p->shutdown[0]) {
+      closing = p;
+      continue;
+    }
     if (!p->registered) start_peer(p);
     if (p->out.off == p->out.len) {
       p->out.off = p->out.len = 0;
@@ -467,6 +473,14 @@ static void on_wake(struct ev_loop *loop, ev_async *w, int revents) {
     want_write(p);
   }
   pthread_mutex_unlock(&n->mu);
+  if (closing) {
+    char why[sizeof closing->shutdown];
+    pthread_mutex_lock(&n->mu);
+    memcpy(why, closing->shutdown, sizeof why);
+    pthread_mutex_unlock(&n->mu);
+    close_peer(closing, why);
+    ev_async_send(loop, &n->wake); /* the next one, if any */
+  }
 }
 
 static td_net_peer_t *new_peer(td_net_t *n, int fd, int role, const struct sockaddr_in *sa) {
@@ -707,6 +721,16 @@ int td_net_grant(td_net_peer_t *p, uint32_t channel, uint32_t credits) {
 }
 
 void td_net_close(td_net_peer_t *p, const char *why) { close_peer(p, why); }
+
+void td_net_shutdown(td_net_peer_t *p, const char *why) {
+  pthread_mutex_lock(&p->n->mu);
+  if (p->state != TD_NET_CLOSED)
+    snprintf(p->shutdown, sizeof p->shutdown, "%s", why && *why ? why : "closed");
+  pthread_mutex_unlock(&p->n->mu);
+  wake(p->n);
+}
+
+const char *td_net_peer_addr(const td_net_peer_t *p) { return p->addr; }
 
 td_net_state_t td_net_peer_state(td_net_peer_t *p) { return (td_net_state_t)p->state; }
 

@@ -120,6 +120,13 @@ int td_net_grant(td_net_peer_t *p, uint32_t channel, uint32_t credits);
  * on_closed). Only from the endpoint's own callbacks (its loop thread). */
 void td_net_close(td_net_peer_t *p, const char *why);
 
+/* td_net_shutdown - close p with the reason why, from any thread: the
+ * loop closes it soon after (on_closed is called there). */
+void td_net_shutdown(td_net_peer_t *p, const char *why);
+
+/* td_net_peer_addr - p's address, "ip:port". */
+const char *td_net_peer_addr(const td_net_peer_t *p);
+
 /* td_net_peer_state - p's state now. */
 td_net_state_t td_net_peer_state(td_net_peer_t *p);
 

@@ -19,7 +19,8 @@ typedef struct route {
   int index;
   td_net_peer_t *peer;
   uint32_t channel;
-  int64_t initial; /* out: the first credits, the window the stub has */
+  int ended; /* its end of partition went (out) or came (in): a closed
+                connection no longer fails it */
 } route_t;
 
 /* The argument of a gate's hooks: its netx and itself (a stub's transport,
@@ -32,6 +33,9 @@ typedef struct gate_ud {
 struct td_netx {
   td_net_t *net;
   void (*on_ready)(void *ud, td_net_peer_t *p); /* the caller's */
+  void (*on_control)(void *ud, td_net_peer_t *p, uint8_t type, uint8_t flags, uint32_t channel,
+                     const unsigned char *payload, uint32_t len);
+  void (*on_closed)(void *ud, td_net_peer_t *p, const char *why);
   void *ud;
   pthread_mutex_t mu; /* the routes and hooks */
   route_t *routes;
@@ -77,15 +81,16 @@ static int ship(td_netx_t *x, td_gate_t *g, int index, td_buf_kind_t kind, uint3
   route_t *r = find_gate(x, 1, g, index);
   td_net_peer_t *peer = r ? r->peer : NULL;
   uint32_t channel = r ? r->channel : 0;
+  if (r && kind == TD_BUF_END) r->ended = 1;
   pthread_mutex_unlock(&x->mu);
   if (!peer) return TD_EINVAL;
   unsigned char *p = malloc(HEAD + len);
   if (!p) return TD_ENOMEM;
   put_head(p, kind, count, seq);
   if (len) memcpy(p + HEAD, data, len);
-  int rc = td_net_send(peer, channel, TD_WIRE_DATA,
-                       kind == TD_BUF_PRIORITY ? TD_NET_UNCOUNTED : TD_NET_ORDERED, p,
-                       (uint32_t)(HEAD + len));
+  /* the stub channel spends and gets back the credits (its in_use): the
+   * transport only carries the frames and the grants, in order */
+  int rc = td_net_send(peer, channel, TD_WIRE_DATA, TD_NET_UNCOUNTED, p, (uint32_t)(HEAD + len));
   free(p);
   return rc;
 }
@@ -115,6 +120,10 @@ static void on_frame(void *ud, td_net_peer_t *p, uint8_t type, uint8_t flags, ui
   (void)flags;
   td_netx_t *x = ud;
   route_t r;
+  if (channel == 1 && x->on_control) {
+    x->on_control(x->ud, p, type, flags, channel, payload, len);
+    return;
+  }
   if (!lookup_wire(x, 0, p, channel, &r)) {
     /* credits come only with a route: a sender that sends without is
      * broken, and this process cannot take the frame anywhere */
@@ -133,6 +142,12 @@ static void on_frame(void *ud, td_net_peer_t *p, uint8_t type, uint8_t flags, ui
   uint64_t seq = td_wire_get64(payload + 5);
   int rc = td_channel_deliver(td_gate_channel(r.gate, r.index), (td_buf_kind_t)payload[0], count,
                               seq, payload + HEAD, len - HEAD);
+  if (rc == 0 && payload[0] == TD_BUF_END) {
+    pthread_mutex_lock(&x->mu);
+    route_t *f = find_wire(x, 0, p, channel);
+    if (f) f->ended = 1;
+    pthread_mutex_unlock(&x->mu);
+  }
   if (rc == TD_EINVAL)
     fail_route(&r, "a buffer over the sender's credits, out of sequence, or of an unknown kind");
   else if (rc && rc != TD_ECANCELED)
@@ -147,10 +162,7 @@ static void on_credit(void *ud, td_net_peer_t *p, uint32_t channel, uint32_t cre
   td_gate_t *g = NULL;
   int index = 0;
   if (r) {
-    /* the first grant is the window the stub channel starts with */
-    int64_t absorbed = r->initial < (int64_t)credits ? r->initial : (int64_t)credits;
-    r->initial -= absorbed;
-    give = (int64_t)credits - absorbed;
+    give = credits;
     g = r->gate;
     index = r->index;
   }
@@ -171,10 +183,10 @@ static void on_closed(void *ud, td_net_peer_t *p, const char *why) {
   route_t *copy = malloc((size_t)(n ? n : 1) * sizeof *copy);
   int k = 0;
   for (int i = 0; copy && i < n; i++)
-    if (x->routes[i].peer == p) copy[k++] = x->routes[i];
+    if (x->routes[i].peer == p && !x->routes[i].ended) copy[k++] = x->routes[i];
   pthread_mutex_unlock(&x->mu);
   for (int i = 0; i < k; i++) fail_route(&copy[i], why);
-  free(copy);
+  free(copy);  if (x->on_closed) x->on_closed(x->ud, p, why);
 }
 
 static void on_ready(void *ud, td_net_peer_t *p) {
@@ -252,6 +264,8 @@ int td_netx_new(td_netx_t **out, const td_net_config_t *cfg, char *err, size_t e
   td_net_config_t c = *cfg;
   x->on_ready = cfg->on_ready;
   x->ud = cfg->ud;
+  x->on_control = cfg->on_frame;
+  x->on_closed = cfg->on_closed;
   c.ud = x;
   c.on_ready = cfg->on_ready ? on_ready : NULL;
   c.on_frame = on_frame;
@@ -273,8 +287,8 @@ td_net_t *td_netx_net(td_netx_t *x) { return x->net; }
 int td_netx_route_out(td_netx_t *x, td_gate_t *stub, int index, int credits,
                       td_net_peer_t *peer, uint32_t channel) {
   if (channel == 0 || index < 0 || index >= td_gate_size(stub)) return TD_EINVAL;
-  route_t r = {.out = 1, .gate = stub, .index = index, .peer = peer, .channel = channel,
-               .initial = credits};
+  (void)credits; /* the stub channel's own window, which no grant stands for */
+  route_t r = {.out = 1, .gate = stub, .index = index, .peer = peer, .channel = channel};
   int rc;
   pthread_mutex_lock(&x->mu);
   gate_ud_t *hook = add_route(x, &r, &rc);
@@ -295,7 +309,36 @@ int td_netx_route_in(td_netx_t *x, td_gate_t *gate, int index, int credits, td_n
   pthread_mutex_unlock(&x->mu);
   if (!hook) return rc;
   td_gate_set_recycled(gate, recycled, hook);
-  return td_net_grant(peer, channel, (uint32_t)credits);
+  /* the sender starts with the window (its stub channel's credits and
+   * overdraft, which match this channel's): a grant made now could reach
+   * it before its route exists and be lost */
+  return 0;
+}
+
+int td_netx_open_routes(td_netx_t *x, td_net_peer_t *peer) {
+  pthread_mutex_lock(&x->mu);
+  int n = 0;
+  for (int i = 0; i < x->n; i++) n += x->routes[i].peer == peer && !x->routes[i].ended;
+  pthread_mutex_unlock(&x->mu);
+  return n;
+}
+
+void td_netx_forget(td_netx_t *x, td_net_peer_t *peer) {
+  pthread_mutex_lock(&x->mu);
+  int k = 0;
+  for (int i = 0; i < x->n; i++)
+    if (x->routes[i].peer != peer) x->routes[k++] = x->routes[i];
+  x->n = k;
+  /* hooks of gates no route names any more go too */
+  int h = 0;
+  for (int i = 0; i < x->n_hooks; i++) {
+    int used = 0;
+    for (int j = 0; j < x->n && !used; j++) used = x->routes[j].gate == x->hooks[i]->g;
+    if (used) x->hooks[h++] = x->hooks[i];
+    else free(x->hooks[i]);
+  }
+  x->n_hooks = h;
+  pthread_mutex_unlock(&x->mu);
 }
 
 void td_netx_free(td_netx_t *x) {

@@ -59,18 +59,7 @@ echo "# SEED=$SEED (replay: SEED=$SEED PARTS='${PARTS:-}' sh tests/e2e/checkpoin
 # ---- the fault-free run and its oracle -------------------------------------
 
 # commits per author per UTC day of commit_time_ms: "author,day_start_ms,n"
-cat >"$TMP/oracle.py" <<'EOF'
-import csv, sys
-DAY = 86400000
-counts = {}
-with open(sys.argv[1], newline="") as f:
-    for row in csv.DictReader(f):
-        ts = int(row["commit_time_ms"])
-        key = (row["author"], ts - ts % DAY)
-        counts[key] = counts.get(key, 0) + 1
-sys.stdout.write("".join(sorted("%s,%d,%d\n" % (a, d, n) for (a, d), n in counts.items())))
-EOF
-"$PYTHON" "$TMP/oracle.py" "$INPUT" >"$TMP/oracle"
+"$PYTHON" tests/e2e/oracle_chaos.py "$INPUT" >"$TMP/oracle"
 check "oracle computed ($(wc -l <"$TMP/oracle" | tr -d ' ') author-days)" test -s "$TMP/oracle"
 
 run_tide "$TMP/free1" run "$JOB" -p 1 -- "$INPUT" "$TMP/free1-out" "$TMP/free1-late"
@@ -219,7 +208,7 @@ fi
 # took two minutes under load), against the oracle of that part
 if part chaos_rocksdb; then
 head -n 12001 "$INPUT" >"$TMP/commits-head.csv"
-"$PYTHON" "$TMP/oracle.py" "$TMP/commits-head.csv" >"$TMP/oracle-head"
+"$PYTHON" tests/e2e/oracle_chaos.py "$TMP/commits-head.csv" >"$TMP/oracle-head"
 saved=$CHAOS_STATE_ARGS saved_kills=$KILLS
 CHAOS_STATE_ARGS="--state-backend rocksdb" MIN_DELAY=1 KILLS=3
 CHAOS_INPUT=$TMP/commits-head.csv CHAOS_EXPECTED=$TMP/oracle-head

@@ -1,0 +1,550 @@
+/* jobmaster.c - the job master of `tide run --jobmanager` (cluster.h):
+ * slots from the job manager, deployment to the task managers, and the
+ * whole job's checkpoint coordination through messages. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cluster.h"
+#include "error.h"
+#include "log.h"
+#include "netexchange.h"
+
+/* One task manager of the current attempt. */
+typedef struct proc {
+  char tm[64], data[80];
+  td_net_peer_t *peer;
+  int deployed, done, ok;
+  int64_t last_trigger; /* the newest barrier id asked of it */
+} proc_t;
+
+/* A barrier asked of a source subtask before the task managers started. */
+typedef struct request {
+  int64_t id;
+  int kind, stop;
+  char path[1024];
+} request_t;
+
+static struct {
+  pthread_mutex_t mu;
+  pthread_cond_t changed;
+  int enabled;
+  unsigned char *secret;
+  size_t secret_len;
+  td_netx_t *netx;
+  td_net_peer_t *jm;
+  char jm_addr[80], rest[80];
+  json_t *reply;         /* the job manager's last allocation reply */
+  /* the attempt */
+  int attempt, started;
+  proc_t *procs;
+  int n_procs;
+  int *placement;
+  int n_subtasks;
+  request_t *requests;   /* per subtask */
+  char failure[1024];    /* the attempt's first failure, "" if none */
+  td_job_cluster_t cluster;
+  td_job_t *job;
+  int busy;              /* loop-thread calls into job's coordinator */
+} jmr = {.mu = PTHREAD_MUTEX_INITIALIZER, .changed = PTHREAD_COND_INITIALIZER};
+
+static proc_t *proc_of(td_net_peer_t *p) {
+  for (int i = 0; i < jmr.n_procs; i++)
+    if (jmr.procs[i].peer == p) return &jmr.procs[i];
+  return NULL;
+}
+
+/* Record the attempt's first failure (mu held) and wake the waiter. */
+static void fail_locked(const char *why) {
+  if (!jmr.failure[0]) snprintf(jmr.failure, sizeof jmr.failure, "%s", why);
+  pthread_cond_broadcast(&jmr.changed);
+}
+
+/* Send msg to every task manager of the attempt still running its part. */
+static void send_all(json_t *msg) {
+  for (int i = 0; i < jmr.n_procs; i++)
+    if (jmr.procs[i].peer && !jmr.procs[i].done) td_cluster_send(jmr.procs[i].peer, json_incref(msg));
+  json_decref(msg);
+}
+
+/* ---- messages ---------------------------------------------------------------- */
+
+/* A task manager's message (mu held; released around calls into the
+ * coordinator, whose hooks take mu: jmr.busy keeps the job alive). */
+static void on_tm_message(proc_t *pr, const char *t, json_t *msg) {
+  td_coord_t *c = jmr.job ? td_job_coordinator(jmr.job) : NULL;
+  if (strcmp(t, "deployed") == 0 || strcmp(t, "done") == 0 || strcmp(t, "failing") == 0) {
+    if (strcmp(t, "deployed") == 0) {
+      pr->deployed = 1;
+    } else if (strcmp(t, "done") == 0) {
+      pr->done = 1;
+      pr->ok = json_is_true(json_object_get(msg, "ok"));
+      if (!pr->ok) {
+        char why[1024];
+        snprintf(why, sizeof why, "%s", json_string_value(json_object_get(msg, "message")));
+        fail_locked(why);
+      }
+    } else {
+      const char *why = json_string_value(json_object_get(msg, "message"));
+      fail_locked(why ? why : "a subtask failed");
+    }
+    pthread_cond_broadcast(&jmr.changed);
+    return;
+  }
+  if (c) {
+    jmr.busy++;
+    pthread_mutex_unlock(&jmr.mu);
+  }
+  int64_t id = (int64_t)json_integer_value(json_object_get(msg, "id"));
+  int subtask = (int)json_integer_value(json_object_get(msg, "subtask"));
+  int valid = subtask >= 0 && subtask < jmr.n_subtasks &&
+              jmr.placement[subtask] == (int)(pr - jmr.procs);
+  if (c && valid && strcmp(t, "ack") == 0) {
+    td_coord_remote_ack(c, id, subtask, json_string_value(json_object_get(msg, "inflight")));
+  } else if (c && valid && strcmp(t, "decline") == 0) {
+    td_coord_remote_decline(c, id, subtask, json_string_value(json_object_get(msg, "reason")),
+                            json_is_true(json_object_get(msg, "counted")));
+  } else if (c && valid && strcmp(t, "finishing") == 0) {
+    td_coord_finishing(c, subtask);
+  } else if (c && valid && strcmp(t, "finished") == 0) {
+    json_t *names = json_object_get(msg, "names");
+    size_t n = json_array_size(names);
+    const char **v = calloc(n + 1, sizeof *v);
+    for (size_t i = 0; v && i < n; i++) v[i] = json_string_value(json_array_get(names, i));
+    td_coord_finished(c, subtask, (int)n, v, v && json_is_true(json_object_get(msg, "ok")));
+    free(v);
+  }
+  if (c) {
+    pthread_mutex_lock(&jmr.mu);
+    jmr.busy--;
+  }
+  pthread_cond_broadcast(&jmr.changed);
+}
+
+static void on_frame(void *ud, td_net_peer_t *p, uint8_t type, uint8_t flags, uint32_t channel,
+                     const unsigned char *payload, uint32_t len) {
+  (void)ud;
+  (void)flags;
+  (void)channel;
+  const char *t;
+  json_t *msg = type == TD_WIRE_DATA ? td_cluster_parse(payload, len, &t) : NULL;
+  if (!msg) return;
+  pthread_mutex_lock(&jmr.mu);
+  if (p == jmr.jm) {
+    if (strcmp(t, "allocation") == 0) {
+      json_decref(jmr.reply);
+      jmr.reply = json_incref(msg);
+      pthread_cond_broadcast(&jmr.changed);
+    } else if (strcmp(t, "tm_lost") == 0) {
+      const char *id = json_string_value(json_object_get(msg, "tm"));
+      for (int i = 0; id && i < jmr.n_procs; i++)
+        if (strcmp(jmr.procs[i].tm, id) == 0) {
+          char why[600];
+          snprintf(why, sizeof why, "task manager %s (%s) was lost: %s", id, jmr.procs[i].data,
+                   json_string_value(json_object_get(msg, "message")));
+          fail_locked(why);
+        }
+    }
+  } else {
+    proc_t *pr = proc_of(p);
+    if (pr) on_tm_message(pr, t, msg);
+  }
+  pthread_mutex_unlock(&jmr.mu);
+  json_decref(msg);
+}
+
+static void on_closed(void *ud, td_net_peer_t *p, const char *why) {
+  (void)ud;
+  pthread_mutex_lock(&jmr.mu);
+  if (p == jmr.jm) {
+    jmr.jm = NULL;
+    char line[300];
+    snprintf(line, sizeof line, "lost the connection to the job manager at %s: %s (the job runs on; "
+             "a restart needs it back)", jmr.jm_addr, why);
+    td_log(TD_LOG_WARN, "jobmaster", NULL, line);
+    pthread_cond_broadcast(&jmr.changed);
+  }
+  proc_t *pr = proc_of(p);
+  if (pr && !pr->done) {
+    char msg[600];
+    snprintf(msg, sizeof msg, "lost the connection to task manager %s (%s): %s", pr->tm, pr->data, why);
+    pr->done = 1;
+    pr->peer = NULL;
+    fail_locked(msg);
+  } else if (pr) {
+    pr->peer = NULL;
+  }
+  pthread_mutex_unlock(&jmr.mu);
+}
+
+/* ---- the coordinator's hooks (its lock held: only queue messages) --------- */
+
+/* Tell every task manager of barrier r (mu held): those running sources
+ * inject it, and every one takes part in it (a task manager whose sources
+ * finished still snapshots the subtasks the barrier reaches). */
+static void send_trigger(const request_t *r) {
+  for (int i = 0; i < jmr.n_procs; i++) {
+    proc_t *pr = &jmr.procs[i];
+    if (!pr->peer || pr->done || pr->last_trigger >= r->id) continue;
+    pr->last_trigger = r->id;
+    json_t *m = json_pack("{s:s,s:I,s:i,s:i}", "type", "trigger", "id", (json_int_t)r->id, "kind",
+                          r->kind, "stop", r->stop);
+    if (r->path[0]) json_object_set_new(m, "path", json_string(r->path));
+    td_cluster_send(pr->peer, m);
+  }
+}
+
+static void on_request(void *ud, int subtask, int64_t id, int kind, int stop, const char *path) {
+  (void)ud;
+  pthread_mutex_lock(&jmr.mu);
+  request_t *r = &jmr.requests[subtask];
+  r->id = id;
+  r->kind = kind;
+  r->stop = stop;
+  snprintf(r->path, sizeof r->path, "%s", path ? path : "");
+  if (jmr.started) send_trigger(r);
+  pthread_mutex_unlock(&jmr.mu);
+}
+
+static void on_complete(void *ud, int64_t id, int kind, int stop, int final) {
+  (void)ud;
+  pthread_mutex_lock(&jmr.mu);
+  send_all(json_pack("{s:s,s:I,s:i,s:i,s:b}", "type", "complete", "id", (json_int_t)id, "kind",
+                     kind, "stop", stop, "final", final));
+  pthread_mutex_unlock(&jmr.mu);
+}
+
+static void on_abort(void *ud, int64_t id) {
+  (void)ud;
+  pthread_mutex_lock(&jmr.mu);
+  send_all(json_pack("{s:s,s:I}", "type", "abort", "id", (json_int_t)id));
+  pthread_mutex_unlock(&jmr.mu);
+}
+
+static void on_cancel(void *ud, const char *why) {
+  (void)ud;
+  pthread_mutex_lock(&jmr.mu);
+  send_all(json_pack("{s:s,s:s}", "type", "cancel", "message", why));
+  fail_locked(why);
+  pthread_mutex_unlock(&jmr.mu);
+}
+
+/* Wait (mu held) until pred() or a failure, up to ms (< 0: no limit). */
+static int wait_until(int (*pred)(void), int ms) {
+  struct timespec until;
+  clock_gettime(CLOCK_REALTIME, &until);
+  until.tv_sec += ms / 1000;
+  until.tv_nsec += (long)(ms % 1000) * 1000000L;
+  if (until.tv_nsec >= 1000000000L) {
+    until.tv_sec++;
+    until.tv_nsec -= 1000000000L;
+  }
+  while (!pred()) {
+    if (ms < 0) pthread_cond_wait(&jmr.changed, &jmr.mu);
+    else if (pthread_cond_timedwait(&jmr.changed, &jmr.mu, &until) == ETIMEDOUT) return pred();
+  }
+  return 1;
+}
+
+static int all_deployed(void) {
+  if (jmr.failure[0]) return 1;
+  for (int i = 0; i < jmr.n_procs; i++)
+    if (!jmr.procs[i].deployed) return 0;
+  return 1;
+}
+
+static int all_done(void) {
+  for (int i = 0; i < jmr.n_procs; i++)
+    if (!jmr.procs[i].done) return 0;
+  return 1;
+}
+
+/* td_job_wait of the job master's td_job_t: deploy, start, wait. */
+static int await_job(void *ud, td_job_t *job, char *err, size_t errlen) {
+  (void)ud;
+  const td_job_spec_t *spec = td_job_spec_of(job);
+  json_t *enc = td_cluster_spec_encode(spec);
+  json_t *placement = json_array(), *peers = json_array();
+  for (int g = 0; g < jmr.n_subtasks; g++) json_array_append_new(placement, json_integer(jmr.placement[g]));
+  pthread_mutex_lock(&jmr.mu);
+  jmr.job = job;
+  for (int i = 0; i < jmr.n_procs; i++) json_array_append_new(peers, json_string(jmr.procs[i].data));
+  char dep[96];
+  snprintf(dep, sizeof dep, "%s-%d", spec->job_id ? spec->job_id : "job", jmr.attempt);
+  for (int i = 0; i < jmr.n_procs; i++) {
+    int n_local = 0;
+    for (int g = 0; g < jmr.n_subtasks; g++) n_local += jmr.placement[g] == i;
+    json_t *m = json_pack("{s:s,s:s,s:O,s:O,s:O,s:i,s:i}", "type", "deploy", "deployment", dep,
+                          "spec", enc, "placement", placement, "peers", peers, "self", i,
+                          "n_local", n_local);
+    if (!jmr.procs[i].peer || td_cluster_send(jmr.procs[i].peer, m) != 0)
+      fail_locked("cannot send the job to a task manager");
+  }
+  json_decref(enc);
+  json_decref(placement);
+  json_decref(peers);
+  if (!wait_until(all_deployed, 60000)) fail_locked("the task managers did not deploy the job within 60 s");
+  if (!jmr.failure[0]) {
+    jmr.started = 1;
+    send_all(json_pack("{s:s}", "type", "start"));
+    /* barriers the coordinator asked for before the start */
+    for (int s = 0; s < jmr.n_subtasks; s++)
+      if (jmr.requests[s].id) send_trigger(&jmr.requests[s]);
+  }
+  /* until every task manager ended its part; after a failure, the others
+   * are cancelled and given 30 s */
+  while (!all_done()) {
+    if (jmr.failure[0]) {
+      send_all(json_pack("{s:s,s:s}", "type", "cancel", "message", jmr.failure));
+      if (!wait_until(all_done, 30000)) break;
+    } else {
+      pthread_cond_wait(&jmr.changed, &jmr.mu);
+    }
+  }
+  int rc = jmr.failure[0] ? TD_ESCRIPT : 0;
+  if (rc) snprintf(err, errlen, "%s", jmr.failure);
+  jmr.job = NULL;
+  while (jmr.busy) pthread_cond_wait(&jmr.changed, &jmr.mu);
+  jmr.started = 0;
+  pthread_mutex_unlock(&jmr.mu);
+  return rc;
+}
+
+/* ---- the API ------------------------------------------------------------------ */
+
+int td_cluster_master_configure(const char *jobmanager, const char *secret_file, const char *rest,
+                                char *err, size_t errlen) {
+  char host[64];
+  int port;
+  if (td_cluster_parse_address(jobmanager, TD_CLUSTER_PORT, host, sizeof host, &port) != 0) {
+    snprintf(err, errlen, "--jobmanager needs ADDR or ADDR:PORT, not '%s'", jobmanager);
+    return TD_EINVAL;
+  }
+  int rc = td_cluster_read_secret(secret_file, &jmr.secret, &jmr.secret_len, err, errlen);
+  if (rc) return rc;
+  td_net_config_t cfg = {.on_frame = on_frame, .on_closed = on_closed};
+  td_cluster_net_config(&cfg, jmr.secret, jmr.secret_len);
+  if ((rc = td_netx_new(&jmr.netx, &cfg, err, errlen)) != 0) return rc;
+  snprintf(jmr.jm_addr, sizeof jmr.jm_addr, "%s:%d", host, port);
+  snprintf(jmr.rest, sizeof jmr.rest, "%s", rest ? rest : "");
+  td_net_peer_t *p;
+  if ((rc = td_net_connect(td_netx_net(jmr.netx), host, port, &p, err, errlen)) != 0) return rc;
+  jmr.jm = p;
+  jmr.enabled = 1;
+  return 0;
+}
+
+int td_cluster_master_enabled(void) { return jmr.enabled; }
+
+int td_cluster_master_begin(td_job_spec_t *spec, char *err, size_t errlen) {
+  /* slot sharing, as Flink's default group: slot k runs subtask k of
+   * every task, so the job needs as many slots as its highest parallelism */
+  int total = 0, n_slots = 0;
+  for (int t = 0; t < spec->n_tasks; t++) {
+    total += spec->parallelism[t];
+    if (spec->parallelism[t] > n_slots) n_slots = spec->parallelism[t];
+  }
+  pthread_mutex_lock(&jmr.mu);
+  jmr.attempt++;
+  jmr.failure[0] = 0;
+  /* slots: asked again every second until the job manager has enough
+   * (task managers may still be registering), for up to 30 s */
+  json_t *slots = NULL;
+  char why[600] = "the job manager did not answer";
+  for (int tries = 0; tries < 30 && !slots; tries++) {
+    if (!jmr.jm) {
+      snprintf(why, sizeof why, "no connection to the job manager at %s", jmr.jm_addr);
+      break;
+    }
+    json_decref(jmr.reply);
+    jmr.reply = NULL;
+    td_cluster_send(jmr.jm, json_pack("{s:s,s:s,s:s,s:s,s:s,s:i}", "type", "allocate", "job",
+                                      spec->run_id ? spec->run_id : spec->job_id, "name",
+                                      spec->name ? spec->name : "", "script",
+                                      spec->script ? spec->script : "", "rest", jmr.rest,
+                                      "slots", n_slots));
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 5;
+    while (!jmr.reply && jmr.jm)
+      if (pthread_cond_timedwait(&jmr.changed, &jmr.mu, &until) == ETIMEDOUT) break;
+    const char *e = jmr.reply ? json_string_value(json_object_get(jmr.reply, "error")) : NULL;
+    if (jmr.reply && !e) slots = json_incref(json_object_get(jmr.reply, "slots"));
+    if (e) snprintf(why, sizeof why, "%s", e);
+    if (!slots) {
+      pthread_mutex_unlock(&jmr.mu);
+      sleep(1);
+      pthread_mutex_lock(&jmr.mu);
+    }
+  }
+  if (!slots || (int)json_array_size(slots) != n_slots) {
+    pthread_mutex_unlock(&jmr.mu);
+    json_decref(slots);
+    snprintf(err, errlen, "cannot get %d slot%s for job '%s': %s", n_slots, n_slots == 1 ? "" : "s",
+             spec->name ? spec->name : "", why);
+    return TD_EINVAL;
+  }
+  /* one process index per task manager, in the order of the slots */
+  free(jmr.procs);
+  free(jmr.placement);
+  free(jmr.requests);
+  jmr.procs = calloc((size_t)total, sizeof *jmr.procs);
+  jmr.placement = calloc((size_t)total, sizeof *jmr.placement);
+  jmr.requests = calloc((size_t)total, sizeof *jmr.requests);
+  jmr.n_procs = 0;
+  jmr.n_subtasks = total;
+  int rc = jmr.procs && jmr.placement && jmr.requests ? 0 : TD_ENOMEM;
+  int *slot_proc = calloc((size_t)n_slots, sizeof *slot_proc);
+  if (!slot_proc) rc = TD_ENOMEM;
+  for (int g = 0; rc == 0 && g < n_slots; g++) {
+    json_t *s = json_array_get(slots, (size_t)g);
+    const char *tm = json_string_value(json_object_get(s, "tm"));
+    const char *data = json_string_value(json_object_get(s, "data"));
+    int k = 0;
+    while (k < jmr.n_procs && strcmp(jmr.procs[k].tm, tm ? tm : "") != 0) k++;
+    if (k == jmr.n_procs) {
+      snprintf(jmr.procs[k].tm, sizeof jmr.procs[k].tm, "%s", tm ? tm : "?");
+      snprintf(jmr.procs[k].data, sizeof jmr.procs[k].data, "%s", data ? data : "");
+      jmr.n_procs++;
+    }
+    slot_proc[g] = k;
+  }
+  for (int t = 0, g = 0; rc == 0 && t < spec->n_tasks; t++)
+    for (int i = 0; i < spec->parallelism[t]; i++) jmr.placement[g++] = slot_proc[i];
+  free(slot_proc);
+  json_decref(slots);
+  pthread_mutex_unlock(&jmr.mu);
+  for (int i = 0; rc == 0 && i < jmr.n_procs; i++) {
+    char host[64];
+    int port;
+    td_net_peer_t *p = NULL;
+    rc = td_cluster_parse_address(jmr.procs[i].data, 0, host, sizeof host, &port);
+    if (rc == 0) rc = td_net_connect(td_netx_net(jmr.netx), host, port, &p, err, errlen);
+    else snprintf(err, errlen, "task manager %s has a bad address '%s'", jmr.procs[i].tm, jmr.procs[i].data);
+    pthread_mutex_lock(&jmr.mu);
+    jmr.procs[i].peer = p;
+    pthread_mutex_unlock(&jmr.mu);
+  }
+  if (rc) {
+    td_cluster_master_end();
+    return rc;
+  }
+  char line[300];
+  snprintf(line, sizeof line, "job '%s' attempt %d: %d subtask%s on %d task manager%s",
+           spec->name ? spec->name : "", jmr.attempt, total, total == 1 ? "" : "s", jmr.n_procs,
+           jmr.n_procs == 1 ? "" : "s");
+  td_log(TD_LOG_INFO, "jobmaster", NULL, line);
+  td_job_cluster_t *cl = &jmr.cluster;
+  memset(cl, 0, sizeof *cl);
+  cl->placement = jmr.placement;
+  cl->self = -1;
+  cl->hooks.on_request = on_request;
+  cl->hooks.on_complete = on_complete;
+  cl->hooks.on_abort = on_abort;
+  cl->await = await_job;
+  cl->cancel = on_cancel;
+  spec->cluster = cl;
+  return 0;
+}
+
+void td_cluster_master_end(void) {
+  pthread_mutex_lock(&jmr.mu);
+  for (int i = 0; i < jmr.n_procs; i++)
+    if (jmr.procs[i].peer) {
+      td_net_shutdown(jmr.procs[i].peer, "the job attempt ended");
+      jmr.procs[i].peer = NULL;
+    }
+  if (jmr.jm) td_cluster_send(jmr.jm, json_pack("{s:s}", "type", "release"));
+  jmr.n_procs = 0;
+  pthread_mutex_unlock(&jmr.mu);
+}
+
+/* ---- tide list --jobmanager ------------------------------------------------------ */
+
+static json_t *list_reply;
+static void list_frame(void *ud, td_net_peer_t *p, uint8_t type, uint8_t flags, uint32_t channel,
+                       const unsigned char *payload, uint32_t len) {
+  (void)ud;
+  (void)p;
+  (void)flags;
+  (void)channel;
+  const char *t;
+  json_t *msg = type == TD_WIRE_DATA ? td_cluster_parse(payload, len, &t) : NULL;
+  pthread_mutex_lock(&jmr.mu);
+  if (msg && strcmp(t, "list") == 0 && !list_reply) list_reply = json_incref(msg);
+  pthread_cond_broadcast(&jmr.changed);
+  pthread_mutex_unlock(&jmr.mu);
+  json_decref(msg);
+}
+
+static void list_closed(void *ud, td_net_peer_t *p, const char *why) {
+  (void)ud;
+  (void)p;
+  pthread_mutex_lock(&jmr.mu);
+  snprintf(jmr.failure, sizeof jmr.failure, "%s", why);
+  pthread_cond_broadcast(&jmr.changed);
+  pthread_mutex_unlock(&jmr.mu);
+}
+
+int td_cluster_list(const char *jobmanager, const char *secret_file) {
+  char host[64], err[1600];
+  int port;
+  if (td_cluster_parse_address(jobmanager, TD_CLUSTER_PORT, host, sizeof host, &port) != 0) {
+    fprintf(stderr, "tide list: --jobmanager needs ADDR or ADDR:PORT, not '%s'\n", jobmanager);
+    return 2;
+  }
+  unsigned char *secret;
+  size_t len;
+  td_net_config_t cfg = {.on_frame = list_frame, .on_closed = list_closed};
+  if (td_cluster_open("list", secret_file, &cfg, &secret, &len) != 0) return 2;
+  td_net_t *net = NULL;
+  td_net_peer_t *p;
+  int rc = td_net_new(&net, &cfg, err, sizeof err);
+  if (rc == 0) rc = td_net_connect(net, host, port, &p, err, sizeof err);
+  if (rc == 0) rc = td_cluster_send(p, json_pack("{s:s}", "type", "list"));
+  json_t *reply = NULL;
+  if (rc == 0) {
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 10;
+    pthread_mutex_lock(&jmr.mu);
+    while (!list_reply && !jmr.failure[0])
+      if (pthread_cond_timedwait(&jmr.changed, &jmr.mu, &until) == ETIMEDOUT) break;
+    reply = list_reply;
+    list_reply = NULL;
+    if (!reply) snprintf(err, sizeof err, "no answer from the job manager at %s:%d%s%s", host, port,
+                         jmr.failure[0] ? ": " : "", jmr.failure);
+    pthread_mutex_unlock(&jmr.mu);
+  }
+  td_net_free(net);
+  td_cluster_free_secret(secret, len);
+  if (!reply) {
+    fprintf(stderr, "tide list: %s\n", err);
+    return 1;
+  }
+  json_t *tms = json_object_get(reply, "taskmanagers"), *jobs = json_object_get(reply, "jobs");
+  printf("TASK MANAGER                     DATA                  SLOTS  FREE  HEARTBEAT\n");
+  for (size_t i = 0; i < json_array_size(tms); i++) {
+    json_t *t = json_array_get(tms, i);
+    printf("%-32s %-21s %5d %5d  %lld ms ago\n", json_string_value(json_object_get(t, "id")),
+           json_string_value(json_object_get(t, "data")),
+           (int)json_integer_value(json_object_get(t, "slots")),
+           (int)json_integer_value(json_object_get(t, "free")),
+           (long long)json_integer_value(json_object_get(t, "heartbeat_age_ms")));
+  }
+  printf("\nJOB               SLOTS  CONTROL                NAME\n");
+  for (size_t i = 0; i < json_array_size(jobs); i++) {
+    json_t *j = json_array_get(jobs, i);
+    printf("%-17s %5d  %-22s %s (%s)\n", json_string_value(json_object_get(j, "id")),
+           (int)json_integer_value(json_object_get(j, "slots")),
+           json_string_value(json_object_get(j, "rest")),
+           json_string_value(json_object_get(j, "name")),
+           json_string_value(json_object_get(j, "script")));
+  }
+  json_decref(reply);
+  return 0;
+}
