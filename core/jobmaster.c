@@ -38,6 +38,8 @@ static struct {
   td_netx_t *netx;
   td_net_peer_t *jm;
   char jm_addr[80], rest[80];
+  char jm_host[64];
+  int jm_port;
   json_t *reply;         /* the job manager's last allocation reply */
   /* the attempt */
   int attempt, started;
@@ -330,6 +332,8 @@ int td_cluster_master_configure(const char *jobmanager, const char *secret_file,
   td_cluster_net_config(&cfg, jmr.secret, jmr.secret_len);
   if ((rc = td_netx_new(&jmr.netx, &cfg, err, errlen)) != 0) return rc;
   snprintf(jmr.jm_addr, sizeof jmr.jm_addr, "%s:%d", host, port);
+  snprintf(jmr.jm_host, sizeof jmr.jm_host, "%s", host);
+  jmr.jm_port = port;
   snprintf(jmr.rest, sizeof jmr.rest, "%s", rest ? rest : "");
   td_net_peer_t *p;
   if ((rc = td_net_connect(td_netx_net(jmr.netx), host, port, &p, err, errlen)) != 0) return rc;
@@ -357,8 +361,18 @@ int td_cluster_master_begin(td_job_spec_t *spec, char *err, size_t errlen) {
   char why[600] = "the job manager did not answer";
   for (int tries = 0; tries < 30 && !slots; tries++) {
     if (!jmr.jm) {
-      snprintf(why, sizeof why, "no connection to the job manager at %s", jmr.jm_addr);
-      break;
+      /* the job manager restarted (or will): connect again */
+      td_net_peer_t *p = NULL;
+      pthread_mutex_unlock(&jmr.mu);
+      int rc = td_net_connect(td_netx_net(jmr.netx), jmr.jm_host, jmr.jm_port, &p, why, sizeof why);
+      pthread_mutex_lock(&jmr.mu);
+      if (rc == 0) jmr.jm = p;
+    }
+    if (!jmr.jm) {
+      pthread_mutex_unlock(&jmr.mu);
+      sleep(1);
+      pthread_mutex_lock(&jmr.mu);
+      continue;
     }
     json_decref(jmr.reply);
     jmr.reply = NULL;

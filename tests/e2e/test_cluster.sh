@@ -12,7 +12,9 @@
 #   - chaos: chaos_job.lua at p=2 with checkpoints while task managers are
 #     SIGKILLed at random moments (CLUSTER_KILLS, default 10) and replaced;
 #     the job restarts from its latest checkpoint on the slots that remain
-#     and its committed output equals the Python oracle, exactly once
+#     and its committed output equals the Python oracle, exactly once; the
+#     job manager is SIGKILLed and restarted on its address after the
+#     second kill (the job runs on; restarts take slots from the new one)
 . tests/e2e/lib.sh
 
 # ten kills under Lua 5.4, three under LuaJIT (the same path, fewer times)
@@ -138,12 +140,27 @@ while [ "$killed" -lt "$KILLS" ] && kill -0 "$PID" 2>/dev/null; do
   n=$(echo "$RUNNING" | wc -w)
   victim=$(echo "$RUNNING" | tr ' ' '\n' | grep . | sed -n "$((1 + rand % n))p")
   kill -9 "$victim" 2>/dev/null && killed=$((killed + 1))
+  if [ "$killed" = 2 ]; then
+    # the job manager itself dies and comes back on its address: the task
+    # managers register again and the job master takes its slots from it
+    # at the next restart
+    kill -9 "$JM_PID"
+    wait "$JM_PID" 2>/dev/null
+    "$TIDE" jobmanager --bind "$JM" --secret-file "$TMP/secret" --heartbeat-interval 200ms \
+      --heartbeat-timeout 2s >"$TMP/jm2.out" 2>"$TMP/jm2.err" &
+    JM_PID=$!
+    PIDS="$PIDS $JM_PID"
+    JM_RESTARTED=1
+  fi
   RUNNING=$(echo "$RUNNING" | tr ' ' '\n' | grep -vx "$victim" | tr '\n' ' ')
   start_tm
   RUNNING="$RUNNING $TM_PID"
 done
 wait_tide chaos
 check_rc "the chaos job exits 0" 0
+check_str "the job manager was restarted during the run" 1 "${JM_RESTARTED:-0}"
+check_contains "the task managers registered with the new job manager" "$TMP/jm2.err" "registered"
+check_contains "the job master saw the job manager go" "$TMP/chaos.err" "lost the connection to the job manager"
 check_str "$KILLS task managers were killed while it ran" "$KILLS" "$killed"
 restarts=$(grep -c 'restarting in' "$TMP/chaos.err")
 check "it restarted after the kills ($restarts restarts)" test "$restarts" -ge 1
