@@ -347,7 +347,7 @@ int td_cluster_spec_decode(json_t *j, td_cluster_spec_t *out, char *err, size_t 
     }
     s->checkpoint = c;
   }
-  td_host_defaults_t hd = {
+  out->defaults = (td_host_defaults_t){
       (int)get_int(d, "parallelism"),     (int)get_int(d, "max_parallelism"),
       json_is_true(json_object_get(d, "resume")),
       json_is_true(json_object_get(d, "allow_existing_output")),
@@ -356,6 +356,6 @@ int td_cluster_spec_decode(json_t *j, td_cluster_spec_t *out, char *err, size_t 
       get_str(d, "buffer_timeout"),       get_str(d, "state_backend"),
       get_str(d, "state_dir"),            get_str(d, "run_id"),
       get_str(d, "from_savepoint")};
-  td_host_apply_defaults(&hd);
+  s->host_defaults = &out->defaults;
   return 0;
 }

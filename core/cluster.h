@@ -37,6 +37,7 @@
 #include <signal.h>
 #include <stddef.h>
 
+#include "host.h"
 #include "job.h"
 #include "net.h"
 
@@ -116,11 +117,12 @@ typedef struct td_cluster_spec {
   td_job_edge_t *edges;
   const char **expected;
   unsigned char *job_info;
+  td_host_defaults_t defaults;
 } td_cluster_spec_t;
 
 /*
  * td_cluster_spec_decode - decode td_cluster_spec_encode's JSON into out
- * (the defaults are applied with td_host_apply_defaults). Returns 0, or
+ * (the defaults become the spec's host_defaults). Returns 0, or
  * TD_EINVAL with a message in err.
  */
 int td_cluster_spec_decode(json_t *j, td_cluster_spec_t *out, char *err, size_t errlen);

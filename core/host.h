@@ -78,10 +78,6 @@ typedef struct td_host_defaults {
 /* td_host_get_defaults - the defaults set now. */
 void td_host_get_defaults(td_host_defaults_t *d);
 
-/* td_host_apply_defaults - set them all (the strings must outlive the
- * jobs that run with them). */
-void td_host_apply_defaults(const td_host_defaults_t *d);
-
 struct td_subtask;
 /* td_host_subtask_body - the body of a subtask's thread (td_job_start's
  * body): a fresh VM that runs the job script in task mode. */

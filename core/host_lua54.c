@@ -126,15 +126,6 @@ void td_host_get_defaults(td_host_defaults_t *d) {
                             g_state_dir, g_run_id, g_from_savepoint};
 }
 
-void td_host_apply_defaults(const td_host_defaults_t *d) {
-  td_host_set_defaults(d->parallelism, d->max_parallelism);
-  td_host_set_checkpoint_defaults(d->checkpoint_dir, d->checkpoint_interval, d->resume);
-  td_host_set_output_defaults(d->allow_existing_output, d->buffer_timeout);
-  td_host_set_state_defaults(d->state_backend, d->state_dir);
-  td_host_set_run_id(d->run_id);
-  td_host_set_restore_defaults(d->from_savepoint, d->allow_non_restored);
-}
-
 static td_subtask_t *subtask_of(lua_State *L) {
   td_subtask_t *st = lua_touserdata(L, lua_upvalueindex(1));
   if (!st) luaL_error(L, "tide.core: only available inside a running task");
@@ -890,57 +881,39 @@ static int l_lock_dir(lua_State *L) {
 }
 
 /* core.defaults() -> {parallelism=, max_parallelism=} for graph building */
+static void set_str(lua_State *L, const char *k, const char *v) {
+  if (!v) return;
+  lua_pushstring(L, v);
+  lua_setfield(L, -2, k);
+}
+
 static int l_defaults(lua_State *L) {
   td_subtask_t *st = lua_touserdata(L, lua_upvalueindex(1));
+  const td_job_spec_t *spec = st ? td_job_spec_of(st->job) : NULL;
+  /* a job deployed to a task manager carries its master's defaults */
+  td_host_defaults_t d;
+  if (spec && spec->host_defaults) d = *(const td_host_defaults_t *)spec->host_defaults;
+  else td_host_get_defaults(&d);
   lua_createtable(L, 0, 2);
-  if (st) {
-    const td_job_spec_t *spec = td_job_spec_of(st->job);
-    lua_pushinteger(L, spec->default_parallelism);
-    lua_setfield(L, -2, "parallelism");
-    lua_pushinteger(L, spec->max_parallelism);
-    lua_setfield(L, -2, "max_parallelism");
-  } else {
-    lua_pushinteger(L, g_default_parallelism);
-    lua_setfield(L, -2, "parallelism");
-    lua_pushinteger(L, g_default_max_parallelism);
-    lua_setfield(L, -2, "max_parallelism");
-  }
-  if (g_checkpoint_dir) {
-    lua_pushstring(L, g_checkpoint_dir);
-    lua_setfield(L, -2, "checkpoint_dir");
-  }
-  if (g_checkpoint_interval) {
-    lua_pushstring(L, g_checkpoint_interval);
-    lua_setfield(L, -2, "checkpoint_interval");
-  }
-  lua_pushboolean(L, g_resume);
+  lua_pushinteger(L, spec ? spec->default_parallelism : d.parallelism);
+  lua_setfield(L, -2, "parallelism");
+  lua_pushinteger(L, spec ? spec->max_parallelism : d.max_parallelism);
+  lua_setfield(L, -2, "max_parallelism");
+  set_str(L, "checkpoint_dir", d.checkpoint_dir);
+  set_str(L, "checkpoint_interval", d.checkpoint_interval);
+  lua_pushboolean(L, d.resume);
   lua_setfield(L, -2, "resume");
   lua_pushboolean(L, g_summary);
   lua_setfield(L, -2, "summary");
-  lua_pushboolean(L, g_allow_existing_output);
+  lua_pushboolean(L, d.allow_existing_output);
   lua_setfield(L, -2, "allow_existing_output");
-  if (g_run_id) {
-    lua_pushstring(L, g_run_id);
-    lua_setfield(L, -2, "run_id");
-  }
-  if (g_from_savepoint) {
-    lua_pushstring(L, g_from_savepoint);
-    lua_setfield(L, -2, "from_savepoint");
-  }
-  lua_pushboolean(L, g_allow_non_restored);
+  set_str(L, "run_id", d.run_id);
+  set_str(L, "from_savepoint", d.from_savepoint);
+  lua_pushboolean(L, d.allow_non_restored);
   lua_setfield(L, -2, "allow_non_restored_state");
-  if (g_buffer_timeout) {
-    lua_pushstring(L, g_buffer_timeout);
-    lua_setfield(L, -2, "buffer_timeout");
-  }
-  if (g_state_backend) {
-    lua_pushstring(L, g_state_backend);
-    lua_setfield(L, -2, "state_backend");
-  }
-  if (g_state_dir) {
-    lua_pushstring(L, g_state_dir);
-    lua_setfield(L, -2, "state_dir");
-  }
+  set_str(L, "buffer_timeout", d.buffer_timeout);
+  set_str(L, "state_backend", d.state_backend);
+  set_str(L, "state_dir", d.state_dir);
   return 1;
 }
 

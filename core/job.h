@@ -125,6 +125,10 @@ typedef struct td_job_spec {
    * dropped. */
   void (*note)(void *ud, const char *line);
   void *note_ud;
+  /* The command line's defaults the subtask VMs see (host.h's
+   * td_host_defaults_t), or NULL: this process's (cluster mode: a task
+   * manager's jobs carry their masters'). */
+  const void *host_defaults;
   /* Cluster mode: where the subtasks run (NULL: all in this process). */
   const td_job_cluster_t *cluster;
 } td_job_spec_t;

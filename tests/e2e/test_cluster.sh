@@ -8,7 +8,7 @@
 #     refused; a stopped one (SIGSTOP) is lost after the heartbeat timeout
 #     and registers again once it runs (SIGCONT)
 #   - wordcount at p=2 across two task managers equals the shell oracle of
-#     test_wordcount.sh
+#     test_wordcount.sh, twice at once on the same task managers
 #   - chaos: chaos_job.lua at p=2 with checkpoints while task managers are
 #     SIGKILLed at random moments (CLUSTER_KILLS, default 10) and replaced;
 #     the job restarts from its latest checkpoint on the slots that remain
@@ -109,12 +109,22 @@ INPUT=$DATA/git-messages.txt.gz
 # shellcheck disable=SC2018,SC2019 # ASCII ranges on purpose (LC_ALL=C)
 zcat "$INPUT" | tr 'A-Z' 'a-z' | tr -cs 'a-z0-9' '\n' | grep -v '^$' | sort | uniq -c |
   awk '{print $2","$1}' | sort >"$TMP/wc.oracle"
+# two jobs at once on the same task managers, with different defaults
+"$TIDE" run scripts/wordcount.lua -p 2 --buffer-timeout 5ms --jobmanager "$JM" \
+  --secret-file "$TMP/secret" -- "$INPUT" "$TMP/wc2-out" 5 >"$TMP/wc2.out" 2>"$TMP/wc2.err" &
+WC2=$!
 run_tide "$TMP/wc" run scripts/wordcount.lua -p 2 --jobmanager "$JM" --secret-file "$TMP/secret" \
   -- "$INPUT" "$TMP/wc-out" 5
 check_rc "wordcount p=2 on the cluster exits 0" 0
 check_contains "its 6 subtasks ran on 2 task managers" "$TMP/wc.err" "6 subtasks on 2 task managers"
 cat_parts "$TMP/wc-out" | sort >"$TMP/wc.actual"
 check_eq "wordcount p=2 across processes equals the oracle" "$TMP/wc.oracle" "$TMP/wc.actual"
+wait "$WC2"
+RC=$?
+LAST=$TMP/wc2
+check_rc "a second wordcount at the same time (--buffer-timeout 5ms) exits 0" 0
+cat_parts "$TMP/wc2-out" | sort >"$TMP/wc2.actual"
+check_eq "... and equals the oracle too" "$TMP/wc.oracle" "$TMP/wc2.actual"
 check "both task managers ran a part of it" sh -c "grep -l 'deployment .* finished' '$TMP'/tm1.err '$TMP'/tm2.err | wc -l | grep -qx 2"
 
 # -- chaos: task managers killed at random moments ---------------------------------
