@@ -146,6 +146,15 @@ int td_taskmanager_main(int argc, char **argv);
 int td_cluster_list(const char *jobmanager, const char *secret_file);
 
 /*
+ * td_cluster_find_job - the control endpoint (host:port) of job id, which
+ * the job manager at `jobmanager` runs, into rest: `tide savepoint/stop/
+ * cancel --jobmanager`. Returns 0, or the exit status with a message on
+ * stderr (1: no such job or no answer, 2: a bad address or secret).
+ */
+int td_cluster_find_job(const char *jobmanager, const char *secret_file, const char *id,
+                        char *rest, size_t restlen);
+
+/*
  * td_cluster_master_configure - make this process a job master: core.execute
  * runs jobs on the cluster of the job manager at `jobmanager` (host:port),
  * authenticating with the secret in secret_file; rest: this process's

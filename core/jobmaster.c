@@ -504,21 +504,29 @@ static void list_closed(void *ud, td_net_peer_t *p, const char *why) {
   pthread_mutex_unlock(&jmr.mu);
 }
 
-int td_cluster_list(const char *jobmanager, const char *secret_file) {
-  char host[64], err[1600];
+/* The job manager's answer to "list", or NULL with err. */
+static json_t *query_list(const char *cmd, const char *jobmanager, const char *secret_file,
+                          int *status, char *err, size_t errlen) {
+  char host[64];
   int port;
+  *status = 2;
   if (td_cluster_parse_address(jobmanager, TD_CLUSTER_PORT, host, sizeof host, &port) != 0) {
-    fprintf(stderr, "tide list: --jobmanager needs ADDR or ADDR:PORT, not '%s'\n", jobmanager);
-    return 2;
+    snprintf(err, errlen, "--jobmanager needs ADDR or ADDR:PORT, not '%s'", jobmanager);
+    return NULL;
   }
   unsigned char *secret;
   size_t len;
   td_net_config_t cfg = {.on_frame = list_frame, .on_closed = list_closed};
-  if (td_cluster_open("list", secret_file, &cfg, &secret, &len) != 0) return 2;
+  if (td_cluster_open(cmd, secret_file, &cfg, &secret, &len) != 0) {
+    snprintf(err, errlen, "cannot read the secret");
+    *status = -2; /* printed */
+    return NULL;
+  }
+  *status = 1;
   td_net_t *net = NULL;
   td_net_peer_t *p;
-  int rc = td_net_new(&net, &cfg, err, sizeof err);
-  if (rc == 0) rc = td_net_connect(net, host, port, &p, err, sizeof err);
+  int rc = td_net_new(&net, &cfg, err, errlen);
+  if (rc == 0) rc = td_net_connect(net, host, port, &p, err, errlen);
   if (rc == 0) rc = td_cluster_send(p, json_pack("{s:s}", "type", "list"));
   json_t *reply = NULL;
   if (rc == 0) {
@@ -530,15 +538,48 @@ int td_cluster_list(const char *jobmanager, const char *secret_file) {
       if (pthread_cond_timedwait(&jmr.changed, &jmr.mu, &until) == ETIMEDOUT) break;
     reply = list_reply;
     list_reply = NULL;
-    if (!reply) snprintf(err, sizeof err, "no answer from the job manager at %s:%d%s%s", host, port,
+    if (!reply) snprintf(err, errlen, "no answer from the job manager at %s:%d%s%.300s", host, port,
                          jmr.failure[0] ? ": " : "", jmr.failure);
     pthread_mutex_unlock(&jmr.mu);
   }
   td_net_free(net);
   td_cluster_free_secret(secret, len);
+  return reply;
+}
+
+int td_cluster_find_job(const char *jobmanager, const char *secret_file, const char *id,
+                        char *rest, size_t restlen) {
+  char err[1024];
+  int status;
+  json_t *reply = query_list("job control", jobmanager, secret_file, &status, err, sizeof err);
   if (!reply) {
-    fprintf(stderr, "tide list: %s\n", err);
-    return 1;
+    if (status > 0) fprintf(stderr, "tide: %s\n", err);
+    return status > 0 ? status : 2;
+  }
+  json_t *jobs = json_object_get(reply, "jobs");
+  int found = 0;
+  for (size_t i = 0; i < json_array_size(jobs) && !found; i++) {
+    json_t *j = json_array_get(jobs, i);
+    const char *jid = json_string_value(json_object_get(j, "id"));
+    const char *r = json_string_value(json_object_get(j, "rest"));
+    if (jid && r && strcmp(jid, id) == 0) {
+      snprintf(rest, restlen, "%s", r);
+      found = 1;
+    }
+  }
+  json_decref(reply);
+  if (!found) fprintf(stderr, "tide: the job manager at %s runs no job %s (tide list --jobmanager "
+                      "shows its jobs)\n", jobmanager, id);
+  return found ? 0 : 1;
+}
+
+int td_cluster_list(const char *jobmanager, const char *secret_file) {
+  char err[1600];
+  int status;
+  json_t *reply = query_list("list", jobmanager, secret_file, &status, err, sizeof err);
+  if (!reply) {
+    if (status > 0) fprintf(stderr, "tide list: %s\n", err);
+    return status > 0 ? status : 2;
   }
   json_t *tms = json_object_get(reply, "taskmanagers"), *jobs = json_object_get(reply, "jobs");
   printf("TASK MANAGER                     DATA                  SLOTS  FREE  HEARTBEAT\n");

@@ -64,11 +64,16 @@ static const char USAGE[] =
     "                        [--state-dir D] [--rest-port N] [--rest-bind ADDR]\n"
     "                        [--no-metrics] [--log-level L] [--log-format F]\n"
     "                        [--summary] [--quiet]\n"
+    "                        [--jobmanager ADDR[:PORT] --secret-file F]\n"
     "                        [-- ARGS...]\n"
-    "       tide list\n"
-    "       tide savepoint JOB [DIR]\n"
-    "       tide stop JOB --savepoint [DIR] [--drain]\n"
-    "       tide cancel JOB\n"
+    "       tide list [--jobmanager ADDR[:PORT] --secret-file F]\n"
+    "       tide savepoint JOB [DIR] [--jobmanager ADDR --secret-file F]\n"
+    "       tide stop JOB --savepoint [DIR] [--drain] [--jobmanager ADDR --secret-file F]\n"
+    "       tide cancel JOB [--jobmanager ADDR --secret-file F]\n"
+    "       tide jobmanager --secret-file F [--bind ADDR[:PORT]] [--heartbeat-interval T]\n"
+    "                       [--heartbeat-timeout T]\n"
+    "       tide taskmanager --jobmanager ADDR[:PORT] --secret-file F [--slots N]\n"
+    "                        [--bind ADDR[:PORT]]\n"
     "       tide reload JOB NEW.lua [--allow-non-restored-state] [-- ARGS...]\n"
     "       tide verify DIR\n"
     "       tide version\n"
@@ -114,15 +119,29 @@ static const char USAGE[] =
     "                         terminal)\n"
     "      --quiet            no progress line on a terminal, no summary\n"
     "                         unless an event calls for one\n"
+    "      --jobmanager ADDR  run the job on the cluster of the job manager at\n"
+    "                         ADDR, as its master (docs/CLUSTER.md)\n"
+    "      --secret-file F    the cluster's secret (a file of mode 600)\n"
     "  -- ARGS...             passed to the script as arg[1..] and ...\n"
-    "  list                   the running jobs of this user on this machine\n"
+    "  list                   the running jobs of this user on this machine;\n"
+    "                         with --jobmanager, the cluster's task managers\n"
+    "                         and jobs\n"
     "  savepoint JOB [DIR]    take a savepoint of job JOB into\n"
     "                         DIR/savepoint-<JOB>-<n> (default DIR: the job's\n"
     "                         --checkpoint-dir) and print its path\n"
     "  stop JOB --savepoint [DIR] [--drain]  take a savepoint, then stop the job\n"
     "                         with its output committed; --drain first emits\n"
     "                         the MAX watermark (every window fires, timers run)\n"
-    "  cancel JOB             cancel the job (no savepoint)\n"
+    "  cancel JOB             cancel the job (no savepoint); savepoint, stop\n"
+    "                         and cancel find a cluster's job through\n"
+    "                         --jobmanager ADDR --secret-file F\n"
+    "  jobmanager             run a cluster's job manager: the registry of task\n"
+    "                         managers and their slots (--bind: default\n"
+    "                         127.0.0.1:6123; heartbeats every 1s, lost after 10s)\n"
+    "  taskmanager            run a task manager: registers --slots N (default\n"
+    "                         1) with --jobmanager and runs the subtasks\n"
+    "                         deployed to it; --bind: its network shuffle's\n"
+    "                         address\n"
     "  reload JOB NEW.lua     swap the job's logic for NEW.lua in the running\n"
     "                         process: an aligned cut (a stop with savepoint),\n"
     "                         then NEW.lua restored from it by the restore rules\n"
@@ -706,10 +725,46 @@ static int cmd_verify(int argc, char **argv) {
  * The commands find a job's control endpoint in the run directory
  * (core/rundir.h) and talk to it (core/control.h, docs/REST.md). */
 
-/* The run entry of job id, or an error message and exit status 1. */
+/* --jobmanager ADDR --secret-file F of savepoint / stop / cancel: the job
+ * is found through the job manager (cluster mode) instead of this host's
+ * run directory. */
+static const char *g_jobmanager, *g_secret_file;
+
+/* Take --jobmanager and --secret-file (each "--opt V" or "--opt=V") out of
+ * argv; 0, or 2 after a usage message. */
+static int cluster_options(int *argc, char **argv) {
+  int k = 0;
+  for (int i = 0; i < *argc; i++) {
+    const char **slot = strncmp(argv[i], "--jobmanager", 12) == 0    ? &g_jobmanager
+                        : strncmp(argv[i], "--secret-file", 13) == 0 ? &g_secret_file
+                                                                     : NULL;
+    const char *eq = slot ? strchr(argv[i], '=') : NULL;
+    size_t name = slot == &g_jobmanager ? 12 : 13;
+    if (slot && (argv[i][name] == 0 || argv[i][name] == '=')) {
+      if (eq) *slot = eq + 1;
+      else if (i + 1 < *argc) *slot = argv[++i];
+      else return usage_error("%s needs a value", argv[i]);
+      continue;
+    }
+    argv[k++] = argv[i];
+  }
+  *argc = k;
+  if (!g_jobmanager != !g_secret_file)
+    return usage_error("%s", "--jobmanager and --secret-file go together");
+  return 0;
+}
+
+/* The run entry of job id, or an error message and exit status 1 (2: bad
+ * cluster options). */
 static int find_job(const char *id, td_rundir_entry_t *e) {
   char err[512];
   int stale;
+  if (g_jobmanager) {
+    memset(e, 0, sizeof *e);
+    snprintf(e->id, sizeof e->id, "%s", id);
+    e->pid = -1; /* on another host: ended once its endpoint is gone */
+    return td_cluster_find_job(g_jobmanager, g_secret_file, id, e->address, sizeof e->address);
+  }
   int rc = td_rundir_find(id, e, &stale, err, sizeof err);
   if (rc == 0) return 0;
   if (rc != -ENOENT) fprintf(stderr, "tide: %s\n", err);
@@ -758,6 +813,16 @@ static void sleep_ms(int ms) {
 
 /* Wait up to ms for the process of e to end. 1 when it did. */
 static int await_exit(const td_rundir_entry_t *e, int ms) {
+  for (int waited = 0; e->pid < 0 && waited < ms; waited += 50) {
+    int code;
+    char *resp, err[256], url[128];
+    snprintf(url, sizeof url, "/jobs/%s", e->id);
+    if (td_client_request(e->address, "GET", url, NULL, 2000, &code, &resp, err, sizeof err) != 0)
+      return 1;
+    free(resp);
+    sleep_ms(50);
+  }
+  if (e->pid < 0) return 0;
   for (int waited = 0; waited < ms; waited += 50) {
     long long start = td_rundir_pid_start(e->pid);
     if (start < 0 || (e->pid_start >= 0 && start != e->pid_start)) return 1;
@@ -895,16 +960,19 @@ static int cmd_list(int argc, char **argv) {
 }
 
 static int cmd_savepoint(int argc, char **argv) {
+  if (cluster_options(&argc, argv)) return 2;
   if (argc < 2 || argc > 3 || argv[1][0] == '-' || (argc == 3 && argv[2][0] == '-'))
     return usage_error("%s", "savepoint needs a job id and at most a directory");
   td_rundir_entry_t e;
-  if (find_job(argv[1], &e)) return 1;
+  int found = find_job(argv[1], &e);
+  if (found) return found;
   return savepoint_request(&e, argc == 3 ? argv[2] : NULL, 0, 0);
 }
 
 static int cmd_stop(int argc, char **argv) {
   const char *job = NULL, *dir = NULL;
   int savepoint = 0, drain = 0;
+  if (cluster_options(&argc, argv)) return 2;
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--savepoint") == 0) {
       savepoint = 1;
@@ -924,14 +992,17 @@ static int cmd_stop(int argc, char **argv) {
   if (!savepoint)
     return usage_error("%s", "stop needs --savepoint [DIR] (tide cancel ends a job without one)");
   td_rundir_entry_t e;
-  if (find_job(job, &e)) return 1;
+  int found = find_job(job, &e);
+  if (found) return found;
   return savepoint_request(&e, dir, 1, drain);
 }
 
 static int cmd_cancel(int argc, char **argv) {
+  if (cluster_options(&argc, argv)) return 2;
   if (argc != 2 || argv[1][0] == '-') return usage_error("%s", "cancel needs a job id");
   td_rundir_entry_t e;
-  if (find_job(argv[1], &e)) return 1;
+  int found = find_job(argv[1], &e);
+  if (found) return found;
   json_t *r = ask(&e, "PATCH", "?mode=cancel", NULL, 10000);
   if (!r) return 1;
   json_decref(r);

@@ -9,6 +9,8 @@
 #     and registers again once it runs (SIGCONT)
 #   - wordcount at p=2 across two task managers equals the shell oracle of
 #     test_wordcount.sh, twice at once on the same task managers
+#   - tide savepoint / stop --savepoint / cancel --jobmanager; a job stopped
+#     with a savepoint and resumed from it on the cluster equals the oracle
 #   - chaos: chaos_job.lua at p=2 with checkpoints while task managers are
 #     SIGKILLed at random moments (CLUSTER_KILLS, default 10) and replaced;
 #     the job restarts from its latest checkpoint on the slots that remain
@@ -127,9 +129,45 @@ cat_parts "$TMP/wc2-out" | sort >"$TMP/wc2.actual"
 check_eq "... and equals the oracle too" "$TMP/wc.oracle" "$TMP/wc2.actual"
 check "both task managers ran a part of it" sh -c "grep -l 'deployment .* finished' '$TMP'/tm1.err '$TMP'/tm2.err | wc -l | grep -qx 2"
 
-# -- chaos: task managers killed at random moments ---------------------------------
+# -- job control through the job manager -------------------------------------------
 CSV=$DATA/git-commits.csv
 "$PYTHON" tests/e2e/oracle_chaos.py "$CSV" >"$TMP/chaos.oracle"
+cl() { echo --jobmanager "$JM" --secret-file "$TMP/secret"; }
+# shellcheck disable=SC2046 # cl's words are options
+start_tide sp run tests/e2e/chaos_job.lua -p 2 --checkpoint-dir "$TMP/ck-sp" $(cl) -- \
+  "$CSV" "$TMP/sp-out" "$TMP/sp-late" rate=8000
+sleep 1
+# shellcheck disable=SC2046
+run_tide "$TMP/sp-take" savepoint "$ID" "$TMP/sps" $(cl)
+check_rc "tide savepoint --jobmanager: exit 0" 0
+check "... the savepoint is complete" test -f "$(cat "$TMP/sp-take.out")/_metadata"
+# shellcheck disable=SC2046
+run_tide "$TMP/sp-stop" stop "$ID" --savepoint "$TMP/sps" $(cl)
+check_rc "tide stop --savepoint --jobmanager: exit 0" 0
+SP=$(cat "$TMP/sp-stop.out")
+wait_tide sp
+check_rc "the stopped job exits 0" 0
+# shellcheck disable=SC2046
+run_tide "$TMP/sp-resume" run tests/e2e/chaos_job.lua -p 2 --from-savepoint "$SP" $(cl) -- \
+  "$CSV" "$TMP/sp-out" "$TMP/sp-late"
+check_rc "the job resumed from that savepoint on the cluster exits 0" 0
+cat_parts "$TMP/sp-out" | sort >"$TMP/sp.actual"
+check_eq "stopped and resumed: the output equals the oracle, exactly once" "$TMP/chaos.oracle" \
+  "$TMP/sp.actual"
+# shellcheck disable=SC2046
+start_tide cancel run tests/e2e/chaos_job.lua -p 2 $(cl) -- "$CSV" "$TMP/c-out" "$TMP/c-late" rate=8000
+sleep 1
+# shellcheck disable=SC2046
+run_tide "$TMP/cancel-it" cancel "$ID" $(cl)
+check_rc "tide cancel --jobmanager: exit 0" 0
+wait_tide cancel
+check_rc "the cancelled job exits 1" 1
+check_contains "... cancelled by tide cancel" "$TMP/cancel.err" "cancelled by tide cancel"
+# shellcheck disable=SC2046
+run_tide "$TMP/nosuch" cancel 0123456789abcdef $(cl)
+check_rc "tide cancel --jobmanager of a job it does not run: exit 1" 1
+
+# -- chaos: task managers killed at random moments ---------------------------------
 # a third task manager: after a kill, two remain with the 2 slots the job needs
 start_tm
 RUNNING="$TM1 $TM2 $TM_PID"
