@@ -1368,6 +1368,199 @@ TD_TEST(test_checkpoint_stop_savepoint_is_last) {
   fx_free(&f);
 }
 
+/* ---- cluster mode: the job's coordinator and two participants ---- */
+
+/* The messages between the job master's coordinator and the task
+ * managers' participants, queued by their hooks (under their locks) and
+ * delivered by the test's thread, as the control connections would. */
+typedef struct msg {
+  char type[12];
+  int64_t id;
+  int subtask, kind, stop, final;
+} msg_t;
+
+typedef struct wire {
+  pthread_mutex_t mu;
+  msg_t q[256];
+  int n;
+} wire_t;
+
+static wire_t g_wire = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static void post(const char *type, int64_t id, int subtask, int kind, int stop, int final) {
+  pthread_mutex_lock(&g_wire.mu);
+  if (g_wire.n < 256) {
+    msg_t *m = &g_wire.q[g_wire.n++];
+    snprintf(m->type, sizeof m->type, "%s", type);
+    m->id = id;
+    m->subtask = subtask;
+    m->kind = kind;
+    m->stop = stop;
+    m->final = final;
+  }
+  pthread_mutex_unlock(&g_wire.mu);
+}
+
+static void m_request(void *ud, int s, int64_t id, int kind, int stop, const char *path) {
+  (void)ud;
+  (void)path;
+  post("trigger", id, s, kind, stop, 0);
+}
+static void m_complete(void *ud, int64_t id, int kind, int stop, int final) {
+  (void)ud;
+  post("complete", id, -1, kind, stop, final);
+}
+static void m_abort(void *ud, int64_t id) {
+  (void)ud;
+  post("abort", id, -1, 0, 0, 0);
+}
+static void p_ack(void *ud, int64_t id, int s, const char *inflight) {
+  (void)ud;
+  (void)inflight;
+  post("ack", id, s, 0, 0, 0);
+}
+static void p_decline(void *ud, int64_t id, int s, const char *reason, int counted) {
+  (void)ud;
+  (void)reason;
+  post("decline", id, s, 0, 0, counted);
+}
+static void p_finished(void *ud, int s, int n, const char *const *names, int ok) {
+  (void)ud;
+  (void)n;
+  (void)names;
+  post("finished", 0, s, 0, 0, ok);
+}
+
+/* Messages delivered so far, by type. */
+static int g_triggers, g_acks, g_completes, g_aborts, g_declines, g_finished;
+
+/* Deliver what is queued (master: the job's coordinator; parts: the two
+ * participants), for a while: what the deliveries cause goes too. */
+static void pump(td_coord_t *master, td_coord_t *const parts[2]) {
+  for (int round = 0; round < 50; round++) {
+    pthread_mutex_lock(&g_wire.mu);
+    int n = g_wire.n;
+    msg_t q[256];
+    memcpy(q, g_wire.q, sizeof q[0] * (size_t)n);
+    g_wire.n = 0;
+    pthread_mutex_unlock(&g_wire.mu);
+    for (int i = 0; i < n; i++) {
+      msg_t *m = &q[i];
+      g_triggers += strcmp(m->type, "trigger") == 0;
+      g_acks += strcmp(m->type, "ack") == 0;
+      g_completes += strcmp(m->type, "complete") == 0;
+      g_aborts += strcmp(m->type, "abort") == 0;
+      g_declines += strcmp(m->type, "decline") == 0;
+      g_finished += strcmp(m->type, "finished") == 0;
+      if (strcmp(m->type, "trigger") == 0) /* to every task manager */
+        for (int k = 0; k < 2; k++) td_coord_remote_trigger(parts[k], m->id, m->kind, m->stop, NULL);
+      else if (strcmp(m->type, "complete") == 0)
+        for (int k = 0; k < 2; k++) td_coord_remote_complete(parts[k], m->id, m->kind, m->stop, m->final);
+      else if (strcmp(m->type, "abort") == 0)
+        for (int k = 0; k < 2; k++) td_coord_remote_abort(parts[k], m->id, "aborted");
+      else if (strcmp(m->type, "ack") == 0)
+        td_coord_remote_ack(master, m->id, m->subtask, NULL);
+      else if (strcmp(m->type, "decline") == 0)
+        td_coord_remote_decline(master, m->id, m->subtask, "declined", m->final);
+      else if (strcmp(m->type, "finished") == 0)
+        td_coord_finished(master, m->subtask, 0, NULL, m->final);
+    }
+    nap_ms(5);
+  }
+}
+
+/* A checkpoint of a job whose subtask 0 (the source) runs in one task
+ * manager and subtask 1 in another: triggered by the job's coordinator on
+ * both participants, acknowledged per subtask, completed (_metadata only
+ * in the master's) and committed in both; then a declined one aborted
+ * everywhere, and the final checkpoint once both subtasks finished. */
+TD_TEST(test_checkpoint_cluster_master_and_participants) {
+  fx_t f;
+  if (!fx_init(&f)) return;
+  f.cfg.interval_ms = 100000; /* triggered by hand: a savepoint-free first id */
+  f.cfg.on_request = m_request;
+  f.cfg.on_complete = m_complete;
+  f.cfg.on_abort = m_abort;
+  td_coord_t *parts[2] = {NULL, NULL};
+  if (fx_start(&f, 2, src_op)) {
+    static const unsigned char local0[2] = {1, 0}, local1[2] = {0, 1};
+    td_ckpt_config_t pc = f.cfg;
+    pc.on_request = NULL;
+    pc.on_complete = NULL;
+    pc.on_abort = NULL;
+    pc.on_ack = p_ack;
+    pc.on_decline = p_decline;
+    pc.on_finished = p_finished;
+    pc.fail = NULL;
+    char err[256];
+    for (int k = 0; k < 2; k++) {
+      pc.local = k == 0 ? local0 : local1;
+      TD_CHECK_INT(td_coord_new(&parts[k], &pc, 2, src_op, err, sizeof err), 0);
+      TD_CHECK_INT(td_coord_start(parts[k]), 0);
+    }
+    /* a savepoint is the trigger the test can time: it goes to both */
+    char sp[700], path[1024];
+    snprintf(sp, sizeof sp, "%s/sp", f.root);
+    int64_t id = 0;
+    TD_CHECK_INT(td_coord_trigger_savepoint(f.c, sp, 0, &id, path, sizeof path, err, sizeof err), 0);
+    pump(f.c, parts);
+    TD_CHECK_INT(g_triggers, 1);
+    TD_CHECK_INT(td_coord_requested(parts[0], 0), id); /* its source injects */
+    TD_CHECK_INT(td_coord_requested(parts[1], 0), 0);  /* not its subtask */
+    TD_CHECK(td_coord_is_pending(parts[1], id));       /* but it takes part */
+    TD_CHECK_INT(td_coord_kind(parts[1], id, NULL), TD_CKPT_SAVEPOINT);
+    td_coord_snapshot_started(parts[0], id, 0, 0, -1, 0);
+    pump(f.c, parts);
+    TD_CHECK_INT(g_acks, 1);
+    TD_CHECK_INT(td_coord_await(f.c, id, 0, NULL, 0), TD_CKPT_IN_PROGRESS); /* 1 missing */
+    td_coord_snapshot_started(parts[1], id, 1, 0, -1, 0);
+    pump(f.c, parts);
+    TD_CHECK_INT(g_acks, 2);
+    TD_CHECK_INT(td_coord_await(f.c, id, DEADLINE_MS, NULL, 0), TD_CKPT_COMPLETED);
+    char meta[1200];
+    snprintf(meta, sizeof meta, "%s/_metadata", path);
+    TD_CHECK(access(meta, F_OK) == 0); /* written by the job's coordinator */
+    pump(f.c, parts);
+    TD_CHECK_INT(g_completes, 1);
+    TD_CHECK_INT(td_coord_await(parts[1], id, DEADLINE_MS, NULL, 0), TD_CKPT_COMPLETED);
+    TD_CHECK(!td_coord_is_pending(parts[0], id));
+
+    /* a decline in one task manager aborts the checkpoint everywhere */
+    int64_t id2 = 0;
+    TD_CHECK_INT(td_coord_trigger_savepoint(f.c, sp, 0, &id2, path, sizeof path, err, sizeof err), 0);
+    pump(f.c, parts);
+    TD_CHECK_INT(g_triggers, 2);
+    TD_CHECK(td_coord_is_pending(parts[0], id2));
+    td_coord_decline(parts[1], id2, 1, "alignment cancelled");
+    pump(f.c, parts);
+    TD_CHECK_INT(g_declines, 1);
+    TD_CHECK_INT(td_coord_await(f.c, id2, DEADLINE_MS, NULL, 0), TD_CKPT_FAILED);
+    pump(f.c, parts);
+    TD_CHECK_INT(g_aborts, 1);
+    TD_CHECK(!td_coord_is_pending(parts[0], id2));
+    /* a barrier of an id aborted before its trigger came is not pending,
+     * and the participant does not wait for it */
+    td_coord_remote_abort(parts[1], id2 + 7, "aborted");
+    TD_CHECK(!td_coord_is_pending(parts[1], id2 + 7));
+
+    /* both subtasks finish: the job's coordinator writes the final
+     * checkpoint and the participants' sinks see it */
+    td_coord_finished(parts[0], 0, 0, NULL, 1);
+    td_coord_finished(parts[1], 1, 0, NULL, 1);
+    pump(f.c, parts);
+    TD_CHECK_INT(g_finished, 2);
+    int64_t fin = wait_final(f.c);
+    TD_CHECK(fin > id2);
+    pump(f.c, parts);
+    TD_CHECK_INT(g_completes, 2);
+    TD_CHECK_INT(wait_final(parts[0]), fin);
+    TD_CHECK_INT(wait_final(parts[1]), fin);
+    TD_CHECK(chk_exists(&f, fin, "_metadata"));
+  }
+  for (int k = 0; k < 2; k++) td_coord_free(parts[k]);
+  fx_free(&f);
+}
+
 TD_TEST_MAIN(test_checkpoint_new_rejects_bad_config,
              test_checkpoint_metadata_lists_expected_files,
              test_checkpoint_child_message_in_abort_reason,
@@ -1392,4 +1585,5 @@ TD_TEST_MAIN(test_checkpoint_new_rejects_bad_config,
              test_checkpoint_savepoint_written_apart,
              test_checkpoint_savepoint_refusals,
              test_checkpoint_savepoint_not_subsumed,
-             test_checkpoint_stop_savepoint_is_last)
+             test_checkpoint_stop_savepoint_is_last,
+             test_checkpoint_cluster_master_and_participants)
