@@ -1,6 +1,13 @@
 /* jobmanager.c - `tide jobmanager`: the cluster's registry of task
  * managers and their slots, and of the jobs running on them (cluster.h). */
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <sodium.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -36,7 +43,13 @@ static struct {
   master_t *masters;
   int n_masters, cap_masters;
   int64_t heartbeat_interval_ms, heartbeat_timeout_ms;
+  char self[80];          /* host:port, for the job masters it starts */
+  char secret_file[4096]; /* absolute, for them too */
+  char work_dir[4096];    /* scripts/ and logs/ of submitted jobs */
+  int n_submitted;
 } jm = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+extern char **environ;
 
 static int64_t mono_ms(void) {
   struct timespec ts;
@@ -189,6 +202,171 @@ static void on_list(td_net_peer_t *p) {
   td_cluster_send(p, json_pack("{s:s,s:o,s:o}", "type", "list", "taskmanagers", tms, "jobs", jobs));
 }
 
+/* ---- submitted jobs: a job master process per job --------------------------- */
+
+typedef struct submission {
+  td_net_peer_t *client;
+  json_t *msg;
+  int n;
+} submission_t;
+
+static int mkdirs(const char *path) {
+  char buf[4096];
+  snprintf(buf, sizeof buf, "%s", path);
+  for (char *p = buf + 1; *p; p++) {
+    if (*p != '/') continue;
+    *p = 0;
+    if (mkdir(buf, 0700) != 0 && errno != EEXIST) return -errno;
+    *p = '/';
+  }
+  return mkdir(buf, 0700) != 0 && errno != EEXIST ? -errno : 0;
+}
+
+/* Write the script's text to work_dir/scripts/<content hash>/<its name>
+ * (content addressed: the same text is stored once) into path. */
+static int store_script(const char *name, const char *text, size_t len, char *path, size_t plen) {
+  unsigned char h[16];
+  char hex[33];
+  crypto_generichash(h, sizeof h, (const unsigned char *)text, len, NULL, 0);
+  sodium_bin2hex(hex, sizeof hex, h, sizeof h);
+  const char *base = strrchr(name, '/');
+  base = base ? base + 1 : name;
+  char dir[4200];
+  snprintf(dir, sizeof dir, "%s/scripts/%s", jm.work_dir, hex);
+  int rc = mkdirs(dir);
+  if (rc) return rc;
+  snprintf(path, plen, "%s/%s", dir, *base ? base : "job.lua");
+  char tmp[4500];
+  snprintf(tmp, sizeof tmp, "%s.tmp", path);
+  FILE *f = fopen(tmp, "wb");
+  if (!f) return -errno;
+  int ok = fwrite(text, 1, len, f) == len;
+  ok = fclose(f) == 0 && ok;
+  if (!ok || rename(tmp, path) != 0) {
+    unlink(tmp);
+    return -EIO;
+  }
+  return 0;
+}
+
+/* The job id the master's log names ("tide: job ID, control at ..."),
+ * waiting up to 20 s while pid runs. 1 when found. */
+static int await_job_id(const char *log, pid_t pid, char *id, size_t idlen) {
+  for (int waited = 0; waited < 20000; waited += 50) {
+    FILE *f = fopen(log, "r");
+    char line[1024];
+    while (f && fgets(line, sizeof line, f)) {
+      char got[64];
+      if (sscanf(line, "tide: job %63[0-9a-f], control at", got) == 1) {
+        snprintf(id, idlen, "%s", got);
+        fclose(f);
+        return 1;
+      }
+    }
+    if (f) fclose(f);
+    if (kill(pid, 0) != 0) return 0;
+    usleep(50000);
+  }
+  return 0;
+}
+
+/* Start the job master of a submission (its own thread: it waits for the
+ * job's id) and answer the client. */
+static void *submit_main(void *arg) {
+  submission_t *sub = arg;
+  json_t *msg = sub->msg;
+  const char *script = json_string_value(json_object_get(msg, "script"));
+  json_t *text = json_object_get(msg, "script_text");
+  const char *cwd = json_string_value(json_object_get(msg, "cwd"));
+  json_t *args = json_object_get(msg, "args");
+  char path[4400], log[4400], err[4800] = "", id[64] = "";
+  int rc = script && json_is_string(text) && json_is_array(args) ? 0 : TD_EINVAL;
+  if (rc) snprintf(err, sizeof err, "a malformed submission");
+  if (rc == 0 && (rc = store_script(script, json_string_value(text), json_string_length(text),
+                                    path, sizeof path)) != 0)
+    snprintf(err, sizeof err, "cannot store the script in %s: %s", jm.work_dir, strerror(-rc));
+  snprintf(log, sizeof log, "%s/logs/job-%d.log", jm.work_dir, sub->n);
+  char logs[4200];
+  snprintf(logs, sizeof logs, "%s/logs", jm.work_dir);
+  if (rc == 0 && (rc = mkdirs(logs)) != 0)
+    snprintf(err, sizeof err, "cannot create %s: %s", logs, strerror(-rc));
+  pid_t pid = 0;
+  if (rc == 0) {
+    /* tide run SCRIPT <the client's options> --jobmanager SELF
+     * --secret-file F -- <the job's arguments> */
+    size_t n = json_array_size(args);
+    char **argv = calloc(n + 8, sizeof *argv);
+    char exe[4096];
+    ssize_t el = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (el > 0) exe[el] = 0;
+    int k = 0;
+    argv[k++] = el > 0 ? exe : "tide";
+    argv[k++] = "run";
+    argv[k++] = path;
+    argv[k++] = "--jobmanager";
+    argv[k++] = jm.self;
+    argv[k++] = "--secret-file";
+    argv[k++] = jm.secret_file;
+    for (size_t i = 0; i < n; i++) argv[k++] = (char *)json_string_value(json_array_get(args, i));
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 1, log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    if (cwd) posix_spawn_file_actions_addchdir_np(&fa, cwd);
+    posix_spawnattr_t at;
+    posix_spawnattr_init(&at);
+    sigset_t none;
+    sigemptyset(&none);
+    posix_spawnattr_setsigmask(&at, &none); /* not the job manager's blocked set */
+    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETPGROUP);
+    rc = argv[0] == exe || el > 0 ? posix_spawn(&pid, argv[0], &fa, &at, argv, environ) : ENOENT;
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&at);
+    free(argv);
+    if (rc) snprintf(err, sizeof err, "cannot start the job's master: %s", strerror(rc));
+  }
+  if (rc == 0 && !await_job_id(log, pid, id, sizeof id)) {
+    rc = TD_EINVAL;
+    /* its first lines say why (a usage error, a script that does not load) */
+    FILE *f = fopen(log, "r");
+    size_t got = f ? fread(err, 1, sizeof err - 1, f) : 0;
+    if (f) fclose(f);
+    err[got] = 0;
+    if (!got) snprintf(err, sizeof err, "the job's master ended before it started the job");
+  }
+  char line[5000];
+  if (rc == 0) {
+    snprintf(line, sizeof line, "job %s submitted from %s: master pid %ld, log %s", id,
+             td_net_peer_addr(sub->client), (long)pid, log);
+    td_log(TD_LOG_INFO, "jobmanager", NULL, line);
+    td_cluster_send(sub->client, json_pack("{s:s,s:s,s:s}", "type", "submitted", "job", id,
+                                           "log", log));
+  } else {
+    td_cluster_send(sub->client, json_pack("{s:s,s:s}", "type", "submitted", "error", err));
+  }
+  json_decref(msg);
+  free(sub);
+  return NULL;
+}
+
+static void on_submit(td_net_peer_t *p, json_t *msg) {
+  submission_t *sub = calloc(1, sizeof *sub);
+  pthread_t th;
+  if (!sub) return;
+  sub->client = p;
+  sub->msg = json_incref(msg);
+  pthread_mutex_lock(&jm.mu);
+  sub->n = ++jm.n_submitted;
+  pthread_mutex_unlock(&jm.mu);
+  if (pthread_create(&th, NULL, submit_main, sub) != 0) {
+    json_decref(sub->msg);
+    free(sub);
+    return;
+  }
+  pthread_detach(th);
+}
+
 static void on_frame(void *ud, td_net_peer_t *p, uint8_t type, uint8_t flags, uint32_t channel,
                      const unsigned char *payload, uint32_t len) {
   (void)ud;
@@ -217,6 +395,8 @@ static void on_frame(void *ud, td_net_peer_t *p, uint8_t type, uint8_t flags, ui
     pthread_mutex_unlock(&jm.mu);
   } else if (strcmp(t, "list") == 0) {
     on_list(p);
+  } else if (strcmp(t, "submit") == 0) {
+    on_submit(p, msg);
   } else {
     char line[200];
     snprintf(line, sizeof line, "an unknown message '%.60s' from %s: ignored", t, td_net_peer_addr(p));
@@ -261,19 +441,23 @@ static void on_closed(void *ud, td_net_peer_t *p, const char *why) {
 static const char JM_USAGE[] =
     "usage: tide jobmanager --secret-file FILE [--bind ADDR[:PORT]]\n"
     "                       [--heartbeat-interval T] [--heartbeat-timeout T]\n"
+    "                       [--work-dir D]\n"
     "  --bind               address to listen on (default 127.0.0.1:6123)\n"
     "  --secret-file        the cluster secret (16+ bytes, mode 600)\n"
     "  --heartbeat-interval how often task managers report (default 1s)\n"
-    "  --heartbeat-timeout  a task manager silent this long is lost (default 10s)\n";
+    "  --heartbeat-timeout  a task manager silent this long is lost (default 10s)\n"
+    "  --work-dir           scripts and logs of submitted jobs (tide run --detached;\n"
+    "                       default $TMPDIR/tide-jobmanager-PORT)\n";
 
 int td_jobmanager_main(int argc, char **argv) {
   static const struct option opts[] = {{"bind", required_argument, NULL, 'b'},
                                        {"secret-file", required_argument, NULL, 's'},
                                        {"heartbeat-interval", required_argument, NULL, 'i'},
                                        {"heartbeat-timeout", required_argument, NULL, 't'},
+                                       {"work-dir", required_argument, NULL, 'w'},
                                        {"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
-  const char *bind = "127.0.0.1", *secret_file = NULL;
+  const char *bind = "127.0.0.1", *secret_file = NULL, *work_dir = NULL;
   jm.heartbeat_interval_ms = 1000;
   jm.heartbeat_timeout_ms = 10000;
   optind = 1;
@@ -283,6 +467,7 @@ int td_jobmanager_main(int argc, char **argv) {
     switch (c) {
     case 'b': bind = optarg; break;
     case 's': secret_file = optarg; break;
+    case 'w': work_dir = optarg; break;
     case 'i':
     case 't': {
       int64_t ms;
@@ -329,6 +514,18 @@ int td_jobmanager_main(int argc, char **argv) {
     td_cluster_free_secret(secret, secret_len);
     return 1;
   }
+  snprintf(jm.self, sizeof jm.self, "%s:%d", host, bound);
+  if (!realpath(secret_file, jm.secret_file)) snprintf(jm.secret_file, sizeof jm.secret_file, "%s", secret_file);
+  const char *tmp = getenv("TMPDIR");
+  if (work_dir && work_dir[0] == '/') {
+    snprintf(jm.work_dir, sizeof jm.work_dir, "%s", work_dir);
+  } else if (work_dir) {
+    char cwd[2048];
+    snprintf(jm.work_dir, sizeof jm.work_dir, "%s/%s", getcwd(cwd, sizeof cwd) ? cwd : ".", work_dir);
+  } else {
+    snprintf(jm.work_dir, sizeof jm.work_dir, "%s/tide-jobmanager-%d", tmp && *tmp ? tmp : "/tmp",
+             bound);
+  }
   char line[200];
   snprintf(line, sizeof line, "job manager listening on %s:%d", host, bound);
   td_log(TD_LOG_INFO, "jobmanager", NULL, line);
@@ -338,6 +535,14 @@ int td_jobmanager_main(int argc, char **argv) {
   for (;;) {
     int sig = sigtimedwait(&set, NULL, &tick);
     if (sig == SIGINT || sig == SIGTERM) break;
+    /* the job masters it started that ended */
+    int st;
+    for (pid_t pid; (pid = waitpid(-1, &st, WNOHANG)) > 0;) {
+      char msg[160];
+      snprintf(msg, sizeof msg, "the job master process %ld ended: %s %d", (long)pid,
+               WIFEXITED(st) ? "exit status" : "signal", WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
+      td_log(TD_LOG_INFO, "jobmanager", NULL, msg);
+    }
     /* task managers whose heartbeats stopped are lost */
     td_net_peer_t *silent[MAX_TMS];
     int n = 0;

@@ -272,6 +272,10 @@ static int await_job(void *ud, td_job_t *job, char *err, size_t errlen) {
   json_t *enc = td_cluster_spec_encode(spec);
   json_t *placement = json_array(), *peers = json_array();
   for (int g = 0; g < jmr.n_subtasks; g++) json_array_append_new(placement, json_integer(jmr.placement[g]));
+  /* relative paths of the job (its arguments, the checkpoint directory)
+   * mean the same in every process */
+  char cwd[4096];
+  if (!getcwd(cwd, sizeof cwd)) snprintf(cwd, sizeof cwd, "/");
   pthread_mutex_lock(&jmr.mu);
   jmr.job = job;
   for (int i = 0; i < jmr.n_procs; i++) json_array_append_new(peers, json_string(jmr.procs[i].data));
@@ -280,9 +284,9 @@ static int await_job(void *ud, td_job_t *job, char *err, size_t errlen) {
   for (int i = 0; i < jmr.n_procs; i++) {
     int n_local = 0;
     for (int g = 0; g < jmr.n_subtasks; g++) n_local += jmr.placement[g] == i;
-    json_t *m = json_pack("{s:s,s:s,s:O,s:O,s:O,s:i,s:i}", "type", "deploy", "deployment", dep,
-                          "spec", enc, "placement", placement, "peers", peers, "self", i,
-                          "n_local", n_local);
+    json_t *m = json_pack("{s:s,s:s,s:O,s:O,s:O,s:i,s:i,s:s}", "type", "deploy", "deployment",
+                          dep, "spec", enc, "placement", placement, "peers", peers, "self", i,
+                          "n_local", n_local, "cwd", cwd);
     if (!jmr.procs[i].peer || td_cluster_send(jmr.procs[i].peer, m) != 0)
       fail_locked("cannot send the job to a task manager");
   }
@@ -480,6 +484,7 @@ void td_cluster_master_end(void) {
 /* ---- tide list --jobmanager ------------------------------------------------------ */
 
 static json_t *list_reply;
+static const char *list_expect = "list"; /* the reply's type */
 static void list_frame(void *ud, td_net_peer_t *p, uint8_t type, uint8_t flags, uint32_t channel,
                        const unsigned char *payload, uint32_t len) {
   (void)ud;
@@ -489,7 +494,7 @@ static void list_frame(void *ud, td_net_peer_t *p, uint8_t type, uint8_t flags, 
   const char *t;
   json_t *msg = type == TD_WIRE_DATA ? td_cluster_parse(payload, len, &t) : NULL;
   pthread_mutex_lock(&jmr.mu);
-  if (msg && strcmp(t, "list") == 0 && !list_reply) list_reply = json_incref(msg);
+  if (msg && strcmp(t, list_expect) == 0 && !list_reply) list_reply = json_incref(msg);
   pthread_cond_broadcast(&jmr.changed);
   pthread_mutex_unlock(&jmr.mu);
   json_decref(msg);
@@ -504,14 +509,19 @@ static void list_closed(void *ud, td_net_peer_t *p, const char *why) {
   pthread_mutex_unlock(&jmr.mu);
 }
 
-/* The job manager's answer to "list", or NULL with err. */
-static json_t *query_list(const char *cmd, const char *jobmanager, const char *secret_file,
-                          int *status, char *err, size_t errlen) {
+/* The job manager's answer (of type expect) to request (taken), waiting
+ * up to timeout_s; NULL with err (*status: the exit status, < 0 when the
+ * message is printed already). */
+static json_t *query(const char *cmd, const char *jobmanager, const char *secret_file,
+                     json_t *request, const char *expect, int timeout_s, int *status, char *err,
+                     size_t errlen) {
   char host[64];
   int port;
   *status = 2;
+  list_expect = expect;
   if (td_cluster_parse_address(jobmanager, TD_CLUSTER_PORT, host, sizeof host, &port) != 0) {
     snprintf(err, errlen, "--jobmanager needs ADDR or ADDR:PORT, not '%s'", jobmanager);
+    json_decref(request);
     return NULL;
   }
   unsigned char *secret;
@@ -520,6 +530,7 @@ static json_t *query_list(const char *cmd, const char *jobmanager, const char *s
   if (td_cluster_open(cmd, secret_file, &cfg, &secret, &len) != 0) {
     snprintf(err, errlen, "cannot read the secret");
     *status = -2; /* printed */
+    json_decref(request);
     return NULL;
   }
   *status = 1;
@@ -527,12 +538,13 @@ static json_t *query_list(const char *cmd, const char *jobmanager, const char *s
   td_net_peer_t *p;
   int rc = td_net_new(&net, &cfg, err, errlen);
   if (rc == 0) rc = td_net_connect(net, host, port, &p, err, errlen);
-  if (rc == 0) rc = td_cluster_send(p, json_pack("{s:s}", "type", "list"));
+  if (rc == 0) rc = td_cluster_send(p, request);
+  else json_decref(request);
   json_t *reply = NULL;
   if (rc == 0) {
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += 10;
+    until.tv_sec += timeout_s;
     pthread_mutex_lock(&jmr.mu);
     while (!list_reply && !jmr.failure[0])
       if (pthread_cond_timedwait(&jmr.changed, &jmr.mu, &until) == ETIMEDOUT) break;
@@ -551,7 +563,8 @@ int td_cluster_find_job(const char *jobmanager, const char *secret_file, const c
                         char *rest, size_t restlen) {
   char err[1024];
   int status;
-  json_t *reply = query_list("job control", jobmanager, secret_file, &status, err, sizeof err);
+  json_t *reply = query("job control", jobmanager, secret_file, json_pack("{s:s}", "type", "list"),
+                         "list", 10, &status, err, sizeof err);
   if (!reply) {
     if (status > 0) fprintf(stderr, "tide: %s\n", err);
     return status > 0 ? status : 2;
@@ -576,7 +589,8 @@ int td_cluster_find_job(const char *jobmanager, const char *secret_file, const c
 int td_cluster_list(const char *jobmanager, const char *secret_file) {
   char err[1600];
   int status;
-  json_t *reply = query_list("list", jobmanager, secret_file, &status, err, sizeof err);
+  json_t *reply = query("list", jobmanager, secret_file, json_pack("{s:s}", "type", "list"), "list",
+                         10, &status, err, sizeof err);
   if (!reply) {
     if (status > 0) fprintf(stderr, "tide list: %s\n", err);
     return status > 0 ? status : 2;
@@ -602,4 +616,58 @@ int td_cluster_list(const char *jobmanager, const char *secret_file) {
   }
   json_decref(reply);
   return 0;
+}
+
+/* ---- tide run --detached ---------------------------------------------------------- */
+
+int td_cluster_submit(const char *jobmanager, const char *secret_file, const char *script,
+                      const char *const *args, int n_args) {
+  FILE *f = fopen(script, "rb");
+  if (!f) {
+    fprintf(stderr, "tide: cannot read %s: %s\n", script, strerror(errno));
+    return 2;
+  }
+  char *text = NULL;
+  size_t len = 0, cap = 0;
+  for (;;) {
+    if (len == cap) {
+      char *t = realloc(text, cap = cap ? 2 * cap : 65536);
+      if (!t) break;
+      text = t;
+    }
+    size_t got = fread(text + len, 1, cap - len, f);
+    if (!got) break;
+    len += got;
+  }
+  fclose(f);
+  char cwd[4096], abs[8200];
+  if (!getcwd(cwd, sizeof cwd)) cwd[0] = 0;
+  if (script[0] == '/') snprintf(abs, sizeof abs, "%s", script);
+  else snprintf(abs, sizeof abs, "%s/%s", cwd, script);
+  json_t *a = json_array();
+  for (int i = 0; i < n_args; i++) json_array_append_new(a, json_string(args[i]));
+  json_t *req = json_pack("{s:s,s:s,s:s%,s:s,s:o}", "type", "submit", "script", abs, "script_text",
+                          text ? text : "", len, "cwd", cwd, "args", a);
+  free(text);
+  char err[6000];
+  int status;
+  json_t *reply = req ? query("run", jobmanager, secret_file, req, "submitted", 30, &status, err,
+                              sizeof err)
+                      : NULL;
+  if (!reply) {
+    if (status > 0) fprintf(stderr, "tide: %s\n", err);
+    return status > 0 ? status : 2;
+  }
+  const char *e = json_string_value(json_object_get(reply, "error"));
+  if (e) {
+    fprintf(stderr, "tide: the job manager at %s could not start the job:\n%s%s", jobmanager, e,
+            e[0] && e[strlen(e) - 1] == '\n' ? "" : "\n");
+  } else {
+    printf("%s\n", json_string_value(json_object_get(reply, "job")));
+    fprintf(stderr, "tide: job %s submitted to the job manager at %s (its master's log there: %s)\n",
+            json_string_value(json_object_get(reply, "job")), jobmanager,
+            json_string_value(json_object_get(reply, "log")));
+  }
+  json_decref(reply);
+  return e ? 1 : 0;
 }

@@ -64,14 +64,14 @@ static const char USAGE[] =
     "                        [--state-dir D] [--rest-port N] [--rest-bind ADDR]\n"
     "                        [--no-metrics] [--log-level L] [--log-format F]\n"
     "                        [--summary] [--quiet]\n"
-    "                        [--jobmanager ADDR[:PORT] --secret-file F]\n"
+    "                        [--jobmanager ADDR[:PORT] --secret-file F [--detached]]\n"
     "                        [-- ARGS...]\n"
     "       tide list [--jobmanager ADDR[:PORT] --secret-file F]\n"
     "       tide savepoint JOB [DIR] [--jobmanager ADDR --secret-file F]\n"
     "       tide stop JOB --savepoint [DIR] [--drain] [--jobmanager ADDR --secret-file F]\n"
     "       tide cancel JOB [--jobmanager ADDR --secret-file F]\n"
     "       tide jobmanager --secret-file F [--bind ADDR[:PORT]] [--heartbeat-interval T]\n"
-    "                       [--heartbeat-timeout T]\n"
+    "                       [--heartbeat-timeout T] [--work-dir D]\n"
     "       tide taskmanager --jobmanager ADDR[:PORT] --secret-file F [--slots N]\n"
     "                        [--bind ADDR[:PORT]]\n"
     "       tide reload JOB NEW.lua [--allow-non-restored-state] [-- ARGS...]\n"
@@ -122,6 +122,8 @@ static const char USAGE[] =
     "      --jobmanager ADDR  run the job on the cluster of the job manager at\n"
     "                         ADDR, as its master (docs/CLUSTER.md)\n"
     "      --secret-file F    the cluster's secret (a file of mode 600)\n"
+    "      --detached         the job manager runs the job's master; print the\n"
+    "                         job's id and return\n"
     "  -- ARGS...             passed to the script as arg[1..] and ...\n"
     "  list                   the running jobs of this user on this machine;\n"
     "                         with --jobmanager, the cluster's task managers\n"
@@ -463,6 +465,7 @@ static int cmd_run(int argc, char **argv) {
       {"log-format", required_argument, NULL, 'F'},
       {"summary", no_argument, NULL, 'U'},
       {"jobmanager", required_argument, NULL, 'J'},
+      {"detached", no_argument, NULL, 'X'},
       {"secret-file", required_argument, NULL, 'K'},
       {"quiet", no_argument, NULL, 'Q'},
       {"help", no_argument, NULL, 'h'},
@@ -472,6 +475,7 @@ static int cmd_run(int argc, char **argv) {
   const char *state_backend = NULL, *state_dir = NULL;
   const char *script = NULL, *rest_bind = NULL, *from_savepoint = NULL;
   const char *jobmanager = NULL, *secret_file = NULL;
+  int detached = 0;
   int rest_port = 0, allow_non_restored = 0, log_json = 0, summary = 0, quiet = 0;
   td_log_level_t log_level = TD_LOG_INFO;
   optind = 1;
@@ -560,6 +564,9 @@ static int cmd_run(int argc, char **argv) {
     case 'K':
       secret_file = optarg;
       break;
+    case 'X':
+      detached = 1;
+      break;
     case 'Q':
       quiet = 1;
       break;
@@ -590,6 +597,29 @@ static int cmd_run(int argc, char **argv) {
     return usage_error("%s", "--resume and --from-savepoint exclude each other");
   if (!jobmanager != !secret_file)
     return usage_error("%s", "--jobmanager and --secret-file go together");
+  if (detached && !jobmanager)
+    return usage_error("%s", "--detached needs --jobmanager (the job manager runs the job's master)");
+  if (detached) {
+    /* everything but the script and the cluster options, for the master */
+    const char **rest = malloc(sizeof *rest * (size_t)(argc + 1));
+    int n = 0, after = 0;
+    for (int i = 1; rest && i < argc; i++) {
+      const char *a = argv[i];
+      if (!after && strcmp(a, "--") == 0) after = 1;
+      if (!after && (strcmp(a, "--detached") == 0 || strncmp(a, "--jobmanager=", 13) == 0 ||
+                     strncmp(a, "--secret-file=", 14) == 0))
+        continue;
+      if (!after && (strcmp(a, "--jobmanager") == 0 || strcmp(a, "--secret-file") == 0)) {
+        i++;
+        continue;
+      }
+      if (!after && a == script) continue;
+      rest[n++] = a;
+    }
+    int rc = rest ? td_cluster_submit(jobmanager, secret_file, script, rest, n) : 1;
+    free(rest);
+    return rc;
+  }
 
   int n_args = 1 + (argc - optind);
   const char **args = malloc(sizeof(char *) * (size_t)n_args);

@@ -1,6 +1,7 @@
 /* taskmanager.c - `tide taskmanager`: registers its slots with the job
  * manager and runs the subtasks job masters deploy to it (cluster.h). */
 #include <errno.h>
+#include <sched.h>
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
@@ -168,6 +169,14 @@ static int await_peers(deployment_t *d, char *err, size_t errlen) {
 static void *deployment_main(void *arg) {
   deployment_t *d = arg;
   char err[4096] = "";
+  /* the job master's working directory, for this thread and the subtask
+   * threads it starts (they share its file system context; the process's
+   * other threads keep theirs): the job's relative paths mean the same
+   * here as there, on a shared file system */
+  const char *cwd = json_string_value(json_object_get(d->msg, "cwd"));
+  if (cwd && (unshare(CLONE_FS) != 0 || chdir(cwd) != 0))
+    logf_(TD_LOG_WARN, "deployment %s: cannot work in the job master's directory %s (%s): relative "
+          "paths of the job resolve against this task manager's", d->id, cwd, strerror(errno));
   int rc = td_cluster_spec_decode(json_object_get(d->msg, "spec"), &d->spec, err, sizeof err);
   json_t *pl = json_object_get(d->msg, "placement");
   int total = 0;

@@ -9,6 +9,7 @@
 #     and registers again once it runs (SIGCONT)
 #   - wordcount at p=2 across two task managers equals the shell oracle of
 #     test_wordcount.sh, twice at once on the same task managers
+#   - tide run --detached: the job manager starts the job's master
 #   - tide savepoint / stop --savepoint / cancel --jobmanager; a job stopped
 #     with a savepoint and resumed from it on the cluster equals the oracle
 #   - chaos: chaos_job.lua at p=2 with checkpoints while task managers are
@@ -47,7 +48,7 @@ check_rc "run --jobmanager without --secret-file: exit 2" 2
 
 # -- the cluster -----------------------------------------------------------------
 "$TIDE" jobmanager --bind 127.0.0.1:0 --secret-file "$TMP/secret" --heartbeat-interval 200ms \
-  --heartbeat-timeout 2s >"$TMP/jm.out" 2>"$TMP/jm.err" &
+  --heartbeat-timeout 2s --work-dir "$TMP/jm-work" >"$TMP/jm.out" 2>"$TMP/jm.err" &
 JM_PID=$!
 PIDS="$PIDS $JM_PID"
 JM=
@@ -59,10 +60,14 @@ done
 check "the job manager prints its address ($JM)" test -n "$JM"
 
 N_TM=0
+# task managers work in another directory than the job masters: the jobs'
+# relative paths ($DATA, the checkpoint directories) mean the master's
+ABS_TIDE=$(cd "$(dirname "$TIDE")" && pwd)/$(basename "$TIDE")
+mkdir "$TMP/tm-cwd"
 start_tm() { # start_tm [SECRET]: a task manager with 2 slots; TM_PID
   N_TM=$((N_TM + 1))
-  "$TIDE" taskmanager --jobmanager "$JM" --secret-file "${1:-$TMP/secret}" --slots 2 \
-    >"$TMP/tm$N_TM.out" 2>"$TMP/tm$N_TM.err" &
+  (cd "$TMP/tm-cwd" && exec "$ABS_TIDE" taskmanager --jobmanager "$JM" \
+    --secret-file "${1:-$TMP/secret}" --slots 2 >"$TMP/tm$N_TM.out" 2>"$TMP/tm$N_TM.err") &
   TM_PID=$!
   PIDS="$PIDS $TM_PID"
 }
@@ -128,6 +133,24 @@ check_rc "a second wordcount at the same time (--buffer-timeout 5ms) exits 0" 0
 cat_parts "$TMP/wc2-out" | sort >"$TMP/wc2.actual"
 check_eq "... and equals the oracle too" "$TMP/wc.oracle" "$TMP/wc2.actual"
 check "both task managers ran a part of it" sh -c "grep -l 'deployment .* finished' '$TMP'/tm1.err '$TMP'/tm2.err | wc -l | grep -qx 2"
+
+# a job submitted to the job manager, which runs its master (--detached)
+run_tide "$TMP/det" run scripts/wordcount.lua -p 2 --detached --jobmanager "$JM" \
+  --secret-file "$TMP/secret" -- "$INPUT" wc-det 5
+check_rc "tide run --detached exits 0 at once" 0
+DET=$(cat "$TMP/det.out")
+check_match "... and prints the job's id" "$TMP/det.out" '^[0-9a-f]{16}$'
+for _ in $(seq 600); do
+  "$TIDE" list --jobmanager "$JM" --secret-file "$TMP/secret" 2>/dev/null | grep -q "^$DET " || break
+  sleep 0.1
+done
+for _ in $(seq 50); do grep -q 'ended: exit status' "$TMP/jm.err" && break; sleep 0.1; done
+check_contains "the job manager started its master" "$TMP/jm.err" "job $DET submitted"
+check_contains "... which ended with exit status 0" "$TMP/jm.err" "ended: exit status 0"
+cat_parts wc-det | sort >"$TMP/det.actual"
+rm -rf wc-det
+check_eq "the detached job's output (a relative path: the client's) equals the oracle" \
+  "$TMP/wc.oracle" "$TMP/det.actual"
 
 # -- job control through the job manager -------------------------------------------
 CSV=$DATA/git-commits.csv
