@@ -149,6 +149,10 @@ static void on_frame(void *ud, td_net_peer_t *p, uint8_t type, uint8_t flags, ui
           snprintf(why, sizeof why, "task manager %s (%s) was lost: %s", id, jmr.procs[i].data,
                    json_string_value(json_object_get(msg, "message")));
           fail_locked(why);
+          /* gone: nothing more will come from it (a link down leaves its
+           * connection open) */
+          if (!jmr.procs[i].done && jmr.procs[i].peer) td_net_shutdown(jmr.procs[i].peer, why);
+          jmr.procs[i].done = 1;
         }
     }
   } else {
