@@ -21,8 +21,11 @@
 . tests/e2e/lib.sh
 
 # ten kills under Lua 5.4, three under LuaJIT (the same path, fewer times)
+# (and there with unaligned checkpoints, whose in-flight data crosses
+# processes: a slow operator backs its input up)
 KILLS=${CLUSTER_KILLS:-10}
-[ "$TIDE_VM" = luajit ] && KILLS=${CLUSTER_KILLS:-3}
+CHAOS_MODE=
+[ "$TIDE_VM" = luajit ] && KILLS=${CLUSTER_KILLS:-3} && CHAOS_MODE="unaligned=1 slow=100"
 SEED=${SEED:-$$}
 echo "# SEED=$SEED (replay: SEED=$SEED sh tests/e2e/test_cluster.sh)"
 PIDS=
@@ -197,7 +200,7 @@ RUNNING="$TM1 $TM2 $TM_PID"
 check "three task managers register" await_registered 3
 start_tide chaos run tests/e2e/chaos_job.lua -p 2 --checkpoint-dir "$TMP/ck" \
   --checkpoint-interval 200ms --jobmanager "$JM" --secret-file "$TMP/secret" -- \
-  "$CSV" "$TMP/chaos-out" "$TMP/chaos-late" rate=2000 restart=fixed:1000:100ms
+  "$CSV" "$TMP/chaos-out" "$TMP/chaos-late" rate=2000 restart=fixed:1000:100ms $CHAOS_MODE # words
 "$TIDE" list --jobmanager "$JM" --secret-file "$TMP/secret" >"$TMP/list2.out" 2>&1
 check_contains "tide list shows the running job" "$TMP/list2.out" "chaos"
 killed=0
