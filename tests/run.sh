@@ -65,7 +65,7 @@ count_tap() { # add the TAP results ("ok ...", "not ok ...") of $log
 # one VM's tests while the other's wait. Each test gets its own
 # XDG_RUNTIME_DIR, so that `tide list` shows only its own jobs. run_e2e
 # prints one VM's results in file order, each with its wall time.
-HEAVY="test_checkpoint test_two_input test_rescale test_rocksdb test_module_rescale test_kafka
+HEAVY="test_checkpoint test_cluster test_two_input test_rescale test_rocksdb test_module_rescale test_kafka
   test_checkpoint_rocksdb test_checkpoint_recovery test_metrics test_control test_postgres"
 e2e_pool() {
   pool_dir=$(mktemp -d)
