@@ -366,6 +366,14 @@ static void free_inflight(inflight_t *f) {
   free(f);
 }
 
+/* Take p out of the pending list and free it. */
+static void unlink_pending(td_coord_t *c, pending_t *p) {
+  pending_t **pp = &c->pending;
+  while (*pp && *pp != p) pp = &(*pp)->next;
+  if (*pp) *pp = p->next;
+  free_pending(p, c->n);
+}
+
 /* Kill and reap the children of p, remove its directory, unlink it. */
 static void abort_locked(td_coord_t *c, pending_t *p, const char *why) {
   for (int s = 0; s < c->n; s++) {
@@ -384,10 +392,7 @@ static void abort_locked(td_coord_t *c, pending_t *p, const char *why) {
   if (c->cfg.on_abort && !participant(c)) c->cfg.on_abort(c->cfg.remote_ud, p->id);
   hist_done(c, p->id, TD_CKPT_FAILED, 0, NULL, why);
   if (c->stop_pending == p->id) c->stop_pending = 0;
-  pending_t **pp = &c->pending;
-  while (*pp && *pp != p) pp = &(*pp)->next;
-  if (*pp) *pp = p->next;
-  free_pending(p, c->n);
+  unlink_pending(c, p);
   c->stats.aborted++;
 }
 
@@ -1110,10 +1115,7 @@ static void complete_locked(td_coord_t *c, pending_t *p) {
     /* a savepoint subsumes nothing and is not subsumed; a stop
      * savepoint is the job's last completed checkpoint */
     int stop = p->stop;
-    pending_t **pp = &c->pending;
-    while (*pp != p) pp = &(*pp)->next;
-    *pp = p->next;
-    free_pending(p, c->n);
+    unlink_pending(c, p);
     hist_done(c, id, TD_CKPT_COMPLETED, size, sub_size, NULL);
     free(sub_size);
     if (stop) {
@@ -1130,11 +1132,8 @@ static void complete_locked(td_coord_t *c, pending_t *p) {
     next = q->next;
     if (q->kind != TD_CKPT_SAVEPOINT) abort_locked(c, q, "subsumed");
   }
-  pending_t **pp = &c->pending;
-  while (*pp != p) pp = &(*pp)->next;
-  *pp = p->next;
   int p_after_finish = p->after_finish;
-  free_pending(p, c->n);
+  unlink_pending(c, p);
   hist_done(c, id, TD_CKPT_COMPLETED, size, sub_size, NULL);
   free(sub_size);
   c->completed = id;
@@ -1334,8 +1333,7 @@ void td_coord_remote_complete(td_coord_t *c, int64_t id, int kind, int stop, int
     next = p->next;
     if (p->id == id) {
       hist_done(c, id, TD_CKPT_COMPLETED, 0, NULL, NULL);
-      abort_locked(c, p, "completed"); /* unlinks it; its children exited */
-      c->stats.aborted--;
+      unlink_pending(c, p); /* every local part acknowledged: no child left */
     } else if (p->id < id && p->kind != TD_CKPT_SAVEPOINT && kind == TD_CKPT_CHECKPOINT) {
       abort_locked(c, p, "subsumed");
     }

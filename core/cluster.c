@@ -142,7 +142,9 @@ int td_cluster_send(td_net_peer_t *p, json_t *msg) {
   return rc;
 }
 
-json_t *td_cluster_parse(const unsigned char *payload, size_t len, const char **type) {
+json_t *td_cluster_parse(uint8_t frame_type, uint32_t channel, const unsigned char *payload,
+                         size_t len, const char **type) {
+  if (frame_type != TD_WIRE_DATA || channel != TD_CLUSTER_CONTROL) return NULL;
   json_t *j = json_loadb((const char *)payload, len, 0, NULL);
   const char *t = j ? json_string_value(json_object_get(j, "type")) : NULL;
   if (!t) {

@@ -96,9 +96,11 @@ int td_cluster_parse_duration(const char *s, int64_t *ms);
  */
 int td_cluster_send(td_net_peer_t *p, json_t *msg);
 
-/* td_cluster_parse - a control frame's message (NULL: not a JSON object
- * with a string "type"); *type receives the type. */
-json_t *td_cluster_parse(const unsigned char *payload, size_t len, const char **type);
+/* td_cluster_parse - the message of a frame (its wire type, channel and
+ * payload): NULL unless it is a DATA frame of the control channel holding
+ * a JSON object with a string "type", which *type receives. */
+json_t *td_cluster_parse(uint8_t frame_type, uint32_t channel, const unsigned char *payload,
+                         size_t len, const char **type);
 
 /*
  * td_cluster_spec_encode - the job spec as JSON, with the command line's

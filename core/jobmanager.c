@@ -372,9 +372,7 @@ static void on_frame(void *ud, td_net_peer_t *p, uint8_t type, uint8_t flags, ui
   (void)ud;
   (void)flags;
   const char *t;
-  json_t *msg = channel == TD_CLUSTER_CONTROL && type == TD_WIRE_DATA
-                    ? td_cluster_parse(payload, len, &t)
-                    : NULL;
+  json_t *msg = td_cluster_parse(type, channel, payload, len, &t);
   if (!msg) {
     td_net_close(p, "not a control message of the job manager's protocol");
     return;

@@ -131,9 +131,8 @@ static void on_frame(void *ud, td_net_peer_t *p, uint8_t type, uint8_t flags, ui
                      const unsigned char *payload, uint32_t len) {
   (void)ud;
   (void)flags;
-  (void)channel;
   const char *t;
-  json_t *msg = type == TD_WIRE_DATA ? td_cluster_parse(payload, len, &t) : NULL;
+  json_t *msg = td_cluster_parse(type, channel, payload, len, &t);
   if (!msg) return;
   pthread_mutex_lock(&jmr.mu);
   if (p == jmr.jm) {
@@ -494,9 +493,8 @@ static void list_frame(void *ud, td_net_peer_t *p, uint8_t type, uint8_t flags, 
   (void)ud;
   (void)p;
   (void)flags;
-  (void)channel;
   const char *t;
-  json_t *msg = type == TD_WIRE_DATA ? td_cluster_parse(payload, len, &t) : NULL;
+  json_t *msg = td_cluster_parse(type, channel, payload, len, &t);
   pthread_mutex_lock(&jmr.mu);
   if (msg && strcmp(t, list_expect) == 0 && !list_reply) list_reply = json_incref(msg);
   pthread_cond_broadcast(&jmr.changed);

@@ -306,9 +306,8 @@ static void on_frame(void *ud, td_net_peer_t *p, uint8_t type, uint8_t flags, ui
                      const unsigned char *payload, uint32_t len) {
   (void)ud;
   (void)flags;
-  (void)channel;
   const char *t;
-  json_t *msg = type == TD_WIRE_DATA ? td_cluster_parse(payload, len, &t) : NULL;
+  json_t *msg = td_cluster_parse(type, channel, payload, len, &t);
   if (!msg) {
     td_net_close(p, "not a control message");
     return;
