@@ -344,6 +344,19 @@ strip_prefix() {
   sed -E 's/^[0-9]+> //'
 }
 
+# await_jobmanager OUT: the address ("ADDR:PORT") a `tide jobmanager`
+# whose stdout goes to file OUT prints on its "jobmanager ADDR:PORT" line,
+# once it is there (up to 5 s; empty if it does not come).
+await_jobmanager() {
+  _e2e_i=0 _e2e_jm=
+  while [ -z "$_e2e_jm" ] && [ "$_e2e_i" -lt 100 ]; do
+    _e2e_jm=$(sed -n 's/^jobmanager //p' "$1" 2>/dev/null)
+    [ -n "$_e2e_jm" ] || sleep 0.05
+    _e2e_i=$((_e2e_i + 1))
+  done
+  echo "$_e2e_jm"
+}
+
 # finish: the final line "N passed, N failed"; exit status 1 on failures
 # (or when no check ran at all).
 # kill_resume LABEL DIR WANT MIN_DELAY ARG...: runs `$TIDE run $JOB -p 2

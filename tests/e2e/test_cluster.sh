@@ -54,12 +54,7 @@ check_rc "run --jobmanager without --secret-file: exit 2" 2
   --heartbeat-timeout 2s --work-dir "$TMP/jm-work" >"$TMP/jm.out" 2>"$TMP/jm.err" &
 JM_PID=$!
 PIDS="$PIDS $JM_PID"
-JM=
-for _ in $(seq 100); do
-  JM=$(sed -n 's/^jobmanager //p' "$TMP/jm.out")
-  [ -n "$JM" ] && break
-  sleep 0.05
-done
+JM=$(await_jobmanager "$TMP/jm.out")
 check "the job manager prints its address ($JM)" test -n "$JM"
 
 N_TM=0
