@@ -17,8 +17,9 @@
 #
 # Environment: BUILD, DATA, RUNS, WIN_RUNS (runs per window row, default
 # 2), LUA (lua5.4), BENCH_CC (gcc), FLOW_SPIN (busy-loop iterations per
-# record in goal 3's slow operator); checkpoint.sh, unaligned.sh and
-# modules.sh (run last) read CKPT_RUNS, UA_RUNS, UA_SECONDS and MOD_RUNS.
+# record in goal 3's slow operator); checkpoint.sh, unaligned.sh,
+# modules.sh and cluster.sh (run last) read CKPT_RUNS, UA_RUNS, UA_SECONDS,
+# MOD_RUNS and CLUSTER_*.
 set -u
 
 BUILD=${BUILD:-build}
@@ -367,6 +368,10 @@ shuffle_rc=$?
 # ---- issue 13: metrics on vs off: an eleventh table ----------------------------
 BUILD=$BUILD DATA=$DATA sh "$HERE/metrics.sh"
 metrics_rc=$?
+# ---- cluster mode: two task managers vs one process, latency: a thirteenth table
+BUILD=$BUILD DATA=$DATA sh "$HERE/cluster.sh"
+cluster_rc=$?
+[ "$cluster_rc" -ne 0 ] && exit "$cluster_rc"
 [ "$metrics_rc" -ne 0 ] && exit "$metrics_rc"
 [ "$shuffle_rc" -ne 0 ] && exit "$shuffle_rc"
 [ "$report_rc" -ne 0 ] && exit "$report_rc"
