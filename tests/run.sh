@@ -156,9 +156,9 @@ parts_of() {
 # jobs. The results are printed afterwards, in the order of the suites:
 # show_part prints a part's, run_e2e one VM's end-to-end tests' in file
 # order, each with its wall time.
-HEAVY="busted-rocksdb test_checkpoint test_cluster test_two_input busted busted-luajit test_rescale test_rocksdb
-  test_module_rescale test_kafka test_checkpoint_rocksdb test_checkpoint_recovery test_metrics c
-  test_control test_postgres"
+HEAVY="busted test_checkpoint busted-luajit test_cluster busted-rocksdb test_rescale test_two_input
+  test_checkpoint_recovery test_rocksdb test_metrics test_kafka test_module_rescale c test_unaligned
+  test_postgres test_savepoint test_dashboard test_checkpoint_rocksdb test_reload test_control"
 pool() {
   pool_dir=$(mktemp -d)
   vms="" all_parts=""
