@@ -190,9 +190,11 @@ $(BUILD)/tests/test_fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c $(FUZZ_HEADE
 	  -o $@ tests/fuzz/replay.c $< $(BUILD)/libtide.a $(LDLIBS)
 
 # deps first, then the build (also under make -j: nothing compiles before
-# the packages it needs are installed)
+# the packages it needs are installed), on every core unless make was
+# given -j itself
+TEST_BUILD_JOBS = $(if $(findstring -j,$(MAKEFLAGS)),,-j$(shell nproc 2>/dev/null || echo 2))
 test check: deps deps-browser
-	@$(MAKE) --no-print-directory all $(TEST_BIN) modules $(KAFKA_MOCK)
+	@$(MAKE) --no-print-directory $(TEST_BUILD_JOBS) all $(TEST_BIN) modules $(KAFKA_MOCK)
 	@BUILD=$(BUILD) LUA=$(LUA) LUAJIT=$(LUAJIT) BUSTED=$(BUSTED) DATA=$(DATA) sh tests/run.sh
 
 test-c: all $(TEST_BIN) modules

@@ -27,6 +27,11 @@
 --                       once it owes one): its input backs up, so
 --                       unaligned barriers overtake queued data and the
 --                       checkpoints carry in-flight data
+--   slow_first=N        with slow: only the first N records each subtask
+--                       of that map takes in a run are slowed down (the
+--                       backlog builds up from the start of every run,
+--                       when the kills come; the rest of the input then
+--                       goes at the source's rate)
 --   sources=2           two sources instead of one, each reading the CSV
 --                       and keeping half of the commits (by the parity of
 --                       the first byte of the commit id), with their own
@@ -120,7 +125,10 @@ if opt.slow then
   -- milliseconds at a time, leaving the cores to the other subtasks (and
   -- to the other tests running beside this one)
   local sleep, us, owed = require("tide.core").sleep_ms, tointeger(tonumber(opt.slow)), 0
+  local left = opt.slow_first and tointeger(tonumber(opt.slow_first)) or math.huge
   commits = (timed or commits):map(function(c)
+    if left <= 0 then return c end
+    left = left - 1
     owed = owed + us
     if owed >= 1000 then
       local ms = tointeger(math.floor(owed / 1000))

@@ -148,9 +148,8 @@ chaos() {
   check "$label: at least $KILLS kills" test "$kills" -ge "$KILLS"
   # killed every time before a first checkpoint completed: start afresh
   [ -z "$(completed "$d/ck/chaos")" ] && resume=
-  # the final run reads most of the input (about 45 s alone on 2 cores with
-  # the slow operator): a hang detector, not a timing check, so room for a
-  # loaded machine
+  # the final run reads most of the input (about 20 s alone on 2 cores):
+  # a hang detector, not a timing check, so room for a loaded machine
   _timeout=$TIDE_TIMEOUT
   TIDE_TIMEOUT=${CHAOS_TIMEOUT:-360}
   run_tide "$d/final" run "$JOB" -p "$p" $CHAOS_STATE_ARGS --checkpoint-dir "$d/ck" --checkpoint-interval 200ms $resume \
@@ -192,12 +191,19 @@ check "chaos-p1: a kill before the first checkpoint led to a fresh start" test "
 # rate_limit is for the whole source (a CSV is read by subtask 0 alone)
 chaos "chaos-p2" 2 2 rate=4100
 check "chaos-p2: aligned checkpoints hold no in-flight data" test "$inflight_files" -eq 0
-chaos "chaos-p2-unaligned" 2 3 rate=4100 unaligned=1 slow=600
+# the slow map (600 us a record: about half the source's rate at p=2)
+# slows down the first 6000 records each of its subtasks takes in a run,
+# 3.6 s at least, which covers every kill moment (at most 1.6 s after the
+# start); the rest of the input goes at the source's rate (the whole input
+# slowed down made the final run last 45 s instead of about 20)
+chaos "chaos-p2-unaligned" 2 3 rate=4100 unaligned=1 slow=600 slow_first=6000
 check "chaos-p2-unaligned: in-flight data restored after $with_inflight of $kills kills" test "$with_inflight" -ge 1
 # two sources at different rates into one task, unaligned, two checkpoints
 # pending at a time: a source may skip a checkpoint id another delivers,
 # and barriers must never end up in the in-flight data
-chaos "chaos-2sources-unaligned" 1 4 rate=4100 unaligned=1 max_concurrent=2 sources=2 slow=200
+# (the slow map: 12000 records slowed down in a run, 2.4 s at least)
+chaos "chaos-2sources-unaligned" 1 4 rate=4100 unaligned=1 max_concurrent=2 sources=2 slow=200 \
+  slow_first=12000
 check "chaos-2sources-unaligned: in-flight data restored after $with_inflight of $kills kills" \
   test "$with_inflight" -ge 1
 fi

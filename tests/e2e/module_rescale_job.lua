@@ -3,8 +3,9 @@
 -- and 30-day window of commit time) between Lua operators, checkpointed,
 -- so that it can be killed and resumed at another parallelism.
 --   tide run tests/e2e/module_rescale_job.lua -p P [--resume] -- INPUT OUT CKDIR RATE [own]
--- INPUT is ../shared/data/git-commits.csv. OUT/windows gets one line per
--- author and window, "author,window_start,count,insertions,deletions";
+-- INPUT is ../shared/data/git-commits.csv or its first lines (the test
+-- takes the first 30000 commits). OUT/windows gets one line per author
+-- and window, "author,window_start,count,insertions,deletions";
 -- OUT/tallies the running number of windows per author, "author,i" (a Lua
 -- keyed sum: RocksDB state with --state-backend rocksdb). own: the
 -- records come from streamkit's lines source and csv map instead of

@@ -12,9 +12,19 @@
 . tests/e2e/lib.sh
 
 JOB=tests/e2e/rescale_job.lua
+# the running sums and the count windows over the first 10000 lines of the
+# commit messages (3930 words, 60000 records), read at 6700 lines/s while
+# a run is to be killed (about 1.5 s); the timers over the first 30000
+# (61000 timers: most beyond the caches), at 20000 lines/s. IN and RATE
+# are the input and rate of the scenarios that follow.
 INPUT=$TMP/input.txt
-gzip -dc "$DATA/git-messages.txt.gz" | head -n 30000 >"$INPUT"
-"$PYTHON" - "$INPUT" >"$TMP/want" <<'PY'
+TIMERS_INPUT=$TMP/input-timers.txt
+gzip -dc "$DATA/git-messages.txt.gz" | head -n 30000 >"$TIMERS_INPUT"
+head -n 10000 "$TIMERS_INPUT" >"$INPUT"
+IN=$INPUT RATE=6700
+# oracle FILE: the running sums of FILE; FILE.window, FILE.timers
+oracle() {
+  "$PYTHON" - "$1" <<'PY'
 import re, sys
 counts = {}
 for line in open(sys.argv[1], encoding="utf-8", errors="surrogateescape"):
@@ -28,8 +38,11 @@ with open(sys.argv[1] + ".timers", "w") as f:
     lines = sorted(f"{w},{t},{n}" for w, n in counts.items() for t in range(1, (n + 2) // 3 + 1))
     f.write("\n".join(lines) + "\n")
 PY
+}
+oracle "$INPUT" >"$TMP/want"
+oracle "$TIMERS_INPUT" >/dev/null
 sort "$INPUT.window" >"$TMP/wantwindow"
-sort "$INPUT.timers" >"$TMP/wanttimers"
+sort "$TIMERS_INPUT.timers" >"$TMP/wanttimers"
 
 # run at parallelism P in the background and SIGKILL it once two more
 # checkpoints completed than the directory held (it must not end first:
@@ -38,7 +51,7 @@ kill_after() { # NAME P [--resume]
   _name=$1 _p=$2
   shift 2
   _from=$(newest_checkpoint "$TMP/ck-$_name/rescale")
-  "$TIDE" run "$JOB" -p "$_p" $STATE_ARGS "$@" -- "$INPUT" "$TMP/out-$_name" "$TMP/ck-$_name" 20000 \
+  "$TIDE" run "$JOB" -p "$_p" $STATE_ARGS "$@" -- "$IN" "$TMP/out-$_name" "$TMP/ck-$_name" "$RATE" \
     $MODE >"$TMP/$_name.out" 2>"$TMP/$_name.err" &
   kill_at_checkpoint $! "$TMP/ck-$_name/rescale" $((_from + 2))
   check "$_name: killed at parallelism $_p after checkpoints completed, before the end (status $KILLED)" \
@@ -54,7 +67,7 @@ scenario() { # NAME P1 P2 [P3]: kill at P1, resume at P2 (kill again, resume at 
   else
     last=$3
   fi
-  run_tide "$TMP/$name-end" run "$JOB" -p "$last" ${END_ARGS:-$STATE_ARGS} --resume -- "$INPUT" "$TMP/out-$name" "$TMP/ck-$name" 2000000 $MODE
+  run_tide "$TMP/$name-end" run "$JOB" -p "$last" ${END_ARGS:-$STATE_ARGS} --resume -- "$IN" "$TMP/out-$name" "$TMP/ck-$name" 2000000 $MODE
   check_rc "$name: resumed at parallelism $last, the job ends (exit 0)" 0
   check_contains "$name: it resumed from a checkpoint" "$TMP/$name-end.err" "tide: resuming job 'rescale' from checkpoint"
   cat_parts "$TMP/out-$name" | sort >"$TMP/got-$name"
@@ -96,14 +109,14 @@ END_ARGS=
 # end; and across backends (the heap's timer lists restore into RocksDB,
 # RocksDB's stored timers into the heap). Expected: for a word seen N
 # times, "w,t,N" for each timer t = 1 .. ceil(N / 3)
-MODE=timers
+MODE=timers IN=$TIMERS_INPUT RATE=20000
 STATE_ARGS="--state-backend rocksdb"
 scenario rocks-timers-p2-p4-p3 2 4 3
 END_ARGS="--state-backend heap"
 scenario rocks-to-heap-timers-p2-p3 2 3
 STATE_ARGS= END_ARGS="--state-backend rocksdb"
 scenario heap-to-rocks-timers-p2-p1 2 1
-STATE_ARGS= END_ARGS= MODE=
+STATE_ARGS= END_ARGS= MODE= IN=$INPUT RATE=6700
 
 # refusals: another max parallelism; the same graph's shape changed
 kill_after refuse 2
