@@ -32,6 +32,8 @@ typedef struct part {
   unsigned char child_done;
   unsigned char expect_inflight, inflight_done;
   unsigned char acked, finished; /* finished: acked by final-state links */
+  td_meta_file_t *files;   /* a remote subtask's acknowledged file list */
+  size_t n_files;
 } part_t;
 
 typedef struct pending {
@@ -351,8 +353,16 @@ static void close_err_fd(part_t *pt) {
   pt->err_fd = -1;
 }
 
+static void free_files(td_meta_file_t *files, size_t n) {
+  for (size_t i = 0; i < n; i++) free(files[i].name);
+  free(files);
+}
+
 static void free_pending(pending_t *p, int n) {
-  for (int s = 0; p->parts && s < n; s++) close_err_fd(&p->parts[s]);
+  for (int s = 0; p->parts && s < n; s++) {
+    close_err_fd(&p->parts[s]);
+    free_files(p->parts[s].files, p->parts[s].n_files);
+  }
   free(p->parts);
   free(p->path);
   free(p);
@@ -751,6 +761,8 @@ static int link_finished(td_coord_t *c, int s, int64_t id) {
   return 0;
 }
 
+static void ack_remote(td_coord_t *c, pending_t *p, int s);
+
 static void update_acks(td_coord_t *c, pending_t *p) {
   for (int s = 0; s < c->n; s++) {
     part_t *pt = &p->parts[s];
@@ -788,9 +800,7 @@ static void update_acks(td_coord_t *c, pending_t *p) {
       if (pt->child_done && (!pt->expect_inflight || pt->inflight_done)) {
         pt->acked = 1;
         p->acked++;
-        if (participant(c) && c->cfg.on_ack && !p->failed)
-          c->cfg.on_ack(c->cfg.remote_ud, p->id, s,
-                        pt->expect_inflight ? c->inflight_names[s] : NULL);
+        if (participant(c) && c->cfg.on_ack && !p->failed) ack_remote(c, p, s);
         /* the asynchronous part: from the end of the synchronous one to
          * this acknowledgement (the files written, to the tick) */
         td_coord_record_t *r = hist_find(c, p->id);
@@ -854,43 +864,43 @@ static int add_shared(td_meta_file_t **files, size_t *n, size_t *cap, const td_s
   return 0;
 }
 
-/* Every file of checkpoint id, per subtask: its expected state files (or,
- * when it had finished, its final-state files) and its in-flight data.
- * 0, or a code with err naming the missing file. */
-static int list_files(td_coord_t *c, int64_t id, const unsigned char *subs,
-                      td_meta_file_t **files, size_t *n, char *err, size_t errlen) {
-  char chk[4200], name[512] = "";
-  td_coord_chk_dir(c, id, chk, sizeof chk);
-  size_t cap = 0;
+/* Append the files of subtask s in checkpoint directory chk to *files
+ * (*n, *cap): its expected state files (or, flags TD_META_SUB_FINISHED,
+ * its final-state files), the companions listing their shared files and
+ * those shared files as "../shared/<name>", and (TD_META_SUB_INFLIGHT) its
+ * in-flight data. 0, or a code with *failed naming the file. */
+static int subtask_files(td_coord_t *c, const char *chk, int s, unsigned char flags,
+                         td_meta_file_t **files, size_t *n, size_t *cap, char *failed,
+                         size_t failedlen) {
+  char name[512] = "";
+  size_t first = *n;
   int rc = 0;
-  *files = NULL;
-  *n = 0;
-  for (int s = 0; rc == 0 && s < c->n; s++) {
-    if (subs[s] & TD_META_SUB_FINISHED) {
-      for (int i = 0; rc == 0 && i < c->finished_n[s]; i++)
-        rc = add_file(chk, files, n, &cap, c->finished_names[s][i], s);
-    } else if (c->expected) {
-      for (const char *p = c->expected[s]; rc == 0 && *p;) {
-        size_t len = strcspn(p, "\n");
-        snprintf(name, sizeof name, "%.*s", (int)len, p);
-        if (len) rc = add_file(chk, files, n, &cap, name, s);
-        /* the list of the shared files it references, if it has any */
-        if (rc == 0 && len) {
-          snprintf(name, sizeof name, "%.*s%s", (int)len, p, TD_SHARED_SUFFIX);
-          rc = add_file(chk, files, n, &cap, name, s);
-          if (rc == -ENOENT) rc = 0;
-        }
-        p += len + (p[len] == '\n');
-      }
+  if (flags & TD_META_SUB_FINISHED) {
+    for (int i = 0; rc == 0 && i < c->finished_n[s]; i++) {
+      snprintf(name, sizeof name, "%s", c->finished_names[s][i]);
+      rc = add_file(chk, files, n, cap, name, s);
     }
-    if (rc == 0 && (subs[s] & TD_META_SUB_INFLIGHT)) {
-      snprintf(name, sizeof name, "%s", c->inflight_names[s]);
-      rc = add_file(chk, files, n, &cap, name, s);
+  } else if (c->expected) {
+    for (const char *p = c->expected[s]; rc == 0 && *p;) {
+      size_t len = strcspn(p, "\n");
+      snprintf(name, sizeof name, "%.*s", (int)len, p);
+      if (len) rc = add_file(chk, files, n, cap, name, s);
+      /* the list of the shared files it references, if it has any */
+      if (rc == 0 && len) {
+        snprintf(name, sizeof name, "%.*s%s", (int)len, p, TD_SHARED_SUFFIX);
+        rc = add_file(chk, files, n, cap, name, s);
+        if (rc == -ENOENT) rc = 0;
+      }
+      p += len + (p[len] == '\n');
     }
   }
-  /* the shared files listed by companions, as "../shared/<name>" */
+  if (rc == 0 && (flags & TD_META_SUB_INFLIGHT)) {
+    snprintf(name, sizeof name, "%s", c->inflight_names[s]);
+    rc = add_file(chk, files, n, cap, name, s);
+  }
+  /* the shared files its companions list */
   size_t own = *n;
-  for (size_t i = 0; rc == 0 && i < own; i++) {
+  for (size_t i = first; rc == 0 && i < own; i++) {
     const char *fn = (*files)[i].name;
     size_t fl = strlen(fn), sl = strlen(TD_SHARED_SUFFIX);
     if (fl <= sl || strcmp(fn + fl - sl, TD_SHARED_SUFFIX) != 0) continue;
@@ -900,14 +910,112 @@ static int list_files(td_coord_t *c, int64_t id, const unsigned char *subs,
     snprintf(path, sizeof path, "%s/%s", chk, fn);
     snprintf(name, sizeof name, "%s", fn);
     rc = td_shared_read(path, &refs, &nr, msg, sizeof msg);
-    for (size_t j = 0; rc == 0 && j < nr; j++) rc = add_shared(files, n, &cap, &refs[j], (*files)[i].subtask);
+    for (size_t j = 0; rc == 0 && j < nr; j++) rc = add_shared(files, n, cap, &refs[j], s);
     free(refs);
+  }
+  if (rc) snprintf(failed, failedlen, "%s", name[0] ? name : "?");
+  return rc;
+}
+
+/* A participant's acknowledgement of subtask s's part of p, with the list
+ * of the files its snapshot wrote (Flink's acknowledgement carries the
+ * state handles); a file that cannot be listed fails p instead. */
+static void ack_remote(td_coord_t *c, pending_t *p, int s) {
+  char chk[4200], name[512];
+  td_meta_file_t *files = NULL;
+  size_t n = 0, cap = 0;
+  dir_of(c, p->id, chk, sizeof chk);
+  part_t *pt = &p->parts[s];
+  int rc = subtask_files(c, chk, s, pt->expect_inflight ? TD_META_SUB_INFLIGHT : 0, &files, &n,
+                         &cap, name, sizeof name);
+  if (rc) {
+    p->failed = p->counted = 1;
+    p->fail_subtask = s;
+    snprintf(p->reason, sizeof p->reason, "subtask %d: %.200s: %s", s, name,
+             rc == -ENOENT ? "the snapshot did not write it" : td_strerror(rc));
+  } else {
+    c->cfg.on_ack(c->cfg.remote_ud, p->id, s, pt->expect_inflight ? c->inflight_names[s] : NULL,
+                  files, n);
+  }
+  free_files(files, n);
+}
+
+/* Check that the files a remote subtask s acknowledged, list[0..nl), are
+ * in the checkpoint directory chk as it described them (the job master's
+ * view of the shared checkpoint storage), and that they include its
+ * expected state files; append them to *files. 0, or a code with *failed
+ * naming the file and why in *why. */
+static int remote_files(td_coord_t *c, const char *chk, int s, const td_meta_file_t *list,
+                        size_t nl, td_meta_file_t **files, size_t *n, size_t *cap, char *failed,
+                        size_t failedlen, const char **why) {
+  for (const char *p = c->expected ? c->expected[s] : ""; *p;) {
+    size_t len = strcspn(p, "\n");
+    size_t i = 0;
+    while (i < nl && !(strlen(list[i].name) == len && memcmp(list[i].name, p, len) == 0)) i++;
+    if (len && i == nl) {
+      snprintf(failed, failedlen, "%.*s", (int)len, p);
+      *why = "subtask's acknowledgement does not list it";
+      return TD_EINVAL;
+    }
+    p += len + (p[len] == '\n');
+  }
+  for (size_t i = 0; i < nl; i++) {
+    char path[4800];
+    struct stat st;
+    snprintf(failed, failedlen, "%s", list[i].name);
+    snprintf(path, sizeof path, "%s/%s", chk, list[i].name);
+    if (strchr(list[i].name, '/') && strncmp(list[i].name, TD_SHARED_PREFIX, strlen(TD_SHARED_PREFIX)) != 0) {
+      *why = "not a file of the checkpoint";
+      return TD_EINVAL;
+    }
+    if (stat(path, &st) != 0) {
+      *why = "the task manager wrote it, but it is not in the checkpoint directory here "
+             "(is the checkpoint storage shared by every host?)";
+      return -errno;
+    }
+    if ((uint64_t)st.st_size != list[i].size) {
+      *why = "its size differs from the one the task manager acknowledged";
+      return TD_ECORRUPT;
+    }
+    if (*n == *cap) {
+      size_t ncap = *cap ? 2 * *cap : 16;
+      td_meta_file_t *f = realloc(*files, ncap * sizeof *f);
+      if (!f) return TD_ENOMEM;
+      *files = f;
+      *cap = ncap;
+    }
+    td_meta_file_t *f = &(*files)[*n];
+    *f = list[i];
+    f->subtask = s;
+    if (!(f->name = strdup(list[i].name))) return TD_ENOMEM;
+    (*n)++;
+  }
+  return 0;
+}
+
+/* Every file of checkpoint id, per subtask (subtask_files), or for a remote
+ * subtask (remote[s] != NULL) the files it acknowledged. 0, or a code with
+ * err naming the missing file. */
+static int list_files(td_coord_t *c, int64_t id, const unsigned char *subs,
+                      td_meta_file_t *const *remote, const size_t *n_remote,
+                      td_meta_file_t **files, size_t *n, char *err, size_t errlen) {
+  char chk[4200], name[512] = "";
+  td_coord_chk_dir(c, id, chk, sizeof chk);
+  size_t cap = 0;
+  int rc = 0;
+  const char *why = NULL;
+  *files = NULL;
+  *n = 0;
+  for (int s = 0; rc == 0 && s < c->n; s++) {
+    if (remote && remote[s])
+      rc = remote_files(c, chk, s, remote[s], n_remote[s], files, n, &cap, name, sizeof name, &why);
+    else
+      rc = subtask_files(c, chk, s, subs[s], files, n, &cap, name, sizeof name);
   }
   if (rc) {
     snprintf(err, errlen, "%.300s/%.200s: %s", chk, name[0] ? name : "?",
-             rc == -ENOENT ? "the snapshot did not write it" : td_strerror(rc));
-    for (size_t i = 0; i < *n; i++) free((*files)[i].name);
-    free(*files);
+             why ? why : rc == -ENOENT ? "the snapshot did not write it" : td_strerror(rc));
+    free_files(*files, *n);
     *files = NULL;
     *n = 0;
   }
@@ -917,7 +1025,8 @@ static int list_files(td_coord_t *c, int64_t id, const unsigned char *subs,
 /* Write checkpoint id's _metadata (lock released meanwhile); *size: the
  * bytes of the files it lists, sub_size[s] (n entries) those of subtask s.
  * 0, or a negative code with the message in why. */
-static int write_metadata(td_coord_t *c, int64_t id, unsigned char *subs, uint32_t flags,
+static int write_metadata(td_coord_t *c, int64_t id, unsigned char *subs,
+                          td_meta_file_t *const *remote, const size_t *n_remote, uint32_t flags,
                           uint64_t *size, uint64_t *sub_size, char *why, size_t whylen) {
   char chk[4200];
   td_coord_chk_dir(c, id, chk, sizeof chk);
@@ -929,7 +1038,7 @@ static int write_metadata(td_coord_t *c, int64_t id, unsigned char *subs, uint32
                  .job_name = c->job_name,
                  .job_info = c->job_info,
                  .job_info_len = c->cfg.job_info_len};
-  int rc = list_files(c, id, subs, &m.files, &m.n_files, why, whylen);
+  int rc = list_files(c, id, subs, remote, n_remote, &m.files, &m.n_files, why, whylen);
   if (rc == 0) rc = td_meta_write(chk, &m, why, whylen);
   *size = 0;
   memset(sub_size, 0, (size_t)c->n * sizeof *sub_size);
@@ -1090,16 +1199,39 @@ static void complete_locked(td_coord_t *c, pending_t *p) {
     p->failed = 1;
     return;
   }
-  for (int s = 0; s < c->n; s++)
-    subs[s] = (unsigned char)((p->parts[s].finished ? TD_META_SUB_FINISHED : 0) |
-                              (p->parts[s].expect_inflight ? TD_META_SUB_INFLIGHT : 0));
+  /* the remote subtasks' acknowledged lists, taken out of p: it may be
+   * aborted while the lock is released */
+  td_meta_file_t **remote = calloc((size_t)c->n, sizeof *remote);
+  size_t *n_remote = calloc((size_t)c->n, sizeof *n_remote);
+  if (!remote || !n_remote) {
+    free(subs);
+    free(sub_size);
+    free(remote);
+    free(n_remote);
+    p->failed = 1;
+    return;
+  }
+  for (int s = 0; s < c->n; s++) {
+    part_t *pt = &p->parts[s];
+    subs[s] = (unsigned char)((pt->finished ? TD_META_SUB_FINISHED : 0) |
+                              (pt->expect_inflight ? TD_META_SUB_INFLIGHT : 0));
+    if (!pt->finished) {
+      remote[s] = pt->files;
+      n_remote[s] = pt->n_files;
+      pt->files = NULL;
+      pt->n_files = 0;
+    }
+  }
   int64_t id = p->id, start = p->start_ms;
   int savepoint = p->kind == TD_CKPT_SAVEPOINT;
   char why[600];
   uint64_t size = 0;
   pthread_mutex_unlock(&c->mu);
-  int rc = write_metadata(c, id, subs, savepoint ? TD_META_SAVEPOINT : 0, &size, sub_size, why,
-                          sizeof why);
+  int rc = write_metadata(c, id, subs, remote, n_remote, savepoint ? TD_META_SAVEPOINT : 0, &size,
+                          sub_size, why, sizeof why);
+  for (int s = 0; s < c->n; s++) free_files(remote[s], n_remote[s]);
+  free(remote);
+  free(n_remote);
   free(subs);
   pthread_mutex_lock(&c->mu);
   p = find(c, id);
@@ -1272,12 +1404,32 @@ int td_coord_trigger_savepoint(td_coord_t *c, const char *dir, int stop, int64_t
 
 /* ---- cluster mode ------------------------------------------------------------ */
 
-void td_coord_remote_ack(td_coord_t *c, int64_t id, int subtask, const char *inflight) {
+void td_coord_remote_ack(td_coord_t *c, int64_t id, int subtask, const char *inflight,
+                         const td_meta_file_t *files, size_t n) {
   if (subtask < 0 || subtask >= c->n) return;
   pthread_mutex_lock(&c->mu);
   pending_t *p = find(c, id);
   if (p && !p->parts[subtask].started && !p->parts[subtask].acked) {
     part_t *pt = &p->parts[subtask];
+    if (n && (pt->files = calloc(n, sizeof *pt->files))) {
+      for (size_t i = 0; i < n; i++) {
+        pt->files[i] = files[i];
+        pt->files[i].subtask = subtask;
+        if (!(pt->files[i].name = strdup(files[i].name))) {
+          free_files(pt->files, i);
+          pt->files = NULL;
+          break;
+        }
+      }
+      pt->n_files = pt->files ? n : 0;
+    }
+    if (n && !pt->files) { /* out of memory: not acknowledged */
+      p->failed = 1;
+      snprintf(p->reason, sizeof p->reason, "out of memory");
+      pthread_cond_signal(&c->wake);
+      pthread_mutex_unlock(&c->mu);
+      return;
+    }
     pt->started = pt->child_done = 1;
     pt->expect_inflight = pt->inflight_done = inflight != NULL;
     if (inflight)
@@ -1457,7 +1609,8 @@ static void final_locked(td_coord_t *c) {
       return;
     }
     pthread_mutex_unlock(&c->mu);
-    int rc = write_metadata(c, id, subs, TD_META_FINAL, &size, sub_size, why, sizeof why);
+    int rc = write_metadata(c, id, subs, NULL, NULL, TD_META_FINAL, &size, sub_size, why,
+                            sizeof why);
     free(subs);
     pthread_mutex_lock(&c->mu);
     if (rc) {

@@ -125,13 +125,16 @@ typedef struct td_ckpt_config {
    * td_coord_remote_trigger and end with td_coord_remote_complete or
    * td_coord_remote_abort. Each local subtask's acknowledgement (its
    * snapshot child exited 0 and its in-flight data is written) goes to
-   * on_ack, a decline or failure to on_decline, a subtask's final state to
+   * on_ack with the files it wrote (files[0..n), names relative to the
+   * checkpoint's directory, shared ones as "../shared/<name>", with their
+   * sizes and CRC32Cs; borrowed for the call), a decline or failure to on_decline, a subtask's final state to
    * on_finishing / on_finished; called with the lock held. */
   const unsigned char *local;
   void (*on_request)(void *ud, int subtask, int64_t id, int kind, int stop, const char *path);
   void (*on_complete)(void *ud, int64_t id, int kind, int stop, int final);
   void (*on_abort)(void *ud, int64_t id);
-  void (*on_ack)(void *ud, int64_t id, int subtask, const char *inflight);
+  void (*on_ack)(void *ud, int64_t id, int subtask, const char *inflight,
+                 const td_meta_file_t *files, size_t n);
   void (*on_decline)(void *ud, int64_t id, int subtask, const char *reason, int counted);
   void (*on_finishing)(void *ud, int subtask);
   void (*on_finished)(void *ud, int subtask, int n, const char *const *names, int ok);
@@ -330,9 +333,15 @@ int td_coord_trigger_savepoint(td_coord_t *c, const char *dir, int stop, int64_t
 /*
  * td_coord_remote_ack - (the whole job's coordinator) remote subtask
  * `subtask` acknowledged id: its state files are written; inflight: the
- * name of its in-flight data file (unaligned), or NULL.
+ * name of its in-flight data file (unaligned), or NULL; files[0..n): the
+ * files its snapshot wrote (on_ack's list; copied). _metadata lists
+ * exactly these for the subtask, once each is found in the checkpoint
+ * directory with its size and the subtask's expected state files are
+ * among them (else the checkpoint is aborted with a message naming the
+ * file). n == 0: the coordinator lists the subtask's files itself.
  */
-void td_coord_remote_ack(td_coord_t *c, int64_t id, int subtask, const char *inflight);
+void td_coord_remote_ack(td_coord_t *c, int64_t id, int subtask, const char *inflight,
+                         const td_meta_file_t *files, size_t n);
 
 /*
  * td_coord_remote_decline - (the whole job's coordinator) remote subtask

@@ -73,6 +73,29 @@ static void send_all(json_t *msg) {
   json_decref(msg);
 }
 
+/* An "ack" message: subtask's part of checkpoint id, with the files its
+ * snapshot wrote ([name, size, crc] each); a malformed list is passed on
+ * empty, so the coordinator lists the subtask's files itself. */
+static void ack(td_coord_t *c, int64_t id, int subtask, json_t *msg) {
+  json_t *list = json_object_get(msg, "files");
+  size_t n = json_array_size(list), k = 0;
+  td_meta_file_t *files = calloc(n ? n : 1, sizeof *files);
+  for (size_t i = 0; files && i < n; i++) {
+    json_t *e = json_array_get(list, i);
+    const char *name = json_string_value(json_array_get(e, 0));
+    json_t *size = json_array_get(e, 1), *crc = json_array_get(e, 2);
+    if (!name || !json_is_integer(size) || !json_is_integer(crc) || json_integer_value(size) < 0)
+      break;
+    files[k].name = (char *)name;
+    files[k].size = (uint64_t)json_integer_value(size);
+    files[k].crc = (uint32_t)json_integer_value(crc);
+    files[k++].subtask = subtask;
+  }
+  td_coord_remote_ack(c, id, subtask, json_string_value(json_object_get(msg, "inflight")),
+                      files, k == n ? k : 0);
+  free(files);
+}
+
 /* ---- messages ---------------------------------------------------------------- */
 
 /* A task manager's message (mu held; released around calls into the
@@ -106,7 +129,7 @@ static void on_tm_message(proc_t *pr, const char *t, json_t *msg) {
   int valid = subtask >= 0 && subtask < jmr.n_subtasks &&
               jmr.placement[subtask] == (int)(pr - jmr.procs);
   if (c && valid && strcmp(t, "ack") == 0) {
-    td_coord_remote_ack(c, id, subtask, json_string_value(json_object_get(msg, "inflight")));
+    ack(c, id, subtask, msg);
   } else if (c && valid && strcmp(t, "decline") == 0) {
     td_coord_remote_decline(c, id, subtask, json_string_value(json_object_get(msg, "reason")),
                             json_is_true(json_object_get(msg, "counted")));

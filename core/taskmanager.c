@@ -75,8 +75,14 @@ static deployment_t *by_master(td_net_peer_t *p) {
 
 static void send_master(deployment_t *d, json_t *msg) { td_cluster_send(d->master, msg); }
 
-static void on_ack(void *ud, int64_t id, int subtask, const char *inflight) {
-  json_t *m = json_pack("{s:s,s:I,s:i}", "type", "ack", "id", (json_int_t)id, "subtask", subtask);
+static void on_ack(void *ud, int64_t id, int subtask, const char *inflight,
+                   const td_meta_file_t *files, size_t n) {
+  json_t *list = json_array();
+  for (size_t i = 0; i < n; i++)
+    json_array_append_new(list, json_pack("[s,I,I]", files[i].name, (json_int_t)files[i].size,
+                                          (json_int_t)files[i].crc));
+  json_t *m = json_pack("{s:s,s:I,s:i,s:o}", "type", "ack", "id", (json_int_t)id, "subtask",
+                        subtask, "files", list);
   if (inflight) json_object_set_new(m, "inflight", json_string(inflight));
   send_master(ud, m);
 }

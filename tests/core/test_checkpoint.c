@@ -1377,6 +1377,11 @@ typedef struct msg {
   char type[12];
   int64_t id;
   int subtask, kind, stop, final;
+  int n_files; /* an ack's file list */
+  char names[4][64];
+  uint64_t sizes[4];
+  uint32_t crcs[4];
+  char path[600]; /* a trigger's savepoint directory */
 } msg_t;
 
 typedef struct wire {
@@ -1403,8 +1408,10 @@ static void post(const char *type, int64_t id, int subtask, int kind, int stop, 
 
 static void m_request(void *ud, int s, int64_t id, int kind, int stop, const char *path) {
   (void)ud;
-  (void)path;
   post("trigger", id, s, kind, stop, 0);
+  pthread_mutex_lock(&g_wire.mu);
+  snprintf(g_wire.q[g_wire.n - 1].path, sizeof g_wire.q[0].path, "%s", path ? path : "");
+  pthread_mutex_unlock(&g_wire.mu);
 }
 static void m_complete(void *ud, int64_t id, int kind, int stop, int final) {
   (void)ud;
@@ -1414,10 +1421,20 @@ static void m_abort(void *ud, int64_t id) {
   (void)ud;
   post("abort", id, -1, 0, 0, 0);
 }
-static void p_ack(void *ud, int64_t id, int s, const char *inflight) {
+static void p_ack(void *ud, int64_t id, int s, const char *inflight, const td_meta_file_t *files,
+                  size_t n) {
   (void)ud;
   (void)inflight;
   post("ack", id, s, 0, 0, 0);
+  pthread_mutex_lock(&g_wire.mu);
+  msg_t *m = &g_wire.q[g_wire.n - 1];
+  for (size_t i = 0; i < n && i < 4; i++) {
+    snprintf(m->names[i], sizeof m->names[i], "%s", files[i].name);
+    m->sizes[i] = files[i].size;
+    m->crcs[i] = files[i].crc;
+  }
+  m->n_files = (int)n;
+  pthread_mutex_unlock(&g_wire.mu);
 }
 static void p_decline(void *ud, int64_t id, int s, const char *reason, int counted) {
   (void)ud;
@@ -1453,13 +1470,18 @@ static void pump(td_coord_t *master, td_coord_t *const parts[2]) {
       g_declines += strcmp(m->type, "decline") == 0;
       g_finished += strcmp(m->type, "finished") == 0;
       if (strcmp(m->type, "trigger") == 0) /* to every task manager */
-        for (int k = 0; k < 2; k++) td_coord_remote_trigger(parts[k], m->id, m->kind, m->stop, NULL);
+        for (int k = 0; k < 2; k++) td_coord_remote_trigger(parts[k], m->id, m->kind, m->stop,
+                                                       m->path[0] ? m->path : NULL);
       else if (strcmp(m->type, "complete") == 0)
         for (int k = 0; k < 2; k++) td_coord_remote_complete(parts[k], m->id, m->kind, m->stop, m->final);
       else if (strcmp(m->type, "abort") == 0)
         for (int k = 0; k < 2; k++) td_coord_remote_abort(parts[k], m->id, "aborted");
-      else if (strcmp(m->type, "ack") == 0)
-        td_coord_remote_ack(master, m->id, m->subtask, NULL);
+      else if (strcmp(m->type, "ack") == 0) {
+        td_meta_file_t files[4];
+        for (int j = 0; j < m->n_files && j < 4; j++)
+          files[j] = (td_meta_file_t){m->names[j], m->subtask, m->sizes[j], m->crcs[j]};
+        td_coord_remote_ack(master, m->id, m->subtask, NULL, files, (size_t)m->n_files);
+      }
       else if (strcmp(m->type, "decline") == 0)
         td_coord_remote_decline(master, m->id, m->subtask, "declined", m->final);
       else if (strcmp(m->type, "finished") == 0)
@@ -1478,6 +1500,8 @@ TD_TEST(test_checkpoint_cluster_master_and_participants) {
   fx_t f;
   if (!fx_init(&f)) return;
   f.cfg.interval_ms = 100000; /* triggered by hand: a savepoint-free first id */
+  static const char *const expected[2] = {"src-0.state", "op-1.state"};
+  f.cfg.expected = expected;
   f.cfg.on_request = m_request;
   f.cfg.on_complete = m_complete;
   f.cfg.on_abort = m_abort;
@@ -1509,10 +1533,12 @@ TD_TEST(test_checkpoint_cluster_master_and_participants) {
     TD_CHECK_INT(td_coord_requested(parts[1], 0), 0);  /* not its subtask */
     TD_CHECK(td_coord_is_pending(parts[1], id));       /* but it takes part */
     TD_CHECK_INT(td_coord_kind(parts[1], id, NULL), TD_CKPT_SAVEPOINT);
+    TD_CHECK(write_snap(path, "src-0.state", "a"));
     td_coord_snapshot_started(parts[0], id, 0, 0, -1, 0);
     pump(f.c, parts);
     TD_CHECK_INT(g_acks, 1);
     TD_CHECK_INT(td_coord_await(f.c, id, 0, NULL, 0), TD_CKPT_IN_PROGRESS); /* 1 missing */
+    TD_CHECK(write_snap(path, "op-1.state", "bb"));
     td_coord_snapshot_started(parts[1], id, 1, 0, -1, 0);
     pump(f.c, parts);
     TD_CHECK_INT(g_acks, 2);
@@ -1520,6 +1546,18 @@ TD_TEST(test_checkpoint_cluster_master_and_participants) {
     char meta[1200];
     snprintf(meta, sizeof meta, "%s/_metadata", path);
     TD_CHECK(access(meta, F_OK) == 0); /* written by the job's coordinator */
+    /* it lists the files the acknowledgements named, with their sizes */
+    td_meta_t *md = NULL;
+    TD_CHECK_INT(td_meta_read(path, &md, err, sizeof err), 0);
+    if (md) {
+      TD_CHECK_INT(md->n_files, 2);
+      for (size_t i = 0; i < 2 && i < md->n_files; i++) {
+        TD_CHECK_STR(md->files[i].name, expected[i]);
+        TD_CHECK_INT(md->files[i].subtask, (int)i);
+        TD_CHECK_INT(md->files[i].size, 16 + 12 + (i + 1) + 16); /* header, section, trailer */
+      }
+      td_meta_free(md);
+    }
     pump(f.c, parts);
     TD_CHECK_INT(g_completes, 1);
     TD_CHECK_INT(td_coord_await(parts[1], id, DEADLINE_MS, NULL, 0), TD_CKPT_COMPLETED);
@@ -1542,6 +1580,33 @@ TD_TEST(test_checkpoint_cluster_master_and_participants) {
      * and the participant does not wait for it */
     td_coord_remote_abort(parts[1], id2 + 7, "aborted");
     TD_CHECK(!td_coord_is_pending(parts[1], id2 + 7));
+
+    /* a file a task manager acknowledged that the job master does not
+     * find (checkpoint storage not shared) aborts the checkpoint */
+    int64_t id3 = 0;
+    TD_CHECK_INT(td_coord_trigger_savepoint(f.c, sp, 0, &id3, path, sizeof path, err, sizeof err), 0);
+    pump(f.c, parts);
+    TD_CHECK(write_snap(path, "src-0.state", "a"));
+    TD_CHECK(write_snap(path, "op-1.state", "bb"));
+    td_coord_snapshot_started(parts[0], id3, 0, 0, -1, 0);
+    td_coord_snapshot_started(parts[1], id3, 1, 0, -1, 0);
+    for (int i = 0; i < 100; i++) { /* both acks queued */
+      pthread_mutex_lock(&g_wire.mu);
+      int queued = g_wire.n;
+      pthread_mutex_unlock(&g_wire.mu);
+      if (queued >= 2) break;
+      nap_ms(5);
+    }
+    char gone[1200], why[512] = "";
+    snprintf(gone, sizeof gone, "%s/op-1.state", path);
+    TD_CHECK_INT(unlink(gone), 0);
+    pump(f.c, parts);
+    TD_CHECK_INT(g_acks, 4);
+    TD_CHECK_INT(td_coord_await(f.c, id3, DEADLINE_MS, why, sizeof why), TD_CKPT_FAILED);
+    TD_CHECK(strstr(why, "op-1.state: the task manager wrote it, but it is not in the checkpoint "
+                         "directory here") != NULL);
+    pump(f.c, parts);
+    TD_CHECK_INT(g_aborts, 2);
 
     /* both subtasks finish: the job's coordinator writes the final
      * checkpoint and the participants' sinks see it */
