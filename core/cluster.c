@@ -142,6 +142,137 @@ int td_cluster_send(td_net_peer_t *p, json_t *msg) {
   return rc;
 }
 
+/* ---- shipped files ------------------------------------------------------------ */
+
+int td_cluster_hash_file(const char *path, char hex[TD_CLUSTER_HASH_HEX], uint64_t *size) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -errno;
+  crypto_generichash_state st;
+  unsigned char buf[65536], out[32];
+  crypto_generichash_init(&st, NULL, 0, sizeof out);
+  uint64_t total = 0;
+  ssize_t n;
+  while ((n = read(fd, buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR)) {
+    if (n < 0) continue;
+    crypto_generichash_update(&st, buf, (unsigned long long)n);
+    total += (uint64_t)n;
+  }
+  int rc = n < 0 ? -errno : 0;
+  close(fd);
+  if (rc) return rc;
+  crypto_generichash_final(&st, out, sizeof out);
+  sodium_bin2hex(hex, TD_CLUSTER_HASH_HEX, out, sizeof out);
+  *size = total;
+  return 0;
+}
+
+/* Raw bytes per "file" message: base64 makes 4/3 of it, under the frame
+ * limit with room for the JSON around it. */
+#define FILE_CHUNK (512u * 1024u)
+
+int td_cluster_send_file(td_net_peer_t *p, const char *tag, const char *hash, const char *path) {
+  int fd = path ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+  int rc = fd < 0 ? (path ? -errno : -ENOENT) : 0;
+  struct stat st;
+  if (rc == 0 && fstat(fd, &st) != 0) rc = -errno;
+  unsigned char *buf = rc == 0 ? malloc(FILE_CHUNK) : NULL;
+  size_t b64len = sodium_base64_ENCODED_LEN(FILE_CHUNK, sodium_base64_VARIANT_ORIGINAL);
+  char *b64 = buf ? malloc(b64len) : NULL;
+  if (rc == 0 && !b64) rc = TD_ENOMEM;
+  uint64_t off = 0, size = rc == 0 ? (uint64_t)st.st_size : 0;
+  do {
+    if (rc) break;
+    ssize_t n = pread(fd, buf, FILE_CHUNK, (off_t)off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 || (n == 0 && off < size)) {
+      rc = n < 0 ? -errno : TD_ECORRUPT; /* shrunk meanwhile */
+      break;
+    }
+    sodium_bin2base64(b64, b64len, buf, (size_t)n, sodium_base64_VARIANT_ORIGINAL);
+    rc = td_cluster_send(p, json_pack("{s:s,s:s,s:s,s:I,s:I,s:s}", "type", "file", "tag", tag,
+                                      "hash", hash, "offset", (json_int_t)off, "size",
+                                      (json_int_t)size, "data", b64));
+    off += (uint64_t)n;
+  } while (rc == 0 && off < size);
+  free(buf);
+  free(b64);
+  if (fd >= 0) close(fd);
+  if (rc == 0 && size == 0)
+    rc = td_cluster_send(p, json_pack("{s:s,s:s,s:s,s:I,s:I,s:s}", "type", "file", "tag", tag,
+                                      "hash", hash, "offset", (json_int_t)0, "size",
+                                      (json_int_t)0, "data", ""));
+  if (rc && rc != TD_ECANCELED) {
+    char why[300];
+    snprintf(why, sizeof why, "cannot read %.200s: %s", path ? path : "(unknown file)",
+             td_strerror(rc));
+    return td_cluster_send(p, json_pack("{s:s,s:s,s:s,s:s}", "type", "file", "tag", tag, "hash",
+                                        hash, "error", why));
+  }
+  return rc;
+}
+
+int td_cluster_store_chunk(const char *dir, json_t *msg, char *err, size_t errlen) {
+  const char *hash = json_string_value(json_object_get(msg, "hash"));
+  const char *tag = json_string_value(json_object_get(msg, "tag"));
+  const char *data = json_string_value(json_object_get(msg, "data"));
+  const char *why = json_string_value(json_object_get(msg, "error"));
+  json_int_t off = json_integer_value(json_object_get(msg, "offset"));
+  json_int_t size = json_integer_value(json_object_get(msg, "size"));
+  if (!hash || strlen(hash) != TD_CLUSTER_HASH_HEX - 1 || strspn(hash, "0123456789abcdef") != strlen(hash) ||
+      !tag || strchr(tag, '/')) {
+    snprintf(err, errlen, "a malformed file message");
+    return TD_EINVAL;
+  }
+  if (why) {
+    snprintf(err, errlen, "the job master could not send a file: %s", why);
+    return TD_EINVAL;
+  }
+  if (!data || off < 0 || size < off) {
+    snprintf(err, errlen, "a malformed file message");
+    return TD_EINVAL;
+  }
+  char part[4400], path[4400];
+  snprintf(part, sizeof part, "%s/%s.%.100s.part", dir, hash, tag);
+  snprintf(path, sizeof path, "%s/%s", dir, hash);
+  size_t dlen = strlen(data), blen = 0;
+  unsigned char *bin = malloc(dlen / 4 * 3 + 3);
+  int rc = bin ? 0 : TD_ENOMEM;
+  if (rc == 0 && sodium_base642bin(bin, dlen / 4 * 3 + 3, data, dlen, NULL, &blen, NULL,
+                                   sodium_base64_VARIANT_ORIGINAL) != 0)
+    rc = TD_EINVAL;
+  if (rc == 0 && (uint64_t)off + blen > (uint64_t)size) rc = TD_EINVAL;
+  int fd = -1;
+  if (rc == 0 && (fd = open(part, O_WRONLY | O_CREAT | O_CLOEXEC | (off == 0 ? O_TRUNC : 0), 0600)) < 0)
+    rc = -errno;
+  for (size_t done = 0; rc == 0 && done < blen;) {
+    ssize_t n = pwrite(fd, bin + done, blen - done, (off_t)(off + (json_int_t)done));
+    if (n < 0 && errno != EINTR) rc = -errno;
+    if (n > 0) done += (size_t)n;
+  }
+  if (fd >= 0 && close(fd) != 0 && rc == 0) rc = -errno;
+  free(bin);
+  if (rc) {
+    snprintf(err, errlen, "cannot store a shipped file in %s: %s", dir, td_strerror(rc));
+    unlink(part);
+    return rc;
+  }
+  if ((uint64_t)off + blen < (uint64_t)size) return 0;
+  char hex[TD_CLUSTER_HASH_HEX];
+  uint64_t got = 0;
+  rc = td_cluster_hash_file(part, hex, &got);
+  if (rc == 0 && (got != (uint64_t)size || strcmp(hex, hash) != 0)) rc = TD_ECORRUPT;
+  if (rc == 0 && rename(part, path) != 0) rc = -errno;
+  if (rc) {
+    snprintf(err, errlen, "a shipped file (%.16s...) arrived %s", hash,
+             rc == TD_ECORRUPT ? "with other content than its name says (changed on the job "
+                                 "master's host while it was sent?)"
+                               : td_strerror(rc));
+    unlink(part);
+    return rc;
+  }
+  return 1;
+}
+
 json_t *td_cluster_parse(uint8_t frame_type, uint32_t channel, const unsigned char *payload,
                          size_t len, const char **type) {
   if (frame_type != TD_WIRE_DATA || channel != TD_CLUSTER_CONTROL) return NULL;

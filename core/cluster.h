@@ -96,6 +96,35 @@ int td_cluster_parse_duration(const char *s, int64_t *ms);
  */
 int td_cluster_send(td_net_peer_t *p, json_t *msg);
 
+/* Length of a shipped file's content name: hex BLAKE2b-256, with its NUL. */
+#define TD_CLUSTER_HASH_HEX 65
+
+/*
+ * td_cluster_hash_file - the content name of the file at path (the hex
+ * BLAKE2b-256 of its bytes, into hex) and its size in bytes. Returns 0 or
+ * -errno.
+ */
+int td_cluster_hash_file(const char *path, char hex[TD_CLUSTER_HASH_HEX], uint64_t *size);
+
+/*
+ * td_cluster_send_file - send the file at path to p as "file" messages
+ * (docs/PROTOCOL.md) of at most 512 KiB of content each, base64, tagged
+ * with tag (the asking deployment) and hash (its content name); a file
+ * that cannot be read (path NULL: unknown) is answered by one message
+ * with an "error". Returns 0, or a code when p is closed.
+ */
+int td_cluster_send_file(td_net_peer_t *p, const char *tag, const char *hash, const char *path);
+
+/*
+ * td_cluster_store_chunk - store a "file" message's bytes into
+ * dir/<hash>.<tag>.part at its offset; with the last one, check the whole
+ * file's content against hash and rename it to dir/<hash>. Returns 1 when
+ * the file is complete, 0 when more is to come, or a negative code with a
+ * message in err (an "error" message, a malformed one, a write failure,
+ * content that does not match its name: the part file is removed).
+ */
+int td_cluster_store_chunk(const char *dir, json_t *msg, char *err, size_t errlen);
+
 /* td_cluster_parse - the message of a frame (its wire type, channel and
  * payload): NULL unless it is a DATA frame of the control channel holding
  * a JSON object with a string "type", which *type receives. */

@@ -12,6 +12,7 @@
 
 #include <stddef.h>
 
+#include "job.h"
 #include "luacompat.h"
 
 /* Version of the core; lua/tide.lua refuses to run on another one. */
@@ -86,6 +87,16 @@ void td_host_subtask_body(struct td_subtask *st);
 /* td_host_set_cancel_signal - record that signal sig (SIGINT, SIGTERM)
  * cancelled the run: scripts see it as core.cancel_signal(). */
 void td_host_set_cancel_signal(int sig);
+
+/*
+ * td_host_ship_files - install lua/tide/ship.lua's searcher in VM L, before
+ * td_host_run_script: files NULL (a planning VM) records the Lua modules
+ * the script requires and the C modules it loads (the plan's `files`);
+ * else require and tide.load_module resolve to files[0..n) (a task
+ * manager's shipped copies). Returns 0, or -1 with the message on L's
+ * stack.
+ */
+int td_host_ship_files(lua_State *L, const td_job_file_t *files, int n);
 
 /* Outcome of td_host_run_script. */
 enum {

@@ -215,6 +215,32 @@ static int load_script_text(lua_State *L, const char *path, const char *text, si
   return rc;
 }
 
+int td_host_ship_files(lua_State *L, const td_job_file_t *files, int n) {
+  lua_getglobal(L, "require");
+  lua_pushstring(L, "tide.ship");
+  if (lua_pcall(L, 1, 1, 0) != LUA_OK) return -1;
+  lua_getfield(L, -1, "install");
+  lua_remove(L, -2);
+  if (files) {
+    lua_createtable(L, n, 0);
+    for (int i = 0; i < n; i++) {
+      lua_createtable(L, 0, 4);
+      lua_pushstring(L, files[i].kind);
+      lua_setfield(L, -2, "kind");
+      lua_pushstring(L, files[i].name);
+      lua_setfield(L, -2, "name");
+      lua_pushstring(L, files[i].path);
+      lua_setfield(L, -2, "file");
+      lua_pushstring(L, files[i].origin ? files[i].origin : files[i].path);
+      lua_setfield(L, -2, "origin");
+      lua_rawseti(L, -2, i + 1);
+    }
+  } else {
+    lua_pushnil(L);
+  }
+  return lua_pcall(L, 1, 0, 0) == LUA_OK ? 0 : -1;
+}
+
 int td_host_run_script(lua_State *L, const char *path, const char *text, size_t text_len,
                        const char *const *args, int n_args, char *errbuf,
                        size_t errlen) {
@@ -392,8 +418,15 @@ static void subtask_body(td_subtask_t *st) {
   lua_setfield(L, LUA_REGISTRYINDEX, "tide.subtask");
   set_package_field(L, "path", spec->lua_path);
   set_package_field(L, "cpath", spec->lua_cpath);
-  int rc = td_host_run_script(L, spec->script, spec->script_text, spec->script_len, spec->args, spec->n_args, err,
-                              sizeof err);
+  int rc;
+  if (spec->n_files && td_host_ship_files(L, spec->files, spec->n_files) != 0) {
+    snprintf(err, sizeof err, "cannot install the job's shipped files: %s", lua_tostring(L, -1));
+    lua_pop(L, 1);
+    rc = TD_RUN_ERROR;
+  } else {
+    rc = td_host_run_script(L, spec->script, spec->script_text, spec->script_len, spec->args,
+                            spec->n_args, err, sizeof err);
+  }
   if (rc == TD_RUN_OK && !st->ran) {
     snprintf(err, sizeof err,
              "%s: the script ended without running task %d in a task VM "
@@ -534,6 +567,21 @@ static int l_execute(lua_State *L) {
   }
   spec.args = args;
   spec.n_args = n_args;
+
+  /* files = {{kind =, name =, path =}, ...}: what the script named */
+  lua_getfield(L, 1, "files");
+  int n_files = lua_istable(L, -1) ? (int)luaL_len(L, -1) : 0;
+  td_job_file_t *files = lua_newuserdatauv(L, sizeof *files * (size_t)(n_files + 1), 0);
+  for (int i = 0; i < n_files; i++) {
+    lua_rawgeti(L, -2, i + 1);
+    files[i].kind = field_str(L, -1, "kind", 0);
+    files[i].name = field_str(L, -1, "name", 0);
+    files[i].path = field_str(L, -1, "path", 0);
+    files[i].origin = NULL;
+    lua_pop(L, 1);
+  }
+  spec.files = files;
+  spec.n_files = n_files;
 
   lua_getfield(L, 1, "tasks");
   luaL_checktype(L, -1, LUA_TTABLE);

@@ -81,6 +81,18 @@ typedef struct td_job_cluster {
   void *ud;
 } td_job_cluster_t;
 
+/* A file the job script named while it built the graph (lua/tide/ship.lua):
+ * what cluster mode ships to the task managers, named by content. */
+typedef struct td_job_file {
+  const char *kind;           /* "lua": a module it required; "module": a C
+                                 module it loaded (tide.load_module) */
+  const char *name;           /* the module name, or the path as given */
+  const char *path;           /* the file: the planner's, or on a task
+                                 manager the shipped copy */
+  const char *origin;         /* the path on the planner's host (error
+                                 messages name it); NULL: path */
+} td_job_file_t;
+
 /* Everything the subtask threads need to rebuild the job in their VMs. */
 typedef struct td_job_spec {
   const char *name;
@@ -92,6 +104,10 @@ typedef struct td_job_spec {
   int n_args;
   const char *lua_path;       /* package.path and package.cpath to use */
   const char *lua_cpath;
+  int n_files;                /* the files the script named (td_job_file_t);
+                                 subtask VMs resolve require and
+                                 load_module to them when set */
+  const td_job_file_t *files;
   const char *fingerprint;    /* the planning VM's graph fingerprint */
   const char *job_id;         /* unique per run: names part files */
   const char *run_id;         /* the id users see (tide list), in

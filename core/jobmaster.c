@@ -52,6 +52,7 @@ static struct {
   td_job_cluster_t cluster;
   td_job_t *job;
   int busy;              /* loop-thread calls into job's coordinator */
+  json_t *shipped;       /* the attempt's files: content name -> path */
 } jmr = {.mu = PTHREAD_MUTEX_INITIALIZER, .changed = PTHREAD_COND_INITIALIZER};
 
 static proc_t *proc_of(td_net_peer_t *p) {
@@ -102,6 +103,13 @@ static void ack(td_coord_t *c, int64_t id, int subtask, json_t *msg) {
  * coordinator, whose hooks take mu: jmr.busy keeps the job alive). */
 static void on_tm_message(proc_t *pr, const char *t, json_t *msg) {
   td_coord_t *c = jmr.job ? td_job_coordinator(jmr.job) : NULL;
+  if (strcmp(t, "fetch") == 0) { /* a file of the job the task manager lacks */
+    const char *hash = json_string_value(json_object_get(msg, "hash"));
+    const char *tag = json_string_value(json_object_get(msg, "tag"));
+    td_cluster_send_file(pr->peer, tag ? tag : "", hash ? hash : "",
+                         json_string_value(json_object_get(jmr.shipped, hash ? hash : "")));
+    return;
+  }
   if (strcmp(t, "deployed") == 0 || strcmp(t, "done") == 0 || strcmp(t, "failing") == 0) {
     if (strcmp(t, "deployed") == 0) {
       pr->deployed = 1;
@@ -296,6 +304,25 @@ static int await_job(void *ud, td_job_t *job, char *err, size_t errlen) {
   (void)ud;
   const td_job_spec_t *spec = td_job_spec_of(job);
   json_t *enc = td_cluster_spec_encode(spec);
+  /* the files the script named, by content: a task manager fetches those
+   * it does not have */
+  json_t *files = json_array(), *shipped = json_object();
+  char ship_err[600] = "";
+  for (int i = 0; i < spec->n_files; i++) {
+    const td_job_file_t *f = &spec->files[i];
+    char hex[TD_CLUSTER_HASH_HEX];
+    uint64_t size;
+    int hr = td_cluster_hash_file(f->path, hex, &size);
+    if (hr) {
+      snprintf(ship_err, sizeof ship_err, "cannot ship %s to the task managers: %s", f->path,
+               td_strerror(hr));
+      break;
+    }
+    json_array_append_new(files, json_pack("{s:s,s:s,s:s,s:I,s:s}", "kind", f->kind, "name",
+                                           f->name, "hash", hex, "size", (json_int_t)size,
+                                           "origin", f->path));
+    json_object_set_new(shipped, hex, json_string(f->path));
+  }
   json_t *placement = json_array(), *peers = json_array();
   for (int g = 0; g < jmr.n_subtasks; g++) json_array_append_new(placement, json_integer(jmr.placement[g]));
   /* relative paths of the job (its arguments, the checkpoint directory)
@@ -304,19 +331,26 @@ static int await_job(void *ud, td_job_t *job, char *err, size_t errlen) {
   if (!getcwd(cwd, sizeof cwd)) snprintf(cwd, sizeof cwd, "/");
   pthread_mutex_lock(&jmr.mu);
   jmr.job = job;
+  json_decref(jmr.shipped);
+  jmr.shipped = shipped;
+  if (ship_err[0]) fail_locked(ship_err);
   for (int i = 0; i < jmr.n_procs; i++) json_array_append_new(peers, json_string(jmr.procs[i].data));
   char dep[96];
   snprintf(dep, sizeof dep, "%s-%d", spec->job_id ? spec->job_id : "job", jmr.attempt);
   for (int i = 0; i < jmr.n_procs; i++) {
     int n_local = 0;
     for (int g = 0; g < jmr.n_subtasks; g++) n_local += jmr.placement[g] == i;
-    json_t *m = json_pack("{s:s,s:s,s:O,s:O,s:O,s:i,s:i,s:s}", "type", "deploy", "deployment",
+    json_t *m = json_pack("{s:s,s:s,s:O,s:O,s:O,s:i,s:i,s:s,s:O}", "type", "deploy", "deployment",
                           dep, "spec", enc, "placement", placement, "peers", peers, "self", i,
-                          "n_local", n_local, "cwd", cwd);
-    if (!jmr.procs[i].peer || td_cluster_send(jmr.procs[i].peer, m) != 0)
+                          "n_local", n_local, "cwd", cwd, "files", files);
+    if (ship_err[0]) { /* nothing deployed: nothing to wait for */
+      json_decref(m);
+      jmr.procs[i].done = 1;
+    } else if (!jmr.procs[i].peer || td_cluster_send(jmr.procs[i].peer, m) != 0)
       fail_locked("cannot send the job to a task manager");
   }
   json_decref(enc);
+  json_decref(files);
   json_decref(placement);
   json_decref(peers);
   if (!wait_until(all_deployed, 60000)) fail_locked("the task managers did not deploy the job within 60 s");

@@ -307,7 +307,13 @@ static int run_planning(logic_t *l, char *err, size_t errlen) {
   }
   add_lua_path(L);
   if (l->text) td_host_pin_script(L, l->text, l->len);
-  int rc = td_host_run_script(L, l->path, NULL, 0, l->args, l->n_args, err, errlen);
+  int rc;
+  if (td_host_ship_files(L, NULL, 0) != 0) {
+    snprintf(err, errlen, "%s", lua_tostring(L, -1));
+    rc = TD_RUN_ERROR;
+  } else {
+    rc = td_host_run_script(L, l->path, NULL, 0, l->args, l->n_args, err, errlen);
+  }
   fflush(stdout);
   size_t len;
   const char *text = l->text ? NULL : td_host_pinned(L, &len);

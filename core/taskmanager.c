@@ -1,6 +1,7 @@
 /* taskmanager.c - `tide taskmanager`: registers its slots with the job
  * manager and runs the subtasks job masters deploy to it (cluster.h). */
 #include <errno.h>
+#include <ftw.h>
 #include <sched.h>
 #include <getopt.h>
 #include <pthread.h>
@@ -8,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -33,6 +35,10 @@ typedef struct deployment {
   td_job_t *job;               /* while it runs (tm.mu) */
   int go, cancelled;           /* the master's start / cancel (tm.mu) */
   char cancel_reason[512];
+  td_job_file_t *files;        /* the files the job ships (spec.files) */
+  char **paths;                /* their copies in tm.cache */
+  int n_files;
+  char fetch_err[600];         /* a file that could not be fetched (tm.mu) */
   pthread_t thread;
 } deployment_t;
 
@@ -51,8 +57,9 @@ static struct {
   int jm_closed, registered, refused;
   int64_t heartbeat_interval_ms;
   deployment_t *deployments;
-  intro_t intros[MAX_INTROS];
+ intro_t intros[MAX_INTROS];
   int n_intros;
+  char cache[4096];            /* shipped files, by content name */
 } tm = {.mu = PTHREAD_MUTEX_INITIALIZER, .changed = PTHREAD_COND_INITIALIZER};
 
 static void logf_(td_log_level_t level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -172,6 +179,72 @@ static int await_peers(deployment_t *d, char *err, size_t errlen) {
   return missing ? TD_ECANCELED : 0;
 }
 
+static int is_hash(const char *h) {
+  return h && strlen(h) == TD_CLUSTER_HASH_HEX - 1 && strspn(h, "0123456789abcdef") == strlen(h);
+}
+
+/* The files the deploy message lists, as d->files with paths in the cache:
+ * those the cache lacks are fetched from the job master (Flink's blob
+ * server does this for a job's jars). 0, or a code with err. */
+static int fetch_files(deployment_t *d, char *err, size_t errlen) {
+  json_t *list = json_object_get(d->msg, "files");
+  int n = (int)json_array_size(list);
+  if (n == 0) return 0;
+  d->files = calloc((size_t)n, sizeof *d->files);
+  d->paths = calloc((size_t)n, sizeof *d->paths);
+  if (!d->files || !d->paths) return TD_ENOMEM;
+  d->n_files = n;
+  for (int i = 0; i < n; i++) {
+    json_t *f = json_array_get(list, (size_t)i);
+    const char *kind = json_string_value(json_object_get(f, "kind"));
+    const char *hash = json_string_value(json_object_get(f, "hash"));
+    td_job_file_t *jf = &d->files[i];
+    jf->kind = kind;
+    jf->name = json_string_value(json_object_get(f, "name"));
+    jf->origin = json_string_value(json_object_get(f, "origin"));
+    if (!kind || (strcmp(kind, "lua") != 0 && strcmp(kind, "module") != 0) || !jf->name ||
+        !is_hash(hash)) {
+      snprintf(err, errlen, "a deploy message with a malformed file list");
+      return TD_EINVAL;
+    }
+    size_t len = strlen(tm.cache) + TD_CLUSTER_HASH_HEX + 2;
+    if (!(d->paths[i] = malloc(len))) return TD_ENOMEM;
+    snprintf(d->paths[i], len, "%s/%s", tm.cache, hash);
+    jf->path = d->paths[i];
+    int asked = 0;
+    for (int j = 0; j < i; j++) asked |= strcmp(d->paths[j], d->paths[i]) == 0;
+    if (!asked && access(d->paths[i], F_OK) != 0)
+      send_master(d, json_pack("{s:s,s:s,s:s}", "type", "fetch", "tag", d->id, "hash", hash));
+  }
+  struct timespec until;
+  clock_gettime(CLOCK_REALTIME, &until);
+  until.tv_sec += 120;
+  int rc = 0;
+  pthread_mutex_lock(&tm.mu);
+  for (;;) {
+    int missing = 0;
+    for (int i = 0; i < n; i++) missing += access(d->paths[i], F_OK) != 0;
+    if (!missing) break;
+    if (d->fetch_err[0] || d->cancelled) {
+      snprintf(err, errlen, "%s", d->fetch_err[0] ? d->fetch_err : d->cancel_reason);
+      rc = TD_ECANCELED;
+      break;
+    }
+    if (pthread_cond_timedwait(&tm.changed, &tm.mu, &until) == ETIMEDOUT) {
+      snprintf(err, errlen, "%d file%s of the job did not arrive from the job master within 120 s",
+               missing, missing == 1 ? "" : "s");
+      rc = TD_ECANCELED;
+      break;
+    }
+  }
+  pthread_mutex_unlock(&tm.mu);
+  if (rc == 0) {
+    d->spec.spec.files = d->files;
+    d->spec.spec.n_files = n;
+  }
+  return rc;
+}
+
 static void *deployment_main(void *arg) {
   deployment_t *d = arg;
   char err[4096] = "";
@@ -201,6 +274,7 @@ static void *deployment_main(void *arg) {
     }
     if (rc) snprintf(err, sizeof err, "a deploy message with a bad placement");
   }
+  if (rc == 0) rc = fetch_files(d, err, sizeof err);
   for (int j = d->self + 1; rc == 0 && j < d->n_procs; j++) rc = connect_peer(d, j, err, sizeof err);
   if (rc == 0) rc = await_peers(d, err, sizeof err);
   td_job_t *job = NULL;
@@ -251,6 +325,9 @@ static void *deployment_main(void *arg) {
   pthread_mutex_unlock(&tm.mu);
   td_cluster_spec_free(&d->spec);
   json_decref(d->msg);
+  for (int i = 0; d->paths && i < d->n_files; i++) free(d->paths[i]);
+  free(d->paths);
+  free(d->files);
   free(d->placement);
   free(d->peers);
   free(d);
@@ -293,6 +370,11 @@ static void on_master_message(deployment_t *d, const char *t, json_t *msg) {
   if (strcmp(t, "start") == 0) {
     d->go = 1;
     pthread_cond_broadcast(&tm.changed);
+  } else if (strcmp(t, "file") == 0) {
+    char why[600];
+    int rc = td_cluster_store_chunk(tm.cache, msg, why, sizeof why);
+    if (rc < 0 && !d->fetch_err[0]) snprintf(d->fetch_err, sizeof d->fetch_err, "%s", why);
+    if (rc != 0) pthread_cond_broadcast(&tm.changed);
   } else if (strcmp(t, "cancel") == 0) {
     const char *why = json_string_value(json_object_get(msg, "message"));
     d->cancelled = 1;
@@ -389,11 +471,41 @@ static void on_closed(void *ud, td_net_peer_t *p, const char *why) {
 
 static const char TM_USAGE[] =
     "usage: tide taskmanager --jobmanager ADDR[:PORT] --secret-file FILE\n"
-    "                        [--slots N] [--bind ADDR[:PORT]]\n"
+    "                        [--slots N] [--bind ADDR[:PORT]] [--work-dir DIR]\n"
     "  --jobmanager   the job manager to register with\n"
     "  --secret-file  the cluster secret (16+ bytes, mode 600)\n"
     "  --slots        subtasks of a job this task manager runs at most (default 1)\n"
-    "  --bind         address for the network shuffle (default 127.0.0.1, any port)\n";
+    "  --bind         address for the network shuffle (default 127.0.0.1, any port)\n"
+    "  --work-dir     where the files jobs ship are kept, by content (default: a new\n"
+    "                 directory under $TMPDIR or /tmp, removed when it stops)\n";
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+  (void)st;
+  (void)ftw;
+  (void)(flag == FTW_DP ? rmdir(path) : unlink(path));
+  return 0;
+}
+
+/* tm.cache: work_dir/files (created), or a new temporary directory. */
+static int open_cache(const char *work_dir, char *err, size_t errlen) {
+  if (work_dir) {
+    snprintf(tm.cache, sizeof tm.cache, "%s/files", work_dir);
+    if ((mkdir(work_dir, 0700) != 0 && errno != EEXIST) ||
+        (mkdir(tm.cache, 0700) != 0 && errno != EEXIST)) {
+      snprintf(err, errlen, "cannot create %.400s: %s", tm.cache, strerror(errno));
+      return -1;
+    }
+    return 0;
+  }
+  const char *tmp = getenv("TMPDIR");
+  snprintf(tm.cache, sizeof tm.cache, "%s/tide-taskmanager-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+  if (!mkdtemp(tm.cache)) {
+    snprintf(err, errlen, "cannot create a directory in %.400s: %s", tmp && *tmp ? tmp : "/tmp",
+             strerror(errno));
+    return -1;
+  }
+  return 0;
+}
 
 /* Connect to the job manager and register (tm.jm); 0 or a code. */
 static int register_with(const char *host, int port, int slots, const char *id, const char *data,
@@ -414,9 +526,10 @@ int td_taskmanager_main(int argc, char **argv) {
                                        {"secret-file", required_argument, NULL, 's'},
                                        {"slots", required_argument, NULL, 'n'},
                                        {"bind", required_argument, NULL, 'b'},
+                                       {"work-dir", required_argument, NULL, 'w'},
                                        {"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
-  const char *jobmanager = NULL, *secret_file = NULL, *bind = "127.0.0.1";
+  const char *jobmanager = NULL, *secret_file = NULL, *bind = "127.0.0.1", *work_dir = NULL;
   int slots = 1, c;
   optind = 1;
   opterr = 0;
@@ -425,6 +538,7 @@ int td_taskmanager_main(int argc, char **argv) {
     case 'j': jobmanager = optarg; break;
     case 's': secret_file = optarg; break;
     case 'b': bind = optarg; break;
+    case 'w': work_dir = optarg; break;
     case 'n': {
       char *end;
       long v = strtol(optarg, &end, 10);
@@ -462,6 +576,11 @@ int td_taskmanager_main(int argc, char **argv) {
   size_t secret_len;
   td_net_config_t cfg = {.on_frame = on_frame, .on_closed = on_closed};
   if (td_cluster_open("taskmanager", secret_file, &cfg, &secret, &secret_len) != 0) return 2;
+  if (open_cache(work_dir, err, sizeof err) != 0) {
+    fprintf(stderr, "tide taskmanager: %s\n", err);
+    td_cluster_free_secret(secret, secret_len);
+    return 1;
+  }
   sigset_t set;
   td_cluster_block_signals(&set); /* every thread inherits it */
   tm.heartbeat_interval_ms = 1000;
@@ -527,6 +646,7 @@ int td_taskmanager_main(int argc, char **argv) {
   }
   pthread_mutex_unlock(&tm.mu);
   if (!left) td_netx_free(tm.netx);
+  if (!work_dir) nftw(tm.cache, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
   td_cluster_free_secret(secret, secret_len);
   return status;
 }

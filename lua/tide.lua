@@ -1360,6 +1360,7 @@ local function build_plan(env, name)
     name = name, script = args[0], args = args, path = package.path, cpath = package.cpath,
     fingerprint = table.concat(fp, ";"), shape = table.concat(shape, ";"), default_parallelism = env.parallelism,
     max_parallelism = maxp, tasks = tasks, edges = edges, buffer_timeout = env.buffer_timeout,
+    files = require("tide.ship").files(),
   }
 end
 
