@@ -96,6 +96,10 @@ void td_cluster_net_config(td_net_config_t *cfg, const unsigned char *secret, si
   crypto_generichash(cfg->cluster_id, TD_WIRE_CLUSTER_ID, secret, len, label, sizeof label - 1);
   cfg->secret = secret;
   cfg->secret_len = len;
+  /* a peer behind a link that stays down: closed after 30 s, so a task
+   * manager registers again and a job master notices (the job manager's
+   * heartbeat timeout finds it first) */
+  cfg->dead_peer_ms = 30000;
 }
 
 int td_cluster_parse_address(const char *s, int dflt, char *host, size_t hostlen, int *port) {

@@ -499,6 +499,17 @@ static td_net_peer_t *new_peer(td_net_t *n, int fd, int role, const struct socka
   snprintf(p->addr, sizeof p->addr, "%s:%u", ip, (unsigned)ntohs(sa->sin_port));
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  if (n->cfg.dead_peer_ms) {
+    unsigned int ut = n->cfg.dead_peer_ms;
+    int idle = (int)(n->cfg.dead_peer_ms / 3000), intvl = (int)(n->cfg.dead_peer_ms / 6000), cnt = 3;
+    if (idle < 1) idle = 1;
+    if (intvl < 1) intvl = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ut, sizeof ut);
+    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
+  }
   return p;
 }
 

@@ -49,6 +49,12 @@ typedef struct td_net_config {
   const unsigned char *secret; /* the cluster's secret (copied), >= 16 bytes */
   size_t secret_len;
   uint32_t max_frame;          /* payload bytes a frame may carry; 0: TD_WIRE_MAX_FRAME_DEFAULT */
+  /* A connection whose sent data stays unacknowledged this long, or whose
+   * idle peer stops answering TCP keepalive probes (first after
+   * dead_peer_ms / 3, then every dead_peer_ms / 6), is closed: a peer
+   * behind a link that stays down is found dead instead of after TCP's
+   * retransmissions (about 15 minutes). 0: the kernel's defaults. */
+  uint32_t dead_peer_ms;
   void *ud;                    /* passed to every callback */
   /* the handshake of p succeeded */
   void (*on_ready)(void *ud, td_net_peer_t *p);

@@ -5,7 +5,9 @@
  * bytes by hand (with core/wire.h's functions for the valid parts).
  */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
+#include <netinet/tcp.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -77,6 +79,7 @@ static td_net_t *endpoint(seen_t *s, const char *cluster, const unsigned char *s
   memset(s, 0, sizeof *s);
   pthread_mutex_init(&s->mu, NULL);
   td_net_config_t cfg = {.secret = secret, .secret_len = 31, .max_frame = 4096, .ud = s,
+                         .dead_peer_ms = 6000,
                          .on_ready = on_ready, .on_frame = on_frame,
                          .on_channel_failed = on_failed, .on_closed = on_closed};
   memcpy(cfg.cluster_id, cluster, TD_WIRE_CLUSTER_ID);
@@ -165,6 +168,25 @@ static void pair(seen_t *sa, td_net_t **a, seen_t *sb, td_net_t **b, td_net_peer
   TD_CHECK(wait_for(sb, &sb->ready, 1));
 }
 
+/* The TCP sockets of this process whose TCP_USER_TIMEOUT is ms and
+ * which send keepalive probes, first after idle s. */
+static int sockets_with_dead_peer(unsigned int ms, int idle) {
+  DIR *d = opendir("/proc/self/fd");
+  int n = 0;
+  for (struct dirent *e; d && (e = readdir(d));) {
+    int fd = atoi(e->d_name);
+    unsigned int ut = 0;
+    int ka = 0, ki = 0;
+    socklen_t l1 = sizeof ut, l2 = sizeof ka, l3 = sizeof ki;
+    if (e->d_name[0] != '.' && getsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ut, &l1) == 0 &&
+        getsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &ka, &l2) == 0 &&
+        getsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &ki, &l3) == 0)
+      n += ut == ms && ka && ki == idle;
+  }
+  if (d) closedir(d);
+  return n;
+}
+
 /* The handshake, then data of two channels in order, spending credits. */
 TD_TEST(test_net_handshake_and_data) {
   seen_t sa, sb;
@@ -173,6 +195,8 @@ TD_TEST(test_net_handshake_and_data) {
   pair(&sa, &a, &sb, &b, &to_a);
   TD_CHECK_INT(td_net_peer_state(to_a), TD_NET_READY);
   TD_CHECK_INT(td_net_peer_state(sa.peer), TD_NET_READY);
+  /* both ends of the connection find a dead peer in dead_peer_ms */
+  TD_CHECK_INT(sockets_with_dead_peer(6000, 2), 2);
   TD_CHECK_INT(td_net_grant(sa.peer, 1, 3), 0);
   TD_CHECK_INT(td_net_send(to_a, 1, TD_WIRE_DATA, TD_NET_ORDERED, "one", 3), 0);
   TD_CHECK_INT(td_net_send(to_a, 1, TD_WIRE_DATA, TD_NET_ORDERED, "two", 3), 0);
