@@ -73,7 +73,7 @@ static const char USAGE[] =
     "       tide jobmanager --secret-file F [--bind ADDR[:PORT]] [--heartbeat-interval T]\n"
     "                       [--heartbeat-timeout T] [--work-dir D]\n"
     "       tide taskmanager --jobmanager ADDR[:PORT] --secret-file F [--slots N]\n"
-    "                        [--bind ADDR[:PORT]]\n"
+    "                        [--bind ADDR[:PORT]] [--work-dir D]\n"
     "       tide reload JOB NEW.lua [--allow-non-restored-state] [-- ARGS...]\n"
     "       tide verify DIR\n"
     "       tide version\n"
