@@ -188,14 +188,17 @@ int td_cluster_find_job(const char *jobmanager, const char *secret_file, const c
 /*
  * td_cluster_submit - `tide run --detached --jobmanager`: ship the script
  * (its text; stored content-addressed by the job manager) with args (the
- * run options and "--" job arguments, n_args of them) and this directory
- * to the job manager, which starts the job's master process there (tide
- * run --jobmanager itself, its log in the job manager's work directory).
+ * run options and "--" job arguments, n_args of them), the code it loads
+ * (files: [{kind, name, path}, ...] as lua/tide/ship.lua records them;
+ * their contents go too, stored by content) and this directory to the
+ * job manager, which starts the job's master process there (tide run
+ * --jobmanager itself, its log in the job manager's work directory; its
+ * require and load_module resolve to the shipped copies).
  * Prints the job id on stdout. Returns 0, or the exit status (1: the job
  * manager could not start it, with the master's first lines; 2: usage).
  */
 int td_cluster_submit(const char *jobmanager, const char *secret_file, const char *script,
-                      const char *const *args, int n_args);
+                      const char *const *args, int n_args, json_t *files);
 
 /*
  * td_cluster_master_configure - make this process a job master: core.execute

@@ -90,13 +90,13 @@ void td_host_set_cancel_signal(int sig);
 
 /*
  * td_host_ship_files - install lua/tide/ship.lua's searcher in VM L, before
- * td_host_run_script: files NULL (a planning VM) records the Lua modules
- * the script requires and the C modules it loads (the plan's `files`);
- * else require and tide.load_module resolve to files[0..n) (a task
- * manager's shipped copies). Returns 0, or -1 with the message on L's
- * stack.
+ * td_host_run_script: require and tide.load_module resolve to files[0..n)
+ * (shipped copies; files NULL: none); record (a planning VM): the Lua
+ * modules the script requires and the C modules it loads, shipped or
+ * found, become the plan's `files`. Returns 0, or -1 with the message on
+ * L's stack.
  */
-int td_host_ship_files(lua_State *L, const td_job_file_t *files, int n);
+int td_host_ship_files(lua_State *L, const td_job_file_t *files, int n, int record);
 
 /* Outcome of td_host_run_script. */
 enum {

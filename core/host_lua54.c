@@ -215,7 +215,7 @@ static int load_script_text(lua_State *L, const char *path, const char *text, si
   return rc;
 }
 
-int td_host_ship_files(lua_State *L, const td_job_file_t *files, int n) {
+int td_host_ship_files(lua_State *L, const td_job_file_t *files, int n, int record) {
   lua_getglobal(L, "require");
   lua_pushstring(L, "tide.ship");
   if (lua_pcall(L, 1, 1, 0) != LUA_OK) return -1;
@@ -238,7 +238,8 @@ int td_host_ship_files(lua_State *L, const td_job_file_t *files, int n) {
   } else {
     lua_pushnil(L);
   }
-  return lua_pcall(L, 1, 0, 0) == LUA_OK ? 0 : -1;
+  lua_pushboolean(L, record);
+  return lua_pcall(L, 2, 0, 0) == LUA_OK ? 0 : -1;
 }
 
 int td_host_run_script(lua_State *L, const char *path, const char *text, size_t text_len,
@@ -419,7 +420,7 @@ static void subtask_body(td_subtask_t *st) {
   set_package_field(L, "path", spec->lua_path);
   set_package_field(L, "cpath", spec->lua_cpath);
   int rc;
-  if (spec->n_files && td_host_ship_files(L, spec->files, spec->n_files) != 0) {
+  if (spec->n_files && td_host_ship_files(L, spec->files, spec->n_files, 0) != 0) {
     snprintf(err, sizeof err, "cannot install the job's shipped files: %s", lua_tostring(L, -1));
     lua_pop(L, 1);
     rc = TD_RUN_ERROR;
@@ -577,7 +578,7 @@ static int l_execute(lua_State *L) {
     files[i].kind = field_str(L, -1, "kind", 0);
     files[i].name = field_str(L, -1, "name", 0);
     files[i].path = field_str(L, -1, "path", 0);
-    files[i].origin = NULL;
+    files[i].origin = field_str(L, -1, "origin", 1);
     lua_pop(L, 1);
   }
   spec.files = files;
@@ -1777,6 +1778,15 @@ static int l_fail(lua_State *L) {
 }
 
 /* core.done() ends the script in a task VM once its task loop finished. */
+/* core.discovering() -> boolean: the script runs only to learn the files
+ * it loads (tide run --detached's client, td_host_discover_files): it
+ * stops at its first env:execute() */
+static int l_discovering(lua_State *L) {
+  lua_getfield(L, LUA_REGISTRYINDEX, "tide.discover");
+  lua_pushboolean(L, lua_toboolean(L, -1));
+  return 1;
+}
+
 static int l_done(lua_State *L) {
   lua_pushlightuserdata(L, &TASK_DONE);
   return lua_error(L);
@@ -2423,6 +2433,7 @@ static const luaL_Reg core_funcs[] = {
     {"fail", l_fail},
     {"note", l_note},
     {"done", l_done},
+    {"discovering", l_discovering},
     {"cancelled", l_cancelled},
     {"write_stdout", l_write_stdout},
     {"encode", l_encode},

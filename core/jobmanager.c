@@ -249,6 +249,41 @@ static int store_script(const char *name, const char *text, size_t len, char *pa
   return 0;
 }
 
+/* The manifest of a submission's shipped files (files: [{kind, name,
+ * hash, origin}, ...], each stored in work_dir/files/<hash> by its "file"
+ * messages) at path, as the job's master reads it (TIDE_SHIPPED: [{kind,
+ * name, file, origin}, ...]). 0, or -1 with err. */
+static int write_manifest(json_t *files, const char *path, char *err, size_t errlen) {
+  json_t *out = json_array();
+  size_t i;
+  json_t *f;
+  json_array_foreach(files, i, f) {
+    const char *kind = json_string_value(json_object_get(f, "kind"));
+    const char *name = json_string_value(json_object_get(f, "name"));
+    const char *hash = json_string_value(json_object_get(f, "hash"));
+    const char *origin = json_string_value(json_object_get(f, "origin"));
+    char file[4400];
+    if (!kind || !name || !origin || !hash || strlen(hash) != TD_CLUSTER_HASH_HEX - 1 ||
+        strspn(hash, "0123456789abcdef") != strlen(hash)) {
+      snprintf(err, errlen, "a submission with a malformed file list");
+      json_decref(out);
+      return -1;
+    }
+    snprintf(file, sizeof file, "%s/files/%s", jm.work_dir, hash);
+    if (access(file, R_OK) != 0) {
+      snprintf(err, errlen, "%.1000s did not arrive (the job manager's log says why)", origin);
+      json_decref(out);
+      return -1;
+    }
+    json_array_append_new(out, json_pack("{s:s,s:s,s:s,s:s}", "kind", kind, "name", name, "file",
+                                         file, "origin", origin));
+  }
+  int rc = json_dump_file(out, path, JSON_COMPACT);
+  json_decref(out);
+  if (rc) snprintf(err, errlen, "cannot write %.1000s", path);
+  return rc ? -1 : 0;
+}
+
 /* The job id the master's log names ("tide: job ID, control at ..."),
  * waiting up to 20 s while pid runs. 1 when found. */
 static int await_job_id(const char *log, pid_t pid, char *id, size_t idlen) {
@@ -286,10 +321,13 @@ static void *submit_main(void *arg) {
                                     path, sizeof path)) != 0)
     snprintf(err, sizeof err, "cannot store the script in %s: %s", jm.work_dir, strerror(-rc));
   snprintf(log, sizeof log, "%s/logs/job-%d.log", jm.work_dir, sub->n);
-  char logs[4200];
+  char logs[4200], manifest[4400], env_shipped[4500];
   snprintf(logs, sizeof logs, "%s/logs", jm.work_dir);
+  snprintf(manifest, sizeof manifest, "%s/logs/job-%d.files.json", jm.work_dir, sub->n);
+  snprintf(env_shipped, sizeof env_shipped, "TIDE_SHIPPED=%s", manifest);
   if (rc == 0 && (rc = mkdirs(logs)) != 0)
     snprintf(err, sizeof err, "cannot create %s: %s", logs, strerror(-rc));
+  if (rc == 0) rc = write_manifest(json_object_get(msg, "files"), manifest, err, sizeof err);
   pid_t pid = 0;
   if (rc == 0) {
     /* tide run SCRIPT <the client's options> --jobmanager SELF
@@ -320,7 +358,18 @@ static void *submit_main(void *arg) {
     sigemptyset(&none);
     posix_spawnattr_setsigmask(&at, &none); /* not the job manager's blocked set */
     posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETPGROUP);
-    rc = argv[0] == exe || el > 0 ? posix_spawn(&pid, argv[0], &fa, &at, argv, environ) : ENOENT;
+    /* the environment, and where the shipped files' manifest is */
+    size_t ne = 0;
+    while (environ[ne]) ne++;
+    char **envp = calloc(ne + 2, sizeof *envp);
+    size_t k2 = 0;
+    for (size_t i = 0; envp && i < ne; i++)
+      if (strncmp(environ[i], "TIDE_SHIPPED=", 13) != 0) envp[k2++] = environ[i];
+    if (envp) envp[k2] = env_shipped;
+    rc = !envp ? ENOMEM
+         : argv[0] == exe || el > 0 ? posix_spawn(&pid, argv[0], &fa, &at, argv, envp)
+                                    : ENOENT;
+    free(envp);
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&at);
     free(argv);
@@ -395,6 +444,17 @@ static void on_frame(void *ud, td_net_peer_t *p, uint8_t type, uint8_t flags, ui
     on_list(p);
   } else if (strcmp(t, "submit") == 0) {
     on_submit(p, msg);
+  } else if (strcmp(t, "file") == 0) { /* a chunk of a file a submission ships */
+    char dir[4200], err[700];
+    snprintf(dir, sizeof dir, "%s/files", jm.work_dir);
+    int rc = mkdirs(dir);
+    if (rc == 0) rc = td_cluster_store_chunk(dir, msg, err, sizeof err);
+    else snprintf(err, sizeof err, "cannot create %.600s: %s", dir, strerror(-rc));
+    if (rc < 0) {
+      char line[900];
+      snprintf(line, sizeof line, "a file shipped from %s: %s", td_net_peer_addr(p), err);
+      td_log(TD_LOG_WARN, "jobmanager", NULL, line);
+    }
   } else {
     char line[200];
     snprintf(line, sizeof line, "an unknown message '%.60s' from %s: ignored", t, td_net_peer_addr(p));

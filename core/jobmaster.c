@@ -572,8 +572,8 @@ static void list_closed(void *ud, td_net_peer_t *p, const char *why) {
  * up to timeout_s; NULL with err (*status: the exit status, < 0 when the
  * message is printed already). */
 static json_t *query(const char *cmd, const char *jobmanager, const char *secret_file,
-                     json_t *request, const char *expect, int timeout_s, int *status, char *err,
-                     size_t errlen) {
+                     json_t *uploads, json_t *request, const char *expect, int timeout_s,
+                     int *status, char *err, size_t errlen) {
   char host[64];
   int port;
   *status = 2;
@@ -597,6 +597,12 @@ static json_t *query(const char *cmd, const char *jobmanager, const char *secret
   td_net_peer_t *p;
   int rc = td_net_new(&net, &cfg, err, errlen);
   if (rc == 0) rc = td_net_connect(net, host, port, &p, err, errlen);
+  /* files the request names (hash -> path), before it on the connection */
+  const char *hash;
+  json_t *path;
+  json_object_foreach(uploads, hash, path) {
+    if (rc == 0) rc = td_cluster_send_file(p, "upload", hash, json_string_value(path));
+  }
   if (rc == 0) rc = td_cluster_send(p, request);
   else json_decref(request);
   json_t *reply = NULL;
@@ -622,7 +628,7 @@ int td_cluster_find_job(const char *jobmanager, const char *secret_file, const c
                         char *rest, size_t restlen) {
   char err[1024];
   int status;
-  json_t *reply = query("job control", jobmanager, secret_file, json_pack("{s:s}", "type", "list"),
+  json_t *reply = query("job control", jobmanager, secret_file, NULL, json_pack("{s:s}", "type", "list"),
                          "list", 10, &status, err, sizeof err);
   if (!reply) {
     if (status > 0) fprintf(stderr, "tide: %s\n", err);
@@ -648,7 +654,7 @@ int td_cluster_find_job(const char *jobmanager, const char *secret_file, const c
 int td_cluster_list(const char *jobmanager, const char *secret_file) {
   char err[1600];
   int status;
-  json_t *reply = query("list", jobmanager, secret_file, json_pack("{s:s}", "type", "list"), "list",
+  json_t *reply = query("list", jobmanager, secret_file, NULL, json_pack("{s:s}", "type", "list"), "list",
                          10, &status, err, sizeof err);
   if (!reply) {
     if (status > 0) fprintf(stderr, "tide list: %s\n", err);
@@ -680,7 +686,7 @@ int td_cluster_list(const char *jobmanager, const char *secret_file) {
 /* ---- tide run --detached ---------------------------------------------------------- */
 
 int td_cluster_submit(const char *jobmanager, const char *secret_file, const char *script,
-                      const char *const *args, int n_args) {
+                      const char *const *args, int n_args, json_t *files) {
   FILE *f = fopen(script, "rb");
   if (!f) {
     fprintf(stderr, "tide: cannot read %s: %s\n", script, strerror(errno));
@@ -705,14 +711,41 @@ int td_cluster_submit(const char *jobmanager, const char *secret_file, const cha
   else snprintf(abs, sizeof abs, "%s/%s", cwd, script);
   json_t *a = json_array();
   for (int i = 0; i < n_args; i++) json_array_append_new(a, json_string(args[i]));
-  json_t *req = json_pack("{s:s,s:s,s:s%,s:s,s:o}", "type", "submit", "script", abs, "script_text",
-                          text ? text : "", len, "cwd", cwd, "args", a);
+  /* the code it loads, by content */
+  json_t *list = json_array(), *uploads = json_object();
+  size_t i;
+  json_t *fe;
+  json_array_foreach(files, i, fe) {
+    const char *path = json_string_value(json_object_get(fe, "path"));
+    char hex[TD_CLUSTER_HASH_HEX], origin[8200];
+    uint64_t size;
+    int hr = path ? td_cluster_hash_file(path, hex, &size) : -ENOENT;
+    if (hr) {
+      fprintf(stderr, "tide: cannot ship %s: %s\n", path ? path : "?", td_strerror(hr));
+      json_decref(list);
+      json_decref(uploads);
+      free(text);
+      return 1;
+    }
+    const char *rel = path;
+    while (rel[0] == '.' && rel[1] == '/') rel += 2;
+    if (path[0] == '/') snprintf(origin, sizeof origin, "%s", path);
+    else snprintf(origin, sizeof origin, "%s/%s", cwd, rel);
+    json_array_append_new(list, json_pack("{s:O,s:O,s:s,s:s}", "kind", json_object_get(fe, "kind"),
+                                          "name", json_object_get(fe, "name"), "hash", hex,
+                                          "origin", origin));
+    json_object_set_new(uploads, hex, json_string(path));
+  }
+  json_t *req = json_pack("{s:s,s:s,s:s%,s:s,s:o,s:o}", "type", "submit", "script", abs,
+                          "script_text", text ? text : "", len, "cwd", cwd, "args", a, "files",
+                          list);
   free(text);
   char err[6000];
   int status;
-  json_t *reply = req ? query("run", jobmanager, secret_file, req, "submitted", 30, &status, err,
-                              sizeof err)
+  json_t *reply = req ? query("run", jobmanager, secret_file, uploads, req, "submitted", 30,
+                              &status, err, sizeof err)
                       : NULL;
+  json_decref(uploads);
   if (!reply) {
     if (status > 0) fprintf(stderr, "tide: %s\n", err);
     return status > 0 ? status : 2;

@@ -297,6 +297,81 @@ static void logic_free(logic_t *l) {
   memset(l, 0, sizeof *l);
 }
 
+/* The code script loads (require, tide.load_module) up to its first
+ * env:execute(), as [{kind, name, path}, ...]; NULL with the script's
+ * error in err. */
+static json_t *discover_files(const char *script, const char **args, int n_args, char *err,
+                              size_t errlen) {
+  lua_State *L = td_host_new_state();
+  if (!L) {
+    snprintf(err, errlen, "out of memory");
+    return NULL;
+  }
+  add_lua_path(L);
+  lua_pushboolean(L, 1);
+  lua_setfield(L, LUA_REGISTRYINDEX, "tide.discover");
+  json_t *out = NULL;
+  if (td_host_ship_files(L, NULL, 0, 1) != 0) {
+    snprintf(err, errlen, "%s", lua_tostring(L, -1));
+  } else if (td_host_run_script(L, script, NULL, 0, args, n_args, err, errlen) == TD_RUN_OK) {
+    out = json_array();
+    lua_getglobal(L, "require");
+    lua_pushstring(L, "tide.ship");
+    if (lua_pcall(L, 1, 1, 0) == LUA_OK) {
+      lua_getfield(L, -1, "files");
+      if (lua_pcall(L, 0, 1, 0) == LUA_OK && lua_istable(L, -1)) {
+        for (lua_Integer i = 1; lua_rawgeti(L, -1, i) == LUA_TTABLE; i++) {
+          lua_getfield(L, -1, "kind");
+          lua_getfield(L, -2, "name");
+          lua_getfield(L, -3, "path");
+          if (lua_isstring(L, -3) && lua_isstring(L, -2) && lua_isstring(L, -1))
+            json_array_append_new(out, json_pack("{s:s,s:s,s:s}", "kind", lua_tostring(L, -3),
+                                                 "name", lua_tostring(L, -2), "path",
+                                                 lua_tostring(L, -1)));
+          lua_pop(L, 4);
+        }
+      }
+    }
+  }
+  fflush(stdout);
+  lua_close(L);
+  return out;
+}
+
+/* The files a detached job's client shipped (the job manager names its
+ * manifest in TIDE_SHIPPED: [{kind, name, file, origin}, ...]), which the
+ * planning VM's require and load_module resolve to; read once. */
+static td_job_file_t *shipped;
+static int n_shipped;
+static json_t *shipped_root;
+
+static int load_shipped(char *err, size_t errlen) {
+  const char *path = getenv("TIDE_SHIPPED");
+  if (!path || shipped_root) return 0;
+  json_error_t je;
+  shipped_root = json_load_file(path, 0, &je);
+  size_t n = json_array_size(shipped_root);
+  shipped = calloc(n + 1, sizeof *shipped);
+  if (!shipped_root || !json_is_array(shipped_root) || !shipped) {
+    snprintf(err, errlen, "cannot read the shipped files' manifest %s: %s", path, je.text);
+    return -1;
+  }
+  for (size_t i = 0; i < n; i++) {
+    json_t *f = json_array_get(shipped_root, i);
+    td_job_file_t *jf = &shipped[n_shipped];
+    jf->kind = json_string_value(json_object_get(f, "kind"));
+    jf->name = json_string_value(json_object_get(f, "name"));
+    jf->path = json_string_value(json_object_get(f, "file"));
+    jf->origin = json_string_value(json_object_get(f, "origin"));
+    if (!jf->kind || !jf->name || !jf->path) {
+      snprintf(err, errlen, "%s: entry %zu is malformed", path, i + 1);
+      return -1;
+    }
+    n_shipped++;
+  }
+  return 0;
+}
+
 /* Run logic l in a fresh planning VM (its pinned text when known; the
  * text the VM read is kept in l). Returns TD_RUN_*, the message in err. */
 static int run_planning(logic_t *l, char *err, size_t errlen) {
@@ -308,7 +383,9 @@ static int run_planning(logic_t *l, char *err, size_t errlen) {
   add_lua_path(L);
   if (l->text) td_host_pin_script(L, l->text, l->len);
   int rc;
-  if (td_host_ship_files(L, NULL, 0) != 0) {
+  if (load_shipped(err, errlen) != 0) {
+    rc = TD_RUN_ERROR;
+  } else if (td_host_ship_files(L, n_shipped ? shipped : NULL, n_shipped, 1) != 0) {
     snprintf(err, errlen, "%s", lua_tostring(L, -1));
     rc = TD_RUN_ERROR;
   } else {
@@ -622,7 +699,25 @@ static int cmd_run(int argc, char **argv) {
       if (!after && a == script) continue;
       rest[n++] = a;
     }
-    int rc = rest ? td_cluster_submit(jobmanager, secret_file, script, rest, n) : 1;
+    /* the code the script loads, shipped with it: the script runs here up
+     * to its first env:execute() (Flink's client runs main() to build the
+     * job graph likewise) */
+    int n_args = 1 + (argc - optind);
+    const char **args = malloc(sizeof(char *) * (size_t)n_args);
+    json_t *files = NULL;
+    int rc = rest && args ? 0 : 1;
+    if (rc == 0) {
+      args[0] = script;
+      for (int i = optind; i < argc; i++) args[1 + i - optind] = argv[i];
+      char err[4096];
+      if (!(files = discover_files(script, args, n_args, err, sizeof err))) {
+        fprintf(stderr, "tide: %s\n", err);
+        rc = 1;
+      }
+    }
+    if (rc == 0) rc = td_cluster_submit(jobmanager, secret_file, script, rest, n, files);
+    json_decref(files);
+    free(args);
     free(rest);
     return rc;
   }

@@ -1425,6 +1425,7 @@ function Env:execute(name)
   executions = executions + 1
   local plan = build_plan(self, name)
   plan.job_index = executions
+  if core.discovering() then core.done() end -- plan.files is all tide run --detached wanted
   local ctx = core.context()
   if ctx then
     if ctx.job_index ~= executions then return { job_name = name, runtime_ms = 0 } end

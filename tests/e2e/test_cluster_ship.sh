@@ -2,16 +2,19 @@
 # End-to-end: a job's files are shipped to task managers that cannot see
 # them (docs/CLUSTER.md, "Files the job ships"). The job directory holds
 # the script, a Lua module it requires (lib/words.lua) and the streamkit C
-# module it loads (mods/streamkit.so); each task manager runs in a mount
-# namespace of its own where a tmpfs hides that directory, as on a host
-# without a shared file system. Skipped with the reason where mount
-# namespaces cannot be made (not root).
+# module it loads (mods/streamkit.so); the job manager and each task
+# manager run in a mount namespace of their own where a tmpfs hides that
+# directory, as on hosts without a shared file system. Skipped with the
+# reason where mount namespaces cannot be made (not root).
 #   - word count p=2 (C source, Lua flat_map from the required module,
 #     rolling sum: each word's last value) equals a shell pipeline's counts
 #   - each task manager's --work-dir holds both files, named by their
 #     BLAKE2b-256 (b2sum -l 256: an oracle outside Tide)
 #   - an error raised in the shipped module names it as the script's host
 #     knows it (lib/words.lua:LINE) and the job's exit status is 1
+#   - tide run --detached: the client sends the files with the script; the
+#     job manager keeps them by content and the master it starts (which
+#     cannot see the job directory either) loads them: the same output
 . tests/e2e/lib.sh
 
 ABS_TIDE=$(cd "$(dirname "$TIDE")" && pwd)/$(basename "$TIDE")
@@ -57,7 +60,8 @@ cp "$BUILD/modules/streamkit.so" "$JOB/mods/streamkit.so"
 
 head -c 48 /dev/urandom | base64 | tr -d '\n' >"$TMP/secret"
 chmod 600 "$TMP/secret"
-"$ABS_TIDE" jobmanager --bind 127.0.0.1:0 --secret-file "$TMP/secret" >"$TMP/jm.out" 2>"$TMP/jm.err" &
+unshare -m sh -c "mount -t tmpfs tmpfs '$JOB' && exec '$ABS_TIDE' jobmanager --bind 127.0.0.1:0 \
+  --secret-file '$TMP/secret' --work-dir '$TMP/jm'" >"$TMP/jm.out" 2>"$TMP/jm.err" &
 PIDS="$PIDS $!"
 JM=$(await_jobmanager "$TMP/jm.out")
 start_tm() { # start_tm N: a task manager with 2 slots that cannot see $JOB
@@ -101,4 +105,23 @@ run_tide "$TMP/boom" run job.lua -p 2 --jobmanager "$JM" --secret-file "$TMP/sec
 check_rc "an error in the shipped module fails the job" 1
 check_match "... naming the module as the script's host knows it, with its line" "$TMP/boom.err" \
   "lib/words\\.lua:3: a line the job cannot take"
+
+# -- submitted: the job manager runs the master ----------------------------------
+run_tide "$TMP/det" run job.lua -p 2 --detached --jobmanager "$JM" --secret-file "$TMP/secret" -- \
+  "$TMP/in.txt" "$TMP/det-out"
+check_rc "tide run --detached exits 0" 0
+DET=$(cat "$TMP/det.out")
+for _ in $(seq 600); do grep -q 'ended: exit status' "$TMP/jm.err" && break; sleep 0.1; done
+check_contains "the master the job manager started ended with exit status 0" "$TMP/jm.err" \
+  "ended: exit status 0"
+cat_parts "$TMP/det-out" | awk -F, '$2 > m[$1] {m[$1] = $2} END {for (w in m) print w "," m[w]}' |
+  sort >"$TMP/det.actual"
+check_eq "the detached job's word count equals the shell oracle" "$TMP/wc.oracle" "$TMP/det.actual"
+for f in lib/words.lua mods/streamkit.so; do
+  h=$(b2sum -l 256 "$f" | cut -d' ' -f1)
+  check "the job manager keeps $f as files/<its BLAKE2b-256>" cmp -s "$f" "$TMP/jm/files/$h"
+done
+check_contains "its manifest names where the client found lib/words.lua" \
+  "$(ls "$TMP"/jm/logs/job-*.files.json)" "\"origin\":\"$JOB/lib/words.lua\""
+[ -n "$DET" ] || diag "$TMP/det.err"
 finish
