@@ -3,6 +3,7 @@
  * whole job's checkpoint coordination through messages. */
 #include <errno.h>
 #include <pthread.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -600,8 +601,10 @@ static json_t *query(const char *cmd, const char *jobmanager, const char *secret
   /* files the request names (hash -> path), before it on the connection */
   const char *hash;
   json_t *path;
+  char tag[64]; /* this upload's own part files, beside any other's */
+  snprintf(tag, sizeof tag, "upload-%ld-%08x", (long)getpid(), (unsigned)randombytes_random());
   json_object_foreach(uploads, hash, path) {
-    if (rc == 0) rc = td_cluster_send_file(p, "upload", hash, json_string_value(path));
+    if (rc == 0) rc = td_cluster_send_file(p, tag, hash, json_string_value(path));
   }
   if (rc == 0) rc = td_cluster_send(p, request);
   else json_decref(request);
