@@ -823,18 +823,25 @@ static void update_acks(td_coord_t *c, pending_t *p) {
   }
 }
 
+/* The next entry of the file list *files (*n used, *cap allocated), grown
+ * as needed; the caller fills it and counts it. NULL: out of memory. */
+static td_meta_file_t *next_file(td_meta_file_t **files, size_t *n, size_t *cap) {
+  if (*n == *cap) {
+    size_t ncap = *cap ? 2 * *cap : 16;
+    td_meta_file_t *f = realloc(*files, ncap * sizeof *f);
+    if (!f) return NULL;
+    *files = f;
+    *cap = ncap;
+  }
+  return &(*files)[*n];
+}
+
 /* Add name (of subtask s) to the file list if it is in the directory:
  * 0, or -ENOENT / another code when it cannot be read. */
 static int add_file(const char *chk, td_meta_file_t **files, size_t *n, size_t *cap,
                     const char *name, int s) {
-  if (*n == *cap) {
-    size_t ncap = *cap ? 2 * *cap : 16;
-    td_meta_file_t *f = realloc(*files, ncap * sizeof *f);
-    if (!f) return TD_ENOMEM;
-    *files = f;
-    *cap = ncap;
-  }
-  td_meta_file_t *f = &(*files)[*n];
+  td_meta_file_t *f = next_file(files, n, cap);
+  if (!f) return TD_ENOMEM;
   int rc = td_meta_stat_file(chk, name, &f->size, &f->crc);
   if (rc) return rc;
   if (!(f->name = strdup(name))) return TD_ENOMEM;
@@ -846,14 +853,8 @@ static int add_file(const char *chk, td_meta_file_t **files, size_t *n, size_t *
 /* Add a shared file reference of subtask s to the file list. */
 static int add_shared(td_meta_file_t **files, size_t *n, size_t *cap, const td_shared_ref_t *r,
                       int s) {
-  if (*n == *cap) {
-    size_t ncap = *cap ? 2 * *cap : 16;
-    td_meta_file_t *f = realloc(*files, ncap * sizeof *f);
-    if (!f) return TD_ENOMEM;
-    *files = f;
-    *cap = ncap;
-  }
-  td_meta_file_t *f = &(*files)[*n];
+  td_meta_file_t *f = next_file(files, n, cap);
+  if (!f) return TD_ENOMEM;
   size_t len = strlen(TD_SHARED_PREFIX) + strlen(r->name) + 1;
   if (!(f->name = malloc(len))) return TD_ENOMEM;
   snprintf(f->name, len, "%s%s", TD_SHARED_PREFIX, r->name);
@@ -977,14 +978,8 @@ static int remote_files(td_coord_t *c, const char *chk, int s, const td_meta_fil
       *why = "its size differs from the one the task manager acknowledged";
       return TD_ECORRUPT;
     }
-    if (*n == *cap) {
-      size_t ncap = *cap ? 2 * *cap : 16;
-      td_meta_file_t *f = realloc(*files, ncap * sizeof *f);
-      if (!f) return TD_ENOMEM;
-      *files = f;
-      *cap = ncap;
-    }
-    td_meta_file_t *f = &(*files)[*n];
+    td_meta_file_t *f = next_file(files, n, cap);
+    if (!f) return TD_ENOMEM;
     *f = list[i];
     f->subtask = s;
     if (!(f->name = strdup(list[i].name))) return TD_ENOMEM;

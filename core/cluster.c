@@ -148,6 +148,10 @@ int td_cluster_send(td_net_peer_t *p, json_t *msg) {
 
 /* ---- shipped files ------------------------------------------------------------ */
 
+int td_cluster_is_hash(const char *s) {
+  return s && strlen(s) == TD_CLUSTER_HASH_HEX - 1 && strspn(s, "0123456789abcdef") == strlen(s);
+}
+
 int td_cluster_hash_file(const char *path, char hex[TD_CLUSTER_HASH_HEX], uint64_t *size) {
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return -errno;
@@ -222,8 +226,7 @@ int td_cluster_store_chunk(const char *dir, json_t *msg, char *err, size_t errle
   const char *why = json_string_value(json_object_get(msg, "error"));
   json_int_t off = json_integer_value(json_object_get(msg, "offset"));
   json_int_t size = json_integer_value(json_object_get(msg, "size"));
-  if (!hash || strlen(hash) != TD_CLUSTER_HASH_HEX - 1 || strspn(hash, "0123456789abcdef") != strlen(hash) ||
-      !tag || strchr(tag, '/')) {
+  if (!td_cluster_is_hash(hash) || !tag || strchr(tag, '/')) {
     snprintf(err, errlen, "a malformed file message");
     return TD_EINVAL;
   }

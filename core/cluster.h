@@ -99,6 +99,9 @@ int td_cluster_send(td_net_peer_t *p, json_t *msg);
 /* Length of a shipped file's content name: hex BLAKE2b-256, with its NUL. */
 #define TD_CLUSTER_HASH_HEX 65
 
+/* td_cluster_is_hash - whether s is a content name (64 lowercase hex). */
+int td_cluster_is_hash(const char *s);
+
 /*
  * td_cluster_hash_file - the content name of the file at path (the hex
  * BLAKE2b-256 of its bytes, into hex) and its size in bytes. Returns 0 or

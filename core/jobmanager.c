@@ -263,8 +263,7 @@ static int write_manifest(json_t *files, const char *path, char *err, size_t err
     const char *hash = json_string_value(json_object_get(f, "hash"));
     const char *origin = json_string_value(json_object_get(f, "origin"));
     char file[4400];
-    if (!kind || !name || !origin || !hash || strlen(hash) != TD_CLUSTER_HASH_HEX - 1 ||
-        strspn(hash, "0123456789abcdef") != strlen(hash)) {
+    if (!kind || !name || !origin || !td_cluster_is_hash(hash)) {
       snprintf(err, errlen, "a submission with a malformed file list");
       json_decref(out);
       return -1;

@@ -57,7 +57,7 @@ static struct {
   int jm_closed, registered, refused;
   int64_t heartbeat_interval_ms;
   deployment_t *deployments;
- intro_t intros[MAX_INTROS];
+  intro_t intros[MAX_INTROS];
   int n_intros;
   char cache[4096];            /* shipped files, by content name */
 } tm = {.mu = PTHREAD_MUTEX_INITIALIZER, .changed = PTHREAD_COND_INITIALIZER};
@@ -179,10 +179,6 @@ static int await_peers(deployment_t *d, char *err, size_t errlen) {
   return missing ? TD_ECANCELED : 0;
 }
 
-static int is_hash(const char *h) {
-  return h && strlen(h) == TD_CLUSTER_HASH_HEX - 1 && strspn(h, "0123456789abcdef") == strlen(h);
-}
-
 /* The files the deploy message lists, as d->files with paths in the cache:
  * those the cache lacks are fetched from the job master (Flink's blob
  * server does this for a job's jars). 0, or a code with err. */
@@ -203,7 +199,7 @@ static int fetch_files(deployment_t *d, char *err, size_t errlen) {
     jf->name = json_string_value(json_object_get(f, "name"));
     jf->origin = json_string_value(json_object_get(f, "origin"));
     if (!kind || (strcmp(kind, "lua") != 0 && strcmp(kind, "module") != 0) || !jf->name ||
-        !is_hash(hash)) {
+        !td_cluster_is_hash(hash)) {
       snprintf(err, errlen, "a deploy message with a malformed file list");
       return TD_EINVAL;
     }
