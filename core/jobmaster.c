@@ -321,7 +321,7 @@ static int await_job(void *ud, td_job_t *job, char *err, size_t errlen) {
     }
     json_array_append_new(files, json_pack("{s:s,s:s,s:s,s:I,s:s}", "kind", f->kind, "name",
                                            f->name, "hash", hex, "size", (json_int_t)size,
-                                           "origin", f->path));
+                                           "origin", f->origin ? f->origin : f->path));
     json_object_set_new(shipped, hex, json_string(f->path));
   }
   json_t *placement = json_array(), *peers = json_array();

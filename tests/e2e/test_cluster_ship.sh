@@ -14,7 +14,8 @@
 #     knows it (lib/words.lua:LINE) and the job's exit status is 1
 #   - tide run --detached: the client sends the files with the script; the
 #     job manager keeps them by content and the master it starts (which
-#     cannot see the job directory either) loads them: the same output
+#     cannot see the job directory either) loads them: the same output; an
+#     error in the shipped module names it where the client found it
 . tests/e2e/lib.sh
 
 ABS_TIDE=$(cd "$(dirname "$TIDE")" && pwd)/$(basename "$TIDE")
@@ -124,4 +125,9 @@ done
 check_contains "its manifest names where the client found lib/words.lua" \
   "$(ls "$TMP"/jm/logs/job-*.files.json)" "\"origin\":\"$JOB/lib/words.lua\""
 [ -n "$DET" ] || diag "$TMP/det.err"
+run_tide "$TMP/det-boom" run job.lua -p 2 --detached --jobmanager "$JM" --secret-file "$TMP/secret" \
+  -- "$TMP/boom.txt" "$TMP/det-boom-out" restart=none
+for _ in $(seq 600); do grep -q 'ended: exit status 1' "$TMP/jm.err" && break; sleep 0.1; done
+check_contains "a detached job's error names the module where the client found it" \
+  "$(ls "$TMP"/jm/logs/job-2.log)" "$JOB/lib/words.lua:3: a line the job cannot take"
 finish
