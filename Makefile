@@ -73,7 +73,7 @@ FUZZ_SAN      = -fsanitize=fuzzer-no-link,address,undefined \
 FUZZ_CFLAGS  ?= -O1 -g -DTD_RD_BUF=64u -DTD_RD_GZBUF=64u
 
 .PHONY: all deps test check test-c test-lua test-luajit test-e2e test-asan valgrind \
-        bench demo install install-headers uninstall clean lint cdef fuzz fuzz-build fuzz-merge modules \
+        bench bench-nexmark demo install install-headers uninstall clean lint cdef fuzz fuzz-build fuzz-merge modules \
         deps-browser
 
 all: $(BUILD)/tide $(BUILD)/libtide.so $(BUILD)/lua/tide/core.so \
@@ -265,6 +265,11 @@ $(BUILD)/bench/shuffle: scripts/bench/shuffle.c $(BUILD)/libtide.a
 bench: deps
 	@$(MAKE) --no-print-directory all modules $(BUILD)/bench/shuffle
 	@BUILD=$(BUILD) DATA=$(DATA) sh scripts/bench/run.sh
+
+# issue 15: every Nexmark query on 10M events beside Flink's per-core figures
+bench-nexmark: deps
+	@$(MAKE) --no-print-directory all modules
+	@BUILD=$(BUILD) sh scripts/bench/nexmark.sh
 
 demo: deps
 	@$(MAKE) --no-print-directory all
