@@ -93,8 +93,8 @@ Query.__index = Query
 -- arguments (above) and makes its environment (tide.env(env_options)).
 -- name (string) names the job ("nexmark-" .. name). Returns a query whose
 -- persons(), auctions() and bids() give the event streams and whose
--- sink(stream) and execute() end the job. Bad arguments raise an error
--- with the usage exit with status 2.
+-- sink(stream) and execute() end the job. Bad arguments print the reason
+-- and the usage and exit with status 2.
 function M.query(name, env_options)
   local q = setmetatable(M.parse_args(arg or {}), Query)
   q.name = name
