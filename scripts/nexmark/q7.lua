@@ -38,6 +38,9 @@
 --    first ms; the window's rows are its own start's bids at the max and
 --    those at its last ms (start s + 10 s) with that price.
 -- Rows {auction, bidder, price, date_time, extra}.
+-- Measured on 10M generated events (Lua 5.4, heap): without the filter of
+-- step 1 (every bid to window_all) the job takes 9.5 CPU s at p1 and 17.6
+-- at p2, with it 5.4 and 6.1 (of which making the events: 4.3).
 --   tide run scripts/nexmark/q7.lua -- EVENTS [OUT_DIR] [name=value ...]
 package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
 local tide = require "tide"
