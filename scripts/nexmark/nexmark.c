@@ -655,9 +655,12 @@ static int events_open(td_ctx_t *ctx, const char *cfg, size_t len, void **state)
   const td_info_t *info = T->info(ctx);
   nx_t *s = calloc(1, sizeof *s);
   if (!s) return T->error(ctx, TD_ENOMEM, "out of memory");
-  *state = s;
   int rc = read_config(ctx, cfg, len, s);
-  if (rc) return rc;
+  if (rc) { /* close is for opened instances only */
+    free(s);
+    return rc;
+  }
+  *state = s;
   nxcfg_t *c = &s->c;
   s->total = c->person_proportion + c->auction_proportion + c->bid_proportion;
   s->events_ahead = c->num_in_flight_auctions * s->total / c->auction_proportion;
