@@ -27,11 +27,11 @@ BENCH_DIR=$(cd "$HERE" && pwd)
 export BENCH_DIR
 TIDE=$BUILD/tide
 NX=$HERE/../nexmark
-export TIDE_NEXMARK_MODULE="$BUILD/modules/nexmark.so"
+export NEXMARK="$BUILD/modules/nexmark.so"
 
 . "$HERE/lib.sh"
 [ -x "$TIDE" ] || die "$TIDE not found (make all)"
-[ -r "$TIDE_NEXMARK_MODULE" ] || die "$TIDE_NEXMARK_MODULE not found (make modules)"
+[ -r "$NEXMARK" ] || die "$NEXMARK not found (make modules)"
 [ -x /usr/bin/time ] || die "/usr/bin/time not found (apt-get install time)"
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/tide-bench-nexmark.XXXXXX") || die "mktemp failed"
 trap 'rm -rf "$TMP"' EXIT

@@ -7,7 +7,7 @@ local tide = require "tide"
 
 local events = tonumber(arg[1] or "10000000")
 local mode = arg[2] or "c"
-local path = os.getenv("TIDE_NEXMARK_MODULE") or "build/modules/nexmark.so"
+local path = os.getenv("NEXMARK") or "build/modules/nexmark.so"
 local nx = tide.load_module(path)
 local env = tide.env{}
 local s = env:add_source(nx.events, { events = events }):uid("events")

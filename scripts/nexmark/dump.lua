@@ -13,17 +13,18 @@
 -- once the job ended, this script merges them into OUT_FILE in event
 -- order (subtask k of p emits the events k, k + p, ...) and removes them,
 -- so the file is the same at any parallelism and across kills and
--- --resume. The module is NEXMARK if set, else nexmark.so beside this
--- script (make -C scripts/nexmark).
+-- --resume. The module is found as the queries find it
+-- (nexmark.module_path: $NEXMARK, beside this script, build/modules).
 local tide = require "tide"
 
 local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
-local nx = tide.load_module(os.getenv("NEXMARK") or (here .. "nexmark.so"))
+package.path = here .. "?.lua;" .. package.path
+local nx = tide.load_module(require("nexmark").module_path())
 
 local function usage(msg)
   io.stderr:write("dump.lua: " .. msg .. "\nusage: tide run scripts/nexmark/dump.lua -- EVENTS OUT_FILE " ..
     "[all|person,auction,bid] [NAME=VALUE...]\n")
-  os.exit(1)
+  os.exit(2)
 end
 
 local events, out_file = tonumber(arg[1]), arg[2]

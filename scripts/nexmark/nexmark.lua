@@ -12,7 +12,7 @@
 -- (docs/NEXMARK.md: rate=, seed=, base_time=, ...), except
 --   from=FILE   read the events from FILE (JSON lines, as dump.lua writes
 --               them) instead of generating them
---   module=PATH the generator module (default: $TIDE_NEXMARK_MODULE,
+--   module=PATH the generator module (default: $NEXMARK,
 --               scripts/nexmark/nexmark.so, build/modules/nexmark.so)
 -- A query script:
 --   local nexmark = require "nexmark"   -- after adding its directory to package.path
@@ -48,11 +48,13 @@ local function script_dir()
   return s:match("^(.*)/[^/]*$") or "."
 end
 
--- The generator module's path: module= , $TIDE_NEXMARK_MODULE, beside the
--- query script, or in the build tree.
-local function module_path(given)
+--- nexmark.module_path(given) - the generator module's path: given (a
+-- string, e.g. from module=PATH), else $NEXMARK, else nexmark.so beside
+-- the script (make -C scripts/nexmark), else build/modules/nexmark.so
+-- (make modules). Raises an error saying how to build it when none exists.
+function M.module_path(given)
   if given then return given end
-  local env = os.getenv("TIDE_NEXMARK_MODULE")
+  local env = os.getenv("NEXMARK")
   if env and env ~= "" then return env end
   local here = script_dir()
   for _, p in ipairs { here .. "/nexmark.so", here .. "/../../build/modules/nexmark.so",
@@ -111,7 +113,7 @@ function Query:source(kind)
     s = self.env:read_json(self.from):uid("read-" .. kind .. "s")
       :filter(function(e) return e.event_type == want end):uid(kind .. "s")
   else
-    self.mod = self.mod or tide.load_module(module_path(self.module))
+    self.mod = self.mod or tide.load_module(M.module_path(self.module))
     local config = { events = self.events, kinds = { kind } }
     for k, v in pairs(self.options) do config[k] = v end
     s = self.env:add_source(self.mod.events, config):uid(kind .. "s")

@@ -16,9 +16,9 @@
 . tests/e2e/lib.sh
 
 N=${NEXMARK_EVENTS:-20000}
-GEN="rate=200 base_time=1700000000000"
-MODULE=${TIDE_NEXMARK_MODULE:-build/modules/nexmark.so}
-export TIDE_NEXMARK_MODULE="$MODULE"
+GEN="rate=200 base_time=1700006350000"
+MODULE=${NEXMARK:-build/modules/nexmark.so}
+export NEXMARK="$MODULE"
 P=2
 [ "$TIDE_VM" = luajit ] && P=1
 
