@@ -32,46 +32,16 @@
 --   tide run scripts/nexmark/q16.lua -- EVENTS [OUT_DIR] [name=value ...]
 package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
 local nexmark = require "nexmark"
+local utc_day = nexmark.utc_day
+local rank_of = nexmark.rank_of
+local count_distinct = nexmark.count_distinct
 
-local DAY_MS, MINUTE_MS = 86400 * 1000, 60 * 1000
-
--- yyyy-MM-dd of a time in ms, in UTC (one os.date per day seen).
-local day_names = {}
-local function utc_day(ms)
-  local d = math.floor(ms / DAY_MS)
-  local s = day_names[d]
-  if not s then
-    s = os.date("!%Y-%m-%d", d * 86400)
-    day_names[d] = s
-  end
-  return s
-end
+local MINUTE_MS = 60 * 1000
 
 -- HH:mm of each minute of the day 0..1439.
 local MINUTE_NAMES = {}
 for m = 0, 1439 do
   MINUTE_NAMES[m] = string.format("%02d:%02d", math.floor(m / 60), m % 60)
-end
-
--- The rank of a price (1, 2, 3) and its flag in a set of ranks.
-local function rank_of(price)
-  if price < 10000 then return 1 elseif price < 1000000 then return 2 end
-  return 3
-end
-local FLAG = { 1, 2, 4 }
-
--- Counts a key (bidder or auction) of the rank r in the map state m:
--- c[all] + 1 when first seen, c[all + r] + 1 when first seen in rank r.
-local function count_distinct(m, key, r, c, all)
-  local ranks = m:get(key)
-  if ranks == nil then
-    c[all] = c[all] + 1
-    c[all + r] = c[all + r] + 1
-    m:put(key, FLAG[r])
-  elseif math.floor(ranks / FLAG[r]) % 2 == 0 then
-    c[all + r] = c[all + r] + 1
-    m:put(key, ranks + FLAG[r])
-  end
 end
 
 local q = nexmark.query("q16")

@@ -24,20 +24,7 @@
 --   tide run scripts/nexmark/q17.lua -- EVENTS [OUT_DIR] [name=value ...]
 package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
 local nexmark = require "nexmark"
-
-local DAY_MS = 86400 * 1000
-
--- yyyy-MM-dd of a time in ms, in UTC (one os.date per day seen).
-local day_names = {}
-local function utc_day(ms)
-  local d = math.floor(ms / DAY_MS)
-  local s = day_names[d]
-  if not s then
-    s = os.date("!%Y-%m-%d", d * 86400)
-    day_names[d] = s
-  end
-  return s
-end
+local utc_day = nexmark.utc_day
 
 local q = nexmark.query("q17")
 q:sink(q:bids()

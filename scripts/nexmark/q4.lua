@@ -50,14 +50,7 @@
 --   tide run scripts/nexmark/q4.lua -- EVENTS [OUT_DIR] [name=value ...]
 package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
 local nexmark = require "nexmark"
-
--- floor(a / b) for integers a >= 0, b > 0, exact for any size below 2^53
--- (the float quotient can round up across an integer).
-local function idiv(a, b)
-  local d = math.floor(a / b)
-  if d * b > a then d = d - 1 elseif (d + 1) * b <= a then d = d + 1 end
-  return d
-end
+local idiv = nexmark.idiv
 
 local q = nexmark.query("q4")
 
@@ -68,64 +61,12 @@ local bids = q:bids():map(function(b)
   return { auction = b.auction, price = b.price, date_time = b.date_time }
 end):uid("project-bids")
 
-local maxima = auctions:connect(bids):key_by("id", "auction"):process{
-  on_record1 = function(a, ctx, out)
-    ctx.state:value("auction"):update(a)
-    ctx.timers:register_event_time(a.expires)
-    local waiting = ctx.state:list("waiting")
-    local ws = waiting:get()
-    if #ws == 0 then return end
-    local max
-    for i = 1, #ws do
-      local b = ws[i]
-      if b.date_time >= a.date_time and b.date_time <= a.expires and (max == nil or b.price > max) then
-        max = b.price
-      end
-    end
-    waiting:clear()
-    if max then
-      ctx.state:value("max"):update(max)
-      out:collect({ category = a.category, new = max })
-    end
+local maxima = auctions:connect(bids):key_by("id", "auction"):process(nexmark.auction_winner{
+  better = function(b, c) return b.price > c.price end,
+  on_change = function(a, old, new, out)
+    out:collect({ category = a.category, old = old and old.price, new = new.price })
   end,
-  on_record2 = function(b, ctx, out)
-    local a = ctx.state:value("auction"):value()
-    if a == nil then
-      -- the auction is not here (yet, or any more): wait for it while it
-      -- can still come with date_time <= the bid's
-      if b.date_time > ctx.timers:current_watermark() then
-        ctx.state:list("waiting"):add({ price = b.price, date_time = b.date_time })
-        ctx.timers:register_event_time(b.date_time)
-      end
-    elseif b.date_time >= a.date_time and b.date_time <= a.expires then
-      local mv = ctx.state:value("max")
-      local old = mv:value()
-      if old == nil or b.price > old then
-        mv:update(b.price)
-        out:collect({ category = a.category, old = old, new = b.price })
-      end
-    end
-  end,
-  on_timer = function(ts, ctx, out)
-    local av = ctx.state:value("auction")
-    local a = av:value()
-    if a then
-      if ts >= a.expires then -- closed
-        av:clear()
-        ctx.state:value("max"):clear()
-      end
-      return
-    end
-    -- no auction: the waiting bids up to ts can no longer qualify
-    local waiting = ctx.state:list("waiting")
-    local ws = waiting:get()
-    local keep = {}
-    for i = 1, #ws do
-      if ws[i].date_time > ts then keep[#keep + 1] = ws[i] end
-    end
-    if #keep < #ws then waiting:update(keep) end
-  end,
-}:uid("auction-max")
+}):uid("auction-max")
 
 q:sink(maxima:key_by("category"):process{
   on_record = function(c, ctx, out)

@@ -53,15 +53,9 @@
 --   tide run scripts/nexmark/q6.lua -- EVENTS [OUT_DIR] [name=value ...]
 package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
 local nexmark = require "nexmark"
+local idiv = nexmark.idiv
 
 local LAST = 11 -- ROWS BETWEEN 10 PRECEDING AND CURRENT ROW
-
--- floor(a / b) for integers a >= 0, b > 0, exact below 2^53.
-local function idiv(a, b)
-  local d = math.floor(a / b)
-  if d * b > a then d = d - 1 elseif (d + 1) * b <= a then d = d + 1 end
-  return d
-end
 
 -- Whether bid b wins over bid c: higher price, then earlier, then the
 -- lower bidder.
@@ -80,64 +74,14 @@ local bids = q:bids():map(function(b)
   return { auction = b.auction, bidder = b.bidder, price = b.price, date_time = b.date_time }
 end):uid("project-bids")
 
-local sales = auctions:connect(bids):key_by("id", "auction"):process{
-  on_record1 = function(a, ctx, out)
-    ctx.state:value("auction"):update(a)
-    ctx.timers:register_event_time(a.expires)
-    local waiting = ctx.state:list("waiting")
-    local ws = waiting:get()
-    if #ws == 0 then return end
-    local best
-    for i = 1, #ws do
-      local b = ws[i]
-      if b.date_time >= a.date_time and b.date_time <= a.expires and (best == nil or better(b, best)) then
-        best = b
-      end
-    end
-    waiting:clear()
-    if best then ctx.state:value("best"):update(best) end
-  end,
-  on_record2 = function(b, ctx, out)
-    local a = ctx.state:value("auction"):value()
-    if a == nil then
-      -- wait for the auction while it can still come with date_time <= the bid's
-      if b.date_time > ctx.timers:current_watermark() then
-        ctx.state:list("waiting"):add({ price = b.price, date_time = b.date_time, bidder = b.bidder })
-        ctx.timers:register_event_time(b.date_time)
-      end
-    elseif b.date_time >= a.date_time and b.date_time <= a.expires then
-      local bv = ctx.state:value("best")
-      local best = bv:value()
-      if best == nil or better(b, best) then
-        bv:update({ price = b.price, date_time = b.date_time, bidder = b.bidder })
-      end
+local sales = auctions:connect(bids):key_by("id", "auction"):process(nexmark.auction_winner{
+  better = better,
+  on_close = function(a, best, out) -- a sale if it has a winning bid
+    if best then
+      out:collect({ seller = a.seller, id = a.id, price = best.price, date_time = best.date_time })
     end
   end,
-  on_timer = function(ts, ctx, out)
-    local av = ctx.state:value("auction")
-    local a = av:value()
-    if a then
-      if ts >= a.expires then -- closed: a sale if it has a winning bid
-        local bv = ctx.state:value("best")
-        local best = bv:value()
-        if best then
-          out:collect({ seller = a.seller, id = a.id, price = best.price, date_time = best.date_time })
-        end
-        av:clear()
-        bv:clear()
-      end
-      return
-    end
-    -- no auction: the waiting bids up to ts can no longer qualify
-    local waiting = ctx.state:list("waiting")
-    local ws = waiting:get()
-    local keep = {}
-    for i = 1, #ws do
-      if ws[i].date_time > ts then keep[#keep + 1] = ws[i] end
-    end
-    if #keep < #ws then waiting:update(keep) end
-  end,
-}:uid("auction-winner")
+}):uid("auction-winner")
 
 -- Whether sale s comes after sale t: (date_time, id) order.
 local function later(s, t)

@@ -66,61 +66,8 @@ local bids = q:bids():map(function(b)
            extra = b.extra }
 end):uid("project-bids")
 
-q:sink(q:auctions():connect(bids):key_by("id", "auction"):process{
-  on_record1 = function(a, ctx, out)
-    ctx.state:value("auction"):update(a)
-    ctx.timers:register_event_time(a.expires)
-    local waiting = ctx.state:list("waiting")
-    local ws = waiting:get()
-    if #ws == 0 then return end
-    local best
-    for i = 1, #ws do
-      local b = ws[i]
-      if b.date_time >= a.date_time and b.date_time <= a.expires and (best == nil or better(b, best)) then
-        best = b
-      end
-    end
-    waiting:clear()
-    if best then
-      ctx.state:value("best"):update(best)
-      out:collect(row(a, best))
-    end
-  end,
-  on_record2 = function(b, ctx, out)
-    local a = ctx.state:value("auction"):value()
-    if a == nil then
-      -- wait for the auction while it can still come with date_time <= the bid's
-      if b.date_time > ctx.timers:current_watermark() then
-        ctx.state:list("waiting"):add(b)
-        ctx.timers:register_event_time(b.date_time)
-      end
-    elseif b.date_time >= a.date_time and b.date_time <= a.expires then
-      local bv = ctx.state:value("best")
-      local best = bv:value()
-      if best == nil or better(b, best) then
-        bv:update(b)
-        out:collect(row(a, b))
-      end
-    end
-  end,
-  on_timer = function(ts, ctx, out)
-    local av = ctx.state:value("auction")
-    local a = av:value()
-    if a then
-      if ts >= a.expires then -- closed: the winner is final
-        av:clear()
-        ctx.state:value("best"):clear()
-      end
-      return
-    end
-    -- no auction: the waiting bids up to ts can no longer qualify
-    local waiting = ctx.state:list("waiting")
-    local ws = waiting:get()
-    local keep = {}
-    for i = 1, #ws do
-      if ws[i].date_time > ts then keep[#keep + 1] = ws[i] end
-    end
-    if #keep < #ws then waiting:update(keep) end
-  end,
-}:uid("auction-winner"))
+q:sink(q:auctions():connect(bids):key_by("id", "auction"):process(nexmark.auction_winner{
+  better = better,
+  on_change = function(a, old, new, out) out:collect(row(a, new)) end,
+}):uid("auction-winner"))
 q:execute()
