@@ -224,6 +224,30 @@ static void build_tables(void) {
 enum { PERSON = 0, AUCTION = 1, BID = 2 }; /* the reference's event_type */
 static const char *const KIND_NAMES[] = {"person", "auction", "bid"};
 
+/* The fields of the records (config `fields`: emit only the listed ones, as
+ * a SQL engine pushes a projection into its source; the draws of an event
+ * are made whatever is emitted, so its values do not change). */
+enum {
+  F_EVENT_TYPE, F_ID, F_NAME, F_EMAIL_ADDRESS, F_CREDIT_CARD, F_CITY, F_STATE, F_DATE_TIME,
+  F_EXTRA, F_ITEM_NAME, F_DESCRIPTION, F_INITIAL_BID, F_RESERVE, F_EXPIRES, F_SELLER,
+  F_CATEGORY, F_AUCTION, F_BIDDER, F_PRICE, F_CHANNEL, F_URL, NFIELDS
+};
+static const char *const FIELD_NAMES[NFIELDS] = {
+  "event_type", "id", "name", "email_address", "credit_card", "city", "state", "date_time",
+  "extra", "item_name", "description", "initial_bid", "reserve", "expires", "seller",
+  "category", "auction", "bidder", "price", "channel", "url"};
+#define FB(f) (1u << (f))
+#define WANT(s, f) ((s)->fields >> (f) & 1)
+#define ALL_FIELDS ((1u << NFIELDS) - 1)
+/* each kind's fields */
+static const uint32_t KIND_FIELDS[3] = {
+  FB(F_EVENT_TYPE) | FB(F_ID) | FB(F_NAME) | FB(F_EMAIL_ADDRESS) | FB(F_CREDIT_CARD) |
+      FB(F_CITY) | FB(F_STATE) | FB(F_DATE_TIME) | FB(F_EXTRA),
+  FB(F_EVENT_TYPE) | FB(F_ID) | FB(F_ITEM_NAME) | FB(F_DESCRIPTION) | FB(F_INITIAL_BID) |
+      FB(F_RESERVE) | FB(F_DATE_TIME) | FB(F_EXPIRES) | FB(F_SELLER) | FB(F_CATEGORY) | FB(F_EXTRA),
+  FB(F_EVENT_TYPE) | FB(F_AUCTION) | FB(F_BIDDER) | FB(F_PRICE) | FB(F_CHANNEL) | FB(F_URL) |
+      FB(F_DATE_TIME) | FB(F_EXTRA)};
+
 #define FIRST_PERSON_ID 1000
 #define FIRST_AUCTION_ID 1000
 #define FIRST_CATEGORY_ID 10
@@ -289,7 +313,8 @@ typedef struct nx {
   int64_t events_ahead;    /* events until num_in_flight_auctions more auctions */
   double delay_us;         /* between events (GeneratorConfig.interEventDelayUs) */
   uint64_t seed_mix;       /* added to each event's seed */
-  unsigned kinds;          /* bit 1 << kind: emitted */
+  uint32_t kinds;          /* bit 1 << kind: emitted */
+  uint32_t fields;         /* bit FB(F_...): emitted (config `fields`) */
   size_t max_record;       /* bytes one record may take */
   int64_t next, step, end; /* the next event number, the parallelism, events */
   int64_t step_q, step_r;  /* step / total, step % total */
@@ -302,18 +327,27 @@ static int knob_error(td_ctx_t *ctx, const knob_t *k) {
                   k->name, k->min, k->max);
 }
 
-/* kinds: "bid", "person,auction", or { "person", "auction" } */
-static int kind_bit(td_ctx_t *ctx, const char *s, size_t n, unsigned *bits) {
-  for (int k = 0; k < 3; k++)
-    if (strlen(KIND_NAMES[k]) == n && memcmp(KIND_NAMES[k], s, n) == 0) {
+/* A list of names in the config: field `cfg` ("kinds", "fields") takes
+ * "a", "a,b" or { "a", "b" }, each one of names[0 .. n) (a `noun`); the
+ * set as bits 1 << index. */
+typedef struct name_list {
+  const char *cfg, *noun, *known;
+  const char *const *names;
+  int n;
+} name_list_t;
+
+static int name_bit(td_ctx_t *ctx, const name_list_t *d, const char *s, size_t n, uint32_t *bits) {
+  for (int k = 0; k < d->n; k++)
+    if (strlen(d->names[k]) == n && memcmp(d->names[k], s, n) == 0) {
       *bits |= 1u << k;
       return 0;
     }
-  return T->error(ctx, TD_EINVAL, "config field 'kinds': unknown kind '%.*s' (person, auction or bid)",
-                  (int)n, s);
+  return T->error(ctx, TD_EINVAL, "config field '%s': unknown %s '%.*s' (%s)", d->cfg, d->noun, (int)n, s,
+                  d->known);
 }
 
-static int read_kinds(td_ctx_t *ctx, const char **p, const char *end, unsigned *bits) {
+static int read_names(td_ctx_t *ctx, const name_list_t *d, const char **p, const char *end,
+                      uint32_t *bits) {
   td_mp_item_t it;
   if (td_mp_read(p, end, &it) != 0) return T->error(ctx, TD_EINVAL, "bad config");
   *bits = 0;
@@ -322,7 +356,7 @@ static int read_kinds(td_ctx_t *ctx, const char **p, const char *end, unsigned *
     while (s <= e) {
       const char *c = memchr(s, ',', (size_t)(e - s));
       if (!c) c = e;
-      int rc = kind_bit(ctx, s, (size_t)(c - s), bits);
+      int rc = name_bit(ctx, d, s, (size_t)(c - s), bits);
       if (rc) return rc;
       s = c + 1;
     }
@@ -330,22 +364,30 @@ static int read_kinds(td_ctx_t *ctx, const char **p, const char *end, unsigned *
     for (uint32_t i = 0; it.type == TD_MP_ARRAY && i < it.v.n; i++) {
       td_mp_item_t k;
       if (td_mp_read(p, end, &k) != 0 || k.type != TD_MP_STR)
-        return T->error(ctx, TD_EINVAL, "config field 'kinds' must list kind names (strings)");
-      int rc = kind_bit(ctx, k.v.s.p, k.v.s.len, bits);
+        return T->error(ctx, TD_EINVAL, "config field '%s' must list %s names (strings)", d->cfg, d->noun);
+      int rc = name_bit(ctx, d, k.v.s.p, k.v.s.len, bits);
       if (rc) return rc;
     }
   } else {
-    return T->error(ctx, TD_EINVAL, "config field 'kinds' must be a string or a list of strings "
-                                    "(person, auction, bid)");
+    return T->error(ctx, TD_EINVAL, "config field '%s' must be a string or a list of strings (%s)", d->cfg,
+                    d->known);
   }
-  if (!*bits) return T->error(ctx, TD_EINVAL, "config field 'kinds' names no kind (person, auction, bid)");
+  if (!*bits) return T->error(ctx, TD_EINVAL, "config field '%s' names no %s (%s)", d->cfg, d->noun, d->known);
   return 0;
 }
+
+static const name_list_t KINDS_LIST = {"kinds", "kind", "person, auction, bid", KIND_NAMES, 3};
+static const name_list_t FIELDS_LIST = {
+    "fields", "field",
+    "event_type, id, name, email_address, credit_card, city, state, date_time, extra, item_name, "
+    "description, initial_bid, reserve, expires, seller, category, auction, bidder, price, channel, url",
+    FIELD_NAMES, NFIELDS};
 
 /* Every field of the config map: a knob, kinds or rate_limit (Tide's). */
 static int read_config(td_ctx_t *ctx, const char *cfg, size_t len, nx_t *s) {
   for (int i = 0; i < NKNOBS; i++) *(int64_t *)((char *)&s->c + KNOBS[i].off) = KNOBS[i].def;
   s->kinds = 7;
+  s->fields = ALL_FIELDS;
   if (!cfg || !len) return 0;
   const char *p = cfg, *end = cfg + len;
   td_mp_item_t it;
@@ -359,8 +401,9 @@ static int read_config(td_ctx_t *ctx, const char *cfg, size_t len, nx_t *s) {
     const char *name = key.v.s.p;
     size_t n = key.v.s.len;
 #define IS(lit) (n == sizeof lit - 1 && memcmp(name, lit, n) == 0)
-    if (IS("kinds")) {
-      int rc = read_kinds(ctx, &p, end, &s->kinds);
+    if (IS("kinds") || IS("fields")) {
+      int rc = IS("kinds") ? read_names(ctx, &KINDS_LIST, &p, end, &s->kinds)
+                           : read_names(ctx, &FIELDS_LIST, &p, end, &s->fields);
       if (rc) return rc;
       continue;
     }
@@ -377,7 +420,7 @@ static int read_config(td_ctx_t *ctx, const char *cfg, size_t len, nx_t *s) {
       size_t kl = 0;
       for (int i = 0; i < NKNOBS; i++)
         kl += (size_t)snprintf(known + kl, sizeof known - kl, "%s, ", KNOBS[i].name);
-      return T->error(ctx, TD_EINVAL, "unknown config field '%.*s' (known: %skinds, rate_limit)", (int)n,
+      return T->error(ctx, TD_EINVAL, "unknown config field '%.*s' (known: %skinds, fields, rate_limit)", (int)n,
                       name, known);
     }
     td_mp_item_t v;
@@ -525,30 +568,47 @@ static unsigned char *person(const nx_t *s, unsigned char *p, const ev_t *e, int
   }
   int32_t city = jr_int(r, COUNT(US_CITIES)), state = jr_int(r, COUNT(US_STATES));
   size_t name_len = (size_t)first_len[fi] + 1 + last_len[li];
-  extra_t x = draw_extra(r, (int32_t)(8 + name_len + n + 19 + city_len[city] + 2), s->c.avg_person_byte_size);
+  extra_t x = !WANT(s, F_EXTRA) ? (extra_t){0, 0} : draw_extra(r, (int32_t)(8 + name_len + n + 19 + city_len[city] + 2), s->c.avg_person_byte_size);
 
-  *p++ = 0x89; /* a map of 9 */
-  PUT_KEY(p, "event_type");
-  *p++ = PERSON;
-  PUT_KEY(p, "id");
-  PUT_INT(p, last_person(s, e) + FIRST_PERSON_ID);
-  PUT_KEY(p, "name");
-  p += td_mp_enc_head(p, TD_MP_HEAD_STR, (uint32_t)name_len);
-  memcpy(p, FIRST_NAMES[fi], first_len[fi]);
-  p += first_len[fi];
-  *p++ = ' ';
-  memcpy(p, LAST_NAMES[li], last_len[li]);
-  p += last_len[li];
-  PUT_KEY(p, "email_address");
-  p = put_str(p, email, n);
-  PUT_KEY(p, "credit_card");
-  p = put_str(p, cc, 19);
-  PUT_KEY(p, "city");
-  p = put_str(p, US_CITIES[city], city_len[city]);
-  PUT_KEY(p, "state");
-  p = put_str(p, US_STATES[state], 2);
-  PUT_KEY(p, "date_time");
-  PUT_INT(p, ts);
+  *p++ = (unsigned char)(0x80 | __builtin_popcount(s->fields & KIND_FIELDS[PERSON])); /* fixmap */
+  if (WANT(s, F_EVENT_TYPE)) {
+    PUT_KEY(p, "event_type");
+    *p++ = PERSON;
+  }
+  if (WANT(s, F_ID)) {
+    PUT_KEY(p, "id");
+    PUT_INT(p, last_person(s, e) + FIRST_PERSON_ID);
+  }
+  if (WANT(s, F_NAME)) {
+    PUT_KEY(p, "name");
+    p += td_mp_enc_head(p, TD_MP_HEAD_STR, (uint32_t)name_len);
+    memcpy(p, FIRST_NAMES[fi], first_len[fi]);
+    p += first_len[fi];
+    *p++ = ' ';
+    memcpy(p, LAST_NAMES[li], last_len[li]);
+    p += last_len[li];
+  }
+  if (WANT(s, F_EMAIL_ADDRESS)) {
+    PUT_KEY(p, "email_address");
+    p = put_str(p, email, n);
+  }
+  if (WANT(s, F_CREDIT_CARD)) {
+    PUT_KEY(p, "credit_card");
+    p = put_str(p, cc, 19);
+  }
+  if (WANT(s, F_CITY)) {
+    PUT_KEY(p, "city");
+    p = put_str(p, US_CITIES[city], city_len[city]);
+  }
+  if (WANT(s, F_STATE)) {
+    PUT_KEY(p, "state");
+    p = put_str(p, US_STATES[state], 2);
+  }
+  if (WANT(s, F_DATE_TIME)) {
+    PUT_KEY(p, "date_time");
+    PUT_INT(p, ts);
+  }
+  if (!WANT(s, F_EXTRA)) return p;
   PUT_KEY(p, "extra");
   return put_extra(p, r, x);
 }
@@ -572,29 +632,50 @@ static unsigned char *auction(const nx_t *s, unsigned char *p, const ev_t *e, in
   size_t nn = nx_string(r, 20, ' ', name, &na);
   size_t dn = nx_string(r, 100, ' ', desc, &da);
   int64_t reserve = initial_bid + nx_price(r);
-  extra_t x = draw_extra(r, (int32_t)(8 + nn + dn + 40), s->c.avg_auction_byte_size);
+  extra_t x = !WANT(s, F_EXTRA) ? (extra_t){0, 0} : draw_extra(r, (int32_t)(8 + nn + dn + 40), s->c.avg_auction_byte_size);
 
-  *p++ = 0x8b; /* a map of 11 */
-  PUT_KEY(p, "event_type");
-  *p++ = AUCTION;
-  PUT_KEY(p, "id");
-  PUT_INT(p, last_auction(s, e) + FIRST_AUCTION_ID);
-  PUT_KEY(p, "item_name");
-  p = put_str(p, name + na, nn);
-  PUT_KEY(p, "description");
-  p = put_str(p, desc + da, dn);
-  PUT_KEY(p, "initial_bid");
-  PUT_INT(p, initial_bid);
-  PUT_KEY(p, "reserve");
-  PUT_INT(p, reserve);
-  PUT_KEY(p, "date_time");
-  PUT_INT(p, ts);
-  PUT_KEY(p, "expires");
-  PUT_INT(p, expires);
-  PUT_KEY(p, "seller");
-  PUT_INT(p, seller + FIRST_PERSON_ID);
-  PUT_KEY(p, "category");
-  PUT_INT(p, category);
+  *p++ = (unsigned char)(0x80 | __builtin_popcount(s->fields & KIND_FIELDS[AUCTION])); /* fixmap */
+  if (WANT(s, F_EVENT_TYPE)) {
+    PUT_KEY(p, "event_type");
+    *p++ = AUCTION;
+  }
+  if (WANT(s, F_ID)) {
+    PUT_KEY(p, "id");
+    PUT_INT(p, last_auction(s, e) + FIRST_AUCTION_ID);
+  }
+  if (WANT(s, F_ITEM_NAME)) {
+    PUT_KEY(p, "item_name");
+    p = put_str(p, name + na, nn);
+  }
+  if (WANT(s, F_DESCRIPTION)) {
+    PUT_KEY(p, "description");
+    p = put_str(p, desc + da, dn);
+  }
+  if (WANT(s, F_INITIAL_BID)) {
+    PUT_KEY(p, "initial_bid");
+    PUT_INT(p, initial_bid);
+  }
+  if (WANT(s, F_RESERVE)) {
+    PUT_KEY(p, "reserve");
+    PUT_INT(p, reserve);
+  }
+  if (WANT(s, F_DATE_TIME)) {
+    PUT_KEY(p, "date_time");
+    PUT_INT(p, ts);
+  }
+  if (WANT(s, F_EXPIRES)) {
+    PUT_KEY(p, "expires");
+    PUT_INT(p, expires);
+  }
+  if (WANT(s, F_SELLER)) {
+    PUT_KEY(p, "seller");
+    PUT_INT(p, seller + FIRST_PERSON_ID);
+  }
+  if (WANT(s, F_CATEGORY)) {
+    PUT_KEY(p, "category");
+    PUT_INT(p, category);
+  }
+  if (!WANT(s, F_EXTRA)) return p;
   PUT_KEY(p, "extra");
   return put_extra(p, r, x);
 }
@@ -626,25 +707,40 @@ static unsigned char *bid(const nx_t *s, unsigned char *p, const ev_t *e, int64_
     url = &channel_urls[i];
     __builtin_prefetch(url);
   }
-  extra_t x = draw_extra(r, 32, s->c.avg_bid_byte_size);
+  extra_t x = !WANT(s, F_EXTRA) ? (extra_t){0, 0} : draw_extra(r, 32, s->c.avg_bid_byte_size);
 
-  *p++ = 0x88; /* a map of 8 */
-  PUT_KEY(p, "event_type");
-  *p++ = BID;
-  PUT_KEY(p, "auction");
-  PUT_INT(p, auction_id + FIRST_AUCTION_ID);
-  PUT_KEY(p, "bidder");
-  /* the reference adds FIRST_PERSON_ID twice to a bidder (BidGenerator,
-   * since 2021): kept, so that the events are its events */
-  PUT_INT(p, bidder + 2 * FIRST_PERSON_ID);
-  PUT_KEY(p, "price");
-  PUT_INT(p, price);
-  PUT_KEY(p, "channel");
-  p = put_str(p, channel, channel_len);
-  PUT_KEY(p, "url");
-  p = put_str(p, url->s, url->len);
-  PUT_KEY(p, "date_time");
-  PUT_INT(p, ts);
+  *p++ = (unsigned char)(0x80 | __builtin_popcount(s->fields & KIND_FIELDS[BID])); /* fixmap */
+  if (WANT(s, F_EVENT_TYPE)) {
+    PUT_KEY(p, "event_type");
+    *p++ = BID;
+  }
+  if (WANT(s, F_AUCTION)) {
+    PUT_KEY(p, "auction");
+    PUT_INT(p, auction_id + FIRST_AUCTION_ID);
+  }
+  if (WANT(s, F_BIDDER)) {
+    PUT_KEY(p, "bidder");
+    /* the reference adds FIRST_PERSON_ID twice to a bidder (BidGenerator,
+     * since 2021): kept, so that the events are its events */
+    PUT_INT(p, bidder + 2 * FIRST_PERSON_ID);
+  }
+  if (WANT(s, F_PRICE)) {
+    PUT_KEY(p, "price");
+    PUT_INT(p, price);
+  }
+  if (WANT(s, F_CHANNEL)) {
+    PUT_KEY(p, "channel");
+    p = put_str(p, channel, channel_len);
+  }
+  if (WANT(s, F_URL)) {
+    PUT_KEY(p, "url");
+    p = put_str(p, url->s, url->len);
+  }
+  if (WANT(s, F_DATE_TIME)) {
+    PUT_KEY(p, "date_time");
+    PUT_INT(p, ts);
+  }
+  if (!WANT(s, F_EXTRA)) return p;
   PUT_KEY(p, "extra");
   return put_extra(p, r, x);
 }
@@ -660,6 +756,12 @@ static int events_open(td_ctx_t *ctx, const char *cfg, size_t len, void **state)
     free(s);
     return rc;
   }
+  for (int k = 0; k < 3; k++)
+    if ((s->kinds >> k & 1) && !(s->fields & KIND_FIELDS[k])) {
+      free(s);
+      return T->error(ctx, TD_EINVAL, "config field 'fields' lists no field of the %s events it emits",
+                      KIND_NAMES[k]);
+    }
   *state = s;
   nxcfg_t *c = &s->c;
   s->total = c->person_proportion + c->auction_proportion + c->bid_proportion;

@@ -52,7 +52,7 @@ local function read_side(path)
 end
 
 local side
-q:sink(q:bids():process{
+q:sink(q:bids{ "auction", "bidder", "price" }:process{
   open = function() side = read_side(side_path) end,
   on_record = function(b, ctx, out)
     local value = side[b.auction % 10000]

@@ -38,7 +38,7 @@ for h = 0, 23 do
 end
 
 local q = nexmark.query("q14")
-q:sink(q:bids():flat_map(function(b, out)
+q:sink(q:bids{ "auction", "bidder", "price", "extra" }:flat_map(function(b, out)
   local t = 908 * b.price
   if t > LOW and t < HIGH then
     local extra = b.extra

@@ -35,7 +35,7 @@ local rank_of = nexmark.rank_of
 local count_distinct = nexmark.count_distinct
 
 local q = nexmark.query("q15")
-q:sink(q:bids()
+q:sink(q:bids{ "bidder", "auction", "price" }
   :map(function(b)
     return { day = utc_day(b.date_time), bidder = b.bidder, auction = b.auction, price = b.price }
   end):uid("day")

@@ -45,7 +45,7 @@ for m = 0, 1439 do
 end
 
 local q = nexmark.query("q16")
-q:sink(q:bids()
+q:sink(q:bids{ "channel", "bidder", "auction", "price" }
   :map(function(b)
     local t = b.date_time
     return { channel = b.channel, day = utc_day(t), minute = math.floor(t / MINUTE_MS) % 1440,

@@ -27,7 +27,7 @@ local nexmark = require "nexmark"
 local utc_day = nexmark.utc_day
 
 local q = nexmark.query("q17")
-q:sink(q:bids()
+q:sink(q:bids{ "auction", "price" }
   :map(function(b)
     return { auction = b.auction, day = utc_day(b.date_time), price = b.price }
   end):uid("day")

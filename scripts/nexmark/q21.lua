@@ -38,7 +38,7 @@ local function extract(url)
 end
 
 local q = nexmark.query("q21")
-q:sink(q:bids():flat_map(function(b, out)
+q:sink(q:bids{ "auction", "bidder", "price", "channel", "url" }:flat_map(function(b, out)
   local channel = b.channel
   local id = HOT[channel]
   if id == nil then id = IDS[string.lower(channel)] or extract(b.url) end

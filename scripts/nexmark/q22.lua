@@ -34,7 +34,7 @@ local function dirs(url)
 end
 
 local q = nexmark.query("q22")
-q:sink(q:bids():map(function(b)
+q:sink(q:bids{ "auction", "bidder", "price", "channel", "url" }:map(function(b)
   local dir1, dir2, dir3 = dirs(b.url)
   return { auction = b.auction, bidder = b.bidder, price = b.price, channel = b.channel,
            dir1 = dir1, dir2 = dir2, dir3 = dir3 }

@@ -24,10 +24,10 @@ local STATES = { OR = true, ID = true, CA = true }
 
 local q = nexmark.query("q3")
 
-local auctions = q:auctions()
+local auctions = q:auctions{ "id", "seller", "category" }
   :filter(function(a) return a.category == 10 end):uid("category-10")
   :map(function(a) return { id = a.id, seller = a.seller } end):uid("project-auctions")
-local persons = q:persons()
+local persons = q:persons{ "id", "name", "city", "state" }
   :filter(function(p) return STATES[p.state] == true end):uid("or-id-ca")
   :map(function(p) return { id = p.id, name = p.name, city = p.city, state = p.state } end)
   :uid("project-persons")

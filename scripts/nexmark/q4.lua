@@ -54,10 +54,10 @@ local idiv = nexmark.idiv
 
 local q = nexmark.query("q4")
 
-local auctions = q:auctions():map(function(a)
+local auctions = q:auctions{ "id", "expires", "category" }:map(function(a)
   return { id = a.id, date_time = a.date_time, expires = a.expires, category = a.category }
 end):uid("project-auctions")
-local bids = q:bids():map(function(b)
+local bids = q:bids{ "auction", "price" }:map(function(b)
   return { auction = b.auction, price = b.price, date_time = b.date_time }
 end):uid("project-bids")
 

@@ -67,10 +67,10 @@ end
 
 local q = nexmark.query("q6")
 
-local auctions = q:auctions():map(function(a)
+local auctions = q:auctions{ "id", "expires", "seller" }:map(function(a)
   return { id = a.id, date_time = a.date_time, expires = a.expires, seller = a.seller }
 end):uid("project-auctions")
-local bids = q:bids():map(function(b)
+local bids = q:bids{ "auction", "bidder", "price" }:map(function(b)
   return { auction = b.auction, bidder = b.bidder, price = b.price, date_time = b.date_time }
 end):uid("project-bids")
 

@@ -61,7 +61,7 @@ end
 
 local q = nexmark.query("q9")
 
-local bids = q:bids():map(function(b)
+local bids = q:bids{ "auction", "bidder", "price", "extra" }:map(function(b)
   return { auction = b.auction, bidder = b.bidder, price = b.price, date_time = b.date_time,
            extra = b.extra }
 end):uid("project-bids")

@@ -181,6 +181,28 @@ cat_parts "$TMP/two" | sort >"$TMP/two.sorted"
 head -n 20000 "$TMP/all.jsonl" | grep -v '"event_type":2,' | sort >"$TMP/two.expected"
 check_eq "two sources of different kinds: the union of their kinds' events" "$TMP/two.expected" "$TMP/two.sorted"
 
+# fields: a projection of each kind's records, the same events otherwise
+cat >"$TMP/fields.lua" <<'EOF'
+local tide = require "tide"
+local nx = tide.load_module(os.getenv("NEXMARK"))
+local env = tide.env()
+env:add_source(nx.events, { events = 20000, kinds = "auction,bid", fields = "id,price,date_time,seller" })
+  :uid("events"):write_json(arg[1]):uid("json")
+env:execute("nexmark-fields")
+EOF
+run_tide "$TMP/fields" run "$TMP/fields.lua" -p 2 -- "$TMP/fields"
+check_rc "fields = id,price,date_time,seller over auctions and bids exits 0" 0
+cat_parts "$TMP/fields" | sort >"$TMP/fields.sorted"
+head -n 20000 "$TMP/all.jsonl" | "$PYTHON" -c '
+import json, sys
+for line in sys.stdin:
+    e = json.loads(line)
+    if e["event_type"] != 0:
+        print(json.dumps({k: v for k, v in e.items() if k in ("id", "price", "date_time", "seller")},
+                         sort_keys=True, separators=(",", ":")))
+' | sort >"$TMP/fields.expected"
+check_eq "fields: each auction and bid with just the listed fields it has" "$TMP/fields.expected" "$TMP/fields.sorted"
+
 # ---- 6. checkpoints: SIGKILL and --resume ----------------------------------------------
 
 K=200000
@@ -221,8 +243,12 @@ bad() {
 }
 bad "an unknown field" '{ events = 10, colour = 3 }' "unknown config field 'colour' (known: events, rate,"
 bad "an unknown kind" '{ kinds = { "bid", "bids" } }' \
-  "config field 'kinds': unknown kind 'bids' (person, auction or bid)"
+  "config field 'kinds': unknown kind 'bids' (person, auction, bid)"
 bad "kinds naming none" '{ kinds = "" }' "config field 'kinds': unknown kind ''"
+bad "an unknown field in fields" '{ fields = "auction,prize" }' \
+  "config field 'fields': unknown field 'prize' (event_type, id, name,"
+bad "fields without a field of an emitted kind" '{ kinds = "bid,auction", fields = { "price" } }' \
+  "config field 'fields' lists no field of the auction events it emits"
 bad "a rate that is not an integer" '{ rate = "fast" }' \
   "config field 'rate' must be an integer in [1, 2147483647]"
 bad "negative events" '{ events = -1 }' "config field 'events' must be an integer in [0, "
