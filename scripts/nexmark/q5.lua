@@ -1,0 +1,89 @@
+-- Nexmark q5, hot items: per sliding window of 10 s every 2 s, the
+-- auctions with the most bids, as the suite's q5.sql.
+--   INSERT INTO nexmark_q5
+--   SELECT AuctionBids.auction, AuctionBids.num
+--    FROM (
+--      SELECT
+--        auction,
+--        count(*) AS num,
+--        window_start AS starttime,
+--        window_end AS endtime
+--        FROM TABLE(
+--                HOP(TABLE bid, DESCRIPTOR(dateTime), INTERVAL '2' SECOND, INTERVAL '10' SECOND))
+--        GROUP BY auction, window_start, window_end
+--    ) AS AuctionBids
+--    JOIN (
+--      SELECT
+--        max(CountBids.num) AS maxn,
+--        CountBids.starttime,
+--        CountBids.endtime
+--      FROM (
+--        SELECT
+--          count(*) AS num,
+--          window_start AS starttime,
+--          window_end AS endtime
+--        FROM TABLE(
+--                   HOP(TABLE bid, DESCRIPTOR(dateTime), INTERVAL '2' SECOND, INTERVAL '10' SECOND))
+--        GROUP BY auction, window_start, window_end
+--        ) AS CountBids
+--      GROUP BY CountBids.starttime, CountBids.endtime
+--    ) AS MaxBids
+--    ON AuctionBids.starttime = MaxBids.starttime AND
+--       AuctionBids.endtime = MaxBids.endtime AND
+--       AuctionBids.num >= MaxBids.maxn;
+--
+-- In Tide: the bids' auction ids (plain numbers: a bid's other fields
+-- would cross the key_by's exchange for nothing) keyed by auction into
+-- sliding windows of 10 s every 2 s counting them (count(): the window
+-- operator's fast path, one counter per auction and 2 s slice, a window's
+-- count the sum of its five slices); the counts, {key = auction, count =
+-- n} with the timestamp of their window's last ms, go to window_all over
+-- tumbling 2 s windows, where the window [end - 2 s, end) holds exactly
+-- the counts of the sliding window [end - 10 s, end); an incremental
+-- aggregate there keeps the largest count and the auctions at it (ties:
+-- all of them) and emits one row per such auction when the watermark
+-- passes the window (every count stage subtask has fired that window by
+-- then). The join of the SQL is thus a max and a filter in one pass.
+-- Rows {auction, num, starttime, endtime}: the window's bounds (ms) are
+-- added to the SQL's columns, without which the rows of different windows
+-- cannot be told apart.
+--   tide run scripts/nexmark/q5.lua -- EVENTS [OUT_DIR] [name=value ...]
+package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
+local tide = require "tide"
+local nexmark = require "nexmark"
+
+local SIZE, SLIDE = 10000, 2000
+
+-- the largest count of a window and the auctions at it: {n =, m =, a1, ..., am}
+local top = {
+  create = function() return { n = 0, m = 0 } end,
+  add = function(acc, r)
+    local c = r.count
+    if c > acc.n then
+      acc.n, acc.m, acc[1] = c, 1, r.key
+    elseif c == acc.n then
+      local m = acc.m + 1
+      acc.m, acc[m] = m, r.key
+    end
+    return acc
+  end,
+  result = function(acc) return acc end,
+}
+
+local function rows(_, w, results, out)
+  local acc = results[1]
+  local stop = w.stop
+  for i = 1, acc.m do
+    out:collect({ auction = acc[i], num = acc.n, starttime = stop - SIZE, endtime = stop })
+  end
+end
+
+local function identity(x) return x end
+
+local q = nexmark.query("q5")
+q:sink(q:bids()
+  :map(function(b) return b.auction end):uid("auction")
+  :key_by(identity)
+  :window(tide.windows.sliding(SIZE, SLIDE)):count():uid("count")
+  :window_all(tide.windows.tumbling(SLIDE)):aggregate(top, rows):uid("hot"))
+q:execute()
