@@ -19,7 +19,7 @@
 --       count(distinct auction) filter (where price >= 1000000) AS rank3_auctions
 --   FROM bid
 --   GROUP BY channel, DATE_FORMAT(`dateTime`, 'yyyy-MM-dd');
--- In Tide as q15 (whose helpers are repeated here): a map (uid "day")
+-- In Tide as q15 (helpers shared in nexmark.lua): a map (uid "day")
 -- keeps what the aggregate needs of a bid, its UTC day (yyyy-MM-dd) and
 -- its UTC minute of the day, key_by channel and day (one string, the two
 -- joined by a tab), and a keyed process function (uid "stats") keeps per
