@@ -32,21 +32,30 @@
 --       AuctionBids.endtime = MaxBids.endtime AND
 --       AuctionBids.num >= MaxBids.maxn;
 --
--- In Tide: the bids' auction ids (plain numbers: a bid's other fields
--- would cross the key_by's exchange for nothing) keyed by auction into
--- sliding windows of 10 s every 2 s counting them (count(): the window
--- operator's fast path, one counter per auction and 2 s slice, a window's
--- count the sum of its five slices); the counts, {key = auction, count =
--- n} with the timestamp of their window's last ms, go to window_all over
--- tumbling 2 s windows, where the window [end - 2 s, end) holds exactly
--- the counts of the sliding window [end - 10 s, end); an incremental
--- aggregate there keeps the largest count and the auctions at it (ties:
--- all of them) and emits one row per such auction when the watermark
--- passes the window (every count stage subtask has fired that window by
--- then). The join of the SQL is thus a max and a filter in one pass.
--- Rows {auction, num, starttime, endtime}: the window's bounds (ms) are
--- added to the SQL's columns, without which the rows of different windows
--- cannot be told apart.
+-- In Tide:
+-- 1. the bids' auction ids (plain numbers: a bid's other fields would
+--    cross the key_by's exchange for nothing) keyed by auction into
+--    sliding windows of 10 s every 2 s counting them (count(): the window
+--    operator's fast path, one counter per auction and 2 s slice, a
+--    window's count the sum of its five slices). The counts come out as
+--    {key = auction, count = n} with the timestamp of their window's last
+--    ms, a window's all at once when the watermark passes it;
+-- 2. in each count subtask, a filter drops the counts below the highest
+--    one it has passed for the same window (the window of the last count
+--    and its highest count are kept aside: not state, a cache whose loss
+--    only lets more through), so about log(n) of a subtask's n counts per
+--    window go on, and still every count at the window's max: that count
+--    is never below a passed one;
+-- 3. window_all over tumbling 2 s windows, where the window [end - 2 s,
+--    end) holds exactly the counts of the sliding window [end - 10 s,
+--    end): an incremental aggregate keeps the largest count and the
+--    auctions at it (ties: all of them) and emits one row per such
+--    auction when the watermark passes the window (every count subtask
+--    has fired that window by then).
+-- The SQL's join is thus a max and a filter in one pass. Rows {auction,
+-- num, starttime, endtime}: the window's bounds (ms) are added to the
+-- SQL's columns, without which the rows of different windows cannot be
+-- told apart.
 --   tide run scripts/nexmark/q5.lua -- EVENTS [OUT_DIR] [name=value ...]
 package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
 local tide = require "tide"
@@ -80,10 +89,27 @@ end
 
 local function identity(x) return x end
 
+-- stage 2: the timestamp of the last count's window and the highest count
+-- passed for it
+local last_t, last_n = nil, 0
+local may_top = {
+  on_record = function(r, ctx, out)
+    local t, n = ctx.timestamp, r.count
+    if t ~= last_t then
+      last_t, last_n = t, n
+      out:collect(r)
+    elseif n >= last_n then
+      last_n = n
+      out:collect(r)
+    end
+  end,
+}
+
 local q = nexmark.query("q5")
 q:sink(q:bids{ "auction" }
   :map(function(b) return b.auction end):uid("auction")
   :key_by(identity)
   :window(tide.windows.sliding(SIZE, SLIDE)):count():uid("count")
+  :process(may_top):uid("may-top")
   :window_all(tide.windows.tumbling(SLIDE)):aggregate(top, rows):uid("hot"))
 q:execute()

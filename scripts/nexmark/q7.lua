@@ -45,31 +45,37 @@ local nexmark = require "nexmark"
 
 local SIZE = 10000
 
--- stage 1: window start -> the highest price this subtask has seen there
+-- stage 1: window start -> the highest price this subtask has seen there;
+-- the window of the last bid, [lo, lo + SIZE), and its highest price top
+-- (nil: none yet) are kept aside, most bids falling in the same window
 local seen, newest = {}, nil
+local lo, hi, top = 0, 0, nil
+
+-- a bid at the window's first ms may also be at the previous window's max
+local function first_ms(p)
+  local pm = seen[lo - SIZE]
+  return pm == nil or p >= pm
+end
+
 local function may_top(b)
   local t, p = b.date_time, b.price
-  local s = t - t % SIZE
-  local m = seen[s]
-  if m == nil then
-    if newest == nil or s > newest then
-      newest = s
+  if t < lo or t >= hi then -- another window than the last bid's
+    lo = t - t % SIZE
+    hi = lo + SIZE
+    top = seen[lo]
+    if top == nil and (newest == nil or lo > newest) then
+      newest = lo
       for old in pairs(seen) do
-        if old < s - 2 * SIZE then seen[old] = nil end
+        if old < lo - 2 * SIZE then seen[old] = nil end
       end
     end
-    seen[s] = p
+  end
+  if top == nil or p >= top then
+    top = p
+    seen[lo] = p
     return true
   end
-  if p >= m then
-    seen[s] = p
-    return true
-  end
-  if t == s then -- the first ms: may be at the previous window's max
-    local pm = seen[s - SIZE]
-    return pm == nil or p >= pm
-  end
-  return false
+  return t == lo and first_ms(p)
 end
 
 -- stage 2: per 10 s start g of the bids: {m = highest price, top = {bids
