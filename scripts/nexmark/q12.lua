@@ -31,10 +31,15 @@ local nexmark = require "nexmark"
 local END_OF_INPUT = compat.MAX_INT -- the final watermark
 
 -- fire at the window's end in processing time, or at the end of the input
+-- (the timers set once per window: trigger state "armed")
 local trigger = {
   on_element = function(_, _, w, ctx)
-    ctx:register_processing_time_timer(w.max_timestamp)
-    ctx:register_event_time_timer(END_OF_INPUT)
+    local armed = ctx.state:value("armed")
+    if not armed:value() then
+      armed:update(true)
+      ctx:register_processing_time_timer(w.max_timestamp)
+      ctx:register_event_time_timer(END_OF_INPUT)
+    end
     return "continue"
   end,
   on_processing_time = function(time, w)
@@ -48,6 +53,7 @@ local trigger = {
   clear = function(w, ctx)
     ctx:delete_processing_time_timer(w.max_timestamp)
     ctx:delete_event_time_timer(END_OF_INPUT)
+    ctx.state:value("armed"):clear()
   end,
 }
 

@@ -43,9 +43,10 @@
 -- 2. in each count subtask, a filter drops the counts below the highest
 --    one it has passed for the same window (the window of the last count
 --    and its highest count are kept aside: not state, a cache whose loss
---    only lets more through), so about log(n) of a subtask's n counts per
---    window go on, and still every count at the window's max: that count
---    is never below a passed one;
+--    only lets more through), so only the counts that raise or equal the
+--    running max go on (about log(n) of a subtask's n counts per window,
+--    plus ties), and still every count at the window's max: that count is
+--    never below a passed one;
 -- 3. window_all over tumbling 2 s windows, where the window [end - 2 s,
 --    end) holds exactly the counts of the sliding window [end - 10 s,
 --    end): an incremental aggregate keeps the largest count and the
@@ -69,7 +70,7 @@ local top = {
   add = function(acc, r)
     local c = r.count
     if c > acc.n then
-      acc.n, acc.m, acc[1] = c, 1, r.key
+      return { n = c, m = 1, r.key }
     elseif c == acc.n then
       local m = acc.m + 1
       acc.m, acc[m] = m, r.key
