@@ -55,7 +55,7 @@ TEST_BIN   = $(TEST_SRC:tests/core/%.c=$(BUILD)/tests/%) $(FUZZ_REPLAY)
 HEADERS    = $(wildcard core/*.h state/*.h)
 # C modules: the example (scripts/modules) and the test modules
 # (tests/modules), built against core/tide.h alone, as a user builds one
-MODULES    = $(BUILD)/modules/streamkit.so \
+MODULES    = $(BUILD)/modules/streamkit.so $(BUILD)/modules/nexmark.so \
              $(patsubst tests/modules/%.c,$(BUILD)/modules/%.so,$(wildcard tests/modules/*.c)) \
              $(BUILD)/modules/newminor.so
 MOD_CFLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -fPIC -shared -Icore
@@ -172,6 +172,11 @@ $(BUILD)/tests/kafka_produce: tests/kafka/produce.c
 $(BUILD)/modules/streamkit.so: scripts/modules/streamkit.c core/tide.h
 	@mkdir -p $(dir $@)
 	$(CC) $(MOD_CFLAGS) $(CFLAGS) $(SAN) -o $@ $<
+
+# the Nexmark generator (scripts/nexmark, docs/NEXMARK.md)
+$(BUILD)/modules/nexmark.so: scripts/nexmark/nexmark.c core/tide.h
+	@mkdir -p $(dir $@)
+	$(CC) $(MOD_CFLAGS) $(CFLAGS) $(SAN) -o $@ $< -lm
 
 $(BUILD)/modules/%.so: tests/modules/%.c core/tide.h
 	@mkdir -p $(dir $@)
@@ -303,7 +308,7 @@ uninstall:
 	rm -rf $(DESTDIR)$(LUA_LDIR)/tide $(DESTDIR)$(LUA_LDIR)/tide.lua $(DESTDIR)$(LUA_CDIR)/tide
 
 lint:
-	cppcheck --quiet --error-exitcode=1 --enable=warning -Icore -Istate core state scripts/modules tests/modules
+	cppcheck --quiet --error-exitcode=1 --enable=warning -Icore -Istate core state scripts/modules scripts/nexmark tests/modules
 	luacheck --quiet --std lua54 --no-max-line-length --no-unused-args lua scripts tests/e2e/*.lua
 	@# the library, example jobs, modules' jobs, benchmarks and test jobs use
 	@# nothing LuaJIT lacks (docs/LUAJIT.md)

@@ -12,7 +12,7 @@
 -- (docs/NEXMARK.md: rate=, seed=, base_time=, ...), except
 --   from=FILE   read the events from FILE (JSON lines, as dump.lua writes
 --               them) instead of generating them
---   module=PATH the generator module (default: $TIDE_NEXMARK_MODULE,
+--   module=PATH the generator module (default: $NEXMARK,
 --               scripts/nexmark/nexmark.so, build/modules/nexmark.so)
 -- A query script:
 --   local nexmark = require "nexmark"   -- after adding its directory to package.path
@@ -48,11 +48,13 @@ local function script_dir()
   return s:match("^(.*)/[^/]*$") or "."
 end
 
--- The generator module's path: module= , $TIDE_NEXMARK_MODULE, beside the
--- query script, or in the build tree.
-local function module_path(given)
+--- nexmark.module_path(given) - the generator module's path: given (a
+-- string, e.g. from module=PATH), else $NEXMARK, else nexmark.so beside
+-- the script (make -C scripts/nexmark), else build/modules/nexmark.so
+-- (make modules). Raises an error saying how to build it when none exists.
+function M.module_path(given)
   if given then return given end
-  local env = os.getenv("TIDE_NEXMARK_MODULE")
+  local env = os.getenv("NEXMARK")
   if env and env ~= "" then return env end
   local here = script_dir()
   for _, p in ipairs { here .. "/nexmark.so", here .. "/../../build/modules/nexmark.so",
@@ -103,16 +105,26 @@ function M.query(name, env_options)
 end
 
 -- The events of one kind as a stream with timestamps (date_time) and
--- Nexmark's watermark; uid "<kind>s".
-function Query:source(kind)
+-- Nexmark's watermark; uid "<kind>s". fields: nil (every field) or the
+-- names of the fields the query reads (date_time is added): the generator
+-- emits only those (a projection pushed into the source, as Flink's
+-- planner pushes one into a table source); events read from a file keep
+-- all theirs.
+function Query:source(kind, fields)
   local s
   if self.from then
     local want = KIND[kind]
     s = self.env:read_json(self.from):uid("read-" .. kind .. "s")
       :filter(function(e) return e.event_type == want end):uid(kind .. "s")
   else
-    self.mod = self.mod or tide.load_module(module_path(self.module))
+    self.mod = self.mod or tide.load_module(M.module_path(self.module))
     local config = { events = self.events, kinds = { kind } }
+    if fields then
+      config.fields = { "date_time" }
+      for _, f in ipairs(fields) do
+        if f ~= "date_time" then config.fields[#config.fields + 1] = f end
+      end
+    end
     for k, v in pairs(self.options) do config[k] = v end
     s = self.env:add_source(self.mod.events, config):uid(kind .. "s")
   end
@@ -120,12 +132,14 @@ function Query:source(kind)
                              tide.watermarks.bounded(M.OUT_OF_ORDERNESS))
 end
 
---- q:persons(), q:auctions(), q:bids() - the generated events of that kind
--- (flat tables, fields as docs/NEXMARK.md lists them), timestamped by
--- date_time, watermark date_time - 4 s.
-function Query:persons() return self:source("person") end
-function Query:auctions() return self:source("auction") end
-function Query:bids() return self:source("bid") end
+--- q:persons(fields), q:auctions(fields), q:bids(fields) - the generated
+-- events of that kind (flat tables, fields as docs/NEXMARK.md lists them),
+-- timestamped by date_time, watermark date_time - 4 s. fields (optional,
+-- an array of names): the fields the query reads; the generator emits only
+-- those and date_time.
+function Query:persons(fields) return self:source("person", fields) end
+function Query:auctions(fields) return self:source("auction", fields) end
+function Query:bids(fields) return self:source("bid", fields) end
 
 --- q:sink(stream) - the query's results: write_json(OUT_DIR) (uid "sink"),
 -- or discard() without an OUT_DIR.
@@ -147,6 +161,133 @@ function M.decimal3(t)
   local sign = ""
   if t < 0 then sign, t = "-", -t end
   return string.format("%s%d.%03d", sign, math.floor(t / 1000), t % 1000)
+end
+
+--- nexmark.idiv(a, b) - floor(a / b) for integers a >= 0, b > 0, exact
+-- below 2^53 (the float quotient can round up across an integer): Flink's
+-- AVG over BIGINT (a BIGINT, the quotient truncated) of prices.
+function M.idiv(a, b)
+  local d = math.floor(a / b)
+  if d * b > a then d = d - 1 elseif (d + 1) * b <= a then d = d + 1 end
+  return d
+end
+
+local DAY_MS = 86400 * 1000
+local day_names = {}
+
+--- nexmark.utc_day(ms) - DATE_FORMAT(t, 'yyyy-MM-dd') of a time in ms
+-- since the epoch, in UTC (one os.date per day seen).
+function M.utc_day(ms)
+  local d = math.floor(ms / DAY_MS)
+  local s = day_names[d]
+  if not s then
+    s = os.date("!%Y-%m-%d", d * 86400)
+    day_names[d] = s
+  end
+  return s
+end
+
+--- nexmark.rank_of(price) - the price rank of q15-q17's filters: 1 below
+-- 10000, 2 below 1000000, else 3.
+function M.rank_of(price)
+  if price < 10000 then return 1 elseif price < 1000000 then return 2 end
+  return 3
+end
+
+local FLAG = { 1, 2, 4 }
+
+--- nexmark.count_distinct(m, key, r, c, all) - a COUNT(DISTINCT key) in
+-- all and FILTERed by rank r (q15, q16): m is a map state of the keys seen,
+-- each with the set of ranks it was seen in (flags 1, 2, 4); c[all] grows
+-- by one when key is first seen, c[all + r] when it is first seen in rank r.
+function M.count_distinct(m, key, r, c, all)
+  local ranks = m:get(key)
+  if ranks == nil then
+    c[all] = c[all] + 1
+    c[all + r] = c[all + r] + 1
+    m:put(key, FLAG[r])
+  elseif math.floor(ranks / FLAG[r]) % 2 == 0 then
+    c[all + r] = c[all + r] + 1
+    m:put(key, ranks + FLAG[r])
+  end
+end
+
+--- nexmark.auction_winner(spec) - the functions of a keyed co-process over
+-- auctions (input 1) and bids (input 2) keyed by auction id, which keeps
+-- each auction's best bid among its bids with date_time in
+-- [auction.date_time, auction.expires] (q4, q6, q9):
+--   spec.better(b, c)            whether bid b beats bid c
+--   spec.on_change(a, old, new, out)  (optional) the best bid changed
+--                                (old: nil for the first)
+--   spec.on_close(a, best, out)  (optional) the watermark passed expires:
+--                                best (nil: no qualifying bid) is final
+-- Bids that come before their auction (another stream, at p2 another
+-- subtask) wait in keyed list state while it can still come: until the
+-- watermark passes their date_time (an auction that comes later has a later
+-- date_time, so they cannot qualify). At expires the auction's state goes:
+-- every later bid has date_time > expires, nothing being late (a source
+-- subtask's events are at most 4 s out of order, the watermark's bound).
+-- Auction ids are unique (the generator numbers them). Pass the result to
+-- `connect(...):key_by("id", "auction"):process`.
+function M.auction_winner(spec)
+  local better, on_change, on_close = spec.better, spec.on_change, spec.on_close
+  local function qualifies(a, b) return b.date_time >= a.date_time and b.date_time <= a.expires end
+  return {
+    on_record1 = function(a, ctx, out)
+      ctx.state:value("auction"):update(a)
+      ctx.timers:register_event_time(a.expires)
+      local waiting = ctx.state:list("waiting")
+      local ws = waiting:get()
+      if #ws == 0 then return end
+      local best
+      for i = 1, #ws do
+        local b = ws[i]
+        if qualifies(a, b) and (best == nil or better(b, best)) then best = b end
+      end
+      waiting:clear()
+      if best then
+        ctx.state:value("best"):update(best)
+        if on_change then on_change(a, nil, best, out) end
+      end
+    end,
+    on_record2 = function(b, ctx, out)
+      local a = ctx.state:value("auction"):value()
+      if a == nil then
+        if b.date_time > ctx.timers:current_watermark() then
+          ctx.state:list("waiting"):add(b)
+          ctx.timers:register_event_time(b.date_time)
+        end
+      elseif qualifies(a, b) then
+        local bv = ctx.state:value("best")
+        local best = bv:value()
+        if best == nil or better(b, best) then
+          bv:update(b)
+          if on_change then on_change(a, best, b, out) end
+        end
+      end
+    end,
+    on_timer = function(ts, ctx, out)
+      local av = ctx.state:value("auction")
+      local a = av:value()
+      if a then
+        if ts >= a.expires then -- closed: the best bid is final
+          local bv = ctx.state:value("best")
+          if on_close then on_close(a, bv:value(), out) end
+          av:clear()
+          bv:clear()
+        end
+        return
+      end
+      -- no auction: the waiting bids up to ts can no longer qualify
+      local waiting = ctx.state:list("waiting")
+      local ws = waiting:get()
+      local keep = {}
+      for i = 1, #ws do
+        if ws[i].date_time > ts then keep[#keep + 1] = ws[i] end
+      end
+      if #keep < #ws then waiting:update(keep) end
+    end,
+  }
 end
 
 return M

@@ -7,7 +7,7 @@ package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
 local nexmark = require "nexmark"
 
 local q = nexmark.query("q0")
-q:sink(q:bids():map(function(b)
+q:sink(q:bids{ "auction", "bidder", "price", "extra" }:map(function(b)
   return { auction = b.auction, bidder = b.bidder, price = b.price, date_time = b.date_time,
            extra = b.extra }
 end):uid("project"))

@@ -9,7 +9,7 @@ local nexmark = require "nexmark"
 local decimal3 = nexmark.decimal3
 
 local q = nexmark.query("q1")
-q:sink(q:bids():map(function(b)
+q:sink(q:bids{ "auction", "bidder", "price", "extra" }:map(function(b)
   return { auction = b.auction, bidder = b.bidder, price = decimal3(908 * b.price),
            date_time = b.date_time, extra = b.extra }
 end):uid("convert"))

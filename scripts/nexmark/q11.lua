@@ -37,7 +37,7 @@ end
 local function identity(x) return x end
 
 local q = nexmark.query("q11")
-q:sink(q:bids()
+q:sink(q:bids{ "bidder" }
   :map(function(b) return b.bidder end):uid("bidder")
   :key_by(identity)
   :window(tide.windows.session("10s")):aggregate(count, row):uid("sessions"))

@@ -70,7 +70,7 @@ end
 local function identity(x) return x end
 
 local q = nexmark.query("q12")
-q:sink(q:bids()
+q:sink(q:bids{ "bidder" }
   :map(function(b) return b.bidder end):uid("bidder")
   :key_by(identity)
   :window(tide.windows.tumbling("10s", { time = "processing" })):trigger(trigger)

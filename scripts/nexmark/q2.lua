@@ -7,7 +7,7 @@ package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
 local nexmark = require "nexmark"
 
 local q = nexmark.query("q2")
-q:sink(q:bids()
+q:sink(q:bids{ "auction", "price" }
   :filter(function(b) return b.auction % 123 == 0 end):uid("select")
   :map(function(b) return { auction = b.auction, price = b.price } end):uid("project"))
 q:execute()

@@ -111,7 +111,7 @@ local may_top = {
 }
 
 local q = nexmark.query("q5")
-q:sink(q:bids()
+q:sink(q:bids{ "auction" }
   :map(function(b) return b.auction end):uid("auction")
   :key_by(identity)
   :window(tide.windows.sliding(SIZE, SLIDE)):count():uid("count")

@@ -69,8 +69,8 @@ local function rows(id, w, results, out)
 end
 
 local q = nexmark.query("q8")
-local persons = q:persons():map(function(p) return { id = p.id, name = p.name } end):uid("person-ids")
-local sellers = q:auctions():map(function(a) return { id = a.seller, auction = true } end):uid("seller-ids")
+local persons = q:persons{ "id", "name" }:map(function(p) return { id = p.id, name = p.name } end):uid("person-ids")
+local sellers = q:auctions{ "seller" }:map(function(a) return { id = a.seller, auction = true } end):uid("seller-ids")
 q:sink(persons:union(sellers)
   :key_by("id")
   :window(tide.windows.tumbling(SIZE)):aggregate(seen, rows):uid("new-users"))
