@@ -19,28 +19,37 @@
 --
 -- In Tide, no bid is buffered for its window (the SQL's join would keep
 -- them all):
--- 1. a filter in each source subtask drops the bids that cannot be at
---    their window's max: those below the highest price it has seen in
---    the bid's window (a bid at a window's first ms must also be below the
---    previous window's highest, as it may match that one). The running
---    maxima are a cache of the subtask (not state: without it, after a
---    restore, more bids pass, with the same result), so the stage is
---    exact: a window's max is always set by a bid that passed, and every
---    bid at the final max passes. About log(n) of a window's n bids pass
---    per subtask when prices vary;
--- 2. the survivors, projected to the output's fields, go to window_all
---    over sliding windows of 10 s + 1 ms every 10 s: [s, s + 10 s]
---    is exactly the BETWEEN range of the window [s, s + 10 s), and it
---    fires when the watermark passes s + 10 s, once every bid at that ms
---    is in. An incremental aggregate keeps, per 10 s window start of
---    the bids it gets (at most two: s, and s + 10 s for the last ms), the
---    highest price with the bids at it, and the bids at the window's
---    first ms; the window's rows are its own start's bids at the max and
---    those at its last ms (start s + 10 s) with that price.
+-- 1. in each source subtask, a process function passes on only the bids
+--    that may be at their window's max: those at or above the highest
+--    price it has seen in the bid's window. A bid at a window's first ms
+--    may also be at the previous window's max: unless it is below that
+--    window's highest price seen here, it also goes to the side output
+--    "edge" as an edge bid of the previous window. The running maxima are
+--    a cache of the subtask (not state: after a restore, more bids pass,
+--    with the same result), so the stage is exact: a window's max is
+--    always set by a bid that passed, and every bid at the final max
+--    passes. About log(n) of a window's n bids pass per subtask when
+--    prices vary;
+-- 2. window_all over tumbling 10 s windows: an incremental aggregate keeps
+--    the highest price and the bids at it, and the window emits them
+--    (rows) and {w = start, max = the price} for the edge bids;
+-- 3. the edge bids, keyed by (window start, price), connected with those
+--    maxima keyed alike: a keyed co-process keeps a key's edge bids and
+--    whether its price is the window's max, and when the watermark
+--    reaches the window's end + 1 ms (every bid of that ms is in, and the
+--    max) emits them if it is, then drops the key's state. Edge bids that
+--    come after that are late and dropped, as a window drops them.
+-- Edge bids are spread over keys by price: all the bids of a window's
+-- first ms can be edge bids (the first ms of a run, whose previous window
+-- no subtask has seen: 9,200 bids at the benchmark's 10M events/s), and
+-- with the RocksDB backend a key's window accumulator, list or map is read
+-- and written whole at every batch that touches it, with batches of a
+-- record or two behind an exchange: kept under one key they made that
+-- stage quadratic (150 CPU s for 20,000 events at p2).
 -- Rows {auction, bidder, price, date_time, extra}.
 -- Measured on 10M generated events (Lua 5.4, heap): without the filter of
--- step 1 (every bid to window_all) the job takes 9.5 CPU s at p1 and 17.6
--- at p2, with it 5.4 and 6.1 (of which making the events: 4.3).
+-- step 1 (every bid to the window stage) the job takes 9.5 CPU s at p1
+-- and 17.6 at p2, with it 5.4 and 6.1 (of which making the events: 4.3).
 --   tide run scripts/nexmark/q7.lua -- EVENTS [OUT_DIR] [name=value ...]
 package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
 local tide = require "tide"
@@ -48,104 +57,102 @@ local nexmark = require "nexmark"
 
 local SIZE = 10000
 
+local function row(b)
+  return { auction = b.auction, bidder = b.bidder, price = b.price, date_time = b.date_time, extra = b.extra }
+end
+
 -- stage 1: window start -> the highest price this subtask has seen there;
 -- the window of the last bid, [lo, lo + SIZE), and its highest price top
 -- (nil: none yet) are kept aside, most bids falling in the same window
 local seen, newest = {}, nil
 local lo, hi, top = 0, 0, nil
 
--- a bid at the window's first ms may also be at the previous window's max
-local function first_ms(p)
-  local pm = seen[lo - SIZE]
-  return pm == nil or p >= pm
-end
-
-local function may_top(b)
-  local t, p = b.date_time, b.price
-  if t < lo or t >= hi then -- another window than the last bid's
-    lo = t - t % SIZE
-    hi = lo + SIZE
-    top = seen[lo]
-    if top == nil and (newest == nil or lo > newest) then
-      newest = lo
-      for old in pairs(seen) do
-        if old < lo - 2 * SIZE then seen[old] = nil end
-      end
-    end
-  end
-  if top == nil or p >= top then
-    top = p
-    seen[lo] = p
-    return true
-  end
-  return t == lo and first_ms(p)
-end
-
--- stage 2: per 10 s start g of the bids: {m = highest price, top = {bids
--- at m}, first = {bids at g's first ms}}
-local function group(b)
-  local t = b.date_time
-  return { m = b.price, top = { b }, first = t % SIZE == 0 and { b } or {} }
-end
-
-local function add_to(g, b)
-  local p = b.price
-  if p > g.m then
-    g.m, g.top = p, { b }
-  elseif p == g.m then
-    g.top[#g.top + 1] = b
-  end
-  if b.date_time % SIZE == 0 then g.first[#g.first + 1] = b end
-end
-
-local highest = {
-  create = function() return {} end,
-  add = function(acc, b)
-    local t = b.date_time
-    local s = t - t % SIZE
-    local g = acc[s]
-    if g == nil then acc[s] = group(b) else add_to(g, b) end
-    return acc
-  end,
-  merge = function(a, b)
-    for s, h in pairs(b) do
-      local g = a[s]
-      if g == nil then
-        a[s] = h
-      else
-        if h.m > g.m then
-          g.m, g.top = h.m, h.top
-        elseif h.m == g.m then
-          for _, x in ipairs(h.top) do g.top[#g.top + 1] = x end
+local candidates = {
+  on_record = function(b, ctx, out)
+    local t, p = b.date_time, b.price
+    if t < lo or t >= hi then -- another window than the last bid's
+      lo = t - t % SIZE
+      hi = lo + SIZE
+      top = seen[lo]
+      if top == nil and (newest == nil or lo > newest) then
+        newest = lo
+        for old in pairs(seen) do
+          if old < lo - 2 * SIZE then seen[old] = nil end
         end
-        for _, x in ipairs(h.first) do g.first[#g.first + 1] = x end
       end
     end
-    return a
+    if top == nil or p >= top then
+      top = p
+      seen[lo] = p
+      out:collect(row(b))
+    end
+    if t == lo then -- the first ms: may be at the previous window's max
+      local pm = seen[lo - SIZE]
+      if pm == nil or p >= pm then ctx:output("edge", row(b)) end
+    end
+  end,
+}
+
+-- stage 2: the highest price of a window and its bids: {m =, b1, b2, ...}
+local highest = {
+  create = function() return { m = nil } end,
+  add = function(acc, b)
+    local p = b.price
+    if acc.m == nil or p > acc.m then return { m = p, b } end
+    if p == acc.m then acc[#acc + 1] = b end
+    return acc
   end,
   result = function(acc) return acc end,
 }
 
-local function row(b)
-  return { auction = b.auction, bidder = b.bidder, price = b.price, date_time = b.date_time, extra = b.extra }
+local function emit_top(_, w, results, out)
+  local acc = results[1]
+  for i = 1, #acc do out:collect(acc[i]) end
+  out:collect({ w = w.start, max = acc.m })
 end
 
-local function rows(_, w, results, out)
-  local acc = results[1]
-  local own = acc[w.start]
-  if own == nil then return end -- only bids at the last ms: no window of its own
-  for _, b in ipairs(own.top) do out:collect(row(b)) end
-  local after = acc[w.start + SIZE]
-  if after ~= nil then
-    for _, b in ipairs(after.first) do
-      if b.price == own.m then out:collect(row(b)) end
-    end
-  end
+-- stage 3, keyed "window start:price": the edge bids (value "bids") and
+-- whether the price is the window's max (value "max"), at w + SIZE
+local function edge_key(b)
+  local t = b.date_time
+  return string.format("%d:%d", t - SIZE, b.price)
 end
+local function max_key(m) return string.format("%d:%d", m.w, m.max) end
+
+local edges = {
+  on_record1 = function(b, ctx, out)
+    local fire = b.date_time
+    if fire <= ctx.timers:current_watermark() then return end -- late: its window has fired
+    local st = ctx.state:value("bids")
+    local l = st:value()
+    if l == nil then
+      l = {}
+      ctx.timers:register_event_time(fire)
+    end
+    l[#l + 1] = b
+    st:update(l)
+  end,
+  on_record2 = function(m, ctx, out)
+    ctx.state:value("max"):update(true)
+    ctx.timers:register_event_time(m.w + SIZE)
+  end,
+  on_timer = function(_, ctx, out)
+    local st, mx = ctx.state:value("bids"), ctx.state:value("max")
+    local l = st:value()
+    if l ~= nil and mx:value() then
+      for i = 1, #l do out:collect(l[i]) end
+    end
+    st:clear()
+    mx:clear()
+  end,
+}
 
 local q = nexmark.query("q7")
-q:sink(q:bids()
-  :filter(may_top):uid("may-top")
-  :map(row):uid("project")
-  :window_all(tide.windows.sliding(SIZE + 1, SIZE)):aggregate(highest, rows):uid("highest"))
+local cands = q:bids():process(candidates):uid("candidates")
+local tops = cands:window_all(tide.windows.tumbling(SIZE)):aggregate(highest, emit_top):uid("highest")
+local rows = tops:filter(function(r) return r.max == nil end):uid("rows")
+local maxima = tops:filter(function(r) return r.max ~= nil end):uid("maxima")
+local edge_rows = cands:side_output("edge"):connect(maxima):key_by(edge_key, max_key)
+  :process(edges):uid("edges")
+q:sink(rows:union(edge_rows))
 q:execute()
