@@ -19,17 +19,17 @@
 --
 -- In Tide, no bid is buffered for its window (the SQL's join would keep
 -- them all):
--- 1. in each source subtask, a process function passes on only the bids
---    that may be at their window's max: those at or above the highest
---    price it has seen in the bid's window. A bid at a window's first ms
---    may also be at the previous window's max: unless it is below that
---    window's highest price seen here, it also goes to the side output
---    "edge" as an edge bid of the previous window. The running maxima are
---    a cache of the subtask (not state: after a restore, more bids pass,
---    with the same result), so the stage is exact: a window's max is
---    always set by a bid that passed, and every bid at the final max
---    passes. About log(n) of a window's n bids pass per subtask when
---    prices vary;
+-- 1. in each source subtask, only the bids that may be at their window's
+--    max go on: those at or above the highest price seen here in the bid's
+--    window. A bid at a window's first ms may also be at the previous
+--    window's max: unless it is below that window's highest price seen
+--    here, it also goes to the side output "edge" as an edge bid of the
+--    previous window. (A filter drops the others, then a process function
+--    sorts the few left.) The running maxima are a cache of the subtask
+--    (not state: after a restore, more bids pass, with the same result),
+--    so the stage is exact: a window's max is always set by a bid that
+--    passed, and every bid at the final max passes. About log(n) of a
+--    window's n bids pass per subtask when prices vary;
 -- 2. window_all over tumbling 10 s windows: an incremental aggregate keeps
 --    the highest price and the bids at it, and the window emits them
 --    (rows) and {w = start, max = the price} for the edge bids;
@@ -61,14 +61,16 @@ local function row(b)
   return { auction = b.auction, bidder = b.bidder, price = b.price, date_time = b.date_time, extra = b.extra }
 end
 
--- stage 1: window start -> the highest price this subtask has seen there;
--- the window of the last bid, [lo, lo + SIZE), and its highest price top
--- (nil: none yet) are kept aside, most bids falling in the same window
-local seen, newest = {}, nil
-local lo, hi, top = 0, 0, nil
-
-local candidates = {
-  on_record = function(b, ctx, out)
+-- stage 1: a screen judges a bid by the bids it judged before: own (at or
+-- above the highest price seen in its window) and edge (at a window's
+-- first ms, not below the previous window's highest price seen). It keeps
+-- window start -> the highest price seen there, and the window of the
+-- last bid, [lo, lo + SIZE), with its highest price top (nil: none yet)
+-- aside, most bids falling in the same window.
+local function screen()
+  local seen, newest = {}, nil
+  local lo, hi, top = 0, 0, nil
+  return function(b)
     local t, p = b.date_time, b.price
     if t < lo or t >= hi then -- another window than the last bid's
       lo = t - t % SIZE
@@ -81,15 +83,35 @@ local candidates = {
         end
       end
     end
-    if top == nil or p >= top then
+    local own = top == nil or p >= top
+    if own then
       top = p
       seen[lo] = p
-      out:collect(row(b))
     end
-    if t == lo then -- the first ms: may be at the previous window's max
+    local edge = false
+    if t == lo then
       local pm = seen[lo - SIZE]
-      if pm == nil or p >= pm then ctx:output("edge", row(b)) end
+      edge = pm == nil or p >= pm
     end
+    return own, edge
+  end
+end
+
+-- a filter drops most bids (one boolean each); a process function judges
+-- the few left again (the same judgement: the dropped bids never raised a
+-- max) to send them on as own bids or edge bids (side output "edge")
+local first = screen()
+local function may_matter(b)
+  local own, edge = first(b)
+  return own or edge
+end
+
+local second = screen()
+local candidates = {
+  on_record = function(b, ctx, out)
+    local own, edge = second(b)
+    if own then out:collect(row(b)) end
+    if edge then ctx:output("edge", row(b)) end
   end,
 }
 
@@ -148,7 +170,9 @@ local edges = {
 }
 
 local q = nexmark.query("q7")
-local cands = q:bids():process(candidates):uid("candidates")
+local cands = q:bids{ "auction", "bidder", "price", "extra" }
+  :filter(may_matter):uid("may-matter")
+  :process(candidates):uid("candidates")
 local tops = cands:window_all(tide.windows.tumbling(SIZE)):aggregate(highest, emit_top):uid("highest")
 local rows = tops:filter(function(r) return r.max == nil end):uid("rows")
 local maxima = tops:filter(function(r) return r.max ~= nil end):uid("maxima")
