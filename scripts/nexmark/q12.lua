@@ -12,8 +12,8 @@
 --           TUMBLE(TABLE B, DESCRIPTOR(p_time), INTERVAL '10' SECOND))
 --   GROUP BY bidder, window_start, window_end;
 --
--- In Tide: the bids, as {bidder, date_time} (the generator emits only the
--- fields read), keyed by bidder into tumbling 10 s processing-time windows (the wall
+-- In Tide: the bids' bidder ids (plain numbers, for the key_by's exchange)
+-- keyed by bidder into tumbling 10 s processing-time windows (the wall
 -- clock of the window operator's subtask when the bid reaches it,
 -- epoch-aligned), counted by an incremental aggregate. Rows {bidder,
 -- bid_count, starttime, endtime} (ms of wall-clock time).
@@ -67,9 +67,12 @@ local function row(bidder, w, results, out)
   out:collect({ bidder = bidder, bid_count = results[1], starttime = w.start, endtime = w.stop })
 end
 
+local function identity(x) return x end
+
 local q = nexmark.query("q12")
 q:sink(q:bids{ "bidder" }
-  :key_by("bidder")
+  :map(function(b) return b.bidder end):uid("bidder")
+  :key_by(identity)
   :window(tide.windows.tumbling("10s", { time = "processing" })):trigger(trigger)
   :aggregate(count, row):uid("counts"))
 q:execute()
