@@ -12,11 +12,12 @@
 --           TUMBLE(TABLE B, DESCRIPTOR(p_time), INTERVAL '10' SECOND))
 --   GROUP BY bidder, window_start, window_end;
 --
--- In Tide: the bids' bidder ids (plain numbers, for the key_by's exchange)
--- keyed by bidder into tumbling 10 s processing-time windows (the wall
--- clock of the window operator's subtask when the bid reaches it,
--- epoch-aligned), counted by an incremental aggregate. Rows {bidder,
--- bid_count, starttime, endtime} (ms of wall-clock time).
+-- In Tide: the bids' bidder ids (the generator emits only {bidder,
+-- date_time}; mapped to plain numbers, the smallest record for the
+-- key_by's exchange) keyed by bidder into tumbling 10 s processing-time
+-- windows (the wall clock of the window operator's subtask when the bid
+-- reaches it, epoch-aligned), counted by an incremental aggregate. Rows
+-- {bidder, bid_count, starttime, endtime} (ms of wall-clock time).
 -- One difference: a processing-time window still open when the input
 -- ends fires then too (the trigger below: Flink's processing-time trigger
 -- plus a firing at the final watermark), where Flink's processing-time
