@@ -1076,6 +1076,16 @@ local function general_op(node, out, rt, P)
     end
     return w
   end
+  -- the windows of a fixed-size assigner by start: no id made per element
+  local BYSTART = setmetatable({}, { __mode = "v" })
+  local function window_at(s, size)
+    local w = BYSTART[s]
+    if w == nil then
+      w = make_window(s, s + size)
+      BYSTART[s] = w
+    end
+    return w
+  end
   local function win_of(id)
     local w = WIN[id]
     if w then return w end
@@ -1113,12 +1123,24 @@ local function general_op(node, out, rt, P)
     if type(t) ~= "number" then error("trigger context: timer timestamp expected, got " .. type(t), 3) end
     return t
   end
-  function ctx.register_event_time_timer(a, b) tm:register("event", arg1(a, b), cur_nk, cur_wid, cur_raw) end
-  function ctx.register_processing_time_timer(a, b)
-    tm:register("processing", arg1(a, b), cur_nk, cur_wid, cur_raw)
+  -- the last timer the trigger registered for the current key and window
+  -- in the cleanup timers' domain (the element path's register_cleanup
+  -- need not register it again: the default event-time trigger's timer
+  -- is the cleanup timer when there is no allowed lateness)
+  local just_registered
+  local cleanup_domain = event_time and "event" or "processing"
+  local function register(domain, t)
+    tm:register(domain, t, cur_nk, cur_wid, cur_raw)
+    if domain == cleanup_domain then just_registered = t end
   end
-  function ctx.delete_event_time_timer(a, b) tm:delete("event", arg1(a, b), cur_nk, cur_wid) end
-  function ctx.delete_processing_time_timer(a, b) tm:delete("processing", arg1(a, b), cur_nk, cur_wid) end
+  local function delete(domain, t)
+    tm:delete(domain, t, cur_nk, cur_wid)
+    if domain == cleanup_domain then just_registered = nil end
+  end
+  function ctx.register_event_time_timer(a, b) register("event", arg1(a, b)) end
+  function ctx.register_processing_time_timer(a, b) register("processing", arg1(a, b)) end
+  function ctx.delete_event_time_timer(a, b) delete("event", arg1(a, b)) end
+  function ctx.delete_processing_time_timer(a, b) delete("processing", arg1(a, b)) end
   function ctx.current_watermark() return tm.watermark end
   function ctx.current_processing_time() return now() end
 
@@ -1349,7 +1371,7 @@ local function general_op(node, out, rt, P)
   end
 
   -- ---- timers
-  local timer_domain = event_time and "event" or "processing"
+  local timer_domain = cleanup_domain
   local function register_cleanup(w)
     local c = cleanup_time(w)
     if c == MAXINT then return end -- no cleanup timer for the end of time
@@ -1510,8 +1532,7 @@ local function general_op(node, out, rt, P)
     local size, off = A.size, fmod(A.offset, A.size)
     assign = function(_, t)
       if not event_time then t = now() end
-      local s = window_start(t, off, size)
-      scratch[1] = make_window(s, s + size)
+      scratch[1] = window_at(window_start(t, off, size), size)
       return 1
     end
   elseif A.kind == "sliding" then
@@ -1522,7 +1543,7 @@ local function general_op(node, out, rt, P)
       local s = window_start(t, off, slide)
       while s > low do
         n = n + 1
-        scratch[n] = make_window(s, s + size)
+        scratch[n] = window_at(s, size)
         s = s - slide
       end
       return n
@@ -1567,6 +1588,7 @@ local function general_op(node, out, rt, P)
         add_c(nk, swid, v, t)
         set_key(nk, raw)
         set_window(w, aid)
+        just_registered = nil
         local r = result_of(trig.on_element(v, t, w, ctx), "on_element")
         local go = true
         if FIRE[r] then
@@ -1575,7 +1597,7 @@ local function general_op(node, out, rt, P)
         end
         if go then
           if PURGE[r] then clear_c(nk, swid) end
-          register_cleanup(w)
+          if just_registered == nil or just_registered ~= cleanup_time(w) then register_cleanup(w) end
         end
       end
     end
