@@ -249,17 +249,21 @@ local function noop() end
 
 local triggers = {}
 
+-- EventTimeTrigger's on_element (the general window operator runs it in
+-- line when a trigger has it)
+local function event_time_on_element(_, _, w, ctx)
+  if w.max_timestamp <= ctx:current_watermark() then
+    return "fire" -- the watermark is past the window: a late firing
+  end
+  ctx:register_event_time_timer(w.max_timestamp)
+  return "continue"
+end
+
 -- Flink's EventTimeTrigger.
 function triggers.event_time()
   return setmetatable({
     kind = "event_time", can_merge = true,
-    on_element = function(_, _, w, ctx)
-      if w.max_timestamp <= ctx:current_watermark() then
-        return "fire" -- the watermark is past the window: a late firing
-      end
-      ctx:register_event_time_timer(w.max_timestamp)
-      return "continue"
-    end,
+    on_element = event_time_on_element,
     on_event_time = function(time, w) return time == w.max_timestamp and "fire" or "continue" end,
     on_processing_time = continue_fn,
     on_merge = function(w, ctx)
@@ -1558,6 +1562,7 @@ local function general_op(node, out, rt, P)
     end
   end
 
+  local inline_trigger = P.event_time_trigger
   local function process_element(v, t)
     local raw, nk = nil, 0
     if keyed then
@@ -1588,8 +1593,22 @@ local function general_op(node, out, rt, P)
         add_c(nk, swid, v, t)
         set_key(nk, raw)
         set_window(w, aid)
-        just_registered = nil
-        local r = result_of(trig.on_element(v, t, w, ctx), "on_element")
+        local r
+        if inline_trigger then
+          -- triggers.event_time's on_element
+          local m = w.max_timestamp
+          if m <= tm.watermark then
+            r = "fire"
+            just_registered = nil
+          else
+            tm:register("event", m, nk, aid, raw)
+            r = "continue"
+            just_registered = m
+          end
+        else
+          just_registered = nil
+          r = result_of(trig.on_element(v, t, w, ctx), "on_element")
+        end
         local go = true
         if FIRE[r] then
           local c = get_c(nk, swid)
@@ -2652,6 +2671,9 @@ function M.operator(node, out, rt)
     else trig = triggers.processing_time() end
   end
   P.trigger = trig
+  -- Flink's EventTimeTrigger on event-time windows: the general operator
+  -- runs its on_element in line
+  P.event_time_trigger = A.event_time and trig.on_element == event_time_on_element
   local kind = P.fn_kind
   -- the fast paths keep their live state in their own tables: with the
   -- RocksDB backend the general operator keeps it in RocksDB
