@@ -8,8 +8,8 @@
 # event time (rate=10000000, the suite's V1 workload; the generator's
 # default is 10K)
 # at parallelism 1 and 2 on the heap backend with a checkpoint every 10 s;
-# q5, q7, q8 and q18 (whose state, a bid per (bidder, auction) pair, is
-# the largest) run on rocksdb too, on NEXMARK_ROCKSDB_EVENTS events
+# q5, q7, q8, q18 and q19 (the largest states: a bid per (bidder, auction)
+# pair, ten bids per auction) run on rocksdb too, on NEXMARK_ROCKSDB_EVENTS events
 # (default: as many). q13's side input is the suite's
 # (`i,i` for i in 0..9999). Baselines in the same run: the
 # generator alone (its C source into discard(): no Lua per event) and the
@@ -65,7 +65,7 @@ while [ "$r" -le "$RUNS" ]; do
       # shellcheck disable=SC2086 # CK and opts are lists of words
       timed "${q}_heap_p$p" "$TIDE" run "$NX/$q.lua" -p "$p" --checkpoint-dir "$TMP/ck" $CK -- "$EVENTS" - $opts
       case $q in
-      q5 | q7 | q8 | q18)
+      q5 | q7 | q8 | q18 | q19)
         rm -rf "$TMP/ck"
         # shellcheck disable=SC2086
         timed "${q}_rocksdb_p$p" "$TIDE" run "$NX/$q.lua" -p "$p" --state-backend rocksdb \
