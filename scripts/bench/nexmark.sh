@@ -10,7 +10,8 @@
 # at parallelism 1 and 2 on the heap backend with a checkpoint every 10 s;
 # q5, q7, q8, q18 and q19 (the largest states: a bid per (bidder, auction)
 # pair, ten bids per auction) run on rocksdb too, on NEXMARK_ROCKSDB_EVENTS events
-# (default: as many). q13's side input is the suite's
+# (default: as many; NEXMARK_BACKENDS=heap or =rocksdb runs one backend's
+# rows only). q13's side input is the suite's
 # (`i,i` for i in 0..9999). Baselines in the same run: the
 # generator alone (its C source into discard(): no Lua per event) and the
 # generator into a Lua identity map (each event made a Lua table).
@@ -27,6 +28,8 @@ BUILD=${BUILD:-build}
 RUNS=${NEXMARK_RUNS:-1}
 EVENTS=${NEXMARK_EVENTS:-10000000}
 ROCKS_EVENTS=${NEXMARK_ROCKSDB_EVENTS:-$EVENTS}
+# the backends to run ("heap rocksdb", or one of them)
+BACKENDS=${NEXMARK_BACKENDS:-heap rocksdb}
 HERE=$(dirname "$0")
 BENCH_DIR=$(cd "$HERE" && pwd)
 export BENCH_DIR
@@ -62,10 +65,14 @@ while [ "$r" -le "$RUNS" ]; do
       # shellcheck disable=SC2086 # CK is a list of words
       opts=$GEN
       [ "$q" = q13 ] && opts="$GEN side_input=$TMP/side.csv"
-      # shellcheck disable=SC2086 # CK and opts are lists of words
-      timed "${q}_heap_p$p" "$TIDE" run "$NX/$q.lua" -p "$p" --checkpoint-dir "$TMP/ck" $CK -- "$EVENTS" - $opts
-      case $q in
-      q5 | q7 | q8 | q18 | q19)
+      case " $BACKENDS " in
+      *" heap "*)
+        # shellcheck disable=SC2086 # CK and opts are lists of words
+        timed "${q}_heap_p$p" "$TIDE" run "$NX/$q.lua" -p "$p" --checkpoint-dir "$TMP/ck" $CK -- "$EVENTS" - $opts
+        ;;
+      esac
+      case " $BACKENDS :$q:" in
+      *" rocksdb "*:q5: | *" rocksdb "*:q7: | *" rocksdb "*:q8: | *" rocksdb "*:q18: | *" rocksdb "*:q19:)
         rm -rf "$TMP/ck"
         # shellcheck disable=SC2086
         timed "${q}_rocksdb_p$p" "$TIDE" run "$NX/$q.lua" -p "$p" --state-backend rocksdb \
@@ -149,7 +156,7 @@ for q in queries:
                 k(count(n2) / best[n2]), best[n1] / best[n2]))
             continue
         ok = per_core(n1) > max(f1, f2)
-        label = q if backend == "heap" else q + " (rocksdb, %dM events)" % (count(n1) // 1000000)
+        label = q if backend == "heap" else q + " (rocksdb, %s events)" % k(count(n1)).replace(".00M", "M")
         print("| %s | %s | %s | %s | %s | %.2fx | %s | %s | %s |" % (
             label, k(per_core(n1)), k(count(n1) / best[n1]), k(per_core(n2)), k(count(n2) / best[n2]),
             best[n1] / best[n2], k(f1), k(f2), "PASS" if ok else "MISS"))
