@@ -12,25 +12,16 @@
 #include "alloc.h"
 #include "testlib.h"
 
-static void fill(unsigned char *p, size_t n, unsigned seed) {
-  for (size_t i = 0; i < n; i++) p[i] = (unsigned char)(seed + i * 7);
-}
-
-static int same(const unsigned char *p, size_t n, unsigned seed) {
-  for (size_t i = 0; i < n; i++)
-    if (p[i] != (unsigned char)(seed + i * 7)) return 0;
-  return 1;
-}
 
 /* The first 4 KiB and the last 4 KiB of a big block (filling all of it
  * would take seconds under the sanitizers). */
 static void mark(unsigned char *p, size_t n, unsigned seed) {
-  fill(p, 4096, seed);
-  fill(p + n - 4096, 4096, seed + 1);
+  td_test_fill(p, 4096, seed);
+  td_test_fill(p + n - 4096, 4096, seed + 1);
 }
 
 static int marked(const unsigned char *p, size_t n, unsigned seed) {
-  return same(p, 4096, seed) && same(p + n - 4096, 4096, seed + 1);
+  return td_test_same(p, 4096, seed) && td_test_same(p + n - 4096, 4096, seed + 1);
 }
 
 /* Run fn in a forked child on the arena; its exit status is the number of
@@ -50,26 +41,26 @@ static int in_child(int (*fn)(void)) {
 static int grow_small(void) {
   unsigned char *a = td_malloc(100);
   if (!a) return 1;
-  fill(a, 100, 3);
+  td_test_fill(a, 100, 3);
   /* the chunk's last block takes its room: the same address */
   unsigned char *b = td_realloc(a, 1000);
-  if (b != a || !same(b, 100, 3)) return 2;
-  fill(b, 1000, 4);
+  if (b != a || !td_test_same(b, 100, 3)) return 2;
+  td_test_fill(b, 1000, 4);
   /* a block after it: it is copied */
   unsigned char *c = td_malloc(16);
   if (!c) return 3;
-  fill(c, 16, 5);
+  td_test_fill(c, 16, 5);
   unsigned char *d = td_realloc(b, 2000);
-  if (!d || d == b || !same(d, 1000, 4) || !same(c, 16, 5)) return 4;
+  if (!d || d == b || !td_test_same(d, 1000, 4) || !td_test_same(c, 16, 5)) return 4;
   /* shrinking keeps the block */
-  if (td_realloc(d, 10) != d || !same(d, 10, 4)) return 5;
+  if (td_realloc(d, 10) != d || !td_test_same(d, 10, 4)) return 5;
   return 0;
 }
 
 static int grow_big(void) {
   unsigned char *small = td_malloc(64);
   if (!small) return 1;
-  fill(small, 64, 9);
+  td_test_fill(small, 64, 9);
   /* larger than a chunk: a mapping of its own, grown by mremap */
   size_t n = (size_t)80 << 20;
   unsigned char *big = td_malloc(n);
@@ -81,24 +72,24 @@ static int grow_big(void) {
   /* a newer chunk in front of it (its successor's link is fixed up) */
   unsigned char *after = td_malloc(100);
   if (!after) return 4;
-  fill(after, 100, 13);
+  td_test_fill(after, 100, 13);
   unsigned char *big3 = td_realloc(big2, 4 * n);
   if (!big3 || !marked(big3, 2 * n, 12)) return 5;
   mark(big3, 4 * n, 14);
-  if (!same(small, 64, 9) || !same(after, 100, 13)) return 6;
+  if (!td_test_same(small, 64, 9) || !td_test_same(after, 100, 13)) return 6;
   /* the arena still knows every block: they grow and are freed */
   unsigned char *after2 = td_realloc(after, 300);
-  if (!after2 || !same(after2, 100, 13)) return 7;
+  if (!after2 || !td_test_same(after2, 100, 13)) return 7;
   unsigned char *small2 = td_realloc(small, 200);
-  if (!small2 || !same(small2, 64, 9)) return 8;
+  if (!small2 || !td_test_same(small2, 64, 9)) return 8;
   td_free(big3);
   td_free(after2);
   /* more blocks after all that */
   for (int i = 0; i < 1000; i++) {
     unsigned char *x = td_malloc(1 << 16);
     if (!x) return 9;
-    fill(x, 1 << 16, (unsigned)i);
-    if (!same(x, 1 << 16, (unsigned)i)) return 10;
+    td_test_fill(x, 1 << 16, (unsigned)i);
+    if (!td_test_same(x, 1 << 16, (unsigned)i)) return 10;
   }
   return 0;
 }
@@ -107,13 +98,13 @@ static int lua_blocks(void) {
   /* ptr NULL: osize is a type tag, not a size */
   unsigned char *a = td_arena_lua_alloc(NULL, NULL, 5, 40);
   if (!a || (uintptr_t)a % 16 != 0) return 1;
-  fill(a, 40, 21);
+  td_test_fill(a, 40, 21);
   unsigned char *b = td_arena_lua_alloc(NULL, a, 40, 4000);
-  if (b != a || !same(b, 40, 21)) return 2;
+  if (b != a || !td_test_same(b, 40, 21)) return 2;
   unsigned char *c = td_arena_lua_alloc(NULL, NULL, 4, 10);
   if (!c) return 3;
   unsigned char *d = td_arena_lua_alloc(NULL, b, 4000, 8000);
-  if (!d || d == b || !same(d, 40, 21)) return 4;
+  if (!d || d == b || !td_test_same(d, 40, 21)) return 4;
   if (td_arena_lua_alloc(NULL, d, 8000, 0) != NULL) return 5;
   return 0;
 }

@@ -12,15 +12,6 @@
 #include "luaalloc.h"
 #include "testlib.h"
 
-static void fill(unsigned char *p, size_t n, unsigned seed) {
-  for (size_t i = 0; i < n; i++) p[i] = (unsigned char)(seed + i * 7);
-}
-
-static int same(const unsigned char *p, size_t n, unsigned seed) {
-  for (size_t i = 0; i < n; i++)
-    if (p[i] != (unsigned char)(seed + i * 7)) return 0;
-  return 1;
-}
 
 TD_TEST(test_luaalloc_follows_lua_alloc_contract) {
   td_lua_pool_t *p = td_lua_pool_new();
@@ -29,7 +20,7 @@ TD_TEST(test_luaalloc_follows_lua_alloc_contract) {
   void *a = td_lua_pool_alloc(p, NULL, LUA_TTABLE, 40);
   TD_CHECK(a != NULL);
   TD_CHECK((uintptr_t)a % 16 == 0);
-  fill(a, 40, 1);
+  td_test_fill(a, 40, 1);
   /* freeing returns NULL */
   TD_CHECK(td_lua_pool_alloc(p, a, 40, 0) == NULL);
   /* freeing NULL is a no-op */
@@ -58,7 +49,7 @@ TD_TEST(test_luaalloc_keeps_contents_across_classes_and_malloc) {
                                  100000,  1048575, 1048576,     3000001, 9000000, 1500000, 5000,
                                  2100000, 24,      (size_t)1 << 21, 300, 8};
   unsigned char *q = td_lua_pool_alloc(p, NULL, 0, sizes[0]);
-  fill(q, sizes[0], 9);
+  td_test_fill(q, sizes[0], 9);
   size_t have = sizes[0];
   for (size_t i = 1; i < sizeof sizes / sizeof sizes[0]; i++) {
     size_t n = sizes[i];
@@ -66,8 +57,8 @@ TD_TEST(test_luaalloc_keeps_contents_across_classes_and_malloc) {
     TD_CHECK(q != NULL);
     if (!q) break;
     size_t kept = have < n ? have : n;
-    TD_CHECK(same(q, kept, 9));
-    fill(q, n, 9); /* the whole block is writable */
+    TD_CHECK(td_test_same(q, kept, 9));
+    td_test_fill(q, n, 9); /* the whole block is writable */
     have = n;
   }
   if (q) td_lua_pool_alloc(p, q, have, 0);
@@ -82,20 +73,20 @@ TD_TEST(test_luaalloc_many_blocks_stay_distinct) {
   for (int i = 0; i < N; i++) {
     size_t n = 1 + (size_t)(i * 37) % 256;
     blk[i] = td_lua_pool_alloc(p, NULL, 0, n);
-    fill(blk[i], n, (unsigned)i);
+    td_test_fill(blk[i], n, (unsigned)i);
   }
   int ok = 1;
-  for (int i = 0; i < N; i++) ok &= same(blk[i], 1 + (size_t)(i * 37) % 256, (unsigned)i);
+  for (int i = 0; i < N; i++) ok &= td_test_same(blk[i], 1 + (size_t)(i * 37) % 256, (unsigned)i);
   TD_CHECK(ok);
   for (int i = 0; i < N; i += 2) td_lua_pool_alloc(p, blk[i], 1 + (size_t)(i * 37) % 256, 0);
   for (int i = 0; i < N; i += 2) {
     size_t n = 1 + (size_t)(i * 37) % 256;
     blk[i] = td_lua_pool_alloc(p, NULL, 0, n);
-    fill(blk[i], n, (unsigned)i + 1);
+    td_test_fill(blk[i], n, (unsigned)i + 1);
   }
   ok = 1;
   for (int i = 0; i < N; i++)
-    ok &= same(blk[i], 1 + (size_t)(i * 37) % 256, (unsigned)i + (i % 2 == 0));
+    ok &= td_test_same(blk[i], 1 + (size_t)(i * 37) % 256, (unsigned)i + (i % 2 == 0));
   TD_CHECK(ok);
   td_lua_pool_free(p);
 }

@@ -90,4 +90,16 @@ static inline int td_test_run_(const td_test_case_t *cases, int n, int argc,
     return td_test_run_(cases, N, argc, argv);                              \
   }
 
+/* td_test_fill / td_test_same - write n bytes of a pattern made from seed,
+ * and check that they are still there (1) or not (0): memory tests. */
+static inline void td_test_fill(unsigned char *p, size_t n, unsigned seed) {
+  for (size_t i = 0; i < n; i++) p[i] = (unsigned char)(seed + i * 7);
+}
+
+static inline int td_test_same(const unsigned char *p, size_t n, unsigned seed) {
+  for (size_t i = 0; i < n; i++)
+    if (p[i] != (unsigned char)(seed + i * 7)) return 0;
+  return 1;
+}
+
 #endif
