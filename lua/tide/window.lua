@@ -1563,13 +1563,16 @@ local function general_op(node, out, rt, P)
   end
 
   local inline_trigger = P.event_time_trigger
+  -- an element's key as given, and the layer's (0 for window_all)
+  local function key_of(v)
+    if not keyed then return nil, 0 end
+    local raw = keyf(v)
+    if raw == nil then error("key_by: the key of a record is nil", 0) end
+    return raw, B:key(raw)
+  end
+
   local function process_element(v, t)
-    local raw, nk = nil, 0
-    if keyed then
-      raw = keyf(v)
-      if raw == nil then error("key_by: the key of a record is nil", 0) end
-      nk = B:key(raw)
-    end
+    local raw, nk = key_of(v)
     local n = assign(v, t)
     set_key(nk, raw)
     local skipped = true
@@ -1621,6 +1624,40 @@ local function general_op(node, out, rt, P)
       end
     end
     if skipped and event_time and t + L <= tm.watermark then late.add(v, t) end
+  end
+  -- process_element where nothing can fire on an element: windows that do
+  -- not merge, Flink's EventTimeTrigger, no allowed lateness. A window is
+  -- late when the watermark has reached its max_timestamp (its cleanup
+  -- time), else the element goes into its contents and the trigger's timer
+  -- at max_timestamp (also the cleanup timer) is registered.
+  if not merging and inline_trigger and L == 0 then
+    process_element = function(v, t)
+      local raw, nk = key_of(v)
+      local n = assign(v, t)
+      local wm = tm.watermark
+      local ck
+      local skipped = true
+      for i = 1, n do
+        local w = scratch[i]
+        local m = w.max_timestamp
+        if m > wm then
+          skipped = false
+          local aid = IDS[w]
+          if ck == nil then
+            ck = C[nk]
+            if not ck then
+              ck = {}
+              C[nk] = ck
+            end
+          end
+          local a = ck[aid]
+          if a == nil then a = s_init(v, t) else a = s_add(a, v, t) end
+          ck[aid] = a
+          tm:register("event", m, nk, aid, raw)
+        end
+      end
+      if skipped and t <= wm then late.add(v, t) end
+    end
   end
 
   local op = {}
