@@ -878,17 +878,45 @@ local function fast_snapshot(rt, P, wm, merging, opts)
     end
     return x
   end
+  -- the timers by timestamp (a window's keys share its timers' timestamps:
+  -- ordering the few timestamps, not every timer, puts them in time order)
+  local at, times = {}, {}
+  local function timer(t, e)
+    local l = at[t]
+    if l == nil then
+      l = {}
+      at[t] = l
+      times[#times + 1] = t
+    end
+    l[#l + 1] = e
+  end
+  local ids = {} -- start -> stop -> window id
   local function put(k, raw, start, stop, v, cleanup)
-    local id = wid_of(start, stop)
+    local by = ids[start]
+    if by == nil then
+      by = {}
+      ids[start] = by
+    end
+    local id = by[stop]
+    if id == nil then
+      id = wid_of(start, stop)
+      by[stop] = id
+    end
     sub(ct, k)[id] = v
     if mt then sub(mt, k)[id] = id end
     if raw == nil then raw = raw_of(k) or k end
     local max = stop - 1
-    if max > wm then ev[#ev + 1] = { max, k, id, raw } end
-    if cleanup ~= max and cleanup ~= MAXINT then ev[#ev + 1] = { cleanup, k, id, raw } end
+    if max > wm then timer(max, { max, k, id, raw }) end
+    if cleanup ~= max and cleanup ~= MAXINT then timer(cleanup, { cleanup, k, id, raw }) end
   end
   local function done()
-    table.sort(ev, function(x, y) return x[1] < y[1] end)
+    table.sort(times)
+    local n = 0
+    for _, t in ipairs(times) do
+      local l = at[t]
+      for i = 1, #l do ev[n + i] = l[i] end
+      n = n + #l
+    end
     snap.keyed = b:snapshot(opts)
     return snap
   end
