@@ -1403,16 +1403,15 @@ local function general_op(node, out, rt, P)
   end
 
   -- ---- timers
-  local timer_domain = cleanup_domain
   local function register_cleanup(w)
     local c = cleanup_time(w)
     if c == MAXINT then return end -- no cleanup timer for the end of time
-    tm:register(timer_domain, c, cur_nk, cur_wid, cur_raw)
+    tm:register(cleanup_domain, c, cur_nk, cur_wid, cur_raw)
   end
   local function delete_cleanup(w)
     local c = cleanup_time(w)
     if c == MAXINT then return end
-    tm:delete(timer_domain, c, cur_nk, cur_wid)
+    tm:delete(cleanup_domain, c, cur_nk, cur_wid)
   end
 
   local function retire(nk, wid)
@@ -1647,7 +1646,7 @@ local function general_op(node, out, rt, P)
         end
         if go then
           if PURGE[r] then clear_c(nk, swid) end
-          if just_registered == nil or just_registered ~= cleanup_time(w) then register_cleanup(w) end
+          if just_registered ~= cleanup_time(w) then register_cleanup(w) end
         end
       end
     end

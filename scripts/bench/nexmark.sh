@@ -30,6 +30,7 @@ EVENTS=${NEXMARK_EVENTS:-10000000}
 ROCKS_EVENTS=${NEXMARK_ROCKSDB_EVENTS:-$EVENTS}
 # the backends to run ("heap rocksdb", or one of them)
 BACKENDS=${NEXMARK_BACKENDS:-heap rocksdb}
+wants() { case " $BACKENDS " in *" $1 "*) return 0 ;; esac; return 1; }
 HERE=$(dirname "$0")
 BENCH_DIR=$(cd "$HERE" && pwd)
 export BENCH_DIR
@@ -65,18 +66,18 @@ while [ "$r" -le "$RUNS" ]; do
       # shellcheck disable=SC2086 # CK is a list of words
       opts=$GEN
       [ "$q" = q13 ] && opts="$GEN side_input=$TMP/side.csv"
-      case " $BACKENDS " in
-      *" heap "*)
+      if wants heap; then
         # shellcheck disable=SC2086 # CK and opts are lists of words
         timed "${q}_heap_p$p" "$TIDE" run "$NX/$q.lua" -p "$p" --checkpoint-dir "$TMP/ck" $CK -- "$EVENTS" - $opts
-        ;;
-      esac
-      case " $BACKENDS :$q:" in
-      *" rocksdb "*:q5: | *" rocksdb "*:q7: | *" rocksdb "*:q8: | *" rocksdb "*:q18: | *" rocksdb "*:q19:)
-        rm -rf "$TMP/ck"
-        # shellcheck disable=SC2086
-        timed "${q}_rocksdb_p$p" "$TIDE" run "$NX/$q.lua" -p "$p" --state-backend rocksdb \
-          --checkpoint-dir "$TMP/ck" $CK -- "$ROCKS_EVENTS" - $opts
+      fi
+      case $q in
+      q5 | q7 | q8 | q18 | q19)
+        if wants rocksdb; then
+          rm -rf "$TMP/ck"
+          # shellcheck disable=SC2086
+          timed "${q}_rocksdb_p$p" "$TIDE" run "$NX/$q.lua" -p "$p" --state-backend rocksdb \
+            --checkpoint-dir "$TMP/ck" $CK -- "$ROCKS_EVENTS" - $opts
+        fi
         ;;
       esac
     done

@@ -511,6 +511,22 @@ static inline unsigned char *put_str(unsigned char *p, const char *str, size_t n
 }
 #define PUT_KEY(p, lit) ((p) = put_str((p), lit, sizeof lit - 1))
 #define PUT_INT(p, v) ((p) += td_mp_enc_int((p), (v)))
+/* field f of a record, when the projection keeps it: its key, then an
+ * integer, or len bytes of string str */
+#define INT_FIELD(s, p, f, key, v)                                                                 \
+  do {                                                                                             \
+    if (WANT(s, f)) {                                                                              \
+      PUT_KEY(p, key);                                                                             \
+      PUT_INT(p, v);                                                                               \
+    }                                                                                              \
+  } while (0)
+#define STR_FIELD(s, p, f, key, str, len)                                                          \
+  do {                                                                                             \
+    if (WANT(s, f)) {                                                                              \
+      PUT_KEY(p, key);                                                                             \
+      (p) = put_str((p), (str), (len));                                                            \
+    }                                                                                              \
+  } while (0)
 
 /* StringsGenerator.nextExtra: a length whose average makes the record's
  * idealized size `desired`, and (nextExactString) a slice of the pool at a
@@ -575,10 +591,7 @@ static unsigned char *person(const nx_t *s, unsigned char *p, const ev_t *e, int
     PUT_KEY(p, "event_type");
     *p++ = PERSON;
   }
-  if (WANT(s, F_ID)) {
-    PUT_KEY(p, "id");
-    PUT_INT(p, last_person(s, e) + FIRST_PERSON_ID);
-  }
+  INT_FIELD(s, p, F_ID, "id", last_person(s, e) + FIRST_PERSON_ID);
   if (WANT(s, F_NAME)) {
     PUT_KEY(p, "name");
     p += td_mp_enc_head(p, TD_MP_HEAD_STR, (uint32_t)name_len);
@@ -588,26 +601,11 @@ static unsigned char *person(const nx_t *s, unsigned char *p, const ev_t *e, int
     memcpy(p, LAST_NAMES[li], last_len[li]);
     p += last_len[li];
   }
-  if (WANT(s, F_EMAIL_ADDRESS)) {
-    PUT_KEY(p, "email_address");
-    p = put_str(p, email, n);
-  }
-  if (WANT(s, F_CREDIT_CARD)) {
-    PUT_KEY(p, "credit_card");
-    p = put_str(p, cc, 19);
-  }
-  if (WANT(s, F_CITY)) {
-    PUT_KEY(p, "city");
-    p = put_str(p, US_CITIES[city], city_len[city]);
-  }
-  if (WANT(s, F_STATE)) {
-    PUT_KEY(p, "state");
-    p = put_str(p, US_STATES[state], 2);
-  }
-  if (WANT(s, F_DATE_TIME)) {
-    PUT_KEY(p, "date_time");
-    PUT_INT(p, ts);
-  }
+  STR_FIELD(s, p, F_EMAIL_ADDRESS, "email_address", email, n);
+  STR_FIELD(s, p, F_CREDIT_CARD, "credit_card", cc, 19);
+  STR_FIELD(s, p, F_CITY, "city", US_CITIES[city], city_len[city]);
+  STR_FIELD(s, p, F_STATE, "state", US_STATES[state], 2);
+  INT_FIELD(s, p, F_DATE_TIME, "date_time", ts);
   if (!WANT(s, F_EXTRA)) return p;
   PUT_KEY(p, "extra");
   return put_extra(p, r, x);
@@ -639,42 +637,15 @@ static unsigned char *auction(const nx_t *s, unsigned char *p, const ev_t *e, in
     PUT_KEY(p, "event_type");
     *p++ = AUCTION;
   }
-  if (WANT(s, F_ID)) {
-    PUT_KEY(p, "id");
-    PUT_INT(p, last_auction(s, e) + FIRST_AUCTION_ID);
-  }
-  if (WANT(s, F_ITEM_NAME)) {
-    PUT_KEY(p, "item_name");
-    p = put_str(p, name + na, nn);
-  }
-  if (WANT(s, F_DESCRIPTION)) {
-    PUT_KEY(p, "description");
-    p = put_str(p, desc + da, dn);
-  }
-  if (WANT(s, F_INITIAL_BID)) {
-    PUT_KEY(p, "initial_bid");
-    PUT_INT(p, initial_bid);
-  }
-  if (WANT(s, F_RESERVE)) {
-    PUT_KEY(p, "reserve");
-    PUT_INT(p, reserve);
-  }
-  if (WANT(s, F_DATE_TIME)) {
-    PUT_KEY(p, "date_time");
-    PUT_INT(p, ts);
-  }
-  if (WANT(s, F_EXPIRES)) {
-    PUT_KEY(p, "expires");
-    PUT_INT(p, expires);
-  }
-  if (WANT(s, F_SELLER)) {
-    PUT_KEY(p, "seller");
-    PUT_INT(p, seller + FIRST_PERSON_ID);
-  }
-  if (WANT(s, F_CATEGORY)) {
-    PUT_KEY(p, "category");
-    PUT_INT(p, category);
-  }
+  INT_FIELD(s, p, F_ID, "id", last_auction(s, e) + FIRST_AUCTION_ID);
+  STR_FIELD(s, p, F_ITEM_NAME, "item_name", name + na, nn);
+  STR_FIELD(s, p, F_DESCRIPTION, "description", desc + da, dn);
+  INT_FIELD(s, p, F_INITIAL_BID, "initial_bid", initial_bid);
+  INT_FIELD(s, p, F_RESERVE, "reserve", reserve);
+  INT_FIELD(s, p, F_DATE_TIME, "date_time", ts);
+  INT_FIELD(s, p, F_EXPIRES, "expires", expires);
+  INT_FIELD(s, p, F_SELLER, "seller", seller + FIRST_PERSON_ID);
+  INT_FIELD(s, p, F_CATEGORY, "category", category);
   if (!WANT(s, F_EXTRA)) return p;
   PUT_KEY(p, "extra");
   return put_extra(p, r, x);
@@ -714,32 +685,17 @@ static unsigned char *bid(const nx_t *s, unsigned char *p, const ev_t *e, int64_
     PUT_KEY(p, "event_type");
     *p++ = BID;
   }
-  if (WANT(s, F_AUCTION)) {
-    PUT_KEY(p, "auction");
-    PUT_INT(p, auction_id + FIRST_AUCTION_ID);
-  }
+  INT_FIELD(s, p, F_AUCTION, "auction", auction_id + FIRST_AUCTION_ID);
   if (WANT(s, F_BIDDER)) {
     PUT_KEY(p, "bidder");
     /* the reference adds FIRST_PERSON_ID twice to a bidder (BidGenerator,
      * since 2021): kept, so that the events are its events */
     PUT_INT(p, bidder + 2 * FIRST_PERSON_ID);
   }
-  if (WANT(s, F_PRICE)) {
-    PUT_KEY(p, "price");
-    PUT_INT(p, price);
-  }
-  if (WANT(s, F_CHANNEL)) {
-    PUT_KEY(p, "channel");
-    p = put_str(p, channel, channel_len);
-  }
-  if (WANT(s, F_URL)) {
-    PUT_KEY(p, "url");
-    p = put_str(p, url->s, url->len);
-  }
-  if (WANT(s, F_DATE_TIME)) {
-    PUT_KEY(p, "date_time");
-    PUT_INT(p, ts);
-  }
+  INT_FIELD(s, p, F_PRICE, "price", price);
+  STR_FIELD(s, p, F_CHANNEL, "channel", channel, channel_len);
+  STR_FIELD(s, p, F_URL, "url", url->s, url->len);
+  INT_FIELD(s, p, F_DATE_TIME, "date_time", ts);
   if (!WANT(s, F_EXTRA)) return p;
   PUT_KEY(p, "extra");
   return put_extra(p, r, x);

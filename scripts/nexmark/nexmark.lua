@@ -196,11 +196,11 @@ end
 
 local FLAG = { 1, 2, 4 }
 
---- nexmark.count_distinct(m, key, r, c, all) - a COUNT(DISTINCT key) in
--- all and FILTERed by rank r (q15, q16): m is a map state of the keys seen,
--- each with the set of ranks it was seen in (flags 1, 2, 4); c[all] grows
--- by one when key is first seen, c[all + r] when it is first seen in rank r.
-function M.count_distinct(m, key, r, c, all)
+-- A COUNT(DISTINCT key) in all and FILTERed by rank r: m is a map state of
+-- the keys seen, each with the set of ranks it was seen in (flags 1, 2,
+-- 4); c[all] grows by one when key is first seen, c[all + r] when it is
+-- first seen in rank r.
+local function count_distinct(m, key, r, c, all)
   local ranks = m:get(key)
   if ranks == nil then
     c[all] = c[all] + 1
@@ -210,6 +210,28 @@ function M.count_distinct(m, key, r, c, all)
     c[all + r] = c[all + r] + 1
     m:put(key, ranks + FLAG[r])
   end
+end
+
+--- nexmark.count_bid(ctx, b, c) - count bid b into q15's and q16's
+-- counters c (an array): bids (c[1] in all, c[2..4] by price rank),
+-- distinct bidders (c[5], c[6..8]) and distinct auctions (c[9],
+-- c[10..12]), the keys seen kept in the key's map states "bidders" and
+-- "auctions" of ctx.state.
+function M.count_bid(ctx, b, c)
+  local r = M.rank_of(b.price)
+  c[1] = c[1] + 1
+  c[1 + r] = c[1 + r] + 1
+  count_distinct(ctx.state:map("bidders"), b.bidder, r, c, 5)
+  count_distinct(ctx.state:map("auctions"), b.auction, r, c, 9)
+end
+
+--- nexmark.bid_stats(row, c) - row with q15's and q16's twelve count
+-- columns set from counters c (nexmark.count_bid); returns row.
+function M.bid_stats(row, c)
+  row.total_bids, row.rank1_bids, row.rank2_bids, row.rank3_bids = c[1], c[2], c[3], c[4]
+  row.total_bidders, row.rank1_bidders, row.rank2_bidders, row.rank3_bidders = c[5], c[6], c[7], c[8]
+  row.total_auctions, row.rank1_auctions, row.rank2_auctions, row.rank3_auctions = c[9], c[10], c[11], c[12]
+  return row
 end
 
 --- nexmark.auction_winner(spec) - the functions of a keyed co-process over

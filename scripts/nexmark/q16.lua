@@ -33,8 +33,7 @@
 package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
 local nexmark = require "nexmark"
 local utc_day = nexmark.utc_day
-local rank_of = nexmark.rank_of
-local count_distinct = nexmark.count_distinct
+local count_bid, bid_stats = nexmark.count_bid, nexmark.bid_stats
 
 local MINUTE_MS = 60 * 1000
 
@@ -58,19 +57,10 @@ q:sink(q:bids{ "channel", "bidder", "auction", "price" }
       -- bids (total, rank 1..3), bidders (5..8), auctions (9..12), the
       -- largest minute (13)
       local c = counts:value() or { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, -1 }
-      local r = rank_of(b.price)
-      c[1] = c[1] + 1
-      c[1 + r] = c[1 + r] + 1
-      count_distinct(ctx.state:map("bidders"), b.bidder, r, c, 5)
-      count_distinct(ctx.state:map("auctions"), b.auction, r, c, 9)
+      count_bid(ctx, b, c)
       if b.minute > c[13] then c[13] = b.minute end
       counts:update(c)
-      out:collect({ channel = b.channel, day = b.day, minute = MINUTE_NAMES[c[13]],
-                    total_bids = c[1], rank1_bids = c[2], rank2_bids = c[3], rank3_bids = c[4],
-                    total_bidders = c[5], rank1_bidders = c[6], rank2_bidders = c[7],
-                    rank3_bidders = c[8],
-                    total_auctions = c[9], rank1_auctions = c[10], rank2_auctions = c[11],
-                    rank3_auctions = c[12] })
+      out:collect(bid_stats({ channel = b.channel, day = b.day, minute = MINUTE_NAMES[c[13]] }, c))
     end,
   }:uid("stats"))
 q:execute()

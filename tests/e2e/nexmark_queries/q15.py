@@ -20,19 +20,21 @@ def rank(price):
     return 3
 
 
+def counts(row, bids):
+    """row with the bids' counts (q15's columns, q16's too) added."""
+    row.update({"total_bids": len(bids),
+                "total_bidders": len({b["bidder"] for b in bids}),
+                "total_auctions": len({b["auction"] for b in bids})})
+    for r in (1, 2, 3):
+        sel = [b for b in bids if rank(b["price"]) == r]
+        row["rank%d_bids" % r] = len(sel)
+        row["rank%d_bidders" % r] = len({b["bidder"] for b in sel})
+        row["rank%d_auctions" % r] = len({b["auction"] for b in sel})
+    return row
+
+
 def expected(ev):
     groups = {}
     for b in ev.bids:
         groups.setdefault(day(b["date_time"]), []).append(b)
-    rows = []
-    for d, bids in groups.items():
-        row = {"day": d, "total_bids": len(bids),
-               "total_bidders": len({b["bidder"] for b in bids}),
-               "total_auctions": len({b["auction"] for b in bids})}
-        for r in (1, 2, 3):
-            sel = [b for b in bids if rank(b["price"]) == r]
-            row["rank%d_bids" % r] = len(sel)
-            row["rank%d_bidders" % r] = len({b["bidder"] for b in sel})
-            row["rank%d_auctions" % r] = len({b["auction"] for b in sel})
-        rows.append(row)
-    return rows
+    return [counts({"day": d}, bids) for d, bids in groups.items()]
