@@ -2,12 +2,14 @@
  * shared checkpoint files (state_lua.h). */
 #include "state_lua.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <xxhash.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "codec.h"
@@ -263,6 +265,67 @@ static int l_checkpoint(lua_State *L) {
     lua_rawseti(L, -2, (int)i + 1);
   }
   td_rocksdb_files_free(files, n);
+  return 1;
+}
+
+/* db:checkpoint_begin(dir) - td_rocksdb_checkpoint_begin: the memtables
+ * switched now, the RocksDB checkpoint made in dir by a thread once they
+ * are flushed (core.await_rocksdb_checkpoint waits for it). */
+static int l_checkpoint_begin(lua_State *L) {
+  ldb_t *d = check_db(L);
+  int rc = td_rocksdb_checkpoint_begin(d->b, luaL_checkstring(L, 2));
+  return rc ? raise_db(L, d, rc, "checkpoint") : 0;
+}
+
+/* core.await_rocksdb_checkpoint(dir) -> {file name, ...} | nil, message
+ * In a snapshot child: wait until the checkpoint db:checkpoint_begin's
+ * thread makes in the parent is in place (RocksDB renames dir into place
+ * once complete) or has failed (dir.failed holds why); the names of dir's
+ * files, in no particular order. Only stat, nanosleep, open, read and
+ * getdents64 (no malloc: alloc.h); the child dies with its parent. */
+static int l_await_rocksdb_checkpoint(lua_State *L) {
+  const char *dir = luaL_checkstring(L, 1);
+  char failed[4200];
+  snprintf(failed, sizeof failed, "%s.failed", dir);
+  long wait_ns = 100000; /* 0.1 ms, doubling to 10 ms */
+  struct stat st;
+  for (;;) {
+    if (stat(dir, &st) == 0 && S_ISDIR(st.st_mode)) break;
+    int fd = open(failed, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+      char msg[600];
+      ssize_t n = read(fd, msg, sizeof msg - 1);
+      close(fd);
+      lua_pushnil(L);
+      lua_pushlstring(L, msg, n > 0 ? (size_t)n : 0);
+      return 2;
+    }
+    struct timespec ts = {0, wait_ns};
+    nanosleep(&ts, NULL);
+    if (wait_ns < 10000000) wait_ns *= 2;
+  }
+  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return luaL_error(L, "cannot list '%s': %s", dir, strerror(errno));
+  lua_newtable(L);
+  int n = 0;
+  char buf[8192];
+  for (;;) {
+    ssize_t got = getdents64(fd, buf, sizeof buf);
+    if (got < 0) {
+      int e = errno;
+      close(fd);
+      return luaL_error(L, "cannot list '%s': %s", dir, strerror(e));
+    }
+    if (got == 0) break;
+    for (ssize_t off = 0; off < got;) {
+      struct dirent64 *de = (struct dirent64 *)(buf + off);
+      off += de->d_reclen;
+      if (de->d_type != DT_REG) continue;
+      lua_pushstring(L, de->d_name);
+      lua_rawseti(L, -2, ++n);
+    }
+  }
+  close(fd);
   return 1;
 }
 
@@ -784,6 +847,7 @@ static const luaL_Reg db_methods[] = {
     {"remove", l_remove}, {"put_ns", l_put_ns},       {"remove_ns", l_remove_ns},
     {"add", l_add},       {"commit", l_commit},       {"abort", l_abort},
     {"scan", l_scan},     {"checkpoint", l_checkpoint}, {"close", l_close},
+    {"checkpoint_begin", l_checkpoint_begin},
     {"set_ttl", l_set_ttl}, {"set_time", l_set_time}, {"compact", l_compact},
     {"timer_put", l_timer_put},   {"timer_remove", l_timer_remove},
     {"timer_lookup", l_timer_lookup}, {"timer_range", l_timer_range},
@@ -794,6 +858,7 @@ static const luaL_Reg core_funcs[] = {
     {"shared_check", l_shared_check}, {"remove_files", l_remove_files},
     {"shared_link", l_shared_link}, {"state_id", l_state_id},
     {"shared_exists", l_shared_exists},
+    {"await_rocksdb_checkpoint", l_await_rocksdb_checkpoint},
     {NULL, NULL}};
 
 void td_state_lua_open(lua_State *L) {

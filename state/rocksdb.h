@@ -210,6 +210,29 @@ int td_rocksdb_checkpoint(td_backend_t *b, const char *dir, char ***files,
 void td_rocksdb_files_free(char **files, size_t n);
 
 /*
+ * td_rocksdb_checkpoint_begin - the same checkpoint in dir, made off the
+ * calling thread: switches every column family's memtable (RocksDB's
+ * Flush with wait = false: the writes made so far become immutable
+ * memtables, and the call returns without waiting for their write), then
+ * a thread of the backend waits until they are flushed and makes the
+ * RocksDB checkpoint, with no further flush, in dir (RocksDB makes it in
+ * dir.tmp and renames it into place once complete). Its files hold
+ * exactly the writes made before the call: until the checkpoint exists,
+ * a write that could make RocksDB flush a memtable on its own (one past
+ * half its write_buffer, or all of them past a quarter of the database's
+ * memtable budget) first waits for it. On failure the thread leaves the
+ * message in dir.failed. One at a time: a second call, close,
+ * td_rocksdb_checkpoint and td_rocksdb_compact wait for the one under
+ * way. This is Flink's incremental RocksDB snapshot with the flush taken
+ * out of the synchronous part. Returns 0, TD_EINVAL, TD_ENOMEM or
+ * TD_ESTATE (the switch failed: nothing started).
+ * td_rocksdb_checkpoint_end - wait for the one under way, if any: 0, or
+ * TD_ESTATE when it failed (td_rocksdb_last_error says why).
+ */
+int td_rocksdb_checkpoint_begin(td_backend_t *b, const char *dir);
+int td_rocksdb_checkpoint_end(td_backend_t *b);
+
+/*
  * State TTL in compactions (Flink's RocksDB TTL compaction filter): every
  * column family has a compaction filter that, once td_rocksdb_set_ttl gave
  * its state a TTL, drops entries whose value is a MessagePack [value, ms]

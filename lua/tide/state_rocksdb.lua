@@ -18,9 +18,10 @@
 -- contents, trigger state) one entry per namespace, the map key or
 -- namespace being the entry's namespace bytes.
 --
--- Snapshots: prepare_snapshot (the task thread, at the barrier) flushes
--- and takes a RocksDB checkpoint (hard links); snapshot (the forked
--- child) uploads its files to the job's shared directory under content
+-- Snapshots: prepare_snapshot (the task thread, at the barrier) switches
+-- the memtables, and a thread of the instance makes a RocksDB checkpoint
+-- (hard links) once they are flushed; snapshot (the forked child) waits
+-- for it and uploads its files to the job's shared directory under content
 -- names, skipping those already there (incremental checkpoints), and
 -- returns {backend = "rocksdb", states =, files =, kg_first =, kg_last =}.
 -- The files it references are listed for the coordinator (tide.runtime
@@ -307,8 +308,13 @@ function R:rewrite(s, old_of, fn)
 end
 
 --- The synchronous part of checkpoint id's snapshot (the task thread, at
--- the barrier): flush, then a RocksDB checkpoint of the instance (a flush
--- of its memtables and hard links to its files) for snapshot() to upload.
+-- the barrier): flush, then a RocksDB checkpoint of the instance for
+-- snapshot() to upload. A checkpoint (id > 0) only switches the memtables
+-- here; a thread of the instance waits for their flush and makes the
+-- RocksDB checkpoint (hard links to its files), and the snapshot child
+-- waits for it (db:checkpoint_begin, state/rocksdb.h): the flush is not
+-- part of the task's pause. The final snapshot (id 0, in the task thread)
+-- flushes and links at once.
 function R:prepare_snapshot(id, savepoint)
   self:flush()
   if savepoint or not self:incremental() then
@@ -320,7 +326,12 @@ function R:prepare_snapshot(id, savepoint)
   end
   self:read_journals(id)
   local dir = string.format("%s/chk-%d", self.home, id)
-  self.prepared = { id = id, dir = dir, files = self:db():checkpoint(dir) }
+  if id > 0 then
+    self:db():checkpoint_begin(dir)
+    self.prepared = { id = id, dir = dir }
+  else
+    self.prepared = { id = id, dir = dir, files = self:db():checkpoint(dir) }
+  end
 end
 
 --- Whether checkpoints are incremental (env{rocksdb = {incremental =
@@ -390,6 +401,12 @@ function R:snapshot(opts)
   if not self.prepared then self:prepare_snapshot(0) end
   local p = self.prepared
   self.prepared = nil
+  if not p.files then
+    local files, err = core.await_rocksdb_checkpoint(p.dir)
+    if not files then error(err, 0) end
+    table.sort(files)
+    p.files = files
+  end
   local journal = string.format("%s/uploads-%d", self.home, p.id)
   for i, f in ipairs(p.files) do
     local known = self.uploaded[f]

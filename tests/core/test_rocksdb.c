@@ -725,6 +725,90 @@ TD_TEST(test_rocksdb_checkpoint_restore) {
   rm_tree(root);
 }
 
+/* write_late - n values of 1,000 bytes tag in state 9 (the writes after
+ * a barrier), in batches of 100: many times the 4 MiB write buffer of
+ * open_at. */
+static int write_late(td_backend_t *b, int n, char tag) {
+  static char big[1000];
+  memset(big, tag, sizeof big);
+  for (int i = 0; i < n; i++) {
+    char kb[32];
+    int len = snprintf(kb, sizeof kb, "late-%d", i);
+    td_bytes_t k = {kb, (size_t)len}, v = {big, sizeof big};
+    if (td_rocksdb_batch_put(b, 9, (uint32_t)i % 128, k, NONE, v)) return -1;
+    if (i % 100 == 99 && td_rocksdb_batch_commit(b)) return -1;
+  }
+  return td_rocksdb_batch_commit(b);
+}
+
+typedef struct tagged {
+  long n, wrong;
+  char tag;
+} tagged_t;
+
+static int tag_visit(const td_state_entry_t *e, void *ud) {
+  tagged_t *t = ud;
+  t->n++;
+  t->wrong += e->value.len != 1000 || ((const char *)e->value.data)[0] != t->tag;
+  return 0;
+}
+
+/* td_rocksdb_checkpoint_begin: the checkpoint its thread makes holds the
+ * writes made before the call and none of those after it, though they fill
+ * the memtables five times over while the flush of the earlier ones runs
+ * (writes wait rather than let RocksDB flush a memtable holding them),
+ * round after round; one into a directory that exists fails, with the
+ * reason in <dir>.failed; close waits for one under way. */
+TD_TEST(test_rocksdb_checkpoint_async) {
+  char *root = tmp_dir();
+  char db[4200], chk[4200], chk2[4200], failed[4300];
+  snprintf(db, sizeof db, "%s/db", root);
+  snprintf(chk, sizeof chk, "%s/chk-1", root);
+  snprintf(chk2, sizeof chk2, "%s/chk-2", root);
+  td_backend_t *b = open_at(db, 0, 127, 1);
+  fill(b, CHK_N);
+  for (int round = 0; round < 3; round++) {
+    /* round k's barrier comes after round k-1's late writes, tag 'a'+k-1 */
+    TD_CHECK_INT(td_rocksdb_checkpoint_begin(b, chk), 0);
+    char after[8];
+    snprintf(after, sizeof after, "%d", round);
+    TD_CHECK_INT(td_backend_put(b, 1, 0, S("after"), NONE, S(after)), 0);
+    TD_CHECK_INT(write_late(b, 20000, (char)('a' + round)), 0);
+    TD_CHECK_INT(td_rocksdb_checkpoint_end(b), 0);
+    TD_CHECK_INT(td_rocksdb_checkpoint_end(b), 0); /* none under way: 0 */
+    snprintf(failed, sizeof failed, "%s.failed", chk);
+    TD_CHECK(exists(chk) && !exists(failed));
+    const char *dirs[] = {chk};
+    td_backend_t *r = restore(root, "restored", 0, 127, dirs, 1);
+    TD_CHECK(r != NULL);
+    if (r) {
+      tagged_t t = {0, 0, (char)('a' + round - 1)};
+      TD_CHECK_INT(td_backend_scan(r, 9, 0, 127, tag_visit, &t), 0);
+      TD_CHECK_INT(t.n, round ? 20000 : 0);
+      TD_CHECK_INT(t.wrong, 0);
+      char before[8];
+      snprintf(before, sizeof before, "%d", round - 1);
+      TD_CHECK(round ? get_is(r, 1, 0, "after", "", before) : absent(r, 1, 0, "after", ""));
+      if (round == 0) TD_CHECK_INT(holds_exactly(r, CHK_N, 0, 127), 0);
+      td_backend_free(r);
+    }
+    nftw(chk, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+  }
+  /* a directory that exists: the thread fails, the message in .failed */
+  TD_CHECK_INT(mkdir(chk2, 0755), 0);
+  TD_CHECK_INT(td_rocksdb_checkpoint_begin(b, chk2), 0);
+  TD_CHECK_INT(td_rocksdb_checkpoint_end(b), TD_ESTATE);
+  TD_CHECK(strstr(td_rocksdb_last_error(b), "chk-2") != NULL);
+  snprintf(failed, sizeof failed, "%s.failed", chk2);
+  TD_CHECK(exists(failed));
+  /* close waits for one under way */
+  rmdir(chk2);
+  TD_CHECK_INT(td_rocksdb_checkpoint_begin(b, chk2), 0);
+  td_backend_free(b);
+  TD_CHECK(exists(chk2));
+  rm_tree(root);
+}
+
 /* Rescale 1 -> 2: one checkpoint of [0, 127] restored as [0, 63] and
  * [64, 127], each clipped to exactly its key groups. Then 1 -> 3 with
  * ranges that cut through the middle. */
@@ -884,6 +968,6 @@ TD_TEST_MAIN(test_state_ops_name, test_state_put_get, test_state_replace,
              test_state_value_written_back, test_rocksdb_layout_key_groups,
              test_rocksdb_layout_prefix_keys, test_rocksdb_empty_bytes,
              test_rocksdb_merge_add, test_rocksdb_batch_multi_get,
-             test_rocksdb_map_iteration, test_rocksdb_checkpoint_restore,
+             test_rocksdb_map_iteration, test_rocksdb_checkpoint_restore, test_rocksdb_checkpoint_async,
              test_rocksdb_rescale_split, test_rocksdb_rescale_merge,
              test_rocksdb_cache_shard_bits, test_rocksdb_shared_cache)
