@@ -296,10 +296,11 @@ wait_completed() {
 newest_checkpoint() { completed "$1" | head -n 1 | grep . || echo 0; }
 
 # wait_checkpoint JOB_DIR ID: wait until JOB_DIR's newest completed
-# checkpoint is ID or later, looking every 20 ms, at most 8 s.
+# checkpoint is ID or later, looking every 20 ms, at most 30 s (a machine
+# busy with the parallel suite can take seconds per checkpoint).
 wait_checkpoint() {
   _e2e_i=0
-  while [ "$(newest_checkpoint "$1")" -lt "$2" ] && [ "$_e2e_i" -lt 400 ]; do
+  while [ "$(newest_checkpoint "$1")" -lt "$2" ] && [ "$_e2e_i" -lt 1500 ]; do
     sleep 0.02
     _e2e_i=$((_e2e_i + 1))
   done
