@@ -688,6 +688,15 @@ static void *async_main(void *arg) {
   return NULL;
 }
 
+/* async_forget - free what the asynchronous checkpoint a was given. */
+static void async_forget(struct async_chk *a) {
+  free(a->hs);
+  free(a->dir);
+  a->hs = NULL;
+  a->dir = NULL;
+  a->nh = 0;
+}
+
 /* async_join - wait for the asynchronous checkpoint under way, if any.
  * Its outcome: 0, or TD_ESTATE with the message in r->err (its snapshot
  * child learns it from <dir>.failed). */
@@ -696,11 +705,7 @@ static int async_join(rdb_t *r) {
   if (!a->running) return 0;
   pthread_join(a->th, NULL);
   a->running = 0;
-  free(a->hs);
-  free(a->dir);
-  a->hs = NULL;
-  a->dir = NULL;
-  a->nh = 0;
+  async_forget(a);
   if (a->rc) snprintf(r->err, sizeof r->err, "%s", a->err);
   return a->rc;
 }
@@ -738,10 +743,7 @@ int td_rocksdb_checkpoint_begin(td_backend_t *b, const char *dir) {
   rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
   if (!a->hs || !a->dir || !fo) {
     if (fo) rocksdb_flushoptions_destroy(fo);
-    free(a->hs);
-    free(a->dir);
-    a->hs = NULL;
-    a->dir = NULL;
+    async_forget(a);
     return fail(r, TD_ENOMEM, NULL, "rocksdb: out of memory");
   }
   rocksdb_flushoptions_set_wait(fo, 0);
@@ -757,10 +759,7 @@ int td_rocksdb_checkpoint_begin(td_backend_t *b, const char *dir) {
   atomic_store(&a->done, 0);
   int rc = e ? TD_ESTATE : pthread_create(&a->th, NULL, async_main, r) ? TD_ENOMEM : 0;
   if (rc) {
-    free(a->hs);
-    free(a->dir);
-    a->hs = NULL;
-    a->dir = NULL;
+    async_forget(a);
     return e ? fail(r, rc, e, "rocksdb: flush of '%s'", r->dir)
              : fail(r, rc, NULL, "rocksdb: cannot start the checkpoint thread of '%s'", r->dir);
   }

@@ -814,7 +814,7 @@ local function aggregation_loop(node, out, rt, agg, st, mode)
     -- a partial: {normalized key, accumulator, first}; routed by raw key
     local f = keys or firsts
     result = function(k)
-      local first = (not keys or type(k) == "table") and f[k] or nil
+      local first = f[k]
       if first == nil then first = raws[k] end
       return { k, vals[k], first }
     end
@@ -891,7 +891,8 @@ local function aggregation_loop(node, out, rt, agg, st, mode)
           local a = vals[k]
           if a == nil then
             vals[k] = x
-            f[k] = p[3]
+            -- (count: the key as given, sent for table keys only)
+            if p[3] ~= nil then f[k] = p[3] end
           else
             ]] .. MERGE[agg] .. [[
 
