@@ -763,6 +763,28 @@ static int link_finished(td_coord_t *c, int s, int64_t id) {
 
 static void ack_remote(td_coord_t *c, pending_t *p, int s);
 
+void td_coord_abort_snapshots(td_coord_t *c, int subtask) {
+  if (!c || subtask < 0 || subtask >= c->n) return;
+  pthread_mutex_lock(&c->mu);
+  for (pending_t *p = c->pending; p; p = p->next) {
+    part_t *pt = &p->parts[subtask];
+    if (pt->pid <= 0 || pt->child_done) continue;
+    kill(pt->pid, SIGKILL);
+    while (waitpid(pt->pid, NULL, 0) < 0 && errno == EINTR) {
+    }
+    pt->child_done = 1;
+    close_err_fd(pt);
+    if (!p->failed) {
+      p->failed = 1;
+      p->fail_subtask = subtask;
+      snprintf(p->reason, sizeof p->reason,
+               "subtask %d ended before its snapshot was written", subtask);
+    }
+  }
+  pthread_cond_signal(&c->wake);
+  pthread_mutex_unlock(&c->mu);
+}
+
 static void update_acks(td_coord_t *c, pending_t *p) {
   for (int s = 0; s < c->n; s++) {
     part_t *pt = &p->parts[s];

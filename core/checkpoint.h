@@ -245,6 +245,16 @@ void td_coord_decline(td_coord_t *c, int64_t id, int subtask,
                       const char *reason);
 
 /*
+ * td_coord_abort_snapshots - subtask is failing or cancelled and is about
+ * to close its state (a RocksDB backend removes its working directory,
+ * where a snapshot process may still be reading and writing): its snapshot
+ * processes still running are killed and reaped, and their checkpoints
+ * fail (not counted as checkpoint failures: the subtask's failure is what
+ * the job reports).
+ */
+void td_coord_abort_snapshots(td_coord_t *c, int subtask);
+
+/*
  * td_coord_finishing - subtask's input ended and it is taking its final
  * state (which may upload shared files, shared.h): no shared file is
  * swept until it calls td_coord_finished.

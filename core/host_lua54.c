@@ -1454,6 +1454,14 @@ static int l_wait_checkpoint(lua_State *L) {
   return 2;
 }
 
+/* core.abort_snapshots(): this subtask failed or was cancelled; its
+ * snapshot processes still running are killed before its state is closed
+ * (td_task_abort_snapshots). */
+static int l_abort_snapshots(lua_State *L) {
+  td_task_abort_snapshots(task_of(L));
+  return 0;
+}
+
 /* core.checkpoint_pending(id) -> whether checkpoint id is pending (a
  * barrier of an aborted or unknown checkpoint is forwarded, not snapshot). */
 static int l_checkpoint_pending(lua_State *L) {
@@ -2458,6 +2466,7 @@ static const luaL_Reg core_funcs[] = {
     {"monotonic_us", l_monotonic_us},
     {"finished", l_finished},
     {"wait_checkpoint", l_wait_checkpoint},
+    {"abort_snapshots", l_abort_snapshots},
     {"checkpoint_completed", l_checkpoint_completed},
     {"checkpoint_pending", l_checkpoint_pending},
     {"checkpoint_kind", l_checkpoint_kind},

@@ -752,6 +752,8 @@ _Noreturn void td_task_child_exit(td_task_t *t, const char *error) {
   _exit(1);
 }
 
+void td_task_abort_snapshots(td_task_t *t) { td_coord_abort_snapshots(t->coord, t->st->global); }
+
 void td_task_finishing(td_task_t *t) { td_coord_finishing(t->coord, t->st->global); }
 
 int td_task_finished(td_task_t *t, int n, const char *const *names, const void *const *data,

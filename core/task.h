@@ -110,6 +110,11 @@ int td_task_child_write(td_task_t *t, const char *name, const void *data, size_t
  * (non-NULL) reported to the coordinator, which aborts the checkpoint. */
 _Noreturn void td_task_child_exit(td_task_t *t, const char *error);
 
+/* td_task_abort_snapshots - this subtask failed or was cancelled: kill its
+ * snapshot processes still running before its state is closed
+ * (td_coord_abort_snapshots). */
+void td_task_abort_snapshots(td_task_t *t);
+
 /* td_task_finishing - this subtask is about to take its final state
  * (td_coord_finishing); td_task_finished follows. */
 void td_task_finishing(td_task_t *t);

@@ -735,6 +735,9 @@ function M.run(env, plan, ctx)
 
   local ok, err = xpcall(loop, M.handler(op_of_fn,
     string.format(" in subtask %d/%d", ctx.subtask + 1, ctx.parallelism)))
+  -- a snapshot process may still read and write the state's working
+  -- directories that close removes
+  if not ok then core.abort_snapshots() end
   state.close()
   if not ok then
     if type(err) == "userdata" then error(err, 0) end

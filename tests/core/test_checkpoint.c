@@ -1077,6 +1077,44 @@ TD_TEST(test_checkpoint_child_message_in_abort_reason) {
   fx_free(&f);
 }
 
+/* A subtask that fails or is cancelled kills its snapshot processes before
+ * it closes its state (which removes what they read and write): the
+ * children are killed and reaped at once, the checkpoint fails with the
+ * reason, and it is not counted as a checkpoint failure. */
+TD_TEST(test_checkpoint_abort_snapshots_kills_the_subtasks_children) {
+  fx_t f;
+  if (!fx_init(&f)) return;
+  f.cfg.tolerable_failed = 0; /* a counted failure would fail the job */
+  child_t ch = {-1, -1, -1}, other = {-1, -1, -1};
+  if (fx_start(&f, 2, src_op) && child_spawn(&ch, 0) && child_spawn(&other, 0)) {
+    int64_t id = first_request(&f);
+    td_coord_snapshot_started(f.c, id, 0, other.pid, -1, 0);
+    td_coord_snapshot_started(f.c, id, 1, ch.pid, -1, 0);
+    TD_CHECK(quiet_for(f.c, 50));
+    TD_CHECK(!child_reaped(ch.pid)); /* never released: it would run on */
+    td_coord_abort_snapshots(f.c, 1);
+    TD_CHECK(child_reaped(ch.pid)); /* killed and reaped before the return */
+    TD_CHECK(!child_reaped(other.pid)); /* subtask 0's is not touched */
+    child_release(&other);
+    TD_CHECK(wait_aborted(f.c, 1));
+    TD_CHECK_INT(td_coord_completed(f.c), 0);
+    pthread_mutex_lock(&f.mu);
+    TD_CHECK(strstr(f.logged, "subtask 1 ended before its snapshot was written") != NULL);
+    pthread_mutex_unlock(&f.mu);
+    char msg[1200];
+    TD_CHECK_INT(fx_fails(&f, msg, sizeof msg), 0);
+    /* nothing left to kill: a no-op, and the next checkpoint completes */
+    td_coord_abort_snapshots(f.c, 1);
+    int64_t next = wait_requested(f.c, 0, id);
+    ack_all(f.c, next, 2);
+    TD_CHECK(wait_completed(f.c, next));
+  }
+  ch.pid = -1; /* reaped by the coordinator */
+  child_done(&ch);
+  child_done(&other);
+  fx_free(&f);
+}
+
 /* Flink's tolerable-failed-checkpoints: consecutive failures that count
  * (the asynchronous part failed, a timeout) fail the job past the limit;
  * declines do not count; a completion resets the count. */
@@ -1629,6 +1667,7 @@ TD_TEST(test_checkpoint_cluster_master_and_participants) {
 TD_TEST_MAIN(test_checkpoint_new_rejects_bad_config,
              test_checkpoint_metadata_lists_expected_files,
              test_checkpoint_child_message_in_abort_reason,
+             test_checkpoint_abort_snapshots_kills_the_subtasks_children,
              test_checkpoint_tolerable_failed_checkpoints,
              test_checkpoint_timeout_counts_as_failure,
              test_checkpoint_trigger_asks_sources_only,
