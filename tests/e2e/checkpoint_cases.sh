@@ -313,35 +313,44 @@ check_not_contains "--checkpoint-interval 5x: no traceback" "$TMP/i-bad.err" "tr
 
 # ---- 4. corrupt newest checkpoint --------------------------------------------
 
-# corrupt LABEL P HOW: run with retained = 2 and a checkpoint every second;
-# kill it half a second after the second checkpoint completed (so the file
-# sink has committed the part files of the newest checkpoint, and no newer
-# one has started), damage the newest checkpoint's window state (HOW: flip
-# a byte in the middle | truncate to half), resume: the previous checkpoint
-# is restored, and the output must still be exactly the fault-free one.
-# (Fails as of this writing: the part files the skipped checkpoint's commit
-# made visible stay, and the replay from the previous checkpoint writes
-# their rows again; the "duplicates aside" check shows nothing else is off.)
 # two_checkpoints_then_kill LABEL P: run with retained = 2 and a checkpoint
-# every second into $TMP/LABEL; SIGKILL it half a second after the second
-# checkpoint completed (so the file sink has committed the part files of
-# the newest checkpoint, and no newer one has started). Sets d, ck, newest
-# and previous.
+# every second into $TMP/LABEL; SIGKILL it once at least two checkpoints
+# completed and the file sink committed the part files of the newest (one
+# per subtask and checkpoint: the sink commits them when it learns that
+# the checkpoint completed), before a newer one completes. A loaded machine
+# can let a newer checkpoint complete before the sink committed its files:
+# then the run is repeated (at most 3 runs). Sets d, ck, newest and
+# previous.
 two_checkpoints_then_kill() {
   label=$1
   d=$TMP/$label
   ck=$d/ck/chaos
-  mkdir -p "$d"
-  "$TIDE" run "$JOB" -p "$2" --checkpoint-dir "$d/ck" --checkpoint-interval 1s \
-    -- "$INPUT" "$d/out" "$d/late" rate=20000 retained=2 >"$d/first.out" 2>"$d/first.err" &
-  pid=$!
-  wait_completed "$ck" 2
-  sleep 0.5
-  kill -KILL "$pid" 2>/dev/null
-  wait "$pid" 2>/dev/null # no "Killed" notice
-  check_rc_of "$label: killed while running" 137 "$?" "$d/first.err"
-  newest=$(completed "$ck" | sed -n 1p)
-  previous=$(completed "$ck" | sed -n 2p)
+  attempt=0
+  while :; do
+    attempt=$((attempt + 1))
+    rm -rf "$d"
+    mkdir -p "$d"
+    "$TIDE" run "$JOB" -p "$2" --checkpoint-dir "$d/ck" --checkpoint-interval 1s \
+      -- "$INPUT" "$d/out" "$d/late" rate=20000 retained=2 >"$d/first.out" 2>"$d/first.err" &
+    pid=$!
+    wait_completed "$ck" 2 600
+    i=0
+    while [ "$i" -lt 200 ]; do # 10 s at most
+      n=$(completed "$ck" | sed -n 1p)
+      [ "$(committed_parts "$d/out" | wc -l)" -ge $(($2 * ${n:-1})) ] && break
+      sleep 0.05
+      i=$((i + 1))
+    done
+    kill -KILL "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null # no "Killed" notice
+    rc=$?
+    newest=$(completed "$ck" | sed -n 1p)
+    previous=$(completed "$ck" | sed -n 2p)
+    [ "$(committed_parts "$d/out" | wc -l)" -ge $(($2 * ${newest:-1})) ] && break
+    [ "$attempt" -ge 3 ] && break
+    echo "# $label: run $attempt: checkpoint $newest completed before the sink committed its files; again"
+  done
+  check_rc_of "$label: killed while running" 137 "$rc" "$d/first.err"
   check "$label: two completed checkpoints ($previous, $newest)" test -n "$previous"
   echo "# $label: $(committed_parts "$d/out" | wc -l | tr -d ' ') part files committed when killed"
 }
