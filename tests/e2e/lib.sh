@@ -365,8 +365,9 @@ await_jobmanager() {
 # in the background and SIGKILLs it after MIN_DELAY plus 0-1 s (drawn from
 # SEED), WANT times, each run with --resume once DIR/ck holds a completed
 # checkpoint; then lets a last run go to its end (RC, LAST as run_tide
-# sets them). Checks that every attempt ran until killed and that the last
-# one exits 0. AFTER_KILL, if set, is a command run after each kill.
+# sets them), with a rate=N or rate_limit=N argument FINAL_SPEEDUP (default
+# 5) times higher. Checks that every attempt ran until killed and that the
+# last one exits 0. AFTER_KILL, if set, is a command run after each kill.
 kill_resume() {
   _kr_label=$1 _kr_d=$2 _kr_want=$3 _kr_min=$4
   shift 4
@@ -400,6 +401,19 @@ kill_resume() {
     ok "$_kr_label: killed $_kr_kills times"
   fi
   echo "# $_kr_label: seed $SEED, kills after $(head -n "$_kr_n" "$_kr_d/delays" | tr '\n' ' ')s"
+  # the kills are over: the last run only has to finish, at FINAL_SPEEDUP
+  # (default 5) times a rate=N or rate_limit=N argument's rate
+  # (each argument taken from the front and put back at the end)
+  _kr_i=$#
+  while [ "$_kr_i" -gt 0 ]; do
+    _kr_a=$1
+    shift
+    case $_kr_a in
+    rate=* | rate_limit=*) _kr_a="${_kr_a%%=*}=$((${_kr_a#*=} * ${FINAL_SPEEDUP:-5}))" ;;
+    esac
+    set -- "$@" "$_kr_a"
+    _kr_i=$((_kr_i - 1))
+  done
   run_tide "$_kr_d/final" run "$JOB" -p 2 --checkpoint-dir "$_kr_d/ck" --checkpoint-interval 200ms $_kr_resume \
     -- "$@"
   check_rc "$_kr_label: the last --resume runs to the end" 0
