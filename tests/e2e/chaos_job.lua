@@ -32,6 +32,15 @@
 --                       backlog builds up from the start of every run,
 --                       when the kills come; the rest of the input then
 --                       goes at the source's rate)
+--   pace=N:FILE         with rate, one source: at most N records/s
+--                       (below rate) while FILE does not exist, then at
+--                       rate (a map chained to the source sleeps, and
+--                       looks for FILE every 100 records): a run that is
+--                       slow as long as a test needs it, then goes fast.
+--                       rate sets the source's batches (rate/20 records):
+--                       a barrier waits at most rate/20/N s for a batch.
+--                       With slow, the slow map too is slow only while
+--                       FILE does not exist
 --   sources=2           two sources instead of one, each reading the CSV
 --                       and keeping half of the commits (by the parity of
 --                       the first byte of the commit id), with their own
@@ -95,6 +104,32 @@ end
 local commits = timed or env:read_csv(input, { types = { commit_time_ms = "int" },
                                       rate_limit = opt.rate and tonumber(opt.rate) or nil })
    :uid("commits")
+if opt.pace and not timed then
+  local n, file = opt.pace:match("^(%d+):(.+)$")
+  assert(n, "pace=N:FILE")
+  n = tonumber(n)
+  local core = require "tide.core"
+  local clock, sleep = core.monotonic_us, core.sleep_ms
+  local start, count, gated = nil, 0, true
+  commits = commits:map(function(c)
+    if not gated then return c end
+    count = count + 1
+    if count % 100 == 0 then
+      local f = io.open(file, "r")
+      if f then
+        f:close()
+        gated = false
+        return c
+      end
+    end
+    local t = clock()
+    start = start or t
+    local ms = (start + count * 1e6 / n - t) / 1000
+    if ms >= 1 then sleep(tointeger(math.floor(ms))) end
+    return c
+  end):uid("pace")
+end
+commits = timed or commits
    -- read_csv reads the whole file in subtask 0 (a CSV is not split), so
    -- spread the records: at p > 1 the window task then has several live
    -- input channels, whose barriers arrive at different moments (alignment,
@@ -126,9 +161,20 @@ if opt.slow then
   -- to the other tests running beside this one)
   local sleep, us, owed = require("tide.core").sleep_ms, tointeger(tonumber(opt.slow)), 0
   local left = opt.slow_first and tointeger(tonumber(opt.slow_first)) or math.huge
+  -- with pace=N:FILE, it is slow only while FILE does not exist either
+  local fast_file, seen = opt.pace and opt.pace:match("^%d+:(.+)$"), 0
   commits = (timed or commits):map(function(c)
     if left <= 0 then return c end
     left = left - 1
+    seen = seen + 1
+    if fast_file and seen % 100 == 0 then
+      local f = io.open(fast_file, "r")
+      if f then
+        f:close()
+        left = 0
+        return c
+      end
+    end
     owed = owed + us
     if owed >= 1000 then
       local ms = tointeger(math.floor(owed / 1000))
