@@ -2,7 +2,7 @@
 -- (tests/e2e/test_unaligned.sh).
 --
 --   tide run tests/e2e/backpressure_job.lua [-p P] --checkpoint-dir D \
---       --checkpoint-interval T [--resume] -- N US OUT_DIR [unaligned]
+--       --checkpoint-interval T [--resume] -- N US OUT_DIR [unaligned] [sleep]
 --
 -- generate N records "%08d" .. 92 x "x" (100 bytes; numbers 1..N, split
 -- among P source subtasks; task 1) -> event time = the number (ms), with
@@ -16,6 +16,9 @@
 -- + overdraft of 32 KiB buffers), and so does the task before it; an
 -- unaligned barrier overtakes that backlog.
 -- Checkpoints keep 100 completed ones, so that a test can inspect them.
+-- "sleep": the slow map sleeps the time it owes, whole milliseconds at a
+-- time, instead of busy-waiting (it still counts as busy in the metrics;
+-- the core stays free for the rest of the machine).
 local tide = require "tide"
 local tointeger = require("tide.compat").tointeger
 local core = require "tide.core"
@@ -24,20 +27,31 @@ local n = tointeger(tonumber(arg[1]))
 local us = tointeger(tonumber(arg[2]))
 local out_dir = arg[3]
 if not (n and us and out_dir) then
-  io.stderr:write("usage: tide run tests/e2e/backpressure_job.lua -- N US OUT_DIR [unaligned]\n")
+  io.stderr:write("usage: tide run tests/e2e/backpressure_job.lua -- N US OUT_DIR [unaligned] [sleep]\n")
   os.exit(2)
 end
+local flags = {}
+for i = 4, #arg do flags[arg[i]] = true end
 local pad = string.rep("x", 92)
 local clock = core.monotonic_us
+local owed = 0
 
 local env = tide.env{ chaining = false,
-                      checkpoint = { unaligned = arg[4] == "unaligned", retained = 100 } }
+                      checkpoint = { unaligned = flags.unaligned == true, retained = 100 } }
 env:generate(function(i) return string.format("%08d", i) .. pad end, n):uid("numbers")
    :assign_timestamps(function(s) return tointeger(tonumber(s:sub(1, 8))) end,
                       tide.watermarks.bounded(0, { per_record = true }))
    :uid("event-time")
    :rebalance()
-   :map(function(s)
+   :map(flags.sleep and function(s)
+     owed = owed + us
+     if owed >= 1000 then
+       local ms = tointeger(math.floor(owed / 1000))
+       core.sleep_ms(ms)
+       owed = owed - ms * 1000
+     end
+     return tointeger(tonumber(s:sub(1, 8)))
+   end or function(s)
      local due = clock() + us
      while clock() < due do end
      return tointeger(tonumber(s:sub(1, 8)))

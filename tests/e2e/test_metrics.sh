@@ -20,50 +20,106 @@ mkdir -m 700 "$XDG_RUNTIME_DIR"
 INPUT=$DATA/git-commits.csv
 LINES=$(wc -l <"$INPUT")
 
-# scrape OUT: GET /metrics into OUT.raw, its samples (prom_check.py) into
-# OUT; prints the wall time before and after the request, ms
-scrape() {
-  "$PYTHON" - "$ADDR" "$1.raw" <<'PY'
-import sys, time, urllib.request
-before = int(time.time() * 1000)
-with urllib.request.urlopen("http://" + sys.argv[1] + "/metrics", timeout=10) as r:
-    body = r.read()
-after = int(time.time() * 1000)
-open(sys.argv[2], "wb").write(body)
+# (every Python process costs this machine a few tenths of a second of
+# CPU: the helpers start as few as they can, and the sums and comparisons
+# are awk's)
+cat >"$TMP/scrape.py" <<'PY'
+import contextlib, re, runpy, sys, time, urllib.request
+# scrape.py ADDR OUT [CONDITION...]: GET /metrics into OUT.raw, its
+# samples (prom_check.py) into OUT; prints the wall time before and after
+# the request, ms. With conditions ("records TASK N": TASK took N records;
+# "final_wm TASK N": N of TASK's subtasks have the final watermark as their
+# input watermark), it first GETs /metrics every 0.2 s, at most 60 s, until
+# they hold.
+addr, out = sys.argv[1:3]
+conds = [sys.argv[i:i + 3] for i in range(3, len(sys.argv), 3)]
+def get():
+    before = int(time.time() * 1000)
+    with urllib.request.urlopen("http://" + addr + "/metrics", timeout=10) as r:
+        body = r.read()
+    return before, body, int(time.time() * 1000)
+def met(body, cond):
+    what, task, n = cond[0], cond[1], float(cond[2])
+    total = 0.0
+    for m in re.finditer(r"^(\w+)\{([^}]*)\} (\S+)$", body.decode(), re.M):
+        if dict(re.findall(r'(\w+)="([^"]*)"', m.group(2))).get("task") != task:
+            continue
+        if what == "records" and m.group(1) == "tide_subtask_records_in_total":
+            total += float(m.group(3))
+        elif what == "final_wm" and m.group(1) == "tide_subtask_current_input_watermark_ms":
+            total += float(m.group(3)) == 9.223372036854776e18
+    return total == n if what == "records" else total >= n
+if conds:
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            body = get()[1]
+            if all(met(body, c) for c in conds):
+                break
+        except Exception:
+            pass
+        time.sleep(0.2)
+before, body, after = get()
+open(out + ".raw", "wb").write(body)
 print(before, after)
+sys.stdout.flush()
+sys.argv = ["prom_check.py", out + ".raw"]
+with open(out, "w") as o, open(out + ".err", "w") as e, contextlib.redirect_stdout(o), \
+        contextlib.redirect_stderr(e):
+    try:
+        runpy.run_path("tests/e2e/prom_check.py", run_name="__main__")
+        code = 0
+    except SystemExit as x:
+        code = x.code
+sys.exit(code)
 PY
-  "$PYTHON" tests/e2e/prom_check.py "$1.raw" >"$1" 2>"$1.err"
+
+# scrape OUT [CONDITION]: GET /metrics into OUT.raw, its samples
+# (prom_check.py) into OUT; prints the wall time before and after the
+# request, ms (scrape.py: after CONDITION holds)
+scrape() {
+  _sc=$1
+  shift
+  "$PYTHON" "$TMP/scrape.py" "$ADDR" "$_sc" "$@"
 }
 
 # value FILE METRIC TASK: the sum of METRIC over the subtasks of TASK (-: all)
+# (an integer as such, any other number with 16 significant digits)
 value() {
-  "$PYTHON" - "$@" <<'PY'
-import re, sys
-f, metric, task = sys.argv[1:4]
-total = 0.0
-for line in open(f):
-    m = re.match(r"(\w+)\{(.*)\} (\S+)$", line.strip())
-    if m and m.group(1) == metric and (task == "-" or ("task=" + task) in m.group(2).split(",")):
-        total += float(m.group(3))
-print(int(total) if total == int(total) else total)
-PY
+  awk -v metric="$2" -v task="$3" '
+    {
+      line = $0
+      sub(/^[ \t]+/, "", line)
+      sub(/[ \t]+$/, "", line)
+      o = index(line, "{")
+      if (o < 2 || substr(line, 1, o - 1) != metric) next
+      v = line
+      sub(/.* /, "", v)
+      lab = substr(line, o + 1, length(line) - o - length(v) - 2)
+      if (substr(line, length(line) - length(v) - 1, 2) != "} ") next
+      hit = task == "-"
+      nl = split(lab, l, ",")
+      for (i = 1; i <= nl; i++) if (l[i] == "task=" task) hit = 1
+      if (hit) total += v
+    }
+    END {
+      if (total == int(total)) printf "%.0f\n", total
+      else printf "%.16g\n", total
+    }' "$1"
 }
+
+# gt V LIMIT: the number V is greater than LIMIT
+gt() { awk -v v="$1" -v l="$2" 'BEGIN { exit !(v != "" && v + 0 > l + 0) }'; }
 
 cancel() {
   "$PYTHON" -c "import sys, urllib.request; urllib.request.urlopen(urllib.request.Request('http://' + sys.argv[1] + '/jobs/' + sys.argv[2] + '/cancel', method='POST'), timeout=10)" "$ADDR" "$ID"
   wait "$PID"
 }
 
-# wait_records NAME TASK N: scrape into $TMP/NAME until TASK took N
-# records, at most 60 s
+# wait_records NAME TASK N: scrape into $TMP/NAME once TASK took N
+# records, waiting at most 60 s
 wait_records() {
-  _i=0
-  while [ "$_i" -lt 120 ]; do
-    scrape "$TMP/$1" >/dev/null 2>&1
-    [ "$(value "$TMP/$1" tide_subtask_records_in_total "$2" 2>/dev/null)" = "$3" ] && break
-    sleep 0.5
-    _i=$((_i + 1))
-  done
+  scrape "$TMP/$1" records "$2" "$3" >/dev/null 2>&1
 }
 
 # run_metrics_job NAME K [OPTION]: start the metrics job with K keys (and
@@ -91,10 +147,10 @@ check "bytes in of the keyed task = bytes out of the tasks before it" test \
   "$(( $(value "$TMP/m10" tide_subtask_bytes_out_total 0) + $(value "$TMP/m10" tide_subtask_bytes_out_total 1) ))"
 IDLE=$(value "$TMP/m10" tide_subtask_idle_time_ms_per_second 2)
 check "the keyed task, waiting for input, is idle (> 800 ms/s: $IDLE)" \
-  "$PYTHON" -c "import sys; sys.exit(not float(sys.argv[1]) > 800)" "$IDLE"
+  gt "$IDLE" 800
 IDLE1=$(value "$TMP/m10" tide_subtask_idle_time_ms_per_second 1)
 check "the rate-limited tick source, pausing between batches, is idle (> 800 ms/s: $IDLE1)" \
-  "$PYTHON" -c "import sys; sys.exit(not float(sys.argv[1]) > 800)" "$IDLE1"
+  gt "$IDLE1" 800
 check "busy + idle + backpressured = 1000 ms/s for every subtask" "$PYTHON" - "$TMP/m10" <<'PY'
 import re, sys
 sums = {}
@@ -135,9 +191,9 @@ check_not_contains "  no busy/idle/backpressured time" "$TMP/off" "_time_ms_per_
 check_not_contains "  no byte counts" "$TMP/off" "bytes_"
 cancel
 
-# ---- a slow map behind two fast tasks, with checkpoints ---------------------------
+# ---- a slow map (sleeping 400 us a record) behind two fast tasks, with checkpoints --
 start_tide bp run tests/e2e/backpressure_job.lua --checkpoint-dir "$TMP/ck" \
-  --checkpoint-interval 300ms -- 100000 400 "$TMP/bp"
+  --checkpoint-interval 300ms -- 100000 400 "$TMP/bp" sleep
 wait_completed "$TMP/ck/backpressure" 2 400
 scrape "$TMP/bp1" >/dev/null
 sleep 1.2
@@ -145,9 +201,9 @@ scrape "$TMP/bp2" >/dev/null
 BP=$(value "$TMP/bp2" tide_subtask_backpressured_time_ms_per_second 1)
 BUSY=$(value "$TMP/bp2" tide_subtask_busy_time_ms_per_second 2)
 check "the task before the slow map is backpressured (> 500 ms/s: $BP)" \
-  "$PYTHON" -c "import sys; sys.exit(not float(sys.argv[1]) > 500)" "$BP"
+  gt "$BP" 500
 check "the slow map is busy (> 500 ms/s: $BUSY)" \
-  "$PYTHON" -c "import sys; sys.exit(not float(sys.argv[1]) > 500)" "$BUSY"
+  gt "$BUSY" 500
 LAST=$(value "$TMP/bp2" tide_job_last_checkpoint_id -)
 check "the last checkpoint ($LAST) is a completed one on disk" test -f "$TMP/ck/backpressure/chk-$LAST/_metadata"
 check "completed checkpoints counted: at least 2" test "$(value "$TMP/bp2" tide_job_checkpoints_completed_total -)" -ge 2
@@ -156,7 +212,7 @@ check "completed checkpoints counted: at least 2" test "$(value "$TMP/bp2" tide_
 # comes > 120 ms after the trigger
 DELAY=$(value "$TMP/bp2" tide_subtask_last_checkpoint_start_delay_ms 2)
 check "the slow map's start delay in the last checkpoint > 100 ms ($DELAY)" \
-  "$PYTHON" -c "import sys; sys.exit(not float(sys.argv[1]) > 100)" "$DELAY"
+  gt "$DELAY" 100
 check_str "the subtasks' checkpointed sizes sum to the last checkpoint's size" \
   "$(value "$TMP/bp2" tide_job_last_checkpoint_size_bytes -)" \
   "$(value "$TMP/bp2" tide_subtask_checkpointed_state_size_bytes -)"
@@ -196,16 +252,9 @@ ROWS=$(($(wc -l <"$TMP/late.csv") - 1))
 run_late() {
   rm -f "$TMP/late-flag"
   start_tide "$1" run tests/e2e/late_job.lua -- "$TMP/late.csv" "$TMP/late-flag" ${2:-}
-  wait_records "$1" 1 "$ROWS"
-  # then until both window subtasks took the final watermark, which comes
-  # after the last rows' batch (and its late count)
-  _i=0
-  while [ "$(grep -c '^tide_subtask_current_input_watermark_ms{.*,task=1} 9\.223372036854776e+18$' "$TMP/$1")" -lt 2 ] &&
-    [ "$_i" -lt 120 ]; do
-    sleep 0.5
-    scrape "$TMP/$1" >/dev/null 2>&1
-    _i=$((_i + 1))
-  done
+  # (and until both window subtasks took the final watermark, which comes
+  # after the last rows' batch and its late count)
+  scrape "$TMP/$1" records 1 "$ROWS" final_wm 1 2 >/dev/null 2>&1
 }
 end_late() {
   touch "$TMP/late-flag"
@@ -248,13 +297,17 @@ mkdir "$TMP/ex"
 start_tide ex run tests/e2e/exceptions_job.lua -- "$TMP/nums" "$TMP/ex"
 _i=0
 while [ ! -f "$TMP/ex/2" ] && [ "$_i" -lt 200 ]; do sleep 0.1; _i=$((_i + 1)); done
-sleep 1
 check "GET /jobs/ID/exceptions: both failures, newest first, with task, subtask, file:line and uid" \
   "$PYTHON" - "$ADDR" "$ID" "$TMP/ex" <<'PY'
 import json, os, sys, time, urllib.request
 addr, jid, d = sys.argv[1:4]
-body = json.load(urllib.request.urlopen(f"http://{addr}/jobs/{jid}/exceptions", timeout=10))
-ex = body["exceptions"]
+# the second failure is in the history soon after its marker file: up to 10 s
+for _ in range(100):
+    body = json.load(urllib.request.urlopen(f"http://{addr}/jobs/{jid}/exceptions", timeout=10))
+    ex = body["exceptions"]
+    if len(ex) >= 2:
+        break
+    time.sleep(0.1)
 def fail(why):
     sys.exit(why + ": " + json.dumps(body)[:2000])
 if list(body) != ["exceptions"] or len(ex) != 2:
