@@ -8,8 +8,8 @@
 # the endpoint for 5 s of virtual time and dumps the DOM: the checks read
 # the figures the page shows (its data- attributes and texts), against what
 # the job was built to do and what the checkpoint directory holds. A
-# screenshot shows the graph's boxes in the colours of their backpressure
-# levels (tests/e2e/png_colors.py counts the pixels). Without chromium
+# screenshot (of the same run) shows the graph's boxes in the colours of
+# their backpressure levels (tests/e2e/png_colors.py counts the pixels). Without chromium
 # (`make deps-browser` could not install it) the browser checks are
 # skipped with a message.
 . tests/e2e/lib.sh
@@ -90,14 +90,19 @@ chromium() {
 if [ -z "$CHROMIUM" ]; then
   echo "# SKIP the browser checks: chromium is not installed (make deps-browser could not install it)"
 else
-  chromium --virtual-time-budget=5000 --dump-dom "http://$ADDR/?refresh=500" >"$TMP/dom.html"
+  # one run of the browser for the DOM and the screenshot (a start of it
+  # costs seconds of CPU)
+  chromium --virtual-time-budget=5000 --window-size=1280,1000 --dump-dom --screenshot="$TMP/shot.png" \
+    "http://$ADDR/?refresh=500" >"$TMP/dom.html"
   check "Chromium loaded the dashboard ($(wc -c <"$TMP/dom.html" | tr -d ' ') bytes of DOM)" \
     grep -q 'data-vertex' "$TMP/dom.html"
   [ -s "$TMP/dom.html" ] || diag "$TMP/chromium.err"
   NEWEST=$(newest_checkpoint "$TMP/ck/dashboard")
   cat >"$TMP/dom.py" <<'PY'
 import html.parser, re, sys
-dom, line, newest, what = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+# dom.py DOM LINE NEWEST WHAT...: a line "WHAT ok", or "WHAT failed: why",
+# for each WHAT
+dom, line, newest, whats = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4:]
 
 class Page(html.parser.HTMLParser):
     """Elements with their attributes and text; ids to elements."""
@@ -121,10 +126,12 @@ class Page(html.parser.HTMLParser):
         for e in self.stack:
             e["text"] += data
 
+class Failed(Exception):
+    pass
 p = Page()
 p.feed(open(dom, encoding="utf-8").read())
 def fail(why):
-    sys.exit(why)
+    raise Failed(why)
 body = [e for e in p.all if e["tag"] == "body"][0]["attrs"]
 rows = [e for e in p.all if e["tag"] == "tr" and "data-vertex" in e["attrs"]]
 boxes = [e for e in p.all if e["tag"] == "g" and "data-vertex" in e["attrs"]]
@@ -133,47 +140,56 @@ def row(ops):
         if r["children"][1]["text"] == ops:
             return r["attrs"]
     fail(f"no row for {ops}: " + str([r["children"][1]["text"] for r in rows]))
-if what == "live":
-    if not (int(body["data-polls"]) >= 3 and body["data-state"] == "RUNNING"):
-        fail(str(body))
-elif what == "tasks":
-    if len(rows) != 4 or any(r["attrs"]["data-parallelism"] != "2" for r in rows):
-        fail(str([r["attrs"] for r in rows]))
-elif what == "backpressure":
-    if row("numbers → flaky")["data-backpressure"] != "HIGH":
-        fail(str([r["attrs"] for r in rows]))
-elif what == "busy":
-    a = row("slow-sink → sink")
-    if not (float(a["data-busy-ratio"]) > 0.5 and a["data-backpressure"] == "OK"):
-        fail(str(a))
-elif what == "lag":
-    a = row("ticks → lagged → drop")
-    if not (4000 <= float(a["data-lag-ms"]) <= 6000 and a["data-backpressure"] == "OK"):
-        fail(str(a))
-elif what == "graph":
-    levels = {r["attrs"]["data-vertex"]: r["attrs"]["data-backpressure"] for r in rows}
-    got = {b["attrs"]["data-vertex"]: b["attrs"]["class"] for b in boxes}
-    if got != {v: "vertex " + lv for v, lv in levels.items()}:
-        fail(f"{got} vs {levels}")
-    edges = sorted((e["attrs"]["data-from"], e["attrs"]["data-to"]) for e in p.all
-                   if e["tag"] == "path" and "data-from" in e["attrs"])
-    if edges != [("0", "3"), ("1", "2")]:
-        fail(str(edges))
-elif what == "checkpoints":
-    done = [int(e["attrs"]["data-checkpoint-id"]) for e in p.all
-            if e["tag"] == "tr" and e["attrs"].get("data-status") == "COMPLETED"]
-    counts = p.ids["checkpoint-counts"]["text"]
-    m = re.match(r"(\d+) completed, (\d+) failed, (\d+) in progress$", counts)
-    if not (len(done) >= 2 and max(done) <= newest and m and int(m.group(1)) >= len(done)):
-        fail(f"completed rows {done}, newest on disk {newest}, '{counts}'")
-elif what == "exceptions":
-    items = [e for e in p.all if e["tag"] == "li" and "data-task" in e["attrs"]]
-    want = f"dashboard_job.lua:{line}: dashboard: failing once at 2000"
-    if not (len(items) == 1 and items[0]["attrs"]["data-task"] == "generate -> map"
-            and want in items[0]["text"] and p.ids["job-restarts"]["text"] == "1"):
-        fail(str([(i["attrs"], i["text"][:300]) for i in items]))
+def judge(what):
+    if what == "live":
+        if not (int(body["data-polls"]) >= 3 and body["data-state"] == "RUNNING"):
+            fail(str(body))
+    elif what == "tasks":
+        if len(rows) != 4 or any(r["attrs"]["data-parallelism"] != "2" for r in rows):
+            fail(str([r["attrs"] for r in rows]))
+    elif what == "backpressure":
+        if row("numbers → flaky")["data-backpressure"] != "HIGH":
+            fail(str([r["attrs"] for r in rows]))
+    elif what == "busy":
+        a = row("slow-sink → sink")
+        if not (float(a["data-busy-ratio"]) > 0.5 and a["data-backpressure"] == "OK"):
+            fail(str(a))
+    elif what == "lag":
+        a = row("ticks → lagged → drop")
+        if not (4000 <= float(a["data-lag-ms"]) <= 6000 and a["data-backpressure"] == "OK"):
+            fail(str(a))
+    elif what == "graph":
+        levels = {r["attrs"]["data-vertex"]: r["attrs"]["data-backpressure"] for r in rows}
+        got = {b["attrs"]["data-vertex"]: b["attrs"]["class"] for b in boxes}
+        if got != {v: "vertex " + lv for v, lv in levels.items()}:
+            fail(f"{got} vs {levels}")
+        edges = sorted((e["attrs"]["data-from"], e["attrs"]["data-to"]) for e in p.all
+                       if e["tag"] == "path" and "data-from" in e["attrs"])
+        if edges != [("0", "3"), ("1", "2")]:
+            fail(str(edges))
+    elif what == "checkpoints":
+        done = [int(e["attrs"]["data-checkpoint-id"]) for e in p.all
+                if e["tag"] == "tr" and e["attrs"].get("data-status") == "COMPLETED"]
+        counts = p.ids["checkpoint-counts"]["text"]
+        m = re.match(r"(\d+) completed, (\d+) failed, (\d+) in progress$", counts)
+        if not (len(done) >= 2 and max(done) <= newest and m and int(m.group(1)) >= len(done)):
+            fail(f"completed rows {done}, newest on disk {newest}, '{counts}'")
+    elif what == "exceptions":
+        items = [e for e in p.all if e["tag"] == "li" and "data-task" in e["attrs"]]
+        want = f"dashboard_job.lua:{line}: dashboard: failing once at 2000"
+        if not (len(items) == 1 and items[0]["attrs"]["data-task"] == "generate -> map"
+                and want in items[0]["text"] and p.ids["job-restarts"]["text"] == "1"):
+            fail(str([(i["attrs"], i["text"][:300]) for i in items]))
+for what in whats:
+    try:
+        judge(what)
+        print(what, "ok")
+    except Failed as e:
+        print(what, "failed:", str(e).replace("\n", " "))
 PY
-  dom() { "$PYTHON" "$TMP/dom.py" "$TMP/dom.html" "$LINE" "$NEWEST" "$1"; }
+  "$PYTHON" "$TMP/dom.py" "$TMP/dom.html" "$LINE" "$NEWEST" live tasks backpressure busy lag graph \
+    checkpoints exceptions >"$TMP/dom.out" 2>&1
+  dom() { grep -qx "$1 ok" "$TMP/dom.out" || { grep "^$1 " "$TMP/dom.out" || cat "$TMP/dom.out"; false; }; }
   check "live: the page polled the endpoint at least 3 times, the job RUNNING" dom live
   check "4 tasks, each at parallelism 2" dom tasks
   check "the source before the slow sink: HIGH backpressure" dom backpressure
@@ -184,8 +200,6 @@ PY
     dom checkpoints
   check "the exception (dashboard_job.lua:$LINE) with its task, and 1 restart" dom exceptions
 
-  chromium --virtual-time-budget=3000 --window-size=1280,1000 --screenshot="$TMP/shot.png" \
-    "http://$ADDR/?refresh=500" >/dev/null
   if [ -s "$TMP/shot.png" ]; then
     "$PYTHON" tests/e2e/png_colors.py "$TMP/shot.png" d0312d 3c8d40 >"$TMP/colors"
     HIGH=$(sed -n 's/^d0312d //p' "$TMP/colors")
