@@ -12,41 +12,48 @@
 . tests/e2e/lib.sh
 
 JOB=tests/e2e/rescale_job.lua
-# the running sums and the count windows over the first 10000 lines of the
-# commit messages (3930 words, 60000 records), read at 6700 lines/s while
-# a run is to be killed (about 1.5 s); the timers over the first 30000
-# (61000 timers: most beyond the caches), at 20000 lines/s. IN and RATE
-# are the input and rate of the scenarios that follow.
+# the running sums and the count windows over the first 5000 lines of the
+# commit messages (2849 words, 30166 records), read at 1000 lines/s while
+# a run is to be killed (at most 5 s: a run is killed two checkpoints of
+# 100 ms after its start, and must not reach the end first, nor must the
+# run resumed from it in the scenarios of three parallelisms, whatever the
+# load); the timers over the first 20000 (41410 timers: most beyond the
+# caches, 128 per key group of 128, 16384 in all), at 4000 lines/s (5 s
+# too). IN and RATE are the input and rate of the scenarios that follow.
 INPUT=$TMP/input.txt
 TIMERS_INPUT=$TMP/input-timers.txt
-gzip -dc "$DATA/git-messages.txt.gz" | head -n 30000 >"$TIMERS_INPUT"
-head -n 10000 "$TIMERS_INPUT" >"$INPUT"
-IN=$INPUT RATE=6700
-# oracle FILE: the running sums of FILE; FILE.window, FILE.timers
+gzip -dc "$DATA/git-messages.txt.gz" | head -n 20000 >"$TIMERS_INPUT"
+head -n 5000 "$TIMERS_INPUT" >"$INPUT"
+IN=$INPUT RATE=1000
+# oracle FILE...: per FILE, the running sums in FILE.sums, the count
+# windows in FILE.window, the timers in FILE.timers (one Python run)
 oracle() {
-  "$PYTHON" - "$1" <<'PY'
+  "$PYTHON" - "$@" <<'PY'
 import re, sys
-counts = {}
-for line in open(sys.argv[1], encoding="utf-8", errors="surrogateescape"):
-    for w in re.findall(r"[A-Za-z]+", line.lower()):
-        counts[w] = counts.get(w, 0) + 1
-print("\n".join(sorted(f"{w},{i}" for w, n in counts.items() for i in range(1, n + 1))))
-with open(sys.argv[1] + ".window", "w") as f:
-    lines = sorted(f"{w},3" for w, n in counts.items() for _ in range(n // 3))
-    f.write("\n".join(lines) + "\n")
-with open(sys.argv[1] + ".timers", "w") as f:
-    lines = sorted(f"{w},{t},{n}" for w, n in counts.items() for t in range(1, (n + 2) // 3 + 1))
-    f.write("\n".join(lines) + "\n")
+for path in sys.argv[1:]:
+    counts = {}
+    for line in open(path, encoding="utf-8", errors="surrogateescape"):
+        for w in re.findall(r"[A-Za-z]+", line.lower()):
+            counts[w] = counts.get(w, 0) + 1
+    with open(path + ".sums", "w") as f:
+        f.write("\n".join(sorted(f"{w},{i}" for w, n in counts.items() for i in range(1, n + 1))) + "\n")
+    with open(path + ".window", "w") as f:
+        lines = sorted(f"{w},3" for w, n in counts.items() for _ in range(n // 3))
+        f.write("\n".join(lines) + "\n")
+    with open(path + ".timers", "w") as f:
+        lines = sorted(f"{w},{t},{n}" for w, n in counts.items() for t in range(1, (n + 2) // 3 + 1))
+        f.write("\n".join(lines) + "\n")
 PY
 }
-oracle "$INPUT" >"$TMP/want"
-oracle "$TIMERS_INPUT" >/dev/null
+oracle "$INPUT" "$TIMERS_INPUT"
+sort "$INPUT.sums" >"$TMP/want"
 sort "$INPUT.window" >"$TMP/wantwindow"
 sort "$TIMERS_INPUT.timers" >"$TMP/wanttimers"
 
 # run at parallelism P in the background and SIGKILL it once two more
 # checkpoints completed than the directory held (it must not end first:
-# the rate limit makes it run for about 1.5 s)
+# the rate limit lets it run for up to 5 s); checkpoints every 100 ms
+# (the job's interval)
 kill_after() { # NAME P [--resume]
   _name=$1 _p=$2
   shift 2
@@ -67,7 +74,10 @@ scenario() { # NAME P1 P2 [P3]: kill at P1, resume at P2 (kill again, resume at 
   else
     last=$3
   fi
-  run_tide "$TMP/$name-end" run "$JOB" -p "$last" ${END_ARGS:-$STATE_ARGS} --resume -- "$IN" "$TMP/out-$name" "$TMP/ck-$name" 2000000 $MODE
+  # the last run, which reads the rest at full speed to the end, takes
+  # checkpoints every second instead (none is needed: forks saved)
+  run_tide "$TMP/$name-end" run "$JOB" -p "$last" ${END_ARGS:-$STATE_ARGS} --resume \
+    --checkpoint-dir "$TMP/ck-$name" --checkpoint-interval 1s -- "$IN" "$TMP/out-$name" "$TMP/ck-$name" 2000000 $MODE
   check_rc "$name: resumed at parallelism $last, the job ends (exit 0)" 0
   check_contains "$name: it resumed from a checkpoint" "$TMP/$name-end.err" "tide: resuming job 'rescale' from checkpoint"
   cat_parts "$TMP/out-$name" | sort >"$TMP/got-$name"
@@ -109,14 +119,14 @@ END_ARGS=
 # end; and across backends (the heap's timer lists restore into RocksDB,
 # RocksDB's stored timers into the heap). Expected: for a word seen N
 # times, "w,t,N" for each timer t = 1 .. ceil(N / 3)
-MODE=timers IN=$TIMERS_INPUT RATE=20000
+MODE=timers IN=$TIMERS_INPUT RATE=4000
 STATE_ARGS="--state-backend rocksdb"
 scenario rocks-timers-p2-p4-p3 2 4 3
 END_ARGS="--state-backend heap"
 scenario rocks-to-heap-timers-p2-p3 2 3
 STATE_ARGS= END_ARGS="--state-backend rocksdb"
 scenario heap-to-rocks-timers-p2-p1 2 1
-STATE_ARGS= END_ARGS= MODE= IN=$INPUT RATE=6700
+STATE_ARGS= END_ARGS= MODE= IN=$INPUT RATE=1000
 
 # refusals: another max parallelism; the same graph's shape changed
 kill_after refuse 2
