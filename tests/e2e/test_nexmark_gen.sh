@@ -8,7 +8,7 @@
 #     the default config equal it field by field; so do 1500 events of
 #     other configs (seed, rate, out-of-order groups, proportions, hot
 #     ratios, sizes, kinds), at parallelism 2.
-#  3. the model over 100K events: exactly 1 person, 3 auctions and 46 bids
+#  3. the model over 50K events: exactly 1 person, 3 auctions and 46 bids
 #     in every block of 50 event ids, the kind of each event as its id
 #     says, person and auction ids consecutive from 1000, date_time from
 #     the rate; records carry date_time as their timestamp (event-time
@@ -87,9 +87,9 @@ seed_differs() { ! cmp -s "$TMP/ref.jsonl" "$1"; }
 dump seed 2000 "$TMP/seed.jsonl" seed=1
 check "another seed gives other events" seed_differs "$TMP/seed.jsonl"
 
-# ---- 3. the model over 100K events --------------------------------------------
+# ---- 3. the model over 50K events ---------------------------------------------
 
-N=100000
+N=50000
 dump all $N "$TMP/all.jsonl"
 cat >"$TMP/model.py" <<'EOF'
 import json, sys
@@ -205,18 +205,20 @@ check_eq "fields: each auction and bid with just the listed fields it has" "$TMP
 
 # ---- 6. checkpoints: SIGKILL and --resume ----------------------------------------------
 
-K=200000
-dump k1 $K "$TMP/k1.jsonl"
+# the N events of section 3 (all.jsonl, the p1 dump: the reference), at
+# 6250 events/s: about 8 s, so that three kills 1-2 s after each start
+# land mid-run, as before with 200000 at 25000/s (a quarter of the events)
+K=$N
 JOB=$DUMP
-kill_resume "SIGKILL and --resume at p2" "$TMP/kr" 3 1 $K "$TMP/kr/out.jsonl" rate_limit=25000
+kill_resume "SIGKILL and --resume at p2" "$TMP/kr" 3 1 $K "$TMP/kr/out.jsonl" rate_limit=6250
 check_match "the last run resumed from a checkpoint" "$TMP/kr/final.err" "resuming job 'nexmark-dump' from checkpoint [0-9]+"
-check_eq "killed and resumed: every event exactly once, in order" "$TMP/k1.jsonl" "$TMP/kr/out.jsonl"
+check_eq "killed and resumed: every event exactly once, in order" "$TMP/all.jsonl" "$TMP/kr/out.jsonl"
 
 # a checkpoint of a p2 run, refused at p1 and resumed at p2
 d=$TMP/rs
 mkdir -p "$d"
 "$TIDE" run "$DUMP" -p 2 --checkpoint-dir "$d/ck" --checkpoint-interval 200ms \
-  -- $K "$d/out.jsonl" rate_limit=20000 >"$d/a.out" 2>"$d/a.err" &
+  -- $K "$d/out.jsonl" rate_limit=5000 >"$d/a.out" 2>"$d/a.err" &
 pid=$!
 wait_completed "$d/ck/nexmark-dump" 1
 kill -KILL "$pid" 2>/dev/null
@@ -228,7 +230,7 @@ check_contains "the refusal names the source and its own state" "$d/p1.err" \
   "nexmark.events (uid 'events') is a C module operator whose subtask"
 run_tide "$d/p2" run "$DUMP" -p 2 --checkpoint-dir "$d/ck" --resume -- $K "$d/out.jsonl"
 check_rc "--resume at p2 (no rate limit now): exit 0" 0
-check_eq "resumed at its own parallelism: every event exactly once, in order" "$TMP/k1.jsonl" "$d/out.jsonl"
+check_eq "resumed at its own parallelism: every event exactly once, in order" "$TMP/all.jsonl" "$d/out.jsonl"
 
 # ---- 7. bad config ------------------------------------------------------------------------
 
