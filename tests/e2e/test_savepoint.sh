@@ -25,10 +25,31 @@ RATE=1500
 
 oracle() { "$PYTHON" tests/e2e/oracle_savepoint.py "$@"; }
 
+# wait_output DIR [new]: wait until a file sink's directory DIR holds a
+# file with data in it (an in-progress part file gets its first 4 KiB of
+# records), with "new" an in-progress one (DIR holds committed output
+# already): the job runs and wrote records, so a cut taken now is mid-run
+# and not empty (a fixed second before); looking every 50 ms, at most 30 s
+wait_output() {
+  _wo_i=0
+  while [ "$_wo_i" -lt 600 ]; do
+    for _wo_f in "$1"/.[!.]*; do
+      [ -s "$_wo_f" ] && return 0
+    done
+    if [ "${2:-}" != new ]; then
+      for _wo_f in "$1"/*; do
+        [ -s "$_wo_f" ] && return 0
+      done
+    fi
+    sleep 0.05
+    _wo_i=$((_wo_i + 1))
+  done
+}
+
 # ---- v1 at parallelism 2: a savepoint mid-run, then stop with one ----
 start_tide v1 run "$JOB_LUA" -p 2 -- v1 "$TMP/out" "$TMP/ck" $N $RATE
 check "v1 prints its job id" test -n "$ID"
-sleep 1
+wait_output "$TMP/out"
 run_tide "$TMP/sp1" savepoint "$ID" "$TMP/sps"
 check_rc "tide savepoint: exit 0" 0
 check_str "tide savepoint prints the savepoint path" "$TMP/sps/savepoint-$ID-1" "$(cat "$TMP/sp1.out")"
@@ -108,7 +129,7 @@ check_match "a state of another kind: names the operator's uid and the state" "$
 # ---- state schema evolution: v6 declares "total" version 2, {sum, n,
 # from}, migrating v1's number; stopped with a savepoint mid-run ----
 start_tide v6 run "$JOB_LUA" -p 2 --from-savepoint "$TMP/moved/sp" -- v6 "$TMP/out6" "$TMP/ck6" $N $RATE
-sleep 1
+wait_output "$TMP/out6" new
 run_tide "$TMP/stop6" stop "$ID" --savepoint "$TMP/sps6"
 check_rc "v6 (state version 2 with migrate) from the v1 savepoint: stop --savepoint exit 0" 0
 SP6=$(cat "$TMP/stop6.out")
@@ -194,7 +215,7 @@ check_contains "the cancelled job says so" "$TMP/v1b.err" "job 'sp' cancelled by
 for MODE in unaligned at_least_once; do
   start_tide "m_$MODE" run "$JOB_LUA" -p 2 --checkpoint-dir "$TMP/ckm_$MODE" --checkpoint-interval 200ms \
     -- v1 "$TMP/outm_$MODE" "$TMP/ckm_$MODE" $N $RATE 2 "$MODE"
-  sleep 1
+  wait_output "$TMP/outm_$MODE"
   run_tide "$TMP/spm_$MODE" savepoint "$ID" "$TMP/spsm_$MODE"
   check_rc "$MODE: a savepoint mid-run: exit 0" 0
   run_tide "$TMP/vm_$MODE" verify "$(cat "$TMP/spm_$MODE.out")"
@@ -232,7 +253,7 @@ src:key_by(function() return "all" end):window(tide.windows.tumbling(1000))
 env:execute("drain")
 LUA
 start_tide win run "$TMP/win.lua" -- "$TMP/wout" "$TMP/raw" "$TMP/ckw"
-sleep 1
+wait_output "$TMP/raw"
 run_tide "$TMP/drain" stop "$ID" --savepoint "$TMP/spw" --drain
 check_rc "tide stop --drain: exit 0" 0
 wait_tide win
