@@ -23,6 +23,27 @@ RATE=1000
 
 cuts() { grep -c "for a live reload" "$TMP/job.err"; }
 
+# wait_output DIR [new]: wait until a file sink's directory DIR holds a
+# file with data in it (an in-progress part file gets its first 4 KiB of
+# records), with "new" an in-progress one (DIR holds committed output
+# already): the job runs and wrote records, so a cut taken now is mid-run
+# and not empty (a fixed second before); looking every 50 ms, at most 30 s
+wait_output() {
+  _wo_i=0
+  while [ "$_wo_i" -lt 600 ]; do
+    for _wo_f in "$1"/.[!.]*; do
+      [ -s "$_wo_f" ] && return 0
+    done
+    if [ "${2:-}" != new ]; then
+      for _wo_f in "$1"/*; do
+        [ -s "$_wo_f" ] && return 0
+      done
+    fi
+    sleep 0.05
+    _wo_i=$((_wo_i + 1))
+  done
+}
+
 # reload NAME ARGS...: tide reload of the running job ($ID)
 reload() {
   _name=$1
@@ -32,7 +53,7 @@ reload() {
 
 start_tide job run "$JOB_LUA" -p 2 --checkpoint-dir "$TMP/ck" --checkpoint-interval 300ms -- v1 "$TMP/out" "$TMP/ck" $N $RATE
 check "the job prints its id" test -n "$ID"
-sleep 1
+wait_output "$TMP/out"
 
 # ---- v1 -> v2 (a changed aggregate, a new field, a new operator, p 3),
 # with a second reload refused while the first is in progress ----
@@ -143,7 +164,7 @@ check_contains "wrong usage prints the usage" "$TMP/usage.err" "usage: tide run"
 # ---- a state schema migration through a reload: v1 -> v6 ----
 start_tide mig run "$JOB_LUA" -p 2 --checkpoint-dir "$TMP/ckm" --checkpoint-interval 300ms \
   -- v1 "$TMP/outm" "$TMP/ckm" 6000 $RATE
-sleep 1
+wait_output "$TMP/outm"
 reload mig_reload "$JOB_LUA" -- v6 "$TMP/outm" "$TMP/ckm" 6000 $RATE
 check_rc "v1 -> v6, 'total' migrated to version 2 by the new logic: exit 0" 0
 wait_tide mig
