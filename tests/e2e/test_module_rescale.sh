@@ -21,14 +21,18 @@
 BUILD=${BUILD:-$(dirname "$TIDE")}
 export STREAMKIT="$BUILD/modules/streamkit.so"
 JOB=tests/e2e/module_rescale_job.lua
-# the first 30000 of the 82000 commits (1148 authors; commit time is
-# non-decreasing in the file), at 7300 records/s while a run is to be
-# killed or stopped: about 4 s, as the whole file took at 20000/s, so the
-# kills and the stop come at the same moments; the resumed runs, which
-# read the rest at full speed, take a third of the time
+# the first 15000 of the 82000 commits (571 authors, 1894 author-windows;
+# commit time is non-decreasing in the file), at 2500 records/s while a
+# run is to be killed or stopped (two checkpoints of 100 ms after its
+# start): at most 6 s, more than the 4 s that the whole file took at
+# 20000/s, so the kills and the stop come at the same moments, with more
+# room under load; the resumed runs read the rest at full speed, with a
+# checkpoint every second instead of every 100 ms (they only have to reach
+# the end: fewer forks)
 INPUT=$TMP/commits.csv
-head -n 30001 "$DATA/git-commits.csv" >"$INPUT"
-RATE=7300
+head -n 15001 "$DATA/git-commits.csv" >"$INPUT"
+RATE=2500
+LAST_CK="--checkpoint-interval 1s --checkpoint-dir"
 if [ ! -f "$STREAMKIT" ]; then
   not_ok "the modules are built ($STREAMKIT: make modules)"
   finish
@@ -45,7 +49,7 @@ check "oracle computed ($(wc -l <"$TMP/want.windows" | tr -d ' ') author-windows
 
 # run at parallelism P in the background and SIGKILL it once two more
 # checkpoints completed than the directory held (the rate limit keeps it
-# running for about 4 s)
+# running for up to 6 s; checkpoints every 100 ms, the job's interval)
 kill_after() { # NAME P [ARG...]
   _name=$1 _p=$2
   shift 2
@@ -70,7 +74,7 @@ scenario() {
     shift
   done
   last=$1
-  run_tide "$TMP/$name-end" run "$JOB" -p "$last" $STATE_ARGS --resume -- "$INPUT" "$TMP/out-$name" \
+  run_tide "$TMP/$name-end" run "$JOB" -p "$last" $STATE_ARGS --resume $LAST_CK "$TMP/ck-$name" -- "$INPUT" "$TMP/out-$name" \
     "$TMP/ck-$name" 10000000
   check_rc "$name: resumed at parallelism $last, the job ends (exit 0)" 0
   check_contains "$name: it resumed from a checkpoint" "$TMP/$name-end.err" \
@@ -108,7 +112,8 @@ stop_with_savepoint() { # NAME [own]: SP the savepoint's path
     -lt "$(wc -l <"$TMP/want.windows")"
 }
 stop_with_savepoint sp
-run_tide "$TMP/sp-end" run "$JOB" -p 3 --from-savepoint "$SP" -- "$INPUT" "$TMP/out-sp" "$TMP/ck-sp2" 10000000
+run_tide "$TMP/sp-end" run "$JOB" -p 3 --from-savepoint "$SP" $LAST_CK "$TMP/ck-sp2" -- "$INPUT" "$TMP/out-sp" "$TMP/ck-sp2" \
+  10000000
 check_rc "sp: restored from the savepoint at parallelism 3, the job ends (exit 0)" 0
 for what in windows tallies; do
   cat_parts "$TMP/out-sp/$what" | sort >"$TMP/got-sp.$what"
@@ -130,7 +135,8 @@ run_tide "$TMP/own-p3" run "$JOB" -p 3 --resume -- "$INPUT" "$TMP/out-own" "$TMP
 check_rc "state of a module's own: refused at another parallelism, exit 2" 2
 check_match "... naming the operator, its uid, the old subtask and the parallelism to resume at" "$TMP/own-p3.err" \
   "cannot be restored at another parallelism: streamkit.lines \(uid 'lines'\) is a C module operator whose subtask [12] of 2 wrote state of its own \([0-9]+ bytes from its snapshot callback.*which cannot be split by key group.*resume at the parallelism it was taken with \(2\)"
-run_tide "$TMP/own-p2" run "$JOB" -p 2 --resume -- "$INPUT" "$TMP/out-own" "$TMP/ck-own" 10000000 own
+run_tide "$TMP/own-p2" run "$JOB" -p 2 --resume $LAST_CK "$TMP/ck-own" -- "$INPUT" "$TMP/out-own" "$TMP/ck-own" \
+  10000000 own
 check_rc "... and resumes at its own parallelism (exit 0)" 0
 cat_parts "$TMP/out-own/windows" | sort >"$TMP/got-own.windows"
 check_eq "... with exactly an uninterrupted run's windows" "$TMP/want.windows" "$TMP/got-own.windows"
