@@ -16,6 +16,13 @@
 --     the restored checkpoint lists are committed (one already committed
 --     is gone, and skipped) and every other prepared transaction of this
 --     job, operator and subtask is rolled back: its rows are written again.
+--     The name ends with a tag of the job's name: prepared transactions of
+--     this job's name and operator under another job id (left by an
+--     attempt killed before its first checkpoint completed, which the next
+--     run, a fresh start, does not restore) are rolled back before the
+--     first row is written, as Flink's XA sink rolls back what it recovers
+--     when it starts without state; in upsert mode their row locks would
+--     otherwise block the job forever.
 --     In upsert mode a prepared transaction holds its rows' locks until
 --     it commits, so the rows of an interval that ends while an earlier
 --     one is still prepared are not sent then: they are kept in the
@@ -101,6 +108,15 @@ function M.text(v)
   return nil, "a " .. t .. " has no PostgreSQL value"
 end
 
+--- The tag of job name `name` in the sink's transaction names: 8 hex
+-- digits of a polynomial hash of its bytes (the same under Lua 5.4 and
+-- LuaJIT).
+function M.name_tag(name)
+  local h = 0
+  for i = 1, #name do h = (h * 31 + name:byte(i)) % 4294967296 end
+  return string.format("%08x", h)
+end
+
 --- The sink's push function and its committer (tide.operators' sink
 -- contract: finish, prepare_snapshot, snapshot, restore,
 -- notify_checkpoint_complete); see the top of the file.
@@ -114,7 +130,9 @@ function M.sink(node, rt, fail)
   local ncols, columns = #cfg.columns, cfg.columns
   local batch = cfg.batch_size
   local function gid_prefix(i) return string.format("tide:%s:%s:%d:", rt.job_id, node.uid, i) end
-  if eos and #gid_prefix(rt.parallelism + 1000) + 17 > MAX_GID then
+  local tag = M.name_tag(rt.job_name or "")
+  -- ":<checkpoint id>:<tag>": at most 1 + 16 + 1 + 8 bytes
+  if eos and #gid_prefix(rt.parallelism + 1000) + 26 > MAX_GID then
     fail(string.format("write_postgres: the operator uid '%s' is too long for a PostgreSQL transaction name " ..
       "(at most %d bytes in all)", node.uid, MAX_GID))
   end
@@ -167,9 +185,26 @@ function M.sink(node, rt, fail)
   local buf, nbuf = {}, 0
   local pending = {} -- exactly_once: {id =, gid =} prepared, or {id =, rows =, n =} kept, in id order
 
+  -- exactly_once: roll back the prepared transactions of this job's name
+  -- and operator under another job id, those of old subtasks i with i mod
+  -- parallelism = this subtask (once, before the first row is written)
+  local cleaned = not eos
+  local function roll_back_other_runs()
+    cleaned = true
+    local rows = exec("SELECT gid FROM pg_prepared_xacts WHERE gid LIKE 'tide:%'", nil, "reading pg_prepared_xacts")
+    for _, row in ipairs(rows) do
+      local g = row[1]
+      local job, uid, i, t = g:match("^tide:([^:]+):(.*):(%d+):%d+:(%x+)$")
+      if job and job ~= rt.job_id and uid == node.uid and t == tag and tonumber(i) % rt.parallelism == rt.subtask then
+        exec("ROLLBACK PREPARED " .. quote_literal(g), nil, "ROLLBACK PREPARED", control())
+      end
+    end
+  end
+
   -- write rows[1 .. n * ncols] in the open transaction (one is begun)
   local function write(rows, n)
     if n == 0 then return end
+    if not cleaned then roll_back_other_runs() end
     if not in_txn then
       exec("BEGIN", nil, "BEGIN")
       in_txn = true
@@ -239,6 +274,7 @@ function M.sink(node, rt, fail)
 
   -- the pre-commit of checkpoint id
   local function precommit(id)
+    if not cleaned then roll_back_other_runs() end
     if not eos then
       send()
       commit_open()
@@ -251,7 +287,7 @@ function M.sink(node, rt, fail)
     end
     send()
     if in_txn then
-      local gid = gid_prefix(rt.subtask) .. string.format("%d", id)
+      local gid = gid_prefix(rt.subtask) .. string.format("%d:%s", id, tag)
       exec("PREPARE TRANSACTION " .. quote_literal(gid), nil, "PREPARE TRANSACTION")
       in_txn = false
       pending[#pending + 1] = { id = id, gid = gid }
@@ -309,6 +345,8 @@ function M.sink(node, rt, fail)
     snapshot = function() return eos and { pending = pending } or nil end,
     restore = function(s, all)
       if not eos then return end
+      -- other runs' first: the rows written below must not wait for their locks
+      roll_back_other_runs()
       prepared_now = exec("SELECT gid FROM pg_prepared_xacts WHERE gid LIKE " ..
         quote_literal("tide:" .. rt.job_id .. ":%"), nil, "reading pg_prepared_xacts")
       recover(rt.subtask, s and s.pending)

@@ -101,6 +101,36 @@ pgchaos "upsert, exactly once, SIGKILLs" "$TMP/c3s" 3 sum "$TMP/commits.csv" t3s
 rows_sum t3s >"$TMP/t3s.rows"
 check_eq "upsert, exactly once, SIGKILLs: the commits per author" "$TMP/expected-sum" "$TMP/t3s.rows"
 
+# ---- 3b. a fresh start after a run killed before its first checkpoint ----------
+# Such a run (another job id: a fresh start draws a new one) can leave
+# prepared transactions, whose upsert rows stay locked until they end. A
+# fresh start of the same job rolls back those of its job name and
+# operator (tagged in the transaction's name) before it writes, and leaves
+# another job's alone.
+fresh_sum t7
+tag=$("$PYTHON" -c 'import sys
+h = 0
+for b in sys.argv[1].encode(): h = (h * 31 + b) % 2**32
+print("%08x" % h)' pg-sum)
+a1=$(sed -n 2p "$TMP/commits.csv" | cut -d, -f5)
+a2=$(tail -n +2 "$TMP/commits.csv" | cut -d, -f5 | grep -vx "$a1" | head -n 1)
+pg_sql "BEGIN; INSERT INTO t7 VALUES ('$a1', 1000); PREPARE TRANSACTION 'tide:00000000000000aa:pg:0:3:$tag'"
+pg_sql "BEGIN; INSERT INTO t7 VALUES ('$a2', 1000); PREPARE TRANSACTION 'tide:00000000000000aa:pg:1:3:$tag'"
+pg_sql "BEGIN; INSERT INTO t7 VALUES ('zz-another-job', 1); PREPARE TRANSACTION 'tide:00000000000000bb:pg:0:3:00000001'"
+check_str "left prepared transactions: three" 3 "$(prepared)"
+# (a hang here is the failure: the rows of $a1 and $a2 locked)
+_timeout=$TIDE_TIMEOUT
+TIDE_TIMEOUT=60
+run_tide "$TMP/t7" run "$JOB" -p 2 --checkpoint-dir "$TMP/t7.ck" --checkpoint-interval 200ms \
+  -- "$PGCONN" sum "$TMP/commits.csv" t7 rate=20000
+TIDE_TIMEOUT=$_timeout
+check_rc "left prepared transactions: a fresh start of the job runs to the end" 0
+rows_sum t7 >"$TMP/t7.rows"
+check_eq "left prepared transactions: the commits per author (theirs rolled back)" "$TMP/expected-sum" "$TMP/t7.rows"
+check_str "left prepared transactions: another job's is left alone" \
+  "tide:00000000000000bb:pg:0:3:00000001" "$(pg_sql "SELECT gid FROM pg_prepared_xacts")"
+pg_sql "ROLLBACK PREPARED 'tide:00000000000000bb:pg:0:3:00000001'"
+
 # ---- 4. a crash between PREPARE and COMMIT ---------------------------------------
 fresh_append t4
 TIDE_TEST_PG_CRASH_BEFORE_COMMIT=1 run_tide "$TMP/t4a" run "$JOB" -p 2 --checkpoint-dir "$TMP/t4.ck" \

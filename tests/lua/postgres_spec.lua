@@ -47,12 +47,17 @@ local real_connect = core.pg_connect
 local function sink(mode, prepared, subtask, parallelism)
   local log = {}
   core.pg_connect = fake(log, prepared or {})
-  local push, c = pg.sink(node(mode), { subtask = subtask or 0, parallelism = parallelism or 1, job_id = "J" },
+  local push, c = pg.sink(node(mode), { subtask = subtask or 0, parallelism = parallelism or 1, job_id = "J",
+    job_name = "wc" },
     function(m) error(m, 0) end)
   -- the start-up checks are not what these tests are about
   for i = #log, 1, -1 do table.remove(log, i) end
   return push, c, log
 end
+
+-- the job name's tag in transaction names: "wc" -> 119 * 31 + 99 = 3788
+local TAG = "00000ecc"
+local FOREIGN = "1: SELECT gid FROM pg_prepared_xacts WHERE gid LIKE 'tide:%'"
 
 local function rows(...)
   local b = { ... }
@@ -67,21 +72,22 @@ describe("tide.postgres exactly-once sink #unit", function()
     push(rows({ k = "a", v = 1 }, { k = "b", v = 2 }))
     c.prepare_snapshot(1)
     push(rows({ k = "c", v = 3 }))
-    assert.are.same({ pending = { { id = 1, gid = "tide:J:pg:0:1" } } }, c.snapshot())
+    assert.are.same({ pending = { { id = 1, gid = "tide:J:pg:0:1:" .. TAG } } }, c.snapshot())
     c.notify_checkpoint_complete(1)
     c.prepare_snapshot(2)
     c.prepare_snapshot(3) -- nothing written since: no transaction
     c.notify_checkpoint_complete(3)
     assert.are.same({
+      FOREIGN, -- before the first write: other runs' (none here)
       '1: BEGIN',
       '1: INSERT INTO "t" ("k","v") VALUES ($1,$2),($3,$4) [a,1,b,2]',
-      "1: PREPARE TRANSACTION 'tide:J:pg:0:1'",
-      "2: COMMIT PREPARED 'tide:J:pg:0:1'",
+      "1: PREPARE TRANSACTION 'tide:J:pg:0:1:00000ecc'",
+      "2: COMMIT PREPARED 'tide:J:pg:0:1:00000ecc'",
       -- (fewer rows than batch_size wait for the barrier)
       '1: BEGIN',
       '1: INSERT INTO "t" ("k","v") VALUES ($1,$2) [c,3]',
-      "1: PREPARE TRANSACTION 'tide:J:pg:0:2'",
-      "2: COMMIT PREPARED 'tide:J:pg:0:2'",
+      "1: PREPARE TRANSACTION 'tide:J:pg:0:2:00000ecc'",
+      "2: COMMIT PREPARED 'tide:J:pg:0:2:00000ecc'",
     }, log)
   end)
 
@@ -98,10 +104,11 @@ describe("tide.postgres exactly-once sink #unit", function()
     c.notify_checkpoint_complete(2)
     local up = ' ON CONFLICT ("k") DO UPDATE SET "v"=EXCLUDED."v"'
     assert.are.same({
+      FOREIGN,
       '1: BEGIN',
       '1: INSERT INTO "t" ("k","v") VALUES ($1,$2)' .. up .. ' [a,1]',
-      "1: PREPARE TRANSACTION 'tide:J:pg:0:1'",
-      "2: COMMIT PREPARED 'tide:J:pg:0:1'",
+      "1: PREPARE TRANSACTION 'tide:J:pg:0:1:00000ecc'",
+      "2: COMMIT PREPARED 'tide:J:pg:0:1:00000ecc'",
       '1: BEGIN',
       '1: INSERT INTO "t" ("k","v") VALUES ($1,$2),($3,$4)' .. up .. ' [b,3,a,4]',
       '1: COMMIT',
@@ -110,11 +117,17 @@ describe("tide.postgres exactly-once sink #unit", function()
   end)
 
   it("recovers: commits what the restored checkpoint prepared, writes its kept rows, rolls back the rest of its own", function()
-    local prepared = { "tide:J:pg:0:4", "tide:J:pg:0:5", "tide:J:pg:1:5", "tide:J:other:0:5", "tide:J:pg:2:7" }
+    local prepared = { "tide:J:pg:0:4", "tide:J:pg:0:5", "tide:J:pg:1:5", "tide:J:other:0:5", "tide:J:pg:2:7",
+      -- another run of the job (job id K, tagged with its name): old
+      -- subtask 2 is this one's (2 mod 2), 1 is not; another operator's,
+      -- another job's (other tag) stay
+      "tide:K:pg:1:3:" .. TAG, "tide:K:pg:2:3:" .. TAG, "tide:K:other:0:3:" .. TAG, "tide:K:pg:0:3:0000abcd" }
     local _, c, log = sink("upsert", prepared, 0, 2)
     local olds = { n = 3, [3] = { pending = { { id = 4, gid = "tide:J:pg:2:4" } } } }
     c.restore({ pending = { { id = 4, gid = "tide:J:pg:0:4" }, { id = 5, rows = { "x", "9" }, n = 1 } } }, olds)
     assert.are.same({
+      FOREIGN, -- other runs' first: the rows written below must not wait for their locks
+      "2: ROLLBACK PREPARED 'tide:K:pg:2:3:00000ecc'",
       "1: SELECT gid FROM pg_prepared_xacts WHERE gid LIKE 'tide:J:%'",
       "2: COMMIT PREPARED 'tide:J:pg:0:4'",
       '1: BEGIN',
