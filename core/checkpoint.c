@@ -384,14 +384,19 @@ static void unlink_pending(td_coord_t *c, pending_t *p) {
   free_pending(p, c->n);
 }
 
+/* SIGKILL snapshot process pid and reap it. */
+static void kill_child(pid_t pid) {
+  kill(pid, SIGKILL);
+  while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
+  }
+}
+
 /* Kill and reap the children of p, remove its directory, unlink it. */
 static void abort_locked(td_coord_t *c, pending_t *p, const char *why) {
   for (int s = 0; s < c->n; s++) {
     part_t *pt = &p->parts[s];
     if (pt->pid > 0 && !pt->child_done) {
-      kill(pt->pid, SIGKILL);
-      while (waitpid(pt->pid, NULL, 0) < 0 && errno == EINTR) {
-      }
+      kill_child(pt->pid);
       pt->child_done = 1;
     }
   }
@@ -495,11 +500,7 @@ void td_coord_snapshot_started(td_coord_t *c, int64_t id, int subtask,
   pending_t *p = find(c, id);
   if (!p || p->parts[subtask].started || p->parts[subtask].acked) {
     pthread_mutex_unlock(&c->mu);
-    if (pid > 0) { /* nobody waits for this one */
-      kill(pid, SIGKILL);
-      while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
-      }
-    }
+    if (pid > 0) kill_child(pid); /* nobody waits for this one */
     if (err_fd >= 0) close(err_fd);
     return;
   }
@@ -769,9 +770,7 @@ void td_coord_abort_snapshots(td_coord_t *c, int subtask) {
   for (pending_t *p = c->pending; p; p = p->next) {
     part_t *pt = &p->parts[subtask];
     if (pt->pid <= 0 || pt->child_done) continue;
-    kill(pt->pid, SIGKILL);
-    while (waitpid(pt->pid, NULL, 0) < 0 && errno == EINTR) {
-    }
+    kill_child(pt->pid);
     pt->child_done = 1;
     close_err_fd(pt);
     if (!p->failed) {

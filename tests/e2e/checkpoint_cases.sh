@@ -154,12 +154,7 @@ chaos() {
   # timeout is a hang detector, not a timing check: room for a loaded
   # machine
   final_args=
-  for a in "$@"; do
-    case $a in
-    rate=*) a="rate=$((${a#rate=} * ${FINAL_SPEEDUP:-5}))" ;;
-    esac
-    final_args="$final_args $a"
-  done
+  for a in "$@"; do final_args="$final_args $(faster "$a")"; done
   _timeout=$TIDE_TIMEOUT
   TIDE_TIMEOUT=${CHAOS_TIMEOUT:-360}
   # shellcheck disable=SC2086 # the options hold no blanks

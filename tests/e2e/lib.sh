@@ -365,6 +365,37 @@ await_jobmanager() {
 
 # finish: the final line "N passed, N failed"; exit status 1 on failures
 # (or when no check ran at all).
+# wait_output DIR [new]: wait until a file sink's directory DIR holds a
+# file with data in it (an in-progress part file gets its first 4 KiB of
+# records), with "new" an in-progress one (DIR holds committed output
+# already): the job runs and wrote records, so a cut taken now is mid-run
+# and not empty (a fixed second before); looking every 50 ms, at most 30 s
+wait_output() {
+  _wo_i=0
+  while [ "$_wo_i" -lt 600 ]; do
+    for _wo_f in "$1"/.[!.]*; do
+      [ -s "$_wo_f" ] && return 0
+    done
+    if [ "${2:-}" != new ]; then
+      for _wo_f in "$1"/*; do
+        [ -s "$_wo_f" ] && return 0
+      done
+    fi
+    sleep 0.05
+    _wo_i=$((_wo_i + 1))
+  done
+}
+
+# faster ARG: ARG, or for rate=N and rate_limit=N the rate FINAL_SPEEDUP
+# (default 5) times higher: the last run after a test's kills only has to
+# finish
+faster() {
+  case $1 in
+  rate=* | rate_limit=*) echo "${1%%=*}=$((${1#*=} * ${FINAL_SPEEDUP:-5}))" ;;
+  *) printf '%s\n' "$1" ;;
+  esac
+}
+
 # kill_resume LABEL DIR WANT MIN_DELAY ARG...: runs `$TIDE run $JOB -p 2
 # --checkpoint-dir DIR/ck --checkpoint-interval 200ms [--resume] -- ARG...`
 # in the background and SIGKILLs it after MIN_DELAY plus 0-1 s (drawn from
@@ -411,11 +442,8 @@ kill_resume() {
   # (each argument taken from the front and put back at the end)
   _kr_i=$#
   while [ "$_kr_i" -gt 0 ]; do
-    _kr_a=$1
+    _kr_a=$(faster "$1")
     shift
-    case $_kr_a in
-    rate=* | rate_limit=*) _kr_a="${_kr_a%%=*}=$((${_kr_a#*=} * ${FINAL_SPEEDUP:-5}))" ;;
-    esac
     set -- "$@" "$_kr_a"
     _kr_i=$((_kr_i - 1))
   done

@@ -36,21 +36,8 @@ tide_pid() {
 }
 
 # rest METHOD PATH OUT: the endpoint's JSON answer in OUT, the HTTP status
-# printed
-rest() {
-  "$PYTHON" - "$ADDR" "$1" "$2" "$3" <<'PY'
-import sys, urllib.request, urllib.error
-addr, method, path, out = sys.argv[1:5]
-req = urllib.request.Request("http://" + addr + path, method=method)
-try:
-    with urllib.request.urlopen(req, timeout=10) as r:
-        code, body = r.status, r.read()
-except urllib.error.HTTPError as e:
-    code, body = e.code, e.read()
-open(out, "wb").write(body)
-print(code)
-PY
-}
+# printed (rest_batch below)
+rest() { rest_batch "$1" "$2" "$3"; }
 
 # jq_py FILE EXPR: the Python expression EXPR over the JSON in FILE (j)
 jq_py() { "$PYTHON" -c "import json,sys; j=json.load(open(sys.argv[1])); print($2)" "$1"; }

@@ -25,27 +25,6 @@ RATE=1500
 
 oracle() { "$PYTHON" tests/e2e/oracle_savepoint.py "$@"; }
 
-# wait_output DIR [new]: wait until a file sink's directory DIR holds a
-# file with data in it (an in-progress part file gets its first 4 KiB of
-# records), with "new" an in-progress one (DIR holds committed output
-# already): the job runs and wrote records, so a cut taken now is mid-run
-# and not empty (a fixed second before); looking every 50 ms, at most 30 s
-wait_output() {
-  _wo_i=0
-  while [ "$_wo_i" -lt 600 ]; do
-    for _wo_f in "$1"/.[!.]*; do
-      [ -s "$_wo_f" ] && return 0
-    done
-    if [ "${2:-}" != new ]; then
-      for _wo_f in "$1"/*; do
-        [ -s "$_wo_f" ] && return 0
-      done
-    fi
-    sleep 0.05
-    _wo_i=$((_wo_i + 1))
-  done
-}
-
 # ---- v1 at parallelism 2: a savepoint mid-run, then stop with one ----
 start_tide v1 run "$JOB_LUA" -p 2 -- v1 "$TMP/out" "$TMP/ck" $N $RATE
 check "v1 prints its job id" test -n "$ID"
