@@ -28,10 +28,6 @@ __attribute__((format(printf, 3, 4))) static void seterr(char *err, size_t errle
   va_end(ap);
 }
 
-/* The copy buffer: static, since uploads run in snapshot children that
- * must not call malloc (each child has its own copy of it). */
-static unsigned char copy_buf[1 << 20];
-
 static int write_all(int fd, const unsigned char *p, size_t n) {
   while (n > 0) {
     ssize_t w = write(fd, p, n);
@@ -49,6 +45,12 @@ static int write_all(int fd, const unsigned char *p, size_t n) {
 int td_shared_upload(const char *path, const char *shared_dir, td_shared_ref_t *ref,
                      char *err, size_t errlen) {
   char tmp[4400], dst[4400];
+  /* the copy buffer on the stack: uploads run in snapshot children, which
+   * must not call malloc, and in task threads at once (final states): a
+   * static one was shared by those threads, so one thread's read could
+   * land between another's hashing and writing (a file not named by its
+   * content) */
+  unsigned char copy_buf[128 << 10];
   if (mkdir(shared_dir, 0777) != 0 && errno != EEXIST) {
     int e = -errno;
     seterr(err, errlen, "%s: %s", shared_dir, td_strerror(e));

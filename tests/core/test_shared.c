@@ -13,6 +13,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <ftw.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -225,7 +226,7 @@ TD_TEST(test_shared_upload_known_answers) {
   fx_free(&f);
 }
 
-/* A file larger than the copy buffer (1 MiB, several reads): its name,
+/* A file larger than the copy buffer (128 KiB, several reads): its name,
  * size and CRC recomputed over the whole bytes at once, and the shared
  * copy is the same bytes. Nothing temporary is left. */
 TD_TEST(test_shared_upload_names_by_content) {
@@ -256,6 +257,55 @@ TD_TEST(test_shared_upload_names_by_content) {
   TD_CHECK_INT(td_shared_check(f.shared, &ref, err, sizeof err), 0);
   free(got);
   free(data);
+  fx_free(&f);
+}
+
+/* Uploads from several threads at once (finishing subtasks upload their
+ * final states in their task threads): each shared file is named by its
+ * own content and holds exactly its source's bytes. */
+typedef struct {
+  const char *src, *shared;
+  td_shared_ref_t ref;
+  int rc;
+} upload_arg_t;
+
+static void *upload_thread(void *p) {
+  upload_arg_t *a = p;
+  char err[1024];
+  for (int i = 0; i < 20 && a->rc == 0; i++) a->rc = td_shared_upload(a->src, a->shared, &a->ref, err, sizeof err);
+  return NULL;
+}
+
+TD_TEST(test_shared_upload_threads) {
+  fx_t f;
+  if (!fx_init(&f)) return;
+  enum { T = 4 };
+  size_t n = (3u << 20) + 11;
+  unsigned char *data[T];
+  char src[T][1200], name[32];
+  upload_arg_t a[T];
+  pthread_t th[T];
+  for (int t = 0; t < T; t++) {
+    data[t] = random_bytes(n, (unsigned)t + 7);
+    snprintf(name, sizeof name, "%06d.sst", t);
+    TD_CHECK(put_file(f.root, name, data[t], n, src[t], sizeof src[t]));
+    a[t] = (upload_arg_t){.src = src[t], .shared = f.shared, .rc = 0};
+  }
+  for (int t = 0; t < T; t++) TD_CHECK_INT(pthread_create(&th[t], NULL, upload_thread, &a[t]), 0);
+  for (int t = 0; t < T; t++) pthread_join(th[t], NULL);
+  for (int t = 0; t < T; t++) {
+    char want[64], dst[1400], err[1024];
+    TD_CHECK_INT(a[t].rc, 0);
+    snprintf(want, sizeof want, "%016llx-%zu", (unsigned long long)XXH64(data[t], n, 0), n);
+    TD_CHECK_STR(a[t].ref.name, want);
+    snprintf(dst, sizeof dst, "%s/%s", f.shared, want);
+    size_t got_n = 0;
+    unsigned char *got = slurp(dst, &got_n);
+    TD_CHECK(got != NULL && got_n == n && memcmp(got, data[t], n) == 0);
+    TD_CHECK_INT(td_shared_check(f.shared, &a[t].ref, err, sizeof err), 0);
+    free(got);
+    free(data[t]);
+  }
   fx_free(&f);
 }
 
@@ -607,7 +657,7 @@ TD_TEST(test_shared_sweep_missing_dir_and_roundtrip) {
   fx_free(&f);
 }
 
-TD_TEST_MAIN(test_shared_upload_known_answers, test_shared_upload_names_by_content,
+TD_TEST_MAIN(test_shared_upload_known_answers, test_shared_upload_names_by_content, test_shared_upload_threads,
              test_shared_upload_skips_existing, test_shared_upload_errors,
              test_shared_check_detects_damage, test_shared_read_good, test_shared_read_corrupt,
              test_shared_sweep_keeps_listed_and_young_tmp,
