@@ -146,7 +146,7 @@ $(BUILD)/lua/tide/core.so: $(BUILD)/core/lua_module.o $(BUILD)/libtide.a
 	$(CC) -shared $(SAN) -o $@ $^ $(SYSLIBS)
 
 $(BUILD)/tests/%: tests/core/%.c $(BUILD)/libtide.a tests/core/testlib.h tests/core/deq.h \
-             tests/core/state_cases.h
+             tests/core/state_cases.h tests/core/tmpdir.h
 	@mkdir -p $(dir $@)
 	$(CC) $(TD_CFLAGS) $(CFLAGS) $(SAN) -rdynamic -Itests/core -o $@ $< $(BUILD)/libtide.a $(LDLIBS)
 

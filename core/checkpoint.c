@@ -506,11 +506,29 @@ void td_coord_snapshot_started(td_coord_t *c, int64_t id, int subtask,
   }
   part_t *pt = &p->parts[subtask];
   pt->started = 1;
+  if (pid > 0) c->stats.forked++;
   pt->pid = pid;
   pt->err_fd = err_fd;
-  pt->child_done = pid <= 0;
+  pt->child_done = pid == 0;
   pt->expect_inflight = (unsigned char)expect_inflight;
   pthread_cond_signal(&c->wake);
+  pthread_mutex_unlock(&c->mu);
+}
+
+void td_coord_snapshot_written(td_coord_t *c, int64_t id, int subtask, const char *error) {
+  pthread_mutex_lock(&c->mu);
+  pending_t *p = subtask >= 0 && subtask < c->n ? find(c, id) : NULL;
+  part_t *pt = p ? &p->parts[subtask] : NULL;
+  if (pt && pt->started && pt->pid == TD_COORD_ASYNC && !pt->child_done) {
+    pt->child_done = 1;
+    if (error && !p->failed) {
+      p->failed = p->counted = 1;
+      p->fail_subtask = subtask;
+      snprintf(p->reason, sizeof p->reason, "the snapshot of subtask %d failed: %.200s", subtask,
+               error);
+    }
+    pthread_cond_signal(&c->wake);
+  }
   pthread_mutex_unlock(&c->mu);
 }
 
@@ -769,8 +787,8 @@ void td_coord_abort_snapshots(td_coord_t *c, int subtask) {
   pthread_mutex_lock(&c->mu);
   for (pending_t *p = c->pending; p; p = p->next) {
     part_t *pt = &p->parts[subtask];
-    if (pt->pid <= 0 || pt->child_done) continue;
-    kill_child(pt->pid);
+    if (pt->pid == 0 || pt->child_done) continue;
+    if (pt->pid > 0) kill_child(pt->pid);
     pt->child_done = 1;
     close_err_fd(pt);
     if (!p->failed) {

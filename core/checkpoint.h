@@ -217,7 +217,8 @@ char *td_coord_finished_dir(const td_coord_t *c, char *buf, size_t len);
 /*
  * td_coord_snapshot_started - subtask took its snapshot of checkpoint id:
  * the child `pid` writes its state files and exits 0 on success (pid 0: the
- * files are written already). err_fd (or -1): the read end of a pipe on
+ * files are written already; pid TD_COORD_ASYNC: a thread of this process
+ * writes them and reports with td_coord_snapshot_written). err_fd (or -1): the read end of a pipe on
  * which the child writes a one-line message before it exits non-zero; the
  * coordinator takes it (closes it) and puts the message into the abort
  * reason. expect_inflight: the subtask will also call td_coord_inflight
@@ -226,6 +227,19 @@ char *td_coord_finished_dir(const td_coord_t *c, char *buf, size_t len);
  */
 void td_coord_snapshot_started(td_coord_t *c, int64_t id, int subtask,
                                pid_t pid, int err_fd, int expect_inflight);
+
+/* td_coord_snapshot_started's pid of a snapshot written by a thread. */
+#define TD_COORD_ASYNC ((pid_t)-1)
+
+/*
+ * td_coord_snapshot_written - the thread writing subtask's snapshot of
+ * checkpoint id (td_coord_snapshot_started with TD_COORD_ASYNC) is done:
+ * its state files are written (error NULL), or it failed with the one-line
+ * message error and the checkpoint is aborted, counted as a failure (a
+ * failure of the asynchronous part, as Flink counts it). An id no longer
+ * pending is ignored.
+ */
+void td_coord_snapshot_written(td_coord_t *c, int64_t id, int subtask, const char *error);
 
 /*
  * td_coord_inflight - the in-flight input data of subtask for checkpoint
@@ -248,8 +262,9 @@ void td_coord_decline(td_coord_t *c, int64_t id, int subtask,
  * td_coord_abort_snapshots - subtask is failing or cancelled and is about
  * to close its state (a RocksDB backend removes its working directory,
  * where a snapshot process may still be reading and writing): its snapshot
- * processes still running are killed and reaped, and their checkpoints
- * fail (not counted as checkpoint failures: the subtask's failure is what
+ * processes still running are killed and reaped, its snapshots written by
+ * a thread (which the caller stopped first) are given up, and their
+ * checkpoints fail (not counted as checkpoint failures: the subtask's failure is what
  * the job reports).
  */
 void td_coord_abort_snapshots(td_coord_t *c, int subtask);
@@ -296,6 +311,8 @@ typedef struct td_coord_stats {
   int64_t last_duration_ms;     /* trigger to _metadata of the last one */
   int64_t sum_duration_ms, max_duration_ms; /* over periodic checkpoints */
   int64_t pauses;               /* snapshots taken by subtasks */
+  int64_t forked;               /* of them, by a snapshot child (the
+                                   others without fork: asyncsnap.h) */
   int64_t sum_pause_us, max_pause_us; /* their synchronous part */
 } td_coord_stats_t;
 

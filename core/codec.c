@@ -22,6 +22,8 @@
  */
 #include "codec.h"
 
+#include "asyncsnap.h"
+
 #include "alloc.h"
 
 #include <math.h>
@@ -124,6 +126,9 @@ static inline int reserve(td_wbuf_t *b, size_t extra) {
 }
 
 /* ---- encoding ----------------------------------------------------------- */
+
+/* The light userdata values td_codec_hole hands out. */
+static const char holes[TD_ASNAP_MAX_HOLES];
 
 typedef struct enc {
   lua_State *L;
@@ -582,9 +587,27 @@ static inline int enc_typed(enc_t *e, int idx, int type, int depth) {
     out->data[out->len++] =
         (char)(lua_isnil(L, idx) ? 0xc0 : lua_toboolean(L, idx) ? 0xc3 : 0xc2);
     return 0;
+  case LUA_TLIGHTUSERDATA: {
+    /* a snapshot's hole (asyncsnap.h): fixext 1 of the hole type */
+    const char *h = lua_touserdata(L, idx);
+    if (h >= holes && h < holes + TD_ASNAP_MAX_HOLES) {
+      if ((rc = reserve(out, 3))) return rc;
+      p = (unsigned char *)out->data + out->len;
+      p[0] = 0xd4;
+      p[1] = TD_ASNAP_HOLE_EXT;
+      p[2] = (unsigned char)(h - holes);
+      out->len += 3;
+      return 0;
+    }
+  }
+  /* fall through */
   default:
     return enc_error(e, "cannot encode a %s value", lua_typename(L, type));
   }
+}
+
+void *td_codec_hole(int n) {
+  return n >= 0 && n < TD_ASNAP_MAX_HOLES ? (void *)(holes + n) : NULL;
 }
 
 /* enc_value - enc_typed of whatever is at idx. */

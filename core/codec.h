@@ -47,6 +47,15 @@ int td_codec_encode(lua_State *L, int idx, td_wbuf_t *out, int canonical,
                     char *err, size_t errlen);
 
 /*
+ * td_codec_hole - the light userdata value that td_codec_encode writes as
+ * hole n (0 <= n < TD_ASNAP_MAX_HOLES) of a fork-free snapshot
+ * (asyncsnap.h: a fixext 1 of type TD_ASNAP_HOLE_EXT holding n, filled in
+ * by the snapshot's asynchronous part); NULL for another n. The decoder
+ * rejects holes. Any other light userdata cannot be encoded.
+ */
+void *td_codec_hole(int n);
+
+/*
  * td_codec_decode - decode one value from p[*off .. len) and push it on the
  * Lua stack; *off advances past it.
  * Returns 0, or TD_ECORRUPT for malformed or truncated input (nothing is

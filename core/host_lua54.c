@@ -52,6 +52,7 @@
 #include "postgres_lua.h"
 #include "snapshot.h"
 #include "source_file.h"
+#include "msgpack.h"
 #include "task.h"
 
 #include <xxhash.h>
@@ -1338,6 +1339,19 @@ static int l_monotonic_us(lua_State *L) {
   return 1;
 }
 
+/* What core.snapshot and core.snapshot_async return for the engine's rc:
+ * true, or false and the task's message; raises when cancelled. */
+static int snapshot_result(lua_State *L, td_task_t *t, int rc) {
+  if (rc == TD_ECANCELED) raise_cancelled(L);
+  if (rc) {
+    lua_pushboolean(L, 0);
+    lua_pushstring(L, td_task_error(t));
+    return 2;
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 /* core.snapshot(id, collect [, start_us]) -> true | false, message
  * Take this subtask's snapshot of checkpoint id at this point of its input
  * (a source between batches, a task at its aligned barrier): fork; the
@@ -1355,14 +1369,121 @@ static int l_snapshot(lua_State *L) {
   int child;
   int rc = td_task_snapshot(t, id, t0, &child);
   if (child) child_snapshot(L, 2, t);
-  if (rc == TD_ECANCELED) raise_cancelled(L);
+  return snapshot_result(L, t, rc);
+}
+
+static int asnap_put(td_task_t *t, const char *name, const void *data, size_t len, void *ud) {
+  (void)t;
+  td_wbuf_t b = {0};
+  int rc = td_mp_write_raw(&b, data, len);
+  if (rc == 0) rc = td_asnap_file(ud, name, &b);
+  td_wbuf_destroy(&b);
+  return rc;
+}
+
+/* Add the uploads (the array at index idx: {hole =, dir =, shared =,
+ * journal =, known = {[file] = {name, size, crc}}}) to a. 0 or a code. */
+static int asnap_uploads(lua_State *L, int idx, td_asnap_t *a) {
+  int n = (int)lua_rawlen(L, idx), rc = 0;
+  for (int i = 1; rc == 0 && i <= n; i++) {
+    lua_rawgeti(L, idx, i);
+    int u = lua_gettop(L);
+    luaL_checktype(L, u, LUA_TTABLE);
+    lua_getfield(L, u, "hole");
+    lua_getfield(L, u, "dir");
+    lua_getfield(L, u, "shared");
+    lua_getfield(L, u, "journal");
+    int hole = (int)luaL_checkinteger(L, u + 1);
+    rc = td_asnap_upload(a, hole, luaL_checkstring(L, u + 2), luaL_checkstring(L, u + 3),
+                         luaL_checkstring(L, u + 4));
+    lua_getfield(L, u, "known");
+    if (rc == 0 && lua_istable(L, -1)) {
+      lua_pushnil(L);
+      while (rc == 0 && lua_next(L, u + 5)) {
+        lua_rawgeti(L, -1, 1);
+        lua_rawgeti(L, -2, 2);
+        lua_rawgeti(L, -3, 3);
+        const char *file = lua_tostring(L, -5), *name = lua_tostring(L, -3);
+        if (!file || !name) rc = TD_EINVAL;
+        else
+          rc = td_asnap_known(a, hole, file, name, (uint64_t)lua_tointeger(L, -2),
+                              (uint32_t)lua_tointeger(L, -1));
+        lua_pop(L, 4);
+      }
+    }
+    lua_settop(L, u - 1);
+  }
+  return rc;
+}
+
+/* Add the syncs (the array at index idx: {path [, alt]}) to a. */
+static int asnap_syncs(lua_State *L, int idx, td_asnap_t *a) {
+  int n = (int)lua_rawlen(L, idx), rc = 0;
+  for (int i = 1; rc == 0 && i <= n; i++) {
+    lua_rawgeti(L, idx, i);
+    lua_rawgeti(L, -1, 1);
+    lua_rawgeti(L, -2, 2);
+    const char *path = lua_tostring(L, -2);
+    rc = path ? td_asnap_sync(a, path, lua_tostring(L, -1)) : TD_EINVAL;
+    lua_pop(L, 3);
+  }
+  return rc;
+}
+
+/* core.snapshot_hole(n) -> the value a fork-free snapshot's state file
+ * holds where hole n's upload list goes (asyncsnap.h). */
+static int l_snapshot_hole(lua_State *L) {
+  void *h = td_codec_hole((int)luaL_checkinteger(L, 1));
+  luaL_argcheck(L, h != NULL, 1, "no such hole");
+  lua_pushlightuserdata(L, h);
+  return 1;
+}
+
+/* core.snapshot_async(id, files, uploads, syncs [, start_us]) -> true |
+ * false, message
+ * Take this subtask's snapshot of checkpoint id at this point of its input
+ * without fork (td_task_snapshot_async): files {file name = value} are
+ * encoded now, holes (core.snapshot_hole) included; uploads (as
+ * asnap_uploads reads them) name the RocksDB checkpoints that fill the
+ * holes; syncs {{path [, alt]}, ...} what to fsync first (td_asnap_sync).
+ * A thread writes the files and acknowledges; the barrier is forwarded at
+ * once. start_us as core.snapshot's. */
+static int l_snapshot_async(lua_State *L) {
+  td_task_t *t = task_of(L);
+  int64_t id = luaL_checkinteger(L, 1);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  luaL_checktype(L, 3, LUA_TTABLE);
+  luaL_checktype(L, 4, LUA_TTABLE);
+  int64_t t0 = luaL_optinteger(L, 5, td_task_now_us());
+  td_asnap_t *a = td_asnap_new(id);
+  char err[1024] = "out of memory";
+  int rc = a ? asnap_uploads(L, 3, a) : TD_ENOMEM;
+  if (rc == 0) rc = asnap_syncs(L, 4, a);
+  if (rc == TD_EINVAL) snprintf(err, sizeof err, "snapshot: a bad upload or sync");
+  if (rc == 0 && encode_files(L, 2, t, asnap_put, a, err, sizeof err) != 0) rc = TD_EIO;
   if (rc) {
+    td_asnap_free(a);
+    if (td_task_snapshot_failed(t, id, t0, err) == TD_ECANCELED) raise_cancelled(L);
     lua_pushboolean(L, 0);
-    lua_pushstring(L, td_task_error(t));
+    lua_pushstring(L, err);
     return 2;
   }
-  lua_pushboolean(L, 1);
-  return 1;
+  return snapshot_result(L, t, td_task_snapshot_async(t, id, t0, a));
+}
+
+/* core.snapshot_failed(id, message [, start_us]) -> false, message
+ * This subtask could not take its snapshot of checkpoint id (its
+ * operators' snapshot raised message): the checkpoint fails, the barrier
+ * is forwarded (td_task_snapshot_failed). */
+static int l_snapshot_failed(lua_State *L) {
+  td_task_t *t = task_of(L);
+  int64_t id = luaL_checkinteger(L, 1);
+  const char *msg = luaL_checkstring(L, 2);
+  int64_t t0 = luaL_optinteger(L, 3, td_task_now_us());
+  if (td_task_snapshot_failed(t, id, t0, msg) == TD_ECANCELED) raise_cancelled(L);
+  lua_pushboolean(L, 0);
+  lua_pushstring(L, msg);
+  return 2;
 }
 
 /* Final state files, gathered for td_task_finished. */
@@ -2463,6 +2584,9 @@ static const luaL_Reg core_funcs[] = {
     {"open_text", l_open_text},
     {"open_csv", l_open_csv},
     {"snapshot", l_snapshot},
+    {"snapshot_async", l_snapshot_async},
+    {"snapshot_failed", l_snapshot_failed},
+    {"snapshot_hole", l_snapshot_hole},
     {"monotonic_us", l_monotonic_us},
     {"finished", l_finished},
     {"wait_checkpoint", l_wait_checkpoint},

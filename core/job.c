@@ -416,12 +416,12 @@ int td_job_wait(td_job_t *job, char *errbuf, size_t errlen) {
     snprintf(line, sizeof line,
              "checkpoint stats: completed %lld (+ final), aborted %lld; trigger to "
              "complete avg %.1f ms, max %lld ms; task pause avg %.3f ms, max %.3f ms over "
-             "%lld snapshots",
+             "%lld snapshots (%lld forked)",
              (long long)periodic, (long long)cs.aborted,
              periodic ? (double)cs.sum_duration_ms / (double)periodic : 0.0,
              (long long)cs.max_duration_ms,
              cs.pauses ? (double)cs.sum_pause_us / 1e3 / (double)cs.pauses : 0.0,
-             (double)cs.max_pause_us / 1e3, (long long)cs.pauses);
+             (double)cs.max_pause_us / 1e3, (long long)cs.pauses, (long long)cs.forked);
     spec->log(spec->log_ud, line);
     log_durations(job);
   }

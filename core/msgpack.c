@@ -77,6 +77,7 @@ int td_mp_skip_value(const char **pp, const char *end) {
 /* ---- writing ---- */
 
 static int put(td_wbuf_t *b, const unsigned char *bytes, size_t n) {
+  if (n == 0) return 0; /* an empty buffer's data may be NULL */
   if (td_wbuf_reserve(b, n)) return TD_ENOMEM;
   memcpy(b->data + b->len, bytes, n);
   b->len += n;

@@ -718,19 +718,7 @@ static int l_shared_upload(lua_State *L) {
     lua_pushstring(L, err);
     return 2;
   }
-  if (journal) {
-    /* "<file name> <shared name> <size> <crc>\n", appended with one write
-     * (no stdio: this runs in snapshot children) */
-    char line[4600];
-    const char *base = strrchr(path, '/');
-    int n = snprintf(line, sizeof line, "%s %s %llu %u\n", base ? base + 1 : path, ref.name,
-                     (unsigned long long)ref.size, (unsigned)ref.crc);
-    int fd = open(journal, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0666);
-    if (fd >= 0) {
-      if (n > 0 && n < (int)sizeof line) (void)!write(fd, line, (size_t)n);
-      close(fd);
-    }
-  }
+  if (journal) td_shared_journal_append(journal, path, &ref);
   lua_pushstring(L, ref.name);
   lua_pushinteger(L, (lua_Integer)ref.size);
   lua_pushinteger(L, (lua_Integer)ref.crc);

@@ -1,6 +1,8 @@
 /* task.c - the task engine of a subtask (see task.h). */
 #include "task.h"
 
+#include "asyncsnap.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -48,6 +50,8 @@ struct td_task {
   int rec_target;
   size_t rec_before;
   td_wbuf_t scratch;
+  /* the thread writing fork-free snapshots (asyncsnap.h), from the first */
+  td_asnap_worker_t *asnap;
   /* the snapshot child */
   int child_err_fd;
   int64_t child_id;
@@ -101,6 +105,7 @@ int td_task_new(td_task_t **out, td_subtask_t *st) {
 
 void td_task_free(td_task_t *t) {
   if (!t) return;
+  td_asnap_worker_free(t->asnap);
   td_input_free(t->input);
   td_valve_destroy(&t->valve);
   td_wbuf_destroy(&t->scratch);
@@ -686,13 +691,19 @@ int td_task_forward_barrier(td_task_t *t, int64_t id) {
 /* Write one state file: identity of checkpoint id (flags), then the data. */
 static int write_state(td_task_t *t, const char *dir, const char *name, int64_t id,
                        uint32_t flags, const void *data, size_t len) {
-  td_snapshot_writer_t *w;
-  int rc = td_snapshot_writer_open(&w, NULL, dir, name, TD_SNAPSHOT_KIND_STATE, t->err,
-                                   sizeof t->err);
-  if (rc == 0) rc = td_meta_identity_write(w, id, flags, t->spec->name, t->err, sizeof t->err);
-  if (rc == 0) rc = td_snapshot_write_section(w, TD_STATE_DATA, data, len, t->err, sizeof t->err);
-  if (rc == 0) rc = td_snapshot_writer_commit(w, t->err, sizeof t->err);
-  if (rc && w) td_snapshot_writer_abort(w);
+  return td_asnap_write_state(dir, name, id, flags, t->spec->name, data, len, t->err,
+                              sizeof t->err);
+}
+
+/* The end of the synchronous part of checkpoint id's snapshot, begun at
+ * start_us: the barrier forwarded, the pause recorded. */
+static int snapshot_taken(td_task_t *t, int64_t id, int64_t start_us) {
+  int rc = forward_event(t, TD_EXT_BARRIER, id);
+  int64_t end_us = td_task_now_us();
+  td_coord_record_pause(t->coord, end_us - start_us);
+  /* a source injects (and an unaligned barrier overtakes) at the snapshot */
+  td_coord_snapshot_times(t->coord, id, t->st->global,
+                          t->first_bar_id == id ? t->first_bar_us : start_us, start_us, end_us);
   return rc;
 }
 
@@ -732,13 +743,41 @@ int td_task_snapshot(td_task_t *t, int64_t id, int64_t start_us, int *child) {
   td_coord_snapshot_started(t->coord, id, st->global, pid, pipefd[0],
                             st->gate && t->spec->align_mode == TD_ALIGN_UNALIGNED &&
                                 !savepoint(t, id));
-  int rc = forward_event(t, TD_EXT_BARRIER, id);
-  int64_t end_us = td_task_now_us();
-  td_coord_record_pause(t->coord, end_us - start_us);
-  /* a source injects (and an unaligned barrier overtakes) at the snapshot */
-  td_coord_snapshot_times(t->coord, id, st->global, t->first_bar_id == id ? t->first_bar_us : start_us,
-                          start_us, end_us);
-  return rc;
+  return snapshot_taken(t, id, start_us);
+}
+
+/* The worker's report: to the coordinator. */
+static void asnap_done(void *ud, int64_t id, const char *error) {
+  td_task_t *t = ud;
+  td_coord_snapshot_written(t->coord, id, t->st->global, error);
+}
+
+int td_task_snapshot_async(td_task_t *t, int64_t id, int64_t start_us, td_asnap_t *a) {
+  td_subtask_t *st = t->st;
+  td_coord_chk_dir(t->coord, id, t->chk_dir, sizeof t->chk_dir);
+  if (!st->gate) t->injected = id;
+  int expect_inflight = st->gate && t->spec->align_mode == TD_ALIGN_UNALIGNED && !savepoint(t, id);
+  if (!t->chk_dir[0]) {
+    td_asnap_free(a);
+    td_coord_snapshot_started(t->coord, id, st->global, 0, -1, expect_inflight);
+  } else {
+    if (!t->asnap && !(t->asnap = td_asnap_worker_new(t->spec->name, asnap_done, t))) {
+      td_asnap_free(a);
+      return fail_with(t, TD_ENOMEM, "out of memory");
+    }
+    td_coord_snapshot_started(t->coord, id, st->global, TD_COORD_ASYNC, -1, expect_inflight);
+    int rc = td_asnap_worker_push(t->asnap, a, t->chk_dir);
+    if (rc) td_coord_snapshot_written(t->coord, id, st->global, td_strerror(rc));
+  }
+  return snapshot_taken(t, id, start_us);
+}
+
+int td_task_snapshot_failed(td_task_t *t, int64_t id, int64_t start_us, const char *error) {
+  td_subtask_t *st = t->st;
+  if (!st->gate) t->injected = id;
+  td_coord_snapshot_started(t->coord, id, st->global, TD_COORD_ASYNC, -1, 0);
+  td_coord_snapshot_written(t->coord, id, st->global, error);
+  return snapshot_taken(t, id, start_us);
 }
 
 int td_task_child_write(td_task_t *t, const char *name, const void *data, size_t len) {
@@ -752,7 +791,10 @@ _Noreturn void td_task_child_exit(td_task_t *t, const char *error) {
   _exit(1);
 }
 
-void td_task_abort_snapshots(td_task_t *t) { td_coord_abort_snapshots(t->coord, t->st->global); }
+void td_task_abort_snapshots(td_task_t *t) {
+  if (t->asnap) td_asnap_worker_stop(t->asnap, 1);
+  td_coord_abort_snapshots(t->coord, t->st->global);
+}
 
 void td_task_finishing(td_task_t *t) { td_coord_finishing(t->coord, t->st->global); }
 

@@ -38,6 +38,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "asyncsnap.h"
 #include "job.h"
 #include "tide.h"
 #include "wbuf.h"
@@ -101,6 +102,24 @@ void td_task_record_end(td_task_t *t, int ok);
  */
 int td_task_snapshot(td_task_t *t, int64_t id, int64_t start_us, int *child);
 
+/*
+ * td_task_snapshot_async - take this subtask's snapshot of checkpoint id
+ * here without fork (asyncsnap.h): a holds the state files' bytes and the
+ * RocksDB checkpoints to upload; it is taken (freed whatever the result).
+ * The subtask's snapshot thread (started at the first call) writes it and
+ * acknowledges to the coordinator (td_coord_snapshot_written); the barrier
+ * is forwarded at once and the pause since start_us recorded. Without a
+ * checkpoint directory a is dropped and the barrier just forwarded.
+ * Returns 0 or a code (TD_ECANCELED, TD_ENOMEM).
+ */
+int td_task_snapshot_async(td_task_t *t, int64_t id, int64_t start_us, td_asnap_t *a);
+
+/* td_task_snapshot_failed - this subtask's snapshot of checkpoint id
+ * could not be taken (error: why, one line): the checkpoint fails (a
+ * counted failure, as a failed snapshot child), the barrier is forwarded.
+ * Returns 0 or TD_ECANCELED. */
+int td_task_snapshot_failed(td_task_t *t, int64_t id, int64_t start_us, const char *error);
+
 /* td_task_child_write - in the snapshot child: write the state file name
  * (the value's bytes: one data section, after the identity section) into
  * the checkpoint's directory. 0 or a code (message: td_task_error). */
@@ -110,9 +129,10 @@ int td_task_child_write(td_task_t *t, const char *name, const void *data, size_t
  * (non-NULL) reported to the coordinator, which aborts the checkpoint. */
 _Noreturn void td_task_child_exit(td_task_t *t, const char *error);
 
-/* td_task_abort_snapshots - this subtask failed or was cancelled: kill its
- * snapshot processes still running before its state is closed
- * (td_coord_abort_snapshots). */
+/* td_task_abort_snapshots - this subtask failed or was cancelled, or it
+ * is about to close its state at its end: stop its snapshot thread
+ * (cancelling what it writes) and kill its snapshot processes still
+ * running, before its state is closed (td_coord_abort_snapshots). */
 void td_task_abort_snapshots(td_task_t *t);
 
 /* td_task_finishing - this subtask is about to take its final state

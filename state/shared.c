@@ -116,6 +116,17 @@ int td_shared_upload(const char *path, const char *shared_dir, td_shared_ref_t *
   return rc;
 }
 
+void td_shared_journal_append(const char *journal, const char *path, const td_shared_ref_t *ref) {
+  char line[4600];
+  const char *base = strrchr(path, '/');
+  int n = snprintf(line, sizeof line, "%s %s %llu %u\n", base ? base + 1 : path, ref->name,
+                   (unsigned long long)ref->size, (unsigned)ref->crc);
+  int fd = open(journal, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0666);
+  if (fd < 0) return;
+  if (n > 0 && n < (int)sizeof line) (void)!write(fd, line, (size_t)n);
+  close(fd);
+}
+
 int td_shared_check(const char *shared_dir, const td_shared_ref_t *ref, char *err,
                     size_t errlen) {
   char path[4400];

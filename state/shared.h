@@ -57,6 +57,17 @@ int td_shared_upload(const char *path, const char *shared_dir, td_shared_ref_t *
                      char *err, size_t errlen);
 
 /*
+ * td_shared_journal_append - append "<file name> <shared name> <size>
+ * <crc>\n" for the upload of path as ref to the journal file (created if
+ * missing) with one write (no stdio, no malloc: snapshot children call
+ * it), file name being path's last component. A RocksDB backend reads its
+ * journals to know which SST files are uploaded already. Best effort: a
+ * journal that cannot be written only makes a later checkpoint upload the
+ * file again.
+ */
+void td_shared_journal_append(const char *journal, const char *path, const td_shared_ref_t *ref);
+
+/*
  * td_shared_check - whether shared_dir/ref->name is there with ref's size
  * and CRC32C. Returns 0; -ENOENT ("missing"), TD_ECORRUPT (size or CRC
  * differ), or -errno, with a message naming the file.

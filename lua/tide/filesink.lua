@@ -391,6 +391,19 @@ function Writer:sync()
   sync_dir(self)
 end
 
+--- What sync() makes durable, for a snapshot's thread to fsync instead
+-- (a snapshot without fork, core/asyncsnap.h): appended to out as {pending
+-- path, final path} per file (the final one if the file was committed
+-- meanwhile) and {directory}; the writer counts them as synced.
+function Writer:sync_paths(out)
+  for _, name in ipairs(self.unsynced) do out[#out + 1] = { pending_path(self, name), final_path(self, name) } end
+  self.unsynced = {}
+  if self.dirty then
+    out[#out + 1] = { self.dir }
+    self.dirty = false
+  end
+end
+
 --- On completion of checkpoint id: commit the pending files of every
 -- pre-committed checkpoint <= id.
 function Writer:commit(id)

@@ -221,6 +221,9 @@ function M.op(node, out, rt)
     if out then out.watermark(wm) end
   end
   function op.finish() check(node, c:finish(idx)) end
+  -- a module's state is its own (C memory, any size): the subtask
+  -- snapshots by fork
+  op.snapshot_forks = true
   function op.snapshot()
     local s, msg = c:snapshot(idx)
     if not s then error(msg, 0) end
@@ -288,6 +291,7 @@ function M.open_source(node, rt)
   end
   return read, {
     readers = rt.parallelism,
+    snapshot_forks = true,
     snapshot = function()
       local s, msg = c:snapshot(idx)
       if not s then error(msg, 0) end

@@ -1030,9 +1030,11 @@ local function part_writer(node, rt, header)
     finish = function() last = writer():pre_commit(FINAL) end,
     prepare_snapshot = function(id) last = writer():pre_commit(id) end,
     -- in the snapshot's child process: the pending files become durable
-    -- there, off the task thread, before the checkpoint can complete
-    snapshot = function()
-      if w then w:sync() end
+    -- there, off the task thread, before the checkpoint can complete; in
+    -- a snapshot without fork (opts.syncs) the snapshot's thread does it
+    snapshot = function(opts)
+      if w and opts and opts.syncs then w:sync_paths(opts.syncs)
+      elseif w then w:sync() end
       return { sink = last }
     end,
     -- s: this subtask's old state (nil when restored at a higher

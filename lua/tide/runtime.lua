@@ -422,7 +422,9 @@ function M.run(env, plan, ctx)
   -- opts, passed to every operator's snapshot(opts) and on to its keyed
   -- backend's snapshot(opts): {savepoint = true} for a savepoint, which a
   -- backend writes whole and canonical (a checkpoint may be incremental);
-  -- nil for checkpoints and final states
+  -- {syncs = {}} for a checkpoint without fork (a sink appends what the
+  -- snapshot's thread must fsync: filesink's sync_paths); nil for other
+  -- checkpoints and final states
   local function collect(opts)
     local files = {}
     for _, id in ipairs(task.nodes) do
@@ -446,6 +448,15 @@ function M.run(env, plan, ctx)
       files[ckpt.state_file(nodes[id].uid, ctx.subtask)] = snap
     end
     return files
+  end
+
+  -- checkpoints without fork (state.snapshots_in_thread) unless an
+  -- operator's or the source's snapshot must run in the forked child
+  -- (snapshot_forks: it syncs files, or holds state of its own that may be
+  -- large)
+  local in_thread = state.snapshots_in_thread()
+  for _, id in ipairs(task.nodes) do
+    if built[id].snapshot_forks then in_thread = false end
   end
 
   -- the snapshot of checkpoint (or savepoint) id at this point of the input
@@ -477,8 +488,24 @@ function M.run(env, plan, ctx)
     -- keyed state's synchronous part (RocksDB: a checkpoint of the
     -- instance, or for a savepoint the canonical snapshot, read here)
     state.prepare_snapshot(id, kind == "savepoint")
-    local ok, err = core.snapshot(id, kind == "savepoint" and function() return collect(savepoint_opts) end
-      or collect, t0)
+    local ok, err
+    if in_thread and kind ~= "savepoint" and not (source_pos and source_pos.snapshot_forks) then
+      -- without fork: the state files encoded here, the RocksDB uploads
+      -- and the writing left to the subtask's snapshot thread
+      local uploads, syncs = {}, {}
+      state_cfg.uploads = uploads
+      local collected, files = pcall(collect, { syncs = syncs })
+      state_cfg.uploads = nil
+      if type(files) == "userdata" then error(files, 0) end -- cancelled
+      if collected then
+        ok, err = core.snapshot_async(id, files, uploads, syncs, t0)
+      else
+        ok, err = core.snapshot_failed(id, tostring(files), t0)
+      end
+    else
+      ok, err = core.snapshot(id, kind == "savepoint" and function() return collect(savepoint_opts) end
+        or collect, t0)
+    end
     state.snapshot_started()
     if not ok then
       core.log("error", "checkpoint", string.format("%d/%d of task %d", ctx.subtask + 1, ctx.parallelism, ctx.task), err)
@@ -735,9 +762,10 @@ function M.run(env, plan, ctx)
 
   local ok, err = xpcall(loop, M.handler(op_of_fn,
     string.format(" in subtask %d/%d", ctx.subtask + 1, ctx.parallelism)))
-  -- a snapshot process may still read and write the state's working
-  -- directories that close removes
-  if not ok then core.abort_snapshots() end
+  -- a snapshot process or thread may still read and write the state's
+  -- working directories that close removes (at the end too: one of a
+  -- checkpoint the final one subsumed)
+  core.abort_snapshots()
   state.close()
   if not ok then
     if type(err) == "userdata" then error(err, 0) end

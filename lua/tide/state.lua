@@ -150,6 +150,19 @@ function M.flush() each("flush") end
 -- savepoint, savepoint true: the canonical snapshot, read whole).
 function M.prepare_snapshot(id, savepoint) each("prepare_snapshot", id, savepoint) end
 
+--- Whether this subtask's checkpoints may be taken without fork
+-- (core.snapshot_async, core/asyncsnap.h): its keyed state and timers live
+-- in RocksDB instances (at most 64) whose checkpoints are incremental, so
+-- what the task thread encodes at the barrier is small (the states'
+-- descriptions; the files come from RocksDB checkpoints, uploaded by a
+-- thread). Heap keyed state, full RocksDB checkpoints and heap timers need
+-- the fork's copy-on-write image instead.
+function M.snapshots_in_thread()
+  if config.backend ~= "rocksdb" then return false end
+  local r = config.rocksdb or {}
+  return r.incremental ~= false and r.timer_service ~= "heap" and #(config.backends or {}) <= 64
+end
+
 --- After the snapshot child of a checkpoint was forked: the task thread
 -- leaves the prepared files to it.
 function M.snapshot_started() each("snapshot_started") end

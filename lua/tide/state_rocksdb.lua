@@ -385,7 +385,10 @@ end
 -- the canonical snapshot (canonical_snapshot) instead, made by
 -- prepare_snapshot.
 -- The shared files referenced are appended to cfg.refs when the runtime
--- set it, as {name, size, crc}. Without a shared directory (no checkpoints) nothing
+-- set it, as {name, size, crc}. When the runtime snapshots without fork
+-- (cfg.uploads set: in the task thread), nothing is uploaded here: files
+-- is a hole (core.snapshot_hole) and the upload is appended to
+-- cfg.uploads, for the snapshot's thread. Without a shared directory (no checkpoints) nothing
 -- is uploaded and the snapshot lists no files: nothing will restore it.
 function R:snapshot(opts)
   if (opts and opts.savepoint) or not self:incremental() then
@@ -401,13 +404,22 @@ function R:snapshot(opts)
   if not self.prepared then self:prepare_snapshot(0) end
   local p = self.prepared
   self.prepared = nil
+  local journal = string.format("%s/uploads-%d", self.home, p.id)
+  local uploads = self.cfg.uploads
+  if uploads and not p.files then
+    -- a snapshot without fork (in the task thread): the snapshot's thread
+    -- uploads and fills the hole with the list of files (core/asyncsnap.h)
+    local hole = #uploads
+    uploads[hole + 1] = { hole = hole, dir = p.dir, shared = shared, journal = journal, known = self.uploaded }
+    snap.files = core.snapshot_hole(hole)
+    return snap
+  end
   if not p.files then
     local files, err = core.await_rocksdb_checkpoint(p.dir)
     if not files then error(err, 0) end
     table.sort(files)
     p.files = files
   end
-  local journal = string.format("%s/uploads-%d", self.home, p.id)
   for i, f in ipairs(p.files) do
     local known = self.uploaded[f]
     local name, size, crc

@@ -1115,6 +1115,52 @@ TD_TEST(test_checkpoint_abort_snapshots_kills_the_subtasks_children) {
   fx_free(&f);
 }
 
+/* A snapshot written by a thread of the process (TD_COORD_ASYNC): the
+ * checkpoint completes only once td_coord_snapshot_written reports it; a
+ * reported error aborts it with the message, counted as a failure; a
+ * subtask ending with its snapshot unwritten (td_coord_abort_snapshots)
+ * fails it without counting; a report for an id no longer pending is
+ * ignored. */
+TD_TEST(test_checkpoint_async_snapshot_written_by_a_thread) {
+  fx_t f;
+  if (!fx_init(&f)) return;
+  f.cfg.tolerable_failed = 1;
+  char msg[1200];
+  if (fx_start(&f, 2, src_op)) {
+    int64_t id = first_request(&f);
+    td_coord_snapshot_started(f.c, id, 0, 0, -1, 0);
+    td_coord_snapshot_started(f.c, id, 1, TD_COORD_ASYNC, -1, 0);
+    TD_CHECK(quiet_for(f.c, 50)); /* not before the thread reports */
+    TD_CHECK_INT(td_coord_completed(f.c), 0);
+    td_coord_snapshot_written(f.c, id, 1, NULL);
+    TD_CHECK(wait_completed(f.c, id));
+    td_coord_snapshot_written(f.c, id, 1, "late"); /* no longer pending */
+    /* an error: aborted with its message, counted (one is tolerated) */
+    id = wait_requested(f.c, 0, id);
+    td_coord_snapshot_started(f.c, id, 0, 0, -1, 0);
+    td_coord_snapshot_started(f.c, id, 1, TD_COORD_ASYNC, -1, 0);
+    td_coord_snapshot_written(f.c, id, 1, "cannot write x.state: disk full");
+    TD_CHECK(wait_aborted(f.c, 1));
+    pthread_mutex_lock(&f.mu);
+    TD_CHECK(strstr(f.logged, "the snapshot of subtask 1 failed: cannot write x.state: disk full") !=
+             NULL);
+    pthread_mutex_unlock(&f.mu);
+    TD_CHECK_INT(fx_fails(&f, msg, sizeof msg), 0);
+    /* the subtask ends before its thread wrote it: not counted (a second
+     * counted failure would fail the job) */
+    id = wait_requested(f.c, 0, id);
+    td_coord_snapshot_started(f.c, id, 0, 0, -1, 0);
+    td_coord_snapshot_started(f.c, id, 1, TD_COORD_ASYNC, -1, 0);
+    td_coord_abort_snapshots(f.c, 1);
+    TD_CHECK(wait_aborted(f.c, 2));
+    pthread_mutex_lock(&f.mu);
+    TD_CHECK(strstr(f.logged, "subtask 1 ended before its snapshot was written") != NULL);
+    pthread_mutex_unlock(&f.mu);
+    TD_CHECK_INT(fx_fails(&f, msg, sizeof msg), 0);
+  }
+  fx_free(&f);
+}
+
 /* Flink's tolerable-failed-checkpoints: consecutive failures that count
  * (the asynchronous part failed, a timeout) fail the job past the limit;
  * declines do not count; a completion resets the count. */
@@ -1668,6 +1714,7 @@ TD_TEST_MAIN(test_checkpoint_new_rejects_bad_config,
              test_checkpoint_metadata_lists_expected_files,
              test_checkpoint_child_message_in_abort_reason,
              test_checkpoint_abort_snapshots_kills_the_subtasks_children,
+             test_checkpoint_async_snapshot_written_by_a_thread,
              test_checkpoint_tolerable_failed_checkpoints,
              test_checkpoint_timeout_counts_as_failure,
              test_checkpoint_trigger_asks_sources_only,

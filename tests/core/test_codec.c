@@ -13,6 +13,7 @@
 #include <lua.h>
 #include <lualib.h>
 
+#include "asyncsnap.h"
 #include "codec.h"
 #include "deq.h"
 #include "error.h"
@@ -871,6 +872,40 @@ TD_TEST(test_codec_encode_rejects_unsupported_types) {
   lua_close(L);
 }
 
+/* A snapshot's hole (td_codec_hole, asyncsnap.h) encodes as fixext 1 of
+ * type 0x54 holding its number, wherever it is (here inside a map of 20
+ * entries, whose header is written after its entries); the decoder
+ * rejects it; numbers out of range have no hole. */
+TD_TEST(test_codec_snapshot_holes) {
+  lua_State *L = new_state();
+  TD_CHECK(td_codec_hole(-1) == NULL && td_codec_hole(TD_ASNAP_MAX_HOLES) == NULL);
+  td_wbuf_t b = {0};
+  lua_pushlightuserdata(L, td_codec_hole(7));
+  TD_CHECK_INT(td_codec_encode(L, -1, &b, 0, NULL, 0), 0);
+  TD_CHECK_STR(hex(b.data, b.len), "d45407");
+  lua_pop(L, 1);
+  b.len = 0;
+  lua_createtable(L, 1, 0);
+  lua_pushlightuserdata(L, td_codec_hole(TD_ASNAP_MAX_HOLES - 1));
+  lua_rawseti(L, -2, 1);
+  TD_CHECK_INT(td_codec_encode(L, -1, &b, 0, NULL, 0), 0);
+  TD_CHECK_STR(hex(b.data, b.len), "91d4543f");
+  size_t off = 0;
+  TD_CHECK_INT(td_codec_decode(L, b.data, b.len, &off), TD_ECORRUPT);
+  lua_pop(L, 1);
+  b.len = 0;
+  push_expr(L, "(function() local t = {} for i = 1, 20 do t['k' .. i] = i end return t end)()");
+  lua_pushlightuserdata(L, td_codec_hole(2));
+  lua_setfield(L, -2, "k13");
+  TD_CHECK_INT(td_codec_encode(L, -1, &b, 0, NULL, 0), 0);
+  TD_CHECK(b.len > 3 && (unsigned char)b.data[0] == 0xde);
+  const char *h = memmem(b.data, b.len, "\xa3k13\xd4\x54\x02", 7);
+  TD_CHECK(h != NULL);
+  lua_pop(L, 1);
+  td_wbuf_destroy(&b);
+  lua_close(L);
+}
+
 TD_TEST(test_codec_encode_rejects_cycles) {
   lua_State *L = new_state();
   const char *msg = "table nesting too deep (or a cycle)";
@@ -1524,6 +1559,7 @@ TD_TEST(test_codec_reuse_other_keys_new_table) {
 
 TD_TEST_MAIN(test_codec_wbuf_reserve_grows_geometrically,
              test_codec_encode_appends_to_buffer,
+             test_codec_snapshot_holes,
              test_codec_nil_and_booleans,
              test_codec_integer_boundaries,
              test_codec_decodes_every_int_format,

@@ -11,7 +11,8 @@
 #  a. a clean run through at least 20 checkpoints with retained = 2 (state
 #     backend from env{state_backend}): at the end shared/ holds exactly the
 #     files the two retained checkpoints and the finished subtasks'
-#     companions reference, nothing else;
+#     companions reference, nothing else; no snapshot forked (a thread
+#     uploads and writes them);
 #  b. incremental: successive checkpoints reference files the one before
 #     uploaded, and upload far fewer bytes than they reference;
 #  c. SIGKILL at random moments (some right after a checkpoint completed,
@@ -63,8 +64,8 @@ check_output() {
 # _metadata copied as it appears (for b)
 d=$TMP/a
 mkdir -p "$d/meta" "$d/sd"
-"$TIDE" run "$JOB" -- "$INPUT" "$d/out" "$d/ck" 2000 interval=20ms retained=2 backend=rocksdb \
-  "state_dir=$d/sd" >"$d/run.out" 2>"$d/run.err" &
+TIDE_CHECKPOINT_STATS=1 "$TIDE" run "$JOB" -- "$INPUT" "$d/out" "$d/ck" 2000 interval=20ms retained=2 \
+  backend=rocksdb "state_dir=$d/sd" >"$d/run.out" 2>"$d/run.err" &
 pid=$!
 while kill -0 "$pid" 2>/dev/null; do
   for m in "$d"/ck/rocks/chk-*/_metadata; do
@@ -89,6 +90,10 @@ run_tide "$d/verify" verify "$d/ck/rocks"
 check_rc "a: tide verify of the job directory passes" 0
 check_match "a: tide verify checks the shared files" "$d/verify.out" "ok +\\.\\./shared/[0-9a-f]{16}-[0-9]+: shared file"
 check_output "a" "$d/out"
+# the keyed state in RocksDB, incremental: every snapshot taken without
+# fork (core/asyncsnap.h), the sink's fsyncs included
+check_match "a: no snapshot forked (TIDE_CHECKPOINT_STATS)" "$d/run.err" \
+  "over [1-9][0-9]+ snapshots \\(0 forked\\)"
 ls "$d/sd" >"$d/left"
 check_empty "a (e): no working directory is left in the state dir (env{state_dir})" "$d/left"
 
@@ -363,9 +368,11 @@ check "f: nothing in shared/: every checkpoint is self-contained" \
 check "f: the newest checkpoint holds the counts' state file" test -s "$d/ck/rocks/chk-$n/counts-0.state"
 run_tide "$d/verify" verify "$d/ck/rocks/chk-$n"
 check_rc "f: tide verify of a full checkpoint passes" 0
-run_tide "$d/run2" run "$JOB" --state-backend rocksdb --state-dir "$d" --resume -- "$INPUT" "$d/out" "$d/ck" 100000 \
-  interval=100ms incremental=false
+TIDE_CHECKPOINT_STATS=1 run_tide "$d/run2" run "$JOB" --state-backend rocksdb --state-dir "$d" --resume -- \
+  "$INPUT" "$d/out" "$d/ck" 100000 interval=100ms incremental=false
 check_rc "f: --resume from a full checkpoint: exit 0" 0
+check_match "f: full checkpoints are snapshot by fork (the heap format, TIDE_CHECKPOINT_STATS)" \
+  "$d/run2.err" "over [1-9][0-9]* snapshots \\([1-9][0-9]* forked\\)"
 check_output "f" "$d/out"
 
 finish
