@@ -50,6 +50,8 @@ struct td_asnap {
   upload_t ups[TD_ASNAP_MAX_HOLES];
   file_t *files;
   size_t n_files, cap_files;
+  td_meta_file_t *written; /* td_asnap_written */
+  size_t n_written, cap_written;
 };
 
 __attribute__((format(printf, 3, 4))) static int seterr(char *err, size_t errlen, const char *fmt,
@@ -91,7 +93,48 @@ void td_asnap_free(td_asnap_t *a) {
     td_wbuf_destroy(&a->files[i].data);
   }
   free(a->files);
+  for (size_t i = 0; i < a->n_written; i++) free(a->written[i].name);
+  free(a->written);
   free(a);
+}
+
+const td_meta_file_t *td_asnap_written(const td_asnap_t *a, size_t *n) {
+  *n = a->n_written;
+  return a->written;
+}
+
+/* Append name (with prefix) of size bytes and CRC crc to the written list. */
+static int add_written(td_asnap_t *a, const char *prefix, const char *name, uint64_t size,
+                       uint32_t crc) {
+  if (a->n_written == a->cap_written) {
+    size_t cap = a->cap_written ? 2 * a->cap_written : 16;
+    td_meta_file_t *v = realloc(a->written, cap * sizeof *v);
+    if (!v) return TD_ENOMEM;
+    a->written = v;
+    a->cap_written = cap;
+  }
+  td_meta_file_t *f = &a->written[a->n_written];
+  size_t len = strlen(prefix) + strlen(name) + 1;
+  if (!(f->name = malloc(len))) return TD_ENOMEM;
+  snprintf(f->name, len, "%s%s", prefix, name);
+  f->subtask = 0;
+  f->size = size;
+  f->crc = crc;
+  a->n_written++;
+  return 0;
+}
+
+/* Write a state file, and list it as written. */
+static int write_listed(td_asnap_t *a, const char *chk_dir, const char *name,
+                        const char *job_name, const void *data, size_t len, char *err,
+                        size_t errlen) {
+  int rc = td_asnap_write_state(chk_dir, name, a->id, 0, job_name, data, len, err, errlen);
+  uint64_t size;
+  uint32_t crc;
+  if (rc == 0 && (rc = td_meta_stat_file(chk_dir, name, &size, &crc)) != 0)
+    seterr(err, errlen, "%s/%s: %s", chk_dir, name, td_strerror(rc));
+  if (rc == 0 && (rc = add_written(a, "", name, size, crc)) != 0) seterr(err, errlen, "out of memory");
+  return rc;
 }
 
 int64_t td_asnap_id(const td_asnap_t *a) { return a->id; }
@@ -361,8 +404,7 @@ static int write_file(td_asnap_t *a, file_t *f, const char *chk_dir, const char 
     return TD_ECORRUPT;
   }
   if (n == 0)
-    return td_asnap_write_state(chk_dir, f->name, a->id, 0, job_name, f->data.data, f->data.len,
-                                err, errlen);
+    return write_listed(a, chk_dir, f->name, job_name, f->data.data, f->data.len, err, errlen);
   td_wbuf_t out = {0}, refs = {0};
   size_t at = 0, total = 0;
   for (int i = 0; i < n; i++) total += a->ups[num[i]].n_refs;
@@ -388,12 +430,14 @@ static int write_file(td_asnap_t *a, file_t *f, const char *chk_dir, const char 
   if (rc == TD_ENOMEM) seterr(err, errlen, "out of memory");
   char companion[600];
   snprintf(companion, sizeof companion, "%s%s", f->name, TD_SHARED_SUFFIX);
-  if (rc == 0)
-    rc = td_asnap_write_state(chk_dir, companion, a->id, 0, job_name, refs.data, refs.len, err,
-                              errlen);
-  if (rc == 0)
-    rc = td_asnap_write_state(chk_dir, f->name, a->id, 0, job_name, out.data, out.len, err,
-                              errlen);
+  if (rc == 0) rc = write_listed(a, chk_dir, companion, job_name, refs.data, refs.len, err, errlen);
+  if (rc == 0) rc = write_listed(a, chk_dir, f->name, job_name, out.data, out.len, err, errlen);
+  for (int i = 0; rc == 0 && i < n; i++) {
+    upload_t *u = &a->ups[num[i]];
+    for (size_t r = 0; rc == 0 && r < u->n_refs; r++)
+      rc = add_written(a, TD_SHARED_PREFIX, u->refs[r].name, u->refs[r].size, u->refs[r].crc);
+    if (rc) seterr(err, errlen, "out of memory");
+  }
   td_wbuf_destroy(&out);
   td_wbuf_destroy(&refs);
   return rc;
@@ -431,12 +475,14 @@ struct td_asnap_worker {
   atomic_int cancel;
   job_t *head, *tail;
   char *job_name;
-  void (*done)(void *ud, int64_t id, const char *error);
+  void (*done)(void *ud, int64_t id, const td_meta_file_t *files, size_t n, const char *error);
   void *ud;
 };
 
 td_asnap_worker_t *td_asnap_worker_new(const char *job_name,
-                                       void (*done)(void *ud, int64_t id, const char *error),
+                                       void (*done)(void *ud, int64_t id,
+                                                    const td_meta_file_t *files, size_t n,
+                                                    const char *error),
                                        void *ud) {
   td_asnap_worker_t *w = calloc(1, sizeof *w);
   if (!w) return NULL;
@@ -473,7 +519,9 @@ static void *worker_main(void *arg) {
                  : td_asnap_run(j->a, j->chk_dir, w->job_name, &w->cancel, err, sizeof err);
     if (rc && !err[0]) snprintf(err, sizeof err, "%s", td_strerror(rc));
     /* a cancelled one is not reported: its owner gives it up itself */
-    if (rc != TD_ECANCELED) w->done(w->ud, td_asnap_id(j->a), rc ? err : NULL);
+    size_t n = 0;
+    const td_meta_file_t *files = td_asnap_written(j->a, &n);
+    if (rc != TD_ECANCELED) w->done(w->ud, td_asnap_id(j->a), files, rc ? 0 : n, rc ? err : NULL);
     free_job(j);
     pthread_mutex_lock(&w->mu);
   }

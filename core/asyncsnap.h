@@ -35,6 +35,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "metadata.h"
 #include "wbuf.h"
 
 /* The MessagePack ext type of a hole, and how many holes a snapshot may
@@ -101,6 +102,14 @@ int td_asnap_run(td_asnap_t *a, const char *chk_dir, const char *job_name, atomi
                  char *err, size_t errlen);
 
 /*
+ * td_asnap_written - after a successful td_asnap_run: every file the
+ * snapshot consists of, as _metadata lists them (metadata.h): its state
+ * files and companions with their sizes and trailer CRCs, and the shared
+ * files they reference as "../shared/<name>". Borrowed from a; *n of them.
+ */
+const td_meta_file_t *td_asnap_written(const td_asnap_t *a, size_t *n);
+
+/*
  * td_asnap_write_state - write state file name into dir: the identity of
  * checkpoint id (flags TD_STATE_*, metadata.h) for job job_name, then
  * data[0 .. len) as its data section, atomically (snapshot.h). 0 or a
@@ -113,7 +122,9 @@ int td_asnap_write_state(const char *dir, const char *name, int64_t id, uint32_t
 /*
  * td_asnap_worker_t - a thread that runs one subtask's snapshots, one
  * after the other in the order given; after each it calls done(ud, id,
- * error) from its thread (error NULL on success, else a one-line message).
+ * files, n, error) from its thread: on success error is NULL and files[0
+ * .. n) what td_asnap_written lists (borrowed for the call), else error
+ * is a one-line message and n is 0.
  */
 typedef struct td_asnap_worker td_asnap_worker_t;
 
@@ -121,7 +132,9 @@ typedef struct td_asnap_worker td_asnap_worker_t;
  * files' identity). The thread starts at the first push. NULL: out of
  * memory. */
 td_asnap_worker_t *td_asnap_worker_new(const char *job_name,
-                                       void (*done)(void *ud, int64_t id, const char *error),
+                                       void (*done)(void *ud, int64_t id,
+                                                    const td_meta_file_t *files, size_t n,
+                                                    const char *error),
                                        void *ud);
 
 /* td_asnap_worker_push - queue snapshot a (taken, whatever the result),

@@ -515,12 +515,32 @@ void td_coord_snapshot_started(td_coord_t *c, int64_t id, int subtask,
   pthread_mutex_unlock(&c->mu);
 }
 
-void td_coord_snapshot_written(td_coord_t *c, int64_t id, int subtask, const char *error) {
+/* Copy files[0 .. n) into part pt of subtask s (its acknowledged list).
+ * 0, or TD_ENOMEM with nothing taken. */
+static int take_files(part_t *pt, int s, const td_meta_file_t *files, size_t n) {
+  if (!n) return 0;
+  if (!(pt->files = calloc(n, sizeof *pt->files))) return TD_ENOMEM;
+  for (size_t i = 0; i < n; i++) {
+    pt->files[i] = files[i];
+    pt->files[i].subtask = s;
+    if (!(pt->files[i].name = strdup(files[i].name))) {
+      free_files(pt->files, i);
+      pt->files = NULL;
+      return TD_ENOMEM;
+    }
+  }
+  pt->n_files = n;
+  return 0;
+}
+
+void td_coord_snapshot_written(td_coord_t *c, int64_t id, int subtask,
+                               const td_meta_file_t *files, size_t n, const char *error) {
   pthread_mutex_lock(&c->mu);
   pending_t *p = subtask >= 0 && subtask < c->n ? find(c, id) : NULL;
   part_t *pt = p ? &p->parts[subtask] : NULL;
   if (pt && pt->started && pt->pid == TD_COORD_ASYNC && !pt->child_done) {
     pt->child_done = 1;
+    if (!error && take_files(pt, subtask, files, n) != 0) error = "out of memory";
     if (error && !p->failed) {
       p->failed = p->counted = 1;
       p->fail_subtask = subtask;
@@ -1009,12 +1029,12 @@ static int remote_files(td_coord_t *c, const char *chk, int s, const td_meta_fil
       return TD_EINVAL;
     }
     if (stat(path, &st) != 0) {
-      *why = "the task manager wrote it, but it is not in the checkpoint directory here "
+      *why = "the subtask acknowledged it, but it is not in the checkpoint directory here "
              "(is the checkpoint storage shared by every host?)";
       return -errno;
     }
     if ((uint64_t)st.st_size != list[i].size) {
-      *why = "its size differs from the one the task manager acknowledged";
+      *why = "its size differs from the one the subtask acknowledged";
       return TD_ECORRUPT;
     }
     td_meta_file_t *f = next_file(files, n, cap);
@@ -1224,7 +1244,29 @@ static void sweep(td_coord_t *c) {
   free(other);
 }
 
+/* Append subtask s's in-flight data file of checkpoint id to pt's list. */
+static int add_inflight(td_coord_t *c, int64_t id, part_t *pt, int s) {
+  char chk[4200];
+  size_t n = pt->n_files, cap = n;
+  int rc = add_file(dir_of(c, id, chk, sizeof chk), &pt->files, &n, &cap, c->inflight_names[s], s);
+  pt->n_files = n;
+  return rc;
+}
+
 static void complete_locked(td_coord_t *c, pending_t *p) {
+  /* a snapshot thread's list lacks the in-flight data this thread wrote */
+  for (int s = 0; s < c->n; s++) {
+    part_t *pt = &p->parts[s];
+    int rc = pt->pid == TD_COORD_ASYNC && pt->expect_inflight && pt->files && !pt->finished
+                 ? add_inflight(c, p->id, pt, s)
+                 : 0;
+    if (rc) {
+      p->failed = p->counted = 1;
+      snprintf(p->reason, sizeof p->reason, "subtask %d: %.200s: %s", s, c->inflight_names[s],
+               td_strerror(rc));
+      return;
+    }
+  }
   unsigned char *subs = calloc((size_t)c->n, 1);
   uint64_t *sub_size = calloc((size_t)c->n, sizeof *sub_size);
   if (!subs || !sub_size) {
@@ -1445,19 +1487,7 @@ void td_coord_remote_ack(td_coord_t *c, int64_t id, int subtask, const char *inf
   pending_t *p = find(c, id);
   if (p && !p->parts[subtask].started && !p->parts[subtask].acked) {
     part_t *pt = &p->parts[subtask];
-    if (n && (pt->files = calloc(n, sizeof *pt->files))) {
-      for (size_t i = 0; i < n; i++) {
-        pt->files[i] = files[i];
-        pt->files[i].subtask = subtask;
-        if (!(pt->files[i].name = strdup(files[i].name))) {
-          free_files(pt->files, i);
-          pt->files = NULL;
-          break;
-        }
-      }
-      pt->n_files = pt->files ? n : 0;
-    }
-    if (n && !pt->files) { /* out of memory: not acknowledged */
+    if (take_files(pt, subtask, files, n) != 0) { /* out of memory: not acknowledged */
       p->failed = 1;
       snprintf(p->reason, sizeof p->reason, "out of memory");
       pthread_cond_signal(&c->wake);

@@ -234,12 +234,18 @@ void td_coord_snapshot_started(td_coord_t *c, int64_t id, int subtask,
 /*
  * td_coord_snapshot_written - the thread writing subtask's snapshot of
  * checkpoint id (td_coord_snapshot_started with TD_COORD_ASYNC) is done:
- * its state files are written (error NULL), or it failed with the one-line
+ * its files are written (error NULL) and files[0 .. n) lists every one its
+ * snapshot needs, as _metadata will list them (names relative to the
+ * checkpoint's directory, shared ones as "../shared/<name>", sizes, CRCs;
+ * copied; Flink's acknowledgement with the state handles): _metadata lists
+ * those, after checking that they include the expected state files and
+ * are in the directory at the size given. Or it failed with the one-line
  * message error and the checkpoint is aborted, counted as a failure (a
  * failure of the asynchronous part, as Flink counts it). An id no longer
  * pending is ignored.
  */
-void td_coord_snapshot_written(td_coord_t *c, int64_t id, int subtask, const char *error);
+void td_coord_snapshot_written(td_coord_t *c, int64_t id, int subtask,
+                               const td_meta_file_t *files, size_t n, const char *error);
 
 /*
  * td_coord_inflight - the in-flight input data of subtask for checkpoint

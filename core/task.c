@@ -747,9 +747,10 @@ int td_task_snapshot(td_task_t *t, int64_t id, int64_t start_us, int *child) {
 }
 
 /* The worker's report: to the coordinator. */
-static void asnap_done(void *ud, int64_t id, const char *error) {
+static void asnap_done(void *ud, int64_t id, const td_meta_file_t *files, size_t n,
+                       const char *error) {
   td_task_t *t = ud;
-  td_coord_snapshot_written(t->coord, id, t->st->global, error);
+  td_coord_snapshot_written(t->coord, id, t->st->global, files, n, error);
 }
 
 int td_task_snapshot_async(td_task_t *t, int64_t id, int64_t start_us, td_asnap_t *a) {
@@ -767,7 +768,7 @@ int td_task_snapshot_async(td_task_t *t, int64_t id, int64_t start_us, td_asnap_
     }
     td_coord_snapshot_started(t->coord, id, st->global, TD_COORD_ASYNC, -1, expect_inflight);
     int rc = td_asnap_worker_push(t->asnap, a, t->chk_dir);
-    if (rc) td_coord_snapshot_written(t->coord, id, st->global, td_strerror(rc));
+    if (rc) td_coord_snapshot_written(t->coord, id, st->global, NULL, 0, td_strerror(rc));
   }
   return snapshot_taken(t, id, start_us);
 }
@@ -776,7 +777,7 @@ int td_task_snapshot_failed(td_task_t *t, int64_t id, int64_t start_us, const ch
   td_subtask_t *st = t->st;
   if (!st->gate) t->injected = id;
   td_coord_snapshot_started(t->coord, id, st->global, TD_COORD_ASYNC, -1, 0);
-  td_coord_snapshot_written(t->coord, id, st->global, error);
+  td_coord_snapshot_written(t->coord, id, st->global, NULL, 0, error);
   return snapshot_taken(t, id, start_us);
 }
 

@@ -176,6 +176,26 @@ TD_TEST(test_asyncsnap_fills_holes) {
   char err[1024] = "";
   TD_CHECK_INT(td_asnap_run(a, f.chk, "job", NULL, err, sizeof err), 0);
   TD_CHECK_STR(err, "");
+  /* what it wrote, for the acknowledgement: both state files and the
+   * companion, at their sizes, and the five shared files */
+  size_t nw = 0;
+  const td_meta_file_t *wr = td_asnap_written(a, &nw);
+  TD_CHECK_INT(nw, 8);
+  int state_files = 0, shared_files = 0;
+  for (size_t i = 0; i < nw; i++) {
+    char path[1400];
+    struct stat st;
+    if (strncmp(wr[i].name, "../shared/", 10) == 0) {
+      shared_files++;
+      snprintf(path, sizeof path, "%s/%s", f.shared, wr[i].name + 10);
+    } else {
+      state_files++;
+      snprintf(path, sizeof path, "%s/%s", f.chk, wr[i].name);
+    }
+    TD_CHECK(stat(path, &st) == 0 && (uint64_t)st.st_size == wr[i].size);
+  }
+  TD_CHECK_INT(state_files, 3);
+  TD_CHECK_INT(shared_files, 5);
   td_asnap_free(a);
   /* the expected bytes, written out here */
   unsigned char want[1024];
@@ -362,8 +382,10 @@ typedef struct reports {
   char errors[8][256];
 } reports_t;
 
-static void on_done(void *ud, int64_t id, const char *error) {
+static void on_done(void *ud, int64_t id, const td_meta_file_t *files, size_t n,
+                    const char *error) {
   reports_t *r = ud;
+  TD_CHECK(error ? n == 0 : n == 1 && strcmp(files[0].name, "s.state") == 0);
   pthread_mutex_lock(&r->mu);
   if (r->n < 8) {
     r->ids[r->n] = id;

@@ -1116,11 +1116,12 @@ TD_TEST(test_checkpoint_abort_snapshots_kills_the_subtasks_children) {
 }
 
 /* A snapshot written by a thread of the process (TD_COORD_ASYNC): the
- * checkpoint completes only once td_coord_snapshot_written reports it; a
- * reported error aborts it with the message, counted as a failure; a
- * subtask ending with its snapshot unwritten (td_coord_abort_snapshots)
- * fails it without counting; a report for an id no longer pending is
- * ignored. */
+ * checkpoint completes only once td_coord_snapshot_written reports it,
+ * and _metadata lists the files that report carries (a state file, a
+ * shared one) with their sizes and CRCs; a reported error aborts it with
+ * the message, counted as a failure; a subtask ending with its snapshot
+ * unwritten (td_coord_abort_snapshots) fails it without counting; a report
+ * for an id no longer pending is ignored. */
 TD_TEST(test_checkpoint_async_snapshot_written_by_a_thread) {
   fx_t f;
   if (!fx_init(&f)) return;
@@ -1132,14 +1133,37 @@ TD_TEST(test_checkpoint_async_snapshot_written_by_a_thread) {
     td_coord_snapshot_started(f.c, id, 1, TD_COORD_ASYNC, -1, 0);
     TD_CHECK(quiet_for(f.c, 50)); /* not before the thread reports */
     TD_CHECK_INT(td_coord_completed(f.c), 0);
-    td_coord_snapshot_written(f.c, id, 1, NULL);
+    char chk[1024], shared[1200], err[512];
+    chk_path(&f, id, "", chk, sizeof chk);
+    snprintf(shared, sizeof shared, "%s/shared", f.dir);
+    TD_CHECK_INT(mkdir(shared, 0777), 0);
+    snprintf(shared, sizeof shared, "%s/shared/00000000000000ab-5", f.dir);
+    TD_CHECK(write_file(shared, "12345"));
+    TD_CHECK(write_snap(chk, "op-1.state", "state"));
+    td_meta_file_t list[2] = {{.name = "op-1.state"}, {.name = "../shared/00000000000000ab-5",
+                                                        .size = 5, .crc = 77}};
+    TD_CHECK_INT(td_meta_stat_file(chk, "op-1.state", &list[0].size, &list[0].crc), 0);
+    td_coord_snapshot_written(f.c, id, 1, list, 2, NULL);
     TD_CHECK(wait_completed(f.c, id));
-    td_coord_snapshot_written(f.c, id, 1, "late"); /* no longer pending */
+    td_coord_snapshot_written(f.c, id, 1, NULL, 0, "late"); /* no longer pending */
+    td_meta_t *m = NULL;
+    TD_CHECK_INT(td_meta_read(chk, &m, err, sizeof err), 0);
+    int seen = 0;
+    for (size_t i = 0; m && i < m->n_files; i++) {
+      if (strcmp(m->files[i].name, "op-1.state") == 0 && m->files[i].size == list[0].size &&
+          m->files[i].crc == list[0].crc && m->files[i].subtask == 1)
+        seen |= 1;
+      if (strcmp(m->files[i].name, list[1].name) == 0 && m->files[i].size == 5 &&
+          m->files[i].crc == 77 && m->files[i].subtask == 1)
+        seen |= 2;
+    }
+    TD_CHECK_INT(seen, 3);
+    td_meta_free(m);
     /* an error: aborted with its message, counted (one is tolerated) */
     id = wait_requested(f.c, 0, id);
     td_coord_snapshot_started(f.c, id, 0, 0, -1, 0);
     td_coord_snapshot_started(f.c, id, 1, TD_COORD_ASYNC, -1, 0);
-    td_coord_snapshot_written(f.c, id, 1, "cannot write x.state: disk full");
+    td_coord_snapshot_written(f.c, id, 1, NULL, 0, "cannot write x.state: disk full");
     TD_CHECK(wait_aborted(f.c, 1));
     pthread_mutex_lock(&f.mu);
     TD_CHECK(strstr(f.logged, "the snapshot of subtask 1 failed: cannot write x.state: disk full") !=
@@ -1687,8 +1711,8 @@ TD_TEST(test_checkpoint_cluster_master_and_participants) {
     pump(f.c, parts);
     TD_CHECK_INT(g_acks, 4);
     TD_CHECK_INT(td_coord_await(f.c, id3, DEADLINE_MS, why, sizeof why), TD_CKPT_FAILED);
-    TD_CHECK(strstr(why, "op-1.state: the task manager wrote it, but it is not in the checkpoint "
-                         "directory here") != NULL);
+    TD_CHECK(strstr(why, "op-1.state: the subtask acknowledged it, but it is not in the "
+                         "checkpoint directory here") != NULL);
     pump(f.c, parts);
     TD_CHECK_INT(g_aborts, 2);
 
