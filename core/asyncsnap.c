@@ -65,6 +65,21 @@ __attribute__((format(printf, 3, 4))) static int seterr(char *err, size_t errlen
   return 0;
 }
 
+/* Room for element n of the array whose pointer is at pv (*cap elements
+ * of size bytes), doubled as needed. 0 or TD_ENOMEM. (The pointer is read
+ * and written with memcpy: it is of any object pointer type.) */
+static int grow(void *pv, size_t *cap, size_t n, size_t size) {
+  if (n < *cap) return 0;
+  void *old;
+  memcpy(&old, pv, sizeof old);
+  size_t c = *cap ? 2 * *cap : 16;
+  void *x = realloc(old, c * size);
+  if (!x) return TD_ENOMEM;
+  memcpy(pv, &x, sizeof x);
+  *cap = c;
+  return 0;
+}
+
 td_asnap_t *td_asnap_new(int64_t id) {
   td_asnap_t *a = calloc(1, sizeof *a);
   if (a) a->id = id;
@@ -106,13 +121,7 @@ const td_meta_file_t *td_asnap_written(const td_asnap_t *a, size_t *n) {
 /* Append name (with prefix) of size bytes and CRC crc to the written list. */
 static int add_written(td_asnap_t *a, const char *prefix, const char *name, uint64_t size,
                        uint32_t crc) {
-  if (a->n_written == a->cap_written) {
-    size_t cap = a->cap_written ? 2 * a->cap_written : 16;
-    td_meta_file_t *v = realloc(a->written, cap * sizeof *v);
-    if (!v) return TD_ENOMEM;
-    a->written = v;
-    a->cap_written = cap;
-  }
+  if (grow(&a->written, &a->cap_written, a->n_written, sizeof *a->written)) return TD_ENOMEM;
   td_meta_file_t *f = &a->written[a->n_written];
   size_t len = strlen(prefix) + strlen(name) + 1;
   if (!(f->name = malloc(len))) return TD_ENOMEM;
@@ -155,13 +164,7 @@ int td_asnap_known(td_asnap_t *a, int hole, const char *file, const char *name, 
   if (hole < 0 || hole >= TD_ASNAP_MAX_HOLES || !a->ups[hole].used) return TD_EINVAL;
   if (strlen(name) >= TD_SHARED_NAME_MAX || strchr(name, '/')) return TD_EINVAL;
   upload_t *u = &a->ups[hole];
-  if (u->n_known == u->cap_known) {
-    size_t cap = u->cap_known ? 2 * u->cap_known : 16;
-    known_t *k = realloc(u->known, cap * sizeof *k);
-    if (!k) return TD_ENOMEM;
-    u->known = k;
-    u->cap_known = cap;
-  }
+  if (grow(&u->known, &u->cap_known, u->n_known, sizeof *u->known)) return TD_ENOMEM;
   known_t *k = &u->known[u->n_known];
   if (!(k->file = strdup(file))) return TD_ENOMEM;
   snprintf(k->ref.name, sizeof k->ref.name, "%s", name);
@@ -172,13 +175,7 @@ int td_asnap_known(td_asnap_t *a, int hole, const char *file, const char *name, 
 }
 
 int td_asnap_sync(td_asnap_t *a, const char *path, const char *alt) {
-  if (a->n_syncs == a->cap_syncs) {
-    size_t cap = a->cap_syncs ? 2 * a->cap_syncs : 8;
-    sync_t *v = realloc(a->syncs, cap * sizeof *v);
-    if (!v) return TD_ENOMEM;
-    a->syncs = v;
-    a->cap_syncs = cap;
-  }
+  if (grow(&a->syncs, &a->cap_syncs, a->n_syncs, sizeof *a->syncs)) return TD_ENOMEM;
   sync_t *y = &a->syncs[a->n_syncs];
   y->path = strdup(path);
   y->alt = alt ? strdup(alt) : NULL;
@@ -204,13 +201,7 @@ static int run_sync(const sync_t *y, char *err, size_t errlen) {
 }
 
 int td_asnap_file(td_asnap_t *a, const char *name, td_wbuf_t *data) {
-  if (a->n_files == a->cap_files) {
-    size_t cap = a->cap_files ? 2 * a->cap_files : 8;
-    file_t *f = realloc(a->files, cap * sizeof *f);
-    if (!f) return TD_ENOMEM;
-    a->files = f;
-    a->cap_files = cap;
-  }
+  if (grow(&a->files, &a->cap_files, a->n_files, sizeof *a->files)) return TD_ENOMEM;
   file_t *f = &a->files[a->n_files];
   if (!(f->name = strdup(name))) return TD_ENOMEM;
   f->data = *data;
@@ -284,15 +275,9 @@ static int list_files(const char *dir, char ***names, size_t *n, char *err, size
   struct dirent *de;
   while (rc == 0 && (de = readdir(d))) {
     if (de->d_name[0] == '.') continue;
-    if (*n == cap) {
-      size_t ncap = cap ? 2 * cap : 32;
-      char **v = realloc(*names, ncap * sizeof *v);
-      if (!v) {
-        rc = TD_ENOMEM;
-        break;
-      }
-      *names = v;
-      cap = ncap;
+    if (grow(names, &cap, *n, sizeof **names)) {
+      rc = TD_ENOMEM;
+      break;
     }
     if (!((*names)[*n] = strdup(de->d_name))) rc = TD_ENOMEM;
     else (*n)++;
