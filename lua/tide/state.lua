@@ -78,6 +78,7 @@ function M.kind() return config.backend end
 -- @param clock f() -> processing time in ms (default core.now_ms): the
 --   time of state TTL
 function M.backend(max_parallelism, parallelism, subtask, clock)
+  config.keyed = (config.keyed or 0) + 1
   if config.backend == "rocksdb" then
     local b = require("tide.state_rocksdb").new(config, max_parallelism, parallelism, subtask, clock)
     config.backends = config.backends or {}
@@ -151,14 +152,17 @@ function M.flush() each("flush") end
 function M.prepare_snapshot(id, savepoint) each("prepare_snapshot", id, savepoint) end
 
 --- Whether this subtask's checkpoints may be taken without fork
--- (core.snapshot_async, core/asyncsnap.h): its keyed state and timers live
--- in RocksDB instances (at most 64) whose checkpoints are incremental, so
+-- (core.snapshot_async, core/asyncsnap.h), as far as keyed state goes:
+-- it has none (on the heap backend: its operators' state is positions,
+-- pending lists, operator state, encoded at the barrier as Flink copies
+-- operator state synchronously), or its keyed state and timers live in
+-- RocksDB instances (at most 64) whose checkpoints are incremental, so
 -- what the task thread encodes at the barrier is small (the states'
 -- descriptions; the files come from RocksDB checkpoints, uploaded by a
 -- thread). Heap keyed state, full RocksDB checkpoints and heap timers need
 -- the fork's copy-on-write image instead.
 function M.snapshots_in_thread()
-  if config.backend ~= "rocksdb" then return false end
+  if config.backend ~= "rocksdb" then return not config.keyed end
   local r = config.rocksdb or {}
   return r.incremental ~= false and r.timer_service ~= "heap" and #(config.backends or {}) <= 64
 end
