@@ -65,19 +65,15 @@ __attribute__((format(printf, 3, 4))) static int seterr(char *err, size_t errlen
   return 0;
 }
 
-/* Room for element n of the array whose pointer is at pv (*cap elements
- * of size bytes), doubled as needed. 0 or TD_ENOMEM. (The pointer is read
- * and written with memcpy: it is of any object pointer type.) */
-static int grow(void *pv, size_t *cap, size_t n, size_t size) {
-  if (n < *cap) return 0;
-  void *old;
-  memcpy(&old, pv, sizeof old);
+/* Room for element n of array v (*cap elements of size bytes): v, or v
+ * reallocated at twice the capacity; NULL when out of memory (v is left
+ * as it was). */
+static void *grow(void *v, size_t *cap, size_t n, size_t size) {
+  if (n < *cap) return v;
   size_t c = *cap ? 2 * *cap : 16;
-  void *x = realloc(old, c * size);
-  if (!x) return TD_ENOMEM;
-  memcpy(pv, &x, sizeof x);
-  *cap = c;
-  return 0;
+  void *x = realloc(v, c * size);
+  if (x) *cap = c;
+  return x;
 }
 
 td_asnap_t *td_asnap_new(int64_t id) {
@@ -121,7 +117,9 @@ const td_meta_file_t *td_asnap_written(const td_asnap_t *a, size_t *n) {
 /* Append name (with prefix) of size bytes and CRC crc to the written list. */
 static int add_written(td_asnap_t *a, const char *prefix, const char *name, uint64_t size,
                        uint32_t crc) {
-  if (grow(&a->written, &a->cap_written, a->n_written, sizeof *a->written)) return TD_ENOMEM;
+  td_meta_file_t *w = grow(a->written, &a->cap_written, a->n_written, sizeof *w);
+  if (!w) return TD_ENOMEM;
+  a->written = w;
   td_meta_file_t *f = &a->written[a->n_written];
   size_t len = strlen(prefix) + strlen(name) + 1;
   if (!(f->name = malloc(len))) return TD_ENOMEM;
@@ -164,7 +162,9 @@ int td_asnap_known(td_asnap_t *a, int hole, const char *file, const char *name, 
   if (hole < 0 || hole >= TD_ASNAP_MAX_HOLES || !a->ups[hole].used) return TD_EINVAL;
   if (strlen(name) >= TD_SHARED_NAME_MAX || strchr(name, '/')) return TD_EINVAL;
   upload_t *u = &a->ups[hole];
-  if (grow(&u->known, &u->cap_known, u->n_known, sizeof *u->known)) return TD_ENOMEM;
+  known_t *kv = grow(u->known, &u->cap_known, u->n_known, sizeof *kv);
+  if (!kv) return TD_ENOMEM;
+  u->known = kv;
   known_t *k = &u->known[u->n_known];
   if (!(k->file = strdup(file))) return TD_ENOMEM;
   snprintf(k->ref.name, sizeof k->ref.name, "%s", name);
@@ -175,7 +175,9 @@ int td_asnap_known(td_asnap_t *a, int hole, const char *file, const char *name, 
 }
 
 int td_asnap_sync(td_asnap_t *a, const char *path, const char *alt) {
-  if (grow(&a->syncs, &a->cap_syncs, a->n_syncs, sizeof *a->syncs)) return TD_ENOMEM;
+  sync_t *sv = grow(a->syncs, &a->cap_syncs, a->n_syncs, sizeof *sv);
+  if (!sv) return TD_ENOMEM;
+  a->syncs = sv;
   sync_t *y = &a->syncs[a->n_syncs];
   y->path = strdup(path);
   y->alt = alt ? strdup(alt) : NULL;
@@ -201,7 +203,9 @@ static int run_sync(const sync_t *y, char *err, size_t errlen) {
 }
 
 int td_asnap_file(td_asnap_t *a, const char *name, td_wbuf_t *data) {
-  if (grow(&a->files, &a->cap_files, a->n_files, sizeof *a->files)) return TD_ENOMEM;
+  file_t *fv = grow(a->files, &a->cap_files, a->n_files, sizeof *fv);
+  if (!fv) return TD_ENOMEM;
+  a->files = fv;
   file_t *f = &a->files[a->n_files];
   if (!(f->name = strdup(name))) return TD_ENOMEM;
   f->data = *data;
@@ -275,10 +279,12 @@ static int list_files(const char *dir, char ***names, size_t *n, char *err, size
   struct dirent *de;
   while (rc == 0 && (de = readdir(d))) {
     if (de->d_name[0] == '.') continue;
-    if (grow(names, &cap, *n, sizeof **names)) {
+    char **v = grow(*names, &cap, *n, sizeof *v);
+    if (!v) {
       rc = TD_ENOMEM;
       break;
     }
+    *names = v;
     if (!((*names)[*n] = strdup(de->d_name))) rc = TD_ENOMEM;
     else (*n)++;
   }
