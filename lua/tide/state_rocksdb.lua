@@ -364,6 +364,19 @@ function R:read_journals(id)
   for _, f in ipairs(old) do os.remove(self.home .. "/" .. f) end
 end
 
+-- The uploaded SST files (self.uploaded) that the instance still has:
+-- only those can be in a checkpoint made from now on (a file compaction
+-- deleted never comes back), so the others are forgotten, and what a
+-- snapshot hands its thread stays the size of the instance.
+function R:live_uploaded()
+  local live = {}
+  for _, f in ipairs(core.list_dir(self.dir) or {}) do live[f] = true end
+  for f in pairs(self.uploaded) do
+    if not live[f] then self.uploaded[f] = nil end
+  end
+  return self.uploaded
+end
+
 -- The states' descriptions in a snapshot.
 function R:described()
   local states = {}
@@ -410,7 +423,7 @@ function R:snapshot(opts)
     -- a snapshot without fork (in the task thread): the snapshot's thread
     -- uploads and fills the hole with the list of files (core/asyncsnap.h)
     local hole = #uploads
-    uploads[hole + 1] = { hole = hole, dir = p.dir, shared = shared, journal = journal, known = self.uploaded }
+    uploads[hole + 1] = { hole = hole, dir = p.dir, shared = shared, journal = journal, known = self:live_uploaded() }
     snap.files = core.snapshot_hole(hole)
     return snap
   end
