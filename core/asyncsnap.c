@@ -226,13 +226,22 @@ int td_asnap_write_state(const char *dir, const char *name, int64_t id, uint32_t
   return rc;
 }
 
-static int cancelled(atomic_int *cancel) {
-  return cancel && atomic_load_explicit(cancel, memory_order_acquire);
+/* When a run stops: its cancel flag, or its checkpoint no longer wanted. */
+typedef struct stop {
+  atomic_int *cancel;
+  int (*wanted)(void *ud, int64_t id);
+  void *ud;
+  int64_t id;
+} stop_t;
+
+static int cancelled(const stop_t *st) {
+  return (st->cancel && atomic_load_explicit(st->cancel, memory_order_acquire)) ||
+         (st->wanted && !st->wanted(st->ud, st->id));
 }
 
 /* Wait until the RocksDB checkpoint dir is in place (0), has failed
  * (TD_EIO, with "<dir>.failed"'s message) or cancel is set. */
-static int await_checkpoint(const char *dir, atomic_int *cancel, char *err, size_t errlen) {
+static int await_checkpoint(const char *dir, const stop_t *cancel, char *err, size_t errlen) {
   char failed[4200];
   snprintf(failed, sizeof failed, "%s.failed", dir);
   long wait_ns = 100000; /* 0.1 ms, doubling to 10 ms */
@@ -300,7 +309,7 @@ static void free_names(char **names, size_t n) {
 
 /* Upload u's checkpoint: fill u->filled and u->refs; then remove the
  * checkpoint's directory. */
-static int run_upload(upload_t *u, atomic_int *cancel, char *err, size_t errlen) {
+static int run_upload(upload_t *u, const stop_t *cancel, char *err, size_t errlen) {
   int rc = await_checkpoint(u->dir, cancel, err, errlen);
   if (rc) return rc;
   char **names;
@@ -358,7 +367,7 @@ static int find_holes(const char **p, const char *start, const char *end, size_t
   if (b[0] == 0xd4) {
     if (end - *p < 3) return TD_ECORRUPT;
     if (b[1] == TD_ASNAP_HOLE_EXT) {
-      if (*n == TD_ASNAP_MAX_HOLES) return TD_ECORRUPT;
+      if (*n == TD_ASNAP_MAX_HOLES || b[2] >= TD_ASNAP_MAX_HOLES) return TD_ECORRUPT;
       off[*n] = (size_t)(*p - start);
       num[(*n)++] = b[2];
       *p += 3;
@@ -434,9 +443,11 @@ static int write_file(td_asnap_t *a, file_t *f, const char *chk_dir, const char 
   return rc;
 }
 
-int td_asnap_run(td_asnap_t *a, const char *chk_dir, const char *job_name, atomic_int *cancel,
-                 char *err, size_t errlen) {
-  int rc = 0;
+int td_asnap_run(td_asnap_t *a, const char *chk_dir, const char *job_name, atomic_int *flag,
+                 int (*wanted)(void *ud, int64_t id), void *ud, char *err, size_t errlen) {
+  stop_t st = {flag, wanted, ud, a->id}, *cancel = &st;
+  int rc = cancelled(cancel) ? TD_ECANCELED : 0;
+  if (rc) seterr(err, errlen, "cancelled");
   for (int i = 0; rc == 0 && i < TD_ASNAP_MAX_HOLES; i++)
     if (a->ups[i].used) rc = run_upload(&a->ups[i], cancel, err, errlen);
   for (size_t i = 0; rc == 0 && i < a->n_syncs; i++) rc = run_sync(&a->syncs[i], err, errlen);
@@ -467,6 +478,7 @@ struct td_asnap_worker {
   job_t *head, *tail;
   char *job_name;
   void (*done)(void *ud, int64_t id, const td_meta_file_t *files, size_t n, const char *error);
+  int (*wanted)(void *ud, int64_t id);
   void *ud;
 };
 
@@ -474,7 +486,7 @@ td_asnap_worker_t *td_asnap_worker_new(const char *job_name,
                                        void (*done)(void *ud, int64_t id,
                                                     const td_meta_file_t *files, size_t n,
                                                     const char *error),
-                                       void *ud) {
+                                       int (*wanted)(void *ud, int64_t id), void *ud) {
   td_asnap_worker_t *w = calloc(1, sizeof *w);
   if (!w) return NULL;
   if (!(w->job_name = strdup(job_name ? job_name : ""))) {
@@ -484,6 +496,7 @@ td_asnap_worker_t *td_asnap_worker_new(const char *job_name,
   pthread_mutex_init(&w->mu, NULL);
   pthread_cond_init(&w->cv, NULL);
   w->done = done;
+  w->wanted = wanted;
   w->ud = ud;
   return w;
 }
@@ -505,9 +518,8 @@ static void *worker_main(void *arg) {
     if (!w->head) w->tail = NULL;
     pthread_mutex_unlock(&w->mu);
     char err[1024] = "";
-    int rc = cancelled(&w->cancel)
-                 ? TD_ECANCELED
-                 : td_asnap_run(j->a, j->chk_dir, w->job_name, &w->cancel, err, sizeof err);
+    int rc = td_asnap_run(j->a, j->chk_dir, w->job_name, &w->cancel, w->wanted, w->ud, err,
+                          sizeof err);
     if (rc && !err[0]) snprintf(err, sizeof err, "%s", td_strerror(rc));
     /* a cancelled one is not reported: its owner gives it up itself */
     size_t n = 0;

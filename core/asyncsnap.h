@@ -94,12 +94,14 @@ int td_asnap_file(td_asnap_t *a, const char *name, td_wbuf_t *data);
 /*
  * td_asnap_run - do the asynchronous part (see above), writing the state
  * files into chk_dir with checkpoint id's identity for job job_name.
- * cancel (or NULL): when it becomes non-zero, waiting and uploading stop
- * and TD_ECANCELED is returned. Returns 0, or a code with a one-line
- * message in err naming the file.
+ * Waiting, uploading and writing stop with TD_ECANCELED when cancel (or
+ * NULL) becomes non-zero or wanted(ud, id) (or NULL) returns 0 (the
+ * checkpoint was aborted meanwhile: nothing waits for it any more, and a
+ * RocksDB checkpoint that never comes must not hold up the next ones).
+ * Returns 0, or a code with a one-line message in err naming the file.
  */
 int td_asnap_run(td_asnap_t *a, const char *chk_dir, const char *job_name, atomic_int *cancel,
-                 char *err, size_t errlen);
+                 int (*wanted)(void *ud, int64_t id), void *ud, char *err, size_t errlen);
 
 /*
  * td_asnap_written - after a successful td_asnap_run: every file the
@@ -129,13 +131,14 @@ int td_asnap_write_state(const char *dir, const char *name, int64_t id, uint32_t
 typedef struct td_asnap_worker td_asnap_worker_t;
 
 /* td_asnap_worker_new - a worker for job job_name (copied; the state
- * files' identity). The thread starts at the first push. NULL: out of
- * memory. */
+ * files' identity). wanted (or NULL): td_asnap_run's, asked of each
+ * snapshot while it is written; one no longer wanted stops and is not
+ * reported. The thread starts at the first push. NULL: out of memory. */
 td_asnap_worker_t *td_asnap_worker_new(const char *job_name,
                                        void (*done)(void *ud, int64_t id,
                                                     const td_meta_file_t *files, size_t n,
                                                     const char *error),
-                                       void *ud);
+                                       int (*wanted)(void *ud, int64_t id), void *ud);
 
 /* td_asnap_worker_push - queue snapshot a (taken, whatever the result),
  * to be written into chk_dir (copied). 0; or, with a freed and done not

@@ -1302,7 +1302,7 @@ static int encode_files(lua_State *L, int tab, td_task_t *t,
     rc = put(t, name, b.data, b.len, ud);
     td_wbuf_destroy(&b);
     if (rc) {
-      snprintf(err, errlen, "%s", td_task_error(t));
+      snprintf(err, errlen, "%s", rc == TD_ENOMEM ? "out of memory" : td_task_error(t));
       return -1;
     }
     lua_pop(L, 1);

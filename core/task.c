@@ -746,6 +746,13 @@ int td_task_snapshot(td_task_t *t, int64_t id, int64_t start_us, int *child) {
   return snapshot_taken(t, id, start_us);
 }
 
+/* Whether the worker is to go on writing checkpoint id: not once the
+ * coordinator aborted it (timed out, subsumed, declined elsewhere). */
+static int asnap_wanted(void *ud, int64_t id) {
+  td_task_t *t = ud;
+  return td_coord_is_pending(t->coord, id);
+}
+
 /* The worker's report: to the coordinator. */
 static void asnap_done(void *ud, int64_t id, const td_meta_file_t *files, size_t n,
                        const char *error) {
@@ -762,9 +769,9 @@ int td_task_snapshot_async(td_task_t *t, int64_t id, int64_t start_us, td_asnap_
     td_asnap_free(a);
     td_coord_snapshot_started(t->coord, id, st->global, 0, -1, expect_inflight);
   } else {
-    if (!t->asnap && !(t->asnap = td_asnap_worker_new(t->spec->name, asnap_done, t))) {
+    if (!t->asnap && !(t->asnap = td_asnap_worker_new(t->spec->name, asnap_done, asnap_wanted, t))) {
       td_asnap_free(a);
-      return fail_with(t, TD_ENOMEM, "out of memory");
+      return td_task_snapshot_failed(t, id, start_us, "out of memory");
     }
     td_coord_snapshot_started(t->coord, id, st->global, TD_COORD_ASYNC, -1, expect_inflight);
     int rc = td_asnap_worker_push(t->asnap, a, t->chk_dir);

@@ -394,14 +394,12 @@ end
 --- What sync() makes durable, for a snapshot's thread to fsync instead
 -- (a snapshot without fork, core/asyncsnap.h): appended to out as {pending
 -- path, final path} per file (the final one if the file was committed
--- meanwhile) and {directory}; the writer counts them as synced.
+-- meanwhile) and {directory}. The writer still counts them as unsynced,
+-- as it did when a forked child synced them: that thread's work may never
+-- run (its checkpoint aborted), and commit syncs again (defer_sync).
 function Writer:sync_paths(out)
   for _, name in ipairs(self.unsynced) do out[#out + 1] = { pending_path(self, name), final_path(self, name) } end
-  self.unsynced = {}
-  if self.dirty then
-    out[#out + 1] = { self.dir }
-    self.dirty = false
-  end
+  if self.dirty then out[#out + 1] = { self.dir } end
 end
 
 --- On completion of checkpoint id: commit the pending files of every

@@ -351,8 +351,12 @@ function R:read_journals(id)
   local old = {}
   for _, f in ipairs(names) do
     local jid = tonumber(f:match("^uploads%-(%d+)$"))
-    if jid then
-      for line in io.lines(self.home .. "/" .. f) do
+    local fh = jid and io.open(self.home .. "/" .. f, "rb")
+    if fh then
+      local text = fh:read("a") or ""
+      fh:close()
+      -- whole lines only: a snapshot thread may be appending the last one
+      for line in text:gmatch("([^\n]*)\n") do
         local file, name, size, crc = line:match("^(%S+) (%S+) (%d+) (%d+)$")
         if file and file:match("%.sst$") then
           self.uploaded[file] = { name, tointeger(tonumber(size)), tointeger(tonumber(crc)) }

@@ -174,7 +174,7 @@ TD_TEST(test_asyncsnap_fills_holes) {
   TD_CHECK_INT(td_asnap_file(a, "src-0-0.state", &w2), 0);
   TD_CHECK(w1.data == NULL && w1.len == 0); /* taken */
   char err[1024] = "";
-  TD_CHECK_INT(td_asnap_run(a, f.chk, "job", NULL, err, sizeof err), 0);
+  TD_CHECK_INT(td_asnap_run(a, f.chk, "job", NULL, NULL, NULL, err, sizeof err), 0);
   TD_CHECK_STR(err, "");
   /* what it wrote, for the acknowledgement: both state files and the
    * companion, at their sizes, and the five shared files */
@@ -264,7 +264,7 @@ TD_TEST(test_asyncsnap_known_but_missing_is_uploaded) {
   td_wbuf_t w = bytes(v, sizeof v);
   TD_CHECK_INT(td_asnap_file(a, "x.state", &w), 0);
   char err[1024] = "";
-  TD_CHECK_INT(td_asnap_run(a, f.chk, "job", NULL, err, sizeof err), 0);
+  TD_CHECK_INT(td_asnap_run(a, f.chk, "job", NULL, NULL, NULL, err, sizeof err), 0);
   td_asnap_free(a);
   td_shared_ref_t r = {.size = 4, .crc = td_snapshot_crc32c(0, "nine", 4)};
   content_name("nine", r.name, sizeof r.name);
@@ -283,14 +283,21 @@ TD_TEST(test_asyncsnap_bad_holes) {
   td_asnap_t *a = td_asnap_new(7);
   td_wbuf_t w = bytes(v, sizeof v);
   TD_CHECK_INT(td_asnap_file(a, "x.state", &w), 0);
-  TD_CHECK(td_asnap_run(a, f.chk, "job", NULL, err, sizeof err) != 0);
+  TD_CHECK(td_asnap_run(a, f.chk, "job", NULL, NULL, NULL, err, sizeof err) != 0);
   TD_CHECK(strstr(err, "x.state: hole 5 of the snapshot was not filled") != NULL);
   td_asnap_free(a);
   a = td_asnap_new(7);
   w = bytes(two, sizeof two);
   TD_CHECK_INT(td_asnap_file(a, "y.state", &w), 0);
-  TD_CHECK_INT(td_asnap_run(a, f.chk, "job", NULL, err, sizeof err), TD_ECORRUPT);
+  TD_CHECK_INT(td_asnap_run(a, f.chk, "job", NULL, NULL, NULL, err, sizeof err), TD_ECORRUPT);
   TD_CHECK(strstr(err, "y.state: the snapshot's bytes are not one MessagePack value") != NULL);
+  td_asnap_free(a);
+  /* a hole number past the last hole */
+  static const unsigned char big[] = {0xd4, TD_ASNAP_HOLE_EXT, TD_ASNAP_MAX_HOLES};
+  a = td_asnap_new(7);
+  w = bytes(big, sizeof big);
+  TD_CHECK_INT(td_asnap_file(a, "z.state", &w), 0);
+  TD_CHECK_INT(td_asnap_run(a, f.chk, "job", NULL, NULL, NULL, err, sizeof err), TD_ECORRUPT);
   td_asnap_free(a);
   char path[1400];
   snprintf(path, sizeof path, "%s/x.state", f.chk);
@@ -349,7 +356,7 @@ TD_TEST(test_asyncsnap_waits_fails_and_cancels) {
     pthread_create(&th, NULL, make_later, &l);
     char err[1024] = "";
     int64_t t0 = now_ms();
-    int rc = td_asnap_run(a, f.chk, "job", NULL, err, sizeof err);
+    int rc = td_asnap_run(a, f.chk, "job", NULL, NULL, NULL, err, sizeof err);
     TD_CHECK(now_ms() - t0 >= 90);
     pthread_join(th, NULL);
     td_asnap_free(a);
@@ -370,7 +377,7 @@ TD_TEST(test_asyncsnap_waits_fails_and_cancels) {
   char never[700], err[1024];
   snprintf(never, sizeof never, "%s/never", f.root);
   TD_CHECK_INT(td_asnap_upload(a, 0, never, f.shared, f.journal), 0);
-  TD_CHECK_INT(td_asnap_run(a, f.chk, "job", &cancel, err, sizeof err), TD_ECANCELED);
+  TD_CHECK_INT(td_asnap_run(a, f.chk, "job", &cancel, NULL, NULL, err, sizeof err), TD_ECANCELED);
   td_asnap_free(a);
   fx_free(&f);
 }
@@ -395,15 +402,24 @@ static void on_done(void *ud, int64_t id, const td_meta_file_t *files, size_t n,
   pthread_mutex_unlock(&r->mu);
 }
 
+/* wanted(): checkpoint 6 is no longer wanted (aborted) after a while. */
+static int64_t g_aborted_at;
+static int wanted_but_6(void *ud, int64_t id) {
+  (void)ud;
+  return id != 6 || now_ms() < g_aborted_at;
+}
+
 /* The worker writes its snapshots in order and reports each (an error
  * with its message); a stop without cancel writes the queue first; a
  * stop with cancel ends a wait at once and reports nothing of it; a push
- * after the stop is refused. */
+ * after the stop is refused; a snapshot whose checkpoint is no longer
+ * wanted stops waiting for a RocksDB checkpoint that never comes, is not
+ * reported, and the next one is written. */
 TD_TEST(test_asyncsnap_worker) {
   fx_t f;
   if (!fx_init(&f)) return;
   reports_t r = {.mu = PTHREAD_MUTEX_INITIALIZER};
-  td_asnap_worker_t *w = td_asnap_worker_new("job", on_done, &r);
+  td_asnap_worker_t *w = td_asnap_worker_new("job", on_done, NULL, &r);
   static const unsigned char v[] = {0x01};
   static const unsigned char hole[] = {0xd4, TD_ASNAP_HOLE_EXT, 1};
   for (int i = 1; i <= 3; i++) {
@@ -422,7 +438,7 @@ TD_TEST(test_asyncsnap_worker) {
   TD_CHECK_INT(td_asnap_worker_push(w, a, f.chk), TD_ECANCELED);
   td_asnap_worker_free(w);
   /* cancelled in a wait */
-  w = td_asnap_worker_new("job", on_done, &r);
+  w = td_asnap_worker_new("job", on_done, NULL, &r);
   char never[700];
   snprintf(never, sizeof never, "%s/never", f.root);
   a = td_asnap_new(5);
@@ -434,6 +450,23 @@ TD_TEST(test_asyncsnap_worker) {
   td_asnap_worker_stop(w, 1);
   TD_CHECK(now_ms() - t0 < 1000);
   TD_CHECK_INT(r.n, 3);
+  td_asnap_worker_free(w);
+  /* aborted while waiting */
+  g_aborted_at = now_ms() + 100;
+  w = td_asnap_worker_new("job", on_done, wanted_but_6, &r);
+  a = td_asnap_new(6);
+  TD_CHECK_INT(td_asnap_upload(a, 0, never, f.shared, f.journal), 0);
+  TD_CHECK_INT(td_asnap_worker_push(w, a, f.chk), 0);
+  a = td_asnap_new(7);
+  td_wbuf_t b = bytes(v, sizeof v);
+  TD_CHECK_INT(td_asnap_file(a, "s.state", &b), 0);
+  TD_CHECK_INT(td_asnap_worker_push(w, a, f.chk), 0);
+  td_asnap_worker_stop(w, 0); /* the queue written first */
+  TD_CHECK_INT(r.n, 4);
+  if (r.n == 4) {
+    TD_CHECK_INT(r.ids[3], 7);
+    TD_CHECK_STR(r.errors[3], "");
+  }
   td_asnap_worker_free(w);
   fx_free(&f);
 }

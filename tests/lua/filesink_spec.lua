@@ -681,6 +681,23 @@ describe("tide.filesink #unit", function()
       assert.are.same({}, hidden(dir))
     end)
 
+    it("sync_paths lists what sync() would fsync and leaves it unsynced: commit still syncs", function()
+      local dir = tmpdir()
+      local w = filesink.new { dir = dir, prefix = PREFIX, defer_sync = true }
+      w:write_lines({ "a", "b" }, 2)
+      w:pre_commit(1)
+      local out = {}
+      w:sync_paths(out)
+      local pending = dir .. "/." .. PREFIX .. "0.pending"
+      assert.are.same({ { pending, dir .. "/" .. PREFIX .. "0" }, { dir } }, out)
+      assert.are.same({}, calls) -- a snapshot thread fsyncs them, not this
+      -- that thread's work may never run (its checkpoint aborted): commit
+      -- syncs before it renames, as without sync_paths
+      w:commit(1)
+      assert.are.same({ pending, dir }, { calls[1], calls[2] }) -- then the rename's directory fsync
+      assert.are.equal("a\nb\n", committed_text(dir))
+    end)
+
     it("a forked writer's sync finds a file its parent committed meanwhile", function()
       local dir = tmpdir()
       local w = filesink.new { dir = dir, prefix = PREFIX, defer_sync = true }
