@@ -10,12 +10,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "error.h"
 #include "metadata.h"
 #include "msgpack.h"
+#include "rocksdb.h"
 #include "shared.h"
 #include "snapshot.h"
 
@@ -239,31 +239,8 @@ static int cancelled(const stop_t *st) {
          (st->wanted && !st->wanted(st->ud, st->id));
 }
 
-/* Wait until the RocksDB checkpoint dir is in place (0), has failed
- * (TD_EIO, with "<dir>.failed"'s message) or cancel is set. */
-static int await_checkpoint(const char *dir, const stop_t *cancel, char *err, size_t errlen) {
-  char failed[4200];
-  snprintf(failed, sizeof failed, "%s.failed", dir);
-  long wait_ns = 100000; /* 0.1 ms, doubling to 10 ms */
-  struct stat st;
-  for (;;) {
-    if (stat(dir, &st) == 0 && S_ISDIR(st.st_mode)) return 0;
-    int fd = open(failed, O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-      char msg[600];
-      ssize_t n = read(fd, msg, sizeof msg - 1);
-      close(fd);
-      msg[n > 0 ? n : 0] = 0;
-      msg[strcspn(msg, "\n")] = 0;
-      seterr(err, errlen, "%s", msg);
-      return TD_EIO;
-    }
-    if (cancelled(cancel)) return TD_ECANCELED;
-    struct timespec ts = {0, wait_ns};
-    nanosleep(&ts, NULL);
-    if (wait_ns < 10000000) wait_ns *= 2;
-  }
-}
+/* td_rocksdb_checkpoint_await's stop: the run's cancelled(). */
+static int stopped(void *st) { return cancelled(st); }
 
 static int cmp_name(const void *a, const void *b) {
   return strcmp(*(char *const *)a, *(char *const *)b);
@@ -310,7 +287,7 @@ static void free_names(char **names, size_t n) {
 /* Upload u's checkpoint: fill u->filled and u->refs; then remove the
  * checkpoint's directory. */
 static int run_upload(upload_t *u, const stop_t *cancel, char *err, size_t errlen) {
-  int rc = await_checkpoint(u->dir, cancel, err, errlen);
+  int rc = td_rocksdb_checkpoint_await(u->dir, stopped, (void *)cancel, err, errlen);
   if (rc) return rc;
   char **names;
   size_t n;

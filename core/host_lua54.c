@@ -52,7 +52,6 @@
 #include "postgres_lua.h"
 #include "snapshot.h"
 #include "source_file.h"
-#include "msgpack.h"
 #include "task.h"
 
 #include <xxhash.h>
@@ -1279,10 +1278,11 @@ static int l_flush(lua_State *L) {
 }
 
 /* Encode every name -> value of the table at index tab; for each, call
- * put(t, name, bytes, len). 0, or -1 with err. */
+ * put(t, name, b, ud) with the bytes in b, which put may take (leaving b
+ * empty). 0, or -1 with err. */
 static int encode_files(lua_State *L, int tab, td_task_t *t,
-                        int (*put)(td_task_t *, const char *, const void *, size_t, void *),
-                        void *ud, char *err, size_t errlen) {
+                        int (*put)(td_task_t *, const char *, td_wbuf_t *, void *), void *ud,
+                        char *err, size_t errlen) {
   lua_pushnil(L);
   while (lua_next(L, tab)) {
     if (lua_type(L, -2) != LUA_TSTRING) {
@@ -1299,7 +1299,7 @@ static int encode_files(lua_State *L, int tab, td_task_t *t,
       td_wbuf_destroy(&b);
       return -1;
     }
-    rc = put(t, name, b.data, b.len, ud);
+    rc = put(t, name, &b, ud);
     td_wbuf_destroy(&b);
     if (rc) {
       snprintf(err, errlen, "%s", rc == TD_ENOMEM ? "out of memory" : td_task_error(t));
@@ -1310,9 +1310,9 @@ static int encode_files(lua_State *L, int tab, td_task_t *t,
   return 0;
 }
 
-static int child_put(td_task_t *t, const char *name, const void *data, size_t len, void *ud) {
+static int child_put(td_task_t *t, const char *name, td_wbuf_t *b, void *ud) {
   (void)ud;
-  return td_task_child_write(t, name, data, len);
+  return td_task_child_write(t, name, b->data, b->len);
 }
 
 /* The forked child of core.snapshot: a copy-on-write image of this VM at
@@ -1352,6 +1352,15 @@ static int snapshot_result(lua_State *L, td_task_t *t, int rc) {
   return 1;
 }
 
+/* Fail this subtask's snapshot of checkpoint id with msg
+ * (td_task_snapshot_failed): false, msg; raises when cancelled. */
+static int snapshot_failed(lua_State *L, td_task_t *t, int64_t id, int64_t t0, const char *msg) {
+  if (td_task_snapshot_failed(t, id, t0, msg) == TD_ECANCELED) raise_cancelled(L);
+  lua_pushboolean(L, 0);
+  lua_pushstring(L, msg);
+  return 2;
+}
+
 /* core.snapshot(id, collect [, start_us]) -> true | false, message
  * Take this subtask's snapshot of checkpoint id at this point of its input
  * (a source between batches, a task at its aligned barrier): fork; the
@@ -1372,13 +1381,9 @@ static int l_snapshot(lua_State *L) {
   return snapshot_result(L, t, rc);
 }
 
-static int asnap_put(td_task_t *t, const char *name, const void *data, size_t len, void *ud) {
+static int asnap_put(td_task_t *t, const char *name, td_wbuf_t *b, void *ud) {
   (void)t;
-  td_wbuf_t b = {0};
-  int rc = td_mp_write_raw(&b, data, len);
-  if (rc == 0) rc = td_asnap_file(ud, name, &b);
-  td_wbuf_destroy(&b);
-  return rc;
+  return td_asnap_file(ud, name, b);
 }
 
 /* Add the uploads (the array at index idx: {hole =, dir =, shared =,
@@ -1463,10 +1468,7 @@ static int l_snapshot_async(lua_State *L) {
   if (rc == 0 && encode_files(L, 2, t, asnap_put, a, err, sizeof err) != 0) rc = TD_EIO;
   if (rc) {
     td_asnap_free(a);
-    if (td_task_snapshot_failed(t, id, t0, err) == TD_ECANCELED) raise_cancelled(L);
-    lua_pushboolean(L, 0);
-    lua_pushstring(L, err);
-    return 2;
+    return snapshot_failed(L, t, id, t0, err);
   }
   return snapshot_result(L, t, td_task_snapshot_async(t, id, t0, a));
 }
@@ -1476,14 +1478,9 @@ static int l_snapshot_async(lua_State *L) {
  * operators' snapshot raised message): the checkpoint fails, the barrier
  * is forwarded (td_task_snapshot_failed). */
 static int l_snapshot_failed(lua_State *L) {
-  td_task_t *t = task_of(L);
   int64_t id = luaL_checkinteger(L, 1);
   const char *msg = luaL_checkstring(L, 2);
-  int64_t t0 = luaL_optinteger(L, 3, td_task_now_us());
-  if (td_task_snapshot_failed(t, id, t0, msg) == TD_ECANCELED) raise_cancelled(L);
-  lua_pushboolean(L, 0);
-  lua_pushstring(L, msg);
-  return 2;
+  return snapshot_failed(L, task_of(L), id, luaL_optinteger(L, 3, td_task_now_us()), msg);
 }
 
 /* Final state files, gathered for td_task_finished. */
@@ -1493,7 +1490,7 @@ typedef struct finals {
   td_wbuf_t *data;
 } finals_t;
 
-static int final_put(td_task_t *t, const char *name, const void *data, size_t len, void *ud) {
+static int final_put(td_task_t *t, const char *name, td_wbuf_t *b, void *ud) {
   finals_t *f = ud;
   if (f->n == f->cap) {
     int cap = f->cap ? 2 * f->cap : 8;
@@ -1504,15 +1501,9 @@ static int final_put(td_task_t *t, const char *name, const void *data, size_t le
     f->data = d;
     f->cap = cap;
   }
-  memset(&f->data[f->n], 0, sizeof f->data[f->n]);
-  f->names[f->n] = strdup(name);
-  if (!f->names[f->n] || td_wbuf_reserve(&f->data[f->n], len ? len : 1)) {
-    free(f->names[f->n]);
-    td_wbuf_destroy(&f->data[f->n]);
-    return TD_ENOMEM;
-  }
-  memcpy(f->data[f->n].data, data, len);
-  f->data[f->n].len = len;
+  if (!(f->names[f->n] = strdup(name))) return TD_ENOMEM;
+  f->data[f->n] = *b;
+  memset(b, 0, sizeof *b);
   f->n++;
   (void)t;
   return 0;

@@ -9,7 +9,6 @@
 #include <xxhash.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "codec.h"
@@ -285,24 +284,11 @@ static int l_checkpoint_begin(lua_State *L) {
  * getdents64 (no malloc: alloc.h); the child dies with its parent. */
 static int l_await_rocksdb_checkpoint(lua_State *L) {
   const char *dir = luaL_checkstring(L, 1);
-  char failed[4200];
-  snprintf(failed, sizeof failed, "%s.failed", dir);
-  long wait_ns = 100000; /* 0.1 ms, doubling to 10 ms */
-  struct stat st;
-  for (;;) {
-    if (stat(dir, &st) == 0 && S_ISDIR(st.st_mode)) break;
-    int fd = open(failed, O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-      char msg[600];
-      ssize_t n = read(fd, msg, sizeof msg - 1);
-      close(fd);
-      lua_pushnil(L);
-      lua_pushlstring(L, msg, n > 0 ? (size_t)n : 0);
-      return 2;
-    }
-    struct timespec ts = {0, wait_ns};
-    nanosleep(&ts, NULL);
-    if (wait_ns < 10000000) wait_ns *= 2;
+  char msg[600];
+  if (td_rocksdb_checkpoint_await(dir, NULL, NULL, msg, sizeof msg) != 0) {
+    lua_pushnil(L);
+    lua_pushstring(L, msg);
+    return 2;
   }
   int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return luaL_error(L, "cannot list '%s': %s", dir, strerror(errno));

@@ -695,6 +695,12 @@ static int write_state(td_task_t *t, const char *dir, const char *name, int64_t 
                               sizeof t->err);
 }
 
+/* Whether this subtask's snapshot of id also hands over in-flight data
+ * (td_coord_inflight): an unaligned checkpoint of a task with inputs. */
+static int expects_inflight(td_task_t *t, int64_t id) {
+  return t->st->gate && t->spec->align_mode == TD_ALIGN_UNALIGNED && !savepoint(t, id);
+}
+
 /* The end of the synchronous part of checkpoint id's snapshot, begun at
  * start_us: the barrier forwarded, the pause recorded. */
 static int snapshot_taken(td_task_t *t, int64_t id, int64_t start_us) {
@@ -740,9 +746,7 @@ int td_task_snapshot(td_task_t *t, int64_t id, int64_t start_us, int *child) {
                        strerror(e));
     }
   }
-  td_coord_snapshot_started(t->coord, id, st->global, pid, pipefd[0],
-                            st->gate && t->spec->align_mode == TD_ALIGN_UNALIGNED &&
-                                !savepoint(t, id));
+  td_coord_snapshot_started(t->coord, id, st->global, pid, pipefd[0], expects_inflight(t, id));
   return snapshot_taken(t, id, start_us);
 }
 
@@ -764,7 +768,7 @@ int td_task_snapshot_async(td_task_t *t, int64_t id, int64_t start_us, td_asnap_
   td_subtask_t *st = t->st;
   td_coord_chk_dir(t->coord, id, t->chk_dir, sizeof t->chk_dir);
   if (!st->gate) t->injected = id;
-  int expect_inflight = st->gate && t->spec->align_mode == TD_ALIGN_UNALIGNED && !savepoint(t, id);
+  int expect_inflight = expects_inflight(t, id);
   if (!t->chk_dir[0]) {
     td_asnap_free(a);
     td_coord_snapshot_started(t->coord, id, st->global, 0, -1, expect_inflight);

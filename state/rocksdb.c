@@ -639,6 +639,31 @@ static void wrote(rdb_t *r) {
  * compaction by hand, close) joins the thread first.
  */
 
+int td_rocksdb_checkpoint_await(const char *dir, int (*stop)(void *ud), void *ud, char *err,
+                                size_t errlen) {
+  char failed[4200];
+  snprintf(failed, sizeof failed, "%s.failed", dir);
+  long wait_ns = 100000; /* 0.1 ms, doubling to 10 ms */
+  struct stat st;
+  for (;;) {
+    if (stat(dir, &st) == 0 && S_ISDIR(st.st_mode)) return 0;
+    int fd = open(failed, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+      char msg[600];
+      ssize_t n = read(fd, msg, sizeof msg - 1);
+      close(fd);
+      msg[n > 0 ? n : 0] = 0;
+      msg[strcspn(msg, "\n")] = 0;
+      if (err && errlen) snprintf(err, errlen, "%s", msg);
+      return TD_EIO;
+    }
+    if (stop && stop(ud)) return TD_ECANCELED;
+    struct timespec ts = {0, wait_ns};
+    nanosleep(&ts, NULL);
+    if (wait_ns < 10000000) wait_ns *= 2;
+  }
+}
+
 /* write_failed - leave the reason an asynchronous checkpoint failed in
  * <dir>.failed, for the snapshot child waiting for dir. */
 static void write_failed(const char *dir, const char *msg) {

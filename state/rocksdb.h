@@ -233,6 +233,17 @@ int td_rocksdb_checkpoint_begin(td_backend_t *b, const char *dir);
 int td_rocksdb_checkpoint_end(td_backend_t *b);
 
 /*
+ * td_rocksdb_checkpoint_await - from any thread or process (a snapshot
+ * child or thread): wait until the checkpoint td_rocksdb_checkpoint_begin
+ * makes in dir is in place (0) or has failed (TD_EIO, the first line of
+ * dir.failed in err), polling every 0.1 ms, doubling to 10 ms. stop (or
+ * NULL) is asked between polls: non-zero ends the wait with TD_ECANCELED.
+ * Calls no malloc (stat, open, read, nanosleep; alloc.h).
+ */
+int td_rocksdb_checkpoint_await(const char *dir, int (*stop)(void *ud), void *ud, char *err,
+                                size_t errlen);
+
+/*
  * State TTL in compactions (Flink's RocksDB TTL compaction filter): every
  * column family has a compaction filter that, once td_rocksdb_set_ttl gave
  * its state a TTL, drops entries whose value is a MessagePack [value, ms]

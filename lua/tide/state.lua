@@ -78,7 +78,7 @@ function M.kind() return config.backend end
 -- @param clock f() -> processing time in ms (default core.now_ms): the
 --   time of state TTL
 function M.backend(max_parallelism, parallelism, subtask, clock)
-  config.keyed = (config.keyed or 0) + 1
+  config.keyed = true
   if config.backend == "rocksdb" then
     local b = require("tide.state_rocksdb").new(config, max_parallelism, parallelism, subtask, clock)
     config.backends = config.backends or {}

@@ -35,6 +35,7 @@
 #include "metadata.h"
 #include "snapshot.h"
 #include "testlib.h"
+#include "tmpdir.h"
 
 #define DEADLINE_MS 5000 /* how long "eventually" may take */
 /* most cases: subtask 0 a source, subtask 1 downstream of it */
@@ -208,17 +209,10 @@ static int64_t first_request(fx_t *f) {
   return id;
 }
 
-static int rm_entry(const char *path, const struct stat *sb, int flag,
-                    struct FTW *ftw) {
-  (void)sb;
-  (void)ftw;
-  return flag == FTW_DP ? rmdir(path) : unlink(path);
-}
-
 static void fx_free(fx_t *f) {
   td_coord_free(f->c);
   f->c = NULL;
-  if (f->root[0]) nftw(f->root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+  if (f->root[0]) td_tmpdir_remove(f->root);
 }
 
 /* chk_path - DIR/chk-<id>/<name> (name "" for the directory itself). */

@@ -13,20 +13,13 @@
 #include "error.h"
 #include "metadata.h"
 #include "testlib.h"
+#include "tmpdir.h"
 
 typedef struct fx {
   char root[512];
   char chk[600]; /* root/chk-7 */
   char old[600]; /* root/chk-6 */
 } fx_t;
-
-static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
-  (void)sb;
-  (void)ftw;
-  if (flag == FTW_DP) rmdir(p);
-  else unlink(p);
-  return 0;
-}
 
 /* A state file DIR/NAME for checkpoint id of job, holding text. */
 static int write_state(const char *dir, const char *name, int64_t id, uint32_t flags,
@@ -75,7 +68,7 @@ static int fx_init(fx_t *f) {
   return ok;
 }
 
-static void fx_free(fx_t *f) { nftw(f->root, rm_entry, 16, FTW_DEPTH | FTW_PHYS); }
+static void fx_free(fx_t *f) { td_tmpdir_remove(f->root); }
 
 typedef struct seen {
   int ok, bad, skipped;

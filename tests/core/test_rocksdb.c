@@ -22,6 +22,7 @@
 #include "error.h"
 #include "rocksdb.h"
 #include "testlib.h"
+#include "tmpdir.h"
 
 /* ---- temporary directories ---- */
 
@@ -38,13 +39,8 @@ static char *tmp_dir(void) {
   return p;
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag,
-                    struct FTW *ftw) {
-  return remove(path);
-}
-
 static void rm_tree(char *dir) {
-  nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+  td_tmpdir_remove(dir);
   free(dir);
 }
 
@@ -792,7 +788,7 @@ TD_TEST(test_rocksdb_checkpoint_async) {
       if (round == 0) TD_CHECK_INT(holds_exactly(r, CHK_N, 0, 127), 0);
       td_backend_free(r);
     }
-    nftw(chk, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    td_tmpdir_remove(chk);
   }
   /* a directory that exists: the thread fails, the message in .failed */
   TD_CHECK_INT(mkdir(chk2, 0755), 0);

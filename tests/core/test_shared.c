@@ -30,6 +30,7 @@
 #include "shared.h"
 #include "snapshot.h"
 #include "testlib.h"
+#include "tmpdir.h"
 
 /* ---- fixtures ---- */
 
@@ -37,14 +38,6 @@ typedef struct fx {
   char root[512];   /* a fresh directory */
   char shared[600]; /* root/shared (not created) */
 } fx_t;
-
-static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
-  (void)sb;
-  (void)ftw;
-  if (flag == FTW_DP) rmdir(p);
-  else unlink(p);
-  return 0;
-}
 
 static int fx_init(fx_t *f) {
   memset(f, 0, sizeof *f);
@@ -58,7 +51,7 @@ static int fx_init(fx_t *f) {
   return 1;
 }
 
-static void fx_free(fx_t *f) { nftw(f->root, rm_entry, 16, FTW_DEPTH | FTW_PHYS); }
+static void fx_free(fx_t *f) { td_tmpdir_remove(f->root); }
 
 /* Write len bytes to dir/name; the path in path (if not NULL). */
 static int put_file(const char *dir, const char *name, const void *data, size_t len, char *path,

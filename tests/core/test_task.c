@@ -27,6 +27,7 @@
 #include "msgpack.h"
 #include "task.h"
 #include "testlib.h"
+#include "tmpdir.h"
 
 #define N_RECORDS 20000
 #define MAXP 128
@@ -265,14 +266,6 @@ TD_TEST(test_task_emit_batch_and_partitioners) {
   check_delivery(2, 2);
 }
 
-static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
-  (void)sb;
-  (void)ftw;
-  if (flag == FTW_DP) rmdir(p);
-  else unlink(p);
-  return 0;
-}
-
 /* Checkpoints through the engine: sources inject, receivers snapshot at
  * their barriers (aligned and unaligned), forked children write the
  * files, and every completed checkpoint verifies with its expected files. */
@@ -317,7 +310,7 @@ static void checkpointed_run(int align_mode) {
   }
   TD_CHECK(verified >= 3);
   TD_CHECK_INT(final, 1);
-  nftw(root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+  td_tmpdir_remove(root);
 }
 
 TD_TEST(test_task_checkpoints_aligned) { checkpointed_run(TD_ALIGN_EXACTLY_ONCE); }
