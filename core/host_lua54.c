@@ -1132,12 +1132,14 @@ static int encode_error(lua_State *L, const char *err) {
   return luaL_error(L, "cannot send a record: %s", err);
 }
 
-/* core.emit(edge, buf, n [, keys [, ts]]) sends buf[1..n] over edge
- * (1-based); ts[1..n] are their timestamps (integer ms or nil), if any.
- * For a hash edge, keys is either the records' keys, keys[1..n], or the
- * field (a string or an integer) of every record that is its key: the key
- * is then read here, record[field] (metamethods included, as in Lua), with
- * no key array built by a Lua loop. Returns nothing when all n records
+/* core.emit(edge, buf, n [, keys [, ts [, project]]]) sends buf[1..n] over
+ * edge (1-based); ts[1..n] are their timestamps (integer ms or nil), if
+ * any. For a hash edge, keys is either the records' keys, keys[1..n], or
+ * the field (a string or an integer) of every record that is its key: the
+ * key is then read here, record[field] (metamethods included, as in Lua),
+ * with no key array built by a Lua loop; with project true, what is sent
+ * for a record is {[field] = key} (its receiver reads the key alone, see
+ * reads_key_only in lua/tide.lua). Returns nothing when all n records
  * were sent; with a field, the index of the first record that is not a
  * table or has a nil key: it and those after it were not sent (the caller
  * takes them through its general path, which raises the error). */
@@ -1154,22 +1156,15 @@ static int l_emit(lua_State *L) {
   td_partition_t part = st->outputs[e].partition;
   char err[256];
   int rc, stop = 0;
-  int by_field = 0; /* hash edge keyed by a field: 1 string, 2 integer */
-  lua_Integer ifield = 0;
-  const char *sfield = NULL;
+  int by_field = 0; /* hash edge keyed by a field (a string or integer) */
   if (part == TD_PART_HASH) {
-    int kt = lua_type(L, 4);
-    if (kt == LUA_TSTRING) {
+    if (lua_type(L, 4) == LUA_TSTRING || lua_isinteger(L, 4))
       by_field = 1;
-      sfield = lua_tostring(L, 4);
-    } else if (lua_isinteger(L, 4)) {
-      by_field = 2;
-      ifield = lua_tointeger(L, 4);
-    } else {
+    else
       luaL_checktype(L, 4, LUA_TTABLE);
-    }
   }
   int with_ts = lua_istable(L, 5);
+  int project = by_field && lua_toboolean(L, 6);
   for (int i = 1; i <= n; i++) {
     int64_t ts = TD_NO_TIMESTAMP;
     if (with_ts) {
@@ -1184,15 +1179,16 @@ static int l_emit(lua_State *L) {
     hd->scratch.len = 0;
     if (by_field) {
       /* the record stays on the stack for its encoding below */
+      /* the field from argument 4, not lua_getfield: that interns the C
+       * string again (a strcmp against Lua's string cache per record) */
       if (lua_rawgeti(L, 2, i) != LUA_TTABLE ||
-          (by_field == 1 ? lua_getfield(L, -1, sfield)
-                         : (lua_pushinteger(L, ifield), lua_gettable(L, -2))) == LUA_TNIL) {
+          (lua_pushvalue(L, 4), lua_gettable(L, -2)) == LUA_TNIL) {
         stop = i;
         break;
       }
       rc = td_codec_encode(L, -1, &hd->scratch, 1, err, sizeof err);
       if (rc) return luaL_error(L, "cannot hash a key: %s", err);
-      lua_pop(L, 1);
+      if (!project) lua_pop(L, 1); /* projected, the key is sent too */
     } else if (part == TD_PART_HASH) {
       lua_rawgeti(L, 4, i);
       rc = td_codec_encode(L, -1, &hd->scratch, 1, err, sizeof err);
@@ -1223,6 +1219,20 @@ static int l_emit(lua_State *L) {
       }
       memcpy(buf->data + buf->len, hd->scratch.data, hd->scratch.len);
       buf->len += hd->scratch.len;
+    } else if (project) {
+      /* {[field] = key}: a map of one entry, then the field, then the key
+       * (still on the stack above the record) */
+      lua_pushvalue(L, 4);
+      rc = td_wbuf_reserve(buf, 1) ? TD_ENOMEM : 0;
+      if (!rc) buf->data[buf->len++] = 0x81;
+      if (!rc) rc = td_codec_encode(L, -1, buf, 0, err, sizeof err);
+      if (!rc) rc = td_codec_encode(L, -2, buf, 0, err, sizeof err);
+      lua_pop(L, 3);
+      if (rc) {
+        td_task_record_end(t, 0);
+        if (rc == TD_ENOMEM) return luaL_error(L, "out of memory");
+        return encode_error(L, err);
+      }
     } else {
       if (!by_field) lua_rawgeti(L, 2, i);
       rc = td_codec_encode(L, -1, buf, 0, err, sizeof err);

@@ -1275,6 +1275,21 @@ end
 -- mode (count, sum, min, max: associative, and emitted only at the end)
 local TWO_PHASE = { count = true, sum = true, min = true, max = true }
 
+-- Whether node n, fed by a hash edge keyed by a field, reads nothing of its
+-- records but that field: the keyed count() ({key =, count =}) and a
+-- window's count() ({key =, count =} per window) with the default trigger,
+-- no evictor and no late side output (a trigger's on_element, an evictor
+-- and the side output get the records themselves). The sender then
+-- projects each record to {[field] = key} (see the edges' project below):
+-- what crosses the exchange is the key alone, as Flink SQL prunes the
+-- columns a query does not read.
+local function reads_key_only(n)
+  if #n.inputs ~= 1 then return false end
+  if n.kind == "aggregate" then return n.agg == "count" end
+  return n.kind == "window" and n.fn_kind == "count" and n.keyed == true and n.trigger == nil
+    and n.evictor == nil and n.late_tag == nil and n.process_fn == nil
+end
+
 local function build_plan(env, name)
   local nodes = env.nodes
   if #nodes == 0 then error("the job has no operators", 3) end
@@ -1332,7 +1347,9 @@ local function build_plan(env, name)
         local from = nodes[i.node]
         edges[#edges + 1] = { from = from.task, to = n.task, partition = i.resolved,
           from_node = from.id, to_node = n.id, key = i.key, key_field = i.key_field, key_site = i.key_site,
-          tag = i.tag, combine = n.merge_partials }
+          tag = i.tag, combine = n.merge_partials,
+          project = i.resolved == "hash" and i.key_field ~= nil and i.tag == nil and not n.merge_partials
+            and reads_key_only(n) or nil }
         from.net_out[#from.net_out + 1] = #edges
       end
     end

@@ -625,14 +625,17 @@ function M.install(core)
     return n, b.edge >= 0 and b.edge + 1 or nil, EVENTS[ev], value, has_ts
   end
 
-  -- core.emit(edge, buf, n [, keys [, ts]]); keys: the keys, or the
-  -- records' key field (returns the index of the first record that is not
-  -- a table or has a nil key: it and the rest are not sent)
+  -- core.emit(edge, buf, n [, keys [, ts [, project]]]); keys: the keys,
+  -- or the records' key field (returns the index of the first record that
+  -- is not a table or has a nil key: it and the rest are not sent); with a
+  -- field and project true, {[field] = key} is sent for each record (as
+  -- the Lua 5.4 host's core.emit)
   local recs, keybuf = new_buf(65536), new_buf(4096)
   local ends, kends, tsarr, cap = nil, nil, nil, 0
   local MAXTS, MINTS, NO_TS = INT64_MAX, INT64_MIN, INT64_MIN
   local field_keys = {}
-  function core.emit(edge, buf, n, keys, ts)
+  local projected = {} -- field -> the one-entry tables sent, one per batch slot
+  function core.emit(edge, buf, n, keys, ts, project)
     local t = the_task()
     local stop
     if keys ~= nil and type(keys) ~= "table" then
@@ -647,6 +650,22 @@ function M.install(core)
           break
         end
         keys[i] = k
+      end
+      if project then
+        local p = projected[field]
+        if p == nil then
+          p = {}
+          projected[field] = p
+        end
+        for i = 1, n do
+          local r = p[i]
+          if r == nil then
+            r = {}
+            p[i] = r
+          end
+          r[field] = keys[i]
+        end
+        buf = p
       end
     end
     if n > cap then

@@ -203,10 +203,13 @@ local function remote_output(edge, env, rt)
     else
       -- keyed by a field: core.emit reads each record's key itself; from
       -- a record that is not a table or has a nil key on, the batch goes
-      -- through the key function (which raises for the nil key)
+      -- through the key function (which raises for the nil key). With
+      -- edge.project (the receiver reads the key alone: build_plan's
+      -- reads_key_only) it sends {[field] = key} for each record.
       local rest, rest_ts = {}, {}
+      local project = edge.project == true
       r.push = function(b, ts, n)
-        local stop = emit(id, b, n, field, ts)
+        local stop = emit(id, b, n, field, ts, project)
         if stop == nil then return end
         local m = 0
         for i = stop, n do

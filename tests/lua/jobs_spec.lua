@@ -286,6 +286,77 @@ describe("tide jobs #e2e", function()
     assert.is_true(files >= 2, "expected time-rolled files, got " .. files)
   end)
 
+  describe("only the key crosses to a count (projection)", function()
+    -- Records carry a field no exchange can encode (a function): a job
+    -- whose records cross whole fails with "cannot send a record"; a count
+    -- behind key_by(field) reads the key alone, so only {k = key} crosses
+    -- and the job runs. The counts are checked against values computed here.
+    -- the printed records (without the subtask prefix) are want's, in any order
+    local function assert_records(want, out)
+      local got = {}
+      for _, l in ipairs(lines(out)) do
+        if not l:find("^tide: ") then
+          local _, rec = split_prefix(l)
+          got[#got + 1] = rec
+        end
+      end
+      table.sort(want)
+      table.sort(got)
+      assert.are.same(want, got)
+    end
+    local GEN = [[
+      local env = tide.env{ parallelism = 2 }
+      local s = env:generate(function(i)
+          return { k = i % 3, t = i, v = i, pad = ("x"):rep(i), f = function() end }
+        end, 30)
+        :assign_timestamps(function(r) return r.t end, tide.watermarks.monotonous())
+        :key_by("k")
+    ]]
+
+    it("sends {k = key} to a keyed count()", function()
+      local out, code = run(GEN .. [[
+      s:count():map(function(r) return r.key .. "=" .. r.count end):print()
+      env:execute()
+      ]], { stderr = true })
+      assert.are.equal(0, code, out)
+      local want, n = {}, {}
+      for i = 1, 30 do
+        local k = i % 3
+        n[k] = (n[k] or 0) + 1
+        want[#want + 1] = k .. "=" .. n[k]
+      end
+      assert_records(want, out)
+    end)
+
+    it("sends {k = key} to a window's count()", function()
+      local out, code = run(GEN .. [[
+      s:window(tide.windows.tumbling(10)):count()
+        :map(function(r) return r.key .. "=" .. r.count end):print()
+      env:execute()
+      ]], { stderr = true })
+      assert.are.equal(0, code, out)
+      -- windows [0, 10), [10, 20), [20, 30), [30, 40) over t = 1..30
+      local want, n = {}, {}
+      for i = 1, 30 do
+        local id = (i - i % 10) .. "/" .. (i % 3)
+        n[id] = (n[id] or 0) + 1
+      end
+      for id, c in pairs(n) do want[#want + 1] = id:match("/(%d+)$") .. "=" .. c end
+      assert_records(want, out)
+    end)
+
+    it("sends whole records to a sum() and to a count with a late side output", function()
+      for _, tail in ipairs {
+        's:sum("v"):print()',
+        's:window(tide.windows.tumbling(10)):side_output_late("late"):count():print()',
+      } do
+        local out, code = run(GEN .. tail .. "\nenv:execute()\n", { stderr = true })
+        assert.are.equal(1, code, out)
+        assert.truthy(out:find("cannot send a record", 1, true), out)
+      end
+    end)
+  end)
+
   describe("batch mode, two-phase aggregation across an exchange", function()
     -- generate(i) for i = 1..1000 at parallelism 2 (two splits), keyed by
     -- i % 3 into an aggregate at parallelism 3: the senders pre-aggregate,
