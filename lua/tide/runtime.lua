@@ -350,7 +350,10 @@ function M.run(env, plan, ctx)
     shared_dir = job_dir and job_dir .. "/shared",
     restore_shared = ctx.restore_dir and ctx.restore_dir .. "/../shared" }
   state.configure(state_cfg)
-  local flush_state = state.flush
+  -- after a batch, a watermark or a timer round: a RocksDB backend writes
+  -- back once enough keys are in its cache (state.flush(true)); at the end
+  -- of input, everything (flush_state(true))
+  local function flush_state(hard) state.flush(not hard) end
   -- a restore reads the old snapshots before the operators are built, so
   -- that keyed operators make their state tables with room for what they
   -- restore (state.operator_backend)
@@ -404,8 +407,8 @@ function M.run(env, plan, ctx)
   end
   if #droppers > 0 then
     local batch_flush, set_dropped = flush_state, core.set_late_dropped
-    flush_state = function()
-      batch_flush()
+    flush_state = function(hard)
+      batch_flush(hard)
       local sum = 0
       for i = 1, #droppers do sum = sum + droppers[i]() end
       if sum ~= dropped_sum then
@@ -749,7 +752,7 @@ function M.run(env, plan, ctx)
           for _, c in pairs(combiners[id] or {}) do c.finish() end
         end
       end
-      flush_state()
+      flush_state(true)
       core.finish()
       -- drained for a savepoint: the final states are the savepoint's, so
       -- canonical (a RocksDB backend's, self-contained)

@@ -142,9 +142,11 @@ local function each(name, ...)
   end
 end
 
---- End of a batch, a watermark or a timer round: every backend writes
--- back what it changed (the runtime calls it; cheap when all are heap).
-function M.flush() each("flush") end
+--- Every backend writes back what it changed (the runtime calls it at the
+-- end of a batch, a watermark or a timer round; cheap when all are heap).
+-- @param soft boolean: a RocksDB backend may keep its cache until it holds
+--   enough keys (tide.state_rocksdb's FLUSH_KEYS); reads go through it
+function M.flush(soft) each("flush", soft) end
 
 --- The synchronous part of checkpoint id's snapshot, in the task thread
 -- before the fork (RocksDB: flush and a RocksDB checkpoint; for a

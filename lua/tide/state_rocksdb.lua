@@ -6,12 +6,17 @@
 -- one RocksDB instance per operator and subtask (a column family per
 -- state, keys laid out by key group): a key's entry is read from RocksDB
 -- the first time a batch touches it (one call per distinct key, not per
--- record), changes are made to the live value, and flush() (the runtime
--- calls it at the end of every batch, watermark and timer round) writes
--- back every key the batch touched in one RocksDB write batch and empties
--- the cache. So memory holds one batch's keys, and state can be far larger
--- than RAM (Flink's EmbeddedRocksDBStateBackend; values serialized on
--- every access, as there).
+-- record), changes are made to the live value, and flush() writes back
+-- every key touched since the last one in one RocksDB write batch and
+-- empties the cache. The runtime calls flush(true) at the end of every
+-- batch, watermark and timer round: it writes back once FLUSH_KEYS keys
+-- are cached or the timer service has changes for the write batch; snapshots,
+-- scans and the end of input flush at once. So memory holds a few
+-- batches' keys, and state can be far larger than RAM (Flink's
+-- EmbeddedRocksDBStateBackend; values serialized on every access, as
+-- there). Larger write batches, applied in key order, insert into the
+-- memtable's skip list nearer to one another (RocksDB reuses the last
+-- insert's position).
 --
 -- Value, list, reducing and aggregating state keep one entry per key (no
 -- namespace); map state one entry per map key and namespaced state (window
@@ -36,6 +41,10 @@ local M = {}
 
 local R = setmetatable({}, { __index = state.Backend })
 R.__index = R
+
+-- keys cached before flush(true) writes back: 16 batches of 1024
+local FLUSH_KEYS = 16384
+M.FLUSH_KEYS = FLUSH_KEYS
 
 local NONE = {}  -- a key read and found absent
 local BLIND = {} -- a key written without a read: it may have an entry
@@ -74,6 +83,7 @@ function M.new(cfg, max_parallelism, parallelism, subtask, clock)
   self.dir = self.home .. "/db"
   self.ids = {}       -- state id -> name (collisions)
   self.dirty = {}     -- states touched since the last flush
+  self.cached = 0     -- keys read or written since then (counted once each)
   self.pending = {}   -- old instances to restore from (snapshots)
   self.heap_snaps = {} -- heap snapshots to write in at open
   self.uploaded = {}  -- SST file name -> {shared name, size, crc}
@@ -164,6 +174,7 @@ function R:new_table(s)
     function mt.__index(_, k)
       if touched[k] ~= nil then return nil end
       dirty[s] = true
+      self.cached = self.cached + 1
       local v = self:db():get(id, k)
       if v == nil then
         touched[k] = NONE
@@ -176,6 +187,7 @@ function R:new_table(s)
     function mt.__newindex(_, k, v)
       if touched[k] == nil then
         dirty[s] = true
+        self.cached = self.cached + 1
         touched[k] = BLIND
       end
       rawset(t, k, v)
@@ -183,6 +195,7 @@ function R:new_table(s)
   else
     local function load(k)
       dirty[s] = true
+      self.cached = self.cached + 1
       local m = self:db():get_ns(id, k)
       local seen = {}
       if m then
@@ -207,10 +220,14 @@ end
 
 --- Write back what was touched since the last flush (one write batch) and
 -- empty the caches.
-function R:flush()
+-- @param soft boolean: only once FLUSH_KEYS keys are cached or the timer
+--   service has changes to write (the end of a batch: tide.state.flush(true))
+function R:flush(soft)
   -- the timer service stored here (tide.timers_rocksdb) writes into the
   -- same write batch
   local timers = self.attached
+  if soft and self.cached < FLUSH_KEYS and (not timers or timers:idle()) then return end
+  self.cached = 0
   if timers then timers:write() end
   local dirty = self.dirty
   if next(dirty) == nil then

@@ -593,6 +593,18 @@ function Service:next_processing_time()
   return K and head(K).ts
 end
 
+--- Whether write() has nothing to write back (no timer registered,
+-- deleted or fired since the last one): tide.state_rocksdb's flush(true)
+-- may then keep the state cache for a later write batch.
+function Service:idle()
+  if self.plan then return false end
+  for _, domain in ipairs(DOMAINS) do
+    local q = self[domain]
+    if #q.asks > 0 or #q.pending > 0 or #q.transient > 0 then return false end
+  end
+  return true
+end
+
 --- Write back what changed (tide.state_rocksdb's flush calls it before
 -- it commits the write batch).
 function Service:write()

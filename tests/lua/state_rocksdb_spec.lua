@@ -239,6 +239,47 @@ describe("tide.state on rocksdb, against the heap backend #unit", function()
     b:close()
   end)
 
+  it("writes back at the end of a batch only once FLUSH_KEYS keys are cached or timers changed", function()
+    local FLUSH_KEYS = require("tide.state_rocksdb").FLUSH_KEYS
+    local b = backend("rocksdb", rocks_cfg())
+    local cur = {}
+    local v = state.new(cur, b):value("v")
+    local id = b.states.v.id
+    for i = 1, 100 do
+      cur.key = i
+      v:update((v:value() or 0) + i)
+    end
+    b:flush(true)
+    local db = b:db()
+    assert.is_nil(db:get(id, 7)) -- not written yet
+    cur.key = 7
+    assert.are.equal(7, v:value()) -- the cache answers
+    v:update(70)
+    b:flush()                   -- a full flush writes every key
+    assert.are.equal(70, db:get(id, 7))
+    assert.are.equal(100, db:get(id, 100))
+    -- FLUSH_KEYS distinct keys: the end of a batch writes back
+    for i = 1, FLUSH_KEYS - 1 do
+      cur.key = 1000 + i
+      v:update(i)
+    end
+    b:flush(true)
+    assert.is_nil(db:get(id, 1000 + FLUSH_KEYS - 1))
+    cur.key = 1
+    v:update(-1)
+    b:flush(true)
+    assert.are.equal(FLUSH_KEYS - 1, db:get(id, 1000 + FLUSH_KEYS - 1))
+    assert.are.equal(-1, db:get(id, 1))
+    -- a timer registered: its write batch carries the state's changes too
+    local timers = require("tide.timers").new(function() end, b)
+    cur.key = 2
+    v:update(-2)
+    timers:register("event", 50, b:key(2), false, 2)
+    b:flush(true)
+    assert.are.equal(-2, db:get(id, 2))
+    b:close()
+  end)
+
   it("names the path when the instance cannot be opened", function()
     local cfg = rocks_cfg()
     cfg.dir = "/proc/tide-cannot-be-here/x"
