@@ -1283,6 +1283,22 @@ local TWO_PHASE = { count = true, sum = true, min = true, max = true }
 -- projects each record to {[field] = key} (see the edges' project below):
 -- what crosses the exchange is the key alone, as Flink SQL prunes the
 -- columns a query does not read.
+-- The local pre-aggregation an edge into node n may do (operators.lua's
+-- window_all_combiner), or nil: n is a window_all (not keyed) with an
+-- event-time tumbling assigner and a built-in sum, min or max, the default
+-- trigger, no evictor, no allowed lateness and no late side output (so
+-- that a partial is late, and fires, exactly when its records would).
+local function local_window_aggregation(n)
+  if n.kind ~= "window" or n.keyed or #n.inputs ~= 1 then return nil end
+  local kind, A = n.fn_kind, n.assigner
+  if kind ~= "sum" and kind ~= "min" and kind ~= "max" then return nil end
+  if A.kind ~= "tumbling" or not A.event_time or n.trigger ~= nil or n.evictor ~= nil
+    or n.late_tag ~= nil or n.process_fn ~= nil or (n.allowed_lateness or 0) ~= 0 then
+    return nil
+  end
+  return { size = A.size, offset = A.offset or 0, agg = kind, field = n.field }
+end
+
 local function reads_key_only(n)
   if #n.inputs ~= 1 then return false end
   if n.kind == "aggregate" then return n.agg == "count" end
@@ -1349,7 +1365,9 @@ local function build_plan(env, name)
           from_node = from.id, to_node = n.id, key = i.key, key_field = i.key_field, key_site = i.key_site,
           tag = i.tag, combine = n.merge_partials,
           project = i.resolved == "hash" and i.key_field ~= nil and i.tag == nil and not n.merge_partials
-            and reads_key_only(n) or nil }
+            and reads_key_only(n) or nil,
+          pre_aggregate = i.resolved ~= "hash" and i.resolved ~= "broadcast" and i.tag == nil
+            and local_window_aggregation(n) or nil }
         from.net_out[#from.net_out + 1] = #edges
       end
     end

@@ -932,6 +932,64 @@ local function aggregation_loop(node, out, rt, agg, st, mode)
     end }
 end
 
+--- Local pre-aggregation for a window_all (as Flink SQL's local/global
+-- window aggregation): spec = {size =, offset =, agg = "sum"|"min"|"max",
+-- field =} of an event-time tumbling window_all (tide.lua's
+-- local_window_aggregation says when it applies). Returns push(b, ts, n)
+-- that sends, per tumbling window among a batch's records, one partial
+-- through send(records, ts, m): the window's first record in the batch
+-- with the field replaced by the batch's sum, min or max (the number
+-- itself when field is nil), stamped with that record's timestamp. The
+-- window_all then combines partials as it would the records: the same
+-- result (first record, aggregate of all), with one record crossing per
+-- window and batch. A batch with a record that has no timestamp or no
+-- number to aggregate goes as it is (the window raises its error).
+function M.window_all_combiner(spec, send)
+  local size, off, agg, field = spec.size, spec.offset, spec.agg, spec.field
+  local slot = {}                          -- window start -> partial index
+  local firsts, accs, stamps = {}, {}, {} -- per partial
+  local out = {}
+  return function(b, ts, n)
+    if ts == nil then return send(b, ts, n) end
+    local m = 0
+    for i = 1, n do
+      local t, v = ts[i], b[i]
+      local x = v
+      if field ~= nil then x = type(v) == "table" and v[field] or nil end
+      if type(t) ~= "number" or type(x) ~= "number" then
+        for w in pairs(slot) do slot[w] = nil end
+        return send(b, ts, n)
+      end
+      local w = t - (t - off) % size
+      local j = slot[w]
+      if j == nil then
+        m = m + 1
+        slot[w], firsts[m], accs[m], stamps[m] = m, v, x, t
+      elseif agg == "sum" then
+        accs[j] = accs[j] + x
+      elseif agg == "min" then
+        if x < accs[j] then accs[j] = x end
+      elseif x > accs[j] then
+        accs[j] = x
+      end
+    end
+    for j = 1, m do
+      if field == nil then
+        out[j] = accs[j]
+      else
+        local c = {}
+        for f, y in next, firsts[j] do c[f] = y end
+        c[field] = accs[j]
+        out[j] = c
+      end
+      firsts[j] = nil
+    end
+    for w in pairs(slot) do slot[w] = nil end
+    send(out, stamps, m)
+    for j = 1, m do out[j] = nil end
+  end
+end
+
 --- The sending half of a two-phase batch aggregation (see MERGE above):
 -- pre-aggregates the records pushed into it per key, like node's
 -- aggregate, and at finish() hands the partials to emit(o, n, keys) with

@@ -221,6 +221,11 @@ local function remote_output(edge, env, rt)
         for i = 1, m do rest[i] = nil end
       end
     end
+  elseif edge.pre_aggregate then
+    -- into a window_all: one partial per window and batch (as Flink SQL's
+    -- local/global window aggregation)
+    r.push = operators.window_all_combiner(edge.pre_aggregate,
+      function(b, ts, n) emit(id, b, n, nil, ts) end)
   else
     r.push = function(b, ts, n) emit(id, b, n, nil, ts) end
   end

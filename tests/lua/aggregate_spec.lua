@@ -96,3 +96,50 @@ describe("tide keyed aggregations #unit", function()
     assert.are.same({ 1, 3, 6, 10 }, sums)
   end)
 end)
+
+-- operators.window_all_combiner: the local half of a window_all's
+-- aggregation across an exchange (tide.lua's local_window_aggregation).
+-- The partials are computed here by hand.
+describe("window_all pre-aggregation #unit", function()
+  local function run(spec, b, ts)
+    local sent = {}
+    local push = operators.window_all_combiner(spec, function(o, t, n)
+      local batch = { n = n }
+      for i = 1, n do batch[i] = { util.format(o[i]), t and t[i] } end
+      sent[#sent + 1] = batch
+    end)
+    push(b, ts, #b)
+    return sent
+  end
+
+  it("sends one partial per tumbling window: its first record with the batch's aggregate", function()
+    local b = { { id = "a", v = 3 }, { id = "b", v = 9 }, { id = "c", v = 1 }, { id = "d", v = 4 }, { id = "e", v = 7 } }
+    local ts = { 1, 12, 5, 10, 19 } -- windows of 10 from 0: [0, 10) holds a, c; [10, 20) holds b, d, e
+    for agg, want in pairs {
+      max = { { '{id="a", v=3}', 1 }, { '{id="b", v=9}', 12 } },
+      min = { { '{id="a", v=1}', 1 }, { '{id="b", v=4}', 12 } },
+      sum = { { '{id="a", v=4}', 1 }, { '{id="b", v=20}', 12 } },
+    } do
+      local sent = run({ size = 10, offset = 0, agg = agg, field = "v" }, b, ts)
+      want.n = 2
+      assert.are.same({ want }, sent, agg)
+    end
+  end)
+
+  it("aggregates numbers themselves without a field, and honours the offset", function()
+    -- offset 5: windows [-5, 5), [5, 15), [15, 25)
+    local sent = run({ size = 10, offset = 5, agg = "sum" }, { 1, 2, 4, 8, 16 }, { 4, 5, 14, 15, -3 })
+    assert.are.same({ { n = 3, { "17", 4 }, { "6", 5 }, { "8", 15 } } }, sent)
+    assert.are.same({ { n = 1, { "24", 15 } } }, run({ size = 10, offset = 5, agg = "sum" }, { 8, 16 }, { 15, 24 }))
+  end)
+
+  it("sends a batch as it is when a record has no timestamp or no number", function()
+    local b = { { v = 1 }, { v = "x" } }
+    local sent = run({ size = 10, offset = 0, agg = "sum", field = "v" }, b, { 1, 2 })
+    assert.are.same({ { n = 2, { "{v=1}", 1 }, { '{v="x"}', 2 } } }, sent)
+    sent = run({ size = 10, offset = 0, agg = "max", field = "v" }, { { v = 1 }, { v = 2 } }, { 1, nil })
+    assert.are.same({ { n = 2, { "{v=1}", 1 }, { "{v=2}" } } }, sent)
+    sent = run({ size = 10, offset = 0, agg = "max", field = "v" }, { { v = 1 } }, nil)
+    assert.are.same({ { n = 1, { "{v=1}" } } }, sent)
+  end)
+end)
