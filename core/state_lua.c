@@ -24,6 +24,7 @@ typedef struct ldb {
   td_backend_t *b;
   int max_parallelism;
   td_wbuf_t kb, nb, vb; /* encoded key, namespace, value */
+  uint64_t read_bytes;  /* bytes get and get_ns returned (db:read_bytes) */
 } ldb_t;
 
 static ldb_t *check_db(lua_State *L) {
@@ -127,6 +128,7 @@ static int l_get(lua_State *L) {
   int rc = td_backend_get(d->b, sid, kg, bytes_of(&d->kb), (td_bytes_t){NULL, 0}, &v);
   if (rc < 0) return raise_db(L, d, rc, "get");
   if (rc == 0) return 0;
+  d->read_bytes += v.len;
   push_decoded(L, v);
   return 1;
 }
@@ -143,6 +145,7 @@ static int l_get_ns(lua_State *L) {
     if (ns.len == 0) continue; /* an entry without namespace */
     if (!found) lua_newtable(L);
     found = 1;
+    d->read_bytes += ns.len + v.len;
     size_t off = 0;
     if (td_codec_decode(L, ns.data, ns.len, &off) != 0 || off != ns.len) {
       td_rocksdb_iter_free(it);
@@ -158,6 +161,17 @@ static int l_get_ns(lua_State *L) {
   td_rocksdb_iter_free(it);
   if (rc < 0) return raise_db(L, d, rc, "get");
   return found;
+}
+
+/* db:read_bytes([reset]) -> the bytes of the entries get and get_ns
+ * returned since the db was opened or last reset (reset true: zeroed
+ * after it is read). The state layer's cache bound (state_rocksdb.lua). */
+static int l_read_bytes(lua_State *L) {
+  ldb_t *d = check_db(L);
+  int reset = lua_toboolean(L, 2);
+  lua_pushinteger(L, (lua_Integer)d->read_bytes);
+  if (reset) d->read_bytes = 0;
+  return 1;
 }
 
 static int l_put(lua_State *L) {
@@ -825,7 +839,8 @@ static const luaL_Reg db_methods[] = {
     {"set_ttl", l_set_ttl}, {"set_time", l_set_time}, {"compact", l_compact},
     {"timer_put", l_timer_put},   {"timer_remove", l_timer_remove},
     {"timer_lookup", l_timer_lookup}, {"timer_range", l_timer_range},
-    {"timer_rewrite", l_timer_rewrite}, {NULL, NULL}};
+    {"timer_rewrite", l_timer_rewrite}, {"read_bytes", l_read_bytes},
+    {NULL, NULL}};
 
 static const luaL_Reg core_funcs[] = {
     {"rocksdb_open", l_open},       {"shared_upload", l_shared_upload},

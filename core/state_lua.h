@@ -13,6 +13,8 @@
  *       working directory is removed when the db is closed.
  *   db:get(state, key) -> value | nil            (entry without namespace)
  *   db:get_ns(state, key) -> {ns = value} | nil  (every namespace of key)
+ *   db:read_bytes([reset]) -> bytes    the encoded bytes get and get_ns
+ *       returned since open or the last reset (reset true: zeroed after)
  *   db:put(state, key, value), db:remove(state, key),
  *   db:put_ns(state, key, ns, value), db:remove_ns(state, key, ns),
  *   db:add(state, key, delta)                    (int64 merge: no read)

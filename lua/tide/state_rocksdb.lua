@@ -10,7 +10,8 @@
 -- every key touched since the last one in one RocksDB write batch and
 -- empties the cache. The runtime calls flush(true) at the end of every
 -- batch, watermark and timer round: it writes back once FLUSH_KEYS keys
--- are cached or the timer service has changes for the write batch; snapshots,
+-- (or FLUSH_BYTES bytes of entries read) are cached or the timer service
+-- has changes for the write batch; snapshots,
 -- scans and the end of input flush at once. So memory holds a few
 -- batches' keys, and state can be far larger than RAM (Flink's
 -- EmbeddedRocksDBStateBackend; values serialized on every access, as
@@ -42,9 +43,12 @@ local M = {}
 local R = setmetatable({}, { __index = state.Backend })
 R.__index = R
 
--- keys cached before flush(true) writes back: 16 batches of 1024
+-- what flush(true) lets the cache hold before it writes back: keys (16
+-- batches of 1024), and bytes of the entries read (a few large values,
+-- or keys with many namespaces, write back sooner)
 local FLUSH_KEYS = 16384
 M.FLUSH_KEYS = FLUSH_KEYS
+M.FLUSH_BYTES = 32 * 1024 * 1024 -- (read at each flush: a spec lowers it)
 
 local NONE = {}  -- a key read and found absent
 local BLIND = {} -- a key written without a read: it may have an entry
@@ -220,14 +224,19 @@ end
 
 --- Write back what was touched since the last flush (one write batch) and
 -- empty the caches.
--- @param soft boolean: only once FLUSH_KEYS keys are cached or the timer
---   service has changes to write (the end of a batch: tide.state.flush(true))
+-- @param soft boolean: only once FLUSH_KEYS keys or M.FLUSH_BYTES bytes of
+--   entries read are cached, or the timer service has changes to write
+--   (the end of a batch: tide.state.flush(true))
 function R:flush(soft)
   -- the timer service stored here (tide.timers_rocksdb) writes into the
   -- same write batch
   local timers = self.attached
-  if soft and self.cached < FLUSH_KEYS and (not timers or timers:idle()) then return end
+  if soft and self.cached < FLUSH_KEYS and (not timers or timers:idle())
+    and (self.handle == nil or self.handle:read_bytes() < M.FLUSH_BYTES) then
+    return
+  end
   self.cached = 0
+  if self.handle then self.handle:read_bytes(true) end
   if timers then timers:write() end
   local dirty = self.dirty
   if next(dirty) == nil then

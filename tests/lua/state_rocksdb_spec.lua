@@ -280,6 +280,41 @@ describe("tide.state on rocksdb, against the heap backend #unit", function()
     b:close()
   end)
 
+  it("writes back at the end of a batch once the entries read reach FLUSH_BYTES", function()
+    local M = require "tide.state_rocksdb"
+    local saved = M.FLUSH_BYTES
+    M.FLUSH_BYTES = 1000
+    local b = backend("rocksdb", rocks_cfg())
+    local cur = {}
+    local v = state.new(cur, b):value("v")
+    local id = b.states.v.id
+    cur.key = "big"
+    v:update(("x"):rep(600))
+    b:flush()
+    local db = b:db()
+    db:read_bytes(true)
+    cur.key = "big"
+    assert.are.equal(600, #v:value()) -- about 600 bytes read
+    cur.key = "small"
+    v:update(1)
+    b:flush(true)
+    assert.is_nil(db:get(id, "small")) -- under 1000 bytes: kept
+    assert.is_true(db:read_bytes() >= 600)
+    cur.key = "big2"
+    v:update(("y"):rep(600))
+    b:flush()
+    db:read_bytes(true)
+    for _, k in ipairs { "big", "big2" } do
+      cur.key = k
+      assert.are.equal(600, #v:value())
+    end
+    b:flush(true) -- 1200 bytes read: written back, the count zeroed
+    assert.are.equal(0, db:read_bytes())
+    assert.are.equal(1, db:get(id, "small"))
+    M.FLUSH_BYTES = saved
+    b:close()
+  end)
+
   it("names the path when the instance cannot be opened", function()
     local cfg = rocks_cfg()
     cfg.dir = "/proc/tide-cannot-be-here/x"
