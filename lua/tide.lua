@@ -1275,14 +1275,6 @@ end
 -- mode (count, sum, min, max: associative, and emitted only at the end)
 local TWO_PHASE = { count = true, sum = true, min = true, max = true }
 
--- Whether node n, fed by a hash edge keyed by a field, reads nothing of its
--- records but that field: the keyed count() ({key =, count =}) and a
--- window's count() ({key =, count =} per window) with the default trigger,
--- no evictor and no late side output (a trigger's on_element, an evictor
--- and the side output get the records themselves). The sender then
--- projects each record to {[field] = key} (see the edges' project below):
--- what crosses the exchange is the key alone, as Flink SQL prunes the
--- columns a query does not read.
 -- The local pre-aggregation an edge into node n may do (operators.lua's
 -- window_all_combiner), or nil: n is a window_all (not keyed) with an
 -- event-time tumbling assigner and a built-in sum, min or max, the default
@@ -1299,6 +1291,14 @@ local function local_window_aggregation(n)
   return { size = A.size, offset = A.offset or 0, agg = kind, field = n.field }
 end
 
+-- Whether node n, fed by a hash edge keyed by a field, reads nothing of its
+-- records but that field: the keyed count() ({key =, count =}) and a
+-- window's count() ({key =, count =} per window) with the default trigger,
+-- no evictor and no late side output (a trigger's on_element, an evictor
+-- and the side output get the records themselves). The sender then
+-- projects each record to {[field] = key} (see the edges' project below):
+-- what crosses the exchange is the key alone, as Flink SQL prunes the
+-- columns a query does not read.
 local function reads_key_only(n)
   if #n.inputs ~= 1 then return false end
   if n.kind == "aggregate" then return n.agg == "count" end

@@ -670,6 +670,16 @@ local MERGE = {
   max = "if x > a then vals[k] = x end",
 }
 
+-- A copy of record first with field set to s (the output of a keyed or
+-- windowed sum/min/max: the first record with the aggregate).
+local function with_field(first, field, s)
+  -- the nil fields presize the copy's hash part: no rehash while it grows
+  local c = { _1 = nil, _2 = nil, _3 = nil, _4 = nil }
+  for f, v in next, first do c[f] = v end
+  c[field] = s
+  return c
+end
+
 local function aggregation_loop(node, out, rt, agg, st, mode)
   local nxt = out.push
   local inp = node.inputs[1]
@@ -714,13 +724,7 @@ local function aggregation_loop(node, out, rt, agg, st, mode)
   local shape_of = {} -- key -> the {copy =, fill =} functions of its first record's shape
   local shapes = {}   -- field names, sorted and joined -> {copy =, fill =}
   local generic = {
-    copy = function(first, s)
-      -- the nil fields presize the copy's hash part: no rehash while it grows
-      local c = { _1 = nil, _2 = nil, _3 = nil, _4 = nil }
-      for f, v in next, first do c[f] = v end
-      c[field] = s
-      return c
-    end,
+    copy = function(first, s) return with_field(first, field, s) end,
     fill = function(t, first, s)
       for f, v in next, first do t[f] = v end
       t[field] = s
@@ -949,6 +953,10 @@ function M.window_all_combiner(spec, send)
   local slot = {}                          -- window start -> partial index
   local firsts, accs, stamps = {}, {}, {} -- per partial
   local out = {}
+  local function forget(m)
+    for w in pairs(slot) do slot[w] = nil end
+    for j = 1, m do firsts[j] = nil end
+  end
   return function(b, ts, n)
     if ts == nil then return send(b, ts, n) end
     local m = 0
@@ -957,7 +965,7 @@ function M.window_all_combiner(spec, send)
       local x = v
       if field ~= nil then x = type(v) == "table" and v[field] or nil end
       if type(t) ~= "number" or type(x) ~= "number" then
-        for w in pairs(slot) do slot[w] = nil end
+        forget(m)
         return send(b, ts, n)
       end
       local w = t - (t - off) % size
@@ -974,17 +982,9 @@ function M.window_all_combiner(spec, send)
       end
     end
     for j = 1, m do
-      if field == nil then
-        out[j] = accs[j]
-      else
-        local c = {}
-        for f, y in next, firsts[j] do c[f] = y end
-        c[field] = accs[j]
-        out[j] = c
-      end
-      firsts[j] = nil
+      out[j] = field == nil and accs[j] or with_field(firsts[j], field, accs[j])
     end
-    for w in pairs(slot) do slot[w] = nil end
+    forget(m)
     send(out, stamps, m)
     for j = 1, m do out[j] = nil end
   end

@@ -145,7 +145,8 @@ end
 --- Every backend writes back what it changed (the runtime calls it at the
 -- end of a batch, a watermark or a timer round; cheap when all are heap).
 -- @param soft boolean: a RocksDB backend may keep its cache until it holds
---   enough keys (tide.state_rocksdb's FLUSH_KEYS); reads go through it
+--   enough keys or bytes (tide.state_rocksdb's FLUSH_KEYS, FLUSH_BYTES);
+--   reads go through it
 function M.flush(soft) each("flush", soft) end
 
 --- The synchronous part of checkpoint id's snapshot, in the task thread

@@ -11,9 +11,9 @@
 -- empties the cache. The runtime calls flush(true) at the end of every
 -- batch, watermark and timer round: it writes back once FLUSH_KEYS keys
 -- (or FLUSH_BYTES bytes of entries read) are cached or the timer service
--- has changes for the write batch; snapshots,
--- scans and the end of input flush at once. So memory holds a few
--- batches' keys, and state can be far larger than RAM (Flink's
+-- has changes for the write batch; snapshots, scans and the end of input
+-- flush at once. So memory holds a few batches' keys, and state can be
+-- far larger than RAM (Flink's
 -- EmbeddedRocksDBStateBackend; values serialized on every access, as
 -- there). Larger write batches, applied in key order, insert into the
 -- memtable's skip list nearer to one another (RocksDB reuses the last
