@@ -700,6 +700,27 @@ function M.install(core)
     return stop
   end
 
+  -- core.check_numbers(b, n [, field]) -> nothing | index, value: as the
+  -- C function (host_lua54.c), in Lua. Compiled, the loop costs a few
+  -- instructions per record; the C one makes four C API calls per record,
+  -- about 250 instructions a record on LuaJIT (7% of the streaming word
+  -- count's)
+  function core.check_numbers(b, n, field)
+    if field == nil then
+      for i = 1, n do
+        local v = b[i]
+        if type(v) ~= "number" then return i, v end
+      end
+      return
+    end
+    for i = 1, n do
+      local r = b[i]
+      if type(r) ~= "table" then return i, nil end
+      local v = r[field]
+      if type(v) ~= "number" then return i, v end
+    end
+  end
+
   -- core.encode(v [, canonical]) -> bytes; core.decode(s) -> v
   local enc = new_buf(4096)
   function core.encode(v, canonical)

@@ -97,6 +97,75 @@ describe("tide keyed aggregations #unit", function()
   end)
 end)
 
+-- core.check_numbers, the built-in sum's check of a batch: C on Lua 5.4,
+-- Lua on LuaJIT (tide.ffi); both must answer alike.
+describe("core.check_numbers #unit", function()
+  local core = require "tide.core"
+  it("returns nothing when every value is a number", function()
+    assert.are.same({}, { core.check_numbers({ 1, 2.5, -3 }, 3) })
+    assert.are.same({}, { core.check_numbers({ { n = 1 }, { n = 2.5 } }, 2, "n") })
+    -- only the first n entries count
+    assert.are.same({}, { core.check_numbers({ 1, 2, "x" }, 2) })
+  end)
+  it("returns the first index that is not a number, and its value", function()
+    assert.are.same({ 2, "x" }, { core.check_numbers({ 1, "x", "y" }, 3) })
+    assert.are.same({ 3, true }, { core.check_numbers({ { n = 1 }, { n = 2 }, { n = true } }, 3, "n") })
+    assert.are.same(2, (core.check_numbers({ { n = 1 }, { m = 2 } }, 2, "n")))
+    -- a record that is not a table has no field: index, nil
+    local i, v = core.check_numbers({ { n = 1 }, 5 }, 2, "n")
+    assert.are.same({ 2, true }, { i, v == nil })
+    -- a field through __index counts, as v[field] does
+    assert.are.same({}, { core.check_numbers({ setmetatable({}, { __index = { n = 3 } }) }, 1, "n") })
+  end)
+end)
+
+-- A key's first record that holds only the key and the field ({k =, n =})
+-- is kept as true, not as a copy (operators.lua, "compact"); the output
+-- must still be that record with the running value, whatever later
+-- records of the key hold, and a first record with more fields, a number
+-- key or a key read through a metatable keeps its copy.
+describe("keyed aggregations' compact first records #unit", function()
+  local function batches()
+    local via_meta = setmetatable({ n = 5, tag = "m" }, { __index = { k = "m" } })
+    return {
+      { { k = "a", n = 1 }, { k = "b", n = 2, tag = "b1" }, { k = "a", n = 3, extra = "x" }, { k = 7, n = 1 } },
+      { { k = "b", n = 4 }, { k = "a", n = 5 }, { k = 7.0, n = 2 }, via_meta, { k = "m", n = 1 } },
+    }
+  end
+  -- the expected outputs, by hand: a's first record is {k = "a", n = 1},
+  -- b's {k = "b", n = 2, tag = "b1"}, 7's {k = 7, n = 1} (its later 7.0
+  -- is the same key), m's has no raw k (util.format names its fields)
+  local want = {
+    sum = { '{k="a", n=1}', '{k="b", n=2, tag="b1"}', '{k="a", n=4}', '{k=7, n=1}',
+      '{k="b", n=6, tag="b1"}', '{k="a", n=9}', '{k=7, n=3}', '{n=5, tag="m"}', '{n=6, tag="m"}' },
+    max = { '{k="a", n=1}', '{k="b", n=2, tag="b1"}', '{k="a", n=3}', '{k=7, n=1}',
+      '{k="b", n=4, tag="b1"}', '{k="a", n=5}', '{k=7, n=2}', '{n=5, tag="m"}', '{n=5, tag="m"}' },
+  }
+  for _, agg in ipairs { "sum", "max" } do
+    for _, reusable in ipairs { true, false } do
+      it(string.format("%s: the outputs are the first records with the aggregate (consumer keeps records: %s)",
+        agg, tostring(not reusable)), function()
+        local op, seen = aggregate(agg, "n", reusable)
+        for _, b in ipairs(batches()) do op.push(b, nil, #b) end
+        assert.are.same(want[agg], seen)
+        -- only a's first record is kept as true
+        local firsts = {}
+        for kg, g in pairs(op.snapshot().keyed.states[agg .. ".first"].groups) do
+          assert.is_number(kg)
+          for i = 1, #g, 2 do firsts[g[i]] = g[i + 1] == true and true or type(g[i + 1]) end
+        end
+        assert.are.same({ a = true, b = "table", [7] = "table", m = "table" }, firsts)
+        -- and a restored operator goes on from there
+        local op2, seen2 = aggregate(agg, "n", reusable)
+        op2.restore(op.snapshot(), { op.snapshot() })
+        op2.push({ { k = "a", n = 10 }, { k = "b", n = 10 } }, nil, 2)
+        local a, b = agg == "sum" and 19 or 10, agg == "sum" and 16 or 10
+        assert.are.same({ '{k="a", n=' .. a .. '}', '{k="b", n=' .. b .. ', tag="b1"}' }, seen2)
+      end)
+    end
+  end
+end)
+
 -- operators.window_all_combiner: the local half of a window_all's
 -- aggregation across an exchange (tide.lua's local_window_aggregation).
 -- The partials are computed here by hand.
