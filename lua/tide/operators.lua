@@ -702,12 +702,14 @@ local function aggregation_loop(node, out, rt, agg, st, mode)
   local raws = mode == "combine" and {} or nil
   -- A first record that holds the key field (a string) and the aggregated
   -- field and nothing else, as {word = w, n = 1} behind
-  -- key_by("word"):sum("n"), is not kept: the state holds true, and the
-  -- output is {[key field] = k, [field] = aggregate}, the same record (a
-  -- string key is the record's own value; a number key is kept as a copy,
-  -- since 1 and 1.0 are one key). One table per key fewer: a word count's
-  -- live heap is about half as big, and the collector's work with it
-  -- (LuaJIT's collector marks the whole heap every cycle).
+  -- key_by("word"):sum("n"), is not kept: the key has no entry in the
+  -- first-record state (a key with an aggregate and no first record), and
+  -- the output is {[key field] = k, [field] = aggregate}, the same record
+  -- (a string key is the record's own value; a number key's record is
+  -- kept, since 1 and 1.0 are one key). No table and no entry per key: a
+  -- word count's live heap is about half as big, the collector's work
+  -- with it too (LuaJIT's collector marks the whole heap every cycle),
+  -- and the lookup of a key's first record finds an empty table.
   local kfield = inp.key_field
   local compact = with_first and mode == nil and type(field) == "string" and type(kfield) == "string"
     and kfield ~= field
@@ -800,7 +802,7 @@ local function aggregation_loop(node, out, rt, agg, st, mode)
     end
     if not with_first then return vals[k] end
     local first = firsts[k]
-    if first == true then
+    if first == nil then
       if not reuse then return { [kfield] = k, [field] = vals[k] } end
       local t = slots[m]
       if not t or slot_shape[m] ~= key_shape then t = reslot(m, key_shape) end
@@ -876,7 +878,7 @@ local function aggregation_loop(node, out, rt, agg, st, mode)
     -- a compact first (see above): the output is built from the key
     return string.format([[
     m = m + 1
-    if firsts[k] == true then
+    if firsts[k] == nil then
       local t = slots[m]
       if t == nil or slot_shape[m] ~= KS then t = reslot(m, KS) end
       t[%q] = k; t[%q] = vals[k]
@@ -893,8 +895,8 @@ local function aggregation_loop(node, out, rt, agg, st, mode)
     :gsub("%$VALUE", agg == "count" and "1" or (agg == "reduce" or field == nil) and "v" or index(field))
     :gsub("%$CHECK", check)
     :gsub("%$BATCHCHECK", batch_check)
-    :gsub("%$FIRST", with_first and (compact and "if type(k) == 'string' and rawget(v, kfield) == k and " ..
-        "rawget(v, field) ~= nil and next(v, (next(v, (next(v))))) == nil then firsts[k] = true else " ..
+    :gsub("%$FIRST", with_first and (compact and "if not (type(k) == 'string' and rawget(v, kfield) == k and " ..
+        "rawget(v, field) ~= nil and next(v, (next(v, (next(v))))) == nil) then " ..
         (borrows and "firsts[k] = copy(v)" or "firsts[k] = v") .. " end"
         or (borrows and "firsts[k] = copy(v)" or "firsts[k] = v"))
       or keys and "if type(k) == 'table' then firsts[k] = $KEY end" or "")
