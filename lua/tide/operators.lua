@@ -108,16 +108,39 @@ M.collector = collector
 
 -- ---- stateless ----------------------------------------------------------
 
+local FUSE_AFTER = 4 -- batches a fused map goes through unfused first
+
 function ops.map(node, out)
   local f, o, nxt = node.fn, {}, out.push
-  return { push = function(b, ts, n)
+  local function push(b, ts, n)
     for i = 1, n do
       local v = f(b[i])
       if v == nil then error("map: the function returned nil (records cannot be nil)", 0) end
       o[i] = v
     end
     nxt(o, ts, n)
-  end }
+  end
+  local target = out.fusable and #out.targets == 1 and out.targets[1]
+  if not (target and target.op and target.op.fuse_map and #target.node.inputs == 1) then return { push = push } end
+  -- fused into its only consumer, a keyed aggregate (aggregation_loop's
+  -- fuse_map). The first FUSE_AFTER batches go through unfused: LuaJIT
+  -- compiles the fused loop along the path it takes when the loop gets
+  -- hot, and by then most records' keys have state (the path where the
+  -- record need not be built), where the first batch is mostly first
+  -- records of their keys
+  local function map_nil() error("map: the function returned nil (records cannot be nil)", 0) end
+  local fused = target.op.fuse_map(f, map_nil)
+  local warm = FUSE_AFTER
+  local function fused_push(b, ts, n)
+    if warm > 0 then
+      warm = warm - 1
+      return push(b, ts, n)
+    end
+    return fused(b, ts, n)
+  end
+  -- errors name the map when its function or map_nil raised, the
+  -- aggregate otherwise (runtime.handler: the innermost operator function)
+  return { push = fused_push, owners = { [fused] = target.node, [f] = node, [map_nil] = node } }
 end
 
 function ops.filter(node, out)
@@ -611,15 +634,16 @@ ops.co_process = ops.process
 
 local AGG_TEMPLATE = [[
 local keyf, kfield, field, fn, vals, firsts, nxt, intern, fail, result, raws, check_numbers, spec = ...
-local shape_of, slots, slot_shape, SH, reslot, shape_for, copy, KS =
-  spec.shape_of, spec.slots, spec.slot_shape, spec.SH, spec.reslot, spec.shape_for, spec.copy, spec.KS
+local shape_of, slots, slot_shape, SH, reslot, shape_for, copy, KS, pre, ffail =
+  spec.shape_of, spec.slots, spec.slot_shape, spec.SH, spec.reslot, spec.shape_for, spec.copy, spec.KS,
+  spec.pre, spec.ffail
 local type, next, rawget = type, next, rawget
 local o = {}
 return function(b, ts, n)
   local m = 0
   $BATCHCHECK
   for i = 1, n do
-    local v = b[i]
+    local v = $ITEM
     local k = $KEY
     local x = $VALUE
     $CHECK
@@ -627,7 +651,7 @@ return function(b, ts, n)
     if a == nil then
       -- a miss: the key may be nil (an error) or a table (compared by
       -- value: the state layer's interned copy); hits need no check
-      if k == nil then fail("key") elseif type(k) == "table" then
+      if k == nil then $KEYFAIL elseif type(k) == "table" then
         local kr = k
         k = intern(k)
         a = vals[k]
@@ -888,8 +912,14 @@ local function aggregation_loop(node, out, rt, agg, st, mode)
 
     end]]
   end
-  local function gen(sh)
+  -- gen(sh, fz): the loop; fz: with a map fused in (fuse_map below)
+  local fused, ffail, fused_item, fused_check
+  local function gen(sh, fz)
   local src = AGG_TEMPLATE
+    :gsub("%$ITEM", fz and fused_item or "b[i]")
+    :gsub("%$KEYFAIL", fz and "ffail('key', b, n, i, v)" or "fail('key')")
+    :gsub("%$CHECK", fz and fused_check or "$CHECK")
+    :gsub("%$BATCHCHECK", fz and "" or "$BATCHCHECK")
     :gsub("%$RAWSAVE", raws and "if a == nil then raws[k] = kr end" or "")
     :gsub("%$KEY", function() return kexpr end)
     :gsub("%$VALUE", agg == "count" and "1" or (agg == "reduce" or field == nil) and "v" or index(field))
@@ -907,17 +937,68 @@ local function aggregation_loop(node, out, rt, agg, st, mode)
   return assert(load(src, "=[tide " .. agg .. "]", "t"))(inp.key, inp.key_field, field, node.fn,
     vals, keys or firsts, nxt, function(k) return st:key(k) end, fail, result, raws, core.check_numbers,
     { shape_of = shape_of, slots = slots, slot_shape = slot_shape, SH = sh, reslot = reslot,
-      shape_for = shape_for, copy = copy, KS = key_shape })
+      shape_for = shape_for, copy = copy, KS = key_shape, pre = fz and fz.pre, ffail = ffail })
   end
   local push = gen(nil)
+  local current -- the shape the loops are specialized for (nil: none)
+  local fused_impl -- the fused loop, once fuse_map made one
   if reuse and with_first and type(field) == "string" and mode == nil then
     -- monomorphic: the loop is generated again, once, for the first shape
     -- of record seen (other shapes take the general path)
     local impl = push
-    push = function(b, ts, n) return impl(b, ts, n) end
+    -- (not a tail call: this function names the operator in an error
+    -- raised by the loop, see runtime.handler)
+    push = function(b, ts, n) impl(b, ts, n) end
     specialize = function(sh)
       specialize = nil
-      if sh ~= generic then impl = gen(sh) end
+      if sh ~= generic then
+        current = sh
+        impl = gen(sh)
+        if fused then fused_impl = gen(sh, fused) end
+      end
+    end
+  end
+  local fuse_map
+  if mode == nil and agg ~= "reduce" and compat.luajit then
+    -- A map chained into this aggregate as its only consumer is fused into
+    -- the loop (ops.map; LuaJIT only): fuse_map(pre, map_nil) returns a
+    -- push over the map's input that calls pre (the map's function) on
+    -- each record and aggregates the result; map_nil raises the map's
+    -- error for a nil. Compiled, a record that does not outlive its
+    -- iteration, as {word = w, n = 1} into a sum, is then not allocated
+    -- (LuaJIT's allocation sinking). On Lua 5.4 the record is built either
+    -- way, and sum's batch check in C costs less than a type() per record.
+    --
+    -- A fused loop fails as the map and the aggregate apart would: the map
+    -- ran over the whole batch before the aggregate saw any of it, so a
+    -- map error anywhere in the batch comes first, then sum's check of the
+    -- batch, then the loop's own error. ffail(what, b, n, i, v, x) at
+    -- record i, mapped to v: what is "map" (v is nil), "key" (its key is
+    -- nil) or "value" (x is not a number; nil for min and max).
+    ffail = function(what, b, n, i, v, x)
+      if what == "map" then fused.map_nil() end
+      local rest = { v }
+      for j = i + 1, n do
+        local w = fused.pre(b[j])
+        if w == nil then fused.map_nil() end
+        rest[j - i + 1] = w
+      end
+      if agg == "sum" then
+        local bad, bv = core.check_numbers(rest, #rest, field)
+        if bad then fail("value", bv) end
+      end
+      if what == "key" then fail("key") end
+      fail("value", x)
+    end
+    -- sum's check, per record: a record that is not a table has no field
+    fused_item = "pre(b[i]) if v == nil then ffail('map', b, n, i) end" ..
+      (agg == "sum" and field ~= nil and " if type(v) ~= 'table' then ffail('value', b, n, i, v, nil) end" or "")
+    fused_check = agg == "sum" and "if type(x) ~= 'number' then ffail('value', b, n, i, v, x) end"
+      or agg ~= "count" and "if x == nil then ffail('value', b, n, i, v, x) end" or ""
+    fuse_map = function(pre, map_nil)
+      fused = { pre = pre, map_nil = map_nil }
+      fused_impl = gen(current, fused)
+      return function(b, ts, n) fused_impl(b, ts, n) end -- (not a tail call, as push)
     end
   end
   if mode == "merge" then
@@ -959,7 +1040,7 @@ local function aggregation_loop(node, out, rt, agg, st, mode)
       if m > 0 then nxt(o, nil, m) end
     end
   end
-  return { push = push, finish = finish,
+  return { push = push, finish = finish, fuse_map = fuse_map,
     borrow = borrows and function()
       borrowed = true
       return true

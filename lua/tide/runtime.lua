@@ -72,6 +72,11 @@ end
 function M.build(env, ids, rt, local_consumers, remote_outputs, unconsumed_side)
   local built, op_of_fn = {}, {}
   local valves = {} -- per node with several inputs: its inputs' watermarks
+  local fn_uses = {}
+  for _, id in ipairs(ids) do
+    local f = env.nodes[id].fn
+    if f ~= nil then fn_uses[f] = (fn_uses[f] or 0) + 1 end
+  end
   for i = #ids, 1, -1 do
     local node = env.nodes[ids[i]]
     local main, wms, statuses, side_pushes, targets = {}, {}, {}, {}, {}
@@ -116,10 +121,15 @@ function M.build(env, ids, rt, local_consumers, remote_outputs, unconsumed_side)
       if unconsumed_side then return unconsumed_side(node, tag) end
       return function() end
     end
+    -- a map whose function no other operator of the chain has may be
+    -- fused into its consumer (ops.map): its op then says which node each
+    -- of its functions belongs to
+    out.fusable = node.fn ~= nil and fn_uses[node.fn] == 1
     local op = ops[node.kind](node, out, rt)
     op.watermark = op.watermark or out.watermark
     op.status = op.status or out.status
     built[node.id] = op
+    for f, owner in pairs(op.owners or {}) do op_of_fn[f] = owner end
     for _, f in pairs(op) do
       if type(f) == "function" and not op_of_fn[f] then op_of_fn[f] = node end
     end

@@ -213,3 +213,109 @@ describe("window_all pre-aggregation #unit", function()
     assert.are.same({ { n = 1, { "{v=1}" } } }, sent)
   end)
 end)
+
+-- A map chained into a keyed aggregate as its only consumer is fused into
+-- the aggregate's loop on LuaJIT (operators.lua, fuse_map; on Lua 5.4
+-- both pipelines below are the unfused one). Fused or not, the outputs
+-- must be the same, computed here by a plain loop, and so must every
+-- error, also when a batch holds several bad records: the map's errors
+-- come first, then sum's check of the whole batch, then a nil key.
+describe("a map fused into a keyed aggregate #unit", function()
+  local compat = require "tide.compat"
+  local function pipeline(agg, fusable)
+    local seen = {}
+    local anode = { inputs = { { key_field = "k", key = function(v) return v.k end } }, agg = agg,
+      field = agg ~= "count" and "n" or nil, kind = "aggregate", uid = "agg", name = agg, site = "spec" }
+    local aout = { reusable = true, watermark = function() end,
+      push = function(b, _, n) for i = 1, n do seen[#seen + 1] = util.format(b[i]) end end }
+    local aop = operators.ops.aggregate(anode, aout, { batch = false, subtask = 0, parallelism = 1 })
+    -- the map: a word -> {k = word, n = #word}; "nil" -> nil; "nokey" ->
+    -- a record without k; "text" -> n is a string; "num" -> a number;
+    -- "boom" raises
+    local function f(w)
+      if w == "nil" then return nil end
+      if w == "boom" then error("boom", 0) end
+      if w == "nokey" then return { n = 1 } end
+      if w == "text" then return { k = "t", n = "x" } end
+      if w == "num" then return 7 end
+      if w == "wide" then return { k = "wide", n = 2, extra = true } end
+      return { k = w, n = #w }
+    end
+    local mnode = { fn = f, kind = "map", uid = "m", name = "map", site = "spec" }
+    local mop = operators.ops.map(mnode, { push = aop.push, watermark = function() end, fusable = fusable,
+      targets = { { push = aop.push, op = aop, node = anode } } })
+    return mop, seen
+  end
+  local words = { "a", "bb", "a", "ccc", "wide", "bb", "dddd", "a", "wide", "e" }
+  local function oracle(agg)
+    local vals, firsts, out = {}, {}, {}
+    for _ = 1, 8 do
+      for _, w in ipairs(words) do
+        local r = w == "wide" and { k = "wide", n = 2, extra = true } or { k = w, n = #w }
+        local x = agg == "count" and 1 or r.n
+        if vals[w] == nil then
+          vals[w], firsts[w] = x, r
+        elseif agg == "sum" or agg == "count" then
+          vals[w] = vals[w] + x
+        elseif agg == "min" then
+          vals[w] = math.min(vals[w], x)
+        else
+          vals[w] = math.max(vals[w], x)
+        end
+        if agg == "count" then
+          out[#out + 1] = util.format({ key = w, count = vals[w] })
+        else
+          local c = {}
+          for f, v in pairs(firsts[w]) do c[f] = v end
+          c.n = vals[w]
+          out[#out + 1] = util.format(c)
+        end
+      end
+    end
+    return out
+  end
+
+  it("is fused on LuaJIT only", function()
+    local mop = pipeline("sum", true)
+    assert.are.equal(compat.luajit, mop.owners ~= nil)
+    assert.is_nil(pipeline("sum", false).owners)
+  end)
+
+  for _, agg in ipairs { "sum", "min", "max", "count" } do
+    it(agg .. " gives the records the map and the aggregate apart give", function()
+      local mop, seen = pipeline(agg, true)
+      -- 8 batches: the first ones go through unfused, the rest fused
+      for _ = 1, 8 do mop.push(words, nil, #words) end
+      assert.are.same(oracle(agg), seen)
+    end)
+  end
+
+  local function error_of(agg, fusable, batch)
+    local mop = pipeline(agg, fusable)
+    for _ = 1, 6 do mop.push(words, nil, #words) end -- past the unfused batches
+    local ok, err = pcall(mop.push, batch, nil, #batch)
+    assert.is_false(ok)
+    return err
+  end
+  local bad = {
+    { "sum", { "a", "nil", "b" }, "map: the function returned nil" },
+    { "sum", { "a", "boom" }, "boom" },
+    { "sum", { "a", "text", "b" }, "field 'n' is not a number (got string)" },
+    { "sum", { "num" }, "field 'n' is not a number (got nil)" },
+    { "sum", { "a", "nokey" }, "key of a record is nil" },
+    -- several bad records: as the map and the aggregate apart
+    { "sum", { "nokey", "text" }, "field 'n' is not a number (got string)" },
+    { "sum", { "nokey", "a", "nil" }, "map: the function returned nil" },
+    { "sum", { "text", "boom" }, "boom" },
+    { "max", { "nokey", "text" }, "key of a record is nil" },
+    { "count", { "a", "nokey", "nil" }, "map: the function returned nil" },
+  }
+  for _, case in ipairs(bad) do
+    local agg, batch, want = case[1], case[2], case[3]
+    it(string.format("%s over {%s} fails with '%s', fused or not", agg, table.concat(batch, ", "), want), function()
+      local fused, apart = error_of(agg, true, batch), error_of(agg, false, batch)
+      assert.are.equal(apart, fused)
+      assert.matches(want, fused, 1, true)
+    end)
+  end
+end)
