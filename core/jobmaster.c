@@ -50,6 +50,8 @@ static struct {
   int n_subtasks;
   request_t *requests;   /* per subtask */
   char failure[1024];    /* the attempt's first failure, "" if none */
+  int failure_lost_peer; /* failure is a task manager's lost connection to
+                            another task manager (see fail_locked) */
   td_job_cluster_t cluster;
   td_job_t *job;
   int busy;              /* loop-thread calls into job's coordinator */
@@ -62,9 +64,24 @@ static proc_t *proc_of(td_net_peer_t *p) {
   return NULL;
 }
 
-/* Record the attempt's first failure (mu held) and wake the waiter. */
+/* What a task manager reports when its connection to another task manager
+ * closed (taskmanager.c, on_closed). */
+static const char LOST_PEER[] = "lost the connection to the task manager at ";
+
+/* Record the attempt's first failure (mu held) and wake the waiter. A task
+ * manager whose part failed closes its connections to the others, which
+ * then report a lost connection; both reports race to the master. So a
+ * lost connection between task managers is replaced by the next failure
+ * that is not one: the job's error is the cause, not its echo (as Flink
+ * reports the root cause of a failover, not the tasks it cancelled). The
+ * attempt's error is read once every task manager ended its part (or 30 s
+ * after the cancel), and the cause's report comes before its own "done". */
 static void fail_locked(const char *why) {
-  if (!jmr.failure[0]) snprintf(jmr.failure, sizeof jmr.failure, "%s", why);
+  int lost_peer = strstr(why, LOST_PEER) != NULL;
+  if (!jmr.failure[0] || (jmr.failure_lost_peer && !lost_peer)) {
+    snprintf(jmr.failure, sizeof jmr.failure, "%s", why);
+    jmr.failure_lost_peer = lost_peer;
+  }
   pthread_cond_broadcast(&jmr.changed);
 }
 
@@ -420,6 +437,7 @@ int td_cluster_master_begin(td_job_spec_t *spec, char *err, size_t errlen) {
   pthread_mutex_lock(&jmr.mu);
   jmr.attempt++;
   jmr.failure[0] = 0;
+  jmr.failure_lost_peer = 0;
   /* slots: asked again every second until the job manager has enough
    * (task managers may still be registering), for up to 30 s */
   json_t *slots = NULL;

@@ -453,6 +453,8 @@ static void on_closed(void *ud, td_net_peer_t *p, const char *why) {
       ours = d->peers[j] == p && td_netx_open_routes(tm.netx, p) > 0;
     if (!ours || d->cancelled) continue;
     char reason[400];
+    /* (the job master tells "the task manager at" apart: jobmaster.c,
+     * fail_locked) */
     snprintf(reason, sizeof reason, "lost the connection to %s %s: %s",
              d->master == p ? "the job master at" : "the task manager at", td_net_peer_addr(p), why);
     if (d->job) td_job_fail(d->job, reason);

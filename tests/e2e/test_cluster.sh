@@ -146,7 +146,7 @@ for _ in $(seq 600); do
   "$TIDE" list --jobmanager "$JM" --secret-file "$TMP/secret" 2>/dev/null | grep -q "^$DET " || break
   sleep 0.1
 done
-for _ in $(seq 50); do grep -q 'ended: exit status' "$TMP/jm.err" && break; sleep 0.1; done
+for _ in $(seq 600); do grep -q 'ended: exit status' "$TMP/jm.err" && break; sleep 0.1; done
 check_contains "the job manager started its master" "$TMP/jm.err" "job $DET submitted"
 check_contains "... which ended with exit status 0" "$TMP/jm.err" "ended: exit status 0"
 cat_parts wc-det | sort >"$TMP/det.actual"
