@@ -61,8 +61,13 @@ kill_after() { # NAME P [--resume]
   "$TIDE" run "$JOB" -p "$_p" $STATE_ARGS "$@" -- "$IN" "$TMP/out-$_name" "$TMP/ck-$_name" "$RATE" \
     $MODE >"$TMP/$_name.out" 2>"$TMP/$_name.err" &
   kill_at_checkpoint $! "$TMP/ck-$_name/rescale" $((_from + 2))
+  _got=$(newest_checkpoint "$TMP/ck-$_name/rescale")
   check "$_name: killed at parallelism $_p after checkpoints completed, before the end (status $KILLED)" \
-    test "$(newest_checkpoint "$TMP/ck-$_name/rescale")" -ge $((_from + 2)) -a "$KILLED" -eq 137
+    test "$_got" -ge $((_from + 2)) -a "$KILLED" -eq 137
+  if [ "$_got" -lt $((_from + 2)) ]; then # what the job said, and its checkpoints
+    diag "$TMP/$_name.err" 40
+    ls -la "$TMP/ck-$_name/rescale" 2>&1 | diag - 20
+  fi
 }
 
 scenario() { # NAME P1 P2 [P3]: kill at P1, resume at P2 (kill again, resume at P3)
