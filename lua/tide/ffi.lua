@@ -703,8 +703,8 @@ function M.install(core)
   -- core.check_numbers(b, n [, field]) -> nothing | index, value: as the
   -- C function (host_lua54.c), in Lua. Compiled, the loop costs a few
   -- instructions per record; the C one makes four C API calls per record,
-  -- about 250 instructions a record on LuaJIT (7% of the streaming word
-  -- count's)
+  -- about 250 instructions a record on LuaJIT (a tenth of the streaming
+  -- word count's)
   function core.check_numbers(b, n, field)
     if field == nil then
       for i = 1, n do

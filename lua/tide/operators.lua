@@ -112,10 +112,11 @@ local FUSE_AFTER = 4 -- batches a fused map goes through unfused first
 
 function ops.map(node, out)
   local f, o, nxt = node.fn, {}, out.push
+  local function map_nil() error("map: the function returned nil (records cannot be nil)", 0) end
   local function push(b, ts, n)
     for i = 1, n do
       local v = f(b[i])
-      if v == nil then error("map: the function returned nil (records cannot be nil)", 0) end
+      if v == nil then map_nil() end
       o[i] = v
     end
     nxt(o, ts, n)
@@ -128,7 +129,6 @@ function ops.map(node, out)
   -- hot, and by then most records' keys have state (the path where the
   -- record need not be built), where the first batch is mostly first
   -- records of their keys
-  local function map_nil() error("map: the function returned nil (records cannot be nil)", 0) end
   local fused = target.op.fuse_map(f, map_nil)
   local warm = FUSE_AFTER
   local function fused_push(b, ts, n)
@@ -912,24 +912,27 @@ local function aggregation_loop(node, out, rt, agg, st, mode)
 
     end]]
   end
+  -- a key's first record: kept (a copy when borrowed), unless compact
+  local first_code = keys and "if type(k) == 'table' then firsts[k] = $KEY end" or ""
+  if with_first then
+    first_code = borrows and "firsts[k] = copy(v)" or "firsts[k] = v"
+    if compact then
+      first_code = "if not (type(k) == 'string' and rawget(v, kfield) == k and rawget(v, field) ~= nil and " ..
+        "next(v, (next(v, (next(v))))) == nil) then " .. first_code .. " end"
+    end
+  end
   -- gen(sh, fz): the loop; fz: with a map fused in (fuse_map below)
   local fused, ffail, fused_item, fused_check
   local function gen(sh, fz)
   local src = AGG_TEMPLATE
     :gsub("%$ITEM", fz and fused_item or "b[i]")
     :gsub("%$KEYFAIL", fz and "ffail('key', b, n, i, v)" or "fail('key')")
-    :gsub("%$CHECK", fz and fused_check or "$CHECK")
-    :gsub("%$BATCHCHECK", fz and "" or "$BATCHCHECK")
     :gsub("%$RAWSAVE", raws and "if a == nil then raws[k] = kr end" or "")
     :gsub("%$KEY", function() return kexpr end)
     :gsub("%$VALUE", agg == "count" and "1" or (agg == "reduce" or field == nil) and "v" or index(field))
-    :gsub("%$CHECK", check)
-    :gsub("%$BATCHCHECK", batch_check)
-    :gsub("%$FIRST", with_first and (compact and "if not (type(k) == 'string' and rawget(v, kfield) == k and " ..
-        "rawget(v, field) ~= nil and next(v, (next(v, (next(v))))) == nil) then " ..
-        (borrows and "firsts[k] = copy(v)" or "firsts[k] = v") .. " end"
-        or (borrows and "firsts[k] = copy(v)" or "firsts[k] = v"))
-      or keys and "if type(k) == 'table' then firsts[k] = $KEY end" or "")
+    :gsub("%$CHECK", fz and fused_check or check)
+    :gsub("%$BATCHCHECK", fz and "" or batch_check)
+    :gsub("%$FIRST", first_code)
     :gsub("%$KEY", function() return kexpr end)
     :gsub("%$COMBINE", COMBINE[agg])
     :gsub("%$EMIT", function() return emit_code(sh) end)
