@@ -136,9 +136,16 @@ cat_parts "$TMP/wc2-out" | sort >"$TMP/wc2.actual"
 check_eq "... and equals the oracle too" "$TMP/wc.oracle" "$TMP/wc2.actual"
 check "both task managers ran a part of it" sh -c "grep -l 'deployment .* finished' '$TMP'/tm1.err '$TMP'/tm2.err | wc -l | grep -qx 2"
 
-# a job submitted to the job manager, which runs its master (--detached)
-run_tide "$TMP/det" run scripts/wordcount.lua -p 2 --detached --jobmanager "$JM" \
-  --secret-file "$TMP/secret" -- "$INPUT" wc-det 5
+# a job submitted to the job manager, which runs its master (--detached);
+# the client runs in a directory of its own, where the job's relative
+# output path resolves (not the repository: the LuaJIT run of this test
+# runs beside this one, from the same directory)
+mkdir "$TMP/client-cwd"
+ABS_SCRIPT=$(pwd)/scripts/wordcount.lua
+(cd "$TMP/client-cwd" && exec "$ABS_TIDE" run "$ABS_SCRIPT" -p 2 --detached --jobmanager "$JM" \
+  --secret-file "$TMP/secret" -- "$INPUT" wc-det 5) >"$TMP/det.out" 2>"$TMP/det.err"
+RC=$?
+LAST=$TMP/det
 check_rc "tide run --detached exits 0 at once" 0
 DET=$(cat "$TMP/det.out")
 check_match "... and prints the job's id" "$TMP/det.out" '^[0-9a-f]{16}$'
@@ -149,8 +156,7 @@ done
 for _ in $(seq 600); do grep -q 'ended: exit status' "$TMP/jm.err" && break; sleep 0.1; done
 check_contains "the job manager started its master" "$TMP/jm.err" "job $DET submitted"
 check_contains "... which ended with exit status 0" "$TMP/jm.err" "ended: exit status 0"
-cat_parts wc-det | sort >"$TMP/det.actual"
-rm -rf wc-det
+cat_parts "$TMP/client-cwd/wc-det" | sort >"$TMP/det.actual"
 check_eq "the detached job's output (a relative path: the client's) equals the oracle" \
   "$TMP/wc.oracle" "$TMP/det.actual"
 
