@@ -1521,14 +1521,16 @@ static int final_put(td_task_t *t, const char *name, td_wbuf_t *b, void *ud) {
 
 /* core.finished([collect]) - this subtask's input ended and its end was
  * sent (core.finish): write its final state (collect() -> {file name =
- * value}) when the job checkpoints, and report it to the coordinator. */
+ * value}) when the job checkpoints, and report it to the coordinator.
+ * Without checkpoints collect is not called: nothing would read what it
+ * returns (a snapshot of every key's state, costly for large state). */
 static int l_finished(lua_State *L) {
   td_task_t *t = task_of(L);
   finals_t f = {0};
   char err[1024];
   int rc = 0;
-  if (!lua_isnoneornil(L, 1)) {
-    luaL_checktype(L, 1, LUA_TFUNCTION);
+  if (!lua_isnoneornil(L, 1)) luaL_checktype(L, 1, LUA_TFUNCTION);
+  if (!lua_isnoneornil(L, 1) && td_task_keeps_final_state(t)) {
     /* collect() may upload shared files (RocksDB final states): the
      * coordinator must not sweep them before td_task_finished lists them */
     td_task_finishing(t);

@@ -808,6 +808,11 @@ void td_task_abort_snapshots(td_task_t *t) {
   td_coord_abort_snapshots(t->coord, t->st->global);
 }
 
+int td_task_keeps_final_state(td_task_t *t) {
+  char dir[4200];
+  return td_coord_finished_dir(t->coord, dir, sizeof dir)[0] != 0;
+}
+
 void td_task_finishing(td_task_t *t) { td_coord_finishing(t->coord, t->st->global); }
 
 int td_task_finished(td_task_t *t, int n, const char *const *names, const void *const *data,

@@ -135,6 +135,12 @@ _Noreturn void td_task_child_exit(td_task_t *t, const char *error);
  * running, before its state is closed (td_coord_abort_snapshots). */
 void td_task_abort_snapshots(td_task_t *t);
 
+/* td_task_keeps_final_state - whether this subtask's final state is kept
+ * (the job checkpoints: a checkpoint or savepoint taken after the subtask
+ * finished holds it). 1 or 0; without checkpoints nothing reads it, and
+ * the host need not collect it. */
+int td_task_keeps_final_state(td_task_t *t);
+
 /* td_task_finishing - this subtask is about to take its final state
  * (td_coord_finishing); td_task_finished follows. */
 void td_task_finishing(td_task_t *t);

@@ -459,8 +459,9 @@ function Env:from_list(t, opts)
 end
 
 --- A source of generated records (Flink's DataGeneratorSource): fn(i) is
--- called for i = 1 .. count and its result emitted. Subtasks each take a
--- contiguous range of the sequence.
+-- called for i = 1 .. count and its result emitted. Subtask k (0-based) of
+-- p takes i = k + 1, k + 1 + p, k + 1 + 2p, ... (so event times derived
+-- from i advance together on every subtask).
 -- @param fn function(i) -> record (non-nil)
 -- @param count integer >= 0, or nil for an unbounded source
 -- @param opts table, optional: parallelism (integer), rate_limit

@@ -299,4 +299,29 @@ run_tide "$TMP/help" help
 check_rc "tide help: exit 0" 0
 check_contains "tide help: prints the usage on stdout" "$TMP/help.out" "usage: tide run"
 
+# ---- state no snapshot can hold ---------------------------------------------
+# a function kept in value state: without checkpoints no snapshot is ever
+# taken (not even of the final state at the end: nothing would read it),
+# so the job ends normally; with checkpoints the final state's snapshot
+# fails, naming the state file and the value
+job fnstate <<'EOF'
+local tide = require "tide"
+local env = tide.env()
+env:from_list({ "a", "b", "a" })
+   :key_by(function(w) return w end)
+   :process { on_record = function(w, ctx, out)
+       ctx.state:value("f"):update(function() return w end)
+       out:collect(w)
+     end }
+   :print()
+env:execute("fnstate")
+EOF
+run fnstate
+check_rc "a function in keyed state, no checkpoints: exit 0" 0
+check_str "... with its whole output" "a b a" "$(tr '\n' ' ' <"$TMP/fnstate.out" | sed 's/ $//')"
+run fnstate --checkpoint-dir "$TMP/ck-fnstate"
+check_rc "a function in keyed state, with checkpoints: exit 1" 1
+check_contains "... the final state's snapshot names the file and the value" "$TMP/fnstate.err" \
+  "cannot write the final state: snapshot of process-2-0.state: cannot encode a function value"
+
 finish
