@@ -42,7 +42,7 @@ CORE_SRC   = $(filter-out core/main.c core/lua_module.c,$(wildcard core/*.c)) \
              $(wildcard state/*.c)
 CORE_OBJ   = $(CORE_SRC:%.c=$(BUILD)/%.o)
 # what runs Lua (compiled once per VM) and what does not (shared)
-LUA_SRC    = core/host_lua54.c core/codec.c core/source_file.c core/module_lua.c core/state_lua.c \
+LUA_SRC    = core/host_lua54.c core/chunkcache.c core/codec.c core/source_file.c core/module_lua.c core/state_lua.c \
              core/kafka_lua.c core/json_lua.c core/socket_lua.c core/postgres_lua.c
 FREE_OBJ   = $(filter-out $(LUA_SRC:%.c=$(BUILD)/%.o) $(BUILD)/core/luaalloc.o,$(CORE_OBJ))
 JIT_OBJ    = $(LUA_SRC:%.c=$(BUILD)/luajit/%.o)

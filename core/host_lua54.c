@@ -32,6 +32,7 @@
 #include "alloc.h"
 #include "barrier.h"
 #include "checkpoint.h"
+#include "chunkcache.h"
 #include "codec.h"
 #include "error.h"
 #include "exchange.h"
@@ -309,6 +310,7 @@ int td_host_run_script(lua_State *L, const char *path, const char *text, size_t 
 static lua_State *open_state(lua_State *L) {
   if (!L) return NULL;
   luaL_openlibs(L);
+  td_chunkcache_install(L);
   td_lua_preload(L, "tide.core", td_host_openlib);
   return L;
 }
