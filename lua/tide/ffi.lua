@@ -507,15 +507,27 @@ local function decode_value(p, pos, lim, depth)
   return t, pos
 end
 
+-- Object reuse (decode_batch's reuse): per place i of out, the table
+-- decoded there last (false when none) and its keys in the order they
+-- came ({n = count, k1, k2, ...}; n = -1 when a key was a container).
+local reuse_tab, reuse_keys = {}, {}
+
 -- Decode records i = 0 .. n-1, each exactly p[off[i] .. stop[i]), into
 -- out[1..n] (the loops over a record's items are here, in the loop over
 -- the records, for the JIT; nested containers recurse). Raises CORRUPT.
-local function decode_batch(p, off, stop, n, out)
+-- With reuse (the consumer borrows the records: it keeps none and changes
+-- none), a map whose keys come as those of the table decoded at the same
+-- place of out in the previous call is decoded into that table, as the
+-- Lua 5.4 host's core.poll does: its keys are compared while it is
+-- filled, and at the first that differs the record is decoded again from
+-- its start into a new table.
+local function decode_batch(p, off, stop, n, out, reuse)
   for r = 0, n - 1 do
     local pos, lim = off[r], stop[r]
     if pos >= lim then error(CORRUPT) end
     local c = p[pos]
     local v, nxt = decode_scalar(p, pos, lim, c)
+    local mapped = false -- the map decoded here (reuse)
     if v == false and not nxt then
       local cnt, map
       if c <= 0x8f then
@@ -529,22 +541,43 @@ local function decode_batch(p, off, stop, n, out)
         map, pos = c >= 0xde, pos + 1 + w
       end
       if cnt > (map and (lim - pos) / 2 or lim - pos) then error(CORRUPT) end
-      v = map and tnew(0, cnt) or tnew(cnt, 0)
       if map then
-        for _ = 1, cnt do
+        local keys = reuse and reuse_keys[r + 1]
+        if reuse and not keys then
+          keys = { n = -1 }
+          reuse_keys[r + 1] = keys
+        end
+        local old = reuse and out[r + 1]
+        local refill = old and old == reuse_tab[r + 1] and keys.n == cnt
+        v = refill and old or tnew(0, cnt)
+        local start, j, plain = pos, 0, true
+        while j < cnt do
+          j = j + 1
           if pos >= lim then error(CORRUPT) end
           local k, x
           k, nxt = decode_scalar(p, pos, lim, p[pos])
-          if k == false and not nxt then k, nxt = decode_value(p, pos, lim, 1) end
+          if k == false and not nxt then
+            k, nxt = decode_value(p, pos, lim, 1)
+            plain = false
+          end
           if k == nil or k ~= k then error(CORRUPT) end
-          pos = nxt
-          if pos >= lim then error(CORRUPT) end
-          x, nxt = decode_scalar(p, pos, lim, p[pos])
-          if x == false and not nxt then x, nxt = decode_value(p, pos, lim, 1) end
-          pos = nxt
-          v[k] = x
+          if refill and (k ~= keys[j] or not plain) then
+            -- another shape: this record into a new table, its keys kept
+            refill, v, pos, j, plain = false, tnew(0, cnt), start, 0, true
+          else
+            if keys and not refill then keys[j] = k end
+            pos = nxt
+            if pos >= lim then error(CORRUPT) end
+            x, nxt = decode_scalar(p, pos, lim, p[pos])
+            if x == false and not nxt then x, nxt = decode_value(p, pos, lim, 1) end
+            pos = nxt
+            v[k] = x
+          end
         end
+        if keys and not refill then keys.n = plain and cnt or -1 end
+        mapped = v
       else
+        v = tnew(cnt, 0)
         for i = 1, cnt do
           if pos >= lim then error(CORRUPT) end
           local x
@@ -558,12 +591,15 @@ local function decode_batch(p, off, stop, n, out)
     end
     if nxt ~= lim then error(CORRUPT) end
     out[r + 1] = v
+    if reuse then reuse_tab[r + 1] = mapped end
   end
 end
 
---- decode_batch(p, off, stop, n, out): decode records p[off[i] .. stop[i])
--- for i = 0 .. n-1 into out[1..n]; what core.poll runs, under one pcall per
--- batch (raises a private value for malformed input).
+--- decode_batch(p, off, stop, n, out [, reuse]): decode records p[off[i] ..
+-- stop[i]) for i = 0 .. n-1 into out[1..n] (reuse: into the tables out
+-- holds from the previous call where the keys are the same, see above);
+-- what core.poll runs, under one pcall per batch (raises a private value
+-- for malformed input).
 M.decode_batch = decode_batch
 
 --- Decode one value from p[pos .. lim) (p: a uint8_t pointer): value and
@@ -602,7 +638,7 @@ function M.install(core)
   local batch = ffi.new("td_batch_t[1]")
   local EVENTS = { "watermark", "idle", "active", "barrier" }
   local ts_hi = 0
-  function core.poll(buf, tsbuf, timeout)
+  function core.poll(buf, tsbuf, timeout, reuse)
     local t = the_task()
     local r = C.td_task_poll(t, timeout or -1, batch)
     if r < 0 then fail(r) end
@@ -611,7 +647,7 @@ function M.install(core)
     local b = batch[0]
     local n, data, off, stop = b.n, ffi.cast(u8p, b.data), b.off, b.stop
     local has_ts, ts = b.has_ts ~= 0, b.ts
-    if not pcall(decode_batch, data, off, stop, n, buf) then error("corrupt exchange buffer", 0) end
+    if not pcall(decode_batch, data, off, stop, n, buf, reuse) then error("corrupt exchange buffer", 0) end
     for i = 0, n - 1 do
       if has_ts and ts[i] ~= INT64_MIN then
         tsbuf[i + 1] = tonumber(ts[i])

@@ -124,7 +124,81 @@ describe("tide under LuaJIT #unit", function()
         end
         assert(pcall(tffi.decode_batch, ffi.cast("const uint8_t *", b.p), off, stop, N, out))
         assert(out[N].id == batch * N + N and out[N].tags[2] == "b")
+        -- and into the tables of the batch before (object reuse)
+        assert(pcall(tffi.decode_batch, ffi.cast("const uint8_t *", b.p), off, stop, N, out, true))
+        assert(out[N].id == batch * N + N and out[N].tags[2] == "b")
       end
     end))
+  end)
+
+  describe("decode_batch with reuse (a consumer that borrows its records)", function()
+    local ffi, tffi = require "ffi", require "tide.ffi"
+    -- decode the records recs[1..n] into out as core.poll does
+    local function decode(recs, out, reuse)
+      local n = #recs
+      local b = tffi.new_buf()
+      local ends = ffi.new("uint32_t[?]", n)
+      local off, stop = ffi.new("uint32_t[?]", n), ffi.new("uint32_t[?]", n)
+      assert(pcall(tffi.encode_batch, b, recs, n, false, ends, 0))
+      for i = 0, n - 1 do
+        off[i] = i == 0 and 0 or ends[i - 1]
+        stop[i] = ends[i]
+      end
+      assert(pcall(tffi.decode_batch, ffi.cast("const uint8_t *", b.p), off, stop, n, out, reuse))
+    end
+    local function sorted_pairs(t)
+      local l = {}
+      for k, v in pairs(t) do l[#l + 1] = tostring(k) .. "=" .. tostring(v) end
+      table.sort(l)
+      return table.concat(l, " ")
+    end
+
+    it("refills the table of the same place when the keys come alike", function()
+      local out = {}
+      decode({ { w = "a", n = 1 }, { w = "b", n = 2 } }, out, true)
+      local t1, t2 = out[1], out[2]
+      decode({ { w = "c", n = 3 }, { w = "d", n = 4 } }, out, true)
+      assert.are.equal(t1, out[1])
+      assert.are.equal(t2, out[2])
+      assert.are.equal("n=3 w=c", sorted_pairs(out[1]))
+      assert.are.equal("n=4 w=d", sorted_pairs(out[2]))
+    end)
+
+    it("takes a new table for other keys, and leaves no key of the old one", function()
+      local out = {}
+      decode({ { w = "a", n = 1 } }, out, true)
+      local t1 = out[1]
+      decode({ { w = "b", m = 2 } }, out, true) -- a key differs
+      assert.are_not.equal(t1, out[1])
+      assert.are.equal("m=2 w=b", sorted_pairs(out[1]))
+      local t2 = out[1]
+      decode({ { w = "c" } }, out, true) -- fewer keys
+      assert.are_not.equal(t2, out[1])
+      assert.are.equal("w=c", sorted_pairs(out[1]))
+      decode({ { 5, 6 } }, out, true) -- an array at the same place
+      assert.are.equal("1=5 2=6", sorted_pairs(out[1]))
+      decode({ { w = "d" } }, out, true) -- a map again: not into the array
+      assert.are.equal("w=d", sorted_pairs(out[1]))
+    end)
+
+    it("does not refill a table another one replaced at that place", function()
+      local out = {}
+      decode({ { w = "a", n = 1 } }, out, true)
+      local mine = { w = "kept", n = 0 }
+      out[1] = mine
+      decode({ { w = "b", n = 2 } }, out, true)
+      assert.are_not.equal(mine, out[1])
+      assert.are.equal("n=0 w=kept", sorted_pairs(mine))
+      assert.are.equal("n=2 w=b", sorted_pairs(out[1]))
+    end)
+
+    it("makes new tables without reuse", function()
+      local out = {}
+      decode({ { w = "a", n = 1 } }, out, true)
+      local t1 = out[1]
+      decode({ { w = "b", n = 2 } }, out, false)
+      assert.are_not.equal(t1, out[1])
+      assert.are.equal("n=1 w=a", sorted_pairs(t1))
+    end)
   end)
 end)
