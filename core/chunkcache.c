@@ -9,7 +9,10 @@
  * so that the VMs of a job, which start together, wait for the first one's
  * bytecode instead of each parsing the file; the bytecode of an entry is
  * read without the lock. The lock is recursive: a finalizer run by the
- * collector while a file compiles may require a module.
+ * collector while a file compiles may require a module. A fork (a
+ * snapshot's child) waits for a compile in progress (pthread_atfork): a
+ * child that inherited the lock held by a thread it does not have would
+ * hang at its first require.
  */
 #include "chunkcache.h"
 
@@ -114,7 +117,13 @@ static int searcher(lua_State *L) {
   return 2;
 }
 
+static void before_fork(void) { pthread_mutex_lock(&cache_mu); }
+static void after_fork(void) { pthread_mutex_unlock(&cache_mu); }
+static void at_fork(void) { pthread_atfork(before_fork, after_fork, after_fork); }
+
 void td_chunkcache_install(lua_State *L) {
+  static pthread_once_t once = PTHREAD_ONCE_INIT;
+  pthread_once(&once, at_fork);
   lua_getglobal(L, "package");
   lua_getfield(L, -1, "searchers");
   if (!lua_istable(L, -1)) {
