@@ -1531,8 +1531,9 @@ static int l_finished(lua_State *L) {
   finals_t f = {0};
   char err[1024];
   int rc = 0;
-  if (!lua_isnoneornil(L, 1)) luaL_checktype(L, 1, LUA_TFUNCTION);
-  if (!lua_isnoneornil(L, 1) && td_task_keeps_final_state(t)) {
+  int collect = !lua_isnoneornil(L, 1);
+  if (collect) luaL_checktype(L, 1, LUA_TFUNCTION);
+  if (collect && td_task_keeps_final_state(t)) {
     /* collect() may upload shared files (RocksDB final states): the
      * coordinator must not sweep them before td_task_finished lists them */
     td_task_finishing(t);
